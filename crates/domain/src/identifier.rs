@@ -1,0 +1,430 @@
+//! Identifiers a person is known by. Each parses into a normalised value that can only
+//! hold a valid form, so two spellings of one address are one identity:
+//! e-mails lower-cased, phones E.164, wallets CAIP-10 with EIP-55 checksums,
+//! social handles `network:handle`.
+
+use serde::{Deserialize, Serialize};
+use sha3::{Digest, Keccak256};
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityKind {
+    UserId,
+    AnonymousId,
+    Email,
+    Phone,
+    Social,
+    Wallet,
+    External,
+}
+
+impl IdentityKind {
+    pub const ALL: [IdentityKind; 7] = [
+        IdentityKind::UserId,
+        IdentityKind::AnonymousId,
+        IdentityKind::Email,
+        IdentityKind::Phone,
+        IdentityKind::Social,
+        IdentityKind::Wallet,
+        IdentityKind::External,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityKind::UserId => "user_id",
+            IdentityKind::AnonymousId => "anonymous_id",
+            IdentityKind::Email => "email",
+            IdentityKind::Phone => "phone",
+            IdentityKind::Social => "social",
+            IdentityKind::Wallet => "wallet",
+            IdentityKind::External => "external",
+        }
+    }
+
+    /// Merge priority when picking which identifier anchors a message: stronger first.
+    pub fn strength(self) -> u8 {
+        match self {
+            IdentityKind::UserId => 0,
+            IdentityKind::External => 1,
+            IdentityKind::Email => 2,
+            IdentityKind::Phone => 3,
+            IdentityKind::Wallet => 4,
+            IdentityKind::Social => 5,
+            IdentityKind::AnonymousId => 6,
+        }
+    }
+}
+
+impl fmt::Display for IdentityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for IdentityKind {
+    type Err = IdentifierError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        IdentityKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| IdentifierError::new("kind", format!("unknown identifier kind '{s}' (expected one of user_id, anonymous_id, email, phone, social, wallet, external)")))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind}: {reason}")]
+pub struct IdentifierError {
+    pub kind: String,
+    pub reason: String,
+}
+
+impl IdentifierError {
+    pub fn new(kind: impl Into<String>, reason: impl Into<String>) -> Self {
+        IdentifierError {
+            kind: kind.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `(kind, value)`: unique across the store, owned by exactly one profile.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IdentityKey {
+    pub kind: IdentityKind,
+    pub value: String,
+}
+
+impl fmt::Display for IdentityKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind, self.value)
+    }
+}
+
+const MAX_ID_LEN: usize = 256;
+
+impl IdentityKey {
+    /// Parses and normalises a raw value of a known kind.
+    pub fn parse(kind: IdentityKind, raw: &str) -> Result<Self, IdentifierError> {
+        let value = match kind {
+            IdentityKind::UserId | IdentityKind::AnonymousId | IdentityKind::External => {
+                plain_id(kind, raw)?
+            }
+            IdentityKind::Email => normalize_email(raw)?,
+            IdentityKind::Phone => normalize_phone(raw)?,
+            IdentityKind::Wallet => normalize_wallet(raw)?,
+            IdentityKind::Social => {
+                let (network, handle) = raw.split_once(':').ok_or_else(|| {
+                    IdentifierError::new("social", "expected network:handle, e.g. x:alice")
+                })?;
+                normalize_social(network, handle)?
+            }
+        };
+        Ok(IdentityKey { kind, value })
+    }
+
+    /// Parses the prefixed form used by the CLI, lookups and edge lists:
+    /// `email:a@b.c`, `phone:+1…`, `wallet:eip155:1:0x…`, `social:x:alice`,
+    /// `user_id:42`, `anonymous_id:…`, `external:crm:7`. A bare value is a `user_id`.
+    pub fn parse_prefixed(s: &str) -> Result<Self, IdentifierError> {
+        let s = s.trim();
+        if let Some((prefix, rest)) = s.split_once(':') {
+            if let Ok(kind) = IdentityKind::from_str(prefix) {
+                return IdentityKey::parse(kind, rest);
+            }
+        }
+        IdentityKey::parse(IdentityKind::UserId, s)
+    }
+}
+
+fn plain_id(kind: IdentityKind, raw: &str) -> Result<String, IdentifierError> {
+    let v = raw.trim();
+    if v.is_empty() {
+        return Err(IdentifierError::new(kind.as_str(), "must not be empty"));
+    }
+    if v.len() > MAX_ID_LEN {
+        return Err(IdentifierError::new(
+            kind.as_str(),
+            format!("longer than {MAX_ID_LEN} bytes"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(IdentifierError::new(
+            kind.as_str(),
+            "contains control characters",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// E-mail addresses are compared case-insensitively (what every mail provider does in
+/// practice), so the whole address is lower-cased.
+pub fn normalize_email(raw: &str) -> Result<String, IdentifierError> {
+    let v = raw.trim();
+    let parsed = email_address::EmailAddress::from_str(v)
+        .map_err(|e| IdentifierError::new("email", format!("'{v}' is not an e-mail address ({e})")))?;
+    let domain = parsed.domain();
+    // The RFC allows dotless domains; customer e-mail never uses them and they are a
+    // typical typo ("ann@gmail"), so reject them.
+    if !domain.contains('.') || domain.starts_with('[') {
+        return Err(IdentifierError::new(
+            "email",
+            format!("'{v}' has no valid domain"),
+        ));
+    }
+    Ok(v.to_lowercase())
+}
+
+/// Phones must carry their country code (`+44…`); stored in E.164.
+pub fn normalize_phone(raw: &str) -> Result<String, IdentifierError> {
+    let v = raw.trim();
+    let num = phonenumber::parse(None, v).map_err(|e| {
+        IdentifierError::new(
+            "phone",
+            format!("'{v}' is not a phone number in international format, e.g. +14155550100 ({e})"),
+        )
+    })?;
+    if !phonenumber::is_valid(&num) {
+        return Err(IdentifierError::new(
+            "phone",
+            format!("'{v}' is not a valid number for its country"),
+        ));
+    }
+    Ok(num.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Wallets are CAIP-10 account ids. A bare EVM address (`0x…`) is taken as Ethereum
+/// mainnet (`eip155:1`). EVM addresses get their EIP-55 checksum; a mixed-case input
+/// whose checksum is wrong is rejected (it is a typo, not an address).
+pub fn normalize_wallet(raw: &str) -> Result<String, IdentifierError> {
+    let v = raw.trim();
+    let (namespace, reference, address) = if v.starts_with("0x") || v.starts_with("0X") {
+        ("eip155", "1", v)
+    } else {
+        let mut parts = v.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(n), Some(r), Some(a)) => (n, r, a),
+            _ => {
+                return Err(IdentifierError::new(
+                    "wallet",
+                    format!("'{v}' is neither a 0x address nor a CAIP-10 id like eip155:1:0x…"),
+                ))
+            }
+        }
+    };
+    let ns_ok = (3..=8).contains(&namespace.len())
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ns_ok {
+        return Err(IdentifierError::new(
+            "wallet",
+            format!("CAIP-2 namespace '{namespace}' must be 3-8 of [-a-z0-9]"),
+        ));
+    }
+    let ref_ok = (1..=32).contains(&reference.len())
+        && reference
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ref_ok {
+        return Err(IdentifierError::new(
+            "wallet",
+            format!("CAIP-2 reference '{reference}' must be 1-32 of [-_a-zA-Z0-9]"),
+        ));
+    }
+    if namespace == "eip155" {
+        if !reference.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(IdentifierError::new(
+                "wallet",
+                format!("eip155 chain id '{reference}' must be decimal"),
+            ));
+        }
+        let checksummed = eip55_checksum(address)?;
+        return Ok(format!("eip155:{reference}:{checksummed}"));
+    }
+    let addr_ok = (1..=128).contains(&address.len())
+        && address
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'%');
+    if !addr_ok {
+        return Err(IdentifierError::new(
+            "wallet",
+            format!("account address '{address}' must be 1-128 of [-.%a-zA-Z0-9]"),
+        ));
+    }
+    Ok(format!("{namespace}:{reference}:{address}"))
+}
+
+/// EIP-55 mixed-case checksum of a 20-byte hex address.
+pub fn eip55_checksum(address: &str) -> Result<String, IdentifierError> {
+    let hex_part = address
+        .strip_prefix("0x")
+        .or_else(|| address.strip_prefix("0X"))
+        .ok_or_else(|| IdentifierError::new("wallet", format!("'{address}' must start with 0x")))?;
+    if hex_part.len() != 40 || !hex_part.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(IdentifierError::new(
+            "wallet",
+            format!("'{address}' must be 0x followed by 40 hex digits"),
+        ));
+    }
+    let lower = hex_part.to_ascii_lowercase();
+    let hash = Keccak256::digest(lower.as_bytes());
+    let mut out = String::with_capacity(42);
+    out.push_str("0x");
+    for (i, c) in lower.chars().enumerate() {
+        let nibble = (hash[i / 2] >> (if i % 2 == 0 { 4 } else { 0 })) & 0x0f;
+        if c.is_ascii_alphabetic() && nibble >= 8 {
+            out.push(c.to_ascii_uppercase());
+        } else {
+            out.push(c);
+        }
+    }
+    let mixed = hex_part.bytes().any(|b| b.is_ascii_lowercase())
+        && hex_part.bytes().any(|b| b.is_ascii_uppercase());
+    if mixed && out[2..] != *hex_part {
+        return Err(IdentifierError::new(
+            "wallet",
+            format!("'{address}' has a wrong EIP-55 checksum (expected {out})"),
+        ));
+    }
+    Ok(out)
+}
+
+/// Networks whose handles are case-insensitive and which have well-known trait names.
+pub const SOCIAL_NETWORKS: &[&str] = &[
+    "x", "twitter", "instagram", "facebook", "linkedin", "github", "tiktok", "youtube", "reddit",
+    "discord", "telegram", "farcaster", "mastodon", "bluesky", "threads", "lens", "nostr",
+];
+
+/// `network:handle`, both lower-cased; a leading `@` dropped; `twitter` is `x`.
+pub fn normalize_social(network: &str, handle: &str) -> Result<String, IdentifierError> {
+    let mut network = network.trim().to_ascii_lowercase();
+    if network == "twitter" {
+        network = "x".to_string();
+    }
+    if network.is_empty()
+        || network.len() > 32
+        || !network
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    {
+        return Err(IdentifierError::new(
+            "social",
+            format!("network '{network}' must be 1-32 of [a-z0-9_.-]"),
+        ));
+    }
+    let handle = handle.trim();
+    let handle = handle.strip_prefix('@').unwrap_or(handle).to_lowercase();
+    if handle.is_empty() || handle.len() > 100 {
+        return Err(IdentifierError::new(
+            "social",
+            "handle must be 1-100 characters",
+        ));
+    }
+    if handle.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(IdentifierError::new(
+            "social",
+            format!("handle '{handle}' must not contain spaces"),
+        ));
+    }
+    Ok(format!("{network}:{handle}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn emails_are_lowercased_and_validated() {
+        assert_eq!(normalize_email("  Ann.Lee@Example.COM ").unwrap(), "ann.lee@example.com");
+        assert!(normalize_email("ann@").is_err());
+        assert!(normalize_email("ann@gmail").is_err());
+        assert!(normalize_email("not an email").is_err());
+    }
+
+    #[test]
+    fn phones_become_e164() {
+        assert_eq!(normalize_phone("+44 20 7946 0958").unwrap(), "+442079460958");
+        assert_eq!(normalize_phone("+1 (415) 555-2671").unwrap(), "+14155552671");
+        assert!(normalize_phone("555-2671").is_err());
+        assert!(normalize_phone("+1 000").is_err());
+    }
+
+    #[test]
+    fn wallets_get_eip55_checksums() {
+        // Test vectors from EIP-55.
+        for addr in [
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+            "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB",
+            "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb",
+        ] {
+            assert_eq!(eip55_checksum(&addr.to_lowercase()).unwrap(), addr);
+            assert_eq!(normalize_wallet(addr).unwrap(), format!("eip155:1:{addr}"));
+        }
+        assert_eq!(
+            normalize_wallet("eip155:137:0x5AAEB6053F3E94C9B9A09F33669435E7EF1BEAED").unwrap(),
+            "eip155:137:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+        );
+        // Mixed case with one letter flipped: a typo.
+        assert!(normalize_wallet("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD").is_err());
+        assert!(normalize_wallet("0x1234").is_err());
+        assert!(normalize_wallet("eip155:mainnet:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed").is_err());
+        assert_eq!(
+            normalize_wallet("solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp:7S3P4HxJpyyigGzodYwHtCxZyUQe9JiBMHyRWXArAaKv").unwrap(),
+            "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp:7S3P4HxJpyyigGzodYwHtCxZyUQe9JiBMHyRWXArAaKv"
+        );
+    }
+
+    #[test]
+    fn social_handles() {
+        assert_eq!(normalize_social("Twitter", "@Alice").unwrap(), "x:alice");
+        assert_eq!(normalize_social("mastodon", "bob@mastodon.social").unwrap(), "mastodon:bob@mastodon.social");
+        assert!(normalize_social("x", "two words").is_err());
+        assert!(normalize_social("", "a").is_err());
+    }
+
+    #[test]
+    fn prefixed_forms() {
+        let k = IdentityKey::parse_prefixed("email:A@B.co").unwrap();
+        assert_eq!(k.to_string(), "email:a@b.co");
+        let k = IdentityKey::parse_prefixed("social:twitter:@Bob").unwrap();
+        assert_eq!(k.to_string(), "social:x:bob");
+        let k = IdentityKey::parse_prefixed("42").unwrap();
+        assert_eq!(k.kind, IdentityKind::UserId);
+        let k = IdentityKey::parse_prefixed("wallet:0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed").unwrap();
+        assert_eq!(k.value, "eip155:1:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed");
+    }
+
+    proptest! {
+        // Normalisation is idempotent: a stored value parses to itself.
+        #[test]
+        fn email_normalisation_is_idempotent(local in "[a-zA-Z0-9._%+-]{1,20}", domain in "[a-zA-Z0-9-]{1,15}\\.[a-zA-Z]{2,6}") {
+            let raw = format!("{local}@{domain}");
+            if let Ok(n) = normalize_email(&raw) {
+                prop_assert_eq!(normalize_email(&n).unwrap(), n);
+            }
+        }
+
+        #[test]
+        fn wallet_checksum_roundtrips(bytes in proptest::collection::vec(any::<u8>(), 20)) {
+            let lower = format!("0x{}", hex::encode(&bytes));
+            let c = eip55_checksum(&lower).unwrap();
+            prop_assert_eq!(c.to_lowercase(), lower.clone());
+            prop_assert_eq!(eip55_checksum(&c).unwrap(), c.clone());
+            prop_assert_eq!(eip55_checksum(&lower.to_uppercase().replacen("0X", "0x", 1)).unwrap(), c);
+        }
+
+        #[test]
+        fn parsers_never_panic(s in "\\PC{0,80}") {
+            for k in IdentityKind::ALL {
+                let _ = IdentityKey::parse(k, &s);
+            }
+            let _ = IdentityKey::parse_prefixed(&s);
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Rapport's domain model. Everything here is pure: no I/O, no clocks read behind the
+//! caller's back, so it is unit-tested without a database (DESIGN.md §2).
+
+pub mod apikey;
+pub mod identifier;
+pub mod message;
+pub mod model;
+pub mod resolve;
+pub mod time;
+
+pub use identifier::{IdentifierError, IdentityKey, IdentityKind};
+pub use message::{FieldError, Message, MessageType};

@@ -1,0 +1,621 @@
+//! Segment Tracking API messages (`identify`, `track`, `page`, `screen`, `group`, `alias`),
+//! validated into a normalised [`Message`]. Every rejection names the field at fault
+//! (`batch[3].traits.email`) so a client can fix its payload.
+//!
+//! Timestamps follow the Segment spec: the client's `timestamp` is `originalTimestamp`;
+//! when the client also sent `sentAt`, the stored time is corrected for its clock skew:
+//! `timestamp = receivedAt - (sentAt - originalTimestamp)`.
+
+use crate::identifier::{IdentityKey, IdentityKind, SOCIAL_NETWORKS};
+use crate::time::{parse_timestamp, Millis};
+use serde_json::{Map, Value};
+
+/// Segment's per-message size limit.
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
+/// Segment's per-request (batch) size limit.
+pub const MAX_BATCH_BYTES: usize = 500 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageType {
+    Identify,
+    Track,
+    Page,
+    Screen,
+    Group,
+    Alias,
+}
+
+impl MessageType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::Identify => "identify",
+            MessageType::Track => "track",
+            MessageType::Page => "page",
+            MessageType::Screen => "screen",
+            MessageType::Group => "group",
+            MessageType::Alias => "alias",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "identify" => MessageType::Identify,
+            "track" => MessageType::Track,
+            "page" => MessageType::Page,
+            "screen" => MessageType::Screen,
+            "group" => MessageType::Group,
+            "alias" => MessageType::Alias,
+            _ => return None,
+        })
+    }
+}
+
+/// A validated message, ready for identity resolution. JSON blobs are serialised here,
+/// on the request's thread, so the single writer does as little as possible.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub message_id: String,
+    pub kind: MessageType,
+    /// `event` for track, `name` for page/screen, `groupId` for group.
+    pub name: Option<String>,
+    pub user_id: Option<IdentityKey>,
+    pub anonymous_id: Option<IdentityKey>,
+    /// alias: the earlier id (a user id or an anonymous id).
+    pub previous_id: Option<String>,
+    /// Identifiers found in traits, context.traits and context.externalIds.
+    pub identifiers: Vec<IdentityKey>,
+    /// Traits to merge into the profile (identify traits and context.traits).
+    pub traits: Option<Map<String, Value>>,
+    pub traits_json: Option<String>,
+    pub properties_json: String,
+    pub context_json: String,
+    pub channel: String,
+    pub text: Option<String>,
+    pub occurred_at: Millis,
+    pub received_at: Millis,
+}
+
+impl Message {
+    /// Every identifier of the message, strongest first, without duplicates.
+    pub fn keys(&self) -> Vec<IdentityKey> {
+        let mut keys: Vec<IdentityKey> = Vec::with_capacity(2 + self.identifiers.len());
+        keys.extend(self.user_id.iter().cloned());
+        keys.extend(self.anonymous_id.iter().cloned());
+        for k in &self.identifiers {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+        keys
+    }
+}
+
+/// Request-level values that apply to every message of a batch.
+#[derive(Debug, Clone, Default)]
+pub struct BatchContext<'a> {
+    pub sent_at: Option<Millis>,
+    pub context: Option<&'a Map<String, Value>>,
+    pub received_at: Millis,
+}
+
+fn obj<'a>(
+    m: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a Map<String, Value>>, FieldError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) => Ok(Some(o)),
+        Some(_) => Err(FieldError::new(
+            format!("{path}{key}"),
+            "must be a JSON object",
+        )),
+    }
+}
+
+/// Strings or numbers (Segment allows numeric ids); anything else is an error.
+fn id_string(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<String>, FieldError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(FieldError::new(
+            format!("{path}{key}"),
+            "must be a string or a number",
+        )),
+    }
+}
+
+fn opt_string(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<String>, FieldError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(FieldError::new(format!("{path}{key}"), "must be a string")),
+    }
+}
+
+fn timestamp(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<Millis>, FieldError> {
+    match opt_string(m, key, path)? {
+        None => Ok(None),
+        Some(s) => parse_timestamp(&s).map(Some).ok_or_else(|| {
+            FieldError::new(
+                format!("{path}{key}"),
+                format!("'{s}' is not an ISO-8601 timestamp"),
+            )
+        }),
+    }
+}
+
+fn key(kind: IdentityKind, raw: &str, field: String) -> Result<IdentityKey, FieldError> {
+    IdentityKey::parse(kind, raw).map_err(|e| FieldError::new(field, e.reason))
+}
+
+/// Collects identifiers from a traits object (identify traits or context.traits).
+fn identifiers_from_traits(
+    traits: &Map<String, Value>,
+    path: &str,
+    out: &mut Vec<IdentityKey>,
+) -> Result<(), FieldError> {
+    let mut push = |k: IdentityKey| {
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    };
+    // Single-valued and list-valued forms of each identifier trait.
+    let forms: [(&[&str], IdentityKind); 3] = [
+        (&["email", "emails"], IdentityKind::Email),
+        (&["phone", "phones"], IdentityKind::Phone),
+        (
+            &["wallet", "wallets", "walletAddress", "wallet_address"],
+            IdentityKind::Wallet,
+        ),
+    ];
+    for (names, kind) in forms {
+        for name in names {
+            match traits.get(*name) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) if s.trim().is_empty() => {}
+                Some(Value::String(s)) => push(key(kind, s, format!("{path}{name}"))?),
+                Some(Value::Array(items)) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let field = format!("{path}{name}[{i}]");
+                        match item {
+                            Value::String(s) => push(key(kind, s, field)?),
+                            // wallets: [{"chain": "eip155:137", "address": "0x…"}]
+                            Value::Object(o) if kind == IdentityKind::Wallet => {
+                                let addr = o.get("address").and_then(Value::as_str).ok_or_else(
+                                    || FieldError::new(format!("{field}.address"), "missing"),
+                                )?;
+                                let raw = match o.get("chain").and_then(Value::as_str) {
+                                    Some(chain) => format!("{chain}:{addr}"),
+                                    None => addr.to_string(),
+                                };
+                                push(key(kind, &raw, field)?)
+                            }
+                            _ => {
+                                return Err(FieldError::new(field, "must be a string"));
+                            }
+                        }
+                    }
+                }
+                Some(_) => {
+                    return Err(FieldError::new(
+                        format!("{path}{name}"),
+                        "must be a string or a list of strings",
+                    ))
+                }
+            }
+        }
+    }
+    for network in SOCIAL_NETWORKS {
+        if let Some(v) = traits.get(*network) {
+            match v {
+                Value::String(s) if !s.trim().is_empty() => {
+                    let value = crate::identifier::normalize_social(network, s)
+                        .map_err(|e| FieldError::new(format!("{path}{network}"), e.reason))?;
+                    push(IdentityKey {
+                        kind: IdentityKind::Social,
+                        value,
+                    })
+                }
+                // A non-string under a network name (e.g. a profile object) is not a handle.
+                _ => {}
+            }
+        }
+    }
+    for name in ["socials", "social"] {
+        if let Some(o) = obj(traits, name, path)? {
+            for (network, handle) in o {
+                let field = format!("{path}{name}.{network}");
+                let handle = handle
+                    .as_str()
+                    .ok_or_else(|| FieldError::new(field.clone(), "must be a string"))?;
+                let value = crate::identifier::normalize_social(network, handle)
+                    .map_err(|e| FieldError::new(field, e.reason))?;
+                push(IdentityKey {
+                    kind: IdentityKind::Social,
+                    value,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Text fields that carry what a customer wrote, analysed later by the text capability.
+const TEXT_FIELDS: [&str; 7] = ["text", "body", "comment", "review", "message", "content", "post"];
+
+fn channel_of(m: &Map<String, Value>, ctx: Option<&Map<String, Value>>, kind: MessageType) -> String {
+    if let Some(c) = m.get("channel").and_then(Value::as_str) {
+        return c.to_ascii_lowercase();
+    }
+    if let Some(c) = ctx.and_then(|c| c.get("channel")).and_then(Value::as_str) {
+        return c.to_ascii_lowercase();
+    }
+    let library = ctx
+        .and_then(|c| c.get("library"))
+        .and_then(|l| l.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let lib = library.to_ascii_lowercase();
+    if lib.contains("ios") || lib.contains("android") || lib.contains("react-native") || lib.contains("flutter") {
+        return "mobile".into();
+    }
+    if lib.contains("analytics.js") || lib.contains("browser") || lib.contains("javascript") {
+        return "web".into();
+    }
+    match kind {
+        MessageType::Page => "web".into(),
+        MessageType::Screen => "mobile".into(),
+        _ => "server".into(),
+    }
+}
+
+/// Validates one message. `path` prefixes field names in errors (`batch[2].`).
+/// `default_type` is the endpoint's type (`/v1/track`); inside a batch `type` is required.
+pub fn parse_message(
+    v: &Value,
+    path: &str,
+    default_type: Option<MessageType>,
+    batch: &BatchContext<'_>,
+    gen_id: impl FnOnce() -> String,
+) -> Result<Message, FieldError> {
+    let m = v
+        .as_object()
+        .ok_or_else(|| FieldError::new(path.trim_end_matches('.').to_string(), "must be a JSON object"))?;
+    let kind = match m.get("type") {
+        Some(Value::String(t)) => MessageType::parse(t).ok_or_else(|| {
+            FieldError::new(
+                format!("{path}type"),
+                format!("unknown type '{t}' (expected identify, track, page, screen, group or alias)"),
+            )
+        })?,
+        None | Some(Value::Null) => default_type.ok_or_else(|| {
+            FieldError::new(format!("{path}type"), "required inside a batch")
+        })?,
+        Some(_) => return Err(FieldError::new(format!("{path}type"), "must be a string")),
+    };
+    if let Some(t) = default_type {
+        if t != kind {
+            return Err(FieldError::new(
+                format!("{path}type"),
+                format!("'{}' sent to the /v1/{} endpoint", kind.as_str(), t.as_str()),
+            ));
+        }
+    }
+
+    let user_id = id_string(m, "userId", path)?
+        .map(|s| key(IdentityKind::UserId, &s, format!("{path}userId")))
+        .transpose()?;
+    let anonymous_id = id_string(m, "anonymousId", path)?
+        .map(|s| key(IdentityKind::AnonymousId, &s, format!("{path}anonymousId")))
+        .transpose()?;
+    let previous_id = id_string(m, "previousId", path)?;
+    if user_id.is_none() && anonymous_id.is_none() {
+        return Err(FieldError::new(
+            format!("{path}userId"),
+            "userId or anonymousId is required",
+        ));
+    }
+
+    let name = match kind {
+        MessageType::Track => Some(opt_string(m, "event", path)?.filter(|e| !e.is_empty()).ok_or_else(
+            || FieldError::new(format!("{path}event"), "required for track"),
+        )?),
+        MessageType::Page | MessageType::Screen => opt_string(m, "name", path)?,
+        MessageType::Group => Some(id_string(m, "groupId", path)?.ok_or_else(|| {
+            FieldError::new(format!("{path}groupId"), "required for group")
+        })?),
+        MessageType::Alias => {
+            if previous_id.is_none() {
+                return Err(FieldError::new(
+                    format!("{path}previousId"),
+                    "required for alias",
+                ));
+            }
+            if user_id.is_none() {
+                return Err(FieldError::new(
+                    format!("{path}userId"),
+                    "required for alias",
+                ));
+            }
+            None
+        }
+        MessageType::Identify => None,
+    };
+
+    let message_id = match id_string(m, "messageId", path)? {
+        Some(id) if id.len() > 256 => {
+            return Err(FieldError::new(
+                format!("{path}messageId"),
+                "longer than 256 bytes",
+            ))
+        }
+        Some(id) => id,
+        None => gen_id(),
+    };
+
+    // Batch-level context fills keys the message itself does not set.
+    let own_ctx = obj(m, "context", path)?;
+    let merged_ctx: Option<Map<String, Value>> = match (own_ctx, batch.context) {
+        (Some(c), Some(b)) => {
+            let mut c = c.clone();
+            for (k, v) in b {
+                c.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            Some(c)
+        }
+        (None, Some(b)) => Some(b.clone()),
+        (c, None) => c.cloned(),
+    };
+    let ctx_path = format!("{path}context.");
+    let ctx_traits = match &merged_ctx {
+        Some(c) => obj(c, "traits", &ctx_path)?,
+        None => None,
+    };
+    let traits = if kind == MessageType::Identify {
+        obj(m, "traits", path)?
+    } else {
+        None
+    };
+    let properties = match kind {
+        MessageType::Track | MessageType::Page | MessageType::Screen => obj(m, "properties", path)?,
+        _ => None,
+    };
+
+    let mut identifiers = Vec::new();
+    if let Some(t) = traits {
+        identifiers_from_traits(t, &format!("{path}traits."), &mut identifiers)?;
+    }
+    if let Some(t) = ctx_traits {
+        identifiers_from_traits(t, &format!("{ctx_path}traits."), &mut identifiers)?;
+    }
+    if let Some(c) = &merged_ctx {
+        match c.get("externalIds") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let field = format!("{ctx_path}externalIds[{i}]");
+                    let id = item
+                        .get("id")
+                        .and_then(|v| match v {
+                            Value::String(s) => Some(s.clone()),
+                            Value::Number(n) => Some(n.to_string()),
+                            _ => None,
+                        })
+                        .ok_or_else(|| FieldError::new(format!("{field}.id"), "required string"))?;
+                    let ty = item
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| FieldError::new(format!("{field}.type"), "required string"))?;
+                    let k = key(IdentityKind::External, &format!("{ty}:{id}"), field)?;
+                    if !identifiers.contains(&k) {
+                        identifiers.push(k);
+                    }
+                }
+            }
+            Some(_) => {
+                return Err(FieldError::new(
+                    format!("{ctx_path}externalIds"),
+                    "must be a list",
+                ))
+            }
+        }
+    }
+
+    // Profile traits: identify traits, then context.traits (which Segment documents as
+    // "traits of the current user" on any call).
+    let profile_traits = match (traits, ctx_traits) {
+        (None, None) => None,
+        (a, b) => {
+            let mut t = Map::new();
+            for src in [b, a].into_iter().flatten() {
+                for (k, v) in src {
+                    t.insert(k.clone(), v.clone());
+                }
+            }
+            if t.is_empty() {
+                None
+            } else {
+                Some(t)
+            }
+        }
+    };
+
+    let original = timestamp(m, "timestamp", path)?;
+    let sent_at = timestamp(m, "sentAt", path)?.or(batch.sent_at);
+    let occurred_at = match (original, sent_at) {
+        (Some(ts), Some(sent)) => batch.received_at - (sent - ts),
+        (Some(ts), None) => ts,
+        (None, _) => batch.received_at,
+    };
+
+    let text = properties.and_then(|p| {
+        TEXT_FIELDS
+            .iter()
+            .find_map(|f| p.get(*f).and_then(Value::as_str))
+            .map(str::to_string)
+    });
+
+    let properties_value: Value = match kind {
+        MessageType::Identify => Value::Object(traits.cloned().unwrap_or_default()),
+        MessageType::Group => {
+            let mut o = Map::new();
+            if let Some(t) = obj(m, "traits", path)? {
+                o.insert("traits".into(), Value::Object(t.clone()));
+            }
+            Value::Object(o)
+        }
+        MessageType::Alias => {
+            serde_json::json!({ "previousId": previous_id })
+        }
+        _ => Value::Object(properties.cloned().unwrap_or_default()),
+    };
+    let channel = channel_of(m, merged_ctx.as_ref(), kind);
+    let context_json = match &merged_ctx {
+        Some(c) => Value::Object(c.clone()).to_string(),
+        None => "{}".to_string(),
+    };
+    let traits_json = profile_traits.as_ref().map(|t| Value::Object(t.clone()).to_string());
+    Ok(Message {
+        message_id,
+        kind,
+        name,
+        user_id,
+        anonymous_id,
+        previous_id,
+        identifiers,
+        traits: profile_traits,
+        traits_json,
+        properties_json: properties_value.to_string(),
+        context_json,
+        channel,
+        text,
+        occurred_at,
+        received_at: batch.received_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx(received_at: Millis) -> BatchContext<'static> {
+        BatchContext {
+            sent_at: None,
+            context: None,
+            received_at,
+        }
+    }
+
+    #[test]
+    fn identify_collects_identifiers() {
+        let v = json!({
+            "type": "identify", "userId": 42, "messageId": "m1",
+            "traits": {"email": "Ann@Example.com", "phone": "+44 20 7946 0958",
+                       "twitter": "@Ann", "wallets": ["0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"],
+                       "name": "Ann"},
+            "context": {"traits": {"emails": ["ann.work@corp.io"]}, "externalIds": [{"id": "7", "type": "zendesk"}]}
+        });
+        let m = parse_message(&v, "", None, &ctx(0), || "x".into()).unwrap();
+        assert_eq!(m.user_id.unwrap().value, "42");
+        let keys: Vec<String> = m.identifiers.iter().map(|k| k.to_string()).collect();
+        assert_eq!(
+            keys,
+            [
+                "email:ann@example.com",
+                "phone:+442079460958",
+                "wallet:eip155:1:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+                "social:x:ann",
+                "email:ann.work@corp.io",
+                "external:zendesk:7"
+            ]
+        );
+        assert_eq!(m.traits.unwrap()["name"], "Ann");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let v = json!({"type": "identify", "userId": "u", "traits": {"email": "nope"}});
+        let e = parse_message(&v, "batch[3].", None, &ctx(0), || "x".into()).unwrap_err();
+        assert_eq!(e.field, "batch[3].traits.email");
+        let v = json!({"type": "track", "userId": "u"});
+        let e = parse_message(&v, "", None, &ctx(0), || "x".into()).unwrap_err();
+        assert_eq!(e.field, "event");
+        let v = json!({"type": "track", "event": "E"});
+        let e = parse_message(&v, "", None, &ctx(0), || "x".into()).unwrap_err();
+        assert_eq!(e.field, "userId");
+        let v = json!({"type": "track", "event": "E", "userId": "u", "properties": [1]});
+        let e = parse_message(&v, "", None, &ctx(0), || "x".into()).unwrap_err();
+        assert_eq!(e.field, "properties");
+        let v = json!({"event": "E", "userId": "u"});
+        let e = parse_message(&v, "batch[0].", None, &ctx(0), || "x".into()).unwrap_err();
+        assert_eq!(e.field, "batch[0].type");
+        let v = json!({"type": "track", "event": "E", "userId": "u", "timestamp": "soon"});
+        let e = parse_message(&v, "", None, &ctx(0), || "x".into()).unwrap_err();
+        assert_eq!(e.field, "timestamp");
+    }
+
+    #[test]
+    fn clock_skew_is_corrected_with_sent_at() {
+        // Client clock is 1 hour ahead: it says the event happened at 10:00 and was sent
+        // at 10:05; we received it at 9:05 our time, so it happened at 9:00.
+        let v = json!({"type": "track", "event": "E", "userId": "u",
+            "timestamp": "2024-01-01T10:00:00Z", "sentAt": "2024-01-01T10:05:00Z"});
+        let received = parse_timestamp("2024-01-01T09:05:00Z").unwrap();
+        let m = parse_message(&v, "", None, &ctx(received), || "x".into()).unwrap();
+        assert_eq!(m.occurred_at, parse_timestamp("2024-01-01T09:00:00Z").unwrap());
+        // Without sentAt the client's timestamp is trusted (historical imports).
+        let v = json!({"type": "track", "event": "E", "userId": "u", "timestamp": "2020-01-01T00:00:00Z"});
+        let m = parse_message(&v, "", None, &ctx(received), || "x".into()).unwrap();
+        assert_eq!(m.occurred_at, parse_timestamp("2020-01-01T00:00:00Z").unwrap());
+        // Without a timestamp the event happened when received.
+        let v = json!({"type": "track", "event": "E", "userId": "u"});
+        let m = parse_message(&v, "", None, &ctx(received), || "x".into()).unwrap();
+        assert_eq!(m.occurred_at, received);
+    }
+
+    #[test]
+    fn channel_and_text() {
+        let v = json!({"type": "track", "event": "Review", "anonymousId": "a",
+            "properties": {"review": "Great!"}, "context": {"library": {"name": "analytics-ios"}}});
+        let m = parse_message(&v, "", None, &ctx(0), || "gen".into()).unwrap();
+        assert_eq!(m.channel, "mobile");
+        assert_eq!(m.text.as_deref(), Some("Great!"));
+        assert_eq!(m.message_id, "gen");
+    }
+
+    #[test]
+    fn endpoint_type_must_match() {
+        let v = json!({"type": "identify", "userId": "u"});
+        let e = parse_message(&v, "", Some(MessageType::Track), &ctx(0), || "x".into()).unwrap_err();
+        assert_eq!(e.field, "type");
+        let v = json!({"userId": "u", "event": "E"});
+        assert!(parse_message(&v, "", Some(MessageType::Track), &ctx(0), || "x".into()).is_ok());
+    }
+}

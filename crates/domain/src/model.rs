@@ -1,0 +1,146 @@
+//! What the API shows: read models of profiles, identities, events, consents, merges.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::identifier::IdentityKind;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IdentityView {
+    pub kind: IdentityKind,
+    pub value: String,
+    /// The raw profile the identity arrived on (stays with it across merge/unmerge).
+    pub profile_id: i64,
+    pub verified: bool,
+    pub source: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentStatus {
+    Granted,
+    Denied,
+}
+
+impl ConsentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentStatus::Granted => "granted",
+            ConsentStatus::Denied => "denied",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "granted" => Some(ConsentStatus::Granted),
+            "denied" => Some(ConsentStatus::Denied),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsentView {
+    pub channel: String,
+    pub purpose: String,
+    pub status: ConsentStatus,
+    pub source: String,
+    pub proof: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MergeView {
+    pub id: i64,
+    pub survivor_id: i64,
+    pub merged_id: i64,
+    /// Raw profiles that moved with the merged one.
+    pub member_ids: Vec<i64>,
+    /// The identifier that tied the two, `kind:value`.
+    pub cause: String,
+    pub message_id: Option<String>,
+    /// Who: the API key prefix or `cli`.
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub undone_at: Option<DateTime<Utc>>,
+    pub undone_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConflictView {
+    pub id: i64,
+    pub profile_a: i64,
+    pub profile_b: i64,
+    pub identifier: String,
+    pub reason: String,
+    pub message_id: Option<String>,
+    pub count: i64,
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProfileView {
+    pub id: i64,
+    /// Raw profiles merged into this one (including itself).
+    pub member_ids: Vec<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Traits of all members, the most recently updated winning per key.
+    #[schema(value_type = Object)]
+    pub traits: Value,
+    pub identities: Vec<IdentityView>,
+    pub consents: Vec<ConsentView>,
+    /// Merges into this profile and merges of this profile, newest first.
+    pub merges: Vec<MergeView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProfileSummary {
+    pub id: i64,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    #[schema(value_type = Object)]
+    pub traits: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventView {
+    pub id: i64,
+    pub message_id: String,
+    pub profile_id: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: Option<String>,
+    pub channel: String,
+    pub source: String,
+    #[schema(value_type = Object)]
+    pub properties: Value,
+    #[schema(value_type = Object)]
+    pub context: Value,
+    pub text: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct Stats {
+    /// Profiles as people see them (clusters), not raw rows.
+    pub profiles: i64,
+    pub raw_profiles: i64,
+    pub identities: i64,
+    pub events: i64,
+    pub merges: i64,
+    pub open_conflicts: i64,
+}
+
+/// A page of results; `next_cursor` is absent on the last page.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,557 @@
+//! Identity resolution: turns a group of messages plus a snapshot of who owns their
+//! identifiers into a [`Plan`] of writes. Pure and deterministic, so the same messages
+//! over the same state always give the same profiles.
+//!
+//! Model. Every identity belongs to one *raw* profile forever; raw profiles are grouped
+//! into clusters, each named by its *canonical* profile (the oldest, i.e. lowest id).
+//! A merge re-points the absorbed cluster's members at the survivor; an unmerge points
+//! them back. Events and traits stay on the raw profile they arrived on, so undoing a
+//! merge restores both people with their own events.
+//!
+//! Merge protection: two clusters whose `user_id`s differ are never merged by a message;
+//! the tie is recorded as a conflict for review. An `alias` call is an explicit request
+//! from the brand and merges regardless.
+
+use crate::identifier::{IdentityKey, IdentityKind};
+use crate::message::{Message, MessageType};
+use crate::time::Millis;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+pub type ProfileId = i64;
+
+/// Where an existing identity lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub raw: ProfileId,
+    pub canonical: ProfileId,
+}
+
+/// What the store knows about the identifiers of a group, loaded in one go.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub owners: HashMap<IdentityKey, Owner>,
+    /// Members of every cluster named in `owners` (canonical → raw ids).
+    pub members: HashMap<ProfileId, Vec<ProfileId>>,
+    /// `user_id` values held by each such cluster.
+    pub user_ids: HashMap<ProfileId, BTreeSet<String>>,
+    /// Message ids of the group that are already stored.
+    pub existing_message_ids: HashSet<String>,
+    /// Cluster pairs a person split apart by hand: never re-merged automatically.
+    pub blocked_pairs: HashSet<(ProfileId, ProfileId)>,
+}
+
+/// Keys the store must look up for a group of messages.
+pub fn lookup_keys(messages: &[Message]) -> Vec<IdentityKey> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for m in messages {
+        for k in m.keys().into_iter().chain(previous_keys(m)) {
+            if seen.insert(k.clone()) {
+                out.push(k);
+            }
+        }
+    }
+    out
+}
+
+fn previous_keys(m: &Message) -> Vec<IdentityKey> {
+    match (&m.previous_id, m.kind) {
+        (Some(p), MessageType::Alias) => [IdentityKind::UserId, IdentityKind::AnonymousId]
+            .into_iter()
+            .filter_map(|k| IdentityKey::parse(k, p).ok())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewIdentity {
+    pub key: IdentityKey,
+    pub profile_id: ProfileId,
+    pub first_seen: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merge {
+    pub survivor: ProfileId,
+    pub merged: ProfileId,
+    /// Raw profiles moved from `merged`'s cluster to `survivor`'s.
+    pub members: Vec<ProfileId>,
+    pub cause: IdentityKey,
+    pub message_id: String,
+    pub at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub profile_a: ProfileId,
+    pub profile_b: ProfileId,
+    pub key: IdentityKey,
+    pub reason: String,
+    pub message_id: String,
+    pub at: Millis,
+}
+
+/// An event to store, attributed to a raw profile.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub profile_id: ProfileId,
+    pub message: Message,
+}
+
+/// The writes one group of messages needs. Applied in one transaction.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub new_profiles: Vec<(ProfileId, Millis)>,
+    pub new_identities: Vec<NewIdentity>,
+    /// Existing identities seen again: key → latest time seen.
+    pub seen: HashMap<IdentityKey, Millis>,
+    pub merges: Vec<Merge>,
+    pub conflicts: Vec<Conflict>,
+    pub events: Vec<EventRow>,
+    /// Trait patches per raw profile, in arrival order.
+    pub trait_patches: Vec<(ProfileId, String, Millis)>,
+    pub duplicates: usize,
+}
+
+impl Plan {
+    /// Final canonical id of every raw profile whose cluster changed, for the store.
+    pub fn reassignments(&self) -> Vec<(ProfileId, ProfileId)> {
+        // Later merges override earlier ones (a cluster can be absorbed twice in a group).
+        let mut canon: HashMap<ProfileId, ProfileId> = HashMap::new();
+        for m in &self.merges {
+            for &raw in &m.members {
+                canon.insert(raw, m.survivor);
+            }
+            // Members moved earlier into the now-absorbed cluster follow it.
+            for v in canon.values_mut() {
+                if *v == m.merged {
+                    *v = m.survivor;
+                }
+            }
+        }
+        let mut out: Vec<_> = canon.into_iter().collect();
+        out.sort_unstable();
+        out
+    }
+}
+
+/// Hands out ids for new profiles.
+pub trait IdSource {
+    fn next_id(&mut self) -> ProfileId;
+}
+
+impl<I: Iterator<Item = ProfileId>> IdSource for I {
+    fn next_id(&mut self) -> ProfileId {
+        self.next().expect("the store reserves one id per message")
+    }
+}
+
+pub struct Resolver<'a, S: IdSource> {
+    owners: HashMap<IdentityKey, ProfileId>,
+    canon: HashMap<ProfileId, ProfileId>,
+    members: HashMap<ProfileId, Vec<ProfileId>>,
+    user_ids: HashMap<ProfileId, BTreeSet<String>>,
+    seen_messages: HashSet<String>,
+    blocked: HashSet<(ProfileId, ProfileId)>,
+    ids: &'a mut S,
+    plan: Plan,
+}
+
+fn pair(a: ProfileId, b: ProfileId) -> (ProfileId, ProfileId) {
+    (a.min(b), a.max(b))
+}
+
+impl<'a, S: IdSource> Resolver<'a, S> {
+    pub fn new(snapshot: Snapshot, ids: &'a mut S) -> Self {
+        let mut owners = HashMap::with_capacity(snapshot.owners.len());
+        let mut canon = HashMap::new();
+        for (k, o) in snapshot.owners {
+            owners.insert(k, o.raw);
+            canon.insert(o.raw, o.canonical);
+        }
+        for (c, ms) in &snapshot.members {
+            for &m in ms {
+                canon.insert(m, *c);
+            }
+        }
+        Resolver {
+            owners,
+            canon,
+            members: snapshot.members,
+            user_ids: snapshot.user_ids,
+            seen_messages: snapshot.existing_message_ids,
+            blocked: snapshot.blocked_pairs,
+            ids,
+            plan: Plan::default(),
+        }
+    }
+
+    fn canonical(&self, raw: ProfileId) -> ProfileId {
+        *self.canon.get(&raw).unwrap_or(&raw)
+    }
+
+    fn uids(&self, c: ProfileId) -> impl Iterator<Item = &String> {
+        self.user_ids.get(&c).into_iter().flatten()
+    }
+
+    /// Would merging clusters `a` and `b` (plus the message's user id) leave one user id?
+    fn compatible(&self, a: ProfileId, b: ProfileId, uid: Option<&str>) -> bool {
+        let mut all: BTreeSet<&str> = self.uids(a).map(String::as_str).collect();
+        all.extend(self.uids(b).map(String::as_str));
+        all.extend(uid);
+        all.len() <= 1
+    }
+
+    fn new_profile(&mut self, at: Millis) -> ProfileId {
+        let id = self.ids.next_id();
+        self.canon.insert(id, id);
+        self.members.insert(id, vec![id]);
+        self.plan.new_profiles.push((id, at));
+        id
+    }
+
+    /// Merges two clusters; the older (lower id) survives. Returns the survivor.
+    fn merge(&mut self, a: ProfileId, b: ProfileId, cause: &IdentityKey, msg: &Message) -> ProfileId {
+        let (survivor, merged) = (a.min(b), a.max(b));
+        let moved = self.members.remove(&merged).unwrap_or_else(|| vec![merged]);
+        for &m in &moved {
+            self.canon.insert(m, survivor);
+        }
+        self.members.entry(survivor).or_insert_with(|| vec![survivor]).extend(moved.iter().copied());
+        let uids = self.user_ids.remove(&merged).unwrap_or_default();
+        self.user_ids.entry(survivor).or_default().extend(uids);
+        self.plan.merges.push(Merge {
+            survivor,
+            merged,
+            members: moved,
+            cause: cause.clone(),
+            message_id: msg.message_id.clone(),
+            at: msg.received_at,
+        });
+        survivor
+    }
+
+    fn conflict(&mut self, a: ProfileId, b: ProfileId, key: &IdentityKey, reason: &str, msg: &Message) {
+        let (profile_a, profile_b) = pair(a, b);
+        let exists = self.plan.conflicts.iter().any(|c| {
+            c.profile_a == profile_a && c.profile_b == profile_b && c.key == *key
+        });
+        if !exists {
+            self.plan.conflicts.push(Conflict {
+                profile_a,
+                profile_b,
+                key: key.clone(),
+                reason: reason.to_string(),
+                message_id: msg.message_id.clone(),
+                at: msg.received_at,
+            });
+        }
+    }
+
+    pub fn resolve(&mut self, msg: Message) {
+        if !self.seen_messages.insert(msg.message_id.clone()) {
+            self.plan.duplicates += 1;
+            return;
+        }
+        let at = msg.received_at;
+        let is_alias = msg.kind == MessageType::Alias;
+        let mut keys = msg.keys();
+        if is_alias {
+            // previousId: whichever kind is known; an unknown one is an anonymous id.
+            let prev = previous_keys(&msg);
+            let known = prev.iter().find(|k| self.owners.contains_key(*k)).cloned();
+            if let Some(k) = known.or_else(|| prev.into_iter().nth(1)) {
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+        }
+        let uid = msg.user_id.as_ref().map(|k| k.value.as_str());
+        let owned: Vec<(IdentityKey, ProfileId)> = keys
+            .iter()
+            .filter_map(|k| self.owners.get(k).map(|&raw| (k.clone(), raw)))
+            .collect();
+
+        // Pick the cluster the message belongs to, and the raw profile it lands on.
+        let uid_owner = msg.user_id.as_ref().and_then(|k| self.owners.get(k).copied());
+        let (mut target, anchor) = match uid_owner {
+            Some(raw) => (self.canonical(raw), raw),
+            None => {
+                let pick = owned.iter().find(|(_, raw)| {
+                    let c = self.canonical(*raw);
+                    uid.is_none() || self.uids(c).next().is_none()
+                });
+                match pick {
+                    Some(&(_, raw)) => (self.canonical(raw), raw),
+                    None => {
+                        let id = self.new_profile(at);
+                        (id, id)
+                    }
+                }
+            }
+        };
+
+        // Every other cluster the message names joins the target, unless protected.
+        for (key, raw) in &owned {
+            let c = self.canonical(*raw);
+            if c == target {
+                continue;
+            }
+            if !is_alias && self.blocked.contains(&pair(c, target)) {
+                self.conflict(target, c, key, "profiles were split by hand", &msg);
+            } else if is_alias || self.compatible(target, c, uid) {
+                target = self.merge(target, c, key, &msg);
+            } else {
+                self.conflict(target, c, key, "different user ids", &msg);
+            }
+        }
+
+        for key in &keys {
+            match self.owners.get(key) {
+                Some(&raw) => {
+                    if self.canonical(raw) == target {
+                        let e = self.plan.seen.entry(key.clone()).or_insert(at);
+                        *e = (*e).max(at);
+                    }
+                }
+                None => {
+                    self.owners.insert(key.clone(), anchor);
+                    if key.kind == IdentityKind::UserId {
+                        self.user_ids.entry(target).or_default().insert(key.value.clone());
+                    }
+                    self.plan.new_identities.push(NewIdentity {
+                        key: key.clone(),
+                        profile_id: anchor,
+                        first_seen: at,
+                    });
+                }
+            }
+        }
+        if let Some(t) = &msg.traits_json {
+            self.plan.trait_patches.push((anchor, t.clone(), msg.occurred_at));
+        }
+        self.plan.events.push(EventRow {
+            profile_id: anchor,
+            message: msg,
+        });
+    }
+
+    pub fn finish(self) -> Plan {
+        self.plan
+    }
+}
+
+/// Resolves a whole group.
+pub fn resolve_all<S: IdSource>(snapshot: Snapshot, ids: &mut S, messages: Vec<Message>) -> Plan {
+    let mut r = Resolver::new(snapshot, ids);
+    for m in messages {
+        r.resolve(m);
+    }
+    r.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{parse_message, BatchContext};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// A tiny in-memory store that applies plans, to check resolution end to end.
+    #[derive(Default, Clone)]
+    struct Mem {
+        owners: HashMap<IdentityKey, ProfileId>,
+        canon: HashMap<ProfileId, ProfileId>,
+        messages: HashSet<String>,
+        events: Vec<(String, ProfileId)>,
+        next: ProfileId,
+        merges: Vec<Merge>,
+        conflicts: usize,
+    }
+
+    impl Mem {
+        fn snapshot(&self, msgs: &[Message]) -> Snapshot {
+            let mut s = Snapshot::default();
+            for k in lookup_keys(msgs) {
+                if let Some(&raw) = self.owners.get(&k) {
+                    let c = self.canon[&raw];
+                    s.owners.insert(k, Owner { raw, canonical: c });
+                }
+            }
+            let cs: HashSet<_> = s.owners.values().map(|o| o.canonical).collect();
+            for c in cs {
+                let ms: Vec<_> = {
+                    let mut v: Vec<_> = self.canon.iter().filter(|(_, &cc)| cc == c).map(|(&r, _)| r).collect();
+                    v.sort();
+                    v
+                };
+                let uids = self
+                    .owners
+                    .iter()
+                    .filter(|(k, r)| k.kind == IdentityKind::UserId && ms.contains(r))
+                    .map(|(k, _)| k.value.clone())
+                    .collect();
+                s.members.insert(c, ms);
+                s.user_ids.insert(c, uids);
+            }
+            s.existing_message_ids = msgs.iter().filter(|m| self.messages.contains(&m.message_id)).map(|m| m.message_id.clone()).collect();
+            s
+        }
+
+        fn ingest(&mut self, msgs: Vec<Message>) {
+            let snap = self.snapshot(&msgs);
+            let start = self.next + 1;
+            let mut ids = start..;
+            let plan = resolve_all(snap, &mut ids, msgs);
+            for (id, _) in &plan.new_profiles {
+                self.canon.insert(*id, *id);
+                self.next = self.next.max(*id);
+            }
+            for ni in &plan.new_identities {
+                assert!(self.owners.insert(ni.key.clone(), ni.profile_id).is_none());
+            }
+            for (raw, c) in plan.reassignments() {
+                self.canon.insert(raw, c);
+            }
+            for e in plan.events {
+                assert!(self.messages.insert(e.message.message_id.clone()));
+                self.events.push((e.message.message_id.clone(), e.profile_id));
+            }
+            self.conflicts += plan.conflicts.len();
+            self.merges.extend(plan.merges);
+        }
+
+        fn profile_of(&self, key: &str) -> Option<ProfileId> {
+            let k = IdentityKey::parse_prefixed(key).unwrap();
+            self.owners.get(&k).map(|r| self.canon[r])
+        }
+    }
+
+    fn msg(v: serde_json::Value) -> Message {
+        let id = v["messageId"].as_str().unwrap_or("gen").to_string();
+        parse_message(&v, "", None, &BatchContext { received_at: 1000, ..Default::default() }, || id).unwrap()
+    }
+
+    #[test]
+    fn anonymous_then_known_becomes_one_profile() {
+        let mut s = Mem::default();
+        s.ingest(vec![msg(json!({"type": "page", "anonymousId": "a1", "messageId": "1"}))]);
+        s.ingest(vec![msg(json!({"type": "identify", "anonymousId": "a1", "userId": "u1", "messageId": "2", "traits": {"email": "x@y.io"}}))]);
+        let p = s.profile_of("anonymous_id:a1").unwrap();
+        assert_eq!(s.profile_of("user_id:u1"), Some(p));
+        assert_eq!(s.profile_of("email:x@y.io"), Some(p));
+        assert!(s.merges.is_empty());
+    }
+
+    #[test]
+    fn shared_email_merges_two_profiles_oldest_survives() {
+        let mut s = Mem::default();
+        s.ingest(vec![msg(json!({"type": "identify", "anonymousId": "a1", "messageId": "1", "traits": {"email": "x@y.io"}}))]);
+        s.ingest(vec![msg(json!({"type": "identify", "anonymousId": "a2", "messageId": "2", "traits": {"phone": "+14155552671"}}))]);
+        s.ingest(vec![msg(json!({"type": "identify", "anonymousId": "a2", "messageId": "3", "traits": {"email": "X@y.io"}}))]);
+        let p = s.profile_of("anonymous_id:a1").unwrap();
+        assert_eq!(s.profile_of("phone:+14155552671"), Some(p));
+        assert_eq!(s.merges.len(), 1);
+        assert_eq!(s.merges[0].survivor, 1);
+        assert_eq!(s.merges[0].cause.to_string(), "email:x@y.io");
+    }
+
+    #[test]
+    fn different_user_ids_never_merge() {
+        let mut s = Mem::default();
+        s.ingest(vec![msg(json!({"type": "identify", "userId": "u1", "messageId": "1", "traits": {"email": "shared@y.io"}}))]);
+        s.ingest(vec![msg(json!({"type": "identify", "userId": "u2", "messageId": "2", "traits": {"email": "shared@y.io"}}))]);
+        assert_ne!(s.profile_of("user_id:u1"), s.profile_of("user_id:u2"));
+        assert_eq!(s.profile_of("email:shared@y.io"), s.profile_of("user_id:u1"));
+        assert_eq!(s.conflicts, 1);
+        assert!(s.merges.is_empty());
+        // Alias is an explicit instruction and merges anyway.
+        s.ingest(vec![msg(json!({"type": "alias", "userId": "u2", "previousId": "u1", "messageId": "3"}))]);
+        assert_eq!(s.profile_of("user_id:u1"), s.profile_of("user_id:u2"));
+    }
+
+    #[test]
+    fn duplicates_are_skipped_within_and_across_groups() {
+        let mut s = Mem::default();
+        let m = json!({"type": "track", "event": "E", "userId": "u", "messageId": "same"});
+        s.ingest(vec![msg(m.clone()), msg(m.clone())]);
+        s.ingest(vec![msg(m)]);
+        assert_eq!(s.events.len(), 1);
+    }
+
+    #[test]
+    fn blocked_pairs_are_not_remerged() {
+        let msgs = vec![msg(json!({"type": "identify", "anonymousId": "a2", "messageId": "3", "traits": {"email": "x@y.io"}}))];
+        let mut snap = Snapshot::default();
+        snap.owners.insert(IdentityKey::parse_prefixed("email:x@y.io").unwrap(), Owner { raw: 1, canonical: 1 });
+        snap.owners.insert(IdentityKey::parse_prefixed("anonymous_id:a2").unwrap(), Owner { raw: 2, canonical: 2 });
+        snap.members.insert(1, vec![1]);
+        snap.members.insert(2, vec![2]);
+        snap.blocked_pairs.insert((1, 2));
+        let plan = resolve_all(snap, &mut (10..), msgs);
+        assert!(plan.merges.is_empty());
+        assert_eq!(plan.conflicts.len(), 1);
+    }
+
+    fn arb_message() -> impl Strategy<Value = serde_json::Value> {
+        (
+            proptest::option::of(0u8..6),
+            proptest::option::of(0u8..8),
+            proptest::option::of(0u8..6),
+            proptest::option::of(0u8..6),
+            0u16..40,
+        )
+            .prop_map(|(u, a, e, p, mid)| {
+                let mut v = json!({"type": "identify", "messageId": format!("m{mid}")});
+                if let Some(u) = u { v["userId"] = json!(format!("u{u}")); }
+                if let Some(a) = a { v["anonymousId"] = json!(format!("a{a}")); }
+                if u.is_none() && a.is_none() { v["anonymousId"] = json!("a0"); }
+                let mut traits = serde_json::Map::new();
+                if let Some(e) = e { traits.insert("email".into(), json!(format!("e{e}@x.io"))); }
+                if let Some(p) = p { traits.insert("phone".into(), json!(format!("+1415555{:04}", 2671 + p as u32))); }
+                v["traits"] = serde_json::Value::Object(traits);
+                v
+            })
+    }
+
+    proptest! {
+        /// Invariants over random message streams split into random groups:
+        /// each identity has one owner, no cluster holds two user ids, every message
+        /// is stored once, and the grouping does not change who ends up with whom.
+        #[test]
+        fn resolution_invariants(raw in proptest::collection::vec(arb_message(), 1..40), split in 1usize..8) {
+            let msgs: Vec<Message> = raw.iter().cloned().map(msg).collect();
+            let mut grouped = Mem::default();
+            for chunk in msgs.chunks(split) {
+                grouped.ingest(chunk.to_vec());
+            }
+            let mut single = Mem::default();
+            for m in &msgs {
+                single.ingest(vec![m.clone()]);
+            }
+            let distinct: HashSet<_> = msgs.iter().map(|m| m.message_id.clone()).collect();
+            prop_assert_eq!(grouped.events.len(), distinct.len());
+            for s in [&grouped, &single] {
+                let mut uids: HashMap<ProfileId, HashSet<&str>> = HashMap::new();
+                for (k, raw) in &s.owners {
+                    if k.kind == IdentityKind::UserId {
+                        uids.entry(s.canon[raw]).or_default().insert(&k.value);
+                    }
+                }
+                prop_assert!(uids.values().all(|u| u.len() == 1));
+                // canonical ids are fixed points
+                for c in s.canon.values() { prop_assert_eq!(s.canon[c], *c); }
+            }
+            // Same partition of identities into people, whatever the grouping.
+            let part = |s: &Mem| {
+                let mut m: HashMap<ProfileId, BTreeSet<String>> = HashMap::new();
+                for (k, raw) in &s.owners { m.entry(s.canon[raw]).or_default().insert(k.to_string()); }
+                let mut v: Vec<_> = m.into_values().collect();
+                v.sort();
+                v
+            };
+            prop_assert_eq!(part(&grouped), part(&single));
+        }
+    }
+}

@@ -7,6 +7,7 @@ pub mod message;
 pub mod model;
 pub mod resolve;
 pub mod time;
+pub mod traits;
 
 pub use identifier::{IdentifierError, IdentityKey, IdentityKind};
 pub use message::{FieldError, Message, MessageType};

@@ -520,6 +520,109 @@ pub fn parse_message(
     })
 }
 
+/// Why a request body was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// Past Segment's size limits (413).
+    TooLarge(FieldError),
+    /// Malformed or invalid (400).
+    Invalid(FieldError),
+}
+
+impl BodyError {
+    pub fn field_error(&self) -> &FieldError {
+        match self {
+            BodyError::TooLarge(e) | BodyError::Invalid(e) => e,
+        }
+    }
+}
+
+fn new_message_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn json_error(field: &str, e: serde_json::Error) -> BodyError {
+    BodyError::Invalid(FieldError::new(field, format!("malformed JSON: {e}")))
+}
+
+/// Parses a Segment request body: one message for `/v1/<type>`, or `{"batch": [...]}`
+/// for `/v1/batch` and `/v1/import` (`endpoint` = `None`). The whole request is
+/// accepted or refused: any invalid message refuses it, naming the field.
+pub fn parse_body(body: &[u8], endpoint: Option<MessageType>, received_at: Millis) -> Result<Vec<Message>, BodyError> {
+    use serde_json::value::RawValue;
+    if body.len() > MAX_BATCH_BYTES {
+        return Err(BodyError::TooLarge(FieldError::new(
+            "body",
+            format!("request is {} bytes; the limit is {} bytes (500 KB)", body.len(), MAX_BATCH_BYTES),
+        )));
+    }
+    match endpoint {
+        Some(kind) => {
+            if body.len() > MAX_MESSAGE_BYTES {
+                return Err(BodyError::TooLarge(FieldError::new(
+                    "body",
+                    format!("message is {} bytes; the limit is {} bytes (32 KB)", body.len(), MAX_MESSAGE_BYTES),
+                )));
+            }
+            let v: Value = serde_json::from_slice(body).map_err(|e| json_error("body", e))?;
+            let batch = BatchContext { received_at, ..Default::default() };
+            Ok(vec![parse_message(&v, "", Some(kind), &batch, new_message_id).map_err(BodyError::Invalid)?])
+        }
+        None => {
+            #[derive(serde::Deserialize)]
+            struct Batch<'a> {
+                #[serde(borrow)]
+                batch: Option<Vec<&'a RawValue>>,
+                #[serde(rename = "sentAt")]
+                sent_at: Option<Value>,
+                context: Option<Value>,
+            }
+            let b: Batch<'_> = serde_json::from_slice(body).map_err(|e| json_error("body", e))?;
+            let items = b.batch.ok_or_else(|| BodyError::Invalid(FieldError::new("batch", "required: a list of messages")))?;
+            let sent_at = match &b.sent_at {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(parse_timestamp(s).ok_or_else(|| {
+                    BodyError::Invalid(FieldError::new("sentAt", format!("'{s}' is not an ISO-8601 timestamp")))
+                })?),
+                Some(_) => return Err(BodyError::Invalid(FieldError::new("sentAt", "must be a string"))),
+            };
+            let context = match &b.context {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(o)) => Some(o),
+                Some(_) => return Err(BodyError::Invalid(FieldError::new("context", "must be a JSON object"))),
+            };
+            let batch = BatchContext { sent_at, context, received_at };
+            let mut out = Vec::with_capacity(items.len());
+            for (i, raw) in items.iter().enumerate() {
+                let path = format!("batch[{i}]");
+                if raw.get().len() > MAX_MESSAGE_BYTES {
+                    return Err(BodyError::TooLarge(FieldError::new(
+                        path,
+                        format!("message is {} bytes; the limit is {} bytes (32 KB)", raw.get().len(), MAX_MESSAGE_BYTES),
+                    )));
+                }
+                let v: Value = serde_json::from_str(raw.get()).map_err(|e| json_error(&path, e))?;
+                out.push(parse_message(&v, &format!("{path}."), None, &batch, new_message_id).map_err(BodyError::Invalid)?);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Parses one JSON Lines record (a Segment message with its `type`), for bulk imports.
+pub fn parse_line(line: &str, line_no: usize, received_at: Millis) -> Result<Message, FieldError> {
+    if line.len() > MAX_MESSAGE_BYTES {
+        return Err(FieldError::new(
+            format!("line {line_no}"),
+            format!("message is {} bytes; the limit is {} bytes (32 KB)", line.len(), MAX_MESSAGE_BYTES),
+        ));
+    }
+    let v: Value = serde_json::from_str(line)
+        .map_err(|e| FieldError::new(format!("line {line_no}"), format!("malformed JSON: {e}")))?;
+    let batch = BatchContext { received_at, ..Default::default() };
+    parse_message(&v, &format!("line {line_no}: "), None, &batch, new_message_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,6 +711,23 @@ mod tests {
         assert_eq!(m.channel, "mobile");
         assert_eq!(m.text.as_deref(), Some("Great!"));
         assert_eq!(m.message_id, "gen");
+    }
+
+    #[test]
+    fn batch_bodies() {
+        let body = br#"{"batch": [{"type": "track", "event": "A", "userId": "u", "timestamp": "2024-01-01T00:00:00Z"}], "sentAt": "2024-01-01T00:00:10Z"}"#;
+        let msgs = parse_body(body, None, parse_timestamp("2024-01-01T00:01:10Z").unwrap()).unwrap();
+        // client clock 60 s behind: corrected by sentAt at the batch level
+        assert_eq!(msgs[0].occurred_at, parse_timestamp("2024-01-01T00:01:00Z").unwrap());
+        assert!(!msgs[0].message_id.is_empty());
+        let e = parse_body(b"{not json", None, 0).unwrap_err();
+        assert_eq!(e.field_error().field, "body");
+        let e = parse_body(br#"{"batch": [{"type": "track", "userId": "u"}]}"#, None, 0).unwrap_err();
+        assert_eq!(e.field_error().field, "batch[0].event");
+        let big = format!(r#"{{"batch": [{{"type": "track", "event": "A", "userId": "u", "properties": {{"x": "{}"}}}}]}}"#, "a".repeat(40_000));
+        assert!(matches!(parse_body(big.as_bytes(), None, 0), Err(BodyError::TooLarge(_))));
+        let huge = vec![b' '; MAX_BATCH_BYTES + 1];
+        assert!(matches!(parse_body(&huge, None, 0), Err(BodyError::TooLarge(_))));
     }
 
     #[test]

@@ -24,13 +24,18 @@ pub type ProfileId = i64;
 pub struct Owner {
     pub raw: ProfileId,
     pub canonical: ProfileId,
+    pub last_seen: Millis,
 }
+
+/// `last_seen` is kept to this resolution, so a steady stream from a known person does
+/// not rewrite the same identity rows on every event.
+pub const LAST_SEEN_RESOLUTION_MS: Millis = 60_000;
 
 /// What the store knows about the identifiers of a group, loaded in one go.
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     pub owners: HashMap<IdentityKey, Owner>,
-    /// Members of every cluster named in `owners` (canonical → raw ids).
+    /// Members of the clusters [`clusters_needing_detail`] names (canonical → raw ids).
     pub members: HashMap<ProfileId, Vec<ProfileId>>,
     /// `user_id` values held by each such cluster.
     pub user_ids: HashMap<ProfileId, BTreeSet<String>>,
@@ -52,6 +57,35 @@ pub fn lookup_keys(messages: &[Message]) -> Vec<IdentityKey> {
         }
     }
     out
+}
+
+/// Clusters whose members and user ids resolution may need: those of a message that
+/// names two clusters, or one cluster plus an identifier not stored yet (which may be
+/// created earlier in the same group). A message that only names identifiers of one
+/// cluster can neither merge nor conflict, and that is the common case, so skipping it
+/// saves most of the reads.
+pub fn clusters_needing_detail(messages: &[Message], owners: &HashMap<IdentityKey, Owner>) -> Vec<ProfileId> {
+    let mut out = BTreeSet::new();
+    for m in messages {
+        let keys: Vec<IdentityKey> = m.keys().into_iter().chain(previous_keys(m)).collect();
+        let owned: BTreeSet<ProfileId> = keys.iter().filter_map(|k| owners.get(k)).map(|o| o.canonical).collect();
+        let unowned = keys.iter().any(|k| !owners.contains_key(k));
+        if owned.len() >= 2 || (unowned && !owned.is_empty()) {
+            out.extend(owned);
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// An upper bound of the profiles a group can create, so the store can reserve ids.
+pub fn max_new_profiles(messages: &[Message], owners: &HashMap<IdentityKey, Owner>) -> usize {
+    messages
+        .iter()
+        .filter(|m| match &m.user_id {
+            Some(u) => !owners.contains_key(u),
+            None => m.keys().iter().all(|k| !owners.contains_key(k)),
+        })
+        .count()
 }
 
 fn previous_keys(m: &Message) -> Vec<IdentityKey> {
@@ -115,6 +149,38 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Trait patches folded per raw profile (RFC 7396 composition), in rounds: each
+    /// round holds at most one patch per profile, and rounds apply in order. Almost
+    /// always one round, so each profile row is written once per group.
+    pub fn trait_patch_rounds(&self) -> Vec<Vec<(ProfileId, String, Millis)>> {
+        let mut by: HashMap<ProfileId, Vec<(serde_json::Value, Millis)>> = HashMap::new();
+        let mut order = Vec::new();
+        for (id, json, at) in &self.trait_patches {
+            let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+            let list = by.entry(*id).or_insert_with(|| {
+                order.push(*id);
+                Vec::new()
+            });
+            match list.last_mut() {
+                Some((acc, t)) if crate::traits::composable(acc, &v) => {
+                    crate::traits::compose(acc, &v);
+                    *t = (*t).max(*at);
+                }
+                _ => list.push((v, *at)),
+            }
+        }
+        let mut rounds: Vec<Vec<(ProfileId, String, Millis)>> = Vec::new();
+        for id in order {
+            for (i, (v, at)) in by.remove(&id).unwrap_or_default().into_iter().enumerate() {
+                if rounds.len() <= i {
+                    rounds.push(Vec::new());
+                }
+                rounds[i].push((id, v.to_string(), at));
+            }
+        }
+        rounds
+    }
+
     /// Final canonical id of every raw profile whose cluster changed, for the store.
     pub fn reassignments(&self) -> Vec<(ProfileId, ProfileId)> {
         // Later merges override earlier ones (a cluster can be absorbed twice in a group).
@@ -149,6 +215,7 @@ impl<I: Iterator<Item = ProfileId>> IdSource for I {
 
 pub struct Resolver<'a, S: IdSource> {
     owners: HashMap<IdentityKey, ProfileId>,
+    last_seen: HashMap<IdentityKey, Millis>,
     canon: HashMap<ProfileId, ProfileId>,
     members: HashMap<ProfileId, Vec<ProfileId>>,
     user_ids: HashMap<ProfileId, BTreeSet<String>>,
@@ -165,8 +232,10 @@ fn pair(a: ProfileId, b: ProfileId) -> (ProfileId, ProfileId) {
 impl<'a, S: IdSource> Resolver<'a, S> {
     pub fn new(snapshot: Snapshot, ids: &'a mut S) -> Self {
         let mut owners = HashMap::with_capacity(snapshot.owners.len());
+        let mut last_seen = HashMap::with_capacity(snapshot.owners.len());
         let mut canon = HashMap::new();
         for (k, o) in snapshot.owners {
+            last_seen.insert(k.clone(), o.last_seen);
             owners.insert(k, o.raw);
             canon.insert(o.raw, o.canonical);
         }
@@ -177,6 +246,7 @@ impl<'a, S: IdSource> Resolver<'a, S> {
         }
         Resolver {
             owners,
+            last_seen,
             canon,
             members: snapshot.members,
             user_ids: snapshot.user_ids,
@@ -310,7 +380,11 @@ impl<'a, S: IdSource> Resolver<'a, S> {
         for key in &keys {
             match self.owners.get(key) {
                 Some(&raw) => {
-                    if self.canonical(raw) == target {
+                    let stale = self
+                        .last_seen
+                        .get(key)
+                        .is_some_and(|&t| at >= t + LAST_SEEN_RESOLUTION_MS);
+                    if self.canonical(raw) == target && stale {
                         let e = self.plan.seen.entry(key.clone()).or_insert(at);
                         *e = (*e).max(at);
                     }
@@ -376,10 +450,10 @@ mod tests {
             for k in lookup_keys(msgs) {
                 if let Some(&raw) = self.owners.get(&k) {
                     let c = self.canon[&raw];
-                    s.owners.insert(k, Owner { raw, canonical: c });
+                    s.owners.insert(k, Owner { raw, canonical: c, last_seen: 0 });
                 }
             }
-            let cs: HashSet<_> = s.owners.values().map(|o| o.canonical).collect();
+            let cs = clusters_needing_detail(msgs, &s.owners);
             for c in cs {
                 let ms: Vec<_> = {
                     let mut v: Vec<_> = self.canon.iter().filter(|(_, &cc)| cc == c).map(|(&r, _)| r).collect();
@@ -402,7 +476,8 @@ mod tests {
         fn ingest(&mut self, msgs: Vec<Message>) {
             let snap = self.snapshot(&msgs);
             let start = self.next + 1;
-            let mut ids = start..;
+            let bound = max_new_profiles(&msgs, &snap.owners) as ProfileId;
+            let mut ids = start..start + bound;
             let plan = resolve_all(snap, &mut ids, msgs);
             for (id, _) in &plan.new_profiles {
                 self.canon.insert(*id, *id);
@@ -484,8 +559,8 @@ mod tests {
     fn blocked_pairs_are_not_remerged() {
         let msgs = vec![msg(json!({"type": "identify", "anonymousId": "a2", "messageId": "3", "traits": {"email": "x@y.io"}}))];
         let mut snap = Snapshot::default();
-        snap.owners.insert(IdentityKey::parse_prefixed("email:x@y.io").unwrap(), Owner { raw: 1, canonical: 1 });
-        snap.owners.insert(IdentityKey::parse_prefixed("anonymous_id:a2").unwrap(), Owner { raw: 2, canonical: 2 });
+        snap.owners.insert(IdentityKey::parse_prefixed("email:x@y.io").unwrap(), Owner { raw: 1, canonical: 1, last_seen: 0 });
+        snap.owners.insert(IdentityKey::parse_prefixed("anonymous_id:a2").unwrap(), Owner { raw: 2, canonical: 2, last_seen: 0 });
         snap.members.insert(1, vec![1]);
         snap.members.insert(2, vec![2]);
         snap.blocked_pairs.insert((1, 2));

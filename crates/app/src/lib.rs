@@ -1,0 +1,9 @@
+//! Application services: what the HTTP layer and the CLI call. Each module is one
+//! capability; none knows about HTTP.
+
+pub mod demo;
+pub mod export;
+pub mod import;
+pub mod ingest;
+pub mod keys;
+pub mod metrics;

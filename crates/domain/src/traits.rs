@@ -1,0 +1,145 @@
+//! Profile traits: JSON merge patches (RFC 7396), as both stores apply them
+//! (`json_patch` in SQLite, `rapport_merge_patch` in PostgreSQL).
+
+use serde_json::{Map, Value};
+
+/// Applies `patch` to `target` per RFC 7396: objects merge recursively, `null` deletes.
+pub fn apply_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(t) = target {
+        for (k, v) in p {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                apply_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+/// Whether [`compose`] can express `first` then `second` as one patch. It cannot when
+/// `second` patches into an object under a key `first` set to a scalar or deleted: a
+/// merge patch has no way to say "replace with this object".
+pub fn composable(first: &Value, second: &Value) -> bool {
+    match (first, second) {
+        (Value::Object(a), Value::Object(b)) => b.iter().all(|(k, v)| match (a.get(k), v) {
+            (Some(x @ Value::Object(_)), Value::Object(_)) => composable(x, v),
+            (Some(_), Value::Object(_)) => false,
+            _ => true,
+        }),
+        _ => true,
+    }
+}
+
+/// Composes two patches into one with the same effect as applying `first` then
+/// `second`, provided [`composable`] holds. Unlike [`apply_patch`], `null`s are kept so
+/// they still delete downstream.
+pub fn compose(first: &mut Value, second: &Value) {
+    match (first, second) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match (a.get_mut(k), v) {
+                    (Some(existing @ Value::Object(_)), Value::Object(_)) => compose(existing, v),
+                    _ => {
+                        a.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (first, second) => *first = second.clone(),
+    }
+}
+
+/// A person's traits across merged raw profiles: applied oldest update first, so the
+/// most recent value of each key wins.
+pub fn merged_view(mut members: Vec<(Value, i64)>) -> Value {
+    members.sort_by_key(|(_, at)| *at);
+    let mut out = Value::Object(Map::new());
+    for (t, _) in members {
+        if let Value::Object(o) = t {
+            for (k, v) in o {
+                if let Value::Object(m) = &mut out {
+                    m.insert(k, v);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A display name from the usual trait spellings.
+pub fn display_name(traits: &Value) -> Option<String> {
+    if let Some(n) = traits.get("name").and_then(Value::as_str) {
+        return Some(n.to_string());
+    }
+    let first = traits
+        .get("firstName")
+        .or_else(|| traits.get("first_name"))
+        .and_then(Value::as_str);
+    let last = traits
+        .get("lastName")
+        .or_else(|| traits.get("last_name"))
+        .and_then(Value::as_str);
+    match (first, last) {
+        (Some(f), Some(l)) => Some(format!("{f} {l}")),
+        (Some(f), None) => Some(f.to_string()),
+        (None, Some(l)) => Some(l.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn rfc7396_examples() {
+        let mut t = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        apply_patch(&mut t, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(t, json!({"a": "z", "c": {"d": "e"}}));
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (0i32..5).prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 3, |inner| {
+            proptest::collection::btree_map("[abc]", inner, 0..3)
+                .prop_map(|m| Value::Object(m.into_iter().collect()))
+        })
+    }
+
+    fn arb_obj() -> impl Strategy<Value = Value> {
+        proptest::collection::btree_map("[abc]", arb_json(), 0..3)
+            .prop_map(|m| Value::Object(m.into_iter().collect()))
+    }
+
+    proptest! {
+        #[test]
+        fn compose_equals_sequential_application(p0 in arb_obj(), p1 in arb_obj(), p2 in arb_obj()) {
+            // Stored traits are objects without nulls: what patches leave behind.
+            let mut t = Value::Object(Map::new());
+            apply_patch(&mut t, &p0);
+            let mut seq = t.clone();
+            apply_patch(&mut seq, &p1);
+            apply_patch(&mut seq, &p2);
+            let mut c = p1.clone();
+            if composable(&p1, &p2) {
+                compose(&mut c, &p2);
+                let mut once = t.clone();
+                apply_patch(&mut once, &c);
+                prop_assert_eq!(seq, once);
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Storage behind one trait with two real implementations: SQLite (embedded, the
+//! default) and PostgreSQL. Both run the same versioned migrations on open and pass the
+//! same integration suite.
+//!
+//! Identity resolution runs *inside* the ingest transaction: the store loads a
+//! [`Snapshot`](rapport_domain::resolve::Snapshot), the pure resolver plans the writes,
+//! and the store applies the plan before committing. A group is therefore atomic, and
+//! since one writer runs at a time (a lock in SQLite, an advisory lock in PostgreSQL)
+//! resolution always sees the latest state.
+
+use async_trait::async_trait;
+use rapport_domain::apikey::Scope;
+use rapport_domain::model::{
+    ConflictView, ConsentStatus, EventView, MergeView, Page, ProfileSummary, ProfileView, Stats,
+};
+use rapport_domain::resolve::{EventRow, ProfileId};
+use rapport_domain::time::Millis;
+use rapport_domain::{IdentityKey, Message};
+use std::sync::Arc;
+
+mod common;
+pub mod postgres;
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        StoreError::Invalid {
+            field: field.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// What one ingested group did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub profiles_created: usize,
+    pub identities_created: usize,
+    pub merges: usize,
+    pub conflicts: usize,
+}
+
+impl IngestOutcome {
+    pub fn add(&mut self, o: &IngestOutcome) {
+        self.accepted += o.accepted;
+        self.duplicates += o.duplicates;
+        self.profiles_created += o.profiles_created;
+        self.identities_created += o.identities_created;
+        self.merges += o.merges;
+        self.conflicts += o.conflicts;
+    }
+}
+
+/// Messages from one source (an API key prefix, `cli`, `import`…).
+#[derive(Debug, Clone)]
+pub struct SourcedMessages {
+    pub source: String,
+    pub messages: Vec<Message>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TimelineFilter {
+    pub types: Vec<String>,
+    pub channels: Vec<String>,
+    pub names: Vec<String>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    /// Keyset cursor: events strictly older than `(occurred_at, id)`.
+    pub before: Option<(Millis, i64)>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsentInput {
+    pub channel: String,
+    pub purpose: String,
+    pub status: ConsentStatus,
+    pub source: String,
+    pub proof: Option<String>,
+    pub at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: i64,
+    pub prefix: String,
+    pub scope: Scope,
+    pub label: String,
+    pub created_at: Millis,
+    pub revoked: bool,
+}
+
+/// Which merge to undo.
+#[derive(Debug, Clone, Copy)]
+pub enum UnmergeTarget {
+    /// The latest active merge that absorbed this profile.
+    MergedProfile(ProfileId),
+    Merge(i64),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn kind(&self) -> &'static str;
+
+    // --- ingestion (identity resolution happens here, in one transaction) ---
+    async fn ingest(&self, groups: Vec<SourcedMessages>) -> Result<IngestOutcome>;
+    /// Baseline for benchmarks: the same event rows, inserted with no resolution.
+    async fn insert_events_raw(&self, rows: Vec<EventRow>, source: &str) -> Result<()>;
+
+    // --- profiles ---
+    async fn profile(&self, id: ProfileId) -> Result<ProfileView>;
+    async fn lookup(&self, key: &IdentityKey) -> Result<Option<ProfileId>>;
+    async fn search(&self, q: Option<&str>, limit: usize, after: Option<ProfileId>) -> Result<Page<ProfileSummary>>;
+    async fn timeline(&self, id: ProfileId, filter: &TimelineFilter) -> Result<Page<EventView>>;
+    async fn patch_traits(&self, id: ProfileId, patch: &serde_json::Value, at: Millis) -> Result<()>;
+    async fn set_consent(&self, id: ProfileId, consent: &ConsentInput) -> Result<()>;
+    async fn merge(&self, a: ProfileId, b: ProfileId, by: &str, at: Millis) -> Result<MergeView>;
+    async fn unmerge(&self, target: UnmergeTarget, by: &str, at: Millis) -> Result<MergeView>;
+    async fn conflicts(&self, limit: usize) -> Result<Vec<ConflictView>>;
+    async fn merges(&self, limit: usize) -> Result<Vec<MergeView>>;
+    /// Events in id order, for export.
+    async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventView>>;
+    async fn stats(&self) -> Result<Stats>;
+
+    // --- API keys ---
+    async fn create_api_key(&self, prefix: &str, hash: &str, scope: Scope, label: &str, at: Millis) -> Result<ApiKeyRecord>;
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>>;
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>>;
+    async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<()>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store a URL names: `postgres://…` for PostgreSQL, otherwise a SQLite file
+/// (`sqlite:///path`, or a data directory holding `rapport.db`).
+pub async fn open(database_url: Option<&str>, data_dir: &std::path::Path) -> Result<DynStore> {
+    match database_url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(postgres::PgStore::connect(url).await?))
+        }
+        Some(url) => {
+            let path = url
+                .strip_prefix("sqlite://")
+                .ok_or_else(|| StoreError::invalid("database_url", format!("unsupported scheme in '{}': use postgres://… or sqlite://…", redact(url))))?;
+            Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path))?))
+        }
+        None => {
+            std::fs::create_dir_all(data_dir).map_err(|e| {
+                StoreError::invalid("data_dir", format!("cannot create {}: {e}", data_dir.display()))
+            })?;
+            Ok(Arc::new(sqlite::SqliteStore::open(&data_dir.join("rapport.db"))?))
+        }
+    }
+}
+
+/// A database URL with its password hidden, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
+    }
+}

@@ -1,0 +1,787 @@
+//! PostgreSQL: the production store. Writes of one group go in a few set-based
+//! statements (`UNNEST` arrays), so a group of thousands of events costs a handful of
+//! round trips. Writers serialise on a transaction-scoped advisory lock, so several
+//! Rapport processes can share one database safely.
+
+use crate::common::{self, ConsentRow, IdentityRow, MemberRow, MergeRow, MERGE_COLUMNS};
+use crate::{
+    ApiKeyRecord, ConsentInput, IngestOutcome, Result, SourcedMessages, Store, StoreError,
+    TimelineFilter, UnmergeTarget,
+};
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
+use rapport_domain::apikey::Scope;
+use rapport_domain::model::{ConflictView, EventView, MergeView, Page, ProfileSummary, ProfileView, Stats};
+use rapport_domain::resolve::{
+    self, clusters_needing_detail, lookup_keys, max_new_profiles, EventRow, Owner, Plan, ProfileId,
+    Snapshot,
+};
+use rapport_domain::time::{to_datetime, Millis};
+use rapport_domain::{IdentityKey, Message};
+use serde_json::Value;
+use std::str::FromStr;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_core.sql"))];
+
+pub struct PgStore {
+    pool: Pool,
+}
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+impl PgStore {
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_schema(url, None).await
+    }
+
+    /// Connects with `search_path` set to `schema` (created if missing): tests use one
+    /// schema each so they can run in parallel on one database.
+    pub async fn connect_schema(url: &str, schema: Option<&str>) -> Result<Self> {
+        let mut cfg = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::invalid("database_url", format!("{} ({e})", crate::redact(url))))?;
+        if let Some(s) = schema {
+            if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(StoreError::invalid("schema", "must be [A-Za-z0-9_]"));
+            }
+            let (client, conn) = cfg.connect(NoTls).await?;
+            let task = tokio::spawn(conn);
+            client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}")).await?;
+            drop(client);
+            let _ = task.await;
+            cfg.options(&format!("-csearch_path={s}"));
+        }
+        let mgr = Manager::from_config(cfg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(mgr)
+            .max_size(16)
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let store = PgStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.batch_execute(
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema()) + 1);
+             CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .await?;
+        for (version, sql) in MIGRATIONS {
+            let done = tx
+                .query_opt("SELECT version FROM schema_migrations WHERE version = $1", &[version])
+                .await?;
+            if done.is_none() {
+                tx.batch_execute(sql).await?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                    &[version, &rapport_domain::time::now_millis()],
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+async fn writer_lock(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema()))", &[]).await?;
+    Ok(())
+}
+
+async fn canonical_of(c: &impl GenericClient, id: ProfileId) -> Result<ProfileId> {
+    c.query_opt("SELECT canonical_id FROM profiles WHERE id = $1", &[&id])
+        .await?
+        .map(|r| r.get(0))
+        .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))
+}
+
+async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
+    let mut snap = Snapshot::default();
+    let keys = lookup_keys(msgs);
+    let kinds: Vec<&str> = keys.iter().map(|k| k.kind.as_str()).collect();
+    let values: Vec<&str> = keys.iter().map(|k| k.value.as_str()).collect();
+    let rows = tx
+        .query(
+            "SELECT i.kind, i.value, i.profile_id, p.canonical_id, i.last_seen
+             FROM UNNEST($1::text[], $2::text[]) AS k(kind, value)
+             JOIN identities i ON i.kind = k.kind AND i.value = k.value
+             JOIN profiles p ON p.id = i.profile_id",
+            &[&kinds, &values],
+        )
+        .await?;
+    for r in rows {
+        let key = IdentityKey { kind: common::kind(r.get(0))?, value: r.get(1) };
+        snap.owners.insert(key, Owner { raw: r.get(2), canonical: r.get(3), last_seen: r.get(4) });
+    }
+    let detail = clusters_needing_detail(msgs, &snap.owners);
+    if !detail.is_empty() {
+        for r in tx.query("SELECT canonical_id, id FROM profiles WHERE canonical_id = ANY($1) ORDER BY id", &[&detail]).await? {
+            snap.members.entry(r.get(0)).or_default().push(r.get(1));
+        }
+        for c in &detail {
+            snap.user_ids.entry(*c).or_default();
+        }
+        for r in tx
+            .query(
+                "SELECT p.canonical_id, i.value FROM profiles p JOIN identities i ON i.profile_id = p.id
+                 WHERE p.canonical_id = ANY($1) AND i.kind = 'user_id'",
+                &[&detail],
+            )
+            .await?
+        {
+            snap.user_ids.entry(r.get(0)).or_default().insert(r.get(1));
+        }
+        for r in tx
+            .query("SELECT profile_a, profile_b FROM merge_blocks WHERE profile_a = ANY($1) OR profile_b = ANY($1)", &[&detail])
+            .await?
+        {
+            snap.blocked_pairs.insert((r.get(0), r.get(1)));
+        }
+    }
+    let ids: Vec<&str> = msgs.iter().map(|m| m.message_id.as_str()).collect();
+    for r in tx.query("SELECT message_id FROM events WHERE message_id = ANY($1)", &[&ids]).await? {
+        snap.existing_message_ids.insert(r.get(0));
+    }
+    Ok(snap)
+}
+
+async fn insert_events(tx: &Transaction<'_>, rows: &[EventRow], source: &str) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = rows.len();
+    let (mut mid, mut pid, mut ty, mut name, mut ch, mut pr, mut cx, mut text, mut oa, mut ra) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for e in rows {
+        let m = &e.message;
+        mid.push(m.message_id.as_str());
+        pid.push(e.profile_id);
+        ty.push(m.kind.as_str());
+        name.push(m.name.as_deref());
+        ch.push(m.channel.as_str());
+        pr.push(m.properties_json.as_str());
+        cx.push(m.context_json.as_str());
+        text.push(m.text.as_deref());
+        oa.push(m.occurred_at);
+        ra.push(m.received_at);
+    }
+    let params: [Param<'_>; 11] = [&mid, &pid, &ty, &name, &ch, &source, &pr, &cx, &text, &oa, &ra];
+    tx.execute(
+        "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
+         SELECT m, p, ty, n, ch, $6, pr::jsonb, cx::jsonb, tx, oa, ra
+         FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[])
+           AS t(m, p, ty, n, ch, pr, cx, tx, oa, ra)",
+        &params,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_merge(tx: &Transaction<'_>, m: &resolve::Merge, by: &str) -> Result<i64> {
+    let members = serde_json::to_string(&m.members).unwrap_or_default();
+    let message_id = if m.message_id.is_empty() { None } else { Some(m.message_id.as_str()) };
+    let row = tx
+        .query_one(
+            "INSERT INTO merges (survivor_id, merged_id, member_ids, cause, message_id, by_whom, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            &[&m.survivor, &m.merged, &members, &m.cause.to_string(), &message_id, &by, &m.at],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestOutcome> {
+    let now = rapport_domain::time::now_millis();
+    if !plan.new_profiles.is_empty() {
+        let ids: Vec<i64> = plan.new_profiles.iter().map(|p| p.0).collect();
+        let ats: Vec<i64> = plan.new_profiles.iter().map(|p| p.1).collect();
+        tx.execute(
+            "INSERT INTO profiles (id, canonical_id, created_at, updated_at)
+             SELECT id, id, at, at FROM UNNEST($1::int8[], $2::int8[]) AS t(id, at)",
+            &[&ids, &ats],
+        )
+        .await?;
+    }
+    if !plan.new_identities.is_empty() {
+        let kinds: Vec<&str> = plan.new_identities.iter().map(|i| i.key.kind.as_str()).collect();
+        let values: Vec<&str> = plan.new_identities.iter().map(|i| i.key.value.as_str()).collect();
+        let pids: Vec<i64> = plan.new_identities.iter().map(|i| i.profile_id).collect();
+        let fs: Vec<i64> = plan.new_identities.iter().map(|i| i.first_seen).collect();
+        tx.execute(
+            "INSERT INTO identities (kind, value, profile_id, source, first_seen, last_seen)
+             SELECT kind, value, pid, $4, fs, fs FROM UNNEST($1::text[], $2::text[], $3::int8[], $5::int8[]) AS t(kind, value, pid, fs)",
+            &[&kinds, &values, &pids, &source, &fs],
+        )
+        .await?;
+    }
+    if !plan.seen.is_empty() {
+        let mut seen: Vec<_> = plan.seen.iter().collect();
+        seen.sort(); // a stable row order avoids deadlocks between concurrent writers
+        let kinds: Vec<&str> = seen.iter().map(|(k, _)| k.kind.as_str()).collect();
+        let values: Vec<&str> = seen.iter().map(|(k, _)| k.value.as_str()).collect();
+        let ats: Vec<i64> = seen.iter().map(|(_, at)| **at).collect();
+        tx.execute(
+            "UPDATE identities i SET last_seen = GREATEST(i.last_seen, t.at)
+             FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS t(kind, value, at)
+             WHERE i.kind = t.kind AND i.value = t.value",
+            &[&kinds, &values, &ats],
+        )
+        .await?;
+    }
+    let re = plan.reassignments();
+    if !re.is_empty() {
+        let ids: Vec<i64> = re.iter().map(|r| r.0).collect();
+        let cs: Vec<i64> = re.iter().map(|r| r.1).collect();
+        tx.execute(
+            "UPDATE profiles p SET canonical_id = t.c, updated_at = $3
+             FROM UNNEST($1::int8[], $2::int8[]) AS t(id, c) WHERE p.id = t.id",
+            &[&ids, &cs, &now],
+        )
+        .await?;
+    }
+    for m in &plan.merges {
+        insert_merge(tx, m, source).await?;
+    }
+    for c in &plan.conflicts {
+        tx.execute(
+            "INSERT INTO conflicts (profile_a, profile_b, identifier, reason, message_id, first_at, last_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (profile_a, profile_b, identifier) DO UPDATE SET count = conflicts.count + 1, last_at = excluded.last_at",
+            &[&c.profile_a, &c.profile_b, &c.key.to_string(), &c.reason, &c.message_id, &c.at],
+        )
+        .await?;
+    }
+    for patches in plan.trait_patch_rounds() {
+        let ids: Vec<i64> = patches.iter().map(|p| p.0).collect();
+        let ps: Vec<&str> = patches.iter().map(|p| p.1.as_str()).collect();
+        let ats: Vec<i64> = patches.iter().map(|p| p.2).collect();
+        tx.execute(
+            "UPDATE profiles p SET traits = rapport_merge_patch(p.traits, t.patch::jsonb),
+                    traits_updated_at = GREATEST(p.traits_updated_at, t.at), updated_at = $4
+             FROM UNNEST($1::int8[], $2::text[], $3::int8[]) AS t(id, patch, at) WHERE p.id = t.id",
+            &[&ids, &ps, &ats, &now],
+        )
+        .await?;
+    }
+    insert_events(tx, &plan.events, source).await?;
+    Ok(IngestOutcome {
+        accepted: plan.events.len(),
+        duplicates: plan.duplicates,
+        profiles_created: plan.new_profiles.len(),
+        identities_created: plan.new_identities.len(),
+        merges: plan.merges.len(),
+        conflicts: plan.conflicts.len(),
+    })
+}
+
+const EVENT_COLUMNS: &str = "id, message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at";
+
+fn event_view(r: &Row) -> EventView {
+    EventView {
+        id: r.get(0),
+        message_id: r.get(1),
+        profile_id: r.get(2),
+        kind: r.get(3),
+        name: r.get(4),
+        channel: r.get(5),
+        source: r.get(6),
+        properties: r.get(7),
+        context: r.get(8),
+        text: r.get(9),
+        occurred_at: to_datetime(r.get(10)),
+        received_at: to_datetime(r.get(11)),
+    }
+}
+
+fn merge_row(r: &Row) -> MergeRow {
+    MergeRow {
+        id: r.get(0),
+        survivor_id: r.get(1),
+        merged_id: r.get(2),
+        member_ids: r.get(3),
+        cause: r.get(4),
+        message_id: r.get(5),
+        by_whom: r.get(6),
+        at: r.get(7),
+        undone_at: r.get(8),
+        undone_by: r.get(9),
+    }
+}
+
+async fn merge_by_id(c: &impl GenericClient, id: i64) -> Result<MergeView> {
+    let r = c.query_one(&format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = $1"), &[&id]).await?;
+    Ok(merge_row(&r).view())
+}
+
+async fn lookup_c(c: &impl GenericClient, key: &IdentityKey) -> Result<Option<ProfileId>> {
+    Ok(c.query_opt(
+        "SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE i.kind = $1 AND i.value = $2",
+        &[&key.kind.as_str(), &key.value],
+    )
+    .await?
+    .map(|r| r.get(0)))
+}
+
+fn api_key_row(r: &Row) -> ApiKeyRecord {
+    let scope: String = r.get(2);
+    ApiKeyRecord {
+        id: r.get(0),
+        prefix: r.get(1),
+        scope: Scope::parse(&scope).unwrap_or(Scope::Write),
+        label: r.get(3),
+        created_at: r.get(4),
+        revoked: r.get::<_, Option<i64>>(5).is_some(),
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ingest(&self, groups: Vec<SourcedMessages>) -> Result<IngestOutcome> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        writer_lock(&tx).await?;
+        let mut total = IngestOutcome::default();
+        for g in groups {
+            let snap = snapshot(&tx, &g.messages).await?;
+            let bound = max_new_profiles(&g.messages, &snap.owners) as i64;
+            let ids: Vec<i64> = if bound > 0 {
+                tx.query("SELECT nextval('profiles_id_seq') FROM generate_series(1, $1)", &[&bound])
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut ids = ids.into_iter();
+            let plan = resolve::resolve_all(snap, &mut ids, g.messages);
+            total.add(&apply(&tx, plan, &g.source).await?);
+        }
+        tx.commit().await?;
+        Ok(total)
+    }
+
+    async fn insert_events_raw(&self, rows: Vec<EventRow>, source: &str) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        insert_events(&tx, &rows, source).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn profile(&self, id: ProfileId) -> Result<ProfileView> {
+        let c = self.client().await?;
+        let cid = canonical_of(&c, id).await?;
+        let members = c
+            .query(
+                "SELECT id, created_at, updated_at, traits, traits_updated_at FROM profiles WHERE canonical_id = $1 ORDER BY id",
+                &[&cid],
+            )
+            .await?
+            .iter()
+            .map(|r| MemberRow {
+                id: r.get(0),
+                created_at: r.get(1),
+                updated_at: r.get(2),
+                traits: r.get(3),
+                traits_updated_at: r.get(4),
+            })
+            .collect();
+        let identities = c
+            .query(
+                "SELECT kind, value, profile_id, verified, source, first_seen, last_seen FROM identities
+                 WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = $1) ORDER BY kind, first_seen, id",
+                &[&cid],
+            )
+            .await?
+            .iter()
+            .map(|r| IdentityRow {
+                kind: r.get(0),
+                value: r.get(1),
+                profile_id: r.get(2),
+                verified: r.get(3),
+                source: r.get(4),
+                first_seen: r.get(5),
+                last_seen: r.get(6),
+            })
+            .collect();
+        let consents = c
+            .query(
+                "SELECT channel, purpose, status, source, proof, at FROM consents
+                 WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = $1) ORDER BY at DESC, id DESC",
+                &[&cid],
+            )
+            .await?
+            .iter()
+            .map(|r| ConsentRow {
+                channel: r.get(0),
+                purpose: r.get(1),
+                status: r.get(2),
+                source: r.get(3),
+                proof: r.get(4),
+                at: r.get(5),
+            })
+            .collect();
+        let merges = c
+            .query(
+                &format!(
+                    "SELECT {MERGE_COLUMNS} FROM merges WHERE survivor_id IN (SELECT id FROM profiles WHERE canonical_id = $1)
+                     OR merged_id IN (SELECT id FROM profiles WHERE canonical_id = $1) ORDER BY id DESC LIMIT 100"
+                ),
+                &[&cid],
+            )
+            .await?
+            .iter()
+            .map(merge_row)
+            .collect();
+        common::build_profile(cid, members, identities, consents, merges)
+    }
+
+    async fn lookup(&self, key: &IdentityKey) -> Result<Option<ProfileId>> {
+        let c = self.client().await?;
+        lookup_c(&c, key).await
+    }
+
+    async fn search(&self, q: Option<&str>, limit: usize, after: Option<ProfileId>) -> Result<Page<ProfileSummary>> {
+        let c = self.client().await?;
+        let after = after.unwrap_or(0);
+        let fetch = (limit + 1) as i64;
+        let mut ids: Vec<i64> = match q.map(str::trim).filter(|q| !q.is_empty()) {
+            None => c
+                .query("SELECT id FROM profiles WHERE id = canonical_id AND id > $1 ORDER BY id LIMIT $2", &[&after, &fetch])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+            Some(q) => match common::exact_identifier(q) {
+                Some(key) => lookup_c(&c, &key).await?.filter(|id| *id > after).into_iter().collect(),
+                None => {
+                    let like = common::like_pattern(q);
+                    c.query(
+                        "SELECT DISTINCT canonical_id FROM (
+                           SELECT canonical_id FROM profiles WHERE traits::text ILIKE $1
+                           UNION ALL
+                           SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE i.value ILIKE $1
+                         ) s WHERE canonical_id > $2 ORDER BY canonical_id LIMIT $3",
+                        &[&like, &after, &fetch],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect()
+                }
+            },
+        };
+        let next_cursor = if ids.len() > limit {
+            ids.truncate(limit);
+            ids.last().map(|id| id.to_string())
+        } else {
+            None
+        };
+        let mut rows: std::collections::HashMap<i64, Vec<(Value, Millis, Millis)>> = Default::default();
+        let mut emails: std::collections::HashMap<i64, String> = Default::default();
+        if !ids.is_empty() {
+            for r in c
+                .query(
+                    "SELECT canonical_id, traits, traits_updated_at, created_at FROM profiles WHERE canonical_id = ANY($1)",
+                    &[&ids],
+                )
+                .await?
+            {
+                rows.entry(r.get(0)).or_default().push((r.get(1), r.get(2), r.get(3)));
+            }
+            for r in c
+                .query(
+                    "SELECT p.canonical_id, i.value FROM identities i JOIN profiles p ON p.id = i.profile_id
+                     WHERE i.kind = 'email' AND p.canonical_id = ANY($1) ORDER BY i.first_seen DESC, i.id DESC",
+                    &[&ids],
+                )
+                .await?
+            {
+                emails.insert(r.get(0), r.get(1));
+            }
+        }
+        let items = ids
+            .iter()
+            .map(|id| common::summary(*id, rows.remove(id).unwrap_or_default(), emails.remove(id)))
+            .collect();
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn timeline(&self, id: ProfileId, f: &TimelineFilter) -> Result<Page<EventView>> {
+        let c = self.client().await?;
+        let cid = canonical_of(&c, id).await?;
+        let mut sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = $1)"
+        );
+        let mut args: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(cid)];
+        for (col, vals) in [("type", &f.types), ("channel", &f.channels), ("name", &f.names)] {
+            if !vals.is_empty() {
+                args.push(Box::new(vals.clone()));
+                sql.push_str(&format!(" AND {col} = ANY(${})", args.len()));
+            }
+        }
+        if let Some(s) = f.since {
+            args.push(Box::new(s));
+            sql.push_str(&format!(" AND occurred_at >= ${}", args.len()));
+        }
+        if let Some(u) = f.until {
+            args.push(Box::new(u));
+            sql.push_str(&format!(" AND occurred_at < ${}", args.len()));
+        }
+        if let Some((t, eid)) = f.before {
+            args.push(Box::new(t));
+            args.push(Box::new(eid));
+            sql.push_str(&format!(" AND (occurred_at, id) < (${}, ${})", args.len() - 1, args.len()));
+        }
+        args.push(Box::new((f.limit + 1) as i64));
+        sql.push_str(&format!(" ORDER BY occurred_at DESC, id DESC LIMIT ${}", args.len()));
+        let params: Vec<Param<'_>> = args.iter().map(|a| a.as_ref() as Param<'_>).collect();
+        let mut items: Vec<EventView> = c.query(&sql, &params).await?.iter().map(event_view).collect();
+        let next_cursor = if items.len() > f.limit {
+            items.truncate(f.limit);
+            items.last().map(|e| format!("{}_{}", e.occurred_at.timestamp_millis(), e.id))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn patch_traits(&self, id: ProfileId, patch: &Value, at: Millis) -> Result<()> {
+        let c = self.client().await?;
+        let cid = canonical_of(&c, id).await?;
+        c.execute(
+            "UPDATE profiles SET traits = rapport_merge_patch(traits, $2), traits_updated_at = GREATEST(traits_updated_at, $3), updated_at = $3 WHERE id = $1",
+            &[&cid, patch, &at],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn set_consent(&self, id: ProfileId, ci: &ConsentInput) -> Result<()> {
+        let c = self.client().await?;
+        let cid = canonical_of(&c, id).await?;
+        c.execute(
+            "INSERT INTO consents (profile_id, channel, purpose, status, source, proof, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&cid, &ci.channel, &ci.purpose, &ci.status.as_str(), &ci.source, &ci.proof, &ci.at],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn merge(&self, a: ProfileId, b: ProfileId, by: &str, at: Millis) -> Result<MergeView> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        writer_lock(&tx).await?;
+        let (ca, cb) = (canonical_of(&tx, a).await?, canonical_of(&tx, b).await?);
+        if ca == cb {
+            return Err(StoreError::Conflict(format!("profiles {a} and {b} are already one profile ({ca})")));
+        }
+        let (survivor, merged) = (ca.min(cb), ca.max(cb));
+        let members: Vec<i64> = tx
+            .query("SELECT id FROM profiles WHERE canonical_id = $1 ORDER BY id", &[&merged])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tx.execute("UPDATE profiles SET canonical_id = $1, updated_at = $3 WHERE canonical_id = $2", &[&survivor, &merged, &at])
+            .await?;
+        tx.execute("DELETE FROM merge_blocks WHERE profile_a = $1 AND profile_b = $2", &[&survivor, &merged]).await?;
+        tx.execute(
+            "UPDATE conflicts SET resolved_at = $3 WHERE resolved_at IS NULL AND profile_a = $1 AND profile_b = $2",
+            &[&survivor, &merged, &at],
+        )
+        .await?;
+        let id = insert_merge(
+            &tx,
+            &resolve::Merge {
+                survivor,
+                merged,
+                members,
+                cause: IdentityKey { kind: rapport_domain::IdentityKind::External, value: "manual".into() },
+                message_id: String::new(),
+                at,
+            },
+            by,
+        )
+        .await?;
+        let view = merge_by_id(&tx, id).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    async fn unmerge(&self, target: UnmergeTarget, by: &str, at: Millis) -> Result<MergeView> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        writer_lock(&tx).await?;
+        let row = match target {
+            UnmergeTarget::Merge(id) => tx
+                .query_opt(&format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = $1"), &[&id])
+                .await?
+                .map(|r| merge_row(&r))
+                .ok_or_else(|| StoreError::NotFound(format!("merge {id}")))?,
+            UnmergeTarget::MergedProfile(p) => {
+                canonical_of(&tx, p).await?;
+                tx.query_opt(
+                    &format!("SELECT {MERGE_COLUMNS} FROM merges WHERE merged_id = $1 AND undone_at IS NULL ORDER BY id DESC LIMIT 1"),
+                    &[&p],
+                )
+                .await?
+                .map(|r| merge_row(&r))
+                .ok_or_else(|| {
+                    StoreError::invalid(
+                        "id",
+                        format!("profile {p} was not merged into another profile; pass the id of the merged profile (see `merges` in its profile) or a merge_id"),
+                    )
+                })?
+            }
+        };
+        if row.undone_at.is_some() {
+            return Err(StoreError::Conflict(format!("merge {} was already undone", row.id)));
+        }
+        let current = canonical_of(&tx, row.survivor_id).await?;
+        let members: Vec<i64> = serde_json::from_str(&row.member_ids).unwrap_or_default();
+        tx.execute(
+            "UPDATE profiles SET canonical_id = $2, updated_at = $4 WHERE id = ANY($1) AND canonical_id = $3",
+            &[&members, &row.merged_id, &current, &at],
+        )
+        .await?;
+        tx.execute("UPDATE merges SET undone_at = $2, undone_by = $3 WHERE id = $1", &[&row.id, &at, &by]).await?;
+        tx.execute(
+            "INSERT INTO merge_blocks (profile_a, profile_b, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&current.min(row.merged_id), &current.max(row.merged_id), &at],
+        )
+        .await?;
+        let view = merge_by_id(&tx, row.id).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    async fn conflicts(&self, limit: usize) -> Result<Vec<ConflictView>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT id, profile_a, profile_b, identifier, reason, message_id, count, first_at, last_at
+             FROM conflicts WHERE resolved_at IS NULL ORDER BY last_at DESC, id DESC LIMIT $1",
+            &[&(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| ConflictView {
+            id: r.get(0),
+            profile_a: r.get(1),
+            profile_b: r.get(2),
+            identifier: r.get(3),
+            reason: r.get(4),
+            message_id: r.get(5),
+            count: r.get(6),
+            first_at: to_datetime(r.get(7)),
+            last_at: to_datetime(r.get(8)),
+        })
+        .collect())
+    }
+
+    async fn merges(&self, limit: usize) -> Result<Vec<MergeView>> {
+        let c = self.client().await?;
+        Ok(c.query(&format!("SELECT {MERGE_COLUMNS} FROM merges ORDER BY id DESC LIMIT $1"), &[&(limit as i64)])
+            .await?
+            .iter()
+            .map(|r| merge_row(r).view())
+            .collect())
+    }
+
+    async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventView>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"),
+            &[&after, &(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(event_view)
+        .collect())
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        let c = self.client().await?;
+        let r = c
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM profiles WHERE id = canonical_id),
+                        (SELECT COUNT(*) FROM profiles),
+                        (SELECT COUNT(*) FROM identities),
+                        (SELECT COUNT(*) FROM events),
+                        (SELECT COUNT(*) FROM merges WHERE undone_at IS NULL),
+                        (SELECT COUNT(*) FROM conflicts WHERE resolved_at IS NULL)",
+                &[],
+            )
+            .await?;
+        Ok(Stats {
+            profiles: r.get(0),
+            raw_profiles: r.get(1),
+            identities: r.get(2),
+            events: r.get(3),
+            merges: r.get(4),
+            open_conflicts: r.get(5),
+        })
+    }
+
+    async fn create_api_key(&self, prefix: &str, hash: &str, scope: Scope, label: &str, at: Millis) -> Result<ApiKeyRecord> {
+        let c = self.client().await?;
+        let r = c
+            .query_one(
+                "INSERT INTO api_keys (prefix, hash, scope, label, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&prefix, &hash, &scope.as_str(), &label, &at],
+            )
+            .await?;
+        Ok(ApiKeyRecord { id: r.get(0), prefix: prefix.into(), scope, label: label.into(), created_at: at, revoked: false })
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let c = self.client().await?;
+        Ok(c.query_opt("SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys WHERE hash = $1", &[&hash])
+            .await?
+            .map(|r| api_key_row(&r)))
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        let c = self.client().await?;
+        Ok(c.query("SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys ORDER BY id", &[])
+            .await?
+            .iter()
+            .map(api_key_row)
+            .collect())
+    }
+
+    async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<()> {
+        let c = self.client().await?;
+        let n = c
+            .execute("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", &[&id, &at])
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("active API key {id}")));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,782 @@
+//! SQLite: one file, WAL mode, `synchronous=FULL` so a committed transaction survives a
+//! crash or power loss. One writer connection (SQLite allows one writer anyway) and a
+//! few reader connections that read concurrently with it.
+
+use crate::common::{self, ConsentRow, IdentityRow, MemberRow, MergeRow, MERGE_COLUMNS};
+use crate::{
+    ApiKeyRecord, ConsentInput, IngestOutcome, Result, SourcedMessages, Store, StoreError,
+    TimelineFilter, UnmergeTarget,
+};
+use async_trait::async_trait;
+use rapport_domain::apikey::Scope;
+use rapport_domain::model::{
+    ConflictView, EventView, MergeView, Page, ProfileSummary, ProfileView, Stats,
+};
+use rapport_domain::resolve::{
+    self, clusters_needing_detail, lookup_keys, max_new_profiles, EventRow, Owner, Plan, ProfileId,
+    Snapshot,
+};
+use rapport_domain::time::{to_datetime, Millis};
+use rapport_domain::{IdentityKey, Message};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_core.sql"))];
+const READERS: usize = 4;
+
+pub struct SqliteStore {
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+    pub path: PathBuf,
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA cache_size = -65536;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA mmap_size = 268435456;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    for (version, sql) in MIGRATIONS {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let done: Option<i64> = tx
+            .query_row("SELECT version FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))
+            .optional()?;
+        if done.is_none() {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![version, rapport_domain::time::now_millis()],
+            )?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn blocking_err(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Backend(format!("worker thread failed: {e}"))
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut writer = Connection::open(path)?;
+        configure(&writer)?;
+        migrate(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let c = Connection::open(path)?;
+                configure(&c)?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SqliteStore {
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(readers),
+            next_reader: AtomicUsize::new(0),
+            path: path.to_path_buf(),
+        })
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = self.readers.clone();
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % READERS;
+        tokio::task::spawn_blocking(move || {
+            let conn = readers[i].lock().map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
+            f(&conn)
+        })
+        .await
+        .map_err(blocking_err)?
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.lock().map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+        .map_err(blocking_err)?
+    }
+}
+
+fn canonical_of(conn: &Connection, id: ProfileId) -> Result<ProfileId> {
+    conn.prepare_cached("SELECT canonical_id FROM profiles WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))
+}
+
+fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
+    let mut snap = Snapshot::default();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT i.profile_id, p.canonical_id, i.last_seen FROM identities i
+             JOIN profiles p ON p.id = i.profile_id WHERE i.kind = ?1 AND i.value = ?2",
+        )?;
+        for k in lookup_keys(msgs) {
+            let owner = stmt
+                .query_row(params![k.kind.as_str(), k.value], |r| {
+                    Ok(Owner {
+                        raw: r.get(0)?,
+                        canonical: r.get(1)?,
+                        last_seen: r.get(2)?,
+                    })
+                })
+                .optional()?;
+            if let Some(o) = owner {
+                snap.owners.insert(k, o);
+            }
+        }
+    }
+    let detail = clusters_needing_detail(msgs, &snap.owners);
+    if !detail.is_empty() {
+        let mut members = tx.prepare_cached("SELECT id FROM profiles WHERE canonical_id = ?1 ORDER BY id")?;
+        let mut uids = tx.prepare_cached(
+            "SELECT i.value FROM identities i JOIN profiles p ON p.id = i.profile_id
+             WHERE p.canonical_id = ?1 AND i.kind = 'user_id'",
+        )?;
+        let mut blocks = tx.prepare_cached(
+            "SELECT profile_a, profile_b FROM merge_blocks WHERE profile_a = ?1 OR profile_b = ?1",
+        )?;
+        for c in detail {
+            let ms = members.query_map([c], |r| r.get(0))?.collect::<std::result::Result<Vec<i64>, _>>()?;
+            snap.members.insert(c, ms);
+            let us = uids.query_map([c], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
+            snap.user_ids.insert(c, us);
+            for b in blocks.query_map([c], |r| Ok((r.get(0)?, r.get(1)?)))? {
+                snap.blocked_pairs.insert(b?);
+            }
+        }
+    }
+    let mut exists = tx.prepare_cached("SELECT 1 FROM events WHERE message_id = ?1")?;
+    for m in msgs {
+        if exists.exists([&m.message_id])? {
+            snap.existing_message_ids.insert(m.message_id.clone());
+        }
+    }
+    Ok(snap)
+}
+
+fn insert_events(tx: &Transaction<'_>, rows: &[EventRow], source: &str) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for e in rows {
+        let m = &e.message;
+        stmt.execute(params![
+            m.message_id,
+            e.profile_id,
+            m.kind.as_str(),
+            m.name,
+            m.channel,
+            source,
+            m.properties_json,
+            m.context_json,
+            m.text,
+            m.occurred_at,
+            m.received_at
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_merge(tx: &Transaction<'_>, m: &resolve::Merge, by: &str) -> Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO merges (survivor_id, merged_id, member_ids, cause, message_id, by_whom, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        m.survivor,
+        m.merged,
+        serde_json::to_string(&m.members).unwrap_or_default(),
+        m.cause.to_string(),
+        if m.message_id.is_empty() { None } else { Some(&m.message_id) },
+        by,
+        m.at
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestOutcome> {
+    let now = rapport_domain::time::now_millis();
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO profiles (id, canonical_id, created_at, updated_at) VALUES (?1, ?1, ?2, ?2)",
+        )?;
+        for (id, at) in &plan.new_profiles {
+            stmt.execute(params![id, at])?;
+        }
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO identities (kind, value, profile_id, source, first_seen, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        )?;
+        for i in &plan.new_identities {
+            stmt.execute(params![i.key.kind.as_str(), i.key.value, i.profile_id, source, i.first_seen])?;
+        }
+        let mut stmt = tx.prepare_cached(
+            "UPDATE identities SET last_seen = max(last_seen, ?3) WHERE kind = ?1 AND value = ?2",
+        )?;
+        for (k, at) in &plan.seen {
+            stmt.execute(params![k.kind.as_str(), k.value, at])?;
+        }
+        let mut stmt = tx.prepare_cached("UPDATE profiles SET canonical_id = ?2, updated_at = ?3 WHERE id = ?1")?;
+        for (raw, c) in plan.reassignments() {
+            stmt.execute(params![raw, c, now])?;
+        }
+        for m in &plan.merges {
+            insert_merge(tx, m, source)?;
+        }
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO conflicts (profile_a, profile_b, identifier, reason, message_id, first_at, last_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT (profile_a, profile_b, identifier) DO UPDATE SET count = count + 1, last_at = excluded.last_at",
+        )?;
+        for c in &plan.conflicts {
+            stmt.execute(params![c.profile_a, c.profile_b, c.key.to_string(), c.reason, c.message_id, c.at])?;
+        }
+        let mut stmt = tx.prepare_cached(
+            "UPDATE profiles SET traits = json_patch(traits, ?2), traits_updated_at = max(traits_updated_at, ?3), updated_at = ?4 WHERE id = ?1",
+        )?;
+        for round in plan.trait_patch_rounds() {
+            for (id, patch, at) in round {
+                stmt.execute(params![id, patch, at, now])?;
+            }
+        }
+    }
+    insert_events(tx, &plan.events, source)?;
+    Ok(IngestOutcome {
+        accepted: plan.events.len(),
+        duplicates: plan.duplicates,
+        profiles_created: plan.new_profiles.len(),
+        identities_created: plan.new_identities.len(),
+        merges: plan.merges.len(),
+        conflicts: plan.conflicts.len(),
+    })
+}
+
+fn ingest_group(tx: &Transaction<'_>, group: SourcedMessages) -> Result<IngestOutcome> {
+    let snap = snapshot(tx, &group.messages)?;
+    let bound = max_new_profiles(&group.messages, &snap.owners) as i64;
+    let start: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM profiles", [], |r| r.get(0))?;
+    let mut ids = start..start + bound;
+    let plan = resolve::resolve_all(snap, &mut ids, group.messages);
+    apply(tx, plan, &group.source)
+}
+
+fn event_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventView> {
+    let props: String = r.get(7)?;
+    let ctx: String = r.get(8)?;
+    Ok(EventView {
+        id: r.get(0)?,
+        message_id: r.get(1)?,
+        profile_id: r.get(2)?,
+        kind: r.get(3)?,
+        name: r.get(4)?,
+        channel: r.get(5)?,
+        source: r.get(6)?,
+        properties: serde_json::from_str(&props).unwrap_or(Value::Null),
+        context: serde_json::from_str(&ctx).unwrap_or(Value::Null),
+        text: r.get(9)?,
+        occurred_at: to_datetime(r.get(10)?),
+        received_at: to_datetime(r.get(11)?),
+    })
+}
+
+const EVENT_COLUMNS: &str =
+    "id, message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at";
+
+fn merge_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MergeRow> {
+    Ok(MergeRow {
+        id: r.get(0)?,
+        survivor_id: r.get(1)?,
+        merged_id: r.get(2)?,
+        member_ids: r.get(3)?,
+        cause: r.get(4)?,
+        message_id: r.get(5)?,
+        by_whom: r.get(6)?,
+        at: r.get(7)?,
+        undone_at: r.get(8)?,
+        undone_by: r.get(9)?,
+    })
+}
+
+fn merge_by_id(conn: &Connection, id: i64) -> Result<MergeView> {
+    Ok(conn
+        .query_row(&format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = ?1"), [id], merge_row)?
+        .view())
+}
+
+fn profile_sync(conn: &Connection, id: ProfileId) -> Result<ProfileView> {
+    let c = canonical_of(conn, id)?;
+    let members = conn
+        .prepare_cached(
+            "SELECT id, created_at, updated_at, traits, traits_updated_at FROM profiles WHERE canonical_id = ?1 ORDER BY id",
+        )?
+        .query_map([c], |r| {
+            let t: String = r.get(3)?;
+            Ok(MemberRow {
+                id: r.get(0)?,
+                created_at: r.get(1)?,
+                updated_at: r.get(2)?,
+                traits: serde_json::from_str(&t).unwrap_or(Value::Null),
+                traits_updated_at: r.get(4)?,
+            })
+        })?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let identities = conn
+        .prepare_cached(
+            "SELECT kind, value, profile_id, verified, source, first_seen, last_seen FROM identities
+             WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY kind, first_seen, id",
+        )?
+        .query_map([c], |r| {
+            Ok(IdentityRow {
+                kind: r.get(0)?,
+                value: r.get(1)?,
+                profile_id: r.get(2)?,
+                verified: r.get::<_, i64>(3)? != 0,
+                source: r.get(4)?,
+                first_seen: r.get(5)?,
+                last_seen: r.get(6)?,
+            })
+        })?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let consents = conn
+        .prepare_cached(
+            "SELECT channel, purpose, status, source, proof, at FROM consents
+             WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY at DESC, id DESC",
+        )?
+        .query_map([c], |r| {
+            Ok(ConsentRow {
+                channel: r.get(0)?,
+                purpose: r.get(1)?,
+                status: r.get(2)?,
+                source: r.get(3)?,
+                proof: r.get(4)?,
+                at: r.get(5)?,
+            })
+        })?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let merges = conn
+        .prepare_cached(&format!(
+            "SELECT {MERGE_COLUMNS} FROM merges WHERE survivor_id IN (SELECT id FROM profiles WHERE canonical_id = ?1)
+             OR merged_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY id DESC LIMIT 100"
+        ))?
+        .query_map([c], merge_row)?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    common::build_profile(c, members, identities, consents, merges)
+}
+
+fn lookup_sync(conn: &Connection, key: &IdentityKey) -> Result<Option<ProfileId>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE i.kind = ?1 AND i.value = ?2",
+        )?
+        .query_row(params![key.kind.as_str(), key.value], |r| r.get(0))
+        .optional()?)
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
+fn summaries(conn: &Connection, ids: &[ProfileId]) -> Result<Vec<ProfileSummary>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ph = placeholders(ids.len());
+    let mut rows: std::collections::HashMap<i64, Vec<(Value, Millis, Millis)>> = Default::default();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT canonical_id, traits, traits_updated_at, created_at FROM profiles WHERE canonical_id IN ({ph})"
+    ))?;
+    let mut q = stmt.query(params_from_iter(ids))?;
+    while let Some(r) = q.next()? {
+        let t: String = r.get(1)?;
+        rows.entry(r.get(0)?).or_default().push((
+            serde_json::from_str(&t).unwrap_or(Value::Null),
+            r.get(2)?,
+            r.get(3)?,
+        ));
+    }
+    let mut emails: std::collections::HashMap<i64, String> = Default::default();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT p.canonical_id, i.value FROM identities i JOIN profiles p ON p.id = i.profile_id
+         WHERE i.kind = 'email' AND p.canonical_id IN ({ph}) ORDER BY i.first_seen DESC, i.id DESC"
+    ))?;
+    let mut q = stmt.query(params_from_iter(ids))?;
+    while let Some(r) = q.next()? {
+        emails.insert(r.get(0)?, r.get(1)?);
+    }
+    Ok(ids
+        .iter()
+        .map(|id| common::summary(*id, rows.remove(id).unwrap_or_default(), emails.remove(id)))
+        .collect())
+}
+
+fn search_sync(conn: &Connection, q: Option<&str>, limit: usize, after: Option<ProfileId>) -> Result<Page<ProfileSummary>> {
+    let after = after.unwrap_or(0);
+    let fetch = (limit + 1) as i64;
+    let mut ids: Vec<i64> = match q.map(str::trim).filter(|q| !q.is_empty()) {
+        None => conn
+            .prepare_cached("SELECT id FROM profiles WHERE id = canonical_id AND id > ?1 ORDER BY id LIMIT ?2")?
+            .query_map(params![after, fetch], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?,
+        Some(q) => match common::exact_identifier(q) {
+            Some(key) => lookup_sync(conn, &key)?.filter(|id| *id > after).into_iter().collect(),
+            None => {
+                let like = common::like_pattern(q);
+                conn.prepare_cached(
+                    "SELECT DISTINCT canonical_id FROM (
+                       SELECT canonical_id FROM profiles WHERE traits LIKE ?1 ESCAPE '\\'
+                       UNION ALL
+                       SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE i.value LIKE ?1 ESCAPE '\\'
+                     ) WHERE canonical_id > ?2 ORDER BY canonical_id LIMIT ?3",
+                )?
+                .query_map(params![like, after, fetch], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?
+            }
+        },
+    };
+    let next_cursor = if ids.len() > limit {
+        ids.truncate(limit);
+        ids.last().map(|id| id.to_string())
+    } else {
+        None
+    };
+    Ok(Page {
+        items: summaries(conn, &ids)?,
+        next_cursor,
+    })
+}
+
+fn timeline_sync(conn: &Connection, id: ProfileId, f: &TimelineFilter) -> Result<Page<EventView>> {
+    let c = canonical_of(conn, id)?;
+    let mut sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?)"
+    );
+    let mut args: Vec<rusqlite::types::Value> = vec![c.into()];
+    let mut any_of = |sql: &mut String, col: &str, vals: &[String]| {
+        if !vals.is_empty() {
+            sql.push_str(&format!(" AND {col} IN ({})", placeholders(vals.len())));
+            args.extend(vals.iter().map(|v| rusqlite::types::Value::from(v.clone())));
+        }
+    };
+    any_of(&mut sql, "type", &f.types);
+    any_of(&mut sql, "channel", &f.channels);
+    any_of(&mut sql, "name", &f.names);
+    if let Some(s) = f.since {
+        sql.push_str(" AND occurred_at >= ?");
+        args.push(s.into());
+    }
+    if let Some(u) = f.until {
+        sql.push_str(" AND occurred_at < ?");
+        args.push(u.into());
+    }
+    if let Some((t, eid)) = f.before {
+        sql.push_str(" AND (occurred_at < ? OR (occurred_at = ? AND id < ?))");
+        args.extend([t.into(), t.into(), eid.into()]);
+    }
+    sql.push_str(" ORDER BY occurred_at DESC, id DESC LIMIT ?");
+    args.push(((f.limit + 1) as i64).into());
+    let mut items = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(args), event_view)?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let next_cursor = if items.len() > f.limit {
+        items.truncate(f.limit);
+        items.last().map(|e| format!("{}_{}", e.occurred_at.timestamp_millis(), e.id))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
+    let scope: String = r.get(2)?;
+    Ok(ApiKeyRecord {
+        id: r.get(0)?,
+        prefix: r.get(1)?,
+        scope: Scope::parse(&scope).unwrap_or(Scope::Write),
+        label: r.get(3)?,
+        created_at: r.get(4)?,
+        revoked: r.get::<_, Option<i64>>(5)?.is_some(),
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ingest(&self, groups: Vec<SourcedMessages>) -> Result<IngestOutcome> {
+        self.write(move |tx| {
+            let mut total = IngestOutcome::default();
+            for g in groups {
+                total.add(&ingest_group(tx, g)?);
+            }
+            Ok(total)
+        })
+        .await
+    }
+
+    async fn insert_events_raw(&self, rows: Vec<EventRow>, source: &str) -> Result<()> {
+        let source = source.to_string();
+        self.write(move |tx| insert_events(tx, &rows, &source)).await
+    }
+
+    async fn profile(&self, id: ProfileId) -> Result<ProfileView> {
+        self.read(move |c| profile_sync(c, id)).await
+    }
+
+    async fn lookup(&self, key: &IdentityKey) -> Result<Option<ProfileId>> {
+        let key = key.clone();
+        self.read(move |c| lookup_sync(c, &key)).await
+    }
+
+    async fn search(&self, q: Option<&str>, limit: usize, after: Option<ProfileId>) -> Result<Page<ProfileSummary>> {
+        let q = q.map(str::to_string);
+        self.read(move |c| search_sync(c, q.as_deref(), limit, after)).await
+    }
+
+    async fn timeline(&self, id: ProfileId, filter: &TimelineFilter) -> Result<Page<EventView>> {
+        let f = filter.clone();
+        self.read(move |c| timeline_sync(c, id, &f)).await
+    }
+
+    async fn patch_traits(&self, id: ProfileId, patch: &Value, at: Millis) -> Result<()> {
+        let patch = patch.to_string();
+        self.write(move |tx| {
+            let c = canonical_of(tx, id)?;
+            tx.execute(
+                "UPDATE profiles SET traits = json_patch(traits, ?2), traits_updated_at = max(traits_updated_at, ?3), updated_at = ?3 WHERE id = ?1",
+                params![c, patch, at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_consent(&self, id: ProfileId, consent: &ConsentInput) -> Result<()> {
+        let c = consent.clone();
+        self.write(move |tx| {
+            let p = canonical_of(tx, id)?;
+            tx.execute(
+                "INSERT INTO consents (profile_id, channel, purpose, status, source, proof, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![p, c.channel, c.purpose, c.status.as_str(), c.source, c.proof, c.at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn merge(&self, a: ProfileId, b: ProfileId, by: &str, at: Millis) -> Result<MergeView> {
+        let by = by.to_string();
+        self.write(move |tx| {
+            let (ca, cb) = (canonical_of(tx, a)?, canonical_of(tx, b)?);
+            if ca == cb {
+                return Err(StoreError::Conflict(format!("profiles {a} and {b} are already one profile ({ca})")));
+            }
+            let (survivor, merged) = (ca.min(cb), ca.max(cb));
+            let members: Vec<i64> = tx
+                .prepare("SELECT id FROM profiles WHERE canonical_id = ?1 ORDER BY id")?
+                .query_map([merged], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
+            tx.execute(
+                "UPDATE profiles SET canonical_id = ?1, updated_at = ?3 WHERE canonical_id = ?2",
+                params![survivor, merged, at],
+            )?;
+            tx.execute(
+                "DELETE FROM merge_blocks WHERE profile_a = ?1 AND profile_b = ?2",
+                params![survivor, merged],
+            )?;
+            tx.execute(
+                "UPDATE conflicts SET resolved_at = ?3 WHERE resolved_at IS NULL AND profile_a = ?1 AND profile_b = ?2",
+                params![survivor, merged, at],
+            )?;
+            let id = insert_merge(
+                tx,
+                &resolve::Merge {
+                    survivor,
+                    merged,
+                    members,
+                    cause: IdentityKey { kind: rapport_domain::IdentityKind::External, value: "manual".into() },
+                    message_id: String::new(),
+                    at,
+                },
+                &by,
+            )?;
+            merge_by_id(tx, id)
+        })
+        .await
+    }
+
+    async fn unmerge(&self, target: UnmergeTarget, by: &str, at: Millis) -> Result<MergeView> {
+        let by = by.to_string();
+        self.write(move |tx| {
+            let row = match target {
+                UnmergeTarget::Merge(id) => tx
+                    .query_row(&format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = ?1"), [id], merge_row)
+                    .optional()?
+                    .ok_or_else(|| StoreError::NotFound(format!("merge {id}")))?,
+                UnmergeTarget::MergedProfile(p) => {
+                    canonical_of(tx, p)?;
+                    tx.query_row(
+                        &format!("SELECT {MERGE_COLUMNS} FROM merges WHERE merged_id = ?1 AND undone_at IS NULL ORDER BY id DESC LIMIT 1"),
+                        [p],
+                        merge_row,
+                    )
+                    .optional()?
+                    .ok_or_else(|| StoreError::invalid("id", format!(
+                        "profile {p} was not merged into another profile; pass the id of the merged profile (see `merges` in its profile) or a merge_id"
+                    )))?
+                }
+            };
+            if row.undone_at.is_some() {
+                return Err(StoreError::Conflict(format!("merge {} was already undone", row.id)));
+            }
+            let current = canonical_of(tx, row.survivor_id)?;
+            let members: Vec<i64> = serde_json::from_str(&row.member_ids).unwrap_or_default();
+            let mut stmt = tx.prepare_cached(
+                "UPDATE profiles SET canonical_id = ?2, updated_at = ?4 WHERE id = ?1 AND canonical_id = ?3",
+            )?;
+            for m in &members {
+                stmt.execute(params![m, row.merged_id, current, at])?;
+            }
+            tx.execute(
+                "UPDATE merges SET undone_at = ?2, undone_by = ?3 WHERE id = ?1",
+                params![row.id, at, by],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO merge_blocks (profile_a, profile_b, at) VALUES (?1, ?2, ?3)",
+                params![current.min(row.merged_id), current.max(row.merged_id), at],
+            )?;
+            merge_by_id(tx, row.id)
+        })
+        .await
+    }
+
+    async fn conflicts(&self, limit: usize) -> Result<Vec<ConflictView>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT id, profile_a, profile_b, identifier, reason, message_id, count, first_at, last_at
+                 FROM conflicts WHERE resolved_at IS NULL ORDER BY last_at DESC, id DESC LIMIT ?1",
+            )?
+            .query_map([limit as i64], |r| {
+                Ok(ConflictView {
+                    id: r.get(0)?,
+                    profile_a: r.get(1)?,
+                    profile_b: r.get(2)?,
+                    identifier: r.get(3)?,
+                    reason: r.get(4)?,
+                    message_id: r.get(5)?,
+                    count: r.get(6)?,
+                    first_at: to_datetime(r.get(7)?),
+                    last_at: to_datetime(r.get(8)?),
+                })
+            })?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn merges(&self, limit: usize) -> Result<Vec<MergeView>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!("SELECT {MERGE_COLUMNS} FROM merges ORDER BY id DESC LIMIT ?1"))?
+                .query_map([limit as i64], merge_row)?
+                .map(|r| r.map(MergeRow::view))
+                .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventView>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"))?
+                .query_map(params![after, limit as i64], event_view)?
+                .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        self.read(|c| {
+            let n = |sql: &str| -> Result<i64> { Ok(c.query_row(sql, [], |r| r.get(0))?) };
+            Ok(Stats {
+                profiles: n("SELECT COUNT(*) FROM profiles WHERE id = canonical_id")?,
+                raw_profiles: n("SELECT COUNT(*) FROM profiles")?,
+                identities: n("SELECT COUNT(*) FROM identities")?,
+                events: n("SELECT COUNT(*) FROM events")?,
+                merges: n("SELECT COUNT(*) FROM merges WHERE undone_at IS NULL")?,
+                open_conflicts: n("SELECT COUNT(*) FROM conflicts WHERE resolved_at IS NULL")?,
+            })
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, prefix: &str, hash: &str, scope: Scope, label: &str, at: Millis) -> Result<ApiKeyRecord> {
+        let (prefix, hash, label) = (prefix.to_string(), hash.to_string(), label.to_string());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO api_keys (prefix, hash, scope, label, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![prefix, hash, scope.as_str(), label, at],
+            )?;
+            Ok(ApiKeyRecord { id: tx.last_insert_rowid(), prefix, scope, label, created_at: at, revoked: false })
+        })
+        .await
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let hash = hash.to_string();
+        self.read(move |c| {
+            Ok(c.prepare_cached("SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys WHERE hash = ?1")?
+                .query_row([hash], api_key_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys ORDER BY id")?
+                .query_map([], api_key_row)?
+                .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<()> {
+        self.write(move |tx| {
+            let n = tx.execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, at])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("active API key {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+}

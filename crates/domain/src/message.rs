@@ -119,6 +119,9 @@ pub struct BatchContext<'a> {
     pub sent_at: Option<Millis>,
     pub context: Option<&'a Map<String, Value>>,
     pub received_at: Millis,
+    /// Bulk imports (CSV rows) may identify a person by e-mail, phone… alone; the
+    /// Segment endpoints require `userId` or `anonymousId` as the spec does.
+    pub identifiers_suffice: bool,
 }
 
 fn obj<'a>(
@@ -335,12 +338,6 @@ pub fn parse_message(
         .map(|s| key(IdentityKind::AnonymousId, &s, format!("{path}anonymousId")))
         .transpose()?;
     let previous_id = id_string(m, "previousId", path)?;
-    if user_id.is_none() && anonymous_id.is_none() {
-        return Err(FieldError::new(
-            format!("{path}userId"),
-            "userId or anonymousId is required",
-        ));
-    }
 
     let name = match kind {
         MessageType::Track => Some(opt_string(m, "event", path)?.filter(|e| !e.is_empty()).ok_or_else(
@@ -445,6 +442,13 @@ pub fn parse_message(
                 ))
             }
         }
+    }
+
+    if user_id.is_none() && anonymous_id.is_none() && !(batch.identifiers_suffice && !identifiers.is_empty()) {
+        return Err(FieldError::new(
+            format!("{path}userId"),
+            "userId or anonymousId is required",
+        ));
     }
 
     // Profile traits: identify traits, then context.traits (which Segment documents as
@@ -591,7 +595,7 @@ pub fn parse_body(body: &[u8], endpoint: Option<MessageType>, received_at: Milli
                 Some(Value::Object(o)) => Some(o),
                 Some(_) => return Err(BodyError::Invalid(FieldError::new("context", "must be a JSON object"))),
             };
-            let batch = BatchContext { sent_at, context, received_at };
+            let batch = BatchContext { sent_at, context, received_at, identifiers_suffice: false };
             let mut out = Vec::with_capacity(items.len());
             for (i, raw) in items.iter().enumerate() {
                 let path = format!("batch[{i}]");
@@ -630,9 +634,8 @@ mod tests {
 
     fn ctx(received_at: Millis) -> BatchContext<'static> {
         BatchContext {
-            sent_at: None,
-            context: None,
             received_at,
+            ..Default::default()
         }
     }
 

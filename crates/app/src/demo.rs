@@ -1,0 +1,289 @@
+//! A realistic synthetic data set so a new user sees a living CRM: people with several
+//! e-mail addresses, phones, social handles and wallets on several chains, who browse
+//! anonymously, sign up, buy, write reviews and move tokens over a year. Deterministic
+//! (seeded) and idempotent (stable message ids), and ingested through the same
+//! validation and identity resolution as live traffic, so merges and merge-protection
+//! conflicts happen as they would in production.
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rapport_domain::message::{parse_message, BatchContext};
+use rapport_domain::time::now_millis;
+use rapport_domain::Message;
+use rapport_store::{DynStore, IngestOutcome, SourcedMessages, StoreError};
+use serde_json::{json, Value};
+
+const FIRST: &[&str] = &[
+    "Ana", "Ben", "Chloé", "Dmitri", "Emma", "Farah", "Gustavo", "Hana", "Ibrahim", "Julia", "Kenji", "Lena", "Mateo",
+    "Nora", "Omar", "Priya", "Quentin", "Rosa", "Sven", "Tara", "Uma", "Victor", "Wen", "Xavier", "Yara", "Zoe",
+    "Liam", "Mia", "Noah", "Olivia", "Lucas", "Sofia", "Ethan", "Aisha", "Leo", "Ines", "Marco", "Amara", "Felix", "Ivy",
+];
+const LAST: &[&str] = &[
+    "Silva", "Müller", "Nakamura", "Okafor", "Novak", "Garcia", "Kowalski", "Haddad", "Johansson", "Rossi", "Kim",
+    "Patel", "Dubois", "Smith", "Jensen", "Costa", "Yilmaz", "Ivanova", "Chen", "Moreau", "Fischer", "Tanaka",
+    "Lopez", "Nguyen", "Brown", "Schmidt", "Ali", "Sato", "Martin", "Andersson",
+];
+const COMPANIES: &[&str] = &["acme.io", "globex.com", "initech.co", "umbrella.org", "hooli.xyz", "stark.dev", "wayne.biz", "tyrell.ai"];
+const TITLES: &[&str] = &[
+    "Marketing Manager", "Head of Growth", "Software Engineer", "Community Manager", "Product Designer",
+    "Founder", "Data Analyst", "Support Lead", "Student", "CMO", "Sales Director", "Developer Advocate",
+];
+const CITIES: &[(&str, &str)] = &[
+    ("Lisbon", "PT"), ("Berlin", "DE"), ("Tokyo", "JP"), ("Lagos", "NG"), ("New York", "US"), ("São Paulo", "BR"),
+    ("London", "GB"), ("Paris", "FR"), ("Toronto", "CA"), ("Seoul", "KR"), ("Mumbai", "IN"), ("Stockholm", "SE"),
+];
+const INTERESTS: &[&str] = &["defi", "nft", "gaming", "music", "fitness", "travel", "coffee", "design", "ai", "photography"];
+const PRODUCTS: &[(&str, f64)] = &[
+    ("Aurora Headphones", 199.0), ("Nimbus Sneakers", 129.0), ("Pulse Smartwatch", 249.0), ("Drift Backpack", 89.0),
+    ("Echo Speaker", 149.0), ("Glow Lamp", 59.0), ("Summit Jacket", 219.0), ("Ripple Mug", 19.0),
+];
+const NETWORKS: &[&str] = &["x", "instagram", "github", "linkedin", "farcaster", "discord", "tiktok"];
+const CHAINS: &[&str] = &["eip155:1", "eip155:137", "eip155:8453", "eip155:10"];
+const REVIEWS: &[&str] = &[
+    "Absolutely love the {p}, best purchase this year!",
+    "The {p} broke after two weeks. Really disappointed.",
+    "Shipping was slow but the {p} is great.",
+    "Not sure the {p} is worth the price...",
+    "The {p} is AMAZING!!! :)",
+    "Customer support never answered about my {p}. Terrible.",
+    "Decent {p}, does the job.",
+    "Would recommend the {p} to any friend.",
+];
+const POSTS: &[&str] = &[
+    "Just got my {p} from @{h}'s favourite shop #unboxing",
+    "Anyone else having trouble with the {p} app? #help",
+    "Can't stop using my {p} 🔥",
+    "Thinking about cancelling, the {p} keeps disconnecting",
+    "Big thanks to the team for the quick fix on my {p}",
+];
+
+/// How much to generate.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoSize {
+    pub people: usize,
+    pub events_per_person: usize,
+}
+
+impl Default for DemoSize {
+    fn default() -> Self {
+        DemoSize { people: 10_000, events_per_person: 30 }
+    }
+}
+
+fn hex_addr(rng: &mut StdRng) -> String {
+    let bytes: [u8; 20] = rng.gen();
+    format!("0x{}", hex::encode(bytes))
+}
+
+/// A phone number in the person's country that libphonenumber accepts, if one turns up.
+fn phone(rng: &mut StdRng, country: &str) -> Option<String> {
+    for _ in 0..8 {
+        let candidate = match country {
+            "US" | "CA" => format!("+1{}{}{:04}", ["415", "212", "312", "617", "206"][rng.gen_range(0..5)], rng.gen_range(201..999), rng.gen_range(0..10000)),
+            "GB" => format!("+447400{:06}", rng.gen_range(0..1_000_000)),
+            "DE" => format!("+49151{:08}", rng.gen_range(0..100_000_000)),
+            "FR" => format!("+336{:08}", rng.gen_range(0..100_000_000)),
+            "JP" => format!("+8190{:08}", rng.gen_range(0..100_000_000)),
+            "BR" => format!("+55119{:08}", rng.gen_range(0..100_000_000)),
+            "KR" => format!("+8210{:08}", rng.gen_range(0..100_000_000)),
+            "IN" => format!("+9198{:08}", rng.gen_range(0..100_000_000)),
+            "SE" => format!("+4670{:07}", rng.gen_range(0..10_000_000)),
+            "NG" => format!("+234803{:07}", rng.gen_range(0..10_000_000)),
+            _ => format!("+35191{:07}", rng.gen_range(0..10_000_000)),
+        };
+        if rapport_domain::identifier::normalize_phone(&candidate).is_ok() {
+            return Some(candidate);
+        }
+    }
+    None
+}
+
+fn ascii(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            'é' => 'e',
+            'ü' => 'u',
+            'ã' => 'a',
+            c => c,
+        })
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// Messages of one person, in time order.
+pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
+    let mut rng = StdRng::seed_from_u64(0x5eed ^ i as u64);
+    let year = 365 * 24 * 3_600_000i64;
+    let first = *FIRST.choose(&mut rng).unwrap_or(&"Ana");
+    let last = *LAST.choose(&mut rng).unwrap_or(&"Silva");
+    let (city, country) = *CITIES.choose(&mut rng).unwrap_or(&("Lisbon", "PT"));
+    let company = *COMPANIES.choose(&mut rng).unwrap_or(&"acme.io");
+    let (f, l) = (ascii(first), ascii(last));
+    let mut emails = vec![format!("{f}.{l}{i}@gmail.com")];
+    if rng.gen_bool(0.6) {
+        emails.push(format!("{}{l}{i}@{company}", &f[..1]));
+    }
+    if rng.gen_bool(0.3) {
+        emails.push(format!("{f}{i}@proton.me"));
+    }
+    let user_id = format!("u{i}");
+    let anon = format!("anon-{i}");
+    let mut traits = json!({
+        "name": format!("{first} {last}"), "firstName": first, "lastName": last,
+        "email": emails[0], "title": TITLES.choose(&mut rng).copied().unwrap_or("Founder"),
+        "company": company, "city": city, "country": country,
+        "interests": INTERESTS.choose_multiple(&mut rng, 2).copied().collect::<Vec<_>>(),
+        "emails": emails,
+    });
+    if rng.gen_bool(0.6) {
+        if let Some(p) = phone(&mut rng, country) {
+            traits["phone"] = json!(p);
+        }
+    }
+    let mut socials = serde_json::Map::new();
+    let n_networks = rng.gen_range(1..4);
+    for n in NETWORKS.choose_multiple(&mut rng, n_networks) {
+        socials.insert(n.to_string(), json!(format!("{f}_{l}{i}")));
+    }
+    traits["socials"] = Value::Object(socials.clone());
+    if rng.gen_bool(0.4) {
+        let wallets: Vec<String> = (0..rng.gen_range(1..3))
+            .map(|_| format!("{}:{}", CHAINS.choose(&mut rng).unwrap_or(&"eip155:1"), hex_addr(&mut rng)))
+            .collect();
+        traits["wallets"] = json!(wallets);
+    }
+    let signup = now - rng.gen_range(0..year);
+    let mut t = signup - rng.gen_range(0..7 * 24 * 3_600_000i64);
+    let mut out = Vec::new();
+    let mut seq = 0;
+    let mut id = || {
+        seq += 1;
+        format!("demo-{i}-{seq}")
+    };
+    let ts = |t: i64| rapport_domain::time::to_datetime(t).to_rfc3339();
+    // Anonymous browsing, then sign-up ties the device to the person.
+    out.push(json!({"type": "page", "anonymousId": anon, "name": "Home", "messageId": id(), "timestamp": ts(t),
+        "properties": {"url": "https://shop.example/", "referrer": "https://www.google.com/"}}));
+    out.push(json!({"type": "identify", "anonymousId": anon, "userId": user_id, "messageId": id(), "timestamp": ts(signup), "traits": traits}));
+    let plan = if rng.gen_bool(0.3) { "pro" } else { "free" };
+    out.push(json!({"type": "track", "userId": user_id, "event": "Signed Up", "messageId": id(), "timestamp": ts(signup),
+        "properties": {"plan": plan}}));
+    // One in ten also used a second device with only a work e-mail: a second profile
+    // that identity resolution merges when the person logs in there.
+    if i % 10 == 3 && emails.len() > 1 {
+        let dev = format!("anon-{i}-tablet");
+        out.push(json!({"type": "identify", "anonymousId": dev, "messageId": id(), "timestamp": ts(signup + 3_600_000),
+            "traits": {"email": emails[1]}}));
+        out.push(json!({"type": "screen", "anonymousId": dev, "name": "Catalogue", "messageId": id(), "timestamp": ts(signup + 3_700_000)}));
+        out.push(json!({"type": "identify", "anonymousId": dev, "userId": user_id, "messageId": id(), "timestamp": ts(signup + 86_400_000)}));
+    }
+    // One in fifty shares a household e-mail with a neighbour: merge protection keeps
+    // two people with different user ids apart and records a conflict instead.
+    if i % 50 == 7 && i > 0 {
+        out.push(json!({"type": "identify", "userId": user_id, "messageId": id(), "timestamp": ts(signup + 1000),
+            "traits": {"emails": [format!("{}.{}{}@gmail.com", ascii(FIRST[(i - 1) % FIRST.len()]), "household", i - 1)]}}));
+    }
+    let n = rng.gen_range(size.events_per_person / 3..=size.events_per_person * 5 / 3);
+    let step = ((now - signup) / (n as i64 + 1)).max(60_000);
+    t = signup;
+    for _ in 0..n {
+        t = (t + rng.gen_range(step / 2..step * 3 / 2)).min(now);
+        let (product, price) = *PRODUCTS.choose(&mut rng).unwrap_or(&("Ripple Mug", 19.0));
+        let roll: f64 = rng.gen();
+        let msg = if roll < 0.35 {
+            json!({"type": "page", "userId": user_id, "name": product, "properties": {"url": format!("https://shop.example/p/{}", ascii(product))}})
+        } else if roll < 0.5 {
+            json!({"type": "track", "userId": user_id, "event": "Product Viewed", "properties": {"product": product, "price": price}})
+        } else if roll < 0.58 {
+            json!({"type": "track", "userId": user_id, "event": "Product Added", "properties": {"product": product, "price": price}})
+        } else if roll < 0.66 {
+            let qty = rng.gen_range(1..3);
+            json!({"type": "track", "userId": user_id, "event": "Order Completed",
+                "properties": {"order_id": format!("o-{i}-{t}"), "revenue": price * qty as f64, "currency": "USD",
+                    "products": [{"name": product, "price": price, "quantity": qty}]}})
+        } else if roll < 0.76 {
+            let campaign = ["spring-sale", "newsletter-12", "winback"][rng.gen_range(0..3)];
+            json!({"type": "track", "userId": user_id, "event": "Email Opened", "context": {"channel": "email"},
+                "properties": {"campaign": campaign}})
+        } else if roll < 0.8 {
+            json!({"type": "track", "userId": user_id, "event": "Email Clicked", "context": {"channel": "email"},
+                "properties": {"campaign": "spring-sale", "url": "https://shop.example/sale"}})
+        } else if roll < 0.85 {
+            let text = REVIEWS.choose(&mut rng).unwrap_or(&"").replace("{p}", product);
+            json!({"type": "track", "userId": user_id, "event": "Review Posted",
+                "properties": {"product": product, "rating": rng.gen_range(1..6), "review": text}})
+        } else if roll < 0.91 {
+            let network = socials.keys().next().cloned().unwrap_or_else(|| "x".into());
+            let friend = rng.gen_range(0..size.people.max(1));
+            let text = POSTS.choose(&mut rng).unwrap_or(&"").replace("{p}", product).replace("{h}", &format!("friend{friend}"));
+            json!({"type": "track", "userId": user_id, "event": "Social Post", "context": {"channel": "social"},
+                "properties": {"network": network, "text": text, "mentions_user": format!("u{friend}")}})
+        } else if roll < 0.94 {
+            json!({"type": "track", "userId": user_id, "event": "Ticket Opened", "context": {"channel": "support"},
+                "properties": {"subject": format!("Problem with {product}"), "body": format!("My {product} stopped working, can you help?")}})
+        } else if roll < 0.97 && traits.get("wallets").is_some() {
+            json!({"type": "track", "userId": user_id, "event": "Token Transfer", "context": {"channel": "onchain"},
+                "properties": {"chain": "eip155:1", "token": "RAPT", "amount": rng.gen_range(1..500), "to_user": format!("u{}", rng.gen_range(0..size.people.max(1)))}})
+        } else {
+            json!({"type": "screen", "userId": user_id, "name": "Rewards"})
+        };
+        let mut msg = msg;
+        msg["messageId"] = json!(id());
+        msg["timestamp"] = json!(ts(t));
+        out.push(msg);
+    }
+    out
+}
+
+/// Generates and ingests the demo set; `progress(people_done)` after each chunk.
+pub async fn load(store: &DynStore, size: DemoSize, progress: &(dyn Fn(usize) + Sync)) -> Result<IngestOutcome, StoreError> {
+    let now = now_millis();
+    let mut total = IngestOutcome::default();
+    let chunk = 200;
+    let mut start = 0;
+    while start < size.people {
+        let end = (start + chunk).min(size.people);
+        let msgs: Vec<Message> = (start..end)
+            .flat_map(|i| person(i, size, now))
+            .filter_map(|v| {
+                let batch = BatchContext { received_at: now, ..Default::default() };
+                parse_message(&v, "", None, &batch, || uuid::Uuid::new_v4().to_string())
+                    .map_err(|e| tracing::warn!(error = %e, "demo message skipped"))
+                    .ok()
+            })
+            .collect();
+        let o = store
+            .ingest(vec![SourcedMessages { source: "demo".into(), messages: msgs }])
+            .await?;
+        total.add(&o);
+        start = end;
+        progress(end);
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_messages_are_valid_and_varied() {
+        let size = DemoSize { people: 100, events_per_person: 30 };
+        let mut kinds = std::collections::HashSet::new();
+        let mut n = 0;
+        for i in 0..100 {
+            for v in person(i, size, 1_700_000_000_000) {
+                let batch = BatchContext { received_at: 1_700_000_000_000, ..Default::default() };
+                let m = parse_message(&v, "", None, &batch, || "x".into()).unwrap_or_else(|e| panic!("{e}: {v}"));
+                for k in m.keys() {
+                    kinds.insert(k.kind);
+                }
+                n += 1;
+            }
+        }
+        assert!(n > 100 * 15, "{n} messages");
+        assert!(kinds.len() >= 6, "{kinds:?}");
+    }
+}

@@ -156,7 +156,8 @@ pub fn mapping(spec: Option<&str>, headers: &[String]) -> Result<Vec<(Target, us
     }
 }
 
-fn content_id(prefix: &str, parts: &[&str]) -> String {
+/// A message id derived from content: re-importing the same rows is idempotent.
+pub fn content_id(prefix: &str, parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());

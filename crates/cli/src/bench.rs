@@ -1,0 +1,348 @@
+//! Benchmarks that drive the real server over loopback.
+//!
+//! `rapport bench ingest` starts `rapport serve` as a child process on a fresh database
+//! (a temporary SQLite directory, or a fresh schema when `--database-url` names
+//! PostgreSQL), posts pre-generated Segment batches to `/v1/batch` from several
+//! connections, and reports accepted events/s, batch latency and the server's peak
+//! memory. In the same run it measures the baseline: the same event rows inserted
+//! straight into another fresh database of the same kind, with no HTTP, parsing or
+//! identity resolution.
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rapport_domain::apikey::Scope;
+use rapport_domain::message::parse_body;
+use rapport_domain::resolve::EventRow;
+use rapport_store::DynStore;
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Ingestion throughput through POST /v1/batch.
+    Ingest {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Messages per batch (the Segment SDKs' default flush size is 100).
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Concurrent HTTP connections.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// PostgreSQL URL; SQLite in a temporary directory when absent.
+        #[arg(long, env = "RAPPORT_BENCH_DATABASE_URL")]
+        database_url: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Profile lookup by e-mail through GET /api/profiles/lookup.
+    Lookup {
+        #[arg(long, default_value_t = 1_000_000)]
+        profiles: usize,
+        #[arg(long, default_value_t = 10_000)]
+        lookups: usize,
+        #[arg(long, env = "RAPPORT_BENCH_DATABASE_URL")]
+        database_url: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A fresh, empty database for one benchmark phase, and how a child process reaches it.
+struct Target {
+    store: DynStore,
+    /// Arguments for `rapport serve`.
+    args: Vec<String>,
+    kind: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn fresh_target(database_url: Option<&str>, tag: &str) -> Result<Target> {
+    match database_url {
+        Some(url) => {
+            let schema = format!("bench_{tag}_{}_{}", std::process::id(), rapport_domain::time::now_millis());
+            let store: DynStore = Arc::new(rapport_store::postgres::PgStore::connect_schema(url, Some(&schema)).await?);
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let child_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
+            Ok(Target { store, args: vec!["--database-url".into(), child_url], kind: "postgres", _dir: None })
+        }
+        None => {
+            let dir = tempfile::Builder::new().prefix("rapport-bench").tempdir()?;
+            let store = rapport_store::open(None, dir.path()).await?;
+            let args = vec!["--data-dir".into(), dir.path().display().to_string()];
+            Ok(Target { store, args, kind: "sqlite", _dir: Some(dir) })
+        }
+    }
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    async fn start(target: &Target) -> Result<Server> {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        let exe = std::env::current_exe()?;
+        let child = Command::new(exe)
+            .arg("serve")
+            .args(&target.args)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .env("RAPPORT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting rapport serve")?;
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if client.get(format!("{url}/healthz")).send().await.map(|r| r.status().is_success()).unwrap_or(false) {
+                return Ok(Server { child, url });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("the server did not become healthy")
+    }
+
+    /// Peak resident memory of the server process (VmHWM), in MB.
+    fn peak_rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Realistic traffic for `users` people: 60% tracks by user id, 15% anonymous
+/// browsing, 25% identifies that tie a device (anonymous id) and an e-mail to the user
+/// id, so a third of messages carry a second identifier and anonymous profiles merge.
+fn message(rng: &mut StdRng, i: usize, users: usize, base: i64) -> Value {
+    let k = rng.gen_range(0..users);
+    let device = rng.gen_range(0..3);
+    let ts = rapport_domain::time::to_datetime(base + i as i64).to_rfc3339();
+    let ctx = json!({"library": {"name": "analytics-python", "version": "2.3.3"}, "ip": "203.0.113.7",
+        "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"});
+    let roll: f64 = rng.gen();
+    let id = format!("bench-{i}");
+    if roll < 0.60 {
+        const PRODUCTS: [&str; 4] = ["Aurora Headphones", "Nimbus Sneakers", "Pulse Smartwatch", "Drift Backpack"];
+        const EVENTS: [&str; 4] = ["Product Viewed", "Product Added", "Order Completed", "Email Opened"];
+        let product = PRODUCTS[rng.gen_range(0..4)];
+        let event = EVENTS[rng.gen_range(0..4)];
+        json!({"type": "track", "userId": format!("user-{k}"), "event": event, "messageId": id, "timestamp": ts, "context": ctx,
+            "properties": {"product": product, "price": rng.gen_range(10..300), "currency": "USD", "url": format!("https://shop.example/p/{k}")}})
+    } else if roll < 0.75 {
+        json!({"type": "page", "anonymousId": format!("anon-{k}-{device}"), "name": "Catalogue", "messageId": id, "timestamp": ts, "context": ctx,
+            "properties": {"url": "https://shop.example/catalogue", "referrer": "https://www.google.com/", "title": "Catalogue"}})
+    } else {
+        let plan = if k % 2 == 0 { "free" } else { "pro" };
+        json!({"type": "identify", "userId": format!("user-{k}"), "anonymousId": format!("anon-{k}-{device}"), "messageId": id, "timestamp": ts, "context": ctx,
+            "traits": {"email": format!("person{k}@example.com"), "name": format!("Person {k}"), "plan": plan, "logins": rng.gen_range(1..100)}})
+    }
+}
+
+fn batches(events: usize, batch: usize) -> Vec<Vec<u8>> {
+    let mut rng = StdRng::seed_from_u64(7);
+    let users = (events / 20).max(10);
+    let base = rapport_domain::time::now_millis() - events as i64;
+    let mut out = Vec::with_capacity(events / batch + 1);
+    let mut i = 0;
+    while i < events {
+        let n = batch.min(events - i);
+        let msgs: Vec<Value> = (i..i + n).map(|j| message(&mut rng, j, users, base)).collect();
+        let sent_at = rapport_domain::time::to_datetime(rapport_domain::time::now_millis()).to_rfc3339();
+        out.push(serde_json::to_vec(&json!({"batch": msgs, "sentAt": sent_at})).unwrap_or_default());
+        i += n;
+    }
+    out
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+async fn drive(url: &str, write_key: &str, bodies: Arc<Vec<Vec<u8>>>, concurrency: usize) -> Result<(Duration, Vec<f64>)> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, next, bodies) = (client.clone(), next.clone(), bodies.clone());
+        let endpoint = format!("{url}/v1/batch");
+        let key = write_key.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                let t = Instant::now();
+                let resp = client
+                    .post(&endpoint)
+                    .basic_auth(&key, Some(""))
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                if !resp.status().is_success() {
+                    let status = resp.status();
+                    bail!("batch {i} refused: {status} {}", resp.text().await.unwrap_or_default());
+                }
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok(lat)
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let elapsed = start.elapsed();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    Ok((elapsed, lat))
+}
+
+/// The baseline: the same rows, straight into the store, 1,000 per transaction.
+async fn baseline(target: &Target, bodies: &[Vec<u8>]) -> Result<f64> {
+    let mut rows = Vec::new();
+    for b in bodies {
+        for m in parse_body(b, None, rapport_domain::time::now_millis()).map_err(|e| anyhow::anyhow!("{:?}", e))? {
+            rows.push(EventRow { profile_id: 1, message: m });
+        }
+    }
+    let n = rows.len();
+    let start = Instant::now();
+    let mut it = rows.into_iter().peekable();
+    while it.peek().is_some() {
+        let chunk: Vec<EventRow> = it.by_ref().take(1000).collect();
+        target.store.insert_events_raw(chunk, "baseline").await?;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+fn report(json_out: bool, v: Value) {
+    if !json_out {
+        if let Some(o) = v.as_object() {
+            for (k, val) in o {
+                eprintln!("{k:>28}: {val}");
+            }
+        }
+    }
+    println!("{v}");
+}
+
+async fn admin_get(url: &str, admin: &str, path: &str) -> Result<Value> {
+    Ok(reqwest::Client::new().get(format!("{url}{path}")).bearer_auth(admin).send().await?.error_for_status()?.json().await?)
+}
+
+pub async fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Ingest { events, batch, concurrency, database_url, json } => {
+            eprintln!("generating {events} events in batches of {batch}…");
+            let bodies = Arc::new(batches(events, batch));
+            let target = fresh_target(database_url.as_deref(), "ingest").await?;
+            let write = rapport_app::keys::create(&target.store, Scope::Write, "bench").await?;
+            let admin = rapport_app::keys::create(&target.store, Scope::Admin, "bench").await?;
+            let server = Server::start(&target).await?;
+            eprintln!("driving {} with {concurrency} connections…", server.url);
+            let run = drive(&server.url, &write.secret, bodies.clone(), concurrency).await;
+            let rss = server.peak_rss_mb();
+            let stats = admin_get(&server.url, &admin.secret, "/api/stats").await;
+            server.stop();
+            let (elapsed, lat) = run?;
+            let stats = stats?;
+            let stored = stats["events"].as_u64().unwrap_or(0) as usize;
+            if stored != events {
+                bail!("{stored} events stored, {events} sent");
+            }
+            let eps = events as f64 / elapsed.as_secs_f64();
+            eprintln!("baseline: raw inserts of the same rows…");
+            let base_target = fresh_target(database_url.as_deref(), "baseline").await?;
+            let base = baseline(&base_target, &bodies).await?;
+            report(json, json!({
+                "bench": "ingest", "store": target.kind, "events": events, "batch_size": batch, "concurrency": concurrency,
+                "seconds": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+                "events_per_sec": eps.round(), "p50_ms": (percentile(&lat, 0.5) * 100.0).round() / 100.0,
+                "p99_ms": (percentile(&lat, 0.99) * 100.0).round() / 100.0,
+                "baseline_events_per_sec": base.round(), "slowdown_vs_baseline": ((base / eps) * 100.0).round() / 100.0,
+                "peak_rss_mb": rss.round(), "profiles": stats["profiles"], "identities": stats["identities"], "merges": stats["merges"],
+                "durable": "fsync per commit (SQLite synchronous=FULL; PostgreSQL synchronous_commit=on)",
+            }));
+            Ok(())
+        }
+        BenchCommand::Lookup { profiles, lookups, database_url, json } => {
+            let target = fresh_target(database_url.as_deref(), "lookup").await?;
+            eprintln!("loading {profiles} profiles…");
+            let t = Instant::now();
+            let now = rapport_domain::time::now_millis();
+            let chunk = 10_000;
+            let mut i = 0;
+            while i < profiles {
+                let n = chunk.min(profiles - i);
+                let msgs: Vec<Value> = (i..i + n)
+                    .map(|k| json!({"type": "identify", "userId": format!("user-{k}"), "messageId": format!("lk-{k}"),
+                        "traits": {"email": format!("person{k}@example.com"), "name": format!("Person {k}")}}))
+                    .collect();
+                // Straight to the store: loading is set-up, not what is measured.
+                let ctx = rapport_domain::message::BatchContext { received_at: now, ..Default::default() };
+                let parsed = msgs
+                    .iter()
+                    .map(|m| rapport_domain::message::parse_message(m, "", None, &ctx, String::new))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                target.store.ingest(vec![rapport_store::SourcedMessages { source: "bench".into(), messages: parsed }]).await?;
+                i += n;
+            }
+            let load_s = t.elapsed().as_secs_f64();
+            let admin = rapport_app::keys::create(&target.store, Scope::Admin, "bench").await?;
+            let server = Server::start(&target).await?;
+            let client = reqwest::Client::new();
+            let mut rng = StdRng::seed_from_u64(11);
+            let mut lat = Vec::with_capacity(lookups);
+            for _ in 0..lookups {
+                let k = rng.gen_range(0..profiles);
+                let t = Instant::now();
+                let resp = client
+                    .get(format!("{}/api/profiles/lookup?identifier=email:person{k}@example.com", server.url))
+                    .bearer_auth(&admin.secret)
+                    .send()
+                    .await?;
+                if !resp.status().is_success() {
+                    server.stop();
+                    bail!("lookup of person{k} failed: {}", resp.status());
+                }
+                let _ = resp.bytes().await?;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            server.stop();
+            lat.sort_by(|a, b| a.total_cmp(b));
+            report(json, json!({
+                "bench": "lookup", "store": target.kind, "profiles": profiles, "lookups": lookups, "load_seconds": load_s.round(),
+                "p50_ms": (percentile(&lat, 0.5) * 1000.0).round() / 1000.0, "p99_ms": (percentile(&lat, 0.99) * 1000.0).round() / 1000.0,
+                "max_ms": (lat.last().copied().unwrap_or(0.0) * 1000.0).round() / 1000.0,
+            }));
+            Ok(())
+        }
+    }
+}

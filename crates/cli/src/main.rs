@@ -1,0 +1,293 @@
+//! `rapport`: the one binary. `serve` runs API, UI and workers; the other commands
+//! manage keys, import/export data, load the demo set and run benchmarks.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use rapport_domain::apikey::Scope;
+use rapport_store::DynStore;
+use std::io::{BufReader, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+mod bench;
+
+#[derive(Parser)]
+#[command(name = "rapport", version, about = "Self-hosted social CRM: one profile per person across e-mail, social and wallets")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// Directory of the embedded SQLite database.
+    #[arg(long, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data", global = true)]
+    data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL instead of SQLite (or `sqlite:///path/file.db`).
+    #[arg(long, env = "RAPPORT_DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+impl StoreArgs {
+    pub async fn open(&self) -> Result<DynStore> {
+        rapport_store::open(self.database_url.as_deref(), &self.data_dir)
+            .await
+            .with_context(|| format!("opening the database ({})", self.describe()))
+    }
+
+    fn describe(&self) -> String {
+        match &self.database_url {
+            Some(u) => rapport_store::redact(u),
+            None => format!("sqlite: {}", self.data_dir.join("rapport.db").display()),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API, UI and background workers.
+    Serve {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Address to listen on.
+        #[arg(long, env = "RAPPORT_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Load the demo data set first if the database has no events.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Load the demo data set (10,000 people, ~300,000 events over a year).
+    Demo {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, default_value_t = 10_000)]
+        people: usize,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Import profiles (CSV) or events (JSON Lines, one Segment message per line).
+    Import {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// A .csv or .jsonl file.
+        file: PathBuf,
+        /// CSV column mapping: target=Column,… (targets: user_id, anonymous_id, email,
+        /// phone, wallet, social:NETWORK, external:TYPE, traits.NAME).
+        #[arg(long)]
+        map: Option<String>,
+        /// csv or jsonl (default: from the file extension).
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Export profiles or events as JSON Lines.
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// profiles or events
+        #[arg(long, default_value = "profiles")]
+        what: String,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Benchmarks; `--json` prints one JSON object on the last line.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it alone on stdout.
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// write (ingest only) or admin (everything)
+        #[arg(long)]
+        scope: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List keys (prefixes only).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
+        id: i64,
+    },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RAPPORT_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("RAPPORT_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(&format!("{what} {{bar:40}} {{pos}}/{{len}} ({{eta}})"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+async fn load_demo(store: &DynStore, people: usize) -> Result<()> {
+    let pb = bar(people as u64, "demo people");
+    let size = rapport_app::demo::DemoSize { people, ..Default::default() };
+    let o = rapport_app::demo::load(store, size, &|n| pb.set_position(n as u64)).await?;
+    pb.finish_and_clear();
+    eprintln!(
+        "demo loaded: {} events, {} profiles created, {} merges, {} conflicts held for review",
+        o.accepted, o.profiles_created, o.merges, o.conflicts
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool) -> Result<()> {
+    let store = store_args.open().await?;
+    if store.api_keys().await?.is_empty() {
+        let admin = rapport_app::keys::create(&store, Scope::Admin, "first start").await?;
+        let write = rapport_app::keys::create(&store, Scope::Write, "first start").await?;
+        // Printed once to the terminal, never logged.
+        println!("First start: created API keys. They are shown only now; keep them safe.");
+        println!("  admin key: {}", admin.secret);
+        println!("  write key: {}", write.secret);
+        println!("More keys: rapport keys create --scope write|admin");
+    }
+    if demo && store.stats().await?.events == 0 {
+        load_demo(&store, 10_000).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!("Rapport is listening on http://{addr} ({})", store_args.describe());
+    let _ = std::io::stdout().flush();
+    let (state, writer) = rapport_http::AppState::new(store);
+    rapport_http::serve(listener, state, shutdown_signal()).await?;
+    // The router (and with it every ingestor handle) is gone: the writer drains and stops.
+    writer.await.ok();
+    Ok(())
+}
+
+async fn import(store_args: StoreArgs, file: PathBuf, map: Option<String>, format: Option<String>) -> Result<()> {
+    let format = format.unwrap_or_else(|| {
+        file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase()
+    });
+    let f = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let store = store_args.open().await?;
+    let pb = bar(len, "import bytes");
+    let progress = |n: u64| pb.set_position(n);
+    let source = format!("import:{}", file.file_name().and_then(|n| n.to_str()).unwrap_or("file"));
+    let summary = match format.as_str() {
+        "csv" => rapport_app::import::import_csv(&store, BufReader::new(f), map.as_deref(), &source, &progress).await?,
+        "jsonl" | "ndjson" | "json" => {
+            if map.is_some() {
+                bail!("--map applies to CSV files only");
+            }
+            rapport_app::import::import_jsonl(&store, BufReader::new(f), &source, &progress).await?
+        }
+        other => bail!("unknown import format '{other}': use --format csv or --format jsonl"),
+    };
+    pb.finish_and_clear();
+    eprintln!(
+        "{} rows: {} imported ({} already there), {} profiles created, {} merged, {} conflicts held for review, {} rejected",
+        summary.rows, summary.imported, summary.duplicates, summary.profiles_created, summary.merged, summary.conflicts, summary.rejected_count
+    );
+    for r in &summary.rejected {
+        eprintln!("  line {}: {}", r.line, r.reason);
+    }
+    if summary.rejected_count > summary.rejected.len() {
+        eprintln!("  … and {} more", summary.rejected_count - summary.rejected.len());
+    }
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { store, listen, demo } => serve(store, listen, demo).await,
+        Command::Demo { store, people } => {
+            let s = store.open().await?;
+            load_demo(&s, people).await
+        }
+        Command::Keys { command } => match command {
+            KeysCommand::Create { store, scope, label } => {
+                let scope = Scope::parse(&scope).with_context(|| format!("--scope must be write or admin, not '{scope}'"))?;
+                let s = store.open().await?;
+                let created = rapport_app::keys::create(&s, scope, &label).await?;
+                println!("{}", created.secret);
+                Ok(())
+            }
+            KeysCommand::List { store } => {
+                let s = store.open().await?;
+                for k in s.api_keys().await? {
+                    println!(
+                        "{}\t{}…\t{}\t{}\t{}",
+                        k.id,
+                        k.prefix,
+                        k.scope.as_str(),
+                        if k.revoked { "revoked" } else { "active" },
+                        k.label
+                    );
+                }
+                Ok(())
+            }
+            KeysCommand::Revoke { store, id } => {
+                let s = store.open().await?;
+                s.revoke_api_key(id, rapport_domain::time::now_millis()).await?;
+                eprintln!("key {id} revoked");
+                Ok(())
+            }
+        },
+        Command::Import { store, file, map, format } => import(store, file, map, format).await,
+        Command::Export { store, what, out } => {
+            let s = store.open().await?;
+            let mut w: Box<dyn Write> = match &out {
+                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let n = match what.as_str() {
+                "profiles" => rapport_app::export::profiles(&s, &mut *w).await?,
+                "events" => rapport_app::export::events(&s, &mut *w).await?,
+                other => bail!("--what must be profiles or events, not '{other}'"),
+            };
+            eprintln!("exported {n} {what}");
+            Ok(())
+        }
+        Command::Bench { command } => bench::run(command).await,
+    }
+}

@@ -1,0 +1,112 @@
+//! Rapport's HTTP layer: thin handlers that parse, authorise, call a service and render.
+//! Routes are grouped by API area: `segment` (ingestion), `profiles`, `ops`.
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use rapport_app::ingest::Ingestor;
+use rapport_app::keys::Keys;
+use rapport_store::DynStore;
+use std::sync::Arc;
+use utoipa::OpenApi;
+
+pub mod auth;
+pub mod ops;
+pub mod problem;
+pub mod profiles;
+pub mod segment;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub ingestor: Ingestor,
+    pub keys: Arc<Keys>,
+}
+
+impl AppState {
+    /// Starts the ingestion writer for `store`.
+    pub fn new(store: DynStore) -> (AppState, tokio::task::JoinHandle<()>) {
+        let (ingestor, writer) = Ingestor::start(store.clone());
+        let keys = Arc::new(Keys::new(store.clone()));
+        (AppState { store, ingestor, keys }, writer)
+    }
+}
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        c.add_security_scheme("write_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Rapport", description = "Self-hosted social CRM. Ingestion speaks the Segment HTTP Tracking API; errors are RFC 9457 problem+json."),
+    paths(
+        segment::identify, segment::track, segment::page, segment::screen, segment::group, segment::alias,
+        segment::batch, segment::import, segment::import_jsonl,
+        profiles::search, profiles::lookup, profiles::get, profiles::timeline, profiles::patch_traits,
+        profiles::consents, profiles::set_consent, profiles::unmerge, profiles::merge, profiles::conflicts, profiles::merges,
+        ops::healthz, ops::metrics, ops::stats, ops::create_key, ops::list_keys, ops::revoke_key,
+    ),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
+
+async fn not_found(uri: axum::http::Uri) -> problem::ApiError {
+    problem::ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/identify", post(segment::identify))
+        .route("/v1/track", post(segment::track))
+        .route("/v1/page", post(segment::page))
+        .route("/v1/screen", post(segment::screen))
+        .route("/v1/group", post(segment::group))
+        .route("/v1/alias", post(segment::alias))
+        .route("/v1/batch", post(segment::batch))
+        .route("/v1/import", post(segment::import))
+        // Sizes are checked after decompression with a precise error; this only stops
+        // absurd uploads early.
+        .layer(DefaultBodyLimit::max(8 * 1024 * 1024));
+    let bulk = Router::new()
+        .route("/api/import/events", post(segment::import_jsonl))
+        .layer(DefaultBodyLimit::max(segment::MAX_JSONL_BYTES));
+    Router::new()
+        .merge(v1)
+        .merge(bulk)
+        .route("/", get(ops::index))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/api/stats", get(ops::stats))
+        .route("/api/keys", get(ops::list_keys).post(ops::create_key))
+        .route("/api/keys/{id}", axum::routing::delete(ops::revoke_key))
+        .route("/api/profiles", get(profiles::search))
+        .route("/api/profiles/lookup", get(profiles::lookup))
+        .route("/api/profiles/{id}", get(profiles::get))
+        .route("/api/profiles/{id}/timeline", get(profiles::timeline))
+        .route("/api/profiles/{id}/traits", axum::routing::patch(profiles::patch_traits))
+        .route("/api/profiles/{id}/consents", get(profiles::consents).put(profiles::set_consent))
+        .route("/api/profiles/{id}/unmerge", post(profiles::unmerge))
+        .route("/api/profiles/{id}/merge", post(profiles::merge))
+        .route("/api/conflicts", get(profiles::conflicts))
+        .route("/api/merges", get(profiles::merges))
+        .fallback(not_found)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,115 @@
+//! RFC 9457 problem details for every error the API returns, naming the field at fault.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rapport_app::ingest::IngestError;
+use rapport_domain::message::BodyError;
+use rapport_domain::FieldError;
+use rapport_store::StoreError;
+use serde::Serialize;
+
+#[derive(Debug)]
+pub enum ApiError {
+    Invalid { field: String, reason: String },
+    TooLarge { field: String, reason: String },
+    Unauthorized(String),
+    Forbidden(String),
+    NotFound(String),
+    Conflict(String),
+    Unavailable(String),
+    Internal(String),
+}
+
+/// The problem+json body (also the OpenAPI schema of every error response).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request field at fault, e.g. `batch[3].traits.email`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        ApiError::Invalid { field: field.to_string(), reason: reason.into() }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::Invalid { .. } => (StatusCode::BAD_REQUEST, "validation", "Invalid request"),
+            ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Payload too large"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Missing or unknown API key"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Key not allowed here"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable; retry"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title) = self.parts();
+        let (detail, field) = match self {
+            ApiError::Invalid { field, reason } | ApiError::TooLarge { field, reason } => {
+                (format!("{field}: {reason}"), Some(field))
+            }
+            ApiError::Unauthorized(d)
+            | ApiError::Forbidden(d)
+            | ApiError::NotFound(d)
+            | ApiError::Conflict(d)
+            | ApiError::Unavailable(d) => (d, None),
+            ApiError::Internal(d) => {
+                tracing::error!(error = %d, "internal error");
+                ("an internal error occurred; see the server log".to_string(), None)
+            }
+        };
+        let body = Problem { kind: format!("https://rapport.dev/problems/{slug}"), title: title.to_string(), status: status.as_u16(), detail, field };
+        let mut resp = (status, axum::Json(body)).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer, Basic realm=\"rapport\""));
+        }
+        resp
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::Invalid { field: e.field, reason: e.reason }
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge(f) => ApiError::TooLarge { field: f.field, reason: f.reason },
+            BodyError::Invalid(f) => f.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(w) => ApiError::NotFound(format!("{w} not found")),
+            StoreError::Invalid { field, reason } => ApiError::Invalid { field, reason },
+            StoreError::Conflict(c) => ApiError::Conflict(c),
+            StoreError::Backend(b) => ApiError::Internal(b),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

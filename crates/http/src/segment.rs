@@ -1,0 +1,128 @@
+//! The Segment HTTP Tracking API (`/v1/...`), so existing Segment and RudderStack SDKs
+//! work unchanged, and a JSON Lines bulk endpoint for back-fills.
+
+use crate::auth::WriteKey;
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use rapport_app::metrics::metrics;
+use rapport_domain::message::{parse_body, parse_line, MessageType, MAX_BATCH_BYTES};
+use rapport_domain::time::now_millis;
+use serde::Serialize;
+use std::io::Read;
+
+/// Largest decompressed JSON Lines upload.
+pub const MAX_JSONL_BYTES: usize = 256 * 1024 * 1024;
+const JSONL_CHUNK: usize = 5_000;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Success {
+    pub success: bool,
+}
+
+/// The body, gunzipped when `Content-Encoding: gzip`, refusing more than `limit` bytes.
+pub fn decode(headers: &HeaderMap, body: Bytes, limit: usize) -> ApiResult<Bytes> {
+    let enc = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_ascii_lowercase());
+    match enc.as_deref() {
+        None | Some("") | Some("identity") => Ok(body),
+        Some("gzip") => {
+            let mut out = Vec::with_capacity(body.len() * 4);
+            flate2::read::GzDecoder::new(&body[..])
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| ApiError::invalid("body", format!("not valid gzip: {e}")))?;
+            if out.len() > limit {
+                return Err(ApiError::TooLarge { field: "body".into(), reason: format!("decompressed request is over the limit of {limit} bytes") });
+            }
+            Ok(Bytes::from(out))
+        }
+        Some(other) => Err(ApiError::invalid("Content-Encoding", format!("'{other}' is not supported; send gzip or no encoding"))),
+    }
+}
+
+async fn ingest(state: &AppState, key: &WriteKey, headers: &HeaderMap, body: Bytes, endpoint: Option<MessageType>) -> ApiResult<Json<Success>> {
+    let result = async {
+        let body = decode(headers, body, MAX_BATCH_BYTES)?;
+        let msgs = parse_body(&body, endpoint, now_millis())?;
+        state.ingestor.submit(&key.0.prefix, msgs).await?;
+        Ok(Json(Success { success: true }))
+    }
+    .await;
+    if let Err(e) = &result {
+        let reason = match e {
+            ApiError::TooLarge { .. } => "too_large",
+            ApiError::Invalid { .. } => "invalid",
+            _ => "unavailable",
+        };
+        metrics().events_rejected.with_label_values(&[reason]).inc();
+    }
+    result
+}
+
+macro_rules! endpoint {
+    ($name:ident, $path:literal, $kind:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "ingestion",
+            request_body(content = Object, description = "A Segment message (JSON, optionally gzip)"),
+            responses((status = 200, body = Success), (status = 400, body = Problem), (status = 401, body = Problem), (status = 413, body = Problem), (status = 503, body = Problem)),
+            security(("write_key" = []), ("bearer" = [])))]
+        pub async fn $name(State(state): State<AppState>, key: WriteKey, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Success>> {
+            ingest(&state, &key, &headers, body, $kind).await
+        }
+    };
+}
+
+endpoint!(identify, "/v1/identify", Some(MessageType::Identify), "Who a person is: traits and identifiers.");
+endpoint!(track, "/v1/track", Some(MessageType::Track), "Something a person did.");
+endpoint!(page, "/v1/page", Some(MessageType::Page), "A web page view.");
+endpoint!(screen, "/v1/screen", Some(MessageType::Screen), "A mobile screen view.");
+endpoint!(group, "/v1/group", Some(MessageType::Group), "A person's company or group.");
+endpoint!(alias, "/v1/alias", Some(MessageType::Alias), "Ties a previous id to a user id (merges, overriding merge protection).");
+endpoint!(batch, "/v1/batch", None, "Up to 500 KB of messages (32 KB each): `{\"batch\": [...], \"sentAt\": ...}`. All or nothing.");
+endpoint!(import, "/v1/import", None, "Same as /v1/batch (Segment's historical import endpoint).");
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct JsonlSummary {
+    pub lines: usize,
+    pub accepted: usize,
+}
+
+/// Bulk back-fill: one Segment message per line (JSON Lines, optionally gzip), up to
+/// 256 MB. Validated in full first: any bad line refuses the upload, naming the line.
+#[utoipa::path(post, path = "/api/import/events", tag = "ingestion",
+    request_body(content = String, content_type = "application/x-ndjson"),
+    responses((status = 200, body = JsonlSummary), (status = 400, body = Problem), (status = 413, body = Problem)),
+    security(("bearer" = []), ("write_key" = [])))]
+pub async fn import_jsonl(State(state): State<AppState>, key: WriteKey, headers: HeaderMap, body: Bytes) -> ApiResult<Json<JsonlSummary>> {
+    let body = decode(&headers, body, MAX_JSONL_BYTES)?;
+    let text = std::str::from_utf8(&body).map_err(|e| ApiError::invalid("body", format!("not UTF-8: {e}")))?;
+    let now = now_millis();
+    let mut msgs = Vec::new();
+    let mut lines = 0;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        lines += 1;
+        let mut m = parse_line(line, i + 1, now)?;
+        if !line.contains("\"messageId\"") {
+            // Content-derived, so retrying the same upload never doubles an event.
+            m.message_id = rapport_app::import::content_id("jsonl", &[line]);
+        }
+        msgs.push(m);
+    }
+    let accepted = msgs.len();
+    let mut it = msgs.into_iter().peekable();
+    while it.peek().is_some() {
+        let chunk: Vec<_> = it.by_ref().take(JSONL_CHUNK).collect();
+        state.ingestor.submit(&key.0.prefix, chunk).await?;
+    }
+    Ok(Json(JsonlSummary { lines, accepted }))
+}
+

@@ -368,7 +368,7 @@ impl Store for PgStore {
             let snap = snapshot(&tx, &g.messages).await?;
             let bound = max_new_profiles(&g.messages, &snap.owners) as i64;
             let ids: Vec<i64> = if bound > 0 {
-                tx.query("SELECT nextval('profiles_id_seq') FROM generate_series(1, $1)", &[&bound])
+                tx.query("SELECT nextval('profiles_id_seq') FROM generate_series(1, $1::int8)", &[&bound])
                     .await?
                     .iter()
                     .map(|r| r.get(0))

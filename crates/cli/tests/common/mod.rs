@@ -1,0 +1,185 @@
+//! Test harness: the real server on a random port, on SQLite and, when
+//! `RAPPORT_TEST_DATABASE_URL` is set, on PostgreSQL (one fresh schema per server).
+#![allow(dead_code)]
+
+use rapport_domain::apikey::Scope;
+use rapport_store::DynStore;
+use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+pub struct TestServer {
+    pub url: String,
+    pub admin: String,
+    pub write: String,
+    pub store: DynStore,
+    pub kind: &'static str,
+    pub client: reqwest::Client,
+    pg_schema: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn pg_url() -> Option<String> {
+    std::env::var("RAPPORT_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
+}
+
+pub fn unique_schema() -> String {
+    format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        rapport_domain::time::now_millis()
+    )
+}
+
+/// A fresh store of each kind under test, with its directory or schema.
+pub async fn stores() -> Vec<(DynStore, Option<tempfile::TempDir>, Option<(String, String)>)> {
+    let mut out = Vec::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let s = rapport_store::open(None, dir.path()).await.expect("sqlite store");
+    out.push((s, Some(dir), None));
+    if let Some(url) = pg_url() {
+        let schema = unique_schema();
+        let s: DynStore = Arc::new(
+            rapport_store::postgres::PgStore::connect_schema(&url, Some(&schema))
+                .await
+                .expect("postgres store (RAPPORT_TEST_DATABASE_URL)"),
+        );
+        out.push((s, None, Some((url, schema))));
+    }
+    out
+}
+
+pub async fn servers() -> Vec<TestServer> {
+    let mut out = Vec::new();
+    for (store, dir, pg) in stores().await {
+        out.push(start(store, dir, pg).await);
+    }
+    out
+}
+
+pub async fn start(store: DynStore, dir: Option<tempfile::TempDir>, pg_schema: Option<(String, String)>) -> TestServer {
+    let admin = rapport_app::keys::create(&store, Scope::Admin, "test").await.expect("admin key").secret;
+    let write = rapport_app::keys::create(&store, Scope::Write, "test").await.expect("write key").secret;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (state, _writer) = rapport_http::AppState::new(store.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = rapport_http::serve(listener, state, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    TestServer {
+        url,
+        admin,
+        write,
+        kind: store.kind(),
+        store,
+        client: reqwest::Client::new(),
+        pg_schema,
+        _dir: dir,
+        stop: Some(tx),
+    }
+}
+
+impl TestServer {
+    pub async fn post_v1(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .basic_auth(&self.write, Some(""))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn batch(&self, msgs: Value) -> (u16, Value) {
+        self.post_v1("/v1/batch", serde_json::json!({ "batch": msgs })).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.admin)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn profile_of(&self, identifier: &str) -> Value {
+        let (s, v) = self.get(&format!("/api/profiles/lookup?identifier={}", urlencode(identifier))).await;
+        assert_eq!(s, 200, "[{}] lookup {identifier}: {v}", self.kind);
+        v
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.get("/api/stats").await.1
+    }
+
+    /// Stops the server and drops a PostgreSQL test schema.
+    pub async fn finish(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some((url, schema)) = self.pg_schema.take() {
+            drop_schema(&url, &schema).await;
+        }
+    }
+}
+
+pub async fn drop_schema(url: &str, schema: &str) {
+    if let Ok((client, conn)) = tokio_postgres_connect(url).await {
+        let task = tokio::spawn(conn);
+        let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await;
+        drop(client);
+        let _ = task.await;
+    }
+}
+
+async fn tokio_postgres_connect(
+    url: &str,
+) -> Result<(tokio_postgres::Client, tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>), tokio_postgres::Error> {
+    tokio_postgres::connect(url, tokio_postgres::NoTls).await
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn identities(profile: &Value) -> Vec<String> {
+    let mut v: Vec<String> = profile["identities"]
+        .as_array()
+        .map(|a| a.iter().map(|i| format!("{}:{}", i["kind"].as_str().unwrap_or(""), i["value"].as_str().unwrap_or(""))).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}

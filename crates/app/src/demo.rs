@@ -128,6 +128,16 @@ pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
     if rng.gen_bool(0.3) {
         emails.push(format!("{f}{i}@proton.me"));
     }
+    // Households: person 50k+6 shares an e-mail with person 50k+7 (see below).
+    if i % 50 == 6 {
+        emails.push(format!("household{i}@example.com"));
+    }
+    // The second-device people (below) have not told us their work e-mail yet.
+    let known_emails: Vec<String> = if i % 10 == 3 && emails.len() > 1 {
+        emails.iter().enumerate().filter(|(k, _)| *k != 1).map(|(_, e)| e.clone()).collect()
+    } else {
+        emails.clone()
+    };
     let user_id = format!("u{i}");
     let anon = format!("anon-{i}");
     let mut traits = json!({
@@ -135,7 +145,7 @@ pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
         "email": emails[0], "title": TITLES.choose(&mut rng).copied().unwrap_or("Founder"),
         "company": company, "city": city, "country": country,
         "interests": INTERESTS.choose_multiple(&mut rng, 2).copied().collect::<Vec<_>>(),
-        "emails": emails,
+        "emails": known_emails,
     });
     if rng.gen_bool(0.6) {
         if let Some(p) = phone(&mut rng, country) {
@@ -183,7 +193,7 @@ pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
     // two people with different user ids apart and records a conflict instead.
     if i % 50 == 7 && i > 0 {
         out.push(json!({"type": "identify", "userId": user_id, "messageId": id(), "timestamp": ts(signup + 1000),
-            "traits": {"emails": [format!("{}.{}{}@gmail.com", ascii(FIRST[(i - 1) % FIRST.len()]), "household", i - 1)]}}));
+            "traits": {"emails": [format!("household{}@example.com", i - 1)]}}));
     }
     let n = rng.gen_range(size.events_per_person / 3..=size.events_per_person * 5 / 3);
     let step = ((now - signup) / (n as i64 + 1)).max(60_000);

@@ -197,6 +197,14 @@ pub fn row_message(map: &[(Target, usize)], record: &csv::StringRecord, received
             }
         }
     }
+    let has_identifier = msg.contains_key("userId")
+        || msg.contains_key("anonymousId")
+        || !external.is_empty()
+        || !socials.is_empty()
+        || ["email", "phone", "wallet"].iter().any(|k| traits.contains_key(*k) && map.iter().any(|(t, _)| matches!(t, Target::Identifier(i) if i.as_str() == *k)));
+    if !has_identifier {
+        return Err(FieldError::new("row", "has no identifier: map a user_id, anonymous_id, email, phone, wallet, social or external column"));
+    }
     if !socials.is_empty() {
         traits.insert("socials".into(), Value::Object(socials));
     }
@@ -242,18 +250,18 @@ pub async fn import_csv(
     let now = now_millis();
     let mut record = csv::StringRecord::new();
     loop {
+        // The file line of the next record (the reader counts lines already ended).
+        let line = rdr.position().line() as usize + 1;
         match rdr.read_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
                 summary.rows += 1;
                 summary.reject(line, format!("unreadable CSV record: {e}"));
                 continue;
             }
         }
         summary.rows += 1;
-        let line = record.position().map(|p| p.line() as usize).unwrap_or(summary.rows + 1);
         match row_message(&map, &record, now) {
             Ok(m) => buf.push(m),
             Err(e) => summary.reject(line, format!("{}: {}", column_of(&e.field, &map, &headers), e.reason)),

@@ -1,0 +1,274 @@
+//! The `rapport` binary: keys, import/export, demo data, and durability under SIGKILL,
+//! on SQLite and (with RAPPORT_TEST_DATABASE_URL) PostgreSQL.
+
+mod common;
+
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rapport");
+
+/// Store arguments for each store under test, and how to reopen that store here.
+struct Target {
+    args: Vec<String>,
+    kind: &'static str,
+    pg: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Target {
+    async fn store(&self) -> rapport_store::DynStore {
+        match &self.pg {
+            Some((url, schema)) => Arc::new(rapport_store::postgres::PgStore::connect_schema(url, Some(schema)).await.expect("pg")),
+            None => rapport_store::open(None, std::path::Path::new(&self.args[1])).await.expect("sqlite"),
+        }
+    }
+
+    async fn finish(self) {
+        if let Some((url, schema)) = &self.pg {
+            common::drop_schema(url, schema).await;
+        }
+    }
+}
+
+fn targets() -> Vec<Target> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut out = vec![Target { args: vec!["--data-dir".into(), dir.path().display().to_string()], kind: "sqlite", pg: None, _dir: Some(dir) }];
+    if let Some(url) = common::pg_url() {
+        let schema = common::unique_schema();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        out.push(Target {
+            args: vec!["--database-url".into(), format!("{url}{sep}options=-csearch_path%3D{schema}")],
+            kind: "postgres",
+            pg: Some((url, schema)),
+            _dir: None,
+        });
+    }
+    out
+}
+
+fn rapport(args: &[&str], target: &Target) -> std::process::Output {
+    Command::new(BIN).args(args).args(&target.args).env("RAPPORT_LOG", "warn").output().expect("run rapport")
+}
+
+async fn ensure_schema(t: &Target) {
+    // Creates the PostgreSQL schema (the binary only sets search_path).
+    if t.pg.is_some() {
+        t.store().await;
+    }
+}
+
+#[tokio::test]
+async fn keys_create_prints_the_key_alone() {
+    for t in targets() {
+        ensure_schema(&t).await;
+        let out = rapport(&["keys", "create", "--scope", "admin", "--label", "ops"], &t);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(stdout.lines().count(), 1);
+        assert!(stdout.trim().starts_with("rk_a_"), "{stdout}");
+        let out = rapport(&["keys", "create", "--scope", "root"], &t);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--scope must be write or admin"));
+        let out = rapport(&["keys", "list"], &t);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("admin\tactive\tops"), "[{}]", t.kind);
+        t.finish().await;
+    }
+}
+
+fn last_json(out: &std::process::Output) -> Value {
+    let s = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(s.lines().last().unwrap_or("null")).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn csv_and_jsonl_import_then_export() {
+    for t in targets() {
+        ensure_schema(&t).await;
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("people.csv");
+        std::fs::write(
+            &csv,
+            "Id,Email,Mobile,Twitter,Job Title\r\n\
+             1,ann@example.com,+14155552671,@ann,CMO\r\n\
+             2,not-an-email,,,Engineer\r\n\
+             3,\"bob@example.com\",+1 000,,Designer\r\n\
+             4,cara@example.com,,@cara,\"Head of Growth, EMEA\"\r\n\
+             ,,,,Nobody\r\n",
+        )
+        .unwrap();
+        let out = rapport(&["import", csv.to_str().unwrap(), "--map", "user_id=Id,email=Email,phone=Mobile,social:x=Twitter,traits.title=Job Title"], &t);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let s = last_json(&out);
+        assert_eq!(s["rows"], 5, "[{}] {s}", t.kind);
+        assert_eq!(s["imported"], 2);
+        assert_eq!(s["profiles_created"], 2);
+        let rejected: Vec<(u64, String)> = s["rejected"].as_array().unwrap().iter().map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap().to_string())).collect();
+        assert_eq!(rejected.iter().map(|r| r.0).collect::<Vec<_>>(), vec![3, 4, 6], "{rejected:?}");
+        assert!(rejected[2].1.contains("has no identifier"), "{rejected:?}");
+        assert!(rejected[0].1.starts_with("column 'Email'"), "{rejected:?}");
+        assert!(rejected[1].1.starts_with("column 'Mobile'"), "{rejected:?}");
+        // Re-importing the same file changes nothing.
+        let again = last_json(&rapport(&["import", csv.to_str().unwrap(), "--map", "user_id=Id,email=Email,phone=Mobile,social:x=Twitter,traits.title=Job Title"], &t));
+        assert_eq!(again["imported"], 0);
+        assert_eq!(again["duplicates"], 2);
+
+        let jsonl = dir.path().join("events.jsonl");
+        std::fs::write(&jsonl, "{\"type\":\"track\",\"userId\":\"1\",\"event\":\"Order Completed\",\"properties\":{\"revenue\":30}}\n\n{\"type\":\"track\",\"event\":\"x\"}\n{\"type\":\"identify\",\"anonymousId\":\"d\",\"traits\":{\"email\":\"cara@example.com\"}}\n").unwrap();
+        let s = last_json(&rapport(&["import", jsonl.to_str().unwrap()], &t));
+        assert_eq!((s["rows"].as_u64(), s["imported"].as_u64(), s["rejected_count"].as_u64()), (Some(3), Some(2), Some(1)), "{s}");
+        assert_eq!(s["rejected"][0]["line"], 3);
+
+        let out_file = dir.path().join("profiles.jsonl");
+        let out = rapport(&["export", "--out", out_file.to_str().unwrap()], &t);
+        assert!(out.status.success());
+        let text = std::fs::read_to_string(&out_file).unwrap();
+        let profiles: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(profiles.len(), 2, "[{}]", t.kind);
+        let ann = profiles.iter().find(|p| p["traits"]["title"] == "CMO").unwrap();
+        assert_eq!(common::identities(ann), vec!["email:ann@example.com", "phone:+14155552671", "social:x:ann", "user_id:1"]);
+        let cara = profiles.iter().find(|p| p["traits"]["title"] == "Head of Growth, EMEA").unwrap();
+        assert!(common::identities(cara).contains(&"anonymous_id:d".to_string()));
+        let out = rapport(&["export", "--what", "events"], &t);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+        let out = rapport(&["import", csv.to_str().unwrap(), "--map", "email=Nope"], &t);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("'Nope', which is not in the header"));
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn demo_data_is_a_living_crm() {
+    for t in targets() {
+        ensure_schema(&t).await;
+        let out = rapport(&["demo", "--people", "300"], &t);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stats = t.store().await.stats().await.unwrap();
+        assert_eq!(stats.profiles, 300, "[{}] {stats:?}", t.kind);
+        assert!(stats.events > 300 * 15, "{stats:?}");
+        assert!(stats.merges >= 15, "second devices merge: {stats:?}");
+        assert!(stats.open_conflicts >= 5, "households are held for review: {stats:?}");
+        assert!(stats.identities > 300 * 5, "{stats:?}");
+        // Idempotent: loading again adds nothing.
+        rapport(&["demo", "--people", "300"], &t);
+        assert_eq!(t.store().await.stats().await.unwrap().events, stats.events);
+        t.finish().await;
+    }
+}
+
+fn start_server(t: &Target) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(BIN)
+        .arg("serve")
+        .args(&t.args)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RAPPORT_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+async fn wait_healthy(url: &str) {
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(format!("{url}/healthz")).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server at {url} never became healthy");
+}
+
+fn batch_body(task: usize, n: usize) -> Value {
+    let msgs: Vec<Value> = (0..50)
+        .map(|j| {
+            let user = (task * 7919 + n * 31 + j) % 500;
+            if j % 3 == 0 {
+                json!({"type": "identify", "userId": format!("u{user}"), "anonymousId": format!("a{}", (user + n) % 700), "messageId": format!("k-{task}-{n}-{j}"), "traits": {"email": format!("p{user}@example.com")}})
+            } else {
+                json!({"type": "track", "userId": format!("u{user}"), "event": "Viewed", "messageId": format!("k-{task}-{n}-{j}"), "properties": {"n": n}})
+            }
+        })
+        .collect();
+    json!({ "batch": msgs })
+}
+
+/// A 200 means committed: SIGKILL the server during heavy ingest, restart, and every
+/// acknowledged event is there exactly once; retrying the rest leaves no duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_ingest_loses_no_acknowledged_event() {
+    for t in targets() {
+        ensure_schema(&t).await;
+        let key_out = rapport(&["keys", "create", "--scope", "write"], &t);
+        let key = String::from_utf8(key_out.stdout).unwrap().trim().to_string();
+        let (mut child, url) = start_server(&t);
+        wait_healthy(&url).await;
+        let acked: Arc<Mutex<HashSet<(usize, usize)>>> = Default::default();
+        let attempted: Arc<Mutex<HashSet<(usize, usize)>>> = Default::default();
+        let client = reqwest::Client::new();
+        let mut tasks = Vec::new();
+        for task in 0..8 {
+            let (acked, attempted, client, url, key) = (acked.clone(), attempted.clone(), client.clone(), url.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                for n in 0.. {
+                    attempted.lock().unwrap().insert((task, n));
+                    let r = client.post(format!("{url}/v1/batch")).basic_auth(&key, Some("")).json(&batch_body(task, n)).send().await;
+                    match r {
+                        Ok(r) if r.status().is_success() => {
+                            acked.lock().unwrap().insert((task, n));
+                        }
+                        _ => break,
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+        child.wait().unwrap();
+        for task in tasks {
+            let _ = task.await;
+        }
+        let acked = acked.lock().unwrap().clone();
+        let attempted = attempted.lock().unwrap().clone();
+        assert!(acked.len() >= 10, "[{}] only {} batches acknowledged before the kill", t.kind, acked.len());
+
+        let stored: HashSet<String> = {
+            let store = t.store().await;
+            let mut ids = HashSet::new();
+            let mut after = 0;
+            loop {
+                let evs = store.events_after(after, 5000).await.unwrap();
+                let Some(last) = evs.last() else { break };
+                after = last.id;
+                for e in evs {
+                    assert!(ids.insert(e.message_id.clone()), "duplicate {}", e.message_id);
+                }
+            }
+            ids
+        };
+        for (task, n) in &acked {
+            for j in 0..50 {
+                assert!(stored.contains(&format!("k-{task}-{n}-{j}")), "[{}] acknowledged k-{task}-{n}-{j} lost", t.kind);
+            }
+        }
+        // Retry every batch that was attempted (acknowledged or not): no duplicates.
+        let (mut child, url) = start_server(&t);
+        wait_healthy(&url).await;
+        for (task, n) in &attempted {
+            let r = client.post(format!("{url}/v1/batch")).basic_auth(&key, Some("")).json(&batch_body(*task, *n)).send().await.unwrap();
+            assert!(r.status().is_success());
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let stats = t.store().await.stats().await.unwrap();
+        assert_eq!(stats.events as usize, attempted.len() * 50, "[{}] every attempted event exactly once", t.kind);
+        t.finish().await;
+    }
+}

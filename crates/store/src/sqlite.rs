@@ -156,7 +156,9 @@ fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
     if !detail.is_empty() {
         let mut members = tx.prepare_cached("SELECT id FROM profiles WHERE canonical_id = ?1 ORDER BY id")?;
         let mut uids = tx.prepare_cached(
-            "SELECT i.value FROM identities i JOIN profiles p ON p.id = i.profile_id
+            // CROSS JOIN fixes the join order: from the cluster's few members to their
+            // identities, never a scan of every user_id identity.
+            "SELECT i.value FROM profiles p CROSS JOIN identities i ON i.profile_id = p.id
              WHERE p.canonical_id = ?1 AND i.kind = 'user_id'",
         )?;
         let mut blocks = tx.prepare_cached(
@@ -424,7 +426,7 @@ fn summaries(conn: &Connection, ids: &[ProfileId]) -> Result<Vec<ProfileSummary>
     }
     let mut emails: std::collections::HashMap<i64, String> = Default::default();
     let mut stmt = conn.prepare(&format!(
-        "SELECT p.canonical_id, i.value FROM identities i JOIN profiles p ON p.id = i.profile_id
+        "SELECT p.canonical_id, i.value FROM profiles p CROSS JOIN identities i ON i.profile_id = p.id
          WHERE i.kind = 'email' AND p.canonical_id IN ({ph}) ORDER BY i.first_seen DESC, i.id DESC"
     ))?;
     let mut q = stmt.query(params_from_iter(ids))?;

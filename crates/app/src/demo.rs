@@ -15,30 +15,112 @@ use rapport_store::{DynStore, IngestOutcome, SourcedMessages, StoreError};
 use serde_json::{json, Value};
 
 const FIRST: &[&str] = &[
-    "Ana", "Ben", "Chloé", "Dmitri", "Emma", "Farah", "Gustavo", "Hana", "Ibrahim", "Julia", "Kenji", "Lena", "Mateo",
-    "Nora", "Omar", "Priya", "Quentin", "Rosa", "Sven", "Tara", "Uma", "Victor", "Wen", "Xavier", "Yara", "Zoe",
-    "Liam", "Mia", "Noah", "Olivia", "Lucas", "Sofia", "Ethan", "Aisha", "Leo", "Ines", "Marco", "Amara", "Felix", "Ivy",
+    "Ana", "Ben", "Chloé", "Dmitri", "Emma", "Farah", "Gustavo", "Hana", "Ibrahim", "Julia",
+    "Kenji", "Lena", "Mateo", "Nora", "Omar", "Priya", "Quentin", "Rosa", "Sven", "Tara", "Uma",
+    "Victor", "Wen", "Xavier", "Yara", "Zoe", "Liam", "Mia", "Noah", "Olivia", "Lucas", "Sofia",
+    "Ethan", "Aisha", "Leo", "Ines", "Marco", "Amara", "Felix", "Ivy",
 ];
 const LAST: &[&str] = &[
-    "Silva", "Müller", "Nakamura", "Okafor", "Novak", "Garcia", "Kowalski", "Haddad", "Johansson", "Rossi", "Kim",
-    "Patel", "Dubois", "Smith", "Jensen", "Costa", "Yilmaz", "Ivanova", "Chen", "Moreau", "Fischer", "Tanaka",
-    "Lopez", "Nguyen", "Brown", "Schmidt", "Ali", "Sato", "Martin", "Andersson",
+    "Silva",
+    "Müller",
+    "Nakamura",
+    "Okafor",
+    "Novak",
+    "Garcia",
+    "Kowalski",
+    "Haddad",
+    "Johansson",
+    "Rossi",
+    "Kim",
+    "Patel",
+    "Dubois",
+    "Smith",
+    "Jensen",
+    "Costa",
+    "Yilmaz",
+    "Ivanova",
+    "Chen",
+    "Moreau",
+    "Fischer",
+    "Tanaka",
+    "Lopez",
+    "Nguyen",
+    "Brown",
+    "Schmidt",
+    "Ali",
+    "Sato",
+    "Martin",
+    "Andersson",
 ];
-const COMPANIES: &[&str] = &["acme.io", "globex.com", "initech.co", "umbrella.org", "hooli.xyz", "stark.dev", "wayne.biz", "tyrell.ai"];
+const COMPANIES: &[&str] = &[
+    "acme.io",
+    "globex.com",
+    "initech.co",
+    "umbrella.org",
+    "hooli.xyz",
+    "stark.dev",
+    "wayne.biz",
+    "tyrell.ai",
+];
 const TITLES: &[&str] = &[
-    "Marketing Manager", "Head of Growth", "Software Engineer", "Community Manager", "Product Designer",
-    "Founder", "Data Analyst", "Support Lead", "Student", "CMO", "Sales Director", "Developer Advocate",
+    "Marketing Manager",
+    "Head of Growth",
+    "Software Engineer",
+    "Community Manager",
+    "Product Designer",
+    "Founder",
+    "Data Analyst",
+    "Support Lead",
+    "Student",
+    "CMO",
+    "Sales Director",
+    "Developer Advocate",
 ];
 const CITIES: &[(&str, &str)] = &[
-    ("Lisbon", "PT"), ("Berlin", "DE"), ("Tokyo", "JP"), ("Lagos", "NG"), ("New York", "US"), ("São Paulo", "BR"),
-    ("London", "GB"), ("Paris", "FR"), ("Toronto", "CA"), ("Seoul", "KR"), ("Mumbai", "IN"), ("Stockholm", "SE"),
+    ("Lisbon", "PT"),
+    ("Berlin", "DE"),
+    ("Tokyo", "JP"),
+    ("Lagos", "NG"),
+    ("New York", "US"),
+    ("São Paulo", "BR"),
+    ("London", "GB"),
+    ("Paris", "FR"),
+    ("Toronto", "CA"),
+    ("Seoul", "KR"),
+    ("Mumbai", "IN"),
+    ("Stockholm", "SE"),
 ];
-const INTERESTS: &[&str] = &["defi", "nft", "gaming", "music", "fitness", "travel", "coffee", "design", "ai", "photography"];
+const INTERESTS: &[&str] = &[
+    "defi",
+    "nft",
+    "gaming",
+    "music",
+    "fitness",
+    "travel",
+    "coffee",
+    "design",
+    "ai",
+    "photography",
+];
 const PRODUCTS: &[(&str, f64)] = &[
-    ("Aurora Headphones", 199.0), ("Nimbus Sneakers", 129.0), ("Pulse Smartwatch", 249.0), ("Drift Backpack", 89.0),
-    ("Echo Speaker", 149.0), ("Glow Lamp", 59.0), ("Summit Jacket", 219.0), ("Ripple Mug", 19.0),
+    ("Aurora Headphones", 199.0),
+    ("Nimbus Sneakers", 129.0),
+    ("Pulse Smartwatch", 249.0),
+    ("Drift Backpack", 89.0),
+    ("Echo Speaker", 149.0),
+    ("Glow Lamp", 59.0),
+    ("Summit Jacket", 219.0),
+    ("Ripple Mug", 19.0),
 ];
-const NETWORKS: &[&str] = &["x", "instagram", "github", "linkedin", "farcaster", "discord", "tiktok"];
+const NETWORKS: &[&str] = &[
+    "x",
+    "instagram",
+    "github",
+    "linkedin",
+    "farcaster",
+    "discord",
+    "tiktok",
+];
 const CHAINS: &[&str] = &["eip155:1", "eip155:137", "eip155:8453", "eip155:10"];
 const REVIEWS: &[&str] = &[
     "Absolutely love the {p}, best purchase this year!",
@@ -67,7 +149,10 @@ pub struct DemoSize {
 
 impl Default for DemoSize {
     fn default() -> Self {
-        DemoSize { people: 10_000, events_per_person: 30 }
+        DemoSize {
+            people: 10_000,
+            events_per_person: 30,
+        }
     }
 }
 
@@ -80,7 +165,12 @@ fn hex_addr(rng: &mut StdRng) -> String {
 fn phone(rng: &mut StdRng, country: &str) -> Option<String> {
     for _ in 0..8 {
         let candidate = match country {
-            "US" | "CA" => format!("+1{}{}{:04}", ["415", "212", "312", "617", "206"][rng.gen_range(0..5)], rng.gen_range(201..999), rng.gen_range(0..10000)),
+            "US" | "CA" => format!(
+                "+1{}{}{:04}",
+                ["415", "212", "312", "617", "206"][rng.gen_range(0..5)],
+                rng.gen_range(201..999),
+                rng.gen_range(0..10000)
+            ),
             "GB" => format!("+447400{:06}", rng.gen_range(0..1_000_000)),
             "DE" => format!("+49151{:08}", rng.gen_range(0..100_000_000)),
             "FR" => format!("+336{:08}", rng.gen_range(0..100_000_000)),
@@ -134,7 +224,12 @@ pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
     }
     // The second-device people (below) have not told us their work e-mail yet.
     let known_emails: Vec<String> = if i % 10 == 3 && emails.len() > 1 {
-        emails.iter().enumerate().filter(|(k, _)| *k != 1).map(|(_, e)| e.clone()).collect()
+        emails
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| *k != 1)
+            .map(|(_, e)| e.clone())
+            .collect()
     } else {
         emails.clone()
     };
@@ -160,7 +255,13 @@ pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
     traits["socials"] = Value::Object(socials.clone());
     if rng.gen_bool(0.4) {
         let wallets: Vec<String> = (0..rng.gen_range(1..3))
-            .map(|_| format!("{}:{}", CHAINS.choose(&mut rng).unwrap_or(&"eip155:1"), hex_addr(&mut rng)))
+            .map(|_| {
+                format!(
+                    "{}:{}",
+                    CHAINS.choose(&mut rng).unwrap_or(&"eip155:1"),
+                    hex_addr(&mut rng)
+                )
+            })
             .collect();
         traits["wallets"] = json!(wallets);
     }
@@ -221,13 +322,20 @@ pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
             json!({"type": "track", "userId": user_id, "event": "Email Clicked", "context": {"channel": "email"},
                 "properties": {"campaign": "spring-sale", "url": "https://shop.example/sale"}})
         } else if roll < 0.85 {
-            let text = REVIEWS.choose(&mut rng).unwrap_or(&"").replace("{p}", product);
+            let text = REVIEWS
+                .choose(&mut rng)
+                .unwrap_or(&"")
+                .replace("{p}", product);
             json!({"type": "track", "userId": user_id, "event": "Review Posted",
                 "properties": {"product": product, "rating": rng.gen_range(1..6), "review": text}})
         } else if roll < 0.91 {
             let network = socials.keys().next().cloned().unwrap_or_else(|| "x".into());
             let friend = rng.gen_range(0..size.people.max(1));
-            let text = POSTS.choose(&mut rng).unwrap_or(&"").replace("{p}", product).replace("{h}", &format!("friend{friend}"));
+            let text = POSTS
+                .choose(&mut rng)
+                .unwrap_or(&"")
+                .replace("{p}", product)
+                .replace("{h}", &format!("friend{friend}"));
             json!({"type": "track", "userId": user_id, "event": "Social Post", "context": {"channel": "social"},
                 "properties": {"network": network, "text": text, "mentions_user": format!("u{friend}")}})
         } else if roll < 0.94 {
@@ -248,7 +356,11 @@ pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
 }
 
 /// Generates and ingests the demo set; `progress(people_done)` after each chunk.
-pub async fn load(store: &DynStore, size: DemoSize, progress: &(dyn Fn(usize) + Sync)) -> Result<IngestOutcome, StoreError> {
+pub async fn load(
+    store: &DynStore,
+    size: DemoSize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<IngestOutcome, StoreError> {
     let now = now_millis();
     let mut total = IngestOutcome::default();
     let chunk = 200;
@@ -258,14 +370,20 @@ pub async fn load(store: &DynStore, size: DemoSize, progress: &(dyn Fn(usize) + 
         let msgs: Vec<Message> = (start..end)
             .flat_map(|i| person(i, size, now))
             .filter_map(|v| {
-                let batch = BatchContext { received_at: now, ..Default::default() };
+                let batch = BatchContext {
+                    received_at: now,
+                    ..Default::default()
+                };
                 parse_message(&v, "", None, &batch, || uuid::Uuid::new_v4().to_string())
                     .map_err(|e| tracing::warn!(error = %e, "demo message skipped"))
                     .ok()
             })
             .collect();
         let o = store
-            .ingest(vec![SourcedMessages { source: "demo".into(), messages: msgs }])
+            .ingest(vec![SourcedMessages {
+                source: "demo".into(),
+                messages: msgs,
+            }])
             .await?;
         total.add(&o);
         start = end;
@@ -280,13 +398,20 @@ mod tests {
 
     #[test]
     fn demo_messages_are_valid_and_varied() {
-        let size = DemoSize { people: 100, events_per_person: 30 };
+        let size = DemoSize {
+            people: 100,
+            events_per_person: 30,
+        };
         let mut kinds = std::collections::HashSet::new();
         let mut n = 0;
         for i in 0..100 {
             for v in person(i, size, 1_700_000_000_000) {
-                let batch = BatchContext { received_at: 1_700_000_000_000, ..Default::default() };
-                let m = parse_message(&v, "", None, &batch, || "x".into()).unwrap_or_else(|e| panic!("{e}: {v}"));
+                let batch = BatchContext {
+                    received_at: 1_700_000_000_000,
+                    ..Default::default()
+                };
+                let m = parse_message(&v, "", None, &batch, || "x".into())
+                    .unwrap_or_else(|e| panic!("{e}: {v}"));
                 for k in m.keys() {
                     kinds.insert(k.kind);
                 }

@@ -110,7 +110,10 @@ impl Target {
 /// `target=Column` pairs, e.g. `email=Email,user_id=Id,social:x=Twitter,traits.title=Job`.
 /// Without a spec, columns map by name (case-insensitive): known identifier names to
 /// identities, everything else to a trait of the same name.
-pub fn mapping(spec: Option<&str>, headers: &[String]) -> Result<Vec<(Target, usize)>, ImportError> {
+pub fn mapping(
+    spec: Option<&str>,
+    headers: &[String],
+) -> Result<Vec<(Target, usize)>, ImportError> {
     let find = |col: &str| {
         headers
             .iter()
@@ -122,9 +125,9 @@ pub fn mapping(spec: Option<&str>, headers: &[String]) -> Result<Vec<(Target, us
             .split(',')
             .filter(|p| !p.trim().is_empty())
             .map(|pair| {
-                let (t, col) = pair
-                    .split_once('=')
-                    .ok_or_else(|| ImportError::Mapping(format!("--map entry '{pair}' must be target=Column")))?;
+                let (t, col) = pair.split_once('=').ok_or_else(|| {
+                    ImportError::Mapping(format!("--map entry '{pair}' must be target=Column"))
+                })?;
                 let target = Target::parse(t).map_err(ImportError::Mapping)?;
                 let idx = find(col.trim()).ok_or_else(|| {
                     ImportError::Mapping(format!(
@@ -147,7 +150,9 @@ pub fn mapping(spec: Option<&str>, headers: &[String]) -> Result<Vec<(Target, us
                     "email" | "e-mail" => Target::Identifier(IdentityKind::Email),
                     "phone" | "mobile" => Target::Identifier(IdentityKind::Phone),
                     "wallet" | "wallet_address" => Target::Identifier(IdentityKind::Wallet),
-                    n if rapport_domain::identifier::SOCIAL_NETWORKS.contains(&n) => Target::Social(n.to_string()),
+                    n if rapport_domain::identifier::SOCIAL_NETWORKS.contains(&n) => {
+                        Target::Social(n.to_string())
+                    }
                     _ => Target::Trait(h.trim().to_string()),
                 };
                 (t, i)
@@ -167,7 +172,11 @@ pub fn content_id(prefix: &str, parts: &[&str]) -> String {
 }
 
 /// One CSV record as an identify message.
-pub fn row_message(map: &[(Target, usize)], record: &csv::StringRecord, received_at: i64) -> Result<Message, FieldError> {
+pub fn row_message(
+    map: &[(Target, usize)],
+    record: &csv::StringRecord,
+    received_at: i64,
+) -> Result<Message, FieldError> {
     let mut msg = Map::new();
     let mut traits = Map::new();
     let mut socials = Map::new();
@@ -201,7 +210,12 @@ pub fn row_message(map: &[(Target, usize)], record: &csv::StringRecord, received
         || msg.contains_key("anonymousId")
         || !external.is_empty()
         || !socials.is_empty()
-        || ["email", "phone", "wallet"].iter().any(|k| traits.contains_key(*k) && map.iter().any(|(t, _)| matches!(t, Target::Identifier(i) if i.as_str() == *k)));
+        || ["email", "phone", "wallet"].iter().any(|k| {
+            traits.contains_key(*k)
+                && map
+                    .iter()
+                    .any(|(t, _)| matches!(t, Target::Identifier(i) if i.as_str() == *k))
+        });
     if !has_identifier {
         return Err(FieldError::new("row", "has no identifier: map a user_id, anonymous_id, email, phone, wallet, social or external column"));
     }
@@ -222,13 +236,21 @@ pub fn row_message(map: &[(Target, usize)], record: &csv::StringRecord, received
     parse_message(&Value::Object(msg), "", None, &batch, || id)
 }
 
-async fn flush(store: &DynStore, source: &str, buf: &mut Vec<Message>, summary: &mut ImportSummary) -> Result<(), ImportError> {
+async fn flush(
+    store: &DynStore,
+    source: &str,
+    buf: &mut Vec<Message>,
+    summary: &mut ImportSummary,
+) -> Result<(), ImportError> {
     if buf.is_empty() {
         return Ok(());
     }
     let messages = std::mem::take(buf);
     let o = store
-        .ingest(vec![SourcedMessages { source: source.to_string(), messages }])
+        .ingest(vec![SourcedMessages {
+            source: source.to_string(),
+            messages,
+        }])
         .await?;
     summary.add(&o);
     Ok(())
@@ -264,7 +286,10 @@ pub async fn import_csv(
         summary.rows += 1;
         match row_message(&map, &record, now) {
             Ok(m) => buf.push(m),
-            Err(e) => summary.reject(line, format!("{}: {}", column_of(&e.field, &map, &headers), e.reason)),
+            Err(e) => summary.reject(
+                line,
+                format!("{}: {}", column_of(&e.field, &map, &headers), e.reason),
+            ),
         }
         if buf.len() >= CHUNK {
             flush(store, source, &mut buf, &mut summary).await?;
@@ -288,7 +313,10 @@ fn column_of(field: &str, map: &[(Target, usize)], headers: &[String]) -> String
         Target::External(_) => field.contains("externalIds"),
     });
     match hit {
-        Some((_, i)) => format!("column '{}'", headers.get(*i).map(String::as_str).unwrap_or("?")),
+        Some((_, i)) => format!(
+            "column '{}'",
+            headers.get(*i).map(String::as_str).unwrap_or("?")
+        ),
         None => field.to_string(),
     }
 }
@@ -345,8 +373,15 @@ mod tests {
 
     #[test]
     fn mapping_by_spec_and_by_name() {
-        let headers: Vec<String> = ["Id", "Email", "Twitter", "Title"].iter().map(|s| s.to_string()).collect();
-        let m = mapping(Some("user_id=Id,email=Email,social:x=Twitter,traits.title=Title"), &headers).unwrap();
+        let headers: Vec<String> = ["Id", "Email", "Twitter", "Title"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let m = mapping(
+            Some("user_id=Id,email=Email,social:x=Twitter,traits.title=Title"),
+            &headers,
+        )
+        .unwrap();
         assert_eq!(m[2], (Target::Social("x".into()), 2));
         let auto = mapping(None, &headers).unwrap();
         assert_eq!(auto[0].0, Target::UserId);
@@ -363,11 +398,17 @@ mod tests {
         let msg = row_message(&m, &rec, 0).unwrap();
         assert_eq!(msg.identifiers[0].to_string(), "email:ann@x.io");
         let again = row_message(&m, &rec, 0).unwrap();
-        assert_eq!(msg.message_id, again.message_id, "content-derived ids make re-imports idempotent");
+        assert_eq!(
+            msg.message_id, again.message_id,
+            "content-derived ids make re-imports idempotent"
+        );
         let bad = csv::StringRecord::from(vec!["not-an-email", "Bob"]);
         let e = row_message(&m, &bad, 0).unwrap_err();
         assert_eq!(column_of(&e.field, &m, &headers), "column 'Email'");
         let none = csv::StringRecord::from(vec!["", "Nobody"]);
-        assert!(row_message(&m, &none, 0).is_err(), "a row with no identifier is rejected");
+        assert!(
+            row_message(&m, &none, 0).is_err(),
+            "a row with no identifier is rejected"
+        );
     }
 }

@@ -99,10 +99,14 @@ async fn writer(store: DynStore, mut rx: mpsc::Receiver<Job>) {
         let result = store.ingest(groups).await;
         match &result {
             Ok(outcome) => record(outcome),
-            Err(e) => tracing::error!(error = %e, messages = n, "ingest transaction failed; batches not acknowledged"),
+            Err(e) => {
+                tracing::error!(error = %e, messages = n, "ingest transaction failed; batches not acknowledged")
+            }
         }
         for (reply, enqueued) in waiting {
-            metrics().ingest_seconds.observe(enqueued.elapsed().as_secs_f64());
+            metrics()
+                .ingest_seconds
+                .observe(enqueued.elapsed().as_secs_f64());
             let r = match &result {
                 Ok(_) => Ok(()),
                 Err(e) => Err(IngestError::Unavailable(e.to_string())),

@@ -23,9 +23,18 @@ pub struct Created {
 pub async fn create(store: &DynStore, scope: Scope, label: &str) -> Result<Created> {
     let k = apikey::generate(scope);
     let record = store
-        .create_api_key(&k.prefix, &k.hash, scope, label, rapport_domain::time::now_millis())
+        .create_api_key(
+            &k.prefix,
+            &k.hash,
+            scope,
+            label,
+            rapport_domain::time::now_millis(),
+        )
         .await?;
-    Ok(Created { secret: k.secret, record })
+    Ok(Created {
+        secret: k.secret,
+        record,
+    })
 }
 
 impl Keys {
@@ -46,7 +55,11 @@ impl Keys {
                 }
             }
         }
-        let rec = self.store.api_key_by_hash(&hash).await?.filter(|r| !r.revoked);
+        let rec = self
+            .store
+            .api_key_by_hash(&hash)
+            .await?
+            .filter(|r| !r.revoked);
         if let Ok(mut cache) = self.cache.write() {
             if cache.len() > 10_000 {
                 cache.clear(); // unknown keys must not grow the cache without bound

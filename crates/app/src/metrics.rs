@@ -1,6 +1,8 @@
 //! Prometheus metrics, served at `/metrics`.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
 use std::sync::OnceLock;
 
 pub struct Metrics {
@@ -22,32 +24,63 @@ pub fn metrics() -> &'static Metrics {
         let registry = Registry::new();
         let c = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let events_accepted = c("rapport_events_accepted_total", "Events stored");
-        let events_duplicate = c("rapport_events_duplicate_total", "Events skipped as already stored (same messageId)");
-        let profiles_created = c("rapport_profiles_created_total", "Profiles created by ingestion");
-        let merges = c("rapport_merges_total", "Profile merges made by identity resolution");
-        let conflicts = c("rapport_merge_conflicts_total", "Merges refused by merge protection");
+        let events_duplicate = c(
+            "rapport_events_duplicate_total",
+            "Events skipped as already stored (same messageId)",
+        );
+        let profiles_created = c(
+            "rapport_profiles_created_total",
+            "Profiles created by ingestion",
+        );
+        let merges = c(
+            "rapport_merges_total",
+            "Profile merges made by identity resolution",
+        );
+        let conflicts = c(
+            "rapport_merge_conflicts_total",
+            "Merges refused by merge protection",
+        );
         let events_rejected = IntCounterVec::new(
-            Opts::new("rapport_events_rejected_total", "Requests or messages rejected, by reason"),
+            Opts::new(
+                "rapport_events_rejected_total",
+                "Requests or messages rejected, by reason",
+            ),
             &["reason"],
         )
         .expect("valid metric");
-        registry.register(Box::new(events_rejected.clone())).expect("unique metric");
+        registry
+            .register(Box::new(events_rejected.clone()))
+            .expect("unique metric");
         let ingest_seconds = Histogram::with_opts(
-            HistogramOpts::new("rapport_ingest_seconds", "Batch latency from queue to durable commit")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            HistogramOpts::new(
+                "rapport_ingest_seconds",
+                "Batch latency from queue to durable commit",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
         )
         .expect("valid metric");
-        registry.register(Box::new(ingest_seconds.clone())).expect("unique metric");
+        registry
+            .register(Box::new(ingest_seconds.clone()))
+            .expect("unique metric");
         let group_size = Histogram::with_opts(
-            HistogramOpts::new("rapport_ingest_group_messages", "Messages committed per writer transaction")
-                .buckets(prometheus::exponential_buckets(1.0, 4.0, 9).expect("valid buckets")),
+            HistogramOpts::new(
+                "rapport_ingest_group_messages",
+                "Messages committed per writer transaction",
+            )
+            .buckets(prometheus::exponential_buckets(1.0, 4.0, 9).expect("valid buckets")),
         )
         .expect("valid metric");
-        registry.register(Box::new(group_size.clone())).expect("unique metric");
+        registry
+            .register(Box::new(group_size.clone()))
+            .expect("unique metric");
         Metrics {
             registry,
             events_accepted,

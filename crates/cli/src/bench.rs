@@ -65,17 +65,33 @@ struct Target {
 async fn fresh_target(database_url: Option<&str>, tag: &str) -> Result<Target> {
     match database_url {
         Some(url) => {
-            let schema = format!("bench_{tag}_{}_{}", std::process::id(), rapport_domain::time::now_millis());
-            let store: DynStore = Arc::new(rapport_store::postgres::PgStore::connect_schema(url, Some(&schema)).await?);
+            let schema = format!(
+                "bench_{tag}_{}_{}",
+                std::process::id(),
+                rapport_domain::time::now_millis()
+            );
+            let store: DynStore = Arc::new(
+                rapport_store::postgres::PgStore::connect_schema(url, Some(&schema)).await?,
+            );
             let sep = if url.contains('?') { '&' } else { '?' };
             let child_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
-            Ok(Target { store, args: vec!["--database-url".into(), child_url], kind: "postgres", _dir: None })
+            Ok(Target {
+                store,
+                args: vec!["--database-url".into(), child_url],
+                kind: "postgres",
+                _dir: None,
+            })
         }
         None => {
             let dir = tempfile::Builder::new().prefix("rapport-bench").tempdir()?;
             let store = rapport_store::open(None, dir.path()).await?;
             let args = vec!["--data-dir".into(), dir.path().display().to_string()];
-            Ok(Target { store, args, kind: "sqlite", _dir: Some(dir) })
+            Ok(Target {
+                store,
+                args,
+                kind: "sqlite",
+                _dir: Some(dir),
+            })
         }
     }
 }
@@ -105,7 +121,13 @@ impl Server {
         let url = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         for _ in 0..300 {
-            if client.get(format!("{url}/healthz")).send().await.map(|r| r.status().is_success()).unwrap_or(false) {
+            if client
+                .get(format!("{url}/healthz"))
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+            {
                 return Ok(Server { child, url });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -115,7 +137,8 @@ impl Server {
 
     /// Peak resident memory of the server process (VmHWM), in MB.
     fn peak_rss_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with("VmHWM:"))
@@ -143,8 +166,18 @@ fn message(rng: &mut StdRng, i: usize, users: usize, base: i64) -> Value {
     let roll: f64 = rng.gen();
     let id = format!("bench-{i}");
     if roll < 0.60 {
-        const PRODUCTS: [&str; 4] = ["Aurora Headphones", "Nimbus Sneakers", "Pulse Smartwatch", "Drift Backpack"];
-        const EVENTS: [&str; 4] = ["Product Viewed", "Product Added", "Order Completed", "Email Opened"];
+        const PRODUCTS: [&str; 4] = [
+            "Aurora Headphones",
+            "Nimbus Sneakers",
+            "Pulse Smartwatch",
+            "Drift Backpack",
+        ];
+        const EVENTS: [&str; 4] = [
+            "Product Viewed",
+            "Product Added",
+            "Order Completed",
+            "Email Opened",
+        ];
         let product = PRODUCTS[rng.gen_range(0..4)];
         let event = EVENTS[rng.gen_range(0..4)];
         json!({"type": "track", "userId": format!("user-{k}"), "event": event, "messageId": id, "timestamp": ts, "context": ctx,
@@ -167,9 +200,14 @@ fn batches(events: usize, batch: usize) -> Vec<Vec<u8>> {
     let mut i = 0;
     while i < events {
         let n = batch.min(events - i);
-        let msgs: Vec<Value> = (i..i + n).map(|j| message(&mut rng, j, users, base)).collect();
-        let sent_at = rapport_domain::time::to_datetime(rapport_domain::time::now_millis()).to_rfc3339();
-        out.push(serde_json::to_vec(&json!({"batch": msgs, "sentAt": sent_at})).unwrap_or_default());
+        let msgs: Vec<Value> = (i..i + n)
+            .map(|j| message(&mut rng, j, users, base))
+            .collect();
+        let sent_at =
+            rapport_domain::time::to_datetime(rapport_domain::time::now_millis()).to_rfc3339();
+        out.push(
+            serde_json::to_vec(&json!({"batch": msgs, "sentAt": sent_at})).unwrap_or_default(),
+        );
         i += n;
     }
     out
@@ -183,8 +221,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-async fn drive(url: &str, write_key: &str, bodies: Arc<Vec<Vec<u8>>>, concurrency: usize) -> Result<(Duration, Vec<f64>)> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+async fn drive(
+    url: &str,
+    write_key: &str,
+    bodies: Arc<Vec<Vec<u8>>>,
+    concurrency: usize,
+) -> Result<(Duration, Vec<f64>)> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -207,7 +252,10 @@ async fn drive(url: &str, write_key: &str, bodies: Arc<Vec<Vec<u8>>>, concurrenc
                     .await?;
                 if !resp.status().is_success() {
                     let status = resp.status();
-                    bail!("batch {i} refused: {status} {}", resp.text().await.unwrap_or_default());
+                    bail!(
+                        "batch {i} refused: {status} {}",
+                        resp.text().await.unwrap_or_default()
+                    );
                 }
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
             }
@@ -227,8 +275,13 @@ async fn drive(url: &str, write_key: &str, bodies: Arc<Vec<Vec<u8>>>, concurrenc
 async fn baseline(target: &Target, bodies: &[Vec<u8>]) -> Result<f64> {
     let mut rows = Vec::new();
     for b in bodies {
-        for m in parse_body(b, None, rapport_domain::time::now_millis()).map_err(|e| anyhow::anyhow!("{:?}", e))? {
-            rows.push(EventRow { profile_id: 1, message: m });
+        for m in parse_body(b, None, rapport_domain::time::now_millis())
+            .map_err(|e| anyhow::anyhow!("{:?}", e))?
+        {
+            rows.push(EventRow {
+                profile_id: 1,
+                message: m,
+            });
         }
     }
     let n = rows.len();
@@ -253,12 +306,25 @@ fn report(json_out: bool, v: Value) {
 }
 
 async fn admin_get(url: &str, admin: &str, path: &str) -> Result<Value> {
-    Ok(reqwest::Client::new().get(format!("{url}{path}")).bearer_auth(admin).send().await?.error_for_status()?.json().await?)
+    Ok(reqwest::Client::new()
+        .get(format!("{url}{path}"))
+        .bearer_auth(admin)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
-        BenchCommand::Ingest { events, batch, concurrency, database_url, json } => {
+        BenchCommand::Ingest {
+            events,
+            batch,
+            concurrency,
+            database_url,
+            json,
+        } => {
             eprintln!("generating {events} events in batches of {batch}…");
             let bodies = Arc::new(batches(events, batch));
             let target = fresh_target(database_url.as_deref(), "ingest").await?;
@@ -280,18 +346,26 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             eprintln!("baseline: raw inserts of the same rows…");
             let base_target = fresh_target(database_url.as_deref(), "baseline").await?;
             let base = baseline(&base_target, &bodies).await?;
-            report(json, json!({
-                "bench": "ingest", "store": target.kind, "events": events, "batch_size": batch, "concurrency": concurrency,
-                "seconds": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-                "events_per_sec": eps.round(), "p50_ms": (percentile(&lat, 0.5) * 100.0).round() / 100.0,
-                "p99_ms": (percentile(&lat, 0.99) * 100.0).round() / 100.0,
-                "baseline_events_per_sec": base.round(), "slowdown_vs_baseline": ((base / eps) * 100.0).round() / 100.0,
-                "peak_rss_mb": rss.round(), "profiles": stats["profiles"], "identities": stats["identities"], "merges": stats["merges"],
-                "durable": "fsync per commit (SQLite synchronous=FULL; PostgreSQL synchronous_commit=on)",
-            }));
+            report(
+                json,
+                json!({
+                    "bench": "ingest", "store": target.kind, "events": events, "batch_size": batch, "concurrency": concurrency,
+                    "seconds": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+                    "events_per_sec": eps.round(), "p50_ms": (percentile(&lat, 0.5) * 100.0).round() / 100.0,
+                    "p99_ms": (percentile(&lat, 0.99) * 100.0).round() / 100.0,
+                    "baseline_events_per_sec": base.round(), "slowdown_vs_baseline": ((base / eps) * 100.0).round() / 100.0,
+                    "peak_rss_mb": rss.round(), "profiles": stats["profiles"], "identities": stats["identities"], "merges": stats["merges"],
+                    "durable": "fsync per commit (SQLite synchronous=FULL; PostgreSQL synchronous_commit=on)",
+                }),
+            );
             Ok(())
         }
-        BenchCommand::Lookup { profiles, lookups, database_url, json } => {
+        BenchCommand::Lookup {
+            profiles,
+            lookups,
+            database_url,
+            json,
+        } => {
             let target = fresh_target(database_url.as_deref(), "lookup").await?;
             eprintln!("loading {profiles} profiles…");
             let t = Instant::now();
@@ -305,13 +379,22 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
                         "traits": {"email": format!("person{k}@example.com"), "name": format!("Person {k}")}}))
                     .collect();
                 // Straight to the store: loading is set-up, not what is measured.
-                let ctx = rapport_domain::message::BatchContext { received_at: now, ..Default::default() };
+                let ctx = rapport_domain::message::BatchContext {
+                    received_at: now,
+                    ..Default::default()
+                };
                 let parsed = msgs
                     .iter()
                     .map(|m| rapport_domain::message::parse_message(m, "", None, &ctx, String::new))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
-                target.store.ingest(vec![rapport_store::SourcedMessages { source: "bench".into(), messages: parsed }]).await?;
+                target
+                    .store
+                    .ingest(vec![rapport_store::SourcedMessages {
+                        source: "bench".into(),
+                        messages: parsed,
+                    }])
+                    .await?;
                 i += n;
             }
             let load_s = t.elapsed().as_secs_f64();
@@ -324,7 +407,10 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
                 let k = rng.gen_range(0..profiles);
                 let t = Instant::now();
                 let resp = client
-                    .get(format!("{}/api/profiles/lookup?identifier=email:person{k}@example.com", server.url))
+                    .get(format!(
+                        "{}/api/profiles/lookup?identifier=email:person{k}@example.com",
+                        server.url
+                    ))
                     .bearer_auth(&admin.secret)
                     .send()
                     .await?;
@@ -337,11 +423,14 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             }
             server.stop();
             lat.sort_by(|a, b| a.total_cmp(b));
-            report(json, json!({
-                "bench": "lookup", "store": target.kind, "profiles": profiles, "lookups": lookups, "load_seconds": load_s.round(),
-                "p50_ms": (percentile(&lat, 0.5) * 1000.0).round() / 1000.0, "p99_ms": (percentile(&lat, 0.99) * 1000.0).round() / 1000.0,
-                "max_ms": (lat.last().copied().unwrap_or(0.0) * 1000.0).round() / 1000.0,
-            }));
+            report(
+                json,
+                json!({
+                    "bench": "lookup", "store": target.kind, "profiles": profiles, "lookups": lookups, "load_seconds": load_s.round(),
+                    "p50_ms": (percentile(&lat, 0.5) * 1000.0).round() / 1000.0, "p99_ms": (percentile(&lat, 0.99) * 1000.0).round() / 1000.0,
+                    "max_ms": (lat.last().copied().unwrap_or(0.0) * 1000.0).round() / 1000.0,
+                }),
+            );
             Ok(())
         }
     }

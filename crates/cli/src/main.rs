@@ -13,7 +13,11 @@ use std::path::PathBuf;
 mod bench;
 
 #[derive(Parser)]
-#[command(name = "rapport", version, about = "Self-hosted social CRM: one profile per person across e-mail, social and wallets")]
+#[command(
+    name = "rapport",
+    version,
+    about = "Self-hosted social CRM: one profile per person across e-mail, social and wallets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,10 +26,20 @@ struct Cli {
 #[derive(Args, Clone)]
 pub struct StoreArgs {
     /// Directory of the embedded SQLite database.
-    #[arg(long, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data", global = true)]
+    #[arg(
+        long,
+        env = "RAPPORT_DATA_DIR",
+        default_value = "./rapport-data",
+        global = true
+    )]
     data_dir: PathBuf,
     /// `postgres://…` to use PostgreSQL instead of SQLite (or `sqlite:///path/file.db`).
-    #[arg(long, env = "RAPPORT_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "RAPPORT_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     database_url: Option<String>,
 }
 
@@ -128,8 +142,11 @@ enum KeysCommand {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RAPPORT_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_env("RAPPORT_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("RAPPORT_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -148,7 +165,10 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 
 async fn load_demo(store: &DynStore, people: usize) -> Result<()> {
     let pb = bar(people as u64, "demo people");
-    let size = rapport_app::demo::DemoSize { people, ..Default::default() };
+    let size = rapport_app::demo::DemoSize {
+        people,
+        ..Default::default()
+    };
     let o = rapport_app::demo::load(store, size, &|n| pb.set_position(n as u64)).await?;
     pb.finish_and_clear();
     eprintln!(
@@ -164,7 +184,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -188,9 +209,14 @@ async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool) -> Result<
     if demo && store.stats().await?.events == 0 {
         load_demo(&store, 10_000).await?;
     }
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
-    println!("Rapport is listening on http://{addr} ({})", store_args.describe());
+    println!(
+        "Rapport is listening on http://{addr} ({})",
+        store_args.describe()
+    );
     let _ = std::io::stdout().flush();
     let (state, writer) = rapport_http::AppState::new(store);
     rapport_http::serve(listener, state, shutdown_signal()).await?;
@@ -199,18 +225,38 @@ async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool) -> Result<
     Ok(())
 }
 
-async fn import(store_args: StoreArgs, file: PathBuf, map: Option<String>, format: Option<String>) -> Result<()> {
+async fn import(
+    store_args: StoreArgs,
+    file: PathBuf,
+    map: Option<String>,
+    format: Option<String>,
+) -> Result<()> {
     let format = format.unwrap_or_else(|| {
-        file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase()
+        file.extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase()
     });
     let f = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let store = store_args.open().await?;
     let pb = bar(len, "import bytes");
     let progress = |n: u64| pb.set_position(n);
-    let source = format!("import:{}", file.file_name().and_then(|n| n.to_str()).unwrap_or("file"));
+    let source = format!(
+        "import:{}",
+        file.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    );
     let summary = match format.as_str() {
-        "csv" => rapport_app::import::import_csv(&store, BufReader::new(f), map.as_deref(), &source, &progress).await?,
+        "csv" => {
+            rapport_app::import::import_csv(
+                &store,
+                BufReader::new(f),
+                map.as_deref(),
+                &source,
+                &progress,
+            )
+            .await?
+        }
         "jsonl" | "ndjson" | "json" => {
             if map.is_some() {
                 bail!("--map applies to CSV files only");
@@ -228,7 +274,10 @@ async fn import(store_args: StoreArgs, file: PathBuf, map: Option<String>, forma
         eprintln!("  line {}: {}", r.line, r.reason);
     }
     if summary.rejected_count > summary.rejected.len() {
-        eprintln!("  … and {} more", summary.rejected_count - summary.rejected.len());
+        eprintln!(
+            "  … and {} more",
+            summary.rejected_count - summary.rejected.len()
+        );
     }
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
@@ -239,14 +288,23 @@ async fn main() -> Result<()> {
     init_logging();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { store, listen, demo } => serve(store, listen, demo).await,
+        Command::Serve {
+            store,
+            listen,
+            demo,
+        } => serve(store, listen, demo).await,
         Command::Demo { store, people } => {
             let s = store.open().await?;
             load_demo(&s, people).await
         }
         Command::Keys { command } => match command {
-            KeysCommand::Create { store, scope, label } => {
-                let scope = Scope::parse(&scope).with_context(|| format!("--scope must be write or admin, not '{scope}'"))?;
+            KeysCommand::Create {
+                store,
+                scope,
+                label,
+            } => {
+                let scope = Scope::parse(&scope)
+                    .with_context(|| format!("--scope must be write or admin, not '{scope}'"))?;
                 let s = store.open().await?;
                 let created = rapport_app::keys::create(&s, scope, &label).await?;
                 println!("{}", created.secret);
@@ -268,16 +326,25 @@ async fn main() -> Result<()> {
             }
             KeysCommand::Revoke { store, id } => {
                 let s = store.open().await?;
-                s.revoke_api_key(id, rapport_domain::time::now_millis()).await?;
+                s.revoke_api_key(id, rapport_domain::time::now_millis())
+                    .await?;
                 eprintln!("key {id} revoked");
                 Ok(())
             }
         },
-        Command::Import { store, file, map, format } => import(store, file, map, format).await,
+        Command::Import {
+            store,
+            file,
+            map,
+            format,
+        } => import(store, file, map, format).await,
         Command::Export { store, what, out } => {
             let s = store.open().await?;
             let mut w: Box<dyn Write> = match &out {
-                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
             let n = match what.as_str() {

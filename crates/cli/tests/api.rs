@@ -37,15 +37,26 @@ async fn identify_normalises_every_identifier_into_one_profile() {
             "[{}]",
             s.kind
         );
-        for id in ["email:ANN.LEE@example.com", "phone:+442079460958", "social:twitter:annlee", "wallet:0x5AAEB6053F3E94C9B9A09F33669435E7EF1BEAED", "external:zendesk:z-9"] {
+        for id in [
+            "email:ANN.LEE@example.com",
+            "phone:+442079460958",
+            "social:twitter:annlee",
+            "wallet:0x5AAEB6053F3E94C9B9A09F33669435E7EF1BEAED",
+            "external:zendesk:z-9",
+        ] {
             assert_eq!(s.profile_of(id).await["id"], p["id"], "[{}] {id}", s.kind);
         }
         let ident = &p["identities"][0];
         assert_eq!(ident["verified"], false);
-        assert!(ident["source"].as_str().unwrap_or("").starts_with("rk_w_"), "provenance names the key");
+        assert!(
+            ident["source"].as_str().unwrap_or("").starts_with("rk_w_"),
+            "provenance names the key"
+        );
         assert!(ident["first_seen"].is_string() && ident["last_seen"].is_string());
         assert_eq!(p["traits"]["name"], "Ann Lee");
-        let (st, _) = s.get("/api/profiles/lookup?identifier=email:nobody@example.com").await;
+        let (st, _) = s
+            .get("/api/profiles/lookup?identifier=email:nobody@example.com")
+            .await;
         assert_eq!(st, 404);
         s.finish().await;
     }
@@ -81,14 +92,23 @@ async fn a_shared_identifier_merges_and_unmerge_restores_both() {
             {"type": "screen", "anonymousId": "phone", "messageId": "b2", "name": "Cart"},
         ]))
         .await;
-        let a = s.profile_of("anonymous_id:laptop").await["id"].as_i64().unwrap();
-        let b = s.profile_of("anonymous_id:phone").await["id"].as_i64().unwrap();
+        let a = s.profile_of("anonymous_id:laptop").await["id"]
+            .as_i64()
+            .unwrap();
+        let b = s.profile_of("anonymous_id:phone").await["id"]
+            .as_i64()
+            .unwrap();
         assert_ne!(a, b);
         // The phone device now tells us the same e-mail: one person.
         let (st, _) = s.batch(json!([{"type": "identify", "anonymousId": "phone", "messageId": "b3", "traits": {"email": "KIM@example.com"}}])).await;
         assert_eq!(st, 200);
         let merged = s.profile_of("phone:+14155552671").await;
-        assert_eq!(merged["id"].as_i64(), Some(a.min(b)), "[{}] the older profile survives", s.kind);
+        assert_eq!(
+            merged["id"].as_i64(),
+            Some(a.min(b)),
+            "[{}] the older profile survives",
+            s.kind
+        );
         assert_eq!(merged["traits"]["name"], "Kim");
         assert_eq!(merged["traits"]["city"], "Oslo");
         let m = &merged["merges"][0];
@@ -96,12 +116,26 @@ async fn a_shared_identifier_merges_and_unmerge_restores_both() {
         assert_eq!(m["message_id"], "b3");
         assert!(m["by"].as_str().unwrap().starts_with("rk_w_"));
         let (_, tl) = s.get(&format!("/api/profiles/{a}/timeline")).await;
-        assert_eq!(tl["items"].as_array().unwrap().len(), 5, "[{}] both people's events", s.kind);
+        assert_eq!(
+            tl["items"].as_array().unwrap().len(),
+            5,
+            "[{}] both people's events",
+            s.kind
+        );
         // The merged-away id still resolves, to the survivor.
-        assert_eq!(s.get(&format!("/api/profiles/{b}")).await.1["id"].as_i64(), Some(a));
+        assert_eq!(
+            s.get(&format!("/api/profiles/{b}")).await.1["id"].as_i64(),
+            Some(a)
+        );
 
         // Unmerge: both come back with their own events and identifiers.
-        let (st, undone) = s.send(reqwest::Method::POST, &format!("/api/profiles/{b}/unmerge"), json!({})).await;
+        let (st, undone) = s
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/profiles/{b}/unmerge"),
+                json!({}),
+            )
+            .await;
         assert_eq!(st, 200, "[{}] {undone}", s.kind);
         assert!(undone["undone_at"].is_string());
         let pa = s.get(&format!("/api/profiles/{a}")).await.1;
@@ -116,13 +150,32 @@ async fn a_shared_identifier_merges_and_unmerge_restores_both() {
         assert_eq!(tb["items"].as_array().unwrap().len(), 3);
         // A person split them: the same tie no longer merges them automatically.
         s.batch(json!([{"type": "identify", "anonymousId": "phone", "messageId": "b4", "traits": {"email": "kim@example.com"}}])).await;
-        assert_ne!(s.profile_of("anonymous_id:phone").await["id"], s.profile_of("anonymous_id:laptop").await["id"]);
+        assert_ne!(
+            s.profile_of("anonymous_id:phone").await["id"],
+            s.profile_of("anonymous_id:laptop").await["id"]
+        );
         let (_, conflicts) = s.get("/api/conflicts").await;
-        assert_eq!(conflicts[0]["reason"], "profiles were split by hand", "[{}] {conflicts}", s.kind);
+        assert_eq!(
+            conflicts[0]["reason"], "profiles were split by hand",
+            "[{}] {conflicts}",
+            s.kind
+        );
         // Undoing twice is a conflict; unmerging a profile never merged is a clear 400.
-        let (st, _) = s.send(reqwest::Method::POST, &format!("/api/profiles/{b}/unmerge"), json!({"merge_id": undone["id"]})).await;
+        let (st, _) = s
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/profiles/{b}/unmerge"),
+                json!({"merge_id": undone["id"]}),
+            )
+            .await;
         assert_eq!(st, 409);
-        let (st, e) = s.send(reqwest::Method::POST, &format!("/api/profiles/{a}/unmerge"), json!({})).await;
+        let (st, e) = s
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/profiles/{a}/unmerge"),
+                json!({}),
+            )
+            .await;
         assert_eq!(st, 400, "{e}");
         assert_eq!(e["field"], "id");
         s.finish().await;
@@ -140,13 +193,22 @@ async fn different_user_ids_never_merge_automatically() {
         let alice = s.profile_of("user_id:alice").await;
         let bob = s.profile_of("user_id:bob").await;
         assert_ne!(alice["id"], bob["id"], "[{}]", s.kind);
-        assert_eq!(s.profile_of("email:family@example.com").await["id"], alice["id"]);
+        assert_eq!(
+            s.profile_of("email:family@example.com").await["id"],
+            alice["id"]
+        );
         let (_, c) = s.get("/api/conflicts").await;
         assert_eq!(c.as_array().unwrap().len(), 1, "[{}] {c}", s.kind);
         assert_eq!(c[0]["identifier"], "email:family@example.com");
         assert_eq!(c[0]["reason"], "different user ids");
         // Reviewed: they are one person after all.
-        let (st, m) = s.send(reqwest::Method::POST, &format!("/api/profiles/{}/merge", bob["id"]), json!({"other_id": alice["id"]})).await;
+        let (st, m) = s
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/profiles/{}/merge", bob["id"]),
+                json!({"other_id": alice["id"]}),
+            )
+            .await;
         assert_eq!(st, 200, "{m}");
         assert_eq!(s.profile_of("user_id:bob").await["id"], alice["id"]);
         assert_eq!(s.get("/api/conflicts").await.1.as_array().unwrap().len(), 0);
@@ -157,7 +219,10 @@ async fn different_user_ids_never_merge_automatically() {
             {"type": "alias", "userId": "carol-new", "previousId": "carol", "messageId": "5"},
         ]))
         .await;
-        assert_eq!(s.profile_of("user_id:carol").await["id"], s.profile_of("user_id:carol-new").await["id"]);
+        assert_eq!(
+            s.profile_of("user_id:carol").await["id"],
+            s.profile_of("user_id:carol-new").await["id"]
+        );
         s.finish().await;
     }
 }
@@ -165,18 +230,55 @@ async fn different_user_ids_never_merge_automatically() {
 #[tokio::test]
 async fn bad_input_is_refused_precisely_and_stores_nothing() {
     for s in servers().await {
-        s.batch(json!([{"type": "track", "userId": "u", "event": "Seed", "messageId": "seed"}])).await;
+        s.batch(json!([{"type": "track", "userId": "u", "event": "Seed", "messageId": "seed"}]))
+            .await;
         let before = s.stats().await;
         let cases: Vec<(Value, u16, &str)> = vec![
-            (json!([{"type": "track", "userId": "u", "event": "ok", "messageId": "x1"}, {"type": "identify", "userId": "u", "traits": {"email": "not-an-email"}}]), 400, "batch[1].traits.email"),
-            (json!([{"type": "identify", "userId": {"a": 1}}]), 400, "batch[0].userId"),
-            (json!([{"type": "identify", "userId": "u", "traits": {"phone": "12"}}]), 400, "batch[0].traits.phone"),
-            (json!([{"type": "identify", "userId": "u", "traits": {"wallet": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"}}]), 400, "batch[0].traits.wallet"),
-            (json!([{"type": "track", "userId": "u"}]), 400, "batch[0].event"),
-            (json!([{"type": "launch", "userId": "u"}]), 400, "batch[0].type"),
-            (json!([{"type": "track", "event": "E"}]), 400, "batch[0].userId"),
-            (json!([{"type": "track", "userId": "u", "event": "E", "timestamp": "yesterday"}]), 400, "batch[0].timestamp"),
-            (json!([{"type": "track", "userId": "u", "event": "E", "properties": {"blob": "x".repeat(33 * 1024)}}]), 413, "batch[0]"),
+            (
+                json!([{"type": "track", "userId": "u", "event": "ok", "messageId": "x1"}, {"type": "identify", "userId": "u", "traits": {"email": "not-an-email"}}]),
+                400,
+                "batch[1].traits.email",
+            ),
+            (
+                json!([{"type": "identify", "userId": {"a": 1}}]),
+                400,
+                "batch[0].userId",
+            ),
+            (
+                json!([{"type": "identify", "userId": "u", "traits": {"phone": "12"}}]),
+                400,
+                "batch[0].traits.phone",
+            ),
+            (
+                json!([{"type": "identify", "userId": "u", "traits": {"wallet": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"}}]),
+                400,
+                "batch[0].traits.wallet",
+            ),
+            (
+                json!([{"type": "track", "userId": "u"}]),
+                400,
+                "batch[0].event",
+            ),
+            (
+                json!([{"type": "launch", "userId": "u"}]),
+                400,
+                "batch[0].type",
+            ),
+            (
+                json!([{"type": "track", "event": "E"}]),
+                400,
+                "batch[0].userId",
+            ),
+            (
+                json!([{"type": "track", "userId": "u", "event": "E", "timestamp": "yesterday"}]),
+                400,
+                "batch[0].timestamp",
+            ),
+            (
+                json!([{"type": "track", "userId": "u", "event": "E", "properties": {"blob": "x".repeat(33 * 1024)}}]),
+                413,
+                "batch[0]",
+            ),
         ];
         for (msgs, status, field) in cases {
             let (st, body) = s.batch(msgs).await;
@@ -187,7 +289,12 @@ async fn bad_input_is_refused_precisely_and_stores_nothing() {
         }
         // Malformed JSON, oversize request, bad gzip.
         let raw = |body: Vec<u8>, gzip: bool| {
-            let mut r = s.client.post(format!("{}/v1/batch", s.url)).basic_auth(&s.write, Some("")).header("content-type", "application/json").body(body);
+            let mut r = s
+                .client
+                .post(format!("{}/v1/batch", s.url))
+                .basic_auth(&s.write, Some(""))
+                .header("content-type", "application/json")
+                .body(body);
             if gzip {
                 r = r.header("content-encoding", "gzip");
             }
@@ -198,19 +305,45 @@ async fn bad_input_is_refused_precisely_and_stores_nothing() {
         assert_eq!(r.headers()["content-type"], "application/problem+json");
         assert_eq!(r.json::<Value>().await.unwrap()["field"], "body");
         let big: Vec<Value> = (0..40).map(|i| json!({"type": "track", "userId": "u", "event": "E", "properties": {"p": "y".repeat(15_000), "i": i}})).collect();
-        let r = raw(serde_json::to_vec(&json!({"batch": big})).unwrap(), false).await.unwrap();
+        let r = raw(serde_json::to_vec(&json!({"batch": big})).unwrap(), false)
+            .await
+            .unwrap();
         assert_eq!(r.status(), 413);
         let r = raw(b"not gzip".to_vec(), true).await.unwrap();
         assert_eq!(r.status(), 400);
         // Unknown and missing keys; a write key cannot read.
-        let r = s.client.post(format!("{}/v1/track", s.url)).basic_auth("rk_w_nope", Some("")).json(&json!({"userId": "u", "event": "E"})).send().await.unwrap();
+        let r = s
+            .client
+            .post(format!("{}/v1/track", s.url))
+            .basic_auth("rk_w_nope", Some(""))
+            .json(&json!({"userId": "u", "event": "E"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401);
         assert_eq!(r.headers()["content-type"], "application/problem+json");
-        let r = s.client.get(format!("{}/api/profiles", s.url)).send().await.unwrap();
+        let r = s
+            .client
+            .get(format!("{}/api/profiles", s.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401);
-        let r = s.client.get(format!("{}/api/profiles", s.url)).bearer_auth(&s.write).send().await.unwrap();
+        let r = s
+            .client
+            .get(format!("{}/api/profiles", s.url))
+            .bearer_auth(&s.write)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403);
-        let r = s.client.get(format!("{}/api/stats", s.url)).basic_auth(&s.write, Some("")).send().await.unwrap();
+        let r = s
+            .client
+            .get(format!("{}/api/stats", s.url))
+            .basic_auth(&s.write, Some(""))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403);
         assert_eq!(s.stats().await, before, "[{}] nothing stored", s.kind);
         s.finish().await;
@@ -241,9 +374,17 @@ async fn gzip_bodies_and_clock_skew() {
         assert_eq!(r.status(), 200);
         let p = s.profile_of("user_id:g").await;
         let (_, tl) = s.get(&format!("/api/profiles/{}/timeline", p["id"])).await;
-        let occurred: chrono::DateTime<chrono::Utc> = tl["items"][0]["occurred_at"].as_str().unwrap().parse().unwrap();
+        let occurred: chrono::DateTime<chrono::Utc> = tl["items"][0]["occurred_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let expected = now - chrono::Duration::minutes(5);
-        assert!((occurred - expected).num_seconds().abs() <= 5, "[{}] {occurred} vs {expected}", s.kind);
+        assert!(
+            (occurred - expected).num_seconds().abs() <= 5,
+            "[{}] {occurred} vs {expected}",
+            s.kind
+        );
         s.finish().await;
     }
 }
@@ -255,9 +396,15 @@ async fn timeline_pages_and_filters() {
         for i in 0..25 {
             let ts = format!("2025-01-{:02}T12:00:00Z", i + 1);
             let m = match i % 3 {
-                0 => json!({"type": "page", "userId": "t", "name": "Home", "timestamp": ts, "messageId": format!("t{i}")}),
-                1 => json!({"type": "track", "userId": "t", "event": "Email Opened", "context": {"channel": "email"}, "timestamp": ts, "messageId": format!("t{i}")}),
-                _ => json!({"type": "track", "userId": "t", "event": "Order Completed", "timestamp": ts, "messageId": format!("t{i}")}),
+                0 => {
+                    json!({"type": "page", "userId": "t", "name": "Home", "timestamp": ts, "messageId": format!("t{i}")})
+                }
+                1 => {
+                    json!({"type": "track", "userId": "t", "event": "Email Opened", "context": {"channel": "email"}, "timestamp": ts, "messageId": format!("t{i}")})
+                }
+                _ => {
+                    json!({"type": "track", "userId": "t", "event": "Order Completed", "timestamp": ts, "messageId": format!("t{i}")})
+                }
             };
             msgs.push(m);
         }
@@ -285,13 +432,24 @@ async fn timeline_pages_and_filters() {
         sorted.sort();
         sorted.reverse();
         assert_eq!(seen, sorted, "newest first");
-        let (_, pages) = s.get(&format!("/api/profiles/{id}/timeline?type=page")).await;
+        let (_, pages) = s
+            .get(&format!("/api/profiles/{id}/timeline?type=page"))
+            .await;
         assert_eq!(pages["items"].as_array().unwrap().len(), 9);
-        let (_, email) = s.get(&format!("/api/profiles/{id}/timeline?channel=email")).await;
+        let (_, email) = s
+            .get(&format!("/api/profiles/{id}/timeline?channel=email"))
+            .await;
         assert_eq!(email["items"].as_array().unwrap().len(), 8);
         let (_, named) = s.get(&format!("/api/profiles/{id}/timeline?name=Order%20Completed&since=2025-01-10T00:00:00Z&until=2025-01-20T00:00:00Z")).await;
-        assert_eq!(named["items"].as_array().unwrap().len(), 3, "[{}] {named}", s.kind);
-        let (st, e) = s.get(&format!("/api/profiles/{id}/timeline?since=soon")).await;
+        assert_eq!(
+            named["items"].as_array().unwrap().len(),
+            3,
+            "[{}] {named}",
+            s.kind
+        );
+        let (st, e) = s
+            .get(&format!("/api/profiles/{id}/timeline?since=soon"))
+            .await;
         assert_eq!((st, e["field"].as_str()), (400, Some("since")));
         let (st, e) = s.get(&format!("/api/profiles/{id}/timeline?limit=0")).await;
         assert_eq!((st, e["field"].as_str()), (400, Some("limit")));
@@ -311,40 +469,91 @@ async fn traits_consents_and_search() {
         ]))
         .await;
         let id = s.profile_of("user_id:p1").await["id"].clone();
-        let (st, p) = s.send(reqwest::Method::PATCH, &format!("/api/profiles/{id}/traits"), json!({"tier": "gold", "title": null})).await;
+        let (st, p) = s
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/api/profiles/{id}/traits"),
+                json!({"tier": "gold", "title": null}),
+            )
+            .await;
         assert_eq!(st, 200, "{p}");
         assert_eq!(p["traits"]["tier"], "gold");
-        assert!(p["traits"].get("title").is_none(), "[{}] null removes: {p}", s.kind);
-        let (st, e) = s.send(reqwest::Method::PATCH, &format!("/api/profiles/{id}/traits"), json!([1])).await;
+        assert!(
+            p["traits"].get("title").is_none(),
+            "[{}] null removes: {p}",
+            s.kind
+        );
+        let (st, e) = s
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/api/profiles/{id}/traits"),
+                json!([1]),
+            )
+            .await;
         assert_eq!((st, e["field"].as_str()), (400, Some("body")));
 
         let (st, c) = s.send(reqwest::Method::PUT, &format!("/api/profiles/{id}/consents"), json!({"channel": "email", "purpose": "marketing", "status": "granted", "source": "signup-form", "proof": "Ticked 'send me offers' at 203.0.113.7", "at": "2025-03-01T10:00:00Z"})).await;
         assert_eq!(st, 200, "{c}");
         let (_, c) = s.send(reqwest::Method::PUT, &format!("/api/profiles/{id}/consents"), json!({"channel": "email", "purpose": "marketing", "status": "denied", "source": "unsubscribe-link"})).await;
-        s.send(reqwest::Method::PUT, &format!("/api/profiles/{id}/consents"), json!({"channel": "sms", "purpose": "marketing", "status": "granted"})).await;
+        s.send(
+            reqwest::Method::PUT,
+            &format!("/api/profiles/{id}/consents"),
+            json!({"channel": "sms", "purpose": "marketing", "status": "granted"}),
+        )
+        .await;
         assert_eq!(c.as_array().unwrap().len(), 1);
         assert_eq!(c[0]["status"], "denied", "the latest decision wins");
         let (_, all) = s.get(&format!("/api/profiles/{id}/consents")).await;
         assert_eq!(all.as_array().unwrap().len(), 2);
         for (body, field) in [
-            (json!({"purpose": "marketing", "status": "granted"}), "channel"),
-            (json!({"channel": "email", "purpose": "marketing", "status": "maybe"}), "status"),
-            (json!({"channel": "email", "purpose": "marketing", "status": "granted", "at": "later"}), "at"),
+            (
+                json!({"purpose": "marketing", "status": "granted"}),
+                "channel",
+            ),
+            (
+                json!({"channel": "email", "purpose": "marketing", "status": "maybe"}),
+                "status",
+            ),
+            (
+                json!({"channel": "email", "purpose": "marketing", "status": "granted", "at": "later"}),
+                "at",
+            ),
         ] {
-            let (st, e) = s.send(reqwest::Method::PUT, &format!("/api/profiles/{id}/consents"), body).await;
+            let (st, e) = s
+                .send(
+                    reqwest::Method::PUT,
+                    &format!("/api/profiles/{id}/consents"),
+                    body,
+                )
+                .await;
             assert_eq!((st, e["field"].as_str()), (400, Some(field)), "{e}");
         }
 
         let (_, r) = s.get("/api/profiles?q=marketing").await;
-        let names: Vec<&str> = r["items"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap_or("")).collect();
-        assert_eq!(names, vec!["Maria Costa"], "[{}] title trait removed from Priya", s.kind);
+        let names: Vec<&str> = r["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            names,
+            vec!["Maria Costa"],
+            "[{}] title trait removed from Priya",
+            s.kind
+        );
         let (_, r) = s.get("/api/profiles?q=MARCO@globex.com").await;
         assert_eq!(r["items"][0]["email"], "marco@globex.com");
         let (_, r) = s.get("/api/profiles?q=globex").await;
         assert_eq!(r["items"].as_array().unwrap().len(), 1);
         let (_, page1) = s.get("/api/profiles?limit=2").await;
         assert_eq!(page1["items"].as_array().unwrap().len(), 2);
-        let (_, page2) = s.get(&format!("/api/profiles?limit=2&cursor={}", page1["next_cursor"].as_str().unwrap())).await;
+        let (_, page2) = s
+            .get(&format!(
+                "/api/profiles?limit=2&cursor={}",
+                page1["next_cursor"].as_str().unwrap()
+            ))
+            .await;
         assert_eq!(page2["items"].as_array().unwrap().len(), 1);
         assert!(page2["next_cursor"].is_null());
         s.finish().await;
@@ -356,7 +565,13 @@ async fn jsonl_bulk_endpoint_is_all_or_nothing() {
     for s in servers().await {
         let good = "{\"type\":\"track\",\"userId\":\"j\",\"event\":\"A\"}\n{\"type\":\"identify\",\"userId\":\"j\",\"traits\":{\"email\":\"j@example.com\"}}\n";
         let bad = format!("{good}{{\"type\":\"track\",\"userId\":\"j\"}}\n");
-        let post = |body: String| s.client.post(format!("{}/api/import/events", s.url)).bearer_auth(&s.write).body(body).send();
+        let post = |body: String| {
+            s.client
+                .post(format!("{}/api/import/events", s.url))
+                .bearer_auth(&s.write)
+                .body(body)
+                .send()
+        };
         let r = post(bad).await.unwrap();
         assert_eq!(r.status(), 400);
         let e: Value = r.json().await.unwrap();
@@ -375,32 +590,98 @@ async fn jsonl_bulk_endpoint_is_all_or_nothing() {
 #[tokio::test]
 async fn ops_endpoints_openapi_and_keys() {
     for s in servers().await {
-        let r = s.client.get(format!("{}/healthz", s.url)).send().await.unwrap();
+        let r = s
+            .client
+            .get(format!("{}/healthz", s.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let r = s.client.get(format!("{}/", s.url)).send().await.unwrap();
         assert!(r.text().await.unwrap().contains("Rapport"));
-        s.batch(json!([{"type": "track", "userId": "m", "event": "E"}])).await;
-        let metrics = s.client.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
+        s.batch(json!([{"type": "track", "userId": "m", "event": "E"}]))
+            .await;
+        let metrics = s
+            .client
+            .get(format!("{}/metrics", s.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(metrics.contains("rapport_events_accepted_total"));
         assert!(metrics.contains("rapport_ingest_seconds_bucket"));
         let (_, doc) = s.get("/openapi.json").await;
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-        for path in ["/v1/batch", "/v1/identify", "/v1/track", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias", "/api/profiles", "/api/profiles/{id}", "/api/profiles/{id}/timeline", "/api/profiles/{id}/unmerge", "/api/profiles/{id}/consents", "/api/profiles/lookup", "/api/stats", "/api/import/events", "/api/keys"] {
+        for path in [
+            "/v1/batch",
+            "/v1/identify",
+            "/v1/track",
+            "/v1/page",
+            "/v1/screen",
+            "/v1/group",
+            "/v1/alias",
+            "/api/profiles",
+            "/api/profiles/{id}",
+            "/api/profiles/{id}/timeline",
+            "/api/profiles/{id}/unmerge",
+            "/api/profiles/{id}/consents",
+            "/api/profiles/lookup",
+            "/api/stats",
+            "/api/import/events",
+            "/api/keys",
+        ] {
             assert!(doc["paths"].get(path).is_some(), "OpenAPI lacks {path}");
         }
-        let (st, k) = s.send(reqwest::Method::POST, "/api/keys", json!({"scope": "write", "label": "site"})).await;
+        let (st, k) = s
+            .send(
+                reqwest::Method::POST,
+                "/api/keys",
+                json!({"scope": "write", "label": "site"}),
+            )
+            .await;
         assert_eq!(st, 200);
         let key = k["key"].as_str().unwrap().to_string();
-        let send = |key: String| s.client.post(format!("{}/v1/track", s.url)).basic_auth(key, Some("")).json(&json!({"userId": "k", "event": "E"})).send();
+        let send = |key: String| {
+            s.client
+                .post(format!("{}/v1/track", s.url))
+                .basic_auth(key, Some(""))
+                .json(&json!({"userId": "k", "event": "E"}))
+                .send()
+        };
         assert_eq!(send(key.clone()).await.unwrap().status(), 200);
-        let (st, _) = s.send(reqwest::Method::DELETE, &format!("/api/keys/{}", k["id"]), json!({})).await;
+        let (st, _) = s
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/api/keys/{}", k["id"]),
+                json!({}),
+            )
+            .await;
         assert_eq!(st, 204);
-        assert_eq!(send(key).await.unwrap().status(), 401, "a revoked key stops working");
+        assert_eq!(
+            send(key).await.unwrap().status(),
+            401,
+            "a revoked key stops working"
+        );
         let (_, keys) = s.get("/api/keys").await;
-        assert!(keys.as_array().unwrap().iter().all(|k| k.get("key").is_none()), "secrets are never listed");
-        let (st, e) = s.send(reqwest::Method::POST, "/api/keys", json!({"scope": "root"})).await;
+        assert!(
+            keys.as_array()
+                .unwrap()
+                .iter()
+                .all(|k| k.get("key").is_none()),
+            "secrets are never listed"
+        );
+        let (st, e) = s
+            .send(reqwest::Method::POST, "/api/keys", json!({"scope": "root"}))
+            .await;
         assert_eq!((st, e["field"].as_str()), (400, Some("scope")));
-        let r = s.client.get(format!("{}/nope", s.url)).send().await.unwrap();
+        let r = s
+            .client
+            .get(format!("{}/nope", s.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 404);
         s.finish().await;
     }

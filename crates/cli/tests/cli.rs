@@ -22,8 +22,14 @@ struct Target {
 impl Target {
     async fn store(&self) -> rapport_store::DynStore {
         match &self.pg {
-            Some((url, schema)) => Arc::new(rapport_store::postgres::PgStore::connect_schema(url, Some(schema)).await.expect("pg")),
-            None => rapport_store::open(None, std::path::Path::new(&self.args[1])).await.expect("sqlite"),
+            Some((url, schema)) => Arc::new(
+                rapport_store::postgres::PgStore::connect_schema(url, Some(schema))
+                    .await
+                    .expect("pg"),
+            ),
+            None => rapport_store::open(None, std::path::Path::new(&self.args[1]))
+                .await
+                .expect("sqlite"),
         }
     }
 
@@ -36,12 +42,20 @@ impl Target {
 
 fn targets() -> Vec<Target> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut out = vec![Target { args: vec!["--data-dir".into(), dir.path().display().to_string()], kind: "sqlite", pg: None, _dir: Some(dir) }];
+    let mut out = vec![Target {
+        args: vec!["--data-dir".into(), dir.path().display().to_string()],
+        kind: "sqlite",
+        pg: None,
+        _dir: Some(dir),
+    }];
     if let Some(url) = common::pg_url() {
         let schema = common::unique_schema();
         let sep = if url.contains('?') { '&' } else { '?' };
         out.push(Target {
-            args: vec!["--database-url".into(), format!("{url}{sep}options=-csearch_path%3D{schema}")],
+            args: vec![
+                "--database-url".into(),
+                format!("{url}{sep}options=-csearch_path%3D{schema}"),
+            ],
             kind: "postgres",
             pg: Some((url, schema)),
             _dir: None,
@@ -51,7 +65,12 @@ fn targets() -> Vec<Target> {
 }
 
 fn rapport(args: &[&str], target: &Target) -> std::process::Output {
-    Command::new(BIN).args(args).args(&target.args).env("RAPPORT_LOG", "warn").output().expect("run rapport")
+    Command::new(BIN)
+        .args(args)
+        .args(&target.args)
+        .env("RAPPORT_LOG", "warn")
+        .output()
+        .expect("run rapport")
 }
 
 async fn ensure_schema(t: &Target) {
@@ -65,8 +84,15 @@ async fn ensure_schema(t: &Target) {
 async fn keys_create_prints_the_key_alone() {
     for t in targets() {
         ensure_schema(&t).await;
-        let out = rapport(&["keys", "create", "--scope", "admin", "--label", "ops"], &t);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = rapport(
+            &["keys", "create", "--scope", "admin", "--label", "ops"],
+            &t,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8(out.stdout).unwrap();
         assert_eq!(stdout.lines().count(), 1);
         assert!(stdout.trim().starts_with("rk_a_"), "{stdout}");
@@ -74,7 +100,11 @@ async fn keys_create_prints_the_key_alone() {
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("--scope must be write or admin"));
         let out = rapport(&["keys", "list"], &t);
-        assert!(String::from_utf8_lossy(&out.stdout).contains("admin\tactive\tops"), "[{}]", t.kind);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("admin\tactive\tops"),
+            "[{}]",
+            t.kind
+        );
         t.finish().await;
     }
 }
@@ -100,41 +130,103 @@ async fn csv_and_jsonl_import_then_export() {
              ,,,,Nobody\r\n",
         )
         .unwrap();
-        let out = rapport(&["import", csv.to_str().unwrap(), "--map", "user_id=Id,email=Email,phone=Mobile,social:x=Twitter,traits.title=Job Title"], &t);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = rapport(
+            &[
+                "import",
+                csv.to_str().unwrap(),
+                "--map",
+                "user_id=Id,email=Email,phone=Mobile,social:x=Twitter,traits.title=Job Title",
+            ],
+            &t,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let s = last_json(&out);
         assert_eq!(s["rows"], 5, "[{}] {s}", t.kind);
         assert_eq!(s["imported"], 2);
         assert_eq!(s["profiles_created"], 2);
-        let rejected: Vec<(u64, String)> = s["rejected"].as_array().unwrap().iter().map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap().to_string())).collect();
-        assert_eq!(rejected.iter().map(|r| r.0).collect::<Vec<_>>(), vec![3, 4, 6], "{rejected:?}");
+        let rejected: Vec<(u64, String)> = s["rejected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["line"].as_u64().unwrap(),
+                    r["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rejected.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![3, 4, 6],
+            "{rejected:?}"
+        );
         assert!(rejected[2].1.contains("has no identifier"), "{rejected:?}");
         assert!(rejected[0].1.starts_with("column 'Email'"), "{rejected:?}");
         assert!(rejected[1].1.starts_with("column 'Mobile'"), "{rejected:?}");
         // Re-importing the same file changes nothing.
-        let again = last_json(&rapport(&["import", csv.to_str().unwrap(), "--map", "user_id=Id,email=Email,phone=Mobile,social:x=Twitter,traits.title=Job Title"], &t));
+        let again = last_json(&rapport(
+            &[
+                "import",
+                csv.to_str().unwrap(),
+                "--map",
+                "user_id=Id,email=Email,phone=Mobile,social:x=Twitter,traits.title=Job Title",
+            ],
+            &t,
+        ));
         assert_eq!(again["imported"], 0);
         assert_eq!(again["duplicates"], 2);
 
         let jsonl = dir.path().join("events.jsonl");
         std::fs::write(&jsonl, "{\"type\":\"track\",\"userId\":\"1\",\"event\":\"Order Completed\",\"properties\":{\"revenue\":30}}\n\n{\"type\":\"track\",\"event\":\"x\"}\n{\"type\":\"identify\",\"anonymousId\":\"d\",\"traits\":{\"email\":\"cara@example.com\"}}\n").unwrap();
         let s = last_json(&rapport(&["import", jsonl.to_str().unwrap()], &t));
-        assert_eq!((s["rows"].as_u64(), s["imported"].as_u64(), s["rejected_count"].as_u64()), (Some(3), Some(2), Some(1)), "{s}");
+        assert_eq!(
+            (
+                s["rows"].as_u64(),
+                s["imported"].as_u64(),
+                s["rejected_count"].as_u64()
+            ),
+            (Some(3), Some(2), Some(1)),
+            "{s}"
+        );
         assert_eq!(s["rejected"][0]["line"], 3);
 
         let out_file = dir.path().join("profiles.jsonl");
         let out = rapport(&["export", "--out", out_file.to_str().unwrap()], &t);
         assert!(out.status.success());
         let text = std::fs::read_to_string(&out_file).unwrap();
-        let profiles: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let profiles: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(profiles.len(), 2, "[{}]", t.kind);
-        let ann = profiles.iter().find(|p| p["traits"]["title"] == "CMO").unwrap();
-        assert_eq!(common::identities(ann), vec!["email:ann@example.com", "phone:+14155552671", "social:x:ann", "user_id:1"]);
-        let cara = profiles.iter().find(|p| p["traits"]["title"] == "Head of Growth, EMEA").unwrap();
+        let ann = profiles
+            .iter()
+            .find(|p| p["traits"]["title"] == "CMO")
+            .unwrap();
+        assert_eq!(
+            common::identities(ann),
+            vec![
+                "email:ann@example.com",
+                "phone:+14155552671",
+                "social:x:ann",
+                "user_id:1"
+            ]
+        );
+        let cara = profiles
+            .iter()
+            .find(|p| p["traits"]["title"] == "Head of Growth, EMEA")
+            .unwrap();
         assert!(common::identities(cara).contains(&"anonymous_id:d".to_string()));
         let out = rapport(&["export", "--what", "events"], &t);
         assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
-        let out = rapport(&["import", csv.to_str().unwrap(), "--map", "email=Nope"], &t);
+        let out = rapport(
+            &["import", csv.to_str().unwrap(), "--map", "email=Nope"],
+            &t,
+        );
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("'Nope', which is not in the header"));
         t.finish().await;
@@ -146,12 +238,19 @@ async fn demo_data_is_a_living_crm() {
     for t in targets() {
         ensure_schema(&t).await;
         let out = rapport(&["demo", "--people", "300"], &t);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stats = t.store().await.stats().await.unwrap();
         assert_eq!(stats.profiles, 300, "[{}] {stats:?}", t.kind);
         assert!(stats.events > 300 * 15, "{stats:?}");
         assert!(stats.merges >= 15, "second devices merge: {stats:?}");
-        assert!(stats.open_conflicts >= 5, "households are held for review: {stats:?}");
+        assert!(
+            stats.open_conflicts >= 5,
+            "households are held for review: {stats:?}"
+        );
         assert!(stats.identities > 300 * 5, "{stats:?}");
         // Idempotent: loading again adds nothing.
         rapport(&["demo", "--people", "300"], &t);
@@ -161,7 +260,11 @@ async fn demo_data_is_a_living_crm() {
 }
 
 fn start_server(t: &Target) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(BIN)
         .arg("serve")
         .args(&t.args)
@@ -207,7 +310,10 @@ async fn sigkill_mid_ingest_loses_no_acknowledged_event() {
     for t in targets() {
         ensure_schema(&t).await;
         let key_out = rapport(&["keys", "create", "--scope", "write"], &t);
-        let key = String::from_utf8(key_out.stdout).unwrap().trim().to_string();
+        let key = String::from_utf8(key_out.stdout)
+            .unwrap()
+            .trim()
+            .to_string();
         let (mut child, url) = start_server(&t);
         wait_healthy(&url).await;
         let acked: Arc<Mutex<HashSet<(usize, usize)>>> = Default::default();
@@ -215,11 +321,22 @@ async fn sigkill_mid_ingest_loses_no_acknowledged_event() {
         let client = reqwest::Client::new();
         let mut tasks = Vec::new();
         for task in 0..8 {
-            let (acked, attempted, client, url, key) = (acked.clone(), attempted.clone(), client.clone(), url.clone(), key.clone());
+            let (acked, attempted, client, url, key) = (
+                acked.clone(),
+                attempted.clone(),
+                client.clone(),
+                url.clone(),
+                key.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 for n in 0.. {
                     attempted.lock().unwrap().insert((task, n));
-                    let r = client.post(format!("{url}/v1/batch")).basic_auth(&key, Some("")).json(&batch_body(task, n)).send().await;
+                    let r = client
+                        .post(format!("{url}/v1/batch"))
+                        .basic_auth(&key, Some(""))
+                        .json(&batch_body(task, n))
+                        .send()
+                        .await;
                     match r {
                         Ok(r) if r.status().is_success() => {
                             acked.lock().unwrap().insert((task, n));
@@ -237,7 +354,12 @@ async fn sigkill_mid_ingest_loses_no_acknowledged_event() {
         }
         let acked = acked.lock().unwrap().clone();
         let attempted = attempted.lock().unwrap().clone();
-        assert!(acked.len() >= 10, "[{}] only {} batches acknowledged before the kill", t.kind, acked.len());
+        assert!(
+            acked.len() >= 10,
+            "[{}] only {} batches acknowledged before the kill",
+            t.kind,
+            acked.len()
+        );
 
         let stored: HashSet<String> = {
             let store = t.store().await;
@@ -248,27 +370,46 @@ async fn sigkill_mid_ingest_loses_no_acknowledged_event() {
                 let Some(last) = evs.last() else { break };
                 after = last.id;
                 for e in evs {
-                    assert!(ids.insert(e.message_id.clone()), "duplicate {}", e.message_id);
+                    assert!(
+                        ids.insert(e.message_id.clone()),
+                        "duplicate {}",
+                        e.message_id
+                    );
                 }
             }
             ids
         };
         for (task, n) in &acked {
             for j in 0..50 {
-                assert!(stored.contains(&format!("k-{task}-{n}-{j}")), "[{}] acknowledged k-{task}-{n}-{j} lost", t.kind);
+                assert!(
+                    stored.contains(&format!("k-{task}-{n}-{j}")),
+                    "[{}] acknowledged k-{task}-{n}-{j} lost",
+                    t.kind
+                );
             }
         }
         // Retry every batch that was attempted (acknowledged or not): no duplicates.
         let (mut child, url) = start_server(&t);
         wait_healthy(&url).await;
         for (task, n) in &attempted {
-            let r = client.post(format!("{url}/v1/batch")).basic_auth(&key, Some("")).json(&batch_body(*task, *n)).send().await.unwrap();
+            let r = client
+                .post(format!("{url}/v1/batch"))
+                .basic_auth(&key, Some(""))
+                .json(&batch_body(*task, *n))
+                .send()
+                .await
+                .unwrap();
             assert!(r.status().is_success());
         }
         child.kill().unwrap();
         child.wait().unwrap();
         let stats = t.store().await.stats().await.unwrap();
-        assert_eq!(stats.events as usize, attempted.len() * 50, "[{}] every attempted event exactly once", t.kind);
+        assert_eq!(
+            stats.events as usize,
+            attempted.len() * 50,
+            "[{}] every attempted event exactly once",
+            t.kind
+        );
         t.finish().await;
     }
 }

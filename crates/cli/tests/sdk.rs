@@ -46,23 +46,66 @@ async fn segment_and_rudderstack_sdks_work_unchanged() {
             })
             .await
             .unwrap();
-            assert!(out.status.success(), "[{}] {sdk}: {}{}", s.kind, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "[{}] {sdk}: {}{}",
+                s.kind,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
 
             // One person: anonymous visit, identify, alias, all on one profile.
             let p = s.profile_of(&format!("user_id:{run}-user")).await;
-            assert_eq!(s.profile_of(&format!("user_id:{run}-new-id")).await["id"], p["id"], "[{}] {sdk} alias", s.kind);
-            assert_eq!(s.profile_of(&format!("anonymous_id:{run}-anon")).await["id"], p["id"]);
-            assert_eq!(s.profile_of(&format!("email:{run}@example.com")).await["id"], p["id"]);
-            assert_eq!(s.profile_of(&format!("social:x:sdk_{run}")).await["id"], p["id"]);
+            assert_eq!(
+                s.profile_of(&format!("user_id:{run}-new-id")).await["id"],
+                p["id"],
+                "[{}] {sdk} alias",
+                s.kind
+            );
+            assert_eq!(
+                s.profile_of(&format!("anonymous_id:{run}-anon")).await["id"],
+                p["id"]
+            );
+            assert_eq!(
+                s.profile_of(&format!("email:{run}@example.com")).await["id"],
+                p["id"]
+            );
+            assert_eq!(
+                s.profile_of(&format!("social:x:sdk_{run}")).await["id"],
+                p["id"]
+            );
             assert_eq!(p["traits"]["name"], "SDK Person");
-            let (_, tl) = s.get(&format!("/api/profiles/{}/timeline?limit=50", p["id"])).await;
-            let mut types: Vec<&str> = tl["items"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+            let (_, tl) = s
+                .get(&format!("/api/profiles/{}/timeline?limit=50", p["id"]))
+                .await;
+            let mut types: Vec<&str> = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["type"].as_str().unwrap())
+                .collect();
             types.sort();
-            assert_eq!(types, vec!["alias", "group", "identify", "page", "screen", "track", "track"], "[{}] {sdk}", s.kind);
-            let order = tl["items"].as_array().unwrap().iter().find(|e| e["name"] == "Order Completed").unwrap();
+            assert_eq!(
+                types,
+                vec!["alias", "group", "identify", "page", "screen", "track", "track"],
+                "[{}] {sdk}",
+                s.kind
+            );
+            let order = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == "Order Completed")
+                .unwrap();
             assert_eq!(order["properties"]["revenue"], 42.5);
             assert_eq!(order["text"], "Great stuff!");
-            assert!(order["context"]["library"]["name"].as_str().unwrap().contains("python"), "{order}");
+            assert!(
+                order["context"]["library"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .contains("python"),
+                "{order}"
+            );
         }
         s.finish().await;
     }

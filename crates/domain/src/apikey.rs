@@ -68,6 +68,9 @@ mod tests {
         assert_ne!(a.secret, b.secret);
         assert_eq!(hash(&a.secret), a.hash);
         assert!(a.secret.starts_with("rk_a_"));
-        assert!(!a.secret.contains(':'), "must fit in a Basic-auth user name");
+        assert!(
+            !a.secret.contains(':'),
+            "must fit in a Basic-auth user name"
+        );
     }
 }

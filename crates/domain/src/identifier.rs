@@ -9,7 +9,17 @@ use std::fmt;
 use std::str::FromStr;
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum IdentityKind {
@@ -164,8 +174,9 @@ fn plain_id(kind: IdentityKind, raw: &str) -> Result<String, IdentifierError> {
 /// practice), so the whole address is lower-cased.
 pub fn normalize_email(raw: &str) -> Result<String, IdentifierError> {
     let v = raw.trim();
-    let parsed = email_address::EmailAddress::from_str(v)
-        .map_err(|e| IdentifierError::new("email", format!("'{v}' is not an e-mail address ({e})")))?;
+    let parsed = email_address::EmailAddress::from_str(v).map_err(|e| {
+        IdentifierError::new("email", format!("'{v}' is not an e-mail address ({e})"))
+    })?;
     let domain = parsed.domain();
     // The RFC allows dotless domains; customer e-mail never uses them and they are a
     // typical typo ("ann@gmail"), so reject them.
@@ -295,8 +306,23 @@ pub fn eip55_checksum(address: &str) -> Result<String, IdentifierError> {
 
 /// Networks whose handles are case-insensitive and which have well-known trait names.
 pub const SOCIAL_NETWORKS: &[&str] = &[
-    "x", "twitter", "instagram", "facebook", "linkedin", "github", "tiktok", "youtube", "reddit",
-    "discord", "telegram", "farcaster", "mastodon", "bluesky", "threads", "lens", "nostr",
+    "x",
+    "twitter",
+    "instagram",
+    "facebook",
+    "linkedin",
+    "github",
+    "tiktok",
+    "youtube",
+    "reddit",
+    "discord",
+    "telegram",
+    "farcaster",
+    "mastodon",
+    "bluesky",
+    "threads",
+    "lens",
+    "nostr",
 ];
 
 /// `network:handle`, both lower-cased; a leading `@` dropped; `twitter` is `x`.
@@ -340,7 +366,10 @@ mod tests {
 
     #[test]
     fn emails_are_lowercased_and_validated() {
-        assert_eq!(normalize_email("  Ann.Lee@Example.COM ").unwrap(), "ann.lee@example.com");
+        assert_eq!(
+            normalize_email("  Ann.Lee@Example.COM ").unwrap(),
+            "ann.lee@example.com"
+        );
         assert!(normalize_email("ann@").is_err());
         assert!(normalize_email("ann@gmail").is_err());
         assert!(normalize_email("not an email").is_err());
@@ -348,8 +377,14 @@ mod tests {
 
     #[test]
     fn phones_become_e164() {
-        assert_eq!(normalize_phone("+44 20 7946 0958").unwrap(), "+442079460958");
-        assert_eq!(normalize_phone("+1 (415) 555-2671").unwrap(), "+14155552671");
+        assert_eq!(
+            normalize_phone("+44 20 7946 0958").unwrap(),
+            "+442079460958"
+        );
+        assert_eq!(
+            normalize_phone("+1 (415) 555-2671").unwrap(),
+            "+14155552671"
+        );
         assert!(normalize_phone("555-2671").is_err());
         assert!(normalize_phone("+1 000").is_err());
     }
@@ -373,7 +408,9 @@ mod tests {
         // Mixed case with one letter flipped: a typo.
         assert!(normalize_wallet("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD").is_err());
         assert!(normalize_wallet("0x1234").is_err());
-        assert!(normalize_wallet("eip155:mainnet:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed").is_err());
+        assert!(
+            normalize_wallet("eip155:mainnet:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed").is_err()
+        );
         assert_eq!(
             normalize_wallet("solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp:7S3P4HxJpyyigGzodYwHtCxZyUQe9JiBMHyRWXArAaKv").unwrap(),
             "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp:7S3P4HxJpyyigGzodYwHtCxZyUQe9JiBMHyRWXArAaKv"
@@ -383,7 +420,10 @@ mod tests {
     #[test]
     fn social_handles() {
         assert_eq!(normalize_social("Twitter", "@Alice").unwrap(), "x:alice");
-        assert_eq!(normalize_social("mastodon", "bob@mastodon.social").unwrap(), "mastodon:bob@mastodon.social");
+        assert_eq!(
+            normalize_social("mastodon", "bob@mastodon.social").unwrap(),
+            "mastodon:bob@mastodon.social"
+        );
         assert!(normalize_social("x", "two words").is_err());
         assert!(normalize_social("", "a").is_err());
     }
@@ -396,8 +436,12 @@ mod tests {
         assert_eq!(k.to_string(), "social:x:bob");
         let k = IdentityKey::parse_prefixed("42").unwrap();
         assert_eq!(k.kind, IdentityKind::UserId);
-        let k = IdentityKey::parse_prefixed("wallet:0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed").unwrap();
-        assert_eq!(k.value, "eip155:1:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed");
+        let k = IdentityKey::parse_prefixed("wallet:0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed")
+            .unwrap();
+        assert_eq!(
+            k.value,
+            "eip155:1:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+        );
     }
 
     proptest! {

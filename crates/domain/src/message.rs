@@ -210,9 +210,10 @@ fn identifiers_from_traits(
                             Value::String(s) => push(key(kind, s, field)?),
                             // wallets: [{"chain": "eip155:137", "address": "0x…"}]
                             Value::Object(o) if kind == IdentityKind::Wallet => {
-                                let addr = o.get("address").and_then(Value::as_str).ok_or_else(
-                                    || FieldError::new(format!("{field}.address"), "missing"),
-                                )?;
+                                let addr =
+                                    o.get("address").and_then(Value::as_str).ok_or_else(|| {
+                                        FieldError::new(format!("{field}.address"), "missing")
+                                    })?;
                                 let raw = match o.get("chain").and_then(Value::as_str) {
                                     Some(chain) => format!("{chain}:{addr}"),
                                     None => addr.to_string(),
@@ -270,9 +271,15 @@ fn identifiers_from_traits(
 }
 
 /// Text fields that carry what a customer wrote, analysed later by the text capability.
-const TEXT_FIELDS: [&str; 7] = ["text", "body", "comment", "review", "message", "content", "post"];
+const TEXT_FIELDS: [&str; 7] = [
+    "text", "body", "comment", "review", "message", "content", "post",
+];
 
-fn channel_of(m: &Map<String, Value>, ctx: Option<&Map<String, Value>>, kind: MessageType) -> String {
+fn channel_of(
+    m: &Map<String, Value>,
+    ctx: Option<&Map<String, Value>>,
+    kind: MessageType,
+) -> String {
     if let Some(c) = m.get("channel").and_then(Value::as_str) {
         return c.to_ascii_lowercase();
     }
@@ -285,7 +292,11 @@ fn channel_of(m: &Map<String, Value>, ctx: Option<&Map<String, Value>>, kind: Me
         .and_then(Value::as_str)
         .unwrap_or("");
     let lib = library.to_ascii_lowercase();
-    if lib.contains("ios") || lib.contains("android") || lib.contains("react-native") || lib.contains("flutter") {
+    if lib.contains("ios")
+        || lib.contains("android")
+        || lib.contains("react-native")
+        || lib.contains("flutter")
+    {
         return "mobile".into();
     }
     if lib.contains("analytics.js") || lib.contains("browser") || lib.contains("javascript") {
@@ -307,26 +318,34 @@ pub fn parse_message(
     batch: &BatchContext<'_>,
     gen_id: impl FnOnce() -> String,
 ) -> Result<Message, FieldError> {
-    let m = v
-        .as_object()
-        .ok_or_else(|| FieldError::new(path.trim_end_matches('.').to_string(), "must be a JSON object"))?;
+    let m = v.as_object().ok_or_else(|| {
+        FieldError::new(
+            path.trim_end_matches('.').to_string(),
+            "must be a JSON object",
+        )
+    })?;
     let kind = match m.get("type") {
         Some(Value::String(t)) => MessageType::parse(t).ok_or_else(|| {
             FieldError::new(
                 format!("{path}type"),
-                format!("unknown type '{t}' (expected identify, track, page, screen, group or alias)"),
+                format!(
+                    "unknown type '{t}' (expected identify, track, page, screen, group or alias)"
+                ),
             )
         })?,
-        None | Some(Value::Null) => default_type.ok_or_else(|| {
-            FieldError::new(format!("{path}type"), "required inside a batch")
-        })?,
+        None | Some(Value::Null) => default_type
+            .ok_or_else(|| FieldError::new(format!("{path}type"), "required inside a batch"))?,
         Some(_) => return Err(FieldError::new(format!("{path}type"), "must be a string")),
     };
     if let Some(t) = default_type {
         if t != kind {
             return Err(FieldError::new(
                 format!("{path}type"),
-                format!("'{}' sent to the /v1/{} endpoint", kind.as_str(), t.as_str()),
+                format!(
+                    "'{}' sent to the /v1/{} endpoint",
+                    kind.as_str(),
+                    t.as_str()
+                ),
             ));
         }
     }
@@ -340,13 +359,16 @@ pub fn parse_message(
     let previous_id = id_string(m, "previousId", path)?;
 
     let name = match kind {
-        MessageType::Track => Some(opt_string(m, "event", path)?.filter(|e| !e.is_empty()).ok_or_else(
-            || FieldError::new(format!("{path}event"), "required for track"),
-        )?),
+        MessageType::Track => Some(
+            opt_string(m, "event", path)?
+                .filter(|e| !e.is_empty())
+                .ok_or_else(|| FieldError::new(format!("{path}event"), "required for track"))?,
+        ),
         MessageType::Page | MessageType::Screen => opt_string(m, "name", path)?,
-        MessageType::Group => Some(id_string(m, "groupId", path)?.ok_or_else(|| {
-            FieldError::new(format!("{path}groupId"), "required for group")
-        })?),
+        MessageType::Group => Some(
+            id_string(m, "groupId", path)?
+                .ok_or_else(|| FieldError::new(format!("{path}groupId"), "required for group"))?,
+        ),
         MessageType::Alias => {
             if previous_id.is_none() {
                 return Err(FieldError::new(
@@ -425,10 +447,9 @@ pub fn parse_message(
                             _ => None,
                         })
                         .ok_or_else(|| FieldError::new(format!("{field}.id"), "required string"))?;
-                    let ty = item
-                        .get("type")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| FieldError::new(format!("{field}.type"), "required string"))?;
+                    let ty = item.get("type").and_then(Value::as_str).ok_or_else(|| {
+                        FieldError::new(format!("{field}.type"), "required string")
+                    })?;
                     let k = key(IdentityKind::External, &format!("{ty}:{id}"), field)?;
                     if !identifiers.contains(&k) {
                         identifiers.push(k);
@@ -444,7 +465,8 @@ pub fn parse_message(
         }
     }
 
-    if user_id.is_none() && anonymous_id.is_none() && !(batch.identifiers_suffice && !identifiers.is_empty()) {
+    let identified_otherwise = batch.identifiers_suffice && !identifiers.is_empty();
+    if user_id.is_none() && anonymous_id.is_none() && !identified_otherwise {
         return Err(FieldError::new(
             format!("{path}userId"),
             "userId or anonymousId is required",
@@ -504,7 +526,9 @@ pub fn parse_message(
         Some(c) => Value::Object(c.clone()).to_string(),
         None => "{}".to_string(),
     };
-    let traits_json = profile_traits.as_ref().map(|t| Value::Object(t.clone()).to_string());
+    let traits_json = profile_traits
+        .as_ref()
+        .map(|t| Value::Object(t.clone()).to_string());
     Ok(Message {
         message_id,
         kind,
@@ -552,12 +576,20 @@ fn json_error(field: &str, e: serde_json::Error) -> BodyError {
 /// Parses a Segment request body: one message for `/v1/<type>`, or `{"batch": [...]}`
 /// for `/v1/batch` and `/v1/import` (`endpoint` = `None`). The whole request is
 /// accepted or refused: any invalid message refuses it, naming the field.
-pub fn parse_body(body: &[u8], endpoint: Option<MessageType>, received_at: Millis) -> Result<Vec<Message>, BodyError> {
+pub fn parse_body(
+    body: &[u8],
+    endpoint: Option<MessageType>,
+    received_at: Millis,
+) -> Result<Vec<Message>, BodyError> {
     use serde_json::value::RawValue;
     if body.len() > MAX_BATCH_BYTES {
         return Err(BodyError::TooLarge(FieldError::new(
             "body",
-            format!("request is {} bytes; the limit is {} bytes (500 KB)", body.len(), MAX_BATCH_BYTES),
+            format!(
+                "request is {} bytes; the limit is {} bytes (500 KB)",
+                body.len(),
+                MAX_BATCH_BYTES
+            ),
         )));
     }
     match endpoint {
@@ -565,12 +597,26 @@ pub fn parse_body(body: &[u8], endpoint: Option<MessageType>, received_at: Milli
             if body.len() > MAX_MESSAGE_BYTES {
                 return Err(BodyError::TooLarge(FieldError::new(
                     "body",
-                    format!("message is {} bytes; the limit is {} bytes (32 KB)", body.len(), MAX_MESSAGE_BYTES),
+                    format!(
+                        "message is {} bytes; the limit is {} bytes (32 KB)",
+                        body.len(),
+                        MAX_MESSAGE_BYTES
+                    ),
                 )));
             }
             let v: Value = serde_json::from_slice(body).map_err(|e| json_error("body", e))?;
-            let batch = BatchContext { received_at, ..Default::default() };
-            Ok(vec![parse_message(&v, "", Some(kind), &batch, new_message_id).map_err(BodyError::Invalid)?])
+            let batch = BatchContext {
+                received_at,
+                ..Default::default()
+            };
+            Ok(vec![parse_message(
+                &v,
+                "",
+                Some(kind),
+                &batch,
+                new_message_id,
+            )
+            .map_err(BodyError::Invalid)?])
         }
         None => {
             #[derive(serde::Deserialize)]
@@ -582,31 +628,58 @@ pub fn parse_body(body: &[u8], endpoint: Option<MessageType>, received_at: Milli
                 context: Option<Value>,
             }
             let b: Batch<'_> = serde_json::from_slice(body).map_err(|e| json_error("body", e))?;
-            let items = b.batch.ok_or_else(|| BodyError::Invalid(FieldError::new("batch", "required: a list of messages")))?;
+            let items = b.batch.ok_or_else(|| {
+                BodyError::Invalid(FieldError::new("batch", "required: a list of messages"))
+            })?;
             let sent_at = match &b.sent_at {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => Some(parse_timestamp(s).ok_or_else(|| {
-                    BodyError::Invalid(FieldError::new("sentAt", format!("'{s}' is not an ISO-8601 timestamp")))
+                    BodyError::Invalid(FieldError::new(
+                        "sentAt",
+                        format!("'{s}' is not an ISO-8601 timestamp"),
+                    ))
                 })?),
-                Some(_) => return Err(BodyError::Invalid(FieldError::new("sentAt", "must be a string"))),
+                Some(_) => {
+                    return Err(BodyError::Invalid(FieldError::new(
+                        "sentAt",
+                        "must be a string",
+                    )))
+                }
             };
             let context = match &b.context {
                 None | Some(Value::Null) => None,
                 Some(Value::Object(o)) => Some(o),
-                Some(_) => return Err(BodyError::Invalid(FieldError::new("context", "must be a JSON object"))),
+                Some(_) => {
+                    return Err(BodyError::Invalid(FieldError::new(
+                        "context",
+                        "must be a JSON object",
+                    )))
+                }
             };
-            let batch = BatchContext { sent_at, context, received_at, identifiers_suffice: false };
+            let batch = BatchContext {
+                sent_at,
+                context,
+                received_at,
+                identifiers_suffice: false,
+            };
             let mut out = Vec::with_capacity(items.len());
             for (i, raw) in items.iter().enumerate() {
                 let path = format!("batch[{i}]");
                 if raw.get().len() > MAX_MESSAGE_BYTES {
                     return Err(BodyError::TooLarge(FieldError::new(
                         path,
-                        format!("message is {} bytes; the limit is {} bytes (32 KB)", raw.get().len(), MAX_MESSAGE_BYTES),
+                        format!(
+                            "message is {} bytes; the limit is {} bytes (32 KB)",
+                            raw.get().len(),
+                            MAX_MESSAGE_BYTES
+                        ),
                     )));
                 }
                 let v: Value = serde_json::from_str(raw.get()).map_err(|e| json_error(&path, e))?;
-                out.push(parse_message(&v, &format!("{path}."), None, &batch, new_message_id).map_err(BodyError::Invalid)?);
+                out.push(
+                    parse_message(&v, &format!("{path}."), None, &batch, new_message_id)
+                        .map_err(BodyError::Invalid)?,
+                );
             }
             Ok(out)
         }
@@ -618,13 +691,26 @@ pub fn parse_line(line: &str, line_no: usize, received_at: Millis) -> Result<Mes
     if line.len() > MAX_MESSAGE_BYTES {
         return Err(FieldError::new(
             format!("line {line_no}"),
-            format!("message is {} bytes; the limit is {} bytes (32 KB)", line.len(), MAX_MESSAGE_BYTES),
+            format!(
+                "message is {} bytes; the limit is {} bytes (32 KB)",
+                line.len(),
+                MAX_MESSAGE_BYTES
+            ),
         ));
     }
     let v: Value = serde_json::from_str(line)
         .map_err(|e| FieldError::new(format!("line {line_no}"), format!("malformed JSON: {e}")))?;
-    let batch = BatchContext { received_at, ..Default::default() };
-    parse_message(&v, &format!("line {line_no}: "), None, &batch, new_message_id)
+    let batch = BatchContext {
+        received_at,
+        ..Default::default()
+    };
+    parse_message(
+        &v,
+        &format!("line {line_no}: "),
+        None,
+        &batch,
+        new_message_id,
+    )
 }
 
 #[cfg(test)]
@@ -695,11 +781,17 @@ mod tests {
             "timestamp": "2024-01-01T10:00:00Z", "sentAt": "2024-01-01T10:05:00Z"});
         let received = parse_timestamp("2024-01-01T09:05:00Z").unwrap();
         let m = parse_message(&v, "", None, &ctx(received), || "x".into()).unwrap();
-        assert_eq!(m.occurred_at, parse_timestamp("2024-01-01T09:00:00Z").unwrap());
+        assert_eq!(
+            m.occurred_at,
+            parse_timestamp("2024-01-01T09:00:00Z").unwrap()
+        );
         // Without sentAt the client's timestamp is trusted (historical imports).
         let v = json!({"type": "track", "event": "E", "userId": "u", "timestamp": "2020-01-01T00:00:00Z"});
         let m = parse_message(&v, "", None, &ctx(received), || "x".into()).unwrap();
-        assert_eq!(m.occurred_at, parse_timestamp("2020-01-01T00:00:00Z").unwrap());
+        assert_eq!(
+            m.occurred_at,
+            parse_timestamp("2020-01-01T00:00:00Z").unwrap()
+        );
         // Without a timestamp the event happened when received.
         let v = json!({"type": "track", "event": "E", "userId": "u"});
         let m = parse_message(&v, "", None, &ctx(received), || "x".into()).unwrap();
@@ -719,24 +811,39 @@ mod tests {
     #[test]
     fn batch_bodies() {
         let body = br#"{"batch": [{"type": "track", "event": "A", "userId": "u", "timestamp": "2024-01-01T00:00:00Z"}], "sentAt": "2024-01-01T00:00:10Z"}"#;
-        let msgs = parse_body(body, None, parse_timestamp("2024-01-01T00:01:10Z").unwrap()).unwrap();
+        let msgs =
+            parse_body(body, None, parse_timestamp("2024-01-01T00:01:10Z").unwrap()).unwrap();
         // client clock 60 s behind: corrected by sentAt at the batch level
-        assert_eq!(msgs[0].occurred_at, parse_timestamp("2024-01-01T00:01:00Z").unwrap());
+        assert_eq!(
+            msgs[0].occurred_at,
+            parse_timestamp("2024-01-01T00:01:00Z").unwrap()
+        );
         assert!(!msgs[0].message_id.is_empty());
         let e = parse_body(b"{not json", None, 0).unwrap_err();
         assert_eq!(e.field_error().field, "body");
-        let e = parse_body(br#"{"batch": [{"type": "track", "userId": "u"}]}"#, None, 0).unwrap_err();
+        let e =
+            parse_body(br#"{"batch": [{"type": "track", "userId": "u"}]}"#, None, 0).unwrap_err();
         assert_eq!(e.field_error().field, "batch[0].event");
-        let big = format!(r#"{{"batch": [{{"type": "track", "event": "A", "userId": "u", "properties": {{"x": "{}"}}}}]}}"#, "a".repeat(40_000));
-        assert!(matches!(parse_body(big.as_bytes(), None, 0), Err(BodyError::TooLarge(_))));
+        let big = format!(
+            r#"{{"batch": [{{"type": "track", "event": "A", "userId": "u", "properties": {{"x": "{}"}}}}]}}"#,
+            "a".repeat(40_000)
+        );
+        assert!(matches!(
+            parse_body(big.as_bytes(), None, 0),
+            Err(BodyError::TooLarge(_))
+        ));
         let huge = vec![b' '; MAX_BATCH_BYTES + 1];
-        assert!(matches!(parse_body(&huge, None, 0), Err(BodyError::TooLarge(_))));
+        assert!(matches!(
+            parse_body(&huge, None, 0),
+            Err(BodyError::TooLarge(_))
+        ));
     }
 
     #[test]
     fn endpoint_type_must_match() {
         let v = json!({"type": "identify", "userId": "u"});
-        let e = parse_message(&v, "", Some(MessageType::Track), &ctx(0), || "x".into()).unwrap_err();
+        let e =
+            parse_message(&v, "", Some(MessageType::Track), &ctx(0), || "x".into()).unwrap_err();
         assert_eq!(e.field, "type");
         let v = json!({"userId": "u", "event": "E"});
         assert!(parse_message(&v, "", Some(MessageType::Track), &ctx(0), || "x".into()).is_ok());

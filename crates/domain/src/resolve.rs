@@ -64,11 +64,18 @@ pub fn lookup_keys(messages: &[Message]) -> Vec<IdentityKey> {
 /// created earlier in the same group). A message that only names identifiers of one
 /// cluster can neither merge nor conflict, and that is the common case, so skipping it
 /// saves most of the reads.
-pub fn clusters_needing_detail(messages: &[Message], owners: &HashMap<IdentityKey, Owner>) -> Vec<ProfileId> {
+pub fn clusters_needing_detail(
+    messages: &[Message],
+    owners: &HashMap<IdentityKey, Owner>,
+) -> Vec<ProfileId> {
     let mut out = BTreeSet::new();
     for m in messages {
         let keys: Vec<IdentityKey> = m.keys().into_iter().chain(previous_keys(m)).collect();
-        let owned: BTreeSet<ProfileId> = keys.iter().filter_map(|k| owners.get(k)).map(|o| o.canonical).collect();
+        let owned: BTreeSet<ProfileId> = keys
+            .iter()
+            .filter_map(|k| owners.get(k))
+            .map(|o| o.canonical)
+            .collect();
         let unowned = keys.iter().any(|k| !owners.contains_key(k));
         if owned.len() >= 2 || (unowned && !owned.is_empty()) {
             out.extend(owned);
@@ -282,13 +289,22 @@ impl<'a, S: IdSource> Resolver<'a, S> {
     }
 
     /// Merges two clusters; the older (lower id) survives. Returns the survivor.
-    fn merge(&mut self, a: ProfileId, b: ProfileId, cause: &IdentityKey, msg: &Message) -> ProfileId {
+    fn merge(
+        &mut self,
+        a: ProfileId,
+        b: ProfileId,
+        cause: &IdentityKey,
+        msg: &Message,
+    ) -> ProfileId {
         let (survivor, merged) = (a.min(b), a.max(b));
         let moved = self.members.remove(&merged).unwrap_or_else(|| vec![merged]);
         for &m in &moved {
             self.canon.insert(m, survivor);
         }
-        self.members.entry(survivor).or_insert_with(|| vec![survivor]).extend(moved.iter().copied());
+        self.members
+            .entry(survivor)
+            .or_insert_with(|| vec![survivor])
+            .extend(moved.iter().copied());
         let uids = self.user_ids.remove(&merged).unwrap_or_default();
         self.user_ids.entry(survivor).or_default().extend(uids);
         self.plan.merges.push(Merge {
@@ -302,11 +318,20 @@ impl<'a, S: IdSource> Resolver<'a, S> {
         survivor
     }
 
-    fn conflict(&mut self, a: ProfileId, b: ProfileId, key: &IdentityKey, reason: &str, msg: &Message) {
+    fn conflict(
+        &mut self,
+        a: ProfileId,
+        b: ProfileId,
+        key: &IdentityKey,
+        reason: &str,
+        msg: &Message,
+    ) {
         let (profile_a, profile_b) = pair(a, b);
-        let exists = self.plan.conflicts.iter().any(|c| {
-            c.profile_a == profile_a && c.profile_b == profile_b && c.key == *key
-        });
+        let exists = self
+            .plan
+            .conflicts
+            .iter()
+            .any(|c| c.profile_a == profile_a && c.profile_b == profile_b && c.key == *key);
         if !exists {
             self.plan.conflicts.push(Conflict {
                 profile_a,
@@ -344,7 +369,10 @@ impl<'a, S: IdSource> Resolver<'a, S> {
             .collect();
 
         // Pick the cluster the message belongs to, and the raw profile it lands on.
-        let uid_owner = msg.user_id.as_ref().and_then(|k| self.owners.get(k).copied());
+        let uid_owner = msg
+            .user_id
+            .as_ref()
+            .and_then(|k| self.owners.get(k).copied());
         let (mut target, anchor) = match uid_owner {
             Some(raw) => (self.canonical(raw), raw),
             None => {
@@ -392,7 +420,10 @@ impl<'a, S: IdSource> Resolver<'a, S> {
                 None => {
                     self.owners.insert(key.clone(), anchor);
                     if key.kind == IdentityKind::UserId {
-                        self.user_ids.entry(target).or_default().insert(key.value.clone());
+                        self.user_ids
+                            .entry(target)
+                            .or_default()
+                            .insert(key.value.clone());
                     }
                     self.plan.new_identities.push(NewIdentity {
                         key: key.clone(),
@@ -403,7 +434,9 @@ impl<'a, S: IdSource> Resolver<'a, S> {
             }
         }
         if let Some(t) = &msg.traits_json {
-            self.plan.trait_patches.push((anchor, t.clone(), msg.occurred_at));
+            self.plan
+                .trait_patches
+                .push((anchor, t.clone(), msg.occurred_at));
         }
         self.plan.events.push(EventRow {
             profile_id: anchor,
@@ -450,13 +483,25 @@ mod tests {
             for k in lookup_keys(msgs) {
                 if let Some(&raw) = self.owners.get(&k) {
                     let c = self.canon[&raw];
-                    s.owners.insert(k, Owner { raw, canonical: c, last_seen: 0 });
+                    s.owners.insert(
+                        k,
+                        Owner {
+                            raw,
+                            canonical: c,
+                            last_seen: 0,
+                        },
+                    );
                 }
             }
             let cs = clusters_needing_detail(msgs, &s.owners);
             for c in cs {
                 let ms: Vec<_> = {
-                    let mut v: Vec<_> = self.canon.iter().filter(|(_, &cc)| cc == c).map(|(&r, _)| r).collect();
+                    let mut v: Vec<_> = self
+                        .canon
+                        .iter()
+                        .filter(|(_, &cc)| cc == c)
+                        .map(|(&r, _)| r)
+                        .collect();
                     v.sort();
                     v
                 };
@@ -469,7 +514,11 @@ mod tests {
                 s.members.insert(c, ms);
                 s.user_ids.insert(c, uids);
             }
-            s.existing_message_ids = msgs.iter().filter(|m| self.messages.contains(&m.message_id)).map(|m| m.message_id.clone()).collect();
+            s.existing_message_ids = msgs
+                .iter()
+                .filter(|m| self.messages.contains(&m.message_id))
+                .map(|m| m.message_id.clone())
+                .collect();
             s
         }
 
@@ -491,7 +540,8 @@ mod tests {
             }
             for e in plan.events {
                 assert!(self.messages.insert(e.message.message_id.clone()));
-                self.events.push((e.message.message_id.clone(), e.profile_id));
+                self.events
+                    .push((e.message.message_id.clone(), e.profile_id));
             }
             self.conflicts += plan.conflicts.len();
             self.merges.extend(plan.merges);
@@ -505,13 +555,25 @@ mod tests {
 
     fn msg(v: serde_json::Value) -> Message {
         let id = v["messageId"].as_str().unwrap_or("gen").to_string();
-        parse_message(&v, "", None, &BatchContext { received_at: 1000, ..Default::default() }, || id).unwrap()
+        parse_message(
+            &v,
+            "",
+            None,
+            &BatchContext {
+                received_at: 1000,
+                ..Default::default()
+            },
+            || id,
+        )
+        .unwrap()
     }
 
     #[test]
     fn anonymous_then_known_becomes_one_profile() {
         let mut s = Mem::default();
-        s.ingest(vec![msg(json!({"type": "page", "anonymousId": "a1", "messageId": "1"}))]);
+        s.ingest(vec![msg(
+            json!({"type": "page", "anonymousId": "a1", "messageId": "1"}),
+        )]);
         s.ingest(vec![msg(json!({"type": "identify", "anonymousId": "a1", "userId": "u1", "messageId": "2", "traits": {"email": "x@y.io"}}))]);
         let p = s.profile_of("anonymous_id:a1").unwrap();
         assert_eq!(s.profile_of("user_id:u1"), Some(p));
@@ -538,11 +600,16 @@ mod tests {
         s.ingest(vec![msg(json!({"type": "identify", "userId": "u1", "messageId": "1", "traits": {"email": "shared@y.io"}}))]);
         s.ingest(vec![msg(json!({"type": "identify", "userId": "u2", "messageId": "2", "traits": {"email": "shared@y.io"}}))]);
         assert_ne!(s.profile_of("user_id:u1"), s.profile_of("user_id:u2"));
-        assert_eq!(s.profile_of("email:shared@y.io"), s.profile_of("user_id:u1"));
+        assert_eq!(
+            s.profile_of("email:shared@y.io"),
+            s.profile_of("user_id:u1")
+        );
         assert_eq!(s.conflicts, 1);
         assert!(s.merges.is_empty());
         // Alias is an explicit instruction and merges anyway.
-        s.ingest(vec![msg(json!({"type": "alias", "userId": "u2", "previousId": "u1", "messageId": "3"}))]);
+        s.ingest(vec![msg(
+            json!({"type": "alias", "userId": "u2", "previousId": "u1", "messageId": "3"}),
+        )]);
         assert_eq!(s.profile_of("user_id:u1"), s.profile_of("user_id:u2"));
     }
 
@@ -557,10 +624,26 @@ mod tests {
 
     #[test]
     fn blocked_pairs_are_not_remerged() {
-        let msgs = vec![msg(json!({"type": "identify", "anonymousId": "a2", "messageId": "3", "traits": {"email": "x@y.io"}}))];
+        let msgs = vec![msg(
+            json!({"type": "identify", "anonymousId": "a2", "messageId": "3", "traits": {"email": "x@y.io"}}),
+        )];
         let mut snap = Snapshot::default();
-        snap.owners.insert(IdentityKey::parse_prefixed("email:x@y.io").unwrap(), Owner { raw: 1, canonical: 1, last_seen: 0 });
-        snap.owners.insert(IdentityKey::parse_prefixed("anonymous_id:a2").unwrap(), Owner { raw: 2, canonical: 2, last_seen: 0 });
+        snap.owners.insert(
+            IdentityKey::parse_prefixed("email:x@y.io").unwrap(),
+            Owner {
+                raw: 1,
+                canonical: 1,
+                last_seen: 0,
+            },
+        );
+        snap.owners.insert(
+            IdentityKey::parse_prefixed("anonymous_id:a2").unwrap(),
+            Owner {
+                raw: 2,
+                canonical: 2,
+                last_seen: 0,
+            },
+        );
         snap.members.insert(1, vec![1]);
         snap.members.insert(2, vec![2]);
         snap.blocked_pairs.insert((1, 2));
@@ -579,12 +662,25 @@ mod tests {
         )
             .prop_map(|(u, a, e, p, mid)| {
                 let mut v = json!({"type": "identify", "messageId": format!("m{mid}")});
-                if let Some(u) = u { v["userId"] = json!(format!("u{u}")); }
-                if let Some(a) = a { v["anonymousId"] = json!(format!("a{a}")); }
-                if u.is_none() && a.is_none() { v["anonymousId"] = json!("a0"); }
+                if let Some(u) = u {
+                    v["userId"] = json!(format!("u{u}"));
+                }
+                if let Some(a) = a {
+                    v["anonymousId"] = json!(format!("a{a}"));
+                }
+                if u.is_none() && a.is_none() {
+                    v["anonymousId"] = json!("a0");
+                }
                 let mut traits = serde_json::Map::new();
-                if let Some(e) = e { traits.insert("email".into(), json!(format!("e{e}@x.io"))); }
-                if let Some(p) = p { traits.insert("phone".into(), json!(format!("+1415555{:04}", 2671 + p as u32))); }
+                if let Some(e) = e {
+                    traits.insert("email".into(), json!(format!("e{e}@x.io")));
+                }
+                if let Some(p) = p {
+                    traits.insert(
+                        "phone".into(),
+                        json!(format!("+1415555{:04}", 2671 + p as u32)),
+                    );
+                }
                 v["traits"] = serde_json::Value::Object(traits);
                 v
             })

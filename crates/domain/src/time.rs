@@ -27,7 +27,9 @@ pub fn parse_timestamp(s: &str) -> Option<Millis> {
         }
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return d.and_hms_opt(0, 0, 0).map(|dt| dt.and_utc().timestamp_millis());
+        return d
+            .and_hms_opt(0, 0, 0)
+            .map(|dt| dt.and_utc().timestamp_millis());
     }
     // "+00:00"-less python isoformat with a space offset, e.g. "2024-01-01 10:00:00+00:00"
     if let Ok(dt) = DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z") {

@@ -17,27 +17,39 @@ fn secret_from(parts: &Parts) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::Unauthorized("send an API key: `Authorization: Bearer <key>`, or the write key as the Basic-auth user name".into()))?
         .to_str()
         .map_err(|_| ApiError::Unauthorized("the Authorization header is not valid text".into()))?;
-    if let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) {
+    if let Some(token) = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+    {
         return Ok(token.trim().to_string());
     }
-    if let Some(b64) = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic ")) {
+    if let Some(b64) = header
+        .strip_prefix("Basic ")
+        .or_else(|| header.strip_prefix("basic "))
+    {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
-            .map_err(|_| ApiError::Unauthorized("the Basic credentials are not valid base64".into()))?;
-        let text = String::from_utf8(decoded).map_err(|_| ApiError::Unauthorized("the Basic credentials are not UTF-8".into()))?;
+            .map_err(|_| {
+                ApiError::Unauthorized("the Basic credentials are not valid base64".into())
+            })?;
+        let text = String::from_utf8(decoded)
+            .map_err(|_| ApiError::Unauthorized("the Basic credentials are not UTF-8".into()))?;
         let user = text.split(':').next().unwrap_or("");
         return Ok(user.to_string());
     }
-    Err(ApiError::Unauthorized("unsupported Authorization scheme; use Bearer or Basic".into()))
+    Err(ApiError::Unauthorized(
+        "unsupported Authorization scheme; use Bearer or Basic".into(),
+    ))
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<ApiKeyRecord, ApiError> {
     let secret = secret_from(parts)?;
-    state
-        .keys
-        .authenticate(&secret)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized(format!("unknown or revoked API key ({}…)", secret.chars().take(5).collect::<String>())))
+    state.keys.authenticate(&secret).await?.ok_or_else(|| {
+        ApiError::Unauthorized(format!(
+            "unknown or revoked API key ({}…)",
+            secret.chars().take(5).collect::<String>()
+        ))
+    })
 }
 
 /// A key allowed to ingest (write or admin scope).
@@ -47,17 +59,26 @@ pub struct AdminKey(pub ApiKeyRecord);
 
 impl FromRequestParts<AppState> for WriteKey {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(WriteKey(authenticate(parts, state).await?))
     }
 }
 
 impl FromRequestParts<AppState> for AdminKey {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let key = authenticate(parts, state).await?;
         if key.scope != Scope::Admin {
-            return Err(ApiError::Forbidden(format!("key {}… has the write scope, which can only ingest; this needs an admin key", key.prefix)));
+            return Err(ApiError::Forbidden(format!(
+                "key {}… has the write scope, which can only ingest; this needs an admin key",
+                key.prefix
+            )));
         }
         Ok(AdminKey(key))
     }

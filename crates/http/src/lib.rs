@@ -28,7 +28,14 @@ impl AppState {
     pub fn new(store: DynStore) -> (AppState, tokio::task::JoinHandle<()>) {
         let (ingestor, writer) = Ingestor::start(store.clone());
         let keys = Arc::new(Keys::new(store.clone()));
-        (AppState { store, ingestor, keys }, writer)
+        (
+            AppState {
+                store,
+                ingestor,
+                keys,
+            },
+            writer,
+        )
     }
 }
 
@@ -38,8 +45,14 @@ impl utoipa::Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         let c = openapi.components.get_or_insert_with(Default::default);
-        c.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
-        c.add_security_scheme("write_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        c.add_security_scheme(
+            "write_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
     }
 }
 
@@ -95,8 +108,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/profiles/lookup", get(profiles::lookup))
         .route("/api/profiles/{id}", get(profiles::get))
         .route("/api/profiles/{id}/timeline", get(profiles::timeline))
-        .route("/api/profiles/{id}/traits", axum::routing::patch(profiles::patch_traits))
-        .route("/api/profiles/{id}/consents", get(profiles::consents).put(profiles::set_consent))
+        .route(
+            "/api/profiles/{id}/traits",
+            axum::routing::patch(profiles::patch_traits),
+        )
+        .route(
+            "/api/profiles/{id}/consents",
+            get(profiles::consents).put(profiles::set_consent),
+        )
         .route("/api/profiles/{id}/unmerge", post(profiles::unmerge))
         .route("/api/profiles/{id}/merge", post(profiles::merge))
         .route("/api/conflicts", get(profiles::conflicts))
@@ -107,6 +126,12 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

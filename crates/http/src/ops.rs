@@ -17,14 +17,23 @@ use serde_json::Value;
 /// Liveness and database reachability.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "ok"), (status = 503, body = Problem)))]
 pub async fn healthz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    state.store.stats().await.map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
-    Ok(Json(serde_json::json!({"status": "ok", "store": state.store.kind()})))
+    state
+        .store
+        .stats()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
+    Ok(Json(
+        serde_json::json!({"status": "ok", "store": state.store.kind()}),
+    ))
 }
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], rapport_app::metrics::render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        rapport_app::metrics::render(),
+    )
 }
 
 /// Counts of profiles, identities, events, merges and open conflicts.
@@ -47,30 +56,68 @@ pub struct KeyView {
 }
 
 fn key_view(r: rapport_store::ApiKeyRecord, key: Option<String>) -> KeyView {
-    KeyView { id: r.id, prefix: r.prefix, scope: r.scope, label: r.label, created_at: to_datetime(r.created_at), revoked: r.revoked, key }
+    KeyView {
+        id: r.id,
+        prefix: r.prefix,
+        scope: r.scope,
+        label: r.label,
+        created_at: to_datetime(r.created_at),
+        revoked: r.revoked,
+        key,
+    }
 }
 
 /// Creates a key: `{"scope": "write"|"admin", "label": "…"}`. The secret is in this
 /// response only.
 #[utoipa::path(post, path = "/api/keys", tag = "ops", request_body(content = Object, description = "{\"scope\": \"write\", \"label\": \"website\"}"),
     responses((status = 200, body = KeyView), (status = 400, body = Problem)), security(("bearer" = [])))]
-pub async fn create_key(State(state): State<AppState>, _key: AdminKey, body: Bytes) -> ApiResult<Json<KeyView>> {
-    let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
-    let scope = v.get("scope").and_then(Value::as_str).and_then(Scope::parse).ok_or_else(|| ApiError::invalid("scope", "required: write or admin"))?;
-    let label = v.get("label").and_then(Value::as_str).unwrap_or("").chars().take(200).collect::<String>();
+pub async fn create_key(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    body: Bytes,
+) -> ApiResult<Json<KeyView>> {
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
+    let scope = v
+        .get("scope")
+        .and_then(Value::as_str)
+        .and_then(Scope::parse)
+        .ok_or_else(|| ApiError::invalid("scope", "required: write or admin"))?;
+    let label = v
+        .get("label")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect::<String>();
     let created = rapport_app::keys::create(&state.store, scope, &label).await?;
     Ok(Json(key_view(created.record, Some(created.secret))))
 }
 
 /// Lists keys (prefixes only; secrets are never stored).
 #[utoipa::path(get, path = "/api/keys", tag = "ops", responses((status = 200, body = Vec<KeyView>)), security(("bearer" = [])))]
-pub async fn list_keys(State(state): State<AppState>, _key: AdminKey) -> ApiResult<Json<Vec<KeyView>>> {
-    Ok(Json(state.store.api_keys().await?.into_iter().map(|r| key_view(r, None)).collect()))
+pub async fn list_keys(
+    State(state): State<AppState>,
+    _key: AdminKey,
+) -> ApiResult<Json<Vec<KeyView>>> {
+    Ok(Json(
+        state
+            .store
+            .api_keys()
+            .await?
+            .into_iter()
+            .map(|r| key_view(r, None))
+            .collect(),
+    ))
 }
 
 /// Revokes a key; it stops working within seconds.
 #[utoipa::path(delete, path = "/api/keys/{id}", tag = "ops", params(("id" = i64, Path)), responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
-pub async fn revoke_key(State(state): State<AppState>, _key: AdminKey, Path(id): Path<i64>) -> ApiResult<axum::http::StatusCode> {
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::http::StatusCode> {
     state.store.revoke_api_key(id, now_millis()).await?;
     state.keys.forget_all();
     Ok(axum::http::StatusCode::NO_CONTENT)

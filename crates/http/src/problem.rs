@@ -36,19 +36,38 @@ pub struct Problem {
 
 impl ApiError {
     pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
-        ApiError::Invalid { field: field.to_string(), reason: reason.into() }
+        ApiError::Invalid {
+            field: field.to_string(),
+            reason: reason.into(),
+        }
     }
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::Invalid { .. } => (StatusCode::BAD_REQUEST, "validation", "Invalid request"),
-            ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Payload too large"),
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Missing or unknown API key"),
+            ApiError::TooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Payload too large",
+            ),
+            ApiError::Unauthorized(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Missing or unknown API key",
+            ),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Key not allowed here"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable; retry"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Temporarily unavailable; retry",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
         }
     }
 }
@@ -67,14 +86,29 @@ impl IntoResponse for ApiError {
             | ApiError::Unavailable(d) => (d, None),
             ApiError::Internal(d) => {
                 tracing::error!(error = %d, "internal error");
-                ("an internal error occurred; see the server log".to_string(), None)
+                (
+                    "an internal error occurred; see the server log".to_string(),
+                    None,
+                )
             }
         };
-        let body = Problem { kind: format!("https://rapport.dev/problems/{slug}"), title: title.to_string(), status: status.as_u16(), detail, field };
+        let body = Problem {
+            kind: format!("https://rapport.dev/problems/{slug}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail,
+            field,
+        };
         let mut resp = (status, axum::Json(body)).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer, Basic realm=\"rapport\""));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer, Basic realm=\"rapport\""),
+            );
         }
         resp
     }
@@ -82,14 +116,20 @@ impl IntoResponse for ApiError {
 
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
-        ApiError::Invalid { field: e.field, reason: e.reason }
+        ApiError::Invalid {
+            field: e.field,
+            reason: e.reason,
+        }
     }
 }
 
 impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> Self {
         match e {
-            BodyError::TooLarge(f) => ApiError::TooLarge { field: f.field, reason: f.reason },
+            BodyError::TooLarge(f) => ApiError::TooLarge {
+                field: f.field,
+                reason: f.reason,
+            },
             BodyError::Invalid(f) => f.into(),
         }
     }

@@ -7,7 +7,10 @@ use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use rapport_domain::model::{ConflictView, ConsentStatus, ConsentView, EventView, MergeView, Page, ProfileSummary, ProfileView};
+use rapport_domain::model::{
+    ConflictView, ConsentStatus, ConsentView, EventView, MergeView, Page, ProfileSummary,
+    ProfileView,
+};
 use rapport_domain::time::{now_millis, parse_timestamp};
 use rapport_domain::IdentityKey;
 use rapport_store::{ConsentInput, TimelineFilter, UnmergeTarget};
@@ -22,7 +25,10 @@ fn limit(q: &HashMap<String, String>, default: usize, max: usize) -> ApiResult<u
         None => Ok(default),
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::invalid("limit", format!("must be a whole number from 1 to {max}"))),
+            _ => Err(ApiError::invalid(
+                "limit",
+                format!("must be a whole number from 1 to {max}"),
+            )),
         },
     }
 }
@@ -31,7 +37,8 @@ fn body_json(body: &Bytes) -> ApiResult<Value> {
     if body.is_empty() {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))
 }
 
 /// Search profiles by name, any identifier or trait text (`q`), or list them all.
@@ -41,13 +48,25 @@ fn body_json(body: &Bytes) -> ApiResult<Value> {
            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = Page<ProfileSummary>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
-pub async fn search(State(state): State<AppState>, _key: AdminKey, Query(q): Params) -> ApiResult<Json<Page<ProfileSummary>>> {
+pub async fn search(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Query(q): Params,
+) -> ApiResult<Json<Page<ProfileSummary>>> {
     let limit = limit(&q, 50, 200)?;
-    let after = match q.get("cursor") {
-        None => None,
-        Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::invalid("cursor", "not a cursor returned by this endpoint"))?),
-    };
-    Ok(Json(state.store.search(q.get("q").map(String::as_str), limit, after).await?))
+    let after =
+        match q.get("cursor") {
+            None => None,
+            Some(c) => Some(c.parse::<i64>().map_err(|_| {
+                ApiError::invalid("cursor", "not a cursor returned by this endpoint")
+            })?),
+        };
+    Ok(Json(
+        state
+            .store
+            .search(q.get("q").map(String::as_str), limit, after)
+            .await?,
+    ))
 }
 
 /// Finds the profile that owns an identifier.
@@ -55,10 +74,24 @@ pub async fn search(State(state): State<AppState>, _key: AdminKey, Query(q): Par
     params(("identifier" = String, Query, description = "`email:ann@example.com`, `phone:+44…`, `wallet:eip155:1:0x…`, `social:x:ann`, `user_id:42`, `anonymous_id:…`, `external:type:id`")),
     responses((status = 200, body = ProfileView), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn lookup(State(state): State<AppState>, _key: AdminKey, Query(q): Params) -> ApiResult<Json<ProfileView>> {
-    let raw = q.get("identifier").ok_or_else(|| ApiError::invalid("identifier", "required, e.g. identifier=email:ann@example.com"))?;
-    let key = IdentityKey::parse_prefixed(raw).map_err(|e| ApiError::invalid("identifier", e.to_string()))?;
-    let id = state.store.lookup(&key).await?.ok_or_else(|| ApiError::NotFound(format!("no profile has the identifier {key}")))?;
+pub async fn lookup(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Query(q): Params,
+) -> ApiResult<Json<ProfileView>> {
+    let raw = q.get("identifier").ok_or_else(|| {
+        ApiError::invalid(
+            "identifier",
+            "required, e.g. identifier=email:ann@example.com",
+        )
+    })?;
+    let key = IdentityKey::parse_prefixed(raw)
+        .map_err(|e| ApiError::invalid("identifier", e.to_string()))?;
+    let id = state
+        .store
+        .lookup(&key)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no profile has the identifier {key}")))?;
     Ok(Json(state.store.profile(id).await?))
 }
 
@@ -68,19 +101,33 @@ pub async fn lookup(State(state): State<AppState>, _key: AdminKey, Query(q): Par
     params(("id" = i64, Path)),
     responses((status = 200, body = ProfileView), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn get(State(state): State<AppState>, _key: AdminKey, Path(id): Path<i64>) -> ApiResult<Json<ProfileView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<ProfileView>> {
     Ok(Json(state.store.profile(id).await?))
 }
 
 fn list(q: &HashMap<String, String>, name: &str) -> Vec<String> {
     q.get(name)
-        .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<i64>> {
     q.get(name)
-        .map(|s| parse_timestamp(s).ok_or_else(|| ApiError::invalid(name, format!("'{s}' is not an ISO-8601 timestamp"))))
+        .map(|s| {
+            parse_timestamp(s).ok_or_else(|| {
+                ApiError::invalid(name, format!("'{s}' is not an ISO-8601 timestamp"))
+            })
+        })
         .transpose()
 }
 
@@ -96,18 +143,30 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<i64>>
            ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<EventView>), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn timeline(State(state): State<AppState>, _key: AdminKey, Path(id): Path<i64>, Query(q): Params) -> ApiResult<Json<Page<EventView>>> {
+pub async fn timeline(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Path(id): Path<i64>,
+    Query(q): Params,
+) -> ApiResult<Json<Page<EventView>>> {
     let types = list(&q, "type");
     for t in &types {
         if rapport_domain::MessageType::parse(t).is_none() {
-            return Err(ApiError::invalid("type", format!("unknown type '{t}' (identify, track, page, screen, group, alias)")));
+            return Err(ApiError::invalid(
+                "type",
+                format!("unknown type '{t}' (identify, track, page, screen, group, alias)"),
+            ));
         }
     }
     let before = match q.get("cursor") {
         None => None,
         Some(c) => {
-            let parsed = c.split_once('_').and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
-            Some(parsed.ok_or_else(|| ApiError::invalid("cursor", "not a cursor returned by this endpoint"))?)
+            let parsed = c
+                .split_once('_')
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+            Some(parsed.ok_or_else(|| {
+                ApiError::invalid("cursor", "not a cursor returned by this endpoint")
+            })?)
         }
     };
     let filter = TimelineFilter {
@@ -128,7 +187,12 @@ pub async fn timeline(State(state): State<AppState>, _key: AdminKey, Path(id): P
     request_body(content = Object, content_type = "application/merge-patch+json"),
     responses((status = 200, body = ProfileView), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn patch_traits(State(state): State<AppState>, _key: AdminKey, Path(id): Path<i64>, body: Bytes) -> ApiResult<Json<ProfileView>> {
+pub async fn patch_traits(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> ApiResult<Json<ProfileView>> {
     let patch = body_json(&body)?;
     if !patch.is_object() {
         return Err(ApiError::invalid("body", "must be a JSON object of traits"));
@@ -142,7 +206,11 @@ pub async fn patch_traits(State(state): State<AppState>, _key: AdminKey, Path(id
     params(("id" = i64, Path)),
     responses((status = 200, body = Vec<ConsentView>), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn consents(State(state): State<AppState>, _key: AdminKey, Path(id): Path<i64>) -> ApiResult<Json<Vec<ConsentView>>> {
+pub async fn consents(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<ConsentView>>> {
     Ok(Json(state.store.profile(id).await?.consents))
 }
 
@@ -162,8 +230,17 @@ pub struct ConsentBody {
 }
 
 fn name_field(v: &Value, field: &str) -> ApiResult<String> {
-    let s = v.get(field).and_then(Value::as_str).map(str::trim).unwrap_or("");
-    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') {
+    let s = v
+        .get(field)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .unwrap_or("");
+    if s.is_empty()
+        || s.len() > 64
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    {
         return Err(ApiError::invalid(field, "required: 1-64 of [A-Za-z0-9_.-]"));
     }
     Ok(s.to_ascii_lowercase())
@@ -174,7 +251,12 @@ fn name_field(v: &Value, field: &str) -> ApiResult<String> {
     params(("id" = i64, Path)), request_body = ConsentBody,
     responses((status = 200, body = Vec<ConsentView>), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn set_consent(State(state): State<AppState>, key: AdminKey, Path(id): Path<i64>, body: Bytes) -> ApiResult<Json<Vec<ConsentView>>> {
+pub async fn set_consent(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> ApiResult<Json<Vec<ConsentView>>> {
     let v = body_json(&body)?;
     let channel = name_field(&v, "channel")?;
     let purpose = name_field(&v, "purpose")?;
@@ -187,14 +269,26 @@ pub async fn set_consent(State(state): State<AppState>, key: AdminKey, Path(id):
         match v.get(f) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.len() <= 4096 => Ok(Some(s.clone())),
-            Some(_) => Err(ApiError::invalid(f, "must be a string of at most 4096 bytes")),
+            Some(_) => Err(ApiError::invalid(
+                f,
+                "must be a string of at most 4096 bytes",
+            )),
         }
     };
     let at = match opt("at")? {
         None => now_millis(),
-        Some(s) => parse_timestamp(&s).ok_or_else(|| ApiError::invalid("at", format!("'{s}' is not an ISO-8601 timestamp")))?,
+        Some(s) => parse_timestamp(&s).ok_or_else(|| {
+            ApiError::invalid("at", format!("'{s}' is not an ISO-8601 timestamp"))
+        })?,
     };
-    let input = ConsentInput { channel, purpose, status, source: opt("source")?.unwrap_or_else(|| format!("api:{}", key.0.prefix)), proof: opt("proof")?, at };
+    let input = ConsentInput {
+        channel,
+        purpose,
+        status,
+        source: opt("source")?.unwrap_or_else(|| format!("api:{}", key.0.prefix)),
+        proof: opt("proof")?,
+        at,
+    };
     state.store.set_consent(id, &input).await?;
     Ok(Json(state.store.profile(id).await?.consents))
 }
@@ -207,13 +301,26 @@ pub async fn set_consent(State(state): State<AppState>, key: AdminKey, Path(id):
     request_body(content = Object, description = "Optional: {\"merge_id\": n}"),
     responses((status = 200, body = MergeView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
-pub async fn unmerge(State(state): State<AppState>, key: AdminKey, Path(id): Path<i64>, body: Bytes) -> ApiResult<Json<MergeView>> {
+pub async fn unmerge(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> ApiResult<Json<MergeView>> {
     let v = body_json(&body)?;
     let target = match v.get("merge_id") {
         None | Some(Value::Null) => UnmergeTarget::MergedProfile(id),
-        Some(m) => UnmergeTarget::Merge(m.as_i64().ok_or_else(|| ApiError::invalid("merge_id", "must be an integer"))?),
+        Some(m) => UnmergeTarget::Merge(
+            m.as_i64()
+                .ok_or_else(|| ApiError::invalid("merge_id", "must be an integer"))?,
+        ),
     };
-    Ok(Json(state.store.unmerge(target, &format!("api:{}", key.0.prefix), now_millis()).await?))
+    Ok(Json(
+        state
+            .store
+            .unmerge(target, &format!("api:{}", key.0.prefix), now_millis())
+            .await?,
+    ))
 }
 
 /// Merges two profiles by hand (e.g. after reviewing a conflict); overrides merge
@@ -223,17 +330,33 @@ pub async fn unmerge(State(state): State<AppState>, key: AdminKey, Path(id): Pat
     request_body(content = Object, description = "{\"other_id\": n}"),
     responses((status = 200, body = MergeView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
-pub async fn merge(State(state): State<AppState>, key: AdminKey, Path(id): Path<i64>, body: Bytes) -> ApiResult<Json<MergeView>> {
+pub async fn merge(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> ApiResult<Json<MergeView>> {
     let v = body_json(&body)?;
-    let other = v.get("other_id").and_then(Value::as_i64).ok_or_else(|| ApiError::invalid("other_id", "required integer: the profile to merge with"))?;
-    Ok(Json(state.store.merge(id, other, &format!("api:{}", key.0.prefix), now_millis()).await?))
+    let other = v.get("other_id").and_then(Value::as_i64).ok_or_else(|| {
+        ApiError::invalid("other_id", "required integer: the profile to merge with")
+    })?;
+    Ok(Json(
+        state
+            .store
+            .merge(id, other, &format!("api:{}", key.0.prefix), now_millis())
+            .await?,
+    ))
 }
 
 /// Ties that merge protection refused, for review.
 #[utoipa::path(get, path = "/api/conflicts", tag = "profiles",
     params(("limit" = Option<usize>, Query)),
     responses((status = 200, body = Vec<ConflictView>)), security(("bearer" = [])))]
-pub async fn conflicts(State(state): State<AppState>, _key: AdminKey, Query(q): Params) -> ApiResult<Json<Vec<ConflictView>>> {
+pub async fn conflicts(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Query(q): Params,
+) -> ApiResult<Json<Vec<ConflictView>>> {
     Ok(Json(state.store.conflicts(limit(&q, 100, 1000)?).await?))
 }
 
@@ -241,6 +364,10 @@ pub async fn conflicts(State(state): State<AppState>, _key: AdminKey, Query(q): 
 #[utoipa::path(get, path = "/api/merges", tag = "profiles",
     params(("limit" = Option<usize>, Query)),
     responses((status = 200, body = Vec<MergeView>)), security(("bearer" = [])))]
-pub async fn merges(State(state): State<AppState>, _key: AdminKey, Query(q): Params) -> ApiResult<Json<Vec<MergeView>>> {
+pub async fn merges(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Query(q): Params,
+) -> ApiResult<Json<Vec<MergeView>>> {
     Ok(Json(state.store.merges(limit(&q, 100, 1000)?).await?))
 }

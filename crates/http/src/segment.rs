@@ -38,15 +38,27 @@ pub fn decode(headers: &HeaderMap, body: Bytes, limit: usize) -> ApiResult<Bytes
                 .read_to_end(&mut out)
                 .map_err(|e| ApiError::invalid("body", format!("not valid gzip: {e}")))?;
             if out.len() > limit {
-                return Err(ApiError::TooLarge { field: "body".into(), reason: format!("decompressed request is over the limit of {limit} bytes") });
+                return Err(ApiError::TooLarge {
+                    field: "body".into(),
+                    reason: format!("decompressed request is over the limit of {limit} bytes"),
+                });
             }
             Ok(Bytes::from(out))
         }
-        Some(other) => Err(ApiError::invalid("Content-Encoding", format!("'{other}' is not supported; send gzip or no encoding"))),
+        Some(other) => Err(ApiError::invalid(
+            "Content-Encoding",
+            format!("'{other}' is not supported; send gzip or no encoding"),
+        )),
     }
 }
 
-async fn ingest(state: &AppState, key: &WriteKey, headers: &HeaderMap, body: Bytes, endpoint: Option<MessageType>) -> ApiResult<Json<Success>> {
+async fn ingest(
+    state: &AppState,
+    key: &WriteKey,
+    headers: &HeaderMap,
+    body: Bytes,
+    endpoint: Option<MessageType>,
+) -> ApiResult<Json<Success>> {
     let result = async {
         let body = decode(headers, body, MAX_BATCH_BYTES)?;
         let msgs = parse_body(&body, endpoint, now_millis())?;
@@ -78,14 +90,54 @@ macro_rules! endpoint {
     };
 }
 
-endpoint!(identify, "/v1/identify", Some(MessageType::Identify), "Who a person is: traits and identifiers.");
-endpoint!(track, "/v1/track", Some(MessageType::Track), "Something a person did.");
-endpoint!(page, "/v1/page", Some(MessageType::Page), "A web page view.");
-endpoint!(screen, "/v1/screen", Some(MessageType::Screen), "A mobile screen view.");
-endpoint!(group, "/v1/group", Some(MessageType::Group), "A person's company or group.");
-endpoint!(alias, "/v1/alias", Some(MessageType::Alias), "Ties a previous id to a user id (merges, overriding merge protection).");
-endpoint!(batch, "/v1/batch", None, "Up to 500 KB of messages (32 KB each): `{\"batch\": [...], \"sentAt\": ...}`. All or nothing.");
-endpoint!(import, "/v1/import", None, "Same as /v1/batch (Segment's historical import endpoint).");
+endpoint!(
+    identify,
+    "/v1/identify",
+    Some(MessageType::Identify),
+    "Who a person is: traits and identifiers."
+);
+endpoint!(
+    track,
+    "/v1/track",
+    Some(MessageType::Track),
+    "Something a person did."
+);
+endpoint!(
+    page,
+    "/v1/page",
+    Some(MessageType::Page),
+    "A web page view."
+);
+endpoint!(
+    screen,
+    "/v1/screen",
+    Some(MessageType::Screen),
+    "A mobile screen view."
+);
+endpoint!(
+    group,
+    "/v1/group",
+    Some(MessageType::Group),
+    "A person's company or group."
+);
+endpoint!(
+    alias,
+    "/v1/alias",
+    Some(MessageType::Alias),
+    "Ties a previous id to a user id (merges, overriding merge protection)."
+);
+endpoint!(
+    batch,
+    "/v1/batch",
+    None,
+    "Up to 500 KB of messages (32 KB each): `{\"batch\": [...], \"sentAt\": ...}`. All or nothing."
+);
+endpoint!(
+    import,
+    "/v1/import",
+    None,
+    "Same as /v1/batch (Segment's historical import endpoint)."
+);
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct JsonlSummary {
@@ -99,9 +151,15 @@ pub struct JsonlSummary {
     request_body(content = String, content_type = "application/x-ndjson"),
     responses((status = 200, body = JsonlSummary), (status = 400, body = Problem), (status = 413, body = Problem)),
     security(("bearer" = []), ("write_key" = [])))]
-pub async fn import_jsonl(State(state): State<AppState>, key: WriteKey, headers: HeaderMap, body: Bytes) -> ApiResult<Json<JsonlSummary>> {
+pub async fn import_jsonl(
+    State(state): State<AppState>,
+    key: WriteKey,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<JsonlSummary>> {
     let body = decode(&headers, body, MAX_JSONL_BYTES)?;
-    let text = std::str::from_utf8(&body).map_err(|e| ApiError::invalid("body", format!("not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::invalid("body", format!("not UTF-8: {e}")))?;
     let now = now_millis();
     let mut msgs = Vec::new();
     let mut lines = 0;
@@ -125,4 +183,3 @@ pub async fn import_jsonl(State(state): State<AppState>, key: WriteKey, headers:
     }
     Ok(Json(JsonlSummary { lines, accepted }))
 }
-

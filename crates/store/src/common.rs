@@ -171,7 +171,8 @@ pub fn summary(
     email: Option<String>,
 ) -> rapport_domain::model::ProfileSummary {
     let created = rows.iter().map(|r| r.2).min().unwrap_or(0);
-    let traits = rapport_domain::traits::merged_view(rows.into_iter().map(|r| (r.0, r.1)).collect());
+    let traits =
+        rapport_domain::traits::merged_view(rows.into_iter().map(|r| (r.0, r.1)).collect());
     rapport_domain::model::ProfileSummary {
         id,
         name: rapport_domain::traits::display_name(&traits),

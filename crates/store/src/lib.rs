@@ -145,9 +145,19 @@ pub trait Store: Send + Sync + 'static {
     // --- profiles ---
     async fn profile(&self, id: ProfileId) -> Result<ProfileView>;
     async fn lookup(&self, key: &IdentityKey) -> Result<Option<ProfileId>>;
-    async fn search(&self, q: Option<&str>, limit: usize, after: Option<ProfileId>) -> Result<Page<ProfileSummary>>;
+    async fn search(
+        &self,
+        q: Option<&str>,
+        limit: usize,
+        after: Option<ProfileId>,
+    ) -> Result<Page<ProfileSummary>>;
     async fn timeline(&self, id: ProfileId, filter: &TimelineFilter) -> Result<Page<EventView>>;
-    async fn patch_traits(&self, id: ProfileId, patch: &serde_json::Value, at: Millis) -> Result<()>;
+    async fn patch_traits(
+        &self,
+        id: ProfileId,
+        patch: &serde_json::Value,
+        at: Millis,
+    ) -> Result<()>;
     async fn set_consent(&self, id: ProfileId, consent: &ConsentInput) -> Result<()>;
     async fn merge(&self, a: ProfileId, b: ProfileId, by: &str, at: Millis) -> Result<MergeView>;
     async fn unmerge(&self, target: UnmergeTarget, by: &str, at: Millis) -> Result<MergeView>;
@@ -158,7 +168,14 @@ pub trait Store: Send + Sync + 'static {
     async fn stats(&self) -> Result<Stats>;
 
     // --- API keys ---
-    async fn create_api_key(&self, prefix: &str, hash: &str, scope: Scope, label: &str, at: Millis) -> Result<ApiKeyRecord>;
+    async fn create_api_key(
+        &self,
+        prefix: &str,
+        hash: &str,
+        scope: Scope,
+        label: &str,
+        at: Millis,
+    ) -> Result<ApiKeyRecord>;
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>>;
     async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>>;
     async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<()>;
@@ -174,16 +191,29 @@ pub async fn open(database_url: Option<&str>, data_dir: &std::path::Path) -> Res
             Ok(Arc::new(postgres::PgStore::connect(url).await?))
         }
         Some(url) => {
-            let path = url
-                .strip_prefix("sqlite://")
-                .ok_or_else(|| StoreError::invalid("database_url", format!("unsupported scheme in '{}': use postgres://… or sqlite://…", redact(url))))?;
-            Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path))?))
+            let path = url.strip_prefix("sqlite://").ok_or_else(|| {
+                StoreError::invalid(
+                    "database_url",
+                    format!(
+                        "unsupported scheme in '{}': use postgres://… or sqlite://…",
+                        redact(url)
+                    ),
+                )
+            })?;
+            Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(
+                path,
+            ))?))
         }
         None => {
             std::fs::create_dir_all(data_dir).map_err(|e| {
-                StoreError::invalid("data_dir", format!("cannot create {}: {e}", data_dir.display()))
+                StoreError::invalid(
+                    "data_dir",
+                    format!("cannot create {}: {e}", data_dir.display()),
+                )
             })?;
-            Ok(Arc::new(sqlite::SqliteStore::open(&data_dir.join("rapport.db"))?))
+            Ok(Arc::new(sqlite::SqliteStore::open(
+                &data_dir.join("rapport.db"),
+            )?))
         }
     }
 }
@@ -206,7 +236,10 @@ pub fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
     }
 }

@@ -9,9 +9,13 @@ use crate::{
     TimelineFilter, UnmergeTarget,
 };
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Transaction,
+};
 use rapport_domain::apikey::Scope;
-use rapport_domain::model::{ConflictView, EventView, MergeView, Page, ProfileSummary, ProfileView, Stats};
+use rapport_domain::model::{
+    ConflictView, EventView, MergeView, Page, ProfileSummary, ProfileView, Stats,
+};
 use rapport_domain::resolve::{
     self, clusters_needing_detail, lookup_keys, max_new_profiles, EventRow, Owner, Plan, ProfileId,
     Snapshot,
@@ -39,20 +43,29 @@ impl PgStore {
     /// Connects with `search_path` set to `schema` (created if missing): tests use one
     /// schema each so they can run in parallel on one database.
     pub async fn connect_schema(url: &str, schema: Option<&str>) -> Result<Self> {
-        let mut cfg = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StoreError::invalid("database_url", format!("{} ({e})", crate::redact(url))))?;
+        let mut cfg = tokio_postgres::Config::from_str(url).map_err(|e| {
+            StoreError::invalid("database_url", format!("{} ({e})", crate::redact(url)))
+        })?;
         if let Some(s) = schema {
             if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(StoreError::invalid("schema", "must be [A-Za-z0-9_]"));
             }
             let (client, conn) = cfg.connect(NoTls).await?;
             let task = tokio::spawn(conn);
-            client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}")).await?;
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
+                .await?;
             drop(client);
             let _ = task.await;
-            cfg.options(&format!("-csearch_path={s}"));
+            cfg.options(format!("-csearch_path={s}"));
         }
-        let mgr = Manager::from_config(cfg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(mgr)
             .max_size(16)
             .build()
@@ -72,7 +85,10 @@ impl PgStore {
         .await?;
         for (version, sql) in MIGRATIONS {
             let done = tx
-                .query_opt("SELECT version FROM schema_migrations WHERE version = $1", &[version])
+                .query_opt(
+                    "SELECT version FROM schema_migrations WHERE version = $1",
+                    &[version],
+                )
                 .await?;
             if done.is_none() {
                 tx.batch_execute(sql).await?;
@@ -93,7 +109,11 @@ impl PgStore {
 }
 
 async fn writer_lock(tx: &Transaction<'_>) -> Result<()> {
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema()))", &[]).await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(current_schema()))",
+        &[],
+    )
+    .await?;
     Ok(())
 }
 
@@ -119,12 +139,28 @@ async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
         )
         .await?;
     for r in rows {
-        let key = IdentityKey { kind: common::kind(r.get(0))?, value: r.get(1) };
-        snap.owners.insert(key, Owner { raw: r.get(2), canonical: r.get(3), last_seen: r.get(4) });
+        let key = IdentityKey {
+            kind: common::kind(r.get(0))?,
+            value: r.get(1),
+        };
+        snap.owners.insert(
+            key,
+            Owner {
+                raw: r.get(2),
+                canonical: r.get(3),
+                last_seen: r.get(4),
+            },
+        );
     }
     let detail = clusters_needing_detail(msgs, &snap.owners);
     if !detail.is_empty() {
-        for r in tx.query("SELECT canonical_id, id FROM profiles WHERE canonical_id = ANY($1) ORDER BY id", &[&detail]).await? {
+        for r in tx
+            .query(
+                "SELECT canonical_id, id FROM profiles WHERE canonical_id = ANY($1) ORDER BY id",
+                &[&detail],
+            )
+            .await?
+        {
             snap.members.entry(r.get(0)).or_default().push(r.get(1));
         }
         for c in &detail {
@@ -148,7 +184,13 @@ async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
         }
     }
     let ids: Vec<&str> = msgs.iter().map(|m| m.message_id.as_str()).collect();
-    for r in tx.query("SELECT message_id FROM events WHERE message_id = ANY($1)", &[&ids]).await? {
+    for r in tx
+        .query(
+            "SELECT message_id FROM events WHERE message_id = ANY($1)",
+            &[&ids],
+        )
+        .await?
+    {
         snap.existing_message_ids.insert(r.get(0));
     }
     Ok(snap)
@@ -184,7 +226,9 @@ async fn insert_events(tx: &Transaction<'_>, rows: &[EventRow], source: &str) ->
         oa.push(m.occurred_at);
         ra.push(m.received_at);
     }
-    let params: [Param<'_>; 11] = [&mid, &pid, &ty, &name, &ch, &source, &pr, &cx, &text, &oa, &ra];
+    let params: [Param<'_>; 11] = [
+        &mid, &pid, &ty, &name, &ch, &source, &pr, &cx, &text, &oa, &ra,
+    ];
     tx.execute(
         "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
          SELECT m, p, ty, n, ch, $6, pr::jsonb, cx::jsonb, tx, oa, ra
@@ -198,7 +242,11 @@ async fn insert_events(tx: &Transaction<'_>, rows: &[EventRow], source: &str) ->
 
 async fn insert_merge(tx: &Transaction<'_>, m: &resolve::Merge, by: &str) -> Result<i64> {
     let members = serde_json::to_string(&m.members).unwrap_or_default();
-    let message_id = if m.message_id.is_empty() { None } else { Some(m.message_id.as_str()) };
+    let message_id = if m.message_id.is_empty() {
+        None
+    } else {
+        Some(m.message_id.as_str())
+    };
     let row = tx
         .query_one(
             "INSERT INTO merges (survivor_id, merged_id, member_ids, cause, message_id, by_whom, at)
@@ -222,8 +270,16 @@ async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestO
         .await?;
     }
     if !plan.new_identities.is_empty() {
-        let kinds: Vec<&str> = plan.new_identities.iter().map(|i| i.key.kind.as_str()).collect();
-        let values: Vec<&str> = plan.new_identities.iter().map(|i| i.key.value.as_str()).collect();
+        let kinds: Vec<&str> = plan
+            .new_identities
+            .iter()
+            .map(|i| i.key.kind.as_str())
+            .collect();
+        let values: Vec<&str> = plan
+            .new_identities
+            .iter()
+            .map(|i| i.key.value.as_str())
+            .collect();
         let pids: Vec<i64> = plan.new_identities.iter().map(|i| i.profile_id).collect();
         let fs: Vec<i64> = plan.new_identities.iter().map(|i| i.first_seen).collect();
         tx.execute(
@@ -328,7 +384,12 @@ fn merge_row(r: &Row) -> MergeRow {
 }
 
 async fn merge_by_id(c: &impl GenericClient, id: i64) -> Result<MergeView> {
-    let r = c.query_one(&format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = $1"), &[&id]).await?;
+    let r = c
+        .query_one(
+            &format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = $1"),
+            &[&id],
+        )
+        .await?;
     Ok(merge_row(&r).view())
 }
 
@@ -368,11 +429,14 @@ impl Store for PgStore {
             let snap = snapshot(&tx, &g.messages).await?;
             let bound = max_new_profiles(&g.messages, &snap.owners) as i64;
             let ids: Vec<i64> = if bound > 0 {
-                tx.query("SELECT nextval('profiles_id_seq') FROM generate_series(1, $1::int8)", &[&bound])
-                    .await?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect()
+                tx.query(
+                    "SELECT nextval('profiles_id_seq') FROM generate_series(1, $1::int8)",
+                    &[&bound],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
             } else {
                 Vec::new()
             };
@@ -465,7 +529,12 @@ impl Store for PgStore {
         lookup_c(&c, key).await
     }
 
-    async fn search(&self, q: Option<&str>, limit: usize, after: Option<ProfileId>) -> Result<Page<ProfileSummary>> {
+    async fn search(
+        &self,
+        q: Option<&str>,
+        limit: usize,
+        after: Option<ProfileId>,
+    ) -> Result<Page<ProfileSummary>> {
         let c = self.client().await?;
         let after = after.unwrap_or(0);
         let fetch = (limit + 1) as i64;
@@ -501,7 +570,8 @@ impl Store for PgStore {
         } else {
             None
         };
-        let mut rows: std::collections::HashMap<i64, Vec<(Value, Millis, Millis)>> = Default::default();
+        let mut rows: std::collections::HashMap<i64, Vec<(Value, Millis, Millis)>> =
+            Default::default();
         let mut emails: std::collections::HashMap<i64, String> = Default::default();
         if !ids.is_empty() {
             for r in c
@@ -538,7 +608,11 @@ impl Store for PgStore {
             "SELECT {EVENT_COLUMNS} FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = $1)"
         );
         let mut args: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(cid)];
-        for (col, vals) in [("type", &f.types), ("channel", &f.channels), ("name", &f.names)] {
+        for (col, vals) in [
+            ("type", &f.types),
+            ("channel", &f.channels),
+            ("name", &f.names),
+        ] {
             if !vals.is_empty() {
                 args.push(Box::new(vals.clone()));
                 sql.push_str(&format!(" AND {col} = ANY(${})", args.len()));
@@ -555,15 +629,29 @@ impl Store for PgStore {
         if let Some((t, eid)) = f.before {
             args.push(Box::new(t));
             args.push(Box::new(eid));
-            sql.push_str(&format!(" AND (occurred_at, id) < (${}, ${})", args.len() - 1, args.len()));
+            sql.push_str(&format!(
+                " AND (occurred_at, id) < (${}, ${})",
+                args.len() - 1,
+                args.len()
+            ));
         }
         args.push(Box::new((f.limit + 1) as i64));
-        sql.push_str(&format!(" ORDER BY occurred_at DESC, id DESC LIMIT ${}", args.len()));
+        sql.push_str(&format!(
+            " ORDER BY occurred_at DESC, id DESC LIMIT ${}",
+            args.len()
+        ));
         let params: Vec<Param<'_>> = args.iter().map(|a| a.as_ref() as Param<'_>).collect();
-        let mut items: Vec<EventView> = c.query(&sql, &params).await?.iter().map(event_view).collect();
+        let mut items: Vec<EventView> = c
+            .query(&sql, &params)
+            .await?
+            .iter()
+            .map(event_view)
+            .collect();
         let next_cursor = if items.len() > f.limit {
             items.truncate(f.limit);
-            items.last().map(|e| format!("{}_{}", e.occurred_at.timestamp_millis(), e.id))
+            items
+                .last()
+                .map(|e| format!("{}_{}", e.occurred_at.timestamp_millis(), e.id))
         } else {
             None
         };
@@ -598,18 +686,30 @@ impl Store for PgStore {
         writer_lock(&tx).await?;
         let (ca, cb) = (canonical_of(&tx, a).await?, canonical_of(&tx, b).await?);
         if ca == cb {
-            return Err(StoreError::Conflict(format!("profiles {a} and {b} are already one profile ({ca})")));
+            return Err(StoreError::Conflict(format!(
+                "profiles {a} and {b} are already one profile ({ca})"
+            )));
         }
         let (survivor, merged) = (ca.min(cb), ca.max(cb));
         let members: Vec<i64> = tx
-            .query("SELECT id FROM profiles WHERE canonical_id = $1 ORDER BY id", &[&merged])
+            .query(
+                "SELECT id FROM profiles WHERE canonical_id = $1 ORDER BY id",
+                &[&merged],
+            )
             .await?
             .iter()
             .map(|r| r.get(0))
             .collect();
-        tx.execute("UPDATE profiles SET canonical_id = $1, updated_at = $3 WHERE canonical_id = $2", &[&survivor, &merged, &at])
-            .await?;
-        tx.execute("DELETE FROM merge_blocks WHERE profile_a = $1 AND profile_b = $2", &[&survivor, &merged]).await?;
+        tx.execute(
+            "UPDATE profiles SET canonical_id = $1, updated_at = $3 WHERE canonical_id = $2",
+            &[&survivor, &merged, &at],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM merge_blocks WHERE profile_a = $1 AND profile_b = $2",
+            &[&survivor, &merged],
+        )
+        .await?;
         tx.execute(
             "UPDATE conflicts SET resolved_at = $3 WHERE resolved_at IS NULL AND profile_a = $1 AND profile_b = $2",
             &[&survivor, &merged, &at],
@@ -621,7 +721,10 @@ impl Store for PgStore {
                 survivor,
                 merged,
                 members,
-                cause: IdentityKey { kind: rapport_domain::IdentityKind::External, value: "manual".into() },
+                cause: IdentityKey {
+                    kind: rapport_domain::IdentityKind::External,
+                    value: "manual".into(),
+                },
                 message_id: String::new(),
                 at,
             },
@@ -639,7 +742,10 @@ impl Store for PgStore {
         writer_lock(&tx).await?;
         let row = match target {
             UnmergeTarget::Merge(id) => tx
-                .query_opt(&format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = $1"), &[&id])
+                .query_opt(
+                    &format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = $1"),
+                    &[&id],
+                )
                 .await?
                 .map(|r| merge_row(&r))
                 .ok_or_else(|| StoreError::NotFound(format!("merge {id}")))?,
@@ -660,7 +766,10 @@ impl Store for PgStore {
             }
         };
         if row.undone_at.is_some() {
-            return Err(StoreError::Conflict(format!("merge {} was already undone", row.id)));
+            return Err(StoreError::Conflict(format!(
+                "merge {} was already undone",
+                row.id
+            )));
         }
         let current = canonical_of(&tx, row.survivor_id).await?;
         let members: Vec<i64> = serde_json::from_str(&row.member_ids).unwrap_or_default();
@@ -669,7 +778,11 @@ impl Store for PgStore {
             &[&members, &row.merged_id, &current, &at],
         )
         .await?;
-        tx.execute("UPDATE merges SET undone_at = $2, undone_by = $3 WHERE id = $1", &[&row.id, &at, &by]).await?;
+        tx.execute(
+            "UPDATE merges SET undone_at = $2, undone_by = $3 WHERE id = $1",
+            &[&row.id, &at, &by],
+        )
+        .await?;
         tx.execute(
             "INSERT INTO merge_blocks (profile_a, profile_b, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             &[&current.min(row.merged_id), &current.max(row.merged_id), &at],
@@ -705,11 +818,14 @@ impl Store for PgStore {
 
     async fn merges(&self, limit: usize) -> Result<Vec<MergeView>> {
         let c = self.client().await?;
-        Ok(c.query(&format!("SELECT {MERGE_COLUMNS} FROM merges ORDER BY id DESC LIMIT $1"), &[&(limit as i64)])
-            .await?
-            .iter()
-            .map(|r| merge_row(r).view())
-            .collect())
+        Ok(c.query(
+            &format!("SELECT {MERGE_COLUMNS} FROM merges ORDER BY id DESC LIMIT $1"),
+            &[&(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| merge_row(r).view())
+        .collect())
     }
 
     async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventView>> {
@@ -747,7 +863,14 @@ impl Store for PgStore {
         })
     }
 
-    async fn create_api_key(&self, prefix: &str, hash: &str, scope: Scope, label: &str, at: Millis) -> Result<ApiKeyRecord> {
+    async fn create_api_key(
+        &self,
+        prefix: &str,
+        hash: &str,
+        scope: Scope,
+        label: &str,
+        at: Millis,
+    ) -> Result<ApiKeyRecord> {
         let c = self.client().await?;
         let r = c
             .query_one(
@@ -755,29 +878,45 @@ impl Store for PgStore {
                 &[&prefix, &hash, &scope.as_str(), &label, &at],
             )
             .await?;
-        Ok(ApiKeyRecord { id: r.get(0), prefix: prefix.into(), scope, label: label.into(), created_at: at, revoked: false })
+        Ok(ApiKeyRecord {
+            id: r.get(0),
+            prefix: prefix.into(),
+            scope,
+            label: label.into(),
+            created_at: at,
+            revoked: false,
+        })
     }
 
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>> {
         let c = self.client().await?;
-        Ok(c.query_opt("SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys WHERE hash = $1", &[&hash])
-            .await?
-            .map(|r| api_key_row(&r)))
+        Ok(c.query_opt(
+            "SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys WHERE hash = $1",
+            &[&hash],
+        )
+        .await?
+        .map(|r| api_key_row(&r)))
     }
 
     async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
         let c = self.client().await?;
-        Ok(c.query("SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys ORDER BY id", &[])
-            .await?
-            .iter()
-            .map(api_key_row)
-            .collect())
+        Ok(c.query(
+            "SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(api_key_row)
+        .collect())
     }
 
     async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<()> {
         let c = self.client().await?;
         let n = c
-            .execute("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", &[&id, &at])
+            .execute(
+                "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                &[&id, &at],
+            )
             .await?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("active API key {id}")));

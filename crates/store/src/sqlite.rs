@@ -54,7 +54,11 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     for (version, sql) in MIGRATIONS {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let done: Option<i64> = tx
-            .query_row("SELECT version FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))
+            .query_row(
+                "SELECT version FROM schema_migrations WHERE version = ?1",
+                [version],
+                |r| r.get(0),
+            )
             .optional()?;
         if done.is_none() {
             tx.execute_batch(sql)?;
@@ -99,7 +103,9 @@ impl SqliteStore {
         let readers = self.readers.clone();
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % READERS;
         tokio::task::spawn_blocking(move || {
-            let conn = readers[i].lock().map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
+            let conn = readers[i]
+                .lock()
+                .map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
             f(&conn)
         })
         .await
@@ -112,7 +118,9 @@ impl SqliteStore {
     ) -> Result<T> {
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = writer.lock().map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
+            let mut conn = writer
+                .lock()
+                .map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
             tx.commit()?;
@@ -154,7 +162,8 @@ fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
     }
     let detail = clusters_needing_detail(msgs, &snap.owners);
     if !detail.is_empty() {
-        let mut members = tx.prepare_cached("SELECT id FROM profiles WHERE canonical_id = ?1 ORDER BY id")?;
+        let mut members =
+            tx.prepare_cached("SELECT id FROM profiles WHERE canonical_id = ?1 ORDER BY id")?;
         let mut uids = tx.prepare_cached(
             // CROSS JOIN fixes the join order: from the cluster's few members to their
             // identities, never a scan of every user_id identity.
@@ -165,9 +174,13 @@ fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
             "SELECT profile_a, profile_b FROM merge_blocks WHERE profile_a = ?1 OR profile_b = ?1",
         )?;
         for c in detail {
-            let ms = members.query_map([c], |r| r.get(0))?.collect::<std::result::Result<Vec<i64>, _>>()?;
+            let ms = members
+                .query_map([c], |r| r.get(0))?
+                .collect::<std::result::Result<Vec<i64>, _>>()?;
             snap.members.insert(c, ms);
-            let us = uids.query_map([c], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
+            let us = uids
+                .query_map([c], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
             snap.user_ids.insert(c, us);
             for b in blocks.query_map([c], |r| Ok((r.get(0)?, r.get(1)?)))? {
                 snap.blocked_pairs.insert(b?);
@@ -217,7 +230,11 @@ fn insert_merge(tx: &Transaction<'_>, m: &resolve::Merge, by: &str) -> Result<i6
         m.merged,
         serde_json::to_string(&m.members).unwrap_or_default(),
         m.cause.to_string(),
-        if m.message_id.is_empty() { None } else { Some(&m.message_id) },
+        if m.message_id.is_empty() {
+            None
+        } else {
+            Some(&m.message_id)
+        },
         by,
         m.at
     ])?;
@@ -238,7 +255,13 @@ fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestOutcome
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         )?;
         for i in &plan.new_identities {
-            stmt.execute(params![i.key.kind.as_str(), i.key.value, i.profile_id, source, i.first_seen])?;
+            stmt.execute(params![
+                i.key.kind.as_str(),
+                i.key.value,
+                i.profile_id,
+                source,
+                i.first_seen
+            ])?;
         }
         let mut stmt = tx.prepare_cached(
             "UPDATE identities SET last_seen = max(last_seen, ?3) WHERE kind = ?1 AND value = ?2",
@@ -246,7 +269,9 @@ fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestOutcome
         for (k, at) in &plan.seen {
             stmt.execute(params![k.kind.as_str(), k.value, at])?;
         }
-        let mut stmt = tx.prepare_cached("UPDATE profiles SET canonical_id = ?2, updated_at = ?3 WHERE id = ?1")?;
+        let mut stmt = tx.prepare_cached(
+            "UPDATE profiles SET canonical_id = ?2, updated_at = ?3 WHERE id = ?1",
+        )?;
         for (raw, c) in plan.reassignments() {
             stmt.execute(params![raw, c, now])?;
         }
@@ -259,7 +284,14 @@ fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestOutcome
              ON CONFLICT (profile_a, profile_b, identifier) DO UPDATE SET count = count + 1, last_at = excluded.last_at",
         )?;
         for c in &plan.conflicts {
-            stmt.execute(params![c.profile_a, c.profile_b, c.key.to_string(), c.reason, c.message_id, c.at])?;
+            stmt.execute(params![
+                c.profile_a,
+                c.profile_b,
+                c.key.to_string(),
+                c.reason,
+                c.message_id,
+                c.at
+            ])?;
         }
         let mut stmt = tx.prepare_cached(
             "UPDATE profiles SET traits = json_patch(traits, ?2), traits_updated_at = max(traits_updated_at, ?3), updated_at = ?4 WHERE id = ?1",
@@ -284,7 +316,9 @@ fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestOutcome
 fn ingest_group(tx: &Transaction<'_>, group: SourcedMessages) -> Result<IngestOutcome> {
     let snap = snapshot(tx, &group.messages)?;
     let bound = max_new_profiles(&group.messages, &snap.owners) as i64;
-    let start: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM profiles", [], |r| r.get(0))?;
+    let start: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM profiles", [], |r| {
+        r.get(0)
+    })?;
     let mut ids = start..start + bound;
     let plan = resolve::resolve_all(snap, &mut ids, group.messages);
     apply(tx, plan, &group.source)
@@ -329,7 +363,11 @@ fn merge_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MergeRow> {
 
 fn merge_by_id(conn: &Connection, id: i64) -> Result<MergeView> {
     Ok(conn
-        .query_row(&format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = ?1"), [id], merge_row)?
+        .query_row(
+            &format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = ?1"),
+            [id],
+            merge_row,
+        )?
         .view())
 }
 
@@ -439,16 +477,26 @@ fn summaries(conn: &Connection, ids: &[ProfileId]) -> Result<Vec<ProfileSummary>
         .collect())
 }
 
-fn search_sync(conn: &Connection, q: Option<&str>, limit: usize, after: Option<ProfileId>) -> Result<Page<ProfileSummary>> {
+fn search_sync(
+    conn: &Connection,
+    q: Option<&str>,
+    limit: usize,
+    after: Option<ProfileId>,
+) -> Result<Page<ProfileSummary>> {
     let after = after.unwrap_or(0);
     let fetch = (limit + 1) as i64;
     let mut ids: Vec<i64> = match q.map(str::trim).filter(|q| !q.is_empty()) {
         None => conn
-            .prepare_cached("SELECT id FROM profiles WHERE id = canonical_id AND id > ?1 ORDER BY id LIMIT ?2")?
+            .prepare_cached(
+                "SELECT id FROM profiles WHERE id = canonical_id AND id > ?1 ORDER BY id LIMIT ?2",
+            )?
             .query_map(params![after, fetch], |r| r.get(0))?
             .collect::<std::result::Result<_, _>>()?,
         Some(q) => match common::exact_identifier(q) {
-            Some(key) => lookup_sync(conn, &key)?.filter(|id| *id > after).into_iter().collect(),
+            Some(key) => lookup_sync(conn, &key)?
+                .filter(|id| *id > after)
+                .into_iter()
+                .collect(),
             None => {
                 let like = common::like_pattern(q);
                 conn.prepare_cached(
@@ -510,7 +558,9 @@ fn timeline_sync(conn: &Connection, id: ProfileId, f: &TimelineFilter) -> Result
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let next_cursor = if items.len() > f.limit {
         items.truncate(f.limit);
-        items.last().map(|e| format!("{}_{}", e.occurred_at.timestamp_millis(), e.id))
+        items
+            .last()
+            .map(|e| format!("{}_{}", e.occurred_at.timestamp_millis(), e.id))
     } else {
         None
     };
@@ -548,7 +598,8 @@ impl Store for SqliteStore {
 
     async fn insert_events_raw(&self, rows: Vec<EventRow>, source: &str) -> Result<()> {
         let source = source.to_string();
-        self.write(move |tx| insert_events(tx, &rows, &source)).await
+        self.write(move |tx| insert_events(tx, &rows, &source))
+            .await
     }
 
     async fn profile(&self, id: ProfileId) -> Result<ProfileView> {
@@ -560,9 +611,15 @@ impl Store for SqliteStore {
         self.read(move |c| lookup_sync(c, &key)).await
     }
 
-    async fn search(&self, q: Option<&str>, limit: usize, after: Option<ProfileId>) -> Result<Page<ProfileSummary>> {
+    async fn search(
+        &self,
+        q: Option<&str>,
+        limit: usize,
+        after: Option<ProfileId>,
+    ) -> Result<Page<ProfileSummary>> {
         let q = q.map(str::to_string);
-        self.read(move |c| search_sync(c, q.as_deref(), limit, after)).await
+        self.read(move |c| search_sync(c, q.as_deref(), limit, after))
+            .await
     }
 
     async fn timeline(&self, id: ProfileId, filter: &TimelineFilter) -> Result<Page<EventView>> {
@@ -708,19 +765,23 @@ impl Store for SqliteStore {
 
     async fn merges(&self, limit: usize) -> Result<Vec<MergeView>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(&format!("SELECT {MERGE_COLUMNS} FROM merges ORDER BY id DESC LIMIT ?1"))?
-                .query_map([limit as i64], merge_row)?
-                .map(|r| r.map(MergeRow::view))
-                .collect::<std::result::Result<_, _>>()?)
+            Ok(c.prepare_cached(&format!(
+                "SELECT {MERGE_COLUMNS} FROM merges ORDER BY id DESC LIMIT ?1"
+            ))?
+            .query_map([limit as i64], merge_row)?
+            .map(|r| r.map(MergeRow::view))
+            .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }
 
     async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventView>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"))?
-                .query_map(params![after, limit as i64], event_view)?
-                .collect::<std::result::Result<_, _>>()?)
+            Ok(c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))?
+            .query_map(params![after, limit as i64], event_view)?
+            .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }
@@ -740,7 +801,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_api_key(&self, prefix: &str, hash: &str, scope: Scope, label: &str, at: Millis) -> Result<ApiKeyRecord> {
+    async fn create_api_key(
+        &self,
+        prefix: &str,
+        hash: &str,
+        scope: Scope,
+        label: &str,
+        at: Millis,
+    ) -> Result<ApiKeyRecord> {
         let (prefix, hash, label) = (prefix.to_string(), hash.to_string(), label.to_string());
         self.write(move |tx| {
             tx.execute(
@@ -764,16 +832,21 @@ impl Store for SqliteStore {
 
     async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys ORDER BY id")?
-                .query_map([], api_key_row)?
-                .collect::<std::result::Result<_, _>>()?)
+            Ok(c.prepare_cached(
+                "SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys ORDER BY id",
+            )?
+            .query_map([], api_key_row)?
+            .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }
 
     async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<()> {
         self.write(move |tx| {
-            let n = tx.execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, at])?;
+            let n = tx.execute(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id, at],
+            )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("active API key {id}")));
             }

@@ -23,7 +23,9 @@ pub struct TestServer {
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub fn pg_url() -> Option<String> {
-    std::env::var("RAPPORT_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
+    std::env::var("RAPPORT_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 pub fn unique_schema() -> String {
@@ -36,10 +38,16 @@ pub fn unique_schema() -> String {
 }
 
 /// A fresh store of each kind under test, with its directory or schema.
-pub async fn stores() -> Vec<(DynStore, Option<tempfile::TempDir>, Option<(String, String)>)> {
+pub async fn stores() -> Vec<(
+    DynStore,
+    Option<tempfile::TempDir>,
+    Option<(String, String)>,
+)> {
     let mut out = Vec::new();
     let dir = tempfile::tempdir().expect("temp dir");
-    let s = rapport_store::open(None, dir.path()).await.expect("sqlite store");
+    let s = rapport_store::open(None, dir.path())
+        .await
+        .expect("sqlite store");
     out.push((s, Some(dir), None));
     if let Some(url) = pg_url() {
         let schema = unique_schema();
@@ -61,10 +69,22 @@ pub async fn servers() -> Vec<TestServer> {
     out
 }
 
-pub async fn start(store: DynStore, dir: Option<tempfile::TempDir>, pg_schema: Option<(String, String)>) -> TestServer {
-    let admin = rapport_app::keys::create(&store, Scope::Admin, "test").await.expect("admin key").secret;
-    let write = rapport_app::keys::create(&store, Scope::Write, "test").await.expect("write key").secret;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+pub async fn start(
+    store: DynStore,
+    dir: Option<tempfile::TempDir>,
+    pg_schema: Option<(String, String)>,
+) -> TestServer {
+    let admin = rapport_app::keys::create(&store, Scope::Admin, "test")
+        .await
+        .expect("admin key")
+        .secret;
+    let write = rapport_app::keys::create(&store, Scope::Write, "test")
+        .await
+        .expect("write key")
+        .secret;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (state, _writer) = rapport_http::AppState::new(store.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -102,7 +122,8 @@ impl TestServer {
     }
 
     pub async fn batch(&self, msgs: Value) -> (u16, Value) {
-        self.post_v1("/v1/batch", serde_json::json!({ "batch": msgs })).await
+        self.post_v1("/v1/batch", serde_json::json!({ "batch": msgs }))
+            .await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -131,7 +152,12 @@ impl TestServer {
     }
 
     pub async fn profile_of(&self, identifier: &str) -> Value {
-        let (s, v) = self.get(&format!("/api/profiles/lookup?identifier={}", urlencode(identifier))).await;
+        let (s, v) = self
+            .get(&format!(
+                "/api/profiles/lookup?identifier={}",
+                urlencode(identifier)
+            ))
+            .await;
         assert_eq!(s, 200, "[{}] lookup {identifier}: {v}", self.kind);
         v
     }
@@ -154,7 +180,9 @@ impl TestServer {
 pub async fn drop_schema(url: &str, schema: &str) {
     if let Ok((client, conn)) = tokio_postgres_connect(url).await {
         let task = tokio::spawn(conn);
-        let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await;
+        let _ = client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await;
         drop(client);
         let _ = task.await;
     }
@@ -162,14 +190,22 @@ pub async fn drop_schema(url: &str, schema: &str) {
 
 async fn tokio_postgres_connect(
     url: &str,
-) -> Result<(tokio_postgres::Client, tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>), tokio_postgres::Error> {
+) -> Result<
+    (
+        tokio_postgres::Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    ),
+    tokio_postgres::Error,
+> {
     tokio_postgres::connect(url, tokio_postgres::NoTls).await
 }
 
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -178,7 +214,17 @@ pub fn urlencode(s: &str) -> String {
 pub fn identities(profile: &Value) -> Vec<String> {
     let mut v: Vec<String> = profile["identities"]
         .as_array()
-        .map(|a| a.iter().map(|i| format!("{}:{}", i["kind"].as_str().unwrap_or(""), i["value"].as_str().unwrap_or(""))).collect())
+        .map(|a| {
+            a.iter()
+                .map(|i| {
+                    format!(
+                        "{}:{}",
+                        i["kind"].as_str().unwrap_or(""),
+                        i["value"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v

@@ -31,8 +31,8 @@ pub enum BenchCommand {
         /// Messages per batch (the Segment SDKs' default flush size is 100).
         #[arg(long, default_value_t = 100)]
         batch: usize,
-        /// Concurrent HTTP connections.
-        #[arg(long, default_value_t = 16)]
+        /// Concurrent HTTP connections (SDK clients sending at once).
+        #[arg(long, default_value_t = 64)]
         concurrency: usize,
         /// PostgreSQL URL; SQLite in a temporary directory when absent.
         #[arg(long, env = "RAPPORT_BENCH_DATABASE_URL")]
@@ -271,17 +271,25 @@ async fn drive(
     Ok((elapsed, lat))
 }
 
-/// The baseline: the same rows, straight into the store, 1,000 per transaction.
-async fn baseline(target: &Target, bodies: &[Vec<u8>]) -> Result<f64> {
+/// The baseline: the same event rows the HTTP run stored (same profile ids, so the
+/// same index locality), inserted straight into a fresh store of the same kind, 1,000
+/// per transaction, with no HTTP, parsing or identity resolution.
+async fn baseline(stored: &DynStore, target: &Target, bodies: &[Vec<u8>]) -> Result<f64> {
+    let mut owner = std::collections::HashMap::new();
+    let mut after = 0;
+    loop {
+        let evs = stored.events_after(after, 20_000).await?;
+        let Some(last) = evs.last() else { break };
+        after = last.id;
+        for e in evs {
+            owner.insert(e.message_id, e.profile_id);
+        }
+    }
     let mut rows = Vec::new();
     for b in bodies {
-        for m in parse_body(b, None, rapport_domain::time::now_millis())
-            .map_err(|e| anyhow::anyhow!("{:?}", e))?
-        {
-            rows.push(EventRow {
-                profile_id: 1,
-                message: m,
-            });
+        for m in parse_body(b, None, rapport_domain::time::now_millis()).map_err(|e| anyhow::anyhow!("{:?}", e))? {
+            let profile_id = owner.get(&m.message_id).copied().unwrap_or(1);
+            rows.push(EventRow { profile_id, message: m });
         }
     }
     let n = rows.len();
@@ -345,7 +353,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             let eps = events as f64 / elapsed.as_secs_f64();
             eprintln!("baseline: raw inserts of the same rows…");
             let base_target = fresh_target(database_url.as_deref(), "baseline").await?;
-            let base = baseline(&base_target, &bodies).await?;
+            let base = baseline(&target.store, &base_target, &bodies).await?;
             report(
                 json,
                 json!({

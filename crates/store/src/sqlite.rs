@@ -20,6 +20,7 @@ use rapport_domain::time::{to_datetime, Millis};
 use rapport_domain::{IdentityKey, Message};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,8 +28,60 @@ use std::sync::{Arc, Mutex};
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_core.sql"))];
 const READERS: usize = 4;
 
+/// The writer's memory of who owns which identifier, so a known person's events skip
+/// the identity lookups. Only the writer connection changes identities and clusters;
+/// another process committing (an import while serving) changes `PRAGMA data_version`,
+/// which empties the cache, as do merges and unmerges made by hand and failed writes.
+#[derive(Default)]
+struct IdentityCache {
+    data_version: i64,
+    owners: HashMap<IdentityKey, (ProfileId, Millis)>,
+    canon: HashMap<ProfileId, ProfileId>,
+}
+
+/// Past this many identifiers the cache starts over (about 200 MB).
+const CACHE_MAX: usize = 2_000_000;
+
+impl IdentityCache {
+    fn clear(&mut self) {
+        self.owners.clear();
+        self.canon.clear();
+    }
+
+    fn get(&self, k: &IdentityKey) -> Option<Owner> {
+        let &(raw, last_seen) = self.owners.get(k)?;
+        let &canonical = self.canon.get(&raw)?;
+        Some(Owner { raw, canonical, last_seen })
+    }
+
+    fn learn(&mut self, plan: &Plan) {
+        if self.owners.len() > CACHE_MAX {
+            self.clear();
+        }
+        for (id, _) in &plan.new_profiles {
+            self.canon.insert(*id, *id);
+        }
+        for i in &plan.new_identities {
+            self.owners.insert(i.key.clone(), (i.profile_id, i.first_seen));
+        }
+        for (k, at) in &plan.seen {
+            if let Some(e) = self.owners.get_mut(k) {
+                e.1 = e.1.max(*at);
+            }
+        }
+        for (raw, c) in plan.reassignments() {
+            self.canon.insert(raw, c);
+        }
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    cache: IdentityCache,
+}
+
 pub struct SqliteStore {
-    writer: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Writer>>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
     pub path: PathBuf,
@@ -89,7 +142,7 @@ impl SqliteStore {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(SqliteStore {
-            writer: Arc::new(Mutex::new(writer)),
+            writer: Arc::new(Mutex::new(Writer { conn: writer, cache: IdentityCache::default() })),
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
             path: path.to_path_buf(),
@@ -116,15 +169,36 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.write_cached(false, move |tx, _| f(tx)).await
+    }
+
+    /// Runs `f` in a write transaction with the identity cache; `invalidates` empties
+    /// the cache afterwards (for writes that move profiles between clusters).
+    async fn write_cached<T: Send + 'static>(
+        &self,
+        invalidates: bool,
+        f: impl FnOnce(&Transaction<'_>, &mut IdentityCache) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = writer
-                .lock()
-                .map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
+            let mut guard = writer.lock().map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
+            let Writer { conn, cache } = &mut *guard;
+            let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+            if version != cache.data_version {
+                cache.clear();
+                cache.data_version = version;
+            }
+            let run = || -> Result<T> {
+                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let out = f(&tx, cache)?;
+                tx.commit()?;
+                Ok(out)
+            };
+            let result = run();
+            if invalidates || result.is_err() {
+                cache.clear();
+            }
+            result
         })
         .await
         .map_err(blocking_err)?
@@ -138,7 +212,7 @@ fn canonical_of(conn: &Connection, id: ProfileId) -> Result<ProfileId> {
         .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))
 }
 
-fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
+fn snapshot(tx: &Transaction<'_>, msgs: &[Message], cache: &mut IdentityCache) -> Result<Snapshot> {
     let mut snap = Snapshot::default();
     {
         let mut stmt = tx.prepare_cached(
@@ -146,6 +220,10 @@ fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
              JOIN profiles p ON p.id = i.profile_id WHERE i.kind = ?1 AND i.value = ?2",
         )?;
         for k in lookup_keys(msgs) {
+            if let Some(o) = cache.get(&k) {
+                snap.owners.insert(k, o);
+                continue;
+            }
             let owner = stmt
                 .query_row(params![k.kind.as_str(), k.value], |r| {
                     Ok(Owner {
@@ -156,6 +234,8 @@ fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
                 })
                 .optional()?;
             if let Some(o) = owner {
+                cache.owners.insert(k.clone(), (o.raw, o.last_seen));
+                cache.canon.insert(o.raw, o.canonical);
                 snap.owners.insert(k, o);
             }
         }
@@ -241,7 +321,7 @@ fn insert_merge(tx: &Transaction<'_>, m: &resolve::Merge, by: &str) -> Result<i6
     Ok(tx.last_insert_rowid())
 }
 
-fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestOutcome> {
+fn apply(tx: &Transaction<'_>, plan: &Plan, source: &str) -> Result<IngestOutcome> {
     let now = rapport_domain::time::now_millis();
     {
         let mut stmt = tx.prepare_cached(
@@ -313,15 +393,17 @@ fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestOutcome
     })
 }
 
-fn ingest_group(tx: &Transaction<'_>, group: SourcedMessages) -> Result<IngestOutcome> {
-    let snap = snapshot(tx, &group.messages)?;
+fn ingest_group(tx: &Transaction<'_>, group: SourcedMessages, cache: &mut IdentityCache) -> Result<IngestOutcome> {
+    let snap = snapshot(tx, &group.messages, cache)?;
     let bound = max_new_profiles(&group.messages, &snap.owners) as i64;
     let start: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM profiles", [], |r| {
         r.get(0)
     })?;
     let mut ids = start..start + bound;
     let plan = resolve::resolve_all(snap, &mut ids, group.messages);
-    apply(tx, plan, &group.source)
+    let outcome = apply(tx, &plan, &group.source)?;
+    cache.learn(&plan);
+    Ok(outcome)
 }
 
 fn event_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventView> {
@@ -586,10 +668,10 @@ impl Store for SqliteStore {
     }
 
     async fn ingest(&self, groups: Vec<SourcedMessages>) -> Result<IngestOutcome> {
-        self.write(move |tx| {
+        self.write_cached(false, move |tx, cache| {
             let mut total = IngestOutcome::default();
             for g in groups {
-                total.add(&ingest_group(tx, g)?);
+                total.add(&ingest_group(tx, g, cache)?);
             }
             Ok(total)
         })
@@ -655,7 +737,7 @@ impl Store for SqliteStore {
 
     async fn merge(&self, a: ProfileId, b: ProfileId, by: &str, at: Millis) -> Result<MergeView> {
         let by = by.to_string();
-        self.write(move |tx| {
+        self.write_cached(true, move |tx, _| {
             let (ca, cb) = (canonical_of(tx, a)?, canonical_of(tx, b)?);
             if ca == cb {
                 return Err(StoreError::Conflict(format!("profiles {a} and {b} are already one profile ({ca})")));
@@ -696,7 +778,7 @@ impl Store for SqliteStore {
 
     async fn unmerge(&self, target: UnmergeTarget, by: &str, at: Millis) -> Result<MergeView> {
         let by = by.to_string();
-        self.write(move |tx| {
+        self.write_cached(true, move |tx, _| {
             let row = match target {
                 UnmergeTarget::Merge(id) => tx
                     .query_row(&format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = ?1"), [id], merge_row)

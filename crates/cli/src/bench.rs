@@ -59,7 +59,19 @@ struct Target {
     /// Arguments for `rapport serve`.
     args: Vec<String>,
     kind: &'static str,
+    pg_schema: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
+}
+
+impl Target {
+    /// Drops a PostgreSQL benchmark schema (a SQLite directory goes with `_dir`).
+    async fn cleanup(self) {
+        if let Some((url, schema)) = &self.pg_schema {
+            if let Err(e) = rapport_store::postgres::PgStore::drop_schema(url, schema).await {
+                eprintln!("could not drop benchmark schema {schema}: {e}");
+            }
+        }
+    }
 }
 
 async fn fresh_target(database_url: Option<&str>, tag: &str) -> Result<Target> {
@@ -79,6 +91,7 @@ async fn fresh_target(database_url: Option<&str>, tag: &str) -> Result<Target> {
                 store,
                 args: vec!["--database-url".into(), child_url],
                 kind: "postgres",
+                pg_schema: Some((url.to_string(), schema)),
                 _dir: None,
             })
         }
@@ -90,6 +103,7 @@ async fn fresh_target(database_url: Option<&str>, tag: &str) -> Result<Target> {
                 store,
                 args,
                 kind: "sqlite",
+                pg_schema: None,
                 _dir: Some(dir),
             })
         }
@@ -287,9 +301,14 @@ async fn baseline(stored: &DynStore, target: &Target, bodies: &[Vec<u8>]) -> Res
     }
     let mut rows = Vec::new();
     for b in bodies {
-        for m in parse_body(b, None, rapport_domain::time::now_millis()).map_err(|e| anyhow::anyhow!("{:?}", e))? {
+        for m in parse_body(b, None, rapport_domain::time::now_millis())
+            .map_err(|e| anyhow::anyhow!("{:?}", e))?
+        {
             let profile_id = owner.get(&m.message_id).copied().unwrap_or(1);
-            rows.push(EventRow { profile_id, message: m });
+            rows.push(EventRow {
+                profile_id,
+                message: m,
+            });
         }
     }
     let n = rows.len();
@@ -354,10 +373,13 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             eprintln!("baseline: raw inserts of the same rows…");
             let base_target = fresh_target(database_url.as_deref(), "baseline").await?;
             let base = baseline(&target.store, &base_target, &bodies).await?;
+            let kind = target.kind;
+            target.cleanup().await;
+            base_target.cleanup().await;
             report(
                 json,
                 json!({
-                    "bench": "ingest", "store": target.kind, "events": events, "batch_size": batch, "concurrency": concurrency,
+                    "bench": "ingest", "store": kind, "events": events, "batch_size": batch, "concurrency": concurrency,
                     "seconds": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
                     "events_per_sec": eps.round(), "p50_ms": (percentile(&lat, 0.5) * 100.0).round() / 100.0,
                     "p99_ms": (percentile(&lat, 0.99) * 100.0).round() / 100.0,

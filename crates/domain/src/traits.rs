@@ -56,6 +56,15 @@ pub fn compose(first: &mut Value, second: &Value) {
     }
 }
 
+/// Whether a serialised patch is an object with no `null` and no object values, so
+/// applying it is a shallow key overwrite.
+pub fn is_flat_patch(json: &str) -> bool {
+    match serde_json::from_str::<Value>(json) {
+        Ok(Value::Object(o)) => o.values().all(|v| !v.is_null() && !v.is_object()),
+        _ => false,
+    }
+}
+
 /// A person's traits across merged raw profiles: applied oldest update first, so the
 /// most recent value of each key wins.
 pub fn merged_view(mut members: Vec<(Value, i64)>) -> Value {
@@ -105,6 +114,14 @@ mod tests {
         let mut t = json!({"a": "b", "c": {"d": "e", "f": "g"}});
         apply_patch(&mut t, &json!({"a": "z", "c": {"f": null}}));
         assert_eq!(t, json!({"a": "z", "c": {"d": "e"}}));
+    }
+
+    #[test]
+    fn flat_patches() {
+        assert!(is_flat_patch(r#"{"a": 1, "b": [1, {"x": null}]}"#));
+        assert!(!is_flat_patch(r#"{"a": null}"#));
+        assert!(!is_flat_patch(r#"{"a": {"b": 1}}"#));
+        assert!(!is_flat_patch("[1]"));
     }
 
     fn arb_json() -> impl Strategy<Value = Value> {

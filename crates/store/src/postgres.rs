@@ -75,6 +75,24 @@ impl PgStore {
         Ok(store)
     }
 
+    /// Drops a schema made by [`PgStore::connect_schema`] (tests and benchmarks).
+    pub async fn drop_schema(url: &str, schema: &str) -> Result<()> {
+        if !schema
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(StoreError::invalid("schema", "must be [A-Za-z0-9_]"));
+        }
+        let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
+        let task = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await?;
+        drop(client);
+        let _ = task.await;
+        Ok(())
+    }
+
     async fn migrate(&self) -> Result<()> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -129,15 +147,26 @@ async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
     let keys = lookup_keys(msgs);
     let kinds: Vec<&str> = keys.iter().map(|k| k.kind.as_str()).collect();
     let values: Vec<&str> = keys.iter().map(|k| k.value.as_str()).collect();
-    let rows = tx
-        .query(
+    let ids: Vec<&str> = msgs.iter().map(|m| m.message_id.as_str()).collect();
+    // Independent reads, pipelined on the connection: one round trip for both.
+    let owner_params: [Param<'_>; 2] = [&kinds, &values];
+    let id_params: [Param<'_>; 1] = [&ids];
+    let (rows, existing) = tokio::try_join!(
+        tx.query(
             "SELECT i.kind, i.value, i.profile_id, p.canonical_id, i.last_seen
              FROM UNNEST($1::text[], $2::text[]) AS k(kind, value)
              JOIN identities i ON i.kind = k.kind AND i.value = k.value
              JOIN profiles p ON p.id = i.profile_id",
-            &[&kinds, &values],
-        )
-        .await?;
+            &owner_params,
+        ),
+        tx.query(
+            "SELECT message_id FROM events WHERE message_id = ANY($1)",
+            &id_params
+        ),
+    )?;
+    for r in existing {
+        snap.existing_message_ids.insert(r.get(0));
+    }
     for r in rows {
         let key = IdentityKey {
             kind: common::kind(r.get(0))?,
@@ -166,15 +195,26 @@ async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
         for c in &detail {
             snap.user_ids.entry(*c).or_default();
         }
+        // By member id array: an index scan on identities(profile_id) whatever the
+        // planner's statistics say.
+        let mut canon_of = std::collections::HashMap::new();
+        for (c, ms) in &snap.members {
+            for m in ms {
+                canon_of.insert(*m, *c);
+            }
+        }
+        let member_ids: Vec<i64> = canon_of.keys().copied().collect();
         for r in tx
             .query(
-                "SELECT p.canonical_id, i.value FROM profiles p JOIN identities i ON i.profile_id = p.id
-                 WHERE p.canonical_id = ANY($1) AND i.kind = 'user_id'",
-                &[&detail],
+                "SELECT profile_id, value FROM identities WHERE profile_id = ANY($1) AND kind = 'user_id'",
+                &[&member_ids],
             )
             .await?
         {
-            snap.user_ids.entry(r.get(0)).or_default().insert(r.get(1));
+            let raw: i64 = r.get(0);
+            if let Some(c) = canon_of.get(&raw) {
+                snap.user_ids.entry(*c).or_default().insert(r.get(1));
+            }
         }
         for r in tx
             .query("SELECT profile_a, profile_b FROM merge_blocks WHERE profile_a = ANY($1) OR profile_b = ANY($1)", &[&detail])
@@ -182,16 +222,6 @@ async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
         {
             snap.blocked_pairs.insert((r.get(0), r.get(1)));
         }
-    }
-    let ids: Vec<&str> = msgs.iter().map(|m| m.message_id.as_str()).collect();
-    for r in tx
-        .query(
-            "SELECT message_id FROM events WHERE message_id = ANY($1)",
-            &[&ids],
-        )
-        .await?
-    {
-        snap.existing_message_ids.insert(r.get(0));
     }
     Ok(snap)
 }
@@ -330,11 +360,18 @@ async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestO
         let ids: Vec<i64> = patches.iter().map(|p| p.0).collect();
         let ps: Vec<&str> = patches.iter().map(|p| p.1.as_str()).collect();
         let ats: Vec<i64> = patches.iter().map(|p| p.2).collect();
+        // A patch with no nulls and no nested objects is a plain jsonb concatenation;
+        // only the others need the (slower) recursive merge-patch function.
+        let flat: Vec<bool> = patches
+            .iter()
+            .map(|p| rapport_domain::traits::is_flat_patch(&p.1))
+            .collect();
         tx.execute(
-            "UPDATE profiles p SET traits = rapport_merge_patch(p.traits, t.patch::jsonb),
+            "UPDATE profiles p SET traits = CASE WHEN t.flat THEN p.traits || t.patch::jsonb
+                                               ELSE rapport_merge_patch(p.traits, t.patch::jsonb) END,
                     traits_updated_at = GREATEST(p.traits_updated_at, t.at), updated_at = $4
-             FROM UNNEST($1::int8[], $2::text[], $3::int8[]) AS t(id, patch, at) WHERE p.id = t.id",
-            &[&ids, &ps, &ats, &now],
+             FROM UNNEST($1::int8[], $2::text[], $3::int8[], $5::bool[]) AS t(id, patch, at, flat) WHERE p.id = t.id",
+            &[&ids, &ps, &ats, &now, &flat],
         )
         .await?;
     }
@@ -473,12 +510,14 @@ impl Store for PgStore {
                 traits: r.get(3),
                 traits_updated_at: r.get(4),
             })
-            .collect();
+            .collect::<Vec<MemberRow>>();
+        // Member ids as an array: an index scan whatever the planner's statistics say.
+        let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
         let identities = c
             .query(
                 "SELECT kind, value, profile_id, verified, source, first_seen, last_seen FROM identities
-                 WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = $1) ORDER BY kind, first_seen, id",
-                &[&cid],
+                 WHERE profile_id = ANY($1) ORDER BY kind, first_seen, id",
+                &[&ids],
             )
             .await?
             .iter()
@@ -495,8 +534,8 @@ impl Store for PgStore {
         let consents = c
             .query(
                 "SELECT channel, purpose, status, source, proof, at FROM consents
-                 WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = $1) ORDER BY at DESC, id DESC",
-                &[&cid],
+                 WHERE profile_id = ANY($1) ORDER BY at DESC, id DESC",
+                &[&ids],
             )
             .await?
             .iter()
@@ -512,10 +551,9 @@ impl Store for PgStore {
         let merges = c
             .query(
                 &format!(
-                    "SELECT {MERGE_COLUMNS} FROM merges WHERE survivor_id IN (SELECT id FROM profiles WHERE canonical_id = $1)
-                     OR merged_id IN (SELECT id FROM profiles WHERE canonical_id = $1) ORDER BY id DESC LIMIT 100"
+                    "SELECT {MERGE_COLUMNS} FROM merges WHERE survivor_id = ANY($1) OR merged_id = ANY($1) ORDER BY id DESC LIMIT 100"
                 ),
-                &[&cid],
+                &[&ids],
             )
             .await?
             .iter()
@@ -604,10 +642,14 @@ impl Store for PgStore {
     async fn timeline(&self, id: ProfileId, f: &TimelineFilter) -> Result<Page<EventView>> {
         let c = self.client().await?;
         let cid = canonical_of(&c, id).await?;
-        let mut sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = $1)"
-        );
-        let mut args: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(cid)];
+        let members: Vec<i64> = c
+            .query("SELECT id FROM profiles WHERE canonical_id = $1", &[&cid])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE profile_id = ANY($1)");
+        let mut args: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(members)];
         for (col, vals) in [
             ("type", &f.types),
             ("channel", &f.channels),

@@ -51,7 +51,11 @@ impl IdentityCache {
     fn get(&self, k: &IdentityKey) -> Option<Owner> {
         let &(raw, last_seen) = self.owners.get(k)?;
         let &canonical = self.canon.get(&raw)?;
-        Some(Owner { raw, canonical, last_seen })
+        Some(Owner {
+            raw,
+            canonical,
+            last_seen,
+        })
     }
 
     fn learn(&mut self, plan: &Plan) {
@@ -62,7 +66,8 @@ impl IdentityCache {
             self.canon.insert(*id, *id);
         }
         for i in &plan.new_identities {
-            self.owners.insert(i.key.clone(), (i.profile_id, i.first_seen));
+            self.owners
+                .insert(i.key.clone(), (i.profile_id, i.first_seen));
         }
         for (k, at) in &plan.seen {
             if let Some(e) = self.owners.get_mut(k) {
@@ -142,7 +147,10 @@ impl SqliteStore {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(SqliteStore {
-            writer: Arc::new(Mutex::new(Writer { conn: writer, cache: IdentityCache::default() })),
+            writer: Arc::new(Mutex::new(Writer {
+                conn: writer,
+                cache: IdentityCache::default(),
+            })),
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
             path: path.to_path_buf(),
@@ -181,7 +189,9 @@ impl SqliteStore {
     ) -> Result<T> {
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = writer.lock().map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
+            let mut guard = writer
+                .lock()
+                .map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
             let Writer { conn, cache } = &mut *guard;
             let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
             if version != cache.data_version {
@@ -189,7 +199,8 @@ impl SqliteStore {
                 cache.data_version = version;
             }
             let run = || -> Result<T> {
-                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let out = f(&tx, cache)?;
                 tx.commit()?;
                 Ok(out)
@@ -393,7 +404,11 @@ fn apply(tx: &Transaction<'_>, plan: &Plan, source: &str) -> Result<IngestOutcom
     })
 }
 
-fn ingest_group(tx: &Transaction<'_>, group: SourcedMessages, cache: &mut IdentityCache) -> Result<IngestOutcome> {
+fn ingest_group(
+    tx: &Transaction<'_>,
+    group: SourcedMessages,
+    cache: &mut IdentityCache,
+) -> Result<IngestOutcome> {
     let snap = snapshot(tx, &group.messages, cache)?;
     let bound = max_new_profiles(&group.messages, &snap.owners) as i64;
     let start: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM profiles", [], |r| {

@@ -178,26 +178,7 @@ impl TestServer {
 }
 
 pub async fn drop_schema(url: &str, schema: &str) {
-    if let Ok((client, conn)) = tokio_postgres_connect(url).await {
-        let task = tokio::spawn(conn);
-        let _ = client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .await;
-        drop(client);
-        let _ = task.await;
-    }
-}
-
-async fn tokio_postgres_connect(
-    url: &str,
-) -> Result<
-    (
-        tokio_postgres::Client,
-        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-    ),
-    tokio_postgres::Error,
-> {
-    tokio_postgres::connect(url, tokio_postgres::NoTls).await
+    let _ = rapport_store::postgres::PgStore::drop_schema(url, schema).await;
 }
 
 pub fn urlencode(s: &str) -> String {

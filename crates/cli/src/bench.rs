@@ -183,7 +183,14 @@ fn message(rng: &mut StdRng, i: usize, users: usize, base: i64) -> Value {
     let id = {
         let b: [u8; 16] = rng.gen();
         let h = hex_string(&b);
-        format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+        format!(
+            "{}-{}-4{}-a{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[13..16],
+            &h[17..20],
+            &h[20..32]
+        )
     };
     if roll < 0.60 {
         const PRODUCTS: [&str; 4] = [

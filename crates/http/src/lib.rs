@@ -44,6 +44,7 @@ struct Security;
 impl utoipa::Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
         let c = openapi.components.get_or_insert_with(Default::default);
         c.add_security_scheme(
             "bearer",
@@ -53,6 +54,49 @@ impl utoipa::Modify for Security {
             "write_key",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
         );
+        let problem = |what: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(what)
+                    .content(
+                        "application/problem+json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        // Every error is problem+json; every keyed route can answer 400, 401 and 403.
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                for (code, resp) in op.responses.responses.iter_mut() {
+                    if let RefOr::T(r) = resp {
+                        if code.starts_with('4') || code.starts_with('5') {
+                            if let Some(content) = r.content.shift_remove("application/json") {
+                                r.content.insert("application/problem+json".into(), content);
+                            }
+                        }
+                    }
+                }
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    let rs = &mut op.responses.responses;
+                    rs.entry("400".into())
+                        .or_insert_with(|| problem("Invalid request; `field` names what is wrong"));
+                    rs.entry("401".into())
+                        .or_insert_with(|| problem("Missing or unknown API key"));
+                    rs.entry("403".into())
+                        .or_insert_with(|| problem("The key's scope does not allow this"));
+                }
+            }
+        }
     }
 }
 

@@ -1,10 +1,10 @@
 //! Operations: health, metrics, stats, API keys, and the UI placeholder page.
 
 use crate::auth::AdminKey;
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::problem::{ApiError, ApiResult, Id, Problem};
 use crate::AppState;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::Json;
@@ -116,7 +116,7 @@ pub async fn list_keys(
 pub async fn revoke_key(
     State(state): State<AppState>,
     _key: AdminKey,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<axum::http::StatusCode> {
     state.store.revoke_api_key(id, now_millis()).await?;
     state.keys.forget_all();

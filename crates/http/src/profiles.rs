@@ -2,10 +2,10 @@
 //! its timeline, traits, consents, merge and unmerge, and the merge-conflict queue.
 
 use crate::auth::AdminKey;
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::problem::{ApiError, ApiResult, Id, Problem};
 use crate::AppState;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::Json;
 use rapport_domain::model::{
     ConflictView, ConsentStatus, ConsentView, EventView, MergeView, Page, ProfileSummary,
@@ -104,7 +104,7 @@ pub async fn lookup(
 pub async fn get(
     State(state): State<AppState>,
     _key: AdminKey,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<Json<ProfileView>> {
     Ok(Json(state.store.profile(id).await?))
 }
@@ -146,7 +146,7 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<i64>>
 pub async fn timeline(
     State(state): State<AppState>,
     _key: AdminKey,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(q): Params,
 ) -> ApiResult<Json<Page<EventView>>> {
     let types = list(&q, "type");
@@ -190,7 +190,7 @@ pub async fn timeline(
 pub async fn patch_traits(
     State(state): State<AppState>,
     _key: AdminKey,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Bytes,
 ) -> ApiResult<Json<ProfileView>> {
     let patch = body_json(&body)?;
@@ -209,7 +209,7 @@ pub async fn patch_traits(
 pub async fn consents(
     State(state): State<AppState>,
     _key: AdminKey,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> ApiResult<Json<Vec<ConsentView>>> {
     Ok(Json(state.store.profile(id).await?.consents))
 }
@@ -254,7 +254,7 @@ fn name_field(v: &Value, field: &str) -> ApiResult<String> {
 pub async fn set_consent(
     State(state): State<AppState>,
     key: AdminKey,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Bytes,
 ) -> ApiResult<Json<Vec<ConsentView>>> {
     let v = body_json(&body)?;
@@ -304,7 +304,7 @@ pub async fn set_consent(
 pub async fn unmerge(
     State(state): State<AppState>,
     key: AdminKey,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Bytes,
 ) -> ApiResult<Json<MergeView>> {
     let v = body_json(&body)?;
@@ -333,7 +333,7 @@ pub async fn unmerge(
 pub async fn merge(
     State(state): State<AppState>,
     key: AdminKey,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Bytes,
 ) -> ApiResult<Json<MergeView>> {
     let v = body_json(&body)?;

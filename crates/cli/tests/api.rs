@@ -683,6 +683,27 @@ async fn ops_endpoints_openapi_and_keys() {
             .await
             .unwrap();
         assert_eq!(r.status(), 404);
+        // Found by schemathesis: an id out of range was a text/plain 400.
+        let r = s
+            .client
+            .get(format!("{}/api/profiles/9223372036854775808", s.url))
+            .bearer_auth(&s.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        assert_eq!(r.json::<Value>().await.unwrap()["field"], "id");
+        let get_profile = &doc["paths"]["/api/profiles/{id}"]["get"]["responses"];
+        assert!(
+            get_profile["401"]["content"]
+                .get("application/problem+json")
+                .is_some(),
+            "{get_profile}"
+        );
+        assert!(get_profile["404"]["content"]
+            .get("application/problem+json")
+            .is_some());
         s.finish().await;
     }
 }

@@ -151,18 +151,18 @@ async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
     // Independent reads, pipelined on the connection: one round trip for both.
     let owner_params: [Param<'_>; 2] = [&kinds, &values];
     let id_params: [Param<'_>; 1] = [&ids];
-    let (rows, existing) = tokio::try_join!(
-        tx.query(
+    let (owners_stmt, ids_stmt) = tokio::try_join!(
+        tx.prepare_cached(
             "SELECT i.kind, i.value, i.profile_id, p.canonical_id, i.last_seen
              FROM UNNEST($1::text[], $2::text[]) AS k(kind, value)
              JOIN identities i ON i.kind = k.kind AND i.value = k.value
-             JOIN profiles p ON p.id = i.profile_id",
-            &owner_params,
+             JOIN profiles p ON p.id = i.profile_id"
         ),
-        tx.query(
-            "SELECT message_id FROM events WHERE message_id = ANY($1)",
-            &id_params
-        ),
+        tx.prepare_cached("SELECT message_id FROM events WHERE message_id = ANY($1)"),
+    )?;
+    let (rows, existing) = tokio::try_join!(
+        tx.query(&owners_stmt, &owner_params),
+        tx.query(&ids_stmt, &id_params),
     )?;
     for r in existing {
         snap.existing_message_ids.insert(r.get(0));
@@ -259,11 +259,10 @@ async fn insert_events(tx: &Transaction<'_>, rows: &[EventRow], source: &str) ->
     let params: [Param<'_>; 11] = [
         &mid, &pid, &ty, &name, &ch, &source, &pr, &cx, &text, &oa, &ra,
     ];
-    tx.execute(
-        "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
+    tx.execute(&tx.prepare_cached("INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
          SELECT m, p, ty, n, ch, $6, pr::jsonb, cx::jsonb, tx, oa, ra
          FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[])
-           AS t(m, p, ty, n, ch, pr, cx, tx, oa, ra)",
+           AS t(m, p, ty, n, ch, pr, cx, tx, oa, ra)").await?,
         &params,
     )
     .await?;
@@ -293,8 +292,11 @@ async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestO
         let ids: Vec<i64> = plan.new_profiles.iter().map(|p| p.0).collect();
         let ats: Vec<i64> = plan.new_profiles.iter().map(|p| p.1).collect();
         tx.execute(
-            "INSERT INTO profiles (id, canonical_id, created_at, updated_at)
+            &tx.prepare_cached(
+                "INSERT INTO profiles (id, canonical_id, created_at, updated_at)
              SELECT id, id, at, at FROM UNNEST($1::int8[], $2::int8[]) AS t(id, at)",
+            )
+            .await?,
             &[&ids, &ats],
         )
         .await?;
@@ -312,9 +314,8 @@ async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestO
             .collect();
         let pids: Vec<i64> = plan.new_identities.iter().map(|i| i.profile_id).collect();
         let fs: Vec<i64> = plan.new_identities.iter().map(|i| i.first_seen).collect();
-        tx.execute(
-            "INSERT INTO identities (kind, value, profile_id, source, first_seen, last_seen)
-             SELECT kind, value, pid, $4, fs, fs FROM UNNEST($1::text[], $2::text[], $3::int8[], $5::int8[]) AS t(kind, value, pid, fs)",
+        tx.execute(&tx.prepare_cached("INSERT INTO identities (kind, value, profile_id, source, first_seen, last_seen)
+             SELECT kind, value, pid, $4, fs, fs FROM UNNEST($1::text[], $2::text[], $3::int8[], $5::int8[]) AS t(kind, value, pid, fs)").await?,
             &[&kinds, &values, &pids, &source, &fs],
         )
         .await?;
@@ -326,9 +327,12 @@ async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestO
         let values: Vec<&str> = seen.iter().map(|(k, _)| k.value.as_str()).collect();
         let ats: Vec<i64> = seen.iter().map(|(_, at)| **at).collect();
         tx.execute(
-            "UPDATE identities i SET last_seen = GREATEST(i.last_seen, t.at)
+            &tx.prepare_cached(
+                "UPDATE identities i SET last_seen = GREATEST(i.last_seen, t.at)
              FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS t(kind, value, at)
              WHERE i.kind = t.kind AND i.value = t.value",
+            )
+            .await?,
             &[&kinds, &values, &ats],
         )
         .await?;
@@ -338,8 +342,11 @@ async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestO
         let ids: Vec<i64> = re.iter().map(|r| r.0).collect();
         let cs: Vec<i64> = re.iter().map(|r| r.1).collect();
         tx.execute(
-            "UPDATE profiles p SET canonical_id = t.c, updated_at = $3
+            &tx.prepare_cached(
+                "UPDATE profiles p SET canonical_id = t.c, updated_at = $3
              FROM UNNEST($1::int8[], $2::int8[]) AS t(id, c) WHERE p.id = t.id",
+            )
+            .await?,
             &[&ids, &cs, &now],
         )
         .await?;
@@ -366,20 +373,18 @@ async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestO
             })
             .collect();
         let ats: Vec<i64> = ms.iter().map(|m| m.at).collect();
-        tx.execute(
-            "INSERT INTO merges (survivor_id, merged_id, member_ids, cause, message_id, by_whom, at)
+        tx.execute(&tx.prepare_cached("INSERT INTO merges (survivor_id, merged_id, member_ids, cause, message_id, by_whom, at)
              SELECT s, m, mem, c, mid, $6, at
              FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $7::int8[])
-               WITH ORDINALITY AS t(s, m, mem, c, mid, at, n) ORDER BY n",
+               WITH ORDINALITY AS t(s, m, mem, c, mid, at, n) ORDER BY n").await?,
             &[&survivors, &merged, &members, &causes, &message_ids, &source, &ats],
         )
         .await?;
     }
     for c in &plan.conflicts {
-        tx.execute(
-            "INSERT INTO conflicts (profile_a, profile_b, identifier, reason, message_id, first_at, last_at)
+        tx.execute(&tx.prepare_cached("INSERT INTO conflicts (profile_a, profile_b, identifier, reason, message_id, first_at, last_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6)
-             ON CONFLICT (profile_a, profile_b, identifier) DO UPDATE SET count = conflicts.count + 1, last_at = excluded.last_at",
+             ON CONFLICT (profile_a, profile_b, identifier) DO UPDATE SET count = conflicts.count + 1, last_at = excluded.last_at").await?,
             &[&c.profile_a, &c.profile_b, &c.key.to_string(), &c.reason, &c.message_id, &c.at],
         )
         .await?;
@@ -394,11 +399,10 @@ async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestO
             .iter()
             .map(|p| rapport_domain::traits::is_flat_patch(&p.1))
             .collect();
-        tx.execute(
-            "UPDATE profiles p SET traits = CASE WHEN t.flat THEN p.traits || t.patch::jsonb
+        tx.execute(&tx.prepare_cached("UPDATE profiles p SET traits = CASE WHEN t.flat THEN p.traits || t.patch::jsonb
                                                ELSE rapport_merge_patch(p.traits, t.patch::jsonb) END,
                     traits_updated_at = GREATEST(p.traits_updated_at, t.at), updated_at = $4
-             FROM UNNEST($1::int8[], $2::text[], $3::int8[], $5::bool[]) AS t(id, patch, at, flat) WHERE p.id = t.id",
+             FROM UNNEST($1::int8[], $2::text[], $3::int8[], $5::bool[]) AS t(id, patch, at, flat) WHERE p.id = t.id").await?,
             &[&ids, &ps, &ats, &now, &flat],
         )
         .await?;

@@ -226,47 +226,64 @@ async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
     Ok(snap)
 }
 
-async fn insert_events(tx: &Transaction<'_>, rows: &[EventRow], source: &str) -> Result<()> {
+/// Owned-by-reference parameters of one pipelined statement.
+type Params<'a> = Vec<Box<dyn ToSql + Sync + Send + 'a>>;
+
+/// Statements sent back to back on one connection without waiting for each reply
+/// (tokio-postgres pipelines concurrent requests): a group's writes cost about one
+/// round trip instead of one per statement. The server runs them in order.
+#[derive(Default)]
+struct Pipeline<'a> {
+    stmts: Vec<(&'static str, Params<'a>)>,
+}
+
+impl<'a> Pipeline<'a> {
+    fn add(&mut self, sql: &'static str, params: Params<'a>) {
+        self.stmts.push((sql, params));
+    }
+
+    async fn run(self, tx: &Transaction<'_>) -> Result<()> {
+        let prepared = futures_util::future::try_join_all(
+            self.stmts.iter().map(|(sql, _)| tx.prepare_cached(sql)),
+        )
+        .await?;
+        let refs: Vec<Vec<Param<'_>>> = self
+            .stmts
+            .iter()
+            .map(|(_, ps)| ps.iter().map(|p| p.as_ref() as Param<'_>).collect())
+            .collect();
+        futures_util::future::try_join_all(
+            prepared.iter().zip(&refs).map(|(st, r)| tx.execute(st, r)),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn add_events<'a>(p: &mut Pipeline<'a>, rows: &'a [EventRow], source: &'a str) {
     if rows.is_empty() {
-        return Ok(());
+        return;
     }
-    let n = rows.len();
-    let (mut mid, mut pid, mut ty, mut name, mut ch, mut pr, mut cx, mut text, mut oa, mut ra) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for e in rows {
-        let m = &e.message;
-        mid.push(m.message_id.as_str());
-        pid.push(e.profile_id);
-        ty.push(m.kind.as_str());
-        name.push(m.name.as_deref());
-        ch.push(m.channel.as_str());
-        pr.push(m.properties_json.as_str());
-        cx.push(m.context_json.as_str());
-        text.push(m.text.as_deref());
-        oa.push(m.occurred_at);
-        ra.push(m.received_at);
-    }
-    let params: [Param<'_>; 11] = [
-        &mid, &pid, &ty, &name, &ch, &source, &pr, &cx, &text, &oa, &ra,
-    ];
-    tx.execute(&tx.prepare_cached("INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
+    let m = || rows.iter().map(|e| &e.message);
+    p.add(
+        "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
          SELECT m, p, ty, n, ch, $6, pr::jsonb, cx::jsonb, tx, oa, ra
          FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[])
-           AS t(m, p, ty, n, ch, pr, cx, tx, oa, ra)").await?,
-        &params,
-    )
-    .await?;
-    Ok(())
+           AS t(m, p, ty, n, ch, pr, cx, tx, oa, ra)",
+        vec![
+            Box::new(m().map(|m| m.message_id.as_str()).collect::<Vec<_>>()),
+            Box::new(rows.iter().map(|e| e.profile_id).collect::<Vec<_>>()),
+            Box::new(m().map(|m| m.kind.as_str()).collect::<Vec<_>>()),
+            Box::new(m().map(|m| m.name.as_deref()).collect::<Vec<_>>()),
+            Box::new(m().map(|m| m.channel.as_str()).collect::<Vec<_>>()),
+            Box::new(source),
+            Box::new(m().map(|m| m.properties_json.as_str()).collect::<Vec<_>>()),
+            Box::new(m().map(|m| m.context_json.as_str()).collect::<Vec<_>>()),
+            Box::new(m().map(|m| m.text.as_deref()).collect::<Vec<_>>()),
+            Box::new(m().map(|m| m.occurred_at).collect::<Vec<_>>()),
+            Box::new(m().map(|m| m.received_at).collect::<Vec<_>>()),
+        ],
+    );
 }
 
 async fn insert_merge(tx: &Transaction<'_>, m: &resolve::Merge, by: &str) -> Result<i64> {
@@ -288,126 +305,126 @@ async fn insert_merge(tx: &Transaction<'_>, m: &resolve::Merge, by: &str) -> Res
 
 async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestOutcome> {
     let now = rapport_domain::time::now_millis();
+    let mut p = Pipeline::default();
     if !plan.new_profiles.is_empty() {
-        let ids: Vec<i64> = plan.new_profiles.iter().map(|p| p.0).collect();
-        let ats: Vec<i64> = plan.new_profiles.iter().map(|p| p.1).collect();
-        tx.execute(
-            &tx.prepare_cached(
-                "INSERT INTO profiles (id, canonical_id, created_at, updated_at)
+        p.add(
+            "INSERT INTO profiles (id, canonical_id, created_at, updated_at)
              SELECT id, id, at, at FROM UNNEST($1::int8[], $2::int8[]) AS t(id, at)",
-            )
-            .await?,
-            &[&ids, &ats],
-        )
-        .await?;
+            vec![
+                Box::new(plan.new_profiles.iter().map(|p| p.0).collect::<Vec<i64>>()),
+                Box::new(plan.new_profiles.iter().map(|p| p.1).collect::<Vec<i64>>()),
+            ],
+        );
     }
-    if !plan.new_identities.is_empty() {
-        let kinds: Vec<&str> = plan
-            .new_identities
-            .iter()
-            .map(|i| i.key.kind.as_str())
-            .collect();
-        let values: Vec<&str> = plan
-            .new_identities
-            .iter()
-            .map(|i| i.key.value.as_str())
-            .collect();
-        let pids: Vec<i64> = plan.new_identities.iter().map(|i| i.profile_id).collect();
-        let fs: Vec<i64> = plan.new_identities.iter().map(|i| i.first_seen).collect();
-        tx.execute(&tx.prepare_cached("INSERT INTO identities (kind, value, profile_id, source, first_seen, last_seen)
-             SELECT kind, value, pid, $4, fs, fs FROM UNNEST($1::text[], $2::text[], $3::int8[], $5::int8[]) AS t(kind, value, pid, fs)").await?,
-            &[&kinds, &values, &pids, &source, &fs],
-        )
-        .await?;
+    let ni = &plan.new_identities;
+    if !ni.is_empty() {
+        p.add(
+            "INSERT INTO identities (kind, value, profile_id, source, first_seen, last_seen)
+             SELECT kind, value, pid, $4, fs, fs FROM UNNEST($1::text[], $2::text[], $3::int8[], $5::int8[]) AS t(kind, value, pid, fs)",
+            vec![
+                Box::new(ni.iter().map(|i| i.key.kind.as_str()).collect::<Vec<_>>()),
+                Box::new(ni.iter().map(|i| i.key.value.as_str()).collect::<Vec<_>>()),
+                Box::new(ni.iter().map(|i| i.profile_id).collect::<Vec<i64>>()),
+                Box::new(source),
+                Box::new(ni.iter().map(|i| i.first_seen).collect::<Vec<i64>>()),
+            ],
+        );
     }
-    if !plan.seen.is_empty() {
-        let mut seen: Vec<_> = plan.seen.iter().collect();
-        seen.sort(); // a stable row order avoids deadlocks between concurrent writers
-        let kinds: Vec<&str> = seen.iter().map(|(k, _)| k.kind.as_str()).collect();
-        let values: Vec<&str> = seen.iter().map(|(k, _)| k.value.as_str()).collect();
-        let ats: Vec<i64> = seen.iter().map(|(_, at)| **at).collect();
-        tx.execute(
-            &tx.prepare_cached(
-                "UPDATE identities i SET last_seen = GREATEST(i.last_seen, t.at)
+    let mut seen: Vec<_> = plan.seen.iter().collect();
+    seen.sort(); // a stable row order avoids deadlocks between concurrent writers
+    if !seen.is_empty() {
+        p.add(
+            "UPDATE identities i SET last_seen = GREATEST(i.last_seen, t.at)
              FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS t(kind, value, at)
              WHERE i.kind = t.kind AND i.value = t.value",
-            )
-            .await?,
-            &[&kinds, &values, &ats],
-        )
-        .await?;
+            vec![
+                Box::new(
+                    seen.iter()
+                        .map(|(k, _)| k.kind.as_str())
+                        .collect::<Vec<_>>(),
+                ),
+                Box::new(
+                    seen.iter()
+                        .map(|(k, _)| k.value.as_str())
+                        .collect::<Vec<_>>(),
+                ),
+                Box::new(seen.iter().map(|(_, at)| **at).collect::<Vec<i64>>()),
+            ],
+        );
     }
     let re = plan.reassignments();
     if !re.is_empty() {
-        let ids: Vec<i64> = re.iter().map(|r| r.0).collect();
-        let cs: Vec<i64> = re.iter().map(|r| r.1).collect();
-        tx.execute(
-            &tx.prepare_cached(
-                "UPDATE profiles p SET canonical_id = t.c, updated_at = $3
+        p.add(
+            "UPDATE profiles p SET canonical_id = t.c, updated_at = $3
              FROM UNNEST($1::int8[], $2::int8[]) AS t(id, c) WHERE p.id = t.id",
-            )
-            .await?,
-            &[&ids, &cs, &now],
-        )
-        .await?;
+            vec![
+                Box::new(re.iter().map(|r| r.0).collect::<Vec<i64>>()),
+                Box::new(re.iter().map(|r| r.1).collect::<Vec<i64>>()),
+                Box::new(now),
+            ],
+        );
     }
-    if !plan.merges.is_empty() {
-        // One statement for all merges of the group (about one per 30 events in busy
-        // traffic), not a round trip each.
-        let ms = &plan.merges;
-        let survivors: Vec<i64> = ms.iter().map(|m| m.survivor).collect();
-        let merged: Vec<i64> = ms.iter().map(|m| m.merged).collect();
-        let members: Vec<String> = ms
-            .iter()
-            .map(|m| serde_json::to_string(&m.members).unwrap_or_default())
-            .collect();
-        let causes: Vec<String> = ms.iter().map(|m| m.cause.to_string()).collect();
-        let message_ids: Vec<Option<&str>> = ms
-            .iter()
-            .map(|m| {
-                if m.message_id.is_empty() {
-                    None
-                } else {
-                    Some(m.message_id.as_str())
-                }
-            })
-            .collect();
-        let ats: Vec<i64> = ms.iter().map(|m| m.at).collect();
-        tx.execute(&tx.prepare_cached("INSERT INTO merges (survivor_id, merged_id, member_ids, cause, message_id, by_whom, at)
+    let ms = &plan.merges;
+    if !ms.is_empty() {
+        // All merges of the group (about one per 30 events in busy traffic) at once.
+        p.add(
+            "INSERT INTO merges (survivor_id, merged_id, member_ids, cause, message_id, by_whom, at)
              SELECT s, m, mem, c, mid, $6, at
              FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $7::int8[])
-               WITH ORDINALITY AS t(s, m, mem, c, mid, at, n) ORDER BY n").await?,
-            &[&survivors, &merged, &members, &causes, &message_ids, &source, &ats],
-        )
-        .await?;
+               WITH ORDINALITY AS t(s, m, mem, c, mid, at, n) ORDER BY n",
+            vec![
+                Box::new(ms.iter().map(|m| m.survivor).collect::<Vec<i64>>()),
+                Box::new(ms.iter().map(|m| m.merged).collect::<Vec<i64>>()),
+                Box::new(ms.iter().map(|m| serde_json::to_string(&m.members).unwrap_or_default()).collect::<Vec<String>>()),
+                Box::new(ms.iter().map(|m| m.cause.to_string()).collect::<Vec<String>>()),
+                Box::new(
+                    ms.iter()
+                        .map(|m| if m.message_id.is_empty() { None } else { Some(m.message_id.as_str()) })
+                        .collect::<Vec<_>>(),
+                ),
+                Box::new(source),
+                Box::new(ms.iter().map(|m| m.at).collect::<Vec<i64>>()),
+            ],
+        );
     }
     for c in &plan.conflicts {
-        tx.execute(&tx.prepare_cached("INSERT INTO conflicts (profile_a, profile_b, identifier, reason, message_id, first_at, last_at)
+        p.add(
+            "INSERT INTO conflicts (profile_a, profile_b, identifier, reason, message_id, first_at, last_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6)
-             ON CONFLICT (profile_a, profile_b, identifier) DO UPDATE SET count = conflicts.count + 1, last_at = excluded.last_at").await?,
-            &[&c.profile_a, &c.profile_b, &c.key.to_string(), &c.reason, &c.message_id, &c.at],
-        )
-        .await?;
+             ON CONFLICT (profile_a, profile_b, identifier) DO UPDATE SET count = conflicts.count + 1, last_at = excluded.last_at",
+            vec![
+                Box::new(c.profile_a),
+                Box::new(c.profile_b),
+                Box::new(c.key.to_string()),
+                Box::new(c.reason.as_str()),
+                Box::new(c.message_id.as_str()),
+                Box::new(c.at),
+            ],
+        );
     }
     for patches in plan.trait_patch_rounds() {
-        let ids: Vec<i64> = patches.iter().map(|p| p.0).collect();
-        let ps: Vec<&str> = patches.iter().map(|p| p.1.as_str()).collect();
-        let ats: Vec<i64> = patches.iter().map(|p| p.2).collect();
         // A patch with no nulls and no nested objects is a plain jsonb concatenation;
         // only the others need the (slower) recursive merge-patch function.
         let flat: Vec<bool> = patches
             .iter()
             .map(|p| rapport_domain::traits::is_flat_patch(&p.1))
             .collect();
-        tx.execute(&tx.prepare_cached("UPDATE profiles p SET traits = CASE WHEN t.flat THEN p.traits || t.patch::jsonb
+        p.add(
+            "UPDATE profiles p SET traits = CASE WHEN t.flat THEN p.traits || t.patch::jsonb
                                                ELSE rapport_merge_patch(p.traits, t.patch::jsonb) END,
                     traits_updated_at = GREATEST(p.traits_updated_at, t.at), updated_at = $4
-             FROM UNNEST($1::int8[], $2::text[], $3::int8[], $5::bool[]) AS t(id, patch, at, flat) WHERE p.id = t.id").await?,
-            &[&ids, &ps, &ats, &now, &flat],
-        )
-        .await?;
+             FROM UNNEST($1::int8[], $2::text[], $3::int8[], $5::bool[]) AS t(id, patch, at, flat) WHERE p.id = t.id",
+            vec![
+                Box::new(patches.iter().map(|p| p.0).collect::<Vec<i64>>()),
+                Box::new(patches.iter().map(|p| p.1.clone()).collect::<Vec<String>>()),
+                Box::new(patches.iter().map(|p| p.2).collect::<Vec<i64>>()),
+                Box::new(now),
+                Box::new(flat),
+            ],
+        );
     }
-    insert_events(tx, &plan.events, source).await?;
+    add_events(&mut p, &plan.events, source);
+    p.run(tx).await?;
     Ok(IngestOutcome {
         accepted: plan.events.len(),
         duplicates: plan.duplicates,
@@ -520,7 +537,9 @@ impl Store for PgStore {
     async fn insert_events_raw(&self, rows: Vec<EventRow>, source: &str) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        insert_events(&tx, &rows, source).await?;
+        let mut p = Pipeline::default();
+        add_events(&mut p, &rows, source);
+        p.run(&tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -57,6 +57,13 @@ pub struct WriteKey(pub ApiKeyRecord);
 /// A key allowed to read and manage (admin scope).
 pub struct AdminKey(pub ApiKeyRecord);
 
+impl AdminKey {
+    /// How audit records (merges, consents) name this caller: the key's public prefix.
+    pub fn who(&self) -> String {
+        format!("api:{}", self.0.prefix)
+    }
+}
+
 impl FromRequestParts<AppState> for WriteKey {
     type Rejection = ApiError;
     async fn from_request_parts(

@@ -285,7 +285,7 @@ pub async fn set_consent(
         channel,
         purpose,
         status,
-        source: opt("source")?.unwrap_or_else(|| format!("api:{}", key.0.prefix)),
+        source: opt("source")?.unwrap_or_else(|| key.who()),
         proof: opt("proof")?,
         at,
     };
@@ -318,7 +318,7 @@ pub async fn unmerge(
     Ok(Json(
         state
             .store
-            .unmerge(target, &format!("api:{}", key.0.prefix), now_millis())
+            .unmerge(target, &key.who(), now_millis())
             .await?,
     ))
 }
@@ -343,7 +343,7 @@ pub async fn merge(
     Ok(Json(
         state
             .store
-            .merge(id, other, &format!("api:{}", key.0.prefix), now_millis())
+            .merge(id, other, &key.who(), now_millis())
             .await?,
     ))
 }

@@ -181,3 +181,11 @@ pub fn summary(
         created_at: to_datetime(created),
     }
 }
+
+/// The error for an unmerge aimed at a profile that was never merged away.
+pub fn not_merged(p: ProfileId) -> StoreError {
+    StoreError::invalid(
+        "id",
+        format!("profile {p} was not merged into another profile; pass the id of the merged profile (see `merges` in its profile) or a merge_id"),
+    )
+}

@@ -850,12 +850,7 @@ impl Store for PgStore {
                 )
                 .await?
                 .map(|r| merge_row(&r))
-                .ok_or_else(|| {
-                    StoreError::invalid(
-                        "id",
-                        format!("profile {p} was not merged into another profile; pass the id of the merged profile (see `merges` in its profile) or a merge_id"),
-                    )
-                })?
+                .ok_or_else(|| common::not_merged(p))?
             }
         };
         if row.undone_at.is_some() {

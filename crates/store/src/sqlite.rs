@@ -813,9 +813,7 @@ impl Store for SqliteStore {
                         merge_row,
                     )
                     .optional()?
-                    .ok_or_else(|| StoreError::invalid("id", format!(
-                        "profile {p} was not merged into another profile; pass the id of the merged profile (see `merges` in its profile) or a merge_id"
-                    )))?
+                    .ok_or_else(|| common::not_merged(p))?
                 }
             };
             if row.undone_at.is_some() {

@@ -189,3 +189,23 @@ pub fn not_merged(p: ProfileId) -> StoreError {
         format!("profile {p} was not merged into another profile; pass the id of the merged profile (see `merges` in its profile) or a merge_id"),
     )
 }
+
+/// Keyset paging: the store fetched `limit + 1` rows; keep `limit` and, when there
+/// were more, the cursor of the last one kept.
+pub fn trim_page<T>(
+    items: &mut Vec<T>,
+    limit: usize,
+    cursor: impl Fn(&T) -> String,
+) -> Option<String> {
+    if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(cursor)
+    } else {
+        None
+    }
+}
+
+/// Timeline cursor: `occurred_at-millis_id` of the last event on the page.
+pub fn event_cursor(e: &rapport_domain::model::EventView) -> String {
+    format!("{}_{}", e.occurred_at.timestamp_millis(), e.id)
+}

@@ -653,12 +653,7 @@ impl Store for PgStore {
                 }
             },
         };
-        let next_cursor = if ids.len() > limit {
-            ids.truncate(limit);
-            ids.last().map(|id| id.to_string())
-        } else {
-            None
-        };
+        let next_cursor = common::trim_page(&mut ids, limit, |id| id.to_string());
         let mut rows: std::collections::HashMap<i64, Vec<(Value, Millis, Millis)>> =
             Default::default();
         let mut emails: std::collections::HashMap<i64, String> = Default::default();
@@ -740,14 +735,7 @@ impl Store for PgStore {
             .iter()
             .map(event_view)
             .collect();
-        let next_cursor = if items.len() > f.limit {
-            items.truncate(f.limit);
-            items
-                .last()
-                .map(|e| format!("{}_{}", e.occurred_at.timestamp_millis(), e.id))
-        } else {
-            None
-        };
+        let next_cursor = common::trim_page(&mut items, f.limit, common::event_cursor);
         Ok(Page { items, next_cursor })
     }
 

@@ -614,12 +614,7 @@ fn search_sync(
             }
         },
     };
-    let next_cursor = if ids.len() > limit {
-        ids.truncate(limit);
-        ids.last().map(|id| id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = common::trim_page(&mut ids, limit, |id| id.to_string());
     Ok(Page {
         items: summaries(conn, &ids)?,
         next_cursor,
@@ -659,14 +654,7 @@ fn timeline_sync(conn: &Connection, id: ProfileId, f: &TimelineFilter) -> Result
         .prepare_cached(&sql)?
         .query_map(params_from_iter(args), event_view)?
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let next_cursor = if items.len() > f.limit {
-        items.truncate(f.limit);
-        items
-            .last()
-            .map(|e| format!("{}_{}", e.occurred_at.timestamp_millis(), e.id))
-    } else {
-        None
-    };
+    let next_cursor = common::trim_page(&mut items, f.limit, common::event_cursor);
     Ok(Page { items, next_cursor })
 }
 

@@ -107,18 +107,22 @@ pub async fn start(
     }
 }
 
+/// Status and JSON body (Null when the body is not JSON).
+async fn respond(r: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = r.send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
 impl TestServer {
     pub async fn post_v1(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.url))
-            .basic_auth(&self.write, Some(""))
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        respond(
+            self.client
+                .post(format!("{}{path}", self.url))
+                .basic_auth(&self.write, Some(""))
+                .json(&body),
+        )
+        .await
     }
 
     pub async fn batch(&self, msgs: Value) -> (u16, Value) {
@@ -127,28 +131,22 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(&self.admin)
-            .send()
-            .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        respond(
+            self.client
+                .get(format!("{}{path}", self.url))
+                .bearer_auth(&self.admin),
+        )
+        .await
     }
 
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .client
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.admin)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        respond(
+            self.client
+                .request(method, format!("{}{path}", self.url))
+                .bearer_auth(&self.admin)
+                .json(&body),
+        )
+        .await
     }
 
     pub async fn profile_of(&self, identifier: &str) -> Value {

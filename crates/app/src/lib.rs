@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod export;
+pub mod graph;
 pub mod import;
 pub mod ingest;
 pub mod keys;

@@ -40,6 +40,11 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Graph analytics on a 1M-node power-law graph and a real one, against igraph.
+    Graph(crate::bench_graph::GraphBench),
+    /// Internal: one graph measurement in its own process (used by `bench graph`).
+    #[command(hide = true)]
+    GraphMeasure(crate::bench_graph::MeasureArgs),
     /// Profile lookup by e-mail through GET /api/profiles/lookup.
     Lookup {
         #[arg(long, default_value_t = 1_000_000)]
@@ -362,6 +367,12 @@ async fn admin_get(url: &str, admin: &str, path: &str) -> Result<Value> {
 
 pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Graph(args) => {
+            tokio::task::spawn_blocking(move || crate::bench_graph::run(args)).await?
+        }
+        BenchCommand::GraphMeasure(args) => {
+            tokio::task::spawn_blocking(move || crate::bench_graph::measure_file(args)).await?
+        }
         BenchCommand::Ingest {
             events,
             batch,

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 mod bench;
+mod bench_graph;
 
 #[derive(Parser)]
 #[command(
@@ -70,6 +71,14 @@ enum Command {
         /// Load the demo data set first if the database has no events.
         #[arg(long)]
         demo: bool,
+        /// Minutes between graph recomputations while relationships change (0: never).
+        #[arg(long, env = "RAPPORT_GRAPH_EVERY_MINUTES", default_value_t = 15)]
+        graph_every_minutes: u64,
+    },
+    /// The relationship graph: import edge lists, recompute metrics, export.
+    Graph {
+        #[command(subcommand)]
+        command: GraphCommand,
     },
     /// Load the demo data set (10,000 people, ~300,000 events over a year).
     Demo {
@@ -112,6 +121,41 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GraphCommand {
+    /// Import an edge list: `source target [weight]` per line; ends are identifiers
+    /// (bare = user id, or email:…, wallet:…, social:network:handle); unknown ones
+    /// become profiles.
+    ImportEdges {
+        #[command(flatten)]
+        store: StoreArgs,
+        file: PathBuf,
+        /// Relationship kind of every edge.
+        #[arg(long, default_value = "knows")]
+        kind: String,
+    },
+    /// Compute every network metric and store it as profile scores.
+    Recompute {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Export the graph: GraphML with every metric, or CSV (node table; `--edges` for
+    /// the edge table).
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// graphml or csv
+        #[arg(long, default_value = "graphml")]
+        format: String,
+        /// With csv: the edge table instead of the node table.
+        #[arg(long)]
+        edges: bool,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -195,7 +239,12 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool) -> Result<()> {
+async fn serve(
+    store_args: StoreArgs,
+    listen: SocketAddr,
+    demo: bool,
+    graph_every_minutes: u64,
+) -> Result<()> {
     let store = store_args.open().await?;
     if store.api_keys().await?.is_empty() {
         let admin = rapport_app::keys::create(&store, Scope::Admin, "first start").await?;
@@ -219,6 +268,9 @@ async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool) -> Result<
     );
     let _ = std::io::stdout().flush();
     let (state, writer) = rapport_http::AppState::new(store);
+    if graph_every_minutes > 0 {
+        state.schedule_graph(std::time::Duration::from_secs(graph_every_minutes * 60));
+    }
     rapport_http::serve(listener, state, shutdown_signal()).await?;
     // The router (and with it every ingestor handle) is gone: the writer drains and stops.
     writer.await.ok();
@@ -283,6 +335,85 @@ async fn import(
     Ok(())
 }
 
+async fn graph(cmd: GraphCommand) -> Result<()> {
+    use rapport_app::graph::{ExportFormat, GraphService};
+    match cmd {
+        GraphCommand::ImportEdges { store, file, kind } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let service = GraphService::new(store.open().await?);
+            let pb = bar(0, "relationships");
+            let source = format!(
+                "import:{}",
+                file.file_name().and_then(|n| n.to_str()).unwrap_or("edges")
+            );
+            let report = service
+                .import_edges(&text, &kind, &source, &|done, total| {
+                    pb.set_length(total);
+                    pb.set_position(done);
+                })
+                .await?;
+            pb.finish_and_clear();
+            eprintln!(
+                "{} lines: {} relationships stored, {} profiles created{}",
+                report.lines,
+                report.relationships,
+                report.profiles_created,
+                if report.weighted { ", weighted" } else { "" }
+            );
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        GraphCommand::Recompute { store } => {
+            let service = GraphService::new(store.open().await?);
+            let pb = bar(8, "graph");
+            let run = service
+                .recompute(&|step, steps, what| {
+                    pb.set_length(steps);
+                    pb.set_position(step);
+                    pb.set_message(what.to_string());
+                    pb.println(format!("[{step}/{steps}] {what}"));
+                })
+                .await?;
+            pb.finish_and_clear();
+            let s = &run.summary;
+            eprintln!(
+                "{} people, {} relationships: {} communities (modularity {:.4}), PageRank in {} iterations",
+                s["nodes"], s["edges"], s["communities"]["count"], s["communities"]["modularity"].as_f64().unwrap_or(0.0), s["pagerank"]["iterations"]
+            );
+            println!("{}", serde_json::to_string(&run)?);
+            Ok(())
+        }
+        GraphCommand::Export {
+            store,
+            format,
+            edges,
+            out,
+        } => {
+            let format = match format.as_str() {
+                "graphml" => ExportFormat::GraphMl,
+                "csv" => ExportFormat::Csv,
+                other => bail!("--format must be graphml or csv, not '{other}'"),
+            };
+            if edges && format == ExportFormat::GraphMl {
+                bail!("--edges applies to --format csv (GraphML always holds the edges)");
+            }
+            let service = GraphService::new(store.open().await?);
+            let mut w: Box<dyn Write> = match &out {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let n = service.export(format, edges, &mut *w).await?;
+            w.flush()?;
+            eprintln!("exported {n} rows");
+            Ok(())
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     init_logging();
@@ -292,7 +423,9 @@ async fn main() -> Result<()> {
             store,
             listen,
             demo,
-        } => serve(store, listen, demo).await,
+            graph_every_minutes,
+        } => serve(store, listen, demo, graph_every_minutes).await,
+        Command::Graph { command } => graph(command).await,
         Command::Demo { store, people } => {
             let s = store.open().await?;
             load_demo(&s, people).await

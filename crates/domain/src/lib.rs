@@ -5,6 +5,7 @@ pub mod apikey;
 pub mod identifier;
 pub mod message;
 pub mod model;
+pub mod relationship;
 pub mod resolve;
 pub mod time;
 pub mod traits;

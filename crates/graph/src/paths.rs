@@ -6,9 +6,17 @@ use std::collections::{HashMap, VecDeque};
 
 /// Nodes within `depth` hops of `v` (`v` first, then by distance), at most `limit`.
 pub fn ego(g: &Graph, v: NodeId, depth: u32, limit: usize) -> Vec<(NodeId, u32)> {
-    let mut dist: HashMap<NodeId, u32> = HashMap::new();
+    // A bitset over all nodes: one small zeroed allocation beats hashing when the
+    // two-hop neighbourhood of a hub holds a large share of the graph.
+    let mut seen = vec![0u64; g.node_count().div_ceil(64)];
+    let mut mark = |w: NodeId| -> bool {
+        let (i, b) = ((w / 64) as usize, 1u64 << (w % 64));
+        let fresh = seen[i] & b == 0;
+        seen[i] |= b;
+        fresh
+    };
     let mut out = vec![(v, 0)];
-    dist.insert(v, 0);
+    mark(v);
     let mut head = 0;
     while head < out.len() && out.len() < limit {
         let (u, d) = out[head];
@@ -17,8 +25,7 @@ pub fn ego(g: &Graph, v: NodeId, depth: u32, limit: usize) -> Vec<(NodeId, u32)>
             continue;
         }
         for &w in g.sym.neighbours(u) {
-            if let std::collections::hash_map::Entry::Vacant(e) = dist.entry(w) {
-                e.insert(d + 1);
+            if mark(w) {
                 out.push((w, d + 1));
                 if out.len() >= limit {
                     break;

@@ -54,7 +54,7 @@ pub fn social_value(i: &SocialInputs) -> SocialValue {
         .map(|&(name, value, k)| Factor {
             name,
             value,
-            contribution: k * value,
+            contribution: k * value + 0.0, // no "-0" in explanations
         })
         .collect();
     let evangelist = evangelist_factors

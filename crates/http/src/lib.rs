@@ -11,6 +11,7 @@ use std::sync::Arc;
 use utoipa::OpenApi;
 
 pub mod auth;
+pub mod graph;
 pub mod ops;
 pub mod problem;
 pub mod profiles;
@@ -21,21 +22,38 @@ pub struct AppState {
     pub store: DynStore,
     pub ingestor: Ingestor,
     pub keys: Arc<Keys>,
+    pub graph: Arc<rapport_app::graph::GraphService>,
+    /// Dropping the last state stops the background workers it started.
+    _workers: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
-    /// Starts the ingestion writer for `store`.
+    /// Starts the ingestion writer for `store` and the relationship-inference worker.
     pub fn new(store: DynStore) -> (AppState, tokio::task::JoinHandle<()>) {
         let (ingestor, writer) = Ingestor::start(store.clone());
         let keys = Arc::new(Keys::new(store.clone()));
+        let graph = Arc::new(rapport_app::graph::GraphService::new(store.clone()));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(rapport_app::graph::run_inference(store.clone(), stopped));
         (
             AppState {
                 store,
                 ingestor,
                 keys,
+                graph,
+                _workers: Arc::new(stop),
             },
             writer,
         )
+    }
+
+    /// Recomputes the graph every `every` while relationships keep changing.
+    pub fn schedule_graph(&self, every: std::time::Duration) {
+        tokio::spawn(rapport_app::graph::run_schedule(
+            self.graph.clone(),
+            every,
+            self._workers.subscribe(),
+        ));
     }
 }
 
@@ -108,6 +126,9 @@ impl utoipa::Modify for Security {
         segment::batch, segment::import, segment::import_jsonl,
         profiles::search, profiles::lookup, profiles::get, profiles::timeline, profiles::patch_traits,
         profiles::consents, profiles::set_consent, profiles::unmerge, profiles::merge, profiles::conflicts, profiles::merges,
+        graph::add, graph::relationships, graph::pair, graph::network, graph::close, graph::social,
+        graph::influence, graph::attribution, graph::path, graph::top, graph::communities,
+        graph::recompute, graph::latest_run,
         ops::healthz, ops::metrics, ops::stats, ops::create_key, ops::list_keys, ops::revoke_key,
     ),
     modifiers(&Security)
@@ -162,6 +183,22 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/profiles/{id}/unmerge", post(profiles::unmerge))
         .route("/api/profiles/{id}/merge", post(profiles::merge))
+        .route("/api/relationships", post(graph::add))
+        .route(
+            "/api/profiles/{id}/relationships",
+            get(graph::relationships),
+        )
+        .route("/api/profiles/{id}/relationships/{other}", get(graph::pair))
+        .route("/api/profiles/{id}/network", get(graph::network))
+        .route("/api/profiles/{id}/close", get(graph::close))
+        .route("/api/profiles/{id}/social", get(graph::social))
+        .route("/api/profiles/{id}/influence", get(graph::influence))
+        .route("/api/events/{id}/attribution", get(graph::attribution))
+        .route("/api/graph/path", get(graph::path))
+        .route("/api/graph/top", get(graph::top))
+        .route("/api/graph/communities", get(graph::communities))
+        .route("/api/graph/recompute", post(graph::recompute))
+        .route("/api/graph/runs/latest", get(graph::latest_run))
         .route("/api/conflicts", get(profiles::conflicts))
         .route("/api/merges", get(profiles::merges))
         .fallback(not_found)

@@ -13,6 +13,9 @@ use rapport_domain::apikey::Scope;
 use rapport_domain::model::{
     ConflictView, ConsentStatus, EventView, MergeView, Page, ProfileSummary, ProfileView, Stats,
 };
+use rapport_domain::relationship::{
+    GraphRun, GraphScores, RelationshipView, RelationshipWrite, TouchView,
+};
 use rapport_domain::resolve::{EventRow, ProfileId};
 use rapport_domain::time::Millis;
 use rapport_domain::{IdentityKey, Message};
@@ -132,6 +135,66 @@ pub enum UnmergeTarget {
     Merge(i64),
 }
 
+/// Which relationships to read; ids are profiles (any member of a cluster).
+#[derive(Debug, Clone)]
+pub enum RelScope {
+    /// Every relationship with either end among these people.
+    Touching(Vec<ProfileId>),
+    /// Relationships with both ends among these people.
+    Among(Vec<ProfileId>),
+    /// Every relationship (exports).
+    All,
+}
+
+/// Touches (inferred observations) to read; ends are profiles (any cluster member).
+#[derive(Debug, Clone, Default)]
+pub struct TouchQuery {
+    pub sources: Option<Vec<ProfileId>>,
+    pub targets: Option<Vec<ProfileId>>,
+    pub kinds: Vec<String>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoreOrder {
+    Pagerank,
+    Betweenness,
+    Syndication,
+    Evangelist,
+}
+
+impl ScoreOrder {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pagerank" | "influence" => ScoreOrder::Pagerank,
+            "betweenness" | "brokerage" => ScoreOrder::Betweenness,
+            "syndication" | "connector" => ScoreOrder::Syndication,
+            "evangelist" => ScoreOrder::Evangelist,
+            _ => return None,
+        })
+    }
+
+    pub fn column(self) -> &'static str {
+        match self {
+            ScoreOrder::Pagerank => "pagerank",
+            ScoreOrder::Betweenness => "betweenness",
+            ScoreOrder::Syndication => "syndication",
+            ScoreOrder::Evangelist => "evangelist",
+        }
+    }
+}
+
+/// Per person activity over a window: distinct active days and events per channel.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Activity {
+    pub active_days: i64,
+    pub channels: Vec<(String, i64)>,
+}
+
+pub const GRAPH_VERSION: &str = "graph_version";
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
@@ -166,6 +229,57 @@ pub trait Store: Send + Sync + 'static {
     /// Events in id order, for export.
     async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventView>>;
     async fn stats(&self) -> Result<Stats>;
+
+    // --- relationships and graph analytics ---
+    /// Stores relationship observations in one transaction, bumping the graph version;
+    /// `cursor` (name, position) is saved in the same transaction by background workers.
+    async fn upsert_relationships(
+        &self,
+        writes: Vec<RelationshipWrite>,
+        cursor: Option<(String, i64)>,
+    ) -> Result<()>;
+    /// The cluster each identifier belongs to, in order (`None` when unknown).
+    async fn lookup_many(&self, keys: Vec<IdentityKey>) -> Result<Vec<Option<ProfileId>>>;
+    /// Every relationship as `(source cluster, target cluster, weight)`, kinds not summed.
+    async fn graph_edges(&self) -> Result<Vec<(ProfileId, ProfileId, f64)>>;
+    async fn relationships(&self, scope: RelScope, limit: usize) -> Result<Vec<RelationshipView>>;
+    async fn touches(&self, q: TouchQuery) -> Result<Vec<TouchView>>;
+    /// A named counter (`graph_version`, worker cursors); 0 when never set.
+    async fn counter(&self, name: &str) -> Result<i64>;
+    /// Replaces every person's graph scores with a new computation's, atomically.
+    async fn save_graph_run(
+        &self,
+        started_at: Millis,
+        finished_at: Millis,
+        graph_version: i64,
+        summary: serde_json::Value,
+        scores: Vec<GraphScores>,
+    ) -> Result<i64>;
+    async fn latest_graph_run(&self) -> Result<Option<GraphRun>>;
+    async fn graph_scores(&self, ids: Vec<ProfileId>) -> Result<Vec<GraphScores>>;
+    async fn top_graph_scores(
+        &self,
+        by: ScoreOrder,
+        community: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<GraphScores>>;
+    /// Communities of the latest run with their sizes, largest first.
+    async fn communities(&self, limit: usize) -> Result<Vec<(i64, i64)>>;
+    async fn event(&self, id: i64) -> Result<EventView>;
+    /// Events of these people (clusters) with one of `names`, in `[since, until]`.
+    async fn named_events(
+        &self,
+        people: Vec<ProfileId>,
+        names: Vec<String>,
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<EventView>>;
+    async fn activity(&self, id: ProfileId, since: Millis) -> Result<Activity>;
+    /// Distinct active days since `since` for everyone active, by cluster.
+    async fn active_days_all(&self, since: Millis) -> Result<Vec<(ProfileId, i64)>>;
+    /// Every identifier with the cluster owning it (exports).
+    async fn all_identifiers(&self) -> Result<Vec<(ProfileId, IdentityKey)>>;
 
     // --- API keys ---
     async fn create_api_key(

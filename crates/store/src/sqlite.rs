@@ -4,13 +4,16 @@
 
 use crate::common::{self, ConsentRow, IdentityRow, MemberRow, MergeRow, MERGE_COLUMNS};
 use crate::{
-    ApiKeyRecord, ConsentInput, IngestOutcome, Result, SourcedMessages, Store, StoreError,
-    TimelineFilter, UnmergeTarget,
+    Activity, ApiKeyRecord, ConsentInput, IngestOutcome, RelScope, Result, ScoreOrder,
+    SourcedMessages, Store, StoreError, TimelineFilter, TouchQuery, UnmergeTarget,
 };
 use async_trait::async_trait;
 use rapport_domain::apikey::Scope;
 use rapport_domain::model::{
     ConflictView, EventView, MergeView, Page, ProfileSummary, ProfileView, Stats,
+};
+use rapport_domain::relationship::{
+    GraphRun, GraphScores, RelationshipView, RelationshipWrite, TouchView,
 };
 use rapport_domain::resolve::{
     self, clusters_needing_detail, lookup_keys, max_new_profiles, EventRow, Owner, Plan, ProfileId,
@@ -25,7 +28,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_core.sql"))];
+mod graph;
+
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_core.sql")),
+    (2, include_str!("../migrations/sqlite/0002_graph.sql")),
+];
 const READERS: usize = 4;
 
 /// The writer's memory of who owns which identifier, so a known person's events skip
@@ -888,6 +896,80 @@ impl Store for SqliteStore {
             })
         })
         .await
+    }
+
+    async fn upsert_relationships(
+        &self,
+        writes: Vec<RelationshipWrite>,
+        cursor: Option<(String, i64)>,
+    ) -> Result<()> {
+        self.g_upsert(writes, cursor).await
+    }
+    async fn lookup_many(&self, keys: Vec<IdentityKey>) -> Result<Vec<Option<ProfileId>>> {
+        self.g_lookup_many(keys).await
+    }
+    async fn graph_edges(&self) -> Result<Vec<(ProfileId, ProfileId, f64)>> {
+        self.g_edges().await
+    }
+    async fn relationships(&self, scope: RelScope, limit: usize) -> Result<Vec<RelationshipView>> {
+        self.g_relationships(scope, limit).await
+    }
+    async fn touches(&self, q: TouchQuery) -> Result<Vec<TouchView>> {
+        self.g_touches(q).await
+    }
+    async fn counter(&self, name: &str) -> Result<i64> {
+        self.g_counter(name).await
+    }
+    async fn save_graph_run(
+        &self,
+        started_at: Millis,
+        finished_at: Millis,
+        graph_version: i64,
+        summary: Value,
+        scores: Vec<GraphScores>,
+    ) -> Result<i64> {
+        self.g_save_run(started_at, finished_at, graph_version, summary, scores)
+            .await
+    }
+    async fn latest_graph_run(&self) -> Result<Option<GraphRun>> {
+        self.g_latest_run().await
+    }
+    async fn graph_scores(&self, ids: Vec<ProfileId>) -> Result<Vec<GraphScores>> {
+        self.g_scores(ids).await
+    }
+    async fn top_graph_scores(
+        &self,
+        by: ScoreOrder,
+        community: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<GraphScores>> {
+        self.g_top(by, community, limit).await
+    }
+    async fn communities(&self, limit: usize) -> Result<Vec<(i64, i64)>> {
+        self.g_communities(limit).await
+    }
+    async fn event(&self, id: i64) -> Result<EventView> {
+        self.g_event(id).await
+    }
+    async fn named_events(
+        &self,
+        people: Vec<ProfileId>,
+        names: Vec<String>,
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<EventView>> {
+        self.g_named_events(people, names, since, until, limit)
+            .await
+    }
+    async fn activity(&self, id: ProfileId, since: Millis) -> Result<Activity> {
+        self.g_activity(id, since).await
+    }
+    async fn active_days_all(&self, since: Millis) -> Result<Vec<(ProfileId, i64)>> {
+        self.g_active_days_all(since).await
+    }
+    async fn all_identifiers(&self) -> Result<Vec<(ProfileId, IdentityKey)>> {
+        self.g_all_identifiers().await
     }
 
     async fn create_api_key(

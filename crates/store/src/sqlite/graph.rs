@@ -1,0 +1,410 @@
+//! SQLite side of relationships, touches and graph scores. Lists of profile ids travel
+//! as one JSON parameter read with `json_each`, so statements stay cacheable.
+
+use super::{event_view, SqliteStore, EVENT_COLUMNS};
+use crate::{Activity, RelScope, Result, ScoreOrder, StoreError, TouchQuery, GRAPH_VERSION};
+use rapport_domain::model::EventView;
+use rapport_domain::relationship::{
+    fold_writes, GraphRun, GraphScores, RelationshipView, RelationshipWrite, TouchView,
+};
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::{to_datetime, Millis};
+use rapport_domain::IdentityKey;
+use rusqlite::{params, OptionalExtension};
+use std::collections::HashMap;
+
+/// Every raw profile of the clusters the JSON array `?N` names.
+fn members(n: usize) -> String {
+    format!(
+        "SELECT id FROM profiles WHERE canonical_id IN \
+         (SELECT canonical_id FROM profiles WHERE id IN (SELECT value FROM json_each(?{n})))"
+    )
+}
+
+fn ids_json(ids: &[ProfileId]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
+const SCORE_COLUMNS: &str = "g.profile_id, g.pagerank, g.betweenness, g.community, g.core, g.reach1, g.reach2, g.evangelist, g.syndication, g.pagerank_pct, g.betweenness_pct";
+
+fn score_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GraphScores> {
+    Ok(GraphScores {
+        profile_id: r.get(0)?,
+        pagerank: r.get(1)?,
+        betweenness: r.get(2)?,
+        community: r.get(3)?,
+        core: r.get(4)?,
+        reach1: r.get(5)?,
+        reach2: r.get(6)?,
+        evangelist: r.get(7)?,
+        syndication: r.get(8)?,
+        pagerank_pct: r.get(9)?,
+        betweenness_pct: r.get(10)?,
+    })
+}
+
+impl SqliteStore {
+    pub(super) async fn g_upsert(
+        &self,
+        writes: Vec<RelationshipWrite>,
+        cursor: Option<(String, i64)>,
+    ) -> Result<()> {
+        self.write(move |tx| {
+            let rows = fold_writes(&writes);
+            {
+                let mut up = tx.prepare_cached(
+                    "INSERT INTO relationships (source_id, target_id, kind, weight, count, explicit, sentiment_sum, sentiment_n, first_seen, last_seen)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (source_id, target_id, kind) DO UPDATE SET
+                       weight = CASE WHEN excluded.explicit THEN excluded.weight ELSE relationships.weight + excluded.weight END,
+                       count = relationships.count + excluded.count,
+                       explicit = MAX(relationships.explicit, excluded.explicit),
+                       sentiment_sum = relationships.sentiment_sum + excluded.sentiment_sum,
+                       sentiment_n = relationships.sentiment_n + excluded.sentiment_n,
+                       first_seen = MIN(relationships.first_seen, excluded.first_seen),
+                       last_seen = MAX(relationships.last_seen, excluded.last_seen)",
+                )?;
+                for r in &rows {
+                    up.execute(params![
+                        r.source, r.target, r.kind, r.weight, r.count, r.explicit,
+                        r.sentiment_sum, r.sentiment_n, r.first_seen, r.last_seen
+                    ])?;
+                }
+                let mut touch = tx.prepare_cached(
+                    "INSERT INTO touches (source_id, target_id, kind, event_id, at, sentiment) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for w in writes.iter().filter(|w| !w.explicit && w.event_id.is_some() && w.source != w.target) {
+                    touch.execute(params![w.source, w.target, w.kind, w.event_id, w.at, w.sentiment])?;
+                }
+            }
+            if !rows.is_empty() {
+                tx.execute(
+                    "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+                    [GRAPH_VERSION],
+                )?;
+            }
+            if let Some((name, pos)) = cursor {
+                tx.execute(
+                    "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    params![name, pos],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn g_lookup_many(
+        &self,
+        keys: Vec<IdentityKey>,
+    ) -> Result<Vec<Option<ProfileId>>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE i.kind = ?1 AND i.value = ?2",
+            )?;
+            keys.iter()
+                .map(|k| {
+                    Ok(st
+                        .query_row(params![k.kind.as_str(), k.value], |r| r.get(0))
+                        .optional()?)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub(super) async fn g_edges(&self) -> Result<Vec<(ProfileId, ProfileId, f64)>> {
+        self.read(|c| {
+            // Merged profiles are few: map them in memory instead of joining every edge.
+            let canon: HashMap<i64, i64> = c
+                .prepare("SELECT id, canonical_id FROM profiles WHERE id <> canonical_id")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<std::result::Result<_, _>>()?;
+            let map = |id: i64| canon.get(&id).copied().unwrap_or(id);
+            let mut st = c.prepare("SELECT source_id, target_id, weight FROM relationships")?;
+            let mut rows = st.query([])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push((map(r.get(0)?), map(r.get(1)?), r.get(2)?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(super) async fn g_relationships(
+        &self,
+        scope: RelScope,
+        limit: usize,
+    ) -> Result<Vec<RelationshipView>> {
+        self.read(move |c| {
+            let (ids, filter) = match &scope {
+                RelScope::Touching(ids) => (ids, format!(
+                    "SELECT * FROM relationships WHERE source_id IN ({m}) UNION SELECT * FROM relationships WHERE target_id IN ({m})",
+                    m = members(1))),
+                RelScope::Among(ids) => (ids, format!(
+                    "SELECT * FROM relationships WHERE source_id IN ({m}) AND target_id IN ({m})", m = members(1))),
+                RelScope::All => (&vec![], "SELECT * FROM relationships WHERE ?1 IS NOT NULL".to_string()),
+            };
+            let sql = format!(
+                "SELECT ps.canonical_id, pt.canonical_id, r.kind, SUM(r.weight), SUM(r.count), MAX(r.explicit),
+                        SUM(r.sentiment_sum), SUM(r.sentiment_n), MIN(r.first_seen), MAX(r.last_seen)
+                 FROM ({filter}) r JOIN profiles ps ON ps.id = r.source_id JOIN profiles pt ON pt.id = r.target_id
+                 WHERE ps.canonical_id <> pt.canonical_id
+                 GROUP BY ps.canonical_id, pt.canonical_id, r.kind
+                 ORDER BY SUM(r.weight) DESC, ps.canonical_id, pt.canonical_id, r.kind LIMIT ?2"
+            );
+            Ok(c.prepare_cached(&sql)?
+                .query_map(params![ids_json(ids), limit as i64], |r| {
+                    let n: i64 = r.get(7)?;
+                    let s: f64 = r.get(6)?;
+                    Ok(RelationshipView {
+                        source: r.get(0)?,
+                        target: r.get(1)?,
+                        kind: r.get(2)?,
+                        weight: r.get(3)?,
+                        count: r.get(4)?,
+                        explicit: r.get::<_, i64>(5)? != 0,
+                        sentiment: (n > 0).then(|| s / n as f64),
+                        first_seen: to_datetime(r.get(8)?),
+                        last_seen: to_datetime(r.get(9)?),
+                    })
+                })?
+                .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn g_touches(&self, q: TouchQuery) -> Result<Vec<TouchView>> {
+        self.read(move |c| {
+            let mut sql = String::from(
+                "SELECT ps.canonical_id, pt.canonical_id, t.kind, t.event_id, t.at, t.sentiment
+                 FROM touches t JOIN profiles ps ON ps.id = t.source_id JOIN profiles pt ON pt.id = t.target_id
+                 WHERE t.at >= ?1 AND t.at <= ?2",
+            );
+            if q.sources.is_some() {
+                sql.push_str(&format!(" AND t.source_id IN ({})", members(3)));
+            }
+            if q.targets.is_some() {
+                sql.push_str(&format!(" AND t.target_id IN ({})", members(4)));
+            }
+            if !q.kinds.is_empty() {
+                sql.push_str(" AND t.kind IN (SELECT value FROM json_each(?5))");
+            }
+            sql.push_str(" ORDER BY t.at DESC, t.id DESC LIMIT ?6");
+            let kinds = serde_json::to_string(&q.kinds).unwrap_or_default();
+            Ok(c.prepare_cached(&sql)?
+                .query_map(
+                    params![
+                        q.since.unwrap_or(i64::MIN),
+                        q.until.unwrap_or(i64::MAX),
+                        q.sources.as_deref().map(ids_json),
+                        q.targets.as_deref().map(ids_json),
+                        kinds,
+                        q.limit as i64
+                    ],
+                    |r| {
+                        Ok(TouchView {
+                            source: r.get(0)?,
+                            target: r.get(1)?,
+                            kind: r.get(2)?,
+                            event_id: r.get(3)?,
+                            at: to_datetime(r.get(4)?),
+                            sentiment: r.get(5)?,
+                        })
+                    },
+                )?
+                .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn g_counter(&self, name: &str) -> Result<i64> {
+        let name = name.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT value FROM counters WHERE name = ?1")?
+                    .query_row([name], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or(0),
+            )
+        })
+        .await
+    }
+
+    pub(super) async fn g_save_run(
+        &self,
+        started_at: Millis,
+        finished_at: Millis,
+        graph_version: i64,
+        summary: serde_json::Value,
+        scores: Vec<GraphScores>,
+    ) -> Result<i64> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO graph_runs (started_at, finished_at, graph_version, summary) VALUES (?1, ?2, ?3, ?4)",
+                params![started_at, finished_at, graph_version, summary.to_string()],
+            )?;
+            let run = tx.last_insert_rowid();
+            tx.execute("DELETE FROM graph_scores", [])?;
+            let mut st = tx.prepare_cached(
+                "INSERT INTO graph_scores (profile_id, pagerank, betweenness, community, core, reach1, reach2, evangelist, syndication, pagerank_pct, betweenness_pct, run_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            for s in &scores {
+                st.execute(params![
+                    s.profile_id, s.pagerank, s.betweenness, s.community, s.core, s.reach1, s.reach2,
+                    s.evangelist, s.syndication, s.pagerank_pct, s.betweenness_pct, run
+                ])?;
+            }
+            Ok(run)
+        })
+        .await
+    }
+
+    pub(super) async fn g_latest_run(&self) -> Result<Option<GraphRun>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id, started_at, finished_at, graph_version, summary FROM graph_runs ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([], |r| {
+                let s: String = r.get(4)?;
+                Ok(GraphRun {
+                    id: r.get(0)?,
+                    started_at: to_datetime(r.get(1)?),
+                    finished_at: to_datetime(r.get(2)?),
+                    graph_version: r.get(3)?,
+                    summary: serde_json::from_str(&s).unwrap_or_default(),
+                })
+            })
+            .optional()?)
+        })
+        .await
+    }
+
+    pub(super) async fn g_scores(&self, ids: Vec<ProfileId>) -> Result<Vec<GraphScores>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {SCORE_COLUMNS} FROM graph_scores g WHERE g.profile_id IN
+                 (SELECT canonical_id FROM profiles WHERE id IN (SELECT value FROM json_each(?1)))"
+            ))?
+            .query_map([ids_json(&ids)], score_row)?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn g_top(
+        &self,
+        by: ScoreOrder,
+        community: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<GraphScores>> {
+        self.read(move |c| {
+            let col = by.column();
+            let filter = if community.is_some() { "AND g.community = ?2" } else { "AND ?2 IS NULL" };
+            Ok(c.prepare_cached(&format!(
+                "SELECT {SCORE_COLUMNS} FROM graph_scores g JOIN profiles p ON p.id = g.profile_id AND p.canonical_id = p.id
+                 WHERE 1 = 1 {filter} ORDER BY g.{col} DESC, g.profile_id LIMIT ?1"
+            ))?
+            .query_map(params![limit as i64, community], score_row)?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn g_communities(&self, limit: usize) -> Result<Vec<(i64, i64)>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT community, COUNT(*) FROM graph_scores GROUP BY community ORDER BY COUNT(*) DESC, community LIMIT ?1",
+            )?
+            .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn g_event(&self, id: i64) -> Result<EventView> {
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"))?
+                .query_row([id], event_view)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("event {id}")))
+        })
+        .await
+    }
+
+    pub(super) async fn g_named_events(
+        &self,
+        people: Vec<ProfileId>,
+        names: Vec<String>,
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<EventView>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE profile_id IN ({}) AND name IN (SELECT value FROM json_each(?2))
+                 AND occurred_at >= ?3 AND occurred_at <= ?4 ORDER BY occurred_at, id LIMIT ?5",
+                members(1)
+            ))?
+            .query_map(
+                params![ids_json(&people), serde_json::to_string(&names).unwrap_or_default(), since, until, limit as i64],
+                event_view,
+            )?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn g_activity(&self, id: ProfileId, since: Millis) -> Result<Activity> {
+        self.read(move |c| {
+            let m = members(1);
+            let ids = ids_json(&[id]);
+            let active_days: i64 = c
+                .prepare_cached(&format!(
+                    "SELECT COUNT(DISTINCT occurred_at / 86400000) FROM events WHERE profile_id IN ({m}) AND occurred_at >= ?2"
+                ))?
+                .query_row(params![ids, since], |r| r.get(0))?;
+            let channels = c
+                .prepare_cached(&format!(
+                    "SELECT channel, COUNT(*) FROM events WHERE profile_id IN ({m}) AND occurred_at >= ?2
+                     GROUP BY channel ORDER BY COUNT(*) DESC, channel"
+                ))?
+                .query_map(params![ids, since], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<std::result::Result<_, _>>()?;
+            Ok(Activity { active_days, channels })
+        })
+        .await
+    }
+
+    pub(super) async fn g_active_days_all(&self, since: Millis) -> Result<Vec<(ProfileId, i64)>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT p.canonical_id, COUNT(DISTINCT e.occurred_at / 86400000) FROM events e JOIN profiles p ON p.id = e.profile_id
+                 WHERE e.occurred_at >= ?1 GROUP BY p.canonical_id",
+            )?
+            .query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn g_all_identifiers(&self) -> Result<Vec<(ProfileId, IdentityKey)>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT p.canonical_id, i.kind, i.value FROM identities i JOIN profiles p ON p.id = i.profile_id ORDER BY i.id",
+            )?;
+            let mut rows = st.query([])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let kind: String = r.get(1)?;
+                if let Ok(kind) = kind.parse() {
+                    out.push((r.get(0)?, IdentityKey { kind, value: r.get(2)? }));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}

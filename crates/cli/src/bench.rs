@@ -212,8 +212,13 @@ fn message(rng: &mut StdRng, i: usize, users: usize, base: i64) -> Value {
         ];
         let product = PRODUCTS[rng.gen_range(0..4)];
         let event = EVENTS[rng.gen_range(0..4)];
-        json!({"type": "track", "userId": format!("user-{k}"), "event": event, "messageId": id, "timestamp": ts, "context": ctx,
-            "properties": {"product": product, "price": rng.gen_range(10..300), "currency": "USD", "url": format!("https://shop.example/p/{k}")}})
+        let mut m = json!({"type": "track", "userId": format!("user-{k}"), "event": event, "messageId": id, "timestamp": ts, "context": ctx,
+            "properties": {"product": product, "price": rng.gen_range(10..300), "currency": "USD", "url": format!("https://shop.example/p/{k}")}});
+        // One track in ten mentions another customer, so relationship inference has work.
+        if rng.gen_bool(0.1) {
+            m["properties"]["mentions"] = json!([format!("user-{}", rng.gen_range(0..users))]);
+        }
+        m
     } else if roll < 0.75 {
         json!({"type": "page", "anonymousId": format!("anon-{k}-{device}"), "name": "Catalogue", "messageId": id, "timestamp": ts, "context": ctx,
             "properties": {"url": "https://shop.example/catalogue", "referrer": "https://www.google.com/", "title": "Catalogue"}})

@@ -74,6 +74,9 @@ enum Command {
         /// Minutes between graph recomputations while relationships change (0: never).
         #[arg(long, env = "RAPPORT_GRAPH_EVERY_MINUTES", default_value_t = 15)]
         graph_every_minutes: u64,
+        /// Infer relationships from events in this process (off: another process does).
+        #[arg(long, env = "RAPPORT_GRAPH_INFERENCE", default_value_t = true, action = clap::ArgAction::Set)]
+        graph_inference: bool,
     },
     /// The relationship graph: import edge lists, recompute metrics, export.
     Graph {
@@ -244,6 +247,7 @@ async fn serve(
     listen: SocketAddr,
     demo: bool,
     graph_every_minutes: u64,
+    graph_inference: bool,
 ) -> Result<()> {
     let store = store_args.open().await?;
     if store.api_keys().await?.is_empty() {
@@ -267,7 +271,7 @@ async fn serve(
         store_args.describe()
     );
     let _ = std::io::stdout().flush();
-    let (state, writer) = rapport_http::AppState::new(store);
+    let (state, writer) = rapport_http::AppState::with_inference(store, graph_inference);
     if graph_every_minutes > 0 {
         state.schedule_graph(std::time::Duration::from_secs(graph_every_minutes * 60));
     }
@@ -424,7 +428,8 @@ async fn main() -> Result<()> {
             listen,
             demo,
             graph_every_minutes,
-        } => serve(store, listen, demo, graph_every_minutes).await,
+            graph_inference,
+        } => serve(store, listen, demo, graph_every_minutes, graph_inference).await,
         Command::Graph { command } => graph(command).await,
         Command::Demo { store, people } => {
             let s = store.open().await?;

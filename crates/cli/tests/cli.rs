@@ -413,3 +413,147 @@ async fn sigkill_mid_ingest_loses_no_acknowledged_event() {
         t.finish().await;
     }
 }
+
+fn graph_python() -> std::path::PathBuf {
+    let venv = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("graph-venv");
+    let py = venv.join("bin/python");
+    let ok = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
+    if !(py.exists() && ok(Command::new(&py).args(["-c", "import networkx, scipy"]))) {
+        assert!(ok(Command::new("python3").args(["-m", "venv"]).arg(&venv)));
+        assert!(
+            ok(Command::new(&py).args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "networkx==3.6.1",
+                "scipy==1.17.1",
+                "numpy==2.4.6"
+            ])),
+            "pip install networkx failed (PyPI must be reachable)"
+        );
+    }
+    py
+}
+
+/// `rapport graph import-edges | recompute | export` on the real ego-Facebook graph;
+/// networkx recomputes PageRank from the original file and reads the GraphML back.
+#[tokio::test]
+async fn graph_import_recompute_export_match_networkx() {
+    let edges = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/data/graphs/facebook_combined.txt"
+    );
+    if !std::path::Path::new(edges).exists() {
+        eprintln!("skipping: {edges} is absent");
+        return;
+    }
+    for t in targets() {
+        ensure_schema(&t).await;
+        let k = t.kind;
+        let dir = tempfile::tempdir().unwrap();
+        // A bad line refuses the whole file, naming the line, and changes nothing.
+        let bad = dir.path().join("bad.txt");
+        std::fs::write(&bad, "# friends\nann bob\ncat dan x\n").unwrap();
+        let out = rapport(&["graph", "import-edges", bad.to_str().unwrap()], &t);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("line 3: weight"), "[{k}] {err}");
+        assert_eq!(t.store().await.stats().await.unwrap().profiles, 0, "[{k}]");
+
+        let out = rapport(&["graph", "import-edges", edges, "--kind", "friend"], &t);
+        assert!(
+            out.status.success(),
+            "[{k}] {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["relationships"], 176_468, "[{k}] {report}");
+        assert_eq!(report["profiles_created"], 4039);
+        // Idempotent: importing again creates nobody.
+        let out = rapport(&["graph", "import-edges", edges, "--kind", "friend"], &t);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["profiles_created"], 0, "[{k}] {report}");
+
+        let out = rapport(&["graph", "recompute"], &t);
+        assert!(
+            out.status.success(),
+            "[{k}] {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(run["summary"]["nodes"], 4039);
+        assert!(
+            run["summary"]["communities"]["modularity"]
+                .as_f64()
+                .unwrap()
+                > 0.8,
+            "[{k}] {run}"
+        );
+
+        let csv = dir.path().join("nodes.csv");
+        let graphml = dir.path().join("graph.graphml");
+        let out = rapport(
+            &[
+                "graph",
+                "export",
+                "--format",
+                "csv",
+                "--out",
+                csv.to_str().unwrap(),
+            ],
+            &t,
+        );
+        assert!(
+            out.status.success(),
+            "[{k}] {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&csv).unwrap();
+        assert_eq!(
+            text.lines().next(),
+            Some("user_id,pagerank,betweenness,community,core,reach1,reach2")
+        );
+        let out = rapport(
+            &[
+                "graph",
+                "export",
+                "--format",
+                "graphml",
+                "--out",
+                graphml.to_str().unwrap(),
+            ],
+            &t,
+        );
+        assert!(
+            out.status.success(),
+            "[{k}] {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = rapport(&["graph", "export", "--format", "csv", "--edges"], &t);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).lines().count(),
+            176_469,
+            "[{k}]"
+        );
+
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/graph/check_export.py");
+        let out = Command::new(graph_python())
+            .args([script, edges])
+            .arg(&csv)
+            .arg(&graphml)
+            .output()
+            .unwrap();
+        let summary = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "[{k}] {summary} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_str(summary.trim()).unwrap();
+        assert_eq!(v["rows"], 4039);
+        assert_eq!(v["graphml_edges"], 176_468);
+        eprintln!("[{k}] export vs networkx: {summary}");
+        t.finish().await;
+    }
+}

@@ -196,6 +196,22 @@ pub struct EdgeHint {
     pub from: Option<IdentityKey>,
 }
 
+/// Top-level `properties` keys [`infer`] reads. Stores use them to skip, cheaply,
+/// events that cannot imply a relationship (the other case being `@` in the text).
+pub const HINT_KEYS: [&str; 11] = [
+    "referrer",
+    "referred_by",
+    "referrer_id",
+    "mentions",
+    "in_reply_to",
+    "reply_to",
+    "question_author",
+    "followee",
+    "follows",
+    "from",
+    "network",
+];
+
 /// Networks whose name as an event channel tells which network an `@handle` is on.
 const SOCIAL_CHANNELS: [&str; 12] = [
     "x",
@@ -255,9 +271,20 @@ pub fn infer(ev: &EventView) -> Vec<EdgeHint> {
             }
         }
     };
-    for key in ["referrer", "referred_by"] {
+    // On pages and screens Segment's `properties.referrer` is the previous URL, not a
+    // person; elsewhere a URL there is not a person either.
+    let is_view = ev.kind == "page" || ev.kind == "screen";
+    for key in ["referrer", "referred_by", "referrer_id"] {
+        if key == "referrer" && is_view {
+            continue;
+        }
         if let Some(v) = props.get(key) {
-            push("referred", ident(v), true);
+            let url = v
+                .as_str()
+                .is_some_and(|s| s.contains("://") || s.starts_with("www."));
+            if !url {
+                push("referred", ident(v), true);
+            }
         }
     }
     if let Some(Value::Array(ms)) = props.get("mentions") {
@@ -392,6 +419,23 @@ mod tests {
                 ("answered", "user_id:erin".to_string(), false),
                 ("helpful_answer", "user_id:erin".to_string(), false),
             ]
+        );
+    }
+
+    #[test]
+    fn a_referrer_url_is_not_a_person() {
+        let mut page = event("web", json!({"referrer": "ann"}), None);
+        page.kind = "page".into();
+        assert!(infer(&page).is_empty());
+        assert!(infer(&event(
+            "web",
+            json!({"referrer": "https://www.google.com/"}),
+            None
+        ))
+        .is_empty());
+        assert_eq!(
+            infer(&event("web", json!({"referrer_id": "ann"}), None)).len(),
+            1
         );
     }
 

@@ -30,11 +30,22 @@ pub struct AppState {
 impl AppState {
     /// Starts the ingestion writer for `store` and the relationship-inference worker.
     pub fn new(store: DynStore) -> (AppState, tokio::task::JoinHandle<()>) {
+        Self::with_inference(store, true)
+    }
+
+    /// As [`new`](Self::new); `inference: false` leaves relationships to be inferred by
+    /// another process (a worker node) and is how the benchmark measures its cost.
+    pub fn with_inference(
+        store: DynStore,
+        inference: bool,
+    ) -> (AppState, tokio::task::JoinHandle<()>) {
         let (ingestor, writer) = Ingestor::start(store.clone());
         let keys = Arc::new(Keys::new(store.clone()));
         let graph = Arc::new(rapport_app::graph::GraphService::new(store.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(rapport_app::graph::run_inference(store.clone(), stopped));
+        if inference {
+            tokio::spawn(rapport_app::graph::run_inference(store.clone(), stopped));
+        }
         (
             AppState {
                 store,

@@ -276,6 +276,12 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<EventView>>;
     async fn activity(&self, id: ProfileId, since: Millis) -> Result<Activity>;
+    /// Events with ids in `(after, after + span]` that may imply a relationship (a
+    /// `properties` key of [`HINT_KEYS`](rapport_domain::relationship::HINT_KEYS) or
+    /// an `@` in the text; `context` left out), and the position to resume from:
+    /// `after + span`, or the last event's id when that is lower.
+    async fn relationship_candidates(&self, after: i64, span: i64)
+        -> Result<(Vec<EventView>, i64)>;
     /// Distinct active days since `since` for everyone active, by cluster.
     async fn active_days_all(&self, since: Millis) -> Result<Vec<(ProfileId, i64)>>;
     /// Every identifier with the cluster owning it (exports).

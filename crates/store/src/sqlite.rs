@@ -965,6 +965,13 @@ impl Store for SqliteStore {
     async fn activity(&self, id: ProfileId, since: Millis) -> Result<Activity> {
         self.g_activity(id, since).await
     }
+    async fn relationship_candidates(
+        &self,
+        after: i64,
+        span: i64,
+    ) -> Result<(Vec<EventView>, i64)> {
+        self.g_candidates(after, span).await
+    }
     async fn active_days_all(&self, since: Millis) -> Result<Vec<(ProfileId, i64)>> {
         self.g_active_days_all(since).await
     }

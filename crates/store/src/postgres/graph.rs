@@ -450,4 +450,32 @@ impl PgStore {
         })
         .collect())
     }
+
+    pub(super) async fn g_candidates(
+        &self,
+        after: i64,
+        span: i64,
+    ) -> Result<(Vec<EventView>, i64)> {
+        let c = self.client().await?;
+        let max: i64 = c
+            .query_one("SELECT COALESCE(MAX(id), 0) FROM events", &[])
+            .await?
+            .get(0);
+        let upto = max.min(after.saturating_add(span));
+        if upto <= after {
+            return Ok((vec![], after));
+        }
+        let keys: Vec<&str> = rapport_domain::relationship::HINT_KEYS.to_vec();
+        let events = c
+            .query(
+                "SELECT id, message_id, profile_id, type, name, channel, source, properties, '{}'::jsonb, text, occurred_at, received_at
+                 FROM events WHERE id > $1 AND id <= $2 AND (properties ?| $3 OR text LIKE '%@%') ORDER BY id",
+                &[&after, &upto, &keys],
+            )
+            .await?
+            .iter()
+            .map(event_view)
+            .collect();
+        Ok((events, upto))
+    }
 }

@@ -407,4 +407,35 @@ impl SqliteStore {
         })
         .await
     }
+
+    pub(super) async fn g_candidates(
+        &self,
+        after: i64,
+        span: i64,
+    ) -> Result<(Vec<EventView>, i64)> {
+        self.read(move |c| {
+            let max: i64 = c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+            let upto = max.min(after.saturating_add(span));
+            if upto <= after {
+                return Ok((vec![], after));
+            }
+            // A text match on the stored JSON: a superset of what `infer` reads, far
+            // cheaper than parsing every event's properties.
+            let keys = rapport_domain::relationship::HINT_KEYS
+                .iter()
+                .map(|k| format!("properties LIKE '%\"{k}\"%'"))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let sql = format!(
+                "SELECT id, message_id, profile_id, type, name, channel, source, properties, '{{}}', text, occurred_at, received_at
+                 FROM events WHERE id > ?1 AND id <= ?2 AND ({keys} OR text LIKE '%@%') ORDER BY id"
+            );
+            let events = c
+                .prepare_cached(&sql)?
+                .query_map(params![after, upto], event_view)?
+                .collect::<std::result::Result<_, _>>()?;
+            Ok((events, upto))
+        })
+        .await
+    }
 }

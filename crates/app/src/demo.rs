@@ -279,8 +279,21 @@ pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
         "properties": {"url": "https://shop.example/", "referrer": "https://www.google.com/"}}));
     out.push(json!({"type": "identify", "anonymousId": anon, "userId": user_id, "messageId": id(), "timestamp": ts(signup), "traits": traits}));
     let plan = if rng.gen_bool(0.3) { "pro" } else { "free" };
+    // People know people in their circle of fifty (a company, a town): mentions,
+    // referrals and answers mostly stay inside it, which gives the graph communities.
+    let circle = |rng: &mut StdRng| -> usize {
+        if rng.gen_bool(0.85) {
+            ((i / 50) * 50 + rng.gen_range(0..50)).min(size.people.max(1) - 1)
+        } else {
+            rng.gen_range(0..size.people.max(1))
+        }
+    };
+    let mut signed_up = json!({"plan": plan});
+    if rng.gen_bool(0.2) {
+        signed_up["referrer"] = json!(format!("u{}", circle(&mut rng)));
+    }
     out.push(json!({"type": "track", "userId": user_id, "event": "Signed Up", "messageId": id(), "timestamp": ts(signup),
-        "properties": {"plan": plan}}));
+        "properties": signed_up}));
     // One in ten also used a second device with only a work e-mail: a second profile
     // that identity resolution merges when the person logs in there.
     if i % 10 == 3 && emails.len() > 1 {
@@ -330,14 +343,18 @@ pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
                 "properties": {"product": product, "rating": rng.gen_range(1..6), "review": text}})
         } else if roll < 0.91 {
             let network = socials.keys().next().cloned().unwrap_or_else(|| "x".into());
-            let friend = rng.gen_range(0..size.people.max(1));
+            let friend = circle(&mut rng);
             let text = POSTS
                 .choose(&mut rng)
                 .unwrap_or(&"")
                 .replace("{p}", product)
                 .replace("{h}", &format!("friend{friend}"));
             json!({"type": "track", "userId": user_id, "event": "Social Post", "context": {"channel": "social"},
-                "properties": {"network": network, "text": text, "mentions_user": format!("u{friend}")}})
+                "properties": {"network": network, "text": text, "mentions": [format!("u{friend}")]}})
+        } else if roll < 0.92 {
+            json!({"type": "track", "userId": user_id, "event": "Answer Posted", "context": {"channel": "community"},
+                "properties": {"question_author": format!("u{}", circle(&mut rng)), "accepted": rng.gen_bool(0.3),
+                    "text": format!("Try resetting your {product}: hold the button for ten seconds.")}})
         } else if roll < 0.94 {
             json!({"type": "track", "userId": user_id, "event": "Ticket Opened", "context": {"channel": "support"},
                 "properties": {"subject": format!("Problem with {product}"), "body": format!("My {product} stopped working, can you help?")}})

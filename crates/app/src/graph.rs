@@ -1102,6 +1102,17 @@ pub async fn infer_step(store: &DynStore, batch: usize) -> Result<usize> {
     Ok((last - pos) as usize)
 }
 
+/// Runs inference until it has read every stored event; returns events read.
+pub async fn infer_all(store: &DynStore) -> Result<usize> {
+    let mut total = 0;
+    loop {
+        match infer_step(store, 100_000).await? {
+            0 => return Ok(total),
+            n => total += n,
+        }
+    }
+}
+
 /// Runs the inference worker until `shutdown` fires: catches up after a restart from
 /// its saved position, then polls for new events.
 pub async fn run_inference(store: DynStore, mut shutdown: tokio::sync::watch::Receiver<bool>) {

@@ -222,6 +222,15 @@ async fn load_demo(store: &DynStore, people: usize) -> Result<()> {
         "demo loaded: {} events, {} profiles created, {} merges, {} conflicts held for review",
         o.accepted, o.profiles_created, o.merges, o.conflicts
     );
+    // Relationships from the demo's mentions, referrals and answers, and their metrics,
+    // so the graph pages have something to show at once.
+    rapport_app::graph::infer_all(store).await?;
+    let service = rapport_app::graph::GraphService::new(store.clone());
+    let run = service.recompute(&|_, _, _| {}).await?;
+    eprintln!(
+        "demo graph: {} people with relationships, {} relationships, {} communities",
+        run.summary["nodes"], run.summary["edges"], run.summary["communities"]["count"]
+    );
     Ok(())
 }
 

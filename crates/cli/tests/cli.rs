@@ -254,8 +254,17 @@ async fn demo_data_is_a_living_crm() {
         assert!(stats.identities > 300 * 5, "{stats:?}");
         // Relationships were inferred from mentions, referrals and answers, and scored.
         let store = t.store().await;
-        let run = store.latest_graph_run().await.unwrap().expect("a graph run");
-        assert!(run.summary["nodes"].as_u64().unwrap() > 250, "[{}] {}", t.kind, run.summary);
+        let run = store
+            .latest_graph_run()
+            .await
+            .unwrap()
+            .expect("a graph run");
+        assert!(
+            run.summary["nodes"].as_u64().unwrap() > 250,
+            "[{}] {}",
+            t.kind,
+            run.summary
+        );
         assert!(run.summary["communities"]["count"].as_u64().unwrap() > 1);
         let top = store
             .top_graph_scores(rapport_store::ScoreOrder::Pagerank, None, 1)

@@ -172,6 +172,10 @@ async fn relationships_metrics_and_word_of_mouth() {
         assert_eq!(brokers[0]["profile_id"], json!(ann), "[{k}] {brokers}");
         let (_, profile) = s.get(&format!("/api/profiles/{ann}/social")).await;
         assert_eq!(profile["scores"]["reach1"], 3, "[{k}] {profile}");
+        // Scores are part of the profile itself.
+        let (_, p) = s.get(&format!("/api/profiles/{ann}")).await;
+        assert_eq!(p["network"]["reach1"], 3, "[{k}] {p}");
+        assert_eq!(p["network"]["profile_id"], json!(ann));
 
         // Ego network, path and closeness.
         let (_, ego) = s.get(&format!("/api/profiles/{ann}/network?depth=2")).await;

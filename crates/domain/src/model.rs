@@ -96,6 +96,10 @@ pub struct ProfileView {
     pub consents: Vec<ConsentView>,
     /// Merges into this profile and merges of this profile, newest first.
     pub merges: Vec<MergeView>,
+    /// Network scores from the latest graph computation (PageRank, betweenness,
+    /// community, k-core, reach, social value), when this person has relationships.
+    #[serde(default)]
+    pub network: Option<crate::relationship::GraphScores>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -86,7 +86,7 @@ pub struct TouchView {
 }
 
 /// A person's network metrics from the latest graph computation (docs/graph.md).
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, PartialEq)]
 pub struct GraphScores {
     pub profile_id: ProfileId,
     /// Standard PageRank (damping 0.85), summing to 1 over everyone.

@@ -92,7 +92,19 @@ pub async fn lookup(
         .lookup(&key)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no profile has the identifier {key}")))?;
-    Ok(Json(state.store.profile(id).await?))
+    Ok(Json(full_profile(&state, id).await?))
+}
+
+/// The profile with its network scores.
+async fn full_profile(state: &AppState, id: i64) -> ApiResult<ProfileView> {
+    let mut p = state.store.profile(id).await?;
+    p.network = state
+        .store
+        .graph_scores(vec![p.id])
+        .await?
+        .into_iter()
+        .next();
+    Ok(p)
 }
 
 /// A profile with identities, traits, consents and merge history. A merged-away id
@@ -106,7 +118,7 @@ pub async fn get(
     _key: AdminKey,
     Id(id): Id,
 ) -> ApiResult<Json<ProfileView>> {
-    Ok(Json(state.store.profile(id).await?))
+    Ok(Json(full_profile(&state, id).await?))
 }
 
 fn list(q: &HashMap<String, String>, name: &str) -> Vec<String> {
@@ -198,7 +210,7 @@ pub async fn patch_traits(
         return Err(ApiError::invalid("body", "must be a JSON object of traits"));
     }
     state.store.patch_traits(id, &patch, now_millis()).await?;
-    Ok(Json(state.store.profile(id).await?))
+    Ok(Json(full_profile(&state, id).await?))
 }
 
 /// Current consents, one per channel × purpose.

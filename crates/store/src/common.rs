@@ -126,6 +126,7 @@ pub fn build_profile(
         identities,
         consents,
         merges: merges.into_iter().map(MergeRow::view).collect(),
+        network: None,
     })
 }
 

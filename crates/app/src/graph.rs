@@ -158,9 +158,11 @@ pub struct SocialView {
     pub scores: Option<GraphScores>,
     pub evangelist: f64,
     pub syndication: f64,
-    #[schema(value_type = Object)]
+    /// Each term of the evangelist formula: name, value, contribution.
+    #[schema(value_type = Vec<Object>)]
     pub evangelist_factors: Value,
-    #[schema(value_type = Object)]
+    /// Audience, activity and brokerage: raw value and factor.
+    #[schema(value_type = Vec<Object>)]
     pub syndication_factors: Value,
     /// Events per channel over the last 90 days, most used first.
     #[schema(value_type = Object)]

@@ -50,7 +50,9 @@ impl SqliteStore {
         cursor: Option<(String, i64)>,
     ) -> Result<()> {
         self.write(move |tx| {
-            let rows = fold_writes(&writes);
+            let mut rows = fold_writes(&writes);
+            // Key order keeps B-tree inserts local (measured on a 10M-edge import).
+            rows.sort_by(|a, b| (a.source, a.target, &a.kind).cmp(&(b.source, b.target, &b.kind)));
             {
                 let mut up = tx.prepare_cached(
                     "INSERT INTO relationships (source_id, target_id, kind, weight, count, explicit, sentiment_sum, sentiment_n, first_seen, last_seen)

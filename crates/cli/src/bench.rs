@@ -42,6 +42,8 @@ pub enum BenchCommand {
     },
     /// Graph analytics on a 1M-node power-law graph and a real one, against igraph.
     Graph(crate::bench_graph::GraphBench),
+    /// Sentiment throughput and accuracy against vaderSentiment.
+    Text(crate::bench_text::TextBench),
     /// Internal: one graph measurement in its own process (used by `bench graph`).
     #[command(hide = true)]
     GraphMeasure(crate::bench_graph::MeasureArgs),
@@ -374,6 +376,9 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Graph(args) => {
             tokio::task::spawn_blocking(move || crate::bench_graph::run(args)).await?
+        }
+        BenchCommand::Text(args) => {
+            tokio::task::spawn_blocking(move || crate::bench_text::run(args)).await?
         }
         BenchCommand::GraphMeasure(args) => {
             tokio::task::spawn_blocking(move || crate::bench_graph::measure_file(args)).await?

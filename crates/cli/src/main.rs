@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 mod bench;
 mod bench_graph;
+mod bench_text;
 
 #[derive(Parser)]
 #[command(
@@ -120,10 +121,31 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Text analytics: `analyse` reads one text per line on stdin (or the arguments) and
+    /// writes one JSON object per line.
+    Text {
+        #[command(subcommand)]
+        command: TextCommand,
+    },
     /// Benchmarks; `--json` prints one JSON object on the last line.
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TextCommand {
+    /// Sentiment, label, language, intents and entities of each text.
+    Analyse {
+        /// Texts to analyse; without any, one text per line from standard input.
+        texts: Vec<String>,
+        /// Product catalogue: one product name per line.
+        #[arg(long)]
+        products: Option<PathBuf>,
+        /// Extra lexicon terms: `word<TAB>valence` per line (valence about -4..4).
+        #[arg(long)]
+        lexicon: Option<PathBuf>,
     },
 }
 
@@ -348,6 +370,71 @@ async fn import(
     Ok(())
 }
 
+fn text(cmd: TextCommand) -> Result<()> {
+    use std::io::BufRead;
+    let TextCommand::Analyse {
+        texts,
+        products,
+        lexicon,
+    } = cmd;
+    let catalogue = match &products {
+        Some(p) => rapport_text::Catalogue::new(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .lines()
+                .map(str::to_string),
+        ),
+        None => rapport_text::Catalogue::new([]),
+    };
+    let mut terms: Vec<(String, f64)> = Vec::new();
+    if let Some(p) = &lexicon {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (w, v) = line.split_once('\t').with_context(|| {
+                format!("{} line {}: expected word<TAB>valence", p.display(), i + 1)
+            })?;
+            let v: f64 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && v.abs() <= 4.0)
+                .with_context(|| {
+                    format!(
+                        "{} line {}: valence must be a number from -4 to 4",
+                        p.display(),
+                        i + 1
+                    )
+                })?;
+            terms.push((w.trim().to_string(), v));
+        }
+    }
+    let vader = rapport_text::Vader::new().with_terms(terms.iter().map(|(w, v)| (w.as_str(), *v)));
+    let analyzer = rapport_text::Analyzer::new(vader, catalogue);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut emit = |t: &str| -> Result<()> {
+        serde_json::to_writer(&mut out, &analyzer.analyse(t))?;
+        out.write_all(b"\n")?;
+        Ok(())
+    };
+    if texts.is_empty() {
+        for line in std::io::stdin().lock().lines() {
+            let line = line.context("reading standard input (UTF-8 text, one per line)")?;
+            emit(line.trim_end_matches('\r'))?;
+        }
+    } else {
+        for t in &texts {
+            emit(t)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
 async fn graph(cmd: GraphCommand) -> Result<()> {
     use rapport_app::graph::{ExportFormat, GraphService};
     match cmd {
@@ -440,6 +527,7 @@ async fn main() -> Result<()> {
             graph_inference,
         } => serve(store, listen, demo, graph_every_minutes, graph_inference).await,
         Command::Graph { command } => graph(command).await,
+        Command::Text { command } => text(command),
         Command::Demo { store, people } => {
             let s = store.open().await?;
             load_demo(&s, people).await

@@ -576,3 +576,48 @@ async fn graph_import_recompute_export_match_networkx() {
         t.finish().await;
     }
 }
+
+/// `rapport text analyse`: one JSON object per stdin line with compound, label,
+/// language, intents and entities; brand lexicon and product catalogue from files.
+#[test]
+fn text_analyse_reads_lines_and_writes_json_lines() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let products = dir.path().join("products.txt");
+    std::fs::write(&products, "Pulse Smartwatch\nAurora Headphones\n").unwrap();
+    let lexicon = dir.path().join("lexicon.tsv");
+    std::fs::write(&lexicon, "# brand terms\nrapportly\t3.0\n").unwrap();
+    let mut child = Command::new(BIN)
+        .args(["text", "analyse", "--products", products.to_str().unwrap(), "--lexicon", lexicon.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("My Pulse Smartwatch stopped working, I want a refund!!\r\nHow do I pair the aurora headphones? @support\nThis is rapportly\n😍😍 love it\n".as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let rows: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0]["label"], "negative");
+    assert_eq!(rows[0]["language"], "en");
+    assert!(rows[0]["intents"]["complaint"].as_f64().unwrap() > 0.5, "{}", rows[0]);
+    assert_eq!(rows[0]["entities"][0], json!({"kind": "product", "value": "Pulse Smartwatch", "start": 3, "end": 19}));
+    assert!(rows[1]["intents"]["question"].as_f64().unwrap() > 0.9);
+    let kinds: Vec<&str> = rows[1]["entities"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["product", "mention"]);
+    assert!(rows[2]["compound"].as_f64().unwrap() > 0.5, "brand term: {}", rows[2]);
+    assert_eq!(rows[3]["label"], "positive");
+    // Arguments instead of stdin; a bad lexicon line is refused by number.
+    let out = Command::new(BIN).args(["text", "analyse", "not good at all"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["label"], "negative");
+    std::fs::write(&lexicon, "good\tvery\n").unwrap();
+    let out = Command::new(BIN).args(["text", "analyse", "--lexicon", lexicon.to_str().unwrap(), "x"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: valence must be a number"));
+}

@@ -79,7 +79,113 @@ const NEGATE: [&str; 59] = [
     "despite",
 ];
 
+/// Booster lookups happen for nearly every token: a hash map beats the long `match`.
 fn booster(w: &str) -> Option<f64> {
+    static M: std::sync::OnceLock<FxHashMap<&'static str, f64>> = std::sync::OnceLock::new();
+    let m = M.get_or_init(|| {
+        BOOSTER_WORDS
+            .iter()
+            .filter_map(|w| booster_match(w).map(|v| (*w, v)))
+            .collect()
+    });
+    // No booster is longer than 13 bytes; skip hashing long words.
+    if w.len() > 13 {
+        return None;
+    }
+    m.get(w).copied()
+}
+
+const BOOSTER_WORDS: [&str; 87] = [
+    "absolutely",
+    "amazingly",
+    "awfully",
+    "completely",
+    "considerable",
+    "considerably",
+    "decidedly",
+    "deeply",
+    "effing",
+    "enormous",
+    "enormously",
+    "entirely",
+    "especially",
+    "exceptional",
+    "exceptionally",
+    "extreme",
+    "extremely",
+    "fabulously",
+    "flipping",
+    "flippin",
+    "frackin",
+    "fracking",
+    "fricking",
+    "frickin",
+    "frigging",
+    "friggin",
+    "fully",
+    "fuckin",
+    "fucking",
+    "fuggin",
+    "fugging",
+    "greatly",
+    "hella",
+    "highly",
+    "hugely",
+    "incredible",
+    "incredibly",
+    "intensely",
+    "major",
+    "majorly",
+    "more",
+    "most",
+    "particularly",
+    "purely",
+    "quite",
+    "really",
+    "remarkably",
+    "so",
+    "substantially",
+    "thoroughly",
+    "total",
+    "totally",
+    "tremendous",
+    "tremendously",
+    "uber",
+    "unbelievably",
+    "unusually",
+    "utter",
+    "utterly",
+    "very",
+    "almost",
+    "barely",
+    "hardly",
+    "just enough",
+    "kind of",
+    "kinda",
+    "kindof",
+    "kind-of",
+    "less",
+    "little",
+    "marginal",
+    "marginally",
+    "occasional",
+    "occasionally",
+    "partly",
+    "scarce",
+    "scarcely",
+    "slight",
+    "slightly",
+    "somewhat",
+    "sort of",
+    "sorta",
+    "sortof",
+    "sort-of",
+    "absolutely",
+    "very",
+    "so",
+];
+
+fn booster_match(w: &str) -> Option<f64> {
     Some(match w {
         "absolutely" | "amazingly" | "awfully" | "completely" | "considerable" | "considerably"
         | "decidedly" | "deeply" | "effing" | "enormous" | "enormously" | "entirely"
@@ -95,18 +201,6 @@ fn booster(w: &str) -> Option<f64> {
         | "kind-of" | "less" | "little" | "marginal" | "marginally" | "occasional"
         | "occasionally" | "partly" | "scarce" | "scarcely" | "slight" | "slightly"
         | "somewhat" | "sort of" | "sorta" | "sortof" | "sort-of" => B_DECR,
-        _ => return None,
-    })
-}
-
-fn special_case(s: &str) -> Option<f64> {
-    Some(match s {
-        "the shit" | "the bomb" | "to die for" => 3.0,
-        "bad ass" | "badass" => 1.5,
-        "bus stop" => 0.0,
-        "yeah right" => -2.0,
-        "kiss of death" => -1.5,
-        "beating heart" => 3.5,
         _ => return None,
     })
 }
@@ -135,7 +229,31 @@ pub fn label(compound: f64) -> &'static str {
 
 pub struct Vader {
     lexicon: FxHashMap<String, f64>,
+    /// Lexicon valence, booster value and negation flag per word.
+    words: FxHashMap<String, Info>,
     emojis: FxHashMap<char, String>,
+}
+
+fn word_table(lexicon: &FxHashMap<String, f64>) -> FxHashMap<String, Info> {
+    let mut words: FxHashMap<String, Info> = lexicon
+        .iter()
+        .map(|(w, v)| {
+            (
+                w.clone(),
+                Info {
+                    valence: Some(*v),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    for b in BOOSTER_WORDS {
+        words.entry(b.to_string()).or_default().boost = booster(b);
+    }
+    for n in NEGATE {
+        words.entry(n.to_string()).or_default().negate = true;
+    }
+    words
 }
 
 impl Default for Vader {
@@ -144,8 +262,27 @@ impl Default for Vader {
     }
 }
 
+/// `str.strip(string.punctuation)`: ASCII punctuation is one byte, never inside a
+/// multi-byte character, so trimming bytes keeps the slice on character boundaries.
+fn trim_ascii_punct(t: &str) -> &str {
+    let b = t.as_bytes();
+    let mut s = 0;
+    let mut e = b.len();
+    while s < e && b[s].is_ascii_punctuation() {
+        s += 1;
+    }
+    while e > s && b[e - 1].is_ascii_punctuation() {
+        e -= 1;
+    }
+    &t[s..e]
+}
+
 /// Python's `str.isupper()`: some cased character and no lower-case one.
 fn is_upper(s: &str) -> bool {
+    if s.is_ascii() {
+        let b = s.as_bytes();
+        return b.iter().any(u8::is_ascii_uppercase) && !b.iter().any(u8::is_ascii_lowercase);
+    }
     let mut cased = false;
     for c in s.chars() {
         if c.is_lowercase() {
@@ -164,10 +301,6 @@ fn lower(s: &str) -> Cow<'_, str> {
     } else {
         Cow::Owned(s.to_lowercase())
     }
-}
-
-fn negated(w: &str) -> bool {
-    NEGATE.contains(&w) || w.contains("n't")
 }
 
 impl Vader {
@@ -192,7 +325,12 @@ impl Vader {
                 }
             }
         }
-        Vader { lexicon, emojis }
+        let words = word_table(&lexicon);
+        Vader {
+            lexicon,
+            words,
+            emojis,
+        }
     }
 
     /// Adds or overrides lexicon terms (lower-case words, valence about −4..4).
@@ -200,6 +338,7 @@ impl Vader {
         for (w, v) in terms {
             self.lexicon.insert(w.to_lowercase(), v);
         }
+        self.words = word_table(&self.lexicon);
         self
     }
 
@@ -208,112 +347,158 @@ impl Vader {
     }
 
     pub fn polarity(&self, text: &str) -> Scores {
-        let text: Cow<'_, str> = if text.chars().any(|c| self.emojis.contains_key(&c)) {
-            let mut out = String::with_capacity(text.len() + 32);
-            let mut prev_space = true;
-            for c in text.chars() {
-                match self.emojis.get(&c) {
-                    Some(d) => {
-                        if !prev_space {
-                            out.push(' ');
+        let text: Cow<'_, str> =
+            if !text.is_ascii() && text.chars().any(|c| self.emojis.contains_key(&c)) {
+                let mut out = String::with_capacity(text.len() + 32);
+                let mut prev_space = true;
+                for c in text.chars() {
+                    match self.emojis.get(&c) {
+                        Some(d) => {
+                            if !prev_space {
+                                out.push(' ');
+                            }
+                            out.push_str(d);
+                            prev_space = false;
                         }
-                        out.push_str(d);
-                        prev_space = false;
-                    }
-                    None => {
-                        out.push(c);
-                        prev_space = c == ' ';
+                        None => {
+                            out.push(c);
+                            prev_space = c == ' ';
+                        }
                     }
                 }
-            }
-            Cow::Owned(out)
-        } else {
-            Cow::Borrowed(text)
-        };
+                Cow::Owned(out)
+            } else {
+                Cow::Borrowed(text)
+            };
         let text = text.trim();
-        let tokens: Vec<&str> = text
-            .split_whitespace()
-            .map(|t| {
-                let s = t.trim_matches(|c: char| c.is_ascii_punctuation());
-                if s.chars().count() <= 2 {
+        // One pass: each token's lower case (into one reused buffer), ALL-CAPS flag and
+        // valence; the scratch space lives per thread, so a text costs one allocation.
+        SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let sc = &mut *guard;
+            sc.buf.clear();
+            sc.ranges.clear();
+            sc.upper.clear();
+            sc.sentiments.clear();
+            for t in text.split_whitespace() {
+                let s = trim_ascii_punct(t);
+                let tok = if s.len() <= 2 && s.chars().count() <= 2 {
                     t
                 } else {
                     s
+                };
+                sc.upper.push(is_upper(tok));
+                let start = sc.buf.len();
+                match lower(tok) {
+                    Cow::Borrowed(b) => sc.buf.push_str(b),
+                    Cow::Owned(o) => sc.buf.push_str(&o),
                 }
-            })
-            .collect();
-        let upper: Vec<bool> = tokens.iter().map(|t| is_upper(t)).collect();
-        let caps = upper.iter().filter(|u| **u).count();
-        let cap_diff = caps > 0 && caps < tokens.len();
-        let lowers: Vec<Cow<'_, str>> = tokens.iter().map(|t| lower(t)).collect();
-        let lw: Vec<&str> = lowers.iter().map(|c| c.as_ref()).collect();
-        let mut sentiments: Vec<f64> = Vec::with_capacity(tokens.len());
-        for i in 0..tokens.len() {
-            if booster(lw[i]).is_some()
-                || (i + 1 < tokens.len() && lw[i] == "kind" && lw[i + 1] == "of")
-            {
-                sentiments.push(0.0);
-                continue;
+                sc.ranges.push((start, sc.buf.len()));
             }
-            sentiments.push(self.sentiment_valence(&tokens, &upper, &lw, cap_diff, i));
-        }
-        but_check(&lw, &mut sentiments);
-        score_valence(&sentiments, text)
-    }
-
-    fn sentiment_valence(
-        &self,
-        tokens: &[&str],
-        upper: &[bool],
-        lw: &[&str],
-        cap_diff: bool,
-        i: usize,
-    ) -> f64 {
-        let Some(&base) = self.lexicon.get(lw[i]) else {
-            return 0.0;
-        };
-        let n = tokens.len();
-        let in_lex = |w: &str| self.lexicon.contains_key(w);
-        let mut valence = base;
-        if lw[i] == "no" && i != n - 1 && in_lex(lw[i + 1]) {
-            valence = 0.0;
-        }
-        if (i > 0 && lw[i - 1] == "no")
-            || (i > 1 && lw[i - 2] == "no")
-            || (i > 2 && lw[i - 3] == "no" && (lw[i - 1] == "or" || lw[i - 1] == "nor"))
-        {
-            valence = base * N_SCALAR;
-        }
-        if upper[i] && cap_diff {
-            if valence > 0.0 {
-                valence += C_INCR;
-            } else {
-                valence -= C_INCR;
+            let lw: Vec<&str> = sc.ranges.iter().map(|&(a, b)| &sc.buf[a..b]).collect();
+            let caps = sc.upper.iter().filter(|u| **u).count();
+            let cap_diff = caps > 0 && caps < sc.upper.len();
+            sc.vals.clear();
+            sc.info.clear();
+            for w in &lw {
+                let info = self.words.get(*w).copied().unwrap_or_default();
+                sc.vals.push(info.valence);
+                sc.info.push(Info {
+                    negate: info.negate || w.contains("n't"),
+                    ..info
+                });
             }
-        }
-        for start_i in 0..3 {
-            if i > start_i && !in_lex(lw[i - (start_i + 1)]) {
-                let j = i - (start_i + 1);
-                let mut s = scalar_inc_dec(lw[j], upper[j], valence, cap_diff);
-                if start_i == 1 && s != 0.0 {
-                    s *= 0.95;
-                }
-                if start_i == 2 && s != 0.0 {
-                    s *= 0.9;
-                }
-                valence += s;
-                valence = negation_check(valence, lw, start_i, i);
-                if start_i == 2 {
-                    valence = special_idioms_check(valence, lw, i);
-                }
+            let info = &sc.info;
+            for i in 0..lw.len() {
+                let v = if info[i].boost.is_some()
+                    || (i + 1 < lw.len() && lw[i] == "kind" && lw[i + 1] == "of")
+                {
+                    0.0
+                } else {
+                    sentiment_valence(&sc.upper, &lw, &sc.vals, info, cap_diff, i)
+                };
+                sc.sentiments.push(v);
             }
-        }
-        least_check(valence, lw, i, &in_lex)
+            but_check(&lw, &mut sc.sentiments);
+            score_valence(&sc.sentiments, text)
+        })
     }
 }
 
-fn scalar_inc_dec(word_lower: &str, word_upper: bool, valence: f64, cap_diff: bool) -> f64 {
-    let Some(mut scalar) = booster(word_lower) else {
+#[derive(Default)]
+struct Scratch {
+    buf: String,
+    ranges: Vec<(usize, usize)>,
+    upper: Vec<bool>,
+    vals: Vec<Option<f64>>,
+    info: Vec<Info>,
+    sentiments: Vec<f64>,
+}
+
+/// What VADER needs to know about a word, found with one hash lookup.
+#[derive(Debug, Clone, Copy, Default)]
+struct Info {
+    valence: Option<f64>,
+    boost: Option<f64>,
+    negate: bool,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+fn sentiment_valence(
+    upper: &[bool],
+    lw: &[&str],
+    vals: &[Option<f64>],
+    info: &[Info],
+    cap_diff: bool,
+    i: usize,
+) -> f64 {
+    let Some(base) = vals[i] else {
+        return 0.0;
+    };
+    let n = lw.len();
+    let in_lex = |j: usize| vals[j].is_some();
+    let mut valence = base;
+    if lw[i] == "no" && i != n - 1 && in_lex(i + 1) {
+        valence = 0.0;
+    }
+    if (i > 0 && lw[i - 1] == "no")
+        || (i > 1 && lw[i - 2] == "no")
+        || (i > 2 && lw[i - 3] == "no" && (lw[i - 1] == "or" || lw[i - 1] == "nor"))
+    {
+        valence = base * N_SCALAR;
+    }
+    if upper[i] && cap_diff {
+        if valence > 0.0 {
+            valence += C_INCR;
+        } else {
+            valence -= C_INCR;
+        }
+    }
+    for start_i in 0..3 {
+        if i > start_i && !in_lex(i - (start_i + 1)) {
+            let j = i - (start_i + 1);
+            let mut s = scalar_inc_dec(info[j].boost, upper[j], valence, cap_diff);
+            if start_i == 1 && s != 0.0 {
+                s *= 0.95;
+            }
+            if start_i == 2 && s != 0.0 {
+                s *= 0.9;
+            }
+            valence += s;
+            valence = negation_check(valence, lw, info, start_i, i);
+            if start_i == 2 {
+                valence = special_idioms_check(valence, lw, i);
+            }
+        }
+    }
+    least_check(valence, lw, i, vals)
+}
+
+fn scalar_inc_dec(boost: Option<f64>, word_upper: bool, valence: f64, cap_diff: bool) -> f64 {
+    let Some(mut scalar) = boost else {
         return 0.0;
     };
     if valence < 0.0 {
@@ -329,15 +514,16 @@ fn scalar_inc_dec(word_lower: &str, word_upper: bool, valence: f64, cap_diff: bo
     scalar
 }
 
-fn negation_check(valence: f64, lw: &[&str], start_i: usize, i: usize) -> f64 {
+fn negation_check(valence: f64, lw: &[&str], info: &[Info], start_i: usize, i: usize) -> f64 {
+    let negated = |k: usize| info[k].negate;
     match start_i {
-        0 if negated(lw[i - 1]) => valence * N_SCALAR,
+        0 if negated(i - 1) => valence * N_SCALAR,
         1 => {
             if lw[i - 2] == "never" && (lw[i - 1] == "so" || lw[i - 1] == "this") {
                 valence * 1.25
             } else if lw[i - 2] == "without" && lw[i - 1] == "doubt" {
                 valence
-            } else if negated(lw[i - 2]) {
+            } else if negated(i - 2) {
                 valence * N_SCALAR
             } else {
                 valence
@@ -351,7 +537,7 @@ fn negation_check(valence: f64, lw: &[&str], start_i: usize, i: usize) -> f64 {
                 valence * 1.25
             } else if lw[i - 3] == "without" && (lw[i - 2] == "doubt" || lw[i - 1] == "doubt") {
                 valence
-            } else if negated(lw[i - 3]) {
+            } else if negated(i - 3) {
                 valence * N_SCALAR
             } else {
                 valence
@@ -361,42 +547,71 @@ fn negation_check(valence: f64, lw: &[&str], start_i: usize, i: usize) -> f64 {
     }
 }
 
+/// VADER's special-case phrases, compared word by word (no string building).
+fn special_seq(words: &[&str]) -> Option<f64> {
+    special_case_words(words)
+}
+
+fn special_case_words(w: &[&str]) -> Option<f64> {
+    Some(match w {
+        ["the", "shit"] | ["the", "bomb"] | ["to", "die", "for"] => 3.0,
+        ["bad", "ass"] => 1.5,
+        ["bus", "stop"] => 0.0,
+        ["yeah", "right"] => -2.0,
+        ["kiss", "of", "death"] => -1.5,
+        ["beating", "heart"] => 3.5,
+        _ => return None,
+    })
+}
+
+/// Multi-word boosters ("just enough", "kind of", "sort of").
+fn booster_words(w: &[&str]) -> Option<f64> {
+    match w {
+        ["just", "enough"] | ["kind", "of"] | ["sort", "of"] => Some(B_DECR),
+        _ => None,
+    }
+}
+
 fn special_idioms_check(mut valence: f64, lw: &[&str], i: usize) -> f64 {
-    let onezero = format!("{} {}", lw[i - 1], lw[i]);
-    let twoonezero = format!("{} {} {}", lw[i - 2], lw[i - 1], lw[i]);
-    let twoone = format!("{} {}", lw[i - 2], lw[i - 1]);
-    let threetwoone = format!("{} {} {}", lw[i - 3], lw[i - 2], lw[i - 1]);
-    let threetwo = format!("{} {}", lw[i - 3], lw[i - 2]);
-    for seq in [&onezero, &twoonezero, &twoone, &threetwoone, &threetwo] {
-        if let Some(v) = special_case(seq) {
+    // onezero, twoonezero, twoone, threetwoone, threetwo — in VADER's order.
+    let seqs: [&[&str]; 5] = [
+        &lw[i - 1..=i],
+        &lw[i - 2..=i],
+        &lw[i - 2..i],
+        &lw[i - 3..i],
+        &lw[i - 3..i - 1],
+    ];
+    for seq in seqs {
+        if let Some(v) = special_seq(seq) {
             valence = v;
             break;
         }
     }
     if lw.len() - 1 > i {
-        if let Some(v) = special_case(&format!("{} {}", lw[i], lw[i + 1])) {
+        if let Some(v) = special_seq(&lw[i..=i + 1]) {
             valence = v;
         }
     }
     if lw.len() - 1 > i + 1 {
-        if let Some(v) = special_case(&format!("{} {} {}", lw[i], lw[i + 1], lw[i + 2])) {
+        if let Some(v) = special_seq(&lw[i..=i + 2]) {
             valence = v;
         }
     }
-    for ngram in [&threetwoone, &threetwo, &twoone] {
-        if let Some(b) = booster(ngram) {
+    for ngram in [&lw[i - 3..i], &lw[i - 3..i - 1], &lw[i - 2..i]] {
+        if let Some(b) = booster_words(ngram) {
             valence += b;
         }
     }
     valence
 }
 
-fn least_check(valence: f64, lw: &[&str], i: usize, in_lex: &dyn Fn(&str) -> bool) -> f64 {
-    if i > 1 && !in_lex(lw[i - 1]) && lw[i - 1] == "least" {
+fn least_check(valence: f64, lw: &[&str], i: usize, vals: &[Option<f64>]) -> f64 {
+    let in_lex = |j: usize| vals[j].is_some();
+    if i > 1 && !in_lex(i - 1) && lw[i - 1] == "least" {
         if lw[i - 2] != "at" && lw[i - 2] != "very" {
             return valence * N_SCALAR;
         }
-    } else if i > 0 && !in_lex(lw[i - 1]) && lw[i - 1] == "least" {
+    } else if i > 0 && !in_lex(i - 1) && lw[i - 1] == "least" {
         return valence * N_SCALAR;
     }
     valence
@@ -430,8 +645,15 @@ fn score_valence(sentiments: &[f64], text: &str) -> Scores {
         };
     }
     let mut sum: f64 = sentiments.iter().sum();
-    let ep = text.matches('!').count().min(4) as f64 * 0.292;
-    let qm_count = text.matches('?').count();
+    let (mut ep_count, mut qm_count) = (0usize, 0usize);
+    for b in text.bytes() {
+        match b {
+            b'!' => ep_count += 1,
+            b'?' => qm_count += 1,
+            _ => {}
+        }
+    }
+    let ep = ep_count.min(4) as f64 * 0.292;
     let qm = match qm_count {
         0 | 1 => 0.0,
         2 | 3 => qm_count as f64 * 0.18,

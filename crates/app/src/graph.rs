@@ -1033,6 +1033,11 @@ fn identify_for(
     parse_message(&msg, "", None, &batch, || id)
 }
 
+fn vader() -> &'static rapport_text::Vader {
+    static V: std::sync::OnceLock<rapport_text::Vader> = std::sync::OnceLock::new();
+    V.get_or_init(rapport_text::Vader::new)
+}
+
 /// Name of the inference worker's position in the event log.
 pub const INFERENCE_CURSOR: &str = "cursor.graph_inference";
 
@@ -1089,11 +1094,13 @@ pub async fn infer_step(store: &DynStore, batch: usize) -> Result<usize> {
                 weight: 1.0,
                 explicit: false,
                 at: ev.occurred_at.timestamp_millis(),
+                // A score the sender supplied wins; else the text's own (VADER).
                 sentiment: ev
                     .properties
                     .get("sentiment")
                     .and_then(Value::as_f64)
-                    .filter(|s| (-1.0..=1.0).contains(s)),
+                    .filter(|s| (-1.0..=1.0).contains(s))
+                    .or_else(|| ev.text.as_deref().map(|t| vader().polarity(t).compound)),
                 event_id: Some(ev.id),
             });
         }

@@ -212,7 +212,8 @@ async fn relationships_metrics_and_word_of_mouth() {
 
         // Social value: Ann referred Dan, who converted; Eve's answer helped.
         let (_, social) = s.get(&format!("/api/profiles/{ann}/social")).await;
-        assert_eq!(social["evangelist"], 6.0, "[{k}] {social}");
+        // 5 (converted referral) + 1 (referral) + 1 (positive mention of Bob).
+        assert_eq!(social["evangelist"], 7.0, "[{k}] {social}");
         assert!(social["why"].as_array().unwrap().iter().any(|w| w
             .as_str()
             .unwrap()

@@ -8,3 +8,4 @@ pub mod import;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
+pub mod text;

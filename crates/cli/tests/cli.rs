@@ -588,7 +588,14 @@ fn text_analyse_reads_lines_and_writes_json_lines() {
     let lexicon = dir.path().join("lexicon.tsv");
     std::fs::write(&lexicon, "# brand terms\nrapportly\t3.0\n").unwrap();
     let mut child = Command::new(BIN)
-        .args(["text", "analyse", "--products", products.to_str().unwrap(), "--lexicon", lexicon.to_str().unwrap()])
+        .args([
+            "text",
+            "analyse",
+            "--products",
+            products.to_str().unwrap(),
+            "--lexicon",
+            lexicon.to_str().unwrap(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -601,23 +608,55 @@ fn text_analyse_reads_lines_and_writes_json_lines() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let rows: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 4);
     assert_eq!(rows[0]["label"], "negative");
     assert_eq!(rows[0]["language"], "en");
-    assert!(rows[0]["intents"]["complaint"].as_f64().unwrap() > 0.5, "{}", rows[0]);
-    assert_eq!(rows[0]["entities"][0], json!({"kind": "product", "value": "Pulse Smartwatch", "start": 3, "end": 19}));
+    assert!(
+        rows[0]["intents"]["complaint"].as_f64().unwrap() > 0.5,
+        "{}",
+        rows[0]
+    );
+    assert_eq!(
+        rows[0]["entities"][0],
+        json!({"kind": "product", "value": "Pulse Smartwatch", "start": 3, "end": 19})
+    );
     assert!(rows[1]["intents"]["question"].as_f64().unwrap() > 0.9);
-    let kinds: Vec<&str> = rows[1]["entities"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = rows[1]["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, vec!["product", "mention"]);
-    assert!(rows[2]["compound"].as_f64().unwrap() > 0.5, "brand term: {}", rows[2]);
+    assert!(
+        rows[2]["compound"].as_f64().unwrap() > 0.5,
+        "brand term: {}",
+        rows[2]
+    );
     assert_eq!(rows[3]["label"], "positive");
     // Arguments instead of stdin; a bad lexicon line is refused by number.
-    let out = Command::new(BIN).args(["text", "analyse", "not good at all"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["text", "analyse", "not good at all"])
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["label"], "negative");
     std::fs::write(&lexicon, "good\tvery\n").unwrap();
-    let out = Command::new(BIN).args(["text", "analyse", "--lexicon", lexicon.to_str().unwrap(), "x"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "text",
+            "analyse",
+            "--lexicon",
+            lexicon.to_str().unwrap(),
+            "x",
+        ])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: valence must be a number"));
 }

@@ -148,3 +148,46 @@ pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }
+
+/// What one event's text says: sentiment, language, intents and entities.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct TextAnalysisView {
+    pub event_id: i64,
+    /// The raw profile the event arrived on.
+    pub profile_id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub compound: f64,
+    pub label: String,
+    pub language: String,
+    /// Intent → confidence.
+    #[schema(value_type = Object)]
+    pub intents: Value,
+    /// `[{kind, value, start, end}]`.
+    #[schema(value_type = Vec<Object>)]
+    pub entities: Value,
+}
+
+/// Sentiment of the texts of one day.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct SentimentDay {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub texts: i64,
+    pub mean: f64,
+    pub positive: i64,
+    pub negative: i64,
+}
+
+/// Signals derived from what a person wrote, for segments and rules.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Default)]
+pub struct TextSignals {
+    pub texts_30d: i64,
+    pub sentiment_30d: Option<f64>,
+    pub texts_90d: i64,
+    pub sentiment_90d: Option<f64>,
+    pub last_complaint_at: Option<DateTime<Utc>>,
+    pub last_churn_risk_at: Option<DateTime<Utc>>,
+    /// `advocate` (mean ≥ 0.5 over 90 days, 3+ texts), `promoter` (≥ 0.05),
+    /// `detractor` (≤ −0.05), `neutral`, or `unknown` with no texts.
+    pub advocacy: String,
+}

@@ -16,6 +16,7 @@ pub mod ops;
 pub mod problem;
 pub mod profiles;
 pub mod segment;
+pub mod text;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -44,8 +45,12 @@ impl AppState {
         let graph = Arc::new(rapport_app::graph::GraphService::new(store.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         if inference {
-            tokio::spawn(rapport_app::graph::run_inference(store.clone(), stopped));
+            tokio::spawn(rapport_app::graph::run_inference(
+                store.clone(),
+                stopped.clone(),
+            ));
         }
+        tokio::spawn(rapport_app::text::run_analysis(store.clone(), stopped));
         (
             AppState {
                 store,
@@ -140,6 +145,7 @@ impl utoipa::Modify for Security {
         graph::add, graph::relationships, graph::pair, graph::network, graph::close, graph::social,
         graph::influence, graph::attribution, graph::path, graph::top, graph::communities,
         graph::recompute, graph::latest_run,
+        text::analyse, text::event_analysis, text::sentiment, text::signals,
         ops::healthz, ops::metrics, ops::stats, ops::create_key, ops::list_keys, ops::revoke_key,
     ),
     modifiers(&Security)
@@ -210,6 +216,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/graph/communities", get(graph::communities))
         .route("/api/graph/recompute", post(graph::recompute))
         .route("/api/graph/runs/latest", get(graph::latest_run))
+        .route("/api/text/analyse", post(text::analyse))
+        .route("/api/text/sentiment", get(text::sentiment))
+        .route("/api/events/{id}/analysis", get(text::event_analysis))
+        .route("/api/profiles/{id}/text-signals", get(text::signals))
         .route("/api/conflicts", get(profiles::conflicts))
         .route("/api/merges", get(profiles::merges))
         .fallback(not_found)

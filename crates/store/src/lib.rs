@@ -11,7 +11,8 @@
 use async_trait::async_trait;
 use rapport_domain::apikey::Scope;
 use rapport_domain::model::{
-    ConflictView, ConsentStatus, EventView, MergeView, Page, ProfileSummary, ProfileView, Stats,
+    ConflictView, ConsentStatus, EventView, MergeView, Page, ProfileSummary, ProfileView,
+    SentimentDay, Stats, TextAnalysisView,
 };
 use rapport_domain::relationship::{
     GraphRun, GraphScores, RelationshipView, RelationshipWrite, TouchView,
@@ -195,6 +196,22 @@ pub struct Activity {
 
 pub const GRAPH_VERSION: &str = "graph_version";
 
+/// An event's text waiting for analysis.
+#[derive(Debug, Clone)]
+pub struct TextRow {
+    pub event_id: i64,
+    pub profile_id: ProfileId,
+    pub occurred_at: Millis,
+    pub text: String,
+}
+
+/// Per person text statistics over a window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TextStats {
+    pub texts: i64,
+    pub mean: Option<f64>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
@@ -282,6 +299,28 @@ pub trait Store: Send + Sync + 'static {
     /// `after + span`, or the last event's id when that is lower.
     async fn relationship_candidates(&self, after: i64, span: i64)
         -> Result<(Vec<EventView>, i64)>;
+    // --- text analytics ---
+    /// Events with text in `(after, after + span]` and the position to resume from.
+    async fn text_candidates(&self, after: i64, span: i64) -> Result<(Vec<TextRow>, i64)>;
+    /// Stores analyses and the worker's new position in one transaction; `complaint`
+    /// and `churn_risk` confidences are columns for the signals below.
+    async fn save_text_analyses(
+        &self,
+        rows: Vec<TextAnalysisView>,
+        cursor: (String, i64),
+    ) -> Result<()>;
+    async fn text_analysis(&self, event_id: i64) -> Result<Option<TextAnalysisView>>;
+    /// Daily sentiment of everyone's texts, or these people's, in `[since, until]`.
+    async fn sentiment_series(
+        &self,
+        people: Option<Vec<ProfileId>>,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<SentimentDay>>;
+    /// Count and mean sentiment of a person's texts since `since`.
+    async fn text_stats(&self, id: ProfileId, since: Millis) -> Result<TextStats>;
+    /// Latest time a person's text had `intent` (complaint or churn_risk) at ≥ 0.5.
+    async fn last_intent_at(&self, id: ProfileId, intent: &str) -> Result<Option<Millis>>;
     /// Distinct active days since `since` for everyone active, by cluster.
     async fn active_days_all(&self, since: Millis) -> Result<Vec<(ProfileId, i64)>>;
     /// Every identifier with the cluster owning it (exports).

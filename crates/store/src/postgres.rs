@@ -31,10 +31,12 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 mod graph;
+mod text;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_core.sql")),
     (2, include_str!("../migrations/postgres/0002_graph.sql")),
+    (3, include_str!("../migrations/postgres/0003_text.sql")),
 ];
 
 pub struct PgStore {
@@ -1020,6 +1022,36 @@ impl Store for PgStore {
         span: i64,
     ) -> Result<(Vec<EventView>, i64)> {
         self.g_candidates(after, span).await
+    }
+    async fn text_candidates(&self, after: i64, span: i64) -> Result<(Vec<crate::TextRow>, i64)> {
+        self.t_candidates(after, span).await
+    }
+    async fn save_text_analyses(
+        &self,
+        rows: Vec<rapport_domain::model::TextAnalysisView>,
+        cursor: (String, i64),
+    ) -> Result<()> {
+        self.t_save(rows, cursor).await
+    }
+    async fn text_analysis(
+        &self,
+        event_id: i64,
+    ) -> Result<Option<rapport_domain::model::TextAnalysisView>> {
+        self.t_get(event_id).await
+    }
+    async fn sentiment_series(
+        &self,
+        people: Option<Vec<ProfileId>>,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<rapport_domain::model::SentimentDay>> {
+        self.t_series(people, since, until).await
+    }
+    async fn text_stats(&self, id: ProfileId, since: Millis) -> Result<crate::TextStats> {
+        self.t_stats(id, since).await
+    }
+    async fn last_intent_at(&self, id: ProfileId, intent: &str) -> Result<Option<Millis>> {
+        self.t_last_intent(id, intent).await
     }
     async fn active_days_all(&self, since: Millis) -> Result<Vec<(ProfileId, i64)>> {
         self.g_active_days_all(since).await

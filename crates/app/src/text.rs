@@ -1,0 +1,115 @@
+//! Text analytics as a capability: a background worker that analyses the text of every
+//! event (sentiment, language, intents, entities) after its saved position, storing the
+//! results and the new position in one transaction, so it never blocks ingestion and
+//! resumes exactly after a restart; and the signals derived per person.
+
+use rapport_domain::model::{TextAnalysisView, TextSignals};
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::{now_millis, to_datetime};
+use rapport_store::{DynStore, StoreError};
+use rapport_text::Analyzer;
+use std::time::Duration;
+
+/// Name of the analysis worker's position in the event log.
+pub const ANALYSIS_CURSOR: &str = "cursor.text_analysis";
+
+const DAY: i64 = 86_400_000;
+
+pub fn analyzer() -> &'static Analyzer {
+    static A: std::sync::OnceLock<Analyzer> = std::sync::OnceLock::new();
+    A.get_or_init(Analyzer::default)
+}
+
+/// Analyses the texts of the next `span` events; returns how many events it covered.
+pub async fn analyse_step(store: &DynStore, span: i64) -> Result<usize, StoreError> {
+    let pos = store.counter(ANALYSIS_CURSOR).await?;
+    let (rows, upto) = store.text_candidates(pos, span).await?;
+    if upto == pos {
+        return Ok(0);
+    }
+    let analyses = tokio::task::spawn_blocking(move || {
+        rows.into_iter()
+            .map(|r| {
+                let a = analyzer().analyse(&r.text);
+                TextAnalysisView {
+                    event_id: r.event_id,
+                    profile_id: r.profile_id,
+                    occurred_at: to_datetime(r.occurred_at),
+                    compound: a.compound,
+                    label: a.label.to_string(),
+                    language: a.language,
+                    intents: serde_json::to_value(&a.intents).unwrap_or_default(),
+                    entities: serde_json::to_value(&a.entities).unwrap_or_default(),
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| StoreError::Backend(format!("text analysis task: {e}")))?;
+    store
+        .save_text_analyses(analyses, (ANALYSIS_CURSOR.to_string(), upto))
+        .await?;
+    Ok((upto - pos) as usize)
+}
+
+/// Analyses until every stored event's text is done.
+pub async fn analyse_all(store: &DynStore) -> Result<usize, StoreError> {
+    let mut total = 0;
+    loop {
+        match analyse_step(store, 50_000).await? {
+            0 => return Ok(total),
+            n => total += n,
+        }
+    }
+}
+
+/// The worker loop `rapport serve` runs until `shutdown` fires.
+pub async fn run_analysis(store: DynStore, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let pause = match analyse_step(&store, 50_000).await {
+            Ok(0) => Duration::from_millis(500),
+            Ok(_) => Duration::from_millis(100),
+            Err(e) => {
+                tracing::warn!(error = %e, "text analysis failed; retrying");
+                Duration::from_secs(2)
+            }
+        };
+        if *shutdown.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Signals from what a person wrote: mean sentiment over 30 and 90 days, the latest
+/// complaint and churn-risk texts, and an advocacy level.
+pub async fn signals(store: &DynStore, id: ProfileId) -> Result<TextSignals, StoreError> {
+    let now = now_millis();
+    let s30 = store.text_stats(id, now - 30 * DAY).await?;
+    let s90 = store.text_stats(id, now - 90 * DAY).await?;
+    let advocacy = match (s90.texts, s90.mean) {
+        (0, _) | (_, None) => "unknown",
+        (n, Some(m)) if n >= 3 && m >= 0.5 => "advocate",
+        (_, Some(m)) if m >= 0.05 => "promoter",
+        (_, Some(m)) if m <= -0.05 => "detractor",
+        _ => "neutral",
+    };
+    Ok(TextSignals {
+        texts_30d: s30.texts,
+        sentiment_30d: s30.mean,
+        texts_90d: s90.texts,
+        sentiment_90d: s90.mean,
+        last_complaint_at: store
+            .last_intent_at(id, "complaint")
+            .await?
+            .map(to_datetime),
+        last_churn_risk_at: store
+            .last_intent_at(id, "churn_risk")
+            .await?
+            .map(to_datetime),
+        advocacy: advocacy.to_string(),
+    })
+}

@@ -1,0 +1,102 @@
+//! Text analytics over HTTP, on SQLite and (with RAPPORT_TEST_DATABASE_URL) PostgreSQL:
+//! every event's text analysed by the background worker, daily sentiment, per person
+//! signals, and on-demand analysis with precise errors.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn texts_are_analysed_and_summarised() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let ago = |h: i64| (Utc::now() - Duration::hours(h)).to_rfc3339();
+        let (st, _) = s
+            .batch(json!([
+                {"type": "track", "userId": "zoe", "event": "Review Posted", "properties": {"review": "Absolutely love it, best headphones ever!!"}, "timestamp": ago(50)},
+                {"type": "track", "userId": "zoe", "event": "Ticket Opened", "properties": {"body": "My order never arrived and support is useless. I want a refund."}, "timestamp": ago(30)},
+                {"type": "track", "userId": "zoe", "event": "Product Viewed", "properties": {"product": "Mug"}, "timestamp": ago(20)},
+                {"type": "track", "userId": "yan", "event": "Review Posted", "properties": {"review": "Great product, thanks @shop #happy"}, "timestamp": ago(5)},
+            ]))
+            .await;
+        assert_eq!(st, 200);
+        let zoe = s.profile_of("user_id:zoe").await["id"].as_i64().unwrap();
+        let (_, tl) = s
+            .get(&format!(
+                "/api/profiles/{zoe}/timeline?name=Ticket%20Opened"
+            ))
+            .await;
+        let ticket = tl["items"][0]["id"].as_i64().unwrap();
+        let mut analysis = Value::Null;
+        for _ in 0..100 {
+            let (st, v) = s.get(&format!("/api/events/{ticket}/analysis")).await;
+            if st == 200 {
+                analysis = v;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(analysis["label"], "negative", "[{k}] {analysis}");
+        assert_eq!(analysis["language"], "en");
+        assert!(
+            analysis["intents"]["complaint"].as_f64().unwrap() >= 0.5,
+            "[{k}] {analysis}"
+        );
+        // An event without text has no analysis.
+        let (_, tl) = s
+            .get(&format!(
+                "/api/profiles/{zoe}/timeline?name=Product%20Viewed"
+            ))
+            .await;
+        let viewed = tl["items"][0]["id"].as_i64().unwrap();
+        let (st, p) = s.get(&format!("/api/events/{viewed}/analysis")).await;
+        assert_eq!(st, 404, "[{k}] {p}");
+
+        let (_, sig) = s.get(&format!("/api/profiles/{zoe}/text-signals")).await;
+        assert_eq!(sig["texts_30d"], 2, "[{k}] {sig}");
+        assert!(sig["last_complaint_at"].is_string(), "[{k}] {sig}");
+        let (_, series) = s
+            .get(&format!("/api/text/sentiment?profile={zoe}&days=7"))
+            .await;
+        let texts: i64 = series
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["texts"].as_i64().unwrap())
+            .sum();
+        assert_eq!(texts, 2, "[{k}] {series}");
+        let (_, all) = s.get("/api/text/sentiment").await;
+        assert_eq!(
+            all.as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["texts"].as_i64().unwrap())
+                .sum::<i64>(),
+            3
+        );
+
+        let (st, v) = s
+            .send(
+                Method::POST,
+                "/api/text/analyse",
+                json!({"texts": ["I hate waiting", "¿Dónde puedo comprar esto? Es muy bonito"]}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        assert_eq!(v[0]["label"], "negative");
+        assert_eq!(v[1]["language"], "es");
+        for (body, field) in [
+            (json!({"texts": []}), "texts"),
+            (json!({"texts": ["ok", 3]}), "texts[1]"),
+            (json!({"nope": 1}), "text"),
+        ] {
+            let (st, p) = s.send(Method::POST, "/api/text/analyse", body).await;
+            assert_eq!((st, p["field"].as_str()), (400, Some(field)), "[{k}] {p}");
+        }
+        let (st, p) = s.get("/api/text/sentiment?days=0").await;
+        assert_eq!((st, p["field"].as_str()), (400, Some("days")));
+        s.finish().await;
+    }
+}

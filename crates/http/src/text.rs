@@ -1,0 +1,129 @@
+//! The text analytics API (admin key): analyse texts on demand, each event's stored
+//! analysis, daily sentiment series, and per person signals.
+
+use crate::auth::AdminKey;
+use crate::problem::{ApiError, ApiResult, Id, Problem};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::Json;
+use rapport_domain::model::{SentimentDay, TextAnalysisView, TextSignals};
+use rapport_domain::time::now_millis;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Analyses `{"text": "…"}` or `{"texts": ["…", …]}` (up to 1,000) without storing.
+#[utoipa::path(post, path = "/api/text/analyse", tag = "text",
+    request_body(content = Object, description = "`{\"text\": \"Love it!\"}` or `{\"texts\": [...]}`"),
+    responses((status = 200, description = "one analysis per text: compound, label, pos/neu/neg, language, intents, entities", body = Vec<Object>), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn analyse(_key: AdminKey, body: Bytes) -> ApiResult<Json<Vec<Value>>> {
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
+    let texts: Vec<String> = match (v.get("text"), v.get("texts")) {
+        (Some(Value::String(t)), None) => vec![t.clone()],
+        (None, Some(Value::Array(a))) if !a.is_empty() && a.len() <= 1000 => a
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                t.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::invalid(&format!("texts[{i}]"), "must be a string"))
+            })
+            .collect::<ApiResult<_>>()?,
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(
+                "texts",
+                "must be an array of 1 to 1,000 strings",
+            ))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "text",
+                "give `text` (a string) or `texts` (an array), not both",
+            ))
+        }
+    };
+    if let Some(i) = texts.iter().position(|t| t.len() > 32 * 1024) {
+        return Err(ApiError::invalid(
+            &format!("texts[{i}]"),
+            "longer than 32 KB",
+        ));
+    }
+    let a = rapport_app::text::analyzer();
+    Ok(Json(
+        texts
+            .iter()
+            .map(|t| serde_json::to_value(a.analyse(t)).unwrap_or_default())
+            .collect(),
+    ))
+}
+
+/// The stored analysis of an event's text (404 while not yet analysed or without text).
+#[utoipa::path(get, path = "/api/events/{id}/analysis", tag = "text",
+    params(("id" = i64, Path, description = "event id")),
+    responses((status = 200, body = TextAnalysisView), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn event_analysis(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Id(id): Id,
+) -> ApiResult<Json<TextAnalysisView>> {
+    state
+        .store
+        .text_analysis(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no analysis of event {id}: it has no text, or the analysis worker has not reached it yet")))
+}
+
+/// Daily sentiment over the last `days` (default 30), overall or for one person.
+#[utoipa::path(get, path = "/api/text/sentiment", tag = "text",
+    params(("profile" = Option<i64>, Query), ("days" = Option<i64>, Query, description = "1-3650, default 30")),
+    responses((status = 200, body = Vec<SentimentDay>), (status = 400, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn sentiment(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Vec<SentimentDay>>> {
+    let days = match q.get("days") {
+        None => 30,
+        Some(d) => d
+            .parse::<i64>()
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .ok_or_else(|| ApiError::invalid("days", "must be a whole number from 1 to 3650"))?,
+    };
+    let people = match q.get("profile") {
+        None => None,
+        Some(p) => {
+            let id = p
+                .parse::<i64>()
+                .map_err(|_| ApiError::invalid("profile", "must be a profile id"))?;
+            Some(vec![state.store.profile(id).await?.id])
+        }
+    };
+    let now = now_millis();
+    Ok(Json(
+        state
+            .store
+            .sentiment_series(people, now - days * 86_400_000, now)
+            .await?,
+    ))
+}
+
+/// What a person's texts say: mean sentiment over 30/90 days, last complaint and churn
+/// signal, advocacy level — for segments and rules.
+#[utoipa::path(get, path = "/api/profiles/{id}/text-signals", tag = "text",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = TextSignals), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn signals(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Id(id): Id,
+) -> ApiResult<Json<TextSignals>> {
+    let id = state.store.profile(id).await?.id;
+    Ok(Json(rapport_app::text::signals(&state.store, id).await?))
+}

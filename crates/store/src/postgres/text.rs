@@ -1,0 +1,162 @@
+//! PostgreSQL side of text analyses.
+
+use super::PgStore;
+use crate::{Result, TextRow, TextStats};
+use rapport_domain::model::{SentimentDay, TextAnalysisView};
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::{to_datetime, Millis};
+
+const MEMBERS: &str = "SELECT id FROM profiles WHERE canonical_id IN (SELECT canonical_id FROM profiles WHERE id = ANY($1))";
+
+fn day(ms: i64) -> String {
+    to_datetime(ms * 86_400_000).format("%Y-%m-%d").to_string()
+}
+
+impl PgStore {
+    pub(super) async fn t_candidates(&self, after: i64, span: i64) -> Result<(Vec<TextRow>, i64)> {
+        let c = self.client().await?;
+        let max: i64 = c
+            .query_one("SELECT COALESCE(MAX(id), 0) FROM events", &[])
+            .await?
+            .get(0);
+        let upto = max.min(after.saturating_add(span));
+        if upto <= after {
+            return Ok((vec![], after));
+        }
+        let rows = c
+            .query("SELECT id, profile_id, occurred_at, text FROM events WHERE id > $1 AND id <= $2 AND text IS NOT NULL ORDER BY id", &[&after, &upto])
+            .await?
+            .iter()
+            .map(|r| TextRow { event_id: r.get(0), profile_id: r.get(1), occurred_at: r.get(2), text: r.get(3) })
+            .collect();
+        Ok((rows, upto))
+    }
+
+    pub(super) async fn t_save(
+        &self,
+        rows: Vec<TextAnalysisView>,
+        cursor: (String, i64),
+    ) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        for chunk in rows.chunks(10_000) {
+            let f = |k: &str| -> Vec<f64> {
+                chunk
+                    .iter()
+                    .map(|r| r.intents.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0))
+                    .collect()
+            };
+            let ev: Vec<i64> = chunk.iter().map(|r| r.event_id).collect();
+            let pr: Vec<i64> = chunk.iter().map(|r| r.profile_id).collect();
+            let at: Vec<i64> = chunk
+                .iter()
+                .map(|r| r.occurred_at.timestamp_millis())
+                .collect();
+            let cp: Vec<f64> = chunk.iter().map(|r| r.compound).collect();
+            let lb: Vec<&str> = chunk.iter().map(|r| r.label.as_str()).collect();
+            let lg: Vec<&str> = chunk.iter().map(|r| r.language.as_str()).collect();
+            let it: Vec<String> = chunk.iter().map(|r| r.intents.to_string()).collect();
+            let en: Vec<String> = chunk.iter().map(|r| r.entities.to_string()).collect();
+            tx.execute(
+                "INSERT INTO text_analyses (event_id, profile_id, occurred_at, compound, label, language, complaint, churn_risk, intents, entities)
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], $5::text[], $6::text[], $7::float8[], $8::float8[], $9::text[], $10::text[])
+                 ON CONFLICT (event_id) DO NOTHING",
+                &[&ev, &pr, &at, &cp, &lb, &lg, &f("complaint"), &f("churn_risk"), &it, &en],
+            )
+            .await?;
+        }
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[&cursor.0, &cursor.1],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn t_get(&self, event_id: i64) -> Result<Option<TextAnalysisView>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(
+            "SELECT event_id, profile_id, occurred_at, compound, label, language, intents, entities FROM text_analyses WHERE event_id = $1",
+            &[&event_id],
+        )
+        .await?
+        .map(|r| {
+            let (i, e): (String, String) = (r.get(6), r.get(7));
+            TextAnalysisView {
+                event_id: r.get(0),
+                profile_id: r.get(1),
+                occurred_at: to_datetime(r.get(2)),
+                compound: r.get(3),
+                label: r.get(4),
+                language: r.get(5),
+                intents: serde_json::from_str(&i).unwrap_or_default(),
+                entities: serde_json::from_str(&e).unwrap_or_default(),
+            }
+        }))
+    }
+
+    pub(super) async fn t_series(
+        &self,
+        people: Option<Vec<ProfileId>>,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<SentimentDay>> {
+        let c = self.client().await?;
+        let filter = if people.is_some() {
+            format!("AND profile_id IN ({MEMBERS})")
+        } else {
+            "AND cardinality($1::bigint[]) = 0".into()
+        };
+        let ids = people.unwrap_or_default();
+        let sql = format!(
+            "SELECT occurred_at / 86400000, COUNT(*), AVG(compound)::float8, COUNT(*) FILTER (WHERE compound >= 0.05), COUNT(*) FILTER (WHERE compound <= -0.05)
+             FROM text_analyses WHERE occurred_at >= $2 AND occurred_at <= $3 {filter}
+             GROUP BY 1 ORDER BY 1"
+        );
+        Ok(c.query(&sql, &[&ids, &since, &until])
+            .await?
+            .iter()
+            .map(|r| SentimentDay {
+                day: day(r.get(0)),
+                texts: r.get(1),
+                mean: r.get(2),
+                positive: r.get(3),
+                negative: r.get(4),
+            })
+            .collect())
+    }
+
+    pub(super) async fn t_stats(&self, id: ProfileId, since: Millis) -> Result<TextStats> {
+        let c = self.client().await?;
+        let r = c
+            .query_one(
+                &format!("SELECT COUNT(*), AVG(compound)::float8 FROM text_analyses WHERE profile_id IN ({MEMBERS}) AND occurred_at >= $2"),
+                &[&vec![id], &since],
+            )
+            .await?;
+        Ok(TextStats {
+            texts: r.get(0),
+            mean: r.get(1),
+        })
+    }
+
+    pub(super) async fn t_last_intent(
+        &self,
+        id: ProfileId,
+        intent: &str,
+    ) -> Result<Option<Millis>> {
+        let col = if intent == "complaint" {
+            "complaint"
+        } else {
+            "churn_risk"
+        };
+        let c = self.client().await?;
+        Ok(c.query_one(
+            &format!("SELECT MAX(occurred_at) FROM text_analyses WHERE profile_id IN ({MEMBERS}) AND {col} >= 0.5"),
+            &[&vec![id]],
+        )
+        .await?
+        .get(0))
+    }
+}

@@ -1,0 +1,139 @@
+//! SQLite side of text analyses.
+
+use super::SqliteStore;
+use crate::{Result, TextRow, TextStats};
+use rapport_domain::model::{SentimentDay, TextAnalysisView};
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::{to_datetime, Millis};
+use rusqlite::{params, OptionalExtension};
+
+const MEMBERS: &str = "SELECT id FROM profiles WHERE canonical_id IN (SELECT canonical_id FROM profiles WHERE id IN (SELECT value FROM json_each(?1)))";
+
+fn day(ms: i64) -> String {
+    to_datetime(ms * 86_400_000).format("%Y-%m-%d").to_string()
+}
+
+impl SqliteStore {
+    pub(super) async fn t_candidates(&self, after: i64, span: i64) -> Result<(Vec<TextRow>, i64)> {
+        self.read(move |c| {
+            let max: i64 = c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+            let upto = max.min(after.saturating_add(span));
+            if upto <= after {
+                return Ok((vec![], after));
+            }
+            let rows = c
+                .prepare_cached("SELECT id, profile_id, occurred_at, text FROM events WHERE id > ?1 AND id <= ?2 AND text IS NOT NULL ORDER BY id")?
+                .query_map(params![after, upto], |r| {
+                    Ok(TextRow { event_id: r.get(0)?, profile_id: r.get(1)?, occurred_at: r.get(2)?, text: r.get(3)? })
+                })?
+                .collect::<std::result::Result<_, _>>()?;
+            Ok((rows, upto))
+        })
+        .await
+    }
+
+    pub(super) async fn t_save(
+        &self,
+        rows: Vec<TextAnalysisView>,
+        cursor: (String, i64),
+    ) -> Result<()> {
+        self.write(move |tx| {
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO text_analyses (event_id, profile_id, occurred_at, compound, label, language, complaint, churn_risk, intents, entities)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (event_id) DO NOTHING",
+                )?;
+                for r in &rows {
+                    let f = |k: &str| r.intents.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
+                    st.execute(params![
+                        r.event_id, r.profile_id, r.occurred_at.timestamp_millis(), r.compound, r.label, r.language,
+                        f("complaint"), f("churn_risk"), r.intents.to_string(), r.entities.to_string()
+                    ])?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![cursor.0, cursor.1],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn t_get(&self, event_id: i64) -> Result<Option<TextAnalysisView>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT event_id, profile_id, occurred_at, compound, label, language, intents, entities FROM text_analyses WHERE event_id = ?1",
+            )?
+            .query_row([event_id], |r| {
+                let (i, e): (String, String) = (r.get(6)?, r.get(7)?);
+                Ok(TextAnalysisView {
+                    event_id: r.get(0)?,
+                    profile_id: r.get(1)?,
+                    occurred_at: to_datetime(r.get(2)?),
+                    compound: r.get(3)?,
+                    label: r.get(4)?,
+                    language: r.get(5)?,
+                    intents: serde_json::from_str(&i).unwrap_or_default(),
+                    entities: serde_json::from_str(&e).unwrap_or_default(),
+                })
+            })
+            .optional()?)
+        })
+        .await
+    }
+
+    pub(super) async fn t_series(
+        &self,
+        people: Option<Vec<ProfileId>>,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<SentimentDay>> {
+        self.read(move |c| {
+            let filter = if people.is_some() { format!("AND profile_id IN ({MEMBERS})") } else { "AND ?1 IS NULL".into() };
+            let sql = format!(
+                "SELECT occurred_at / 86400000, COUNT(*), AVG(compound), SUM(compound >= 0.05), SUM(compound <= -0.05)
+                 FROM text_analyses WHERE occurred_at >= ?2 AND occurred_at <= ?3 {filter}
+                 GROUP BY occurred_at / 86400000 ORDER BY 1"
+            );
+            let ids = people.map(|p| serde_json::to_string(&p).unwrap_or_default());
+            Ok(c.prepare_cached(&sql)?
+                .query_map(params![ids, since, until], |r| {
+                    Ok(SentimentDay { day: day(r.get(0)?), texts: r.get(1)?, mean: r.get(2)?, positive: r.get(3)?, negative: r.get(4)? })
+                })?
+                .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn t_stats(&self, id: ProfileId, since: Millis) -> Result<TextStats> {
+        self.read(move |c| {
+            let ids = serde_json::to_string(&[id]).unwrap_or_default();
+            Ok(c.prepare_cached(&format!(
+                "SELECT COUNT(*), AVG(compound) FROM text_analyses WHERE profile_id IN ({MEMBERS}) AND occurred_at >= ?2"
+            ))?
+            .query_row(params![ids, since], |r| Ok(TextStats { texts: r.get(0)?, mean: r.get(1)? }))?)
+        })
+        .await
+    }
+
+    pub(super) async fn t_last_intent(
+        &self,
+        id: ProfileId,
+        intent: &str,
+    ) -> Result<Option<Millis>> {
+        let col = if intent == "complaint" {
+            "complaint"
+        } else {
+            "churn_risk"
+        };
+        self.read(move |c| {
+            let ids = serde_json::to_string(&[id]).unwrap_or_default();
+            Ok(c.prepare_cached(&format!(
+                "SELECT MAX(occurred_at) FROM text_analyses WHERE profile_id IN ({MEMBERS}) AND {col} >= 0.5"
+            ))?
+            .query_row([ids], |r| r.get(0))?)
+        })
+        .await
+    }
+}

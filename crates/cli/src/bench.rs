@@ -28,6 +28,11 @@ pub enum BenchCommand {
     Ingest {
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
+        /// Give every message a `properties.text` of this many characters (text
+        /// analysis load); the report then says how long the analysis worker took to
+        /// catch up after the last batch.
+        #[arg(long, default_value_t = 0)]
+        text_chars: usize,
         /// Messages per batch (the Segment SDKs' default flush size is 100).
         #[arg(long, default_value_t = 100)]
         batch: usize,
@@ -235,7 +240,25 @@ fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn batches(events: usize, batch: usize) -> Vec<Vec<u8>> {
+const SAMPLE_TEXTS: [&str; 6] = [
+    "Absolutely love the new headphones, the sound is amazing and the battery lasts all week! ",
+    "My order never arrived and support has not answered in three days. I want a refund now. ",
+    "How do I pair the watch with my phone? The app keeps asking for a code I never received. ",
+    "Thinking about cancelling, the price went up again and the competitor is cheaper. ",
+    "Great service from @support today, thanks #happy https://shop.example/p/1 ",
+    "It is fine I guess, nothing special but it works as described most of the time. ",
+];
+
+fn text_of(rng: &mut StdRng, chars: usize) -> String {
+    let mut t = String::with_capacity(chars + 100);
+    while t.len() < chars {
+        t.push_str(SAMPLE_TEXTS[rng.gen_range(0..SAMPLE_TEXTS.len())]);
+    }
+    t.truncate(chars);
+    t
+}
+
+fn batches(events: usize, batch: usize, text_chars: usize) -> Vec<Vec<u8>> {
     let mut rng = StdRng::seed_from_u64(7);
     let users = (events / 20).max(10);
     let base = rapport_domain::time::now_millis() - events as i64;
@@ -244,7 +267,13 @@ fn batches(events: usize, batch: usize) -> Vec<Vec<u8>> {
     while i < events {
         let n = batch.min(events - i);
         let msgs: Vec<Value> = (i..i + n)
-            .map(|j| message(&mut rng, j, users, base))
+            .map(|j| {
+                let mut m = message(&mut rng, j, users, base);
+                if text_chars > 0 {
+                    m["properties"]["text"] = json!(text_of(&mut rng, text_chars));
+                }
+                m
+            })
             .collect();
         let sent_at =
             rapport_domain::time::to_datetime(rapport_domain::time::now_millis()).to_rfc3339();
@@ -385,19 +414,37 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         }
         BenchCommand::Ingest {
             events,
+            text_chars,
             batch,
             concurrency,
             database_url,
             json,
         } => {
             eprintln!("generating {events} events in batches of {batch}…");
-            let bodies = Arc::new(batches(events, batch));
+            let bodies = Arc::new(batches(events, batch, text_chars));
             let target = fresh_target(database_url.as_deref(), "ingest").await?;
             let write = rapport_app::keys::create(&target.store, Scope::Write, "bench").await?;
             let admin = rapport_app::keys::create(&target.store, Scope::Admin, "bench").await?;
             let server = Server::start(&target).await?;
             eprintln!("driving {} with {concurrency} connections…", server.url);
             let run = drive(&server.url, &write.secret, bodies.clone(), concurrency).await;
+            // With texts: how long until the analysis worker has read every event.
+            let mut catch_up = None;
+            if text_chars > 0 && std::env::var("RAPPORT_TEXT_ANALYSIS").as_deref() != Ok("false") {
+                let t = std::time::Instant::now();
+                while target
+                    .store
+                    .counter(rapport_app::text::ANALYSIS_CURSOR)
+                    .await?
+                    < events as i64
+                {
+                    if t.elapsed() > Duration::from_secs(600) {
+                        bail!("the analysis worker did not catch up within 10 minutes");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                catch_up = Some(t.elapsed().as_secs_f64());
+            }
             let rss = server.peak_rss_mb();
             let stats = admin_get(&server.url, &admin.secret, "/api/stats").await;
             server.stop();
@@ -424,6 +471,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
                     "baseline_events_per_sec": base.round(), "slowdown_vs_baseline": ((base / eps) * 100.0).round() / 100.0,
                     "peak_rss_mb": rss.round(), "profiles": stats["profiles"], "identities": stats["identities"], "merges": stats["merges"],
                     "durable": "fsync per commit (SQLite synchronous=FULL; PostgreSQL synchronous_commit=on)",
+                    "text_chars": text_chars, "analysis_caught_up_after_s": catch_up,
                 }),
             );
             Ok(())

@@ -78,6 +78,9 @@ enum Command {
         /// Infer relationships from events in this process (off: another process does).
         #[arg(long, env = "RAPPORT_GRAPH_INFERENCE", default_value_t = true, action = clap::ArgAction::Set)]
         graph_inference: bool,
+        /// Analyse the text of events in this process (off: another process does).
+        #[arg(long, env = "RAPPORT_TEXT_ANALYSIS", default_value_t = true, action = clap::ArgAction::Set)]
+        text_analysis: bool,
     },
     /// The relationship graph: import edge lists, recompute metrics, export.
     Graph {
@@ -279,6 +282,7 @@ async fn serve(
     demo: bool,
     graph_every_minutes: u64,
     graph_inference: bool,
+    text_analysis: bool,
 ) -> Result<()> {
     let store = store_args.open().await?;
     if store.api_keys().await?.is_empty() {
@@ -302,7 +306,8 @@ async fn serve(
         store_args.describe()
     );
     let _ = std::io::stdout().flush();
-    let (state, writer) = rapport_http::AppState::with_inference(store, graph_inference);
+    let (state, writer) =
+        rapport_http::AppState::with_workers(store, graph_inference, text_analysis);
     if graph_every_minutes > 0 {
         state.schedule_graph(std::time::Duration::from_secs(graph_every_minutes * 60));
     }
@@ -525,7 +530,18 @@ async fn main() -> Result<()> {
             demo,
             graph_every_minutes,
             graph_inference,
-        } => serve(store, listen, demo, graph_every_minutes, graph_inference).await,
+            text_analysis,
+        } => {
+            serve(
+                store,
+                listen,
+                demo,
+                graph_every_minutes,
+                graph_inference,
+                text_analysis,
+            )
+            .await
+        }
         Command::Graph { command } => graph(command).await,
         Command::Text { command } => text(command),
         Command::Demo { store, people } => {

@@ -31,14 +31,16 @@ pub struct AppState {
 impl AppState {
     /// Starts the ingestion writer for `store` and the relationship-inference worker.
     pub fn new(store: DynStore) -> (AppState, tokio::task::JoinHandle<()>) {
-        Self::with_inference(store, true)
+        Self::with_workers(store, true, true)
     }
 
-    /// As [`new`](Self::new); `inference: false` leaves relationships to be inferred by
-    /// another process (a worker node) and is how the benchmark measures its cost.
-    pub fn with_inference(
+    /// As [`new`](Self::new) with only the workers asked for: `false` leaves
+    /// relationship inference or text analysis to another process (a worker node), and
+    /// is how the benchmarks measure their cost.
+    pub fn with_workers(
         store: DynStore,
         inference: bool,
+        analysis: bool,
     ) -> (AppState, tokio::task::JoinHandle<()>) {
         let (ingestor, writer) = Ingestor::start(store.clone());
         let keys = Arc::new(Keys::new(store.clone()));
@@ -50,7 +52,9 @@ impl AppState {
                 stopped.clone(),
             ));
         }
-        tokio::spawn(rapport_app::text::run_analysis(store.clone(), stopped));
+        if analysis {
+            tokio::spawn(rapport_app::text::run_analysis(store.clone(), stopped));
+        }
         (
             AppState {
                 store,

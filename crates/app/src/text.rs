@@ -113,3 +113,26 @@ pub async fn signals(store: &DynStore, id: ProfileId) -> Result<TextSignals, Sto
         advocacy: advocacy.to_string(),
     })
 }
+
+/// Terms rising this week against the four weeks before, with example texts.
+pub async fn trends(
+    store: &DynStore,
+    min_texts: usize,
+    limit: usize,
+) -> Result<Vec<rapport_text::trends::Trend>, StoreError> {
+    let now = now_millis();
+    let week = store.texts_between(now - 7 * DAY, now + 1, 100_000).await?;
+    let before = store
+        .texts_between(now - 35 * DAY, now - 7 * DAY, 400_000)
+        .await?;
+    tokio::task::spawn_blocking(move || {
+        rapport_text::trends::trending(
+            week.iter().map(|(_, _, t)| t.as_str()),
+            before.iter().map(|(_, _, t)| t.as_str()),
+            min_texts,
+            limit,
+        )
+    })
+    .await
+    .map_err(|e| StoreError::Backend(format!("trend task: {e}")))
+}

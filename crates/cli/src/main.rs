@@ -150,6 +150,16 @@ enum TextCommand {
         #[arg(long)]
         lexicon: Option<PathBuf>,
     },
+    /// Terms rising this week against the four weeks before (analysed texts in the
+    /// database), one JSON object per line, best first.
+    Trends {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, default_value_t = 3)]
+        min_texts: usize,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -381,7 +391,10 @@ fn text(cmd: TextCommand) -> Result<()> {
         texts,
         products,
         lexicon,
-    } = cmd;
+    } = cmd
+    else {
+        bail!("not a local text command");
+    };
     let catalogue = match &products {
         Some(p) => rapport_text::Catalogue::new(
             std::fs::read_to_string(p)
@@ -543,6 +556,22 @@ async fn main() -> Result<()> {
             .await
         }
         Command::Graph { command } => graph(command).await,
+        Command::Text {
+            command:
+                TextCommand::Trends {
+                    store,
+                    min_texts,
+                    limit,
+                },
+        } => {
+            let s = store.open().await?;
+            // Texts not yet analysed by a server are analysed here first.
+            rapport_app::text::analyse_all(&s).await?;
+            for t in rapport_app::text::trends(&s, min_texts, limit).await? {
+                println!("{}", serde_json::to_string(&t)?);
+            }
+            Ok(())
+        }
         Command::Text { command } => text(command),
         Command::Demo { store, people } => {
             let s = store.open().await?;

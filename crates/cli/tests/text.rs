@@ -95,6 +95,44 @@ async fn texts_are_analysed_and_summarised() {
             let (st, p) = s.send(Method::POST, "/api/text/analyse", body).await;
             assert_eq!((st, p["field"].as_str()), (400, Some(field)), "[{k}] {p}");
         }
+        // Trends: "battery" rises this week; "shipping" was as common before.
+        let mut msgs = vec![];
+        for (i, t) in [
+            "battery died after a day",
+            "the battery drains so fast",
+            "battery is dead again",
+            "shipping was quick",
+        ]
+        .iter()
+        .enumerate()
+        {
+            msgs.push(json!({"type": "track", "userId": format!("w{i}"), "event": "Posted", "properties": {"text": t}, "timestamp": ago(24 + i as i64)}));
+        }
+        for i in 0..8 {
+            msgs.push(json!({"type": "track", "userId": format!("o{i}"), "event": "Posted", "properties": {"text": "shipping took a while"}, "timestamp": ago(24 * (10 + i))}));
+        }
+        assert_eq!(s.batch(Value::Array(msgs)).await.0, 200);
+        let mut trends = Value::Null;
+        for _ in 0..100 {
+            let (_, v) = s.get("/api/text/trends?min_texts=2").await;
+            if v.as_array().is_some_and(|a| !a.is_empty()) {
+                trends = v;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(trends[0]["term"], "battery", "[{k}] {trends}");
+        assert_eq!(trends[0]["this_week"], 3);
+        assert!(
+            trends
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["term"] != "shipping"),
+            "[{k}] {trends}"
+        );
+        let (st, p) = s.get("/api/text/trends?limit=0").await;
+        assert_eq!((st, p["field"].as_str()), (400, Some("limit")));
         let (st, p) = s.get("/api/text/sentiment?days=0").await;
         assert_eq!((st, p["field"].as_str()), (400, Some("days")));
         s.finish().await;

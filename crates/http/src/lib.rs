@@ -149,7 +149,7 @@ impl utoipa::Modify for Security {
         graph::add, graph::relationships, graph::pair, graph::network, graph::close, graph::social,
         graph::influence, graph::attribution, graph::path, graph::top, graph::communities,
         graph::recompute, graph::latest_run,
-        text::analyse, text::event_analysis, text::sentiment, text::signals,
+        text::analyse, text::event_analysis, text::sentiment, text::signals, text::trends,
         ops::healthz, ops::metrics, ops::stats, ops::create_key, ops::list_keys, ops::revoke_key,
     ),
     modifiers(&Security)
@@ -222,6 +222,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/graph/runs/latest", get(graph::latest_run))
         .route("/api/text/analyse", post(text::analyse))
         .route("/api/text/sentiment", get(text::sentiment))
+        .route("/api/text/trends", get(text::trends))
         .route("/api/events/{id}/analysis", get(text::event_analysis))
         .route("/api/profiles/{id}/text-signals", get(text::signals))
         .route("/api/conflicts", get(profiles::conflicts))

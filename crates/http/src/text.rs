@@ -127,3 +127,31 @@ pub async fn signals(
     let id = state.store.profile(id).await?.id;
     Ok(Json(rapport_app::text::signals(&state.store, id).await?))
 }
+
+/// Terms rising this week against the four weeks before, with example texts.
+#[utoipa::path(get, path = "/api/text/trends", tag = "text",
+    params(("min_texts" = Option<usize>, Query, description = "texts this week a term needs, 1-1000, default 3"), ("limit" = Option<usize>, Query, description = "1-200, default 20")),
+    responses((status = 200, description = "term, this_week, weekly_before, score, examples", body = Vec<Object>), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn trends(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Vec<rapport_text::trends::Trend>>> {
+    let num = |k: &str, d: usize, max: usize| -> ApiResult<usize> {
+        match q.get(k) {
+            None => Ok(d),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid(k, format!("must be a whole number from 1 to {max}"))
+                }),
+        }
+    };
+    let (min_texts, limit) = (num("min_texts", 3, 1000)?, num("limit", 20, 200)?);
+    Ok(Json(
+        rapport_app::text::trends(&state.store, min_texts, limit).await?,
+    ))
+}

@@ -319,6 +319,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<SentimentDay>>;
     /// Count and mean sentiment of a person's texts since `since`.
     async fn text_stats(&self, id: ProfileId, since: Millis) -> Result<TextStats>;
+    /// Texts of events in `[since, until)`, newest first: `(event id, time, text)`.
+    async fn texts_between(
+        &self,
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<(i64, Millis, String)>>;
     /// Latest time a person's text had `intent` (complaint or churn_risk) at ≥ 0.5.
     async fn last_intent_at(&self, id: ProfileId, intent: &str) -> Result<Option<Millis>>;
     /// Distinct active days since `since` for everyone active, by cluster.

@@ -1050,6 +1050,14 @@ impl Store for PgStore {
     async fn text_stats(&self, id: ProfileId, since: Millis) -> Result<crate::TextStats> {
         self.t_stats(id, since).await
     }
+    async fn texts_between(
+        &self,
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<(i64, Millis, String)>> {
+        self.t_between(since, until, limit).await
+    }
     async fn last_intent_at(&self, id: ProfileId, intent: &str) -> Result<Option<Millis>> {
         self.t_last_intent(id, intent).await
     }

@@ -5,6 +5,7 @@ pub mod entities;
 pub mod intents;
 pub mod language;
 pub mod sentiment;
+pub mod trends;
 
 pub use entities::{Catalogue, Entity};
 pub use sentiment::{Scores, Vader};

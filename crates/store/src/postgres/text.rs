@@ -159,4 +159,22 @@ impl PgStore {
         .await?
         .get(0))
     }
+
+    pub(super) async fn t_between(
+        &self,
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<(i64, Millis, String)>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT e.id, e.occurred_at, e.text FROM text_analyses t JOIN events e ON e.id = t.event_id
+             WHERE t.occurred_at >= $1 AND t.occurred_at < $2 ORDER BY t.occurred_at DESC LIMIT $3",
+            &[&since, &until, &(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+    }
 }

@@ -136,4 +136,21 @@ impl SqliteStore {
         })
         .await
     }
+
+    pub(super) async fn t_between(
+        &self,
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<(i64, Millis, String)>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT e.id, e.occurred_at, e.text FROM text_analyses t JOIN events e ON e.id = t.event_id
+                 WHERE t.occurred_at >= ?1 AND t.occurred_at < ?2 ORDER BY t.occurred_at DESC LIMIT ?3",
+            )?
+            .query_map(params![since, until, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
 }

@@ -295,14 +295,6 @@ fn is_upper(s: &str) -> bool {
     cased
 }
 
-fn lower(s: &str) -> Cow<'_, str> {
-    if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(s.to_lowercase())
-    }
-}
-
 impl Vader {
     pub fn new() -> Self {
         let mut lexicon = FxHashMap::default();
@@ -387,11 +379,23 @@ impl Vader {
                 } else {
                     s
                 };
-                sc.upper.push(is_upper(tok));
                 let start = sc.buf.len();
-                match lower(tok) {
-                    Cow::Borrowed(b) => sc.buf.push_str(b),
-                    Cow::Owned(o) => sc.buf.push_str(&o),
+                if tok.is_ascii() {
+                    // One pass: ALL-CAPS test and lower-casing straight into the buffer.
+                    let (mut up, mut low) = (false, false);
+                    for &b in tok.as_bytes() {
+                        up |= b.is_ascii_uppercase();
+                        low |= b.is_ascii_lowercase();
+                    }
+                    sc.upper.push(up && !low);
+                    if up {
+                        sc.buf.extend(tok.chars().map(|c| c.to_ascii_lowercase()));
+                    } else {
+                        sc.buf.push_str(tok);
+                    }
+                } else {
+                    sc.upper.push(is_upper(tok));
+                    sc.buf.push_str(&tok.to_lowercase());
                 }
                 sc.ranges.push((start, sc.buf.len()));
             }

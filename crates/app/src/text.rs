@@ -15,9 +15,50 @@ pub const ANALYSIS_CURSOR: &str = "cursor.text_analysis";
 
 const DAY: i64 = 86_400_000;
 
-pub fn analyzer() -> &'static Analyzer {
-    static A: std::sync::OnceLock<Analyzer> = std::sync::OnceLock::new();
-    A.get_or_init(Analyzer::default)
+/// The analyzer with the brand's current product catalogue, rebuilt when the catalogue
+/// changes (its version counter moves).
+pub async fn current_analyzer(store: &DynStore) -> Result<std::sync::Arc<Analyzer>, StoreError> {
+    static CACHE: std::sync::Mutex<Option<(i64, std::sync::Arc<Analyzer>)>> =
+        std::sync::Mutex::new(None);
+    let version = store.counter(rapport_store::CATALOGUE_VERSION).await?;
+    if let Ok(c) = CACHE.lock() {
+        if let Some((v, a)) = c.as_ref() {
+            if *v == version {
+                return Ok(a.clone());
+            }
+        }
+    }
+    let names = store.catalogue().await?;
+    let a = std::sync::Arc::new(Analyzer::new(
+        rapport_text::Vader::new(),
+        rapport_text::Catalogue::new(names),
+    ));
+    if let Ok(mut c) = CACHE.lock() {
+        *c = Some((version, a.clone()));
+    }
+    Ok(a)
+}
+
+/// Share of voice: per product, texts mentioning it in the last `days`, its share of
+/// all product mentions, and their mean sentiment.
+pub async fn product_voice(
+    store: &DynStore,
+    days: i64,
+) -> Result<Vec<serde_json::Value>, StoreError> {
+    let now = now_millis();
+    let rows = store.product_voice(now - days * DAY, now).await?;
+    let total: i64 = rows.iter().map(|r| r.1).sum();
+    Ok(rows
+        .into_iter()
+        .map(|(product, mentions, mean)| {
+            serde_json::json!({
+                "product": product,
+                "mentions": mentions,
+                "share_of_voice": if total > 0 { mentions as f64 / total as f64 } else { 0.0 },
+                "sentiment": mean,
+            })
+        })
+        .collect())
 }
 
 /// Analyses the texts of the next `span` events; returns how many events it covered.
@@ -27,10 +68,11 @@ pub async fn analyse_step(store: &DynStore, span: i64) -> Result<usize, StoreErr
     if upto == pos {
         return Ok(0);
     }
+    let current = current_analyzer(store).await?;
     let analyses = tokio::task::spawn_blocking(move || {
         rows.into_iter()
             .map(|r| {
-                let a = analyzer().analyse(&r.text);
+                let a = current.analyse(&r.text);
                 TextAnalysisView {
                     event_id: r.event_id,
                     profile_id: r.profile_id,

@@ -135,6 +135,69 @@ async fn texts_are_analysed_and_summarised() {
         assert_eq!((st, p["field"].as_str()), (400, Some("limit")));
         let (st, p) = s.get("/api/text/sentiment?days=0").await;
         assert_eq!((st, p["field"].as_str()), (400, Some("days")));
+        // Share of voice per product, once the brand's catalogue is known.
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/text/catalogue",
+                json!({"products": ["Aurora Headphones", "Pulse Smartwatch"]}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        assert_eq!(v["products"].as_array().unwrap().len(), 2);
+        let (st, p) = s
+            .send(
+                Method::PUT,
+                "/api/text/catalogue",
+                json!({"products": ["ok", ""]}),
+            )
+            .await;
+        assert_eq!((st, p["field"].as_str()), (400, Some("products[1]")));
+        assert_eq!(
+            s.get("/api/text/catalogue").await.1["products"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2,
+            "a refused catalogue changes nothing"
+        );
+        let (st, _) = s
+            .batch(json!([
+                {"type": "track", "userId": "p1", "event": "Review Posted", "properties": {"review": "The aurora headphones are amazing"}, "timestamp": ago(3)},
+                {"type": "track", "userId": "p2", "event": "Review Posted", "properties": {"review": "Aurora Headphones broke, terrible"}, "timestamp": ago(2)},
+                {"type": "track", "userId": "p3", "event": "Review Posted", "properties": {"review": "Love my Pulse Smartwatch"}, "timestamp": ago(1)},
+            ]))
+            .await;
+        assert_eq!(st, 200);
+        let mut voice = Value::Null;
+        for _ in 0..100 {
+            let (_, v) = s.get("/api/text/products?days=7").await;
+            if v.as_array().is_some_and(|a| {
+                a.iter()
+                    .map(|p| p["mentions"].as_i64().unwrap())
+                    .sum::<i64>()
+                    == 3
+            }) {
+                voice = v;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(voice[0]["product"], "Aurora Headphones", "[{k}] {voice}");
+        assert_eq!(voice[0]["mentions"], 2);
+        assert!((voice[0]["share_of_voice"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        assert!(
+            voice[1]["sentiment"].as_f64().unwrap() > 0.5,
+            "[{k}] {voice}"
+        );
+        let (_, a) = s
+            .send(
+                Method::POST,
+                "/api/text/analyse",
+                json!({"text": "my pulse smartwatch"}),
+            )
+            .await;
+        assert_eq!(a[0]["entities"][0]["value"], "Pulse Smartwatch");
         s.finish().await;
     }
 }

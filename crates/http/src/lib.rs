@@ -150,6 +150,7 @@ impl utoipa::Modify for Security {
         graph::influence, graph::attribution, graph::path, graph::top, graph::communities,
         graph::recompute, graph::latest_run,
         text::analyse, text::event_analysis, text::sentiment, text::signals, text::trends,
+        text::set_catalogue, text::catalogue, text::products,
         ops::healthz, ops::metrics, ops::stats, ops::create_key, ops::list_keys, ops::revoke_key,
     ),
     modifiers(&Security)
@@ -223,6 +224,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/text/analyse", post(text::analyse))
         .route("/api/text/sentiment", get(text::sentiment))
         .route("/api/text/trends", get(text::trends))
+        .route(
+            "/api/text/catalogue",
+            get(text::catalogue).put(text::set_catalogue),
+        )
+        .route("/api/text/products", get(text::products))
         .route("/api/events/{id}/analysis", get(text::event_analysis))
         .route("/api/profiles/{id}/text-signals", get(text::signals))
         .route("/api/conflicts", get(profiles::conflicts))

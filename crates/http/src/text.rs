@@ -17,7 +17,11 @@ use std::collections::HashMap;
     request_body(content = Object, description = "`{\"text\": \"Love it!\"}` or `{\"texts\": [...]}`"),
     responses((status = 200, description = "one analysis per text: compound, label, pos/neu/neg, language, intents, entities", body = Vec<Object>), (status = 400, body = Problem)),
     security(("bearer" = [])))]
-pub async fn analyse(_key: AdminKey, body: Bytes) -> ApiResult<Json<Vec<Value>>> {
+pub async fn analyse(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    body: Bytes,
+) -> ApiResult<Json<Vec<Value>>> {
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
     let texts: Vec<String> = match (v.get("text"), v.get("texts")) {
@@ -50,7 +54,7 @@ pub async fn analyse(_key: AdminKey, body: Bytes) -> ApiResult<Json<Vec<Value>>>
             "longer than 32 KB",
         ));
     }
-    let a = rapport_app::text::analyzer();
+    let a = rapport_app::text::current_analyzer(&state.store).await?;
     Ok(Json(
         texts
             .iter()
@@ -153,5 +157,77 @@ pub async fn trends(
     let (min_texts, limit) = (num("min_texts", 3, 1000)?, num("limit", 20, 200)?);
     Ok(Json(
         rapport_app::text::trends(&state.store, min_texts, limit).await?,
+    ))
+}
+
+/// Replaces the product catalogue entity extraction looks for: `{"products": ["Aurora Headphones", …]}`.
+/// Texts analysed from now on are matched against it.
+#[utoipa::path(put, path = "/api/text/catalogue", tag = "text",
+    request_body(content = Object, description = "`{\"products\": [\"Aurora Headphones\", \"Pulse Smartwatch\"]}`"),
+    responses((status = 200, description = "the catalogue as stored", body = Object), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn set_catalogue(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
+    let Some(Value::Array(items)) = v.get("products") else {
+        return Err(ApiError::invalid(
+            "products",
+            "is required: an array of product names",
+        ));
+    };
+    if items.len() > 10_000 {
+        return Err(ApiError::invalid("products", "at most 10,000 products"));
+    }
+    let mut names = Vec::with_capacity(items.len());
+    for (i, it) in items.iter().enumerate() {
+        let n = it.as_str().map(str::trim).unwrap_or("");
+        if n.is_empty() || n.len() > 200 || n.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                &format!("products[{i}]"),
+                "must be a product name of 1 to 200 characters",
+            ));
+        }
+        names.push(n.to_string());
+    }
+    state.store.set_catalogue(names, now_millis()).await?;
+    Ok(Json(
+        serde_json::json!({"products": state.store.catalogue().await?}),
+    ))
+}
+
+/// The product catalogue.
+#[utoipa::path(get, path = "/api/text/catalogue", tag = "text",
+    responses((status = 200, body = Object)),
+    security(("bearer" = [])))]
+pub async fn catalogue(State(state): State<AppState>, _key: AdminKey) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        serde_json::json!({"products": state.store.catalogue().await?}),
+    ))
+}
+
+/// Share of voice and sentiment per product over the last `days` (default 30).
+#[utoipa::path(get, path = "/api/text/products", tag = "text",
+    params(("days" = Option<i64>, Query, description = "1-3650, default 30")),
+    responses((status = 200, description = "product, mentions, share_of_voice, sentiment", body = Vec<Object>), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn products(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let days = match q.get("days") {
+        None => 30,
+        Some(d) => d
+            .parse::<i64>()
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .ok_or_else(|| ApiError::invalid("days", "must be a whole number from 1 to 3650"))?,
+    };
+    Ok(Json(
+        rapport_app::text::product_voice(&state.store, days).await?,
     ))
 }

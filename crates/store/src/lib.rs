@@ -195,6 +195,7 @@ pub struct Activity {
 }
 
 pub const GRAPH_VERSION: &str = "graph_version";
+pub const CATALOGUE_VERSION: &str = "catalogue_version";
 
 /// An event's text waiting for analysis.
 #[derive(Debug, Clone)]
@@ -319,6 +320,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<SentimentDay>>;
     /// Count and mean sentiment of a person's texts since `since`.
     async fn text_stats(&self, id: ProfileId, since: Millis) -> Result<TextStats>;
+    /// Replaces the product catalogue (bumps the `catalogue_version` counter).
+    async fn set_catalogue(&self, names: Vec<String>, at: Millis) -> Result<()>;
+    async fn catalogue(&self) -> Result<Vec<String>>;
+    /// Per product: texts mentioning it in `[since, until]` and their mean sentiment,
+    /// most mentioned first.
+    async fn product_voice(&self, since: Millis, until: Millis) -> Result<Vec<(String, i64, f64)>>;
     /// Texts of events in `[since, until)`, newest first: `(event id, time, text)`.
     async fn texts_between(
         &self,

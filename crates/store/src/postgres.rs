@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_core.sql")),
     (2, include_str!("../migrations/postgres/0002_graph.sql")),
     (3, include_str!("../migrations/postgres/0003_text.sql")),
+    (4, include_str!("../migrations/postgres/0004_catalogue.sql")),
 ];
 
 pub struct PgStore {
@@ -1049,6 +1050,15 @@ impl Store for PgStore {
     }
     async fn text_stats(&self, id: ProfileId, since: Millis) -> Result<crate::TextStats> {
         self.t_stats(id, since).await
+    }
+    async fn set_catalogue(&self, names: Vec<String>, at: Millis) -> Result<()> {
+        self.t_set_catalogue(names, at).await
+    }
+    async fn catalogue(&self) -> Result<Vec<String>> {
+        self.t_catalogue().await
+    }
+    async fn product_voice(&self, since: Millis, until: Millis) -> Result<Vec<(String, i64, f64)>> {
+        self.t_product_voice(since, until).await
     }
     async fn texts_between(
         &self,

@@ -29,12 +29,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 mod graph;
-mod text;
+pub(crate) mod text;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_core.sql")),
     (2, include_str!("../migrations/sqlite/0002_graph.sql")),
     (3, include_str!("../migrations/sqlite/0003_text.sql")),
+    (4, include_str!("../migrations/sqlite/0004_catalogue.sql")),
 ];
 const READERS: usize = 4;
 
@@ -1000,6 +1001,15 @@ impl Store for SqliteStore {
     }
     async fn text_stats(&self, id: ProfileId, since: Millis) -> Result<crate::TextStats> {
         self.t_stats(id, since).await
+    }
+    async fn set_catalogue(&self, names: Vec<String>, at: Millis) -> Result<()> {
+        self.t_set_catalogue(names, at).await
+    }
+    async fn catalogue(&self) -> Result<Vec<String>> {
+        self.t_catalogue().await
+    }
+    async fn product_voice(&self, since: Millis, until: Millis) -> Result<Vec<(String, i64, f64)>> {
+        self.t_product_voice(since, until).await
     }
     async fn texts_between(
         &self,

@@ -1,7 +1,8 @@
 //! PostgreSQL side of text analyses.
 
 use super::PgStore;
-use crate::{Result, TextRow, TextStats};
+use crate::sqlite::text::products_of;
+use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION};
 use rapport_domain::model::{SentimentDay, TextAnalysisView};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{to_datetime, Millis};
@@ -62,6 +63,28 @@ impl PgStore {
                  SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], $5::text[], $6::text[], $7::float8[], $8::float8[], $9::text[], $10::text[])
                  ON CONFLICT (event_id) DO NOTHING",
                 &[&ev, &pr, &at, &cp, &lb, &lg, &f("complaint"), &f("churn_risk"), &it, &en],
+            )
+            .await?;
+        }
+        let mut ev = Vec::new();
+        let mut pr = Vec::new();
+        let mut who = Vec::new();
+        let mut at = Vec::new();
+        let mut cp = Vec::new();
+        for r in &rows {
+            for p in products_of(&r.entities) {
+                ev.push(r.event_id);
+                pr.push(p);
+                who.push(r.profile_id);
+                at.push(r.occurred_at.timestamp_millis());
+                cp.push(r.compound);
+            }
+        }
+        if !ev.is_empty() {
+            tx.execute(
+                "INSERT INTO text_products (event_id, product, profile_id, occurred_at, compound)
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::float8[]) ON CONFLICT (event_id, product) DO NOTHING",
+                &[&ev, &pr, &who, &at, &cp],
             )
             .await?;
         }
@@ -171,6 +194,50 @@ impl PgStore {
             "SELECT e.id, e.occurred_at, e.text FROM text_analyses t JOIN events e ON e.id = t.event_id
              WHERE t.occurred_at >= $1 AND t.occurred_at < $2 ORDER BY t.occurred_at DESC LIMIT $3",
             &[&since, &until, &(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+    }
+
+    pub(super) async fn t_set_catalogue(&self, names: Vec<String>, at: Millis) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("DELETE FROM catalogue", &[]).await?;
+        tx.execute(
+            "INSERT INTO catalogue (name, added_at) SELECT n, $2 FROM UNNEST($1::text[]) AS n ON CONFLICT (name) DO NOTHING",
+            &[&names, &at],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+            &[&CATALOGUE_VERSION],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn t_catalogue(&self) -> Result<Vec<String>> {
+        let c = self.client().await?;
+        Ok(c.query("SELECT name FROM catalogue ORDER BY name", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    pub(super) async fn t_product_voice(
+        &self,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<(String, i64, f64)>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT product, COUNT(*), AVG(compound)::float8 FROM text_products WHERE occurred_at >= $1 AND occurred_at <= $2
+             GROUP BY product ORDER BY COUNT(*) DESC, product",
+            &[&since, &until],
         )
         .await?
         .iter()

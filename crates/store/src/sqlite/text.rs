@@ -1,7 +1,7 @@
 //! SQLite side of text analyses.
 
 use super::SqliteStore;
-use crate::{Result, TextRow, TextStats};
+use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION};
 use rapport_domain::model::{SentimentDay, TextAnalysisView};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{to_datetime, Millis};
@@ -49,6 +49,17 @@ impl SqliteStore {
                         r.event_id, r.profile_id, r.occurred_at.timestamp_millis(), r.compound, r.label, r.language,
                         f("complaint"), f("churn_risk"), r.intents.to_string(), r.entities.to_string()
                     ])?;
+                }
+            }
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO text_products (event_id, product, profile_id, occurred_at, compound) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (event_id, product) DO NOTHING",
+                )?;
+                for r in &rows {
+                    for p in products_of(&r.entities) {
+                        st.execute(params![r.event_id, p, r.profile_id, r.occurred_at.timestamp_millis(), r.compound])?;
+                    }
                 }
             }
             tx.execute(
@@ -153,4 +164,62 @@ impl SqliteStore {
         })
         .await
     }
+
+    pub(super) async fn t_set_catalogue(&self, names: Vec<String>, at: Millis) -> Result<()> {
+        self.write(move |tx| {
+            tx.execute("DELETE FROM catalogue", [])?;
+            let mut st = tx.prepare_cached("INSERT INTO catalogue (name, added_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING")?;
+            for n in &names {
+                st.execute(params![n, at])?;
+            }
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+                [CATALOGUE_VERSION],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn t_catalogue(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT name FROM catalogue ORDER BY name")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<std::result::Result<_, _>>()?,
+            )
+        })
+        .await
+    }
+
+    pub(super) async fn t_product_voice(
+        &self,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<(String, i64, f64)>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT product, COUNT(*), AVG(compound) FROM text_products WHERE occurred_at >= ?1 AND occurred_at <= ?2
+                 GROUP BY product ORDER BY COUNT(*) DESC, product",
+            )?
+            .query_map(params![since, until], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+}
+
+/// Distinct product names among an analysis's entities.
+pub(crate) fn products_of(entities: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in entities.as_array().into_iter().flatten() {
+        if e["kind"] == "product" {
+            if let Some(v) = e["value"].as_str() {
+                if !out.iter().any(|x| x == v) {
+                    out.push(v.to_string());
+                }
+            }
+        }
+    }
+    out
 }

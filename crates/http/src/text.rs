@@ -12,6 +12,18 @@ use rapport_domain::time::now_millis;
 use serde_json::Value;
 use std::collections::HashMap;
 
+/// The `days` window of a query: 1 to 3650, default 30.
+fn days(q: &HashMap<String, String>) -> ApiResult<i64> {
+    match q.get("days") {
+        None => Ok(30),
+        Some(d) => d
+            .parse::<i64>()
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .ok_or_else(|| ApiError::invalid("days", "must be a whole number from 1 to 3650")),
+    }
+}
+
 /// Analyses `{"text": "…"}` or `{"texts": ["…", …]}` (up to 1,000) without storing.
 #[utoipa::path(post, path = "/api/text/analyse", tag = "text",
     request_body(content = Object, description = "`{\"text\": \"Love it!\"}` or `{\"texts\": [...]}`"),
@@ -91,14 +103,7 @@ pub async fn sentiment(
     _key: AdminKey,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<SentimentDay>>> {
-    let days = match q.get("days") {
-        None => 30,
-        Some(d) => d
-            .parse::<i64>()
-            .ok()
-            .filter(|d| (1..=3650).contains(d))
-            .ok_or_else(|| ApiError::invalid("days", "must be a whole number from 1 to 3650"))?,
-    };
+    let days = days(&q)?;
     let people = match q.get("profile") {
         None => None,
         Some(p) => {
@@ -219,14 +224,7 @@ pub async fn products(
     _key: AdminKey,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let days = match q.get("days") {
-        None => 30,
-        Some(d) => d
-            .parse::<i64>()
-            .ok()
-            .filter(|d| (1..=3650).contains(d))
-            .ok_or_else(|| ApiError::invalid("days", "must be a whole number from 1 to 3650"))?,
-    };
+    let days = days(&q)?;
     Ok(Json(
         rapport_app::text::product_voice(&state.store, days).await?,
     ))

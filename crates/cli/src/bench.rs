@@ -163,17 +163,8 @@ impl Server {
 
     /// Peak resident memory of the server process (VmHWM), in MB.
     fn peak_rss_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(0.0)
+        peak_rss_mb(&self.child.id().to_string())
     }
-
     fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -283,6 +274,35 @@ fn batches(events: usize, batch: usize, text_chars: usize) -> Vec<Vec<u8>> {
         i += n;
     }
     out
+}
+
+/// Peak resident memory (VmHWM) of a process (`self` or a pid), in MB.
+pub fn peak_rss_mb(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A venv under the temp directory with `package` installed, made once; returns its
+/// python. Baselines are measured with reference implementations installed this way.
+pub fn python_venv(name: &str, module: &str, package: &str) -> Result<std::path::PathBuf> {
+    let venv = std::env::temp_dir().join(format!("rapport-bench-{name}-venv"));
+    let py = venv.join("bin/python");
+    let ok = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
+    if !(py.exists() && ok(Command::new(&py).args(["-c", &format!("import {module}")]))) {
+        eprintln!("installing {package} into {}", venv.display());
+        if !ok(Command::new("python3").args(["-m", "venv"]).arg(&venv)) {
+            bail!("python3 -m venv failed");
+        }
+        if !ok(Command::new(&py).args(["-m", "pip", "install", "--quiet", package])) {
+            bail!("pip install {package} failed (PyPI must be reachable)");
+        }
+    }
+    Ok(py)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -89,7 +89,7 @@ pub fn run(a: GraphBench) -> Result<()> {
     }
 
     if !a.no_baseline {
-        let py = igraph_python()?;
+        let py = crate::bench::python_venv("igraph", "igraph", "igraph==1.0.0")?;
         let script = dir.path().join("igraph_baseline.py");
         std::fs::write(&script, IGRAPH_SCRIPT)?;
         eprintln!("baseline: igraph on the synthetic graph");
@@ -197,7 +197,7 @@ pub fn measure_file(a: MeasureArgs) -> Result<()> {
         &a.file.with_extension("q"),
     )?;
     v["load_s"] = json!(load_s);
-    v["peak_rss_mb"] = json!(peak_rss_mb());
+    v["peak_rss_mb"] = json!(crate::bench::peak_rss_mb("self"));
     println!("{v}");
     Ok(())
 }
@@ -426,34 +426,6 @@ fn igraph(
         );
     }
     Ok(serde_json::from_slice(&out.stdout)?)
-}
-
-/// A venv with python-igraph, made once under the temp directory.
-fn igraph_python() -> Result<PathBuf> {
-    let venv = std::env::temp_dir().join("rapport-bench-igraph-venv");
-    let py = venv.join("bin/python");
-    let ok = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
-    if !(py.exists() && ok(Command::new(&py).args(["-c", "import igraph"]))) {
-        eprintln!("installing python-igraph into {}", venv.display());
-        if !ok(Command::new("python3").args(["-m", "venv"]).arg(&venv)) {
-            bail!("python3 -m venv failed");
-        }
-        if !ok(Command::new(&py).args(["-m", "pip", "install", "--quiet", "igraph==1.0.0"])) {
-            bail!("pip install igraph failed (PyPI must be reachable)");
-        }
-    }
-    Ok(py)
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn machine() -> Value {

@@ -141,7 +141,7 @@ pub fn run(a: TextBench) -> Result<()> {
     };
     out["ours"] = by_set(&ours);
     if !a.no_baseline {
-        let py = vader_python()?;
+        let py = crate::bench::python_venv("vader", "vaderSentiment", "vaderSentiment==3.3.2")?;
         let dir = tempfile::tempdir()?;
         let file = dir.path().join("texts.txt");
         std::fs::write(&file, texts.join("\n") + "\n")?;
@@ -180,21 +180,4 @@ pub fn run(a: TextBench) -> Result<()> {
     }
     println!("{out}");
     Ok(())
-}
-
-fn vader_python() -> Result<PathBuf> {
-    let venv = std::env::temp_dir().join("rapport-bench-vader-venv");
-    let py = venv.join("bin/python");
-    let ok = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
-    if !(py.exists() && ok(Command::new(&py).args(["-c", "import vaderSentiment"]))) {
-        eprintln!("installing vaderSentiment into {}", venv.display());
-        if !ok(Command::new("python3").args(["-m", "venv"]).arg(&venv)) {
-            bail!("python3 -m venv failed");
-        }
-        if !ok(Command::new(&py).args(["-m", "pip", "install", "--quiet", "vaderSentiment==3.3.2"]))
-        {
-            bail!("pip install vaderSentiment failed (PyPI must be reachable)");
-        }
-    }
-    Ok(py)
 }

@@ -434,25 +434,11 @@ async fn sigkill_mid_ingest_loses_no_acknowledged_event() {
 }
 
 fn graph_python() -> std::path::PathBuf {
-    let venv = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("graph-venv");
-    let py = venv.join("bin/python");
-    let ok = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
-    if !(py.exists() && ok(Command::new(&py).args(["-c", "import networkx, scipy"]))) {
-        assert!(ok(Command::new("python3").args(["-m", "venv"]).arg(&venv)));
-        assert!(
-            ok(Command::new(&py).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "networkx==3.6.1",
-                "scipy==1.17.1",
-                "numpy==2.4.6"
-            ])),
-            "pip install networkx failed (PyPI must be reachable)"
-        );
-    }
-    py
+    common::python_venv(
+        "graph-venv",
+        "networkx, scipy",
+        &["networkx==3.6.1", "scipy==1.17.1", "numpy==2.4.6"],
+    )
 }
 
 /// `rapport graph import-edges | recompute | export` on the real ego-Facebook graph;

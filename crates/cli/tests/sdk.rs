@@ -11,19 +11,14 @@ use std::sync::OnceLock;
 fn python() -> PathBuf {
     static PY: OnceLock<PathBuf> = OnceLock::new();
     PY.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdk-venv");
-        let py = venv.join("bin/python");
-        let ok = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
-        let ready = py.exists()
-            && ok(Command::new(&py).args(["-c", "import segment.analytics, rudderstack.analytics"]));
-        if !ready {
-            assert!(ok(Command::new("python3").args(["-m", "venv"]).arg(&venv)), "python3 -m venv failed");
-            assert!(
-                ok(Command::new(&py).args(["-m", "pip", "install", "--quiet", "segment-analytics-python==2.4.0", "rudder-sdk-python==2.1.9"])),
-                "pip install of the SDKs failed (PyPI must be reachable)"
-            );
-        }
-        py
+        common::python_venv(
+            "sdk-venv",
+            "segment.analytics, rudderstack.analytics",
+            &[
+                "segment-analytics-python==2.4.0",
+                "rudder-sdk-python==2.1.9",
+            ],
+        )
     })
     .clone()
 }

@@ -208,3 +208,26 @@ pub fn identities(profile: &Value) -> Vec<String> {
     v.sort();
     v
 }
+
+/// A venv under the build directory with `packages` installed (once; later calls find
+/// `imports` already importable). Reference implementations run from such venvs.
+#[allow(dead_code)]
+pub fn python_venv(name: &str, imports: &str, packages: &[&str]) -> std::path::PathBuf {
+    use std::process::Command;
+    let venv = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let py = venv.join("bin/python");
+    let ok = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
+    if !(py.exists() && ok(Command::new(&py).args(["-c", &format!("import {imports}")]))) {
+        assert!(
+            ok(Command::new("python3").args(["-m", "venv"]).arg(&venv)),
+            "python3 -m venv failed"
+        );
+        assert!(
+            ok(Command::new(&py)
+                .args(["-m", "pip", "install", "--quiet"])
+                .args(packages)),
+            "pip install {packages:?} failed (PyPI must be reachable)"
+        );
+    }
+    py
+}

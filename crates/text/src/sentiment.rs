@@ -230,30 +230,211 @@ pub fn label(compound: f64) -> &'static str {
 pub struct Vader {
     lexicon: FxHashMap<String, f64>,
     /// Lexicon valence, booster value and negation flag per word.
-    words: FxHashMap<String, Info>,
+    words: WordTable,
     emojis: FxHashMap<char, String>,
 }
 
-fn word_table(lexicon: &FxHashMap<String, f64>) -> FxHashMap<String, Info> {
+fn word_table(lexicon: &FxHashMap<String, f64>) -> WordTable {
     let mut words: FxHashMap<String, Info> = lexicon
         .iter()
         .map(|(w, v)| {
             (
                 w.clone(),
                 Info {
-                    valence: Some(*v),
+                    valence: *v,
                     ..Default::default()
                 },
             )
         })
         .collect();
     for b in BOOSTER_WORDS {
-        words.entry(b.to_string()).or_default().boost = booster(b);
+        words.entry(b.to_string()).or_default().boost = match booster(b) {
+            Some(v) if v > 0.0 => 1,
+            Some(_) => -1,
+            None => 0,
+        };
     }
     for n in NEGATE {
         words.entry(n.to_string()).or_default().negate = true;
     }
-    words
+    for (w, tag) in TAGS {
+        words.entry(w.to_string()).or_default().tag = tag;
+    }
+    let mut table = WordTable::default();
+    for (w, info) in words {
+        let packed = Packed {
+            valence: match info.valence() {
+                Some(v) => {
+                    table.valences.push(v);
+                    (table.valences.len() - 1) as u32
+                }
+                None => u32::MAX,
+            },
+            boost: info.boost,
+            negate: info.negate,
+            tag: info.tag,
+        };
+        match short_key(w.as_bytes()) {
+            Some(k) => table.short.insert(k, packed),
+            None => table.long.insert(w, packed),
+        };
+    }
+    table
+}
+
+/// The words VADER's rules look for by name. Rules compare tags, so no token needs to
+/// be kept as a string once it has been looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Tag {
+    #[default]
+    Other,
+    No,
+    Or,
+    Nor,
+    Never,
+    So,
+    This,
+    Without,
+    Doubt,
+    Least,
+    At,
+    Very,
+    But,
+    Kind,
+    Sort,
+    Of,
+    Just,
+    Enough,
+    The,
+    Shit,
+    Bomb,
+    To,
+    Die,
+    For,
+    Bad,
+    Ass,
+    Bus,
+    Stop,
+    Yeah,
+    Right,
+    Kiss,
+    Death,
+    Beating,
+    Heart,
+}
+
+const TAGS: [(&str, Tag); 33] = [
+    ("no", Tag::No),
+    ("or", Tag::Or),
+    ("nor", Tag::Nor),
+    ("never", Tag::Never),
+    ("so", Tag::So),
+    ("this", Tag::This),
+    ("without", Tag::Without),
+    ("doubt", Tag::Doubt),
+    ("least", Tag::Least),
+    ("at", Tag::At),
+    ("very", Tag::Very),
+    ("but", Tag::But),
+    ("kind", Tag::Kind),
+    ("sort", Tag::Sort),
+    ("of", Tag::Of),
+    ("just", Tag::Just),
+    ("enough", Tag::Enough),
+    ("the", Tag::The),
+    ("shit", Tag::Shit),
+    ("bomb", Tag::Bomb),
+    ("to", Tag::To),
+    ("die", Tag::Die),
+    ("for", Tag::For),
+    ("bad", Tag::Bad),
+    ("ass", Tag::Ass),
+    ("bus", Tag::Bus),
+    ("stop", Tag::Stop),
+    ("yeah", Tag::Yeah),
+    ("right", Tag::Right),
+    ("kiss", Tag::Kiss),
+    ("death", Tag::Death),
+    ("beating", Tag::Beating),
+    ("heart", Tag::Heart),
+];
+
+/// `Info` as stored in the table: 8 bytes, valence by index, so the table takes a
+/// fraction of the cache it would otherwise.
+#[derive(Clone, Copy)]
+struct Packed {
+    valence: u32,
+    boost: i8,
+    negate: bool,
+    tag: Tag,
+}
+
+/// Words of up to 15 bytes packed with their length into two machine words, so a lookup
+/// hashes and compares integers instead of chasing a heap-allocated key; longer words go
+/// to an ordinary map.
+#[derive(Default)]
+struct WordTable {
+    short: FxHashMap<(u64, u64), Packed>,
+    long: FxHashMap<String, Packed>,
+    valences: Vec<f64>,
+}
+
+/// The packed key of a word of up to 15 bytes, lower-cased on the way when `lower` (ASCII
+/// letters only — callers pass ASCII words then).
+fn packed_key(b: &[u8], lower: bool) -> Option<(u64, u64)> {
+    let n = b.len();
+    // Whole-word loads (overlapping where the word is short) rather than byte copies
+    // into a buffer, which would stall on store forwarding.
+    let le64 = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+    let le32 = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or([0; 4])) as u64;
+    let (mut lo, mut hi) = match n {
+        0..=3 => (b.iter().rev().fold(0u64, |k, &c| k << 8 | c as u64), 0),
+        4..=7 => (le32(0) | le32(n - 4) << ((n - 4) * 8), 0),
+        8 => (le64(0), 0),
+        9..=15 => (le64(0), le64(n - 8) >> ((16 - n) * 8)),
+        _ => return None,
+    };
+    if lower {
+        lo = ascii_lower(lo);
+        hi = ascii_lower(hi);
+    }
+    Some((lo, hi | (n as u64) << 56))
+}
+
+fn short_key(b: &[u8]) -> Option<(u64, u64)> {
+    packed_key(b, false)
+}
+
+/// Lower-cases the ASCII capitals in eight bytes at once (bytes must be ASCII).
+fn ascii_lower(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // A byte gets its high bit set by the first sum when ≥ 'A', by the second when > 'Z'.
+    let ge_a = x + ONES * (0x80 - b'A' as u64);
+    let gt_z = x + ONES * (0x80 - b'Z' as u64 - 1);
+    let upper = (ge_a ^ gt_z) & (ONES * 0x80);
+    x | (upper >> 2)
+}
+
+impl WordTable {
+    fn lookup(&self, key: Option<(u64, u64)>, word: &str) -> Info {
+        let p = match key {
+            Some(k) => self.short.get(&k),
+            None => self.long.get(word),
+        };
+        match p {
+            Some(p) => Info {
+                valence: self
+                    .valences
+                    .get(p.valence as usize)
+                    .copied()
+                    .unwrap_or(f64::NAN),
+                boost: p.boost,
+                negate: p.negate,
+                tag: p.tag,
+            },
+            None => Info::default(),
+        }
+    }
 }
 
 impl Default for Vader {
@@ -262,16 +443,49 @@ impl Default for Vader {
     }
 }
 
+/// Byte classes for the ASCII tokeniser: one table load per byte.
+const WS: u8 = 1;
+const UP: u8 = 2;
+const LOW: u8 = 4;
+const MARK: u8 = 8;
+const PUNCT: u8 = 16;
+
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 128 {
+        let b = c as u8;
+        // Python's `str.split()` whitespace within ASCII, including \x1c–\x1f.
+        if matches!(b, b' ' | b'\t'..=b'\r' | 0x1c..=0x1f) {
+            t[c] = WS;
+        } else if b.is_ascii_uppercase() {
+            t[c] = UP;
+        } else if b.is_ascii_lowercase() {
+            t[c] = LOW;
+        } else if b.is_ascii_punctuation() {
+            t[c] = PUNCT
+                | if matches!(b, b'!' | b'?' | b'\'') {
+                    MARK
+                } else {
+                    0
+                };
+        }
+        c += 1;
+    }
+    t
+};
+
+#[inline]
 /// `str.strip(string.punctuation)`: ASCII punctuation is one byte, never inside a
 /// multi-byte character, so trimming bytes keeps the slice on character boundaries.
 fn trim_ascii_punct(t: &str) -> &str {
     let b = t.as_bytes();
     let mut s = 0;
     let mut e = b.len();
-    while s < e && b[s].is_ascii_punctuation() {
+    while s < e && CLASS[b[s] as usize] & PUNCT != 0 {
         s += 1;
     }
-    while e > s && b[e - 1].is_ascii_punctuation() {
+    while e > s && CLASS[b[e - 1] as usize] & PUNCT != 0 {
         e -= 1;
     }
     &t[s..e]
@@ -279,10 +493,6 @@ fn trim_ascii_punct(t: &str) -> &str {
 
 /// Python's `str.isupper()`: some cased character and no lower-case one.
 fn is_upper(s: &str) -> bool {
-    if s.is_ascii() {
-        let b = s.as_bytes();
-        return b.iter().any(u8::is_ascii_uppercase) && !b.iter().any(u8::is_ascii_lowercase);
-    }
     let mut cased = false;
     for c in s.chars() {
         if c.is_lowercase() {
@@ -293,6 +503,12 @@ fn is_upper(s: &str) -> bool {
         }
     }
     cased
+}
+
+/// `"n't" in word.lower()`.
+fn has_nt(w: &[u8]) -> bool {
+    w.windows(3)
+        .any(|x| x[0] | 0x20 == b'n' && x[1] == b'\'' && x[2] | 0x20 == b't')
 }
 
 impl Vader {
@@ -363,114 +579,174 @@ impl Vader {
                 Cow::Borrowed(text)
             };
         let text = text.trim();
-        // One pass: each token's lower case (into one reused buffer), ALL-CAPS flag and
-        // valence; the scratch space lives per thread, so a text costs one allocation.
         SCRATCH.with(|cell| {
             let mut guard = cell.borrow_mut();
             let sc = &mut *guard;
-            sc.buf.clear();
-            sc.ranges.clear();
             sc.upper.clear();
             sc.sentiments.clear();
-            for t in text.split_whitespace() {
-                let s = trim_ascii_punct(t);
-                let tok = if s.len() <= 2 && s.chars().count() <= 2 {
-                    t
-                } else {
-                    s
-                };
-                let start = sc.buf.len();
-                if tok.is_ascii() {
-                    // One pass: ALL-CAPS test and lower-casing straight into the buffer.
-                    let (mut up, mut low) = (false, false);
-                    for &b in tok.as_bytes() {
-                        up |= b.is_ascii_uppercase();
-                        low |= b.is_ascii_lowercase();
-                    }
-                    sc.upper.push(up && !low);
-                    if up {
-                        sc.buf.extend(tok.chars().map(|c| c.to_ascii_lowercase()));
-                    } else {
-                        sc.buf.push_str(tok);
-                    }
-                } else {
-                    sc.upper.push(is_upper(tok));
-                    sc.buf.push_str(&tok.to_lowercase());
-                }
-                sc.ranges.push((start, sc.buf.len()));
-            }
-            let lw: Vec<&str> = sc.ranges.iter().map(|&(a, b)| &sc.buf[a..b]).collect();
+            sc.info.clear();
+            let (ep, qm) = if text.is_ascii() {
+                self.tokens_ascii(text, sc)
+            } else {
+                self.tokens_unicode(text, sc)
+            };
             let caps = sc.upper.iter().filter(|u| **u).count();
             let cap_diff = caps > 0 && caps < sc.upper.len();
-            sc.vals.clear();
-            sc.info.clear();
-            for w in &lw {
-                let info = self.words.get(*w).copied().unwrap_or_default();
-                sc.vals.push(info.valence);
-                sc.info.push(Info {
-                    negate: info.negate || w.contains("n't"),
-                    ..info
-                });
-            }
             let info = &sc.info;
-            for i in 0..lw.len() {
-                let v = if info[i].boost.is_some()
-                    || (i + 1 < lw.len() && lw[i] == "kind" && lw[i + 1] == "of")
+            for i in 0..info.len() {
+                let v = if info[i].boost != 0
+                    || (i + 1 < info.len()
+                        && info[i].tag == Tag::Kind
+                        && info[i + 1].tag == Tag::Of)
                 {
                     0.0
                 } else {
-                    sentiment_valence(&sc.upper, &lw, &sc.vals, info, cap_diff, i)
+                    sentiment_valence(&sc.upper, info, cap_diff, i)
                 };
                 sc.sentiments.push(v);
             }
-            but_check(&lw, &mut sc.sentiments);
-            score_valence(&sc.sentiments, text)
+            but_check(info, &mut sc.sentiments);
+            score_valence(&sc.sentiments, ep, qm)
         })
+    }
+
+    /// The common case, byte by byte: one scan per token finds its end, its case, an
+    /// apostrophe and the text's `!`/`?` count (punctuation is neither upper nor lower
+    /// case, so the untrimmed token's case flags are the trimmed one's); the lookup key is
+    /// built and lower-cased in registers.
+    fn tokens_ascii(&self, text: &str, sc: &mut Scratch) -> (usize, usize) {
+        let b = text.as_bytes();
+        let (mut ep, mut qm) = (0usize, 0usize);
+        let mut i = 0;
+        while i < b.len() {
+            while i < b.len() && CLASS[b[i] as usize] & WS != 0 {
+                i += 1;
+            }
+            if i == b.len() {
+                break;
+            }
+            let s = i;
+            let (mut seen, mut apos) = (0u8, false);
+            while i < b.len() {
+                let c = CLASS[b[i] as usize];
+                if c & WS != 0 {
+                    break;
+                }
+                seen |= c;
+                if c & MARK != 0 {
+                    match b[i] {
+                        b'!' => ep += 1,
+                        b'?' => qm += 1,
+                        _ => apos = true,
+                    }
+                }
+                i += 1;
+            }
+            let t = &text[s..i];
+            let stripped = trim_ascii_punct(t);
+            let tok = if stripped.len() <= 2 { t } else { stripped };
+            let up = seen & UP != 0;
+            let mut info = match packed_key(tok.as_bytes(), up) {
+                Some(k) => self.words.lookup(Some(k), ""),
+                None => self.words.lookup(None, &tok.to_ascii_lowercase()),
+            };
+            info.negate |= apos && has_nt(tok.as_bytes());
+            sc.info.push(info);
+            sc.upper.push(up && seen & LOW == 0);
+        }
+        (ep, qm)
+    }
+
+    fn tokens_unicode(&self, text: &str, sc: &mut Scratch) -> (usize, usize) {
+        let (mut ep, mut qm) = (0usize, 0usize);
+        for c in text.bytes() {
+            match c {
+                b'!' => ep += 1,
+                b'?' => qm += 1,
+                _ => {}
+            }
+        }
+        for t in text.split_whitespace() {
+            let s = trim_ascii_punct(t);
+            let tok = if s.len() <= 2 && s.chars().count() <= 2 {
+                t
+            } else {
+                s
+            };
+            let lower = tok.to_lowercase();
+            let mut info = self.words.lookup(short_key(lower.as_bytes()), &lower);
+            info.negate |= lower.contains("n't");
+            sc.info.push(info);
+            sc.upper.push(is_upper(tok));
+        }
+        (ep, qm)
     }
 }
 
 #[derive(Default)]
 struct Scratch {
-    buf: String,
-    ranges: Vec<(usize, usize)>,
     upper: Vec<bool>,
-    vals: Vec<Option<f64>>,
     info: Vec<Info>,
     sentiments: Vec<f64>,
 }
 
 /// What VADER needs to know about a word, found with one hash lookup.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Info {
-    valence: Option<f64>,
-    boost: Option<f64>,
+    /// Lexicon valence, NaN when the word is not in the lexicon.
+    valence: f64,
+    /// +1 booster, −1 dampener, 0 neither.
+    boost: i8,
     negate: bool,
+    tag: Tag,
+}
+
+impl Default for Info {
+    fn default() -> Self {
+        Info {
+            valence: f64::NAN,
+            boost: 0,
+            negate: false,
+            tag: Tag::Other,
+        }
+    }
+}
+
+impl Info {
+    fn valence(&self) -> Option<f64> {
+        (!self.valence.is_nan()).then_some(self.valence)
+    }
+
+    fn boost(&self) -> Option<f64> {
+        match self.boost {
+            0 => None,
+            b if b > 0 => Some(B_INCR),
+            _ => Some(B_DECR),
+        }
+    }
+
+    fn in_lexicon(&self) -> bool {
+        !self.valence.is_nan()
+    }
 }
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
-fn sentiment_valence(
-    upper: &[bool],
-    lw: &[&str],
-    vals: &[Option<f64>],
-    info: &[Info],
-    cap_diff: bool,
-    i: usize,
-) -> f64 {
-    let Some(base) = vals[i] else {
+fn sentiment_valence(upper: &[bool], info: &[Info], cap_diff: bool, i: usize) -> f64 {
+    let Some(base) = info[i].valence() else {
         return 0.0;
     };
-    let n = lw.len();
-    let in_lex = |j: usize| vals[j].is_some();
+    let n = info.len();
+    let tag = |j: usize| info[j].tag;
     let mut valence = base;
-    if lw[i] == "no" && i != n - 1 && in_lex(i + 1) {
+    if tag(i) == Tag::No && i != n - 1 && info[i + 1].in_lexicon() {
         valence = 0.0;
     }
-    if (i > 0 && lw[i - 1] == "no")
-        || (i > 1 && lw[i - 2] == "no")
-        || (i > 2 && lw[i - 3] == "no" && (lw[i - 1] == "or" || lw[i - 1] == "nor"))
+    if (i > 0 && tag(i - 1) == Tag::No)
+        || (i > 1 && tag(i - 2) == Tag::No)
+        || (i > 2 && tag(i - 3) == Tag::No && matches!(tag(i - 1), Tag::Or | Tag::Nor))
     {
         valence = base * N_SCALAR;
     }
@@ -482,9 +758,9 @@ fn sentiment_valence(
         }
     }
     for start_i in 0..3 {
-        if i > start_i && !in_lex(i - (start_i + 1)) {
+        if i > start_i && !info[i - (start_i + 1)].in_lexicon() {
             let j = i - (start_i + 1);
-            let mut s = scalar_inc_dec(info[j].boost, upper[j], valence, cap_diff);
+            let mut s = scalar_inc_dec(info[j].boost(), upper[j], valence, cap_diff);
             if start_i == 1 && s != 0.0 {
                 s *= 0.95;
             }
@@ -492,13 +768,13 @@ fn sentiment_valence(
                 s *= 0.9;
             }
             valence += s;
-            valence = negation_check(valence, lw, info, start_i, i);
+            valence = negation_check(valence, info, start_i, i);
             if start_i == 2 {
-                valence = special_idioms_check(valence, lw, i);
+                valence = special_idioms_check(valence, info, i);
             }
         }
     }
-    least_check(valence, lw, i, vals)
+    least_check(valence, info, i)
 }
 
 fn scalar_inc_dec(boost: Option<f64>, word_upper: bool, valence: f64, cap_diff: bool) -> f64 {
@@ -518,14 +794,16 @@ fn scalar_inc_dec(boost: Option<f64>, word_upper: bool, valence: f64, cap_diff: 
     scalar
 }
 
-fn negation_check(valence: f64, lw: &[&str], info: &[Info], start_i: usize, i: usize) -> f64 {
+fn negation_check(valence: f64, info: &[Info], start_i: usize, i: usize) -> f64 {
     let negated = |k: usize| info[k].negate;
+    let tag = |j: usize| info[j].tag;
+    let so_this = |t: Tag| t == Tag::So || t == Tag::This;
     match start_i {
         0 if negated(i - 1) => valence * N_SCALAR,
         1 => {
-            if lw[i - 2] == "never" && (lw[i - 1] == "so" || lw[i - 1] == "this") {
+            if tag(i - 2) == Tag::Never && so_this(tag(i - 1)) {
                 valence * 1.25
-            } else if lw[i - 2] == "without" && lw[i - 1] == "doubt" {
+            } else if tag(i - 2) == Tag::Without && tag(i - 1) == Tag::Doubt {
                 valence
             } else if negated(i - 2) {
                 valence * N_SCALAR
@@ -535,11 +813,11 @@ fn negation_check(valence: f64, lw: &[&str], info: &[Info], start_i: usize, i: u
         }
         2 => {
             // VADER's precedence: (never ∧ (so ∨ this)) ∨ so ∨ this, one word back.
-            if (lw[i - 3] == "never" && (lw[i - 2] == "so" || lw[i - 2] == "this"))
-                || (lw[i - 1] == "so" || lw[i - 1] == "this")
-            {
+            if (tag(i - 3) == Tag::Never && so_this(tag(i - 2))) || so_this(tag(i - 1)) {
                 valence * 1.25
-            } else if lw[i - 3] == "without" && (lw[i - 2] == "doubt" || lw[i - 1] == "doubt") {
+            } else if tag(i - 3) == Tag::Without
+                && (tag(i - 2) == Tag::Doubt || tag(i - 1) == Tag::Doubt)
+            {
                 valence
             } else if negated(i - 3) {
                 valence * N_SCALAR
@@ -551,39 +829,50 @@ fn negation_check(valence: f64, lw: &[&str], info: &[Info], start_i: usize, i: u
     }
 }
 
-/// VADER's special-case phrases, compared word by word (no string building).
-fn special_seq(words: &[&str]) -> Option<f64> {
-    special_case_words(words)
-}
-
-fn special_case_words(w: &[&str]) -> Option<f64> {
-    Some(match w {
-        ["the", "shit"] | ["the", "bomb"] | ["to", "die", "for"] => 3.0,
-        ["bad", "ass"] => 1.5,
-        ["bus", "stop"] => 0.0,
-        ["yeah", "right"] => -2.0,
-        ["kiss", "of", "death"] => -1.5,
-        ["beating", "heart"] => 3.5,
+/// VADER's special-case phrases, compared word by word.
+fn special_seq(w: &[Info]) -> Option<f64> {
+    use Tag::*;
+    let t: [Tag; 3] = match w {
+        [a, b] => [a.tag, b.tag, Other],
+        [a, b, c] => [a.tag, b.tag, c.tag],
+        _ => return None,
+    };
+    let two = w.len() == 2;
+    Some(match t {
+        [The, Shit, Other] | [The, Bomb, Other] if two => 3.0,
+        [To, Die, For] => 3.0,
+        [Bad, Ass, Other] if two => 1.5,
+        [Bus, Stop, Other] if two => 0.0,
+        [Yeah, Right, Other] if two => -2.0,
+        [Kiss, Of, Death] => -1.5,
+        [Beating, Heart, Other] if two => 3.5,
         _ => return None,
     })
 }
 
 /// Multi-word boosters ("just enough", "kind of", "sort of").
-fn booster_words(w: &[&str]) -> Option<f64> {
+fn booster_words(w: &[Info]) -> Option<f64> {
     match w {
-        ["just", "enough"] | ["kind", "of"] | ["sort", "of"] => Some(B_DECR),
+        [a, b]
+            if matches!(
+                (a.tag, b.tag),
+                (Tag::Just, Tag::Enough) | (Tag::Kind, Tag::Of) | (Tag::Sort, Tag::Of)
+            ) =>
+        {
+            Some(B_DECR)
+        }
         _ => None,
     }
 }
 
-fn special_idioms_check(mut valence: f64, lw: &[&str], i: usize) -> f64 {
+fn special_idioms_check(mut valence: f64, info: &[Info], i: usize) -> f64 {
     // onezero, twoonezero, twoone, threetwoone, threetwo — in VADER's order.
-    let seqs: [&[&str]; 5] = [
-        &lw[i - 1..=i],
-        &lw[i - 2..=i],
-        &lw[i - 2..i],
-        &lw[i - 3..i],
-        &lw[i - 3..i - 1],
+    let seqs: [&[Info]; 5] = [
+        &info[i - 1..=i],
+        &info[i - 2..=i],
+        &info[i - 2..i],
+        &info[i - 3..i],
+        &info[i - 3..i - 1],
     ];
     for seq in seqs {
         if let Some(v) = special_seq(seq) {
@@ -591,17 +880,17 @@ fn special_idioms_check(mut valence: f64, lw: &[&str], i: usize) -> f64 {
             break;
         }
     }
-    if lw.len() - 1 > i {
-        if let Some(v) = special_seq(&lw[i..=i + 1]) {
+    if info.len() - 1 > i {
+        if let Some(v) = special_seq(&info[i..=i + 1]) {
             valence = v;
         }
     }
-    if lw.len() - 1 > i + 1 {
-        if let Some(v) = special_seq(&lw[i..=i + 2]) {
+    if info.len() - 1 > i + 1 {
+        if let Some(v) = special_seq(&info[i..=i + 2]) {
             valence = v;
         }
     }
-    for ngram in [&lw[i - 3..i], &lw[i - 3..i - 1], &lw[i - 2..i]] {
+    for ngram in [&info[i - 3..i], &info[i - 3..i - 1], &info[i - 2..i]] {
         if let Some(b) = booster_words(ngram) {
             valence += b;
         }
@@ -609,13 +898,13 @@ fn special_idioms_check(mut valence: f64, lw: &[&str], i: usize) -> f64 {
     valence
 }
 
-fn least_check(valence: f64, lw: &[&str], i: usize, vals: &[Option<f64>]) -> f64 {
-    let in_lex = |j: usize| vals[j].is_some();
-    if i > 1 && !in_lex(i - 1) && lw[i - 1] == "least" {
-        if lw[i - 2] != "at" && lw[i - 2] != "very" {
+fn least_check(valence: f64, info: &[Info], i: usize) -> f64 {
+    let tag = |j: usize| info[j].tag;
+    if i > 1 && !info[i - 1].in_lexicon() && tag(i - 1) == Tag::Least {
+        if tag(i - 2) != Tag::At && tag(i - 2) != Tag::Very {
             return valence * N_SCALAR;
         }
-    } else if i > 0 && !in_lex(i - 1) && lw[i - 1] == "least" {
+    } else if i > 0 && !info[i - 1].in_lexicon() && tag(i - 1) == Tag::Least {
         return valence * N_SCALAR;
     }
     valence
@@ -624,8 +913,8 @@ fn least_check(valence: f64, lw: &[&str], i: usize, vals: &[Option<f64>]) -> f64
 /// VADER's contrastive "but": halves what comes before, strengthens what follows. The
 /// reference finds each value's *first* equal occurrence (`list.index`), so repeated
 /// values are scaled at that index; kept as is to match its scores.
-fn but_check(lw: &[&str], sentiments: &mut [f64]) {
-    let Some(bi) = lw.iter().position(|w| *w == "but") else {
+fn but_check(info: &[Info], sentiments: &mut [f64]) {
+    let Some(bi) = info.iter().position(|w| w.tag == Tag::But) else {
         return;
     };
     for k in 0..sentiments.len() {
@@ -639,7 +928,7 @@ fn but_check(lw: &[&str], sentiments: &mut [f64]) {
     }
 }
 
-fn score_valence(sentiments: &[f64], text: &str) -> Scores {
+fn score_valence(sentiments: &[f64], ep_count: usize, qm_count: usize) -> Scores {
     if sentiments.is_empty() {
         return Scores {
             neg: 0.0,
@@ -649,14 +938,6 @@ fn score_valence(sentiments: &[f64], text: &str) -> Scores {
         };
     }
     let mut sum: f64 = sentiments.iter().sum();
-    let (mut ep_count, mut qm_count) = (0usize, 0usize);
-    for b in text.bytes() {
-        match b {
-            b'!' => ep_count += 1,
-            b'?' => qm_count += 1,
-            _ => {}
-        }
-    }
     let ep = ep_count.min(4) as f64 * 0.292;
     let qm = match qm_count {
         0 | 1 => 0.0,
@@ -726,6 +1007,60 @@ mod tests {
     fn brand_terms_override_the_lexicon() {
         let v = Vader::new().with_terms([("rapport", 3.0)]);
         assert!(v.polarity("I use Rapport").compound > 0.5);
+    }
+
+    #[test]
+    fn short_keys_pack_bytes_and_length() {
+        let naive = |w: &str| {
+            let mut k = [0u8; 16];
+            k[..w.len()].copy_from_slice(w.as_bytes());
+            k[15] = w.len() as u8;
+            let k = u128::from_le_bytes(k);
+            (k as u64, (k >> 64) as u64)
+        };
+        let word = "abcdefghijklmnopq";
+        for n in 0..=15 {
+            let w = &word.as_bytes()[..n];
+            assert_eq!(short_key(w), Some(naive(&word[..n])), "length {n}");
+            let upper = word[..n].to_ascii_uppercase();
+            assert_eq!(packed_key(upper.as_bytes(), true), short_key(w), "{upper}");
+        }
+        assert_eq!(short_key(word.as_bytes()), None);
+        assert_ne!(short_key(b"ab"), short_key(b"ab\0"));
+        assert_eq!(
+            ascii_lower(u64::from_le_bytes(*b"@AZ[`az{")),
+            u64::from_le_bytes(*b"@az[`az{")
+        );
+    }
+
+    proptest::proptest! {
+        /// The byte-wise ASCII tokeniser and the general one agree on every ASCII text
+        /// (without \x1c–\x1f, which Python splits on and Rust's `split_whitespace` not).
+        #[test]
+        fn ascii_and_unicode_tokenisers_agree(
+            words in proptest::collection::vec(
+                "([A-Za-z']{1,6}|NOT|n't|[!?.,:;)(]{1,3}|but|least|kind of|the shit|18|GREAT|good|bad|no|never so)",
+                0..24,
+            ),
+            seps in proptest::collection::vec("[ \t\n]{1,2}", 24),
+        ) {
+            let mut text = String::new();
+            for (w, s) in words.iter().zip(&seps) {
+                text.push_str(w);
+                text.push_str(s);
+            }
+            let v = Vader::new();
+            let (mut a, mut b) = (Scratch::default(), Scratch::default());
+            let pa = v.tokens_ascii(&text, &mut a);
+            let pb = v.tokens_unicode(&text, &mut b);
+            proptest::prop_assert_eq!(pa, pb);
+            proptest::prop_assert_eq!(&a.upper, &b.upper);
+            proptest::prop_assert_eq!(a.info.len(), b.info.len());
+            for (x, y) in a.info.iter().zip(&b.info) {
+                proptest::prop_assert_eq!(x.valence.to_bits(), y.valence.to_bits());
+                proptest::prop_assert_eq!((x.boost, x.negate, x.tag), (y.boost, y.negate, y.tag));
+            }
+        }
     }
 
     #[test]

@@ -379,6 +379,23 @@ pub async fn load(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<IngestOutcome, StoreError> {
     let now = now_millis();
+    // The shop's catalogue and the topics it tracks, so texts are tagged from the start
+    // (left alone when the brand has set its own).
+    if store.catalogue().await?.is_empty() {
+        let names = PRODUCTS.iter().map(|(p, _)| p.to_string()).collect();
+        store.set_catalogue(names, now).await?;
+    }
+    if store.setting(crate::text::TOPICS_KEY).await?.is_none() {
+        let topics = serde_json::json!([
+            {"name": "Delivery", "terms": ["shipping", "delivery", "arrived"]},
+            {"name": "Support", "terms": ["support", "answered", "quick fix", "help"]},
+            {"name": "Connectivity", "terms": ["app", "disconnecting", "trouble"]},
+            {"name": "Value", "terms": ["price", "worth", "best purchase"]},
+        ]);
+        store
+            .set_setting(crate::text::TOPICS_KEY, topics, now)
+            .await?;
+    }
     let mut total = IngestOutcome::default();
     let chunk = 200;
     let mut start = 0;

@@ -1008,7 +1008,18 @@ fn identify_for(
     k: &IdentityKey,
     at: Millis,
 ) -> std::result::Result<rapport_domain::Message, FieldError> {
-    let mut msg = json!({"type": "identify", "traits": {}});
+    identify_with(k, at, json!({}), "rel")
+}
+
+/// An `identify` of one identifier with the given traits; `tag` keeps content ids of
+/// different purposes apart.
+fn identify_with(
+    k: &IdentityKey,
+    at: Millis,
+    traits: Value,
+    tag: &str,
+) -> std::result::Result<rapport_domain::Message, FieldError> {
+    let mut msg = json!({"type": "identify", "traits": traits});
     match k.kind {
         IdentityKind::UserId => msg["userId"] = json!(k.value),
         IdentityKind::AnonymousId => msg["anonymousId"] = json!(k.value),
@@ -1024,13 +1035,56 @@ fn identify_for(
             msg["context"] = json!({"externalIds": [{"id": id, "type": kind}]});
         }
     }
-    let id = content_id("rel", &[k.kind.as_str(), &k.value]);
+    let id = content_id(tag, &[k.kind.as_str(), &k.value]);
     let batch = BatchContext {
         received_at: at,
         identifiers_suffice: true,
         ..Default::default()
     };
     parse_message(&msg, "", None, &batch, || id)
+}
+
+/// E-mail addresses and wallet addresses written in an event's text are mentions of
+/// whoever owns them (handles need a network, which `relationship::infer` reads). A
+/// bare `0x` address is taken on the event's `chain_id`, else Ethereum mainnet.
+fn text_mentions(ev: &EventView, hints: &mut Vec<relationship::EdgeHint>) {
+    let Some(text) = ev.text.as_deref() else {
+        return;
+    };
+    if !text.contains('@') && !text.contains("0x") {
+        return;
+    }
+    static NONE: std::sync::OnceLock<rapport_text::Catalogue> = std::sync::OnceLock::new();
+    let none = NONE.get_or_init(|| rapport_text::Catalogue::new([]));
+    let chain = ev
+        .properties
+        .get("chain_id")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    for e in rapport_text::entities::extract(text, none)
+        .into_iter()
+        .take(50)
+    {
+        let key = match e.kind {
+            "email" => IdentityKey::parse(IdentityKind::Email, &e.value).ok(),
+            "wallet" => {
+                IdentityKey::parse(IdentityKind::Wallet, &format!("eip155:{chain}:{}", e.value))
+                    .ok()
+            }
+            _ => None,
+        };
+        if let Some(other) = key {
+            let h = relationship::EdgeHint {
+                kind: "mentioned",
+                other,
+                toward_author: false,
+                from: None,
+            };
+            if !hints.contains(&h) {
+                hints.push(h);
+            }
+        }
+    }
 }
 
 fn vader() -> &'static rapport_text::Vader {
@@ -1052,7 +1106,11 @@ pub async fn infer_step(store: &DynStore, batch: usize) -> Result<usize> {
     }
     let hinted: Vec<(&EventView, Vec<relationship::EdgeHint>)> = events
         .iter()
-        .map(|e| (e, relationship::infer(e)))
+        .map(|e| {
+            let mut hints = relationship::infer(e);
+            text_mentions(e, &mut hints);
+            (e, hints)
+        })
         .filter(|(_, h)| !h.is_empty())
         .collect();
     let mut keys: Vec<IdentityKey> = Vec::new();
@@ -1064,7 +1122,7 @@ pub async fn infer_step(store: &DynStore, batch: usize) -> Result<usize> {
     }
     keys.sort();
     keys.dedup();
-    let owners: HashMap<IdentityKey, ProfileId> = if keys.is_empty() {
+    let mut owners: HashMap<IdentityKey, ProfileId> = if keys.is_empty() {
         HashMap::new()
     } else {
         let found = store.lookup_many(keys.clone()).await?;
@@ -1073,6 +1131,42 @@ pub async fn infer_step(store: &DynStore, batch: usize) -> Result<usize> {
             .filter_map(|(k, f)| f.map(|f| (k, f)))
             .collect()
     };
+    // Unknown people mentioned in texts become lead profiles when the brand wants.
+    let unknown: Vec<&IdentityKey> = hinted
+        .iter()
+        .flat_map(|(_, hs)| hs.iter())
+        .filter(|h| h.kind == "mentioned" && !owners.contains_key(&h.other))
+        .map(|h| &h.other)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    if !unknown.is_empty() && crate::text::create_leads(store).await? {
+        let now = rapport_domain::time::now_millis();
+        let leads = unknown
+            .iter()
+            .map(|k| {
+                identify_with(
+                    k,
+                    now,
+                    json!({"lead": true, "lead_source": "mentioned in a text"}),
+                    "lead",
+                )
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        store
+            .ingest(vec![SourcedMessages {
+                source: "text-mentions".to_string(),
+                messages: leads,
+            }])
+            .await?;
+        let keys: Vec<IdentityKey> = unknown.into_iter().cloned().collect();
+        let found = store.lookup_many(keys.clone()).await?;
+        owners.extend(
+            keys.into_iter()
+                .zip(found)
+                .filter_map(|(k, f)| f.map(|f| (k, f))),
+        );
+    }
     let mut writes = Vec::new();
     for (ev, hints) in hinted {
         for h in hints {
@@ -1087,6 +1181,10 @@ pub async fn infer_step(store: &DynStore, batch: usize) -> Result<usize> {
                 (None, true) => (other, ev.profile_id),
                 (None, false) => (ev.profile_id, other),
             };
+            // Someone writing their own address is not a relationship.
+            if source == target {
+                continue;
+            }
             writes.push(RelationshipWrite {
                 source,
                 target,

@@ -7,7 +7,8 @@ use rapport_domain::model::{TextAnalysisView, TextSignals};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{now_millis, to_datetime};
 use rapport_store::{DynStore, StoreError};
-use rapport_text::Analyzer;
+use rapport_text::{Analyzer, TrackedTopic};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// Name of the analysis worker's position in the event log.
@@ -15,12 +16,28 @@ pub const ANALYSIS_CURSOR: &str = "cursor.text_analysis";
 
 const DAY: i64 = 86_400_000;
 
-/// The analyzer with the brand's current product catalogue, rebuilt when the catalogue
-/// changes (its version counter moves).
+/// Settings keys: the brand's lexicon terms (`{"word": valence}`), tracked topics
+/// (`[{"name", "terms"}]`) and whether unknown mentioned identifiers become lead profiles.
+pub const LEXICON_KEY: &str = "text.lexicon";
+pub const TOPICS_KEY: &str = "text.topics";
+pub const LEADS_KEY: &str = "text.create_leads";
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The analyzer with the brand's current catalogue, tracked topics and lexicon terms,
+/// rebuilt when any of them changes (their version counters move).
 pub async fn current_analyzer(store: &DynStore) -> Result<std::sync::Arc<Analyzer>, StoreError> {
-    static CACHE: std::sync::Mutex<Option<(i64, std::sync::Arc<Analyzer>)>> =
-        std::sync::Mutex::new(None);
-    let version = store.counter(rapport_store::CATALOGUE_VERSION).await?;
+    type Cached = Option<((i64, i64), std::sync::Arc<Analyzer>)>;
+    static CACHE: std::sync::Mutex<Cached> = std::sync::Mutex::new(None);
+    let version = (
+        store.counter(rapport_store::CATALOGUE_VERSION).await?,
+        store.counter(rapport_store::SETTINGS_VERSION).await?,
+    );
     if let Ok(c) = CACHE.lock() {
         if let Some((v, a)) = c.as_ref() {
             if *v == version {
@@ -29,9 +46,12 @@ pub async fn current_analyzer(store: &DynStore) -> Result<std::sync::Arc<Analyze
         }
     }
     let names = store.catalogue().await?;
+    let topics = tracked_topics(store).await?;
+    let terms = lexicon(store).await?;
+    let vader = rapport_text::Vader::new().with_terms(terms.iter().map(|(w, v)| (w.as_str(), *v)));
     let a = std::sync::Arc::new(Analyzer::new(
-        rapport_text::Vader::new(),
-        rapport_text::Catalogue::new(names),
+        vader,
+        rapport_text::Catalogue::with_topics(names, &topics),
     ));
     if let Ok(mut c) = CACHE.lock() {
         *c = Some((version, a.clone()));
@@ -39,26 +59,226 @@ pub async fn current_analyzer(store: &DynStore) -> Result<std::sync::Arc<Analyze
     Ok(a)
 }
 
-/// Share of voice: per product, texts mentioning it in the last `days`, its share of
-/// all product mentions, and their mean sentiment.
-pub async fn product_voice(
+/// The brand's own lexicon terms, word → valence.
+pub async fn lexicon(store: &DynStore) -> Result<BTreeMap<String, f64>, StoreError> {
+    Ok(store
+        .setting(LEXICON_KEY)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
+}
+
+/// Replaces the brand's lexicon terms: `{"terms": {"word": valence, …}}`. A term is one
+/// word as it appears between spaces (lower-cased on the way in), valence in [-4, 4]
+/// like VADER's own; they add to or override VADER's lexicon for texts analysed from now.
+pub async fn set_lexicon(
     store: &DynStore,
+    body: &serde_json::Value,
+) -> Result<BTreeMap<String, f64>, StoreError> {
+    let Some(map) = body.get("terms").and_then(|t| t.as_object()) else {
+        return Err(invalid(
+            "terms",
+            "is required: an object of word → valence, e.g. {\"meh\": -1.2}",
+        ));
+    };
+    if map.len() > 10_000 {
+        return Err(invalid("terms", "at most 10,000 terms"));
+    }
+    let mut out = BTreeMap::new();
+    for (w, v) in map {
+        let field = format!("terms.{w}");
+        let word = w.trim().to_lowercase();
+        if word.is_empty() || word.chars().count() > 64 || word.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                field,
+                "a term is one word of 1 to 64 characters, without spaces",
+            ));
+        }
+        let Some(v) = v.as_f64().filter(|v| (-4.0..=4.0).contains(v)) else {
+            return Err(invalid(field, "valence must be a number from -4 to 4"));
+        };
+        out.insert(word, v);
+    }
+    store
+        .set_setting(
+            LEXICON_KEY,
+            serde_json::to_value(&out).unwrap_or_default(),
+            now_millis(),
+        )
+        .await?;
+    Ok(out)
+}
+
+/// The topics the brand tracks.
+pub async fn tracked_topics(store: &DynStore) -> Result<Vec<TrackedTopic>, StoreError> {
+    Ok(store
+        .setting(TOPICS_KEY)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
+}
+
+/// Replaces the tracked topics: `{"topics": [{"name": "Delivery", "terms": ["courier", …]}]}`.
+/// Texts analysed from now on get a `topic` entity for each topic whose term they use.
+pub async fn set_tracked_topics(
+    store: &DynStore,
+    body: &serde_json::Value,
+) -> Result<Vec<TrackedTopic>, StoreError> {
+    let Some(items) = body.get("topics").and_then(|t| t.as_array()) else {
+        return Err(invalid(
+            "topics",
+            "is required: an array of {\"name\": …, \"terms\": […]}",
+        ));
+    };
+    if items.len() > 500 {
+        return Err(invalid("topics", "at most 500 topics"));
+    }
+    let mut out: Vec<TrackedTopic> = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let name = it
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map(str::trim)
+            .unwrap_or("");
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(invalid(
+                format!("topics[{i}].name"),
+                "must be a name of 1 to 100 characters",
+            ));
+        }
+        if out.iter().any(|t| t.name.eq_ignore_ascii_case(name)) {
+            return Err(invalid(
+                format!("topics[{i}].name"),
+                format!("'{name}' appears twice"),
+            ));
+        }
+        let Some(terms) = it
+            .get("terms")
+            .and_then(|t| t.as_array())
+            .filter(|t| !t.is_empty() && t.len() <= 500)
+        else {
+            return Err(invalid(
+                format!("topics[{i}].terms"),
+                "must be an array of 1 to 500 words or phrases",
+            ));
+        };
+        let mut ts = Vec::with_capacity(terms.len());
+        for (j, t) in terms.iter().enumerate() {
+            let t = t.as_str().map(str::trim).unwrap_or("");
+            if t.is_empty() || t.chars().count() > 100 || t.chars().any(char::is_control) {
+                return Err(invalid(
+                    format!("topics[{i}].terms[{j}]"),
+                    "must be a word or phrase of 1 to 100 characters",
+                ));
+            }
+            ts.push(t.to_string());
+        }
+        out.push(TrackedTopic {
+            name: name.to_string(),
+            terms: ts,
+        });
+    }
+    store
+        .set_setting(
+            TOPICS_KEY,
+            serde_json::to_value(&out).unwrap_or_default(),
+            now_millis(),
+        )
+        .await?;
+    Ok(out)
+}
+
+/// Whether unknown identifiers mentioned in texts become lead profiles.
+pub async fn create_leads(store: &DynStore) -> Result<bool, StoreError> {
+    Ok(store
+        .setting(LEADS_KEY)
+        .await?
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false))
+}
+
+pub async fn set_create_leads(store: &DynStore, on: bool) -> Result<(), StoreError> {
+    store
+        .set_setting(LEADS_KEY, serde_json::Value::Bool(on), now_millis())
+        .await
+}
+
+/// Share of voice: per product (`kind` `product`) or tracked topic (`topic`), texts
+/// mentioning it in the last `days`, its share of all such mentions, and their mean
+/// sentiment.
+pub async fn voice(
+    store: &DynStore,
+    kind: &str,
     days: i64,
 ) -> Result<Vec<serde_json::Value>, StoreError> {
     let now = now_millis();
-    let rows = store.product_voice(now - days * DAY, now).await?;
+    let rows = store.tag_voice(kind, now - days * DAY, now).await?;
     let total: i64 = rows.iter().map(|r| r.1).sum();
     Ok(rows
         .into_iter()
-        .map(|(product, mentions, mean)| {
+        .map(|(name, mentions, mean)| {
             serde_json::json!({
-                "product": product,
+                kind: name,
                 "mentions": mentions,
                 "share_of_voice": if total > 0 { mentions as f64 / total as f64 } else { 0.0 },
                 "sentiment": mean,
             })
         })
         .collect())
+}
+
+/// Topics found in the texts of the last `days` without any set-up (co-occurring terms
+/// grouped by Louvain; `rapport_text::topics`), with sentiment and examples.
+pub async fn discover_topics(
+    store: &DynStore,
+    days: i64,
+    limit: usize,
+) -> Result<Vec<rapport_text::topics::Topic>, StoreError> {
+    let now = now_millis();
+    let texts = store
+        .texts_between(now - days * DAY, now + 1, 50_000)
+        .await?;
+    let analyzer = current_analyzer(store).await?;
+    tokio::task::spawn_blocking(move || {
+        let scored: Vec<(&str, f64)> = texts
+            .iter()
+            .map(|(_, _, t)| (t.as_str(), analyzer.sentiment(t).compound))
+            .collect();
+        rapport_text::topics::discover(
+            scored,
+            rapport_text::topics::Options {
+                limit,
+                ..Default::default()
+            },
+        )
+    })
+    .await
+    .map_err(|e| StoreError::Backend(format!("topic task: {e}")))
+}
+
+/// Tracked topics rising this week against the four weeks before (same score as terms).
+pub async fn rising_topics(store: &DynStore) -> Result<Vec<serde_json::Value>, StoreError> {
+    let now = now_millis();
+    let week = store.tag_voice("topic", now - 7 * DAY, now).await?;
+    let before: HashMap<String, i64> = store
+        .tag_voice("topic", now - 35 * DAY, now - 7 * DAY)
+        .await?
+        .into_iter()
+        .map(|(n, c, _)| (n, c))
+        .collect();
+    let mut out: Vec<(f64, serde_json::Value)> = week
+        .into_iter()
+        .map(|(name, n, mean)| {
+            let weekly = *before.get(&name).unwrap_or(&0) as f64 / 4.0;
+            let score = (n as f64 + 1.0) / (weekly + 1.0);
+            (
+                score,
+                serde_json::json!({"topic": name, "this_week": n, "weekly_before": weekly, "score": score, "sentiment": mean}),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| b.0.total_cmp(&a.0));
+    Ok(out.into_iter().map(|(_, v)| v).collect())
 }
 
 /// Analyses the texts of the next `span` events; returns how many events it covered.

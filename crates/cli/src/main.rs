@@ -160,6 +160,16 @@ enum TextCommand {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Topics people write about (groups of terms used together) over the last days,
+    /// with text counts, mean sentiment and examples; one JSON object per line.
+    Topics {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -260,6 +270,8 @@ async fn load_demo(store: &DynStore, people: usize) -> Result<()> {
     // Relationships from the demo's mentions, referrals and answers, and their metrics,
     // so the graph pages have something to show at once.
     rapport_app::graph::infer_all(store).await?;
+    // And every text analysed, so insights show at once too.
+    rapport_app::text::analyse_all(store).await?;
     let service = rapport_app::graph::GraphService::new(store.clone());
     let run = service.recompute(&|_, _, _| {}).await?;
     eprintln!(
@@ -568,6 +580,19 @@ async fn main() -> Result<()> {
             // Texts not yet analysed by a server are analysed here first.
             rapport_app::text::analyse_all(&s).await?;
             for t in rapport_app::text::trends(&s, min_texts, limit).await? {
+                println!("{}", serde_json::to_string(&t)?);
+            }
+            Ok(())
+        }
+        Command::Text {
+            command: TextCommand::Topics { store, days, limit },
+        } => {
+            if !(1..=3650).contains(&days) {
+                anyhow::bail!("--days must be from 1 to 3650");
+            }
+            let s = store.open().await?;
+            rapport_app::text::analyse_all(&s).await?;
+            for t in rapport_app::text::discover_topics(&s, days, limit.clamp(1, 100)).await? {
                 println!("{}", serde_json::to_string(&t)?);
             }
             Ok(())

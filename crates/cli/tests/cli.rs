@@ -271,6 +271,12 @@ async fn demo_data_is_a_living_crm() {
             .await
             .unwrap();
         assert_eq!(top.len(), 1);
+        // Texts were analysed and tagged with the demo shop's products and topics.
+        let now = rapport_domain::time::now_millis();
+        let topics = store.tag_voice("topic", 0, now).await.unwrap();
+        assert!(topics.len() >= 3, "[{}] {topics:?}", t.kind);
+        let products = store.tag_voice("product", 0, now).await.unwrap();
+        assert!(products.len() >= 5, "[{}] {products:?}", t.kind);
         // Idempotent: loading again adds nothing.
         rapport(&["demo", "--people", "300"], &t);
         assert_eq!(t.store().await.stats().await.unwrap().events, stats.events);

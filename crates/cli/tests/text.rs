@@ -201,3 +201,226 @@ async fn texts_are_analysed_and_summarised() {
         s.finish().await;
     }
 }
+
+/// Waits until `path` returns something `ok` accepts (the analysis worker runs behind).
+async fn eventually(s: &common::TestServer, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let (_, v) = s.get(path).await;
+        if ok(&v) {
+            return v;
+        }
+        last = v;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{path} never satisfied the test: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_lexicon_and_leads() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let ago = |h: i64| (Utc::now() - Duration::hours(h)).to_rfc3339();
+        // The brand's own words and topics, with errors naming the field.
+        for (path, body, field) in [
+            (
+                "/api/text/lexicon",
+                json!({"terms": {"meh": 9}}),
+                "terms.meh",
+            ),
+            (
+                "/api/text/lexicon",
+                json!({"terms": {"two words": 1}}),
+                "terms.two words",
+            ),
+            ("/api/text/lexicon", json!({"words": {}}), "terms"),
+            (
+                "/api/text/topics",
+                json!({"topics": [{"name": "", "terms": ["x"]}]}),
+                "topics[0].name",
+            ),
+            (
+                "/api/text/topics",
+                json!({"topics": [{"name": "A", "terms": []}]}),
+                "topics[0].terms",
+            ),
+            (
+                "/api/text/topics",
+                json!({"topics": [{"name": "A", "terms": ["x"]}, {"name": "a", "terms": ["y"]}]}),
+                "topics[1].name",
+            ),
+            (
+                "/api/text/settings",
+                json!({"create_leads": "yes"}),
+                "create_leads",
+            ),
+        ] {
+            let (st, p) = s.send(Method::PUT, path, body).await;
+            assert_eq!(
+                (st, p["field"].as_str()),
+                (400, Some(field)),
+                "[{k}] {path} {p}"
+            );
+        }
+        assert_eq!(
+            s.get("/api/text/topics").await.1["topics"],
+            json!([]),
+            "[{k}] refused input changes nothing"
+        );
+        let (_, before) = s
+            .send(
+                Method::POST,
+                "/api/text/analyse",
+                json!({"text": "the gizmo is zorgly"}),
+            )
+            .await;
+        assert_eq!(before[0]["compound"], 0.0, "[{k}] {before}");
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/text/lexicon",
+                json!({"terms": {"Zorgly": 3.1}}),
+            )
+            .await;
+        assert_eq!(
+            (st, &v["terms"]),
+            (200, &json!({"zorgly": 3.1})),
+            "[{k}] {v}"
+        );
+        let (_, after) = s
+            .send(
+                Method::POST,
+                "/api/text/analyse",
+                json!({"text": "the gizmo is zorgly"}),
+            )
+            .await;
+        assert!(
+            after[0]["compound"].as_f64().unwrap() > 0.5,
+            "[{k}] {after}"
+        );
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/text/topics",
+                json!({"topics": [
+                    {"name": "Delivery", "terms": ["courier", "shipping", "arrived late"]},
+                    {"name": "Battery", "terms": ["battery", "charging"]}
+                ]}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/text/settings",
+                json!({"create_leads": true}),
+            )
+            .await;
+        assert_eq!((st, &v["create_leads"]), (200, &json!(true)), "[{k}] {v}");
+
+        s.batch(json!([{"type": "identify", "userId": "known", "traits": {"email": "known@example.com"}}])).await;
+        let mut msgs = vec![];
+        for i in 0..6 {
+            msgs.push(json!({"type": "track", "userId": format!("d{i}"), "event": "Posted",
+                "properties": {"text": format!("The courier lost my parcel, shipping is awful #{i}")}, "timestamp": ago(2 + i)}));
+            msgs.push(json!({"type": "track", "userId": format!("b{i}"), "event": "Posted",
+                "properties": {"text": "Love the battery, charging is fast and great"}, "timestamp": ago(3 + i)}));
+        }
+        msgs.push(json!({"type": "track", "userId": "writer", "event": "Posted",
+            "properties": {"text": "Ask known@example.com or stranger@example.org, or pay 0x52908400098527886E0F7030069857D2E4169EE7"}, "timestamp": ago(1)}));
+        assert_eq!(s.batch(Value::Array(msgs)).await.0, 200);
+
+        let summary = eventually(&s, "/api/text/topics/summary?days=7", |v| {
+            v.as_array().is_some_and(|a| {
+                a.iter()
+                    .map(|t| t["mentions"].as_i64().unwrap_or(0))
+                    .sum::<i64>()
+                    == 12
+            })
+        })
+        .await;
+        let delivery = summary
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["topic"] == "Delivery")
+            .unwrap();
+        assert_eq!(delivery["mentions"], 6, "[{k}] {summary}");
+        assert!(
+            delivery["sentiment"].as_f64().unwrap() < -0.3,
+            "[{k}] {summary}"
+        );
+        let battery = summary
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["topic"] == "Battery")
+            .unwrap();
+        assert!(
+            battery["sentiment"].as_f64().unwrap() > 0.5,
+            "[{k}] {summary}"
+        );
+        let (_, series) = s.get("/api/text/sentiment?topic=Delivery&days=7").await;
+        let n: i64 = series
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["texts"].as_i64().unwrap())
+            .sum();
+        assert_eq!(n, 6, "[{k}] {series}");
+        let (st, p) = s.get("/api/text/sentiment?topic=Delivery&product=X").await;
+        assert_eq!((st, p["field"].as_str()), (400, Some("topic")), "[{k}] {p}");
+        let (_, rising) = s.get("/api/text/trends/topics").await;
+        assert_eq!(rising.as_array().unwrap().len(), 2, "[{k}] {rising}");
+
+        // Found without set-up: the two themes come apart.
+        let (st, found) = s.get("/api/text/topics/discover?days=7").await;
+        assert_eq!(st, 200, "[{k}] {found}");
+        let terms_of = |w: &str| {
+            found
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["terms"].as_array().unwrap().iter().any(|x| x == w))
+                .cloned()
+        };
+        let courier = terms_of("courier").unwrap_or_else(|| panic!("[{k}] {found}"));
+        assert!(
+            !courier["terms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x == "battery"),
+            "[{k}] {found}"
+        );
+        assert!(
+            courier["sentiment"].as_f64().unwrap() < 0.0,
+            "[{k}] {found}"
+        );
+        let (st, p) = s.get("/api/text/topics/discover?limit=0").await;
+        assert_eq!((st, p["field"].as_str()), (400, Some("limit")));
+
+        // Entities link text to people: the known address is a mention; the unknown
+        // ones became leads.
+        let writer = s.profile_of("user_id:writer").await["id"].as_i64().unwrap();
+        let known = s.profile_of("user_id:known").await["id"].as_i64().unwrap();
+        let rels = eventually(&s, &format!("/api/profiles/{writer}/relationships"), |v| {
+            v.to_string().matches("mentioned").count() >= 3
+        })
+        .await;
+        assert!(
+            rels.to_string().contains(&format!("\"target\":{known}")),
+            "[{k}] {rels}"
+        );
+        let lead = s.profile_of("email:stranger@example.org").await;
+        assert_eq!(lead["traits"]["lead"], true, "[{k}] {lead}");
+        let wallet = s
+            .profile_of("wallet:eip155:1:0x52908400098527886e0f7030069857d2e4169ee7")
+            .await;
+        assert_eq!(
+            wallet["traits"]["lead_source"], "mentioned in a text",
+            "[{k}] {wallet}"
+        );
+        s.finish().await;
+    }
+}

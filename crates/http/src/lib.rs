@@ -150,7 +150,9 @@ impl utoipa::Modify for Security {
         graph::influence, graph::attribution, graph::path, graph::top, graph::communities,
         graph::recompute, graph::latest_run,
         text::analyse, text::event_analysis, text::sentiment, text::signals, text::trends,
-        text::set_catalogue, text::catalogue, text::products,
+        text::set_catalogue, text::catalogue, text::products, text::set_lexicon, text::lexicon,
+        text::set_topics, text::topics, text::topic_summary, text::discover_topics,
+        text::topic_trends, text::set_settings, text::settings,
         ops::healthz, ops::metrics, ops::stats, ops::create_key, ops::list_keys, ops::revoke_key,
     ),
     modifiers(&Security)
@@ -229,6 +231,18 @@ pub fn router(state: AppState) -> Router {
             get(text::catalogue).put(text::set_catalogue),
         )
         .route("/api/text/products", get(text::products))
+        .route(
+            "/api/text/lexicon",
+            get(text::lexicon).put(text::set_lexicon),
+        )
+        .route("/api/text/topics", get(text::topics).put(text::set_topics))
+        .route("/api/text/topics/summary", get(text::topic_summary))
+        .route("/api/text/topics/discover", get(text::discover_topics))
+        .route("/api/text/trends/topics", get(text::topic_trends))
+        .route(
+            "/api/text/settings",
+            get(text::settings).put(text::set_settings),
+        )
         .route("/api/events/{id}/analysis", get(text::event_analysis))
         .route("/api/profiles/{id}/text-signals", get(text::signals))
         .route("/api/conflicts", get(profiles::conflicts))

@@ -93,9 +93,10 @@ pub async fn event_analysis(
         .ok_or_else(|| ApiError::NotFound(format!("no analysis of event {id}: it has no text, or the analysis worker has not reached it yet")))
 }
 
-/// Daily sentiment over the last `days` (default 30), overall or for one person.
+/// Daily sentiment over the last `days` (default 30): overall, for one person, one
+/// product or one tracked topic.
 #[utoipa::path(get, path = "/api/text/sentiment", tag = "text",
-    params(("profile" = Option<i64>, Query), ("days" = Option<i64>, Query, description = "1-3650, default 30")),
+    params(("profile" = Option<i64>, Query), ("product" = Option<String>, Query), ("topic" = Option<String>, Query, description = "a tracked topic's name"), ("days" = Option<i64>, Query, description = "1-3650, default 30")),
     responses((status = 200, body = Vec<SentimentDay>), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn sentiment(
@@ -104,6 +105,32 @@ pub async fn sentiment(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<SentimentDay>>> {
     let days = days(&q)?;
+    let now = now_millis();
+    let tagged = match (q.get("product"), q.get("topic")) {
+        (Some(p), None) => Some(("product", p)),
+        (None, Some(t)) => Some(("topic", t)),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::invalid(
+                "topic",
+                "give `product` or `topic`, not both",
+            ))
+        }
+    };
+    if let Some((kind, name)) = tagged {
+        if q.contains_key("profile") {
+            return Err(ApiError::invalid(
+                kind,
+                format!("`{kind}` and `profile` cannot be combined"),
+            ));
+        }
+        return Ok(Json(
+            state
+                .store
+                .tag_series(kind, name, now - days * 86_400_000, now)
+                .await?,
+        ));
+    }
     let people = match q.get("profile") {
         None => None,
         Some(p) => {
@@ -113,7 +140,6 @@ pub async fn sentiment(
             Some(vec![state.store.profile(id).await?.id])
         }
     };
-    let now = now_millis();
     Ok(Json(
         state
             .store
@@ -226,6 +252,139 @@ pub async fn products(
 ) -> ApiResult<Json<Vec<Value>>> {
     let days = days(&q)?;
     Ok(Json(
-        rapport_app::text::product_voice(&state.store, days).await?,
+        rapport_app::text::voice(&state.store, "product", days).await?,
     ))
+}
+
+fn json_body(body: &Bytes) -> ApiResult<Value> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))
+}
+
+/// Replaces the brand's lexicon terms: `{"terms": {"meh": -1.2, "rapport": 2.5}}`; they
+/// add to or override VADER's lexicon for texts analysed from now on.
+#[utoipa::path(put, path = "/api/text/lexicon", tag = "text",
+    request_body(content = Object, description = "`{\"terms\": {\"meh\": -1.2}}`: one word each, valence -4..4"),
+    responses((status = 200, description = "the terms as stored", body = Object), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn set_lexicon(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let terms = rapport_app::text::set_lexicon(&state.store, &json_body(&body)?).await?;
+    Ok(Json(serde_json::json!({ "terms": terms })))
+}
+
+/// The brand's lexicon terms.
+#[utoipa::path(get, path = "/api/text/lexicon", tag = "text",
+    responses((status = 200, body = Object)), security(("bearer" = [])))]
+pub async fn lexicon(State(state): State<AppState>, _key: AdminKey) -> ApiResult<Json<Value>> {
+    let terms = rapport_app::text::lexicon(&state.store).await?;
+    Ok(Json(serde_json::json!({ "terms": terms })))
+}
+
+/// Replaces the topics the brand tracks:
+/// `{"topics": [{"name": "Delivery", "terms": ["courier", "shipping", "arrived late"]}]}`.
+#[utoipa::path(put, path = "/api/text/topics", tag = "text",
+    request_body(content = Object, description = "`{\"topics\": [{\"name\": \"Delivery\", \"terms\": [\"courier\"]}]}`"),
+    responses((status = 200, description = "the topics as stored", body = Object), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn set_topics(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let topics = rapport_app::text::set_tracked_topics(&state.store, &json_body(&body)?).await?;
+    Ok(Json(serde_json::json!({ "topics": topics })))
+}
+
+/// The topics the brand tracks.
+#[utoipa::path(get, path = "/api/text/topics", tag = "text",
+    responses((status = 200, body = Object)), security(("bearer" = [])))]
+pub async fn topics(State(state): State<AppState>, _key: AdminKey) -> ApiResult<Json<Value>> {
+    let topics = rapport_app::text::tracked_topics(&state.store).await?;
+    Ok(Json(serde_json::json!({ "topics": topics })))
+}
+
+/// Per tracked topic over the last `days`: texts, share of voice and mean sentiment.
+#[utoipa::path(get, path = "/api/text/topics/summary", tag = "text",
+    params(("days" = Option<i64>, Query, description = "1-3650, default 30")),
+    responses((status = 200, description = "topic, mentions, share_of_voice, sentiment", body = Vec<Object>), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn topic_summary(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let days = days(&q)?;
+    Ok(Json(
+        rapport_app::text::voice(&state.store, "topic", days).await?,
+    ))
+}
+
+/// Topics found in the last `days` of texts with no set-up: groups of terms written
+/// together, each with texts, mean sentiment and examples.
+#[utoipa::path(get, path = "/api/text/topics/discover", tag = "text",
+    params(("days" = Option<i64>, Query, description = "1-3650, default 30"), ("limit" = Option<usize>, Query, description = "1-100, default 20")),
+    responses((status = 200, description = "label, terms, texts, sentiment, positive, negative, examples", body = Vec<Object>), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn discover_topics(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Vec<rapport_text::topics::Topic>>> {
+    let days = days(&q)?;
+    let limit = match q.get("limit") {
+        None => 20,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 100"))?,
+    };
+    Ok(Json(
+        rapport_app::text::discover_topics(&state.store, days, limit).await?,
+    ))
+}
+
+/// Tracked topics rising this week against the four weeks before.
+#[utoipa::path(get, path = "/api/text/trends/topics", tag = "text",
+    responses((status = 200, description = "topic, this_week, weekly_before, score, sentiment", body = Vec<Object>)),
+    security(("bearer" = [])))]
+pub async fn topic_trends(
+    State(state): State<AppState>,
+    _key: AdminKey,
+) -> ApiResult<Json<Vec<Value>>> {
+    Ok(Json(rapport_app::text::rising_topics(&state.store).await?))
+}
+
+/// Text settings: `{"create_leads": true}` makes an unknown e-mail, wallet or handle
+/// mentioned in a text a new lead profile.
+#[utoipa::path(put, path = "/api/text/settings", tag = "text",
+    request_body(content = Object, description = "`{\"create_leads\": true}`"),
+    responses((status = 200, body = Object), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn set_settings(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let v = json_body(&body)?;
+    let Some(on) = v.get("create_leads").and_then(Value::as_bool) else {
+        return Err(ApiError::invalid(
+            "create_leads",
+            "is required: true or false",
+        ));
+    };
+    rapport_app::text::set_create_leads(&state.store, on).await?;
+    Ok(Json(serde_json::json!({ "create_leads": on })))
+}
+
+/// Text settings.
+#[utoipa::path(get, path = "/api/text/settings", tag = "text",
+    responses((status = 200, body = Object)), security(("bearer" = [])))]
+pub async fn settings(State(state): State<AppState>, _key: AdminKey) -> ApiResult<Json<Value>> {
+    let on = rapport_app::text::create_leads(&state.store).await?;
+    Ok(Json(serde_json::json!({ "create_leads": on })))
 }

@@ -196,6 +196,7 @@ pub struct Activity {
 
 pub const GRAPH_VERSION: &str = "graph_version";
 pub const CATALOGUE_VERSION: &str = "catalogue_version";
+pub const SETTINGS_VERSION: &str = "settings_version";
 
 /// An event's text waiting for analysis.
 #[derive(Debug, Clone)]
@@ -323,9 +324,27 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the product catalogue (bumps the `catalogue_version` counter).
     async fn set_catalogue(&self, names: Vec<String>, at: Millis) -> Result<()>;
     async fn catalogue(&self) -> Result<Vec<String>>;
-    /// Per product: texts mentioning it in `[since, until]` and their mean sentiment,
-    /// most mentioned first.
-    async fn product_voice(&self, since: Millis, until: Millis) -> Result<Vec<(String, i64, f64)>>;
+    /// Per product (`kind` `product`) or tracked topic (`topic`): texts mentioning it
+    /// in the window and their mean sentiment, most mentioned first.
+    async fn tag_voice(
+        &self,
+        kind: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<(String, i64, f64)>>;
+    /// Daily sentiment of the texts mentioning one product or topic.
+    async fn tag_series(
+        &self,
+        kind: &str,
+        name: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<rapport_domain::model::SentimentDay>>;
+    /// A brand setting (JSON), `None` when never set.
+    async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>>;
+    /// Sets a brand setting and bumps the `settings_version` counter, so workers
+    /// holding derived state (the analyzer) rebuild it.
+    async fn set_setting(&self, key: &str, value: serde_json::Value, at: Millis) -> Result<()>;
     /// Texts of events in `[since, until)`, newest first: `(event id, time, text)`.
     async fn texts_between(
         &self,

@@ -36,6 +36,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_graph.sql")),
     (3, include_str!("../migrations/sqlite/0003_text.sql")),
     (4, include_str!("../migrations/sqlite/0004_catalogue.sql")),
+    (
+        5,
+        include_str!("../migrations/sqlite/0005_tags_settings.sql"),
+    ),
 ];
 const READERS: usize = 4;
 
@@ -1008,8 +1012,29 @@ impl Store for SqliteStore {
     async fn catalogue(&self) -> Result<Vec<String>> {
         self.t_catalogue().await
     }
-    async fn product_voice(&self, since: Millis, until: Millis) -> Result<Vec<(String, i64, f64)>> {
-        self.t_product_voice(since, until).await
+    async fn tag_voice(
+        &self,
+        kind: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<(String, i64, f64)>> {
+        self.t_tag_voice(kind.to_string(), since, until).await
+    }
+    async fn tag_series(
+        &self,
+        kind: &str,
+        name: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<rapport_domain::model::SentimentDay>> {
+        self.t_tag_series(kind.to_string(), name.to_string(), since, until)
+            .await
+    }
+    async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>> {
+        self.t_setting(key.to_string()).await
+    }
+    async fn set_setting(&self, key: &str, value: serde_json::Value, at: Millis) -> Result<()> {
+        self.t_set_setting(key.to_string(), value, at).await
     }
     async fn texts_between(
         &self,

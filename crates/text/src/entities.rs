@@ -7,7 +7,7 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Entity {
-    /// `mention`, `hashtag`, `email`, `wallet`, `ens`, `url` or `product`.
+    /// `mention`, `hashtag`, `email`, `wallet`, `ens`, `url`, `product` or `topic`.
     pub kind: &'static str,
     /// Normalised: handles and hashtags without the sigil and lower-cased, e-mails and
     /// ENS names lower-cased, products as the catalogue spells them.
@@ -16,33 +16,60 @@ pub struct Entity {
     pub end: usize,
 }
 
-/// Product names, matched case-insensitively on word boundaries, longest first.
+/// Product names, and the terms of topics the brand tracks, matched case-insensitively
+/// on word boundaries, longest first: a product is found as itself, a topic term as its
+/// topic (`kind` `topic`, value the topic's name).
 pub struct Catalogue {
-    names: Vec<String>,
+    /// Per pattern: entity kind and value.
+    entries: Vec<(&'static str, String)>,
     matcher: Option<AhoCorasick>,
+}
+
+/// A topic the brand tracks: a name and the words or phrases that signal it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize)]
+pub struct TrackedTopic {
+    pub name: String,
+    pub terms: Vec<String>,
 }
 
 impl Catalogue {
     pub fn new(names: impl IntoIterator<Item = String>) -> Self {
-        let names: Vec<String> = names
-            .into_iter()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-            .collect();
-        let matcher = if names.is_empty() {
+        Self::with_topics(names, &[])
+    }
+
+    pub fn with_topics(names: impl IntoIterator<Item = String>, topics: &[TrackedTopic]) -> Self {
+        let mut patterns: Vec<String> = Vec::new();
+        let mut entries = Vec::new();
+        for n in names {
+            let n = n.trim();
+            if !n.is_empty() {
+                patterns.push(n.to_string());
+                entries.push(("product", n.to_string()));
+            }
+        }
+        for t in topics {
+            for term in &t.terms {
+                let term = term.trim();
+                if !term.is_empty() {
+                    patterns.push(term.to_string());
+                    entries.push(("topic", t.name.trim().to_string()));
+                }
+            }
+        }
+        let matcher = if patterns.is_empty() {
             None
         } else {
             AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::LeftmostLongest)
-                .build(&names)
+                .build(&patterns)
                 .ok()
         };
-        Catalogue { names, matcher }
+        Catalogue { entries, matcher }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.entries.is_empty()
     }
 }
 
@@ -168,12 +195,8 @@ pub fn extract(text: &str, catalogue: &Catalogue) -> Vec<Entity> {
             let bounded =
                 (s == 0 || !word_byte(bytes[s - 1])) && (e == bytes.len() || !word_byte(bytes[e]));
             if bounded && !found.iter().any(|f| f.0 < e && s < f.1) {
-                found.push((
-                    s,
-                    e,
-                    "product",
-                    catalogue.names[hit.pattern().as_usize()].clone(),
-                ));
+                let (kind, value) = &catalogue.entries[hit.pattern().as_usize()];
+                found.push((s, e, kind, value.clone()));
             }
         }
     }

@@ -5,9 +5,10 @@ pub mod entities;
 pub mod intents;
 pub mod language;
 pub mod sentiment;
+pub mod topics;
 pub mod trends;
 
-pub use entities::{Catalogue, Entity};
+pub use entities::{Catalogue, Entity, TrackedTopic};
 pub use sentiment::{Scores, Vader};
 
 use serde::Serialize;

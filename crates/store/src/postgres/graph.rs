@@ -469,7 +469,7 @@ impl PgStore {
         let events = c
             .query(
                 "SELECT id, message_id, profile_id, type, name, channel, source, properties, '{}'::jsonb, text, occurred_at, received_at
-                 FROM events WHERE id > $1 AND id <= $2 AND (properties ?| $3 OR text LIKE '%@%') ORDER BY id",
+                 FROM events WHERE id > $1 AND id <= $2 AND (properties ?| $3 OR text LIKE '%@%' OR text LIKE '%0x%') ORDER BY id",
                 &[&after, &upto, &keys],
             )
             .await?

@@ -1,8 +1,8 @@
 //! PostgreSQL side of text analyses.
 
 use super::PgStore;
-use crate::sqlite::text::products_of;
-use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION};
+use crate::sqlite::text::tags_of;
+use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION, SETTINGS_VERSION};
 use rapport_domain::model::{SentimentDay, TextAnalysisView};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{to_datetime, Millis};
@@ -67,14 +67,16 @@ impl PgStore {
             .await?;
         }
         let mut ev = Vec::new();
+        let mut kinds = Vec::new();
         let mut pr = Vec::new();
         let mut who = Vec::new();
         let mut at = Vec::new();
         let mut cp = Vec::new();
         for r in &rows {
-            for p in products_of(&r.entities) {
+            for (kind, name) in tags_of(&r.entities) {
                 ev.push(r.event_id);
-                pr.push(p);
+                kinds.push(kind);
+                pr.push(name);
                 who.push(r.profile_id);
                 at.push(r.occurred_at.timestamp_millis());
                 cp.push(r.compound);
@@ -82,9 +84,9 @@ impl PgStore {
         }
         if !ev.is_empty() {
             tx.execute(
-                "INSERT INTO text_products (event_id, product, profile_id, occurred_at, compound)
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::float8[]) ON CONFLICT (event_id, product) DO NOTHING",
-                &[&ev, &pr, &who, &at, &cp],
+                "INSERT INTO text_tags (event_id, kind, name, profile_id, occurred_at, compound)
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::float8[]) ON CONFLICT (event_id, kind, name) DO NOTHING",
+                &[&ev, &kinds, &pr, &who, &at, &cp],
             )
             .await?;
         }
@@ -228,20 +230,79 @@ impl PgStore {
             .collect())
     }
 
-    pub(super) async fn t_product_voice(
+    pub(super) async fn t_tag_voice(
         &self,
+        kind: String,
         since: Millis,
         until: Millis,
     ) -> Result<Vec<(String, i64, f64)>> {
         let c = self.client().await?;
         Ok(c.query(
-            "SELECT product, COUNT(*), AVG(compound)::float8 FROM text_products WHERE occurred_at >= $1 AND occurred_at <= $2
-             GROUP BY product ORDER BY COUNT(*) DESC, product",
-            &[&since, &until],
+            "SELECT name, COUNT(*), AVG(compound)::float8 FROM text_tags WHERE kind = $1 AND occurred_at >= $2 AND occurred_at <= $3
+             GROUP BY name ORDER BY COUNT(*) DESC, name",
+            &[&kind, &since, &until],
         )
         .await?
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
+    }
+
+    pub(super) async fn t_tag_series(
+        &self,
+        kind: String,
+        name: String,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<SentimentDay>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT occurred_at / 86400000, COUNT(*), AVG(compound)::float8, COUNT(*) FILTER (WHERE compound >= 0.05), COUNT(*) FILTER (WHERE compound <= -0.05)
+             FROM text_tags WHERE kind = $1 AND name = $2 AND occurred_at >= $3 AND occurred_at <= $4
+             GROUP BY 1 ORDER BY 1",
+            &[&kind, &name, &since, &until],
+        )
+        .await?
+        .iter()
+        .map(|r| SentimentDay {
+            day: day(r.get(0)),
+            texts: r.get(1),
+            mean: r.get(2),
+            positive: r.get(3),
+            negative: r.get(4),
+        })
+        .collect())
+    }
+
+    pub(super) async fn t_setting(&self, key: String) -> Result<Option<serde_json::Value>> {
+        let c = self.client().await?;
+        Ok(
+            c.query_opt("SELECT value FROM settings WHERE key = $1", &[&key])
+                .await?
+                .map(|r| r.get(0)),
+        )
+    }
+
+    pub(super) async fn t_set_setting(
+        &self,
+        key: String,
+        value: serde_json::Value,
+        at: Millis,
+    ) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            &[&key, &value, &at],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+            &[&SETTINGS_VERSION],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -430,7 +430,7 @@ impl SqliteStore {
                 .join(" OR ");
             let sql = format!(
                 "SELECT id, message_id, profile_id, type, name, channel, source, properties, '{{}}', text, occurred_at, received_at
-                 FROM events WHERE id > ?1 AND id <= ?2 AND ({keys} OR text LIKE '%@%') ORDER BY id"
+                 FROM events WHERE id > ?1 AND id <= ?2 AND ({keys} OR text LIKE '%@%' OR text LIKE '%0x%') ORDER BY id"
             );
             let events = c
                 .prepare_cached(&sql)?

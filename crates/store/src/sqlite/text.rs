@@ -1,7 +1,7 @@
 //! SQLite side of text analyses.
 
 use super::SqliteStore;
-use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION};
+use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION, SETTINGS_VERSION};
 use rapport_domain::model::{SentimentDay, TextAnalysisView};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{to_datetime, Millis};
@@ -53,12 +53,12 @@ impl SqliteStore {
             }
             {
                 let mut st = tx.prepare_cached(
-                    "INSERT INTO text_products (event_id, product, profile_id, occurred_at, compound) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (event_id, product) DO NOTHING",
+                    "INSERT INTO text_tags (event_id, kind, name, profile_id, occurred_at, compound) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (event_id, kind, name) DO NOTHING",
                 )?;
                 for r in &rows {
-                    for p in products_of(&r.entities) {
-                        st.execute(params![r.event_id, p, r.profile_id, r.occurred_at.timestamp_millis(), r.compound])?;
+                    for (kind, name) in tags_of(&r.entities) {
+                        st.execute(params![r.event_id, kind, name, r.profile_id, r.occurred_at.timestamp_millis(), r.compound])?;
                     }
                 }
             }
@@ -192,32 +192,89 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn t_product_voice(
+    pub(super) async fn t_tag_voice(
         &self,
+        kind: String,
         since: Millis,
         until: Millis,
     ) -> Result<Vec<(String, i64, f64)>> {
         self.read(move |c| {
             Ok(c.prepare_cached(
-                "SELECT product, COUNT(*), AVG(compound) FROM text_products WHERE occurred_at >= ?1 AND occurred_at <= ?2
-                 GROUP BY product ORDER BY COUNT(*) DESC, product",
+                "SELECT name, COUNT(*), AVG(compound) FROM text_tags WHERE kind = ?1 AND occurred_at >= ?2 AND occurred_at <= ?3
+                 GROUP BY name ORDER BY COUNT(*) DESC, name",
             )?
-            .query_map(params![since, until], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map(params![kind, since, until], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn t_tag_series(
+        &self,
+        kind: String,
+        name: String,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<SentimentDay>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT occurred_at / 86400000, COUNT(*), AVG(compound), SUM(compound >= 0.05), SUM(compound <= -0.05)
+                 FROM text_tags WHERE kind = ?1 AND name = ?2 AND occurred_at >= ?3 AND occurred_at <= ?4
+                 GROUP BY occurred_at / 86400000 ORDER BY 1",
+            )?
+            .query_map(params![kind, name, since, until], |r| {
+                Ok(SentimentDay { day: day(r.get(0)?), texts: r.get(1)?, mean: r.get(2)?, positive: r.get(3)?, negative: r.get(4)? })
+            })?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn t_setting(&self, key: String) -> Result<Option<serde_json::Value>> {
+        self.read(move |c| {
+            let v: Option<String> = c
+                .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()?;
+            Ok(v.and_then(|v| serde_json::from_str(&v).ok()))
+        })
+        .await
+    }
+
+    pub(super) async fn t_set_setting(
+        &self,
+        key: String,
+        value: serde_json::Value,
+        at: Millis,
+    ) -> Result<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                params![key, value.to_string(), at],
+            )?;
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+                [SETTINGS_VERSION],
+            )?;
+            Ok(())
         })
         .await
     }
 }
 
-/// Distinct product names among an analysis's entities.
-pub(crate) fn products_of(entities: &serde_json::Value) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+/// Distinct products and tracked topics among an analysis's entities, as (kind, name).
+pub(crate) fn tags_of(entities: &serde_json::Value) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
     for e in entities.as_array().into_iter().flatten() {
-        if e["kind"] == "product" {
-            if let Some(v) = e["value"].as_str() {
-                if !out.iter().any(|x| x == v) {
-                    out.push(v.to_string());
-                }
+        let kind = match e["kind"].as_str() {
+            Some("product") => "product",
+            Some("topic") => "topic",
+            _ => continue,
+        };
+        if let Some(v) = e["value"].as_str() {
+            if !out.iter().any(|x| x.0 == kind && x.1 == v) {
+                out.push((kind, v.to_string()));
             }
         }
     }

@@ -8,4 +8,5 @@ pub mod import;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
+pub mod segments;
 pub mod text;

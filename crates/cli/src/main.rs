@@ -72,15 +72,8 @@ enum Command {
         /// Load the demo data set first if the database has no events.
         #[arg(long)]
         demo: bool,
-        /// Minutes between graph recomputations while relationships change (0: never).
-        #[arg(long, env = "RAPPORT_GRAPH_EVERY_MINUTES", default_value_t = 15)]
-        graph_every_minutes: u64,
-        /// Infer relationships from events in this process (off: another process does).
-        #[arg(long, env = "RAPPORT_GRAPH_INFERENCE", default_value_t = true, action = clap::ArgAction::Set)]
-        graph_inference: bool,
-        /// Analyse the text of events in this process (off: another process does).
-        #[arg(long, env = "RAPPORT_TEXT_ANALYSIS", default_value_t = true, action = clap::ArgAction::Set)]
-        text_analysis: bool,
+        #[command(flatten)]
+        workers: WorkerArgs,
     },
     /// The relationship graph: import edge lists, recompute metrics, export.
     Graph {
@@ -135,6 +128,26 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+}
+
+/// The background workers `serve` runs.
+#[derive(clap::Args)]
+struct WorkerArgs {
+    /// Minutes between graph recomputations while relationships change (0: never).
+    #[arg(long, env = "RAPPORT_GRAPH_EVERY_MINUTES", default_value_t = 15)]
+    graph_every_minutes: u64,
+    /// Infer relationships from events in this process (off: another process does).
+    #[arg(long, env = "RAPPORT_GRAPH_INFERENCE", default_value_t = true, action = clap::ArgAction::Set)]
+    graph_inference: bool,
+    /// Analyse the text of events in this process (off: another process does).
+    #[arg(long, env = "RAPPORT_TEXT_ANALYSIS", default_value_t = true, action = clap::ArgAction::Set)]
+    text_analysis: bool,
+    /// Keep segment membership current as events arrive, in this process.
+    #[arg(long, env = "RAPPORT_SEGMENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    segments: bool,
+    /// Minutes between full segment refreshes (time windows move without events).
+    #[arg(long, env = "RAPPORT_SEGMENTS_EVERY_MINUTES", default_value_t = 15)]
+    segments_every_minutes: u64,
 }
 
 #[derive(Subcommand)]
@@ -298,14 +311,7 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-async fn serve(
-    store_args: StoreArgs,
-    listen: SocketAddr,
-    demo: bool,
-    graph_every_minutes: u64,
-    graph_inference: bool,
-    text_analysis: bool,
-) -> Result<()> {
+async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool, w: WorkerArgs) -> Result<()> {
     let store = store_args.open().await?;
     if store.api_keys().await?.is_empty() {
         let admin = rapport_app::keys::create(&store, Scope::Admin, "first start").await?;
@@ -329,9 +335,14 @@ async fn serve(
     );
     let _ = std::io::stdout().flush();
     let (state, writer) =
-        rapport_http::AppState::with_workers(store, graph_inference, text_analysis);
-    if graph_every_minutes > 0 {
-        state.schedule_graph(std::time::Duration::from_secs(graph_every_minutes * 60));
+        rapport_http::AppState::with_workers(store, w.graph_inference, w.text_analysis);
+    if w.graph_every_minutes > 0 {
+        state.schedule_graph(std::time::Duration::from_secs(w.graph_every_minutes * 60));
+    }
+    if w.segments {
+        state.run_segments(std::time::Duration::from_secs(
+            w.segments_every_minutes.max(1) * 60,
+        ));
     }
     rapport_http::serve(listener, state, shutdown_signal()).await?;
     // The router (and with it every ingestor handle) is gone: the writer drains and stops.
@@ -553,20 +564,8 @@ async fn main() -> Result<()> {
             store,
             listen,
             demo,
-            graph_every_minutes,
-            graph_inference,
-            text_analysis,
-        } => {
-            serve(
-                store,
-                listen,
-                demo,
-                graph_every_minutes,
-                graph_inference,
-                text_analysis,
-            )
-            .await
-        }
+            workers,
+        } => serve(store, listen, demo, workers).await,
         Command::Graph { command } => graph(command).await,
         Command::Text {
             command:

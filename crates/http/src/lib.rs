@@ -16,6 +16,7 @@ pub mod ops;
 pub mod problem;
 pub mod profiles;
 pub mod segment;
+pub mod segments;
 pub mod text;
 
 #[derive(Clone)]
@@ -29,9 +30,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Starts the ingestion writer for `store` and the relationship-inference worker.
+    /// Starts the ingestion writer for `store` and every background worker (relationship
+    /// inference, text analysis, real-time segments).
     pub fn new(store: DynStore) -> (AppState, tokio::task::JoinHandle<()>) {
-        Self::with_workers(store, true, true)
+        let (state, writer) = Self::with_workers(store, true, true);
+        state.run_segments(std::time::Duration::from_secs(15 * 60));
+        (state, writer)
     }
 
     /// As [`new`](Self::new) with only the workers asked for: `false` leaves
@@ -65,6 +69,16 @@ impl AppState {
             },
             writer,
         )
+    }
+
+    /// Keeps segment membership current as events arrive, with a full refresh every
+    /// `every`.
+    pub fn run_segments(&self, every: std::time::Duration) {
+        tokio::spawn(rapport_app::segments::run(
+            self.store.clone(),
+            every,
+            self._workers.subscribe(),
+        ));
     }
 
     /// Recomputes the graph every `every` while relationships keep changing.
@@ -153,6 +167,8 @@ impl utoipa::Modify for Security {
         text::set_catalogue, text::catalogue, text::products, text::set_lexicon, text::lexicon,
         text::set_topics, text::topics, text::topic_summary, text::discover_topics,
         text::topic_trends, text::set_settings, text::settings,
+        segments::preview, segments::create, segments::list, segments::get, segments::update,
+        segments::delete, segments::refresh, segments::members, segments::sizes, segments::of_profile,
         ops::healthz, ops::metrics, ops::stats, ops::create_key, ops::list_keys, ops::revoke_key,
     ),
     modifiers(&Security)
@@ -231,6 +247,18 @@ pub fn router(state: AppState) -> Router {
             get(text::catalogue).put(text::set_catalogue),
         )
         .route("/api/text/products", get(text::products))
+        .route("/api/segments/preview", post(segments::preview))
+        .route("/api/segments", get(segments::list).post(segments::create))
+        .route(
+            "/api/segments/{id}",
+            get(segments::get)
+                .put(segments::update)
+                .delete(segments::delete),
+        )
+        .route("/api/segments/{id}/refresh", post(segments::refresh))
+        .route("/api/segments/{id}/members", get(segments::members))
+        .route("/api/segments/{id}/sizes", get(segments::sizes))
+        .route("/api/profiles/{id}/segments", get(segments::of_profile))
         .route(
             "/api/text/lexicon",
             get(text::lexicon).put(text::set_lexicon),

@@ -214,6 +214,37 @@ pub struct TextStats {
     pub mean: Option<f64>,
 }
 
+/// A saved segment.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct SegmentRow {
+    pub id: i64,
+    pub name: String,
+    pub definition: String,
+    pub description: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub refreshed_at: Option<Millis>,
+    pub size: i64,
+}
+
+/// One point of a segment's size history.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct SegmentSize {
+    pub at: Millis,
+    pub size: i64,
+    pub entered: i64,
+    pub exited: i64,
+}
+
+/// Who entered and left a segment in one write.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct MembershipChange {
+    pub entered: Vec<ProfileId>,
+    pub exited: Vec<ProfileId>,
+}
+
+pub use rapport_segment::sql::{Compiled, Dialect, Param};
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
@@ -265,6 +296,8 @@ pub trait Store: Send + Sync + 'static {
     async fn touches(&self, q: TouchQuery) -> Result<Vec<TouchView>>;
     /// A named counter (`graph_version`, worker cursors); 0 when never set.
     async fn counter(&self, name: &str) -> Result<i64>;
+    /// Sets a named counter (a worker's position).
+    async fn set_counter(&self, name: &str, value: i64) -> Result<()>;
     /// Replaces every person's graph scores with a new computation's, atomically.
     async fn save_graph_run(
         &self,
@@ -340,6 +373,63 @@ pub trait Store: Send + Sync + 'static {
         since: Millis,
         until: Millis,
     ) -> Result<Vec<rapport_domain::model::SentimentDay>>;
+    /// Which SQL the segment compiler must produce for this store.
+    fn dialect(&self) -> Dialect;
+    /// People (canonical ids) matching a compiled segment condition: how many, and the
+    /// first `sample` by id.
+    async fn segment_matches(&self, c: Compiled, sample: usize) -> Result<(i64, Vec<ProfileId>)>;
+    /// Every person matching a compiled segment condition, by id.
+    async fn segment_all_matches(&self, c: Compiled) -> Result<Vec<ProfileId>>;
+    /// Saves a new segment (conflict when the name is taken).
+    async fn create_segment(
+        &self,
+        name: &str,
+        definition: &str,
+        description: &str,
+        at: Millis,
+    ) -> Result<SegmentRow>;
+    async fn update_segment(
+        &self,
+        id: i64,
+        definition: &str,
+        description: &str,
+        at: Millis,
+    ) -> Result<SegmentRow>;
+    async fn segments(&self) -> Result<Vec<SegmentRow>>;
+    async fn segment(&self, id: i64) -> Result<SegmentRow>;
+    async fn segment_by_name(&self, name: &str) -> Result<Option<SegmentRow>>;
+    async fn delete_segment(&self, id: i64) -> Result<()>;
+    /// Makes `members` the segment's membership: in one transaction, adds and removes
+    /// the difference, writes a `Segment Entered` / `Segment Exited` event on each
+    /// person's timeline and a size-history point.
+    async fn set_segment_members(
+        &self,
+        id: i64,
+        members: Vec<ProfileId>,
+        at: Millis,
+    ) -> Result<MembershipChange>;
+    /// Applies individual entries and exits (real-time evaluation), likewise.
+    async fn change_segment_members(
+        &self,
+        id: i64,
+        change: MembershipChange,
+        at: Millis,
+    ) -> Result<MembershipChange>;
+    async fn segment_member_ids(
+        &self,
+        id: i64,
+        after: ProfileId,
+        limit: usize,
+    ) -> Result<Vec<ProfileId>>;
+    async fn segment_sizes(&self, id: i64, since: Millis) -> Result<Vec<SegmentSize>>;
+    /// Everything a person (canonical id) did and wrote, oldest first: their events and
+    /// their analysed texts as (occurred_at, compound, complaint confidence).
+    async fn person_activity(
+        &self,
+        id: ProfileId,
+    ) -> Result<(Vec<EventView>, Vec<(Millis, f64, f64)>)>;
+    /// Names of the segments a person (canonical id) is in.
+    async fn profile_segments(&self, id: ProfileId) -> Result<Vec<String>>;
     /// A brand setting (JSON), `None` when never set.
     async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>>;
     /// Sets a brand setting and bumps the `settings_version` counter, so workers

@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 mod graph;
+pub(crate) mod segments;
 pub(crate) mod text;
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -40,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../migrations/sqlite/0005_tags_settings.sql"),
     ),
+    (6, include_str!("../migrations/sqlite/0006_segments.sql")),
 ];
 const READERS: usize = 4;
 
@@ -123,6 +125,31 @@ fn configure(conn: &Connection) -> Result<()> {
          PRAGMA journal_size_limit = 268435456;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
+    register_regexp(conn)?;
+    Ok(())
+}
+
+/// `regexp(pattern, text)` for segment definitions (`matches "…"`), with the `regex`
+/// crate the in-memory evaluator uses; compiled patterns are cached per statement.
+fn register_regexp(conn: &Connection) -> Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "regexp",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let re: std::sync::Arc<regex::Regex> = ctx.get_or_create_aux(0, |v| {
+                regex::Regex::new(v.as_str()?)
+                    .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+            })?;
+            Ok(match ctx.get_raw(1) {
+                rusqlite::types::ValueRef::Text(t) => {
+                    std::str::from_utf8(t).is_ok_and(|s| re.is_match(s))
+                }
+                _ => false,
+            })
+        },
+    )?;
     Ok(())
 }
 
@@ -1029,6 +1056,95 @@ impl Store for SqliteStore {
     ) -> Result<Vec<rapport_domain::model::SentimentDay>> {
         self.t_tag_series(kind.to_string(), name.to_string(), since, until)
             .await
+    }
+    fn dialect(&self) -> crate::Dialect {
+        crate::Dialect::Sqlite
+    }
+    async fn segment_matches(
+        &self,
+        c: crate::Compiled,
+        sample: usize,
+    ) -> Result<(i64, Vec<ProfileId>)> {
+        self.s_matches(c, sample).await
+    }
+    async fn segment_all_matches(&self, c: crate::Compiled) -> Result<Vec<ProfileId>> {
+        self.s_all_matches(c).await
+    }
+    async fn create_segment(
+        &self,
+        name: &str,
+        definition: &str,
+        description: &str,
+        at: Millis,
+    ) -> Result<crate::SegmentRow> {
+        self.s_create(
+            name.to_string(),
+            definition.to_string(),
+            description.to_string(),
+            at,
+        )
+        .await
+    }
+    async fn update_segment(
+        &self,
+        id: i64,
+        definition: &str,
+        description: &str,
+        at: Millis,
+    ) -> Result<crate::SegmentRow> {
+        self.s_update(id, definition.to_string(), description.to_string(), at)
+            .await
+    }
+    async fn segments(&self) -> Result<Vec<crate::SegmentRow>> {
+        self.s_list().await
+    }
+    async fn segment(&self, id: i64) -> Result<crate::SegmentRow> {
+        self.s_get(id).await
+    }
+    async fn segment_by_name(&self, name: &str) -> Result<Option<crate::SegmentRow>> {
+        self.s_by_name(name.to_string()).await
+    }
+    async fn delete_segment(&self, id: i64) -> Result<()> {
+        self.s_delete(id).await
+    }
+    async fn set_segment_members(
+        &self,
+        id: i64,
+        members: Vec<ProfileId>,
+        at: Millis,
+    ) -> Result<crate::MembershipChange> {
+        self.s_set_members(id, members, at).await
+    }
+    async fn change_segment_members(
+        &self,
+        id: i64,
+        change: crate::MembershipChange,
+        at: Millis,
+    ) -> Result<crate::MembershipChange> {
+        self.s_change_members(id, change, at).await
+    }
+    async fn segment_member_ids(
+        &self,
+        id: i64,
+        after: ProfileId,
+        limit: usize,
+    ) -> Result<Vec<ProfileId>> {
+        self.s_member_ids(id, after, limit).await
+    }
+    async fn segment_sizes(&self, id: i64, since: Millis) -> Result<Vec<crate::SegmentSize>> {
+        self.s_sizes(id, since).await
+    }
+    async fn person_activity(
+        &self,
+        id: ProfileId,
+    ) -> Result<(Vec<EventView>, Vec<(Millis, f64, f64)>)> {
+        self.s_person_activity(id).await
+    }
+    async fn set_counter(&self, name: &str, value: i64) -> Result<()> {
+        self.s_set_counter(name.to_string(), value).await
+    }
+    async fn profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {
+        self.s_profile_segments(id).await
     }
     async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>> {
         self.t_setting(key.to_string()).await

@@ -1,0 +1,419 @@
+//! Segments as a capability: preview a definition (count and sample) without saving,
+//! save and edit segments, refresh their membership with the SQL evaluator (batch), and
+//! re-evaluate people in memory as their events arrive (the real-time worker), writing
+//! `Segment Entered` / `Segment Exited` events and size history either way.
+
+use rapport_domain::identifier::IdentityKind;
+use rapport_domain::model::ConsentStatus;
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::now_millis;
+use rapport_segment::eval::{self, Person};
+use rapport_segment::{parse, referenced_segments, sql, Expr};
+use rapport_store::{DynStore, MembershipChange, SegmentRow, StoreError};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// Name of the real-time worker's position in the event log.
+pub const SEGMENT_CURSOR: &str = "cursor.segments";
+
+fn invalid(field: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses a definition and checks the segments it names exist; errors name the field
+/// `definition` and say where (line, column) and what is wrong.
+pub async fn check(store: &DynStore, definition: &str) -> Result<Expr, StoreError> {
+    if definition.len() > 20_000 {
+        return Err(invalid("definition", "longer than 20,000 characters"));
+    }
+    let e = parse(definition).map_err(|e| invalid("definition", e.to_string()))?;
+    for name in referenced_segments(&e) {
+        if store.segment_by_name(&name).await?.is_none() {
+            return Err(invalid(
+                "definition",
+                format!("segment '{name}' does not exist"),
+            ));
+        }
+    }
+    Ok(e)
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SampleMember {
+    pub id: ProfileId,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Preview {
+    pub count: i64,
+    pub sample: Vec<SampleMember>,
+    /// Server time spent, for the editor's live count.
+    pub took_ms: f64,
+}
+
+/// Count and a sample of who matches a definition now, without saving anything.
+pub async fn preview(
+    store: &DynStore,
+    definition: &str,
+    sample: usize,
+) -> Result<Preview, StoreError> {
+    let t = std::time::Instant::now();
+    let e = check(store, definition).await?;
+    let c = sql::compile(&e, store.dialect(), now_millis());
+    let (count, ids) = store.segment_matches(c, sample).await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let p = store.profile(id).await?;
+        let email = p
+            .identities
+            .iter()
+            .find(|i| i.kind == IdentityKind::Email)
+            .map(|i| i.value.clone());
+        out.push(SampleMember {
+            id,
+            name: rapport_domain::traits::display_name(&p.traits),
+            email,
+        });
+    }
+    Ok(Preview {
+        count,
+        sample: out,
+        took_ms: t.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+fn check_name(name: &str) -> Result<String, StoreError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) || n.contains('"')
+    {
+        return Err(invalid(
+            "name",
+            "must be 1 to 100 characters, without quotes",
+        ));
+    }
+    Ok(n.to_string())
+}
+
+/// Segments in an order where each comes after those it refers to; a cycle is an error
+/// naming a segment on it.
+fn ordered(rows: &[(SegmentRow, Expr)]) -> Result<Vec<usize>, String> {
+    let index: HashMap<&str, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (r, _))| (r.name.as_str(), i))
+        .collect();
+    let mut state = vec![0u8; rows.len()];
+    let mut out = Vec::new();
+    fn visit(
+        i: usize,
+        rows: &[(SegmentRow, Expr)],
+        index: &HashMap<&str, usize>,
+        state: &mut [u8],
+        out: &mut Vec<usize>,
+    ) -> Result<(), String> {
+        match state[i] {
+            2 => return Ok(()),
+            1 => return Err(rows[i].0.name.clone()),
+            _ => {}
+        }
+        state[i] = 1;
+        for dep in referenced_segments(&rows[i].1) {
+            if let Some(&j) = index.get(dep.as_str()) {
+                visit(j, rows, index, state, out)?;
+            }
+        }
+        state[i] = 2;
+        out.push(i);
+        Ok(())
+    }
+    for i in 0..rows.len() {
+        visit(i, rows, &index, &mut state, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Every saved segment with its parsed definition, dependencies first.
+async fn definitions(store: &DynStore) -> Result<Vec<(SegmentRow, Expr)>, StoreError> {
+    let rows: Vec<(SegmentRow, Expr)> = store
+        .segments()
+        .await?
+        .into_iter()
+        .filter_map(|r| {
+            let e = parse(&r.definition).ok()?;
+            Some((r, e))
+        })
+        .collect();
+    let order = ordered(&rows).map_err(|n| {
+        invalid(
+            "definition",
+            format!("segments refer to each other in a cycle through '{n}'"),
+        )
+    })?;
+    let mut slots: Vec<Option<(SegmentRow, Expr)>> = rows.into_iter().map(Some).collect();
+    Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
+}
+
+/// Saves a segment and computes its members.
+pub async fn create(
+    store: &DynStore,
+    name: &str,
+    definition: &str,
+    description: &str,
+) -> Result<SegmentRow, StoreError> {
+    let name = check_name(name)?;
+    let e = check(store, definition).await?;
+    if referenced_segments(&e).contains(&name) {
+        return Err(invalid(
+            "definition",
+            format!("segment '{name}' cannot refer to itself"),
+        ));
+    }
+    let row = store
+        .create_segment(&name, definition, description, now_millis())
+        .await?;
+    refresh(store, row.id).await?;
+    store.segment(row.id).await
+}
+
+/// Changes a segment's definition or description and recomputes its members.
+pub async fn update(
+    store: &DynStore,
+    id: i64,
+    definition: Option<&str>,
+    description: Option<&str>,
+) -> Result<SegmentRow, StoreError> {
+    let current = store.segment(id).await?;
+    let definition = definition.unwrap_or(&current.definition);
+    let e = check(store, definition).await?;
+    let mut rows = definitions(store).await?;
+    for (r, x) in rows.iter_mut() {
+        if r.id == id {
+            *x = e.clone();
+        }
+    }
+    if let Err(n) = ordered(&rows) {
+        return Err(invalid(
+            "definition",
+            format!("this would make segments refer to each other in a cycle through '{n}'"),
+        ));
+    }
+    store
+        .update_segment(
+            id,
+            definition,
+            description.unwrap_or(&current.description),
+            now_millis(),
+        )
+        .await?;
+    refresh(store, id).await?;
+    store.segment(id).await
+}
+
+/// Deletes a segment unless another one refers to it.
+pub async fn delete(store: &DynStore, id: i64) -> Result<(), StoreError> {
+    let row = store.segment(id).await?;
+    for (other, e) in definitions(store).await? {
+        if other.id != id && referenced_segments(&e).contains(&row.name) {
+            return Err(StoreError::Conflict(format!(
+                "segment '{}' refers to '{}': change it first",
+                other.name, row.name
+            )));
+        }
+    }
+    store.delete_segment(id).await
+}
+
+/// Recomputes a segment's members with the SQL evaluator.
+pub async fn refresh(store: &DynStore, id: i64) -> Result<MembershipChange, StoreError> {
+    let row = store.segment(id).await?;
+    let e = parse(&row.definition).map_err(|e| invalid("definition", e.to_string()))?;
+    let now = now_millis();
+    let members = store
+        .segment_all_matches(sql::compile(&e, store.dialect(), now))
+        .await?;
+    store.set_segment_members(id, members, now).await
+}
+
+/// Recomputes every segment, dependencies first (time windows move even without
+/// events, so `serve` runs this periodically).
+pub async fn refresh_all(store: &DynStore) -> Result<usize, StoreError> {
+    let defs = definitions(store).await?;
+    let mut changed = 0;
+    for (row, _) in &defs {
+        let c = refresh(store, row.id).await?;
+        changed += c.entered.len() + c.exited.len();
+    }
+    Ok(changed)
+}
+
+/// One person's live state, as the in-memory evaluator reads it.
+pub async fn person(store: &DynStore, id: ProfileId) -> Result<Person, StoreError> {
+    let view = store.profile(id).await?;
+    let (events, texts) = store.person_activity(view.id).await?;
+    let scores = store
+        .graph_scores(vec![view.id])
+        .await?
+        .into_iter()
+        .next()
+        .map(|g| {
+            HashMap::from([
+                ("pagerank".to_string(), g.pagerank),
+                ("pagerank_pct".to_string(), g.pagerank_pct),
+                ("betweenness".to_string(), g.betweenness),
+                ("betweenness_pct".to_string(), g.betweenness_pct),
+                ("community".to_string(), g.community as f64),
+                ("core".to_string(), g.core as f64),
+                ("reach1".to_string(), g.reach1 as f64),
+                ("reach2".to_string(), g.reach2 as f64),
+                ("evangelist".to_string(), g.evangelist),
+                ("syndication".to_string(), g.syndication),
+            ])
+        });
+    Ok(Person {
+        traits: view.traits.clone(),
+        identities: view
+            .identities
+            .iter()
+            .map(|i| (i.kind.as_str().to_string(), i.value.clone()))
+            .collect(),
+        consents: view
+            .consents
+            .iter()
+            .map(|c| {
+                let status = match c.status {
+                    ConsentStatus::Granted => "granted",
+                    ConsentStatus::Denied => "denied",
+                };
+                ((c.channel.clone(), c.purpose.clone()), status.to_string())
+            })
+            .collect(),
+        events: events
+            .into_iter()
+            .map(|e| eval::Event {
+                kind: e.kind,
+                name: e.name,
+                properties: e.properties,
+                at: e.occurred_at.timestamp_millis(),
+                id: e.id,
+            })
+            .collect(),
+        texts: texts
+            .into_iter()
+            .map(|(at, compound, complaint)| eval::Text {
+                at,
+                compound,
+                complaint,
+            })
+            .collect(),
+        scores,
+        segments: store.profile_segments(view.id).await?,
+    })
+}
+
+/// Re-evaluates the given people against every segment in memory and records who
+/// entered and left. Returns the number of changes.
+pub async fn evaluate_people(
+    store: &DynStore,
+    people: Vec<ProfileId>,
+) -> Result<usize, StoreError> {
+    let defs = definitions(store).await?;
+    if defs.is_empty() {
+        return Ok(0);
+    }
+    let mut changes = 0;
+    let now = now_millis();
+    for id in people {
+        let mut p = person(store, id).await?;
+        for (row, e) in &defs {
+            let inside = eval::eval(e, &p, now);
+            let was = p.segments.iter().any(|s| s == &row.name);
+            if inside == was {
+                continue;
+            }
+            let change = if inside {
+                MembershipChange {
+                    entered: vec![id],
+                    exited: vec![],
+                }
+            } else {
+                MembershipChange {
+                    entered: vec![],
+                    exited: vec![id],
+                }
+            };
+            let done = store.change_segment_members(row.id, change, now).await?;
+            changes += done.entered.len() + done.exited.len();
+            // Later segments may refer to this one.
+            if inside {
+                p.segments.push(row.name.clone());
+            } else {
+                p.segments.retain(|s| s != &row.name);
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// One step of the real-time worker: the people behind events after its position are
+/// re-evaluated. Returns events read.
+pub async fn realtime_step(store: &DynStore, batch: usize) -> Result<usize, StoreError> {
+    let pos = store.counter(SEGMENT_CURSOR).await?;
+    let events = store.events_after(pos, batch).await?;
+    let Some(last) = events.last().map(|e| e.id) else {
+        return Ok(0);
+    };
+    if store.segments().await?.is_empty() {
+        store.set_counter(SEGMENT_CURSOR, last).await?;
+        return Ok(events.len());
+    }
+    let mut people = Vec::new();
+    let mut seen = HashSet::new();
+    for e in &events {
+        let id = store.profile(e.profile_id).await?.id;
+        if seen.insert(id) {
+            people.push(id);
+        }
+    }
+    evaluate_people(store, people).await?;
+    store.set_counter(SEGMENT_CURSOR, last).await?;
+    Ok(events.len())
+}
+
+/// The worker `rapport serve` runs: real-time membership after each event, and every
+/// `every` a batch refresh of all segments (windows move with time).
+pub async fn run(
+    store: DynStore,
+    every: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last_refresh = std::time::Instant::now();
+    loop {
+        let pause = match realtime_step(&store, 1_000).await {
+            Ok(0) => Duration::from_millis(200),
+            Ok(_) => Duration::from_millis(10),
+            Err(e) => {
+                tracing::warn!(error = %e, "segment evaluation failed; retrying");
+                Duration::from_secs(2)
+            }
+        };
+        if last_refresh.elapsed() >= every {
+            last_refresh = std::time::Instant::now();
+            if let Err(e) = refresh_all(&store).await {
+                tracing::warn!(error = %e, "segment refresh failed");
+            }
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

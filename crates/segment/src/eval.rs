@@ -1,0 +1,299 @@
+//! The in-memory evaluator: one person's live state against a definition. Its meaning
+//! is the SQL compiler's (`sql`); a property test holds them to the same answers.
+//!
+//! Rules both follow: a test on a missing value (or JSON null, or a value of another
+//! type than the literal's) is false, so `not` always flips; counts and sums of nothing
+//! are 0; an average, minimum, maximum, first or last of nothing is missing; windows
+//! reach back from the evaluation time `now` inclusive; text comparison is by bytes,
+//! `~` is ASCII case-insensitive.
+
+use crate::ast::*;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// An event as the evaluator needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: String,
+    pub name: Option<String>,
+    pub properties: Value,
+    pub at: i64,
+    /// Store order, to break ties of `at` for first/last.
+    pub id: i64,
+}
+
+/// A text the person wrote, as analysed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Text {
+    pub at: i64,
+    pub compound: f64,
+    pub complaint: f64,
+}
+
+/// One person's state.
+#[derive(Debug, Clone, Default)]
+pub struct Person {
+    /// Merged traits.
+    pub traits: Value,
+    /// (kind, normalised value), e.g. ("wallet", "eip155:1:0x…").
+    pub identities: Vec<(String, String)>,
+    /// Latest status per (channel, purpose).
+    pub consents: HashMap<(String, String), String>,
+    pub events: Vec<Event>,
+    pub texts: Vec<Text>,
+    /// Network scores by column name, when computed.
+    pub scores: Option<HashMap<String, f64>>,
+    /// Names of the segments the person is in.
+    pub segments: Vec<String>,
+}
+
+pub fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.as_object()?.get(p)?;
+    }
+    (!cur.is_null()).then_some(cur)
+}
+
+fn lit_eq(v: &Value, l: &Lit) -> Option<bool> {
+    match (v, l) {
+        (Value::String(s), Lit::Str(t)) => Some(s == t),
+        (Value::Number(n), Lit::Num(t)) => n.as_f64().map(|n| n == *t),
+        (Value::Bool(b), Lit::Bool(t)) => Some(b == t),
+        _ => None,
+    }
+}
+
+pub fn test(v: Option<&Value>, t: &Test) -> bool {
+    let Some(v) = v else {
+        return false;
+    };
+    match t {
+        Test::Exists => true,
+        Test::Cmp(CmpOp::Eq, l) => lit_eq(v, l) == Some(true),
+        // Not equal: the value exists and is not that literal (of any type).
+        Test::Cmp(CmpOp::Ne, l) => lit_eq(v, l) != Some(true),
+        Test::Cmp(op, Lit::Num(t)) => v.as_f64().is_some_and(|n| v.is_number() && op.holds(n, *t)),
+        Test::Cmp(op, Lit::Str(t)) => v
+            .as_str()
+            .is_some_and(|s| op.holds(s.as_bytes(), t.as_bytes())),
+        Test::Cmp(_, Lit::Bool(_)) => false,
+        Test::Contains(t) => v
+            .as_str()
+            .is_some_and(|s| s.to_ascii_lowercase().contains(&t.to_ascii_lowercase())),
+        Test::Regex(r) => v.as_str().is_some_and(|s| {
+            regex::Regex::new(r)
+                .map(|re| re.is_match(s))
+                .unwrap_or(false)
+        }),
+        Test::In(items) => items.iter().any(|l| lit_eq(v, l) == Some(true)),
+    }
+}
+
+fn selected<'a>(
+    p: &'a Person,
+    sel: &'a EventSel,
+    window: Option<Window>,
+    now: i64,
+) -> impl Iterator<Item = &'a Event> + 'a {
+    p.events.iter().filter(move |e| {
+        sel.kind.as_deref().is_none_or(|k| e.kind == k)
+            && sel
+                .name
+                .as_deref()
+                .is_none_or(|n| e.name.as_deref() == Some(n))
+            && window.is_none_or(|w| e.at >= now - w.millis)
+            && e.at <= now
+            && sel
+                .filters
+                .iter()
+                .all(|(path, t)| test(lookup(&e.properties, path), t))
+    })
+}
+
+fn number(v: Option<&Value>) -> Option<f64> {
+    v.filter(|v| v.is_number()).and_then(Value::as_f64)
+}
+
+pub fn eval(e: &Expr, p: &Person, now: i64) -> bool {
+    match e {
+        Expr::And(v) => v.iter().all(|x| eval(x, p, now)),
+        Expr::Or(v) => v.iter().any(|x| eval(x, p, now)),
+        Expr::Not(x) => !eval(x, p, now),
+        Expr::Cond(c) => cond(c, p, now),
+    }
+}
+
+fn cond(c: &Cond, p: &Person, now: i64) -> bool {
+    match c {
+        Cond::Trait { path, test: t } => test(lookup(&p.traits, path), t),
+        Cond::Has { kind, on } => p.identities.iter().any(|(k, v)| {
+            k == kind.as_str()
+                && on.as_deref().is_none_or(|o| {
+                    v.len() > o.len() && v.starts_with(o) && v.as_bytes()[o.len()] == b':'
+                })
+        }),
+        Cond::Agg {
+            func,
+            sel,
+            prop,
+            window,
+            op,
+            value,
+        } => {
+            let events = selected(p, sel, *window, now);
+            let got = match (func, prop) {
+                (AggFn::Count, _) => Some(events.count() as f64),
+                (_, Some(path)) => {
+                    let xs: Vec<f64> = events
+                        .filter_map(|e| number(lookup(&e.properties, path)))
+                        .collect();
+                    match func {
+                        AggFn::Sum => Some(xs.iter().sum()),
+                        _ if xs.is_empty() => None,
+                        AggFn::Avg => Some(xs.iter().sum::<f64>() / xs.len() as f64),
+                        AggFn::Min => xs.iter().copied().reduce(f64::min),
+                        _ => xs.iter().copied().reduce(f64::max),
+                    }
+                }
+                _ => None,
+            };
+            got.is_some_and(|g| op.holds(g, *value))
+        }
+        Cond::Recency {
+            first,
+            sel,
+            op,
+            value,
+        } => {
+            let ats = selected(p, sel, None, now).map(|e| e.at);
+            let at = if *first { ats.min() } else { ats.max() };
+            at.is_some_and(|a| op.holds((now - a) as f64 / 86_400_000.0, *value))
+        }
+        Cond::Value {
+            first,
+            sel,
+            prop,
+            window,
+            test: t,
+        } => {
+            let pick = |e: &&Event| (e.at, e.id);
+            let events = selected(p, sel, *window, now);
+            let e = if *first {
+                events.min_by_key(pick)
+            } else {
+                events.max_by_key(pick)
+            };
+            e.is_some_and(|e| test(lookup(&e.properties, prop), t))
+        }
+        Cond::Score { name, op, value } => p
+            .scores
+            .as_ref()
+            .and_then(|s| s.get(name.column()))
+            .is_some_and(|v| op.holds(*v, *value)),
+        Cond::Text {
+            func,
+            window,
+            op,
+            value,
+        } => {
+            let ts: Vec<&Text> = p
+                .texts
+                .iter()
+                .filter(|t| t.at <= now && window.is_none_or(|w| t.at >= now - w.millis))
+                .collect();
+            let got = match func {
+                TextFn::Texts => Some(ts.len() as f64),
+                TextFn::Complaints => Some(ts.iter().filter(|t| t.complaint >= 0.5).count() as f64),
+                TextFn::Sentiment if ts.is_empty() => None,
+                TextFn::Sentiment => {
+                    Some(ts.iter().map(|t| t.compound).sum::<f64>() / ts.len() as f64)
+                }
+            };
+            got.is_some_and(|g| op.holds(g, *value))
+        }
+        Cond::Segment { name } => p.segments.iter().any(|s| s == name),
+        Cond::Consent {
+            channel,
+            purpose,
+            equal,
+            status,
+        } => {
+            let s = p
+                .consents
+                .get(&(channel.clone(), purpose.clone()))
+                .map(String::as_str)
+                .unwrap_or("unknown");
+            (s == status) == *equal
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::parse;
+    use serde_json::json;
+
+    const DAY: i64 = 86_400_000;
+
+    fn person() -> Person {
+        let now = 1_000 * DAY;
+        let order = |days_ago: i64, revenue: f64, id: i64| Event {
+            kind: "track".into(),
+            name: Some("Order Completed".into()),
+            properties: json!({"revenue": revenue, "currency": if id % 2 == 0 { "EUR" } else { "USD" }}),
+            at: now - days_ago * DAY,
+            id,
+        };
+        Person {
+            traits: json!({"title": "Head of Marketing", "plan": "pro", "age": 41, "vip": true, "address": {"city": "Paris"}}),
+            identities: vec![
+                ("wallet".into(), "eip155:1:0xabc".into()),
+                ("email".into(), "a@b.co".into()),
+            ],
+            consents: HashMap::from([(("email".into(), "marketing".into()), "granted".into())]),
+            events: vec![
+                order(10, 300.0, 1),
+                order(40, 250.0, 2),
+                order(200, 99.0, 3),
+            ],
+            texts: vec![Text {
+                at: now - DAY,
+                compound: -0.6,
+                complaint: 0.9,
+            }],
+            scores: Some(HashMap::from([("pagerank_pct".to_string(), 0.95)])),
+            segments: vec!["VIP".into()],
+        }
+    }
+
+    #[test]
+    fn the_issue_example_and_friends() {
+        let p = person();
+        let now = 1_000 * DAY;
+        let yes = |s: &str| assert!(eval(&parse(s).unwrap(), &p, now), "{s}");
+        let no = |s: &str| assert!(!eval(&parse(s).unwrap(), &p, now), "{s}");
+        yes(
+            r#"traits.title ~ "marketing" and count(track "Order Completed", 90d) >= 2 and sum(track "Order Completed".revenue, 365d) > 500 and has wallet on eip155:1 and not consent(email, marketing) = denied"#,
+        );
+        no(r#"count(track "Order Completed", 30d) >= 2"#);
+        yes(r#"traits.address.city = "Paris" and traits.age >= 40 and traits.vip = true"#);
+        no(r#"traits.age = "41""#);
+        yes(r#"traits.missing != "x" or traits.plan != "team""#);
+        no(r#"traits.missing != "x""#);
+        yes(r#"traits.plan in ["team", "pro"] and traits.title matches "^Head""#);
+        no("has wallet on eip155:13");
+        yes(
+            r#"days_since(track "Order Completed") <= 10 and days_since_first(track "Order Completed") > 100"#,
+        );
+        yes(
+            r#"last(track "Order Completed".currency) = "USD" and first(track "Order Completed".revenue) < 100"#,
+        );
+        yes(r#"avg(track "Order Completed".revenue where currency = "EUR") = 250"#);
+        no(r#"avg(track "Signed Up".revenue) >= 0"#);
+        yes(r#"sum(track "Signed Up".revenue) = 0"#);
+        yes("graph.pagerank_pct >= 0.9 and sentiment(30d) < -0.3 and complaints(7d) >= 1");
+        yes(r#"in segment "VIP" and consent(sms, marketing) = unknown"#);
+    }
+}

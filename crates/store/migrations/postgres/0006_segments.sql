@@ -1,0 +1,28 @@
+-- Segments: saved definitions, their members (people, by canonical id) and size history.
+CREATE TABLE segments (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    definition TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    refreshed_at BIGINT
+);
+
+CREATE TABLE segment_members (
+    segment_id BIGINT NOT NULL,
+    profile_id BIGINT NOT NULL,
+    since BIGINT NOT NULL,
+    PRIMARY KEY (segment_id, profile_id)
+);
+CREATE INDEX segment_members_profile ON segment_members (profile_id);
+
+CREATE TABLE segment_sizes (
+    segment_id BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    size BIGINT NOT NULL,
+    entered BIGINT NOT NULL,
+    exited BIGINT NOT NULL,
+    PRIMARY KEY (segment_id, at)
+);
+

@@ -1,0 +1,409 @@
+//! PostgreSQL side of segments (see the SQLite twin for the shape).
+
+use super::{event_view, PgStore, EVENT_COLUMNS};
+use crate::sqlite::segments::{bucket, membership_event};
+use crate::{Compiled, MembershipChange, Result, SegmentRow, SegmentSize, StoreError};
+use rapport_domain::model::EventView;
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::Millis;
+use std::collections::HashSet;
+use tokio_postgres::types::ToSql;
+
+const SEGMENT_COLS: &str =
+    "s.id, s.name, s.definition, s.description, s.created_at, s.updated_at, s.refreshed_at,
+    (SELECT COUNT(*) FROM segment_members sm WHERE sm.segment_id = s.id)";
+
+fn row(r: &tokio_postgres::Row) -> SegmentRow {
+    SegmentRow {
+        id: r.get(0),
+        name: r.get(1),
+        definition: r.get(2),
+        description: r.get(3),
+        created_at: r.get(4),
+        updated_at: r.get(5),
+        refreshed_at: r.get(6),
+        size: r.get(7),
+    }
+}
+
+/// Every parameter goes as text; the compiled SQL casts it.
+fn texts(c: &Compiled) -> Vec<String> {
+    c.params.iter().map(|p| p.as_text()).collect()
+}
+
+fn refs(v: &[String]) -> Vec<&(dyn ToSql + Sync)> {
+    v.iter().map(|s| s as &(dyn ToSql + Sync)).collect()
+}
+
+async fn record(
+    tx: &tokio_postgres::Transaction<'_>,
+    id: i64,
+    name: &str,
+    entered: &[ProfileId],
+    exited: &[ProfileId],
+    at: Millis,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO segment_members (segment_id, profile_id, since) SELECT $1, p, $3 FROM UNNEST($2::bigint[]) AS p",
+        &[&id, &entered, &at],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM segment_members WHERE segment_id = $1 AND profile_id = ANY($2)",
+        &[&id, &exited],
+    )
+    .await?;
+    let mut mids = Vec::new();
+    let mut who = Vec::new();
+    let mut names = Vec::new();
+    let mut props = Vec::new();
+    for (list, entered) in [(entered, true), (exited, false)] {
+        for p in list {
+            let (mid, what, pr) = membership_event(id, name, *p, entered, at);
+            mids.push(mid);
+            who.push(*p);
+            names.push(what);
+            props.push(pr);
+        }
+    }
+    tx.execute(
+        "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
+         SELECT m, p, 'track', n, 'rapport', 'segments', pr::jsonb, '{}'::jsonb, NULL, $5, $5
+         FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[]) AS t(m, p, n, pr)
+         ON CONFLICT (message_id) DO NOTHING",
+        &[&mids, &who, &names, &props, &at],
+    )
+    .await?;
+    let size: i64 = tx
+        .query_one(
+            "SELECT COUNT(*) FROM segment_members WHERE segment_id = $1",
+            &[&id],
+        )
+        .await?
+        .get(0);
+    tx.execute(
+        "INSERT INTO segment_sizes (segment_id, at, size, entered, exited) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (segment_id, at) DO UPDATE SET size = excluded.size,
+             entered = segment_sizes.entered + excluded.entered, exited = segment_sizes.exited + excluded.exited",
+        &[&id, &bucket(at), &size, &(entered.len() as i64), &(exited.len() as i64)],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn segment_name(tx: &tokio_postgres::Transaction<'_>, id: i64) -> Result<String> {
+    tx.query_opt("SELECT name FROM segments WHERE id = $1", &[&id])
+        .await?
+        .map(|r| r.get(0))
+        .ok_or_else(|| StoreError::NotFound(format!("segment {id}")))
+}
+
+impl PgStore {
+    pub(super) async fn s_matches(
+        &self,
+        c: Compiled,
+        sample: usize,
+    ) -> Result<(i64, Vec<ProfileId>)> {
+        let client = self.client().await?;
+        let v = texts(&c);
+        let count: i64 = client
+            .query_one(
+                &format!(
+                    "SELECT COUNT(*) FROM profiles p WHERE p.id = p.canonical_id AND {}",
+                    c.condition
+                ),
+                &refs(&v),
+            )
+            .await?
+            .get(0);
+        let ids = client
+            .query(
+                &format!(
+                    "SELECT p.id FROM profiles p WHERE p.id = p.canonical_id AND {} ORDER BY p.id LIMIT {sample}",
+                    c.condition
+                ),
+                &refs(&v),
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok((count, ids))
+    }
+
+    pub(super) async fn s_all_matches(&self, c: Compiled) -> Result<Vec<ProfileId>> {
+        let client = self.client().await?;
+        let v = texts(&c);
+        Ok(client
+            .query(
+                &format!(
+                    "SELECT p.id FROM profiles p WHERE p.id = p.canonical_id AND {} ORDER BY p.id",
+                    c.condition
+                ),
+                &refs(&v),
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    pub(super) async fn s_create(
+        &self,
+        name: String,
+        definition: String,
+        description: String,
+        at: Millis,
+    ) -> Result<SegmentRow> {
+        let client = self.client().await?;
+        let r = client
+            .query_opt(
+                "INSERT INTO segments (name, definition, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT (name) DO NOTHING RETURNING id",
+                &[&name, &definition, &description, &at],
+            )
+            .await?;
+        let Some(r) = r else {
+            return Err(StoreError::Conflict(format!(
+                "a segment named '{name}' exists"
+            )));
+        };
+        self.s_get(r.get(0)).await
+    }
+
+    pub(super) async fn s_update(
+        &self,
+        id: i64,
+        definition: String,
+        description: String,
+        at: Millis,
+    ) -> Result<SegmentRow> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE segments SET definition = $2, description = $3, updated_at = $4 WHERE id = $1",
+                &[&id, &definition, &description, &at],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("segment {id}")));
+        }
+        self.s_get(id).await
+    }
+
+    pub(super) async fn s_list(&self) -> Result<Vec<SegmentRow>> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                &format!("SELECT {SEGMENT_COLS} FROM segments s ORDER BY s.name"),
+                &[],
+            )
+            .await?
+            .iter()
+            .map(row)
+            .collect())
+    }
+
+    pub(super) async fn s_get(&self, id: i64) -> Result<SegmentRow> {
+        let client = self.client().await?;
+        client
+            .query_opt(
+                &format!("SELECT {SEGMENT_COLS} FROM segments s WHERE s.id = $1"),
+                &[&id],
+            )
+            .await?
+            .map(|r| row(&r))
+            .ok_or_else(|| StoreError::NotFound(format!("segment {id}")))
+    }
+
+    pub(super) async fn s_by_name(&self, name: String) -> Result<Option<SegmentRow>> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt(
+                &format!("SELECT {SEGMENT_COLS} FROM segments s WHERE s.name = $1"),
+                &[&name],
+            )
+            .await?
+            .map(|r| row(&r)))
+    }
+
+    pub(super) async fn s_delete(&self, id: i64) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let n = tx
+            .execute("DELETE FROM segments WHERE id = $1", &[&id])
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("segment {id}")));
+        }
+        tx.execute("DELETE FROM segment_members WHERE segment_id = $1", &[&id])
+            .await?;
+        tx.execute("DELETE FROM segment_sizes WHERE segment_id = $1", &[&id])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn s_set_members(
+        &self,
+        id: i64,
+        members: Vec<ProfileId>,
+        at: Millis,
+    ) -> Result<MembershipChange> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // One refresh of a segment at a time.
+        tx.execute("SELECT id FROM segments WHERE id = $1 FOR UPDATE", &[&id])
+            .await?;
+        let name = segment_name(&tx, id).await?;
+        let current: HashSet<ProfileId> = tx
+            .query(
+                "SELECT profile_id FROM segment_members WHERE segment_id = $1",
+                &[&id],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let next: HashSet<ProfileId> = members.into_iter().collect();
+        let mut entered: Vec<ProfileId> = next.difference(&current).copied().collect();
+        let mut exited: Vec<ProfileId> = current.difference(&next).copied().collect();
+        entered.sort_unstable();
+        exited.sort_unstable();
+        record(&tx, id, &name, &entered, &exited, at).await?;
+        tx.execute(
+            "UPDATE segments SET refreshed_at = $2 WHERE id = $1",
+            &[&id, &at],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(MembershipChange { entered, exited })
+    }
+
+    pub(super) async fn s_change_members(
+        &self,
+        id: i64,
+        change: MembershipChange,
+        at: Millis,
+    ) -> Result<MembershipChange> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT id FROM segments WHERE id = $1 FOR UPDATE", &[&id])
+            .await?;
+        let name = segment_name(&tx, id).await?;
+        let mut asked: Vec<ProfileId> = change.entered.clone();
+        asked.extend(&change.exited);
+        let members: HashSet<ProfileId> = tx
+            .query(
+                "SELECT profile_id FROM segment_members WHERE segment_id = $1 AND profile_id = ANY($2)",
+                &[&id, &asked],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut entered: Vec<ProfileId> = Vec::new();
+        for p in change.entered {
+            if !members.contains(&p) && !entered.contains(&p) {
+                entered.push(p);
+            }
+        }
+        let mut exited: Vec<ProfileId> = Vec::new();
+        for p in change.exited {
+            if members.contains(&p) && !exited.contains(&p) {
+                exited.push(p);
+            }
+        }
+        if !entered.is_empty() || !exited.is_empty() {
+            record(&tx, id, &name, &entered, &exited, at).await?;
+        }
+        tx.commit().await?;
+        Ok(MembershipChange { entered, exited })
+    }
+
+    pub(super) async fn s_member_ids(
+        &self,
+        id: i64,
+        after: ProfileId,
+        limit: usize,
+    ) -> Result<Vec<ProfileId>> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT profile_id FROM segment_members WHERE segment_id = $1 AND profile_id > $2 ORDER BY profile_id LIMIT $3",
+                &[&id, &after, &(limit as i64)],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    pub(super) async fn s_sizes(&self, id: i64, since: Millis) -> Result<Vec<SegmentSize>> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT at, size, entered, exited FROM segment_sizes WHERE segment_id = $1 AND at >= $2 ORDER BY at",
+                &[&id, &since],
+            )
+            .await?
+            .iter()
+            .map(|r| SegmentSize {
+                at: r.get(0),
+                size: r.get(1),
+                entered: r.get(2),
+                exited: r.get(3),
+            })
+            .collect())
+    }
+
+    pub(super) async fn s_person_activity(
+        &self,
+        id: ProfileId,
+    ) -> Result<(Vec<EventView>, Vec<(Millis, f64, f64)>)> {
+        let client = self.client().await?;
+        let events = client
+            .query(
+                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = $1) ORDER BY occurred_at, id"),
+                &[&id],
+            )
+            .await?
+            .iter()
+            .map(event_view)
+            .collect();
+        let texts = client
+            .query(
+                "SELECT occurred_at, compound, complaint::float8 FROM text_analyses WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = $1) ORDER BY occurred_at, event_id",
+                &[&id],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        Ok((events, texts))
+    }
+
+    pub(super) async fn s_set_counter(&self, name: String, value: i64) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                &[&name, &value],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn s_profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT s.name FROM segment_members sm JOIN segments s ON s.id = sm.segment_id WHERE sm.profile_id = $1 ORDER BY s.name",
+                &[&id],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+}

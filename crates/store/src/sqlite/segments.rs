@@ -1,0 +1,391 @@
+//! SQLite side of segments: running compiled definitions, saved segments, membership
+//! with timeline events, size history.
+
+use super::{event_view, SqliteStore, EVENT_COLUMNS};
+use crate::{Compiled, MembershipChange, Param, Result, SegmentRow, SegmentSize, StoreError};
+use rapport_domain::model::EventView;
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::Millis;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
+use std::collections::HashSet;
+
+const SEGMENT_COLS: &str =
+    "s.id, s.name, s.definition, s.description, s.created_at, s.updated_at, s.refreshed_at,
+    (SELECT COUNT(*) FROM segment_members sm WHERE sm.segment_id = s.id)";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
+    Ok(SegmentRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        definition: r.get(2)?,
+        description: r.get(3)?,
+        created_at: r.get(4)?,
+        updated_at: r.get(5)?,
+        refreshed_at: r.get(6)?,
+        size: r.get(7)?,
+    })
+}
+
+fn bind(params: &[Param]) -> Vec<SqlValue> {
+    params
+        .iter()
+        .map(|p| match p {
+            Param::Text(s) => SqlValue::Text(s.clone()),
+            Param::Int(i) => SqlValue::Integer(*i),
+            Param::Real(r) => SqlValue::Real(*r),
+        })
+        .collect()
+}
+
+/// Minute buckets keep the size history small under real-time changes.
+pub(crate) fn bucket(at: Millis) -> Millis {
+    at - at.rem_euclid(60_000)
+}
+
+/// The timeline event of an entry or exit; its message id makes a retry a no-op.
+pub(crate) fn membership_event(
+    segment_id: i64,
+    name: &str,
+    person: ProfileId,
+    entered: bool,
+    at: Millis,
+) -> (String, &'static str, String) {
+    let what = if entered {
+        "Segment Entered"
+    } else {
+        "Segment Exited"
+    };
+    let message_id = format!("segment:{segment_id}:{person}:{at}:{}", u8::from(entered));
+    let props = serde_json::json!({"segment": name, "segment_id": segment_id}).to_string();
+    (message_id, what, props)
+}
+
+fn segment_name(tx: &Transaction<'_>, id: i64) -> Result<String> {
+    tx.query_row("SELECT name FROM segments WHERE id = ?1", [id], |r| {
+        r.get(0)
+    })
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("segment {id}")))
+}
+
+fn record(
+    tx: &Transaction<'_>,
+    id: i64,
+    name: &str,
+    entered: &[ProfileId],
+    exited: &[ProfileId],
+    at: Millis,
+) -> Result<()> {
+    {
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO segment_members (segment_id, profile_id, since) VALUES (?1, ?2, ?3)",
+        )?;
+        for p in entered {
+            ins.execute(params![id, p, at])?;
+        }
+        let mut del = tx.prepare_cached(
+            "DELETE FROM segment_members WHERE segment_id = ?1 AND profile_id = ?2",
+        )?;
+        for p in exited {
+            del.execute(params![id, p])?;
+        }
+        let mut ev = tx.prepare_cached(
+            "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
+             VALUES (?1, ?2, 'track', ?3, 'rapport', 'segments', ?4, '{}', NULL, ?5, ?5) ON CONFLICT (message_id) DO NOTHING",
+        )?;
+        for (list, entered) in [(entered, true), (exited, false)] {
+            for p in list {
+                let (mid, what, props) = membership_event(id, name, *p, entered, at);
+                ev.execute(params![mid, p, what, props, at])?;
+            }
+        }
+    }
+    let size: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM segment_members WHERE segment_id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO segment_sizes (segment_id, at, size, entered, exited) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (segment_id, at) DO UPDATE SET size = excluded.size,
+             entered = segment_sizes.entered + excluded.entered, exited = segment_sizes.exited + excluded.exited",
+        params![id, bucket(at), size, entered.len() as i64, exited.len() as i64],
+    )?;
+    Ok(())
+}
+
+impl SqliteStore {
+    pub(super) async fn s_matches(
+        &self,
+        c: Compiled,
+        sample: usize,
+    ) -> Result<(i64, Vec<ProfileId>)> {
+        self.read(move |conn| {
+            let values = bind(&c.params);
+            let count: i64 = conn.query_row(
+                &format!("SELECT COUNT(*) FROM profiles p WHERE p.id = p.canonical_id AND {}", c.condition),
+                params_from_iter(values.iter()),
+                |r| r.get(0),
+            )?;
+            let ids = conn
+                .prepare(&format!(
+                    "SELECT p.id FROM profiles p WHERE p.id = p.canonical_id AND {} ORDER BY p.id LIMIT {sample}",
+                    c.condition
+                ))?
+                .query_map(params_from_iter(values.iter()), |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
+            Ok((count, ids))
+        })
+        .await
+    }
+
+    pub(super) async fn s_all_matches(&self, c: Compiled) -> Result<Vec<ProfileId>> {
+        self.read(move |conn| {
+            let values = bind(&c.params);
+            Ok(conn
+                .prepare(&format!(
+                    "SELECT p.id FROM profiles p WHERE p.id = p.canonical_id AND {} ORDER BY p.id",
+                    c.condition
+                ))?
+                .query_map(params_from_iter(values.iter()), |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn s_create(
+        &self,
+        name: String,
+        definition: String,
+        description: String,
+        at: Millis,
+    ) -> Result<SegmentRow> {
+        let id = self
+            .write(move |tx| {
+                let taken: Option<i64> = tx
+                    .query_row("SELECT id FROM segments WHERE name = ?1", [&name], |r| r.get(0))
+                    .optional()?;
+                if taken.is_some() {
+                    return Err(StoreError::Conflict(format!("a segment named '{name}' exists")));
+                }
+                tx.execute(
+                    "INSERT INTO segments (name, definition, description, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                    params![name, definition, description, at],
+                )?;
+                Ok(tx.last_insert_rowid())
+            })
+            .await?;
+        self.s_get(id).await
+    }
+
+    pub(super) async fn s_update(
+        &self,
+        id: i64,
+        definition: String,
+        description: String,
+        at: Millis,
+    ) -> Result<SegmentRow> {
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE segments SET definition = ?2, description = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, definition, description, at],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("segment {id}")));
+            }
+            Ok(())
+        })
+        .await?;
+        self.s_get(id).await
+    }
+
+    pub(super) async fn s_list(&self) -> Result<Vec<SegmentRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {SEGMENT_COLS} FROM segments s ORDER BY s.name"
+            ))?
+            .query_map([], row)?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn s_get(&self, id: i64) -> Result<SegmentRow> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {SEGMENT_COLS} FROM segments s WHERE s.id = ?1"
+            ))?
+            .query_row([id], row)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("segment {id}")))
+        })
+        .await
+    }
+
+    pub(super) async fn s_by_name(&self, name: String) -> Result<Option<SegmentRow>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {SEGMENT_COLS} FROM segments s WHERE s.name = ?1"
+            ))?
+            .query_row([name], row)
+            .optional()?)
+        })
+        .await
+    }
+
+    pub(super) async fn s_delete(&self, id: i64) -> Result<()> {
+        self.write(move |tx| {
+            let n = tx.execute("DELETE FROM segments WHERE id = ?1", [id])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("segment {id}")));
+            }
+            tx.execute("DELETE FROM segment_members WHERE segment_id = ?1", [id])?;
+            tx.execute("DELETE FROM segment_sizes WHERE segment_id = ?1", [id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn s_set_members(
+        &self,
+        id: i64,
+        members: Vec<ProfileId>,
+        at: Millis,
+    ) -> Result<MembershipChange> {
+        self.write(move |tx| {
+            let name = segment_name(tx, id)?;
+            let current: HashSet<ProfileId> = tx
+                .prepare_cached("SELECT profile_id FROM segment_members WHERE segment_id = ?1")?
+                .query_map([id], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
+            let next: HashSet<ProfileId> = members.into_iter().collect();
+            let mut entered: Vec<ProfileId> = next.difference(&current).copied().collect();
+            let mut exited: Vec<ProfileId> = current.difference(&next).copied().collect();
+            entered.sort_unstable();
+            exited.sort_unstable();
+            record(tx, id, &name, &entered, &exited, at)?;
+            tx.execute(
+                "UPDATE segments SET refreshed_at = ?2 WHERE id = ?1",
+                params![id, at],
+            )?;
+            Ok(MembershipChange { entered, exited })
+        })
+        .await
+    }
+
+    pub(super) async fn s_change_members(
+        &self,
+        id: i64,
+        change: MembershipChange,
+        at: Millis,
+    ) -> Result<MembershipChange> {
+        self.write(move |tx| {
+            let name = segment_name(tx, id)?;
+            let mut is_member = tx.prepare_cached(
+                "SELECT 1 FROM segment_members WHERE segment_id = ?1 AND profile_id = ?2",
+            )?;
+            let mut entered = Vec::new();
+            let mut exited = Vec::new();
+            for p in change.entered {
+                if is_member
+                    .query_row(params![id, p], |_| Ok(()))
+                    .optional()?
+                    .is_none()
+                    && !entered.contains(&p)
+                {
+                    entered.push(p);
+                }
+            }
+            for p in change.exited {
+                if is_member
+                    .query_row(params![id, p], |_| Ok(()))
+                    .optional()?
+                    .is_some()
+                    && !exited.contains(&p)
+                {
+                    exited.push(p);
+                }
+            }
+            drop(is_member);
+            if !entered.is_empty() || !exited.is_empty() {
+                record(tx, id, &name, &entered, &exited, at)?;
+            }
+            Ok(MembershipChange { entered, exited })
+        })
+        .await
+    }
+
+    pub(super) async fn s_member_ids(
+        &self,
+        id: i64,
+        after: ProfileId,
+        limit: usize,
+    ) -> Result<Vec<ProfileId>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT profile_id FROM segment_members WHERE segment_id = ?1 AND profile_id > ?2 ORDER BY profile_id LIMIT ?3",
+            )?
+            .query_map(params![id, after, limit as i64], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn s_sizes(&self, id: i64, since: Millis) -> Result<Vec<SegmentSize>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT at, size, entered, exited FROM segment_sizes WHERE segment_id = ?1 AND at >= ?2 ORDER BY at",
+            )?
+            .query_map(params![id, since], |r| {
+                Ok(SegmentSize { at: r.get(0)?, size: r.get(1)?, entered: r.get(2)?, exited: r.get(3)? })
+            })?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn s_person_activity(
+        &self,
+        id: ProfileId,
+    ) -> Result<(Vec<EventView>, Vec<(Millis, f64, f64)>)> {
+        self.read(move |c| {
+            let events = c
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY occurred_at, id"
+                ))?
+                .query_map([id], event_view)?
+                .collect::<std::result::Result<_, _>>()?;
+            let texts = c
+                .prepare_cached(
+                    "SELECT occurred_at, compound, complaint FROM text_analyses WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY occurred_at, event_id",
+                )?
+                .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<std::result::Result<_, _>>()?;
+            Ok((events, texts))
+        })
+        .await
+    }
+
+    pub(super) async fn s_set_counter(&self, name: String, value: i64) -> Result<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![name, value],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn s_profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT s.name FROM segment_members sm JOIN segments s ON s.id = sm.segment_id WHERE sm.profile_id = ?1 ORDER BY s.name",
+            )?
+            .query_map([id], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+}

@@ -49,6 +49,8 @@ pub enum BenchCommand {
     Graph(crate::bench_graph::GraphBench),
     /// Sentiment throughput and accuracy against vaderSentiment.
     Text(crate::bench_text::TextBench),
+    /// The segment evaluator on 1M profiles / 20M events against hand-written SQL.
+    Segments(crate::bench_segments::SegmentBench),
     /// Internal: one graph measurement in its own process (used by `bench graph`).
     #[command(hide = true)]
     GraphMeasure(crate::bench_graph::MeasureArgs),
@@ -426,6 +428,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Graph(args) => {
             tokio::task::spawn_blocking(move || crate::bench_graph::run(args)).await?
         }
+        BenchCommand::Segments(args) => crate::bench_segments::run(args).await,
         BenchCommand::Text(args) => {
             tokio::task::spawn_blocking(move || crate::bench_text::run(args)).await?
         }

@@ -44,8 +44,6 @@ struct Ctx {
     params: Vec<Param>,
 }
 
-const MEMBERS: &str = "(SELECT m0.id FROM profiles m0 WHERE m0.canonical_id = p.id)";
-
 impl Ctx {
     fn bind(&mut self, p: Param) -> String {
         self.params.push(p);
@@ -168,16 +166,16 @@ impl Ctx {
         }
     }
 
-    /// The WHERE clause selecting a person's events.
+    /// The WHERE clause selecting events (of anyone) for a selector and window.
     fn events_where(&mut self, sel: &EventSel, window: Option<Window>, now: i64) -> String {
-        let mut w = vec![format!("e.profile_id IN {MEMBERS}")];
-        if let Some(k) = &sel.kind {
-            let b = self.bind(Param::Text(k.clone()));
-            w.push(format!("e.type = {b}"));
-        }
+        let mut w = Vec::new();
         if let Some(n) = &sel.name {
             let b = self.bind(Param::Text(n.clone()));
             w.push(format!("e.name = {b}"));
+        }
+        if let Some(k) = &sel.kind {
+            let b = self.bind(Param::Text(k.clone()));
+            w.push(format!("e.type = {b}"));
         }
         if let Some(win) = window {
             let b = self.bind(Param::Int(now - win.millis));
@@ -195,7 +193,11 @@ impl Ctx {
     fn expr(&mut self, e: &Expr, now: i64) -> String {
         match e {
             Expr::And(v) => {
-                let parts: Vec<String> = v.iter().map(|x| self.expr(x, now)).collect();
+                // Set conditions first, per-candidate trait tests last: SQLite evaluates
+                // the terms in order, so the costly ones see only the survivors.
+                let mut v: Vec<&Expr> = v.iter().collect();
+                v.sort_by_key(|x| matches!(x, Expr::Cond(Cond::Trait { .. })));
+                let parts: Vec<String> = v.into_iter().map(|x| self.expr(x, now)).collect();
                 format!("({})", parts.join(" AND "))
             }
             Expr::Or(v) => {
@@ -203,30 +205,59 @@ impl Ctx {
                 format!("({})", parts.join(" OR "))
             }
             Expr::Not(x) => format!("(NOT {})", self.expr(x, now)),
-            Expr::Cond(c) => {
+            // Set conditions are never NULL and stay bare, so the planner can drive the
+            // query from them; a trait test may be NULL (missing value) and is wrapped.
+            Expr::Cond(c @ Cond::Trait { .. }) => {
                 let s = self.cond(c, now);
                 self.wrap(s)
             }
+            Expr::Cond(c) => self.cond(c, now),
         }
     }
 
+    fn real(&self) -> &'static str {
+        match self.d {
+            Dialect::Sqlite => "REAL",
+            Dialect::Postgres => "float8",
+        }
+    }
+
+    /// A comparison of an aggregate that is 0 for people with no rows (counts, sums):
+    /// when 0 passes, the people are everyone but those whose groups fail.
+    fn zero_aware(&mut self, groups: &str, agg: &str, op: CmpOp, value: f64) -> String {
+        let v = self.bind(Param::Real(value));
+        if op.holds(0.0, value) {
+            format!("p.id NOT IN ({groups} HAVING NOT ({agg} {} {v}))", op.sql())
+        } else {
+            format!("p.id IN ({groups} HAVING {agg} {} {v})", op.sql())
+        }
+    }
+
+    /// Every condition is a set of people (canonical ids), computed once per query
+    /// rather than per person: `p.id IN (…)` or its complement. Sets never hold NULL,
+    /// so the result is always true or false.
     fn cond(&mut self, c: &Cond, now: i64) -> String {
         match c {
             Cond::Trait { path, test } => {
-                // The person's value of a top-level trait is the most recently updated
-                // member's that has it (as the merged profile view shows).
+                // A person's value of a top-level trait is the most recently updated
+                // member's that has it (as the merged profile view shows). Most people
+                // are one profile: test its traits directly; else ask the members. Checked
+                // per candidate, after the set conditions narrowed them (see `expr`).
                 let top = &path[..1];
                 let (ty, _, _) = self.json("m.traits", top);
-                let t = self.test("m.traits", path, test);
+                let direct = self.test("p.traits", path, test);
+                let merged = self.test("m.traits", path, test);
+                let (direct, merged) = (self.wrap(direct), self.wrap(merged));
                 format!(
-                    "SELECT {t} FROM profiles m WHERE m.canonical_id = p.id AND {ty} IS NOT NULL
-                     ORDER BY m.traits_updated_at DESC, m.id DESC LIMIT 1"
+                    "CASE WHEN NOT EXISTS (SELECT 1 FROM profiles m1 WHERE m1.canonical_id = p.id AND m1.id <> p.id) THEN {direct}
+                     ELSE (SELECT {merged} FROM profiles m WHERE m.canonical_id = p.id AND {ty} IS NOT NULL
+                           ORDER BY m.traits_updated_at DESC, m.id DESC LIMIT 1) END"
                 )
             }
             Cond::Has { kind, on } => {
                 let k = self.bind(Param::Text(kind.as_str().to_string()));
                 let mut s = format!(
-                    "EXISTS (SELECT 1 FROM identities i WHERE i.profile_id IN {MEMBERS} AND i.kind = {k}"
+                    "p.id IN (SELECT pr.canonical_id FROM identities i JOIN profiles pr ON pr.id = i.profile_id WHERE i.kind = {k}"
                 );
                 if let Some(o) = on {
                     let prefix = format!("{o}:");
@@ -246,29 +277,40 @@ impl Ctx {
                 value,
             } => {
                 let wh = self.events_where(sel, *window, now);
-                let agg = match (func, prop) {
-                    (AggFn::Count, _) => format!("SELECT COUNT(*) FROM events e WHERE {wh}"),
-                    (_, Some(path)) => {
+                let real = self.real();
+                let (inner, num_ok) = match prop {
+                    Some(path) => {
                         let (ty, _, num) = self.json("e.properties", path);
-                        let ty_ok = self.is_type(&ty, &Lit::Num(0.0));
-                        let f = match func {
-                            AggFn::Sum => "SUM",
-                            AggFn::Avg => "AVG",
-                            AggFn::Min => "MIN",
-                            _ => "MAX",
-                        };
-                        let inner =
-                            format!("SELECT {f}({num}) FROM events e WHERE {wh} AND {ty_ok}");
-                        if *func == AggFn::Sum {
-                            format!("COALESCE(({inner}), 0)")
-                        } else {
-                            inner
-                        }
+                        let ok = self.is_type(&ty, &Lit::Num(0.0));
+                        (num, format!(" AND {ok}"))
                     }
-                    _ => "SELECT NULL".to_string(),
+                    None => ("NULL".to_string(), String::new()),
                 };
-                let v = self.bind(Param::Real(*value));
-                format!("({agg}) {} {v}", op.sql())
+                // Per raw profile first (the events index order), then per person; only
+                // the aggregate asked for is computed (JSON extraction is the cost).
+                let inner_agg = match func {
+                    AggFn::Count => "COUNT(*) AS v".to_string(),
+                    AggFn::Sum => format!("SUM({inner}) AS v"),
+                    AggFn::Avg => format!("SUM({inner}) AS v, COUNT(*) AS n"),
+                    AggFn::Min => format!("MIN({inner}) AS v"),
+                    AggFn::Max => format!("MAX({inner}) AS v"),
+                };
+                let groups = format!(
+                    "SELECT pr.canonical_id FROM (SELECT e.profile_id AS pid, {inner_agg}
+                     FROM events e WHERE {wh}{num_ok} GROUP BY e.profile_id) g JOIN profiles pr ON pr.id = g.pid GROUP BY pr.canonical_id"
+                );
+                match func {
+                    AggFn::Count | AggFn::Sum => self.zero_aware(&groups, "SUM(g.v)", *op, *value),
+                    f => {
+                        let agg = match f {
+                            AggFn::Avg => format!("CAST(SUM(g.v) AS {real}) / SUM(g.n)"),
+                            AggFn::Min => "MIN(g.v)".to_string(),
+                            _ => "MAX(g.v)".to_string(),
+                        };
+                        let v = self.bind(Param::Real(*value));
+                        format!("p.id IN ({groups} HAVING {agg} {} {v})", op.sql())
+                    }
+                }
             }
             Cond::Recency {
                 first,
@@ -280,12 +322,10 @@ impl Ctx {
                 let f = if *first { "MIN" } else { "MAX" };
                 let n = self.bind(Param::Int(now));
                 let v = self.bind(Param::Real(*value));
-                let real = match self.d {
-                    Dialect::Sqlite => "REAL",
-                    Dialect::Postgres => "float8",
-                };
+                let real = self.real();
                 format!(
-                    "CAST({n} - (SELECT {f}(e.occurred_at) FROM events e WHERE {wh}) AS {real}) / 86400000.0 {} {v}",
+                    "p.id IN (SELECT pr.canonical_id FROM events e JOIN profiles pr ON pr.id = e.profile_id WHERE {wh}
+                     GROUP BY pr.canonical_id HAVING CAST({n} - {f}(e.occurred_at) AS {real}) / 86400000.0 {} {v})",
                     op.sql()
                 )
             }
@@ -297,16 +337,19 @@ impl Ctx {
                 test,
             } => {
                 let wh = self.events_where(sel, *window, now);
-                let t = self.test("e.properties", prop, test);
+                let t = self.test("x.properties", prop, test);
                 let dir = if *first { "ASC" } else { "DESC" };
                 format!(
-                    "SELECT {t} FROM events e WHERE {wh} ORDER BY e.occurred_at {dir}, e.id {dir} LIMIT 1"
+                    "p.id IN (SELECT x.c FROM (SELECT pr.canonical_id AS c, e.properties AS properties,
+                        ROW_NUMBER() OVER (PARTITION BY pr.canonical_id ORDER BY e.occurred_at {dir}, e.id {dir}) AS rn
+                        FROM events e JOIN profiles pr ON pr.id = e.profile_id WHERE {wh}) x WHERE x.rn = 1 AND {})",
+                    self.wrap(t)
                 )
             }
             Cond::Score { name, op, value } => {
                 let v = self.bind(Param::Real(*value));
                 format!(
-                    "(SELECT g.{} FROM graph_scores g WHERE g.profile_id = p.id) {} {v}",
+                    "p.id IN (SELECT g.profile_id FROM graph_scores g WHERE g.{} {} {v})",
                     name.column(),
                     op.sql()
                 )
@@ -317,31 +360,31 @@ impl Ctx {
                 op,
                 value,
             } => {
-                let mut wh = format!("t.profile_id IN {MEMBERS}");
+                let mut wh = String::new();
                 if let Some(w) = window {
                     let b = self.bind(Param::Int(now - w.millis));
                     wh.push_str(&format!(" AND t.occurred_at >= {b}"));
                 }
                 let b = self.bind(Param::Int(now));
                 wh.push_str(&format!(" AND t.occurred_at <= {b}"));
-                let agg = match func {
-                    TextFn::Sentiment => "AVG(t.compound)",
-                    TextFn::Texts => "COUNT(*)",
-                    TextFn::Complaints => "COUNT(*)",
-                };
                 if *func == TextFn::Complaints {
                     wh.push_str(" AND t.complaint >= 0.5");
                 }
-                let v = self.bind(Param::Real(*value));
-                format!(
-                    "(SELECT {agg} FROM text_analyses t WHERE {wh}) {} {v}",
-                    op.sql()
-                )
+                let groups = format!(
+                    "SELECT pr.canonical_id FROM text_analyses t JOIN profiles pr ON pr.id = t.profile_id WHERE 1 = 1{wh} GROUP BY pr.canonical_id"
+                );
+                match func {
+                    TextFn::Sentiment => {
+                        let v = self.bind(Param::Real(*value));
+                        format!("p.id IN ({groups} HAVING AVG(t.compound) {} {v})", op.sql())
+                    }
+                    _ => self.zero_aware(&groups, "COUNT(*)", *op, *value),
+                }
             }
             Cond::Segment { name } => {
                 let b = self.bind(Param::Text(name.clone()));
                 format!(
-                    "EXISTS (SELECT 1 FROM segment_members sm JOIN segments s ON s.id = sm.segment_id WHERE s.name = {b} AND sm.profile_id = p.id)"
+                    "p.id IN (SELECT sm.profile_id FROM segment_members sm JOIN segments s ON s.id = sm.segment_id WHERE s.name = {b})"
                 )
             }
             Cond::Consent {
@@ -352,12 +395,23 @@ impl Ctx {
             } => {
                 let c = self.bind(Param::Text(channel.clone()));
                 let pu = self.bind(Param::Text(purpose.clone()));
-                let s = self.bind(Param::Text(status.clone()));
-                let op = if *equal { "=" } else { "<>" };
-                format!(
-                    "COALESCE((SELECT c.status FROM consents c WHERE c.profile_id IN {MEMBERS} AND c.channel = {c} AND c.purpose = {pu}
-                     ORDER BY c.at DESC, c.id DESC LIMIT 1), 'unknown') {op} {s}"
-                )
+                let latest = format!(
+                    "SELECT x.c FROM (SELECT pr.canonical_id AS c, k.status AS st,
+                        ROW_NUMBER() OVER (PARTITION BY pr.canonical_id ORDER BY k.at DESC, k.id DESC) AS rn
+                        FROM consents k JOIN profiles pr ON pr.id = k.profile_id WHERE k.channel = {c} AND k.purpose = {pu}) x WHERE x.rn = 1"
+                );
+                // `unknown` is having no consent on record for that channel and purpose.
+                let (set, inside) = if status == "unknown" {
+                    (latest, !*equal)
+                } else {
+                    let s = self.bind(Param::Text(status.clone()));
+                    (format!("{latest} AND x.st = {s}"), *equal)
+                };
+                if inside {
+                    format!("p.id IN ({set})")
+                } else {
+                    format!("p.id NOT IN ({set})")
+                }
             }
         }
     }

@@ -55,7 +55,11 @@ impl From<rusqlite::Error> for StoreError {
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        // "db error" alone says nothing: keep the server's message.
+        match e.as_db_error() {
+            Some(d) => StoreError::Backend(format!("{}: {}", d.code().code(), d.message())),
+            None => StoreError::Backend(e.to_string()),
+        }
     }
 }
 

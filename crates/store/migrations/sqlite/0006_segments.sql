@@ -26,3 +26,7 @@ CREATE TABLE segment_sizes (
     PRIMARY KEY (segment_id, at)
 );
 
+
+-- Event aggregates in segment definitions select events by name, type and time; the
+-- profile id makes counts index-only.
+CREATE INDEX events_name_time ON events (name, type, occurred_at, profile_id);

@@ -99,42 +99,38 @@ async fn segment_name(tx: &tokio_postgres::Transaction<'_>, id: i64) -> Result<S
 }
 
 impl PgStore {
+    /// Count and sample in one pass (a window count), so the conditions run once.
     pub(super) async fn s_matches(
         &self,
         c: Compiled,
         sample: usize,
     ) -> Result<(i64, Vec<ProfileId>)> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
         let v = texts(&c);
-        let count: i64 = client
-            .query_one(
-                &format!(
-                    "SELECT COUNT(*) FROM profiles p WHERE p.id = p.canonical_id AND {}",
-                    c.condition
-                ),
-                &refs(&v),
-            )
-            .await?
-            .get(0);
-        let ids = client
+        let tx = client.transaction().await?;
+        // Set conditions hash their subqueries: give them room.
+        tx.batch_execute("SET LOCAL work_mem = '256MB'").await?;
+        let rows = tx
             .query(
                 &format!(
-                    "SELECT p.id FROM profiles p WHERE p.id = p.canonical_id AND {} ORDER BY p.id LIMIT {sample}",
-                    c.condition
+                    "SELECT p.id, COUNT(*) OVER () FROM profiles p WHERE p.id = p.canonical_id AND {} ORDER BY p.id LIMIT {}",
+                    c.condition,
+                    sample.max(1)
                 ),
                 &refs(&v),
             )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        Ok((count, ids))
+            .await?;
+        tx.commit().await?;
+        let count: i64 = rows.first().map(|r| r.get(1)).unwrap_or(0);
+        Ok((count, rows.iter().take(sample).map(|r| r.get(0)).collect()))
     }
 
     pub(super) async fn s_all_matches(&self, c: Compiled) -> Result<Vec<ProfileId>> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
         let v = texts(&c);
-        Ok(client
+        let tx = client.transaction().await?;
+        tx.batch_execute("SET LOCAL work_mem = '256MB'").await?;
+        let ids = tx
             .query(
                 &format!(
                     "SELECT p.id FROM profiles p WHERE p.id = p.canonical_id AND {} ORDER BY p.id",
@@ -145,7 +141,9 @@ impl PgStore {
             .await?
             .iter()
             .map(|r| r.get(0))
-            .collect())
+            .collect();
+        tx.commit().await?;
+        Ok(ids)
     }
 
     pub(super) async fn s_create(

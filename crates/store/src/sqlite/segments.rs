@@ -116,6 +116,7 @@ fn record(
 }
 
 impl SqliteStore {
+    /// Count and sample in one pass (a window count), so the conditions run once.
     pub(super) async fn s_matches(
         &self,
         c: Compiled,
@@ -123,19 +124,16 @@ impl SqliteStore {
     ) -> Result<(i64, Vec<ProfileId>)> {
         self.read(move |conn| {
             let values = bind(&c.params);
-            let count: i64 = conn.query_row(
-                &format!("SELECT COUNT(*) FROM profiles p WHERE p.id = p.canonical_id AND {}", c.condition),
-                params_from_iter(values.iter()),
-                |r| r.get(0),
-            )?;
-            let ids = conn
+            let rows: Vec<(ProfileId, i64)> = conn
                 .prepare(&format!(
-                    "SELECT p.id FROM profiles p WHERE p.id = p.canonical_id AND {} ORDER BY p.id LIMIT {sample}",
-                    c.condition
+                    "SELECT p.id, COUNT(*) OVER () FROM profiles p WHERE p.id = p.canonical_id AND {} ORDER BY p.id LIMIT {}",
+                    c.condition,
+                    sample.max(1)
                 ))?
-                .query_map(params_from_iter(values.iter()), |r| r.get(0))?
+                .query_map(params_from_iter(values.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<std::result::Result<_, _>>()?;
-            Ok((count, ids))
+            let count = rows.first().map(|r| r.1).unwrap_or(0);
+            Ok((count, rows.into_iter().take(sample).map(|r| r.0).collect()))
         })
         .await
     }

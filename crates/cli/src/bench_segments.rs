@@ -258,7 +258,7 @@ pub async fn run(a: SegmentBench) -> Result<()> {
             eprintln!("  {:.0} s", t.elapsed().as_secs_f64());
         }
         raw.batch("COMMIT").await?;
-        raw.batch(if pg { "ANALYZE" } else { "ANALYZE" }).await?;
+        raw.batch("ANALYZE").await?;
         store
             .set_counter("bench.segments.generated_at", now)
             .await?;

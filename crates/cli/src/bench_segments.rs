@@ -45,7 +45,7 @@ const NAMES: &str = "CASE x % 10 WHEN 0 THEN 'Order Completed' WHEN 1 THEN 'Prod
 fn generation(pg: bool, n: i64, m: i64, t: i64) -> Vec<String> {
     let series = |count: i64| {
         if pg {
-            format!("generate_series(1, {count}) AS c(x)")
+            format!("generate_series(1::bigint, {count}) AS c(x)")
         } else {
             format!("(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {count}) SELECT x FROM c)")
         }
@@ -128,6 +128,14 @@ fn hand_written(pg: bool, now: i64, with_sum: bool) -> String {
     )
 }
 
+/// The server's message, not just "db error".
+fn pg_err(e: tokio_postgres::Error) -> anyhow::Error {
+    match e.as_db_error() {
+        Some(d) => anyhow::anyhow!("PostgreSQL: {}", d.message()),
+        None => e.into(),
+    }
+}
+
 enum Raw {
     Sqlite(rusqlite::Connection),
     Pg(tokio_postgres::Client),
@@ -137,7 +145,7 @@ impl Raw {
     async fn batch(&self, sql: &str) -> Result<()> {
         match self {
             Raw::Sqlite(c) => c.execute_batch(sql)?,
-            Raw::Pg(c) => c.batch_execute(sql).await?,
+            Raw::Pg(c) => c.batch_execute(sql).await.map_err(pg_err)?,
         }
         Ok(())
     }
@@ -145,7 +153,7 @@ impl Raw {
     async fn count(&self, sql: &str) -> Result<i64> {
         Ok(match self {
             Raw::Sqlite(c) => c.query_row(sql, [], |r| r.get(0))?,
-            Raw::Pg(c) => c.query_one(sql, &[]).await?.get(0),
+            Raw::Pg(c) => c.query_one(sql, &[]).await.map_err(pg_err)?.get(0),
         })
     }
 

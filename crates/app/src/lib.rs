@@ -8,5 +8,6 @@ pub mod import;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
+pub mod scores;
 pub mod segments;
 pub mod text;

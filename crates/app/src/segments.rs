@@ -313,6 +313,12 @@ pub async fn person(store: &DynStore, id: ProfileId) -> Result<Person, StoreErro
             .collect(),
         scores,
         segments: store.profile_segments(view.id).await?,
+        computed: store
+            .profile_scores(view.id)
+            .await?
+            .into_iter()
+            .map(|s| (s.name, s.value))
+            .collect(),
     })
 }
 
@@ -404,6 +410,10 @@ pub async fn run(
         };
         if last_refresh.elapsed() >= every {
             last_refresh = std::time::Instant::now();
+            // Scores first: segments may use them.
+            if let Err(e) = crate::scores::recompute(&store).await {
+                tracing::warn!(error = %e, "score computation failed");
+            }
             if let Err(e) = refresh_all(&store).await {
                 tracing::warn!(error = %e, "segment refresh failed");
             }

@@ -125,6 +125,7 @@ async fn populate(store: &DynStore, seed: u64) -> i64 {
     // Consents, texts and network scores for some.
     let mut analyses = Vec::new();
     let mut scores = Vec::new();
+    let mut computed = Vec::new();
     let mut seen = BTreeSet::new();
     for e in &events {
         let person = store.profile(e.profile_id).await.expect("profile").id;
@@ -151,6 +152,15 @@ async fn populate(store: &DynStore, seed: u64) -> i64 {
                         .await
                         .expect("consent");
                 }
+            }
+            if rng.gen_bool(0.6) {
+                computed.push(rapport_store::ScoreRow {
+                    name: "s_a".into(),
+                    profile_id: person,
+                    value: rng.gen_range(-2..6) as f64,
+                    explanation: json!({}),
+                    computed_at: now,
+                });
             }
             if rng.gen_bool(0.5) {
                 scores.push(GraphScores {
@@ -182,6 +192,10 @@ async fn populate(store: &DynStore, seed: u64) -> i64 {
             });
         }
     }
+    store
+        .replace_scores(vec!["s_a".into()], computed)
+        .await
+        .expect("computed scores");
     store
         .save_text_analyses(analyses, ("test.cursor".into(), 0))
         .await
@@ -280,6 +294,8 @@ fn condition() -> impl Strategy<Value = String> {
             w.trim_start_matches(", "),
             n as f64 / 4.0 + 0.125
         )),
+        (op.clone(), -2..6i32).prop_map(|(o, n)| format!("score.s_a {o} {n}")),
+        (op.clone(), -1..2i32).prop_map(|(o, n)| format!("score.none {o} {n}")),
         (
             prop::sample::select(vec!["pagerank_pct", "community", "core", "reach2"]),
             op,

@@ -220,3 +220,145 @@ async fn segments_preview_save_and_move_in_real_time() {
         s.finish().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfm_engagement_and_custom_scores_explain_themselves() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let ago = |d: i64| (Utc::now() - Duration::days(d)).to_rfc3339();
+        let mut msgs = vec![];
+        // u0 buys often, recently and big; u9 once, long ago, small.
+        for i in 0..10i64 {
+            let u = format!("u{i}");
+            msgs.push(
+                json!({"type": "identify", "userId": u, "traits": {"email": format!("{u}@x.io")}}),
+            );
+            for j in 0..(10 - i) {
+                msgs.push(
+                    json!({"type": "track", "userId": u, "event": "Order Completed",
+                    "properties": {"revenue": 100 * (10 - i)}, "timestamp": ago(1 + i * 30 + j)}),
+                );
+            }
+            if i < 3 {
+                msgs.push(
+                    json!({"type": "page", "userId": u, "name": "Pricing", "timestamp": ago(2)}),
+                );
+            }
+        }
+        assert_eq!(s.batch(Value::Array(msgs)).await.0, 200);
+        for (body, field) in [
+            (
+                json!({"scores": [{"name": "Bad Name", "terms": [{"when": "has email", "points": 1}]}]}),
+                "scores[0].name",
+            ),
+            (
+                json!({"scores": [{"name": "rfm_r", "terms": [{"when": "has email", "points": 1}]}]}),
+                "scores[0].name",
+            ),
+            (
+                json!({"scores": [{"name": "lead", "terms": [{"when": "count(page, 3x) > 1", "points": 1}]}]}),
+                "scores[0].terms[0].when",
+            ),
+            (
+                json!({"scores": [{"name": "lead", "terms": [{"when": "has email", "points": "ten"}]}]}),
+                "scores[0].terms[0].points",
+            ),
+        ] {
+            let (st, p) = s.send(Method::PUT, "/api/scores/custom", body).await;
+            assert_eq!((st, p["field"].as_str()), (400, Some(field)), "[{k}] {p}");
+        }
+        let (st, p) = s
+            .send(Method::PUT, "/api/scores/rfm", json!({"window_days": 0}))
+            .await;
+        assert_eq!(
+            (st, p["field"].as_str()),
+            (400, Some("window_days")),
+            "[{k}] {p}"
+        );
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/scores/custom",
+                json!({"scores": [{"name": "lead_score", "description": "fit and intent", "terms": [
+                    {"when": "has email", "points": 10},
+                    {"when": "count(page \"Pricing\", 30d) >= 1", "points": 25},
+                    {"when": "sum(track \"Order Completed\".revenue) > 3000", "points": 40}
+                ]}]}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        let (st, v) = s
+            .send(Method::POST, "/api/scores/recompute", json!({}))
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        assert!(v["values"].as_i64().unwrap() >= 10 * 7, "[{k}] {v}");
+
+        let u0 = s.profile_of("user_id:u0").await["id"].as_i64().unwrap();
+        let (_, sc) = s.get(&format!("/api/profiles/{u0}/scores")).await;
+        let get = |n: &str| {
+            sc.as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["name"] == n)
+                .cloned()
+                .unwrap_or_else(|| panic!("[{k}] no {n}: {sc}"))
+        };
+        assert_eq!(get("rfm_r")["value"], 5.0, "[{k}] {sc}");
+        assert_eq!(get("rfm_f")["value"], 5.0, "[{k}] {sc}");
+        assert_eq!(get("rfm_m")["value"], 5.0, "[{k}] {sc}");
+        assert_eq!(
+            get("rfm")["explanation"]["label"],
+            "champions",
+            "[{k}] {sc}"
+        );
+        assert_eq!(get("rfm_frequency")["value"], 10.0);
+        assert_eq!(get("lead_score")["value"], 75.0, "[{k}] {sc}");
+        assert_eq!(
+            get("lead_score")["explanation"]["terms"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(get("engagement")["value"].as_f64().unwrap() >= 0.0);
+        let u9 = s.profile_of("user_id:u9").await["id"].as_i64().unwrap();
+        let (_, sc9) = s.get(&format!("/api/profiles/{u9}/scores")).await;
+        let r9 = sc9
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "rfm_r")
+            .unwrap();
+        assert_eq!(r9["value"], 1.0, "[{k}] {sc9}");
+
+        // Scores in the segment language; no value counts as 0.
+        let (_, p) = s
+            .send(
+                Method::POST,
+                "/api/segments/preview",
+                json!({"definition": "score.rfm_r >= 4"}),
+            )
+            .await;
+        assert_eq!(p["count"], 4, "[{k}] {p}");
+        let (_, p) = s
+            .send(
+                Method::POST,
+                "/api/segments/preview",
+                json!({"definition": "score.lead_score >= 35"}),
+            )
+            .await;
+        // u0-u2 viewed pricing (10 + 25); u3 and u4 spent over 3,000 (10 + 40).
+        assert_eq!(p["count"], 5, "[{k}] {p}");
+        let (_, p) = s
+            .send(
+                Method::POST,
+                "/api/segments/preview",
+                json!({"definition": "score.nothing = 0 and score.lead_score < 35"}),
+            )
+            .await;
+        assert_eq!(p["count"], 5, "[{k}] {p}");
+        let (_, cfg) = s.get("/api/scores").await;
+        assert_eq!(cfg["custom"][0]["name"], "lead_score", "[{k}] {cfg}");
+        s.finish().await;
+    }
+}

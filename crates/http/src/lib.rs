@@ -2,7 +2,7 @@
 //! Routes are grouped by API area: `segment` (ingestion), `profiles`, `ops`.
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use rapport_app::ingest::Ingestor;
 use rapport_app::keys::Keys;
@@ -15,6 +15,7 @@ pub mod graph;
 pub mod ops;
 pub mod problem;
 pub mod profiles;
+pub mod scores;
 pub mod segment;
 pub mod segments;
 pub mod text;
@@ -169,6 +170,7 @@ impl utoipa::Modify for Security {
         text::topic_trends, text::set_settings, text::settings,
         segments::preview, segments::create, segments::list, segments::get, segments::update,
         segments::delete, segments::refresh, segments::members, segments::sizes, segments::of_profile,
+        scores::list, scores::set_rfm, scores::set_custom, scores::recompute, scores::of_profile,
         ops::healthz, ops::metrics, ops::stats, ops::create_key, ops::list_keys, ops::revoke_key,
     ),
     modifiers(&Security)
@@ -259,6 +261,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/segments/{id}/members", get(segments::members))
         .route("/api/segments/{id}/sizes", get(segments::sizes))
         .route("/api/profiles/{id}/segments", get(segments::of_profile))
+        .route("/api/scores", get(scores::list))
+        .route("/api/scores/rfm", put(scores::set_rfm))
+        .route("/api/scores/custom", put(scores::set_custom))
+        .route("/api/scores/recompute", post(scores::recompute))
+        .route("/api/profiles/{id}/scores", get(scores::of_profile))
         .route(
             "/api/text/lexicon",
             get(text::lexicon).put(text::set_lexicon),

@@ -44,6 +44,8 @@ pub enum Cond {
     },
     /// `graph.pagerank_pct >= 0.9`: a computed network score.
     Score { name: Score, op: CmpOp, value: f64 },
+    /// `score.rfm_r >= 4`, `score.lead_score > 50`: a computed score (RFM, custom).
+    Computed { name: String, op: CmpOp, value: f64 },
     /// `sentiment(30d) < -0.3`, `complaints(7d) >= 1`, `texts(90d) > 3`.
     Text {
         func: TextFn,

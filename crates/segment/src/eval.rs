@@ -45,6 +45,8 @@ pub struct Person {
     pub scores: Option<HashMap<String, f64>>,
     /// Names of the segments the person is in.
     pub segments: Vec<String>,
+    /// Computed scores (RFM, custom) by name.
+    pub computed: HashMap<String, f64>,
 }
 
 pub fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
@@ -212,6 +214,10 @@ fn cond(c: &Cond, p: &Person, now: i64) -> bool {
             };
             got.is_some_and(|g| op.holds(g, *value))
         }
+        // A score a person has no value of counts as 0.
+        Cond::Computed { name, op, value } => {
+            op.holds(p.computed.get(name).copied().unwrap_or(0.0), *value)
+        }
         Cond::Segment { name } => p.segments.iter().any(|s| s == name),
         Cond::Consent {
             channel,
@@ -265,6 +271,7 @@ mod tests {
             }],
             scores: Some(HashMap::from([("pagerank_pct".to_string(), 0.95)])),
             segments: vec!["VIP".into()],
+            computed: HashMap::from([("rfm_r".to_string(), 5.0)]),
         }
     }
 
@@ -295,5 +302,7 @@ mod tests {
         yes(r#"sum(track "Signed Up".revenue) = 0"#);
         yes("graph.pagerank_pct >= 0.9 and sentiment(30d) < -0.3 and complaints(7d) >= 1");
         yes(r#"in segment "VIP" and consent(sms, marketing) = unknown"#);
+        yes("score.rfm_r >= 4");
+        no("score.rfm_m >= 1 or score.rfm_r < 5");
     }
 }

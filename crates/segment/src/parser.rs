@@ -680,6 +680,19 @@ impl Parser {
                 let (op, value) = self.cmp_number(&format!("graph.{n}"))?;
                 Ok(Cond::Score { name, op, value })
             }
+            "score" => {
+                self.expect_op(".", "after score (score.rfm_r)")?;
+                let at = self.pos;
+                let n = self.ident("a score name")?;
+                if !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    self.pos = at;
+                    return Err(
+                        self.error(&format!("'{n}': score names are letters, digits and _"))
+                    );
+                }
+                let (op, value) = self.cmp_number(&format!("score.{n}"))?;
+                Ok(Cond::Computed { name: n, op, value })
+            }
             "sentiment" | "complaints" | "texts" => {
                 let func = match word.as_str() {
                     "sentiment" => TextFn::Sentiment,
@@ -750,7 +763,7 @@ impl Parser {
             _ => {
                 self.pos = start;
                 Err(self.error(&format!(
-                    "'{word}' does not start a condition: use traits.…, has, count, sum, avg, min, max, days_since, first, last, graph.…, sentiment, complaints, texts, in segment or consent"
+                    "'{word}' does not start a condition: use traits.…, has, count, sum, avg, min, max, days_since, first, last, graph.…, score.…, sentiment, complaints, texts, in segment or consent"
                 )))
             }
         }
@@ -893,6 +906,7 @@ mod tests {
             r#"days_since_first(any) > 365"#,
             r#"last(track "Order Completed".currency, 1y) = "EUR""#,
             "graph.pagerank_pct >= 0.9",
+            "score.rfm_r >= 4 and score.lead_score > 50",
             "sentiment(30d) < -0.3 and complaints(7d) >= 1 and texts() > 0",
             r#"in segment "VIP""#,
             "consent(email, marketing) != granted",

@@ -354,6 +354,22 @@ impl Ctx {
                     op.sql()
                 )
             }
+            Cond::Computed { name, op, value } => {
+                // No stored value counts as 0.
+                let n = self.bind(Param::Text(name.clone()));
+                let v = self.bind(Param::Real(*value));
+                if op.holds(0.0, *value) {
+                    format!(
+                        "p.id NOT IN (SELECT s.profile_id FROM profile_scores s WHERE s.name = {n} AND NOT (s.value {} {v}))",
+                        op.sql()
+                    )
+                } else {
+                    format!(
+                        "p.id IN (SELECT s.profile_id FROM profile_scores s WHERE s.name = {n} AND s.value {} {v})",
+                        op.sql()
+                    )
+                }
+            }
             Cond::Text {
                 func,
                 window,

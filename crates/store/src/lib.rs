@@ -249,6 +249,27 @@ pub struct MembershipChange {
 
 pub use rapport_segment::sql::{Compiled, Dialect, Param};
 
+/// One person's value of one computed score, with why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct ScoreRow {
+    pub name: String,
+    pub profile_id: ProfileId,
+    pub value: f64,
+    #[schema(value_type = Object)]
+    pub explanation: serde_json::Value,
+    pub computed_at: Millis,
+}
+
+/// Per person: the last time of an event, and the count and numeric sum of a property
+/// over the events since a time (RFM's inputs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PurchaseStats {
+    pub profile_id: ProfileId,
+    pub last_at: Millis,
+    pub count: i64,
+    pub sum: f64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
@@ -432,6 +453,20 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: ProfileId,
     ) -> Result<(Vec<EventView>, Vec<(Millis, f64, f64)>)>;
+    /// Replaces every stored value of the scores named in `names` with `rows`, in one
+    /// transaction.
+    async fn replace_scores(&self, names: Vec<String>, rows: Vec<ScoreRow>) -> Result<()>;
+    /// A person's (canonical id) computed scores.
+    async fn profile_scores(&self, id: ProfileId) -> Result<Vec<ScoreRow>>;
+    /// RFM inputs for everyone with at least one such event: last time (all time), and
+    /// count and sum of the numeric `prop` since `since`.
+    async fn purchase_stats(
+        &self,
+        event: &str,
+        prop: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<PurchaseStats>>;
     /// Names of the segments a person (canonical id) is in.
     async fn profile_segments(&self, id: ProfileId) -> Result<Vec<String>>;
     /// A brand setting (JSON), `None` when never set.

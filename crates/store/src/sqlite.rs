@@ -42,6 +42,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0005_tags_settings.sql"),
     ),
     (6, include_str!("../migrations/sqlite/0006_segments.sql")),
+    (7, include_str!("../migrations/sqlite/0007_scores.sql")),
 ];
 const READERS: usize = 4;
 
@@ -1142,6 +1143,22 @@ impl Store for SqliteStore {
     }
     async fn set_counter(&self, name: &str, value: i64) -> Result<()> {
         self.s_set_counter(name.to_string(), value).await
+    }
+    async fn replace_scores(&self, names: Vec<String>, rows: Vec<crate::ScoreRow>) -> Result<()> {
+        self.s_replace_scores(names, rows).await
+    }
+    async fn profile_scores(&self, id: ProfileId) -> Result<Vec<crate::ScoreRow>> {
+        self.s_profile_scores(id).await
+    }
+    async fn purchase_stats(
+        &self,
+        event: &str,
+        prop: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<crate::PurchaseStats>> {
+        self.s_purchase_stats(event.to_string(), prop.to_string(), since, until)
+            .await
     }
     async fn profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {
         self.s_profile_segments(id).await

@@ -2,7 +2,10 @@
 //! with timeline events, size history.
 
 use super::{event_view, SqliteStore, EVENT_COLUMNS};
-use crate::{Compiled, MembershipChange, Param, Result, SegmentRow, SegmentSize, StoreError};
+use crate::{
+    Compiled, MembershipChange, Param, PurchaseStats, Result, ScoreRow, SegmentRow, SegmentSize,
+    StoreError,
+};
 use rapport_domain::model::EventView;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
@@ -361,6 +364,81 @@ impl SqliteStore {
                 .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<std::result::Result<_, _>>()?;
             Ok((events, texts))
+        })
+        .await
+    }
+
+    pub(super) async fn s_replace_scores(
+        &self,
+        names: Vec<String>,
+        rows: Vec<ScoreRow>,
+    ) -> Result<()> {
+        self.write(move |tx| {
+            {
+                let mut del = tx.prepare_cached("DELETE FROM profile_scores WHERE name = ?1")?;
+                for n in &names {
+                    del.execute([n])?;
+                }
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO profile_scores (name, profile_id, value, explanation, computed_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (name, profile_id) DO UPDATE SET value = excluded.value, explanation = excluded.explanation, computed_at = excluded.computed_at",
+                )?;
+                for r in &rows {
+                    ins.execute(params![r.name, r.profile_id, r.value, r.explanation.to_string(), r.computed_at])?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn s_profile_scores(&self, id: ProfileId) -> Result<Vec<ScoreRow>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT name, profile_id, value, explanation, computed_at FROM profile_scores WHERE profile_id = ?1 ORDER BY name",
+            )?
+            .query_map([id], |r| {
+                let e: String = r.get(3)?;
+                Ok(ScoreRow {
+                    name: r.get(0)?,
+                    profile_id: r.get(1)?,
+                    value: r.get(2)?,
+                    explanation: serde_json::from_str(&e).unwrap_or_default(),
+                    computed_at: r.get(4)?,
+                })
+            })?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn s_purchase_stats(
+        &self,
+        event: String,
+        prop: String,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<PurchaseStats>> {
+        if !prop.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || prop.is_empty() {
+            return Err(StoreError::invalid(
+                "revenue",
+                "a property name is letters, digits and _",
+            ));
+        }
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT pr.canonical_id, MAX(e.occurred_at),
+                    SUM(CASE WHEN e.occurred_at >= ?2 THEN 1 ELSE 0 END),
+                    SUM(CASE WHEN e.occurred_at >= ?2 AND json_type(e.properties, '$.{prop}') IN ('integer', 'real')
+                        THEN json_extract(e.properties, '$.{prop}') ELSE 0 END)
+                 FROM events e JOIN profiles pr ON pr.id = e.profile_id
+                 WHERE e.name = ?1 AND e.type = 'track' AND e.occurred_at <= ?3 GROUP BY pr.canonical_id"
+            );
+            Ok(c.prepare(&sql)?
+                .query_map(params![event, since, until], |r| {
+                    Ok(PurchaseStats { profile_id: r.get(0)?, last_at: r.get(1)?, count: r.get(2)?, sum: r.get(3)? })
+                })?
+                .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 /// Name of the real-time worker's position in the event log.
 pub const SEGMENT_CURSOR: &str = "cursor.segments";
+/// Its position among text analyses, which land shortly after their events.
+pub const SEGMENT_TEXT_CURSOR: &str = "cursor.segments.texts";
 
 fn invalid(field: &str, reason: impl Into<String>) -> StoreError {
     StoreError::Invalid {
@@ -366,29 +368,40 @@ pub async fn evaluate_people(
     Ok(changes)
 }
 
-/// One step of the real-time worker: the people behind events after its position are
-/// re-evaluated. Returns events read.
+/// One step of the real-time worker: the people behind events, and behind text
+/// analyses (which land shortly after their events), after its positions are
+/// re-evaluated. Returns events and analyses read.
 pub async fn realtime_step(store: &DynStore, batch: usize) -> Result<usize, StoreError> {
     let pos = store.counter(SEGMENT_CURSOR).await?;
     let events = store.events_after(pos, batch).await?;
-    let Some(last) = events.last().map(|e| e.id) else {
+    let text_pos = store.counter(SEGMENT_TEXT_CURSOR).await?;
+    let texts = store.analyses_after(text_pos, batch).await?;
+    if events.is_empty() && texts.is_empty() {
         return Ok(0);
-    };
-    if store.segments().await?.is_empty() {
-        store.set_counter(SEGMENT_CURSOR, last).await?;
-        return Ok(events.len());
     }
-    let mut people = Vec::new();
-    let mut seen = HashSet::new();
-    for e in &events {
-        let id = store.profile(e.profile_id).await?.id;
-        if seen.insert(id) {
-            people.push(id);
+    let raw: Vec<ProfileId> = events
+        .iter()
+        .map(|e| e.profile_id)
+        .chain(texts.iter().map(|t| t.1))
+        .collect();
+    if !store.segments().await?.is_empty() {
+        let mut people = Vec::new();
+        let mut seen = HashSet::new();
+        for r in raw {
+            let id = store.profile(r).await?.id;
+            if seen.insert(id) {
+                people.push(id);
+            }
         }
+        evaluate_people(store, people).await?;
     }
-    evaluate_people(store, people).await?;
-    store.set_counter(SEGMENT_CURSOR, last).await?;
-    Ok(events.len())
+    if let Some(last) = events.last() {
+        store.set_counter(SEGMENT_CURSOR, last.id).await?;
+    }
+    if let Some(last) = texts.last() {
+        store.set_counter(SEGMENT_TEXT_CURSOR, last.0).await?;
+    }
+    Ok(events.len() + texts.len())
 }
 
 /// The worker `rapport serve` runs: real-time membership after each event, and every

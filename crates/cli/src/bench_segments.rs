@@ -30,6 +30,9 @@ pub struct SegmentBench {
     /// Print the compiled SQL (parameters inlined) to stderr.
     #[arg(long)]
     show_sql: bool,
+    /// Run only this one: five_conditions or issue_example.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// Five conditions, one event aggregate (the benchmark the issue sets).
@@ -277,6 +280,9 @@ pub async fn run(a: SegmentBench) -> Result<()> {
         ("five_conditions", FIVE, false),
         ("issue_example", EXAMPLE, true),
     ] {
+        if a.only.as_deref().is_some_and(|o| o != label) {
+            continue;
+        }
         let e = parse(definition).map_err(|e| anyhow::anyhow!("{e}"))?;
         let compiled = sql::compile(&e, store.dialect(), now);
         let ours_sql = format!(
@@ -286,6 +292,9 @@ pub async fn run(a: SegmentBench) -> Result<()> {
         let hand = hand_written(pg, now, with_sum);
         if a.show_sql {
             eprintln!("{ours_sql}\n\n{hand}\n");
+            if a.runs == 0 {
+                continue;
+            }
         }
         let mut ours = Vec::new();
         let mut theirs = Vec::new();

@@ -362,3 +362,53 @@ async fn rfm_engagement_and_custom_scores_explain_themselves() {
         s.finish().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_angry_complaint_from_a_big_spender_moves_them_at_once() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let ago = |d: i64| (Utc::now() - Duration::days(d)).to_rfc3339();
+        let mut msgs =
+            vec![json!({"type": "identify", "userId": "vip", "traits": {"email": "vip@x.io"}})];
+        for d in 1..=4 {
+            msgs.push(json!({"type": "track", "userId": "vip", "event": "Order Completed", "properties": {"revenue": 400}, "timestamp": ago(d)}));
+        }
+        assert_eq!(s.batch(Value::Array(msgs)).await.0, 200);
+        let (st, seg) = s
+            .send(
+                Method::POST,
+                "/api/segments",
+                json!({"name": "Angry big spenders", "definition": "sum(track \"Order Completed\".revenue) > 1000 and complaints(1d) >= 1"}),
+            )
+            .await;
+        assert_eq!((st, &seg["size"]), (201, &json!(0)), "[{k}] {seg}");
+        let vip = s.profile_of("user_id:vip").await["id"].as_i64().unwrap();
+        let t = std::time::Instant::now();
+        let (st, _) = s
+            .batch(json!([{"type": "track", "userId": "vip", "event": "Ticket Opened",
+                "properties": {"body": "This is the worst service ever. My order never arrived and I want a refund!"}}]))
+            .await;
+        assert_eq!(st, 200);
+        let segs = eventually(&s, &format!("/api/profiles/{vip}/segments"), |v| {
+            v.as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+        let took = t.elapsed();
+        assert_eq!(segs, json!(["Angry big spenders"]), "[{k}]");
+        eprintln!("[{k}] complaint to segment entry: {took:?}");
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "[{k}] took {took:?}"
+        );
+        let (_, tl) = s
+            .get(&format!(
+                "/api/profiles/{vip}/timeline?name=Segment%20Entered"
+            ))
+            .await;
+        assert_eq!(
+            tl["items"][0]["properties"]["segment"], "Angry big spenders",
+            "[{k}] {tl}"
+        );
+        s.finish().await;
+    }
+}

@@ -467,6 +467,8 @@ pub trait Store: Send + Sync + 'static {
         since: Millis,
         until: Millis,
     ) -> Result<Vec<PurchaseStats>>;
+    /// Analysed texts after an event id, in event order: (event id, raw profile id).
+    async fn analyses_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, ProfileId)>>;
     /// Names of the segments a person (canonical id) is in.
     async fn profile_segments(&self, id: ProfileId) -> Result<Vec<String>>;
     /// A brand setting (JSON), `None` when never set.

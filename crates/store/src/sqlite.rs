@@ -1160,6 +1160,9 @@ impl Store for SqliteStore {
         self.s_purchase_stats(event.to_string(), prop.to_string(), since, until)
             .await
     }
+    async fn analyses_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, ProfileId)>> {
+        self.s_analyses_after(after, limit).await
+    }
     async fn profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {
         self.s_profile_segments(id).await
     }

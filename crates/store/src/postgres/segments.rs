@@ -465,6 +465,23 @@ impl PgStore {
             .collect())
     }
 
+    pub(super) async fn s_analyses_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, ProfileId)>> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT event_id, profile_id FROM text_analyses WHERE event_id > $1 ORDER BY event_id LIMIT $2",
+                &[&after, &(limit as i64)],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
     pub(super) async fn s_set_counter(&self, name: String, value: i64) -> Result<()> {
         let client = self.client().await?;
         client

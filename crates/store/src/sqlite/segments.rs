@@ -443,6 +443,21 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn s_analyses_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, ProfileId)>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT event_id, profile_id FROM text_analyses WHERE event_id > ?1 ORDER BY event_id LIMIT ?2",
+            )?
+            .query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
     pub(super) async fn s_set_counter(&self, name: String, value: i64) -> Result<()> {
         self.write(move |tx| {
             tx.execute(

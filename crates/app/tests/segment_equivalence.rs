@@ -208,7 +208,7 @@ async fn populate(store: &DynStore, seed: u64) -> i64 {
     }
     // Another segment whose stored membership definitions may refer to.
     let s1 = store
-        .create_segment("S1", "traits.plan exists", "", now)
+        .create_segment("S1", "traits.plan exists", "", "dynamic", now)
         .await
         .expect("segment");
     let e = parse("traits.plan exists").expect("parse");

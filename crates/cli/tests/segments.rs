@@ -412,3 +412,85 @@ async fn an_angry_complaint_from_a_big_spender_moves_them_at_once() {
         s.finish().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn micro_segments_group_and_describe_people() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let ago = |d: i64| (Utc::now() - Duration::days(d)).to_rfc3339();
+        let mut msgs = vec![];
+        for i in 0..60i64 {
+            let u = format!("m{i}");
+            match i % 3 {
+                // Big recent spenders.
+                0 => {
+                    for d in 0..6 {
+                        msgs.push(json!({"type": "track", "userId": u, "event": "Order Completed", "properties": {"revenue": 900}, "timestamp": ago(1 + d)}));
+                    }
+                }
+                // One small purchase a long time ago.
+                1 => msgs.push(json!({"type": "track", "userId": u, "event": "Order Completed", "properties": {"revenue": 15}, "timestamp": ago(300 + i)})),
+                // Browsers who never buy.
+                _ => {
+                    for d in 0..3 {
+                        msgs.push(json!({"type": "page", "userId": u, "name": "Home", "timestamp": ago(d)}));
+                    }
+                }
+            }
+        }
+        assert_eq!(s.batch(Value::Array(msgs)).await.0, 200);
+        let (st, p) = s
+            .send(Method::POST, "/api/micro-segments/refresh", json!({"k": 1}))
+            .await;
+        assert_eq!((st, p["field"].as_str()), (400, Some("k")), "[{k}] {p}");
+        let (st, groups) = s
+            .send(Method::POST, "/api/micro-segments/refresh", json!({"k": 3}))
+            .await;
+        assert_eq!(st, 200, "[{k}] {groups}");
+        let groups = groups.as_array().unwrap().clone();
+        assert_eq!(groups.len(), 3, "[{k}] {groups:?}");
+        assert!(groups.iter().all(|g| g["size"] == 20), "[{k}] {groups:?}");
+        let big = groups
+            .iter()
+            .find(|g| g["description"].as_str().unwrap().contains("big spenders"))
+            .unwrap_or_else(|| panic!("[{k}] {groups:?}"));
+        let m0 = s.profile_of("user_id:m0").await["id"].as_i64().unwrap();
+        let (_, segs) = s.get(&format!("/api/profiles/{m0}/segments")).await;
+        assert_eq!(segs, json!([big["name"].clone()]), "[{k}]");
+        // Usable as a segment.
+        let def = format!("in segment \"{}\"", big["name"].as_str().unwrap());
+        let (_, p) = s
+            .send(
+                Method::POST,
+                "/api/segments/preview",
+                json!({"definition": def}),
+            )
+            .await;
+        assert_eq!(p["count"], 20, "[{k}] {p}");
+        let id = big["id"].as_i64().unwrap();
+        let (st, _) = s
+            .send(
+                Method::POST,
+                &format!("/api/segments/{id}/refresh"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(st, 400, "[{k}]");
+        // Refreshing replaces the groups.
+        let (_, again) = s
+            .send(Method::POST, "/api/micro-segments/refresh", json!({"k": 2}))
+            .await;
+        assert_eq!(again.as_array().unwrap().len(), 2);
+        let (_, list) = s.get("/api/segments").await;
+        assert_eq!(
+            list.as_array()
+                .unwrap()
+                .iter()
+                .filter(|x| x["kind"] == "micro")
+                .count(),
+            2,
+            "[{k}] {list}"
+        );
+        s.finish().await;
+    }
+}

@@ -170,6 +170,7 @@ impl utoipa::Modify for Security {
         text::topic_trends, text::set_settings, text::settings,
         segments::preview, segments::create, segments::list, segments::get, segments::update,
         segments::delete, segments::refresh, segments::members, segments::sizes, segments::of_profile,
+        segments::refresh_micro, segments::micro,
         scores::list, scores::set_rfm, scores::set_custom, scores::recompute, scores::of_profile,
         ops::healthz, ops::metrics, ops::stats, ops::create_key, ops::list_keys, ops::revoke_key,
     ),
@@ -261,6 +262,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/segments/{id}/members", get(segments::members))
         .route("/api/segments/{id}/sizes", get(segments::sizes))
         .route("/api/profiles/{id}/segments", get(segments::of_profile))
+        .route("/api/micro-segments", get(segments::micro))
+        .route("/api/micro-segments/refresh", post(segments::refresh_micro))
         .route("/api/scores", get(scores::list))
         .route("/api/scores/rfm", put(scores::set_rfm))
         .route("/api/scores/custom", put(scores::set_custom))

@@ -195,3 +195,36 @@ pub async fn of_profile(
     let id = state.store.profile(id).await?.id;
     Ok(Json(state.store.profile_segments(id).await?))
 }
+
+/// Regroups everyone with activity into micro-segments (`{"k": 8}`, 2-50): k-means on
+/// recency, purchases, spend, engagement, influence and reach, each group saved as a
+/// segment (`Micro 1`… by size) described in words.
+#[utoipa::path(post, path = "/api/micro-segments/refresh", tag = "segments",
+    request_body(content = Object, description = "`{\"k\": 8}`"),
+    responses((status = 200, description = "the groups: name, description, size, feature means and z-scores", body = Vec<Object>), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn refresh_micro(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    b: Bytes,
+) -> ApiResult<Json<Value>> {
+    let v = if b.is_empty() { json!({}) } else { body(&b)? };
+    let k = match v.get("k") {
+        None => 8,
+        Some(k) => k
+            .as_u64()
+            .filter(|k| (2..=50).contains(k))
+            .ok_or_else(|| ApiError::invalid("k", "must be a whole number from 2 to 50"))?
+            as usize,
+    };
+    Ok(Json(Value::Array(
+        seg::refresh_micro(&state.store, k).await?,
+    )))
+}
+
+/// The micro-segments as last computed.
+#[utoipa::path(get, path = "/api/micro-segments", tag = "segments",
+    responses((status = 200, body = Vec<Object>)), security(("bearer" = [])))]
+pub async fn micro(State(state): State<AppState>, _key: AdminKey) -> ApiResult<Json<Value>> {
+    Ok(Json(seg::micro(&state.store).await?))
+}

@@ -5,6 +5,7 @@
 
 pub mod ast;
 pub mod eval;
+pub mod micro;
 pub mod parser;
 pub mod sql;
 

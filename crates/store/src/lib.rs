@@ -225,6 +225,8 @@ pub struct SegmentRow {
     pub name: String,
     pub definition: String,
     pub description: String,
+    /// `dynamic` (kept current from its definition) or `micro` (set by clustering).
+    pub kind: String,
     pub created_at: Millis,
     pub updated_at: Millis,
     pub refreshed_at: Option<Millis>,
@@ -405,12 +407,13 @@ pub trait Store: Send + Sync + 'static {
     async fn segment_matches(&self, c: Compiled, sample: usize) -> Result<(i64, Vec<ProfileId>)>;
     /// Every person matching a compiled segment condition, by id.
     async fn segment_all_matches(&self, c: Compiled) -> Result<Vec<ProfileId>>;
-    /// Saves a new segment (conflict when the name is taken).
+    /// Saves a new segment of `kind` (conflict when the name is taken).
     async fn create_segment(
         &self,
         name: &str,
         definition: &str,
         description: &str,
+        kind: &str,
         at: Millis,
     ) -> Result<SegmentRow>;
     async fn update_segment(
@@ -456,6 +459,8 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces every stored value of the scores named in `names` with `rows`, in one
     /// transaction.
     async fn replace_scores(&self, names: Vec<String>, rows: Vec<ScoreRow>) -> Result<()>;
+    /// Everyone's value of one computed score.
+    async fn score_values(&self, name: &str) -> Result<Vec<(ProfileId, f64)>>;
     /// A person's (canonical id) computed scores.
     async fn profile_scores(&self, id: ProfileId) -> Result<Vec<ScoreRow>>;
     /// RFM inputs for everyone with at least one such event: last time (all time), and

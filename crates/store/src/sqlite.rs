@@ -1076,12 +1076,14 @@ impl Store for SqliteStore {
         name: &str,
         definition: &str,
         description: &str,
+        kind: &str,
         at: Millis,
     ) -> Result<crate::SegmentRow> {
         self.s_create(
             name.to_string(),
             definition.to_string(),
             description.to_string(),
+            kind.to_string(),
             at,
         )
         .await
@@ -1162,6 +1164,9 @@ impl Store for SqliteStore {
     }
     async fn analyses_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, ProfileId)>> {
         self.s_analyses_after(after, limit).await
+    }
+    async fn score_values(&self, name: &str) -> Result<Vec<(ProfileId, f64)>> {
+        self.s_score_values(name.to_string()).await
     }
     async fn profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {
         self.s_profile_segments(id).await

@@ -4,6 +4,8 @@ CREATE TABLE segments (
     name TEXT NOT NULL UNIQUE,
     definition TEXT NOT NULL,
     description TEXT NOT NULL DEFAULT '',
+    -- dynamic (a definition, kept current) or micro (members set by clustering).
+    kind TEXT NOT NULL DEFAULT 'dynamic',
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
     refreshed_at BIGINT

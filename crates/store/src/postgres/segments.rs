@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use tokio_postgres::types::ToSql;
 
 const SEGMENT_COLS: &str =
-    "s.id, s.name, s.definition, s.description, s.created_at, s.updated_at, s.refreshed_at,
+    "s.id, s.name, s.definition, s.description, s.kind, s.created_at, s.updated_at, s.refreshed_at,
     (SELECT COUNT(*) FROM segment_members sm WHERE sm.segment_id = s.id)";
 
 fn row(r: &tokio_postgres::Row) -> SegmentRow {
@@ -22,10 +22,11 @@ fn row(r: &tokio_postgres::Row) -> SegmentRow {
         name: r.get(1),
         definition: r.get(2),
         description: r.get(3),
-        created_at: r.get(4),
-        updated_at: r.get(5),
-        refreshed_at: r.get(6),
-        size: r.get(7),
+        kind: r.get(4),
+        created_at: r.get(5),
+        updated_at: r.get(6),
+        refreshed_at: r.get(7),
+        size: r.get(8),
     }
 }
 
@@ -154,14 +155,15 @@ impl PgStore {
         name: String,
         definition: String,
         description: String,
+        kind: String,
         at: Millis,
     ) -> Result<SegmentRow> {
         let client = self.client().await?;
         let r = client
             .query_opt(
-                "INSERT INTO segments (name, definition, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+                "INSERT INTO segments (name, definition, description, kind, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
                  ON CONFLICT (name) DO NOTHING RETURNING id",
-                &[&name, &definition, &description, &at],
+                &[&name, &definition, &description, &kind, &at],
             )
             .await?;
         let Some(r) = r else {
@@ -475,6 +477,19 @@ impl PgStore {
             .query(
                 "SELECT event_id, profile_id FROM text_analyses WHERE event_id > $1 ORDER BY event_id LIMIT $2",
                 &[&after, &(limit as i64)],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    pub(super) async fn s_score_values(&self, name: String) -> Result<Vec<(ProfileId, f64)>> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT profile_id, value FROM profile_scores WHERE name = $1",
+                &[&name],
             )
             .await?
             .iter()

@@ -14,7 +14,7 @@ use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 use std::collections::HashSet;
 
 const SEGMENT_COLS: &str =
-    "s.id, s.name, s.definition, s.description, s.created_at, s.updated_at, s.refreshed_at,
+    "s.id, s.name, s.definition, s.description, s.kind, s.created_at, s.updated_at, s.refreshed_at,
     (SELECT COUNT(*) FROM segment_members sm WHERE sm.segment_id = s.id)";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
@@ -23,10 +23,11 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
         name: r.get(1)?,
         definition: r.get(2)?,
         description: r.get(3)?,
-        created_at: r.get(4)?,
-        updated_at: r.get(5)?,
-        refreshed_at: r.get(6)?,
-        size: r.get(7)?,
+        kind: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+        refreshed_at: r.get(7)?,
+        size: r.get(8)?,
     })
 }
 
@@ -160,6 +161,7 @@ impl SqliteStore {
         name: String,
         definition: String,
         description: String,
+        kind: String,
         at: Millis,
     ) -> Result<SegmentRow> {
         let id = self
@@ -171,8 +173,8 @@ impl SqliteStore {
                     return Err(StoreError::Conflict(format!("a segment named '{name}' exists")));
                 }
                 tx.execute(
-                    "INSERT INTO segments (name, definition, description, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-                    params![name, definition, description, at],
+                    "INSERT INTO segments (name, definition, description, kind, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    params![name, definition, description, kind, at],
                 )?;
                 Ok(tx.last_insert_rowid())
             })
@@ -454,6 +456,17 @@ impl SqliteStore {
             )?
             .query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn s_score_values(&self, name: String) -> Result<Vec<(ProfileId, f64)>> {
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT profile_id, value FROM profile_scores WHERE name = ?1")?
+                    .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<std::result::Result<_, _>>()?,
+            )
         })
         .await
     }

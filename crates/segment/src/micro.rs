@@ -185,7 +185,7 @@ pub fn cluster(rows: &[Vec<f64>], features: &[Feature], k: usize, seed: u64) -> 
             }
         })
         .collect();
-    groups.sort_by(|a, b| b.size.cmp(&a.size));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.size));
     groups
 }
 

@@ -10,19 +10,6 @@ use serde_json::{json, Value};
 
 const EXAMPLE: &str = r#"traits.title ~ "marketing" and count(track "Order Completed", 90d) >= 2 and sum(track "Order Completed".revenue, 365d) > 500 and has wallet on eip155:1 and not consent(email, marketing) = denied"#;
 
-async fn eventually(s: &common::TestServer, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..100 {
-        let (_, v) = s.get(path).await;
-        if ok(&v) {
-            return v;
-        }
-        last = v;
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("{path} never satisfied the test: {last}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_preview_save_and_move_in_real_time() {
     for s in common::servers().await {
@@ -152,7 +139,7 @@ async fn segments_preview_save_and_move_in_real_time() {
         // dan's second recent order arrives: he enters in real time.
         assert_eq!(s.batch(json!([order("dan", 0, 50.0)])).await.0, 200);
         let dan = s.profile_of("user_id:dan").await["id"].as_i64().unwrap();
-        let segs = eventually(&s, &format!("/api/profiles/{dan}/segments"), |v| {
+        let segs = common::eventually(&s, &format!("/api/profiles/{dan}/segments"), |v| {
             v.as_array().is_some_and(|a| a.len() == 2)
         })
         .await;
@@ -389,7 +376,7 @@ async fn an_angry_complaint_from_a_big_spender_moves_them_at_once() {
                 "properties": {"body": "This is the worst service ever. My order never arrived and I want a refund!"}}]))
             .await;
         assert_eq!(st, 200);
-        let segs = eventually(&s, &format!("/api/profiles/{vip}/segments"), |v| {
+        let segs = common::eventually(&s, &format!("/api/profiles/{vip}/segments"), |v| {
             v.as_array().is_some_and(|a| !a.is_empty())
         })
         .await;

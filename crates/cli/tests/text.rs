@@ -202,20 +202,6 @@ async fn texts_are_analysed_and_summarised() {
     }
 }
 
-/// Waits until `path` returns something `ok` accepts (the analysis worker runs behind).
-async fn eventually(s: &common::TestServer, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..100 {
-        let (_, v) = s.get(path).await;
-        if ok(&v) {
-            return v;
-        }
-        last = v;
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("{path} never satisfied the test: {last}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_lexicon_and_leads() {
     for s in common::servers().await {
@@ -330,7 +316,7 @@ async fn topics_lexicon_and_leads() {
             "properties": {"text": "Ask known@example.com or stranger@example.org, or pay 0x52908400098527886E0F7030069857D2E4169EE7"}, "timestamp": ago(1)}));
         assert_eq!(s.batch(Value::Array(msgs)).await.0, 200);
 
-        let summary = eventually(&s, "/api/text/topics/summary?days=7", |v| {
+        let summary = common::eventually(&s, "/api/text/topics/summary?days=7", |v| {
             v.as_array().is_some_and(|a| {
                 a.iter()
                     .map(|t| t["mentions"].as_i64().unwrap_or(0))
@@ -404,7 +390,7 @@ async fn topics_lexicon_and_leads() {
         // ones became leads.
         let writer = s.profile_of("user_id:writer").await["id"].as_i64().unwrap();
         let known = s.profile_of("user_id:known").await["id"].as_i64().unwrap();
-        let rels = eventually(&s, &format!("/api/profiles/{writer}/relationships"), |v| {
+        let rels = common::eventually(&s, &format!("/api/profiles/{writer}/relationships"), |v| {
             v.to_string().matches("mentioned").count() >= 3
         })
         .await;

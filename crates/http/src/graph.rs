@@ -80,8 +80,7 @@ pub async fn add(
     key: AdminKey,
     body: Bytes,
 ) -> ApiResult<Json<AddReport>> {
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
+    let v: Value = crate::problem::json_body(&body)?;
     let items: Vec<Value> = match v.get("relationships") {
         Some(Value::Array(a)) => a.clone(),
         Some(_) => return Err(ApiError::invalid("relationships", "must be an array")),

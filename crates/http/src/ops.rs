@@ -76,8 +76,7 @@ pub async fn create_key(
     _key: AdminKey,
     body: Bytes,
 ) -> ApiResult<Json<KeyView>> {
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
+    let v: Value = crate::problem::json_body(&body)?;
     let scope = v
         .get("scope")
         .and_then(Value::as_str)

@@ -172,3 +172,29 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
         }
     }
 }
+
+/// The JSON body of a request, or a 400 naming `body`.
+pub fn json_body(body: &axum::body::Bytes) -> ApiResult<serde_json::Value> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))
+}
+
+/// A whole-number query parameter from 1 to `max`, `default` when absent; a 400 naming it
+/// otherwise.
+pub fn query_count(
+    q: &std::collections::HashMap<String, String>,
+    key: &str,
+    default: usize,
+    max: usize,
+) -> ApiResult<usize> {
+    match q.get(key) {
+        None => Ok(default),
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(key, format!("must be a whole number from 1 to {max}"))
+            }),
+    }
+}

@@ -21,24 +21,14 @@ use std::collections::HashMap;
 type Params = Query<HashMap<String, String>>;
 
 fn limit(q: &HashMap<String, String>, default: usize, max: usize) -> ApiResult<usize> {
-    match q.get("limit") {
-        None => Ok(default),
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::invalid(
-                "limit",
-                format!("must be a whole number from 1 to {max}"),
-            )),
-        },
-    }
+    crate::problem::query_count(q, "limit", default, max)
 }
 
 fn body_json(body: &Bytes) -> ApiResult<Value> {
     if body.is_empty() {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))
+    crate::problem::json_body(body)
 }
 
 /// Search profiles by name, any identifier or trait text (`q`), or list them all.

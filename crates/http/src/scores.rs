@@ -2,7 +2,7 @@
 //! person's scores with their explanations.
 
 use crate::auth::AdminKey;
-use crate::problem::{ApiError, ApiResult, Id, Problem};
+use crate::problem::{ApiResult, Id, Problem};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -12,7 +12,7 @@ use rapport_store::ScoreRow;
 use serde_json::{json, Value};
 
 fn body(b: &Bytes) -> ApiResult<Value> {
-    serde_json::from_slice(b).map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))
+    crate::problem::json_body(b)
 }
 
 /// The score set-up: RFM settings, custom scores, and the built-in score names.

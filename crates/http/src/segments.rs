@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 fn body(b: &Bytes) -> ApiResult<Value> {
-    serde_json::from_slice(b).map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))
+    crate::problem::json_body(b)
 }
 
 fn text<'a>(v: &'a Value, field: &str, required: bool) -> ApiResult<Option<&'a str>> {
@@ -143,14 +143,7 @@ pub async fn members(
             .parse::<i64>()
             .map_err(|_| ApiError::invalid("after", "must be a profile id"))?,
     };
-    let limit = match q.get("limit") {
-        None => 100,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 1000"))?,
-    };
+    let limit = crate::problem::query_count(&q, "limit", 100, 1000)?;
     let ids = state.store.segment_member_ids(id, after, limit).await?;
     let next = (ids.len() == limit).then(|| ids.last().copied()).flatten();
     Ok(Json(json!({"members": ids, "next_after": next})))
@@ -167,14 +160,7 @@ pub async fn sizes(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<SegmentSize>>> {
     state.store.segment(id).await?;
-    let days = match q.get("days") {
-        None => 90,
-        Some(d) => d
-            .parse::<i64>()
-            .ok()
-            .filter(|d| (1..=3650).contains(d))
-            .ok_or_else(|| ApiError::invalid("days", "must be a whole number from 1 to 3650"))?,
-    };
+    let days = crate::problem::query_count(&q, "days", 90, 3650)? as i64;
     Ok(Json(
         state
             .store

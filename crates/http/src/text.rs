@@ -2,7 +2,7 @@
 //! analysis, daily sentiment series, and per person signals.
 
 use crate::auth::AdminKey;
-use crate::problem::{ApiError, ApiResult, Id, Problem};
+use crate::problem::{json_body, ApiError, ApiResult, Id, Problem};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -14,14 +14,7 @@ use std::collections::HashMap;
 
 /// The `days` window of a query: 1 to 3650, default 30.
 fn days(q: &HashMap<String, String>) -> ApiResult<i64> {
-    match q.get("days") {
-        None => Ok(30),
-        Some(d) => d
-            .parse::<i64>()
-            .ok()
-            .filter(|d| (1..=3650).contains(d))
-            .ok_or_else(|| ApiError::invalid("days", "must be a whole number from 1 to 3650")),
-    }
+    Ok(crate::problem::query_count(q, "days", 30, 3650)? as i64)
 }
 
 /// Analyses `{"text": "…"}` or `{"texts": ["…", …]}` (up to 1,000) without storing.
@@ -34,8 +27,7 @@ pub async fn analyse(
     _key: AdminKey,
     body: Bytes,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
+    let v: Value = json_body(&body)?;
     let texts: Vec<String> = match (v.get("text"), v.get("texts")) {
         (Some(Value::String(t)), None) => vec![t.clone()],
         (None, Some(Value::Array(a))) if !a.is_empty() && a.len() <= 1000 => a
@@ -173,18 +165,7 @@ pub async fn trends(
     _key: AdminKey,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<rapport_text::trends::Trend>>> {
-    let num = |k: &str, d: usize, max: usize| -> ApiResult<usize> {
-        match q.get(k) {
-            None => Ok(d),
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| {
-                    ApiError::invalid(k, format!("must be a whole number from 1 to {max}"))
-                }),
-        }
-    };
+    let num = |k: &str, d: usize, max: usize| crate::problem::query_count(&q, k, d, max);
     let (min_texts, limit) = (num("min_texts", 3, 1000)?, num("limit", 20, 200)?);
     Ok(Json(
         rapport_app::text::trends(&state.store, min_texts, limit).await?,
@@ -202,8 +183,7 @@ pub async fn set_catalogue(
     _key: AdminKey,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
+    let v: Value = json_body(&body)?;
     let Some(Value::Array(items)) = v.get("products") else {
         return Err(ApiError::invalid(
             "products",
@@ -254,11 +234,6 @@ pub async fn products(
     Ok(Json(
         rapport_app::text::voice(&state.store, "product", days).await?,
     ))
-}
-
-fn json_body(body: &Bytes) -> ApiResult<Value> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))
 }
 
 /// Replaces the brand's lexicon terms: `{"terms": {"meh": -1.2, "rapport": 2.5}}`; they
@@ -335,14 +310,7 @@ pub async fn discover_topics(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<rapport_text::topics::Topic>>> {
     let days = days(&q)?;
-    let limit = match q.get("limit") {
-        None => 20,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 100"))?,
-    };
+    let limit = crate::problem::query_count(&q, "limit", 20, 100)?;
     Ok(Json(
         rapport_app::text::discover_topics(&state.store, days, limit).await?,
     ))

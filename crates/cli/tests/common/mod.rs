@@ -231,3 +231,19 @@ pub fn python_venv(name: &str, imports: &str, packages: &[&str]) -> std::path::P
     }
     py
 }
+
+/// Polls `path` until `ok` accepts its body (workers run behind the API); panics with
+/// the last body after 10 s.
+#[allow(dead_code)]
+pub async fn eventually(s: &TestServer, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let (_, v) = s.get(path).await;
+        if ok(&v) {
+            return v;
+        }
+        last = v;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{path} never satisfied the test: {last}");
+}

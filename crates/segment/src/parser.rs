@@ -212,12 +212,20 @@ fn lex(src: &str) -> Result<Vec<Token>, SegmentError> {
 struct Parser {
     toks: Vec<Token>,
     pos: usize,
+    /// Nesting of parentheses and `not`, bounded so hostile input cannot exhaust the stack.
+    depth: usize,
 }
+
+const MAX_DEPTH: usize = 64;
 
 /// Parses and checks a definition.
 pub fn parse(src: &str) -> Result<Expr, SegmentError> {
     let toks = lex(src)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     if p.peek() == &Tok::End {
         return Err(
             p.error("the definition is empty: write a condition such as traits.plan = \"pro\"")
@@ -313,11 +321,22 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Expr, SegmentError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error(&format!(
+                "nested more than {MAX_DEPTH} levels deep: simplify the definition"
+            )));
+        }
         if self.eat_word("not") {
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            self.depth += 1;
+            let e = self.unary();
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(e?)));
         }
         if self.eat_op("(") {
-            let e = self.expr()?;
+            self.depth += 1;
+            let e = self.expr();
+            self.depth -= 1;
+            let e = e?;
             self.expect_op(")", "to close '('")?;
             return Ok(e);
         }
@@ -822,6 +841,49 @@ mod tests {
             matches!(&parts[3], Expr::Cond(Cond::Has { kind: IdKind::Wallet, on: Some(c) }) if c == "eip155:1")
         );
         assert!(matches!(&parts[4], Expr::Not(_)));
+    }
+
+    proptest::proptest! {
+        /// Any input parses or is refused with a position inside it; never a panic.
+        #[test]
+        fn never_panics_and_errors_point_inside(src in "[a-z_\\.\"()\\[\\], =<>!~#0-9dhwy\n-]{0,80}") {
+            if let Err(e) = parse(&src) {
+                let lines: Vec<&str> = src.split('\n').collect();
+                proptest::prop_assert!(e.line >= 1 && e.line <= lines.len(), "{e} in {src:?}");
+                proptest::prop_assert!(e.column >= 1 && e.column <= lines[e.line - 1].chars().count() + 1, "{e} in {src:?}");
+            }
+        }
+
+        /// Real conditions joined at random parse.
+        #[test]
+        fn valid_definitions_parse(parts in proptest::collection::vec(proptest::sample::select(vec![
+            "traits.plan = \"pro\"", "has email", "count(track \"X\", 30d) >= 2", "not texts() > 0",
+            "(has wallet or score.rfm_r >= 4)", "consent(email, marketing) != denied",
+        ]), 1..6), joins in proptest::collection::vec(proptest::sample::select(vec![" and ", " or "]), 6)) {
+            let mut src = String::new();
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    src.push_str(joins[i]);
+                }
+                src.push_str(p);
+            }
+            proptest::prop_assert!(parse(&src).is_ok(), "{src}");
+        }
+    }
+
+    #[test]
+    fn hostile_nesting_is_refused_not_a_crash() {
+        let deep = format!(
+            "{}traits.a exists{}",
+            "(".repeat(10_000),
+            ")".repeat(10_000)
+        );
+        let e = parse(&deep).expect_err("too deep");
+        assert!(e.message.contains("nested more than 64"), "{e}");
+        let nots = format!("{}traits.a exists", "not ".repeat(5_000));
+        assert!(parse(&nots).is_err());
+        let fine = format!("{}traits.a exists{}", "(".repeat(60), ")".repeat(60));
+        assert!(parse(&fine).is_ok());
     }
 
     #[test]

@@ -92,6 +92,25 @@ pub fn test(v: Option<&Value>, t: &Test) -> bool {
     }
 }
 
+thread_local! {
+    /// Compiled patterns: a definition is evaluated for every event, its regexes compiled once.
+    static REGEXES: std::cell::RefCell<HashMap<String, Option<regex::Regex>>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+fn regex_match(pattern: &str, s: &str) -> bool {
+    REGEXES.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() > 1_000 {
+            c.clear();
+        }
+        c.entry(pattern.to_string())
+            .or_insert_with(|| regex::Regex::new(pattern).ok())
+            .as_ref()
+            .is_some_and(|re| re.is_match(s))
+    })
+}
+
 fn selected<'a>(
     p: &'a Person,
     sel: &'a EventSel,

@@ -83,11 +83,7 @@ pub fn test(v: Option<&Value>, t: &Test) -> bool {
         Test::Contains(t) => v
             .as_str()
             .is_some_and(|s| s.to_ascii_lowercase().contains(&t.to_ascii_lowercase())),
-        Test::Regex(r) => v.as_str().is_some_and(|s| {
-            regex::Regex::new(r)
-                .map(|re| re.is_match(s))
-                .unwrap_or(false)
-        }),
+        Test::Regex(r) => v.as_str().is_some_and(|s| regex_match(r, s)),
         Test::In(items) => items.iter().any(|l| lit_eq(v, l) == Some(true)),
     }
 }

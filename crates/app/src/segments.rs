@@ -401,6 +401,9 @@ pub async fn realtime_step(store: &DynStore, batch: usize) -> Result<usize, Stor
         }
         evaluate_people(store, people).await?;
     }
+    // Rules after segments, so a rule sees the memberships this event caused (and fires
+    // on the `Segment Entered` events, which arrive in a later step).
+    crate::rules::on_events(store, &events).await?;
     if let Some(last) = events.last() {
         store.set_counter(SEGMENT_CURSOR, last.id).await?;
     }

@@ -15,6 +15,7 @@ pub mod graph;
 pub mod ops;
 pub mod problem;
 pub mod profiles;
+pub mod rules;
 pub mod scores;
 pub mod segment;
 pub mod segments;
@@ -171,6 +172,7 @@ impl utoipa::Modify for Security {
         segments::preview, segments::create, segments::list, segments::get, segments::update,
         segments::delete, segments::refresh, segments::members, segments::sizes, segments::of_profile,
         segments::refresh_micro, segments::micro,
+        rules::list, rules::set, rules::dry_run, rules::firings, rules::tasks,
         scores::list, scores::set_rfm, scores::set_custom, scores::recompute, scores::of_profile,
         ops::healthz, ops::metrics, ops::stats, ops::create_key, ops::list_keys, ops::revoke_key,
     ),
@@ -264,6 +266,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/profiles/{id}/segments", get(segments::of_profile))
         .route("/api/micro-segments", get(segments::micro))
         .route("/api/micro-segments/refresh", post(segments::refresh_micro))
+        .route("/api/rules", get(rules::list).put(rules::set))
+        .route("/api/rules/dry-run", post(rules::dry_run))
+        .route("/api/rules/firings", get(rules::firings))
+        .route("/api/tasks", get(rules::tasks))
         .route("/api/scores", get(scores::list))
         .route("/api/scores/rfm", put(scores::set_rfm))
         .route("/api/scores/custom", put(scores::set_custom))

@@ -107,6 +107,19 @@ fn regex_match(pattern: &str, s: &str) -> bool {
     })
 }
 
+/// Whether one event is of the kind a selector names (type, name, property tests).
+pub fn event_matches(sel: &EventSel, e: &Event) -> bool {
+    sel.kind.as_deref().is_none_or(|k| e.kind == k)
+        && sel
+            .name
+            .as_deref()
+            .is_none_or(|n| e.name.as_deref() == Some(n))
+        && sel
+            .filters
+            .iter()
+            .all(|(path, t)| test(lookup(&e.properties, path), t))
+}
+
 fn selected<'a>(
     p: &'a Person,
     sel: &'a EventSel,

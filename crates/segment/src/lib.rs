@@ -10,7 +10,7 @@ pub mod parser;
 pub mod sql;
 
 pub use ast::Expr;
-pub use parser::{parse, SegmentError};
+pub use parser::{parse, parse_selector, SegmentError};
 
 /// Names of the segments a definition refers to (`in segment "…"`).
 pub fn referenced_segments(e: &Expr) -> Vec<String> {

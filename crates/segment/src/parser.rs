@@ -241,6 +241,28 @@ pub fn parse(src: &str) -> Result<Expr, SegmentError> {
     Ok(e)
 }
 
+/// Parses an event selector alone (a rule's `when`): `track "Order Completed" where
+/// revenue > 100`.
+pub fn parse_selector(src: &str) -> Result<EventSel, SegmentError> {
+    let toks = lex(src)?;
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
+    let (sel, prop) = p.selector()?;
+    if prop.is_some() {
+        return Err(p.error("a rule's event takes no .property"));
+    }
+    if p.peek() != &Tok::End {
+        return Err(p.error(&format!(
+            "expected 'where' or the end, found {}",
+            describe(p.peek())
+        )));
+    }
+    Ok(sel)
+}
+
 impl Parser {
     fn peek(&self) -> &Tok {
         &self.toks[self.pos].tok

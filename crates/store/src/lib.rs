@@ -251,6 +251,30 @@ pub struct MembershipChange {
 
 pub use rapport_segment::sql::{Compiled, Dialect, Param};
 
+/// One firing of a decision rule: who, on which event, and what each action did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Firing {
+    pub id: i64,
+    pub rule: String,
+    pub profile_id: ProfileId,
+    pub event_id: i64,
+    pub at: Millis,
+    #[schema(value_type = Object)]
+    pub actions: serde_json::Value,
+}
+
+/// A task a rule opened for staff.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Task {
+    pub id: i64,
+    pub profile_id: ProfileId,
+    pub rule: String,
+    pub title: String,
+    pub body: String,
+    pub status: String,
+    pub created_at: Millis,
+}
+
 /// One person's value of one computed score, with why.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct ScoreRow {
@@ -474,6 +498,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<PurchaseStats>>;
     /// Analysed texts after an event id, in event order: (event id, raw profile id).
     async fn analyses_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, ProfileId)>>;
+    /// Records a rule firing (the audit); returns its id.
+    async fn record_firing(&self, f: Firing) -> Result<i64>;
+    /// Latest firings, of one rule or all, newest first.
+    async fn firings(&self, rule: Option<String>, limit: usize) -> Result<Vec<Firing>>;
+    /// How often a rule fired for a person since a time (frequency caps).
+    async fn count_firings(&self, rule: &str, profile: ProfileId, since: Millis) -> Result<i64>;
+    async fn create_task(&self, t: Task) -> Result<i64>;
+    /// Latest tasks, newest first.
+    async fn tasks(&self, limit: usize) -> Result<Vec<Task>>;
     /// Names of the segments a person (canonical id) is in.
     async fn profile_segments(&self, id: ProfileId) -> Result<Vec<String>>;
     /// A brand setting (JSON), `None` when never set.

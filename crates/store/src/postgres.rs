@@ -31,6 +31,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 mod graph;
+mod rules;
 mod segments;
 mod text;
 
@@ -45,6 +46,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (6, include_str!("../migrations/postgres/0006_segments.sql")),
     (7, include_str!("../migrations/postgres/0007_scores.sql")),
+    (8, include_str!("../migrations/postgres/0008_rules.sql")),
 ];
 
 pub struct PgStore {
@@ -1191,6 +1193,21 @@ impl Store for PgStore {
     }
     async fn score_values(&self, name: &str) -> Result<Vec<(ProfileId, f64)>> {
         self.s_score_values(name.to_string()).await
+    }
+    async fn record_firing(&self, f: crate::Firing) -> Result<i64> {
+        self.r_record(f).await
+    }
+    async fn firings(&self, rule: Option<String>, limit: usize) -> Result<Vec<crate::Firing>> {
+        self.r_firings(rule, limit).await
+    }
+    async fn count_firings(&self, rule: &str, profile: ProfileId, since: Millis) -> Result<i64> {
+        self.r_count(rule.to_string(), profile, since).await
+    }
+    async fn create_task(&self, t: crate::Task) -> Result<i64> {
+        self.r_create_task(t).await
+    }
+    async fn tasks(&self, limit: usize) -> Result<Vec<crate::Task>> {
+        self.r_tasks(limit).await
     }
     async fn profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {
         self.s_profile_segments(id).await

@@ -1,0 +1,427 @@
+//! Decision rules: `when <event> [where <condition on the person>] then <actions>`, run
+//! by the real-time worker on each event as it arrives. Actions: set a trait, add a tag,
+//! open a task for staff, emit an event. Each rule may cap how often it fires per person
+//! and require a consent; every firing is audited with what each action did, and a
+//! dry run shows what a rule would have done over recent events without doing it.
+//! Events that rules emit never trigger rules, so rules cannot loop.
+
+use crate::segments::person;
+use rapport_domain::message::{parse_message, BatchContext};
+use rapport_domain::model::EventView;
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::now_millis;
+use rapport_segment::ast::EventSel;
+use rapport_segment::eval::{self, Person};
+use rapport_segment::{parse_selector, Expr};
+use rapport_store::{DynStore, Firing, StoreError, Task};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+pub const RULES_KEY: &str = "rules";
+/// When the rules were last saved: they act on events received from then on, never on
+/// history (a new rule must not fire for a year of past events).
+const SAVED_AT_KEY: &str = "rules.saved_at";
+/// The source of events rules emit (never a trigger).
+pub const SOURCE: &str = "rules";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Cap {
+    pub max: i64,
+    pub per_hours: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConsentNeed {
+    pub channel: String,
+    pub purpose: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Rule {
+    pub name: String,
+    /// An event selector: `track "Ticket Opened" where priority = "high"`.
+    pub when: String,
+    /// A condition on the person in the segment language.
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub then: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<Cap>,
+    /// Fire only for people whose latest consent for this channel and purpose is granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<ConsentNeed>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A rule with its parts parsed.
+struct Compiled {
+    rule: Rule,
+    when: EventSel,
+    condition: Option<Expr>,
+}
+
+fn check_action(a: &Value, field: &str) -> Result<(), StoreError> {
+    let kind = a.get("action").and_then(Value::as_str).unwrap_or("");
+    let text = |k: &str| {
+        a.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty() && s.len() <= 1000)
+    };
+    match kind {
+        "set_trait" => {
+            let ok = text("trait").is_some_and(|t| t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+            if !ok || a.get("value").is_none() {
+                return Err(invalid(field, "set_trait needs `trait` (letters, digits, _) and `value`"));
+            }
+        }
+        "add_tag" if text("tag").is_none() => return Err(invalid(field, "add_tag needs `tag`")),
+        "task" if text("title").is_none() => return Err(invalid(field, "task needs a `title`")),
+        "emit" if text("event").is_none() => return Err(invalid(field, "emit needs an `event` name")),
+        "add_tag" | "task" | "emit" => {}
+        "webhook" => {
+            return Err(invalid(
+                field,
+                "webhook actions are not available yet: use task or emit (webhooks come with outbound delivery)",
+            ))
+        }
+        other => {
+            return Err(invalid(
+                field,
+                format!("'{other}' is not an action: use set_trait, add_tag, task or emit"),
+            ))
+        }
+    }
+    Ok(())
+}
+
+async fn compile(store: &DynStore, r: &Rule, field: &str) -> Result<Compiled, StoreError> {
+    let when =
+        parse_selector(&r.when).map_err(|e| invalid(format!("{field}.when"), e.to_string()))?;
+    let condition = match &r.condition {
+        Some(c) if !c.trim().is_empty() => Some(crate::segments::check(store, c).await.map_err(
+            |e| match e {
+                StoreError::Invalid { reason, .. } => invalid(format!("{field}.where"), reason),
+                other => other,
+            },
+        )?),
+        _ => None,
+    };
+    Ok(Compiled {
+        rule: r.clone(),
+        when,
+        condition,
+    })
+}
+
+pub async fn rules(store: &DynStore) -> Result<Vec<Rule>, StoreError> {
+    Ok(store
+        .setting(RULES_KEY)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
+}
+
+/// Replaces the rules: `{"rules": [{"name", "when", "where", "then": [...], "cap", "consent", "enabled"}]}`.
+pub async fn set_rules(store: &DynStore, body: &Value) -> Result<Vec<Rule>, StoreError> {
+    let Some(items) = body.get("rules").and_then(Value::as_array) else {
+        return Err(invalid("rules", "is required: an array of rules"));
+    };
+    if items.len() > 500 {
+        return Err(invalid("rules", "at most 500 rules"));
+    }
+    let mut out: Vec<Rule> = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let field = format!("rules[{i}]");
+        let r: Rule =
+            serde_json::from_value(it.clone()).map_err(|e| invalid(&field, e.to_string()))?;
+        if r.name.trim().is_empty() || r.name.len() > 100 || out.iter().any(|o| o.name == r.name) {
+            return Err(invalid(
+                format!("{field}.name"),
+                "must be a unique name of 1 to 100 characters",
+            ));
+        }
+        if r.then.is_empty() || r.then.len() > 20 {
+            return Err(invalid(
+                format!("{field}.then"),
+                "must list 1 to 20 actions",
+            ));
+        }
+        for (j, a) in r.then.iter().enumerate() {
+            check_action(a, &format!("{field}.then[{j}]"))?;
+        }
+        if let Some(c) = &r.cap {
+            if c.max < 1 || !(1..=24 * 365).contains(&c.per_hours) {
+                return Err(invalid(
+                    format!("{field}.cap"),
+                    "max ≥ 1 and per_hours from 1 to 8760",
+                ));
+            }
+        }
+        compile(store, &r, &field).await?;
+        out.push(r);
+    }
+    let now = now_millis();
+    store
+        .set_setting(
+            RULES_KEY,
+            serde_json::to_value(&out).unwrap_or_default(),
+            now,
+        )
+        .await?;
+    store.set_setting(SAVED_AT_KEY, json!(now), now).await?;
+    Ok(out)
+}
+
+fn as_event(e: &EventView) -> eval::Event {
+    eval::Event {
+        kind: e.kind.clone(),
+        name: e.name.clone(),
+        properties: e.properties.clone(),
+        at: e.occurred_at.timestamp_millis(),
+        id: e.id,
+    }
+}
+
+/// Whether a rule would fire for this event and person, and why not when it would not.
+async fn decide(
+    store: &DynStore,
+    c: &Compiled,
+    p: &Person,
+    person_id: ProfileId,
+    now: i64,
+) -> Result<Result<(), String>, StoreError> {
+    if let Some(cond) = &c.condition {
+        if !eval::eval(cond, p, now) {
+            return Ok(Err("the person does not meet the condition".into()));
+        }
+    }
+    if let Some(need) = &c.rule.consent {
+        let granted = p
+            .consents
+            .get(&(need.channel.clone(), need.purpose.clone()))
+            .is_some_and(|s| s == "granted");
+        if !granted {
+            return Ok(Err(format!(
+                "no granted consent for {} {}",
+                need.channel, need.purpose
+            )));
+        }
+    }
+    if let Some(cap) = &c.rule.cap {
+        let n = store
+            .count_firings(&c.rule.name, person_id, now - cap.per_hours * 3_600_000)
+            .await?;
+        if n >= cap.max {
+            return Ok(Err(format!(
+                "capped: fired {n} times in {} hours",
+                cap.per_hours
+            )));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Runs a rule's actions for a person; returns what each did.
+async fn act(
+    store: &DynStore,
+    rule: &Rule,
+    id: ProfileId,
+    ev: &EventView,
+    p: &Person,
+    now: i64,
+) -> Result<Vec<Value>, StoreError> {
+    let mut done = Vec::new();
+    for a in &rule.then {
+        let kind = a.get("action").and_then(Value::as_str).unwrap_or("");
+        let outcome = match kind {
+            "set_trait" => {
+                let t = a.get("trait").and_then(Value::as_str).unwrap_or("");
+                store
+                    .patch_traits(id, &json!({ t: a["value"].clone() }), now)
+                    .await?;
+                json!({"action": kind, "trait": t, "value": a["value"]})
+            }
+            "add_tag" => {
+                let tag = a.get("tag").and_then(Value::as_str).unwrap_or("");
+                let mut tags: Vec<Value> = p
+                    .traits
+                    .get("tags")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                if !tags.iter().any(|x| x == tag) {
+                    tags.push(json!(tag));
+                    store.patch_traits(id, &json!({"tags": tags}), now).await?;
+                }
+                json!({"action": kind, "tag": tag})
+            }
+            "task" => {
+                let title = a.get("title").and_then(Value::as_str).unwrap_or("");
+                let body = a.get("body").and_then(Value::as_str).unwrap_or("");
+                let task = store
+                    .create_task(Task {
+                        id: 0,
+                        profile_id: id,
+                        rule: rule.name.clone(),
+                        title: title.to_string(),
+                        body: format!(
+                            "{body}{}Triggered by event {} ({}).",
+                            if body.is_empty() { "" } else { " " },
+                            ev.id,
+                            ev.name.as_deref().unwrap_or(&ev.kind)
+                        ),
+                        status: "open".into(),
+                        created_at: now,
+                    })
+                    .await?;
+                json!({"action": kind, "task_id": task})
+            }
+            "emit" => {
+                let name = a.get("event").and_then(Value::as_str).unwrap_or("");
+                let mut props = a.get("properties").cloned().unwrap_or_else(|| json!({}));
+                if let Value::Object(m) = &mut props {
+                    m.insert("rule".into(), json!(rule.name));
+                    m.insert("trigger_event_id".into(), json!(ev.id));
+                }
+                let msg = json!({"type": "track", "userId": format!("rapport-profile-{id}"), "event": name, "properties": props});
+                // Emitted on the person's own profile, whatever identifiers they have.
+                let batch = BatchContext {
+                    received_at: now,
+                    ..Default::default()
+                };
+                // Actions run at least once: a firing repeated after a crash emits anew.
+                let m = parse_message(&msg, "", None, &batch, || {
+                    format!("rule:{}:{}:{}:{now}", rule.name, ev.id, name)
+                })
+                .map_err(|e| invalid("then", e.to_string()))?;
+                store
+                    .insert_events_raw(
+                        vec![rapport_domain::resolve::EventRow {
+                            profile_id: id,
+                            message: m,
+                        }],
+                        SOURCE,
+                    )
+                    .await?;
+                json!({"action": kind, "event": name})
+            }
+            _ => json!({"action": kind, "skipped": "unknown action"}),
+        };
+        done.push(outcome);
+    }
+    Ok(done)
+}
+
+/// Runs every enabled rule on these events (the real-time worker calls this).
+pub async fn on_events(store: &DynStore, events: &[EventView]) -> Result<usize, StoreError> {
+    let defs = rules(store).await?;
+    if defs.is_empty() {
+        return Ok(0);
+    }
+    let mut compiled = Vec::new();
+    for (i, r) in defs.iter().enumerate().filter(|(_, r)| r.enabled) {
+        match compile(store, r, &format!("rules[{i}]")).await {
+            Ok(c) => compiled.push(c),
+            Err(e) => tracing::warn!(rule = %r.name, error = %e, "rule skipped"),
+        }
+    }
+    let now = now_millis();
+    let saved_at = store
+        .setting(SAVED_AT_KEY)
+        .await?
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0);
+    let mut fired = 0;
+    for ev in events
+        .iter()
+        .filter(|e| e.source != SOURCE && e.received_at.timestamp_millis() >= saved_at)
+    {
+        let lite = as_event(ev);
+        let matching: Vec<&Compiled> = compiled
+            .iter()
+            .filter(|c| eval::event_matches(&c.when, &lite))
+            .collect();
+        if matching.is_empty() {
+            continue;
+        }
+        let id = store.profile(ev.profile_id).await?.id;
+        let p = person(store, id).await?;
+        for c in matching {
+            if decide(store, c, &p, id, now).await?.is_ok() {
+                let done = act(store, &c.rule, id, ev, &p, now).await?;
+                store
+                    .record_firing(Firing {
+                        id: 0,
+                        rule: c.rule.name.clone(),
+                        profile_id: id,
+                        event_id: ev.id,
+                        at: now,
+                        actions: Value::Array(done),
+                    })
+                    .await?;
+                fired += 1;
+            }
+        }
+    }
+    Ok(fired)
+}
+
+/// What a rule would have done over the last `days` of events, without doing it.
+pub async fn dry_run(store: &DynStore, rule: &Value, days: i64) -> Result<Value, StoreError> {
+    let r: Rule =
+        serde_json::from_value(rule.clone()).map_err(|e| invalid("rule", e.to_string()))?;
+    for (j, a) in r.then.iter().enumerate() {
+        check_action(a, &format!("rule.then[{j}]"))?;
+    }
+    let c = compile(store, &r, "rule").await?;
+    let now = now_millis();
+    let since = now - days * 86_400_000;
+    let mut would = Vec::new();
+    let mut wouldnt = 0usize;
+    let mut seen = 0usize;
+    let mut after = 0i64;
+    'scan: loop {
+        let events = store.events_after(after, 5_000).await?;
+        let Some(last) = events.last().map(|e| e.id) else {
+            break;
+        };
+        after = last;
+        for ev in events
+            .iter()
+            .filter(|e| e.source != SOURCE && e.occurred_at.timestamp_millis() >= since)
+        {
+            if !eval::event_matches(&c.when, &as_event(ev)) {
+                continue;
+            }
+            seen += 1;
+            let id = store.profile(ev.profile_id).await?.id;
+            let p = person(store, id).await?;
+            match decide(store, &c, &p, id, now).await? {
+                Ok(()) => {
+                    would.push(json!({"profile_id": id, "event_id": ev.id, "actions": r.then}))
+                }
+                Err(_) => wouldnt += 1,
+            }
+            if would.len() >= 100 {
+                break 'scan;
+            }
+        }
+    }
+    Ok(
+        json!({"matching_events": seen, "would_fire": would.len(), "would_not": wouldnt, "firings": would,
+        "note": "people are judged on their state now; nothing was changed"}),
+    )
+}

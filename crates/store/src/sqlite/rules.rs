@@ -1,0 +1,90 @@
+//! SQLite side of decision rules: the firing audit and tasks.
+
+use super::SqliteStore;
+use crate::{Firing, Result, Task};
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::Millis;
+use rusqlite::params;
+
+impl SqliteStore {
+    pub(super) async fn r_record(&self, f: Firing) -> Result<i64> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO rule_firings (rule, profile_id, event_id, at, actions) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![f.rule, f.profile_id, f.event_id, f.at, f.actions.to_string()],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+        .await
+    }
+
+    pub(super) async fn r_firings(
+        &self,
+        rule: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<Firing>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT id, rule, profile_id, event_id, at, actions FROM rule_firings WHERE ?1 IS NULL OR rule = ?1 ORDER BY id DESC LIMIT ?2",
+            )?
+            .query_map(params![rule, limit as i64], |r| {
+                let a: String = r.get(5)?;
+                Ok(Firing {
+                    id: r.get(0)?,
+                    rule: r.get(1)?,
+                    profile_id: r.get(2)?,
+                    event_id: r.get(3)?,
+                    at: r.get(4)?,
+                    actions: serde_json::from_str(&a).unwrap_or_default(),
+                })
+            })?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn r_count(
+        &self,
+        rule: String,
+        profile: ProfileId,
+        since: Millis,
+    ) -> Result<i64> {
+        self.read(move |c| {
+            Ok(c.prepare_cached("SELECT COUNT(*) FROM rule_firings WHERE rule = ?1 AND profile_id = ?2 AND at >= ?3")?
+                .query_row(params![rule, profile, since], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    pub(super) async fn r_create_task(&self, t: Task) -> Result<i64> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO tasks (profile_id, rule, title, body, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![t.profile_id, t.rule, t.title, t.body, t.status, t.created_at],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+        .await
+    }
+
+    pub(super) async fn r_tasks(&self, limit: usize) -> Result<Vec<Task>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT id, profile_id, rule, title, body, status, created_at FROM tasks ORDER BY id DESC LIMIT ?1",
+            )?
+            .query_map([limit as i64], |r| {
+                Ok(Task {
+                    id: r.get(0)?,
+                    profile_id: r.get(1)?,
+                    rule: r.get(2)?,
+                    title: r.get(3)?,
+                    body: r.get(4)?,
+                    status: r.get(5)?,
+                    created_at: r.get(6)?,
+                })
+            })?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+}

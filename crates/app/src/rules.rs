@@ -51,8 +51,42 @@ pub struct Rule {
     /// Fire only for people whose latest consent for this channel and purpose is granted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<ConsentNeed>,
+    /// Outbound actions (webhooks) wait while the UTC hour is in [start, end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
     #[serde(default = "yes")]
     pub enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QuietHours {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl QuietHours {
+    /// When an outbound action asked for at `now` may go: now, or the end of the quiet
+    /// period it falls in (windows may wrap midnight, e.g. 22 → 7).
+    pub fn release(&self, now: i64) -> i64 {
+        let hour_ms = 3_600_000;
+        let day_ms = 24 * hour_ms;
+        let h = ((now.rem_euclid(day_ms)) / hour_ms) as u32;
+        let inside = if self.start <= self.end {
+            h >= self.start && h < self.end
+        } else {
+            h >= self.start || h < self.end
+        };
+        if !inside {
+            return now;
+        }
+        let day_start = now - now.rem_euclid(day_ms);
+        let end = day_start + self.end as i64 * hour_ms;
+        if end > now {
+            end
+        } else {
+            end + day_ms
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -82,25 +116,45 @@ fn check_action(a: &Value, field: &str) -> Result<(), StoreError> {
     };
     match kind {
         "set_trait" => {
-            let ok = text("trait").is_some_and(|t| t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+            let ok = text("trait")
+                .is_some_and(|t| t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
             if !ok || a.get("value").is_none() {
-                return Err(invalid(field, "set_trait needs `trait` (letters, digits, _) and `value`"));
+                return Err(invalid(
+                    field,
+                    "set_trait needs `trait` (letters, digits, _) and `value`",
+                ));
             }
         }
         "add_tag" if text("tag").is_none() => return Err(invalid(field, "add_tag needs `tag`")),
         "task" if text("title").is_none() => return Err(invalid(field, "task needs a `title`")),
-        "emit" if text("event").is_none() => return Err(invalid(field, "emit needs an `event` name")),
+        "emit" if text("event").is_none() => {
+            return Err(invalid(field, "emit needs an `event` name"))
+        }
         "add_tag" | "task" | "emit" => {}
         "webhook" => {
-            return Err(invalid(
-                field,
-                "webhook actions are not available yet: use task or emit (webhooks come with outbound delivery)",
-            ))
+            let url_ok =
+                text("url").is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
+            if !url_ok {
+                return Err(invalid(field, "webhook needs an http(s) `url`"));
+            }
+            if text("secret").is_none_or(|s| s.len() < 16) {
+                return Err(invalid(
+                    field,
+                    "webhook needs a `secret` of at least 16 characters (the HMAC-SHA256 key)",
+                ));
+            }
+            if let Some(m) = a.get("max_attempts") {
+                if !m.as_i64().is_some_and(|m| (1..=20).contains(&m)) {
+                    return Err(invalid(field, "max_attempts must be from 1 to 20"));
+                }
+            }
         }
         other => {
             return Err(invalid(
                 field,
-                format!("'{other}' is not an action: use set_trait, add_tag, task or emit"),
+                format!(
+                    "'{other}' is not an action: use set_trait, add_tag, task, emit or webhook"
+                ),
             ))
         }
     }
@@ -161,6 +215,14 @@ pub async fn set_rules(store: &DynStore, body: &Value) -> Result<Vec<Rule>, Stor
         }
         for (j, a) in r.then.iter().enumerate() {
             check_action(a, &format!("{field}.then[{j}]"))?;
+        }
+        if let Some(q) = &r.quiet_hours {
+            if q.start > 23 || q.end > 23 || q.start == q.end {
+                return Err(invalid(
+                    format!("{field}.quiet_hours"),
+                    "start and end are different hours from 0 to 23 (UTC)",
+                ));
+            }
         }
         if let Some(c) = &r.cap {
             if c.max < 1 || !(1..=24 * 365).contains(&c.per_hours) {
@@ -318,6 +380,38 @@ async fn act(
                     .await?;
                 json!({"action": kind, "event": name})
             }
+            "webhook" => {
+                let url = a.get("url").and_then(Value::as_str).unwrap_or("");
+                let body = json!({
+                    "rule": rule.name,
+                    "profile": {"id": id, "traits": p.traits},
+                    "event": {"id": ev.id, "type": ev.kind, "name": ev.name, "properties": ev.properties, "occurred_at": ev.occurred_at},
+                    "fired_at": now,
+                });
+                let next_at = rule.quiet_hours.as_ref().map_or(now, |q| q.release(now));
+                let out = store
+                    .enqueue(rapport_store::Outbound {
+                        id: 0,
+                        rule: rule.name.clone(),
+                        profile_id: id,
+                        url: url.to_string(),
+                        secret: a
+                            .get("secret")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                        body: body.to_string(),
+                        attempts: 0,
+                        max_attempts: a.get("max_attempts").and_then(Value::as_i64).unwrap_or(5),
+                        next_at,
+                        status: "pending".into(),
+                        last_error: None,
+                        created_at: now,
+                        delivered_at: None,
+                    })
+                    .await?;
+                json!({"action": kind, "outbox_id": out, "url": url, "not_before": next_at})
+            }
             _ => json!({"action": kind, "skipped": "unknown action"}),
         };
         done.push(outcome);
@@ -424,4 +518,37 @@ pub async fn dry_run(store: &DynStore, rule: &Value, days: i64) -> Result<Value,
         json!({"matching_events": seen, "would_fire": would.len(), "would_not": wouldnt, "firings": would,
         "note": "people are judged on their state now; nothing was changed"}),
     )
+}
+
+/// The rules as shown to people: webhook secrets replaced by `***`.
+pub fn redacted(rules: Vec<Rule>) -> Vec<Rule> {
+    rules
+        .into_iter()
+        .map(|mut r| {
+            for a in &mut r.then {
+                if let Some(s) = a.get_mut("secret") {
+                    *s = json!("***");
+                }
+            }
+            r
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_hours_release_at_their_end() {
+        let h = 3_600_000i64;
+        let day = 24 * h;
+        let q = QuietHours { start: 22, end: 7 };
+        assert_eq!(q.release(10 * day + 12 * h), 10 * day + 12 * h);
+        assert_eq!(q.release(10 * day + 23 * h), 11 * day + 7 * h);
+        assert_eq!(q.release(10 * day + 3 * h), 10 * day + 7 * h);
+        let q = QuietHours { start: 1, end: 5 };
+        assert_eq!(q.release(10 * day + 2 * h + 5), 10 * day + 5 * h);
+        assert_eq!(q.release(10 * day + 5 * h), 10 * day + 5 * h);
+    }
 }

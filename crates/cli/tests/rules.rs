@@ -177,3 +177,177 @@ async fn rules_act_on_what_happens() {
         s.finish().await;
     }
 }
+
+/// A real HTTP peer for webhooks: `/ok` accepts, `/flaky` fails twice then accepts,
+/// `/down` always fails; every request is recorded with its signature header.
+async fn receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+) {
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    type Log = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
+    let log: Log = Default::default();
+    let app = axum::Router::new()
+        .route(
+            "/{path}",
+            axum::routing::post(
+                |State(log): State<Log>,
+                 Path(path): Path<String>,
+                 headers: HeaderMap,
+                 body: String| async move {
+                    let sig = headers
+                        .get("x-rapport-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let mut l = log.lock().unwrap();
+                    let tries = l.iter().filter(|(p, _, _)| *p == path).count();
+                    l.push((path.clone(), sig, body));
+                    match (path.as_str(), tries) {
+                        ("ok", _) => StatusCode::OK,
+                        ("flaky", n) if n >= 2 => StatusCode::NO_CONTENT,
+                        _ => StatusCode::INTERNAL_SERVER_ERROR,
+                    }
+                },
+            ),
+        )
+        .with_state(log.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, log)
+}
+
+fn hmac_hex(secret: &str, body: &str) -> String {
+    use hmac::Mac;
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    m.update(body.as_bytes());
+    format!("sha256={}", hex::encode(m.finalize().into_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_signed_retried_and_dead_lettered() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let (url, log) = receiver().await;
+        let secret = "s3cret-s3cret-s3cret";
+        let hook = |path: &str, max: i64| json!({"action": "webhook", "url": format!("{url}/{path}"), "secret": secret, "max_attempts": max});
+        let (st, p) = s
+            .send(Method::PUT, "/api/rules", json!({"rules": [{"name": "bad", "when": "any", "then": [{"action": "webhook", "url": "ftp://x", "secret": secret}]}]}))
+            .await;
+        assert_eq!(
+            (st, p["field"].as_str()),
+            (400, Some("rules[0].then[0]")),
+            "[{k}] {p}"
+        );
+        let (st, p) = s
+            .send(Method::PUT, "/api/rules", json!({"rules": [{"name": "bad", "when": "any", "then": [{"action": "webhook", "url": "http://x", "secret": "short"}]}]}))
+            .await;
+        assert_eq!(
+            (st, p["field"].as_str()),
+            (400, Some("rules[0].then[0]")),
+            "[{k}] {p}"
+        );
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/rules",
+                json!({"rules": [
+                    {"name": "welcome", "when": "track \"Signed Up\"", "then": [hook("ok", 5)]},
+                    {"name": "flaky", "when": "track \"Upgraded\"", "then": [hook("flaky", 5)]},
+                    {"name": "down", "when": "track \"Churned\"", "then": [hook("down", 2)]}
+                ]}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        assert_eq!(
+            v[0]["then"][0]["secret"], "***",
+            "[{k}] secrets are not shown: {v}"
+        );
+        assert_eq!(
+            s.get("/api/rules").await.1["rules"][0]["then"][0]["secret"],
+            "***"
+        );
+        let (st, _) = s
+            .batch(json!([
+                {"type": "track", "userId": "ann", "event": "Signed Up", "properties": {"plan": "pro"}},
+                {"type": "track", "userId": "ann", "event": "Upgraded"},
+                {"type": "track", "userId": "bob", "event": "Churned"}
+            ]))
+            .await;
+        assert_eq!(st, 200);
+        let dead = common::eventually(&s, "/api/outbox?status=dead", |v| {
+            v.as_array().is_some_and(|a| a.len() == 1)
+        })
+        .await;
+        assert_eq!(dead[0]["rule"], "down", "[{k}] {dead}");
+        assert_eq!(dead[0]["attempts"], 2);
+        assert_eq!(dead[0]["last_error"], "HTTP 500");
+        assert!(dead[0].get("secret").is_none(), "[{k}] {dead}");
+        // Back-off: 1 s then 2 s before the third, successful, try.
+        let mut delivered = Value::Null;
+        for _ in 0..80 {
+            let (_, v) = s.get("/api/outbox?status=delivered").await;
+            if v.as_array().is_some_and(|a| a.len() == 2) {
+                delivered = v;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let flaky = delivered
+            .as_array()
+            .unwrap_or_else(|| panic!("[{k}] not delivered"))
+            .iter()
+            .find(|o| o["rule"] == "flaky")
+            .unwrap()
+            .clone();
+        assert_eq!(flaky["attempts"], 3, "[{k}] {flaky}");
+        {
+            let l = log.lock().unwrap();
+            let (_, sig, body) = l.iter().find(|(p, _, _)| p == "ok").unwrap();
+            assert_eq!(
+                sig,
+                &hmac_hex(secret, body),
+                "[{k}] the signature is the body's HMAC-SHA256"
+            );
+            let b: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(b["rule"], "welcome");
+            assert_eq!(b["event"]["name"], "Signed Up");
+            assert_eq!(b["event"]["properties"]["plan"], "pro");
+            assert_eq!(l.iter().filter(|(p, _, _)| p == "flaky").count(), 3);
+        }
+        // A dead letter can be sent again.
+        let id = dead[0]["id"].as_i64().unwrap();
+        let (st, v) = s
+            .send(Method::POST, &format!("/api/outbox/{id}/retry"), json!({}))
+            .await;
+        assert_eq!((st, &v["status"]), (200, &json!("pending")), "[{k}] {v}");
+        common::eventually(&s, "/api/outbox?status=dead", |v| {
+            v.as_array()
+                .is_some_and(|a| a.len() == 1 && a[0]["attempts"] == 2 && a[0]["id"] == id)
+        })
+        .await;
+        assert_eq!(
+            log.lock()
+                .unwrap()
+                .iter()
+                .filter(|(p, _, _)| p == "down")
+                .count(),
+            4,
+            "[{k}]"
+        );
+        let flaky_id = flaky["id"].as_i64().unwrap();
+        assert_eq!(
+            s.send(
+                Method::POST,
+                &format!("/api/outbox/{flaky_id}/retry"),
+                json!({})
+            )
+            .await
+            .0,
+            409
+        );
+        s.finish().await;
+    }
+}

@@ -81,6 +81,11 @@ impl AppState {
             every,
             self._workers.subscribe(),
         ));
+        // The webhooks rules ask for go out from here too.
+        tokio::spawn(rapport_app::outbound::run(
+            self.store.clone(),
+            self._workers.subscribe(),
+        ));
     }
 
     /// Recomputes the graph every `every` while relationships keep changing.
@@ -172,7 +177,7 @@ impl utoipa::Modify for Security {
         segments::preview, segments::create, segments::list, segments::get, segments::update,
         segments::delete, segments::refresh, segments::members, segments::sizes, segments::of_profile,
         segments::refresh_micro, segments::micro,
-        rules::list, rules::set, rules::dry_run, rules::firings, rules::tasks,
+        rules::list, rules::set, rules::dry_run, rules::firings, rules::tasks, rules::outbox, rules::retry,
         scores::list, scores::set_rfm, scores::set_custom, scores::recompute, scores::of_profile,
         ops::healthz, ops::metrics, ops::stats, ops::create_key, ops::list_keys, ops::revoke_key,
     ),
@@ -270,6 +275,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/rules/dry-run", post(rules::dry_run))
         .route("/api/rules/firings", get(rules::firings))
         .route("/api/tasks", get(rules::tasks))
+        .route("/api/outbox", get(rules::outbox))
+        .route("/api/outbox/{id}/retry", post(rules::retry))
         .route("/api/scores", get(scores::list))
         .route("/api/scores/rfm", put(scores::set_rfm))
         .route("/api/scores/custom", put(scores::set_custom))

@@ -2,13 +2,13 @@
 //! tasks rules open for staff.
 
 use crate::auth::AdminKey;
-use crate::problem::{json_body, query_count, ApiResult, Problem};
+use crate::problem::{json_body, query_count, ApiResult, Id, Problem};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::Json;
 use rapport_app::rules::{self as r, Rule};
-use rapport_store::{Firing, Task};
+use rapport_store::{Firing, Outbound, Task};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -16,7 +16,9 @@ use std::collections::HashMap;
 #[utoipa::path(get, path = "/api/rules", tag = "rules",
     responses((status = 200, body = Object)), security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, _key: AdminKey) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"rules": r::rules(&state.store).await?})))
+    Ok(Json(
+        json!({"rules": r::redacted(r::rules(&state.store).await?)}),
+    ))
 }
 
 /// Replaces the rules; they act on events received from now on.
@@ -28,7 +30,9 @@ pub async fn set(
     _key: AdminKey,
     b: Bytes,
 ) -> ApiResult<Json<Vec<Rule>>> {
-    Ok(Json(r::set_rules(&state.store, &json_body(&b)?).await?))
+    Ok(Json(r::redacted(
+        r::set_rules(&state.store, &json_body(&b)?).await?,
+    )))
 }
 
 /// What a rule would do over the last `days` (default 7) of events, doing nothing.
@@ -77,4 +81,42 @@ pub async fn tasks(
 ) -> ApiResult<Json<Vec<Task>>> {
     let limit = query_count(&q, "limit", 100, 1000)?;
     Ok(Json(state.store.tasks(limit).await?))
+}
+
+/// Outbound deliveries (webhooks), newest first; `status` = pending, delivered or dead.
+#[utoipa::path(get, path = "/api/outbox", tag = "rules",
+    params(("status" = Option<String>, Query), ("limit" = Option<usize>, Query)),
+    responses((status = 200, body = Vec<Outbound>), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn outbox(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Vec<Outbound>>> {
+    let limit = query_count(&q, "limit", 100, 1000)?;
+    if let Some(s) = q.get("status") {
+        if !matches!(s.as_str(), "pending" | "delivered" | "dead") {
+            return Err(crate::problem::ApiError::invalid(
+                "status",
+                "must be pending, delivered or dead",
+            ));
+        }
+    }
+    Ok(Json(
+        state
+            .store
+            .outbound(q.get("status").cloned(), limit)
+            .await?,
+    ))
+}
+
+/// Sends a dead or failing delivery again (attempts reset).
+#[utoipa::path(post, path = "/api/outbox/{id}/retry", tag = "rules",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Outbound), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+pub async fn retry(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Id(id): Id,
+) -> ApiResult<Json<Outbound>> {
+    Ok(Json(rapport_app::outbound::retry(&state.store, id).await?))
 }

@@ -263,6 +263,27 @@ pub struct Firing {
     pub actions: serde_json::Value,
 }
 
+/// One outbound delivery (a webhook call) and where it stands.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Outbound {
+    pub id: i64,
+    pub rule: String,
+    pub profile_id: ProfileId,
+    pub url: String,
+    /// The HMAC key; never serialised.
+    #[serde(skip)]
+    pub secret: String,
+    pub body: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub next_at: Millis,
+    /// `pending`, `delivered` or `dead`.
+    pub status: String,
+    pub last_error: Option<String>,
+    pub created_at: Millis,
+    pub delivered_at: Option<Millis>,
+}
+
 /// A task a rule opened for staff.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Task {
@@ -498,6 +519,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<PurchaseStats>>;
     /// Analysed texts after an event id, in event order: (event id, raw profile id).
     async fn analyses_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, ProfileId)>>;
+    /// Queues an outbound delivery; returns its id.
+    async fn enqueue(&self, o: Outbound) -> Result<i64>;
+    /// Pending deliveries due by `now`, oldest first.
+    async fn due_outbound(&self, now: Millis, limit: usize) -> Result<Vec<Outbound>>;
+    /// Saves a delivery's attempts, status, next time and error.
+    async fn update_outbound(&self, o: Outbound) -> Result<()>;
+    /// Deliveries, newest first, of one status or all.
+    async fn outbound(&self, status: Option<String>, limit: usize) -> Result<Vec<Outbound>>;
     /// Records a rule firing (the audit); returns its id.
     async fn record_firing(&self, f: Firing) -> Result<i64>;
     /// Latest firings, of one rule or all, newest first.

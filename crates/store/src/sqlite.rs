@@ -45,6 +45,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/sqlite/0006_segments.sql")),
     (7, include_str!("../migrations/sqlite/0007_scores.sql")),
     (8, include_str!("../migrations/sqlite/0008_rules.sql")),
+    (9, include_str!("../migrations/sqlite/0009_outbox.sql")),
 ];
 const READERS: usize = 4;
 
@@ -1184,6 +1185,18 @@ impl Store for SqliteStore {
     }
     async fn tasks(&self, limit: usize) -> Result<Vec<crate::Task>> {
         self.r_tasks(limit).await
+    }
+    async fn enqueue(&self, o: crate::Outbound) -> Result<i64> {
+        self.o_enqueue(o).await
+    }
+    async fn due_outbound(&self, now: Millis, limit: usize) -> Result<Vec<crate::Outbound>> {
+        self.o_due(now, limit).await
+    }
+    async fn update_outbound(&self, o: crate::Outbound) -> Result<()> {
+        self.o_update(o).await
+    }
+    async fn outbound(&self, status: Option<String>, limit: usize) -> Result<Vec<crate::Outbound>> {
+        self.o_list(status, limit).await
     }
     async fn profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {
         self.s_profile_segments(id).await

@@ -1,9 +1,29 @@
 //! PostgreSQL side of decision rules: the firing audit and tasks.
 
 use super::PgStore;
-use crate::{Firing, Result, Task};
+use crate::{Firing, Outbound, Result, Task};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
+
+const OUT_COLS: &str = "id, rule, profile_id, url, secret, body, attempts, max_attempts, next_at, status, last_error, created_at, delivered_at";
+
+fn outbound(r: &tokio_postgres::Row) -> Outbound {
+    Outbound {
+        id: r.get(0),
+        rule: r.get(1),
+        profile_id: r.get(2),
+        url: r.get(3),
+        secret: r.get(4),
+        body: r.get(5),
+        attempts: r.get(6),
+        max_attempts: r.get(7),
+        next_at: r.get(8),
+        status: r.get(9),
+        last_error: r.get(10),
+        created_at: r.get(11),
+        delivered_at: r.get(12),
+    }
+}
 
 impl PgStore {
     pub(super) async fn r_record(&self, f: Firing) -> Result<i64> {
@@ -81,6 +101,55 @@ impl PgStore {
             status: r.get(5),
             created_at: r.get(6),
         })
+        .collect())
+    }
+
+    pub(super) async fn o_enqueue(&self, o: Outbound) -> Result<i64> {
+        let c = self.client().await?;
+        Ok(c.query_one(
+            "INSERT INTO outbox (rule, profile_id, url, secret, body, attempts, max_attempts, next_at, status, created_at)
+             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, 'pending', $8) RETURNING id",
+            &[&o.rule, &o.profile_id, &o.url, &o.secret, &o.body, &o.max_attempts, &o.next_at, &o.created_at],
+        )
+        .await?
+        .get(0))
+    }
+
+    pub(super) async fn o_due(&self, now: Millis, limit: usize) -> Result<Vec<Outbound>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            &format!("SELECT {OUT_COLS} FROM outbox WHERE status = 'pending' AND next_at <= $1 ORDER BY next_at, id LIMIT $2"),
+            &[&now, &(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(outbound)
+        .collect())
+    }
+
+    pub(super) async fn o_update(&self, o: Outbound) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE outbox SET attempts = $2, next_at = $3, status = $4, last_error = $5, delivered_at = $6 WHERE id = $1",
+            &[&o.id, &o.attempts, &o.next_at, &o.status, &o.last_error, &o.delivered_at],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn o_list(
+        &self,
+        status: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<Outbound>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            &format!("SELECT {OUT_COLS} FROM outbox WHERE $1::text IS NULL OR status = $1 ORDER BY id DESC LIMIT $2"),
+            &[&status, &(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(outbound)
         .collect())
     }
 }

@@ -8,6 +8,7 @@ pub mod import;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
+pub mod offers;
 pub mod outbound;
 pub mod rules;
 pub mod scores;

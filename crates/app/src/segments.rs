@@ -337,7 +337,8 @@ pub async fn evaluate_people(
     people: Vec<ProfileId>,
 ) -> Result<usize, StoreError> {
     let defs = definitions(store).await?;
-    if defs.is_empty() {
+    let offers = crate::offers::offers(store).await?;
+    if defs.is_empty() && offers.is_empty() {
         return Ok(0);
     }
     let mut changes = 0;
@@ -370,6 +371,10 @@ pub async fn evaluate_people(
                 p.segments.retain(|s| s != &row.name);
             }
         }
+        // The decision on this event: the next best offer, with memberships current.
+        if !offers.is_empty() && crate::offers::decide(store, id, &p, &offers).await? {
+            changes += 1;
+        }
     }
     Ok(changes)
 }
@@ -390,7 +395,7 @@ pub async fn realtime_step(store: &DynStore, batch: usize) -> Result<usize, Stor
         .map(|e| e.profile_id)
         .chain(texts.iter().map(|t| t.1))
         .collect();
-    if !store.segments().await?.is_empty() {
+    if !store.segments().await?.is_empty() || !crate::offers::offers(store).await?.is_empty() {
         let mut people = Vec::new();
         let mut seen = HashSet::new();
         for r in raw {

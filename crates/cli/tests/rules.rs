@@ -351,3 +351,69 @@ async fn webhooks_are_signed_retried_and_dead_lettered() {
         s.finish().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_best_offer_is_decided_on_every_event() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let (st, p) = s
+            .send(
+                Method::PUT,
+                "/api/offers",
+                json!({"offers": [{"name": "x", "eligible": "count(page, 3x) > 1"}]}),
+            )
+            .await;
+        assert_eq!(
+            (st, p["field"].as_str()),
+            (400, Some("offers[0].eligible")),
+            "[{k}] {p}"
+        );
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/offers",
+                json!({"offers": [
+                    {"name": "Welcome discount", "eligible": "count(track \"Order Completed\") = 0", "priority": 1,
+                     "score": [{"when": "count(page \"Pricing\") >= 1", "points": 5}]},
+                    {"name": "Free shipping", "eligible": "count(track \"Order Completed\") >= 1", "priority": 1,
+                     "score": [{"when": "sum(track \"Order Completed\".revenue) > 100", "points": 10}]},
+                    {"name": "VIP preview", "eligible": "sum(track \"Order Completed\".revenue) > 1000", "priority": 2}
+                ]}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        assert_eq!(
+            s.batch(json!([{"type": "page", "userId": "nia", "name": "Pricing"}]))
+                .await
+                .0,
+            200
+        );
+        let nia = s.profile_of("user_id:nia").await["id"].as_i64().unwrap();
+        let p = common::eventually(&s, &format!("/api/profiles/{nia}"), |v| {
+            v["traits"]["next_best_offer"].is_string()
+        })
+        .await;
+        assert_eq!(
+            p["traits"]["next_best_offer"], "Welcome discount",
+            "[{k}] {p}"
+        );
+        let (_, nbo) = s.get(&format!("/api/profiles/{nia}/next-best-offer")).await;
+        assert_eq!(nbo["offer"]["score"], 5.0, "[{k}] {nbo}");
+        assert_eq!(nbo["offer"]["why"][0]["points"], 5.0);
+        // She buys: the decision moves with the event.
+        assert_eq!(s.batch(json!([{"type": "track", "userId": "nia", "event": "Order Completed", "properties": {"revenue": 150}}])).await.0, 200);
+        common::eventually(&s, &format!("/api/profiles/{nia}"), |v| {
+            v["traits"]["next_best_offer"] == "Free shipping"
+        })
+        .await;
+        assert_eq!(s.batch(json!([{"type": "track", "userId": "nia", "event": "Order Completed", "properties": {"revenue": 2000}}])).await.0, 200);
+        common::eventually(&s, &format!("/api/profiles/{nia}"), |v| {
+            v["traits"]["next_best_offer"] == "VIP preview"
+        })
+        .await;
+        let (_, nbo) = s.get(&format!("/api/profiles/{nia}/next-best-offer")).await;
+        assert_eq!(nbo["eligible"].as_array().unwrap().len(), 2, "[{k}] {nbo}");
+        assert_eq!(nbo["eligible"][1]["offer"], "Free shipping");
+        s.finish().await;
+    }
+}

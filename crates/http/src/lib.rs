@@ -178,6 +178,7 @@ impl utoipa::Modify for Security {
         segments::delete, segments::refresh, segments::members, segments::sizes, segments::of_profile,
         segments::refresh_micro, segments::micro,
         rules::list, rules::set, rules::dry_run, rules::firings, rules::tasks, rules::outbox, rules::retry,
+        rules::offers, rules::set_offers, rules::next_best_offer,
         scores::list, scores::set_rfm, scores::set_custom, scores::recompute, scores::of_profile,
         ops::healthz, ops::metrics, ops::stats, ops::create_key, ops::list_keys, ops::revoke_key,
     ),
@@ -276,6 +277,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/rules/firings", get(rules::firings))
         .route("/api/tasks", get(rules::tasks))
         .route("/api/outbox", get(rules::outbox))
+        .route("/api/offers", get(rules::offers).put(rules::set_offers))
+        .route(
+            "/api/profiles/{id}/next-best-offer",
+            get(rules::next_best_offer),
+        )
         .route("/api/outbox/{id}/retry", post(rules::retry))
         .route("/api/scores", get(scores::list))
         .route("/api/scores/rfm", put(scores::set_rfm))

@@ -120,3 +120,41 @@ pub async fn retry(
 ) -> ApiResult<Json<Outbound>> {
     Ok(Json(rapport_app::outbound::retry(&state.store, id).await?))
 }
+
+/// The offers.
+#[utoipa::path(get, path = "/api/offers", tag = "rules",
+    responses((status = 200, body = Object)), security(("bearer" = [])))]
+pub async fn offers(State(state): State<AppState>, _key: AdminKey) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({"offers": rapport_app::offers::offers(&state.store).await?}),
+    ))
+}
+
+/// Replaces the offers: `{"offers": [{"name", "description", "eligible", "priority", "score": [{"when", "points"}]}]}`.
+#[utoipa::path(put, path = "/api/offers", tag = "rules",
+    request_body(content = Object, description = "`{\"offers\": [{\"name\": \"Free shipping\", \"eligible\": \"count(track \\\"Order Completed\\\", 90d) >= 1\", \"priority\": 1, \"score\": [{\"when\": \"score.rfm_m >= 4\", \"points\": 10}]}]}`"),
+    responses((status = 200, body = Object), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn set_offers(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    b: Bytes,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({"offers": rapport_app::offers::set_offers(&state.store, &json_body(&b)?).await?}),
+    ))
+}
+
+/// A person's next best offer, with every eligible offer ranked and why.
+#[utoipa::path(get, path = "/api/profiles/{id}/next-best-offer", tag = "rules",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Object), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn next_best_offer(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    let id = state.store.profile(id).await?.id;
+    Ok(Json(
+        rapport_app::offers::next_best(&state.store, id).await?,
+    ))
+}

@@ -1,0 +1,147 @@
+//! Next best offer: offers with an eligibility condition (segment language), a priority
+//! and a score (weighted conditions, like custom scores). For a person, the eligible
+//! offers are ranked by priority, then score; the first is the next best offer. The
+//! real-time worker decides on every event and keeps the person's `next_best_offer`
+//! trait current, so segments, rules and the timeline see it.
+
+use crate::scores::Term;
+use crate::segments::person;
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::now_millis;
+use rapport_segment::eval::{self, Person};
+use rapport_segment::{parse, Expr};
+use rapport_store::{DynStore, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+pub const OFFERS_KEY: &str = "offers";
+/// The trait the worker keeps current.
+pub const TRAIT: &str = "next_best_offer";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Offer {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Who may get it (segment language); everyone when empty.
+    #[serde(default)]
+    pub eligible: String,
+    /// Higher first.
+    #[serde(default)]
+    pub priority: i64,
+    /// Points for conditions that hold, added up.
+    #[serde(default)]
+    pub score: Vec<Term>,
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+pub async fn offers(store: &DynStore) -> Result<Vec<Offer>, StoreError> {
+    Ok(store
+        .setting(OFFERS_KEY)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
+}
+
+async fn checked(store: &DynStore, src: &str, field: String) -> Result<Expr, StoreError> {
+    crate::segments::check(store, src)
+        .await
+        .map_err(|e| match e {
+            StoreError::Invalid { reason, .. } => invalid(field, reason),
+            other => other,
+        })
+}
+
+/// Replaces the offers: `{"offers": [{"name", "eligible", "priority", "score": [{"when", "points"}]}]}`.
+pub async fn set_offers(store: &DynStore, body: &Value) -> Result<Vec<Offer>, StoreError> {
+    let Some(items) = body.get("offers").and_then(Value::as_array) else {
+        return Err(invalid("offers", "is required: an array of offers"));
+    };
+    if items.len() > 200 {
+        return Err(invalid("offers", "at most 200 offers"));
+    }
+    let mut out: Vec<Offer> = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let o: Offer = serde_json::from_value(it.clone())
+            .map_err(|e| invalid(format!("offers[{i}]"), e.to_string()))?;
+        if o.name.trim().is_empty() || o.name.len() > 100 || out.iter().any(|x| x.name == o.name) {
+            return Err(invalid(
+                format!("offers[{i}].name"),
+                "must be a unique name of 1 to 100 characters",
+            ));
+        }
+        if !o.eligible.trim().is_empty() {
+            checked(store, &o.eligible, format!("offers[{i}].eligible")).await?;
+        }
+        for (j, t) in o.score.iter().enumerate() {
+            checked(store, &t.when, format!("offers[{i}].score[{j}].when")).await?;
+        }
+        out.push(o);
+    }
+    store
+        .set_setting(
+            OFFERS_KEY,
+            serde_json::to_value(&out).unwrap_or_default(),
+            now_millis(),
+        )
+        .await?;
+    Ok(out)
+}
+
+/// Every eligible offer for a person, best first, each with its score and the terms that
+/// made it.
+pub fn rank(offers: &[Offer], p: &Person, now: i64) -> Vec<Value> {
+    let holds = |src: &str| parse(src).map(|e| eval::eval(&e, p, now)).unwrap_or(false);
+    let mut ranked: Vec<(i64, f64, Value)> = offers
+        .iter()
+        .filter(|o| o.eligible.trim().is_empty() || holds(&o.eligible))
+        .map(|o| {
+            let terms: Vec<&Term> = o.score.iter().filter(|t| holds(&t.when)).collect();
+            let score: f64 = terms.iter().map(|t| t.points).sum();
+            (
+                o.priority,
+                score,
+                json!({"offer": o.name, "description": o.description, "priority": o.priority, "score": score,
+                    "why": terms.iter().map(|t| json!({"when": t.when, "points": t.points})).collect::<Vec<_>>()}),
+            )
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)));
+    ranked.into_iter().map(|r| r.2).collect()
+}
+
+/// The next best offer for a person and the other eligible ones.
+pub async fn next_best(store: &DynStore, id: ProfileId) -> Result<Value, StoreError> {
+    let os = offers(store).await?;
+    let p = person(store, id).await?;
+    let ranked = rank(&os, &p, now_millis());
+    Ok(json!({"profile_id": id, "offer": ranked.first().cloned(), "eligible": ranked}))
+}
+
+/// Re-decides for a person whose state changed; sets or clears the trait when the
+/// decision moved. Returns whether it did.
+pub async fn decide(
+    store: &DynStore,
+    id: ProfileId,
+    p: &Person,
+    os: &[Offer],
+) -> Result<bool, StoreError> {
+    let best = rank(os, p, now_millis())
+        .first()
+        .map(|v| v["offer"].clone())
+        .unwrap_or(Value::Null);
+    let current = p.traits.get(TRAIT).cloned().unwrap_or(Value::Null);
+    if best == current {
+        return Ok(false);
+    }
+    store
+        .patch_traits(id, &json!({ TRAIT: best }), now_millis())
+        .await?;
+    Ok(true)
+}

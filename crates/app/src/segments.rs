@@ -143,7 +143,7 @@ fn ordered(rows: &[(SegmentRow, Expr)]) -> Result<Vec<usize>, String> {
 /// Every saved segment with its parsed definition, dependencies first.
 async fn definitions(store: &DynStore) -> Result<Vec<(SegmentRow, Expr)>, StoreError> {
     let rows: Vec<(SegmentRow, Expr)> = store
-        .segments()
+        .segment_definitions()
         .await?
         .into_iter()
         .filter_map(|r| {
@@ -395,7 +395,9 @@ pub async fn realtime_step(store: &DynStore, batch: usize) -> Result<usize, Stor
         .map(|e| e.profile_id)
         .chain(texts.iter().map(|t| t.1))
         .collect();
-    if !store.segments().await?.is_empty() || !crate::offers::offers(store).await?.is_empty() {
+    if !store.segment_definitions().await?.is_empty()
+        || !crate::offers::offers(store).await?.is_empty()
+    {
         let mut people = Vec::new();
         let mut seen = HashSet::new();
         for r in raw {

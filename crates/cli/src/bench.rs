@@ -51,6 +51,8 @@ pub enum BenchCommand {
     Text(crate::bench_text::TextBench),
     /// The segment evaluator on 1M profiles / 20M events against hand-written SQL.
     Segments(crate::bench_segments::SegmentBench),
+    /// The added cost per event of real-time segments, rules and next best offer.
+    Realtime(crate::bench_realtime::RealtimeBench),
     /// Internal: one graph measurement in its own process (used by `bench graph`).
     #[command(hide = true)]
     GraphMeasure(crate::bench_graph::MeasureArgs),
@@ -429,6 +431,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             tokio::task::spawn_blocking(move || crate::bench_graph::run(args)).await?
         }
         BenchCommand::Segments(args) => crate::bench_segments::run(args).await,
+        BenchCommand::Realtime(args) => crate::bench_realtime::run(args).await,
         BenchCommand::Text(args) => {
             tokio::task::spawn_blocking(move || crate::bench_text::run(args)).await?
         }

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 mod bench;
 mod bench_graph;
+mod bench_realtime;
 mod bench_segments;
 mod bench_text;
 

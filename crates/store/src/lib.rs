@@ -469,6 +469,8 @@ pub trait Store: Send + Sync + 'static {
         at: Millis,
     ) -> Result<SegmentRow>;
     async fn segments(&self) -> Result<Vec<SegmentRow>>;
+    /// Every segment without its size (cheap: the real-time worker reads this per step).
+    async fn segment_definitions(&self) -> Result<Vec<SegmentRow>>;
     async fn segment(&self, id: i64) -> Result<SegmentRow>;
     async fn segment_by_name(&self, name: &str) -> Result<Option<SegmentRow>>;
     async fn delete_segment(&self, id: i64) -> Result<()>;

@@ -1104,6 +1104,9 @@ impl Store for SqliteStore {
     async fn segments(&self) -> Result<Vec<crate::SegmentRow>> {
         self.s_list().await
     }
+    async fn segment_definitions(&self) -> Result<Vec<crate::SegmentRow>> {
+        self.s_definitions().await
+    }
     async fn segment(&self, id: i64) -> Result<crate::SegmentRow> {
         self.s_get(id).await
     }

@@ -207,6 +207,19 @@ impl PgStore {
             .collect())
     }
 
+    pub(super) async fn s_definitions(&self) -> Result<Vec<SegmentRow>> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT s.id, s.name, s.definition, s.description, s.kind, s.created_at, s.updated_at, s.refreshed_at, -1::bigint FROM segments s ORDER BY s.name",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(row)
+            .collect())
+    }
+
     pub(super) async fn s_get(&self, id: i64) -> Result<SegmentRow> {
         let client = self.client().await?;
         client

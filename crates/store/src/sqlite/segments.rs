@@ -214,6 +214,17 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn s_definitions(&self) -> Result<Vec<SegmentRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT s.id, s.name, s.definition, s.description, s.kind, s.created_at, s.updated_at, s.refreshed_at, -1 FROM segments s ORDER BY s.name",
+            )?
+            .query_map([], row)?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
     pub(super) async fn s_get(&self, id: i64) -> Result<SegmentRow> {
         self.read(move |c| {
             c.prepare_cached(&format!(

@@ -103,51 +103,44 @@ async fn segment_name(tx: &tokio_postgres::Transaction<'_>, id: i64) -> Result<S
 }
 
 impl PgStore {
+    /// Runs a query over the people a compiled condition selects (`{cond}` in `sql`),
+    /// with room for the set conditions' hashed subqueries.
+    async fn over_matches(&self, c: &Compiled, sql: &str) -> Result<Vec<tokio_postgres::Row>> {
+        let mut client = self.client().await?;
+        let v = texts(c);
+        let tx = client.transaction().await?;
+        tx.batch_execute("SET LOCAL work_mem = '256MB'").await?;
+        let rows = tx
+            .query(&sql.replace("{cond}", &c.condition), &refs(&v))
+            .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     /// Count and sample in one pass (a window count), so the conditions run once.
     pub(super) async fn s_matches(
         &self,
         c: Compiled,
         sample: usize,
     ) -> Result<(i64, Vec<ProfileId>)> {
-        let mut client = self.client().await?;
-        let v = texts(&c);
-        let tx = client.transaction().await?;
-        // Set conditions hash their subqueries: give them room.
-        tx.batch_execute("SET LOCAL work_mem = '256MB'").await?;
-        let rows = tx
-            .query(
-                &format!(
-                    "SELECT p.id, COUNT(*) OVER () FROM profiles p WHERE p.id = p.canonical_id AND {} ORDER BY p.id LIMIT {}",
-                    c.condition,
-                    sample.max(1)
-                ),
-                &refs(&v),
-            )
-            .await?;
-        tx.commit().await?;
+        let sql = format!(
+            "SELECT p.id, COUNT(*) OVER () FROM profiles p WHERE p.id = p.canonical_id AND {{cond}} ORDER BY p.id LIMIT {}",
+            sample.max(1)
+        );
+        let rows = self.over_matches(&c, &sql).await?;
         let count: i64 = rows.first().map(|r| r.get(1)).unwrap_or(0);
         Ok((count, rows.iter().take(sample).map(|r| r.get(0)).collect()))
     }
 
     pub(super) async fn s_all_matches(&self, c: Compiled) -> Result<Vec<ProfileId>> {
-        let mut client = self.client().await?;
-        let v = texts(&c);
-        let tx = client.transaction().await?;
-        tx.batch_execute("SET LOCAL work_mem = '256MB'").await?;
-        let ids = tx
-            .query(
-                &format!(
-                    "SELECT p.id FROM profiles p WHERE p.id = p.canonical_id AND {} ORDER BY p.id",
-                    c.condition
-                ),
-                &refs(&v),
-            )
+        let sql =
+            "SELECT p.id FROM profiles p WHERE p.id = p.canonical_id AND {cond} ORDER BY p.id";
+        Ok(self
+            .over_matches(&c, sql)
             .await?
             .iter()
             .map(|r| r.get(0))
-            .collect();
-        tx.commit().await?;
-        Ok(ids)
+            .collect())
     }
 
     pub(super) async fn s_create(

@@ -345,30 +345,38 @@ pub async fn evaluate_people(
     let now = now_millis();
     for id in people {
         let mut p = person(store, id).await?;
+        // All of this person's entries and exits are written in one transaction.
+        let mut batch = Vec::new();
         for (row, e) in &defs {
             let inside = eval::eval(e, &p, now);
             let was = p.segments.iter().any(|s| s == &row.name);
             if inside == was {
                 continue;
             }
-            let change = if inside {
-                MembershipChange {
-                    entered: vec![id],
-                    exited: vec![],
-                }
-            } else {
-                MembershipChange {
-                    entered: vec![],
-                    exited: vec![id],
-                }
-            };
-            let done = store.change_segment_members(row.id, change, now).await?;
-            changes += done.entered.len() + done.exited.len();
+            batch.push((
+                row.id,
+                if inside {
+                    MembershipChange {
+                        entered: vec![id],
+                        exited: vec![],
+                    }
+                } else {
+                    MembershipChange {
+                        entered: vec![],
+                        exited: vec![id],
+                    }
+                },
+            ));
             // Later segments may refer to this one.
             if inside {
                 p.segments.push(row.name.clone());
             } else {
                 p.segments.retain(|s| s != &row.name);
+            }
+        }
+        if !batch.is_empty() {
+            for (_, done) in store.change_segment_members(batch, now).await? {
+                changes += done.entered.len() + done.exited.len();
             }
         }
         // The decision on this event: the next best offer, with memberships current.
@@ -411,12 +419,15 @@ pub async fn realtime_step(store: &DynStore, batch: usize) -> Result<usize, Stor
     // Rules after segments, so a rule sees the memberships this event caused (and fires
     // on the `Segment Entered` events, which arrive in a later step).
     crate::rules::on_events(store, &events).await?;
+    // Both positions in one write (one fsync).
+    let mut positions = Vec::new();
     if let Some(last) = events.last() {
-        store.set_counter(SEGMENT_CURSOR, last.id).await?;
+        positions.push((SEGMENT_CURSOR.to_string(), last.id));
     }
     if let Some(last) = texts.last() {
-        store.set_counter(SEGMENT_TEXT_CURSOR, last.0).await?;
+        positions.push((SEGMENT_TEXT_CURSOR.to_string(), last.0));
     }
+    store.set_counters(positions).await?;
     Ok(events.len() + texts.len())
 }
 

@@ -368,8 +368,12 @@ pub trait Store: Send + Sync + 'static {
     async fn touches(&self, q: TouchQuery) -> Result<Vec<TouchView>>;
     /// A named counter (`graph_version`, worker cursors); 0 when never set.
     async fn counter(&self, name: &str) -> Result<i64>;
+    /// Sets named counters (workers' positions) in one transaction.
+    async fn set_counters(&self, values: Vec<(String, i64)>) -> Result<()>;
     /// Sets a named counter (a worker's position).
-    async fn set_counter(&self, name: &str, value: i64) -> Result<()>;
+    async fn set_counter(&self, name: &str, value: i64) -> Result<()> {
+        self.set_counters(vec![(name.to_string(), value)]).await
+    }
     /// Replaces every person's graph scores with a new computation's, atomically.
     async fn save_graph_run(
         &self,
@@ -483,13 +487,13 @@ pub trait Store: Send + Sync + 'static {
         members: Vec<ProfileId>,
         at: Millis,
     ) -> Result<MembershipChange>;
-    /// Applies individual entries and exits (real-time evaluation), likewise.
+    /// Applies entries and exits of several segments (real-time evaluation), likewise,
+    /// in one transaction; returns the changes that were real, per segment.
     async fn change_segment_members(
         &self,
-        id: i64,
-        change: MembershipChange,
+        changes: Vec<(i64, MembershipChange)>,
         at: Millis,
-    ) -> Result<MembershipChange>;
+    ) -> Result<Vec<(i64, MembershipChange)>>;
     async fn segment_member_ids(
         &self,
         id: i64,

@@ -1150,11 +1150,10 @@ impl Store for PgStore {
     }
     async fn change_segment_members(
         &self,
-        id: i64,
-        change: crate::MembershipChange,
+        changes: Vec<(i64, crate::MembershipChange)>,
         at: Millis,
-    ) -> Result<crate::MembershipChange> {
-        self.s_change_members(id, change, at).await
+    ) -> Result<Vec<(i64, crate::MembershipChange)>> {
+        self.s_change_members(changes, at).await
     }
     async fn segment_member_ids(
         &self,
@@ -1173,8 +1172,8 @@ impl Store for PgStore {
     ) -> Result<(Vec<EventView>, Vec<(Millis, f64, f64)>)> {
         self.s_person_activity(id).await
     }
-    async fn set_counter(&self, name: &str, value: i64) -> Result<()> {
-        self.s_set_counter(name.to_string(), value).await
+    async fn set_counters(&self, values: Vec<(String, i64)>) -> Result<()> {
+        self.s_set_counters(values).await
     }
     async fn replace_scores(&self, names: Vec<String>, rows: Vec<crate::ScoreRow>) -> Result<()> {
         self.s_replace_scores(names, rows).await

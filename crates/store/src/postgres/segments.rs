@@ -291,43 +291,48 @@ impl PgStore {
 
     pub(super) async fn s_change_members(
         &self,
-        id: i64,
-        change: MembershipChange,
+        mut changes: Vec<(i64, MembershipChange)>,
         at: Millis,
-    ) -> Result<MembershipChange> {
+    ) -> Result<Vec<(i64, MembershipChange)>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute("SELECT id FROM segments WHERE id = $1 FOR UPDATE", &[&id])
-            .await?;
-        let name = segment_name(&tx, id).await?;
-        let mut asked: Vec<ProfileId> = change.entered.clone();
-        asked.extend(&change.exited);
-        let members: HashSet<ProfileId> = tx
-            .query(
-                "SELECT profile_id FROM segment_members WHERE segment_id = $1 AND profile_id = ANY($2)",
-                &[&id, &asked],
-            )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let mut entered: Vec<ProfileId> = Vec::new();
-        for p in change.entered {
-            if !members.contains(&p) && !entered.contains(&p) {
-                entered.push(p);
+        // Segments locked in id order, so concurrent writers cannot deadlock.
+        changes.sort_by_key(|c| c.0);
+        let mut out = Vec::new();
+        for (id, change) in changes {
+            tx.execute("SELECT id FROM segments WHERE id = $1 FOR UPDATE", &[&id])
+                .await?;
+            let name = segment_name(&tx, id).await?;
+            let mut asked: Vec<ProfileId> = change.entered.clone();
+            asked.extend(&change.exited);
+            let members: HashSet<ProfileId> = tx
+                .query(
+                    "SELECT profile_id FROM segment_members WHERE segment_id = $1 AND profile_id = ANY($2)",
+                    &[&id, &asked],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let mut entered: Vec<ProfileId> = Vec::new();
+            for p in change.entered {
+                if !members.contains(&p) && !entered.contains(&p) {
+                    entered.push(p);
+                }
             }
-        }
-        let mut exited: Vec<ProfileId> = Vec::new();
-        for p in change.exited {
-            if members.contains(&p) && !exited.contains(&p) {
-                exited.push(p);
+            let mut exited: Vec<ProfileId> = Vec::new();
+            for p in change.exited {
+                if members.contains(&p) && !exited.contains(&p) {
+                    exited.push(p);
+                }
             }
-        }
-        if !entered.is_empty() || !exited.is_empty() {
-            record(&tx, id, &name, &entered, &exited, at).await?;
+            if !entered.is_empty() || !exited.is_empty() {
+                record(&tx, id, &name, &entered, &exited, at).await?;
+                out.push((id, MembershipChange { entered, exited }));
+            }
         }
         tx.commit().await?;
-        Ok(MembershipChange { entered, exited })
+        Ok(out)
     }
 
     pub(super) async fn s_member_ids(
@@ -503,14 +508,17 @@ impl PgStore {
             .collect())
     }
 
-    pub(super) async fn s_set_counter(&self, name: String, value: i64) -> Result<()> {
-        let client = self.client().await?;
-        client
-            .execute(
+    pub(super) async fn s_set_counters(&self, values: Vec<(String, i64)>) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        for (name, value) in &values {
+            tx.execute(
                 "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                &[&name, &value],
+                &[name, value],
             )
             .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

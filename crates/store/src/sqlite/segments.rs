@@ -290,42 +290,43 @@ impl SqliteStore {
 
     pub(super) async fn s_change_members(
         &self,
-        id: i64,
-        change: MembershipChange,
+        changes: Vec<(i64, MembershipChange)>,
         at: Millis,
-    ) -> Result<MembershipChange> {
+    ) -> Result<Vec<(i64, MembershipChange)>> {
         self.write(move |tx| {
-            let name = segment_name(tx, id)?;
-            let mut is_member = tx.prepare_cached(
-                "SELECT 1 FROM segment_members WHERE segment_id = ?1 AND profile_id = ?2",
-            )?;
-            let mut entered = Vec::new();
-            let mut exited = Vec::new();
-            for p in change.entered {
-                if is_member
-                    .query_row(params![id, p], |_| Ok(()))
-                    .optional()?
-                    .is_none()
-                    && !entered.contains(&p)
-                {
-                    entered.push(p);
+            let mut out = Vec::new();
+            for (id, change) in changes {
+                let name = segment_name(tx, id)?;
+                let mut is_member = tx.prepare_cached(
+                    "SELECT 1 FROM segment_members WHERE segment_id = ?1 AND profile_id = ?2",
+                )?;
+                let mut entered = Vec::new();
+                let mut exited = Vec::new();
+                for p in change.entered {
+                    let member = is_member
+                        .query_row(params![id, p], |_| Ok(()))
+                        .optional()?
+                        .is_some();
+                    if !member && !entered.contains(&p) {
+                        entered.push(p);
+                    }
+                }
+                for p in change.exited {
+                    let member = is_member
+                        .query_row(params![id, p], |_| Ok(()))
+                        .optional()?
+                        .is_some();
+                    if member && !exited.contains(&p) {
+                        exited.push(p);
+                    }
+                }
+                drop(is_member);
+                if !entered.is_empty() || !exited.is_empty() {
+                    record(tx, id, &name, &entered, &exited, at)?;
+                    out.push((id, MembershipChange { entered, exited }));
                 }
             }
-            for p in change.exited {
-                if is_member
-                    .query_row(params![id, p], |_| Ok(()))
-                    .optional()?
-                    .is_some()
-                    && !exited.contains(&p)
-                {
-                    exited.push(p);
-                }
-            }
-            drop(is_member);
-            if !entered.is_empty() || !exited.is_empty() {
-                record(tx, id, &name, &entered, &exited, at)?;
-            }
-            Ok(MembershipChange { entered, exited })
+            Ok(out)
         })
         .await
     }
@@ -482,12 +483,14 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn s_set_counter(&self, name: String, value: i64) -> Result<()> {
+    pub(super) async fn s_set_counters(&self, values: Vec<(String, i64)>) -> Result<()> {
         self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                params![name, value],
-            )?;
+            for (name, value) in &values {
+                tx.execute(
+                    "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    params![name, value],
+                )?;
+            }
             Ok(())
         })
         .await

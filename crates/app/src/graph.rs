@@ -1227,22 +1227,12 @@ pub async fn run_inference(store: DynStore, mut shutdown: tokio::sync::watch::Re
         // Large spans and a pause even when behind: each step is one write transaction
         // (one fsync) on the store ingestion also writes to, so fewer, larger steps cost
         // ingestion least; relationships appear within about a second.
-        let pause = match infer_step(&store, 100_000).await {
-            Ok(0) => Duration::from_millis(500),
-            Ok(_) => Duration::from_millis(200),
-            Err(e) => {
-                tracing::warn!(error = %e, "relationship inference failed; retrying");
-                Duration::from_secs(2)
-            }
-        };
-        if *shutdown.borrow() {
+        let step = infer_step(&store, 100_000).await;
+        let (idle, busy) = (Duration::from_millis(500), Duration::from_millis(200));
+        if !crate::worker::pause_after("relationship inference", step, idle, busy, &mut shutdown)
+            .await
+        {
             return;
-        }
-        if !pause.is_zero() {
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.changed() => return,
-            }
         }
     }
 }

@@ -14,3 +14,4 @@ pub mod rules;
 pub mod scores;
 pub mod segments;
 pub mod text;
+pub mod worker;

@@ -87,20 +87,10 @@ pub async fn retry(store: &DynStore, id: i64) -> Result<Outbound, StoreError> {
 pub async fn run(store: DynStore, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let client = reqwest::Client::new();
     loop {
-        let pause = match deliver_step(&store, &client).await {
-            Ok(0) => Duration::from_millis(250),
-            Ok(_) => Duration::from_millis(10),
-            Err(e) => {
-                tracing::warn!(error = %e, "outbound delivery failed; retrying");
-                Duration::from_secs(2)
-            }
-        };
-        if *shutdown.borrow() {
+        let step = deliver_step(&store, &client).await;
+        let (idle, busy) = (Duration::from_millis(250), Duration::from_millis(10));
+        if !crate::worker::pause_after("outbound delivery", step, idle, busy, &mut shutdown).await {
             return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = shutdown.changed() => return,
         }
     }
 }

@@ -440,14 +440,7 @@ pub async fn run(
 ) {
     let mut last_refresh = std::time::Instant::now();
     loop {
-        let pause = match realtime_step(&store, 1_000).await {
-            Ok(0) => Duration::from_millis(200),
-            Ok(_) => Duration::from_millis(10),
-            Err(e) => {
-                tracing::warn!(error = %e, "segment evaluation failed; retrying");
-                Duration::from_secs(2)
-            }
-        };
+        let step = realtime_step(&store, 1_000).await;
         if last_refresh.elapsed() >= every {
             last_refresh = std::time::Instant::now();
             // Scores first: segments may use them.
@@ -458,12 +451,10 @@ pub async fn run(
                 tracing::warn!(error = %e, "segment refresh failed");
             }
         }
-        if *shutdown.borrow() {
+        let (idle, busy) = (Duration::from_millis(200), Duration::from_millis(10));
+        if !crate::worker::pause_after("segment evaluation", step, idle, busy, &mut shutdown).await
+        {
             return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = shutdown.changed() => return,
         }
     }
 }

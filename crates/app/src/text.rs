@@ -328,20 +328,10 @@ pub async fn analyse_all(store: &DynStore) -> Result<usize, StoreError> {
 /// The worker loop `rapport serve` runs until `shutdown` fires.
 pub async fn run_analysis(store: DynStore, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
-        let pause = match analyse_step(&store, 50_000).await {
-            Ok(0) => Duration::from_millis(500),
-            Ok(_) => Duration::from_millis(100),
-            Err(e) => {
-                tracing::warn!(error = %e, "text analysis failed; retrying");
-                Duration::from_secs(2)
-            }
-        };
-        if *shutdown.borrow() {
+        let step = analyse_step(&store, 50_000).await;
+        let (idle, busy) = (Duration::from_millis(500), Duration::from_millis(100));
+        if !crate::worker::pause_after("text analysis", step, idle, busy, &mut shutdown).await {
             return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = shutdown.changed() => return,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! `Segment Entered` / `Segment Exited` events and size history either way.
 
 use rapport_domain::identifier::IdentityKind;
-use rapport_domain::model::ConsentStatus;
+use rapport_domain::model::{ConsentStatus, ProfileView};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::now_millis;
 use rapport_segment::eval::{self, Person};
@@ -327,7 +327,33 @@ pub async fn person(store: &DynStore, id: ProfileId) -> Result<Person, StoreErro
             .into_iter()
             .map(|s| (s.name, s.value))
             .collect(),
+        holdings: holdings(store, &view).await?,
     })
+}
+
+/// Tokens in a person's wallets (no query for people without a wallet).
+async fn holdings(store: &DynStore, view: &ProfileView) -> Result<Vec<eval::Holding>, StoreError> {
+    let wallets: Vec<String> = view
+        .identities
+        .iter()
+        .filter(|i| i.kind == IdentityKind::Wallet)
+        .map(|i| i.value.clone())
+        .collect();
+    if wallets.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(store
+        .wallet_holdings(wallets)
+        .await?
+        .into_iter()
+        .map(|h| eval::Holding {
+            symbol: h.symbol,
+            contract: h.contract,
+            amount: h.amount,
+            held_since: h.held_since,
+            from_brand: h.from_brand_amount,
+        })
+        .collect())
 }
 
 /// Re-evaluates the given people against every segment in memory and records who

@@ -126,6 +126,7 @@ async fn populate(store: &DynStore, seed: u64) -> i64 {
     let mut analyses = Vec::new();
     let mut scores = Vec::new();
     let mut computed = Vec::new();
+    let mut holdings = Vec::new();
     let mut seen = BTreeSet::new();
     for e in &events {
         let person = store.profile(e.profile_id).await.expect("profile").id;
@@ -151,6 +152,19 @@ async fn populate(store: &DynStore, seed: u64) -> i64 {
                         )
                         .await
                         .expect("consent");
+                }
+            }
+            // Tokens in some of their wallets (and in wallets nobody owns, below).
+            let view = store.profile(person).await.expect("profile");
+            for w in view
+                .identities
+                .iter()
+                .filter(|i| i.kind.as_str() == "wallet")
+            {
+                for (symbol, contract) in [("LOYAL", CONTRACT_A), ("BADGE", CONTRACT_B)] {
+                    if rng.gen_bool(0.6) {
+                        holdings.push(holding(&mut rng, &w.value, symbol, contract, now));
+                    }
                 }
             }
             if rng.gen_bool(0.6) {
@@ -192,6 +206,21 @@ async fn populate(store: &DynStore, seed: u64) -> i64 {
             });
         }
     }
+    holdings.push(holding(
+        &mut rng,
+        "eip155:1:0x00000000000000000000000000000000000000Ff",
+        "LOYAL",
+        CONTRACT_A,
+        now,
+    ));
+    store
+        .apply_chain_batch(rapport_store::ChainBatch {
+            chain_id: "eip155:1".into(),
+            holdings,
+            ..Default::default()
+        })
+        .await
+        .expect("holdings");
     store
         .replace_scores(vec!["s_a".into()], computed)
         .await
@@ -221,6 +250,35 @@ async fn populate(store: &DynStore, seed: u64) -> i64 {
         .await
         .expect("set members");
     now
+}
+
+const CONTRACT_A: &str = "0xAbC0000000000000000000000000000000000001";
+const CONTRACT_B: &str = "0xAbC0000000000000000000000000000000000002";
+
+fn holding(
+    rng: &mut StdRng,
+    wallet: &str,
+    symbol: &str,
+    contract: &str,
+    now: i64,
+) -> rapport_store::HoldingRow {
+    let amount = rng.gen_range(-1..5) as f64 * 10.0;
+    rapport_store::HoldingRow {
+        chain_id: "eip155:1".into(),
+        contract: contract.into(),
+        wallet: wallet.into(),
+        symbol: symbol.into(),
+        standard: "erc20".into(),
+        balance: amount.to_string(),
+        amount,
+        token_ids: vec![],
+        held_since: (amount > 0.0).then(|| now - rng.gen_range(0..100) * DAY),
+        from_brand: "0".into(),
+        from_brand_amount: rng.gen_range(0..3) as f64 * 5.0,
+        first_received_at: None,
+        last_activity_at: None,
+        updated_at: now,
+    }
 }
 
 /// Conditions covering every construct, with random parameters.
@@ -295,6 +353,18 @@ fn condition() -> impl Strategy<Value = String> {
             n as f64 / 4.0 + 0.125
         )),
         (op.clone(), -2..6i32).prop_map(|(o, n)| format!("score.s_a {o} {n}")),
+        (
+            prop::sample::select(vec!["holds", "from_brand", "held_days"]),
+            prop::sample::select(vec![
+                "LOYAL",
+                "BADGE",
+                "0xabc0000000000000000000000000000000000001",
+                "NONE"
+            ]),
+            op.clone(),
+            -1..6i32
+        )
+            .prop_map(|(f, t, o, n)| format!("{f}(\"{t}\") {o} {}", n * 10)),
         (op.clone(), -1..2i32).prop_map(|(o, n)| format!("score.none {o} {n}")),
         (
             prop::sample::select(vec!["pagerank_pct", "community", "core", "reach2"]),

@@ -53,6 +53,14 @@ pub enum Cond {
         op: CmpOp,
         value: f64,
     },
+    /// `holds("LOYAL") >= 100`, `held_days("BADGE") >= 30`, `from_brand("LOYAL") > 0`:
+    /// tokens in the person's wallets, by symbol or contract address.
+    Token {
+        func: TokenFn,
+        token: String,
+        op: CmpOp,
+        value: f64,
+    },
     /// `in segment "VIP"`.
     Segment { name: String },
     /// `consent(email, marketing) = denied` (`granted`, `denied` or `unknown`).
@@ -133,6 +141,26 @@ pub enum TextFn {
     Complaints,
     /// Texts written.
     Texts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TokenFn {
+    /// Whole units held now across the person's wallets (tokens for an NFT); 0 if none.
+    Holds,
+    /// Days since the person's wallets have held it without a break; false if not held.
+    HeldDays,
+    /// Whole units ever received from the brand (its wallets, or mints of its token); 0 if none.
+    FromBrand,
+}
+
+impl TokenFn {
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenFn::Holds => "holds",
+            TokenFn::HeldDays => "held_days",
+            TokenFn::FromBrand => "from_brand",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -30,6 +30,25 @@ pub struct Text {
     pub complaint: f64,
 }
 
+/// A token held in one of the person's wallets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holding {
+    pub symbol: String,
+    /// EIP-55 contract address.
+    pub contract: String,
+    /// Whole units (tokens for an NFT).
+    pub amount: f64,
+    pub held_since: Option<i64>,
+    pub from_brand: f64,
+}
+
+impl Holding {
+    /// A token is named by its symbol (exactly) or its contract address (any case).
+    pub fn is(&self, token: &str) -> bool {
+        self.symbol == token || self.contract.eq_ignore_ascii_case(token)
+    }
+}
+
 /// One person's state.
 #[derive(Debug, Clone, Default)]
 pub struct Person {
@@ -47,6 +66,8 @@ pub struct Person {
     pub segments: Vec<String>,
     /// Computed scores (RFM, custom) by name.
     pub computed: HashMap<String, f64>,
+    /// Tokens in the person's wallets, one entry per (wallet, token).
+    pub holdings: Vec<Holding>,
 }
 
 pub fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
@@ -246,6 +267,23 @@ fn cond(c: &Cond, p: &Person, now: i64) -> bool {
         Cond::Computed { name, op, value } => {
             op.holds(p.computed.get(name).copied().unwrap_or(0.0), *value)
         }
+        Cond::Token {
+            func,
+            token,
+            op,
+            value,
+        } => {
+            let hs = p.holdings.iter().filter(|h| h.is(token));
+            let got = match func {
+                TokenFn::Holds => Some(hs.map(|h| h.amount).sum::<f64>()),
+                TokenFn::FromBrand => Some(hs.map(|h| h.from_brand).sum::<f64>()),
+                TokenFn::HeldDays => hs
+                    .filter_map(|h| h.held_since)
+                    .min()
+                    .map(|since| (now - since) as f64 / 86_400_000.0),
+            };
+            got.is_some_and(|g| op.holds(g, *value))
+        }
         Cond::Segment { name } => p.segments.iter().any(|s| s == name),
         Cond::Consent {
             channel,
@@ -300,6 +338,29 @@ mod tests {
             scores: Some(HashMap::from([("pagerank_pct".to_string(), 0.95)])),
             segments: vec!["VIP".into()],
             computed: HashMap::from([("rfm_r".to_string(), 5.0)]),
+            holdings: vec![
+                Holding {
+                    symbol: "LOYAL".into(),
+                    contract: "0xAbC0000000000000000000000000000000000001".into(),
+                    amount: 60.0,
+                    held_since: Some(now - 45 * DAY),
+                    from_brand: 50.0,
+                },
+                Holding {
+                    symbol: "LOYAL".into(),
+                    contract: "0xAbC0000000000000000000000000000000000001".into(),
+                    amount: 40.0,
+                    held_since: Some(now - 5 * DAY),
+                    from_brand: 0.0,
+                },
+                Holding {
+                    symbol: "BADGE".into(),
+                    contract: "0xAbC0000000000000000000000000000000000002".into(),
+                    amount: 0.0,
+                    held_since: None,
+                    from_brand: 1.0,
+                },
+            ],
         }
     }
 
@@ -332,5 +393,15 @@ mod tests {
         yes(r#"in segment "VIP" and consent(sms, marketing) = unknown"#);
         yes("score.rfm_r >= 4");
         no("score.rfm_m >= 1 or score.rfm_r < 5");
+        // Tokens: summed over wallets, named by symbol or address, held since the earliest.
+        yes(
+            r#"holds("LOYAL") = 100 and holds("0xabc0000000000000000000000000000000000001") = 100"#,
+        );
+        yes(
+            r#"held_days("LOYAL") >= 45 and from_brand("LOYAL") = 50 and from_brand("BADGE") >= 1"#,
+        );
+        no(r#"held_days("BADGE") >= 0"#);
+        yes(r#"holds("BADGE") = 0 and holds("OTHER") = 0 and not held_days("OTHER") >= 0"#);
+        no(r#"holds("loyal") > 0"#);
     }
 }

@@ -756,6 +756,31 @@ impl Parser {
                     value,
                 })
             }
+            "holds" | "held_days" | "from_brand" => {
+                let func = match word.as_str() {
+                    "holds" => TokenFn::Holds,
+                    "held_days" => TokenFn::HeldDays,
+                    _ => TokenFn::FromBrand,
+                };
+                self.expect_op("(", &format!("after {word} ({word}(\"LOYAL\"))"))?;
+                let token = match self.next() {
+                    Tok::Str(t) if !t.trim().is_empty() => t,
+                    _ => {
+                        self.pos -= 1;
+                        return Err(
+                            self.error("expected a token's symbol or contract address in quotes")
+                        );
+                    }
+                };
+                self.expect_op(")", &format!("to close {word}("))?;
+                let (op, value) = self.cmp_number(&format!("{word}(…)"))?;
+                Ok(Cond::Token {
+                    func,
+                    token,
+                    op,
+                    value,
+                })
+            }
             "in" => {
                 if !self.eat_word("segment") {
                     return Err(self.error("expected 'segment' after in (in segment \"VIP\")"));
@@ -804,7 +829,7 @@ impl Parser {
             _ => {
                 self.pos = start;
                 Err(self.error(&format!(
-                    "'{word}' does not start a condition: use traits.…, has, count, sum, avg, min, max, days_since, first, last, graph.…, score.…, sentiment, complaints, texts, in segment or consent"
+                    "'{word}' does not start a condition: use traits.…, has, count, sum, avg, min, max, days_since, first, last, graph.…, score.…, sentiment, complaints, texts, holds, held_days, from_brand, in segment or consent"
                 )))
             }
         }

@@ -397,6 +397,41 @@ impl Ctx {
                     _ => self.zero_aware(&groups, "COUNT(*)", *op, *value),
                 }
             }
+            Cond::Token {
+                func,
+                token,
+                op,
+                value,
+            } => {
+                let sym = self.bind(Param::Text(token.clone()));
+                let addr = self.bind(Param::Text(token.to_ascii_lowercase()));
+                let held = if *func == TokenFn::HeldDays {
+                    " AND h.held_since IS NOT NULL"
+                } else {
+                    ""
+                };
+                // Holdings are per wallet; a person's wallets are their identities.
+                let groups = format!(
+                    "SELECT pr.canonical_id FROM holdings h JOIN identities i ON i.kind = 'wallet' AND i.value = h.wallet
+                     JOIN profiles pr ON pr.id = i.profile_id WHERE (h.symbol = {sym} OR lower(h.contract) = {addr}){held}
+                     GROUP BY pr.canonical_id"
+                );
+                match func {
+                    TokenFn::Holds => self.zero_aware(&groups, "SUM(h.amount)", *op, *value),
+                    TokenFn::FromBrand => {
+                        self.zero_aware(&groups, "SUM(h.from_brand_amount)", *op, *value)
+                    }
+                    TokenFn::HeldDays => {
+                        let n = self.bind(Param::Int(now));
+                        let v = self.bind(Param::Real(*value));
+                        let real = self.real();
+                        format!(
+                            "p.id IN ({groups} HAVING CAST({n} - MIN(h.held_since) AS {real}) / 86400000.0 {} {v})",
+                            op.sql()
+                        )
+                    }
+                }
+            }
             Cond::Segment { name } => {
                 let b = self.bind(Param::Text(name.clone()));
                 format!(

@@ -30,6 +30,7 @@ use std::str::FromStr;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+mod chain;
 mod graph;
 mod rules;
 mod segments;
@@ -48,6 +49,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/postgres/0007_scores.sql")),
     (8, include_str!("../migrations/postgres/0008_rules.sql")),
     (9, include_str!("../migrations/postgres/0009_outbox.sql")),
+    (10, include_str!("../migrations/postgres/0010_chain.sql")),
 ];
 
 pub struct PgStore {
@@ -281,16 +283,41 @@ impl<'a> Pipeline<'a> {
     }
 }
 
+macro_rules! insert_events {
+    () => {
+        "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
+         SELECT m, p, ty, n, ch, $6, pr::jsonb, cx::jsonb, tx, oa, ra
+         FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[])
+           AS t(m, p, ty, n, ch, pr, cx, tx, oa, ra)"
+    };
+}
+
 fn add_events<'a>(p: &mut Pipeline<'a>, rows: &'a [EventRow], source: &'a str) {
+    add_events_sql(p, rows, source, insert_events!())
+}
+
+/// For writers whose events are idempotent by message id (the chain sync after a crash).
+fn add_events_ignoring_known<'a>(p: &mut Pipeline<'a>, rows: &'a [EventRow], source: &'a str) {
+    add_events_sql(
+        p,
+        rows,
+        source,
+        concat!(insert_events!(), " ON CONFLICT (message_id) DO NOTHING"),
+    )
+}
+
+fn add_events_sql<'a>(
+    p: &mut Pipeline<'a>,
+    rows: &'a [EventRow],
+    source: &'a str,
+    sql: &'static str,
+) {
     if rows.is_empty() {
         return;
     }
     let m = || rows.iter().map(|e| &e.message);
     p.add(
-        "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
-         SELECT m, p, ty, n, ch, $6, pr::jsonb, cx::jsonb, tx, oa, ra
-         FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[])
-           AS t(m, p, ty, n, ch, pr, cx, tx, oa, ra)",
+        sql,
         vec![
             Box::new(m().map(|m| m.message_id.as_str()).collect::<Vec<_>>()),
             Box::new(rows.iter().map(|e| e.profile_id).collect::<Vec<_>>()),
@@ -1211,6 +1238,90 @@ impl Store for PgStore {
     }
     async fn tasks(&self, limit: usize) -> Result<Vec<crate::Task>> {
         self.r_tasks(limit).await
+    }
+    async fn chains(&self) -> Result<Vec<crate::ChainRow>> {
+        self.c_chains().await
+    }
+    async fn upsert_chain(&self, c: crate::ChainRow) -> Result<()> {
+        self.c_upsert_chain(c).await
+    }
+    async fn delete_chain(&self, id: &str) -> Result<()> {
+        self.c_delete_chain(id.to_string()).await
+    }
+    async fn set_chain_status(
+        &self,
+        id: &str,
+        head: Option<i64>,
+        error: Option<String>,
+        at: Millis,
+    ) -> Result<()> {
+        self.c_status(id.to_string(), head, error, at).await
+    }
+    async fn contracts(&self) -> Result<Vec<crate::ContractRow>> {
+        self.c_contracts().await
+    }
+    async fn upsert_contract(&self, c: crate::ContractRow) -> Result<()> {
+        self.c_upsert_contract(c).await
+    }
+    async fn chain_blocks(&self, chain: &str, limit: usize) -> Result<Vec<(i64, String)>> {
+        self.c_blocks(chain.to_string(), limit).await
+    }
+    async fn holdings_get(
+        &self,
+        chain: &str,
+        keys: Vec<(String, String)>,
+    ) -> Result<Vec<crate::HoldingRow>> {
+        self.c_holdings_get(chain.to_string(), keys).await
+    }
+    async fn apply_chain_batch(&self, b: crate::ChainBatch) -> Result<()> {
+        self.c_apply(b).await
+    }
+    async fn chain_logs_after(&self, chain: &str, block: i64) -> Result<Vec<crate::LogRow>> {
+        self.c_logs_after(chain.to_string(), block).await
+    }
+    async fn chain_logs_for(
+        &self,
+        chain: &str,
+        keys: Vec<(String, String)>,
+        block: i64,
+    ) -> Result<Vec<crate::LogRow>> {
+        self.c_logs_for(chain.to_string(), keys, block).await
+    }
+    async fn rollback_chain(&self, r: crate::ChainRollback) -> Result<()> {
+        self.c_rollback(r).await
+    }
+    async fn wallet_holdings(&self, wallets: Vec<String>) -> Result<Vec<crate::HoldingRow>> {
+        self.c_wallet_holdings(wallets).await
+    }
+    async fn holders(
+        &self,
+        chain: &str,
+        contract: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::HoldingRow>> {
+        self.c_holders(chain.to_string(), contract.to_string(), limit)
+            .await
+    }
+    async fn create_siwe_nonce(&self, nonce: &str, at: Millis, expires: Millis) -> Result<()> {
+        self.c_nonce(nonce.to_string(), at, expires).await
+    }
+    async fn use_siwe_nonce(&self, nonce: &str, at: Millis) -> Result<bool> {
+        self.c_use_nonce(nonce.to_string(), at).await
+    }
+    async fn verify_identity(&self, key: &IdentityKey, proof: String, at: Millis) -> Result<()> {
+        self.c_verify_identity(key.clone(), proof, at).await
+    }
+    async fn create_reward(&self, r: crate::RewardRow) -> Result<(crate::RewardRow, bool)> {
+        self.c_create_reward(r).await
+    }
+    async fn update_reward(&self, r: crate::RewardRow) -> Result<()> {
+        self.c_update_reward(r).await
+    }
+    async fn rewards(&self, status: Option<String>, limit: usize) -> Result<Vec<crate::RewardRow>> {
+        self.c_rewards(status, limit).await
+    }
+    async fn reward(&self, id: i64) -> Result<crate::RewardRow> {
+        self.c_reward(id).await
     }
     async fn enqueue(&self, o: crate::Outbound) -> Result<i64> {
         self.o_enqueue(o).await

@@ -1,6 +1,7 @@
 //! Application services: what the HTTP layer and the CLI call. Each module is one
 //! capability; none knows about HTTP.
 
+pub mod chain;
 pub mod demo;
 pub mod export;
 pub mod graph;
@@ -10,8 +11,10 @@ pub mod keys;
 pub mod metrics;
 pub mod offers;
 pub mod outbound;
+pub mod rewards;
 pub mod rules;
 pub mod scores;
 pub mod segments;
+pub mod siwe;
 pub mod text;
 pub mod worker;

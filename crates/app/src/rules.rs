@@ -131,6 +131,19 @@ fn check_action(a: &Value, field: &str) -> Result<(), StoreError> {
             return Err(invalid(field, "emit needs an `event` name"))
         }
         "add_tag" | "task" | "emit" => {}
+        "token_reward" => {
+            let amount_ok = match a.get("amount") {
+                Some(Value::String(s)) => !s.trim().is_empty(),
+                Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n > 0.0),
+                _ => false,
+            };
+            if text("token").is_none() || !amount_ok {
+                return Err(invalid(
+                    field,
+                    "token_reward needs `token` (symbol or contract address) and a positive `amount`",
+                ));
+            }
+        }
         "webhook" => {
             let url_ok =
                 text("url").is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
@@ -153,7 +166,7 @@ fn check_action(a: &Value, field: &str) -> Result<(), StoreError> {
             return Err(invalid(
                 field,
                 format!(
-                    "'{other}' is not an action: use set_trait, add_tag, task, emit or webhook"
+                    "'{other}' is not an action: use set_trait, add_tag, task, emit, webhook or token_reward"
                 ),
             ))
         }
@@ -306,9 +319,38 @@ async fn act(
     now: i64,
 ) -> Result<Vec<Value>, StoreError> {
     let mut done = Vec::new();
-    for a in &rule.then {
+    for (index, a) in rule.then.iter().enumerate() {
         let kind = a.get("action").and_then(Value::as_str).unwrap_or("");
         let outcome = match kind {
+            "token_reward" => {
+                let amount = match &a["amount"] {
+                    Value::Number(n) => n.to_string(),
+                    v => v.as_str().unwrap_or("").to_string(),
+                };
+                let text = |k: &str| a.get(k).and_then(Value::as_str).map(str::to_string);
+                // One payment per rule, event and action, however often the firing runs.
+                let input = crate::rewards::RewardInput {
+                    profile_id: id,
+                    token: text("token").unwrap_or_default(),
+                    chain: text("chain"),
+                    amount,
+                    kind: text("kind"),
+                    idempotency_key: Some(format!("rule:{}:{}:{index}", rule.name, ev.id)),
+                };
+                match crate::rewards::request(store, input, &format!("rule:{}", rule.name)).await {
+                    Ok((r, created)) => {
+                        json!({"action": kind, "reward_id": r.id, "status": r.status, "created": created})
+                    }
+                    Err(
+                        e @ (StoreError::Invalid { .. }
+                        | StoreError::Conflict(_)
+                        | StoreError::NotFound(_)),
+                    ) => {
+                        json!({"action": kind, "skipped": e.to_string()})
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             "set_trait" => {
                 let t = a.get("trait").and_then(Value::as_str).unwrap_or("");
                 store

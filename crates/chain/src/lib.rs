@@ -3,12 +3,13 @@
 //! brand's hot wallet that signs transactions.
 
 pub mod abi;
+pub mod devnode;
 pub mod ledger;
 pub mod rpc;
 pub mod siwe;
 pub mod wallet;
 
-pub use alloy_primitives::{Address, I256, U256};
+pub use alloy_primitives::{hex, Address, B256, I256, U256};
 
 /// A CAIP-2 chain id for an EVM chain (`eip155:<n>`) and its numeric id.
 pub fn parse_caip2(s: &str) -> Option<u64> {

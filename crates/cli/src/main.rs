@@ -15,6 +15,7 @@ mod bench_graph;
 mod bench_realtime;
 mod bench_segments;
 mod bench_text;
+mod chain;
 
 #[derive(Parser)]
 #[command(
@@ -125,6 +126,16 @@ enum Command {
         #[command(subcommand)]
         command: TextCommand,
     },
+    /// On-chain: follow EVM chains and token contracts, sync now, list.
+    Chain {
+        #[command(subcommand)]
+        command: chain::ChainCommand,
+    },
+    /// Token rewards: send (and wait), list, retry.
+    Rewards {
+        #[command(subcommand)]
+        command: chain::RewardsCommand,
+    },
     /// Benchmarks; `--json` prints one JSON object on the last line.
     Bench {
         #[command(subcommand)]
@@ -150,6 +161,10 @@ struct WorkerArgs {
     /// Minutes between full segment refreshes (time windows move without events).
     #[arg(long, env = "RAPPORT_SEGMENTS_EVERY_MINUTES", default_value_t = 15)]
     segments_every_minutes: u64,
+    /// The hot wallet token rewards are paid from: `file:/path` (the file holds the hex
+    /// private key) or `env:NAME`. Never given inline, never logged.
+    #[arg(long, env = "RAPPORT_HOT_WALLET_KEY", hide_env_values = true)]
+    hot_wallet_key: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -338,6 +353,11 @@ async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool, w: WorkerA
     let _ = std::io::stdout().flush();
     let (state, writer) =
         rapport_http::AppState::with_workers(store, w.graph_inference, w.text_analysis);
+    if let Some(spec) = &w.hot_wallet_key {
+        let wallet = rapport_chain::wallet::HotWallet::load(spec)?;
+        println!("Token rewards are paid from {}", wallet.address());
+        state.rewards.set_hot_wallet(Some(wallet));
+    }
     if w.graph_every_minutes > 0 {
         state.schedule_graph(std::time::Duration::from_secs(w.graph_every_minutes * 60));
     }
@@ -662,5 +682,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Bench { command } => bench::run(command).await,
+        Command::Chain { command } => chain::chain(command).await,
+        Command::Rewards { command } => chain::rewards_cmd(command).await,
     }
 }

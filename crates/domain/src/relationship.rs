@@ -320,7 +320,10 @@ pub fn infer(ev: &EventView) -> Vec<EdgeHint> {
             }
         }
     }
-    if let (Some(from), Some(to)) = (props.get("from"), props.get("to")) {
+    // A transfer between two customers is seen from both ends (Token Sent and Token
+    // Received); only the receiving side's event makes the edge, so it counts once.
+    let sent_side = props.get("direction").and_then(Value::as_str) == Some("out");
+    if let (Some(from), Some(to), false) = (props.get("from"), props.get("to"), sent_side) {
         let wallet = |v: &Value| {
             let s = v.as_str()?;
             let s = s.strip_prefix("wallet:").unwrap_or(s);

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use utoipa::OpenApi;
 
 pub mod auth;
+pub mod chain;
 pub mod graph;
 pub mod ops;
 pub mod problem;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub ingestor: Ingestor,
     pub keys: Arc<Keys>,
     pub graph: Arc<rapport_app::graph::GraphService>,
+    /// The hot wallet token rewards are paid from (none until configured).
+    pub rewards: Arc<rapport_app::rewards::Rewards>,
     /// Dropping the last state stops the background workers it started.
     _workers: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -67,6 +70,7 @@ impl AppState {
                 ingestor,
                 keys,
                 graph,
+                rewards: Arc::new(Default::default()),
                 _workers: Arc::new(stop),
             },
             writer,
@@ -79,6 +83,17 @@ impl AppState {
         tokio::spawn(rapport_app::segments::run(
             self.store.clone(),
             every,
+            self._workers.subscribe(),
+        ));
+        // Chains are followed and token rewards paid from here too.
+        tokio::spawn(rapport_app::chain::run(
+            self.store.clone(),
+            std::time::Duration::from_secs(2),
+            self._workers.subscribe(),
+        ));
+        tokio::spawn(rapport_app::rewards::run(
+            self.store.clone(),
+            self.rewards.clone(),
             self._workers.subscribe(),
         ));
         // The webhooks rules ask for go out from here too.
@@ -179,6 +194,9 @@ impl utoipa::Modify for Security {
         segments::refresh_micro, segments::micro,
         rules::list, rules::set, rules::dry_run, rules::firings, rules::tasks, rules::outbox, rules::retry,
         rules::offers, rules::set_offers, rules::next_best_offer,
+        chain::list, chain::add, chain::delete, chain::add_contract, chain::sync, chain::holders,
+        chain::of_profile, chain::nonce, chain::verify, chain::reward, chain::rewards_list,
+        chain::reward_get, chain::reward_retry,
         scores::list, scores::set_rfm, scores::set_custom, scores::recompute, scores::of_profile,
         ops::healthz, ops::metrics, ops::stats, ops::create_key, ops::list_keys, ops::revoke_key,
     ),
@@ -283,6 +301,21 @@ pub fn router(state: AppState) -> Router {
             get(rules::next_best_offer),
         )
         .route("/api/outbox/{id}/retry", post(rules::retry))
+        .route("/api/chains", get(chain::list).post(chain::add))
+        .route("/api/chains/{chain}", axum::routing::delete(chain::delete))
+        .route("/api/chains/{chain}/contracts", post(chain::add_contract))
+        .route("/api/chains/{chain}/sync", post(chain::sync))
+        .route(
+            "/api/chains/{chain}/contracts/{address}/holders",
+            get(chain::holders),
+        )
+        .route("/api/profiles/{id}/holdings", get(chain::of_profile))
+        .route("/api/siwe/nonce", get(chain::nonce))
+        .route("/api/siwe/verify", post(chain::verify))
+        .route("/api/rewards", get(chain::rewards_list).post(chain::reward))
+        .route("/api/rewards/{id}", get(chain::reward_get))
+        .route("/api/rewards/{id}/retry", post(chain::reward_retry))
+        .route("/connect", get(chain::connect_page))
         .route("/api/scores", get(scores::list))
         .route("/api/scores/rfm", put(scores::set_rfm))
         .route("/api/scores/custom", put(scores::set_custom))

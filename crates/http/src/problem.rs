@@ -142,6 +142,7 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid { field, reason } => ApiError::Invalid { field, reason },
             StoreError::Conflict(c) => ApiError::Conflict(c),
             StoreError::Backend(b) => ApiError::Internal(b),
+            StoreError::Unavailable(u) => ApiError::Unavailable(u),
         }
     }
 }
@@ -197,4 +198,20 @@ pub fn query_count(
                 ApiError::invalid(key, format!("must be a whole number from 1 to {max}"))
             }),
     }
+}
+
+/// A JSON body read into a typed input; serde's message names the field (missing,
+/// unknown or of the wrong type), and so does the problem.
+pub fn typed_body<T: serde::de::DeserializeOwned>(body: &axum::body::Bytes) -> ApiResult<T> {
+    let v = json_body(body)?;
+    serde_json::from_value(v).map_err(|e| {
+        let msg = e.to_string();
+        let field = msg
+            .split('`')
+            .nth(1)
+            .filter(|f| !f.is_empty() && f.len() < 64)
+            .unwrap_or("body")
+            .to_string();
+        ApiError::invalid(&field, msg)
+    })
 }

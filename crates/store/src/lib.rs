@@ -37,6 +37,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("database error: {0}")]
     Backend(String),
+    /// A peer the service needs (an EVM node) did not answer; retrying may work.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
@@ -328,6 +331,8 @@ pub trait Store: Send + Sync + 'static {
     async fn ingest(&self, groups: Vec<SourcedMessages>) -> Result<IngestOutcome>;
     /// Baseline for benchmarks: the same event rows, inserted with no resolution.
     async fn insert_events_raw(&self, rows: Vec<EventRow>, source: &str) -> Result<()>;
+    /// As `insert_events_raw`, skipping events whose message id is already stored.
+    async fn insert_events_once(&self, rows: Vec<EventRow>, source: &str) -> Result<()>;
 
     // --- profiles ---
     async fn profile(&self, id: ProfileId) -> Result<ProfileView>;

@@ -582,6 +582,17 @@ impl Store for PgStore {
         Ok(total)
     }
 
+    async fn insert_events_once(&self, rows: Vec<EventRow>, source: &str) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        writer_lock(&tx).await?;
+        let mut p = Pipeline::default();
+        add_events_ignoring_known(&mut p, &rows, source);
+        p.run(&tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn insert_events_raw(&self, rows: Vec<EventRow>, source: &str) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;

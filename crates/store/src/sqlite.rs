@@ -753,6 +753,12 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn insert_events_once(&self, rows: Vec<EventRow>, source: &str) -> Result<()> {
+        let source = source.to_string();
+        self.write(move |tx| insert_events_ignoring_known(tx, &rows, &source))
+            .await
+    }
+
     async fn insert_events_raw(&self, rows: Vec<EventRow>, source: &str) -> Result<()> {
         let source = source.to_string();
         self.write(move |tx| insert_events(tx, &rows, &source))

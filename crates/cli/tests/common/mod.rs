@@ -74,6 +74,16 @@ pub async fn start(
     dir: Option<tempfile::TempDir>,
     pg_schema: Option<(String, String)>,
 ) -> TestServer {
+    start_with(store, dir, pg_schema, |_| {}).await
+}
+
+/// As [`start`], configuring the server's state first (a hot wallet, say).
+pub async fn start_with(
+    store: DynStore,
+    dir: Option<tempfile::TempDir>,
+    pg_schema: Option<(String, String)>,
+    configure: impl FnOnce(&rapport_http::AppState),
+) -> TestServer {
     let admin = rapport_app::keys::create(&store, Scope::Admin, "test")
         .await
         .expect("admin key")
@@ -87,6 +97,7 @@ pub async fn start(
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (state, _writer) = rapport_http::AppState::new(store.clone());
+    configure(&state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = rapport_http::serve(listener, state, async {

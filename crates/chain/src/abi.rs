@@ -122,7 +122,16 @@ pub fn erc721_mint(to: &Address) -> Vec<u8> {
 
 /// Calldata of `airdrop(address[],uint256)` (the test token's batch mint).
 pub fn airdrop(to: &[Address], value: U256) -> Vec<u8> {
-    let mut out = selector("airdrop(address[],uint256)").to_vec();
+    addresses_and_value("airdrop(address[],uint256)", to, value)
+}
+
+/// Calldata of `emitTransfers(address[],uint256)` (the benchmark's log emitter).
+pub fn emit_transfers(to: &[Address], value: U256) -> Vec<u8> {
+    addresses_and_value("emitTransfers(address[],uint256)", to, value)
+}
+
+fn addresses_and_value(sig: &str, to: &[Address], value: U256) -> Vec<u8> {
+    let mut out = selector(sig).to_vec();
     out.extend_from_slice(&U256::from(64u64).to_be_bytes::<32>());
     out.extend_from_slice(&value.to_be_bytes::<32>());
     out.extend_from_slice(&U256::from(to.len()).to_be_bytes::<32>());

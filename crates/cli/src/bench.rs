@@ -53,6 +53,9 @@ pub enum BenchCommand {
     Segments(crate::bench_segments::SegmentBench),
     /// The added cost per event of real-time segments, rules and next best offer.
     Realtime(crate::bench_realtime::RealtimeBench),
+    /// Back-fill of Transfer logs from a local EVM node (ganache), against the node's own
+    /// eth_getLogs time.
+    Chain(crate::bench_chain::ChainBench),
     /// Internal: one graph measurement in its own process (used by `bench graph`).
     #[command(hide = true)]
     GraphMeasure(crate::bench_graph::MeasureArgs),
@@ -70,18 +73,18 @@ pub enum BenchCommand {
 }
 
 /// A fresh, empty database for one benchmark phase, and how a child process reaches it.
-struct Target {
-    store: DynStore,
+pub(crate) struct Target {
+    pub(crate) store: DynStore,
     /// Arguments for `rapport serve`.
     args: Vec<String>,
-    kind: &'static str,
+    pub(crate) kind: &'static str,
     pg_schema: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Target {
     /// Drops a PostgreSQL benchmark schema (a SQLite directory goes with `_dir`).
-    async fn cleanup(self) {
+    pub(crate) async fn cleanup(self) {
         if let Some((url, schema)) = &self.pg_schema {
             if let Err(e) = rapport_store::postgres::PgStore::drop_schema(url, schema).await {
                 eprintln!("could not drop benchmark schema {schema}: {e}");
@@ -90,7 +93,7 @@ impl Target {
     }
 }
 
-async fn fresh_target(database_url: Option<&str>, tag: &str) -> Result<Target> {
+pub(crate) async fn fresh_target(database_url: Option<&str>, tag: &str) -> Result<Target> {
     match database_url {
         Some(url) => {
             let schema = format!(
@@ -432,6 +435,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         }
         BenchCommand::Segments(args) => crate::bench_segments::run(args).await,
         BenchCommand::Realtime(args) => crate::bench_realtime::run(args).await,
+        BenchCommand::Chain(args) => crate::bench_chain::run(args).await,
         BenchCommand::Text(args) => {
             tokio::task::spawn_blocking(move || crate::bench_text::run(args)).await?
         }

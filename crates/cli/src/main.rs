@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 mod bench;
+mod bench_chain;
 mod bench_graph;
 mod bench_realtime;
 mod bench_segments;

@@ -218,6 +218,11 @@ async fn siwe_links_a_verified_wallet_once() {
                 .any(|i| i["kind"] == "wallet" && i["verified"] == false),
             "{p}"
         );
+        // The customer page that does the same with a browser wallet.
+        let page = s.client.get(format!("{}/connect", s.url)).send().await.expect("page");
+        assert_eq!(page.status().as_u16(), 200);
+        let html = page.text().await.expect("html");
+        assert!(html.contains("Connect your wallet") && html.contains("/api/siwe/verify"));
         // With no node configured, on-chain features say so.
         let (st, v) = s
             .send(

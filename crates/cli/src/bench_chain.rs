@@ -44,11 +44,7 @@ pub async fn run(a: ChainBench) -> Result<()> {
     let art = compile().map_err(|e| anyhow!(e))?;
     let owner = DevNode::wallet(0);
     let token = node
-        .deploy(
-            &owner,
-            art["TransferEmitter"].bytecode.clone(),
-            &[],
-        )
+        .deploy(&owner, art["TransferEmitter"].bytecode.clone(), &[])
         .await
         .map_err(|e| anyhow!(e))?;
     let pool: Vec<Address> = (0..a.wallets)
@@ -67,9 +63,13 @@ pub async fn run(a: ChainBench) -> Result<()> {
         let n = a.per_tx.min(a.logs - made);
         let to: Vec<Address> = (0..n).map(|j| pool[(k + j * 7919) % pool.len()]).collect();
         k += n;
-        node.transact(&owner, token, abi::emit_transfers(&to, U256::from(1_000u64)))
-            .await
-            .map_err(|e| anyhow!(e))?;
+        node.transact(
+            &owner,
+            token,
+            abi::emit_transfers(&to, U256::from(1_000u64)),
+        )
+        .await
+        .map_err(|e| anyhow!(e))?;
         made += n;
     }
     let head = node.rpc.block_number().await?;

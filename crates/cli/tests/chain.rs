@@ -219,7 +219,12 @@ async fn siwe_links_a_verified_wallet_once() {
             "{p}"
         );
         // The customer page that does the same with a browser wallet.
-        let page = s.client.get(format!("{}/connect", s.url)).send().await.expect("page");
+        let page = s
+            .client
+            .get(format!("{}/connect", s.url))
+            .send()
+            .await
+            .expect("page");
         assert_eq!(page.status().as_u16(), 200);
         let html = page.text().await.expect("html");
         assert!(html.contains("Connect your wallet") && html.contains("/api/siwe/verify"));

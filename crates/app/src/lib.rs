@@ -17,4 +17,5 @@ pub mod scores;
 pub mod segments;
 pub mod siwe;
 pub mod text;
+pub mod users;
 pub mod worker;

@@ -56,6 +56,8 @@ pub enum BenchCommand {
     /// Back-fill of Transfer logs from a local EVM node (ganache), against the node's own
     /// eth_getLogs time.
     Chain(crate::bench_chain::ChainBench),
+    /// Server time of the web app's pages on the demo data.
+    Ui(crate::bench_ui::UiBench),
     /// Internal: one graph measurement in its own process (used by `bench graph`).
     #[command(hide = true)]
     GraphMeasure(crate::bench_graph::MeasureArgs),
@@ -436,6 +438,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Segments(args) => crate::bench_segments::run(args).await,
         BenchCommand::Realtime(args) => crate::bench_realtime::run(args).await,
         BenchCommand::Chain(args) => crate::bench_chain::run(args).await,
+        BenchCommand::Ui(args) => crate::bench_ui::run(args).await,
         BenchCommand::Text(args) => {
             tokio::task::spawn_blocking(move || crate::bench_text::run(args)).await?
         }

@@ -16,6 +16,7 @@ mod bench_graph;
 mod bench_realtime;
 mod bench_segments;
 mod bench_text;
+mod bench_ui;
 mod chain;
 
 #[derive(Parser)]
@@ -127,6 +128,11 @@ enum Command {
         #[command(subcommand)]
         command: TextCommand,
     },
+    /// Staff accounts of the web app.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// On-chain: follow EVM chains and token contracts, sync now, list.
     Chain {
         #[command(subcommand)]
@@ -166,6 +172,28 @@ struct WorkerArgs {
     /// private key) or `env:NAME`. Never given inline, never logged.
     #[arg(long, env = "RAPPORT_HOT_WALLET_KEY", hide_env_values = true)]
     hot_wallet_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a staff account (password hashed with Argon2).
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        email: String,
+        /// At least 10 characters.
+        #[arg(long, env = "RAPPORT_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// admin, marketer, agent or viewer.
+        #[arg(long)]
+        role: String,
+    },
+    /// List staff accounts.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -286,7 +314,7 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
-async fn load_demo(store: &DynStore, people: usize) -> Result<()> {
+pub(crate) async fn load_demo(store: &DynStore, people: usize) -> Result<()> {
     let pb = bar(people as u64, "demo people");
     let size = rapport_app::demo::DemoSize {
         people,
@@ -339,6 +367,22 @@ async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool, w: WorkerA
         println!("  admin key: {}", admin.secret);
         println!("  write key: {}", write.secret);
         println!("More keys: rapport keys create --scope write|admin");
+    }
+    if store.users().await?.is_empty() {
+        use rand::Rng;
+        let password: String = rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(20)
+            .map(char::from)
+            .collect();
+        let u =
+            rapport_app::users::create(&store, "admin@rapport.local", &password, "admin").await?;
+        // Printed once to the terminal, never logged.
+        println!(
+            "Staff sign-in (web app at /login): {} / {password}",
+            u.email
+        );
+        println!("More staff: rapport users create --email E --password P --role admin|marketer|agent|viewer");
     }
     if demo && store.stats().await?.events == 0 {
         load_demo(&store, 10_000).await?;
@@ -684,6 +728,26 @@ async fn main() -> Result<()> {
         }
         Command::Bench { command } => bench::run(command).await,
         Command::Chain { command } => chain::chain(command).await,
+        Command::Users { command } => match command {
+            UsersCommand::Create {
+                store,
+                email,
+                password,
+                role,
+            } => {
+                let s = store.open().await?;
+                let u = rapport_app::users::create(&s, &email, &password, &role).await?;
+                eprintln!("created {} ({}): sign in at /login", u.email, u.role);
+                Ok(())
+            }
+            UsersCommand::List { store } => {
+                let s = store.open().await?;
+                for u in s.users().await? {
+                    println!("{}\t{}\t{}", u.id, u.email, u.role);
+                }
+                Ok(())
+            }
+        },
         Command::Rewards { command } => chain::rewards_cmd(command).await,
     }
 }

@@ -21,6 +21,7 @@ pub mod scores;
 pub mod segment;
 pub mod segments;
 pub mod text;
+pub mod ui;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -30,6 +31,8 @@ pub struct AppState {
     pub graph: Arc<rapport_app::graph::GraphService>,
     /// The hot wallet token rewards are paid from (none until configured).
     pub rewards: Arc<rapport_app::rewards::Rewards>,
+    /// The web app's dashboard figures, kept a minute.
+    pub ui_cache: Arc<ui::Cache>,
     /// Dropping the last state stops the background workers it started.
     _workers: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -71,6 +74,7 @@ impl AppState {
                 keys,
                 graph,
                 rewards: Arc::new(Default::default()),
+                ui_cache: Arc::new(Default::default()),
                 _workers: Arc::new(stop),
             },
             writer,
@@ -231,7 +235,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(v1)
         .merge(bulk)
-        .route("/", get(ops::index))
+        .merge(ui::routes())
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi))

@@ -1,4 +1,4 @@
-//! Operations: health, metrics, stats, API keys, and the UI placeholder page.
+//! Operations: health, metrics, stats, API keys.
 
 use crate::auth::AdminKey;
 use crate::problem::{ApiError, ApiResult, Id, Problem};
@@ -6,7 +6,7 @@ use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use axum::Json;
 use rapport_domain::apikey::Scope;
 use rapport_domain::model::Stats;
@@ -120,20 +120,4 @@ pub async fn revoke_key(
     state.store.revoke_api_key(id, now_millis()).await?;
     state.keys.forget_all();
     Ok(axum::http::StatusCode::NO_CONTENT)
-}
-
-/// The UI placeholder: what Rapport is and where to go next. The staff web app is its
-/// own capability (issue 7).
-pub async fn index(State(state): State<AppState>) -> Html<String> {
-    Html(format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Rapport</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:44rem;margin:3rem auto;padding:0 1rem;color:#222}}code{{background:#f3f3f3;padding:0 .2em}}</style></head>
-<body><h1>Rapport</h1><p>Self-hosted social CRM: one profile per person across e-mail, phones, social handles and wallets.</p>
-<p>Store: <b>{}</b> · <a href="/healthz">health</a> · <a href="/metrics">metrics</a> · <a href="/openapi.json">OpenAPI</a></p>
-<h2>Start</h2><ul>
-<li>Send events with any Segment SDK to <code>/v1/batch</code> using a write key.</li>
-<li>Browse people: <code>curl -H "Authorization: Bearer $ADMIN_KEY" /api/profiles?q=ann</code></li>
-<li>Create keys: <code>rapport keys create --scope write</code></li></ul></body></html>"#,
-        state.store.kind()
-    ))
 }

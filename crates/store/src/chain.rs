@@ -147,3 +147,17 @@ pub struct RewardRow {
     pub created_at: Millis,
     pub updated_at: Millis,
 }
+
+/// A staff account of the web app.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct UserRow {
+    pub id: i64,
+    pub email: String,
+    /// Argon2 PHC string; never serialised.
+    #[serde(skip)]
+    pub password_hash: String,
+    /// `admin`, `marketer`, `agent` or `viewer`.
+    pub role: String,
+    pub created_at: Millis,
+    pub last_login_at: Option<Millis>,
+}

@@ -160,9 +160,7 @@ pub fn exact_identifier(q: &str) -> Option<rapport_domain::IdentityKey> {
     if q.starts_with('+') {
         return IdentityKey::parse(IdentityKind::Phone, q).ok();
     }
-    if q.starts_with("0x") && q.len() == 42 {
-        return IdentityKey::parse(IdentityKind::Wallet, q).ok();
-    }
+    // A bare 0x address may be on any chain: found by the substring search instead.
     None
 }
 

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 pub mod chain;
 mod common;
+mod overview_sql;
 pub mod postgres;
 pub mod sqlite;
 
@@ -253,8 +254,29 @@ pub struct MembershipChange {
     pub exited: Vec<ProfileId>,
 }
 
-pub use chain::{ChainBatch, ChainRollback, ChainRow, ContractRow, HoldingRow, LogRow, RewardRow};
+pub use chain::{
+    ChainBatch, ChainRollback, ChainRow, ContractRow, HoldingRow, LogRow, RewardRow, UserRow,
+};
 pub use rapport_segment::sql::{Compiled, Dialect, Param};
+
+/// The dashboard's counts.
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+pub struct Overview {
+    /// (day as days since the epoch, events) for days with events since `since`.
+    pub events_per_day: Vec<(i64, i64)>,
+    /// (channel, events) since `since`, largest first.
+    pub channels: Vec<(String, i64)>,
+    /// People with a user id, e-mail or phone.
+    pub identified: i64,
+    pub people: i64,
+    pub new_this_week: i64,
+    /// People with only web2 identifiers (e-mail, phone, social), only wallets, or both.
+    pub web2_only: i64,
+    pub web3_only: i64,
+    pub both: i64,
+}
 
 /// One firing of a decision rule: who, on which event, and what each action did.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -619,6 +641,33 @@ pub trait Store: Send + Sync + 'static {
     async fn update_reward(&self, r: RewardRow) -> Result<()>;
     async fn rewards(&self, status: Option<String>, limit: usize) -> Result<Vec<RewardRow>>;
     async fn reward(&self, id: i64) -> Result<RewardRow>;
+
+    // --- staff accounts and sessions (web app) ---
+    /// Creates a user; a taken e-mail is a conflict.
+    async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        role: &str,
+        at: Millis,
+    ) -> Result<UserRow>;
+    async fn users(&self) -> Result<Vec<UserRow>>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>>;
+    async fn delete_user(&self, id: i64) -> Result<()>;
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        at: Millis,
+        expires: Millis,
+    ) -> Result<()>;
+    /// The live session's user and CSRF token (none when unknown or expired).
+    async fn session(&self, token_hash: &str, now: Millis) -> Result<Option<(UserRow, String)>>;
+    async fn delete_session(&self, token_hash: &str) -> Result<()>;
+
+    /// Counts for the dashboard: events per day and channel since `since`, people by kind.
+    async fn overview(&self, since: Millis, week_ago: Millis) -> Result<Overview>;
 
     async fn create_api_key(
         &self,

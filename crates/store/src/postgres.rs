@@ -35,6 +35,7 @@ mod graph;
 mod rules;
 mod segments;
 mod text;
+mod users;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_core.sql")),
@@ -50,6 +51,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/postgres/0008_rules.sql")),
     (9, include_str!("../migrations/postgres/0009_outbox.sql")),
     (10, include_str!("../migrations/postgres/0010_chain.sql")),
+    (11, include_str!("../migrations/postgres/0011_users.sql")),
 ];
 
 pub struct PgStore {
@@ -1333,6 +1335,81 @@ impl Store for PgStore {
     }
     async fn reward(&self, id: i64) -> Result<crate::RewardRow> {
         self.c_reward(id).await
+    }
+    async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        role: &str,
+        at: Millis,
+    ) -> Result<crate::UserRow> {
+        self.u_create(
+            email.to_string(),
+            password_hash.to_string(),
+            role.to_string(),
+            at,
+        )
+        .await
+    }
+    async fn users(&self) -> Result<Vec<crate::UserRow>> {
+        self.u_list().await
+    }
+    async fn user_by_email(&self, email: &str) -> Result<Option<crate::UserRow>> {
+        self.u_by_email(email.to_string()).await
+    }
+    async fn delete_user(&self, id: i64) -> Result<()> {
+        self.u_delete(id).await
+    }
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        at: Millis,
+        expires: Millis,
+    ) -> Result<()> {
+        self.sess_create(
+            token_hash.to_string(),
+            user_id,
+            csrf.to_string(),
+            at,
+            expires,
+        )
+        .await
+    }
+    async fn session(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> Result<Option<(crate::UserRow, String)>> {
+        self.sess_get(token_hash.to_string(), now).await
+    }
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        self.sess_delete(token_hash.to_string()).await
+    }
+    async fn overview(&self, since: Millis, week_ago: Millis) -> Result<crate::Overview> {
+        use crate::overview_sql as q;
+        let c = self.client().await?;
+        let mut o = crate::Overview::default();
+        let rows = c
+            .query(&q::events(since), &[])
+            .await?
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, i64>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, i64>(2),
+                )
+            })
+            .collect();
+        q::fold(rows, &mut o);
+        let r = c.query_one(q::PEOPLE, &[]).await?;
+        o.identified = r.get(1);
+        (o.web2_only, o.web3_only, o.both) = (r.get(2), r.get(3), r.get(4));
+        o.people = c.query_one(q::ALL_PEOPLE, &[]).await?.get(0);
+        o.new_this_week = c.query_one(&q::new_people(week_ago), &[]).await?.get(0);
+        Ok(o)
     }
     async fn enqueue(&self, o: crate::Outbound) -> Result<i64> {
         self.o_enqueue(o).await

@@ -33,6 +33,7 @@ mod graph;
 mod rules;
 pub(crate) mod segments;
 pub(crate) mod text;
+mod users;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_core.sql")),
@@ -48,6 +49,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/sqlite/0008_rules.sql")),
     (9, include_str!("../migrations/sqlite/0009_outbox.sql")),
     (10, include_str!("../migrations/sqlite/0010_chain.sql")),
+    (11, include_str!("../migrations/sqlite/0011_users.sql")),
 ];
 const READERS: usize = 4;
 
@@ -1297,6 +1299,79 @@ impl Store for SqliteStore {
     }
     async fn reward(&self, id: i64) -> Result<crate::RewardRow> {
         self.c_reward(id).await
+    }
+    async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        role: &str,
+        at: Millis,
+    ) -> Result<crate::UserRow> {
+        self.u_create(
+            email.to_string(),
+            password_hash.to_string(),
+            role.to_string(),
+            at,
+        )
+        .await
+    }
+    async fn users(&self) -> Result<Vec<crate::UserRow>> {
+        self.u_list().await
+    }
+    async fn user_by_email(&self, email: &str) -> Result<Option<crate::UserRow>> {
+        self.u_by_email(email.to_string()).await
+    }
+    async fn delete_user(&self, id: i64) -> Result<()> {
+        self.u_delete(id).await
+    }
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        at: Millis,
+        expires: Millis,
+    ) -> Result<()> {
+        self.sess_create(
+            token_hash.to_string(),
+            user_id,
+            csrf.to_string(),
+            at,
+            expires,
+        )
+        .await
+    }
+    async fn session(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> Result<Option<(crate::UserRow, String)>> {
+        self.sess_get(token_hash.to_string(), now).await
+    }
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        self.sess_delete(token_hash.to_string()).await
+    }
+    async fn overview(&self, since: Millis, week_ago: Millis) -> Result<crate::Overview> {
+        self.read(move |c| {
+            use crate::overview_sql as q;
+            let mut o = crate::Overview::default();
+            let rows = c
+                .prepare(&q::events(since))?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            q::fold(rows, &mut o);
+            let (with_ids, identified, w2, w3, both): (i64, i64, i64, i64, i64) =
+                c.query_row(q::PEOPLE, [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?;
+            let _ = with_ids;
+            o.identified = identified;
+            (o.web2_only, o.web3_only, o.both) = (w2, w3, both);
+            o.people = c.query_row(q::ALL_PEOPLE, [], |r| r.get(0))?;
+            o.new_this_week = c.query_row(&q::new_people(week_ago), [], |r| r.get(0))?;
+            Ok(o)
+        })
+        .await
     }
     async fn enqueue(&self, o: crate::Outbound) -> Result<i64> {
         self.o_enqueue(o).await

@@ -1,0 +1,114 @@
+//! `rapport bench ui`: server time of the staff web app's pages on the demo data set
+//! (10,000 people, ~330,000 events, texts analysed, graph computed), signed in as an
+//! admin, each page fetched `--runs` times over loopback.
+
+use anyhow::{bail, Result};
+use serde_json::json;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct UiBench {
+    #[arg(long, default_value_t = 10_000)]
+    people: usize,
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// PostgreSQL URL; SQLite in a temporary directory when absent.
+    #[arg(long, env = "RAPPORT_BENCH_DATABASE_URL")]
+    database_url: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(a: UiBench) -> Result<()> {
+    let target = crate::bench::fresh_target(a.database_url.as_deref(), "ui").await?;
+    let store = target.store.clone();
+    eprintln!("loading the demo set ({} people)…", a.people);
+    crate::load_demo(&store, a.people).await?;
+    rapport_app::users::create(&store, "bench@rapport.local", "bench password 1", "admin").await?;
+    let seg = rapport_app::segments::create(
+        &store,
+        "Buyers",
+        "count(track \"Order Completed\") >= 1",
+        "",
+    )
+    .await?;
+    rapport_app::segments::refresh(&store, seg.id).await?;
+    // The person with the longest timeline.
+    let busiest = store
+        .top_graph_scores(rapport_store::ScoreOrder::Pagerank, None, 1)
+        .await?
+        .first()
+        .map(|g| g.profile_id)
+        .unwrap_or(1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (state, _writer) = rapport_http::AppState::with_workers(store.clone(), false, false);
+    tokio::spawn(async move {
+        let _ = rapport_http::serve(listener, state, std::future::pending()).await;
+    });
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let r = client
+        .post(format!("{url}/login"))
+        .form(&[
+            ("email", "bench@rapport.local"),
+            ("password", "bench password 1"),
+        ])
+        .send()
+        .await?;
+    let Some(cookie) = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .map(str::to_string)
+    else {
+        bail!("sign-in failed: {}", r.status());
+    };
+    let pages = [
+        "/".to_string(),
+        "/people".into(),
+        "/people?q=gmail".into(),
+        format!("/ui/search?q={}", "lucas"),
+        format!("/people/{busiest}"),
+        "/segments".into(),
+        format!("/segments/{}", seg.id),
+        "/rules".into(),
+        "/network".into(),
+        "/insights".into(),
+        "/onchain".into(),
+        "/settings".into(),
+    ];
+    let mut out = Vec::new();
+    for p in &pages {
+        let mut ms = Vec::with_capacity(a.runs);
+        for _ in 0..a.runs {
+            let t = Instant::now();
+            let r = client
+                .get(format!("{url}{p}"))
+                .header("cookie", &cookie)
+                .send()
+                .await?;
+            let status = r.status();
+            let _ = r.bytes().await?;
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            if !status.is_success() {
+                bail!("{p} answered {status}");
+            }
+        }
+        ms.sort_by(f64::total_cmp);
+        let p50 = ms[ms.len() / 2];
+        let p95 = ms[((ms.len() as f64 - 1.0) * 0.95).round() as usize];
+        eprintln!("{p:<28} p50 {p50:7.1} ms  p95 {p95:7.1} ms");
+        out.push(json!({"page": p, "p50_ms": p50, "p95_ms": p95}));
+    }
+    if a.json {
+        println!(
+            "{}",
+            json!({"store": target.kind, "people": a.people, "pages": out})
+        );
+    }
+    target.cleanup().await;
+    Ok(())
+}

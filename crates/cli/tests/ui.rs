@@ -1,0 +1,337 @@
+//! The staff web app: every page renders for every role without server errors, role and
+//! CSRF checks hold (HTTP), and a person uses the app in Debian's headless Chromium
+//! (tools/e2e/run.js with playwright-core as the driver) on the demo data, with
+//! screenshots saved under target/screenshots/.
+
+mod common;
+
+use common::{start, stores, TestServer};
+use rapport_app::demo::DemoSize;
+use std::collections::HashMap;
+
+const PASSWORD: &str = "correct horse battery";
+const ROLES: [&str; 4] = ["admin", "marketer", "agent", "viewer"];
+const PAGES: [&str; 10] = [
+    "/",
+    "/people",
+    "/people?q=example",
+    "/segments",
+    "/rules",
+    "/network",
+    "/insights",
+    "/onchain",
+    "/settings",
+    "/people/1",
+];
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Signs in; returns the session cookie.
+async fn sign_in(s: &TestServer, email: &str) -> String {
+    let r = client()
+        .post(format!("{}/login", s.url))
+        .form(&[("email", email), ("password", PASSWORD), ("next", "/")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status().as_u16(), 303, "[{}] sign-in of {email}", s.kind);
+    let c = r.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
+    assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax"), "{c}");
+    c.split(';').next().expect("pair").to_string()
+}
+
+async fn get(s: &TestServer, cookie: &str, path: &str) -> (u16, String) {
+    let r = client()
+        .get(format!("{}{path}", s.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("get");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" content=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("csrf meta")
+        .to_string()
+}
+
+async fn post(s: &TestServer, cookie: &str, path: &str, form: &[(&str, &str)]) -> u16 {
+    client()
+        .post(format!("{}{path}", s.url))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .expect("post")
+        .status()
+        .as_u16()
+}
+
+async fn with_demo(s: &TestServer) {
+    rapport_app::demo::load(
+        &s.store,
+        DemoSize {
+            people: 300,
+            events_per_person: 12,
+        },
+        &|_| {},
+    )
+    .await
+    .expect("demo");
+    for r in ROLES {
+        rapport_app::users::create(&s.store, &format!("{r}@shop.example"), PASSWORD, r)
+            .await
+            .expect("user");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_renders_for_every_role_and_checks_hold() {
+    for (store, dir, pg) in stores().await {
+        let s = start(store, dir, pg).await;
+        with_demo(&s).await;
+        // Not signed in: every page sends to the sign-in form.
+        let (st, _) = get(&s, "", "/people").await;
+        assert_eq!(st, 303);
+        let r = client()
+            .post(format!("{}/login", s.url))
+            .form(&[
+                ("email", "admin@shop.example"),
+                ("password", "wrong password"),
+            ])
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status().as_u16(), 401);
+        let mut cookies = HashMap::new();
+        for role in ROLES {
+            let c = sign_in(&s, &format!("{role}@shop.example")).await;
+            for p in PAGES {
+                let t = std::time::Instant::now();
+                let (st, body) = get(&s, &c, p).await;
+                assert_eq!(st, 200, "[{}] {role} {p}: {body}", s.kind);
+                assert!(
+                    !body.contains("Something went wrong"),
+                    "[{}] {role} {p}",
+                    s.kind
+                );
+                assert!(
+                    body.contains(&format!("{role}@shop.example")),
+                    "[{}] {role} {p}",
+                    s.kind
+                );
+                eprintln!("[{}] {role} {p}: {} ms", s.kind, t.elapsed().as_millis());
+            }
+            cookies.insert(role, c);
+        }
+        // Segments' detail page, and the editor's live count (CSRF header required).
+        let (_, html) = get(&s, &cookies["marketer"], "/segments").await;
+        let csrf = csrf_of(&html);
+        assert_eq!(
+            post(
+                &s,
+                &cookies["marketer"],
+                "/segments",
+                &[
+                    ("_csrf", &csrf),
+                    ("name", "Pros"),
+                    ("definition", "has email")
+                ]
+            )
+            .await,
+            303
+        );
+        let preview = |cookie: String, token: String| {
+            let url = format!("{}/ui/segments/preview", s.url);
+            async move {
+                let r = client()
+                    .post(url)
+                    .header("cookie", cookie)
+                    .header("x-csrf-token", token)
+                    .json(&serde_json::json!({"definition": "has email"}))
+                    .send()
+                    .await
+                    .expect("preview");
+                (
+                    r.status().as_u16(),
+                    r.json::<serde_json::Value>().await.unwrap_or_default(),
+                )
+            }
+        };
+        let (st, v) = preview(cookies["marketer"].clone(), csrf.clone()).await;
+        assert_eq!(st, 200, "{v}");
+        assert!(v["count"].as_i64().unwrap_or(0) > 0, "{v}");
+        assert_eq!(
+            preview(cookies["marketer"].clone(), "nope".into()).await.0,
+            403
+        );
+        // Roles: a viewer changes nothing, an agent cannot manage keys or users, a
+        // marketer cannot edit people's merges but can edit segments; a wrong CSRF token
+        // changes nothing either.
+        for (role, path, form, want) in [
+            (
+                "viewer",
+                "/people/1/traits",
+                vec![("trait", "vip"), ("value", "true")],
+                403,
+            ),
+            (
+                "viewer",
+                "/segments",
+                vec![("name", "X"), ("definition", "has email")],
+                403,
+            ),
+            (
+                "agent",
+                "/settings/keys",
+                vec![("label", "x"), ("scope", "admin")],
+                403,
+            ),
+            (
+                "agent",
+                "/settings/users",
+                vec![
+                    ("email", "x@y.z"),
+                    ("password", PASSWORD),
+                    ("role", "admin"),
+                ],
+                403,
+            ),
+            (
+                "agent",
+                "/people/1/traits",
+                vec![("trait", "vip"), ("value", "true")],
+                303,
+            ),
+            (
+                "admin",
+                "/settings/users",
+                vec![
+                    ("email", "new@shop.example"),
+                    ("password", PASSWORD),
+                    ("role", "viewer"),
+                ],
+                303,
+            ),
+        ] {
+            let c = &cookies[role];
+            let (_, html) = get(&s, c, "/").await;
+            let token = csrf_of(&html);
+            let mut f: Vec<(&str, &str)> = vec![("_csrf", &token)];
+            f.extend(form.iter().copied());
+            assert_eq!(
+                post(&s, c, path, &f).await,
+                want,
+                "[{}] {role} POST {path}",
+                s.kind
+            );
+            if want != 403 {
+                let mut bad: Vec<(&str, &str)> = vec![("_csrf", "forged")];
+                bad.extend(form.iter().copied());
+                assert_eq!(
+                    post(&s, c, path, &bad).await,
+                    400,
+                    "[{}] {role} POST {path} with a forged token",
+                    s.kind
+                );
+            }
+        }
+        let (_, html) = get(&s, &cookies["viewer"], "/people/1").await;
+        assert!(html.contains("can view but not edit") && !html.contains("id=\"trait\""));
+        // Sign-out ends the session.
+        let (_, html) = get(&s, &cookies["viewer"], "/").await;
+        assert_eq!(
+            post(
+                &s,
+                &cookies["viewer"],
+                "/logout",
+                &[("_csrf", &csrf_of(&html))]
+            )
+            .await,
+            303
+        );
+        assert_eq!(get(&s, &cookies["viewer"], "/").await.0, 303);
+        s.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_uses_the_app_in_headless_chromium() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "Debian's chromium is needed (apt-get install chromium; .ci/run does it)"
+    );
+    let tools = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/e2e");
+    if !tools.join("node_modules/playwright-core").exists() {
+        let ok = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&tools)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "npm ci in tools/e2e failed");
+    }
+    for (store, dir, pg) in stores().await {
+        let s = start(store, dir, pg).await;
+        with_demo(&s).await;
+        let wallet = s
+            .store
+            .all_identifiers()
+            .await
+            .expect("ids")
+            .into_iter()
+            .find(|(_, k)| k.kind.as_str() == "wallet")
+            .expect("a wallet in the demo")
+            .1
+            .value;
+        let address = wallet.rsplit(':').next().expect("address").to_string();
+        let merged = s
+            .store
+            .merges(50)
+            .await
+            .expect("merges")
+            .into_iter()
+            .find(|m| m.undone_at.is_none())
+            .expect("a merge in the demo")
+            .survivor_id;
+        let shots = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/screenshots")
+            .join(s.kind);
+        std::fs::create_dir_all(&shots).expect("screenshots dir");
+        let out = tokio::process::Command::new("node")
+            .arg(tools.join("run.js"))
+            .env("BASE", &s.url)
+            .env("ADMIN_EMAIL", "admin@shop.example")
+            .env("ADMIN_PASSWORD", PASSWORD)
+            .env("VIEWER_EMAIL", "viewer@shop.example")
+            .env("VIEWER_PASSWORD", PASSWORD)
+            .env("WALLET", &address)
+            .env("MERGED_ID", merged.to_string())
+            .env("SHOTS", &shots)
+            .env("CHROMIUM", &chromium)
+            .output()
+            .await
+            .expect("node runs");
+        assert!(
+            out.status.success(),
+            "[{}] the browser run failed:\n{}\n{}",
+            s.kind,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(shots.join("person.png").exists() && shots.join("dashboard.png").exists());
+        s.finish().await;
+    }
+}

@@ -1,0 +1,137 @@
+//! The page shell: navigation, the signed-in user, sign-out, and the stylesheet.
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use maud::{html, Markup, DOCTYPE};
+
+use super::auth::Staff;
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+const NAV: [(&str, &str); 8] = [
+    ("/", "Dashboard"),
+    ("/people", "People"),
+    ("/segments", "Segments"),
+    ("/rules", "Rules & offers"),
+    ("/network", "Network"),
+    ("/insights", "Insights"),
+    ("/onchain", "On-chain"),
+    ("/settings", "Settings"),
+];
+
+/// A page for a signed-in user; `active` is the nav entry's path.
+pub fn page(staff: &Staff, title: &str, active: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="csrf" content=(staff.csrf);
+                title { (title) " · Rapport" }
+                link rel="stylesheet" href="/ui/app.css";
+            }
+            body {
+                header.top {
+                    a.brand href="/" { "Rapport" }
+                    nav {
+                        @for (href, label) in NAV {
+                            a href=(href) class=@if href == active { "active" } { (label) }
+                        }
+                    }
+                    div.who {
+                        span { (staff.user.email) " · " span.role { (staff.role.as_str()) } }
+                        form method="post" action="/logout" {
+                            input type="hidden" name="_csrf" value=(staff.csrf);
+                            button.link type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+/// A page without navigation (sign-in, errors).
+pub fn bare(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Rapport" }
+                link rel="stylesheet" href="/ui/app.css";
+            }
+            body { (body) }
+        }
+    }
+}
+
+/// A hidden CSRF field for a form.
+pub fn csrf(staff: &Staff) -> Markup {
+    html! { input type="hidden" name="_csrf" value=(staff.csrf); }
+}
+
+pub async fn css() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "text/css; charset=utf-8")], CSS)
+}
+
+const CSS: &str = r#"
+:root { --ink:#1d2330; --muted:#5b6372; --line:#e3e6eb; --bg:#f5f6f8; --accent:#3451d1; --ok:#17612e; --bad:#8a1c1c; }
+* { box-sizing: border-box; }
+body { margin:0; font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif; color:var(--ink); background:var(--bg); }
+a { color:var(--accent); text-decoration:none; } a:hover { text-decoration:underline; }
+header.top { display:flex; align-items:center; gap:1.5rem; background:#fff; border-bottom:1px solid var(--line); padding:.6rem 1.5rem; position:sticky; top:0; z-index:5; }
+.brand { font-weight:700; font-size:1.15rem; color:var(--ink); }
+header nav { display:flex; gap:.2rem; flex:1; flex-wrap:wrap; }
+header nav a { padding:.35rem .7rem; border-radius:6px; color:var(--muted); }
+header nav a.active { background:#eef1fc; color:var(--accent); font-weight:600; }
+.who { display:flex; gap:.8rem; align-items:center; color:var(--muted); font-size:.9rem; }
+.role { background:#eef1fc; color:var(--accent); border-radius:10px; padding:0 .5rem; }
+main { max-width:1200px; margin:0 auto; padding:1.2rem 1.5rem 3rem; }
+main.narrow { max-width:26rem; margin-top:4rem; background:#fff; border-radius:12px; padding:2rem; box-shadow:0 2px 12px rgba(0,0,0,.06); }
+h1 { font-size:1.5rem; margin:.4rem 0 1rem; } h2 { font-size:1.1rem; margin:0 0 .6rem; }
+.grid { display:grid; grid-template-columns:repeat(auto-fit,minmax(260px,1fr)); gap:1rem; }
+.card { background:#fff; border:1px solid var(--line); border-radius:10px; padding:1rem 1.2rem; }
+.card.wide { grid-column:1/-1; }
+.kpi { font-size:1.8rem; font-weight:700; } .kpi small { font-size:.85rem; color:var(--muted); font-weight:400; }
+.muted { color:var(--muted); } .small { font-size:.85rem; }
+table { width:100%; border-collapse:collapse; table-layout:auto; } td { overflow-wrap:anywhere; }
+code { overflow-wrap:anywhere; } th,td { text-align:left; padding:.4rem .5rem; border-bottom:1px solid var(--line); vertical-align:top; }
+th { font-size:.8rem; text-transform:uppercase; letter-spacing:.03em; color:var(--muted); }
+td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
+label { display:block; font-weight:600; margin:.7rem 0 .25rem; }
+input, select, textarea { font:inherit; padding:.5rem .6rem; border:1px solid #c8ccd4; border-radius:8px; width:100%; background:#fff; }
+textarea { min-height:7rem; font-family:ui-monospace,Menlo,monospace; font-size:.9rem; }
+button { font:inherit; font-weight:600; padding:.5rem 1rem; border:0; border-radius:8px; background:var(--accent); color:#fff; cursor:pointer; margin-top:.7rem; }
+button.secondary { background:#fff; color:var(--accent); border:1px solid var(--accent); }
+button.danger { background:#fff; color:var(--bad); border:1px solid var(--bad); }
+button.link { background:none; color:var(--accent); padding:0; margin:0; font-weight:400; }
+.row { display:flex; gap:.6rem; align-items:end; } .row > * { flex:1; }
+.error { background:#fdecec; color:var(--bad); border-radius:8px; padding:.6rem .8rem; margin:.6rem 0; white-space:pre-wrap; }
+.ok { background:#e5f6ea; color:var(--ok); border-radius:8px; padding:.6rem .8rem; margin:.6rem 0; }
+.empty { color:var(--muted); background:#fafbfc; border:1px dashed var(--line); border-radius:8px; padding:1rem; }
+.badge { display:inline-block; font-size:.75rem; padding:0 .45rem; border-radius:10px; background:#eef0f3; color:var(--muted); }
+.badge.verified { background:#e5f6ea; color:var(--ok); } .badge.warn { background:#fff4e0; color:#7a4a00; }
+.chip { display:inline-block; padding:.1rem .55rem; margin:.1rem; border-radius:12px; background:#eef1fc; color:var(--accent); font-size:.85rem; }
+figure.chart { margin:0; } figure.chart figcaption { font-weight:600; margin-bottom:.3rem; }
+svg { width:100%; height:auto; } svg .grid { stroke:#eceef2; } svg .axis { stroke:#9aa1ad; }
+svg .bar { fill:#5b74e0; } svg .line { fill:none; stroke:#3451d1; stroke-width:2; } svg .dot { fill:#3451d1; }
+svg text { font-size:11px; fill:#5b6372; } svg .ylab { text-anchor:end; } svg .xlab { text-anchor:middle; } svg .unit { text-anchor:middle; font-weight:600; }
+.timeline li { list-style:none; border-left:2px solid var(--line); padding:.2rem 0 .6rem .8rem; margin-left:.3rem; }
+.timeline { padding:0; } .timeline .when { color:var(--muted); font-size:.85rem; }
+.results a.result { display:block; padding:.5rem .7rem; border-bottom:1px solid var(--line); background:#fff; }
+.login h1 { margin-top:0; }
+code { background:#f0f2f5; padding:0 .3rem; border-radius:4px; font-size:.85em; }
+"#;

@@ -1,0 +1,128 @@
+//! The staff web app, server-rendered by this binary (maud templates, SVG charts, a few
+//! lines of inline script for live search, live segment counts and infinite scroll; no
+//! build step). Sign-in with roles (`users`), sessions in a secure cookie, a CSRF token
+//! on every form, and a role check on every page and action.
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::AppState;
+
+pub mod auth;
+pub mod charts;
+pub mod layout;
+pub mod pages;
+pub mod people;
+pub mod segments;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/", get(pages::dashboard))
+        .route("/people", get(people::search_page))
+        .route("/ui/search", get(people::search_fragment))
+        .route("/people/{id}", get(people::person))
+        .route("/people/{id}/traits", post(people::set_trait))
+        .route("/people/{id}/unmerge", post(people::unmerge))
+        .route("/ui/people/{id}/timeline", get(people::timeline_fragment))
+        .route("/segments", get(segments::list).post(segments::save))
+        .route("/segments/{id}", get(segments::detail))
+        .route("/ui/segments/preview", post(segments::preview))
+        .route("/rules", get(pages::rules))
+        .route("/network", get(pages::network))
+        .route("/insights", get(pages::insights))
+        .route("/onchain", get(pages::onchain))
+        .route("/settings", get(pages::settings))
+        .route("/settings/users", post(pages::create_user))
+        .route("/settings/keys", post(pages::create_key))
+        .route("/ui/app.css", get(layout::css))
+}
+
+/// Dashboard figures that are costly to compute (a scan of recent events, trending
+/// terms over five weeks of texts) and need not be to-the-second: kept for a minute and
+/// refreshed in the background while the last value is served (stale-while-revalidate).
+#[derive(Default)]
+pub struct Cache {
+    entries: std::sync::Mutex<std::collections::HashMap<&'static str, Entry>>,
+}
+
+struct Entry {
+    at: std::time::Instant,
+    value: std::sync::Arc<serde_json::Value>,
+    refreshing: bool,
+}
+
+const FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Cache {
+    /// The cached value of `key`, or `compute`'s (awaited the first time only).
+    pub async fn get<F, Fut>(
+        self: &std::sync::Arc<Self>,
+        key: &'static str,
+        compute: F,
+    ) -> Result<std::sync::Arc<serde_json::Value>, rapport_store::StoreError>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<serde_json::Value, rapport_store::StoreError>>
+            + Send
+            + 'static,
+    {
+        let stale = {
+            let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            match g.get_mut(key) {
+                Some(e) if e.at.elapsed() < FRESH => return Ok(e.value.clone()),
+                Some(e) => {
+                    let v = e.value.clone();
+                    let start = !e.refreshing;
+                    e.refreshing = true;
+                    Some((v, start))
+                }
+                None => None,
+            }
+        };
+        match stale {
+            Some((v, start)) => {
+                if start {
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        let r = compute().await;
+                        let mut g = me.entries.lock().unwrap_or_else(|e| e.into_inner());
+                        match r {
+                            Ok(v) => {
+                                g.insert(
+                                    key,
+                                    Entry {
+                                        at: std::time::Instant::now(),
+                                        value: std::sync::Arc::new(v),
+                                        refreshing: false,
+                                    },
+                                );
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, key, "dashboard refresh failed");
+                                if let Some(en) = g.get_mut(key) {
+                                    en.refreshing = false;
+                                }
+                            }
+                        }
+                    });
+                }
+                Ok(v)
+            }
+            None => {
+                let v = std::sync::Arc::new(compute().await?);
+                let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+                g.insert(
+                    key,
+                    Entry {
+                        at: std::time::Instant::now(),
+                        value: v.clone(),
+                        refreshing: false,
+                    },
+                );
+                Ok(v)
+            }
+        }
+    }
+}

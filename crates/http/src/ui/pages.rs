@@ -1,0 +1,389 @@
+//! The dashboard and a page per capability: rules and offers, network, insights,
+//! on-chain, settings (users and API keys).
+
+use axum::extract::State;
+use axum::response::Redirect;
+use axum::Form;
+use maud::{html, Markup};
+use rapport_domain::apikey::Scope;
+use rapport_domain::time::{now_millis, to_datetime};
+use rapport_store::ScoreOrder;
+use std::collections::HashMap;
+
+use super::auth::{Staff, UiError, UiResult};
+use super::charts;
+use super::layout::{csrf, page};
+use crate::AppState;
+
+const DAY: i64 = 86_400_000;
+
+fn pct(a: i64, b: i64) -> String {
+    if b == 0 {
+        "—".into()
+    } else {
+        format!("{:.0}%", a as f64 * 100.0 / b as f64)
+    }
+}
+
+pub async fn dashboard(State(state): State<AppState>, staff: Staff) -> UiResult<Markup> {
+    let store = state.store.clone();
+    let o: rapport_store::Overview = cached(&state, "overview", move || async move {
+        let now = now_millis();
+        Ok(
+            serde_json::to_value(store.overview(now - 30 * DAY, now - 7 * DAY).await?)
+                .unwrap_or_default(),
+        )
+    })
+    .await?;
+    let segs = state.store.segments().await?;
+    let mut top_segs: Vec<_> = segs.iter().collect();
+    top_segs.sort_by_key(|s| std::cmp::Reverse(s.size));
+    let influencers = state
+        .store
+        .top_graph_scores(ScoreOrder::Pagerank, None, 5)
+        .await?;
+    let store = state.store.clone();
+    let sentiment: Vec<rapport_domain::model::SentimentDay> =
+        cached(&state, "sentiment30", move || async move {
+            let now = now_millis();
+            Ok(
+                serde_json::to_value(store.sentiment_series(None, now - 30 * DAY, now).await?)
+                    .unwrap_or_default(),
+            )
+        })
+        .await?;
+    let topics = trends(&state).await?;
+    let days: Vec<(String, f64)> = o
+        .events_per_day
+        .iter()
+        .map(|(d, n)| (to_datetime(d * DAY).format("%m-%d").to_string(), *n as f64))
+        .collect();
+    let channels: Vec<(String, f64)> = o
+        .channels
+        .iter()
+        .take(8)
+        .map(|(c, n)| (c.clone(), *n as f64))
+        .collect();
+    let sent: Vec<(String, f64)> = sentiment
+        .iter()
+        .map(|d| (d.day[5..].to_string(), d.mean))
+        .collect();
+    let anonymous = o.people - o.identified;
+    Ok(page(
+        &staff,
+        "Dashboard",
+        "/",
+        html! {
+            @if o.people == 0 {
+                div.empty { "No data yet. Send events to " code { "POST /v1/track" } " with a write key, import a file with "
+                    code { "rapport import" } ", or start with " code { "rapport serve --demo" } "." }
+            }
+            div.grid {
+                div.card { div.muted { "People" } div.kpi { (o.people) } a href="/people" { "Find someone →" } }
+                div.card { div.muted { "Identified · anonymous" } div.kpi { (o.identified) " " small { "· " (anonymous) } }
+                    div.small.muted { (pct(o.identified, o.people)) " identified" } }
+                div.card { div.muted { "New this week" } div.kpi { (o.new_this_week) } }
+                div.card { div.muted { "Web2 only · web3 only · both" } div.kpi { (o.web2_only) " " small { "· " (o.web3_only) " · " (o.both) } }
+                    a href="/onchain" { "On-chain →" } }
+                div.card.wide { (charts::bars(&days, "events", "Events per day (last 30 days)")) }
+                div.card.wide { (charts::bars(&channels, "events", "Channel mix (30 days)")) }
+                div.card {
+                    h2 { "Top segments" }
+                    @if top_segs.is_empty() { p.empty { "No segments yet. " a href="/segments" { "Create one" } "." } }
+                    table { @for s in top_segs.iter().take(6) { tr { td { a href=(format!("/segments/{}", s.id)) { (s.name) } } td.num { (s.size) } } } }
+                }
+                div.card.wide { (charts::line(&sent, -1.0, 1.0, "mean sentiment", "Sentiment per day (VADER compound, 30 days)")) a href="/insights" { "Insights →" } }
+                div.card {
+                    h2 { "Trending topics" }
+                    @if topics.is_empty() { p.empty { "Nothing rising this week." } }
+                    @for t in topics.iter().take(6) { span.chip title=(format!("{} texts this week", t.this_week)) { (t.term) } }
+                }
+                div.card {
+                    h2 { "Top influencers" }
+                    @if influencers.is_empty() { p.empty { "The network is computed from relationships every 15 minutes." } }
+                    table { @for g in &influencers { tr { td { a href=(format!("/people/{}", g.profile_id)) { "#" (g.profile_id) } }
+                        td.num { (format!("{:.0}", g.pagerank_pct * 100.0)) "th pct" } td.num { (g.reach2) " reach" } } } }
+                    a href="/network" { "Network →" }
+                }
+            }
+        },
+    ))
+}
+
+/// A cached figure, read back into its type.
+async fn cached<T, F, Fut>(state: &AppState, key: &'static str, compute: F) -> UiResult<T>
+where
+    T: serde::de::DeserializeOwned,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<serde_json::Value, rapport_store::StoreError>>
+        + Send
+        + 'static,
+{
+    let v = state.ui_cache.get(key, compute).await?;
+    serde_json::from_value((*v).clone()).map_err(|e| UiError::Internal(e.to_string()))
+}
+
+/// Rising terms this week (cached: they read five weeks of texts).
+async fn trends(state: &AppState) -> UiResult<Vec<TrendRow>> {
+    let store = state.store.clone();
+    cached(state, "trends", move || async move {
+        let t = rapport_app::text::trends(&store, 3, 15).await?;
+        Ok(serde_json::json!(t
+            .iter()
+            .map(
+                |t| serde_json::json!({"term": t.term, "this_week": t.this_week,
+            "weekly_before": t.weekly_before, "examples": t.examples})
+            )
+            .collect::<Vec<_>>()))
+    })
+    .await
+}
+
+#[derive(serde::Deserialize)]
+struct TrendRow {
+    term: String,
+    this_week: usize,
+    weekly_before: f64,
+    examples: Vec<String>,
+}
+
+pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Markup> {
+    let rules = rapport_app::rules::rules(&state.store).await?;
+    let firings = state.store.firings(None, 1000).await?;
+    let offers = rapport_app::offers::offers(&state.store).await?;
+    let tasks = state.store.tasks(10).await?;
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for f in &firings {
+        *count.entry(f.rule.as_str()).or_default() += 1;
+    }
+    Ok(page(
+        &staff,
+        "Rules & offers",
+        "/rules",
+        html! {
+            div.grid {
+                div.card.wide {
+                    h2 { "Rules" }
+                    @if rules.is_empty() { p.empty { "No rules yet. Rules are set with PUT /api/rules (docs/rules.md); a dry run shows what would fire." } }
+                    table { tr { th { "Name" } th { "When" } th { "Where" } th { "Then" } th.num { "Firings (last 1,000)" } th { "" } }
+                        @for r in &rules { tr {
+                            td { (r.name) } td.small { code { (r.when) } } td.small { code { (r.condition.clone().unwrap_or_default()) } }
+                            td.small { @for a in &r.then { span.chip { (a.get("action").and_then(|v| v.as_str()).unwrap_or("")) } } }
+                            td.num { (count.get(r.name.as_str()).copied().unwrap_or(0)) }
+                            td { @if !r.enabled { span.badge { "off" } } }
+                        } }
+                    }
+                }
+                div.card {
+                    h2 { "Offers" }
+                    @if offers.is_empty() { p.empty { "No offers yet (PUT /api/offers)." } }
+                    table { @for o in &offers { tr { td { (o.name) } td.num { (o.priority) } td.small { code { (o.eligible) } } } } }
+                }
+                div.card {
+                    h2 { "Latest tasks" }
+                    @if tasks.is_empty() { p.empty { "No tasks opened by rules." } }
+                    table { @for t in &tasks { tr { td { a href=(format!("/people/{}", t.profile_id)) { (t.title) } } td.small.muted { (t.rule) } } } }
+                }
+            }
+        },
+    ))
+}
+
+pub async fn network(State(state): State<AppState>, staff: Staff) -> UiResult<Markup> {
+    let infl = state
+        .store
+        .top_graph_scores(ScoreOrder::Pagerank, None, 15)
+        .await?;
+    let conn = state
+        .store
+        .top_graph_scores(ScoreOrder::Betweenness, None, 15)
+        .await?;
+    let comms = state.store.communities(12).await?;
+    let bars: Vec<(String, f64)> = comms
+        .iter()
+        .map(|(c, n)| (format!("#{c}"), *n as f64))
+        .collect();
+    let table = |rows: &[rapport_domain::relationship::GraphScores], what: &str| {
+        html! {
+            @if rows.is_empty() { p.empty { "Not computed yet: relationships come from events; the graph is recomputed every 15 minutes." } }
+            table { tr { th { "Person" } th.num { (what) } th.num { "Reach (2 hops)" } th.num { "Community" } }
+                @for g in rows { tr { td { a href=(format!("/people/{}", g.profile_id)) { "#" (g.profile_id) } }
+                    td.num { (format!("{:.0}", if what == "PageRank pct" { g.pagerank_pct } else { g.betweenness_pct } * 100.0)) }
+                    td.num { (g.reach2) } td.num { (g.community) } } } }
+        }
+    };
+    Ok(page(
+        &staff,
+        "Network",
+        "/network",
+        html! {
+            div.grid {
+                div.card { h2 { "Influencers" } (table(&infl, "PageRank pct")) }
+                div.card { h2 { "Connectors" } (table(&conn, "Betweenness pct")) }
+                div.card.wide { (charts::bars(&bars, "people", "Largest communities")) }
+            }
+        },
+    ))
+}
+
+pub async fn insights(State(state): State<AppState>, staff: Staff) -> UiResult<Markup> {
+    let store = state.store.clone();
+    let series: Vec<rapport_domain::model::SentimentDay> =
+        cached(&state, "sentiment90", move || async move {
+            let now = now_millis();
+            Ok(
+                serde_json::to_value(store.sentiment_series(None, now - 90 * DAY, now).await?)
+                    .unwrap_or_default(),
+            )
+        })
+        .await?;
+    let trends = trends(&state).await?;
+    let points: Vec<(String, f64)> = series
+        .iter()
+        .map(|d| (d.day[5..].to_string(), d.mean))
+        .collect();
+    let volume: Vec<(String, f64)> = series
+        .iter()
+        .map(|d| (d.day[5..].to_string(), d.texts as f64))
+        .collect();
+    Ok(page(
+        &staff,
+        "Insights",
+        "/insights",
+        html! {
+            div.grid {
+                div.card.wide { (charts::line(&points, -1.0, 1.0, "mean sentiment", "Sentiment per day (90 days)")) }
+                div.card.wide { (charts::bars(&volume, "texts", "Texts per day")) }
+                div.card.wide {
+                    h2 { "Rising terms this week, with example texts" }
+                    @if trends.is_empty() { p.empty { "Nothing rising this week." } }
+                    table { tr { th { "Term" } th.num { "This week" } th.num { "Weekly before" } th { "Examples" } }
+                        @for t in &trends { tr { td { strong { (t.term) } } td.num { (t.this_week) } td.num { (format!("{:.1}", t.weekly_before)) }
+                            td.small { @for e in t.examples.iter().take(2) { div { "“" (e.chars().take(140).collect::<String>()) "”" } } } } } }
+                }
+            }
+        },
+    ))
+}
+
+pub async fn onchain(State(state): State<AppState>, staff: Staff) -> UiResult<Markup> {
+    let chains = state.store.chains().await?;
+    let contracts = state.store.contracts().await?;
+    let rewards = state.store.rewards(None, 15).await?;
+    Ok(page(
+        &staff,
+        "On-chain",
+        "/onchain",
+        html! {
+            div.grid {
+                div.card.wide {
+                    h2 { "Chains" }
+                    @if chains.is_empty() { p.empty { "No chain is configured. Add one with POST /api/chains or "
+                        code { "rapport chain add --id eip155:1 --rpc-url …" } " (docs/web3.md)." } }
+                    table { tr { th { "Chain" } th.num { "Synced to" } th.num { "Head" } th.num { "Lag" } th { "Last error" } }
+                        @for c in &chains { tr { td { (c.name) " " span.badge { (c.id) } } td.num { (c.cursor_block.map(|b| b.to_string()).unwrap_or_else(|| "—".into())) }
+                            td.num { (c.head_block.map(|b| b.to_string()).unwrap_or_else(|| "—".into())) }
+                            td.num { (match (c.head_block, c.cursor_block) { (Some(h), Some(b)) => (h - b).to_string(), _ => "—".into() }) }
+                            td.small { (c.last_error.clone().unwrap_or_default()) } } } }
+                }
+                div.card {
+                    h2 { "Tokens followed" }
+                    @if contracts.is_empty() { p.empty { "No token contract followed yet." } }
+                    table { @for c in &contracts { tr { td { (c.symbol) " " span.badge { (c.standard) } } td.small { code { (c.address) } } } } }
+                }
+                div.card {
+                    h2 { "Latest token rewards" }
+                    @if rewards.is_empty() { p.empty { "No rewards sent yet." } }
+                    table { @for r in &rewards { tr { td { a href=(format!("/people/{}", r.profile_id)) { "#" (r.profile_id) } } td.num { (r.amount) } td { span.badge { (r.status) } } } } }
+                }
+            }
+        },
+    ))
+}
+
+pub async fn settings(State(state): State<AppState>, staff: Staff) -> UiResult<Markup> {
+    let admin = staff.role.can_admin();
+    let users = if admin {
+        state.store.users().await?
+    } else {
+        Vec::new()
+    };
+    let keys = if admin {
+        state.store.api_keys().await?
+    } else {
+        Vec::new()
+    };
+    Ok(page(
+        &staff,
+        "Settings",
+        "/settings",
+        html! {
+            @if !admin { p.empty { "Users and API keys are managed by admins." } }
+            @if admin {
+                div.grid {
+                    div.card {
+                        h2 { "Users" }
+                        table { tr { th { "E-mail" } th { "Role" } th { "Last sign-in" } }
+                            @for u in &users { tr { td { (u.email) } td { span.badge { (u.role) } } td.small { (u.last_login_at.map(|t| to_datetime(t).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "never".into())) } } } }
+                        form method="post" action="/settings/users" {
+                            (csrf(&staff))
+                            label for="new-email" { "E-mail" } input #new-email type="email" name="email" required;
+                            label for="new-password" { "Password (10+ characters)" } input #new-password type="password" name="password" required minlength="10";
+                            label for="new-role" { "Role" } select #new-role name="role" { @for r in ["viewer", "agent", "marketer", "admin"] { option value=(r) { (r) } } }
+                            button type="submit" { "Create user" }
+                        }
+                    }
+                    div.card {
+                        h2 { "API keys" }
+                        table { tr { th { "Prefix" } th { "Scope" } th { "Label" } }
+                            @for k in &keys { tr { td { code { (k.prefix) } } td { (format!("{:?}", k.scope).to_lowercase()) } td { (k.label) @if k.revoked { " " span.badge { "revoked" } } } } } }
+                        form method="post" action="/settings/keys" {
+                            (csrf(&staff))
+                            label for="key-label" { "Label" } input #key-label name="label" placeholder="website tracking";
+                            label for="key-scope" { "Scope" } select #key-scope name="scope" { option value="write" { "write (ingest only)" } option value="admin" { "admin" } }
+                            button type="submit" { "Create key" }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+pub async fn create_user(
+    State(state): State<AppState>,
+    staff: Staff,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_admin(), "manage users")?;
+    let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
+    rapport_app::users::create(&state.store, get("email"), get("password"), get("role")).await?;
+    Ok(Redirect::to("/settings"))
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    staff: Staff,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Markup> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_admin(), "manage API keys")?;
+    let scope = match f.get("scope").map(String::as_str) {
+        Some("admin") => Scope::Admin,
+        Some("write") => Scope::Write,
+        _ => return Err(UiError::Invalid("scope: must be write or admin".into())),
+    };
+    let label = f.get("label").cloned().unwrap_or_default();
+    let k = rapport_app::keys::create(&state.store, scope, &label).await?;
+    Ok(page(
+        &staff,
+        "New API key",
+        "/settings",
+        html! {
+            div.ok { "Copy this key now: it is shown only once." }
+            p { code { (k.secret) } }
+            a href="/settings" { "Back to settings" }
+        },
+    ))
+}

@@ -1,0 +1,465 @@
+//! Find anyone (name, e-mail, phone, handle, wallet; results as you type) and the
+//! customer 360 page: identities by kind with verified wallets and holdings, the Four
+//! Ps as editable traits, scores with explanations, segments, consents, merge history
+//! with unmerge, the ego network drawn, and the timeline with filters and infinite scroll.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use maud::{html, Markup, PreEscaped};
+use rapport_domain::identifier::IdentityKind;
+use rapport_domain::time::now_millis;
+use rapport_store::{TimelineFilter, UnmergeTarget};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+use super::auth::{Staff, UiError, UiResult};
+use super::layout::{self, csrf, page};
+use crate::AppState;
+
+fn results(items: &[rapport_domain::model::ProfileSummary]) -> Markup {
+    html! {
+        @if items.is_empty() { p.empty { "Nobody matches. Try an e-mail, a phone (+…), a handle or a wallet address." } }
+        @for p in items {
+            a.result href=(format!("/people/{}", p.id)) {
+                strong { (p.name.clone().unwrap_or_else(|| format!("Person {}", p.id))) }
+                " " span.muted { (p.email.clone().unwrap_or_default()) }
+                " " span.badge { "#" (p.id) }
+            }
+        }
+    }
+}
+
+pub async fn search_page(
+    State(state): State<AppState>,
+    staff: Staff,
+    Query(q): Query<HashMap<String, String>>,
+) -> UiResult<Markup> {
+    let query = q.get("q").cloned().unwrap_or_default();
+    let found = state
+        .store
+        .search(
+            Some(&query).filter(|s| !s.is_empty()).map(String::as_str),
+            25,
+            None,
+        )
+        .await?;
+    Ok(page(
+        &staff,
+        "People",
+        "/people",
+        html! {
+            div.card {
+                label for="q" { "Find anyone: a name, any e-mail, phone, social handle or wallet address" }
+                input #q type="search" name="q" value=(query) placeholder="ada@example.com, +33…, x:ada, 0x5aAe…" autocomplete="off" autofocus;
+                div #results .results { (results(&found.items)) }
+            }
+            script { (PreEscaped(r#"
+const q = document.getElementById('q'); let t;
+q.addEventListener('input', () => { clearTimeout(t); t = setTimeout(async () => {
+  const r = await fetch('/ui/search?q=' + encodeURIComponent(q.value));
+  if (r.ok) document.getElementById('results').innerHTML = await r.text();
+  history.replaceState(null, '', '/people?q=' + encodeURIComponent(q.value));
+}, 150); });"#)) }
+        },
+    ))
+}
+
+pub async fn search_fragment(
+    State(state): State<AppState>,
+    _staff: Staff,
+    Query(q): Query<HashMap<String, String>>,
+) -> UiResult<Html<String>> {
+    let query = q.get("q").cloned().unwrap_or_default();
+    let found = state
+        .store
+        .search(
+            Some(query.as_str()).filter(|s| !s.trim().is_empty()),
+            25,
+            None,
+        )
+        .await?;
+    Ok(Html(results(&found.items).into_string()))
+}
+
+/// The Four Ps: which traits are personal, profile, preferential or performance facts.
+fn four_p(key: &str) -> &'static str {
+    const PERSONAL: [&str; 20] = [
+        "name",
+        "first_name",
+        "firstName",
+        "last_name",
+        "lastName",
+        "email",
+        "emails",
+        "phone",
+        "phones",
+        "birthday",
+        "age",
+        "gender",
+        "address",
+        "city",
+        "country",
+        "wallet",
+        "wallets",
+        "socials",
+        "twitter",
+        "instagram",
+    ];
+    const PROFILE: [&str; 9] = [
+        "title",
+        "job_title",
+        "company",
+        "industry",
+        "plan",
+        "segment",
+        "lifecycle",
+        "role",
+        "lead",
+    ];
+    const PREFERENTIAL: [&str; 8] = [
+        "interests",
+        "language",
+        "preferred_channel",
+        "favorite_category",
+        "favorite_color",
+        "newsletter",
+        "next_best_offer",
+        "tags",
+    ];
+    if PERSONAL.contains(&key) {
+        "Personal"
+    } else if PROFILE.contains(&key) {
+        "Profile"
+    } else if PREFERENTIAL.contains(&key) {
+        "Preferential"
+    } else {
+        "Performance"
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn event_row(e: &rapport_domain::model::EventView) -> Markup {
+    let what = e.name.clone().unwrap_or_else(|| e.kind.clone());
+    html! {
+        li data-at=(e.occurred_at.timestamp_millis()) data-id=(e.id) {
+            div { strong { (what) } " " span.badge { (e.channel) } " " span.when { (e.occurred_at.format("%Y-%m-%d %H:%M")) } }
+            @if let Some(t) = &e.text { div { (t) } }
+            @if e.properties.as_object().is_some_and(|o| !o.is_empty()) {
+                div.small.muted { (e.properties.to_string().chars().take(220).collect::<String>()) }
+            }
+        }
+    }
+}
+
+async fn timeline_page(
+    state: &AppState,
+    id: i64,
+    q: &HashMap<String, String>,
+) -> UiResult<(Vec<rapport_domain::model::EventView>, Option<(i64, i64)>)> {
+    let mut f = TimelineFilter {
+        limit: 30,
+        ..Default::default()
+    };
+    if let Some(c) = q.get("channel").filter(|c| !c.is_empty()) {
+        f.channels = vec![c.clone()];
+    }
+    if let Some(t) = q.get("type").filter(|c| !c.is_empty()) {
+        f.types = vec![t.clone()];
+    }
+    if let (Some(a), Some(i)) = (
+        q.get("before_at").and_then(|v| v.parse().ok()),
+        q.get("before_id").and_then(|v| v.parse().ok()),
+    ) {
+        f.before = Some((a, i));
+    }
+    let p = state.store.timeline(id, &f).await?;
+    let next = p
+        .items
+        .last()
+        .filter(|_| p.next_cursor.is_some())
+        .map(|e| (e.occurred_at.timestamp_millis(), e.id));
+    Ok((p.items, next))
+}
+
+pub async fn timeline_fragment(
+    State(state): State<AppState>,
+    _staff: Staff,
+    Path(id): Path<i64>,
+    Query(q): Query<HashMap<String, String>>,
+) -> UiResult<Response> {
+    let (items, next) = timeline_page(&state, id, &q).await?;
+    let body = html! { @for e in &items { (event_row(e)) } };
+    let mut r = Html(body.into_string()).into_response();
+    if let Some((a, i)) = next {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&format!("{a},{i}")) {
+            r.headers_mut().insert("x-next", v);
+        }
+    }
+    Ok(r)
+}
+
+pub async fn person(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Query(q): Query<HashMap<String, String>>,
+) -> UiResult<Response> {
+    let p = state.store.profile(id).await?;
+    if p.id != id {
+        // A merged profile's page is its person's.
+        return Ok(Redirect::to(&format!("/people/{}", p.id)).into_response());
+    }
+    let scores = state.store.profile_scores(p.id).await?;
+    let segs = state.store.profile_segments(p.id).await?;
+    let holdings = rapport_app::chain::profile_holdings(&state.store, p.id).await?;
+    let rels = state
+        .store
+        .relationships(rapport_store::RelScope::Touching(vec![p.id]), 30)
+        .await
+        .unwrap_or_default();
+    let (items, next) = timeline_page(&state, p.id, &q).await?;
+    let name = p
+        .traits
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("Person {}", p.id));
+    let mut by_kind: BTreeMap<&str, Vec<&rapport_domain::model::IdentityView>> = BTreeMap::new();
+    for i in &p.identities {
+        by_kind.entry(kind_label(i.kind)).or_default().push(i);
+    }
+    let mut traits: BTreeMap<&str, Vec<(&String, &Value)>> = BTreeMap::new();
+    if let Some(o) = p.traits.as_object() {
+        for (k, v) in o {
+            traits.entry(four_p(k)).or_default().push((k, v));
+        }
+    }
+    let edit = staff.role.can_edit_people();
+    let msg = q.get("msg").cloned();
+    let body = html! {
+        @if let Some(m) = msg { div.ok role="status" { (m) } }
+        div.grid {
+            div.card {
+                h2 { "Identities" }
+                @for (kind, ids) in &by_kind {
+                    div { strong { (kind) } }
+                    ul {
+                        @for i in ids {
+                            li {
+                                code { (i.value) }
+                                @if i.kind == IdentityKind::Wallet {
+                                    @if i.verified { " " span.badge.verified { "verified" } } @else { " " span.badge.warn { "unverified" } }
+                                }
+                                " " span.small.muted { (i.source) }
+                            }
+                        }
+                    }
+                }
+                @if let Some(hs) = holdings["holdings"].as_array().filter(|h| !h.is_empty()) {
+                    h2 { "Holdings" }
+                    table { tr { th { "Token" } th { "Wallet" } th.num { "Amount" } th { "Held since" } }
+                        @for h in hs { tr {
+                            td { (h["symbol"].as_str().unwrap_or("")) " " span.badge { (h["standard"].as_str().unwrap_or("")) } }
+                            td.small { code { (h["wallet"].as_str().unwrap_or("").rsplit(':').next().unwrap_or("")) } }
+                            td.num { (h["amount"]) }
+                            td.small { (h["held_since"].as_i64().map(|t| rapport_domain::time::to_datetime(t).format("%Y-%m-%d").to_string()).unwrap_or_else(|| "—".into())) }
+                        } }
+                    }
+                }
+            }
+            div.card {
+                h2 { "Traits (the Four Ps)" }
+                @for (group, kv) in &traits {
+                    div.small.muted { (group) }
+                    table { @for (k, v) in kv { tr { td { (k) } td { (show(v)) } } } }
+                }
+                @if traits.is_empty() { p.empty { "No traits yet." } }
+                @if edit {
+                    form method="post" action=(format!("/people/{}/traits", p.id)) {
+                        (csrf(&staff))
+                        div.row {
+                            div { label for="trait" { "Trait" } input #trait name="trait" required placeholder="title"; }
+                            div { label for="value" { "Value" } input #value name="value" placeholder="Head of Marketing"; }
+                        }
+                        button type="submit" { "Save trait" }
+                    }
+                } @else { p.small.muted { "Your role can view but not edit traits." } }
+            }
+            div.card {
+                h2 { "Scores" }
+                @if scores.is_empty() { p.empty { "No scores yet: Segments → scores are computed every 15 minutes." } }
+                table { @for s in &scores { tr { td { (s.name) } td.num { (format!("{:.2}", s.value)) } td.small.muted { (s.explanation.to_string().chars().take(160).collect::<String>()) } } } }
+                @if let Some(n) = &p.network {
+                    h2 { "Network" }
+                    p.small { "PageRank percentile " (format!("{:.0}", n.pagerank_pct * 100.0)) " · reach " (n.reach1) " / " (n.reach2) " · community " (n.community) }
+                }
+                h2 { "Segments" }
+                @if segs.is_empty() { p.empty { "In no segment yet." } }
+                @for s in &segs { span.chip { (s) } }
+                h2 { "Consents" }
+                @if p.consents.is_empty() { p.empty { "No consent recorded." } }
+                table { @for c in &p.consents { tr { td { (c.channel) " · " (c.purpose) } td { (format!("{:?}", c.status).to_lowercase()) } td.small.muted { (c.source) } } } }
+            }
+            div.card {
+                h2 { "Relationships" }
+                (ego_svg(p.id, &rels))
+            }
+            div.card {
+                h2 { "Merge history" }
+                @if p.merges.is_empty() { p.empty { "Never merged." } }
+                table { @for m in &p.merges { tr {
+                    td.small { (m.at.format("%Y-%m-%d")) } td { "#" (m.merged_id) " into #" (m.survivor_id) } td.small.muted { (m.cause) }
+                    td { @if m.undone_at.is_some() { span.badge { "undone" } } @else if edit {
+                        form method="post" action=(format!("/people/{}/unmerge", p.id)) {
+                            (csrf(&staff)) input type="hidden" name="merge" value=(m.id);
+                            button.danger type="submit" { "Unmerge" }
+                        }
+                    } }
+                } } }
+            }
+            div.card.wide {
+                h2 { "Timeline" }
+                form.row method="get" {
+                    div { label for="channel" { "Channel" } input #channel name="channel" value=(q.get("channel").cloned().unwrap_or_default()) placeholder="web, email, onchain…"; }
+                    div { label for="type" { "Type" } select #type name="type" {
+                        @for t in ["", "track", "page", "screen", "identify", "group", "alias"] {
+                            option value=(t) selected[q.get("type").map(String::as_str) == Some(t)] { (if t.is_empty() { "any" } else { t }) }
+                        }
+                    } }
+                    div { button.secondary type="submit" { "Filter" } }
+                }
+                @if items.is_empty() { p.empty { "No interactions match." } }
+                ul.timeline #timeline data-next=(next.map(|(a, i)| format!("{a},{i}")).unwrap_or_default()) { @for e in &items { (event_row(e)) } }
+                div #more {}
+            }
+        }
+        script { (PreEscaped(format!(r#"
+const tl = document.getElementById('timeline'); const sentinel = document.getElementById('more');
+const params = new URLSearchParams(location.search); let loading = false;
+new IntersectionObserver(async (es) => {{
+  if (!es[0].isIntersecting || loading || !tl.dataset.next) return; loading = true;
+  const [a, i] = tl.dataset.next.split(','); params.set('before_at', a); params.set('before_id', i);
+  const r = await fetch('/ui/people/{}/timeline?' + params.toString());
+  if (r.ok) {{ tl.insertAdjacentHTML('beforeend', await r.text()); tl.dataset.next = r.headers.get('x-next') || ''; }}
+  loading = false;
+}}).observe(sentinel);"#, p.id))) }
+    };
+    Ok(page(&staff, &name, "/people", body).into_response())
+}
+
+fn kind_label(k: IdentityKind) -> &'static str {
+    match k {
+        IdentityKind::Email => "E-mails",
+        IdentityKind::Phone => "Phones",
+        IdentityKind::Wallet => "Wallets",
+        IdentityKind::Social => "Social handles",
+        IdentityKind::UserId => "User ids",
+        IdentityKind::AnonymousId => "Devices (anonymous ids)",
+        IdentityKind::External => "External ids",
+    }
+}
+
+/// The ego network as a picture: the person in the middle, the others around, one line
+/// per relationship (thicker for heavier).
+fn ego_svg(me: i64, rels: &[rapport_domain::relationship::RelationshipView]) -> Markup {
+    if rels.is_empty() {
+        return html! { p.empty { "No relationships yet: they come from referrals, mentions, replies, follows and wallet transfers." } };
+    }
+    let mut others: Vec<(i64, f64, String)> = Vec::new();
+    for r in rels {
+        let other = if r.source == me { r.target } else { r.source };
+        if let Some(o) = others.iter_mut().find(|o| o.0 == other) {
+            o.1 += r.weight;
+        } else {
+            others.push((other, r.weight, r.kind.clone()));
+        }
+    }
+    let n = others.len().max(1) as f64;
+    let max = others.iter().map(|o| o.1).fold(1.0, f64::max);
+    let mut s = String::new();
+    for (i, (id, w, kind)) in others.iter().enumerate() {
+        let a = i as f64 / n * std::f64::consts::TAU;
+        let (x, y) = (160.0 + 120.0 * a.cos(), 130.0 + 100.0 * a.sin());
+        s.push_str(&format!(
+            "<line x1='160' y1='130' x2='{x:.1}' y2='{y:.1}' stroke='#9aa6d8' stroke-width='{:.1}'/><a href='/people/{id}'><circle cx='{x:.1}' cy='{y:.1}' r='9' fill='#5b74e0'><title>#{id} · {}</title></circle><text x='{x:.1}' y='{:.1}' text-anchor='middle'>#{id}</text></a>",
+            1.0 + 3.0 * w / max,
+            maud::html!((kind)).into_string(),
+            y + 21.0
+        ));
+    }
+    s.push_str("<circle cx='160' cy='130' r='13' fill='#1d2330'/>");
+    html! { svg viewBox="0 0 320 260" role="img" aria-label="Ego network" { (PreEscaped(s)) } }
+}
+
+pub async fn set_trait(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_edit_people(), "edit people")?;
+    let key = f.get("trait").map(|s| s.trim()).unwrap_or("");
+    if key.is_empty()
+        || key.len() > 100
+        || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(UiError::Invalid(
+            "trait: use letters, digits and _ (for example job_title)".into(),
+        ));
+    }
+    let raw = f.get("value").cloned().unwrap_or_default();
+    // Numbers and true/false are kept as such; an empty value removes the trait.
+    let value = if raw.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str::<Value>(&raw)
+            .ok()
+            .filter(|v| v.is_number() || v.is_boolean())
+            .unwrap_or(Value::String(raw))
+    };
+    state
+        .store
+        .patch_traits(id, &serde_json::json!({ key: value }), now_millis())
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/people/{id}?msg={}",
+        layout::urlencode(&format!("Saved {key}."))
+    )))
+}
+
+pub async fn unmerge(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_edit_people(), "unmerge people")?;
+    let merge: i64 = f
+        .get("merge")
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| UiError::Invalid("merge: missing".into()))?;
+    let m = state
+        .store
+        .unmerge(
+            UnmergeTarget::Merge(merge),
+            &format!("ui:{}", staff.user.email),
+            now_millis(),
+        )
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/people/{id}?msg={}",
+        layout::urlencode(&format!(
+            "Unmerged #{} from #{}.",
+            m.merged_id, m.survivor_id
+        ))
+    )))
+}

@@ -89,6 +89,12 @@ impl AppState {
             every,
             self._workers.subscribe(),
         ));
+        // The dashboard's figures stay warm.
+        tokio::spawn(ui::pages::warm(
+            self.store.clone(),
+            self.ui_cache.clone(),
+            self._workers.subscribe(),
+        ));
         // Chains are followed and token rewards paid from here too.
         tokio::spawn(rapport_app::chain::run(
             self.store.clone(),

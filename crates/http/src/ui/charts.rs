@@ -45,7 +45,7 @@ const R: f64 = 10.0;
 /// A bar chart of (label, value); `unit` names the y axis. Every nth label is shown.
 pub fn bars(points: &[(String, f64)], unit: &str, title: &str) -> Markup {
     if points.is_empty() {
-        return html! { p.empty { "No data yet." } };
+        return html! { figure.chart { figcaption { (title) } p.empty { "No data yet." } } };
     }
     let max = points.iter().map(|p| p.1).fold(0.0, f64::max);
     let ts = ticks(max, 4);
@@ -102,7 +102,7 @@ pub fn bars(points: &[(String, f64)], unit: &str, title: &str) -> Markup {
 /// A line chart of (label, value) with values from `lo` to `hi` (e.g. sentiment −1..1).
 pub fn line(points: &[(String, f64)], lo: f64, hi: f64, unit: &str, title: &str) -> Markup {
     if points.is_empty() {
-        return html! { p.empty { "No data yet." } };
+        return html! { figure.chart { figcaption { (title) } p.empty { "No data yet." } } };
     }
     let pw = W - L - R;
     let ph = H - T - B;

@@ -110,6 +110,58 @@ pub async fn dashboard(State(state): State<AppState>, staff: Staff) -> UiResult<
     ))
 }
 
+/// Keeps the dashboard's costly figures computed, so even the first visit after a
+/// start or a quiet hour is served from the cache.
+pub async fn warm(
+    store: rapport_store::DynStore,
+    cache: std::sync::Arc<super::Cache>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let s = store.clone();
+        let _ =
+            cached_in::<rapport_store::Overview, _, _>(&cache, "overview", move || async move {
+                let now = now_millis();
+                Ok(
+                    serde_json::to_value(s.overview(now - 30 * DAY, now - 7 * DAY).await?)
+                        .unwrap_or_default(),
+                )
+            })
+            .await;
+        let s = store.clone();
+        let _ = cached_in::<Vec<rapport_domain::model::SentimentDay>, _, _>(
+            &cache,
+            "sentiment30",
+            move || async move {
+                let now = now_millis();
+                Ok(
+                    serde_json::to_value(s.sentiment_series(None, now - 30 * DAY, now).await?)
+                        .unwrap_or_default(),
+                )
+            },
+        )
+        .await;
+        let s = store.clone();
+        let _ = cached_in::<Vec<rapport_domain::model::SentimentDay>, _, _>(
+            &cache,
+            "sentiment90",
+            move || async move {
+                let now = now_millis();
+                Ok(
+                    serde_json::to_value(s.sentiment_series(None, now - 90 * DAY, now).await?)
+                        .unwrap_or_default(),
+                )
+            },
+        )
+        .await;
+        let _ = trends_in(&store, &cache).await;
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// A cached figure, read back into its type.
 async fn cached<T, F, Fut>(state: &AppState, key: &'static str, compute: F) -> UiResult<T>
 where
@@ -119,14 +171,36 @@ where
         + Send
         + 'static,
 {
-    let v = state.ui_cache.get(key, compute).await?;
+    cached_in(&state.ui_cache, key, compute).await
+}
+
+async fn cached_in<T, F, Fut>(
+    cache: &std::sync::Arc<super::Cache>,
+    key: &'static str,
+    compute: F,
+) -> UiResult<T>
+where
+    T: serde::de::DeserializeOwned,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<serde_json::Value, rapport_store::StoreError>>
+        + Send
+        + 'static,
+{
+    let v = cache.get(key, compute).await?;
     serde_json::from_value((*v).clone()).map_err(|e| UiError::Internal(e.to_string()))
 }
 
 /// Rising terms this week (cached: they read five weeks of texts).
 async fn trends(state: &AppState) -> UiResult<Vec<TrendRow>> {
-    let store = state.store.clone();
-    cached(state, "trends", move || async move {
+    trends_in(&state.store, &state.ui_cache).await
+}
+
+async fn trends_in(
+    store: &rapport_store::DynStore,
+    cache: &std::sync::Arc<super::Cache>,
+) -> UiResult<Vec<TrendRow>> {
+    let store = store.clone();
+    cached_in(cache, "trends", move || async move {
         let t = rapport_app::text::trends(&store, 3, 15).await?;
         Ok(serde_json::json!(t
             .iter()

@@ -176,6 +176,23 @@ async fn every_page_renders_for_every_role_and_checks_hold() {
             preview(cookies["marketer"].clone(), "nope".into()).await.0,
             403
         );
+        // A rule's dry run from its page (marketers), nothing changed.
+        let (st, v) = s.send(reqwest::Method::PUT, "/api/rules", serde_json::json!({"rules": [{"name": "Thank buyers",
+            "when": "track \"Order Completed\"", "then": [{"action": "add_tag", "tag": "buyer"}]}]})).await;
+        assert_eq!(st, 200, "{v}");
+        let (_, html) = get(&s, &cookies["marketer"], "/rules").await;
+        assert!(html.contains("Dry run (7 days)"));
+        let r = client()
+            .post(format!("{}/rules/dry-run", s.url))
+            .header("cookie", &cookies["marketer"])
+            .form(&[("_csrf", csrf_of(&html).as_str()), ("rule", "Thank buyers")])
+            .send()
+            .await
+            .expect("dry run");
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(r.text().await.unwrap_or_default().contains("Would fire"));
+        let (_, html) = get(&s, &cookies["viewer"], "/rules").await;
+        assert!(!html.contains("Dry run (7 days)"));
         // Roles: a viewer changes nothing, an agent cannot manage keys or users, a
         // marketer cannot edit people's merges but can edit segments; a wrong CSRF token
         // changes nothing either.

@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/segments/{id}", get(segments::detail))
         .route("/ui/segments/preview", post(segments::preview))
         .route("/rules", get(pages::rules))
+        .route("/rules/dry-run", post(pages::dry_run))
         .route("/network", get(pages::network))
         .route("/insights", get(pages::insights))
         .route("/onchain", get(pages::onchain))

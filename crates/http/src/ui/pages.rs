@@ -230,6 +230,7 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
     for f in &firings {
         *count.entry(f.rule.as_str()).or_default() += 1;
     }
+    let market = staff.role.can_market();
     Ok(page(
         &staff,
         "Rules & offers",
@@ -244,7 +245,12 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
                             td { (r.name) } td.small { code { (r.when) } } td.small { code { (r.condition.clone().unwrap_or_default()) } }
                             td.small { @for a in &r.then { span.chip { (a.get("action").and_then(|v| v.as_str()).unwrap_or("")) } } }
                             td.num { (count.get(r.name.as_str()).copied().unwrap_or(0)) }
-                            td { @if !r.enabled { span.badge { "off" } } }
+                            td { @if !r.enabled { span.badge { "off" } } @else if market {
+                                form method="post" action="/rules/dry-run" {
+                                    (csrf(&staff)) input type="hidden" name="rule" value=(r.name);
+                                    button.secondary type="submit" { "Dry run (7 days)" }
+                                }
+                            } }
                         } }
                     }
                 }
@@ -458,6 +464,49 @@ pub async fn create_key(
             div.ok { "Copy this key now: it is shown only once." }
             p { code { (k.secret) } }
             a href="/settings" { "Back to settings" }
+        },
+    ))
+}
+
+/// What a rule would have done over the last 7 days, doing nothing.
+pub async fn dry_run(
+    State(state): State<AppState>,
+    staff: Staff,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Markup> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_market(), "run rules")?;
+    let name = f.get("rule").cloned().unwrap_or_default();
+    let rule = rapport_app::rules::rules(&state.store)
+        .await?
+        .into_iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| UiError::NotFound(format!("rule '{name}' not found")))?;
+    let v = rapport_app::rules::dry_run(
+        &state.store,
+        &serde_json::to_value(&rule).unwrap_or_default(),
+        7,
+    )
+    .await?;
+    Ok(page(
+        &staff,
+        &format!("Dry run: {name}"),
+        "/rules",
+        html! {
+            div.grid {
+                div.card { div.muted { "Matching events (7 days)" } div.kpi { (v["matching_events"]) } }
+                div.card { div.muted { "Would fire" } div.kpi { (v["would_fire"]) } }
+                div.card { div.muted { "Would not (condition, consent or cap)" } div.kpi { (v["would_not"]) } }
+                div.card.wide {
+                    p.muted { "Nothing was changed. People are judged on their state now." }
+                    table { tr { th { "Person" } th { "Event" } }
+                        @for fr in v["firings"].as_array().into_iter().flatten().take(50) {
+                            tr { td { a href=(format!("/people/{}", fr["profile_id"])) { "#" (fr["profile_id"]) } } td { "#" (fr["event_id"]) } }
+                        }
+                    }
+                    a href="/rules" { "Back to rules" }
+                }
+            }
         },
     ))
 }

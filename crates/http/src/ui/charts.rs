@@ -14,11 +14,12 @@ pub fn ticks(max: f64, n: usize) -> Vec<f64> {
         .map(|m| m * mag)
         .find(|s| *s >= raw)
         .unwrap_or(10.0 * mag);
-    let mut out = Vec::new();
+    // The top tick is at or above the largest value, so no bar rises past the axis.
+    let mut out = vec![0.0];
     let mut v = 0.0;
-    while v <= max + step * 0.5 {
-        out.push(v);
+    while v < max {
         v += step;
+        out.push(v);
     }
     out
 }

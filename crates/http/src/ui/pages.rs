@@ -26,15 +26,7 @@ fn pct(a: i64, b: i64) -> String {
 }
 
 pub async fn dashboard(State(state): State<AppState>, staff: Staff) -> UiResult<Markup> {
-    let store = state.store.clone();
-    let o: rapport_store::Overview = cached(&state, "overview", move || async move {
-        let now = now_millis();
-        Ok(
-            serde_json::to_value(store.overview(now - 30 * DAY, now - 7 * DAY).await?)
-                .unwrap_or_default(),
-        )
-    })
-    .await?;
+    let o = overview(&state.store, &state.ui_cache).await?;
     let segs = state.store.segments().await?;
     let mut top_segs: Vec<_> = segs.iter().collect();
     top_segs.sort_by_key(|s| std::cmp::Reverse(s.size));
@@ -42,16 +34,7 @@ pub async fn dashboard(State(state): State<AppState>, staff: Staff) -> UiResult<
         .store
         .top_graph_scores(ScoreOrder::Pagerank, None, 5)
         .await?;
-    let store = state.store.clone();
-    let sentiment: Vec<rapport_domain::model::SentimentDay> =
-        cached(&state, "sentiment30", move || async move {
-            let now = now_millis();
-            Ok(
-                serde_json::to_value(store.sentiment_series(None, now - 30 * DAY, now).await?)
-                    .unwrap_or_default(),
-            )
-        })
-        .await?;
+    let sentiment = sentiment(&state.store, &state.ui_cache, 30).await?;
     let topics = trends(&state).await?;
     let days: Vec<(String, f64)> = o
         .events_per_day
@@ -118,42 +101,9 @@ pub async fn warm(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        let s = store.clone();
-        let _ =
-            cached_in::<rapport_store::Overview, _, _>(&cache, "overview", move || async move {
-                let now = now_millis();
-                Ok(
-                    serde_json::to_value(s.overview(now - 30 * DAY, now - 7 * DAY).await?)
-                        .unwrap_or_default(),
-                )
-            })
-            .await;
-        let s = store.clone();
-        let _ = cached_in::<Vec<rapport_domain::model::SentimentDay>, _, _>(
-            &cache,
-            "sentiment30",
-            move || async move {
-                let now = now_millis();
-                Ok(
-                    serde_json::to_value(s.sentiment_series(None, now - 30 * DAY, now).await?)
-                        .unwrap_or_default(),
-                )
-            },
-        )
-        .await;
-        let s = store.clone();
-        let _ = cached_in::<Vec<rapport_domain::model::SentimentDay>, _, _>(
-            &cache,
-            "sentiment90",
-            move || async move {
-                let now = now_millis();
-                Ok(
-                    serde_json::to_value(s.sentiment_series(None, now - 90 * DAY, now).await?)
-                        .unwrap_or_default(),
-                )
-            },
-        )
-        .await;
+        let _ = overview(&store, &cache).await;
+        let _ = sentiment(&store, &cache, 30).await;
+        let _ = sentiment(&store, &cache, 90).await;
         let _ = trends_in(&store, &cache).await;
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
@@ -162,18 +112,41 @@ pub async fn warm(
     }
 }
 
-/// A cached figure, read back into its type.
-async fn cached<T, F, Fut>(state: &AppState, key: &'static str, compute: F) -> UiResult<T>
-where
-    T: serde::de::DeserializeOwned,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<serde_json::Value, rapport_store::StoreError>>
-        + Send
-        + 'static,
-{
-    cached_in(&state.ui_cache, key, compute).await
+/// People and events in the last 30 days (cached).
+async fn overview(
+    store: &rapport_store::DynStore,
+    cache: &std::sync::Arc<super::Cache>,
+) -> UiResult<rapport_store::Overview> {
+    let store = store.clone();
+    cached_in(cache, "overview", move || async move {
+        let now = now_millis();
+        let o = store.overview(now - 30 * DAY, now - 7 * DAY).await?;
+        Ok(serde_json::to_value(o).unwrap_or_default())
+    })
+    .await
 }
 
+/// Mean sentiment per day over the last `days` (cached; 30 or 90).
+async fn sentiment(
+    store: &rapport_store::DynStore,
+    cache: &std::sync::Arc<super::Cache>,
+    days: i64,
+) -> UiResult<Vec<rapport_domain::model::SentimentDay>> {
+    let store = store.clone();
+    let key = if days == 30 {
+        "sentiment30"
+    } else {
+        "sentiment90"
+    };
+    cached_in(cache, key, move || async move {
+        let now = now_millis();
+        let s = store.sentiment_series(None, now - days * DAY, now).await?;
+        Ok(serde_json::to_value(s).unwrap_or_default())
+    })
+    .await
+}
+
+/// A cached figure, read back into its type.
 async fn cached_in<T, F, Fut>(
     cache: &std::sync::Arc<super::Cache>,
     key: &'static str,
@@ -307,16 +280,7 @@ pub async fn network(State(state): State<AppState>, staff: Staff) -> UiResult<Ma
 }
 
 pub async fn insights(State(state): State<AppState>, staff: Staff) -> UiResult<Markup> {
-    let store = state.store.clone();
-    let series: Vec<rapport_domain::model::SentimentDay> =
-        cached(&state, "sentiment90", move || async move {
-            let now = now_millis();
-            Ok(
-                serde_json::to_value(store.sentiment_series(None, now - 90 * DAY, now).await?)
-                    .unwrap_or_default(),
-            )
-        })
-        .await?;
+    let series = sentiment(&state.store, &state.ui_cache, 90).await?;
     let trends = trends(&state).await?;
     let points: Vec<(String, f64)> = series
         .iter()

@@ -17,7 +17,7 @@ use std::time::Duration;
 use rapport_chain::abi::{self, decode_transfer, Standard, Transfer};
 use rapport_chain::ledger::{self, Book, Holding};
 use rapport_chain::rpc::{Rpc, RpcError};
-use rapport_chain::{caip10, parse_caip2, Address, I256, U256};
+use rapport_chain::{address_of, caip10, parse_caip2, Address, I256, U256};
 use rapport_domain::identifier::{IdentityKey, IdentityKind};
 use rapport_domain::message::{parse_message, BatchContext};
 use rapport_domain::resolve::EventRow;
@@ -311,7 +311,7 @@ fn holding_of(r: &HoldingRow) -> Holding {
 }
 
 fn transfer_of(l: &LogRow) -> Option<Transfer> {
-    let wallet = |s: &str| s.rsplit(':').next().and_then(|a| a.parse::<Address>().ok());
+    let wallet = address_of;
     Some(Transfer {
         standard: Standard::parse(&l.standard)?,
         contract: l.contract.parse().ok()?,
@@ -478,13 +478,7 @@ async fn step(
         .collect();
     let mut book: Book = HashMap::new();
     for r in store.holdings_get(&c.id, key_strings.clone()).await? {
-        if let (Ok(ct), Some(w)) = (
-            r.contract.parse::<Address>(),
-            r.wallet
-                .rsplit(':')
-                .next()
-                .and_then(|a| a.parse::<Address>().ok()),
-        ) {
+        if let (Ok(ct), Some(w)) = (r.contract.parse::<Address>(), address_of(&r.wallet)) {
             book.insert((ct, w), holding_of(&r));
         }
     }
@@ -657,7 +651,7 @@ async fn rollback(
         .iter()
         .filter_map(|(ct, w)| {
             let contract = tokens.by_address.get(&ct.parse::<Address>().ok()?)?;
-            let addr: Address = w.rsplit(':').next()?.parse().ok()?;
+            let addr = address_of(w)?;
             let h = book
                 .get(&(contract.address.parse().ok()?, addr))
                 .cloned()

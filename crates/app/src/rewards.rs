@@ -322,12 +322,7 @@ async fn send(
 ) -> Result<(Vec<u8>, rapport_chain::B256, u64), String> {
     let chain_num = parse_caip2(&c.id).ok_or("the chain id is not eip155")?;
     let contract: Address = r.contract.parse().map_err(|_| "bad contract address")?;
-    let to: Address = r
-        .wallet
-        .rsplit(':')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .ok_or("bad recipient wallet")?;
+    let to = rapport_chain::address_of(&r.wallet).ok_or("bad recipient wallet")?;
     let value = U256::from_str_radix(&r.raw_amount, 10).map_err(|_| "bad amount")?;
     let data = match (r.kind.as_str(), standard) {
         ("mint", "erc721") => abi::erc721_mint(&to),

@@ -26,6 +26,11 @@ pub fn caip10(chain: &str, a: &Address) -> String {
     format!("{chain}:{}", a.to_checksum(None))
 }
 
+/// The address of a CAIP-10 wallet (`eip155:1:0x…`), the inverse of [`caip10`].
+pub fn address_of(wallet: &str) -> Option<Address> {
+    wallet.rsplit(':').next()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +43,12 @@ mod tests {
         assert_eq!(parse_caip2("eip155:0"), None);
         assert_eq!(parse_caip2("cosmos:hub"), None);
         assert_eq!(parse_caip2("eip155:1x"), None);
+    }
+
+    #[test]
+    fn caip10_round_trip() {
+        let a = Address::repeat_byte(0xab);
+        assert_eq!(address_of(&caip10("eip155:137", &a)), Some(a));
+        assert_eq!(address_of("eip155:1:nope"), None);
     }
 }

@@ -600,6 +600,9 @@ async fn step(
             at: now,
         })
         .await?;
+    if done.holdings > 0 {
+        crate::realtime::touched(store).await?;
+    }
     Ok(Some(done))
 }
 
@@ -669,6 +672,7 @@ async fn rollback(
             at: now,
         })
         .await?;
+    crate::realtime::touched(store).await?;
     Ok((ancestor, gone.len()))
 }
 

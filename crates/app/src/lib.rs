@@ -11,6 +11,7 @@ pub mod keys;
 pub mod metrics;
 pub mod offers;
 pub mod outbound;
+pub mod realtime;
 pub mod rewards;
 pub mod rules;
 pub mod scores;

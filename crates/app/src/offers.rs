@@ -94,15 +94,54 @@ pub async fn set_offers(store: &DynStore, body: &Value) -> Result<Vec<Offer>, St
     Ok(out)
 }
 
+/// An offer with its conditions parsed once (the real-time engine decides on every event).
+pub(crate) struct CompiledOffer {
+    offer: Offer,
+    /// `None`: everyone; a condition that does not parse holds for nobody.
+    eligible: Option<Option<Expr>>,
+    terms: Vec<(usize, Option<Expr>)>,
+}
+
+fn compile(offers: &[Offer]) -> Vec<CompiledOffer> {
+    offers
+        .iter()
+        .map(|o| CompiledOffer {
+            offer: o.clone(),
+            eligible: (!o.eligible.trim().is_empty()).then(|| parse(&o.eligible).ok()),
+            terms: o
+                .score
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (i, parse(&t.when).ok()))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The saved offers, parsed.
+pub(crate) async fn compiled(store: &DynStore) -> Result<Vec<CompiledOffer>, StoreError> {
+    Ok(compile(&offers(store).await?))
+}
+
 /// Every eligible offer for a person, best first, each with its score and the terms that
 /// made it.
 pub fn rank(offers: &[Offer], p: &Person, now: i64) -> Vec<Value> {
-    let holds = |src: &str| parse(src).map(|e| eval::eval(&e, p, now)).unwrap_or(false);
+    rank_compiled(&compile(offers), p, now)
+}
+
+fn rank_compiled(offers: &[CompiledOffer], p: &Person, now: i64) -> Vec<Value> {
+    let holds = |e: &Option<Expr>| e.as_ref().is_some_and(|e| eval::eval(e, p, now));
     let mut ranked: Vec<(i64, f64, Value)> = offers
         .iter()
-        .filter(|o| o.eligible.trim().is_empty() || holds(&o.eligible))
-        .map(|o| {
-            let terms: Vec<&Term> = o.score.iter().filter(|t| holds(&t.when)).collect();
+        .filter(|c| c.eligible.as_ref().is_none_or(holds))
+        .map(|c| {
+            let o = &c.offer;
+            let terms: Vec<&Term> = c
+                .terms
+                .iter()
+                .filter(|(_, e)| holds(e))
+                .map(|(i, _)| &o.score[*i])
+                .collect();
             let score: f64 = terms.iter().map(|t| t.points).sum();
             (
                 o.priority,
@@ -124,24 +163,23 @@ pub async fn next_best(store: &DynStore, id: ProfileId) -> Result<Value, StoreEr
     Ok(json!({"profile_id": id, "offer": ranked.first().cloned(), "eligible": ranked}))
 }
 
-/// Re-decides for a person whose state changed; sets or clears the trait when the
-/// decision moved. Returns whether it did.
-pub async fn decide(
-    store: &DynStore,
+/// Re-decides for a person whose state changed and keeps the `next_best_offer` trait
+/// current (in memory now, in the store at the step's end). Returns whether it moved.
+pub(crate) fn decide_in_memory(
+    offers: &[CompiledOffer],
     id: ProfileId,
-    p: &Person,
-    os: &[Offer],
-) -> Result<bool, StoreError> {
-    let best = rank(os, p, now_millis())
+    p: &mut Person,
+    now: i64,
+    effects: &mut crate::rules::Effects,
+) -> bool {
+    let best = rank_compiled(offers, p, now)
         .first()
         .map(|v| v["offer"].clone())
         .unwrap_or(Value::Null);
     let current = p.traits.get(TRAIT).cloned().unwrap_or(Value::Null);
     if best == current {
-        return Ok(false);
+        return false;
     }
-    store
-        .patch_traits(id, &json!({ TRAIT: best }), now_millis())
-        .await?;
-    Ok(true)
+    effects.set_trait(id, p, TRAIT, best);
+    true
 }

@@ -16,6 +16,7 @@ use rapport_segment::{parse_selector, Expr};
 use rapport_store::{DynStore, Firing, StoreError, Task};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 pub const RULES_KEY: &str = "rules";
 /// When the rules were last saved: they act on events received from then on, never on
@@ -101,8 +102,8 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> StoreError {
 }
 
 /// A rule with its parts parsed.
-struct Compiled {
-    rule: Rule,
+pub(crate) struct CompiledRule {
+    pub(crate) rule: Rule,
     when: EventSel,
     condition: Option<Expr>,
 }
@@ -174,7 +175,7 @@ fn check_action(a: &Value, field: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn compile(store: &DynStore, r: &Rule, field: &str) -> Result<Compiled, StoreError> {
+async fn compile(store: &DynStore, r: &Rule, field: &str) -> Result<CompiledRule, StoreError> {
     let when =
         parse_selector(&r.when).map_err(|e| invalid(format!("{field}.when"), e.to_string()))?;
     let condition = match &r.condition {
@@ -186,7 +187,7 @@ async fn compile(store: &DynStore, r: &Rule, field: &str) -> Result<Compiled, St
         )?),
         _ => None,
     };
-    Ok(Compiled {
+    Ok(CompiledRule {
         rule: r.clone(),
         when,
         condition,
@@ -260,7 +261,7 @@ pub async fn set_rules(store: &DynStore, body: &Value) -> Result<Vec<Rule>, Stor
     Ok(out)
 }
 
-fn as_event(e: &EventView) -> eval::Event {
+pub(crate) fn as_event(e: &EventView) -> eval::Event {
     eval::Event {
         kind: e.kind.clone(),
         name: e.name.clone(),
@@ -270,17 +271,17 @@ fn as_event(e: &EventView) -> eval::Event {
     }
 }
 
-/// Whether a rule would fire for this event and person, and why not when it would not.
-async fn decide(
-    store: &DynStore,
-    c: &Compiled,
+/// Whether a rule would fire for this event and person, and why not when it would not;
+/// `fired_since(t)` counts the rule's firings for the person since `t` (caps).
+fn check(
+    c: &CompiledRule,
     p: &Person,
-    person_id: ProfileId,
     now: i64,
-) -> Result<Result<(), String>, StoreError> {
+    fired_since: impl FnOnce(i64) -> i64,
+) -> Result<(), String> {
     if let Some(cond) = &c.condition {
         if !eval::eval(cond, p, now) {
-            return Ok(Err("the person does not meet the condition".into()));
+            return Err("the person does not meet the condition".into());
         }
     }
     if let Some(need) = &c.rule.consent {
@@ -289,34 +290,116 @@ async fn decide(
             .get(&(need.channel.clone(), need.purpose.clone()))
             .is_some_and(|s| s == "granted");
         if !granted {
-            return Ok(Err(format!(
+            return Err(format!(
                 "no granted consent for {} {}",
                 need.channel, need.purpose
-            )));
+            ));
         }
     }
     if let Some(cap) = &c.rule.cap {
-        let n = store
-            .count_firings(&c.rule.name, person_id, now - cap.per_hours * 3_600_000)
-            .await?;
+        let n = fired_since(now - cap.per_hours * 3_600_000);
         if n >= cap.max {
-            return Ok(Err(format!(
+            return Err(format!(
                 "capped: fired {n} times in {} hours",
                 cap.per_hours
-            )));
+            ));
         }
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
-/// Runs a rule's actions for a person; returns what each did.
+/// [`check`] with caps counted in the store (dry runs).
+async fn decide(
+    store: &DynStore,
+    c: &CompiledRule,
+    p: &Person,
+    person_id: ProfileId,
+    now: i64,
+) -> Result<Result<(), String>, StoreError> {
+    let fired = match &c.rule.cap {
+        Some(cap) => {
+            store
+                .count_firings(&c.rule.name, person_id, now - cap.per_hours * 3_600_000)
+                .await?
+        }
+        None => 0,
+    };
+    Ok(check(c, p, now, |_| fired))
+}
+
+/// Writes the real-time engine gathers during a step and makes at its end: firings in one
+/// transaction, and one trait patch per person.
+#[derive(Default)]
+pub(crate) struct Effects {
+    pub(crate) firings: Vec<Firing>,
+    patches: HashMap<ProfileId, serde_json::Map<String, Value>>,
+    changes: usize,
+}
+
+impl Effects {
+    /// Sets a top-level trait, in memory at once and in the store at the step's end
+    /// (`null` removes it, as in a merge patch).
+    pub(crate) fn set_trait(&mut self, id: ProfileId, p: &mut Person, key: &str, value: Value) {
+        if let Some(t) = p.traits.as_object_mut() {
+            if value.is_null() {
+                t.remove(key);
+            } else {
+                t.insert(key.to_string(), value.clone());
+            }
+        } else if !value.is_null() {
+            p.traits = json!({ key: value.clone() });
+        }
+        self.changes += 1;
+        self.patches
+            .entry(id)
+            .or_default()
+            .insert(key.to_string(), value);
+    }
+
+    /// How many trait changes were made so far (to tell whether a call made one).
+    pub(crate) fn patched(&self) -> usize {
+        self.changes
+    }
+
+    /// Re-applies this step's unwritten trait changes to a state just loaded.
+    pub(crate) fn apply_pending(&self, id: ProfileId, traits: &mut Value) {
+        let Some(patch) = self.patches.get(&id) else {
+            return;
+        };
+        if !traits.is_object() {
+            *traits = json!({});
+        }
+        if let Some(t) = traits.as_object_mut() {
+            for (k, v) in patch {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    t.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn flush(self, store: &DynStore) -> Result<(), StoreError> {
+        store.record_firings(self.firings).await?;
+        let now = now_millis();
+        for (id, patch) in self.patches {
+            store.patch_traits(id, &Value::Object(patch), now).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs a rule's actions for a person; returns what each did. Trait changes go through
+/// `effects` (written at the step's end); other actions are written at once.
 async fn act(
     store: &DynStore,
     rule: &Rule,
     id: ProfileId,
     ev: &EventView,
-    p: &Person,
+    p: &mut Person,
     now: i64,
+    effects: &mut Effects,
 ) -> Result<Vec<Value>, StoreError> {
     let mut done = Vec::new();
     for (index, a) in rule.then.iter().enumerate() {
@@ -353,9 +436,7 @@ async fn act(
             }
             "set_trait" => {
                 let t = a.get("trait").and_then(Value::as_str).unwrap_or("");
-                store
-                    .patch_traits(id, &json!({ t: a["value"].clone() }), now)
-                    .await?;
+                effects.set_trait(id, p, t, a["value"].clone());
                 json!({"action": kind, "trait": t, "value": a["value"]})
             }
             "add_tag" => {
@@ -368,7 +449,7 @@ async fn act(
                     .unwrap_or_default();
                 if !tags.iter().any(|x| x == tag) {
                     tags.push(json!(tag));
-                    store.patch_traits(id, &json!({"tags": tags}), now).await?;
+                    effects.set_trait(id, p, "tags", Value::Array(tags));
                 }
                 json!({"action": kind, "tag": tag})
             }
@@ -461,58 +542,69 @@ async fn act(
     Ok(done)
 }
 
-/// Runs every enabled rule on these events (the real-time worker calls this).
-pub async fn on_events(store: &DynStore, events: &[EventView]) -> Result<usize, StoreError> {
-    let defs = rules(store).await?;
-    if defs.is_empty() {
-        return Ok(0);
-    }
-    let mut compiled = Vec::new();
-    for (i, r) in defs.iter().enumerate().filter(|(_, r)| r.enabled) {
+/// The enabled rules, parsed, and when they were saved (they act on events received
+/// from then on).
+pub(crate) async fn compiled(store: &DynStore) -> Result<(Vec<CompiledRule>, i64), StoreError> {
+    let mut out = Vec::new();
+    for (i, r) in rules(store)
+        .await?
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.enabled)
+    {
         match compile(store, r, &format!("rules[{i}]")).await {
-            Ok(c) => compiled.push(c),
+            Ok(c) => out.push(c),
             Err(e) => tracing::warn!(rule = %r.name, error = %e, "rule skipped"),
         }
     }
-    let now = now_millis();
     let saved_at = store
         .setting(SAVED_AT_KEY)
         .await?
         .and_then(|v| v.as_i64())
         .unwrap_or(0);
-    let mut fired = 0;
-    for ev in events
-        .iter()
-        .filter(|e| e.source != SOURCE && e.received_at.timestamp_millis() >= saved_at)
-    {
-        let lite = as_event(ev);
-        let matching: Vec<&Compiled> = compiled
-            .iter()
-            .filter(|c| eval::event_matches(&c.when, &lite))
-            .collect();
-        if matching.is_empty() {
+    Ok((out, saved_at))
+}
+
+/// Runs the rules whose trigger matches this event for its person (the real-time engine
+/// calls this with the person's state in memory); `fired` holds the person's recent
+/// firings `(rule, at)` and gains the new ones. Returns how many rules fired.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn fire(
+    store: &DynStore,
+    rules: &[CompiledRule],
+    id: ProfileId,
+    ev: &EventView,
+    p: &mut Person,
+    fired: &mut Vec<(String, i64)>,
+    now: i64,
+    effects: &mut Effects,
+) -> Result<usize, StoreError> {
+    let lite = as_event(ev);
+    let mut n = 0;
+    for c in rules.iter().filter(|c| eval::event_matches(&c.when, &lite)) {
+        let name = &c.rule.name;
+        let count = |since: i64| {
+            fired
+                .iter()
+                .filter(|(r, at)| r == name && *at >= since)
+                .count() as i64
+        };
+        if check(c, p, now, count).is_err() {
             continue;
         }
-        let id = store.profile(ev.profile_id).await?.id;
-        let p = person(store, id).await?;
-        for c in matching {
-            if decide(store, c, &p, id, now).await?.is_ok() {
-                let done = act(store, &c.rule, id, ev, &p, now).await?;
-                store
-                    .record_firing(Firing {
-                        id: 0,
-                        rule: c.rule.name.clone(),
-                        profile_id: id,
-                        event_id: ev.id,
-                        at: now,
-                        actions: Value::Array(done),
-                    })
-                    .await?;
-                fired += 1;
-            }
-        }
+        let done = act(store, &c.rule, id, ev, p, now, effects).await?;
+        fired.push((name.clone(), now));
+        effects.firings.push(Firing {
+            id: 0,
+            rule: name.clone(),
+            profile_id: id,
+            event_id: ev.id,
+            at: now,
+            actions: Value::Array(done),
+        });
+        n += 1;
     }
-    Ok(fired)
+    Ok(n)
 }
 
 /// What a rule would have done over the last `days` of events, without doing it.

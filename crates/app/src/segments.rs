@@ -11,8 +11,7 @@ use rapport_segment::eval::{self, Person};
 use rapport_segment::{parse, referenced_segments, sql, Expr};
 use rapport_store::{DynStore, MembershipChange, SegmentRow, StoreError};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::collections::HashMap;
 
 /// Name of the real-time worker's position in the event log.
 pub const SEGMENT_CURSOR: &str = "cursor.segments";
@@ -142,9 +141,13 @@ fn ordered(rows: &[(SegmentRow, Expr)]) -> Result<Vec<usize>, String> {
 
 /// Every saved segment with its parsed definition, dependencies first.
 async fn definitions(store: &DynStore) -> Result<Vec<(SegmentRow, Expr)>, StoreError> {
-    let rows: Vec<(SegmentRow, Expr)> = store
-        .segment_definitions()
-        .await?
+    in_order(store.segment_definitions().await?)
+}
+
+/// Segments with their parsed definitions (those that do not parse left out),
+/// dependencies first.
+pub(crate) fn in_order(rows: Vec<SegmentRow>) -> Result<Vec<(SegmentRow, Expr)>, StoreError> {
+    let rows: Vec<(SegmentRow, Expr)> = rows
         .into_iter()
         .filter_map(|r| {
             let e = parse(&r.definition).ok()?;
@@ -245,7 +248,11 @@ pub async fn refresh(store: &DynStore, id: i64) -> Result<MembershipChange, Stor
     let members = store
         .segment_all_matches(sql::compile(&e, store.dialect(), now))
         .await?;
-    store.set_segment_members(id, members, now).await
+    let changed = store.set_segment_members(id, members, now).await?;
+    if !changed.entered.is_empty() || !changed.exited.is_empty() {
+        crate::realtime::touched(store).await?;
+    }
+    Ok(changed)
 }
 
 /// Recomputes every segment, dependencies first (time windows move even without
@@ -262,8 +269,18 @@ pub async fn refresh_all(store: &DynStore) -> Result<usize, StoreError> {
 
 /// One person's live state, as the in-memory evaluator reads it.
 pub async fn person(store: &DynStore, id: ProfileId) -> Result<Person, StoreError> {
+    Ok(person_and_members(store, id).await?.0)
+}
+
+/// One person's live state, the raw profiles it was read from and the highest event id
+/// in it.
+pub(crate) async fn person_and_members(
+    store: &DynStore,
+    id: ProfileId,
+) -> Result<(Person, Vec<ProfileId>, i64), StoreError> {
     let view = store.profile(id).await?;
     let (events, texts) = store.person_activity(view.id).await?;
+    let upto = events.iter().map(|e| e.id).max().unwrap_or(0);
     let scores = store
         .graph_scores(vec![view.id])
         .await?
@@ -283,7 +300,7 @@ pub async fn person(store: &DynStore, id: ProfileId) -> Result<Person, StoreErro
                 ("syndication".to_string(), g.syndication),
             ])
         });
-    Ok(Person {
+    let person = Person {
         traits: view.traits.clone(),
         identities: view
             .identities
@@ -328,7 +345,9 @@ pub async fn person(store: &DynStore, id: ProfileId) -> Result<Person, StoreErro
             .map(|s| (s.name, s.value))
             .collect(),
         holdings: holdings(store, &view).await?,
-    })
+        index: None,
+    };
+    Ok((person, view.member_ids, upto))
 }
 
 /// Tokens in a person's wallets (no query for people without a wallet).
@@ -354,135 +373,6 @@ async fn holdings(store: &DynStore, view: &ProfileView) -> Result<Vec<eval::Hold
             from_brand: h.from_brand_amount,
         })
         .collect())
-}
-
-/// Re-evaluates the given people against every segment in memory and records who
-/// entered and left. Returns the number of changes.
-pub async fn evaluate_people(
-    store: &DynStore,
-    people: Vec<ProfileId>,
-) -> Result<usize, StoreError> {
-    let defs = definitions(store).await?;
-    let offers = crate::offers::offers(store).await?;
-    if defs.is_empty() && offers.is_empty() {
-        return Ok(0);
-    }
-    let mut changes = 0;
-    let now = now_millis();
-    for id in people {
-        let mut p = person(store, id).await?;
-        // All of this person's entries and exits are written in one transaction.
-        let mut batch = Vec::new();
-        for (row, e) in &defs {
-            let inside = eval::eval(e, &p, now);
-            let was = p.segments.iter().any(|s| s == &row.name);
-            if inside == was {
-                continue;
-            }
-            batch.push((
-                row.id,
-                if inside {
-                    MembershipChange {
-                        entered: vec![id],
-                        exited: vec![],
-                    }
-                } else {
-                    MembershipChange {
-                        entered: vec![],
-                        exited: vec![id],
-                    }
-                },
-            ));
-            // Later segments may refer to this one.
-            if inside {
-                p.segments.push(row.name.clone());
-            } else {
-                p.segments.retain(|s| s != &row.name);
-            }
-        }
-        if !batch.is_empty() {
-            for (_, done) in store.change_segment_members(batch, now).await? {
-                changes += done.entered.len() + done.exited.len();
-            }
-        }
-        // The decision on this event: the next best offer, with memberships current.
-        if !offers.is_empty() && crate::offers::decide(store, id, &p, &offers).await? {
-            changes += 1;
-        }
-    }
-    Ok(changes)
-}
-
-/// One step of the real-time worker: the people behind events, and behind text
-/// analyses (which land shortly after their events), after its positions are
-/// re-evaluated. Returns events and analyses read.
-pub async fn realtime_step(store: &DynStore, batch: usize) -> Result<usize, StoreError> {
-    let pos = store.counter(SEGMENT_CURSOR).await?;
-    let events = store.events_after(pos, batch).await?;
-    let text_pos = store.counter(SEGMENT_TEXT_CURSOR).await?;
-    let texts = store.analyses_after(text_pos, batch).await?;
-    if events.is_empty() && texts.is_empty() {
-        return Ok(0);
-    }
-    let raw: Vec<ProfileId> = events
-        .iter()
-        .map(|e| e.profile_id)
-        .chain(texts.iter().map(|t| t.1))
-        .collect();
-    if !store.segment_definitions().await?.is_empty()
-        || !crate::offers::offers(store).await?.is_empty()
-    {
-        let mut people = Vec::new();
-        let mut seen = HashSet::new();
-        for r in raw {
-            let id = store.profile(r).await?.id;
-            if seen.insert(id) {
-                people.push(id);
-            }
-        }
-        evaluate_people(store, people).await?;
-    }
-    // Rules after segments, so a rule sees the memberships this event caused (and fires
-    // on the `Segment Entered` events, which arrive in a later step).
-    crate::rules::on_events(store, &events).await?;
-    // Both positions in one write (one fsync).
-    let mut positions = Vec::new();
-    if let Some(last) = events.last() {
-        positions.push((SEGMENT_CURSOR.to_string(), last.id));
-    }
-    if let Some(last) = texts.last() {
-        positions.push((SEGMENT_TEXT_CURSOR.to_string(), last.0));
-    }
-    store.set_counters(positions).await?;
-    Ok(events.len() + texts.len())
-}
-
-/// The worker `rapport serve` runs: real-time membership after each event, and every
-/// `every` a batch refresh of all segments (windows move with time).
-pub async fn run(
-    store: DynStore,
-    every: Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut last_refresh = std::time::Instant::now();
-    loop {
-        let step = realtime_step(&store, 1_000).await;
-        if last_refresh.elapsed() >= every {
-            last_refresh = std::time::Instant::now();
-            // Scores first: segments may use them.
-            if let Err(e) = crate::scores::recompute(&store).await {
-                tracing::warn!(error = %e, "score computation failed");
-            }
-            if let Err(e) = refresh_all(&store).await {
-                tracing::warn!(error = %e, "segment refresh failed");
-            }
-        }
-        let (idle, busy) = (Duration::from_millis(200), Duration::from_millis(10));
-        if !crate::worker::pause_after("segment evaluation", step, idle, busy, &mut shutdown).await
-        {
-            return;
-        }
-    }
 }
 
 /// The features micro-segments group people by, and the words for standing out on them.
@@ -589,6 +479,7 @@ pub async fn refresh_micro(
             .await?;
         let members: Vec<ProfileId> = g.members.iter().map(|&i| ids[i]).collect();
         store.set_segment_members(row.id, members, now).await?;
+        crate::realtime::touched(store).await?;
         out.push(serde_json::json!({
             "id": row.id, "name": name, "description": g.description, "size": g.size,
             "means": g.means.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<String, serde_json::Value>>(),

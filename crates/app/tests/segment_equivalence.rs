@@ -467,6 +467,21 @@ fn sql_and_memory_agree_on_random_definitions_and_people() {
                         .filter(|(_, p)| eval::eval(&e, p, *now))
                         .map(|(id, _)| *id)
                         .collect();
+                    // The real-time engine's form: selectors slotted, events indexed.
+                    let mut slotted = e.clone();
+                    let mut table = Vec::new();
+                    rapport_segment::assign_slots(&mut slotted, &mut table);
+                    let by_index: BTreeSet<i64> = ids
+                        .iter()
+                        .zip(people)
+                        .filter(|(_, p)| {
+                            let mut p = (*p).clone();
+                            p.index = Some(eval::EventIndex::build(&table, &p.events));
+                            eval::eval(&slotted, &p, *now)
+                        })
+                        .map(|(id, _)| *id)
+                        .collect();
+                    prop_assert_eq!(&by_index, &by_memory, "indexed: {}", src);
                     if !by_sql.is_empty() && by_sql.len() < ids.len() {
                         split.set(split.get() + 1);
                     }

@@ -1,18 +1,25 @@
-//! `rapport bench realtime`: the added cost per ingested event of real-time decisioning —
-//! segment membership, rules and the next best offer — with many segments and rules
-//! active. People with a history are loaded, then each new event is ingested and the
-//! real-time step run for it alone; the step's time per event is the added cost.
+//! `rapport bench realtime`: what real-time decisioning — segment membership, rules and
+//! the next best offer, with many segments and rules active — adds to each ingested
+//! event, and how much it slows core ingestion.
+//!
+//! People with a history are loaded and the engine caught up. Then, in the same run:
+//! 1. latency: new events are ingested in groups of `--per-step` (the traffic one engine
+//!    step sees) and the engine's step run after each; each event's cost is its own work
+//!    plus an equal share of the step's reads and writes;
+//! 2. throughput: `--throughput-events` events ingested as fast as the store takes them
+//!    (groups of 100), without the engine, with it running beside ingestion as in
+//!    `rapport serve` (timed until it has caught up), and without it again.
 
 use anyhow::Result;
-use rapport_domain::message::{parse_message, BatchContext};
+use rapport_domain::message::{parse_message, BatchContext, Message};
 use rapport_domain::time::{now_millis, to_datetime};
-use rapport_store::SourcedMessages;
-use serde_json::json;
+use rapport_store::{DynStore, SourcedMessages};
+use serde_json::{json, Value};
 use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct RealtimeBench {
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 10_000)]
     people: usize,
     /// History per person before the measured events.
     #[arg(long, default_value_t = 20)]
@@ -21,9 +28,18 @@ pub struct RealtimeBench {
     segments: usize,
     #[arg(long, default_value_t = 50)]
     rules: usize,
-    /// Events measured.
-    #[arg(long, default_value_t = 2_000)]
+    /// Events measured for latency.
+    #[arg(long, default_value_t = 5_000)]
     events: usize,
+    /// Events per engine step in the latency phase.
+    #[arg(long, default_value_t = 50)]
+    per_step: usize,
+    /// Events per throughput phase.
+    #[arg(long, default_value_t = 50_000)]
+    throughput_events: usize,
+    /// PostgreSQL URL; SQLite in a temporary directory when absent.
+    #[arg(long, env = "RAPPORT_BENCH_DATABASE_URL")]
+    database_url: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -43,16 +59,114 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-pub async fn run(a: RealtimeBench) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let store = rapport_store::open(None, dir.path()).await?;
-    let now = now_millis();
-    let day = 86_400_000i64;
+/// Live traffic: mostly purchases and page views, some identifies (which make the engine
+/// reload the person).
+fn live_event(e: usize, people: usize) -> Value {
+    let u = format!("u{}", (e * 7919) % people);
+    match e % 20 {
+        0 => {
+            json!({"type": "identify", "userId": u, "traits": {"last_seen_plan": if e.is_multiple_of(3) { "pro" } else { "free" }}})
+        }
+        1..=6 => {
+            json!({"type": "page", "userId": u, "name": if e.is_multiple_of(2) { "Pricing" } else { "Home" }})
+        }
+        _ => {
+            json!({"type": "track", "userId": u, "event": "Order Completed", "properties": {"revenue": 10 + e % 500}})
+        }
+    }
+}
+
+fn parse_all(values: &[Value], tag: &str, received_at: i64) -> Result<Vec<Message>> {
     let batch = BatchContext {
-        received_at: now,
+        received_at,
         ..Default::default()
     };
-    let mut n = 0u64;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            parse_message(m, "", None, &batch, || format!("{tag}{i}"))
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        })
+        .collect()
+}
+
+async fn ingest(store: &DynStore, msgs: Vec<Message>) -> Result<()> {
+    store
+        .ingest(vec![SourcedMessages {
+            source: "bench".into(),
+            messages: msgs,
+        }])
+        .await?;
+    Ok(())
+}
+
+/// Ingests `values` in groups of 100; with `engine`, the engine runs beside ingestion
+/// as `rapport serve` runs it. Events per second of ingestion alone, and (with the
+/// engine) until the engine has decided on all of them.
+async fn throughput(
+    store: &DynStore,
+    values: &[Value],
+    tag: &str,
+    engine: Option<&mut rapport_app::realtime::Engine>,
+) -> Result<(f64, f64)> {
+    let msgs = parse_all(values, tag, now_millis())?;
+    let n = values.len() as f64;
+    let t = Instant::now();
+    match engine {
+        None => {
+            for chunk in msgs.chunks(100) {
+                ingest(store, chunk.to_vec()).await?;
+            }
+            let rate = n / t.elapsed().as_secs_f64();
+            Ok((rate, rate))
+        }
+        Some(engine) => {
+            let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
+            let producer = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for chunk in msgs.chunks(100) {
+                        ingest(&store, chunk.to_vec()).await?;
+                    }
+                    let took = t.elapsed().as_secs_f64();
+                    let _ = done_tx.send(true);
+                    anyhow::Ok(took)
+                })
+            };
+            loop {
+                let finished = *done_rx.borrow_and_update();
+                let r = engine.step(store, 1_000).await?;
+                if std::env::var_os("RAPPORT_BENCH_TRACE").is_some() && r.events > 0 {
+                    let sum: f64 = r.per_event_us.iter().sum();
+                    eprintln!(
+                        "step: {} events, {:.1} ms, loads {} ({:.1} ms), writes {:.1} ms, changes {}, firings {}",
+                        r.events, sum / 1000.0, r.loads, r.load_us / 1000.0, r.write_us / 1000.0,
+                        r.membership_changes, r.firings
+                    );
+                }
+                if r.events + r.texts == 0 {
+                    if finished {
+                        break;
+                    }
+                    // As the serve worker does when caught up (it waits 200 ms; a short
+                    // wait here only makes the engine's share look larger).
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                } else {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+            let ingest_took = producer.await??;
+            Ok((n / ingest_took, n / t.elapsed().as_secs_f64()))
+        }
+    }
+}
+
+pub async fn run(a: RealtimeBench) -> Result<()> {
+    let target = crate::bench::fresh_target(a.database_url.as_deref(), "realtime").await?;
+    let store = target.store.clone();
+    let now = now_millis();
+    let day = 86_400_000i64;
     let mut msgs = Vec::new();
     for i in 0..a.people {
         let u = format!("u{i}");
@@ -66,22 +180,12 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
             });
         }
     }
-    let parsed = msgs
-        .iter()
-        .map(|m| {
-            n += 1;
-            parse_message(m, "", None, &batch, || format!("h{n}"))
-                .map_err(|e| anyhow::anyhow!("{e}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    eprintln!("loading {} people × {} events…", a.people, a.history);
+    let parsed = parse_all(&msgs, "h", now)?;
     for chunk in parsed.chunks(5_000) {
-        store
-            .ingest(vec![SourcedMessages {
-                source: "bench".into(),
-                messages: chunk.to_vec(),
-            }])
-            .await?;
+        ingest(&store, chunk.to_vec()).await?;
     }
+    drop(parsed);
     for s in 0..a.segments {
         let t = TEMPLATES[s % TEMPLATES.len()];
         let def = t
@@ -98,45 +202,80 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
         })
         .collect();
     rapport_app::rules::set_rules(&store, &json!({"rules": rules})).await?;
-    // Catch the worker up on the history, as a running server would be.
-    while rapport_app::segments::realtime_step(&store, 10_000).await? > 0 {}
+    // Catch the engine up on the history, as a running server would be.
+    let mut engine = rapport_app::realtime::Engine::default();
+    while engine.step(&store, 10_000).await?.events > 0 {}
     eprintln!(
-        "{} people, {} segments, {} rules; measuring {} events",
-        a.people, a.segments, a.rules, a.events
+        "{} people, {} segments, {} rules; measuring {} events, {} per step",
+        a.people, a.segments, a.rules, a.events, a.per_step
     );
+    let live: Vec<Value> = (0..a.events).map(|e| live_event(e, a.people)).collect();
     let mut per_event = Vec::with_capacity(a.events);
-    let mut ingest = Vec::with_capacity(a.events);
-    for e in 0..a.events {
-        let u = format!("u{}", (e * 7919) % a.people);
-        let m = json!({"type": "track", "userId": u, "event": "Order Completed", "properties": {"revenue": 10 + e % 500}});
-        n += 1;
-        let msg = parse_message(&m, "", None, &batch, || format!("m{n}"))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut ingest_us = Vec::new();
+    let (mut loads, mut changes, mut firings, mut steps) = (0, 0, 0, 0);
+    for (k, group) in live.chunks(a.per_step.max(1)).enumerate() {
+        let m = parse_all(group, &format!("l{k}."), now_millis())?;
         let t = Instant::now();
-        store
-            .ingest(vec![SourcedMessages {
-                source: "bench".into(),
-                messages: vec![msg],
-            }])
-            .await?;
-        ingest.push(t.elapsed().as_secs_f64() * 1e6);
-        let t = Instant::now();
-        while rapport_app::segments::realtime_step(&store, 1_000).await? > 0 {}
-        per_event.push(t.elapsed().as_secs_f64() * 1e6);
+        ingest(&store, m).await?;
+        ingest_us.push(t.elapsed().as_secs_f64() * 1e6 / group.len() as f64);
+        loop {
+            let r = engine.step(&store, 1_000).await?;
+            if r.events + r.texts == 0 {
+                break;
+            }
+            steps += 1;
+            loads += r.loads;
+            changes += r.membership_changes;
+            firings += r.firings;
+            per_event.extend(r.per_event_us);
+        }
     }
     per_event.sort_by(f64::total_cmp);
-    ingest.sort_by(f64::total_cmp);
+    ingest_us.sort_by(f64::total_cmp);
+    eprintln!(
+        "latency: p50 {:.1} µs, p99 {:.1} µs over {} events ({} steps, {} reloads, {} membership changes, {} firings)",
+        percentile(&per_event, 0.5),
+        percentile(&per_event, 0.99),
+        per_event.len(),
+        steps,
+        loads,
+        changes,
+        firings
+    );
+    // Throughput: without, with, without.
+    let n = a.throughput_events;
+    let phase = |k: usize| -> Vec<Value> {
+        (0..n)
+            .map(|e| live_event(a.events + k * n + e, a.people))
+            .collect()
+    };
+    let (without_1, _) = throughput(&store, &phase(0), "t0.", None).await?;
+    // The engine starts at the end of the log, as a server that was running would.
+    while engine.step(&store, 10_000).await?.events > 0 {}
+    let (with, decided) = throughput(&store, &phase(1), "t1.", Some(&mut engine)).await?;
+    let (without_2, _) = throughput(&store, &phase(2), "t2.", None).await?;
+    let baseline = (without_1 + without_2) / 2.0;
+    let drop = 1.0 - with / baseline;
+    eprintln!(
+        "throughput: {without_1:.0} ev/s without, {with:.0} with the engine beside ({decided:.0} ev/s until all decided), {without_2:.0} without → ingest drop {:.1}%",
+        drop * 100.0
+    );
     let out = json!({
-        "bench": "realtime",
-        "people": a.people, "history_per_person": a.history, "segments": a.segments, "rules": a.rules, "events": a.events,
+        "bench": "realtime", "store": target.kind,
+        "people": a.people, "history_per_person": a.history, "segments": a.segments, "rules": a.rules,
+        "events": per_event.len(), "per_step": a.per_step, "steps": steps,
         "added_us_p50": percentile(&per_event, 0.5), "added_us_p99": percentile(&per_event, 0.99),
-        "ingest_us_p50": percentile(&ingest, 0.5), "ingest_us_p99": percentile(&ingest, 0.99),
-        "store": "sqlite",
-        "note": "added = the real-time step (segments, rules, next best offer) run for each single event",
+        "added_us_max": per_event.last().copied().unwrap_or(0.0),
+        "reloads": loads, "membership_changes": changes, "firings": firings,
+        "ingest_us_per_event_p50": percentile(&ingest_us, 0.5),
+        "throughput_without_1": without_1, "throughput_with": with, "throughput_without_2": without_2,
+        "throughput_until_decided": decided,
+        "throughput_drop": drop,
     });
     if !a.json {
         eprintln!("{}", serde_json::to_string_pretty(&out)?);
     }
     println!("{out}");
+    target.cleanup().await;
     Ok(())
 }

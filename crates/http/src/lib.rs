@@ -84,7 +84,7 @@ impl AppState {
     /// Keeps segment membership current as events arrive, with a full refresh every
     /// `every`.
     pub fn run_segments(&self, every: std::time::Duration) {
-        tokio::spawn(rapport_app::segments::run(
+        tokio::spawn(rapport_app::realtime::run(
             self.store.clone(),
             every,
             self._workers.subscribe(),

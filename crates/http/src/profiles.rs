@@ -200,6 +200,7 @@ pub async fn patch_traits(
         return Err(ApiError::invalid("body", "must be a JSON object of traits"));
     }
     state.store.patch_traits(id, &patch, now_millis()).await?;
+    rapport_app::realtime::touched(&state.store).await?;
     Ok(Json(full_profile(&state, id).await?))
 }
 
@@ -292,6 +293,7 @@ pub async fn set_consent(
         at,
     };
     state.store.set_consent(id, &input).await?;
+    rapport_app::realtime::touched(&state.store).await?;
     Ok(Json(state.store.profile(id).await?.consents))
 }
 
@@ -317,12 +319,12 @@ pub async fn unmerge(
                 .ok_or_else(|| ApiError::invalid("merge_id", "must be an integer"))?,
         ),
     };
-    Ok(Json(
-        state
-            .store
-            .unmerge(target, &key.who(), now_millis())
-            .await?,
-    ))
+    let m = state
+        .store
+        .unmerge(target, &key.who(), now_millis())
+        .await?;
+    rapport_app::realtime::touched(&state.store).await?;
+    Ok(Json(m))
 }
 
 /// Merges two profiles by hand (e.g. after reviewing a conflict); overrides merge
@@ -342,12 +344,12 @@ pub async fn merge(
     let other = v.get("other_id").and_then(Value::as_i64).ok_or_else(|| {
         ApiError::invalid("other_id", "required integer: the profile to merge with")
     })?;
-    Ok(Json(
-        state
-            .store
-            .merge(id, other, &key.who(), now_millis())
-            .await?,
-    ))
+    let m = state
+        .store
+        .merge(id, other, &key.who(), now_millis())
+        .await?;
+    rapport_app::realtime::touched(&state.store).await?;
+    Ok(Json(m))
 }
 
 /// Ties that merge protection refused, for review.

@@ -224,11 +224,22 @@ impl Score {
 
 /// Which events: a type (`track`, `page`, `screen`, `identify`, `group`, `alias`, or
 /// `any`), an optional name, and optional property tests (`where amount > 10 and …`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct EventSel {
     pub kind: Option<String>,
     pub name: Option<String>,
     pub filters: Vec<(Vec<String>, Test)>,
+    /// Set by the real-time engine: this selector's place in a person's
+    /// [`crate::eval::EventIndex`], so the evaluator reads the matching events from the
+    /// index instead of testing every event. Not part of the selector's meaning.
+    #[serde(skip)]
+    pub slot: Option<u32>,
+}
+
+impl PartialEq for EventSel {
+    fn eq(&self, o: &Self) -> bool {
+        self.kind == o.kind && self.name == o.name && self.filters == o.filters
+    }
 }
 
 /// A window back from the evaluation time, in milliseconds.

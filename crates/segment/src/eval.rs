@@ -68,6 +68,37 @@ pub struct Person {
     pub computed: HashMap<String, f64>,
     /// Tokens in the person's wallets, one entry per (wallet, token).
     pub holdings: Vec<Holding>,
+    /// Positions in `events` of the events each slotted selector matches (kept by the
+    /// real-time engine); selectors without a slot test every event.
+    pub index: Option<EventIndex>,
+}
+
+/// For each selector slot, the positions of the events it matches, in `events` order.
+#[derive(Debug, Clone, Default)]
+pub struct EventIndex {
+    pub lists: Vec<Vec<u32>>,
+}
+
+impl EventIndex {
+    /// Builds the index of `events` for the selectors in slot order.
+    pub fn build(selectors: &[EventSel], events: &[Event]) -> Self {
+        let mut ix = EventIndex {
+            lists: vec![Vec::new(); selectors.len()],
+        };
+        for (i, e) in events.iter().enumerate() {
+            ix.add(selectors, e, i);
+        }
+        ix
+    }
+
+    /// Notes the event at position `pos` under every selector it matches.
+    pub fn add(&mut self, selectors: &[EventSel], e: &Event, pos: usize) {
+        for (s, sel) in selectors.iter().enumerate() {
+            if event_matches(sel, e) {
+                self.lists[s].push(pos as u32);
+            }
+        }
+    }
 }
 
 pub fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
@@ -147,19 +178,21 @@ fn selected<'a>(
     window: Option<Window>,
     now: i64,
 ) -> impl Iterator<Item = &'a Event> + 'a {
-    p.events.iter().filter(move |e| {
-        sel.kind.as_deref().is_none_or(|k| e.kind == k)
-            && sel
-                .name
-                .as_deref()
-                .is_none_or(|n| e.name.as_deref() == Some(n))
-            && window.is_none_or(|w| e.at >= now - w.millis)
-            && e.at <= now
-            && sel
-                .filters
-                .iter()
-                .all(|(path, t)| test(lookup(&e.properties, path), t))
-    })
+    let indexed = sel
+        .slot
+        .and_then(|s| p.index.as_ref()?.lists.get(s as usize));
+    let from_index = indexed.map(|list| list.iter().filter_map(|&i| p.events.get(i as usize)));
+    let scan = indexed.is_none().then(|| p.events.iter());
+    let matched = indexed.is_some();
+    from_index
+        .into_iter()
+        .flatten()
+        .chain(scan.into_iter().flatten())
+        .filter(move |e| {
+            window.is_none_or(|w| e.at >= now - w.millis)
+                && e.at <= now
+                && (matched || event_matches(sel, e))
+        })
 }
 
 fn number(v: Option<&Value>) -> Option<f64> {
@@ -196,15 +229,21 @@ fn cond(c: &Cond, p: &Person, now: i64) -> bool {
             let got = match (func, prop) {
                 (AggFn::Count, _) => Some(events.count() as f64),
                 (_, Some(path)) => {
-                    let xs: Vec<f64> = events
-                        .filter_map(|e| number(lookup(&e.properties, path)))
-                        .collect();
+                    // One pass, no allocation: this runs for every segment on every event.
+                    let (mut n, mut sum) = (0usize, 0.0);
+                    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+                    for x in events.filter_map(|e| number(lookup(&e.properties, path))) {
+                        n += 1;
+                        sum += x;
+                        lo = lo.min(x);
+                        hi = hi.max(x);
+                    }
                     match func {
-                        AggFn::Sum => Some(xs.iter().sum()),
-                        _ if xs.is_empty() => None,
-                        AggFn::Avg => Some(xs.iter().sum::<f64>() / xs.len() as f64),
-                        AggFn::Min => xs.iter().copied().reduce(f64::min),
-                        _ => xs.iter().copied().reduce(f64::max),
+                        AggFn::Sum => Some(sum),
+                        _ if n == 0 => None,
+                        AggFn::Avg => Some(sum / n as f64),
+                        AggFn::Min => Some(lo),
+                        _ => Some(hi),
                     }
                 }
                 _ => None,
@@ -248,18 +287,21 @@ fn cond(c: &Cond, p: &Person, now: i64) -> bool {
             op,
             value,
         } => {
-            let ts: Vec<&Text> = p
+            let (mut n, mut complaints, mut sum) = (0usize, 0usize, 0.0);
+            for t in p
                 .texts
                 .iter()
                 .filter(|t| t.at <= now && window.is_none_or(|w| t.at >= now - w.millis))
-                .collect();
+            {
+                n += 1;
+                complaints += usize::from(t.complaint >= 0.5);
+                sum += t.compound;
+            }
             let got = match func {
-                TextFn::Texts => Some(ts.len() as f64),
-                TextFn::Complaints => Some(ts.iter().filter(|t| t.complaint >= 0.5).count() as f64),
-                TextFn::Sentiment if ts.is_empty() => None,
-                TextFn::Sentiment => {
-                    Some(ts.iter().map(|t| t.compound).sum::<f64>() / ts.len() as f64)
-                }
+                TextFn::Texts => Some(n as f64),
+                TextFn::Complaints => Some(complaints as f64),
+                TextFn::Sentiment if n == 0 => None,
+                TextFn::Sentiment => Some(sum / n as f64),
             };
             got.is_some_and(|g| op.holds(g, *value))
         }
@@ -361,7 +403,44 @@ mod tests {
                     from_brand: 1.0,
                 },
             ],
+            index: None,
         }
+    }
+
+    #[test]
+    fn the_event_index_gives_the_same_answers_as_a_scan() {
+        let now = 1_000 * DAY;
+        let mut p = person();
+        let defs = [
+            "count(track \"Order Completed\", 30d) >= 1",
+            "sum(track \"Order Completed\".revenue, 365d) > 500",
+            "avg(track \"Order Completed\".revenue) > 100",
+            "count(track \"Order Completed\" where currency = \"EUR\", 60d) >= 1",
+            "days_since(track \"Order Completed\") <= 12",
+            "first(track \"Order Completed\".currency) = \"EUR\"",
+            "count(page) >= 1 or not count(track, 7d) = 0",
+        ];
+        let mut table = Vec::new();
+        let mut slotted = Vec::new();
+        for d in defs {
+            let plain = crate::parse(d).expect("parses");
+            let mut e = plain.clone();
+            crate::assign_slots(&mut e, &mut table);
+            slotted.push((plain, e));
+        }
+        assert!(table.len() >= 3, "equal selectors share a slot: {table:?}");
+        p.index = Some(EventIndex::build(&table, &p.events));
+        for (plain, e) in &slotted {
+            let mut unindexed = p.clone();
+            unindexed.index = None;
+            assert_eq!(eval(e, &p, now), eval(plain, &unindexed, now), "{plain:?}");
+        }
+        // An index that disagrees with the events is what the evaluator reads: the
+        // engine must keep it current (this guards against a silent fallback to scans).
+        p.index = Some(EventIndex {
+            lists: vec![Vec::new(); table.len()],
+        });
+        assert!(!eval(&slotted[0].1, &p, now));
     }
 
     #[test]

@@ -560,6 +560,7 @@ impl Parser {
                 kind,
                 name,
                 filters,
+                slot: None,
             },
             prop,
         ))
@@ -874,7 +875,8 @@ mod tests {
                 sel: EventSel {
                     kind: Some("track".into()),
                     name: Some("Order Completed".into()),
-                    filters: vec![]
+                    filters: vec![],
+                    slot: None,
                 },
                 prop: None,
                 window: Some(Window {

@@ -568,6 +568,17 @@ pub trait Store: Send + Sync + 'static {
     async fn firings(&self, rule: Option<String>, limit: usize) -> Result<Vec<Firing>>;
     /// How often a rule fired for a person since a time (frequency caps).
     async fn count_firings(&self, rule: &str, profile: ProfileId, since: Millis) -> Result<i64>;
+    /// A person's firings since a time, `(rule, at)`: the real-time engine keeps them in
+    /// memory to apply frequency caps without a query per rule.
+    async fn firing_times(
+        &self,
+        profile: ProfileId,
+        since: Millis,
+    ) -> Result<Vec<(String, Millis)>>;
+    /// Records firings in one transaction.
+    async fn record_firings(&self, f: Vec<Firing>) -> Result<()>;
+    /// The person (canonical id) each raw profile id belongs to; unknown ids are left out.
+    async fn canonical_ids(&self, ids: Vec<ProfileId>) -> Result<Vec<(ProfileId, ProfileId)>>;
     async fn create_task(&self, t: Task) -> Result<i64>;
     /// Latest tasks, newest first.
     async fn tasks(&self, limit: usize) -> Result<Vec<Task>>;

@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/postgres/0009_outbox.sql")),
     (10, include_str!("../migrations/postgres/0010_chain.sql")),
     (11, include_str!("../migrations/postgres/0011_users.sql")),
+    (12, include_str!("../migrations/postgres/0012_search.sql")),
+    (
+        13,
+        include_str!("../migrations/postgres/0013_firings_by_person.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -1245,6 +1250,19 @@ impl Store for PgStore {
     }
     async fn count_firings(&self, rule: &str, profile: ProfileId, since: Millis) -> Result<i64> {
         self.r_count(rule.to_string(), profile, since).await
+    }
+    async fn firing_times(
+        &self,
+        profile: ProfileId,
+        since: Millis,
+    ) -> Result<Vec<(String, Millis)>> {
+        self.r_times(profile, since).await
+    }
+    async fn record_firings(&self, f: Vec<crate::Firing>) -> Result<()> {
+        self.r_record_many(f).await
+    }
+    async fn canonical_ids(&self, ids: Vec<ProfileId>) -> Result<Vec<(ProfileId, ProfileId)>> {
+        self.r_canonical_ids(ids).await
     }
     async fn create_task(&self, t: crate::Task) -> Result<i64> {
         self.r_create_task(t).await

@@ -429,6 +429,7 @@ pub async fn set_trait(
         .store
         .patch_traits(id, &serde_json::json!({ key: value }), now_millis())
         .await?;
+    rapport_app::realtime::touched(&state.store).await?;
     Ok(Redirect::to(&format!(
         "/people/{id}?msg={}",
         layout::urlencode(&format!("Saved {key}."))
@@ -455,6 +456,7 @@ pub async fn unmerge(
             now_millis(),
         )
         .await?;
+    rapport_app::realtime::touched(&state.store).await?;
     Ok(Redirect::to(&format!(
         "/people/{id}?msg={}",
         layout::urlencode(&format!(

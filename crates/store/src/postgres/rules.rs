@@ -74,6 +74,56 @@ impl PgStore {
         .get(0))
     }
 
+    pub(super) async fn r_times(
+        &self,
+        profile: ProfileId,
+        since: Millis,
+    ) -> Result<Vec<(String, Millis)>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT rule, at FROM rule_firings WHERE profile_id = $1 AND at >= $2",
+            &[&profile, &since],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+    }
+
+    pub(super) async fn r_record_many(&self, firings: Vec<Firing>) -> Result<()> {
+        if firings.is_empty() {
+            return Ok(());
+        }
+        let c = self.client().await?;
+        let rules: Vec<&str> = firings.iter().map(|f| f.rule.as_str()).collect();
+        let people: Vec<i64> = firings.iter().map(|f| f.profile_id).collect();
+        let events: Vec<i64> = firings.iter().map(|f| f.event_id).collect();
+        let ats: Vec<i64> = firings.iter().map(|f| f.at).collect();
+        let actions: Vec<String> = firings.iter().map(|f| f.actions.to_string()).collect();
+        c.execute(
+            "INSERT INTO rule_firings (rule, profile_id, event_id, at, actions)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[])",
+            &[&rules, &people, &events, &ats, &actions],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn r_canonical_ids(
+        &self,
+        ids: Vec<ProfileId>,
+    ) -> Result<Vec<(ProfileId, ProfileId)>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT id, canonical_id FROM profiles WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+    }
+
     pub(super) async fn r_create_task(&self, t: Task) -> Result<i64> {
         let c = self.client().await?;
         Ok(c.query_one(

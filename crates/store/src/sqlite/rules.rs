@@ -4,7 +4,7 @@ use super::SqliteStore;
 use crate::{Firing, Outbound, Result, Task};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 const OUT_COLS: &str = "id, rule, profile_id, url, secret, body, attempts, max_attempts, next_at, status, last_error, created_at, delivered_at";
 
@@ -72,6 +72,54 @@ impl SqliteStore {
         self.read(move |c| {
             Ok(c.prepare_cached("SELECT COUNT(*) FROM rule_firings WHERE rule = ?1 AND profile_id = ?2 AND at >= ?3")?
                 .query_row(params![rule, profile, since], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    pub(super) async fn r_times(
+        &self,
+        profile: ProfileId,
+        since: Millis,
+    ) -> Result<Vec<(String, Millis)>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT rule, at FROM rule_firings WHERE profile_id = ?1 AND at >= ?2",
+            )?
+            .query_map(params![profile, since], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub(super) async fn r_record_many(&self, firings: Vec<Firing>) -> Result<()> {
+        if firings.is_empty() {
+            return Ok(());
+        }
+        self.write(move |tx| {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO rule_firings (rule, profile_id, event_id, at, actions) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for f in &firings {
+                ins.execute(params![f.rule, f.profile_id, f.event_id, f.at, f.actions.to_string()])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn r_canonical_ids(
+        &self,
+        ids: Vec<ProfileId>,
+    ) -> Result<Vec<(ProfileId, ProfileId)>> {
+        self.read(move |c| {
+            let mut q = c.prepare_cached("SELECT canonical_id FROM profiles WHERE id = ?1")?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(cid) = q.query_row([id], |r| r.get(0)).optional()? {
+                    out.push((id, cid));
+                }
+            }
+            Ok(out)
         })
         .await
     }

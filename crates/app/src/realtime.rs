@@ -1,0 +1,536 @@
+//! The real-time engine: segment membership, the next best offer and decision rules,
+//! decided for each event as it arrives.
+//!
+//! Why it is built this way (issue 5's p99 target): loading a person's whole state from
+//! the store costs about a millisecond, so the engine keeps the state of active people in
+//! memory and updates it with each new event instead of reloading it; definitions, rules
+//! and offers are parsed once per version, not per event; frequency caps are counted in
+//! memory; and the step's writes (memberships, firings, trait changes, positions) go out
+//! together at its end. `Segment Entered`/`Exited` events the engine wrote are not
+//! re-evaluated (the membership they record is already applied) but rules still see them.
+//!
+//! A cached state is dropped and reloaded when it may be stale: an `identify`, `alias` or
+//! `group` (traits, identities, merges), an event from a raw profile the state did not
+//! include (a merge), a text analysis, a change made outside the event stream (a trait
+//! edit, consent, unmerge, graph or score run, batch refresh, chain sync — those call
+//! [`touched`], which moves a counter the engine reads each step), or age ([`TTL`]).
+
+use crate::offers::{self, CompiledOffer};
+use crate::rules::{self, CompiledRule, Effects};
+use crate::segments::{self, SEGMENT_CURSOR, SEGMENT_TEXT_CURSOR};
+use rapport_domain::model::EventView;
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::{now_millis, Millis};
+use rapport_segment::ast::EventSel;
+use rapport_segment::eval::{self, Person};
+use rapport_segment::{assign_slots, referenced_segments, referenced_selectors, Expr};
+use rapport_store::{DynStore, MembershipChange, SegmentRow, StoreError, SETTINGS_VERSION};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// The counter that says people's state changed outside the event stream.
+pub const GENERATION: &str = "people.generation";
+/// A cached state older than this is reloaded, whatever else happened.
+pub const TTL: Duration = Duration::from_secs(60);
+/// People kept in memory by default (a state is a few KB for a typical history).
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
+/// Says that people's state changed outside the event stream, so the engine reloads what
+/// it holds.
+pub async fn touched(store: &DynStore) -> Result<(), StoreError> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or_default();
+    store.set_counter(GENERATION, stamp).await
+}
+
+struct Cached {
+    person: Person,
+    /// Raw profiles the state was loaded from.
+    members: Vec<ProfileId>,
+    /// Highest event id in `person.events`: later events are appended, earlier ones are in.
+    upto: i64,
+    /// Recent firings `(rule, at)`, for caps.
+    fired: Vec<(String, Millis)>,
+    /// Indexes (in `Config::segments`) of the segments the person is in.
+    inside: HashSet<usize>,
+    /// Evaluate every segment at the next event (just loaded, or a trait changed).
+    full: bool,
+    loaded: Instant,
+    used: u64,
+}
+
+/// A segment with what its answer depends on.
+struct Plan {
+    row: SegmentRow,
+    expr: Expr,
+    selectors: Vec<EventSel>,
+    /// Indexes of the segments it refers to (always earlier ones).
+    refs: Vec<usize>,
+}
+
+struct Config {
+    signature: (i64, Vec<(i64, Millis)>),
+    segments: Vec<Plan>,
+    /// Every distinct event selector the segments read, in slot order.
+    selectors: Vec<EventSel>,
+    rules: Vec<CompiledRule>,
+    rules_saved_at: Millis,
+    offers: Vec<CompiledOffer>,
+    /// The longest cap window, how far back firings are loaded.
+    cap_window: Millis,
+}
+
+impl Config {
+    fn idle(&self) -> bool {
+        self.segments.is_empty() && self.rules.is_empty() && self.offers.is_empty()
+    }
+}
+
+/// What one step did, for the benchmark and logs.
+#[derive(Debug, Default, Clone)]
+pub struct StepReport {
+    pub events: usize,
+    pub texts: usize,
+    /// Each event's cost in microseconds: its own work (including a reload when its
+    /// person was not in memory) plus an equal share of the step's shared reads and writes.
+    pub per_event_us: Vec<f64>,
+    pub loads: usize,
+    pub membership_changes: usize,
+    pub firings: usize,
+    /// Time spent loading people's states, in microseconds.
+    pub load_us: f64,
+    /// Time spent writing the step's memberships, firings and traits.
+    pub write_us: f64,
+}
+
+pub struct Engine {
+    people: HashMap<ProfileId, Cached>,
+    capacity: usize,
+    generation: Option<i64>,
+    config: Option<Config>,
+    clock: u64,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl Engine {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            people: HashMap::new(),
+            capacity: capacity.max(1),
+            generation: None,
+            config: None,
+            clock: 0,
+        }
+    }
+
+    /// People held in memory.
+    pub fn cached(&self) -> usize {
+        self.people.len()
+    }
+
+    /// Re-reads segments, rules and offers when they changed since the last step.
+    async fn refresh_config(&mut self, store: &DynStore) -> Result<(), StoreError> {
+        let rows = store.segment_definitions().await?;
+        let signature = (
+            store.counter(SETTINGS_VERSION).await?,
+            rows.iter()
+                .map(|r| (r.id, r.updated_at))
+                .collect::<Vec<_>>(),
+        );
+        if self
+            .config
+            .as_ref()
+            .is_some_and(|c| c.signature == signature)
+        {
+            return Ok(());
+        }
+        let ordered = segments::in_order(rows)?;
+        let mut segments: Vec<Plan> = Vec::with_capacity(ordered.len());
+        let mut table = Vec::new();
+        for (row, mut expr) in ordered {
+            assign_slots(&mut expr, &mut table);
+            let refs = referenced_segments(&expr)
+                .iter()
+                .filter_map(|n| segments.iter().position(|p| &p.row.name == n))
+                .collect();
+            let selectors = referenced_selectors(&expr).into_iter().cloned().collect();
+            segments.push(Plan {
+                row,
+                expr,
+                selectors,
+                refs,
+            });
+        }
+        let (rules, rules_saved_at) = rules::compiled(store).await?;
+        let offers = offers::compiled(store).await?;
+        let cap_window = rules
+            .iter()
+            .filter_map(|r| r.rule.cap.as_ref())
+            .map(|c| c.per_hours * 3_600_000)
+            .max()
+            .unwrap_or(0);
+        self.config = Some(Config {
+            signature,
+            segments,
+            selectors: table,
+            rules,
+            rules_saved_at,
+            offers,
+            cap_window,
+        });
+        // Memberships of removed or redefined segments are stale in memory.
+        self.people.clear();
+        Ok(())
+    }
+
+    async fn check_generation(&mut self, store: &DynStore) -> Result<(), StoreError> {
+        let g = store.counter(GENERATION).await?;
+        if self.generation != Some(g) {
+            self.people.clear();
+            self.generation = Some(g);
+        }
+        Ok(())
+    }
+
+    /// Makes sure `id`'s state is in memory and fresh enough for an event from raw
+    /// profile `raw`; returns whether it had to be loaded.
+    async fn ensure(
+        &mut self,
+        store: &DynStore,
+        id: ProfileId,
+        raw: ProfileId,
+        reload: bool,
+        config: &Config,
+    ) -> Result<bool, StoreError> {
+        let cap_window = config.cap_window;
+        let fresh = !reload
+            && self
+                .people
+                .get(&id)
+                .is_some_and(|c| c.members.contains(&raw) && c.loaded.elapsed() < TTL);
+        self.clock += 1;
+        if fresh {
+            if let Some(c) = self.people.get_mut(&id) {
+                c.used = self.clock;
+            }
+            return Ok(false);
+        }
+        let (mut person, members, upto) = segments::person_and_members(store, id).await?;
+        person.index = Some(eval::EventIndex::build(&config.selectors, &person.events));
+        let inside = config
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| person.segments.contains(&s.row.name))
+            .map(|(i, _)| i)
+            .collect();
+        let fired = if cap_window > 0 {
+            store.firing_times(id, now_millis() - cap_window).await?
+        } else {
+            Vec::new()
+        };
+        if self.people.len() >= self.capacity && !self.people.contains_key(&id) {
+            self.evict();
+        }
+        self.people.insert(
+            id,
+            Cached {
+                person,
+                members,
+                upto,
+                fired,
+                inside,
+                full: true,
+                loaded: Instant::now(),
+                used: self.clock,
+            },
+        );
+        Ok(true)
+    }
+
+    /// Drops the least recently used tenth.
+    fn evict(&mut self) {
+        let mut by_use: Vec<(u64, ProfileId)> =
+            self.people.iter().map(|(id, c)| (c.used, *id)).collect();
+        by_use.sort_unstable();
+        for (_, id) in by_use.iter().take((self.capacity / 10).max(1)) {
+            self.people.remove(id);
+        }
+    }
+
+    /// One step: the events and text analyses after the engine's positions, each decided
+    /// in order; then the step's writes and the new positions.
+    pub async fn step(&mut self, store: &DynStore, batch: usize) -> Result<StepReport, StoreError> {
+        let started = Instant::now();
+        let pos = store.counter(SEGMENT_CURSOR).await?;
+        let events = store.events_after(pos, batch).await?;
+        let text_pos = store.counter(SEGMENT_TEXT_CURSOR).await?;
+        let texts = store.analyses_after(text_pos, batch).await?;
+        let mut report = StepReport {
+            events: events.len(),
+            texts: texts.len(),
+            ..Default::default()
+        };
+        if events.is_empty() && texts.is_empty() {
+            return Ok(report);
+        }
+        self.refresh_config(store).await?;
+        self.check_generation(store).await?;
+        let Some(config) = self.config.take() else {
+            return Ok(report);
+        };
+        let result = if config.idle() {
+            Ok(Vec::new())
+        } else {
+            self.decide_all(store, &config, &events, &texts, &mut report)
+                .await
+        };
+        self.config = Some(config);
+        let own = result?;
+        let mut positions = Vec::new();
+        if let Some(last) = events.last() {
+            positions.push((SEGMENT_CURSOR.to_string(), last.id));
+        }
+        if let Some(last) = texts.last() {
+            positions.push((SEGMENT_TEXT_CURSOR.to_string(), last.0));
+        }
+        store.set_counters(positions).await?;
+        // The step's shared reads and writes, shared out equally.
+        let total = started.elapsed().as_secs_f64() * 1e6;
+        let own_sum: f64 = own.iter().sum();
+        let n = own.len().max(1) as f64;
+        let shared = (total - own_sum).max(0.0) / n;
+        report.per_event_us = own.iter().map(|t| t + shared).collect();
+        Ok(report)
+    }
+
+    async fn decide_all(
+        &mut self,
+        store: &DynStore,
+        config: &Config,
+        events: &[EventView],
+        texts: &[(i64, ProfileId)],
+        report: &mut StepReport,
+    ) -> Result<Vec<f64>, StoreError> {
+        let now = now_millis();
+        let raw: Vec<ProfileId> = events
+            .iter()
+            .map(|e| e.profile_id)
+            .chain(texts.iter().map(|t| t.1))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let canonical: HashMap<ProfileId, ProfileId> =
+            store.canonical_ids(raw).await?.into_iter().collect();
+        // Latest membership per (person, segment) decided in this step.
+        let mut membership: BTreeMap<(ProfileId, i64), bool> = BTreeMap::new();
+        let mut effects = Effects::default();
+        let mut own = Vec::with_capacity(events.len());
+        for ev in events {
+            let t = Instant::now();
+            let Some(&id) = canonical.get(&ev.profile_id) else {
+                own.push(t.elapsed().as_secs_f64() * 1e6);
+                continue;
+            };
+            let reload = matches!(ev.kind.as_str(), "identify" | "alias" | "group");
+            let tl = Instant::now();
+            let loaded = self
+                .ensure(store, id, ev.profile_id, reload, config)
+                .await?;
+            report.load_us += tl.elapsed().as_secs_f64() * 1e6;
+            let Some(c) = self.people.get_mut(&id) else {
+                continue;
+            };
+            if loaded {
+                report.loads += 1;
+                pending(config, id, c, &membership, &effects);
+            }
+            let lite = rules::as_event(ev);
+            // Memberships this engine wrote are already applied.
+            let decide = ev.source != "segments";
+            if ev.id > c.upto {
+                let pos = c.person.events.len();
+                if let Some(ix) = c.person.index.as_mut() {
+                    ix.add(&config.selectors, &lite, pos);
+                }
+                c.person.events.push(lite.clone());
+                c.upto = ev.id;
+            }
+            let patches = effects.patched();
+            if decide {
+                evaluate(config, id, c, Some(&lite), now, &mut membership);
+                if !config.offers.is_empty() {
+                    offers::decide_in_memory(&config.offers, id, &mut c.person, now, &mut effects);
+                }
+            }
+            if ev.source != rules::SOURCE
+                && ev.received_at.timestamp_millis() >= config.rules_saved_at
+                && !config.rules.is_empty()
+            {
+                rules::fire(
+                    store,
+                    &config.rules,
+                    id,
+                    ev,
+                    &mut c.person,
+                    &mut c.fired,
+                    now,
+                    &mut effects,
+                )
+                .await?;
+            }
+            // A trait an offer or rule set may be in any definition.
+            if effects.patched() != patches {
+                c.full = true;
+                evaluate(config, id, c, None, now, &mut membership);
+            }
+            own.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        // A text changes sentiment and complaint conditions: reload, then decide.
+        for (_, raw) in texts {
+            let Some(&id) = canonical.get(raw) else {
+                continue;
+            };
+            self.ensure(store, id, *raw, true, config).await?;
+            report.loads += 1;
+            if let Some(c) = self.people.get_mut(&id) {
+                pending(config, id, c, &membership, &effects);
+                evaluate(config, id, c, None, now, &mut membership);
+                if !config.offers.is_empty() {
+                    offers::decide_in_memory(&config.offers, id, &mut c.person, now, &mut effects);
+                }
+            }
+        }
+        // The step's writes.
+        let tw = Instant::now();
+        let mut by_segment: BTreeMap<i64, MembershipChange> = BTreeMap::new();
+        for ((id, seg), inside) in membership {
+            let m = by_segment.entry(seg).or_insert_with(|| MembershipChange {
+                entered: vec![],
+                exited: vec![],
+            });
+            if inside {
+                m.entered.push(id);
+            } else {
+                m.exited.push(id);
+            }
+        }
+        if !by_segment.is_empty() {
+            for (_, done) in store
+                .change_segment_members(by_segment.into_iter().collect(), now)
+                .await?
+            {
+                report.membership_changes += done.entered.len() + done.exited.len();
+            }
+        }
+        report.firings = effects.firings.len();
+        effects.flush(store).await?;
+        report.write_us = tw.elapsed().as_secs_f64() * 1e6;
+        Ok(own)
+    }
+}
+
+/// The segments an event may have changed (or all, after a load or trait change, or for
+/// `event: None`) against one person, in dependency order, noting what changed. A segment
+/// is re-evaluated when one of its selectors matches the event or a segment it refers to
+/// changed; windows sliding with time are the batch refresh's job (and each load's).
+fn evaluate(
+    config: &Config,
+    id: ProfileId,
+    c: &mut Cached,
+    event: Option<&eval::Event>,
+    now: Millis,
+    membership: &mut BTreeMap<(ProfileId, i64), bool>,
+) {
+    let full = event.is_none() || std::mem::take(&mut c.full);
+    let mut changed = vec![false; config.segments.len()];
+    for (i, plan) in config.segments.iter().enumerate() {
+        let needed = full
+            || event.is_some_and(|e| plan.selectors.iter().any(|s| eval::event_matches(s, e)))
+            || plan.refs.iter().any(|&j| changed[j]);
+        if !needed {
+            continue;
+        }
+        let inside = eval::eval(&plan.expr, &c.person, now);
+        if inside == c.inside.contains(&i) {
+            continue;
+        }
+        changed[i] = true;
+        membership.insert((id, plan.row.id), inside);
+        // Later segments may refer to this one.
+        if inside {
+            c.inside.insert(i);
+            c.person.segments.push(plan.row.name.clone());
+        } else {
+            c.inside.remove(&i);
+            c.person.segments.retain(|s| s != &plan.row.name);
+        }
+    }
+}
+
+/// A state just loaded from the store does not hold this step's decisions yet (they are
+/// written at its end): applies them.
+fn pending(
+    config: &Config,
+    id: ProfileId,
+    c: &mut Cached,
+    membership: &BTreeMap<(ProfileId, i64), bool>,
+    effects: &Effects,
+) {
+    for ((_, seg), inside) in membership.range((id, i64::MIN)..=(id, i64::MAX)) {
+        let Some(i) = config.segments.iter().position(|p| p.row.id == *seg) else {
+            continue;
+        };
+        let name = &config.segments[i].row.name;
+        c.person.segments.retain(|s| s != name);
+        c.inside.remove(&i);
+        if *inside {
+            c.person.segments.push(name.clone());
+            c.inside.insert(i);
+        }
+    }
+    effects.apply_pending(id, &mut c.person.traits);
+}
+
+/// One step with a fresh engine (tests and one-off catch-ups); `rapport serve` keeps one
+/// engine for its lifetime. Returns events and analyses read.
+pub async fn realtime_step(store: &DynStore, batch: usize) -> Result<usize, StoreError> {
+    let r = Engine::default().step(store, batch).await?;
+    Ok(r.events + r.texts)
+}
+
+/// The worker `rapport serve` runs: real-time decisions after each event, and every
+/// `every` the scores and a batch refresh of all segments (windows move with time).
+pub async fn run(
+    store: DynStore,
+    every: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut engine = Engine::default();
+    let mut last_refresh = Instant::now();
+    loop {
+        let step = engine.step(&store, 1_000).await.map(|r| r.events + r.texts);
+        if last_refresh.elapsed() >= every {
+            last_refresh = Instant::now();
+            // Scores first: segments may use them.
+            if let Err(e) = crate::scores::recompute(&store).await {
+                tracing::warn!(error = %e, "score computation failed");
+            }
+            if let Err(e) = segments::refresh_all(&store).await {
+                tracing::warn!(error = %e, "segment refresh failed");
+            }
+        }
+        let (idle, busy) = (Duration::from_millis(200), Duration::from_millis(10));
+        if !crate::worker::pause_after("real-time decisions", step, idle, busy, &mut shutdown).await
+        {
+            return;
+        }
+    }
+}

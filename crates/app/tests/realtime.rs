@@ -1,0 +1,193 @@
+//! The real-time engine keeps people's state in memory between steps: these check it
+//! notices what changes that state — new events, a merge, a trait edited outside the
+//! event stream, redefined segments — on SQLite and, when configured, PostgreSQL.
+
+use rapport_app::realtime::{touched, Engine};
+use rapport_domain::message::{parse_message, BatchContext};
+use rapport_domain::time::now_millis;
+use rapport_store::{DynStore, SourcedMessages};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+type Pg = Option<(String, String)>;
+
+async fn stores() -> Vec<(DynStore, Option<tempfile::TempDir>, Pg)> {
+    let mut out = Vec::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let s = rapport_store::open(None, dir.path()).await.expect("sqlite");
+    out.push((s, Some(dir), None));
+    if let Some(url) = std::env::var("RAPPORT_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        let schema = format!("rt_{}_{}", std::process::id(), now_millis());
+        let s: DynStore = Arc::new(
+            rapport_store::postgres::PgStore::connect_schema(&url, Some(&schema))
+                .await
+                .expect("postgres"),
+        );
+        out.push((s, None, Some((url, schema))));
+    }
+    out
+}
+
+async fn send(store: &DynStore, msgs: Vec<Value>) {
+    let batch = BatchContext {
+        received_at: now_millis(),
+        ..Default::default()
+    };
+    let parsed = msgs
+        .iter()
+        .map(|m| parse_message(m, "", None, &batch, uuid_like).expect("valid message"))
+        .collect();
+    store
+        .ingest(vec![SourcedMessages {
+            source: "test".into(),
+            messages: parsed,
+        }])
+        .await
+        .expect("ingest");
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("rt-{}-{}", now_millis(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn members(store: &DynStore, name: &str) -> Vec<i64> {
+    let s = store
+        .segment_by_name(name)
+        .await
+        .expect("segment")
+        .expect("exists");
+    store
+        .segment_member_ids(s.id, 0, 1_000)
+        .await
+        .expect("members")
+}
+
+async fn settle(engine: &mut Engine, store: &DynStore) {
+    while engine.step(store, 1_000).await.expect("step").events > 0 {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_keeps_its_people_current() {
+    for (store, _dir, pg) in stores().await {
+        let kind = store.kind();
+        rapport_app::segments::create(
+            &store,
+            "Pro buyers",
+            "traits.plan = \"pro\" and count(track \"Order Completed\") >= 2",
+            "",
+        )
+        .await
+        .expect("segment");
+        let mut engine = Engine::default();
+        send(&store, vec![
+            json!({"type": "identify", "userId": "ada", "traits": {"plan": "pro", "email": "ada@example.com"}}),
+            json!({"type": "track", "userId": "ada", "event": "Order Completed"}),
+        ])
+        .await;
+        settle(&mut engine, &store).await;
+        assert!(
+            members(&store, "Pro buyers").await.is_empty(),
+            "[{kind}] one order is not two"
+        );
+        assert_eq!(engine.cached(), 1, "[{kind}] ada is held in memory");
+
+        // A new event is added to the state held in memory.
+        send(
+            &store,
+            vec![json!({"type": "track", "userId": "ada", "event": "Order Completed"})],
+        )
+        .await;
+        settle(&mut engine, &store).await;
+        let ada = store
+            .lookup(
+                &rapport_domain::identifier::IdentityKey::parse(
+                    rapport_domain::identifier::IdentityKind::Email,
+                    "ada@example.com",
+                )
+                .expect("key"),
+            )
+            .await
+            .expect("lookup")
+            .expect("ada");
+        assert_eq!(
+            members(&store, "Pro buyers").await,
+            vec![ada],
+            "[{kind}] two orders"
+        );
+
+        // A trait edited outside the event stream: the engine reloads after `touched`.
+        store
+            .patch_traits(ada, &json!({"plan": "free"}), now_millis())
+            .await
+            .expect("patch");
+        touched(&store).await.expect("touched");
+        send(
+            &store,
+            vec![json!({"type": "page", "userId": "ada", "name": "Home"})],
+        )
+        .await;
+        settle(&mut engine, &store).await;
+        // A page view is not a selector of the segment, but the reload re-evaluates all.
+        assert!(
+            members(&store, "Pro buyers").await.is_empty(),
+            "[{kind}] no longer pro"
+        );
+
+        // A merge: an anonymous visitor's two orders join Grace when she identifies.
+        send(
+            &store,
+            vec![
+                json!({"type": "track", "anonymousId": "dev-1", "event": "Order Completed"}),
+                json!({"type": "track", "anonymousId": "dev-1", "event": "Order Completed"}),
+                json!({"type": "identify", "userId": "grace", "traits": {"plan": "pro"}}),
+            ],
+        )
+        .await;
+        settle(&mut engine, &store).await;
+        send(
+            &store,
+            vec![json!({"type": "identify", "userId": "grace", "anonymousId": "dev-1"})],
+        )
+        .await;
+        settle(&mut engine, &store).await;
+        assert_eq!(
+            members(&store, "Pro buyers").await.len(),
+            1,
+            "[{kind}] grace, with the visitor's orders"
+        );
+
+        // Redefining the segment is picked up at the next step.
+        let seg = store
+            .segment_by_name("Pro buyers")
+            .await
+            .expect("s")
+            .expect("s");
+        rapport_app::segments::update(
+            &store,
+            seg.id,
+            Some("count(track \"Order Completed\") >= 1"),
+            None,
+        )
+        .await
+        .expect("update");
+        send(
+            &store,
+            vec![json!({"type": "track", "userId": "ada", "event": "Order Completed"})],
+        )
+        .await;
+        settle(&mut engine, &store).await;
+        assert_eq!(
+            members(&store, "Pro buyers").await.len(),
+            2,
+            "[{kind}] both now"
+        );
+        if let Some((url, schema)) = pg {
+            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
+        }
+    }
+}

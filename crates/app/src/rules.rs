@@ -131,7 +131,16 @@ fn check_action(a: &Value, field: &str) -> Result<(), StoreError> {
         "emit" if text("event").is_none() => {
             return Err(invalid(field, "emit needs an `event` name"))
         }
-        "add_tag" | "task" | "emit" => {}
+        "remove_tag" if text("tag").is_none() => {
+            return Err(invalid(field, "remove_tag needs `tag`"))
+        }
+        "add_to_segment" | "remove_from_segment" if text("segment").is_none() => {
+            return Err(invalid(
+                format!("{field}.segment"),
+                "names a static segment",
+            ))
+        }
+        "add_tag" | "remove_tag" | "task" | "emit" | "add_to_segment" | "remove_from_segment" => {}
         "token_reward" => {
             let amount_ok = match a.get("amount") {
                 Some(Value::String(s)) => !s.trim().is_empty(),
@@ -229,6 +238,18 @@ pub async fn set_rules(store: &DynStore, body: &Value) -> Result<Vec<Rule>, Stor
         }
         for (j, a) in r.then.iter().enumerate() {
             check_action(a, &format!("{field}.then[{j}]"))?;
+            if let Some(name) = a.get("segment").and_then(Value::as_str) {
+                let ok = store
+                    .segment_by_name(name)
+                    .await?
+                    .is_some_and(|s| s.kind == "static");
+                if !ok {
+                    return Err(invalid(
+                        format!("{field}.then[{j}].segment"),
+                        format!("'{name}' is not a static segment (create one with {{\"kind\": \"static\"}})"),
+                    ));
+                }
+            }
         }
         if let Some(q) = &r.quiet_hours {
             if q.start > 23 || q.end > 23 || q.start == q.end {
@@ -334,6 +355,8 @@ pub(crate) struct Effects {
     pub(crate) firings: Vec<Firing>,
     patches: HashMap<ProfileId, serde_json::Map<String, Value>>,
     changes: usize,
+    /// Static segment changes: (segment id, person, in).
+    memberships: Vec<(i64, ProfileId, bool)>,
 }
 
 impl Effects {
@@ -383,6 +406,21 @@ impl Effects {
     pub(crate) async fn flush(self, store: &DynStore) -> Result<(), StoreError> {
         store.record_firings(self.firings).await?;
         let now = now_millis();
+        if !self.memberships.is_empty() {
+            let changes = self
+                .memberships
+                .into_iter()
+                .map(|(seg, id, inside)| {
+                    let (entered, exited) = if inside {
+                        (vec![id], vec![])
+                    } else {
+                        (vec![], vec![id])
+                    };
+                    (seg, rapport_store::MembershipChange { entered, exited })
+                })
+                .collect();
+            store.change_segment_members(changes, now).await?;
+        }
         for (id, patch) in self.patches {
             store.patch_traits(id, &Value::Object(patch), now).await?;
         }
@@ -452,6 +490,37 @@ async fn act(
                     effects.set_trait(id, p, "tags", Value::Array(tags));
                 }
                 json!({"action": kind, "tag": tag})
+            }
+            "remove_tag" => {
+                let tag = a.get("tag").and_then(Value::as_str).unwrap_or("");
+                let tags: Vec<Value> = p
+                    .traits
+                    .get("tags")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                if tags.iter().any(|x| x == tag) {
+                    let kept = tags.into_iter().filter(|x| x != tag).collect();
+                    effects.set_trait(id, p, "tags", Value::Array(kept));
+                }
+                json!({"action": kind, "tag": tag})
+            }
+            "add_to_segment" | "remove_from_segment" => {
+                let name = a.get("segment").and_then(Value::as_str).unwrap_or("");
+                let inside = kind == "add_to_segment";
+                match store.segment_by_name(name).await? {
+                    Some(s) if s.kind == "static" => {
+                        effects.memberships.push((s.id, id, inside));
+                        p.segments.retain(|n| n != name);
+                        if inside {
+                            p.segments.push(name.to_string());
+                        }
+                        json!({"action": kind, "segment": name})
+                    }
+                    _ => {
+                        json!({"action": kind, "skipped": format!("'{name}' is not a static segment")})
+                    }
+                }
             }
             "task" => {
                 let title = a.get("title").and_then(Value::as_str).unwrap_or("");

@@ -186,6 +186,19 @@ pub async fn create(
     store.segment(row.id).await
 }
 
+/// Saves a static segment: no definition; rule actions `add_to_segment` and
+/// `remove_from_segment` (or the batch API) change its members.
+pub async fn create_static(
+    store: &DynStore,
+    name: &str,
+    description: &str,
+) -> Result<SegmentRow, StoreError> {
+    let name = check_name(name)?;
+    store
+        .create_segment(&name, "", description, "static", now_millis())
+        .await
+}
+
 /// Changes a segment's definition or description and recomputes its members.
 pub async fn update(
     store: &DynStore,
@@ -241,6 +254,12 @@ pub async fn refresh(store: &DynStore, id: i64) -> Result<MembershipChange, Stor
         return Err(invalid(
             "id",
             "a micro-segment is recomputed with POST /api/micro-segments/refresh",
+        ));
+    }
+    if row.kind == "static" {
+        return Err(invalid(
+            "id",
+            "a static segment has no definition: rules add and remove its members",
         ));
     }
     let e = parse(&row.definition).map_err(|e| invalid("definition", e.to_string()))?;

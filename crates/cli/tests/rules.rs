@@ -174,6 +174,54 @@ async fn rules_act_on_what_happens() {
             1,
             "[{k}] nothing was done"
         );
+
+        // Static segments and tag removal: a rule moves the VIP onto a hand-kept list.
+        let (st, list) = s
+            .send(
+                Method::POST,
+                "/api/segments",
+                json!({"name": "Call list", "kind": "static"}),
+            )
+            .await;
+        assert_eq!(st, 201, "[{k}] {list}");
+        let (st, e) = s
+            .send(
+                Method::PUT,
+                "/api/rules",
+                json!({"rules": [{"name": "x", "when": "track \"Called\"",
+                    "then": [{"action": "add_to_segment", "segment": "Angry big spenders"}]}]}),
+            )
+            .await;
+        assert_eq!(st, 400, "[{k}] a dynamic segment is not a list: {e}");
+        assert_eq!(
+            e["field"].as_str(),
+            Some("rules[0].then[0].segment"),
+            "[{k}] {e}"
+        );
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/rules",
+                json!({"rules": [{"name": "Listed", "when": "track \"Called\"",
+                    "then": [{"action": "add_to_segment", "segment": "Call list"},
+                             {"action": "remove_tag", "tag": "escalated"}]}]}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        assert_eq!(
+            s.batch(json!([{"type": "track", "userId": "vip", "event": "Called"}]))
+                .await
+                .0,
+            200
+        );
+        let members =
+            common::eventually(&s, &format!("/api/segments/{}/members", list["id"]), |v| {
+                v["members"].as_array().is_some_and(|a| !a.is_empty())
+            })
+            .await;
+        assert_eq!(members["members"], json!([vip]), "[{k}] {members}");
+        let p = s.get(&format!("/api/profiles/{vip}")).await.1;
+        assert_eq!(p["traits"]["tags"], json!([]), "[{k}] tag removed: {p}");
         s.finish().await;
     }
 }

@@ -43,7 +43,7 @@ pub async fn preview(
 
 /// Saves a segment (`name`, `definition`, optional `description`) and computes its members.
 #[utoipa::path(post, path = "/api/segments", tag = "segments",
-    request_body(content = Object, description = "`{\"name\": \"Engaged buyers\", \"definition\": \"…\", \"description\": \"…\"}`"),
+    request_body(content = Object, description = "`{\"name\": \"Engaged buyers\", \"definition\": \"…\", \"description\": \"…\"}`, or `{\"name\": \"Ambassadors\", \"kind\": \"static\"}` for a list rules add people to"),
     responses((status = 201, body = SegmentRow), (status = 400, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -53,8 +53,15 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<SegmentRow>)> {
     let v = body(&b)?;
     let name = text(&v, "name", true)?.unwrap_or_default();
-    let def = text(&v, "definition", true)?.unwrap_or_default();
     let desc = text(&v, "description", false)?.unwrap_or("");
+    // A static segment has no definition: rules add and remove people.
+    if text(&v, "kind", false)? == Some("static") {
+        return Ok((
+            StatusCode::CREATED,
+            Json(seg::create_static(&state.store, name, desc).await?),
+        ));
+    }
+    let def = text(&v, "definition", true)?.unwrap_or_default();
     Ok((
         StatusCode::CREATED,
         Json(seg::create(&state.store, name, def, desc).await?),

@@ -102,6 +102,20 @@ pub(crate) struct CompiledOffer {
     terms: Vec<(usize, Option<Expr>)>,
 }
 
+impl CompiledOffer {
+    /// Gives the conditions' selectors slots in the engine's event index.
+    pub(crate) fn slot(&mut self, table: &mut Vec<rapport_segment::ast::EventSel>) {
+        if let Some(Some(e)) = self.eligible.as_mut() {
+            rapport_segment::assign_slots(e, table);
+        }
+        for (_, t) in &mut self.terms {
+            if let Some(e) = t.as_mut() {
+                rapport_segment::assign_slots(e, table);
+            }
+        }
+    }
+}
+
 fn compile(offers: &[Offer]) -> Vec<CompiledOffer> {
     offers
         .iter()

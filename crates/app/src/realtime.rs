@@ -65,7 +65,8 @@ struct Cached {
 struct Plan {
     row: SegmentRow,
     expr: Expr,
-    selectors: Vec<EventSel>,
+    /// Slots (in `Config::selectors`) of the event selectors it reads.
+    slots: Vec<usize>,
     /// Indexes of the segments it refers to (always earlier ones).
     refs: Vec<usize>,
 }
@@ -96,6 +97,9 @@ pub struct StepReport {
     /// Each event's cost in microseconds: its own work (including a reload when its
     /// person was not in memory) plus an equal share of the step's shared reads and writes.
     pub per_event_us: Vec<f64>,
+    /// Each event's own work alone (state update, segments, offers, rules, and a reload
+    /// when one was needed), without the step's shared reads and writes.
+    pub own_us: Vec<f64>,
     pub loads: usize,
     pub membership_changes: usize,
     pub firings: usize,
@@ -160,16 +164,26 @@ impl Engine {
                 .iter()
                 .filter_map(|n| segments.iter().position(|p| &p.row.name == n))
                 .collect();
-            let selectors = referenced_selectors(&expr).into_iter().cloned().collect();
+            let slots = referenced_selectors(&expr)
+                .into_iter()
+                .filter_map(|s| s.slot.map(|x| x as usize))
+                .collect();
             segments.push(Plan {
                 row,
                 expr,
-                selectors,
+                slots,
                 refs,
             });
         }
-        let (rules, rules_saved_at) = rules::compiled(store).await?;
-        let offers = offers::compiled(store).await?;
+        // Rules' and offers' conditions read the same index.
+        let (mut rules, rules_saved_at) = rules::compiled(store).await?;
+        let mut offers = offers::compiled(store).await?;
+        for r in &mut rules {
+            r.slot(&mut table);
+        }
+        for o in &mut offers {
+            o.slot(&mut table);
+        }
         let cap_window = rules
             .iter()
             .filter_map(|r| r.rule.cap.as_ref())
@@ -210,17 +224,31 @@ impl Engine {
         config: &Config,
     ) -> Result<bool, StoreError> {
         let cap_window = config.cap_window;
-        let fresh = !reload
-            && self
-                .people
-                .get(&id)
-                .is_some_and(|c| c.members.contains(&raw) && c.loaded.elapsed() < TTL);
+        let fresh = self
+            .people
+            .get(&id)
+            .is_some_and(|c| c.members.contains(&raw) && c.loaded.elapsed() < TTL);
         self.clock += 1;
         if fresh {
-            if let Some(c) = self.people.get_mut(&id) {
-                c.used = self.clock;
+            let Some(c) = self.people.get_mut(&id) else {
+                return Ok(false);
+            };
+            c.used = self.clock;
+            if !reload {
+                return Ok(false);
             }
-            return Ok(false);
+            // An identify, alias or group may change traits, identities or, by merging,
+            // the profiles the person is made of: re-read the profile, and the whole
+            // state only when its profiles changed.
+            let view = store.profile(id).await?;
+            if view.member_ids == c.members {
+                let (traits, identities, consents) = segments::basics(&view);
+                c.person.traits = traits;
+                c.person.identities = identities;
+                c.person.consents = consents;
+                c.full = true;
+                return Ok(false);
+            }
         }
         let (mut person, members, upto) = segments::person_and_members(store, id).await?;
         person.index = Some(eval::EventIndex::build(&config.selectors, &person.events));
@@ -308,6 +336,7 @@ impl Engine {
         let n = own.len().max(1) as f64;
         let shared = (total - own_sum).max(0.0) / n;
         report.per_event_us = own.iter().map(|t| t + shared).collect();
+        report.own_us = own;
         Ok(report)
     }
 
@@ -350,22 +379,32 @@ impl Engine {
             };
             if loaded {
                 report.loads += 1;
+            }
+            if loaded || reload {
                 pending(config, id, c, &membership, &effects);
             }
             let lite = rules::as_event(ev);
             // Memberships this engine wrote are already applied.
             let decide = ev.source != "segments";
+            // Which selectors this event matches, tested once for the index and the plans.
+            let matched: Vec<bool> = config
+                .selectors
+                .iter()
+                .map(|s| eval::event_matches(s, &lite))
+                .collect();
             if ev.id > c.upto {
-                let pos = c.person.events.len();
+                let pos = c.person.events.len() as u32;
                 if let Some(ix) = c.person.index.as_mut() {
-                    ix.add(&config.selectors, &lite, pos);
+                    for (list, _) in ix.lists.iter_mut().zip(&matched).filter(|(_, m)| **m) {
+                        list.push(pos);
+                    }
                 }
-                c.person.events.push(lite.clone());
+                c.person.events.push(lite);
                 c.upto = ev.id;
             }
             let patches = effects.patched();
             if decide {
-                evaluate(config, id, c, Some(&lite), now, &mut membership);
+                evaluate(config, id, c, Some(&matched), now, &mut membership);
                 if !config.offers.is_empty() {
                     offers::decide_in_memory(&config.offers, id, &mut c.person, now, &mut effects);
                 }
@@ -381,6 +420,7 @@ impl Engine {
                     ev,
                     &mut c.person,
                     &mut c.fired,
+                    &matched,
                     now,
                     &mut effects,
                 )
@@ -398,7 +438,9 @@ impl Engine {
             let Some(&id) = canonical.get(raw) else {
                 continue;
             };
-            self.ensure(store, id, *raw, true, config).await?;
+            // The texts are in the store, not in the event: a full reload.
+            self.people.remove(&id);
+            self.ensure(store, id, *raw, false, config).await?;
             report.loads += 1;
             if let Some(c) = self.people.get_mut(&id) {
                 pending(config, id, c, &membership, &effects);
@@ -445,15 +487,15 @@ fn evaluate(
     config: &Config,
     id: ProfileId,
     c: &mut Cached,
-    event: Option<&eval::Event>,
+    matched: Option<&[bool]>,
     now: Millis,
     membership: &mut BTreeMap<(ProfileId, i64), bool>,
 ) {
-    let full = event.is_none() || std::mem::take(&mut c.full);
+    let full = matched.is_none() || std::mem::take(&mut c.full);
     let mut changed = vec![false; config.segments.len()];
     for (i, plan) in config.segments.iter().enumerate() {
         let needed = full
-            || event.is_some_and(|e| plan.selectors.iter().any(|s| eval::event_matches(s, e)))
+            || matched.is_some_and(|m| plan.slots.iter().any(|&s| m[s]))
             || plan.refs.iter().any(|&j| changed[j]);
         if !needed {
             continue;

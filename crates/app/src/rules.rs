@@ -611,6 +611,23 @@ async fn act(
     Ok(done)
 }
 
+impl CompiledRule {
+    /// Gives the condition's selectors slots in the engine's event index.
+    pub(crate) fn slot(&mut self, table: &mut Vec<EventSel>) {
+        if let Some(c) = self.condition.as_mut() {
+            rapport_segment::assign_slots(c, table);
+        }
+        let slot = match table.iter().position(|t| t == &self.when) {
+            Some(i) => i,
+            None => {
+                table.push(self.when.clone());
+                table.len() - 1
+            }
+        };
+        self.when.slot = Some(slot as u32);
+    }
+}
+
 /// The enabled rules, parsed, and when they were saved (they act on events received
 /// from then on).
 pub(crate) async fn compiled(store: &DynStore) -> Result<(Vec<CompiledRule>, i64), StoreError> {
@@ -635,8 +652,10 @@ pub(crate) async fn compiled(store: &DynStore) -> Result<(Vec<CompiledRule>, i64
 }
 
 /// Runs the rules whose trigger matches this event for its person (the real-time engine
-/// calls this with the person's state in memory); `fired` holds the person's recent
-/// firings `(rule, at)` and gains the new ones. Returns how many rules fired.
+/// calls this with the person's state in memory); `matched[slot]` says whether the event
+/// matches the selector in that slot (triggers are slotted by [`CompiledRule::slot`]);
+/// `fired` holds the person's recent firings `(rule, at)` and gains the new ones.
+/// Returns how many rules fired.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn fire(
     store: &DynStore,
@@ -645,12 +664,17 @@ pub(crate) async fn fire(
     ev: &EventView,
     p: &mut Person,
     fired: &mut Vec<(String, i64)>,
+    matched: &[bool],
     now: i64,
     effects: &mut Effects,
 ) -> Result<usize, StoreError> {
     let lite = as_event(ev);
     let mut n = 0;
-    for c in rules.iter().filter(|c| eval::event_matches(&c.when, &lite)) {
+    let triggered = |c: &&CompiledRule| match c.when.slot {
+        Some(s) => matched.get(s as usize).copied().unwrap_or(false),
+        None => eval::event_matches(&c.when, &lite),
+    };
+    for c in rules.iter().filter(triggered) {
         let name = &c.rule.name;
         let count = |since: i64| {
             fired

@@ -300,12 +300,13 @@ pub(crate) async fn person_and_members(
     let view = store.profile(id).await?;
     let (events, texts) = store.person_activity(view.id).await?;
     let upto = events.iter().map(|e| e.id).max().unwrap_or(0);
-    let scores = store
-        .graph_scores(vec![view.id])
-        .await?
-        .into_iter()
-        .next()
-        .map(|g| {
+    let (traits, identities, consents) = basics(&view);
+    let person = Person {
+        traits,
+        identities,
+        consents,
+        // The store's profile view leaves network scores to the API layer: read them.
+        scores: store.graph_scores(vec![view.id]).await?.first().map(|g| {
             HashMap::from([
                 ("pagerank".to_string(), g.pagerank),
                 ("pagerank_pct".to_string(), g.pagerank_pct),
@@ -318,25 +319,7 @@ pub(crate) async fn person_and_members(
                 ("evangelist".to_string(), g.evangelist),
                 ("syndication".to_string(), g.syndication),
             ])
-        });
-    let person = Person {
-        traits: view.traits.clone(),
-        identities: view
-            .identities
-            .iter()
-            .map(|i| (i.kind.as_str().to_string(), i.value.clone()))
-            .collect(),
-        consents: view
-            .consents
-            .iter()
-            .map(|c| {
-                let status = match c.status {
-                    ConsentStatus::Granted => "granted",
-                    ConsentStatus::Denied => "denied",
-                };
-                ((c.channel.clone(), c.purpose.clone()), status.to_string())
-            })
-            .collect(),
+        }),
         events: events
             .into_iter()
             .map(|e| eval::Event {
@@ -355,7 +338,6 @@ pub(crate) async fn person_and_members(
                 complaint,
             })
             .collect(),
-        scores,
         segments: store.profile_segments(view.id).await?,
         computed: store
             .profile_scores(view.id)
@@ -367,6 +349,33 @@ pub(crate) async fn person_and_members(
         index: None,
     };
     Ok((person, view.member_ids, upto))
+}
+
+/// Traits, identities `(kind, value)` and latest consents from a profile view.
+pub(crate) type Basics = (
+    serde_json::Value,
+    Vec<(String, String)>,
+    HashMap<(String, String), String>,
+);
+
+pub(crate) fn basics(view: &ProfileView) -> Basics {
+    let identities = view
+        .identities
+        .iter()
+        .map(|i| (i.kind.as_str().to_string(), i.value.clone()))
+        .collect();
+    let consents = view
+        .consents
+        .iter()
+        .map(|c| {
+            let status = match c.status {
+                ConsentStatus::Granted => "granted",
+                ConsentStatus::Denied => "denied",
+            };
+            ((c.channel.clone(), c.purpose.clone()), status.to_string())
+        })
+        .collect();
+    (view.traits.clone(), identities, consents)
 }
 
 /// Tokens in a person's wallets (no query for people without a wallet).

@@ -530,8 +530,9 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<ProfileId>>;
     async fn segment_sizes(&self, id: i64, since: Millis) -> Result<Vec<SegmentSize>>;
-    /// Everything a person (canonical id) did and wrote, oldest first: their events and
-    /// their analysed texts as (occurred_at, compound, complaint confidence).
+    /// Everything a person (canonical id) did and wrote, oldest first: their events (without
+    /// context, text or message id, which the evaluator does not read) and their analysed
+    /// texts as (occurred_at, compound, complaint confidence).
     async fn person_activity(
         &self,
         id: ProfileId,

@@ -1,6 +1,6 @@
 //! PostgreSQL side of segments (see the SQLite twin for the shape).
 
-use super::{event_view, PgStore, EVENT_COLUMNS};
+use super::{event_view, PgStore};
 use crate::sqlite::segments::{bucket, membership_event};
 use crate::{
     Compiled, MembershipChange, PurchaseStats, Result, ScoreRow, SegmentRow, SegmentSize,
@@ -378,7 +378,10 @@ impl PgStore {
         let client = self.client().await?;
         let events = client
             .query(
-                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = $1) ORDER BY occurred_at, id"),
+                // Context, text and message id are not read by the evaluator: left out,
+                // which halves the cost of loading a person for the real-time engine.
+                "SELECT id, '', profile_id, type, name, channel, source, properties, '{}'::jsonb, NULL::text, occurred_at, received_at
+                 FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = $1) ORDER BY occurred_at, id",
                 &[&id],
             )
             .await?

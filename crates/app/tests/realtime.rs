@@ -186,6 +186,13 @@ async fn the_engine_keeps_its_people_current() {
             2,
             "[{kind}] both now"
         );
+        // Sizes are kept from entries and exits, not recounted: they must still agree.
+        let sizes = store.segment_sizes(seg.id, 0).await.expect("sizes");
+        assert_eq!(
+            sizes.last().map(|s| s.size),
+            Some(members(&store, "Pro buyers").await.len() as i64),
+            "[{kind}] {sizes:?}"
+        );
         if let Some((url, schema)) = pg {
             let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
         }

@@ -171,7 +171,8 @@ async fn latency(
     pass: usize,
 ) -> Result<Value> {
     let live: Vec<Value> = (0..a.events)
-        .map(|e| live_event(pass * a.events + e, a.people))
+        // The same people, and kinds of event, in every pass.
+        .map(|e| live_event(pass * a.people * 20 + e, a.people))
         .collect();
     let mut per_event = Vec::with_capacity(a.events);
     let mut own = Vec::with_capacity(a.events);
@@ -285,7 +286,7 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
     let n = a.throughput_events;
     let phase = |k: usize| -> Vec<Value> {
         (0..n)
-            .map(|e| live_event(2 * a.events + k * n + e, a.people))
+            .map(|e| live_event(2 * a.people * 20 + k * n + e, a.people))
             .collect()
     };
     let (without_1, _) = throughput(&store, &phase(0), "t0.", None).await?;

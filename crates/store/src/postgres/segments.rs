@@ -78,13 +78,26 @@ async fn record(
         &[&mids, &who, &names, &props, &at],
     )
     .await?;
-    let size: i64 = tx
-        .query_one(
-            "SELECT COUNT(*) FROM segment_members WHERE segment_id = $1",
+    // Every change of members passes here with only real entries and exits, so the size
+    // follows from the last one; counting a large segment on every real-time step would
+    // cost a scan of its members.
+    let last: Option<i64> = tx
+        .query_opt(
+            "SELECT size FROM segment_sizes WHERE segment_id = $1 ORDER BY at DESC LIMIT 1",
             &[&id],
         )
         .await?
-        .get(0);
+        .map(|r| r.get(0));
+    let size: i64 = match last {
+        Some(s) => s + entered.len() as i64 - exited.len() as i64,
+        None => tx
+            .query_one(
+                "SELECT COUNT(*) FROM segment_members WHERE segment_id = $1",
+                &[&id],
+            )
+            .await?
+            .get(0),
+    };
     tx.execute(
         "INSERT INTO segment_sizes (segment_id, at, size, entered, exited) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (segment_id, at) DO UPDATE SET size = excluded.size,
@@ -95,8 +108,10 @@ async fn record(
     Ok(())
 }
 
+/// The segment's name, locking its row: changes to one segment's members are serialised,
+/// so each reads the size the previous one left.
 async fn segment_name(tx: &tokio_postgres::Transaction<'_>, id: i64) -> Result<String> {
-    tx.query_opt("SELECT name FROM segments WHERE id = $1", &[&id])
+    tx.query_opt("SELECT name FROM segments WHERE id = $1 FOR UPDATE", &[&id])
         .await?
         .map(|r| r.get(0))
         .ok_or_else(|| StoreError::NotFound(format!("segment {id}")))

@@ -105,11 +105,23 @@ fn record(
             }
         }
     }
-    let size: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM segment_members WHERE segment_id = ?1",
-        [id],
-        |r| r.get(0),
-    )?;
+    // Every change of members passes here with only real entries and exits, so the size
+    // follows from the last one; counting a large segment on every real-time step would
+    // cost a scan of its members.
+    let last: Option<i64> = tx
+        .prepare_cached(
+            "SELECT size FROM segment_sizes WHERE segment_id = ?1 ORDER BY at DESC LIMIT 1",
+        )?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    let size: i64 = match last {
+        Some(s) => s + entered.len() as i64 - exited.len() as i64,
+        None => tx.query_row(
+            "SELECT COUNT(*) FROM segment_members WHERE segment_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?,
+    };
     tx.execute(
         "INSERT INTO segment_sizes (segment_id, at, size, entered, exited) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (segment_id, at) DO UPDATE SET size = excluded.size,

@@ -690,7 +690,7 @@ impl Store for PgStore {
         limit: usize,
         after: Option<ProfileId>,
     ) -> Result<Page<ProfileSummary>> {
-        let c = self.client().await?;
+        let mut c = self.client().await?;
         let after = after.unwrap_or(0);
         let fetch = (limit + 1) as i64;
         let mut ids: Vec<i64> = match q.map(str::trim).filter(|q| !q.is_empty()) {
@@ -704,18 +704,27 @@ impl Store for PgStore {
                 Some(key) => lookup_c(&c, &key).await?.filter(|id| *id > after).into_iter().collect(),
                 None => {
                     let like = common::like_pattern(q);
-                    c.query(
-                        "SELECT DISTINCT canonical_id FROM (
-                           SELECT canonical_id FROM profiles WHERE traits::text ILIKE $1
-                           UNION ALL
-                           SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE i.value ILIKE $1
-                         ) s WHERE canonical_id > $2 ORDER BY canonical_id LIMIT $3",
-                        &[&like, &after, &fetch],
-                    )
-                    .await?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect()
+                    // The trigram indexes (migration 12) find the matches; the planner
+                    // prices a scan of every profile's traits as text too low (it does not
+                    // count the conversion), and pushes the page cursor into that branch,
+                    // so the matches are gathered first (MATERIALIZED) with scans off.
+                    let tx = c.transaction().await?;
+                    tx.batch_execute("SET LOCAL enable_seqscan = off").await?;
+                    let ids = tx
+                        .query(
+                            "WITH hits AS MATERIALIZED (
+                               SELECT canonical_id FROM profiles WHERE traits::text ILIKE $1
+                               UNION ALL
+                               SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE i.value ILIKE $1
+                             ) SELECT DISTINCT canonical_id FROM hits WHERE canonical_id > $2 ORDER BY canonical_id LIMIT $3",
+                            &[&like, &after, &fetch],
+                        )
+                        .await?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect();
+                    tx.commit().await?;
+                    ids
                 }
             },
         };

@@ -2,34 +2,14 @@
 //! notices what changes that state — new events, a merge, a trait edited outside the
 //! event stream, redefined segments — on SQLite and, when configured, PostgreSQL.
 
+mod common;
+
+use common::stores;
 use rapport_app::realtime::{touched, Engine};
 use rapport_domain::message::{parse_message, BatchContext};
 use rapport_domain::time::now_millis;
 use rapport_store::{DynStore, SourcedMessages};
 use serde_json::{json, Value};
-use std::sync::Arc;
-
-type Pg = Option<(String, String)>;
-
-async fn stores() -> Vec<(DynStore, Option<tempfile::TempDir>, Pg)> {
-    let mut out = Vec::new();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let s = rapport_store::open(None, dir.path()).await.expect("sqlite");
-    out.push((s, Some(dir), None));
-    if let Some(url) = std::env::var("RAPPORT_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    {
-        let schema = format!("rt_{}_{}", std::process::id(), now_millis());
-        let s: DynStore = Arc::new(
-            rapport_store::postgres::PgStore::connect_schema(&url, Some(&schema))
-                .await
-                .expect("postgres"),
-        );
-        out.push((s, None, Some((url, schema))));
-    }
-    out
-}
 
 async fn send(store: &DynStore, msgs: Vec<Value>) {
     let batch = BatchContext {

@@ -13,10 +13,12 @@ use rapport_domain::model::{ConsentStatus, TextAnalysisView};
 use rapport_domain::relationship::GraphScores;
 use rapport_domain::time::{now_millis, to_datetime};
 use rapport_segment::{eval, parse, sql};
+mod common;
+
+use common::stores;
 use rapport_store::{ConsentInput, DynStore, SourcedMessages};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 const DAY: i64 = 86_400_000;
 
@@ -385,30 +387,6 @@ fn definition() -> impl Strategy<Value = String> {
             inner.prop_map(|x| format!("not {x}")),
         ]
     })
-}
-
-async fn stores() -> Vec<(
-    DynStore,
-    Option<tempfile::TempDir>,
-    Option<(String, String)>,
-)> {
-    let mut out = Vec::new();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let s = rapport_store::open(None, dir.path()).await.expect("sqlite");
-    out.push((s, Some(dir), None));
-    if let Some(url) = std::env::var("RAPPORT_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    {
-        let schema = format!("seg_{}_{}", std::process::id(), now_millis());
-        let s: DynStore = Arc::new(
-            rapport_store::postgres::PgStore::connect_schema(&url, Some(&schema))
-                .await
-                .expect("postgres"),
-        );
-        out.push((s, None, Some((url, schema))));
-    }
-    out
 }
 
 #[test]

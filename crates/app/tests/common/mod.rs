@@ -1,0 +1,30 @@
+//! What the app's integration tests share: the stores they run on.
+
+use rapport_domain::time::now_millis;
+use rapport_store::DynStore;
+use std::sync::Arc;
+
+/// A PostgreSQL test schema to drop afterwards: (url, schema).
+pub type Pg = Option<(String, String)>;
+
+/// SQLite in a temporary directory and, when `RAPPORT_TEST_DATABASE_URL` is set,
+/// PostgreSQL in a fresh schema.
+pub async fn stores() -> Vec<(DynStore, Option<tempfile::TempDir>, Pg)> {
+    let mut out = Vec::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let s = rapport_store::open(None, dir.path()).await.expect("sqlite");
+    out.push((s, Some(dir), None));
+    if let Some(url) = std::env::var("RAPPORT_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        let schema = format!("t_{}_{}", std::process::id(), now_millis());
+        let s: DynStore = Arc::new(
+            rapport_store::postgres::PgStore::connect_schema(&url, Some(&schema))
+                .await
+                .expect("postgres"),
+        );
+        out.push((s, None, Some((url, schema))));
+    }
+    out
+}

@@ -423,6 +423,7 @@ pub async fn load(
         start = end;
         progress(end);
     }
+    store.refresh_statistics().await?;
     Ok(total)
 }
 

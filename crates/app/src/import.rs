@@ -298,6 +298,7 @@ pub async fn import_csv(
     }
     flush(store, source, &mut buf, &mut summary).await?;
     progress(rdr.position().byte());
+    store.refresh_statistics().await?;
     Ok(summary)
 }
 
@@ -357,6 +358,7 @@ pub async fn import_jsonl(
     }
     flush(store, source, &mut buf, &mut summary).await?;
     progress(bytes);
+    store.refresh_statistics().await?;
     Ok(summary)
 }
 

@@ -337,6 +337,8 @@ pub(crate) async fn load_demo(store: &DynStore, people: usize) -> Result<()> {
         "demo graph: {} people with relationships, {} relationships, {} communities",
         run.summary["nodes"], run.summary["edges"], run.summary["communities"]["count"]
     );
+    // Relationships and analyses were added after the demo's own refresh.
+    store.refresh_statistics().await?;
     Ok(())
 }
 

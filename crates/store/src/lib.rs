@@ -678,6 +678,13 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, token_hash: &str, now: Millis) -> Result<Option<(UserRow, String)>>;
     async fn delete_session(&self, token_hash: &str) -> Result<()>;
 
+    /// Refreshes the planner's statistics after a bulk load (the demo, an import), so the
+    /// first queries after it are planned on the data as it is (PostgreSQL; a no-op where
+    /// the store plans without statistics).
+    async fn refresh_statistics(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Counts for the dashboard: events per day and channel since `since`, people by kind.
     async fn overview(&self, since: Millis, week_ago: Millis) -> Result<Overview>;
 

@@ -1414,6 +1414,16 @@ impl Store for PgStore {
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
         self.sess_delete(token_hash.to_string()).await
     }
+    async fn refresh_statistics(&self) -> Result<()> {
+        let c = self.client().await?;
+        // The tables bulk loads fill; `ANALYZE` alone would visit every schema.
+        c.batch_execute(
+            "ANALYZE profiles; ANALYZE identities; ANALYZE events; ANALYZE consents;
+             ANALYZE relationships; ANALYZE text_analyses",
+        )
+        .await?;
+        Ok(())
+    }
     async fn overview(&self, since: Millis, week_ago: Millis) -> Result<crate::Overview> {
         use crate::overview_sql as q;
         let c = self.client().await?;

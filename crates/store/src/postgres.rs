@@ -709,6 +709,27 @@ impl Store for PgStore {
                     // count the conversion), and pushes the page cursor into that branch,
                     // so the matches are gathered first (MATERIALIZED) with scans off.
                     let tx = c.transaction().await?;
+                    // A common term ("gmail") matches most people: the next profiles in id
+                    // order hold a page of matches, found without gathering them all.
+                    let first: Vec<i64> = tx
+                        .query(
+                            "SELECT n.id FROM (
+                               SELECT id FROM profiles WHERE id = canonical_id AND id > $2 ORDER BY id LIMIT 2000
+                             ) n
+                             WHERE EXISTS (SELECT 1 FROM profiles m WHERE m.canonical_id = n.id AND m.traits::text ILIKE $1)
+                                OR EXISTS (SELECT 1 FROM profiles m JOIN identities i ON i.profile_id = m.id
+                                           WHERE m.canonical_id = n.id AND i.value ILIKE $1)
+                             ORDER BY n.id LIMIT $3",
+                            &[&like, &after, &fetch],
+                        )
+                        .await?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect();
+                    if first.len() as i64 == fetch {
+                        tx.commit().await?;
+                        first
+                    } else {
                     tx.batch_execute("SET LOCAL enable_seqscan = off").await?;
                     let ids = tx
                         .query(
@@ -725,6 +746,7 @@ impl Store for PgStore {
                         .collect();
                     tx.commit().await?;
                     ids
+                    }
                 }
             },
         };

@@ -541,13 +541,6 @@ fn pending(
     effects.apply_pending(id, &mut c.person.traits);
 }
 
-/// One step with a fresh engine (tests and one-off catch-ups); `rapport serve` keeps one
-/// engine for its lifetime. Returns events and analyses read.
-pub async fn realtime_step(store: &DynStore, batch: usize) -> Result<usize, StoreError> {
-    let r = Engine::default().step(store, batch).await?;
-    Ok(r.events + r.texts)
-}
-
 /// The worker `rapport serve` runs: real-time decisions after each event, and every
 /// `every` the scores and a batch refresh of all segments (windows move with time).
 pub async fn run(

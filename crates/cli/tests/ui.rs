@@ -176,6 +176,75 @@ async fn every_page_renders_for_every_role_and_checks_hold() {
             preview(cookies["marketer"].clone(), "nope".into()).await.0,
             403
         );
+        // Edit and delete a segment from its page (marketers; a viewer neither sees nor
+        // may use the forms; a broken definition changes nothing).
+        let (_, list) = s.get("/api/segments").await;
+        let pros = list
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == "Pros"))
+            .map(|x| x["id"].as_i64().unwrap_or(0))
+            .expect("Pros saved");
+        let page = format!("/segments/{pros}");
+        let (_, html) = get(&s, &cookies["viewer"], &page).await;
+        assert!(!html.contains("Delete segment"), "[{}] viewer", s.kind);
+        let vt = csrf_of(&html);
+        assert_eq!(
+            post(
+                &s,
+                &cookies["viewer"],
+                &format!("{page}/delete"),
+                &[("_csrf", &vt)]
+            )
+            .await,
+            403
+        );
+        let (_, html) = get(&s, &cookies["marketer"], &page).await;
+        assert!(html.contains("Delete segment") && html.contains("Save changes"));
+        let mt = csrf_of(&html);
+        let (st, body) = {
+            let r = client()
+                .post(format!("{}{page}", s.url))
+                .header("cookie", &cookies["marketer"])
+                .form(&[("_csrf", mt.as_str()), ("definition", "has email and (")])
+                .send()
+                .await
+                .expect("edit");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        };
+        assert_eq!(st, 400, "[{}] {body}", s.kind);
+        assert!(body.contains("line 1"), "[{}] the error says where", s.kind);
+        assert_eq!(
+            post(
+                &s,
+                &cookies["marketer"],
+                &page,
+                &[
+                    ("_csrf", &mt),
+                    ("definition", "has phone"),
+                    ("description", "callable")
+                ]
+            )
+            .await,
+            303
+        );
+        let (_, v) = s.get(&format!("/api/segments/{pros}")).await;
+        assert_eq!(
+            (v["definition"].as_str(), v["description"].as_str()),
+            (Some("has phone"), Some("callable")),
+            "[{}] {v}",
+            s.kind
+        );
+        assert_eq!(
+            post(
+                &s,
+                &cookies["marketer"],
+                &format!("{page}/delete"),
+                &[("_csrf", &mt)]
+            )
+            .await,
+            303
+        );
+        assert_eq!(s.get(&format!("/api/segments/{pros}")).await.0, 404);
         // A rule's dry run from its page (marketers), nothing changed.
         let (st, v) = s.send(reqwest::Method::PUT, "/api/rules", serde_json::json!({"rules": [{"name": "Thank buyers",
             "when": "track \"Order Completed\"", "then": [{"action": "add_tag", "tag": "buyer"}]}]})).await;

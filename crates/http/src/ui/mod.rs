@@ -27,7 +27,11 @@ pub fn routes() -> Router<AppState> {
         .route("/people/{id}/unmerge", post(people::unmerge))
         .route("/ui/people/{id}/timeline", get(people::timeline_fragment))
         .route("/segments", get(segments::list).post(segments::save))
-        .route("/segments/{id}", get(segments::detail))
+        .route(
+            "/segments/{id}",
+            get(segments::detail).post(segments::update),
+        )
+        .route("/segments/{id}/delete", post(segments::delete))
         .route("/ui/segments/preview", post(segments::preview))
         .route("/rules", get(pages::rules))
         .route("/rules/dry-run", post(pages::dry_run))

@@ -105,6 +105,35 @@ pub async fn save(
     Ok(Redirect::to(&format!("/segments/{}", s.id)))
 }
 
+/// Changes a segment's definition and description (marketers and admins); members are
+/// recomputed at once.
+pub async fn update(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_market(), "edit segments")?;
+    let def = f.get("definition").map(String::as_str);
+    let desc = f.get("description").map(String::as_str);
+    rapport_app::segments::update(&state.store, id, def, desc).await?;
+    Ok(Redirect::to(&format!("/segments/{id}")))
+}
+
+/// Deletes a segment unless another refers to it (marketers and admins).
+pub async fn delete(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_market(), "delete segments")?;
+    rapport_app::segments::delete(&state.store, id).await?;
+    Ok(Redirect::to("/segments"))
+}
+
 pub async fn detail(
     State(state): State<AppState>,
     staff: Staff,
@@ -129,8 +158,32 @@ pub async fn detail(
         "/segments",
         html! {
             div.grid {
-                div.card { h2 { "Definition" } code { (s.definition) } p.kpi { (s.size) " " small { "people now" } } }
+                div.card {
+                    h2 { "Definition" } code { (s.definition) }
+                    @if !s.description.is_empty() { p.small { (s.description) } }
+                    p.kpi { (s.size) " " small { "people now" } }
+                    @if s.kind == "static" { p.small.muted { "A static list: rule actions add_to_segment and remove_from_segment change who is in it." } }
+                }
                 div.card.wide { (charts::bars(&points, "people", "Size over time (last 90 days)")) }
+                @if staff.role.can_market() {
+                    div.card.wide {
+                        @if s.kind == "dynamic" {
+                            h2 { "Edit" }
+                            form method="post" action=(format!("/segments/{id}")) #editor {
+                                (csrf(&staff))
+                                label for="definition" { "Definition" }
+                                textarea #definition name="definition" required spellcheck="false" { (s.definition) }
+                                label for="description" { "Description" }
+                                input #description name="description" value=(s.description);
+                                button type="submit" { "Save changes" }
+                            }
+                        }
+                        form method="post" action=(format!("/segments/{id}/delete")) onsubmit="return confirm('Delete this segment?')" {
+                            (csrf(&staff))
+                            button.danger type="submit" { "Delete segment" }
+                        }
+                    }
+                }
                 div.card.wide {
                     h2 { "Members" }
                     @if members.is_empty() { p.empty { "Nobody is in this segment right now." } }

@@ -301,6 +301,36 @@ async fn every_page_renders_for_every_role_and_checks_hold() {
                 303,
             ),
             (
+                "viewer",
+                "/people/1/consents",
+                vec![
+                    ("channel", "email"),
+                    ("purpose", "marketing"),
+                    ("status", "denied"),
+                ],
+                403,
+            ),
+            (
+                "agent",
+                "/people/1/consents",
+                vec![
+                    ("channel", "email"),
+                    ("purpose", "bad purpose!"),
+                    ("status", "denied"),
+                ],
+                400,
+            ),
+            (
+                "agent",
+                "/people/1/consents",
+                vec![
+                    ("channel", "Email"),
+                    ("purpose", "marketing"),
+                    ("status", "denied"),
+                ],
+                303,
+            ),
+            (
                 "admin",
                 "/settings/users",
                 vec![
@@ -335,6 +365,18 @@ async fn every_page_renders_for_every_role_and_checks_hold() {
         }
         let (_, html) = get(&s, &cookies["viewer"], "/people/1").await;
         assert!(html.contains("can view but not edit") && !html.contains("id=\"trait\""));
+        assert!(!html.contains("Record consent"));
+        let (_, p1) = s.get("/api/profiles/1").await;
+        let denied = p1["consents"].as_array().is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c["channel"] == "email" && c["purpose"] == "marketing" && c["status"] == "denied"
+            })
+        });
+        assert!(
+            denied,
+            "[{}] the agent's consent was recorded: {p1}",
+            s.kind
+        );
         // Sign-out ends the session.
         let (_, html) = get(&s, &cookies["viewer"], "/").await;
         assert_eq!(

@@ -232,21 +232,19 @@ pub struct ConsentBody {
     pub at: Option<String>,
 }
 
+/// A consent channel or purpose as stored: 1-64 of `[A-Za-z0-9_.-]`, lower-cased.
+pub(crate) fn consent_name(raw: &str) -> Option<String> {
+    let s = raw.trim();
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    ok.then(|| s.to_ascii_lowercase())
+}
+
 fn name_field(v: &Value, field: &str) -> ApiResult<String> {
-    let s = v
-        .get(field)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .unwrap_or("");
-    if s.is_empty()
-        || s.len() > 64
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-    {
-        return Err(ApiError::invalid(field, "required: 1-64 of [A-Za-z0-9_.-]"));
-    }
-    Ok(s.to_ascii_lowercase())
+    consent_name(v.get(field).and_then(Value::as_str).unwrap_or(""))
+        .ok_or_else(|| ApiError::invalid(field, "required: 1-64 of [A-Za-z0-9_.-]"))
 }
 
 /// Records a consent decision (kept as history; the latest per channel × purpose counts).

@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/people/{id}", get(people::person))
         .route("/people/{id}/traits", post(people::set_trait))
         .route("/people/{id}/unmerge", post(people::unmerge))
+        .route("/people/{id}/consents", post(people::set_consent))
         .route("/ui/people/{id}/timeline", get(people::timeline_fragment))
         .route("/segments", get(segments::list).post(segments::save))
         .route(

@@ -306,6 +306,17 @@ pub async fn person(
                 h2 { "Consents" }
                 @if p.consents.is_empty() { p.empty { "No consent recorded." } }
                 table { @for c in &p.consents { tr { td { (c.channel) " · " (c.purpose) } td { (format!("{:?}", c.status).to_lowercase()) } td.small.muted { (c.source) } } } }
+                @if edit {
+                    form method="post" action=(format!("/people/{}/consents", p.id)) {
+                        (csrf(&staff))
+                        div.row {
+                            div { label for="channel" { "Channel" } input #channel name="channel" required placeholder="email"; }
+                            div { label for="purpose" { "Purpose" } input #purpose name="purpose" required placeholder="marketing"; }
+                            div { label for="status" { "Status" } select #status name="status" { option value="granted" { "granted" } option value="denied" { "denied" } } }
+                        }
+                        button type="submit" { "Record consent" }
+                    }
+                }
             }
             div.card {
                 h2 { "Relationships" }
@@ -433,6 +444,46 @@ pub async fn set_trait(
     Ok(Redirect::to(&format!(
         "/people/{id}?msg={}",
         layout::urlencode(&format!("Saved {key}."))
+    )))
+}
+
+/// Records a consent the person gave or withdrew (agents and above), with the staff
+/// member as its source.
+pub async fn set_consent(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_edit_people(), "record consents")?;
+    let field = |k: &str| {
+        crate::profiles::consent_name(f.get(k).map(String::as_str).unwrap_or(""))
+            .ok_or_else(|| UiError::Invalid(format!("{k}: 1-64 of letters, digits, _ . -")))
+    };
+    let (channel, purpose) = (field("channel")?, field("purpose")?);
+    let status = f
+        .get("status")
+        .and_then(|s| rapport_domain::model::ConsentStatus::parse(s))
+        .ok_or_else(|| UiError::Invalid("status: granted or denied".into()))?;
+    state
+        .store
+        .set_consent(
+            id,
+            &rapport_store::ConsentInput {
+                channel: channel.clone(),
+                purpose: purpose.clone(),
+                status,
+                source: format!("ui:{}", staff.user.email),
+                proof: None,
+                at: now_millis(),
+            },
+        )
+        .await?;
+    rapport_app::realtime::touched(&state.store).await?;
+    Ok(Redirect::to(&format!(
+        "/people/{id}?msg={}",
+        layout::urlencode(&format!("Recorded {channel} · {purpose}."))
     )))
 }
 

@@ -71,6 +71,8 @@ pub async fn run(a: UiBench) -> Result<()> {
         "/people".into(),
         "/people?q=gmail".into(),
         format!("/ui/search?q={}", "lucas"),
+        // Matches nobody: the worst case, every path tried.
+        "/ui/search?q=zq9nobody".into(),
         format!("/people/{busiest}"),
         "/segments".into(),
         format!("/segments/{}", seg.id),

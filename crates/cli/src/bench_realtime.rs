@@ -254,6 +254,8 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
         ingest(&store, chunk.to_vec()).await?;
     }
     drop(parsed);
+    // As after an import: the planner sees the loaded data.
+    store.refresh_statistics().await?;
     for s in 0..a.segments {
         let t = TEMPLATES[s % TEMPLATES.len()];
         let def = t

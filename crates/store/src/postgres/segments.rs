@@ -395,8 +395,11 @@ impl PgStore {
             .query(
                 // Context, text and message id are not read by the evaluator: left out,
                 // which halves the cost of loading a person for the real-time engine.
+                // `= ANY(ARRAY(…))`: the members first, then the events index; the `IN`
+                // form let a generic plan on stale statistics scan every event (measured:
+                // 100 ms a person on 1.1M events).
                 "SELECT id, '', profile_id, type, name, channel, source, properties, '{}'::jsonb, NULL::text, occurred_at, received_at
-                 FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = $1) ORDER BY occurred_at, id",
+                 FROM events WHERE profile_id = ANY(ARRAY(SELECT id FROM profiles WHERE canonical_id = $1)) ORDER BY occurred_at, id",
                 &[&id],
             )
             .await?
@@ -405,7 +408,7 @@ impl PgStore {
             .collect();
         let texts = client
             .query(
-                "SELECT occurred_at, compound, complaint::float8 FROM text_analyses WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = $1) ORDER BY occurred_at, event_id",
+                "SELECT occurred_at, compound, complaint::float8 FROM text_analyses WHERE profile_id = ANY(ARRAY(SELECT id FROM profiles WHERE canonical_id = $1)) ORDER BY occurred_at, event_id",
                 &[&id],
             )
             .await?

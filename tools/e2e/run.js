@@ -39,7 +39,8 @@ async function expectText(page, text) {
     step("search a customer by wallet address, results as you type");
     await page.goto(BASE + "/people");
     await page.type("#q", env("WALLET"), { delay: 5 });
-    await page.waitForSelector("#results a.result", { timeout: 10000 });
+    // The page opens with a list of people: wait for the answer to this query.
+    await page.waitForSelector(`#results[data-q="${env("WALLET")}"] a.result`, { timeout: 10000 });
     await page.screenshot({ path: `${SHOTS}/search.png`, fullPage: true });
     await Promise.all([page.waitForNavigation(), page.click("#results a.result")]);
     await expectText(page, "Identities");

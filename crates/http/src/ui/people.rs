@@ -55,11 +55,13 @@ pub async fn search_page(
                 div #results .results { (results(&found.items)) }
             }
             script { (PreEscaped(r#"
-const q = document.getElementById('q'); let t;
+const q = document.getElementById('q'), out = document.getElementById('results'); let t, seq = 0;
 q.addEventListener('input', () => { clearTimeout(t); t = setTimeout(async () => {
-  const r = await fetch('/ui/search?q=' + encodeURIComponent(q.value));
-  if (r.ok) document.getElementById('results').innerHTML = await r.text();
-  history.replaceState(null, '', '/people?q=' + encodeURIComponent(q.value));
+  const mine = ++seq, v = q.value;
+  const r = await fetch('/ui/search?q=' + encodeURIComponent(v));
+  if (!r.ok || mine !== seq) return; // an answer to an older query arrived late
+  out.innerHTML = await r.text(); out.dataset.q = v;
+  history.replaceState(null, '', '/people?q=' + encodeURIComponent(v));
 }, 150); });"#)) }
         },
     ))
@@ -440,10 +442,16 @@ pub async fn set_trait(
         .store
         .patch_traits(id, &serde_json::json!({ key: value }), now_millis())
         .await?;
+    changed(&state, id, &format!("Saved {key}.")).await
+}
+
+/// After a staff edit of a person: the real-time engine is told (the change bypassed the
+/// event stream) and the staff member is sent back to the 360 page with `msg`.
+async fn changed(state: &AppState, id: i64, msg: &str) -> UiResult<Redirect> {
     rapport_app::realtime::touched(&state.store).await?;
     Ok(Redirect::to(&format!(
         "/people/{id}?msg={}",
-        layout::urlencode(&format!("Saved {key}."))
+        layout::urlencode(msg)
     )))
 }
 
@@ -480,11 +488,7 @@ pub async fn set_consent(
             },
         )
         .await?;
-    rapport_app::realtime::touched(&state.store).await?;
-    Ok(Redirect::to(&format!(
-        "/people/{id}?msg={}",
-        layout::urlencode(&format!("Recorded {channel} · {purpose}."))
-    )))
+    changed(&state, id, &format!("Recorded {channel} · {purpose}.")).await
 }
 
 pub async fn unmerge(
@@ -507,12 +511,6 @@ pub async fn unmerge(
             now_millis(),
         )
         .await?;
-    rapport_app::realtime::touched(&state.store).await?;
-    Ok(Redirect::to(&format!(
-        "/people/{id}?msg={}",
-        layout::urlencode(&format!(
-            "Unmerged #{} from #{}.",
-            m.merged_id, m.survivor_id
-        ))
-    )))
+    let msg = format!("Unmerged #{} from #{}.", m.merged_id, m.survivor_id);
+    changed(&state, id, &msg).await
 }

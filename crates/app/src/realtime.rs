@@ -5,8 +5,8 @@
 //! the store costs about a millisecond, so the engine keeps the state of active people in
 //! memory and updates it with each new event instead of reloading it; definitions, rules
 //! and offers are parsed once per version, not per event; frequency caps are counted in
-//! memory; and the step's writes (memberships, firings, trait changes, positions) go out
-//! together at its end. `Segment Entered`/`Exited` events the engine wrote are not
+//! memory; and the step's writes (memberships, firings, trait changes, positions) are one
+//! transaction at its end (one commit per step, all or nothing). `Segment Entered`/`Exited` events the engine wrote are not
 //! re-evaluated (the membership they record is already applied) but rules still see them.
 //!
 //! A cached state is dropped and reloaded when it may be stale: an `identify`, `alias` or
@@ -18,13 +18,15 @@
 use crate::offers::{self, CompiledOffer};
 use crate::rules::{self, CompiledRule, Effects};
 use crate::segments::{self, SEGMENT_CURSOR, SEGMENT_TEXT_CURSOR};
-use rapport_domain::model::EventView;
+use rapport_domain::model::{EventView, ProfileView};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{now_millis, Millis};
-use rapport_segment::ast::EventSel;
+use rapport_segment::ast::{Cond, EventSel};
 use rapport_segment::eval::{self, Person};
 use rapport_segment::{assign_slots, referenced_segments, referenced_selectors, Expr};
-use rapport_store::{DynStore, MembershipChange, SegmentRow, StoreError, SETTINGS_VERSION};
+use rapport_store::{
+    DynStore, MembershipChange, SegmentRow, StepWrites, StoreError, SETTINGS_VERSION,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -55,10 +57,20 @@ struct Cached {
     fired: Vec<(String, Millis)>,
     /// Indexes (in `Config::segments`) of the segments the person is in.
     inside: HashSet<usize>,
-    /// Evaluate every segment at the next event (just loaded, or a trait changed).
-    full: bool,
+    /// What the next evaluation must redo beyond what its event matches.
+    stale: Stale,
     loaded: Instant,
     used: u64,
+}
+
+/// What a person's next evaluation must redo beyond the segments its event can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stale {
+    Nothing,
+    /// Traits or consents changed: the segments that read the profile.
+    Profile,
+    /// Just loaded: every segment.
+    All,
 }
 
 /// A segment with what its answer depends on.
@@ -69,6 +81,25 @@ struct Plan {
     slots: Vec<usize>,
     /// Indexes of the segments it refers to (always earlier ones).
     refs: Vec<usize>,
+    /// Whether it reads the profile (traits, identities, consents, wallets' tokens), so
+    /// must be redone when those change.
+    reads_profile: bool,
+}
+
+/// Events that may change the profile itself (traits, identities, merges).
+fn reloads(e: &EventView) -> bool {
+    matches!(e.kind.as_str(), "identify" | "alias" | "group")
+}
+
+fn reads_profile(e: &Expr) -> bool {
+    match e {
+        Expr::And(v) | Expr::Or(v) => v.iter().any(reads_profile),
+        Expr::Not(x) => reads_profile(x),
+        Expr::Cond(c) => matches!(
+            c,
+            Cond::Trait { .. } | Cond::Has { .. } | Cond::Consent { .. } | Cond::Token { .. }
+        ),
+    }
 }
 
 struct Config {
@@ -139,15 +170,14 @@ impl Engine {
         self.people.len()
     }
 
-    /// Re-reads segments, rules and offers when they changed since the last step.
-    async fn refresh_config(&mut self, store: &DynStore) -> Result<(), StoreError> {
-        let rows = store.segment_definitions().await?;
-        let signature = (
-            store.counter(SETTINGS_VERSION).await?,
-            rows.iter()
-                .map(|r| (r.id, r.updated_at))
-                .collect::<Vec<_>>(),
-        );
+    /// Re-reads segments, rules and offers when they changed since the last step (the
+    /// settings version and every segment's `updated_at`, read per step, say so).
+    async fn refresh_config(
+        &mut self,
+        store: &DynStore,
+        settings_version: i64,
+    ) -> Result<(), StoreError> {
+        let signature = (settings_version, store.segment_stamps().await?);
         if self
             .config
             .as_ref()
@@ -155,6 +185,7 @@ impl Engine {
         {
             return Ok(());
         }
+        let rows = store.segment_definitions().await?;
         let ordered = segments::in_order(rows)?;
         let mut segments: Vec<Plan> = Vec::with_capacity(ordered.len());
         let mut table = Vec::new();
@@ -169,6 +200,7 @@ impl Engine {
                 .filter_map(|s| s.slot.map(|x| x as usize))
                 .collect();
             segments.push(Plan {
+                reads_profile: reads_profile(&expr),
                 row,
                 expr,
                 slots,
@@ -204,13 +236,11 @@ impl Engine {
         Ok(())
     }
 
-    async fn check_generation(&mut self, store: &DynStore) -> Result<(), StoreError> {
-        let g = store.counter(GENERATION).await?;
+    fn check_generation(&mut self, g: i64) {
         if self.generation != Some(g) {
             self.people.clear();
             self.generation = Some(g);
         }
-        Ok(())
     }
 
     /// Makes sure `id`'s state is in memory and fresh enough for an event from raw
@@ -221,6 +251,7 @@ impl Engine {
         id: ProfileId,
         raw: ProfileId,
         reload: bool,
+        views: &HashMap<ProfileId, ProfileView>,
         config: &Config,
     ) -> Result<bool, StoreError> {
         let cap_window = config.cap_window;
@@ -239,14 +270,23 @@ impl Engine {
             }
             // An identify, alias or group may change traits, identities or, by merging,
             // the profiles the person is made of: re-read the profile, and the whole
-            // state only when its profiles changed.
-            let view = store.profile(id).await?;
-            if view.member_ids == c.members {
-                let (traits, identities, consents) = segments::basics(&view);
-                c.person.traits = traits;
-                c.person.identities = identities;
-                c.person.consents = consents;
-                c.full = true;
+            // state only when its profiles or identities changed (a new wallet brings
+            // holdings); changed traits or consents redo the segments that read them.
+            let read;
+            let view = match views.get(&id) {
+                Some(v) => v,
+                None => {
+                    read = store.profile(id).await?;
+                    &read
+                }
+            };
+            let (traits, identities, consents) = segments::basics(view);
+            if view.member_ids == c.members && identities == c.person.identities {
+                if traits != c.person.traits || consents != c.person.consents {
+                    c.person.traits = traits;
+                    c.person.consents = consents;
+                    c.stale = c.stale.max(Stale::Profile);
+                }
                 return Ok(false);
             }
         }
@@ -275,7 +315,7 @@ impl Engine {
                 upto,
                 fired,
                 inside,
-                full: true,
+                stale: Stale::All,
                 loaded: Instant::now(),
                 used: self.clock,
             },
@@ -297,9 +337,21 @@ impl Engine {
     /// in order; then the step's writes and the new positions.
     pub async fn step(&mut self, store: &DynStore, batch: usize) -> Result<StepReport, StoreError> {
         let started = Instant::now();
-        let pos = store.counter(SEGMENT_CURSOR).await?;
+        let names = [
+            SEGMENT_CURSOR,
+            SEGMENT_TEXT_CURSOR,
+            SETTINGS_VERSION,
+            GENERATION,
+        ];
+        let counters = store
+            .counters(names.iter().map(|n| n.to_string()).collect())
+            .await?;
+        let &[pos, text_pos, settings_version, generation] = counters.as_slice() else {
+            return Err(StoreError::Backend(
+                "counters: wrong number of values".into(),
+            ));
+        };
         let events = store.events_after(pos, batch).await?;
-        let text_pos = store.counter(SEGMENT_TEXT_CURSOR).await?;
         let texts = store.analyses_after(text_pos, batch).await?;
         let mut report = StepReport {
             events: events.len(),
@@ -309,27 +361,35 @@ impl Engine {
         if events.is_empty() && texts.is_empty() {
             return Ok(report);
         }
-        self.refresh_config(store).await?;
-        self.check_generation(store).await?;
+        self.refresh_config(store, settings_version).await?;
+        self.check_generation(generation);
         let Some(config) = self.config.take() else {
             return Ok(report);
         };
+        let mut writes = StepWrites::default();
+        if let Some(last) = events.last() {
+            writes.counters.push((SEGMENT_CURSOR.to_string(), last.id));
+        }
+        if let Some(last) = texts.last() {
+            writes
+                .counters
+                .push((SEGMENT_TEXT_CURSOR.to_string(), last.0));
+        }
         let result = if config.idle() {
             Ok(Vec::new())
         } else {
-            self.decide_all(store, &config, &events, &texts, &mut report)
+            self.decide_all(store, &config, &events, &texts, &mut report, &mut writes)
                 .await
         };
         self.config = Some(config);
         let own = result?;
-        let mut positions = Vec::new();
-        if let Some(last) = events.last() {
-            positions.push((SEGMENT_CURSOR.to_string(), last.id));
+        // The step's writes and new positions, in one transaction.
+        let tw = Instant::now();
+        report.firings = writes.firings.len();
+        for (_, done) in store.commit_step(writes, now_millis()).await? {
+            report.membership_changes += done.entered.len() + done.exited.len();
         }
-        if let Some(last) = texts.last() {
-            positions.push((SEGMENT_TEXT_CURSOR.to_string(), last.0));
-        }
-        store.set_counters(positions).await?;
+        report.write_us = tw.elapsed().as_secs_f64() * 1e6;
         // The step's shared reads and writes, shared out equally.
         let total = started.elapsed().as_secs_f64() * 1e6;
         let own_sum: f64 = own.iter().sum();
@@ -347,6 +407,7 @@ impl Engine {
         events: &[EventView],
         texts: &[(i64, ProfileId)],
         report: &mut StepReport,
+        writes: &mut StepWrites,
     ) -> Result<Vec<f64>, StoreError> {
         let now = now_millis();
         let raw: Vec<ProfileId> = events
@@ -358,6 +419,27 @@ impl Engine {
             .collect();
         let canonical: HashMap<ProfileId, ProfileId> =
             store.canonical_ids(raw).await?.into_iter().collect();
+        // The people in memory an identify, alias or group may have changed, re-read in
+        // one call (as of now: at least as new as each event).
+        let reread: Vec<ProfileId> = events
+            .iter()
+            .filter(|e| reloads(e))
+            .filter_map(|e| canonical.get(&e.profile_id))
+            .filter(|id| self.people.contains_key(id))
+            .copied()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let views: HashMap<ProfileId, ProfileView> = if reread.is_empty() {
+            HashMap::new()
+        } else {
+            store
+                .profiles(reread)
+                .await?
+                .into_iter()
+                .map(|v| (v.id, v))
+                .collect()
+        };
         // Latest membership per (person, segment) decided in this step.
         let mut membership: BTreeMap<(ProfileId, i64), bool> = BTreeMap::new();
         let mut effects = Effects::default();
@@ -368,10 +450,10 @@ impl Engine {
                 own.push(t.elapsed().as_secs_f64() * 1e6);
                 continue;
             };
-            let reload = matches!(ev.kind.as_str(), "identify" | "alias" | "group");
+            let reload = reloads(ev);
             let tl = Instant::now();
             let loaded = self
-                .ensure(store, id, ev.profile_id, reload, config)
+                .ensure(store, id, ev.profile_id, reload, &views, config)
                 .await?;
             report.load_us += tl.elapsed().as_secs_f64() * 1e6;
             let Some(c) = self.people.get_mut(&id) else {
@@ -404,7 +486,7 @@ impl Engine {
             }
             let patches = effects.patched();
             if decide {
-                evaluate(config, id, c, Some(&matched), now, &mut membership);
+                evaluate(config, id, c, &matched, now, &mut membership);
                 if !config.offers.is_empty() {
                     offers::decide_in_memory(&config.offers, id, &mut c.person, now, &mut effects);
                 }
@@ -428,8 +510,8 @@ impl Engine {
             }
             // A trait an offer or rule set may be in any definition.
             if effects.patched() != patches {
-                c.full = true;
-                evaluate(config, id, c, None, now, &mut membership);
+                c.stale = c.stale.max(Stale::Profile);
+                evaluate(config, id, c, &[], now, &mut membership);
             }
             own.push(t.elapsed().as_secs_f64() * 1e6);
         }
@@ -440,62 +522,51 @@ impl Engine {
             };
             // The texts are in the store, not in the event: a full reload.
             self.people.remove(&id);
-            self.ensure(store, id, *raw, false, config).await?;
+            self.ensure(store, id, *raw, false, &views, config).await?;
             report.loads += 1;
             if let Some(c) = self.people.get_mut(&id) {
                 pending(config, id, c, &membership, &effects);
-                evaluate(config, id, c, None, now, &mut membership);
+                c.stale = Stale::All;
+                evaluate(config, id, c, &[], now, &mut membership);
                 if !config.offers.is_empty() {
                     offers::decide_in_memory(&config.offers, id, &mut c.person, now, &mut effects);
                 }
             }
         }
-        // The step's writes.
-        let tw = Instant::now();
         let mut by_segment: BTreeMap<i64, MembershipChange> = BTreeMap::new();
         for ((id, seg), inside) in membership {
-            let m = by_segment.entry(seg).or_insert_with(|| MembershipChange {
-                entered: vec![],
-                exited: vec![],
-            });
+            let m = by_segment.entry(seg).or_default();
             if inside {
                 m.entered.push(id);
             } else {
                 m.exited.push(id);
             }
         }
-        if !by_segment.is_empty() {
-            for (_, done) in store
-                .change_segment_members(by_segment.into_iter().collect(), now)
-                .await?
-            {
-                report.membership_changes += done.entered.len() + done.exited.len();
-            }
-        }
-        report.firings = effects.firings.len();
-        effects.flush(store).await?;
-        report.write_us = tw.elapsed().as_secs_f64() * 1e6;
+        writes.memberships.extend(by_segment);
+        effects.into_writes(writes);
         Ok(own)
     }
 }
 
-/// The segments an event may have changed (or all, after a load or trait change, or for
-/// `event: None`) against one person, in dependency order, noting what changed. A segment
-/// is re-evaluated when one of its selectors matches the event or a segment it refers to
-/// changed; windows sliding with time are the batch refresh's job (and each load's).
+/// The segments an event may have changed against one person, in dependency order, noting
+/// what changed: those with a selector the event matches (`matched`, by slot; empty for
+/// none), those a changed segment refers to, and what the person's state says is stale
+/// (all after a load; those reading the profile after a trait or consent change).
+/// Windows sliding with time are the batch refresh's job (and each load's).
 fn evaluate(
     config: &Config,
     id: ProfileId,
     c: &mut Cached,
-    matched: Option<&[bool]>,
+    matched: &[bool],
     now: Millis,
     membership: &mut BTreeMap<(ProfileId, i64), bool>,
 ) {
-    let full = matched.is_none() || std::mem::take(&mut c.full);
+    let stale = std::mem::replace(&mut c.stale, Stale::Nothing);
     let mut changed = vec![false; config.segments.len()];
     for (i, plan) in config.segments.iter().enumerate() {
-        let needed = full
-            || matched.is_some_and(|m| plan.slots.iter().any(|&s| m[s]))
+        let needed = stale == Stale::All
+            || (stale == Stale::Profile && plan.reads_profile)
+            || plan.slots.iter().any(|&s| matched.get(s) == Some(&true))
             || plan.refs.iter().any(|&j| changed[j]);
         if !needed {
             continue;

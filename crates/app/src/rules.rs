@@ -348,8 +348,8 @@ async fn decide(
     Ok(check(c, p, now, |_| fired))
 }
 
-/// Writes the real-time engine gathers during a step and makes at its end: firings in one
-/// transaction, and one trait patch per person.
+/// Writes the real-time engine gathers during a step and makes at its end, in the step's
+/// one transaction: firings, one trait patch per person, static memberships.
 #[derive(Default)]
 pub(crate) struct Effects {
     pub(crate) firings: Vec<Firing>,
@@ -403,28 +403,23 @@ impl Effects {
         }
     }
 
-    pub(crate) async fn flush(self, store: &DynStore) -> Result<(), StoreError> {
-        store.record_firings(self.firings).await?;
-        let now = now_millis();
-        if !self.memberships.is_empty() {
-            let changes = self
-                .memberships
+    /// Hands the gathered writes to the step's single transaction.
+    pub(crate) fn into_writes(self, w: &mut rapport_store::StepWrites) {
+        w.firings.extend(self.firings);
+        for (seg, id, inside) in self.memberships {
+            let (entered, exited) = if inside {
+                (vec![id], vec![])
+            } else {
+                (vec![], vec![id])
+            };
+            w.memberships
+                .push((seg, rapport_store::MembershipChange { entered, exited }));
+        }
+        w.patches.extend(
+            self.patches
                 .into_iter()
-                .map(|(seg, id, inside)| {
-                    let (entered, exited) = if inside {
-                        (vec![id], vec![])
-                    } else {
-                        (vec![], vec![id])
-                    };
-                    (seg, rapport_store::MembershipChange { entered, exited })
-                })
-                .collect();
-            store.change_segment_members(changes, now).await?;
-        }
-        for (id, patch) in self.patches {
-            store.patch_traits(id, &Value::Object(patch), now).await?;
-        }
-        Ok(())
+                .map(|(id, patch)| (id, Value::Object(patch))),
+        );
     }
 }
 

@@ -254,6 +254,19 @@ pub struct MembershipChange {
     pub exited: Vec<ProfileId>,
 }
 
+/// A real-time step's writes, applied in one transaction: one commit per step, and a
+/// crash leaves all of them or none (the step is then decided again).
+#[derive(Debug, Clone, Default)]
+pub struct StepWrites {
+    /// Entries and exits per segment; segments deleted meanwhile are skipped.
+    pub memberships: Vec<(i64, MembershipChange)>,
+    pub firings: Vec<Firing>,
+    /// JSON merge patches of people's traits.
+    pub patches: Vec<(ProfileId, serde_json::Value)>,
+    /// The worker's positions.
+    pub counters: Vec<(String, i64)>,
+}
+
 pub use chain::{
     ChainBatch, ChainRollback, ChainRow, ContractRow, HoldingRow, LogRow, RewardRow, UserRow,
 };
@@ -358,6 +371,9 @@ pub trait Store: Send + Sync + 'static {
 
     // --- profiles ---
     async fn profile(&self, id: ProfileId) -> Result<ProfileView>;
+    /// Several people at once, unknown ids left out (the real-time worker re-reads the
+    /// people a step's identifies touched in one call).
+    async fn profiles(&self, ids: Vec<ProfileId>) -> Result<Vec<ProfileView>>;
     async fn lookup(&self, key: &IdentityKey) -> Result<Option<ProfileId>>;
     async fn search(
         &self,
@@ -399,6 +415,8 @@ pub trait Store: Send + Sync + 'static {
     async fn counter(&self, name: &str) -> Result<i64>;
     /// Sets named counters (workers' positions) in one transaction.
     async fn set_counters(&self, values: Vec<(String, i64)>) -> Result<()>;
+    /// Several named counters at once, in the order asked (0 when unset).
+    async fn counters(&self, names: Vec<String>) -> Result<Vec<i64>>;
     /// Sets a named counter (a worker's position).
     async fn set_counter(&self, name: &str, value: i64) -> Result<()> {
         self.set_counters(vec![(name.to_string(), value)]).await
@@ -504,6 +522,9 @@ pub trait Store: Send + Sync + 'static {
     async fn segments(&self) -> Result<Vec<SegmentRow>>;
     /// Every segment without its size (cheap: the real-time worker reads this per step).
     async fn segment_definitions(&self) -> Result<Vec<SegmentRow>>;
+    /// Every segment's (id, updated_at): how the real-time worker sees, per step, that
+    /// definitions changed.
+    async fn segment_stamps(&self) -> Result<Vec<(i64, Millis)>>;
     async fn segment(&self, id: i64) -> Result<SegmentRow>;
     async fn segment_by_name(&self, name: &str) -> Result<Option<SegmentRow>>;
     async fn delete_segment(&self, id: i64) -> Result<()>;
@@ -523,6 +544,9 @@ pub trait Store: Send + Sync + 'static {
         changes: Vec<(i64, MembershipChange)>,
         at: Millis,
     ) -> Result<Vec<(i64, MembershipChange)>>;
+    /// A real-time step's writes in one transaction; returns the membership changes that
+    /// were real, per segment.
+    async fn commit_step(&self, w: StepWrites, at: Millis) -> Result<Vec<(i64, MembershipChange)>>;
     async fn segment_member_ids(
         &self,
         id: i64,

@@ -172,6 +172,26 @@ async fn canonical_of(c: &impl GenericClient, id: ProfileId) -> Result<ProfileId
         .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))
 }
 
+/// Merges a JSON patch into a person's traits (one statement: the canonical id looked up
+/// in it).
+async fn patch_traits(
+    tx: &Transaction<'_>,
+    id: ProfileId,
+    patch: &Value,
+    at: Millis,
+) -> Result<()> {
+    let stmt = tx
+        .prepare_cached(
+            "UPDATE profiles SET traits = rapport_merge_patch(traits, $2), traits_updated_at = GREATEST(traits_updated_at, $3), updated_at = $3
+             WHERE id = (SELECT canonical_id FROM profiles WHERE id = $1)",
+        )
+        .await?;
+    if tx.execute(&stmt, &[&id, patch, &at]).await? == 0 {
+        return Err(StoreError::NotFound(format!("profile {id}")));
+    }
+    Ok(())
+}
+
 async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
     let mut snap = Snapshot::default();
     let keys = lookup_keys(msgs);
@@ -610,6 +630,21 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn profiles(&self, ids: Vec<ProfileId>) -> Result<Vec<ProfileView>> {
+        // Concurrently, on the pool's connections.
+        let found =
+            futures_util::future::join_all(ids.into_iter().map(|id| self.profile(id))).await;
+        let mut out = Vec::with_capacity(found.len());
+        for r in found {
+            match r {
+                Ok(v) => out.push(v),
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     async fn profile(&self, id: ProfileId) -> Result<ProfileView> {
         let c = self.client().await?;
         let cid = canonical_of(&c, id).await?;
@@ -837,13 +872,10 @@ impl Store for PgStore {
     }
 
     async fn patch_traits(&self, id: ProfileId, patch: &Value, at: Millis) -> Result<()> {
-        let c = self.client().await?;
-        let cid = canonical_of(&c, id).await?;
-        c.execute(
-            "UPDATE profiles SET traits = rapport_merge_patch(traits, $2), traits_updated_at = GREATEST(traits_updated_at, $3), updated_at = $3 WHERE id = $1",
-            &[&cid, patch, &at],
-        )
-        .await?;
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        patch_traits(&tx, id, patch, at).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1230,6 +1262,19 @@ impl Store for PgStore {
         at: Millis,
     ) -> Result<Vec<(i64, crate::MembershipChange)>> {
         self.s_change_members(changes, at).await
+    }
+    async fn commit_step(
+        &self,
+        w: crate::StepWrites,
+        at: Millis,
+    ) -> Result<Vec<(i64, crate::MembershipChange)>> {
+        self.s_commit_step(w, at).await
+    }
+    async fn segment_stamps(&self) -> Result<Vec<(i64, Millis)>> {
+        self.s_segment_stamps().await
+    }
+    async fn counters(&self, names: Vec<String>) -> Result<Vec<i64>> {
+        self.s_counters(names).await
     }
     async fn segment_member_ids(
         &self,

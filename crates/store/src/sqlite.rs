@@ -283,6 +283,16 @@ fn canonical_of(conn: &Connection, id: ProfileId) -> Result<ProfileId> {
         .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))
 }
 
+/// Merges a JSON patch into a person's traits.
+fn patch_traits(tx: &Transaction<'_>, id: ProfileId, patch: &str, at: Millis) -> Result<()> {
+    let c = canonical_of(tx, id)?;
+    tx.prepare_cached(
+        "UPDATE profiles SET traits = json_patch(traits, ?2), traits_updated_at = max(traits_updated_at, ?3), updated_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![c, patch, at])?;
+    Ok(())
+}
+
 fn snapshot(tx: &Transaction<'_>, msgs: &[Message], cache: &mut IdentityCache) -> Result<Snapshot> {
     let mut snap = Snapshot::default();
     {
@@ -775,6 +785,21 @@ impl Store for SqliteStore {
         self.read(move |c| profile_sync(c, id)).await
     }
 
+    async fn profiles(&self, ids: Vec<ProfileId>) -> Result<Vec<ProfileView>> {
+        self.read(move |c| {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                match profile_sync(c, id) {
+                    Ok(v) => out.push(v),
+                    Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn lookup(&self, key: &IdentityKey) -> Result<Option<ProfileId>> {
         let key = key.clone();
         self.read(move |c| lookup_sync(c, &key)).await
@@ -798,15 +823,7 @@ impl Store for SqliteStore {
 
     async fn patch_traits(&self, id: ProfileId, patch: &Value, at: Millis) -> Result<()> {
         let patch = patch.to_string();
-        self.write(move |tx| {
-            let c = canonical_of(tx, id)?;
-            tx.execute(
-                "UPDATE profiles SET traits = json_patch(traits, ?2), traits_updated_at = max(traits_updated_at, ?3), updated_at = ?3 WHERE id = ?1",
-                params![c, patch, at],
-            )?;
-            Ok(())
-        })
-        .await
+        self.write(move |tx| patch_traits(tx, id, &patch, at)).await
     }
 
     async fn set_consent(&self, id: ProfileId, consent: &ConsentInput) -> Result<()> {
@@ -1162,6 +1179,19 @@ impl Store for SqliteStore {
         at: Millis,
     ) -> Result<Vec<(i64, crate::MembershipChange)>> {
         self.s_change_members(changes, at).await
+    }
+    async fn commit_step(
+        &self,
+        w: crate::StepWrites,
+        at: Millis,
+    ) -> Result<Vec<(i64, crate::MembershipChange)>> {
+        self.s_commit_step(w, at).await
+    }
+    async fn segment_stamps(&self) -> Result<Vec<(i64, Millis)>> {
+        self.s_segment_stamps().await
+    }
+    async fn counters(&self, names: Vec<String>) -> Result<Vec<i64>> {
+        self.s_counters(names).await
     }
     async fn segment_member_ids(
         &self,

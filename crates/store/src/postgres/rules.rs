@@ -25,6 +25,29 @@ fn outbound(r: &tokio_postgres::Row) -> Outbound {
     }
 }
 
+pub(super) async fn record_firings(
+    tx: &deadpool_postgres::Transaction<'_>,
+    firings: &[Firing],
+) -> Result<()> {
+    if firings.is_empty() {
+        return Ok(());
+    }
+    let rules: Vec<&str> = firings.iter().map(|f| f.rule.as_str()).collect();
+    let people: Vec<i64> = firings.iter().map(|f| f.profile_id).collect();
+    let events: Vec<i64> = firings.iter().map(|f| f.event_id).collect();
+    let ats: Vec<i64> = firings.iter().map(|f| f.at).collect();
+    let actions: Vec<String> = firings.iter().map(|f| f.actions.to_string()).collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO rule_firings (rule, profile_id, event_id, at, actions)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[])",
+        )
+        .await?;
+    tx.execute(&stmt, &[&rules, &people, &events, &ats, &actions])
+        .await?;
+    Ok(())
+}
+
 impl PgStore {
     pub(super) async fn r_record(&self, f: Firing) -> Result<i64> {
         let c = self.client().await?;
@@ -94,18 +117,10 @@ impl PgStore {
         if firings.is_empty() {
             return Ok(());
         }
-        let c = self.client().await?;
-        let rules: Vec<&str> = firings.iter().map(|f| f.rule.as_str()).collect();
-        let people: Vec<i64> = firings.iter().map(|f| f.profile_id).collect();
-        let events: Vec<i64> = firings.iter().map(|f| f.event_id).collect();
-        let ats: Vec<i64> = firings.iter().map(|f| f.at).collect();
-        let actions: Vec<String> = firings.iter().map(|f| f.actions.to_string()).collect();
-        c.execute(
-            "INSERT INTO rule_firings (rule, profile_id, event_id, at, actions)
-             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[])",
-            &[&rules, &people, &events, &ats, &actions],
-        )
-        .await?;
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        record_firings(&tx, &firings).await?;
+        tx.commit().await?;
         Ok(())
     }
 

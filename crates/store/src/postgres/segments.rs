@@ -4,12 +4,13 @@ use super::{event_view, PgStore};
 use crate::sqlite::segments::{bucket, membership_event};
 use crate::{
     Compiled, MembershipChange, PurchaseStats, Result, ScoreRow, SegmentRow, SegmentSize,
-    StoreError,
+    StepWrites, StoreError,
 };
+use deadpool_postgres::Transaction;
 use rapport_domain::model::EventView;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use tokio_postgres::types::ToSql;
 
 const SEGMENT_COLS: &str =
@@ -105,6 +106,163 @@ async fn record(
         &[&id, &bucket(at), &size, &(entered.len() as i64), &(exited.len() as i64)],
     )
     .await?;
+    Ok(())
+}
+
+/// Applies entries and exits of several segments (only the real ones) and records them,
+/// set-wise: the segments locked in id order (concurrent writers cannot deadlock, and
+/// each reads the size the previous one left), then who is in, the last sizes, and one
+/// statement each for member rows in and out, timeline events and size points. A
+/// segment deleted meanwhile is skipped.
+async fn change_members(
+    tx: &Transaction<'_>,
+    changes: Vec<(i64, MembershipChange)>,
+    at: Millis,
+) -> Result<Vec<(i64, MembershipChange)>> {
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut asked: BTreeMap<i64, MembershipChange> = BTreeMap::new();
+    for (id, c) in changes {
+        let m = asked.entry(id).or_default();
+        m.entered.extend(c.entered);
+        m.exited.extend(c.exited);
+    }
+    let ids: Vec<i64> = asked.keys().copied().collect();
+    let (mut seg_of, mut who) = (Vec::new(), Vec::new());
+    for (id, c) in &asked {
+        for p in c.entered.iter().chain(&c.exited) {
+            seg_of.push(*id);
+            who.push(*p);
+        }
+    }
+    let (lock, present, last) = tokio::try_join!(
+        tx.prepare_cached(
+            "SELECT id, name FROM segments WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+        ),
+        tx.prepare_cached(
+            "SELECT m.segment_id, m.profile_id FROM UNNEST($1::bigint[], $2::bigint[]) AS t(s, p)
+             JOIN segment_members m ON m.segment_id = t.s AND m.profile_id = t.p"
+        ),
+        // The last size point, or a count where there is none yet.
+        tx.prepare_cached(
+            "SELECT t.s, COALESCE(
+                (SELECT size FROM segment_sizes WHERE segment_id = t.s ORDER BY at DESC LIMIT 1),
+                (SELECT COUNT(*) FROM segment_members WHERE segment_id = t.s))
+             FROM UNNEST($1::bigint[]) AS t(s)"
+        ),
+    )?;
+    let by_id: [&(dyn ToSql + Sync); 1] = [&ids];
+    let pairs: [&(dyn ToSql + Sync); 2] = [&seg_of, &who];
+    let (names, present, last) = tokio::try_join!(
+        tx.query(&lock, &by_id),
+        tx.query(&present, &pairs),
+        tx.query(&last, &by_id),
+    )?;
+    let names: HashMap<i64, String> = names.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let present: HashSet<(i64, ProfileId)> = present.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let last: HashMap<i64, i64> = last.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut out = Vec::new();
+    let (mut in_seg, mut in_who, mut out_seg, mut out_who) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut mids, mut ev_who, mut ev_names, mut props) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut size_seg, mut sizes, mut n_in, mut n_out) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (id, c) in asked {
+        let Some(name) = names.get(&id) else {
+            continue;
+        };
+        let mut entered: Vec<ProfileId> = Vec::new();
+        for p in c.entered {
+            if !present.contains(&(id, p)) && !entered.contains(&p) {
+                entered.push(p);
+            }
+        }
+        let mut exited: Vec<ProfileId> = Vec::new();
+        for p in c.exited {
+            if present.contains(&(id, p)) && !exited.contains(&p) {
+                exited.push(p);
+            }
+        }
+        if entered.is_empty() && exited.is_empty() {
+            continue;
+        }
+        for (list, inside) in [(&entered, true), (&exited, false)] {
+            for p in list {
+                if inside {
+                    in_seg.push(id);
+                    in_who.push(*p);
+                } else {
+                    out_seg.push(id);
+                    out_who.push(*p);
+                }
+                let (mid, what, pr) = membership_event(id, name, *p, inside, at);
+                mids.push(mid);
+                ev_who.push(*p);
+                ev_names.push(what);
+                props.push(pr);
+            }
+        }
+        size_seg.push(id);
+        sizes
+            .push(last.get(&id).copied().unwrap_or(0) + entered.len() as i64 - exited.len() as i64);
+        n_in.push(entered.len() as i64);
+        n_out.push(exited.len() as i64);
+        out.push((id, MembershipChange { entered, exited }));
+    }
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let (ins, del, evs, size) = tokio::try_join!(
+        tx.prepare_cached(
+            "INSERT INTO segment_members (segment_id, profile_id, since)
+             SELECT s, p, $3 FROM UNNEST($1::bigint[], $2::bigint[]) AS t(s, p)"
+        ),
+        tx.prepare_cached(
+            "DELETE FROM segment_members m USING UNNEST($1::bigint[], $2::bigint[]) AS t(s, p)
+             WHERE m.segment_id = t.s AND m.profile_id = t.p"
+        ),
+        tx.prepare_cached(
+            "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
+             SELECT m, p, 'track', n, 'rapport', 'segments', pr::jsonb, '{}'::jsonb, NULL, $5, $5
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[]) AS t(m, p, n, pr)
+             ON CONFLICT (message_id) DO NOTHING"
+        ),
+        tx.prepare_cached(
+            "INSERT INTO segment_sizes (segment_id, at, size, entered, exited)
+             SELECT s, $5, n, i, o FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS t(s, n, i, o)
+             ON CONFLICT (segment_id, at) DO UPDATE SET size = excluded.size,
+                 entered = segment_sizes.entered + excluded.entered, exited = segment_sizes.exited + excluded.exited"
+        ),
+    )?;
+    let bucket = bucket(at);
+    let ins_p: [&(dyn ToSql + Sync); 3] = [&in_seg, &in_who, &at];
+    let del_p: [&(dyn ToSql + Sync); 2] = [&out_seg, &out_who];
+    let evs_p: [&(dyn ToSql + Sync); 5] = [&mids, &ev_who, &ev_names, &props, &at];
+    let size_p: [&(dyn ToSql + Sync); 5] = [&size_seg, &sizes, &n_in, &n_out, &bucket];
+    tokio::try_join!(
+        tx.execute(&ins, &ins_p),
+        tx.execute(&del, &del_p),
+        tx.execute(&evs, &evs_p),
+        tx.execute(&size, &size_p),
+    )?;
+    Ok(out)
+}
+
+async fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Result<()> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = values.iter().map(|v| v.0.as_str()).collect();
+    let nums: Vec<i64> = values.iter().map(|v| v.1).collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO counters (name, value) SELECT * FROM UNNEST($1::text[], $2::bigint[])
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .await?;
+    tx.execute(&stmt, &[&names, &nums]).await?;
     Ok(())
 }
 
@@ -306,48 +464,53 @@ impl PgStore {
 
     pub(super) async fn s_change_members(
         &self,
-        mut changes: Vec<(i64, MembershipChange)>,
+        changes: Vec<(i64, MembershipChange)>,
+        at: Millis,
+    ) -> Result<Vec<(i64, MembershipChange)>> {
+        self.s_commit_step(
+            StepWrites {
+                memberships: changes,
+                ..Default::default()
+            },
+            at,
+        )
+        .await
+    }
+
+    /// A step's writes in four round trips whatever their number: the transaction's
+    /// start, its reads pipelined, its writes pipelined, the commit (statements on one
+    /// connection run in order, so the reads still follow the locks).
+    pub(super) async fn s_commit_step(
+        &self,
+        w: StepWrites,
         at: Millis,
     ) -> Result<Vec<(i64, MembershipChange)>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        // Segments locked in id order, so concurrent writers cannot deadlock.
-        changes.sort_by_key(|c| c.0);
-        let mut out = Vec::new();
-        for (id, change) in changes {
-            tx.execute("SELECT id FROM segments WHERE id = $1 FOR UPDATE", &[&id])
-                .await?;
-            let name = segment_name(&tx, id).await?;
-            let mut asked: Vec<ProfileId> = change.entered.clone();
-            asked.extend(&change.exited);
-            let members: HashSet<ProfileId> = tx
-                .query(
-                    "SELECT profile_id FROM segment_members WHERE segment_id = $1 AND profile_id = ANY($2)",
-                    &[&id, &asked],
-                )
-                .await?
+        let out = change_members(&tx, w.memberships, at).await?;
+        let firings = super::rules::record_firings(&tx, &w.firings);
+        let patches = futures_util::future::try_join_all(
+            w.patches
                 .iter()
-                .map(|r| r.get(0))
-                .collect();
-            let mut entered: Vec<ProfileId> = Vec::new();
-            for p in change.entered {
-                if !members.contains(&p) && !entered.contains(&p) {
-                    entered.push(p);
-                }
-            }
-            let mut exited: Vec<ProfileId> = Vec::new();
-            for p in change.exited {
-                if members.contains(&p) && !exited.contains(&p) {
-                    exited.push(p);
-                }
-            }
-            if !entered.is_empty() || !exited.is_empty() {
-                record(&tx, id, &name, &entered, &exited, at).await?;
-                out.push((id, MembershipChange { entered, exited }));
-            }
-        }
+                .map(|(id, patch)| super::patch_traits(&tx, *id, patch, at)),
+        );
+        let counters = set_counters(&tx, &w.counters);
+        tokio::try_join!(firings, patches, counters)?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    pub(super) async fn s_segment_stamps(&self) -> Result<Vec<(i64, Millis)>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT id, updated_at FROM segments ORDER BY id")
+            .await?;
+        Ok(client
+            .query(&stmt, &[])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
     pub(super) async fn s_member_ids(
@@ -532,15 +695,26 @@ impl PgStore {
     pub(super) async fn s_set_counters(&self, values: Vec<(String, i64)>) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        for (name, value) in &values {
-            tx.execute(
-                "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                &[name, value],
-            )
-            .await?;
-        }
+        set_counters(&tx, &values).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    pub(super) async fn s_counters(&self, names: Vec<String>) -> Result<Vec<i64>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT name, value FROM counters WHERE name = ANY($1)")
+            .await?;
+        let found: HashMap<String, i64> = client
+            .query(&stmt, &[&names])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        Ok(names
+            .iter()
+            .map(|n| found.get(n).copied().unwrap_or(0))
+            .collect())
     }
 
     pub(super) async fn s_profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {

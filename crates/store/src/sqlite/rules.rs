@@ -4,7 +4,7 @@ use super::SqliteStore;
 use crate::{Firing, Outbound, Result, Task};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 const OUT_COLS: &str = "id, rule, profile_id, url, secret, body, attempts, max_attempts, next_at, status, last_error, created_at, delivered_at";
 
@@ -24,6 +24,22 @@ fn outbound(r: &rusqlite::Row<'_>) -> rusqlite::Result<Outbound> {
         created_at: r.get(11)?,
         delivered_at: r.get(12)?,
     })
+}
+
+pub(super) fn record_firings(tx: &Transaction<'_>, firings: &[Firing]) -> Result<()> {
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO rule_firings (rule, profile_id, event_id, at, actions) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for f in firings {
+        ins.execute(params![
+            f.rule,
+            f.profile_id,
+            f.event_id,
+            f.at,
+            f.actions.to_string()
+        ])?;
+    }
+    Ok(())
 }
 
 impl SqliteStore {
@@ -95,16 +111,7 @@ impl SqliteStore {
         if firings.is_empty() {
             return Ok(());
         }
-        self.write(move |tx| {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO rule_firings (rule, profile_id, event_id, at, actions) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for f in &firings {
-                ins.execute(params![f.rule, f.profile_id, f.event_id, f.at, f.actions.to_string()])?;
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |tx| record_firings(tx, &firings)).await
     }
 
     pub(super) async fn r_canonical_ids(

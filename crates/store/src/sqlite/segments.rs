@@ -4,7 +4,7 @@
 use super::{event_view, SqliteStore};
 use crate::{
     Compiled, MembershipChange, Param, PurchaseStats, Result, ScoreRow, SegmentRow, SegmentSize,
-    StoreError,
+    StepWrites, StoreError,
 };
 use rapport_domain::model::EventView;
 use rapport_domain::resolve::ProfileId;
@@ -60,7 +60,9 @@ pub(crate) fn membership_event(
     } else {
         "Segment Exited"
     };
-    let message_id = format!("segment:{segment_id}:{person}:{at}:{}", u8::from(entered));
+    // Time first: a step's new ids sort together at the end of the message-id index, so
+    // its inserts dirty a page or two there instead of one page per change.
+    let message_id = format!("segment:{at}:{segment_id}:{person}:{}", u8::from(entered));
     let props = serde_json::json!({"segment": name, "segment_id": segment_id}).to_string();
     (message_id, what, props)
 }
@@ -128,6 +130,60 @@ fn record(
              entered = segment_sizes.entered + excluded.entered, exited = segment_sizes.exited + excluded.exited",
         params![id, bucket(at), size, entered.len() as i64, exited.len() as i64],
     )?;
+    Ok(())
+}
+
+/// Applies entries and exits (only the real ones: entering who is in, or leaving who is
+/// out, is nothing) and records them; a segment deleted meanwhile is skipped.
+fn change_members(
+    tx: &Transaction<'_>,
+    changes: Vec<(i64, MembershipChange)>,
+    at: Millis,
+) -> Result<Vec<(i64, MembershipChange)>> {
+    let mut out = Vec::new();
+    for (id, change) in changes {
+        let Ok(name) = segment_name(tx, id) else {
+            continue;
+        };
+        let mut is_member = tx.prepare_cached(
+            "SELECT 1 FROM segment_members WHERE segment_id = ?1 AND profile_id = ?2",
+        )?;
+        let mut entered = Vec::new();
+        let mut exited = Vec::new();
+        for p in change.entered {
+            let member = is_member
+                .query_row(params![id, p], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if !member && !entered.contains(&p) {
+                entered.push(p);
+            }
+        }
+        for p in change.exited {
+            let member = is_member
+                .query_row(params![id, p], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if member && !exited.contains(&p) {
+                exited.push(p);
+            }
+        }
+        drop(is_member);
+        if !entered.is_empty() || !exited.is_empty() {
+            record(tx, id, &name, &entered, &exited, at)?;
+            out.push((id, MembershipChange { entered, exited }));
+        }
+    }
+    Ok(out)
+}
+
+fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Result<()> {
+    let mut up = tx.prepare_cached(
+        "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )?;
+    for (name, value) in values {
+        up.execute(params![name, value])?;
+    }
     Ok(())
 }
 
@@ -305,40 +361,33 @@ impl SqliteStore {
         changes: Vec<(i64, MembershipChange)>,
         at: Millis,
     ) -> Result<Vec<(i64, MembershipChange)>> {
+        self.write(move |tx| change_members(tx, changes, at)).await
+    }
+
+    pub(super) async fn s_commit_step(
+        &self,
+        w: StepWrites,
+        at: Millis,
+    ) -> Result<Vec<(i64, MembershipChange)>> {
         self.write(move |tx| {
-            let mut out = Vec::new();
-            for (id, change) in changes {
-                let name = segment_name(tx, id)?;
-                let mut is_member = tx.prepare_cached(
-                    "SELECT 1 FROM segment_members WHERE segment_id = ?1 AND profile_id = ?2",
-                )?;
-                let mut entered = Vec::new();
-                let mut exited = Vec::new();
-                for p in change.entered {
-                    let member = is_member
-                        .query_row(params![id, p], |_| Ok(()))
-                        .optional()?
-                        .is_some();
-                    if !member && !entered.contains(&p) {
-                        entered.push(p);
-                    }
-                }
-                for p in change.exited {
-                    let member = is_member
-                        .query_row(params![id, p], |_| Ok(()))
-                        .optional()?
-                        .is_some();
-                    if member && !exited.contains(&p) {
-                        exited.push(p);
-                    }
-                }
-                drop(is_member);
-                if !entered.is_empty() || !exited.is_empty() {
-                    record(tx, id, &name, &entered, &exited, at)?;
-                    out.push((id, MembershipChange { entered, exited }));
-                }
+            let out = change_members(tx, w.memberships, at)?;
+            super::rules::record_firings(tx, &w.firings)?;
+            for (id, patch) in &w.patches {
+                super::patch_traits(tx, *id, &patch.to_string(), at)?;
             }
+            set_counters(tx, &w.counters)?;
             Ok(out)
+        })
+        .await
+    }
+
+    pub(super) async fn s_segment_stamps(&self) -> Result<Vec<(i64, Millis)>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT id, updated_at FROM segments ORDER BY id")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<std::result::Result<_, _>>()?,
+            )
         })
         .await
     }
@@ -499,14 +548,17 @@ impl SqliteStore {
     }
 
     pub(super) async fn s_set_counters(&self, values: Vec<(String, i64)>) -> Result<()> {
-        self.write(move |tx| {
-            for (name, value) in &values {
-                tx.execute(
-                    "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                    params![name, value],
-                )?;
+        self.write(move |tx| set_counters(tx, &values)).await
+    }
+
+    pub(super) async fn s_counters(&self, names: Vec<String>) -> Result<Vec<i64>> {
+        self.read(move |c| {
+            let mut q = c.prepare_cached("SELECT value FROM counters WHERE name = ?1")?;
+            let mut out = Vec::with_capacity(names.len());
+            for n in &names {
+                out.push(q.query_row([n], |r| r.get(0)).optional()?.unwrap_or(0));
             }
-            Ok(())
+            Ok(out)
         })
         .await
     }

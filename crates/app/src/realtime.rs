@@ -175,9 +175,8 @@ impl Engine {
     async fn refresh_config(
         &mut self,
         store: &DynStore,
-        settings_version: i64,
+        signature: (i64, Vec<(i64, Millis)>),
     ) -> Result<(), StoreError> {
-        let signature = (settings_version, store.segment_stamps().await?);
         if self
             .config
             .as_ref()
@@ -351,8 +350,11 @@ impl Engine {
                 "counters: wrong number of values".into(),
             ));
         };
-        let events = store.events_after(pos, batch).await?;
-        let texts = store.analyses_after(text_pos, batch).await?;
+        let (events, texts, stamps) = tokio::try_join!(
+            store.events_after(pos, batch),
+            store.analyses_after(text_pos, batch),
+            store.segment_stamps(),
+        )?;
         let mut report = StepReport {
             events: events.len(),
             texts: texts.len(),
@@ -361,7 +363,8 @@ impl Engine {
         if events.is_empty() && texts.is_empty() {
             return Ok(report);
         }
-        self.refresh_config(store, settings_version).await?;
+        self.refresh_config(store, (settings_version, stamps))
+            .await?;
         self.check_generation(generation);
         let Some(config) = self.config.take() else {
             return Ok(report);

@@ -647,10 +647,18 @@ impl Store for PgStore {
 
     async fn profile(&self, id: ProfileId) -> Result<ProfileView> {
         let c = self.client().await?;
-        let cid = canonical_of(&c, id).await?;
+        let cid = c
+            .query_opt(
+                &c.prepare_cached("SELECT canonical_id FROM profiles WHERE id = $1")
+                    .await?,
+                &[&id],
+            )
+            .await?
+            .map(|r| r.get::<_, i64>(0))
+            .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))?;
         let members = c
             .query(
-                "SELECT id, created_at, updated_at, traits, traits_updated_at FROM profiles WHERE canonical_id = $1 ORDER BY id",
+                &c.prepare_cached("SELECT id, created_at, updated_at, traits, traits_updated_at FROM profiles WHERE canonical_id = $1 ORDER BY id").await?,
                 &[&cid],
             )
             .await?
@@ -667,8 +675,8 @@ impl Store for PgStore {
         let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
         let identities = c
             .query(
-                "SELECT kind, value, profile_id, verified, source, first_seen, last_seen FROM identities
-                 WHERE profile_id = ANY($1) ORDER BY kind, first_seen, id",
+                &c.prepare_cached("SELECT kind, value, profile_id, verified, source, first_seen, last_seen FROM identities
+                 WHERE profile_id = ANY($1) ORDER BY kind, first_seen, id").await?,
                 &[&ids],
             )
             .await?
@@ -685,8 +693,11 @@ impl Store for PgStore {
             .collect();
         let consents = c
             .query(
-                "SELECT channel, purpose, status, source, proof, at FROM consents
+                &c.prepare_cached(
+                    "SELECT channel, purpose, status, source, proof, at FROM consents
                  WHERE profile_id = ANY($1) ORDER BY at DESC, id DESC",
+                )
+                .await?,
                 &[&ids],
             )
             .await?
@@ -702,9 +713,9 @@ impl Store for PgStore {
             .collect();
         let merges = c
             .query(
-                &format!(
+                &c.prepare_cached(&format!(
                     "SELECT {MERGE_COLUMNS} FROM merges WHERE survivor_id = ANY($1) OR merged_id = ANY($1) ORDER BY id DESC LIMIT 100"
-                ),
+                )).await?,
                 &[&ids],
             )
             .await?
@@ -1035,14 +1046,16 @@ impl Store for PgStore {
 
     async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventView>> {
         let c = self.client().await?;
-        Ok(c.query(
-            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"),
-            &[&after, &(limit as i64)],
-        )
-        .await?
-        .iter()
-        .map(event_view)
-        .collect())
+        let stmt = c
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"
+            ))
+            .await?;
+        Ok(c.query(&stmt, &[&after, &(limit as i64)])
+            .await?
+            .iter()
+            .map(event_view)
+            .collect())
     }
 
     async fn stats(&self) -> Result<Stats> {

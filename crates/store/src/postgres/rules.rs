@@ -129,14 +129,14 @@ impl PgStore {
         ids: Vec<ProfileId>,
     ) -> Result<Vec<(ProfileId, ProfileId)>> {
         let c = self.client().await?;
-        Ok(c.query(
-            "SELECT id, canonical_id FROM profiles WHERE id = ANY($1)",
-            &[&ids],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+        let stmt = c
+            .prepare_cached("SELECT id, canonical_id FROM profiles WHERE id = ANY($1)")
+            .await?;
+        Ok(c.query(&stmt, &[&ids])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
     pub(super) async fn r_create_task(&self, t: Task) -> Result<i64> {

@@ -668,11 +668,13 @@ impl PgStore {
         limit: usize,
     ) -> Result<Vec<(i64, ProfileId)>> {
         let client = self.client().await?;
-        Ok(client
-            .query(
+        let stmt = client
+            .prepare_cached(
                 "SELECT event_id, profile_id FROM text_analyses WHERE event_id > $1 ORDER BY event_id LIMIT $2",
-                &[&after, &(limit as i64)],
             )
+            .await?;
+        Ok(client
+            .query(&stmt, &[&after, &(limit as i64)])
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1)))

@@ -37,6 +37,9 @@ pub struct Compiled {
     /// A boolean SQL expression over `p`.
     pub condition: String,
     pub params: Vec<Param>,
+    /// How many conditions read events (each a set computed over the event log): a
+    /// store may plan differently when there are several.
+    pub event_sets: usize,
 }
 
 struct Ctx {
@@ -478,6 +481,16 @@ pub fn compile(e: &Expr, dialect: Dialect, now: i64) -> Compiled {
     Compiled {
         condition,
         params: ctx.params,
+        event_sets: event_sets(e),
+    }
+}
+
+fn event_sets(e: &Expr) -> usize {
+    match e {
+        Expr::And(v) | Expr::Or(v) => v.iter().map(event_sets).sum(),
+        Expr::Not(x) => event_sets(x),
+        Expr::Cond(Cond::Agg { .. } | Cond::Recency { .. } | Cond::Value { .. }) => 1,
+        Expr::Cond(_) => 0,
     }
 }
 

@@ -153,7 +153,8 @@ async fn throughput(
                     // wait here only makes the engine's share look larger).
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 } else {
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    // As the serve worker paces itself under load.
+                    tokio::time::sleep(r.pause()).await;
                 }
             }
             let ingest_took = producer.await??;

@@ -118,6 +118,56 @@ async fn the_engine_keeps_its_people_current() {
             "[{kind}] no longer pro"
         );
 
+        // An identify changing a trait: no selector of the segment matches it, but the
+        // engine re-reads the profile and redoes the segments reading traits.
+        send(
+            &store,
+            vec![json!({"type": "identify", "userId": "ada", "traits": {"plan": "pro"}})],
+        )
+        .await;
+        settle(&mut engine, &store).await;
+        assert_eq!(
+            members(&store, "Pro buyers").await,
+            vec![ada],
+            "[{kind}] pro again"
+        );
+        // An identify bringing a wallet: the state is reloaded with the new identity.
+        rapport_app::segments::create(&store, "Wallet people", "has wallet on eip155:1", "")
+            .await
+            .expect("segment");
+        send(
+            &store,
+            vec![json!({"type": "page", "userId": "ada", "name": "Home"})],
+        )
+        .await;
+        settle(&mut engine, &store).await;
+        assert!(
+            members(&store, "Wallet people").await.is_empty(),
+            "[{kind}] no wallet yet"
+        );
+        send(
+            &store,
+            vec![json!({"type": "identify", "userId": "ada",
+                "traits": {"wallets": ["0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"]}})],
+        )
+        .await;
+        settle(&mut engine, &store).await;
+        assert_eq!(
+            members(&store, "Wallet people").await,
+            vec![ada],
+            "[{kind}] the new wallet is seen"
+        );
+        send(
+            &store,
+            vec![json!({"type": "identify", "userId": "ada", "traits": {"plan": "free"}})],
+        )
+        .await;
+        settle(&mut engine, &store).await;
+        assert!(
+            members(&store, "Pro buyers").await.is_empty(),
+            "[{kind}] free again"
+        );
+
         // A merge: an anonymous visitor's two orders join Grace when she identifies.
         send(
             &store,

@@ -537,13 +537,6 @@ pub trait Store: Send + Sync + 'static {
         members: Vec<ProfileId>,
         at: Millis,
     ) -> Result<MembershipChange>;
-    /// Applies entries and exits of several segments (real-time evaluation), likewise,
-    /// in one transaction; returns the changes that were real, per segment.
-    async fn change_segment_members(
-        &self,
-        changes: Vec<(i64, MembershipChange)>,
-        at: Millis,
-    ) -> Result<Vec<(i64, MembershipChange)>>;
     /// A real-time step's writes in one transaction; returns the membership changes that
     /// were real, per segment.
     async fn commit_step(&self, w: StepWrites, at: Millis) -> Result<Vec<(i64, MembershipChange)>>;
@@ -600,8 +593,6 @@ pub trait Store: Send + Sync + 'static {
         profile: ProfileId,
         since: Millis,
     ) -> Result<Vec<(String, Millis)>>;
-    /// Records firings in one transaction.
-    async fn record_firings(&self, f: Vec<Firing>) -> Result<()>;
     /// The person (canonical id) each raw profile id belongs to; unknown ids are left out.
     async fn canonical_ids(&self, ids: Vec<ProfileId>) -> Result<Vec<(ProfileId, ProfileId)>>;
     async fn create_task(&self, t: Task) -> Result<i64>;

@@ -1173,13 +1173,6 @@ impl Store for SqliteStore {
     ) -> Result<crate::MembershipChange> {
         self.s_set_members(id, members, at).await
     }
-    async fn change_segment_members(
-        &self,
-        changes: Vec<(i64, crate::MembershipChange)>,
-        at: Millis,
-    ) -> Result<Vec<(i64, crate::MembershipChange)>> {
-        self.s_change_members(changes, at).await
-    }
     async fn commit_step(
         &self,
         w: crate::StepWrites,
@@ -1250,9 +1243,6 @@ impl Store for SqliteStore {
         since: Millis,
     ) -> Result<Vec<(String, Millis)>> {
         self.r_times(profile, since).await
-    }
-    async fn record_firings(&self, f: Vec<crate::Firing>) -> Result<()> {
-        self.r_record_many(f).await
     }
     async fn canonical_ids(&self, ids: Vec<ProfileId>) -> Result<Vec<(ProfileId, ProfileId)>> {
         self.r_canonical_ids(ids).await

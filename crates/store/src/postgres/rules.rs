@@ -113,17 +113,6 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn r_record_many(&self, firings: Vec<Firing>) -> Result<()> {
-        if firings.is_empty() {
-            return Ok(());
-        }
-        let mut c = self.client().await?;
-        let tx = c.transaction().await?;
-        record_firings(&tx, &firings).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub(super) async fn r_canonical_ids(
         &self,
         ids: Vec<ProfileId>,

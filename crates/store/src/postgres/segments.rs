@@ -471,21 +471,6 @@ impl PgStore {
         Ok(MembershipChange { entered, exited })
     }
 
-    pub(super) async fn s_change_members(
-        &self,
-        changes: Vec<(i64, MembershipChange)>,
-        at: Millis,
-    ) -> Result<Vec<(i64, MembershipChange)>> {
-        self.s_commit_step(
-            StepWrites {
-                memberships: changes,
-                ..Default::default()
-            },
-            at,
-        )
-        .await
-    }
-
     /// A step's writes in four round trips whatever their number: the transaction's
     /// start, its reads pipelined, its writes pipelined, the commit (statements on one
     /// connection run in order, so the reads still follow the locks).

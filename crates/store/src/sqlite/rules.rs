@@ -107,13 +107,6 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn r_record_many(&self, firings: Vec<Firing>) -> Result<()> {
-        if firings.is_empty() {
-            return Ok(());
-        }
-        self.write(move |tx| record_firings(tx, &firings)).await
-    }
-
     pub(super) async fn r_canonical_ids(
         &self,
         ids: Vec<ProfileId>,

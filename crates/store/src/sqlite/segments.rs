@@ -356,14 +356,6 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn s_change_members(
-        &self,
-        changes: Vec<(i64, MembershipChange)>,
-        at: Millis,
-    ) -> Result<Vec<(i64, MembershipChange)>> {
-        self.write(move |tx| change_members(tx, changes, at)).await
-    }
-
     pub(super) async fn s_commit_step(
         &self,
         w: StepWrites,

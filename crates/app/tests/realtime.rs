@@ -47,7 +47,9 @@ async fn members(store: &DynStore, name: &str) -> Vec<i64> {
         .expect("members")
 }
 
-async fn settle(engine: &mut Engine, store: &DynStore) {
+/// Ingests `msgs` and lets the engine decide until it is caught up.
+async fn feed(engine: &mut Engine, store: &DynStore, msgs: Vec<Value>) {
+    send(store, msgs).await;
     while engine.step(store, 1_000).await.expect("step").events > 0 {}
 }
 
@@ -64,12 +66,10 @@ async fn the_engine_keeps_its_people_current() {
         .await
         .expect("segment");
         let mut engine = Engine::default();
-        send(&store, vec![
+        feed(&mut engine, &store, vec![
             json!({"type": "identify", "userId": "ada", "traits": {"plan": "pro", "email": "ada@example.com"}}),
             json!({"type": "track", "userId": "ada", "event": "Order Completed"}),
-        ])
-        .await;
-        settle(&mut engine, &store).await;
+        ]).await;
         assert!(
             members(&store, "Pro buyers").await.is_empty(),
             "[{kind}] one order is not two"
@@ -77,12 +77,12 @@ async fn the_engine_keeps_its_people_current() {
         assert_eq!(engine.cached(), 1, "[{kind}] ada is held in memory");
 
         // A new event is added to the state held in memory.
-        send(
+        feed(
+            &mut engine,
             &store,
             vec![json!({"type": "track", "userId": "ada", "event": "Order Completed"})],
         )
         .await;
-        settle(&mut engine, &store).await;
         let ada = store
             .lookup(
                 &rapport_domain::identifier::IdentityKey::parse(
@@ -106,12 +106,12 @@ async fn the_engine_keeps_its_people_current() {
             .await
             .expect("patch");
         touched(&store).await.expect("touched");
-        send(
+        feed(
+            &mut engine,
             &store,
             vec![json!({"type": "page", "userId": "ada", "name": "Home"})],
         )
         .await;
-        settle(&mut engine, &store).await;
         // A page view is not a selector of the segment, but the reload re-evaluates all.
         assert!(
             members(&store, "Pro buyers").await.is_empty(),
@@ -120,12 +120,12 @@ async fn the_engine_keeps_its_people_current() {
 
         // An identify changing a trait: no selector of the segment matches it, but the
         // engine re-reads the profile and redoes the segments reading traits.
-        send(
+        feed(
+            &mut engine,
             &store,
             vec![json!({"type": "identify", "userId": "ada", "traits": {"plan": "pro"}})],
         )
         .await;
-        settle(&mut engine, &store).await;
         assert_eq!(
             members(&store, "Pro buyers").await,
             vec![ada],
@@ -135,41 +135,42 @@ async fn the_engine_keeps_its_people_current() {
         rapport_app::segments::create(&store, "Wallet people", "has wallet on eip155:1", "")
             .await
             .expect("segment");
-        send(
+        feed(
+            &mut engine,
             &store,
             vec![json!({"type": "page", "userId": "ada", "name": "Home"})],
         )
         .await;
-        settle(&mut engine, &store).await;
         assert!(
             members(&store, "Wallet people").await.is_empty(),
             "[{kind}] no wallet yet"
         );
-        send(
+        feed(
+            &mut engine,
             &store,
             vec![json!({"type": "identify", "userId": "ada",
                 "traits": {"wallets": ["0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"]}})],
         )
         .await;
-        settle(&mut engine, &store).await;
         assert_eq!(
             members(&store, "Wallet people").await,
             vec![ada],
             "[{kind}] the new wallet is seen"
         );
-        send(
+        feed(
+            &mut engine,
             &store,
             vec![json!({"type": "identify", "userId": "ada", "traits": {"plan": "free"}})],
         )
         .await;
-        settle(&mut engine, &store).await;
         assert!(
             members(&store, "Pro buyers").await.is_empty(),
             "[{kind}] free again"
         );
 
         // A merge: an anonymous visitor's two orders join Grace when she identifies.
-        send(
+        feed(
+            &mut engine,
             &store,
             vec![
                 json!({"type": "track", "anonymousId": "dev-1", "event": "Order Completed"}),
@@ -178,13 +179,12 @@ async fn the_engine_keeps_its_people_current() {
             ],
         )
         .await;
-        settle(&mut engine, &store).await;
-        send(
+        feed(
+            &mut engine,
             &store,
             vec![json!({"type": "identify", "userId": "grace", "anonymousId": "dev-1"})],
         )
         .await;
-        settle(&mut engine, &store).await;
         assert_eq!(
             members(&store, "Pro buyers").await.len(),
             1,
@@ -205,12 +205,12 @@ async fn the_engine_keeps_its_people_current() {
         )
         .await
         .expect("update");
-        send(
+        feed(
+            &mut engine,
             &store,
             vec![json!({"type": "track", "userId": "ada", "event": "Order Completed"})],
         )
         .await;
-        settle(&mut engine, &store).await;
         assert_eq!(
             members(&store, "Pro buyers").await.len(),
             2,

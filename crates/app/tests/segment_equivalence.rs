@@ -84,7 +84,7 @@ async fn populate(store: &DynStore, seed: u64) -> i64 {
             let ev = match rng.gen_range(0..4) {
                 0 | 1 => {
                     json!({"type": "track", "userId": user, "event": "Order Completed", "timestamp": at,
-                    "properties": {"revenue": rng.gen_range(1..20) * 50, "currency": pick(&mut rng, &["EUR", "USD"])}})
+                    "properties": {"revenue": rng.gen_range(1..20) as f64 * 50.0 + if rng.gen_bool(0.2) { 0.25 } else { 0.0 }, "currency": pick(&mut rng, &["EUR", "USD"])}})
                 }
                 2 => json!({"type": "page", "userId": user, "name": "Pricing", "timestamp": at}),
                 _ => {
@@ -332,16 +332,27 @@ fn condition() -> impl Strategy<Value = String> {
         (op.clone(), 18..70i32).prop_map(|(o, n)| format!("traits.age {o} {n}")),
         (sel.clone(), window.clone(), op.clone(), 0..5i32)
             .prop_map(|(s, w, o, n)| format!("count({s}{w}) {o} {n}")),
+        // Plain selectors read `event_numbers`; `any` and filtered ones read the JSON.
         (
             prop::sample::select(vec!["sum", "avg", "min", "max"]),
+            prop::sample::select(vec![
+                "track \"Order Completed\"",
+                "track \"Signed Up\"",
+                "any",
+                "track \"Order Completed\".revenue where currency = \"EUR\"",
+            ]),
             window.clone(),
             op.clone(),
             0..24i32
         )
-            .prop_map(|(f, w, o, n)| format!(
-                "{f}(track \"Order Completed\".revenue{w}) {o} {}",
-                n * 50
-            )),
+            .prop_map(|(f, s, w, o, n)| {
+                let s = if s.contains(".revenue") {
+                    s.to_string()
+                } else {
+                    format!("{s}.revenue")
+                };
+                format!("{f}({s}{w}) {o} {}", n * 50)
+            }),
         (
             prop::sample::select(vec!["days_since", "days_since_first"]),
             sel,

@@ -377,6 +377,12 @@ async fn transfers_become_timelines_and_holdings_and_survive_a_reorg() {
                 .count(),
             2
         );
+        // Sums read `event_numbers`, which triggers keep in step with the events.
+        let sent_over_50 = json!({"definition": "sum(track \"Token Sent\".amount) > 50"});
+        let (_, v) = s
+            .send(Method::POST, "/api/segments/preview", sent_over_50.clone())
+            .await;
+        assert_eq!(v["count"], 1, "30 + 70 sent: {v}");
         node.revert(&forked).await.expect("revert");
         node.mine(2).await.expect("mine");
         tx(
@@ -402,6 +408,10 @@ async fn transfers_become_timelines_and_holdings_and_survive_a_reorg() {
             1,
             "the re-orged transfer is retracted: {names:?}"
         );
+        let (_, v) = s
+            .send(Method::POST, "/api/segments/preview", sent_over_50)
+            .await;
+        assert_eq!(v["count"], 0, "the retracted 70 no longer counts: {v}");
         // Two mints, and bob's transfer on the winning fork.
         assert_eq!(
             names.iter().filter(|n| *n == "Token Received").count(),

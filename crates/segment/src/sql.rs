@@ -193,6 +193,35 @@ impl Ctx {
         w.join(" AND ")
     }
 
+    /// The WHERE clause selecting rows of `event_numbers` for a named selector without
+    /// property filters, one top-level property and a window.
+    fn numbers_where(
+        &mut self,
+        sel: &EventSel,
+        prop: &str,
+        window: Option<Window>,
+        now: i64,
+    ) -> String {
+        let mut w = Vec::new();
+        if let Some(n) = &sel.name {
+            let b = self.bind(Param::Text(n.clone()));
+            w.push(format!("e.name = {b}"));
+        }
+        if let Some(k) = &sel.kind {
+            let b = self.bind(Param::Text(k.clone()));
+            w.push(format!("e.type = {b}"));
+        }
+        let b = self.bind(Param::Text(prop.to_string()));
+        w.push(format!("e.prop = {b}"));
+        if let Some(win) = window {
+            let b = self.bind(Param::Int(now - win.millis));
+            w.push(format!("e.occurred_at >= {b}"));
+        }
+        let b = self.bind(Param::Int(now));
+        w.push(format!("e.occurred_at <= {b}"));
+        w.join(" AND ")
+    }
+
     fn expr(&mut self, e: &Expr, now: i64) -> String {
         match e {
             Expr::And(v) => {
@@ -279,18 +308,33 @@ impl Ctx {
                 op,
                 value,
             } => {
-                let wh = self.events_where(sel, *window, now);
                 let real = self.real();
-                let (inner, num_ok) = match prop {
-                    Some(path) => {
+                // A top-level number of a named event without property filters is read
+                // from `event_numbers` (kept by triggers at write time), not the JSON.
+                let numbers = match (prop, &sel.name) {
+                    (Some(path), Some(_)) if path.len() == 1 && sel.filters.is_empty() => {
+                        Some(path[0].clone())
+                    }
+                    _ => None,
+                };
+                let (table, wh, inner, num_ok) = match (prop, numbers) {
+                    (_, Some(key)) => {
+                        let wh = self.numbers_where(sel, &key, *window, now);
+                        ("event_numbers", wh, "e.value".to_string(), String::new())
+                    }
+                    (Some(path), None) => {
+                        let wh = self.events_where(sel, *window, now);
                         let (ty, _, num) = self.json("e.properties", path);
                         let ok = self.is_type(&ty, &Lit::Num(0.0));
-                        (num, format!(" AND {ok}"))
+                        ("events", wh, num, format!(" AND {ok}"))
                     }
-                    None => ("NULL".to_string(), String::new()),
+                    (None, None) => {
+                        let wh = self.events_where(sel, *window, now);
+                        ("events", wh, "NULL".to_string(), String::new())
+                    }
                 };
-                // Per raw profile first (the events index order), then per person; only
-                // the aggregate asked for is computed (JSON extraction is the cost).
+                // Per raw profile first (the index order), then per person; only the
+                // aggregate asked for is computed.
                 let inner_agg = match func {
                     AggFn::Count => "COUNT(*) AS v".to_string(),
                     AggFn::Sum => format!("SUM({inner}) AS v"),
@@ -300,7 +344,7 @@ impl Ctx {
                 };
                 let groups = format!(
                     "SELECT pr.canonical_id FROM (SELECT e.profile_id AS pid, {inner_agg}
-                     FROM events e WHERE {wh}{num_ok} GROUP BY e.profile_id) g JOIN profiles pr ON pr.id = g.pid GROUP BY pr.canonical_id"
+                     FROM {table} e WHERE {wh}{num_ok} GROUP BY e.profile_id) g JOIN profiles pr ON pr.id = g.pid GROUP BY pr.canonical_id"
                 );
                 match func {
                     AggFn::Count | AggFn::Sum => self.zero_aware(&groups, "SUM(g.v)", *op, *value),

@@ -57,6 +57,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("../migrations/postgres/0013_firings_by_person.sql"),
     ),
+    (
+        14,
+        include_str!("../migrations/postgres/0014_event_numbers.sql"),
+    ),
 ];
 
 pub struct PgStore {

@@ -54,6 +54,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../migrations/sqlite/0012_firings_by_person.sql"),
     ),
+    (
+        13,
+        include_str!("../migrations/sqlite/0013_event_numbers.sql"),
+    ),
 ];
 const READERS: usize = 4;
 

@@ -34,7 +34,7 @@ pub struct SegmentBench {
     /// (PostgreSQL; its planner can loop over a set per person).
     #[arg(long, default_value_t = 120)]
     hand_timeout_s: u64,
-    /// Run only this one: five_conditions or issue_example.
+    /// Run only this one: five_conditions, issue_example or issue_example_from_json.
     #[arg(long)]
     only: Option<String>,
 }
@@ -43,6 +43,10 @@ pub struct SegmentBench {
 pub const FIVE: &str = r#"traits.title ~ "marketing" and count(track "Order Completed", 90d) >= 2 and has wallet on eip155:1 and traits.plan = "pro" and not consent(email, marketing) = denied"#;
 /// The issue's example: five conditions, two event aggregates (a sum over a year).
 pub const EXAMPLE: &str = r#"traits.title ~ "marketing" and count(track "Order Completed", 90d) >= 2 and sum(track "Order Completed".revenue, 365d) > 500 and has wallet on eip155:1 and not consent(email, marketing) = denied"#;
+
+/// The example with its sum forced through the events' JSON (a `where` filter that every
+/// order passes): the same-run baseline for `event_numbers`.
+pub const EXAMPLE_JSON: &str = r#"traits.title ~ "marketing" and count(track "Order Completed", 90d) >= 2 and sum(track "Order Completed".revenue where revenue exists, 365d) > 500 and has wallet on eip155:1 and not consent(email, marketing) = denied"#;
 
 const DAY: i64 = 86_400_000;
 const TITLES: &str = "CASE x % 7 WHEN 0 THEN 'Head of Marketing' WHEN 1 THEN 'Engineer' WHEN 2 THEN 'Marketing Manager' WHEN 3 THEN 'Designer' WHEN 4 THEN 'Sales' WHEN 5 THEN 'VP Marketing' ELSE 'Founder' END";
@@ -312,6 +316,7 @@ pub async fn run(a: SegmentBench) -> Result<()> {
     for (label, definition, with_sum) in [
         ("five_conditions", FIVE, false),
         ("issue_example", EXAMPLE, true),
+        ("issue_example_from_json", EXAMPLE_JSON, true),
     ] {
         if a.only.as_deref().is_some_and(|o| o != label) {
             continue;

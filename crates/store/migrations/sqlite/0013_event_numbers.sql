@@ -6,23 +6,27 @@ CREATE TABLE event_numbers (
     name TEXT NOT NULL,
     type TEXT NOT NULL,
     prop TEXT NOT NULL,
-    occurred_at INTEGER NOT NULL,
     profile_id INTEGER NOT NULL,
+    occurred_at INTEGER NOT NULL,
     event_id INTEGER NOT NULL,
     value REAL NOT NULL,
-    PRIMARY KEY (name, type, prop, occurred_at, profile_id, event_id)
+    -- Per person, then time: a sum streams through its groups in key order with the
+    -- window as a filter. Time first made SQLite sort a year of rows by person, 2.7x
+    -- slower on the benchmark's year of orders; only very short windows over long
+    -- histories read more this way.
+    PRIMARY KEY (name, type, prop, profile_id, occurred_at, event_id)
 ) WITHOUT ROWID;
 
-INSERT OR IGNORE INTO event_numbers (name, type, prop, occurred_at, profile_id, event_id, value)
-SELECT e.name, e.type, j.key, e.occurred_at, e.profile_id, e.id, j.value
+INSERT OR IGNORE INTO event_numbers (name, type, prop, profile_id, occurred_at, event_id, value)
+SELECT e.name, e.type, j.key, e.profile_id, e.occurred_at, e.id, j.value
 FROM events e, json_each(e.properties) j
 WHERE e.name IS NOT NULL AND json_type(e.properties) = 'object' AND j.type IN ('integer', 'real');
 
 CREATE TRIGGER event_numbers_added AFTER INSERT ON events
 WHEN new.name IS NOT NULL AND json_type(new.properties) = 'object'
 BEGIN
-    INSERT OR IGNORE INTO event_numbers (name, type, prop, occurred_at, profile_id, event_id, value)
-    SELECT new.name, new.type, j.key, new.occurred_at, new.profile_id, new.id, j.value
+    INSERT OR IGNORE INTO event_numbers (name, type, prop, profile_id, occurred_at, event_id, value)
+    SELECT new.name, new.type, j.key, new.profile_id, new.occurred_at, new.id, j.value
     FROM json_each(new.properties) j WHERE j.type IN ('integer', 'real');
 END;
 
@@ -41,8 +45,8 @@ BEGIN
     DELETE FROM event_numbers
     WHERE old.name IS NOT NULL AND name = old.name AND type = old.type AND occurred_at = old.occurred_at
       AND profile_id = old.profile_id AND event_id = old.id;
-    INSERT OR IGNORE INTO event_numbers (name, type, prop, occurred_at, profile_id, event_id, value)
-    SELECT new.name, new.type, j.key, new.occurred_at, new.profile_id, new.id, j.value
+    INSERT OR IGNORE INTO event_numbers (name, type, prop, profile_id, occurred_at, event_id, value)
+    SELECT new.name, new.type, j.key, new.profile_id, new.occurred_at, new.id, j.value
     FROM json_each(new.properties) j
     WHERE new.name IS NOT NULL AND json_type(new.properties) = 'object' AND j.type IN ('integer', 'real');
 END;

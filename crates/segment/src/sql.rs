@@ -169,8 +169,8 @@ impl Ctx {
         }
     }
 
-    /// The WHERE clause selecting events (of anyone) for a selector and window.
-    fn events_where(&mut self, sel: &EventSel, window: Option<Window>, now: i64) -> String {
+    /// The selector's event name and type tests (events and `event_numbers` alike).
+    fn name_and_type(&mut self, sel: &EventSel) -> Vec<String> {
         let mut w = Vec::new();
         if let Some(n) = &sel.name {
             let b = self.bind(Param::Text(n.clone()));
@@ -180,6 +180,12 @@ impl Ctx {
             let b = self.bind(Param::Text(k.clone()));
             w.push(format!("e.type = {b}"));
         }
+        w
+    }
+
+    /// The WHERE clause selecting events (of anyone) for a selector and window.
+    fn events_where(&mut self, sel: &EventSel, window: Option<Window>, now: i64) -> String {
+        let mut w = self.name_and_type(sel);
         if let Some(win) = window {
             let b = self.bind(Param::Int(now - win.millis));
             w.push(format!("e.occurred_at >= {b}"));
@@ -202,15 +208,7 @@ impl Ctx {
         window: Option<Window>,
         now: i64,
     ) -> String {
-        let mut w = Vec::new();
-        if let Some(n) = &sel.name {
-            let b = self.bind(Param::Text(n.clone()));
-            w.push(format!("e.name = {b}"));
-        }
-        if let Some(k) = &sel.kind {
-            let b = self.bind(Param::Text(k.clone()));
-            w.push(format!("e.type = {b}"));
-        }
+        let mut w = self.name_and_type(sel);
         let b = self.bind(Param::Text(prop.to_string()));
         w.push(format!("e.prop = {b}"));
         if let Some(win) = window {

@@ -478,6 +478,20 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
                 }
                 catch_up = Some(t.elapsed().as_secs_f64());
             }
+            // SQLite: how far the event number index (segment sums) trails ingestion.
+            let mut numbers_lag = None;
+            if target.kind == "sqlite"
+                && std::env::var("RAPPORT_EVENT_NUMBERS").as_deref() != Ok("false")
+            {
+                let t = std::time::Instant::now();
+                while target.store.counter("event_numbers").await? < events as i64 {
+                    if t.elapsed() > Duration::from_secs(600) {
+                        bail!("the event number index did not catch up within 10 minutes");
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                numbers_lag = Some(t.elapsed().as_secs_f64());
+            }
             let rss = server.peak_rss_mb();
             let stats = admin_get(&server.url, &admin.secret, "/api/stats").await;
             server.stop();
@@ -505,6 +519,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
                     "peak_rss_mb": rss.round(), "profiles": stats["profiles"], "identities": stats["identities"], "merges": stats["merges"],
                     "durable": "fsync per commit (SQLite synchronous=FULL; PostgreSQL synchronous_commit=on)",
                     "text_chars": text_chars, "analysis_caught_up_after_s": catch_up,
+                    "event_numbers_caught_up_after_s": numbers_lag,
                 }),
             );
             Ok(())

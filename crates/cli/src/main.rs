@@ -165,6 +165,10 @@ struct WorkerArgs {
     /// Keep segment membership current as events arrive, in this process.
     #[arg(long, env = "RAPPORT_SEGMENTS", default_value_t = true, action = clap::ArgAction::Set)]
     segments: bool,
+    /// Copy event numbers into the table segment sums read, in this process (SQLite;
+    /// off: another process does; segments stay exact either way, only slower).
+    #[arg(long, env = "RAPPORT_EVENT_NUMBERS", default_value_t = true, action = clap::ArgAction::Set)]
+    event_numbers: bool,
     /// Minutes between full segment refreshes (time windows move without events).
     #[arg(long, env = "RAPPORT_SEGMENTS_EVERY_MINUTES", default_value_t = 15)]
     segments_every_minutes: u64,
@@ -407,6 +411,9 @@ async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool, w: WorkerA
     }
     if w.graph_every_minutes > 0 {
         state.schedule_graph(std::time::Duration::from_secs(w.graph_every_minutes * 60));
+    }
+    if w.event_numbers {
+        state.run_number_index();
     }
     if w.segments {
         state.run_segments(std::time::Duration::from_secs(

@@ -39,10 +39,11 @@ pub struct AppState {
 
 impl AppState {
     /// Starts the ingestion writer for `store` and every background worker (relationship
-    /// inference, text analysis, real-time segments).
+    /// inference, text analysis, real-time segments, the event number index).
     pub fn new(store: DynStore) -> (AppState, tokio::task::JoinHandle<()>) {
         let (state, writer) = Self::with_workers(store, true, true);
         state.run_segments(std::time::Duration::from_secs(15 * 60));
+        state.run_number_index();
         (state, writer)
     }
 
@@ -79,6 +80,16 @@ impl AppState {
             },
             writer,
         )
+    }
+
+    /// Keeps `event_numbers` close behind the event log (SQLite; PostgreSQL keeps it by
+    /// trigger). Safe beside other processes doing the same: each step is one write
+    /// transaction that reads the position inside it.
+    pub fn run_number_index(&self) {
+        tokio::spawn(rapport_app::segments::run_number_index(
+            self.store.clone(),
+            self._workers.subscribe(),
+        ));
     }
 
     /// Keeps segment membership current as events arrive, with a full refresh every

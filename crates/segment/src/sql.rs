@@ -199,6 +199,21 @@ impl Ctx {
         w.join(" AND ")
     }
 
+    /// The WHERE clause selecting a selector's events whose property at `path` is a
+    /// number, and that number.
+    fn json_numbers(
+        &mut self,
+        sel: &EventSel,
+        path: &[String],
+        window: Option<Window>,
+        now: i64,
+    ) -> (String, String) {
+        let wh = self.events_where(sel, window, now);
+        let (ty, _, num) = self.json("e.properties", path);
+        let ok = self.is_type(&ty, &Lit::Num(0.0));
+        (format!("{wh} AND {ok}"), num)
+    }
+
     /// The WHERE clause selecting rows of `event_numbers` for a named selector without
     /// property filters, one top-level property and a window.
     fn numbers_where(
@@ -307,42 +322,56 @@ impl Ctx {
                 value,
             } => {
                 let real = self.real();
-                // A top-level number of a named event without property filters is read
-                // from `event_numbers` (kept by triggers at write time), not the JSON.
-                let numbers = match (prop, &sel.name) {
-                    (Some(path), Some(_)) if path.len() == 1 && sel.filters.is_empty() => {
-                        Some(path[0].clone())
-                    }
-                    _ => None,
-                };
-                let (table, wh, inner, num_ok) = match (prop, numbers) {
-                    (_, Some(key)) => {
-                        let wh = self.numbers_where(sel, &key, *window, now);
-                        ("event_numbers", wh, "e.value".to_string(), String::new())
-                    }
-                    (Some(path), None) => {
-                        let wh = self.events_where(sel, *window, now);
-                        let (ty, _, num) = self.json("e.properties", path);
-                        let ok = self.is_type(&ty, &Lit::Num(0.0));
-                        ("events", wh, num, format!(" AND {ok}"))
-                    }
-                    (None, None) => {
-                        let wh = self.events_where(sel, *window, now);
-                        ("events", wh, "NULL".to_string(), String::new())
-                    }
-                };
                 // Per raw profile first (the index order), then per person; only the
                 // aggregate asked for is computed.
-                let inner_agg = match func {
+                let inner_agg = |inner: &str| match func {
                     AggFn::Count => "COUNT(*) AS v".to_string(),
                     AggFn::Sum => format!("SUM({inner}) AS v"),
                     AggFn::Avg => format!("SUM({inner}) AS v, COUNT(*) AS n"),
                     AggFn::Min => format!("MIN({inner}) AS v"),
                     AggFn::Max => format!("MAX({inner}) AS v"),
                 };
+                let per_profile = |from: &str, wh: &str, agg: String| {
+                    format!("SELECT e.profile_id AS pid, {agg} FROM {from} WHERE {wh} GROUP BY e.profile_id")
+                };
+                // A top-level number of a named event without property filters is read
+                // from `event_numbers`, not the JSON.
+                let numbers = match (prop, &sel.name) {
+                    (Some(path), Some(_)) if path.len() == 1 && sel.filters.is_empty() => {
+                        Some(path[0].clone())
+                    }
+                    _ => None,
+                };
+                let parts = match (prop, numbers) {
+                    (Some(path), Some(key)) => {
+                        let wh = self.numbers_where(sel, &key, *window, now);
+                        let mut parts =
+                            vec![per_profile("event_numbers e", &wh, inner_agg("e.value"))];
+                        if self.d == Dialect::Sqlite {
+                            // SQLite fills the table after the fact (`index_event_numbers`):
+                            // the events past its position are read from their JSON, by
+                            // rowid, so the answer is exact however far behind it is.
+                            let (wh, num) = self.json_numbers(sel, path, *window, now);
+                            parts.push(per_profile(
+                                "events e NOT INDEXED",
+                                &format!("e.id > IFNULL((SELECT value FROM counters WHERE name = 'event_numbers'), 0) AND {wh}"),
+                                inner_agg(&num),
+                            ));
+                        }
+                        parts
+                    }
+                    (Some(path), None) => {
+                        let (wh, num) = self.json_numbers(sel, path, *window, now);
+                        vec![per_profile("events e", &wh, inner_agg(&num))]
+                    }
+                    (None, _) => {
+                        let wh = self.events_where(sel, *window, now);
+                        vec![per_profile("events e", &wh, inner_agg("NULL"))]
+                    }
+                };
                 let groups = format!(
-                    "SELECT pr.canonical_id FROM (SELECT e.profile_id AS pid, {inner_agg}
-                     FROM {table} e WHERE {wh}{num_ok} GROUP BY e.profile_id) g JOIN profiles pr ON pr.id = g.pid GROUP BY pr.canonical_id"
+                    "SELECT pr.canonical_id FROM ({}) g JOIN profiles pr ON pr.id = g.pid GROUP BY pr.canonical_id",
+                    parts.join(" UNION ALL ")
                 );
                 match func {
                     AggFn::Count | AggFn::Sum => self.zero_aware(&groups, "SUM(g.v)", *op, *value),

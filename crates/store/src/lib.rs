@@ -503,6 +503,15 @@ pub trait Store: Send + Sync + 'static {
     async fn segment_matches(&self, c: Compiled, sample: usize) -> Result<(i64, Vec<ProfileId>)>;
     /// Every person matching a compiled segment condition, by id.
     async fn segment_all_matches(&self, c: Compiled) -> Result<Vec<ProfileId>>;
+    /// Copies the numbers of up to `max_events` events past `counters.event_numbers`
+    /// into `event_numbers` and moves that position; returns how many event ids it
+    /// covered (0 when caught up). Segment SQL reads the events past the position from
+    /// their JSON, so this only keeps that tail short. PostgreSQL keeps the table by
+    /// trigger and always returns 0.
+    async fn index_event_numbers(&self, max_events: usize) -> Result<usize>;
+    /// The event number index's position and the newest event id: (position, last).
+    /// PostgreSQL, kept by trigger, reports (0, 0).
+    async fn event_numbers_position(&self) -> Result<(i64, i64)>;
     /// Saves a new segment of `kind` (conflict when the name is taken).
     async fn create_segment(
         &self,

@@ -58,6 +58,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("../migrations/sqlite/0013_event_numbers.sql"),
     ),
+    (
+        14,
+        include_str!("../migrations/sqlite/0014_event_numbers_deferred.sql"),
+    ),
 ];
 const READERS: usize = 4;
 
@@ -1189,6 +1193,12 @@ impl Store for SqliteStore {
     }
     async fn counters(&self, names: Vec<String>) -> Result<Vec<i64>> {
         self.s_counters(names).await
+    }
+    async fn index_event_numbers(&self, max_events: usize) -> Result<usize> {
+        self.s_index_event_numbers(max_events).await
+    }
+    async fn event_numbers_position(&self) -> Result<(i64, i64)> {
+        self.s_event_numbers_position().await
     }
     async fn segment_member_ids(
         &self,

@@ -555,6 +555,56 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn s_index_event_numbers(&self, max_events: usize) -> Result<usize> {
+        let max_events = i64::try_from(max_events).unwrap_or(i64::MAX);
+        self.write(move |tx| {
+            let from: i64 = tx
+                .query_row(
+                    "SELECT value FROM counters WHERE name = 'event_numbers'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            let last: i64 =
+                tx.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+            let to = last.min(from.saturating_add(max_events));
+            if to <= from {
+                return Ok(0);
+            }
+            // Sorted by the table's key, the rows go in page by page rather than one
+            // random page each.
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO event_numbers (name, type, prop, profile_id, occurred_at, event_id, value)
+                 SELECT e.name, e.type, j.key, e.profile_id, e.occurred_at, e.id, j.value
+                 FROM events e NOT INDEXED, json_each(e.properties) j
+                 WHERE e.id > ?1 AND e.id <= ?2 AND e.name IS NOT NULL
+                   AND json_type(e.properties) = 'object' AND j.type IN ('integer', 'real')
+                 ORDER BY 1, 2, 3, 4, 5, 6",
+            )?
+            .execute(params![from, to])?;
+            tx.prepare_cached(
+                "INSERT INTO counters (name, value) VALUES ('event_numbers', ?1)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )?
+            .execute([to])?;
+            Ok(usize::try_from(to - from).unwrap_or(usize::MAX))
+        })
+        .await
+    }
+
+    pub(super) async fn s_event_numbers_position(&self) -> Result<(i64, i64)> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT IFNULL((SELECT value FROM counters WHERE name = 'event_numbers'), 0),
+                        (SELECT COALESCE(MAX(id), 0) FROM events)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .await
+    }
+
     pub(super) async fn s_profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {
         self.read(move |c| {
             Ok(c.prepare_cached(

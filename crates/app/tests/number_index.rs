@@ -8,7 +8,7 @@ use common::stores;
 use rapport_domain::message::{parse_message, BatchContext};
 use rapport_domain::time::now_millis;
 use rapport_segment::{parse, sql};
-use rapport_store::{DynStore, SourcedMessages};
+use rapport_store::DynStore;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -27,13 +27,7 @@ async fn orders(store: &DynStore, who: &str, revenues: &[f64]) {
             parse_message(&m, "", None, &batch, || format!("{who}-{r}-{n}")).expect("valid")
         })
         .collect();
-    store
-        .ingest(vec![SourcedMessages {
-            source: "test".into(),
-            messages: parsed,
-        }])
-        .await
-        .expect("ingest");
+    common::ingest(store, parsed).await;
 }
 
 async fn big_spenders(store: &DynStore) -> BTreeSet<i64> {

@@ -8,7 +8,7 @@ use common::stores;
 use rapport_app::realtime::{touched, Engine};
 use rapport_domain::message::{parse_message, BatchContext};
 use rapport_domain::time::now_millis;
-use rapport_store::{DynStore, SourcedMessages};
+use rapport_store::DynStore;
 use serde_json::{json, Value};
 
 async fn send(store: &DynStore, msgs: Vec<Value>) {
@@ -20,13 +20,7 @@ async fn send(store: &DynStore, msgs: Vec<Value>) {
         .iter()
         .map(|m| parse_message(m, "", None, &batch, uuid_like).expect("valid message"))
         .collect();
-    store
-        .ingest(vec![SourcedMessages {
-            source: "test".into(),
-            messages: parsed,
-        }])
-        .await
-        .expect("ingest");
+    common::ingest(store, parsed).await;
 }
 
 fn uuid_like() -> String {

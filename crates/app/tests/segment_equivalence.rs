@@ -16,7 +16,7 @@ use rapport_segment::{eval, parse, sql};
 mod common;
 
 use common::stores;
-use rapport_store::{ConsentInput, DynStore, SourcedMessages};
+use rapport_store::{ConsentInput, DynStore};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -127,13 +127,7 @@ async fn populate(store: &DynStore, seed: u64) -> i64 {
         if part.is_empty() {
             continue;
         }
-        store
-            .ingest(vec![SourcedMessages {
-                source: "test".into(),
-                messages: part,
-            }])
-            .await
-            .expect("ingest");
+        common::ingest(store, part).await;
         if index {
             rapport_app::segments::index_numbers_now(store)
                 .await

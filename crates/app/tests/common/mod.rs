@@ -1,7 +1,8 @@
 //! What the app's integration tests share: the stores they run on.
 
+use rapport_domain::message::Message;
 use rapport_domain::time::now_millis;
-use rapport_store::DynStore;
+use rapport_store::{DynStore, SourcedMessages};
 use std::sync::Arc;
 
 /// A PostgreSQL test schema to drop afterwards: (url, schema).
@@ -27,4 +28,15 @@ pub async fn stores() -> Vec<(DynStore, Option<tempfile::TempDir>, Pg)> {
         out.push((s, None, Some((url, schema))));
     }
     out
+}
+
+/// Ingests parsed messages as one group from source `test`.
+pub async fn ingest(store: &DynStore, messages: Vec<Message>) {
+    store
+        .ingest(vec![SourcedMessages {
+            source: "test".into(),
+            messages,
+        }])
+        .await
+        .expect("ingest");
 }

@@ -248,18 +248,19 @@ impl Ctx {
                     // the trait tests over everyone before joining the sets. Intersected
                     // into an array first (one InitPlan), the sets pick the candidates
                     // by primary key and the per-person tests see only those.
-                    let (sets, rest): (Vec<&String>, Vec<&String>) =
-                        parts.iter().partition(|p| set_query(p).is_some());
+                    let (mut sets, mut rest) = (Vec::new(), Vec::new());
+                    for p in &parts {
+                        match set_query(p) {
+                            Some(q) => sets.push(format!("({q})")),
+                            None => rest.push(p.clone()),
+                        }
+                    }
                     if !sets.is_empty() && sets.len() + rest.len() >= 2 {
-                        let sets: Vec<String> = sets
-                            .iter()
-                            .filter_map(|p| set_query(p))
-                            .map(|q| format!("({q})"))
-                            .collect();
-                        let mut all =
-                            vec![format!("p.id = ANY(ARRAY({}))", sets.join(" INTERSECT "))];
-                        all.extend(rest.into_iter().cloned());
-                        return format!("({})", all.join(" AND "));
+                        rest.insert(
+                            0,
+                            format!("p.id = ANY(ARRAY({}))", sets.join(" INTERSECT ")),
+                        );
+                        return format!("({})", rest.join(" AND "));
                     }
                 }
                 format!("({})", parts.join(" AND "))

@@ -484,7 +484,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
                 && std::env::var("RAPPORT_EVENT_NUMBERS").as_deref() != Ok("false")
             {
                 let t = std::time::Instant::now();
-                while target.store.counter("event_numbers").await? < events as i64 {
+                while target.store.event_numbers_position().await?.0 < events as i64 {
                     if t.elapsed() > Duration::from_secs(600) {
                         bail!("the event number index did not catch up within 10 minutes");
                     }

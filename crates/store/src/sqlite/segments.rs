@@ -187,6 +187,11 @@ fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Result<()> {
     Ok(())
 }
 
+/// The event number index's position and the newest event id.
+const NUMBERS_POSITION: &str =
+    "SELECT IFNULL((SELECT value FROM counters WHERE name = 'event_numbers'), 0),
+        (SELECT COALESCE(MAX(id), 0) FROM events)";
+
 impl SqliteStore {
     /// Count and sample in one pass (a window count), so the conditions run once.
     pub(super) async fn s_matches(
@@ -558,16 +563,8 @@ impl SqliteStore {
     pub(super) async fn s_index_event_numbers(&self, max_events: usize) -> Result<usize> {
         let max_events = i64::try_from(max_events).unwrap_or(i64::MAX);
         self.write(move |tx| {
-            let from: i64 = tx
-                .query_row(
-                    "SELECT value FROM counters WHERE name = 'event_numbers'",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .unwrap_or(0);
-            let last: i64 =
-                tx.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+            let (from, last): (i64, i64) =
+                tx.query_row(NUMBERS_POSITION, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let to = last.min(from.saturating_add(max_events));
             if to <= from {
                 return Ok(0);
@@ -594,15 +591,8 @@ impl SqliteStore {
     }
 
     pub(super) async fn s_event_numbers_position(&self) -> Result<(i64, i64)> {
-        self.read(|c| {
-            Ok(c.query_row(
-                "SELECT IFNULL((SELECT value FROM counters WHERE name = 'event_numbers'), 0),
-                        (SELECT COALESCE(MAX(id), 0) FROM events)",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?)
-        })
-        .await
+        self.read(|c| Ok(c.query_row(NUMBERS_POSITION, [], |r| Ok((r.get(0)?, r.get(1)?)))?))
+            .await
     }
 
     pub(super) async fn s_profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {

@@ -25,7 +25,8 @@ use rapport_segment::ast::{Cond, EventSel};
 use rapport_segment::eval::{self, Person};
 use rapport_segment::{assign_slots, referenced_segments, referenced_selectors, Expr};
 use rapport_store::{
-    DynStore, MembershipChange, SegmentRow, StepWrites, StoreError, SETTINGS_VERSION,
+    DynStore, MembershipChange, SegmentRow, StepInputs, StepQuery, StepWrites, StoreError,
+    SETTINGS_VERSION,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -87,8 +88,10 @@ struct Plan {
 }
 
 /// Events that may change the profile itself (traits, identities, merges).
+const RELOADS: [&str; 3] = ["identify", "alias", "group"];
+
 fn reloads(e: &EventView) -> bool {
-    matches!(e.kind.as_str(), "identify" | "alias" | "group")
+    RELOADS.contains(&e.kind.as_str())
 }
 
 fn reads_profile(e: &Expr) -> bool {
@@ -100,6 +103,16 @@ fn reads_profile(e: &Expr) -> bool {
             Cond::Trait { .. } | Cond::Has { .. } | Cond::Consent { .. } | Cond::Token { .. }
         ),
     }
+}
+
+/// What a step decides on, read together by [`Store::step_inputs`].
+struct Decide<'a> {
+    events: &'a [EventView],
+    texts: &'a [(i64, ProfileId)],
+    /// Raw profile → person.
+    canonical: HashMap<ProfileId, ProfileId>,
+    /// Profiles re-read after an identify, alias or group.
+    views: HashMap<ProfileId, ProfileView>,
 }
 
 struct Config {
@@ -353,19 +366,26 @@ impl Engine {
             SETTINGS_VERSION,
             GENERATION,
         ];
-        let counters = store
-            .counters(names.iter().map(|n| n.to_string()).collect())
+        let StepInputs {
+            counters,
+            events,
+            texts,
+            stamps,
+            canonical,
+            profiles,
+        } = store
+            .step_inputs(StepQuery {
+                counters: names.iter().map(|n| n.to_string()).collect(),
+                limit: batch,
+                // An identify, alias or group may change the person's profile.
+                reread_after: RELOADS.iter().map(|t| t.to_string()).collect(),
+            })
             .await?;
-        let &[pos, text_pos, settings_version, generation] = counters.as_slice() else {
+        let &[_, _, settings_version, generation] = counters.as_slice() else {
             return Err(StoreError::Backend(
                 "counters: wrong number of values".into(),
             ));
         };
-        let (events, texts, stamps) = tokio::try_join!(
-            store.events_after(pos, batch),
-            store.analyses_after(text_pos, batch),
-            store.segment_stamps(),
-        )?;
         let mut report = StepReport {
             events: events.len(),
             texts: texts.len(),
@@ -392,7 +412,13 @@ impl Engine {
         let result = if config.idle() {
             Ok(Vec::new())
         } else {
-            self.decide_all(store, &config, &events, &texts, &mut report, &mut writes)
+            let inputs = Decide {
+                events: &events,
+                texts: &texts,
+                canonical: canonical.into_iter().collect(),
+                views: profiles.into_iter().map(|v| (v.id, v)).collect(),
+            };
+            self.decide_all(store, &config, &inputs, &mut report, &mut writes)
                 .await
         };
         self.config = Some(config);
@@ -418,42 +444,18 @@ impl Engine {
         &mut self,
         store: &DynStore,
         config: &Config,
-        events: &[EventView],
-        texts: &[(i64, ProfileId)],
+        inputs: &Decide<'_>,
         report: &mut StepReport,
         writes: &mut StepWrites,
     ) -> Result<Vec<f64>, StoreError> {
         let now = now_millis();
-        let raw: Vec<ProfileId> = events
-            .iter()
-            .map(|e| e.profile_id)
-            .chain(texts.iter().map(|t| t.1))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let canonical: HashMap<ProfileId, ProfileId> =
-            store.canonical_ids(raw).await?.into_iter().collect();
-        // The people in memory an identify, alias or group may have changed, re-read in
-        // one call (as of now: at least as new as each event).
-        let reread: Vec<ProfileId> = events
-            .iter()
-            .filter(|e| reloads(e))
-            .filter_map(|e| canonical.get(&e.profile_id))
-            .filter(|id| self.people.contains_key(id))
-            .copied()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let views: HashMap<ProfileId, ProfileView> = if reread.is_empty() {
-            HashMap::new()
-        } else {
-            store
-                .profiles(reread)
-                .await?
-                .into_iter()
-                .map(|v| (v.id, v))
-                .collect()
-        };
+        let Decide {
+            events,
+            texts,
+            canonical,
+            views,
+        } = inputs;
+        let (events, texts) = (*events, *texts);
         // Latest membership per (person, segment) decided in this step.
         let mut membership: BTreeMap<(ProfileId, i64), bool> = BTreeMap::new();
         let mut effects = Effects::default();
@@ -467,7 +469,7 @@ impl Engine {
             let reload = reloads(ev);
             let tl = Instant::now();
             let loaded = self
-                .ensure(store, id, ev.profile_id, reload, &views, config)
+                .ensure(store, id, ev.profile_id, reload, views, config)
                 .await?;
             report.load_us += tl.elapsed().as_secs_f64() * 1e6;
             let Some(c) = self.people.get_mut(&id) else {
@@ -536,7 +538,7 @@ impl Engine {
             };
             // The texts are in the store, not in the event: a full reload.
             self.people.remove(&id);
-            self.ensure(store, id, *raw, false, &views, config).await?;
+            self.ensure(store, id, *raw, false, views, config).await?;
             report.loads += 1;
             if let Some(c) = self.people.get_mut(&id) {
                 pending(config, id, c, &membership, &effects);

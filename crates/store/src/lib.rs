@@ -267,6 +267,63 @@ pub struct StepWrites {
     pub counters: Vec<(String, i64)>,
 }
 
+/// What [`Store::step_inputs`] reads.
+#[derive(Debug, Clone, Default)]
+pub struct StepQuery {
+    /// Counter names; the first is the event position, the second the text position.
+    pub counters: Vec<String>,
+    pub limit: usize,
+    /// Event types (`identify`, …) after which the person's profile is read as well.
+    pub reread_after: Vec<String>,
+}
+
+/// A real-time step's inputs, read together.
+#[derive(Debug, Clone, Default)]
+pub struct StepInputs {
+    /// In the order asked (0 when unset).
+    pub counters: Vec<i64>,
+    pub events: Vec<EventView>,
+    /// (event id, raw profile id) of texts analysed after the text position.
+    pub texts: Vec<(i64, ProfileId)>,
+    pub stamps: Vec<(i64, Millis)>,
+    /// (raw profile, person) for every profile of `events` and `texts`; unknown ones are
+    /// left out.
+    pub canonical: Vec<(ProfileId, ProfileId)>,
+    /// The profiles of the persons of events whose type `reread_after` names, read with
+    /// the events (at least as new as each).
+    pub profiles: Vec<ProfileView>,
+}
+
+/// The persons whose profiles a step re-reads: those of events of the given types.
+pub fn reread_persons(
+    events: &[EventView],
+    canonical: &[(ProfileId, ProfileId)],
+    types: &[String],
+) -> Vec<ProfileId> {
+    let person: std::collections::HashMap<ProfileId, ProfileId> =
+        canonical.iter().copied().collect();
+    let mut out: Vec<ProfileId> = events
+        .iter()
+        .filter(|e| types.contains(&e.kind))
+        .filter_map(|e| person.get(&e.profile_id).copied())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The distinct raw profiles of a step's events and texts, sorted.
+pub fn step_profiles(events: &[EventView], texts: &[(i64, ProfileId)]) -> Vec<ProfileId> {
+    let mut raw: Vec<ProfileId> = events
+        .iter()
+        .map(|e| e.profile_id)
+        .chain(texts.iter().map(|t| t.1))
+        .collect();
+    raw.sort_unstable();
+    raw.dedup();
+    raw
+}
+
 pub use chain::{
     ChainBatch, ChainRollback, ChainRow, ContractRow, HoldingRow, LogRow, RewardRow, UserRow,
 };
@@ -534,6 +591,43 @@ pub trait Store: Send + Sync + 'static {
     /// Every segment's (id, updated_at): how the real-time worker sees, per step, that
     /// definitions changed.
     async fn segment_stamps(&self) -> Result<Vec<(i64, Millis)>>;
+    /// What a real-time step reads before deciding: the counters `q.counters` names (the
+    /// first two are its event and text positions), up to `q.limit` events and analysed
+    /// texts after them, the segments' stamps, and the person of each raw profile those
+    /// events and texts belong to. Stores that can answer in one read override this.
+    async fn step_inputs(&self, q: StepQuery) -> Result<StepInputs> {
+        let counters = self.counters(q.counters).await?;
+        let (Some(&events_pos), Some(&texts_pos)) = (counters.first(), counters.get(1)) else {
+            return Err(StoreError::Backend(
+                "step_inputs: the event and text positions are needed".into(),
+            ));
+        };
+        let (events, texts, stamps) = futures_util::try_join!(
+            self.events_after(events_pos, q.limit),
+            self.analyses_after(texts_pos, q.limit),
+            self.segment_stamps(),
+        )?;
+        let raw = step_profiles(&events, &texts);
+        let canonical = if raw.is_empty() {
+            Vec::new()
+        } else {
+            self.canonical_ids(raw).await?
+        };
+        let persons = reread_persons(&events, &canonical, &q.reread_after);
+        let profiles = if persons.is_empty() {
+            Vec::new()
+        } else {
+            self.profiles(persons).await?
+        };
+        Ok(StepInputs {
+            counters,
+            events,
+            texts,
+            stamps,
+            canonical,
+            profiles,
+        })
+    }
     async fn segment(&self, id: i64) -> Result<SegmentRow>;
     async fn segment_by_name(&self, name: &str) -> Result<Option<SegmentRow>>;
     async fn delete_segment(&self, id: i64) -> Result<()>;

@@ -62,6 +62,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../migrations/sqlite/0014_event_numbers_deferred.sql"),
     ),
+    (
+        15,
+        include_str!("../migrations/sqlite/0015_members_without_rowid.sql"),
+    ),
 ];
 const READERS: usize = 4;
 
@@ -255,6 +259,27 @@ impl SqliteStore {
         invalidates: bool,
         f: impl FnOnce(&Transaction<'_>, &mut IdentityCache) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.write_inner(invalidates, true, f).await
+    }
+
+    /// Runs `f` in a write transaction whose commit is not synced to disk: for what the
+    /// real-time engine derives from stored events. A process crash loses nothing (the
+    /// commit is in the WAL); a power loss may lose the last such commits, never a synced
+    /// one after them (the WAL is synced in order), and the engine's position goes back
+    /// with them, so it decides those events again.
+    async fn write_derived<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.write_inner(false, false, move |tx, _| f(tx)).await
+    }
+
+    async fn write_inner<T: Send + 'static>(
+        &self,
+        invalidates: bool,
+        durable: bool,
+        f: impl FnOnce(&Transaction<'_>, &mut IdentityCache) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = writer
@@ -266,6 +291,9 @@ impl SqliteStore {
                 cache.clear();
                 cache.data_version = version;
             }
+            if !durable {
+                conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+            }
             let run = || -> Result<T> {
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -274,6 +302,10 @@ impl SqliteStore {
                 Ok(out)
             };
             let result = run();
+            if !durable {
+                // Every other write on this connection stays synced.
+                conn.execute_batch("PRAGMA synchronous = FULL")?;
+            }
             if invalidates || result.is_err() {
                 cache.clear();
             }
@@ -282,6 +314,15 @@ impl SqliteStore {
         .await
         .map_err(blocking_err)?
     }
+}
+
+/// Events in id order after `after`.
+fn events_after_in(c: &Connection, after: i64, limit: usize) -> Result<Vec<EventView>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"
+    ))?
+    .query_map(params![after, limit as i64], event_view)?
+    .collect::<std::result::Result<_, _>>()?)
 }
 
 fn canonical_of(conn: &Connection, id: ProfileId) -> Result<ProfileId> {
@@ -968,14 +1009,7 @@ impl Store for SqliteStore {
     }
 
     async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventView>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"
-            ))?
-            .query_map(params![after, limit as i64], event_view)?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
+        self.read(move |c| events_after_in(c, after, limit)).await
     }
 
     async fn stats(&self) -> Result<Stats> {
@@ -1190,6 +1224,9 @@ impl Store for SqliteStore {
     }
     async fn segment_stamps(&self) -> Result<Vec<(i64, Millis)>> {
         self.s_segment_stamps().await
+    }
+    async fn step_inputs(&self, q: crate::StepQuery) -> Result<crate::StepInputs> {
+        self.s_step_inputs(q).await
     }
     async fn counters(&self, names: Vec<String>) -> Result<Vec<i64>> {
         self.s_counters(names).await
@@ -1515,5 +1552,55 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store made before a migration keeps its rows through it (0015 rebuilds the
+    /// member and size tables).
+    #[test]
+    fn member_rows_survive_the_rebuild() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        for (_, sql) in &MIGRATIONS[..14] {
+            conn.execute_batch(sql)?;
+        }
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )?;
+        for (version, _) in &MIGRATIONS[..14] {
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
+                [version],
+            )?;
+        }
+        conn.execute_batch(
+            "INSERT INTO segment_members (segment_id, profile_id, since) VALUES (2, 7, 100), (1, 9, 50), (1, 3, 60);
+             INSERT INTO segment_sizes (segment_id, at, size, entered, exited) VALUES (1, 0, 2, 2, 0), (2, 0, 1, 1, 0);",
+        )?;
+        migrate(&mut conn)?;
+        let members: Vec<(i64, i64, i64)> = conn
+            .prepare("SELECT segment_id, profile_id, since FROM segment_members ORDER BY 1, 2")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<std::result::Result<_, _>>()?;
+        assert_eq!(members, vec![(1, 3, 60), (1, 9, 50), (2, 7, 100)]);
+        let sizes: i64 = conn.query_row("SELECT SUM(size) FROM segment_sizes", [], |r| r.get(0))?;
+        assert_eq!(sizes, 3);
+        // Keyed: a duplicate member is refused, and the profile index is back.
+        assert!(conn
+            .execute(
+                "INSERT INTO segment_members (segment_id, profile_id, since) VALUES (1, 3, 1)",
+                []
+            )
+            .is_err());
+        let indexed: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'segment_members_profile'",
+            [],
+            |r| r.get(0),
+        )?;
+        assert_eq!(indexed, 1);
+        Ok(())
     }
 }

@@ -491,7 +491,15 @@ impl PgStore {
                 .map(|(id, patch)| super::patch_traits(&tx, *id, patch, at)),
         );
         let counters = set_counters(&tx, &w.counters);
-        tokio::try_join!(firings, patches, counters)?;
+        // Derived from stored events: the commit need not wait for the WAL flush. A
+        // server crash may lose the last such commits (never a later synchronous one),
+        // and the engine's position with them, so it decides those events again.
+        let relaxed = async {
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .await
+                .map_err(StoreError::from)
+        };
+        tokio::try_join!(firings, patches, counters, relaxed)?;
         tx.commit().await?;
         Ok(out)
     }

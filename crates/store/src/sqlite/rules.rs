@@ -4,7 +4,7 @@ use super::SqliteStore;
 use crate::{Firing, Outbound, Result, Task};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 const OUT_COLS: &str = "id, rule, profile_id, url, secret, body, attempts, max_attempts, next_at, status, last_error, created_at, delivered_at";
 
@@ -111,17 +111,7 @@ impl SqliteStore {
         &self,
         ids: Vec<ProfileId>,
     ) -> Result<Vec<(ProfileId, ProfileId)>> {
-        self.read(move |c| {
-            let mut q = c.prepare_cached("SELECT canonical_id FROM profiles WHERE id = ?1")?;
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                if let Some(cid) = q.query_row([id], |r| r.get(0)).optional()? {
-                    out.push((id, cid));
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |c| canonical_ids_in(c, &ids)).await
     }
 
     pub(super) async fn r_create_task(&self, t: Task) -> Result<i64> {
@@ -204,4 +194,19 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// The person of each raw profile; unknown ids are left out.
+pub(super) fn canonical_ids_in(
+    c: &Connection,
+    ids: &[ProfileId],
+) -> Result<Vec<(ProfileId, ProfileId)>> {
+    let mut q = c.prepare_cached("SELECT canonical_id FROM profiles WHERE id = ?1")?;
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        if let Some(cid) = q.query_row([id], |r| r.get(0)).optional()? {
+            out.push((id, cid));
+        }
+    }
+    Ok(out)
 }

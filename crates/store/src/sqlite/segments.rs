@@ -3,14 +3,14 @@
 
 use super::{event_view, SqliteStore};
 use crate::{
-    Compiled, MembershipChange, Param, PurchaseStats, Result, ScoreRow, SegmentRow, SegmentSize,
-    StepWrites, StoreError,
+    reread_persons, step_profiles, Compiled, MembershipChange, Param, PurchaseStats, Result,
+    ScoreRow, SegmentRow, SegmentSize, StepInputs, StepQuery, StepWrites, StoreError,
 };
 use rapport_domain::model::EventView;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use std::collections::HashSet;
 
 const SEGMENT_COLS: &str =
@@ -75,6 +75,29 @@ fn segment_name(tx: &Transaction<'_>, id: i64) -> Result<String> {
     .ok_or_else(|| StoreError::NotFound(format!("segment {id}")))
 }
 
+/// Adds and removes member rows (all real changes: the caller knows).
+fn write_members(
+    tx: &Transaction<'_>,
+    id: i64,
+    entered: &[ProfileId],
+    exited: &[ProfileId],
+    at: Millis,
+) -> Result<()> {
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO segment_members (segment_id, profile_id, since) VALUES (?1, ?2, ?3)",
+    )?;
+    for p in entered {
+        ins.execute(params![id, p, at])?;
+    }
+    let mut del =
+        tx.prepare_cached("DELETE FROM segment_members WHERE segment_id = ?1 AND profile_id = ?2")?;
+    for p in exited {
+        del.execute(params![id, p])?;
+    }
+    Ok(())
+}
+
+/// The timeline events and size point of member rows already written.
 fn record(
     tx: &Transaction<'_>,
     id: i64,
@@ -84,18 +107,6 @@ fn record(
     at: Millis,
 ) -> Result<()> {
     {
-        let mut ins = tx.prepare_cached(
-            "INSERT INTO segment_members (segment_id, profile_id, since) VALUES (?1, ?2, ?3)",
-        )?;
-        for p in entered {
-            ins.execute(params![id, p, at])?;
-        }
-        let mut del = tx.prepare_cached(
-            "DELETE FROM segment_members WHERE segment_id = ?1 AND profile_id = ?2",
-        )?;
-        for p in exited {
-            del.execute(params![id, p])?;
-        }
         let mut ev = tx.prepare_cached(
             "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
              VALUES (?1, ?2, 'track', ?3, 'rapport', 'segments', ?4, '{}', NULL, ?5, ?5) ON CONFLICT (message_id) DO NOTHING",
@@ -133,8 +144,9 @@ fn record(
     Ok(())
 }
 
-/// Applies entries and exits (only the real ones: entering who is in, or leaving who is
-/// out, is nothing) and records them; a segment deleted meanwhile is skipped.
+/// Applies entries and exits and records the real ones (entering who is in, or leaving
+/// who is out, is nothing: the write itself says which); a segment deleted meanwhile is
+/// skipped.
 fn change_members(
     tx: &Transaction<'_>,
     changes: Vec<(i64, MembershipChange)>,
@@ -145,30 +157,26 @@ fn change_members(
         let Ok(name) = segment_name(tx, id) else {
             continue;
         };
-        let mut is_member = tx.prepare_cached(
-            "SELECT 1 FROM segment_members WHERE segment_id = ?1 AND profile_id = ?2",
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO segment_members (segment_id, profile_id, since) VALUES (?1, ?2, ?3)
+             ON CONFLICT (segment_id, profile_id) DO NOTHING",
         )?;
         let mut entered = Vec::new();
-        let mut exited = Vec::new();
         for p in change.entered {
-            let member = is_member
-                .query_row(params![id, p], |_| Ok(()))
-                .optional()?
-                .is_some();
-            if !member && !entered.contains(&p) {
+            if ins.execute(params![id, p, at])? == 1 {
                 entered.push(p);
             }
         }
+        let mut del = tx.prepare_cached(
+            "DELETE FROM segment_members WHERE segment_id = ?1 AND profile_id = ?2",
+        )?;
+        let mut exited = Vec::new();
         for p in change.exited {
-            let member = is_member
-                .query_row(params![id, p], |_| Ok(()))
-                .optional()?
-                .is_some();
-            if member && !exited.contains(&p) {
+            if del.execute(params![id, p])? == 1 {
                 exited.push(p);
             }
         }
-        drop(is_member);
+        drop((ins, del));
         if !entered.is_empty() || !exited.is_empty() {
             record(tx, id, &name, &entered, &exited, at)?;
             out.push((id, MembershipChange { entered, exited }));
@@ -185,6 +193,31 @@ fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Result<()> {
         up.execute(params![name, value])?;
     }
     Ok(())
+}
+
+fn counters_in(c: &Connection, names: &[String]) -> Result<Vec<i64>> {
+    let mut q = c.prepare_cached("SELECT value FROM counters WHERE name = ?1")?;
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        out.push(q.query_row([n], |r| r.get(0)).optional()?.unwrap_or(0));
+    }
+    Ok(out)
+}
+
+fn analyses_after_in(c: &Connection, after: i64, limit: usize) -> Result<Vec<(i64, ProfileId)>> {
+    Ok(c.prepare_cached(
+        "SELECT event_id, profile_id FROM text_analyses WHERE event_id > ?1 ORDER BY event_id LIMIT ?2",
+    )?
+    .query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .collect::<std::result::Result<_, _>>()?)
+}
+
+fn stamps_in(c: &Connection) -> Result<Vec<(i64, Millis)>> {
+    Ok(
+        c.prepare_cached("SELECT id, updated_at FROM segments ORDER BY id")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<_, _>>()?,
+    )
 }
 
 /// The event number index's position and the newest event id.
@@ -351,6 +384,7 @@ impl SqliteStore {
             let mut exited: Vec<ProfileId> = current.difference(&next).copied().collect();
             entered.sort_unstable();
             exited.sort_unstable();
+            write_members(tx, id, &entered, &exited, at)?;
             record(tx, id, &name, &entered, &exited, at)?;
             tx.execute(
                 "UPDATE segments SET refreshed_at = ?2 WHERE id = ?1",
@@ -366,7 +400,7 @@ impl SqliteStore {
         w: StepWrites,
         at: Millis,
     ) -> Result<Vec<(i64, MembershipChange)>> {
-        self.write(move |tx| {
+        self.write_derived(move |tx| {
             let out = change_members(tx, w.memberships, at)?;
             super::rules::record_firings(tx, &w.firings)?;
             for (id, patch) in &w.patches {
@@ -379,12 +413,41 @@ impl SqliteStore {
     }
 
     pub(super) async fn s_segment_stamps(&self) -> Result<Vec<(i64, Millis)>> {
-        self.read(|c| {
-            Ok(
-                c.prepare_cached("SELECT id, updated_at FROM segments ORDER BY id")?
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<std::result::Result<_, _>>()?,
-            )
+        self.read(stamps_in).await
+    }
+
+    /// One read transaction on one reader: after a write, each reader's first read
+    /// reloads the pages it touches, so five reads on up to five readers cost several
+    /// times this one.
+    pub(super) async fn s_step_inputs(&self, q: StepQuery) -> Result<StepInputs> {
+        self.read(move |c| {
+            let tx = c.unchecked_transaction()?;
+            let counters = counters_in(&tx, &q.counters)?;
+            let (Some(&events_pos), Some(&texts_pos)) = (counters.first(), counters.get(1)) else {
+                return Err(StoreError::Backend(
+                    "step_inputs: the event and text positions are needed".into(),
+                ));
+            };
+            let events = super::events_after_in(&tx, events_pos, q.limit)?;
+            let texts = analyses_after_in(&tx, texts_pos, q.limit)?;
+            let stamps = stamps_in(&tx)?;
+            let canonical = super::rules::canonical_ids_in(&tx, &step_profiles(&events, &texts))?;
+            let mut profiles = Vec::new();
+            for id in reread_persons(&events, &canonical, &q.reread_after) {
+                match super::profile_sync(&tx, id) {
+                    Ok(v) => profiles.push(v),
+                    Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(StepInputs {
+                counters,
+                events,
+                texts,
+                stamps,
+                canonical,
+                profiles,
+            })
         })
         .await
     }
@@ -523,14 +586,7 @@ impl SqliteStore {
         after: i64,
         limit: usize,
     ) -> Result<Vec<(i64, ProfileId)>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT event_id, profile_id FROM text_analyses WHERE event_id > ?1 ORDER BY event_id LIMIT ?2",
-            )?
-            .query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
+        self.read(move |c| analyses_after_in(c, after, limit)).await
     }
 
     pub(super) async fn s_score_values(&self, name: String) -> Result<Vec<(ProfileId, f64)>> {
@@ -549,15 +605,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn s_counters(&self, names: Vec<String>) -> Result<Vec<i64>> {
-        self.read(move |c| {
-            let mut q = c.prepare_cached("SELECT value FROM counters WHERE name = ?1")?;
-            let mut out = Vec::with_capacity(names.len());
-            for n in &names {
-                out.push(q.query_row([n], |r| r.get(0)).optional()?.unwrap_or(0));
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |c| counters_in(c, &names)).await
     }
 
     pub(super) async fn s_index_event_numbers(&self, max_events: usize) -> Result<usize> {

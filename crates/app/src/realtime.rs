@@ -28,7 +28,8 @@ use rapport_store::{
     DynStore, MembershipChange, SegmentRow, StepInputs, StepQuery, StepWrites, StoreError,
     SETTINGS_VERSION,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// The counter that says people's state changed outside the event stream.
@@ -65,13 +66,98 @@ struct Cached {
 }
 
 /// What a person's next evaluation must redo beyond the segments its event can change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 enum Stale {
+    #[default]
     Nothing,
-    /// Traits or consents changed: the segments that read the profile.
+    /// These top-level traits changed: the segments that read one of them.
+    Traits(BTreeSet<String>),
+    /// Consents (or traits, from a rule or offer) changed: the segments that read the
+    /// profile.
     Profile,
     /// Just loaded: every segment.
     All,
+}
+
+impl Stale {
+    /// Both what was stale and `more`.
+    fn add(&mut self, more: Stale) {
+        *self = match (std::mem::take(self), more) {
+            (Stale::All, _) | (_, Stale::All) => Stale::All,
+            (Stale::Profile, _) | (_, Stale::Profile) => Stale::Profile,
+            (Stale::Traits(mut a), Stale::Traits(b)) => {
+                a.extend(b);
+                Stale::Traits(a)
+            }
+            (Stale::Traits(a), Stale::Nothing) | (Stale::Nothing, Stale::Traits(a)) => {
+                Stale::Traits(a)
+            }
+            (Stale::Nothing, Stale::Nothing) => Stale::Nothing,
+        }
+    }
+}
+
+/// The top-level keys whose values differ between two trait objects.
+fn changed_traits(old: &Value, new: &Value) -> BTreeSet<String> {
+    let empty = serde_json::Map::new();
+    let (a, b) = (
+        old.as_object().unwrap_or(&empty),
+        new.as_object().unwrap_or(&empty),
+    );
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// What of the profile a definition reads.
+#[derive(Debug, Default)]
+struct ProfileReads {
+    /// Top-level trait names.
+    traits: BTreeSet<String>,
+    /// Identities, consents or wallets' tokens.
+    other: bool,
+}
+
+impl ProfileReads {
+    fn of(e: &Expr) -> Self {
+        let mut r = Self::default();
+        r.add(e);
+        r
+    }
+
+    fn add(&mut self, e: &Expr) {
+        match e {
+            Expr::And(v) | Expr::Or(v) => v.iter().for_each(|x| self.add(x)),
+            Expr::Not(x) => self.add(x),
+            Expr::Cond(Cond::Trait { path, .. }) => match path.first() {
+                Some(k) => {
+                    self.traits.insert(k.clone());
+                }
+                // Cannot parse; taken as reading the whole profile all the same.
+                None => self.other = true,
+            },
+            Expr::Cond(Cond::Has { .. } | Cond::Consent { .. } | Cond::Token { .. }) => {
+                self.other = true;
+            }
+            Expr::Cond(_) => {}
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.other || !self.traits.is_empty()
+    }
+
+    /// Whether what is stale may change the answer.
+    fn affected_by(&self, stale: &Stale) -> bool {
+        match stale {
+            Stale::Nothing => false,
+            Stale::Traits(keys) => self.traits.iter().any(|k| keys.contains(k)),
+            Stale::Profile => self.any(),
+            Stale::All => true,
+        }
+    }
 }
 
 /// A segment with what its answer depends on.
@@ -82,9 +168,9 @@ struct Plan {
     slots: Vec<usize>,
     /// Indexes of the segments it refers to (always earlier ones).
     refs: Vec<usize>,
-    /// Whether it reads the profile (traits, identities, consents, wallets' tokens), so
+    /// What of the profile it reads (traits, identities, consents, wallets' tokens), so
     /// must be redone when those change.
-    reads_profile: bool,
+    reads: ProfileReads,
 }
 
 /// Events that may change the profile itself (traits, identities, merges).
@@ -92,17 +178,6 @@ const RELOADS: [&str; 3] = ["identify", "alias", "group"];
 
 fn reloads(e: &EventView) -> bool {
     RELOADS.contains(&e.kind.as_str())
-}
-
-fn reads_profile(e: &Expr) -> bool {
-    match e {
-        Expr::And(v) | Expr::Or(v) => v.iter().any(reads_profile),
-        Expr::Not(x) => reads_profile(x),
-        Expr::Cond(c) => matches!(
-            c,
-            Cond::Trait { .. } | Cond::Has { .. } | Cond::Consent { .. } | Cond::Token { .. }
-        ),
-    }
 }
 
 /// What a step decides on, read together by [`Store::step_inputs`].
@@ -223,7 +298,7 @@ impl Engine {
                 .filter_map(|s| s.slot.map(|x| x as usize))
                 .collect();
             segments.push(Plan {
-                reads_profile: reads_profile(&expr),
+                reads: ProfileReads::of(&expr),
                 row,
                 expr,
                 slots,
@@ -305,11 +380,15 @@ impl Engine {
             };
             let (traits, identities, consents) = segments::basics(view);
             if view.member_ids == c.members && identities == c.person.identities {
-                if traits != c.person.traits || consents != c.person.consents {
-                    c.person.traits = traits;
-                    c.person.consents = consents;
-                    c.stale = c.stale.max(Stale::Profile);
+                if consents != c.person.consents {
+                    c.stale.add(Stale::Profile);
+                } else if traits != c.person.traits {
+                    // Identifies often set traits no segment reads: those redo nothing.
+                    c.stale
+                        .add(Stale::Traits(changed_traits(&c.person.traits, &traits)));
                 }
+                c.person.traits = traits;
+                c.person.consents = consents;
                 return Ok(false);
             }
         }
@@ -526,7 +605,7 @@ impl Engine {
             }
             // A trait an offer or rule set may be in any definition.
             if effects.patched() != patches {
-                c.stale = c.stale.max(Stale::Profile);
+                c.stale.add(Stale::Profile);
                 evaluate(config, id, c, &[], now, &mut membership);
             }
             own.push(t.elapsed().as_secs_f64() * 1e6);
@@ -542,7 +621,7 @@ impl Engine {
             report.loads += 1;
             if let Some(c) = self.people.get_mut(&id) {
                 pending(config, id, c, &membership, &effects);
-                c.stale = Stale::All;
+                c.stale.add(Stale::All);
                 evaluate(config, id, c, &[], now, &mut membership);
                 if !config.offers.is_empty() {
                     offers::decide_in_memory(&config.offers, id, &mut c.person, now, &mut effects);
@@ -577,11 +656,10 @@ fn evaluate(
     now: Millis,
     membership: &mut BTreeMap<(ProfileId, i64), bool>,
 ) {
-    let stale = std::mem::replace(&mut c.stale, Stale::Nothing);
+    let stale = std::mem::take(&mut c.stale);
     let mut changed = vec![false; config.segments.len()];
     for (i, plan) in config.segments.iter().enumerate() {
-        let needed = stale == Stale::All
-            || (stale == Stale::Profile && plan.reads_profile)
+        let needed = plan.reads.affected_by(&stale)
             || plan.slots.iter().any(|&s| matched.get(s) == Some(&true))
             || plan.refs.iter().any(|&j| changed[j]);
         if !needed {
@@ -658,5 +736,56 @@ pub async fn run(
         {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn keys(k: &[&str]) -> BTreeSet<String> {
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn only_the_traits_a_segment_reads_make_it_stale() {
+        let plan = |src: &str| ProfileReads::of(&rapport_segment::parse(src).expect(src));
+        let title = plan("traits.title ~ \"market\" or count(page, 7d) >= 1");
+        assert!(title.affected_by(&Stale::Traits(keys(&["title", "plan"]))));
+        assert!(!title.affected_by(&Stale::Traits(keys(&["last_seen_plan"]))));
+        assert!(title.affected_by(&Stale::Profile));
+        let nested = plan("not traits.address.city = \"Paris\"");
+        assert!(nested.affected_by(&Stale::Traits(keys(&["address"]))));
+        let consent = plan("has email and not consent(email, marketing) = denied");
+        assert!(!consent.affected_by(&Stale::Traits(keys(&["title"]))));
+        assert!(consent.affected_by(&Stale::Profile));
+        let events = plan("count(track \"Order Completed\") >= 2");
+        assert!(!events.affected_by(&Stale::Profile));
+        assert!(events.affected_by(&Stale::All));
+    }
+
+    #[test]
+    fn staleness_adds_up() {
+        let mut s = Stale::Nothing;
+        s.add(Stale::Traits(keys(&["a"])));
+        s.add(Stale::Traits(keys(&["b"])));
+        assert_eq!(s, Stale::Traits(keys(&["a", "b"])));
+        s.add(Stale::Nothing);
+        assert_eq!(s, Stale::Traits(keys(&["a", "b"])));
+        s.add(Stale::Profile);
+        assert_eq!(s, Stale::Profile);
+        s.add(Stale::Traits(keys(&["c"])));
+        assert_eq!(s, Stale::Profile);
+        s.add(Stale::All);
+        assert_eq!(s, Stale::All);
+    }
+
+    #[test]
+    fn changed_traits_are_those_that_differ() {
+        let old = json!({"plan": "pro", "title": "CTO", "city": "Oslo"});
+        let new = json!({"plan": "free", "title": "CTO", "seen": 1});
+        assert_eq!(changed_traits(&old, &new), keys(&["city", "plan", "seen"]));
+        assert!(changed_traits(&new, &new).is_empty());
     }
 }

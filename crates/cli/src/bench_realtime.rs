@@ -7,8 +7,9 @@
 //!    step sees) and the engine's step run after each; each event's cost is its own work
 //!    plus an equal share of the step's reads and writes;
 //! 2. throughput: `--throughput-events` events ingested as fast as the store takes them
-//!    (groups of 100), without the engine, with it running beside ingestion as in
-//!    `rapport serve` (timed until it has caught up), and without it again.
+//!    (groups of 100), without the engine, then `--rounds` times with it running beside
+//!    ingestion as in `rapport serve` (timed until it has caught up) and without it
+//!    again; the drop compares the medians.
 
 use anyhow::Result;
 use rapport_domain::message::{parse_message, BatchContext, Message};
@@ -37,6 +38,10 @@ pub struct RealtimeBench {
     /// Events per throughput phase.
     #[arg(long, default_value_t = 50_000)]
     throughput_events: usize,
+    /// Throughput phases with the engine, each between two without; the drop compares
+    /// the medians (one pair of phases varies by up to 30% on a shared machine).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// PostgreSQL URL; SQLite in a temporary directory when absent.
     #[arg(long, env = "RAPPORT_BENCH_DATABASE_URL")]
     database_url: Option<String>,
@@ -292,15 +297,33 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
             .map(|e| live_event(2 * a.people * 20 + k * n + e, a.people))
             .collect()
     };
-    let (without_1, _) = throughput(&store, &phase(0), "t0.", None).await?;
-    // The engine starts at the end of the log, as a server that was running would.
-    while engine.step(&store, 10_000).await?.events > 0 {}
-    let (with, decided) = throughput(&store, &phase(1), "t1.", Some(&mut engine)).await?;
-    let (without_2, _) = throughput(&store, &phase(2), "t2.", None).await?;
-    let baseline = (without_1 + without_2) / 2.0;
-    let drop = 1.0 - with / baseline;
+    let (first_without, _) = throughput(&store, &phase(0), "t0.", None).await?;
+    let mut without = vec![first_without];
+    let mut with = Vec::new();
+    let mut decided = Vec::new();
+    for r in 0..a.rounds.max(1) {
+        // The engine starts at the end of the log, as a server that was running would.
+        while engine.step(&store, 10_000).await?.events > 0 {}
+        let k = 1 + 2 * r;
+        let (w, d) = throughput(&store, &phase(k), &format!("t{k}."), Some(&mut engine)).await?;
+        with.push(w);
+        decided.push(d);
+        let (wo, _) = throughput(&store, &phase(k + 1), &format!("t{}.", k + 1), None).await?;
+        without.push(wo);
+        eprintln!(
+            "throughput round {r}: {w:.0} ev/s with the engine beside, {wo:.0} without after"
+        );
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 0.5)
+    };
+    let (baseline, with_median, decided_median) =
+        (median(&without), median(&with), median(&decided));
+    let drop = 1.0 - with_median / baseline;
     eprintln!(
-        "throughput: {without_1:.0} ev/s without, {with:.0} with the engine beside ({decided:.0} ev/s until all decided), {without_2:.0} without → ingest drop {:.1}%",
+        "throughput (medians): {baseline:.0} ev/s without, {with_median:.0} with the engine beside ({decided_median:.0} ev/s until all decided) → ingest drop {:.1}%",
         drop * 100.0
     );
     let out = json!({
@@ -308,8 +331,9 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
         "people": a.people, "history_per_person": a.history, "segments": a.segments, "rules": a.rules,
         "per_step": a.per_step,
         "first_contact": first_contact, "steady": steady,
-        "throughput_without_1": without_1, "throughput_with": with, "throughput_without_2": without_2,
-        "throughput_until_decided": decided,
+        "throughput_without_runs": without, "throughput_with_runs": with,
+        "throughput_without": baseline, "throughput_with": with_median,
+        "throughput_until_decided": decided_median,
         "throughput_drop": drop,
     });
     if !a.json {

@@ -277,6 +277,18 @@ pub struct StepQuery {
     pub reread_after: Vec<String>,
 }
 
+impl StepQuery {
+    /// The event and text positions among the counters read.
+    pub fn positions(counters: &[i64]) -> Result<(i64, i64)> {
+        match counters {
+            [events, texts, ..] => Ok((*events, *texts)),
+            _ => Err(StoreError::Backend(
+                "step_inputs: the event and text positions are needed".into(),
+            )),
+        }
+    }
+}
+
 /// A real-time step's inputs, read together.
 #[derive(Debug, Clone, Default)]
 pub struct StepInputs {
@@ -597,11 +609,7 @@ pub trait Store: Send + Sync + 'static {
     /// events and texts belong to. Stores that can answer in one read override this.
     async fn step_inputs(&self, q: StepQuery) -> Result<StepInputs> {
         let counters = self.counters(q.counters).await?;
-        let (Some(&events_pos), Some(&texts_pos)) = (counters.first(), counters.get(1)) else {
-            return Err(StoreError::Backend(
-                "step_inputs: the event and text positions are needed".into(),
-            ));
-        };
+        let (events_pos, texts_pos) = StepQuery::positions(&counters)?;
         let (events, texts, stamps) = futures_util::try_join!(
             self.events_after(events_pos, q.limit),
             self.analyses_after(texts_pos, q.limit),

@@ -316,6 +316,19 @@ impl SqliteStore {
     }
 }
 
+/// The profiles of these ids; unknown ones are left out.
+fn profiles_in(c: &Connection, ids: Vec<ProfileId>) -> Result<Vec<ProfileView>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        match profile_sync(c, id) {
+            Ok(v) => out.push(v),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 /// Events in id order after `after`.
 fn events_after_in(c: &Connection, after: i64, limit: usize) -> Result<Vec<EventView>> {
     Ok(c.prepare_cached(&format!(
@@ -835,18 +848,7 @@ impl Store for SqliteStore {
     }
 
     async fn profiles(&self, ids: Vec<ProfileId>) -> Result<Vec<ProfileView>> {
-        self.read(move |c| {
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                match profile_sync(c, id) {
-                    Ok(v) => out.push(v),
-                    Err(StoreError::NotFound(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |c| profiles_in(c, ids)).await
     }
 
     async fn lookup(&self, key: &IdentityKey) -> Result<Option<ProfileId>> {

@@ -423,23 +423,13 @@ impl SqliteStore {
         self.read(move |c| {
             let tx = c.unchecked_transaction()?;
             let counters = counters_in(&tx, &q.counters)?;
-            let (Some(&events_pos), Some(&texts_pos)) = (counters.first(), counters.get(1)) else {
-                return Err(StoreError::Backend(
-                    "step_inputs: the event and text positions are needed".into(),
-                ));
-            };
+            let (events_pos, texts_pos) = StepQuery::positions(&counters)?;
             let events = super::events_after_in(&tx, events_pos, q.limit)?;
             let texts = analyses_after_in(&tx, texts_pos, q.limit)?;
             let stamps = stamps_in(&tx)?;
             let canonical = super::rules::canonical_ids_in(&tx, &step_profiles(&events, &texts))?;
-            let mut profiles = Vec::new();
-            for id in reread_persons(&events, &canonical, &q.reread_after) {
-                match super::profile_sync(&tx, id) {
-                    Ok(v) => profiles.push(v),
-                    Err(StoreError::NotFound(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            let profiles =
+                super::profiles_in(&tx, reread_persons(&events, &canonical, &q.reread_after))?;
             Ok(StepInputs {
                 counters,
                 events,

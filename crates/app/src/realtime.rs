@@ -25,8 +25,7 @@ use rapport_segment::ast::{Cond, EventSel};
 use rapport_segment::eval::{self, Person};
 use rapport_segment::{assign_slots, referenced_segments, referenced_selectors, Expr};
 use rapport_store::{
-    DynStore, MembershipChange, SegmentRow, StepInputs, StepQuery, StepWrites, StoreError,
-    SETTINGS_VERSION,
+    DynStore, MembershipChange, SegmentRow, StepQuery, StepWrites, StoreError, SETTINGS_VERSION,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -445,14 +444,7 @@ impl Engine {
             SETTINGS_VERSION,
             GENERATION,
         ];
-        let StepInputs {
-            counters,
-            events,
-            texts,
-            stamps,
-            canonical,
-            profiles,
-        } = store
+        let read = store
             .step_inputs(StepQuery {
                 counters: names.iter().map(|n| n.to_string()).collect(),
                 limit: batch,
@@ -460,11 +452,12 @@ impl Engine {
                 reread_after: RELOADS.iter().map(|t| t.to_string()).collect(),
             })
             .await?;
-        let &[_, _, settings_version, generation] = counters.as_slice() else {
+        let &[_, _, settings_version, generation] = read.counters.as_slice() else {
             return Err(StoreError::Backend(
                 "counters: wrong number of values".into(),
             ));
         };
+        let (events, texts) = (&read.events, &read.texts);
         let mut report = StepReport {
             events: events.len(),
             texts: texts.len(),
@@ -473,7 +466,7 @@ impl Engine {
         if events.is_empty() && texts.is_empty() {
             return Ok(report);
         }
-        self.refresh_config(store, (settings_version, stamps))
+        self.refresh_config(store, (settings_version, read.stamps))
             .await?;
         self.check_generation(generation);
         let Some(config) = self.config.take() else {
@@ -492,10 +485,10 @@ impl Engine {
             Ok(Vec::new())
         } else {
             let inputs = Decide {
-                events: &events,
-                texts: &texts,
-                canonical: canonical.into_iter().collect(),
-                views: profiles.into_iter().map(|v| (v.id, v)).collect(),
+                events,
+                texts,
+                canonical: read.canonical.into_iter().collect(),
+                views: read.profiles.into_iter().map(|v| (v.id, v)).collect(),
             };
             self.decide_all(store, &config, &inputs, &mut report, &mut writes)
                 .await

@@ -75,26 +75,33 @@ fn segment_name(tx: &Transaction<'_>, id: i64) -> Result<String> {
     .ok_or_else(|| StoreError::NotFound(format!("segment {id}")))
 }
 
-/// Adds and removes member rows (all real changes: the caller knows).
+/// Adds and removes member rows; returns the real entries and exits (entering who is in,
+/// or leaving who is out, is nothing: each write's row count says which).
 fn write_members(
     tx: &Transaction<'_>,
     id: i64,
-    entered: &[ProfileId],
-    exited: &[ProfileId],
+    entered: Vec<ProfileId>,
+    exited: Vec<ProfileId>,
     at: Millis,
-) -> Result<()> {
+) -> Result<MembershipChange> {
     let mut ins = tx.prepare_cached(
-        "INSERT INTO segment_members (segment_id, profile_id, since) VALUES (?1, ?2, ?3)",
+        "INSERT INTO segment_members (segment_id, profile_id, since) VALUES (?1, ?2, ?3)
+         ON CONFLICT (segment_id, profile_id) DO NOTHING",
     )?;
+    let mut real = MembershipChange::default();
     for p in entered {
-        ins.execute(params![id, p, at])?;
+        if ins.execute(params![id, p, at])? == 1 {
+            real.entered.push(p);
+        }
     }
     let mut del =
         tx.prepare_cached("DELETE FROM segment_members WHERE segment_id = ?1 AND profile_id = ?2")?;
     for p in exited {
-        del.execute(params![id, p])?;
+        if del.execute(params![id, p])? == 1 {
+            real.exited.push(p);
+        }
     }
-    Ok(())
+    Ok(real)
 }
 
 /// The timeline events and size point of member rows already written.
@@ -157,29 +164,10 @@ fn change_members(
         let Ok(name) = segment_name(tx, id) else {
             continue;
         };
-        let mut ins = tx.prepare_cached(
-            "INSERT INTO segment_members (segment_id, profile_id, since) VALUES (?1, ?2, ?3)
-             ON CONFLICT (segment_id, profile_id) DO NOTHING",
-        )?;
-        let mut entered = Vec::new();
-        for p in change.entered {
-            if ins.execute(params![id, p, at])? == 1 {
-                entered.push(p);
-            }
-        }
-        let mut del = tx.prepare_cached(
-            "DELETE FROM segment_members WHERE segment_id = ?1 AND profile_id = ?2",
-        )?;
-        let mut exited = Vec::new();
-        for p in change.exited {
-            if del.execute(params![id, p])? == 1 {
-                exited.push(p);
-            }
-        }
-        drop((ins, del));
-        if !entered.is_empty() || !exited.is_empty() {
-            record(tx, id, &name, &entered, &exited, at)?;
-            out.push((id, MembershipChange { entered, exited }));
+        let real = write_members(tx, id, change.entered, change.exited, at)?;
+        if !real.entered.is_empty() || !real.exited.is_empty() {
+            record(tx, id, &name, &real.entered, &real.exited, at)?;
+            out.push((id, real));
         }
     }
     Ok(out)
@@ -384,13 +372,13 @@ impl SqliteStore {
             let mut exited: Vec<ProfileId> = current.difference(&next).copied().collect();
             entered.sort_unstable();
             exited.sort_unstable();
-            write_members(tx, id, &entered, &exited, at)?;
-            record(tx, id, &name, &entered, &exited, at)?;
+            let real = write_members(tx, id, entered, exited, at)?;
+            record(tx, id, &name, &real.entered, &real.exited, at)?;
             tx.execute(
                 "UPDATE segments SET refreshed_at = ?2 WHERE id = ?1",
                 params![id, at],
             )?;
-            Ok(MembershipChange { entered, exited })
+            Ok(real)
         })
         .await
     }

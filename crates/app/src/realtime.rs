@@ -225,6 +225,8 @@ pub struct StepReport {
     pub load_us: f64,
     /// Time spent writing the step's memberships, firings and traits.
     pub write_us: f64,
+    /// Time spent reading the step's inputs.
+    pub read_us: f64,
 }
 
 impl StepReport {
@@ -452,6 +454,7 @@ impl Engine {
                 reread_after: RELOADS.iter().map(|t| t.to_string()).collect(),
             })
             .await?;
+        let read_us = started.elapsed().as_secs_f64() * 1e6;
         let &[_, _, settings_version, generation] = read.counters.as_slice() else {
             return Err(StoreError::Backend(
                 "counters: wrong number of values".into(),
@@ -461,6 +464,7 @@ impl Engine {
         let mut report = StepReport {
             events: events.len(),
             texts: texts.len(),
+            read_us,
             ..Default::default()
         };
         if events.is_empty() && texts.is_empty() {

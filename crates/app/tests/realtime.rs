@@ -217,6 +217,24 @@ async fn the_engine_keeps_its_people_current() {
             Some(members(&store, "Pro buyers").await.len() as i64),
             "[{kind}] {sizes:?}"
         );
+        // Each entry is on the person's timeline, named and with the segment's id.
+        let entered: Vec<_> = store
+            .events_after(0, 100_000)
+            .await
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.name.as_deref() == Some("Segment Entered"))
+            .filter(|e| e.properties["segment"] == "Pro buyers")
+            .collect();
+        assert!(!entered.is_empty(), "[{kind}] entries on the timeline");
+        for e in &entered {
+            assert_eq!(e.source, "segments", "[{kind}]");
+            assert_eq!(
+                e.properties["segment_id"],
+                json!(seg.id.to_string()),
+                "[{kind}] {e:?}"
+            );
+        }
         if let Some((url, schema)) = pg {
             let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
         }

@@ -145,8 +145,8 @@ async fn throughput(
                 if std::env::var_os("RAPPORT_BENCH_TRACE").is_some() && r.events > 0 {
                     let sum: f64 = r.per_event_us.iter().sum();
                     eprintln!(
-                        "step: {} events, {:.1} ms, loads {} ({:.1} ms), writes {:.1} ms, changes {}, firings {}",
-                        r.events, sum / 1000.0, r.loads, r.load_us / 1000.0, r.write_us / 1000.0,
+                        "step: {} events, {:.1} ms, reads {:.1} ms, loads {} ({:.1} ms), writes {:.1} ms, changes {}, firings {}",
+                        r.events, sum / 1000.0, r.read_us / 1000.0, r.loads, r.load_us / 1000.0, r.write_us / 1000.0,
                         r.membership_changes, r.firings
                     );
                 }
@@ -197,8 +197,8 @@ async fn latency(
             if std::env::var_os("RAPPORT_BENCH_TRACE").is_some() {
                 let sum: f64 = r.per_event_us.iter().sum();
                 eprintln!(
-                    "step: {} events, {:.1} ms, loads {} ({:.1} ms), writes {:.1} ms, changes {}, firings {}",
-                    r.events, sum / 1000.0, r.loads, r.load_us / 1000.0, r.write_us / 1000.0,
+                    "step: {} events, {:.1} ms, reads {:.1} ms, loads {} ({:.1} ms), writes {:.1} ms, changes {}, firings {}",
+                    r.events, sum / 1000.0, r.read_us / 1000.0, r.loads, r.load_us / 1000.0, r.write_us / 1000.0,
                     r.membership_changes, r.firings
                 );
             }

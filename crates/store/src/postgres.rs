@@ -518,7 +518,7 @@ async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Result<IngestO
     })
 }
 
-const EVENT_COLUMNS: &str = "id, message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at";
+pub(crate) const EVENT_COLUMNS: &str = "id, message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at";
 
 fn event_view(r: &Row) -> EventView {
     EventView {
@@ -550,6 +550,137 @@ fn merge_row(r: &Row) -> MergeRow {
         undone_at: r.get(8),
         undone_by: r.get(9),
     }
+}
+
+/// The profiles of the persons `ids` (raw or canonical) belong to, one per id in its
+/// order (unknown ids left out). Five statements pipelined on one connection, so a
+/// step's re-read of many persons costs one round trip, not five per person.
+pub(crate) async fn profiles_of(
+    c: &impl GenericClient,
+    ids: &[ProfileId],
+) -> Result<Vec<ProfileView>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Arrays from subqueries are computed once and probe the indexes whatever the
+    // planner's statistics say.
+    const PERSONS: &str = "ARRAY(SELECT canonical_id FROM profiles WHERE id = ANY($1))";
+    const MEMBERS: &str = "ARRAY(SELECT id FROM profiles WHERE canonical_id = ANY(ARRAY(SELECT canonical_id FROM profiles WHERE id = ANY($1))))";
+    let sql = [
+        "SELECT id, canonical_id FROM profiles WHERE id = ANY($1)".to_string(),
+        format!(
+            "SELECT id, created_at, updated_at, traits, traits_updated_at, canonical_id FROM profiles
+             WHERE canonical_id = ANY({PERSONS}) ORDER BY id"
+        ),
+        format!(
+            "SELECT kind, value, profile_id, verified, source, first_seen, last_seen FROM identities
+             WHERE profile_id = ANY({MEMBERS}) ORDER BY kind, first_seen, id"
+        ),
+        format!(
+            "SELECT channel, purpose, status, source, proof, at, profile_id FROM consents
+             WHERE profile_id = ANY({MEMBERS}) ORDER BY at DESC, id DESC"
+        ),
+        format!(
+            "SELECT m.*, p.cid FROM (SELECT DISTINCT canonical_id AS cid FROM profiles WHERE id = ANY($1)) p
+             CROSS JOIN LATERAL (
+                 SELECT {MERGE_COLUMNS} FROM merges
+                 WHERE survivor_id = ANY(ARRAY(SELECT id FROM profiles WHERE canonical_id = p.cid))
+                    OR merged_id = ANY(ARRAY(SELECT id FROM profiles WHERE canonical_id = p.cid))
+                 ORDER BY id DESC LIMIT 100) m"
+        ),
+    ];
+    let (canon, members, identities, consents, merges) = tokio::try_join!(
+        c.prepare_cached(&sql[0]),
+        c.prepare_cached(&sql[1]),
+        c.prepare_cached(&sql[2]),
+        c.prepare_cached(&sql[3]),
+        c.prepare_cached(&sql[4]),
+    )?;
+    let p: [&(dyn ToSql + Sync); 1] = [&ids];
+    let (canon, members, identities, consents, merges) = tokio::try_join!(
+        c.query(&canon, &p),
+        c.query(&members, &p),
+        c.query(&identities, &p),
+        c.query(&consents, &p),
+        c.query(&merges, &p),
+    )?;
+    let person_of: std::collections::HashMap<ProfileId, ProfileId> =
+        canon.iter().map(|r| (r.get(0), r.get(1))).collect();
+    #[derive(Default)]
+    struct Parts {
+        members: Vec<MemberRow>,
+        identities: Vec<IdentityRow>,
+        consents: Vec<ConsentRow>,
+        merges: Vec<MergeRow>,
+    }
+    let mut parts: std::collections::HashMap<ProfileId, Parts> = Default::default();
+    let mut member_of = std::collections::HashMap::new();
+    for r in &members {
+        let cid: ProfileId = r.get(5);
+        member_of.insert(r.get::<_, ProfileId>(0), cid);
+        parts.entry(cid).or_default().members.push(MemberRow {
+            id: r.get(0),
+            created_at: r.get(1),
+            updated_at: r.get(2),
+            traits: r.get(3),
+            traits_updated_at: r.get(4),
+        });
+    }
+    for r in &identities {
+        let row = IdentityRow {
+            kind: r.get(0),
+            value: r.get(1),
+            profile_id: r.get(2),
+            verified: r.get(3),
+            source: r.get(4),
+            first_seen: r.get(5),
+            last_seen: r.get(6),
+        };
+        if let Some(part) = member_of
+            .get(&row.profile_id)
+            .and_then(|c| parts.get_mut(c))
+        {
+            part.identities.push(row);
+        }
+    }
+    for r in &consents {
+        if let Some(part) = member_of.get(&r.get(6)).and_then(|c| parts.get_mut(c)) {
+            part.consents.push(ConsentRow {
+                channel: r.get(0),
+                purpose: r.get(1),
+                status: r.get(2),
+                source: r.get(3),
+                proof: r.get(4),
+                at: r.get(5),
+            });
+        }
+    }
+    for r in &merges {
+        if let Some(part) = parts.get_mut(&r.get(r.len() - 1)) {
+            part.merges.push(merge_row(r));
+        }
+    }
+    let mut built: std::collections::HashMap<ProfileId, ProfileView> = Default::default();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(&cid) = person_of.get(id) else {
+            continue;
+        };
+        if let Some(v) = built.get(&cid) {
+            out.push(v.clone());
+        } else if let Some(part) = parts.remove(&cid) {
+            let v = common::build_profile(
+                cid,
+                part.members,
+                part.identities,
+                part.consents,
+                part.merges,
+            )?;
+            built.insert(cid, v.clone());
+            out.push(v);
+        }
+    }
+    Ok(out)
 }
 
 async fn merge_by_id(c: &impl GenericClient, id: i64) -> Result<MergeView> {
@@ -639,98 +770,16 @@ impl Store for PgStore {
     }
 
     async fn profiles(&self, ids: Vec<ProfileId>) -> Result<Vec<ProfileView>> {
-        // Concurrently, on the pool's connections.
-        let found =
-            futures_util::future::join_all(ids.into_iter().map(|id| self.profile(id))).await;
-        let mut out = Vec::with_capacity(found.len());
-        for r in found {
-            match r {
-                Ok(v) => out.push(v),
-                Err(StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        let c = self.client().await?;
+        profiles_of(&c, &ids).await
     }
 
     async fn profile(&self, id: ProfileId) -> Result<ProfileView> {
         let c = self.client().await?;
-        let cid = c
-            .query_opt(
-                &c.prepare_cached("SELECT canonical_id FROM profiles WHERE id = $1")
-                    .await?,
-                &[&id],
-            )
+        profiles_of(&c, &[id])
             .await?
-            .map(|r| r.get::<_, i64>(0))
-            .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))?;
-        let members = c
-            .query(
-                &c.prepare_cached("SELECT id, created_at, updated_at, traits, traits_updated_at FROM profiles WHERE canonical_id = $1 ORDER BY id").await?,
-                &[&cid],
-            )
-            .await?
-            .iter()
-            .map(|r| MemberRow {
-                id: r.get(0),
-                created_at: r.get(1),
-                updated_at: r.get(2),
-                traits: r.get(3),
-                traits_updated_at: r.get(4),
-            })
-            .collect::<Vec<MemberRow>>();
-        // Member ids as an array: an index scan whatever the planner's statistics say.
-        let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
-        let identities = c
-            .query(
-                &c.prepare_cached("SELECT kind, value, profile_id, verified, source, first_seen, last_seen FROM identities
-                 WHERE profile_id = ANY($1) ORDER BY kind, first_seen, id").await?,
-                &[&ids],
-            )
-            .await?
-            .iter()
-            .map(|r| IdentityRow {
-                kind: r.get(0),
-                value: r.get(1),
-                profile_id: r.get(2),
-                verified: r.get(3),
-                source: r.get(4),
-                first_seen: r.get(5),
-                last_seen: r.get(6),
-            })
-            .collect();
-        let consents = c
-            .query(
-                &c.prepare_cached(
-                    "SELECT channel, purpose, status, source, proof, at FROM consents
-                 WHERE profile_id = ANY($1) ORDER BY at DESC, id DESC",
-                )
-                .await?,
-                &[&ids],
-            )
-            .await?
-            .iter()
-            .map(|r| ConsentRow {
-                channel: r.get(0),
-                purpose: r.get(1),
-                status: r.get(2),
-                source: r.get(3),
-                proof: r.get(4),
-                at: r.get(5),
-            })
-            .collect();
-        let merges = c
-            .query(
-                &c.prepare_cached(&format!(
-                    "SELECT {MERGE_COLUMNS} FROM merges WHERE survivor_id = ANY($1) OR merged_id = ANY($1) ORDER BY id DESC LIMIT 100"
-                )).await?,
-                &[&ids],
-            )
-            .await?
-            .iter()
-            .map(merge_row)
-            .collect();
-        common::build_profile(cid, members, identities, consents, merges)
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))
     }
 
     async fn lookup(&self, key: &IdentityKey) -> Result<Option<ProfileId>> {
@@ -1286,6 +1335,9 @@ impl Store for PgStore {
     }
     async fn segment_stamps(&self) -> Result<Vec<(i64, Millis)>> {
         self.s_segment_stamps().await
+    }
+    async fn step_inputs(&self, q: crate::StepQuery) -> Result<crate::StepInputs> {
+        self.s_step_inputs(q).await
     }
     async fn counters(&self, names: Vec<String>) -> Result<Vec<i64>> {
         self.s_counters(names).await

@@ -3,14 +3,14 @@
 use super::{event_view, PgStore};
 use crate::sqlite::segments::{bucket, membership_event};
 use crate::{
-    Compiled, MembershipChange, PurchaseStats, Result, ScoreRow, SegmentRow, SegmentSize,
-    StepWrites, StoreError,
+    reread_persons, Compiled, MembershipChange, PurchaseStats, Result, ScoreRow, SegmentRow,
+    SegmentSize, StepInputs, StepQuery, StepWrites, StoreError,
 };
 use deadpool_postgres::Transaction;
 use rapport_domain::model::EventView;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tokio_postgres::types::ToSql;
 
 const SEGMENT_COLS: &str =
@@ -109,11 +109,12 @@ async fn record(
     Ok(())
 }
 
-/// Applies entries and exits of several segments (only the real ones) and records them,
-/// set-wise: the segments locked in id order (concurrent writers cannot deadlock, and
-/// each reads the size the previous one left), then who is in, the last sizes, and one
-/// statement each for member rows in and out, timeline events and size points. A
-/// segment deleted meanwhile is skipped.
+/// Applies entries and exits of several segments (only the real ones) and records them:
+/// the segments locked in id order (concurrent writers cannot deadlock, and each reads
+/// the size the previous one left), then one statement that adds and removes the member
+/// rows and, for the rows it really changed, writes the timeline events and size points.
+/// A segment deleted meanwhile is skipped. Both statements go pipelined with the step's
+/// other writes: no round trip waits on a read.
 async fn change_members(
     tx: &Transaction<'_>,
     changes: Vec<(i64, MembershipChange)>,
@@ -122,132 +123,94 @@ async fn change_members(
     if changes.is_empty() {
         return Ok(Vec::new());
     }
-    let mut asked: BTreeMap<i64, MembershipChange> = BTreeMap::new();
-    for (id, c) in changes {
-        let m = asked.entry(id).or_default();
-        m.entered.extend(c.entered);
-        m.exited.extend(c.exited);
+    // Each (segment, person, direction) once; the statement applies at most one
+    // direction per pair (entering who is in, or leaving who is out, is nothing).
+    let mut asked: BTreeSet<(i64, ProfileId, bool)> = BTreeSet::new();
+    for (id, c) in &changes {
+        asked.extend(c.entered.iter().map(|p| (*id, *p, true)));
+        asked.extend(c.exited.iter().map(|p| (*id, *p, false)));
     }
-    let ids: Vec<i64> = asked.keys().copied().collect();
-    let (mut seg_of, mut who) = (Vec::new(), Vec::new());
-    for (id, c) in &asked {
-        for p in c.entered.iter().chain(&c.exited) {
-            seg_of.push(*id);
-            who.push(*p);
-        }
+    let ids: Vec<i64> = changes
+        .iter()
+        .map(|c| c.0)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let n = asked.len();
+    let (mut seg, mut who, mut inside, mut mids, mut whats, mut props) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (id, p, entered) in asked {
+        // The statement sets the name, from the locked segment row.
+        let (mid, what, pr) = membership_event(id, "", p, entered, at);
+        seg.push(id);
+        who.push(p);
+        inside.push(entered);
+        mids.push(mid);
+        whats.push(what);
+        props.push(pr);
     }
-    let (lock, present, last) = tokio::try_join!(
+    let (lock, apply) = tokio::try_join!(
+        tx.prepare_cached("SELECT id FROM segments WHERE id = ANY($1) ORDER BY id FOR UPDATE"),
         tx.prepare_cached(
-            "SELECT id, name FROM segments WHERE id = ANY($1) ORDER BY id FOR UPDATE"
-        ),
-        tx.prepare_cached(
-            "SELECT m.segment_id, m.profile_id FROM UNNEST($1::bigint[], $2::bigint[]) AS t(s, p)
-             JOIN segment_members m ON m.segment_id = t.s AND m.profile_id = t.p"
-        ),
-        // The last size point, or a count where there is none yet.
-        tx.prepare_cached(
-            "SELECT t.s, COALESCE(
-                (SELECT size FROM segment_sizes WHERE segment_id = t.s ORDER BY at DESC LIMIT 1),
-                (SELECT COUNT(*) FROM segment_members WHERE segment_id = t.s))
-             FROM UNNEST($1::bigint[]) AS t(s)"
+            "WITH asked AS (
+                 SELECT t.*, s.name FROM UNNEST($1::bigint[], $2::bigint[], $3::bool[], $4::text[], $5::text[], $6::text[])
+                     AS t(s, p, entered, mid, what, props)
+                 JOIN segments s ON s.id = t.s),
+             ins AS (
+                 INSERT INTO segment_members (segment_id, profile_id, since)
+                 SELECT s, p, $7 FROM asked WHERE entered
+                 ON CONFLICT DO NOTHING RETURNING segment_id, profile_id),
+             del AS (
+                 DELETE FROM segment_members m USING asked a
+                 WHERE NOT a.entered AND m.segment_id = a.s AND m.profile_id = a.p
+                 RETURNING m.segment_id, m.profile_id),
+             changed AS (
+                 SELECT a.* FROM asked a JOIN ins ON ins.segment_id = a.s AND ins.profile_id = a.p WHERE a.entered
+                 UNION ALL
+                 SELECT a.* FROM asked a JOIN del ON del.segment_id = a.s AND del.profile_id = a.p WHERE NOT a.entered),
+             timeline AS (
+                 INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
+                 SELECT mid, p, 'track', what, 'rapport', 'segments',
+                        props::jsonb || jsonb_build_object('segment', name), '{}'::jsonb, NULL, $7, $7
+                 FROM changed
+                 ON CONFLICT (message_id) DO NOTHING),
+             counts AS (
+                 SELECT s, COUNT(*) FILTER (WHERE entered) AS n_in, COUNT(*) FILTER (WHERE NOT entered) AS n_out
+                 FROM changed GROUP BY s),
+             sizes AS (
+                 -- The statement's snapshot is before its own changes: the last size (or a
+                 -- count where there is none yet) plus what it changed.
+                 INSERT INTO segment_sizes (segment_id, at, size, entered, exited)
+                 SELECT s, $8, COALESCE(
+                     (SELECT size FROM segment_sizes WHERE segment_id = c.s ORDER BY at DESC LIMIT 1),
+                     (SELECT COUNT(*) FROM segment_members WHERE segment_id = c.s)) + n_in - n_out, n_in, n_out
+                 FROM counts c
+                 ON CONFLICT (segment_id, at) DO UPDATE SET size = excluded.size,
+                     entered = segment_sizes.entered + excluded.entered, exited = segment_sizes.exited + excluded.exited)
+             SELECT s, p, entered FROM changed ORDER BY s, entered DESC, p"
         ),
     )?;
     let by_id: [&(dyn ToSql + Sync); 1] = [&ids];
-    let pairs: [&(dyn ToSql + Sync); 2] = [&seg_of, &who];
-    let (names, present, last) = tokio::try_join!(
-        tx.query(&lock, &by_id),
-        tx.query(&present, &pairs),
-        tx.query(&last, &by_id),
-    )?;
-    let names: HashMap<i64, String> = names.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let present: HashSet<(i64, ProfileId)> = present.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let last: HashMap<i64, i64> = last.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let mut out = Vec::new();
-    let (mut in_seg, mut in_who, mut out_seg, mut out_who) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut mids, mut ev_who, mut ev_names, mut props) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut size_seg, mut sizes, mut n_in, mut n_out) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (id, c) in asked {
-        let Some(name) = names.get(&id) else {
-            continue;
-        };
-        let mut entered: Vec<ProfileId> = Vec::new();
-        for p in c.entered {
-            if !present.contains(&(id, p)) && !entered.contains(&p) {
-                entered.push(p);
-            }
-        }
-        let mut exited: Vec<ProfileId> = Vec::new();
-        for p in c.exited {
-            if present.contains(&(id, p)) && !exited.contains(&p) {
-                exited.push(p);
-            }
-        }
-        if entered.is_empty() && exited.is_empty() {
-            continue;
-        }
-        for (list, inside) in [(&entered, true), (&exited, false)] {
-            for p in list {
-                if inside {
-                    in_seg.push(id);
-                    in_who.push(*p);
-                } else {
-                    out_seg.push(id);
-                    out_who.push(*p);
-                }
-                let (mid, what, pr) = membership_event(id, name, *p, inside, at);
-                mids.push(mid);
-                ev_who.push(*p);
-                ev_names.push(what);
-                props.push(pr);
-            }
-        }
-        size_seg.push(id);
-        sizes
-            .push(last.get(&id).copied().unwrap_or(0) + entered.len() as i64 - exited.len() as i64);
-        n_in.push(entered.len() as i64);
-        n_out.push(exited.len() as i64);
-        out.push((id, MembershipChange { entered, exited }));
-    }
-    if out.is_empty() {
-        return Ok(out);
-    }
-    let (ins, del, evs, size) = tokio::try_join!(
-        tx.prepare_cached(
-            "INSERT INTO segment_members (segment_id, profile_id, since)
-             SELECT s, p, $3 FROM UNNEST($1::bigint[], $2::bigint[]) AS t(s, p)"
-        ),
-        tx.prepare_cached(
-            "DELETE FROM segment_members m USING UNNEST($1::bigint[], $2::bigint[]) AS t(s, p)
-             WHERE m.segment_id = t.s AND m.profile_id = t.p"
-        ),
-        tx.prepare_cached(
-            "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
-             SELECT m, p, 'track', n, 'rapport', 'segments', pr::jsonb, '{}'::jsonb, NULL, $5, $5
-             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[]) AS t(m, p, n, pr)
-             ON CONFLICT (message_id) DO NOTHING"
-        ),
-        tx.prepare_cached(
-            "INSERT INTO segment_sizes (segment_id, at, size, entered, exited)
-             SELECT s, $5, n, i, o FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS t(s, n, i, o)
-             ON CONFLICT (segment_id, at) DO UPDATE SET size = excluded.size,
-                 entered = segment_sizes.entered + excluded.entered, exited = segment_sizes.exited + excluded.exited"
-        ),
-    )?;
     let bucket = bucket(at);
-    let ins_p: [&(dyn ToSql + Sync); 3] = [&in_seg, &in_who, &at];
-    let del_p: [&(dyn ToSql + Sync); 2] = [&out_seg, &out_who];
-    let evs_p: [&(dyn ToSql + Sync); 5] = [&mids, &ev_who, &ev_names, &props, &at];
-    let size_p: [&(dyn ToSql + Sync); 5] = [&size_seg, &sizes, &n_in, &n_out, &bucket];
-    tokio::try_join!(
-        tx.execute(&ins, &ins_p),
-        tx.execute(&del, &del_p),
-        tx.execute(&evs, &evs_p),
-        tx.execute(&size, &size_p),
-    )?;
-    Ok(out)
+    let params: [&(dyn ToSql + Sync); 8] =
+        [&seg, &who, &inside, &mids, &whats, &props, &at, &bucket];
+    let (_, rows) = tokio::try_join!(tx.query(&lock, &by_id), tx.query(&apply, &params))?;
+    let mut out: BTreeMap<i64, MembershipChange> = BTreeMap::new();
+    for r in &rows {
+        let c = out.entry(r.get(0)).or_default();
+        if r.get::<_, bool>(2) {
+            c.entered.push(r.get(1));
+        } else {
+            c.exited.push(r.get(1));
+        }
+    }
+    Ok(out.into_iter().collect())
 }
 
 async fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Result<()> {
@@ -483,7 +446,18 @@ impl PgStore {
     ) -> Result<Vec<(i64, MembershipChange)>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let out = change_members(&tx, w.memberships, at).await?;
+        // Derived from stored events: the commit need not wait for the WAL flush. A
+        // server crash may lose the last such commits (never a later synchronous one),
+        // and the engine's position with them, so it decides those events again. Sent
+        // first, so the step's statements use generic plans (see `s_step_inputs`).
+        let settings = async {
+            tx.batch_execute(
+                "SET LOCAL synchronous_commit = off; SET LOCAL plan_cache_mode = force_generic_plan",
+            )
+            .await
+            .map_err(StoreError::from)
+        };
+        let members = change_members(&tx, w.memberships, at);
         let firings = super::rules::record_firings(&tx, &w.firings);
         let patches = futures_util::future::try_join_all(
             w.patches
@@ -491,15 +465,8 @@ impl PgStore {
                 .map(|(id, patch)| super::patch_traits(&tx, *id, patch, at)),
         );
         let counters = set_counters(&tx, &w.counters);
-        // Derived from stored events: the commit need not wait for the WAL flush. A
-        // server crash may lose the last such commits (never a later synchronous one),
-        // and the engine's position with them, so it decides those events again.
-        let relaxed = async {
-            tx.batch_execute("SET LOCAL synchronous_commit = off")
-                .await
-                .map_err(StoreError::from)
-        };
-        tokio::try_join!(firings, patches, counters, relaxed)?;
+        // All pipelined: one round trip for the step's writes, one for its commit.
+        let ((), out, (), _, ()) = tokio::try_join!(settings, members, firings, patches, counters)?;
         tx.commit().await?;
         Ok(out)
     }
@@ -515,6 +482,93 @@ impl PgStore {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect())
+    }
+
+    /// One REPEATABLE READ snapshot, so the events, texts and persons agree: the
+    /// positions are read inside the queries that use them, and the statements go
+    /// pipelined (one round trip, and one more when the step re-reads persons).
+    pub(super) async fn s_step_inputs(&self, q: StepQuery) -> Result<StepInputs> {
+        let (Some(events_at), Some(texts_at)) = (q.counters.first(), q.counters.get(1)) else {
+            return Err(StoreError::Backend(
+                "step_inputs: the event and text positions are needed".into(),
+            ));
+        };
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        const EVENTS: &str = "SELECT id, profile_id FROM events
+            WHERE id > COALESCE((SELECT value FROM counters WHERE name = $1), 0) ORDER BY id LIMIT $3";
+        const TEXTS: &str = "SELECT event_id, profile_id FROM text_analyses
+            WHERE event_id > COALESCE((SELECT value FROM counters WHERE name = $2), 0) ORDER BY event_id LIMIT $3";
+        let sql = [
+            format!(
+                "SELECT {} FROM events
+                 WHERE id > COALESCE((SELECT value FROM counters WHERE name = $1), 0) ORDER BY id LIMIT $2",
+                super::EVENT_COLUMNS
+            ),
+            "SELECT event_id, profile_id FROM text_analyses
+             WHERE event_id > COALESCE((SELECT value FROM counters WHERE name = $1), 0) ORDER BY event_id LIMIT $2"
+                .to_string(),
+            format!(
+                "SELECT id, canonical_id FROM profiles WHERE id = ANY(ARRAY(
+                     SELECT e.profile_id FROM ({EVENTS}) e UNION SELECT t.profile_id FROM ({TEXTS}) t))"
+            ),
+        ];
+        let (counters, events, texts, stamps, canonical) = tokio::try_join!(
+            tx.prepare_cached("SELECT name, value FROM counters WHERE name = ANY($1)"),
+            tx.prepare_cached(&sql[0]),
+            tx.prepare_cached(&sql[1]),
+            tx.prepare_cached("SELECT id, updated_at FROM segments ORDER BY id"),
+            tx.prepare_cached(&sql[2]),
+        )?;
+        let limit = q.limit as i64;
+        let names: [&(dyn ToSql + Sync); 1] = [&q.counters];
+        let events_p: [&(dyn ToSql + Sync); 2] = [events_at, &limit];
+        let texts_p: [&(dyn ToSql + Sync); 2] = [texts_at, &limit];
+        let both: [&(dyn ToSql + Sync); 3] = [events_at, texts_at, &limit];
+        // The step's statements are planned once per connection: re-planning them for
+        // each step's parameters (PostgreSQL's choice here) cost ~0.2 ms per statement.
+        let generic = async {
+            tx.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                .await
+                .map_err(StoreError::from)
+        };
+        let ((), counters, events, texts, stamps, canonical) = tokio::try_join!(
+            generic,
+            async { Ok(tx.query(&counters, &names).await?) },
+            async { Ok(tx.query(&events, &events_p).await?) },
+            async { Ok(tx.query(&texts, &texts_p).await?) },
+            async { Ok(tx.query(&stamps, &[]).await?) },
+            async { Ok(tx.query(&canonical, &both).await?) },
+        )?;
+        let found: HashMap<String, i64> = counters.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let counters: Vec<i64> = q
+            .counters
+            .iter()
+            .map(|n| found.get(n).copied().unwrap_or(0))
+            .collect();
+        let events: Vec<EventView> = events.iter().map(event_view).collect();
+        let texts: Vec<(i64, ProfileId)> = texts.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let stamps = stamps.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let canonical = canonical
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect::<Vec<_>>();
+        let persons = reread_persons(&events, &canonical, &q.reread_after);
+        let profiles = super::profiles_of(&tx, &persons).await?;
+        tx.commit().await?;
+        Ok(StepInputs {
+            counters,
+            events,
+            texts,
+            stamps,
+            canonical,
+            profiles,
+        })
     }
 
     pub(super) async fn s_member_ids(

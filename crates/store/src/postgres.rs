@@ -65,6 +65,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../migrations/postgres/0015_merged_profiles.sql"),
     ),
+    (
+        16,
+        include_str!("../migrations/postgres/0016_identity_trigrams.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -821,7 +825,7 @@ impl Store for PgStore {
                              ) n
                              WHERE EXISTS (SELECT 1 FROM profiles m WHERE m.canonical_id = n.id AND m.traits::text ILIKE $1)
                                 OR EXISTS (SELECT 1 FROM profiles m JOIN identities i ON i.profile_id = m.id
-                                           WHERE m.canonical_id = n.id AND i.value ILIKE $1)
+                                           WHERE m.canonical_id = n.id AND lower(i.value) LIKE lower($1))
                              ORDER BY n.id LIMIT $3",
                             &[&like, &after, &fetch],
                         )
@@ -839,7 +843,7 @@ impl Store for PgStore {
                             "WITH hits AS MATERIALIZED (
                                SELECT canonical_id FROM profiles WHERE traits::text ILIKE $1
                                UNION ALL
-                               SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE i.value ILIKE $1
+                               SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE lower(i.value) LIKE lower($1)
                              ) SELECT DISTINCT canonical_id FROM hits WHERE canonical_id > $2 ORDER BY canonical_id LIMIT $3",
                             &[&like, &after, &fetch],
                         )

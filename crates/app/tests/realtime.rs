@@ -240,3 +240,67 @@ async fn the_engine_keeps_its_people_current() {
         }
     }
 }
+
+/// On PostgreSQL a step that writes timeline events takes ingestion's writer lock first,
+/// so event ids commit in id order: a follower reading past its position never passes an
+/// event whose transaction is still open (which, committing later with a smaller id,
+/// would never be decided). Held from outside, the lock holds the step's commit back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_step_waits_for_events_in_flight() {
+    for (store, _dir, pg) in stores().await {
+        let Some((url, schema)) = pg else {
+            continue;
+        };
+        rapport_app::segments::create(
+            &store,
+            "Buyers",
+            "count(track \"Order Completed\") >= 1",
+            "",
+        )
+        .await
+        .expect("segment");
+        let mut engine = Engine::default();
+        feed(
+            &mut engine,
+            &store,
+            vec![json!({"type": "identify", "userId": "ada"})],
+        )
+        .await;
+        send(
+            &store,
+            vec![json!({"type": "track", "userId": "ada", "event": "Order Completed"})],
+        )
+        .await;
+        // Another writer's transaction, open, holding the lock.
+        let (mut client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        let tx = client.transaction().await.expect("begin");
+        tx.batch_execute(&format!(
+            "SET LOCAL search_path = {schema}; SELECT pg_advisory_xact_lock(hashtext(current_schema()))"
+        ))
+        .await
+        .expect("lock");
+        let step = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let r = engine.step(&store, 1_000).await.expect("step");
+                (r.membership_changes, engine)
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(
+            !step.is_finished(),
+            "the step's commit waits for the writer in flight"
+        );
+        tx.commit().await.expect("commit");
+        let (changes, _) = tokio::time::timeout(std::time::Duration::from_secs(10), step)
+            .await
+            .expect("the step ends once the lock is free")
+            .expect("step task");
+        assert_eq!(changes, 1, "ada entered");
+        assert_eq!(members(&store, "Buyers").await.len(), 1);
+        let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
+    }
+}

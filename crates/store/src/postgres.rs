@@ -168,7 +168,12 @@ impl PgStore {
     }
 }
 
-async fn writer_lock(tx: &Transaction<'_>) -> Result<()> {
+/// Every writer of events (and of identities) holds this transaction-scoped lock: writes
+/// stay consistent across several Rapport processes, and event ids are committed in id
+/// order, so the followers of the log (real-time engine, text and graph workers), which
+/// read past a position, never pass an event still in flight. Writers that also lock
+/// segment rows take those first.
+async fn writer_lock(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext(current_schema()))",
         &[],
@@ -766,6 +771,8 @@ impl Store for PgStore {
     async fn insert_events_raw(&self, rows: Vec<EventRow>, source: &str) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // Event ids commit in order (see `writer_lock`).
+        writer_lock(&tx).await?;
         let mut p = Pipeline::default();
         add_events(&mut p, &rows, source);
         p.run(&tx).await?;

@@ -71,6 +71,8 @@ async fn record(
             props.push(pr);
         }
     }
+    // After the segment's row lock, as in `change_members`: event ids commit in order.
+    super::writer_lock(tx).await?;
     tx.execute(
         "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
          SELECT m, p, 'track', n, 'rapport', 'segments', pr::jsonb, '{}'::jsonb, NULL, $5, $5
@@ -200,7 +202,14 @@ async fn change_members(
     let bucket = bucket(at);
     let params: [&(dyn ToSql + Sync); 8] =
         [&seg, &who, &inside, &mids, &whats, &props, &at, &bucket];
-    let (_, rows) = tokio::try_join!(tx.query(&lock, &by_id), tx.query(&apply, &params))?;
+    // Locks in the order every writer takes them: segment rows, then the writer lock
+    // (ingestion's), taken before the timeline events get their ids, so event ids are
+    // committed in order and a follower of the log never passes one still in flight.
+    let (_, (), rows) = tokio::try_join!(
+        async { Ok(tx.query(&lock, &by_id).await?) },
+        super::writer_lock(tx),
+        async { Ok(tx.query(&apply, &params).await?) },
+    )?;
     let mut out: BTreeMap<i64, MembershipChange> = BTreeMap::new();
     for r in &rows {
         let c = out.entry(r.get(0)).or_default();
@@ -436,9 +445,9 @@ impl PgStore {
         Ok(MembershipChange { entered, exited })
     }
 
-    /// A step's writes in four round trips whatever their number: the transaction's
-    /// start, its reads pipelined, its writes pipelined, the commit (statements on one
-    /// connection run in order, so the reads still follow the locks).
+    /// A step's writes in three round trips whatever their number: the transaction's
+    /// start, its statements pipelined (one connection runs them in order, so each
+    /// follows the locks before it), the commit.
     pub(super) async fn s_commit_step(
         &self,
         w: StepWrites,

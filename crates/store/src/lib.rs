@@ -278,13 +278,23 @@ pub struct StepQuery {
 }
 
 impl StepQuery {
+    fn no_positions() -> StoreError {
+        StoreError::Backend("step_inputs: the event and text positions are needed".into())
+    }
+
     /// The event and text positions among the counters read.
     pub fn positions(counters: &[i64]) -> Result<(i64, i64)> {
         match counters {
             [events, texts, ..] => Ok((*events, *texts)),
-            _ => Err(StoreError::Backend(
-                "step_inputs: the event and text positions are needed".into(),
-            )),
+            _ => Err(Self::no_positions()),
+        }
+    }
+
+    /// The names of the event and text position counters.
+    pub fn position_names(&self) -> Result<(&String, &String)> {
+        match self.counters.as_slice() {
+            [events, texts, ..] => Ok((events, texts)),
+            _ => Err(Self::no_positions()),
         }
     }
 }

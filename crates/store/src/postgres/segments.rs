@@ -222,6 +222,15 @@ async fn change_members(
     Ok(out.into_iter().collect())
 }
 
+/// Counter values in the order of `names` (0 when unset), from (name, value) rows.
+fn in_order(names: &[String], rows: &[tokio_postgres::Row]) -> Vec<i64> {
+    let found: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    names
+        .iter()
+        .map(|n| found.get(n).copied().unwrap_or(0))
+        .collect()
+}
+
 async fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Result<()> {
     if values.is_empty() {
         return Ok(());
@@ -497,11 +506,7 @@ impl PgStore {
     /// positions are read inside the queries that use them, and the statements go
     /// pipelined (one round trip, and one more when the step re-reads persons).
     pub(super) async fn s_step_inputs(&self, q: StepQuery) -> Result<StepInputs> {
-        let (Some(events_at), Some(texts_at)) = (q.counters.first(), q.counters.get(1)) else {
-            return Err(StoreError::Backend(
-                "step_inputs: the event and text positions are needed".into(),
-            ));
-        };
+        let (events_at, texts_at) = q.position_names()?;
         let mut client = self.client().await?;
         let tx = client
             .build_transaction()
@@ -509,22 +514,22 @@ impl PgStore {
             .read_only(true)
             .start()
             .await?;
-        const EVENTS: &str = "SELECT id, profile_id FROM events
-            WHERE id > COALESCE((SELECT value FROM counters WHERE name = $1), 0) ORDER BY id LIMIT $3";
-        const TEXTS: &str = "SELECT event_id, profile_id FROM text_analyses
-            WHERE event_id > COALESCE((SELECT value FROM counters WHERE name = $2), 0) ORDER BY event_id LIMIT $3";
+        // Rows past a position, the position read in the same statement ($n: its
+        // counter's name, $m: the limit).
+        let events = |cols: &str, n: u8, m: u8| {
+            format!("SELECT {cols} FROM events WHERE id > COALESCE((SELECT value FROM counters WHERE name = ${n}), 0) ORDER BY id LIMIT ${m}")
+        };
+        let texts = |n: u8, m: u8| {
+            format!("SELECT event_id, profile_id FROM text_analyses WHERE event_id > COALESCE((SELECT value FROM counters WHERE name = ${n}), 0) ORDER BY event_id LIMIT ${m}")
+        };
         let sql = [
-            format!(
-                "SELECT {} FROM events
-                 WHERE id > COALESCE((SELECT value FROM counters WHERE name = $1), 0) ORDER BY id LIMIT $2",
-                super::EVENT_COLUMNS
-            ),
-            "SELECT event_id, profile_id FROM text_analyses
-             WHERE event_id > COALESCE((SELECT value FROM counters WHERE name = $1), 0) ORDER BY event_id LIMIT $2"
-                .to_string(),
+            events(super::EVENT_COLUMNS, 1, 2),
+            texts(1, 2),
             format!(
                 "SELECT id, canonical_id FROM profiles WHERE id = ANY(ARRAY(
-                     SELECT e.profile_id FROM ({EVENTS}) e UNION SELECT t.profile_id FROM ({TEXTS}) t))"
+                     SELECT e.profile_id FROM ({}) e UNION SELECT t.profile_id FROM ({}) t))",
+                events("id, profile_id", 1, 3),
+                texts(2, 3)
             ),
         ];
         let (counters, events, texts, stamps, canonical) = tokio::try_join!(
@@ -554,12 +559,7 @@ impl PgStore {
             async { Ok(tx.query(&stamps, &[]).await?) },
             async { Ok(tx.query(&canonical, &both).await?) },
         )?;
-        let found: HashMap<String, i64> = counters.iter().map(|r| (r.get(0), r.get(1))).collect();
-        let counters: Vec<i64> = q
-            .counters
-            .iter()
-            .map(|n| found.get(n).copied().unwrap_or(0))
-            .collect();
+        let counters = in_order(&q.counters, &counters);
         let events: Vec<EventView> = events.iter().map(event_view).collect();
         let texts: Vec<(i64, ProfileId)> = texts.iter().map(|r| (r.get(0), r.get(1))).collect();
         let stamps = stamps.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -774,16 +774,7 @@ impl PgStore {
         let stmt = client
             .prepare_cached("SELECT name, value FROM counters WHERE name = ANY($1)")
             .await?;
-        let found: HashMap<String, i64> = client
-            .query(&stmt, &[&names])
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        Ok(names
-            .iter()
-            .map(|n| found.get(n).copied().unwrap_or(0))
-            .collect())
+        Ok(in_order(&names, &client.query(&stmt, &[&names]).await?))
     }
 
     pub(super) async fn s_profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {

@@ -113,7 +113,12 @@ async fn rules_act_on_what_happens() {
         assert_eq!(tasks[0]["title"], "Call them today", "[{k}] {tasks}");
         assert_eq!(tasks[0]["profile_id"], vip);
         assert_eq!(tasks[0]["rule"], "Call angry big spenders");
-        let p = s.get(&format!("/api/profiles/{vip}")).await.1;
+        // A task is created as its action runs; trait changes land with the engine
+        // step's commit, a moment later.
+        let p = common::eventually(&s, &format!("/api/profiles/{vip}"), |p| {
+            p["traits"]["needs_call"] == true
+        })
+        .await;
         assert_eq!(p["traits"]["needs_call"], true, "[{k}] {p}");
         assert_eq!(p["traits"]["tags"], json!(["escalated"]), "[{k}] {p}");
         let (_, tl) = s

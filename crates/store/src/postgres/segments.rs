@@ -40,77 +40,6 @@ fn refs(v: &[String]) -> Vec<&(dyn ToSql + Sync)> {
     v.iter().map(|s| s as &(dyn ToSql + Sync)).collect()
 }
 
-async fn record(
-    tx: &tokio_postgres::Transaction<'_>,
-    id: i64,
-    name: &str,
-    entered: &[ProfileId],
-    exited: &[ProfileId],
-    at: Millis,
-) -> Result<()> {
-    tx.execute(
-        "INSERT INTO segment_members (segment_id, profile_id, since) SELECT $1, p, $3 FROM UNNEST($2::bigint[]) AS p",
-        &[&id, &entered, &at],
-    )
-    .await?;
-    tx.execute(
-        "DELETE FROM segment_members WHERE segment_id = $1 AND profile_id = ANY($2)",
-        &[&id, &exited],
-    )
-    .await?;
-    let mut mids = Vec::new();
-    let mut who = Vec::new();
-    let mut names = Vec::new();
-    let mut props = Vec::new();
-    for (list, entered) in [(entered, true), (exited, false)] {
-        for p in list {
-            let (mid, what, pr) = membership_event(id, name, *p, entered, at);
-            mids.push(mid);
-            who.push(*p);
-            names.push(what);
-            props.push(pr);
-        }
-    }
-    // After the segment's row lock, as in `change_members`: event ids commit in order.
-    super::writer_lock(tx).await?;
-    tx.execute(
-        "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
-         SELECT m, p, 'track', n, 'rapport', 'segments', pr::jsonb, '{}'::jsonb, NULL, $5, $5
-         FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[]) AS t(m, p, n, pr)
-         ON CONFLICT (message_id) DO NOTHING",
-        &[&mids, &who, &names, &props, &at],
-    )
-    .await?;
-    // Every change of members passes here with only real entries and exits, so the size
-    // follows from the last one; counting a large segment on every real-time step would
-    // cost a scan of its members.
-    let last: Option<i64> = tx
-        .query_opt(
-            "SELECT size FROM segment_sizes WHERE segment_id = $1 ORDER BY at DESC LIMIT 1",
-            &[&id],
-        )
-        .await?
-        .map(|r| r.get(0));
-    let size: i64 = match last {
-        Some(s) => s + entered.len() as i64 - exited.len() as i64,
-        None => tx
-            .query_one(
-                "SELECT COUNT(*) FROM segment_members WHERE segment_id = $1",
-                &[&id],
-            )
-            .await?
-            .get(0),
-    };
-    tx.execute(
-        "INSERT INTO segment_sizes (segment_id, at, size, entered, exited) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (segment_id, at) DO UPDATE SET size = excluded.size,
-             entered = segment_sizes.entered + excluded.entered, exited = segment_sizes.exited + excluded.exited",
-        &[&id, &bucket(at), &size, &(entered.len() as i64), &(exited.len() as i64)],
-    )
-    .await?;
-    Ok(())
-}
-
 /// Applies entries and exits of several segments (only the real ones) and records them:
 /// the segments locked in id order (concurrent writers cannot deadlock, and each reads
 /// the size the previous one left), then one statement that adds and removes the member
@@ -247,12 +176,12 @@ async fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Result<
     Ok(())
 }
 
-/// The segment's name, locking its row: changes to one segment's members are serialised,
-/// so each reads the size the previous one left.
-async fn segment_name(tx: &tokio_postgres::Transaction<'_>, id: i64) -> Result<String> {
-    tx.query_opt("SELECT name FROM segments WHERE id = $1 FOR UPDATE", &[&id])
+/// Locks the segment's row (changes to one segment's members are serialised, so each
+/// reads the size the previous one left), or says it is gone.
+async fn lock_segment(tx: &Transaction<'_>, id: i64) -> Result<()> {
+    tx.query_opt("SELECT id FROM segments WHERE id = $1 FOR UPDATE", &[&id])
         .await?
-        .map(|r| r.get(0))
+        .map(|_| ())
         .ok_or_else(|| StoreError::NotFound(format!("segment {id}")))
 }
 
@@ -427,9 +356,7 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         // One refresh of a segment at a time.
-        tx.execute("SELECT id FROM segments WHERE id = $1 FOR UPDATE", &[&id])
-            .await?;
-        let name = segment_name(&tx, id).await?;
+        lock_segment(&tx, id).await?;
         let current: HashSet<ProfileId> = tx
             .query(
                 "SELECT profile_id FROM segment_members WHERE segment_id = $1",
@@ -440,18 +367,22 @@ impl PgStore {
             .map(|r| r.get(0))
             .collect();
         let next: HashSet<ProfileId> = members.into_iter().collect();
-        let mut entered: Vec<ProfileId> = next.difference(&current).copied().collect();
-        let mut exited: Vec<ProfileId> = current.difference(&next).copied().collect();
-        entered.sort_unstable();
-        exited.sort_unstable();
-        record(&tx, id, &name, &entered, &exited, at).await?;
+        let entered: Vec<ProfileId> = next.difference(&current).copied().collect();
+        let exited: Vec<ProfileId> = current.difference(&next).copied().collect();
+        // The real-time step's writer (in person order): the diff is real under the
+        // lock, so it comes back whole.
+        let done = change_members(&tx, vec![(id, MembershipChange { entered, exited })], at)
+            .await?
+            .pop()
+            .map(|(_, c)| c)
+            .unwrap_or_default();
         tx.execute(
             "UPDATE segments SET refreshed_at = $2 WHERE id = $1",
             &[&id, &at],
         )
         .await?;
         tx.commit().await?;
-        Ok(MembershipChange { entered, exited })
+        Ok(done)
     }
 
     /// A step's writes in three round trips whatever their number: the transaction's

@@ -227,6 +227,10 @@ pub struct StepReport {
     pub write_us: f64,
     /// Time spent reading the step's inputs.
     pub read_us: f64,
+    /// The step's own `Segment Entered`/`Exited` events, decided in it after its commit.
+    pub derived: usize,
+    /// The whole step, in microseconds (also when it decided nothing).
+    pub took_us: f64,
 }
 
 impl StepReport {
@@ -236,8 +240,7 @@ impl StepReport {
     /// half it cut SQLite's ingest by 23–28%, unpaced by 30%); it lags then, and catches
     /// up when traffic drops. Ingestion, which accepts data, comes first.
     pub fn pause(&self) -> Duration {
-        let took: f64 = self.per_event_us.iter().sum();
-        Duration::from_millis(10).max(Duration::from_secs_f64(2.0 * took / 1e6))
+        Duration::from_millis(10).max(Duration::from_secs_f64(2.0 * self.took_us / 1e6))
     }
 }
 
@@ -247,6 +250,9 @@ pub struct Engine {
     generation: Option<i64>,
     config: Option<Config>,
     clock: u64,
+    /// Ids of the engine's own membership events past its position, decided in the step
+    /// that wrote them (ascending): the next read leaves them out.
+    skip: Vec<i64>,
 }
 
 impl Default for Engine {
@@ -263,6 +269,7 @@ impl Engine {
             generation: None,
             config: None,
             clock: 0,
+            skip: Vec::new(),
         }
     }
 
@@ -438,9 +445,22 @@ impl Engine {
     }
 
     /// One step: the events and text analyses after the engine's positions, each decided
-    /// in order; then the step's writes and the new positions.
+    /// in order; then the step's writes and the new positions in one commit; then the
+    /// `Segment Entered`/`Exited` events that commit wrote, decided at once (rules on
+    /// them), with their effects in a second commit.
     pub async fn step(&mut self, store: &DynStore, batch: usize) -> Result<StepReport, StoreError> {
         let started = Instant::now();
+        let mut report = self.step_inner(store, batch, started).await?;
+        report.took_us = started.elapsed().as_secs_f64() * 1e6;
+        Ok(report)
+    }
+
+    async fn step_inner(
+        &mut self,
+        store: &DynStore,
+        batch: usize,
+        started: Instant,
+    ) -> Result<StepReport, StoreError> {
         let names = [
             SEGMENT_CURSOR,
             SEGMENT_TEXT_CURSOR,
@@ -453,6 +473,7 @@ impl Engine {
                 limit: batch,
                 // An identify, alias or group may change the person's profile.
                 reread_after: RELOADS.iter().map(|t| t.to_string()).collect(),
+                skip: self.skip.clone(),
             })
             .await?;
         let read_us = started.elapsed().as_secs_f64() * 1e6;
@@ -468,7 +489,26 @@ impl Engine {
             read_us,
             ..Default::default()
         };
+        // The new event position: past the last event read, and past the skipped ones
+        // too when the read took everything after the position (every id below them was
+        // committed before they were written, so none is missed).
+        let mut position = events.last().map(|e| e.id);
+        if events.len() < batch {
+            if let Some(&last) = self.skip.last() {
+                position = Some(position.map_or(last, |p| p.max(last)));
+            }
+            self.skip.clear();
+        } else if let Some(p) = position {
+            self.skip.retain(|&id| id > p);
+        }
         if events.is_empty() && texts.is_empty() {
+            if let Some(p) = position {
+                let mut writes = StepWrites::default();
+                writes.counters.push((SEGMENT_CURSOR.to_string(), p));
+                let tw = Instant::now();
+                store.commit_step(writes, now_millis()).await?;
+                report.write_us = tw.elapsed().as_secs_f64() * 1e6;
+            }
             return Ok(report);
         }
         self.refresh_config(store, (settings_version, read.stamps))
@@ -478,8 +518,8 @@ impl Engine {
             return Ok(report);
         };
         let mut writes = StepWrites::default();
-        if let Some(last) = events.last() {
-            writes.counters.push((SEGMENT_CURSOR.to_string(), last.id));
+        if let Some(p) = position {
+            writes.counters.push((SEGMENT_CURSOR.to_string(), p));
         }
         if let Some(last) = texts.last() {
             writes
@@ -498,16 +538,17 @@ impl Engine {
             self.decide_all(store, &config, &inputs, &mut report, &mut writes)
                 .await
         };
+        let result = match result {
+            Ok(own) => self
+                .commit_and_follow(store, &config, position, writes, &mut report)
+                .await
+                .map(|()| own),
+            Err(e) => Err(e),
+        };
         self.config = Some(config);
         let own = result?;
-        // The step's writes and new positions, in one transaction.
-        let tw = Instant::now();
-        report.firings = writes.firings.len();
-        for (_, done) in store.commit_step(writes, now_millis()).await? {
-            report.membership_changes += done.entered.len() + done.exited.len();
-        }
-        report.write_us = tw.elapsed().as_secs_f64() * 1e6;
-        // The step's shared reads and writes, shared out equally.
+        // The step's shared reads and writes (and its own membership events), shared out
+        // equally over the events read.
         let total = started.elapsed().as_secs_f64() * 1e6;
         let own_sum: f64 = own.iter().sum();
         let n = own.len().max(1) as f64;
@@ -515,6 +556,91 @@ impl Engine {
         report.per_event_us = own.iter().map(|t| t + shared).collect();
         report.own_us = own;
         Ok(report)
+    }
+
+    /// Commits the step's writes, then decides the membership events that commit wrote:
+    /// they are already applied, but rules may fire on them and they join each person's
+    /// history. Their effects go in a second commit, with the position moved past them
+    /// when nothing else was written before them since the step's read; otherwise they
+    /// are left out of the next read.
+    async fn commit_and_follow(
+        &mut self,
+        store: &DynStore,
+        config: &Config,
+        position: Option<i64>,
+        writes: StepWrites,
+        report: &mut StepReport,
+    ) -> Result<(), StoreError> {
+        let tw = Instant::now();
+        report.firings = writes.firings.len();
+        let done = store.commit_step(writes, now_millis()).await?;
+        for (_, c) in &done.memberships {
+            report.membership_changes += c.entered.len() + c.exited.len();
+        }
+        report.write_us = tw.elapsed().as_secs_f64() * 1e6;
+        if done.events.is_empty() {
+            return Ok(());
+        }
+        let now = now_millis();
+        let mut membership = BTreeMap::new();
+        let mut effects = Effects::default();
+        let no_views = HashMap::new();
+        for ev in &done.events {
+            // Written with the person's id.
+            self.decide_event(
+                store,
+                config,
+                ev,
+                ev.profile_id,
+                &no_views,
+                now,
+                &mut membership,
+                &mut effects,
+                report,
+                true,
+            )
+            .await?;
+        }
+        report.derived = done.events.len();
+        let mut follow = StepWrites::default();
+        Self::membership_writes(membership, &mut follow);
+        effects.into_writes(&mut follow);
+        let decided_nothing =
+            follow.memberships.is_empty() && follow.firings.is_empty() && follow.patches.is_empty();
+        let last = done.events.last().map_or(0, |e| e.id);
+        if decided_nothing || position.is_none_or(|p| p < done.before) {
+            // A commit only to move the position is left to the next step's (its read
+            // takes everything after the position, so it moves past these).
+            self.skip.extend(done.events.iter().map(|e| e.id));
+            self.skip.sort_unstable();
+            if decided_nothing {
+                return Ok(());
+            }
+        } else {
+            follow.counters.push((SEGMENT_CURSOR.to_string(), last));
+        }
+        report.firings += follow.firings.len();
+        let tw = Instant::now();
+        // Membership events this commit writes are read and decided by the next step.
+        let more = store.commit_step(follow, now).await?;
+        for (_, c) in &more.memberships {
+            report.membership_changes += c.entered.len() + c.exited.len();
+        }
+        report.write_us += tw.elapsed().as_secs_f64() * 1e6;
+        Ok(())
+    }
+
+    fn membership_writes(membership: BTreeMap<(ProfileId, i64), bool>, writes: &mut StepWrites) {
+        let mut by_segment: BTreeMap<i64, MembershipChange> = BTreeMap::new();
+        for ((id, seg), inside) in membership {
+            let m = by_segment.entry(seg).or_default();
+            if inside {
+                m.entered.push(id);
+            } else {
+                m.exited.push(id);
+            }
+        }
+        writes.memberships.extend(by_segment);
     }
 
     async fn decide_all(
@@ -539,72 +665,20 @@ impl Engine {
         let mut own = Vec::with_capacity(events.len());
         for ev in events {
             let t = Instant::now();
-            let Some(&id) = canonical.get(&ev.profile_id) else {
-                own.push(t.elapsed().as_secs_f64() * 1e6);
-                continue;
-            };
-            let reload = reloads(ev);
-            let tl = Instant::now();
-            let loaded = self
-                .ensure(store, id, ev.profile_id, reload, views, config)
-                .await?;
-            report.load_us += tl.elapsed().as_secs_f64() * 1e6;
-            let Some(c) = self.people.get_mut(&id) else {
-                continue;
-            };
-            if loaded {
-                report.loads += 1;
-            }
-            if loaded || reload {
-                pending(config, id, c, &membership, &effects);
-            }
-            let lite = rules::as_event(ev);
-            // Memberships this engine wrote are already applied.
-            let decide = ev.source != "segments";
-            // Which selectors this event matches, tested once for the index and the plans.
-            let matched: Vec<bool> = config
-                .selectors
-                .iter()
-                .map(|s| eval::event_matches(s, &lite))
-                .collect();
-            if ev.id > c.upto {
-                let pos = c.person.events.len() as u32;
-                if let Some(ix) = c.person.index.as_mut() {
-                    for (list, _) in ix.lists.iter_mut().zip(&matched).filter(|(_, m)| **m) {
-                        list.push(pos);
-                    }
-                }
-                c.person.events.push(lite);
-                c.upto = ev.id;
-            }
-            let patches = effects.patched();
-            if decide {
-                evaluate(config, id, c, &matched, now, &mut membership);
-                if !config.offers.is_empty() {
-                    offers::decide_in_memory(&config.offers, id, &mut c.person, now, &mut effects);
-                }
-            }
-            if ev.source != rules::SOURCE
-                && ev.received_at.timestamp_millis() >= config.rules_saved_at
-                && !config.rules.is_empty()
-            {
-                rules::fire(
+            if let Some(&id) = canonical.get(&ev.profile_id) {
+                self.decide_event(
                     store,
-                    &config.rules,
-                    id,
+                    config,
                     ev,
-                    &mut c.person,
-                    &mut c.fired,
-                    &matched,
+                    id,
+                    views,
                     now,
+                    &mut membership,
                     &mut effects,
+                    report,
+                    false,
                 )
                 .await?;
-            }
-            // A trait an offer or rule set may be in any definition.
-            if effects.patched() != patches {
-                c.stale.add(Stale::Profile);
-                evaluate(config, id, c, &[], now, &mut membership);
             }
             own.push(t.elapsed().as_secs_f64() * 1e6);
         }
@@ -626,18 +700,94 @@ impl Engine {
                 }
             }
         }
-        let mut by_segment: BTreeMap<i64, MembershipChange> = BTreeMap::new();
-        for ((id, seg), inside) in membership {
-            let m = by_segment.entry(seg).or_default();
-            if inside {
-                m.entered.push(id);
-            } else {
-                m.exited.push(id);
-            }
-        }
-        writes.memberships.extend(by_segment);
+        Self::membership_writes(membership, writes);
         effects.into_writes(writes);
         Ok(own)
+    }
+
+    /// Decides one event of person `id`. `own_event`: a membership event this engine
+    /// just wrote, already applied, so only rules see it, and it joins the person's
+    /// history without moving the state's position (events the step did not read may
+    /// have smaller ids).
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_event(
+        &mut self,
+        store: &DynStore,
+        config: &Config,
+        ev: &EventView,
+        id: ProfileId,
+        views: &HashMap<ProfileId, ProfileView>,
+        now: Millis,
+        membership: &mut BTreeMap<(ProfileId, i64), bool>,
+        effects: &mut Effects,
+        report: &mut StepReport,
+        own_event: bool,
+    ) -> Result<(), StoreError> {
+        let reload = reloads(ev);
+        let tl = Instant::now();
+        let raw = if own_event { id } else { ev.profile_id };
+        let loaded = self.ensure(store, id, raw, reload, views, config).await?;
+        report.load_us += tl.elapsed().as_secs_f64() * 1e6;
+        let Some(c) = self.people.get_mut(&id) else {
+            return Ok(());
+        };
+        if loaded {
+            report.loads += 1;
+        }
+        if loaded || reload {
+            pending(config, id, c, membership, effects);
+        }
+        let lite = rules::as_event(ev);
+        // Memberships this engine wrote are already applied.
+        let decide = ev.source != "segments";
+        // Which selectors this event matches, tested once for the index and the plans.
+        let matched: Vec<bool> = config
+            .selectors
+            .iter()
+            .map(|s| eval::event_matches(s, &lite))
+            .collect();
+        if ev.id > c.upto {
+            let pos = c.person.events.len() as u32;
+            if let Some(ix) = c.person.index.as_mut() {
+                for (list, _) in ix.lists.iter_mut().zip(&matched).filter(|(_, m)| **m) {
+                    list.push(pos);
+                }
+            }
+            c.person.events.push(lite);
+            if !own_event {
+                c.upto = ev.id;
+            }
+        }
+        let patches = effects.patched();
+        if decide {
+            evaluate(config, id, c, &matched, now, membership);
+            if !config.offers.is_empty() {
+                offers::decide_in_memory(&config.offers, id, &mut c.person, now, effects);
+            }
+        }
+        if ev.source != rules::SOURCE
+            && ev.received_at.timestamp_millis() >= config.rules_saved_at
+            && !config.rules.is_empty()
+        {
+            rules::fire(
+                store,
+                &config.rules,
+                id,
+                ev,
+                &mut c.person,
+                &mut c.fired,
+                &matched,
+                now,
+                effects,
+            )
+            .await?;
+        }
+        // A trait an offer or rule set may be in any definition.
+        if effects.patched() != patches {
+            c.stale.add(Stale::Profile);
+            evaluate(config, id, c, &[], now, membership);
+        }
+        Ok(())
     }
 }
 

@@ -241,6 +241,103 @@ async fn the_engine_keeps_its_people_current() {
     }
 }
 
+/// The `Segment Entered` events a step writes are decided in that step: a rule on them
+/// fires once, with the event's id; each joins the person's history once; and the
+/// engine's position passes them, so neither it nor a restarted engine decides them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engines_own_membership_events_are_decided_once() {
+    for (store, _dir, pg) in stores().await {
+        let kind = store.kind();
+        for (name, def) in [
+            ("Buyers", "count(track \"Order Completed\") >= 1"),
+            // Judged again on each page view (a membership event is not itself judged).
+            (
+                "Entered one",
+                "count(track \"Segment Entered\" where segment = \"Buyers\") >= 1 and count(page) >= 1",
+            ),
+            (
+                "Entered two",
+                "count(track \"Segment Entered\" where segment = \"Buyers\") >= 2 and count(page) >= 1",
+            ),
+        ] {
+            rapport_app::segments::create(&store, name, def, "")
+                .await
+                .expect("segment");
+        }
+        rapport_app::rules::set_rules(
+            &store,
+            &json!({"rules": [{"name": "Welcome buyer",
+                "when": "track \"Segment Entered\" where segment = \"Buyers\"",
+                "then": [{"action": "add_tag", "tag": "buyer"}]}]}),
+        )
+        .await
+        .expect("rules");
+        let mut engine = Engine::default();
+        feed(
+            &mut engine,
+            &store,
+            vec![
+                json!({"type": "identify", "userId": "bo", "traits": {"email": "bo@example.com"}}),
+                json!({"type": "track", "userId": "bo", "event": "Order Completed"}),
+            ],
+        )
+        .await;
+        let entered: Vec<_> = store
+            .events_after(0, 100_000)
+            .await
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.properties["segment"] == "Buyers")
+            .collect();
+        assert_eq!(entered.len(), 1, "[{kind}] {entered:?}");
+        let firings = store
+            .firings(Some("Welcome buyer".into()), 10)
+            .await
+            .expect("firings");
+        assert_eq!(firings.len(), 1, "[{kind}] {firings:?}");
+        assert_eq!(firings[0].event_id, entered[0].id, "[{kind}]");
+        // The position is past everything, the engine's own events included.
+        let newest = store
+            .events_after(0, 100_000)
+            .await
+            .expect("events")
+            .last()
+            .map(|e| e.id);
+        let position = store
+            .counters(vec![rapport_app::segments::SEGMENT_CURSOR.to_string()])
+            .await
+            .expect("counters");
+        assert_eq!(Some(position[0]), newest, "[{kind}]");
+        // The entry is in bo's history once: one more event counts one entry.
+        feed(
+            &mut engine,
+            &store,
+            vec![json!({"type": "page", "userId": "bo", "name": "Home"})],
+        )
+        .await;
+        assert_eq!(members(&store, "Entered one").await.len(), 1, "[{kind}]");
+        assert!(
+            members(&store, "Entered two").await.is_empty(),
+            "[{kind}] one entry counted once"
+        );
+        // A restarted engine finds nothing left to decide.
+        let mut fresh = Engine::default();
+        assert_eq!(
+            fresh.step(&store, 1_000).await.expect("step").events,
+            0,
+            "[{kind}]"
+        );
+        let firings = store
+            .firings(Some("Welcome buyer".into()), 10)
+            .await
+            .expect("firings");
+        assert_eq!(firings.len(), 1, "[{kind}] {firings:?}");
+        if let Some((url, schema)) = pg {
+            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
+        }
+    }
+}
+
 /// On PostgreSQL a step that writes timeline events takes ingestion's writer lock first,
 /// so event ids commit in id order: a follower reading past its position never passes an
 /// event whose transaction is still open (which, committing later with a smaller id,

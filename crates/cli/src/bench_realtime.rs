@@ -201,13 +201,18 @@ async fn latency(
         loop {
             let r = engine.step(store, 1_000).await?;
             if r.events + r.texts == 0 {
+                // Finding nothing is the idle poll, not the group's cost, unless it had
+                // to move the position past the engine's own events.
+                if r.write_us > 0.0 {
+                    cycle_us += r.took_us;
+                }
                 break;
             }
-            let sum: f64 = r.per_event_us.iter().sum();
+            cycle_us += r.took_us;
             if std::env::var_os("RAPPORT_BENCH_TRACE").is_some() {
                 eprintln!(
-                    "step: {} events, {:.1} ms, reads {:.1} ms, loads {} ({:.1} ms), writes {:.1} ms, changes {}, firings {}",
-                    r.events, sum / 1000.0, r.read_us / 1000.0, r.loads, r.load_us / 1000.0, r.write_us / 1000.0,
+                    "step: {} events (+{} own), {:.1} ms, reads {:.1} ms, loads {} ({:.1} ms), writes {:.1} ms, changes {}, firings {}",
+                    r.events, r.derived, r.took_us / 1000.0, r.read_us / 1000.0, r.loads, r.load_us / 1000.0, r.write_us / 1000.0,
                     r.membership_changes, r.firings
                 );
             }
@@ -216,12 +221,11 @@ async fn latency(
             if group_own.is_empty() {
                 group_own = r.own_us.iter().take(group.len()).copied().collect();
             }
-            cycle_us += sum;
             steps += 1;
             loads += r.loads;
             changes += r.membership_changes;
             firings += r.firings;
-            decided += r.events;
+            decided += r.events + r.derived;
             per_decided.extend(r.per_event_us);
         }
         let own_sum: f64 = group_own.iter().sum();

@@ -254,6 +254,20 @@ pub struct MembershipChange {
     pub exited: Vec<ProfileId>,
 }
 
+/// What a real-time step's commit did.
+#[derive(Debug, Clone, Default)]
+pub struct StepDone {
+    /// The membership changes that were real, per segment.
+    pub memberships: Vec<(i64, MembershipChange)>,
+    /// Their `Segment Entered` / `Segment Exited` events, with the ids they were written
+    /// at (ascending).
+    pub events: Vec<EventView>,
+    /// The newest event id in the log just before those events were written (under the
+    /// writer lock, so every id below it was committed): a reader that had read up to it
+    /// has missed nothing before them.
+    pub before: i64,
+}
+
 /// A real-time step's writes, applied in one transaction: one commit per step, and a
 /// crash leaves all of them or none (the step is then decided again).
 #[derive(Debug, Clone, Default)]
@@ -275,11 +289,24 @@ pub struct StepQuery {
     pub limit: usize,
     /// Event types (`identify`, …) after which the person's profile is read as well.
     pub reread_after: Vec<String>,
+    /// Ids of events past the position already decided (the membership events a step
+    /// wrote and decided at once), in ascending order: left out of `events`.
+    pub skip: Vec<i64>,
 }
 
 impl StepQuery {
     fn no_positions() -> StoreError {
         StoreError::Backend("step_inputs: the event and text positions are needed".into())
+    }
+
+    /// `events` (read with a limit of `limit + skip.len()`) without the skipped ids, at
+    /// most `limit` of them.
+    pub fn unskipped(&self, mut events: Vec<EventView>) -> Vec<EventView> {
+        if !self.skip.is_empty() {
+            events.retain(|e| self.skip.binary_search(&e.id).is_err());
+        }
+        events.truncate(self.limit);
+        events
     }
 
     /// The event and text positions among the counters read.
@@ -618,13 +645,14 @@ pub trait Store: Send + Sync + 'static {
     /// texts after them, the segments' stamps, and the person of each raw profile those
     /// events and texts belong to. Stores that can answer in one read override this.
     async fn step_inputs(&self, q: StepQuery) -> Result<StepInputs> {
-        let counters = self.counters(q.counters).await?;
+        let counters = self.counters(q.counters.clone()).await?;
         let (events_pos, texts_pos) = StepQuery::positions(&counters)?;
         let (events, texts, stamps) = futures_util::try_join!(
-            self.events_after(events_pos, q.limit),
+            self.events_after(events_pos, q.limit + q.skip.len()),
             self.analyses_after(texts_pos, q.limit),
             self.segment_stamps(),
         )?;
+        let events = q.unskipped(events);
         let raw = step_profiles(&events, &texts);
         let canonical = if raw.is_empty() {
             Vec::new()
@@ -659,8 +687,8 @@ pub trait Store: Send + Sync + 'static {
         at: Millis,
     ) -> Result<MembershipChange>;
     /// A real-time step's writes in one transaction; returns the membership changes that
-    /// were real, per segment.
-    async fn commit_step(&self, w: StepWrites, at: Millis) -> Result<Vec<(i64, MembershipChange)>>;
+    /// were real, per segment, and the events written for them.
+    async fn commit_step(&self, w: StepWrites, at: Millis) -> Result<StepDone>;
     async fn segment_member_ids(
         &self,
         id: i64,
@@ -897,5 +925,41 @@ mod tests {
             "postgres://u:***@h/db"
         );
         assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn skipped_events_are_left_out_and_the_limit_kept() {
+        let ev = |id| super::EventView {
+            id,
+            message_id: id.to_string(),
+            profile_id: 1,
+            kind: "track".into(),
+            name: None,
+            channel: "api".into(),
+            source: "test".into(),
+            properties: serde_json::json!({}),
+            context: serde_json::json!({}),
+            text: None,
+            occurred_at: rapport_domain::time::to_datetime(0),
+            received_at: rapport_domain::time::to_datetime(0),
+        };
+        let q = super::StepQuery {
+            limit: 3,
+            skip: vec![2, 4],
+            ..Default::default()
+        };
+        let ids: Vec<i64> = q
+            .unskipped((1..=5).map(ev).collect())
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, [1, 3, 5]);
+        let q = super::StepQuery { limit: 2, ..q };
+        let ids: Vec<i64> = q
+            .unskipped((1..=5).map(ev).collect())
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, [1, 3]);
     }
 }

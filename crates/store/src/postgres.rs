@@ -1337,11 +1337,7 @@ impl Store for PgStore {
     ) -> Result<crate::MembershipChange> {
         self.s_set_members(id, members, at).await
     }
-    async fn commit_step(
-        &self,
-        w: crate::StepWrites,
-        at: Millis,
-    ) -> Result<Vec<(i64, crate::MembershipChange)>> {
+    async fn commit_step(&self, w: crate::StepWrites, at: Millis) -> Result<crate::StepDone> {
         self.s_commit_step(w, at).await
     }
     async fn segment_stamps(&self) -> Result<Vec<(i64, Millis)>> {

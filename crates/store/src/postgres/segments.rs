@@ -1,10 +1,10 @@
 //! PostgreSQL side of segments (see the SQLite twin for the shape).
 
 use super::{event_view, PgStore};
-use crate::sqlite::segments::{bucket, membership_event};
+use crate::sqlite::segments::{bucket, membership_event, membership_view};
 use crate::{
     reread_persons, Compiled, MembershipChange, PurchaseStats, Result, ScoreRow, SegmentRow,
-    SegmentSize, StepInputs, StepQuery, StepWrites, StoreError,
+    SegmentSize, StepDone, StepInputs, StepQuery, StepWrites, StoreError,
 };
 use deadpool_postgres::Transaction;
 use rapport_domain::model::EventView;
@@ -50,9 +50,9 @@ async fn change_members(
     tx: &Transaction<'_>,
     changes: Vec<(i64, MembershipChange)>,
     at: Millis,
-) -> Result<Vec<(i64, MembershipChange)>> {
+) -> Result<StepDone> {
     if changes.is_empty() {
-        return Ok(Vec::new());
+        return Ok(StepDone::default());
     }
     // Each (segment, person, direction) once; the statement applies at most one
     // direction per pair (entering who is in, or leaving who is out, is nothing).
@@ -110,7 +110,8 @@ async fn change_members(
                  SELECT mid, p, 'track', what, 'rapport', 'segments',
                         props::jsonb || jsonb_build_object('segment', name), '{}'::jsonb, NULL, $7, $7
                  FROM changed
-                 ON CONFLICT (message_id) DO NOTHING),
+                 ON CONFLICT (message_id) DO NOTHING
+                 RETURNING id, message_id),
              counts AS (
                  SELECT s, COUNT(*) FILTER (WHERE entered) AS n_in, COUNT(*) FILTER (WHERE NOT entered) AS n_out
                  FROM changed GROUP BY s),
@@ -124,7 +125,11 @@ async fn change_members(
                  FROM counts c
                  ON CONFLICT (segment_id, at) DO UPDATE SET size = excluded.size,
                      entered = segment_sizes.entered + excluded.entered, exited = segment_sizes.exited + excluded.exited)
-             SELECT s, p, entered FROM changed ORDER BY s, entered DESC, p"
+             SELECT c.s, c.p, c.entered, t.id, c.name,
+                    -- The statement's snapshot, taken under the writer lock.
+                    (SELECT COALESCE(MAX(id), 0) FROM events) FROM changed c
+             LEFT JOIN timeline t ON t.message_id = c.mid
+             ORDER BY c.s, c.entered DESC, c.p"
         ),
     )?;
     let by_id: [&(dyn ToSql + Sync); 1] = [&ids];
@@ -140,15 +145,29 @@ async fn change_members(
         async { Ok(tx.query(&apply, &params).await?) },
     )?;
     let mut out: BTreeMap<i64, MembershipChange> = BTreeMap::new();
+    let mut events = Vec::new();
+    let mut before = 0;
     for r in &rows {
-        let c = out.entry(r.get(0)).or_default();
-        if r.get::<_, bool>(2) {
-            c.entered.push(r.get(1));
+        before = r.get(5);
+        let (segment, person, entered) = (r.get(0), r.get(1), r.get::<_, bool>(2));
+        let c = out.entry(segment).or_default();
+        if entered {
+            c.entered.push(person);
         } else {
-            c.exited.push(r.get(1));
+            c.exited.push(person);
+        }
+        // None only where an identical event was already there (a retried step).
+        if let Some(id) = r.get::<_, Option<i64>>(3) {
+            let name: &str = r.get(4);
+            events.push(membership_view(id, segment, name, person, entered, at));
         }
     }
-    Ok(out.into_iter().collect())
+    events.sort_by_key(|e| e.id);
+    Ok(StepDone {
+        memberships: out.into_iter().collect(),
+        events,
+        before,
+    })
 }
 
 /// Counter values in the order of `names` (0 when unset), from (name, value) rows.
@@ -373,6 +392,7 @@ impl PgStore {
         // lock, so it comes back whole.
         let done = change_members(&tx, vec![(id, MembershipChange { entered, exited })], at)
             .await?
+            .memberships
             .pop()
             .map(|(_, c)| c)
             .unwrap_or_default();
@@ -388,11 +408,7 @@ impl PgStore {
     /// A step's writes in three round trips whatever their number: the transaction's
     /// start, its statements pipelined (one connection runs them in order, so each
     /// follows the locks before it), the commit.
-    pub(super) async fn s_commit_step(
-        &self,
-        w: StepWrites,
-        at: Millis,
-    ) -> Result<Vec<(i64, MembershipChange)>> {
+    pub(super) async fn s_commit_step(&self, w: StepWrites, at: Millis) -> Result<StepDone> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         // Derived from stored events: the commit need not wait for the WAL flush. A
@@ -447,19 +463,19 @@ impl PgStore {
             .await?;
         // Rows past a position, the position read in the same statement ($n: its
         // counter's name, $m: the limit).
-        let events = |cols: &str, n: u8, m: u8| {
-            format!("SELECT {cols} FROM events WHERE id > COALESCE((SELECT value FROM counters WHERE name = ${n}), 0) ORDER BY id LIMIT ${m}")
+        let events = |cols: &str, n: u8, m: u8, k: u8| {
+            format!("SELECT {cols} FROM events WHERE id > COALESCE((SELECT value FROM counters WHERE name = ${n}), 0) AND id <> ALL(${k}::bigint[]) ORDER BY id LIMIT ${m}")
         };
         let texts = |n: u8, m: u8| {
             format!("SELECT event_id, profile_id FROM text_analyses WHERE event_id > COALESCE((SELECT value FROM counters WHERE name = ${n}), 0) ORDER BY event_id LIMIT ${m}")
         };
         let sql = [
-            events(super::EVENT_COLUMNS, 1, 2),
+            events(super::EVENT_COLUMNS, 1, 2, 3),
             texts(1, 2),
             format!(
                 "SELECT id, canonical_id FROM profiles WHERE id = ANY(ARRAY(
                      SELECT e.profile_id FROM ({}) e UNION SELECT t.profile_id FROM ({}) t))",
-                events("id, profile_id", 1, 3),
+                events("id, profile_id", 1, 3, 4),
                 texts(2, 3)
             ),
         ];
@@ -472,9 +488,9 @@ impl PgStore {
         )?;
         let limit = q.limit as i64;
         let names: [&(dyn ToSql + Sync); 1] = [&q.counters];
-        let events_p: [&(dyn ToSql + Sync); 2] = [events_at, &limit];
+        let events_p: [&(dyn ToSql + Sync); 3] = [events_at, &limit, &q.skip];
         let texts_p: [&(dyn ToSql + Sync); 2] = [texts_at, &limit];
-        let both: [&(dyn ToSql + Sync); 3] = [events_at, texts_at, &limit];
+        let both: [&(dyn ToSql + Sync); 4] = [events_at, texts_at, &limit, &q.skip];
         // The step's statements are planned once per connection: re-planning them for
         // each step's parameters (PostgreSQL's choice here) cost ~0.2 ms per statement.
         let generic = async {

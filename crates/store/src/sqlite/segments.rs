@@ -4,11 +4,11 @@
 use super::{event_view, SqliteStore};
 use crate::{
     reread_persons, step_profiles, Compiled, MembershipChange, Param, PurchaseStats, Result,
-    ScoreRow, SegmentRow, SegmentSize, StepInputs, StepQuery, StepWrites, StoreError,
+    ScoreRow, SegmentRow, SegmentSize, StepDone, StepInputs, StepQuery, StepWrites, StoreError,
 };
 use rapport_domain::model::EventView;
 use rapport_domain::resolve::ProfileId;
-use rapport_domain::time::Millis;
+use rapport_domain::time::{to_datetime, Millis};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use std::collections::HashSet;
@@ -70,6 +70,32 @@ pub(crate) fn membership_event(
     (message_id, what, props)
 }
 
+/// The membership event written with id `id`, as the log returns it.
+pub(crate) fn membership_view(
+    id: i64,
+    segment_id: i64,
+    name: &str,
+    person: ProfileId,
+    entered: bool,
+    at: Millis,
+) -> EventView {
+    let (message_id, what, props) = membership_event(segment_id, name, person, entered, at);
+    EventView {
+        id,
+        message_id,
+        profile_id: person,
+        kind: "track".into(),
+        name: Some(what.into()),
+        channel: "rapport".into(),
+        source: "segments".into(),
+        properties: serde_json::from_str(&props).unwrap_or_default(),
+        context: serde_json::json!({}),
+        text: None,
+        occurred_at: to_datetime(at),
+        received_at: to_datetime(at),
+    }
+}
+
 fn segment_name(tx: &Transaction<'_>, id: i64) -> Result<String> {
     tx.query_row("SELECT name FROM segments WHERE id = ?1", [id], |r| {
         r.get(0)
@@ -115,7 +141,8 @@ fn record(
     entered: &[ProfileId],
     exited: &[ProfileId],
     at: Millis,
-) -> Result<()> {
+) -> Result<Vec<EventView>> {
+    let mut written = Vec::new();
     {
         let mut ev = tx.prepare_cached(
             "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
@@ -124,7 +151,10 @@ fn record(
         for (list, entered) in [(entered, true), (exited, false)] {
             for p in list {
                 let (mid, what, props) = membership_event(id, name, *p, entered, at);
-                ev.execute(params![mid, p, what, props, at])?;
+                if ev.execute(params![mid, p, what, props, at])? == 1 {
+                    let event = tx.last_insert_rowid();
+                    written.push(membership_view(event, id, name, *p, entered, at));
+                }
             }
         }
     }
@@ -151,7 +181,7 @@ fn record(
              entered = segment_sizes.entered + excluded.entered, exited = segment_sizes.exited + excluded.exited",
         params![id, bucket(at), size, entered.len() as i64, exited.len() as i64],
     )?;
-    Ok(())
+    Ok(written)
 }
 
 /// Applies entries and exits and records the real ones (entering who is in, or leaving
@@ -161,16 +191,21 @@ fn change_members(
     tx: &Transaction<'_>,
     changes: Vec<(i64, MembershipChange)>,
     at: Millis,
-) -> Result<Vec<(i64, MembershipChange)>> {
-    let mut out = Vec::new();
+) -> Result<StepDone> {
+    let mut out = StepDone::default();
+    if changes.is_empty() {
+        return Ok(out);
+    }
+    out.before = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
     for (id, change) in changes {
         let Ok(name) = segment_name(tx, id) else {
             continue;
         };
         let real = write_members(tx, id, change.entered, change.exited, at)?;
         if !real.entered.is_empty() || !real.exited.is_empty() {
-            record(tx, id, &name, &real.entered, &real.exited, at)?;
-            out.push((id, real));
+            out.events
+                .extend(record(tx, id, &name, &real.entered, &real.exited, at)?);
+            out.memberships.push((id, real));
         }
     }
     Ok(out)
@@ -386,11 +421,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn s_commit_step(
-        &self,
-        w: StepWrites,
-        at: Millis,
-    ) -> Result<Vec<(i64, MembershipChange)>> {
+    pub(super) async fn s_commit_step(&self, w: StepWrites, at: Millis) -> Result<StepDone> {
         self.write_derived(move |tx| {
             let out = change_members(tx, w.memberships, at)?;
             super::rules::record_firings(tx, &w.firings)?;
@@ -415,7 +446,11 @@ impl SqliteStore {
             let tx = c.unchecked_transaction()?;
             let counters = counters_in(&tx, &q.counters)?;
             let (events_pos, texts_pos) = StepQuery::positions(&counters)?;
-            let events = super::events_after_in(&tx, events_pos, q.limit)?;
+            let events = q.unskipped(super::events_after_in(
+                &tx,
+                events_pos,
+                q.limit + q.skip.len(),
+            )?);
             let texts = analyses_after_in(&tx, texts_pos, q.limit)?;
             let stamps = stamps_in(&tx)?;
             let canonical = super::rules::canonical_ids_in(&tx, &step_profiles(&events, &texts))?;

@@ -26,7 +26,7 @@ fn outbound(r: &tokio_postgres::Row) -> Outbound {
 }
 
 pub(super) async fn record_firings(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl deadpool_postgres::GenericClient,
     firings: &[Firing],
 ) -> Result<()> {
     if firings.is_empty() {

@@ -6,7 +6,7 @@ use crate::{
     reread_persons, Compiled, MembershipChange, PurchaseStats, Result, ScoreRow, SegmentRow,
     SegmentSize, StepDone, StepInputs, StepQuery, StepWrites, StoreError,
 };
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
 use rapport_domain::model::EventView;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
@@ -47,7 +47,7 @@ fn refs(v: &[String]) -> Vec<&(dyn ToSql + Sync)> {
 /// A segment deleted meanwhile is skipped. Both statements go pipelined with the step's
 /// other writes: no round trip waits on a read.
 async fn change_members(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     changes: Vec<(i64, MembershipChange)>,
     at: Millis,
 ) -> Result<StepDone> {
@@ -179,7 +179,7 @@ fn in_order(names: &[String], rows: &[tokio_postgres::Row]) -> Vec<i64> {
         .collect()
 }
 
-async fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Result<()> {
+async fn set_counters(tx: &impl GenericClient, values: &[(String, i64)]) -> Result<()> {
     if values.is_empty() {
         return Ok(());
     }
@@ -405,35 +405,31 @@ impl PgStore {
         Ok(done)
     }
 
-    /// A step's writes in three round trips whatever their number: the transaction's
-    /// start, its statements pipelined (one connection runs them in order, so each
-    /// follows the locks before it), the commit.
+    /// A step's writes in two round trips whatever their number: `BEGIN` and the
+    /// step's statements pipelined (one connection runs them in order, so each follows
+    /// the locks before it), then the commit.
     pub(super) async fn s_commit_step(&self, w: StepWrites, at: Millis) -> Result<StepDone> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = super::PipelinedTx::new(self.client().await?);
+        let c = tx.client()?;
         // Derived from stored events: the commit need not wait for the WAL flush. A
         // server crash may lose the last such commits (never a later synchronous one),
-        // and the engine's position with them, so it decides those events again. Sent
-        // first, so the step's statements use generic plans (see `s_step_inputs`).
-        let settings = async {
-            tx.batch_execute(
-                "SET LOCAL synchronous_commit = off; SET LOCAL plan_cache_mode = force_generic_plan",
-            )
-            .await
-            .map_err(StoreError::from)
-        };
-        let members = change_members(&tx, w.memberships, at);
-        let firings = super::rules::record_firings(&tx, &w.firings);
+        // and the engine's position with them, so it decides those events again. The
+        // step's statements use generic plans (see `s_step_inputs`).
+        let begin = tx.begin(
+            "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL plan_cache_mode = force_generic_plan",
+        );
+        let members = change_members(c, w.memberships, at);
+        let firings = super::rules::record_firings(c, &w.firings);
         let patches = futures_util::future::try_join_all(
             w.patches
                 .iter()
-                .map(|(id, patch)| super::patch_traits(&tx, *id, patch, at)),
+                .map(|(id, patch)| super::patch_traits(c, *id, patch, at)),
         );
-        let counters = set_counters(&tx, &w.counters);
-        // All pipelined: one round trip for the step's writes, one for its commit.
-        let ((), out, (), _, ()) = tokio::try_join!(settings, members, firings, patches, counters)?;
-        tx.commit().await?;
-        Ok(out)
+        let counters = set_counters(c, &w.counters);
+        // `begin` first: polled in order, so it is sent first.
+        let out = tokio::try_join!(begin, members, firings, patches, counters)
+            .map(|((), out, (), _, ())| out);
+        tx.finish(out).await
     }
 
     pub(super) async fn s_segment_stamps(&self) -> Result<Vec<(i64, Millis)>> {
@@ -454,13 +450,8 @@ impl PgStore {
     /// pipelined (one round trip, and one more when the step re-reads persons).
     pub(super) async fn s_step_inputs(&self, q: StepQuery) -> Result<StepInputs> {
         let (events_at, texts_at) = q.position_names()?;
-        let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = super::PipelinedTx::new(self.client().await?);
+        let c = tx.client()?;
         // Rows past a position, the position read in the same statement ($n: its
         // counter's name, $m: the limit).
         let events = |cols: &str, n: u8, m: u8, k: u8| {
@@ -480,11 +471,11 @@ impl PgStore {
             ),
         ];
         let (counters, events, texts, stamps, canonical) = tokio::try_join!(
-            tx.prepare_cached("SELECT name, value FROM counters WHERE name = ANY($1)"),
-            tx.prepare_cached(&sql[0]),
-            tx.prepare_cached(&sql[1]),
-            tx.prepare_cached("SELECT id, updated_at FROM segments ORDER BY id"),
-            tx.prepare_cached(&sql[2]),
+            c.prepare_cached("SELECT name, value FROM counters WHERE name = ANY($1)"),
+            c.prepare_cached(&sql[0]),
+            c.prepare_cached(&sql[1]),
+            c.prepare_cached("SELECT id, updated_at FROM segments ORDER BY id"),
+            c.prepare_cached(&sql[2]),
         )?;
         let limit = q.limit as i64;
         let names: [&(dyn ToSql + Sync); 1] = [&q.counters];
@@ -493,19 +484,25 @@ impl PgStore {
         let both: [&(dyn ToSql + Sync); 4] = [events_at, texts_at, &limit, &q.skip];
         // The step's statements are planned once per connection: re-planning them for
         // each step's parameters (PostgreSQL's choice here) cost ~0.2 ms per statement.
-        let generic = async {
-            tx.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
-                .await
-                .map_err(StoreError::from)
+        // `BEGIN` goes first in the pipeline (one round trip for it and the reads).
+        let begin = tx.begin(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL plan_cache_mode = force_generic_plan",
+        );
+        let read = async {
+            tokio::try_join!(
+                begin,
+                async { Ok(c.query(&counters, &names).await?) },
+                async { Ok(c.query(&events, &events_p).await?) },
+                async { Ok(c.query(&texts, &texts_p).await?) },
+                async { Ok(c.query(&stamps, &[]).await?) },
+                async { Ok(c.query(&canonical, &both).await?) },
+            )
+        }
+        .await;
+        let ((), counters, events, texts, stamps, canonical) = match read {
+            Ok(r) => r,
+            Err(e) => return tx.finish(Err(e)).await,
         };
-        let ((), counters, events, texts, stamps, canonical) = tokio::try_join!(
-            generic,
-            async { Ok(tx.query(&counters, &names).await?) },
-            async { Ok(tx.query(&events, &events_p).await?) },
-            async { Ok(tx.query(&texts, &texts_p).await?) },
-            async { Ok(tx.query(&stamps, &[]).await?) },
-            async { Ok(tx.query(&canonical, &both).await?) },
-        )?;
         let counters = in_order(&q.counters, &counters);
         let events: Vec<EventView> = events.iter().map(event_view).collect();
         let texts: Vec<(i64, ProfileId)> = texts.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -515,8 +512,8 @@ impl PgStore {
             .map(|r| (r.get(0), r.get(1)))
             .collect::<Vec<_>>();
         let persons = reread_persons(&events, &canonical, &q.reread_after);
-        let profiles = super::profiles_of(&tx, &persons).await?;
-        tx.commit().await?;
+        let profiles = super::profiles_of(c, &persons).await;
+        let profiles = tx.finish(profiles).await?;
         Ok(StepInputs {
             counters,
             events,

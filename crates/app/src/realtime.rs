@@ -37,6 +37,9 @@ pub const GENERATION: &str = "people.generation";
 pub const TTL: Duration = Duration::from_secs(60);
 /// People kept in memory by default (a state is a few KB for a typical history).
 pub const DEFAULT_CAPACITY: usize = 100_000;
+/// At most this many of the engine's own events are left out of a read (each read
+/// compares every event against them).
+const MAX_SKIP: usize = 4_096;
 
 /// Says that people's state changed outside the event stream, so the engine reloads what
 /// it holds.
@@ -253,7 +256,13 @@ pub struct Engine {
     /// Ids of the engine's own membership events past its position, decided in the step
     /// that wrote them (ascending): the next read leaves them out.
     skip: Vec<i64>,
+    /// What deciding them decided (memberships, firings, traits), written with the next
+    /// step's commit, which also moves the position past them.
+    carry: Option<Carry>,
 }
+
+/// Latest membership per (person, segment), and the other writes, decided in a step.
+type Carry = (BTreeMap<(ProfileId, i64), bool>, Effects);
 
 impl Default for Engine {
     fn default() -> Self {
@@ -270,6 +279,7 @@ impl Engine {
             config: None,
             clock: 0,
             skip: Vec::new(),
+            carry: None,
         }
     }
 
@@ -447,10 +457,20 @@ impl Engine {
     /// One step: the events and text analyses after the engine's positions, each decided
     /// in order; then the step's writes and the new positions in one commit; then the
     /// `Segment Entered`/`Exited` events that commit wrote, decided at once (rules on
-    /// them), with their effects in a second commit.
+    /// them), their effects carried to the next step's commit.
     pub async fn step(&mut self, store: &DynStore, batch: usize) -> Result<StepReport, StoreError> {
         let started = Instant::now();
-        let mut report = self.step_inner(store, batch, started).await?;
+        let mut report = match self.step_inner(store, batch, started).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Undecided again: the events left out and their carried writes are read
+                // and decided anew (actions run at least once).
+                self.skip.clear();
+                self.carry = None;
+                self.people.clear();
+                return Err(e);
+            }
+        };
         report.took_us = started.elapsed().as_secs_f64() * 1e6;
         Ok(report)
     }
@@ -493,7 +513,8 @@ impl Engine {
         // too when the read took everything after the position (every id below them was
         // committed before they were written, so none is missed).
         let mut position = events.last().map(|e| e.id);
-        if events.len() < batch {
+        let caught_up = events.len() < batch;
+        if caught_up {
             if let Some(&last) = self.skip.last() {
                 position = Some(position.map_or(last, |p| p.max(last)));
             }
@@ -504,6 +525,10 @@ impl Engine {
         if events.is_empty() && texts.is_empty() {
             if let Some(p) = position {
                 let mut writes = StepWrites::default();
+                if let Some((membership, effects)) = self.carry.take() {
+                    Self::membership_writes(membership, &mut writes);
+                    effects.into_writes(&mut writes);
+                }
                 writes.counters.push((SEGMENT_CURSOR.to_string(), p));
                 let tw = Instant::now();
                 store.commit_step(writes, now_millis()).await?;
@@ -527,6 +552,10 @@ impl Engine {
                 .push((SEGMENT_TEXT_CURSOR.to_string(), last.0));
         }
         let result = if config.idle() {
+            if let Some((membership, effects)) = self.carry.take() {
+                Self::membership_writes(membership, &mut writes);
+                effects.into_writes(&mut writes);
+            }
             Ok(Vec::new())
         } else {
             let inputs = Decide {
@@ -535,12 +564,13 @@ impl Engine {
                 canonical: read.canonical.into_iter().collect(),
                 views: read.profiles.into_iter().map(|v| (v.id, v)).collect(),
             };
-            self.decide_all(store, &config, &inputs, &mut report, &mut writes)
+            let carried = self.carry.take().unwrap_or_default();
+            self.decide_all(store, &config, &inputs, carried, &mut report, &mut writes)
                 .await
         };
         let result = match result {
             Ok(own) => self
-                .commit_and_follow(store, &config, position, writes, &mut report)
+                .commit_and_follow(store, &config, caught_up, writes, &mut report)
                 .await
                 .map(|()| own),
             Err(e) => Err(e),
@@ -560,14 +590,15 @@ impl Engine {
 
     /// Commits the step's writes, then decides the membership events that commit wrote:
     /// they are already applied, but rules may fire on them and they join each person's
-    /// history. Their effects go in a second commit, with the position moved past them
-    /// when nothing else was written before them since the step's read; otherwise they
-    /// are left out of the next read.
+    /// history. The next read leaves them out, and the next commit writes what they
+    /// decided and moves the position past them. A step that did not catch up (a full
+    /// read: the engine lags) leaves them to be read back in order, as does a skip list
+    /// grown past [`MAX_SKIP`], so what the next reads leave out stays small.
     async fn commit_and_follow(
         &mut self,
         store: &DynStore,
         config: &Config,
-        position: Option<i64>,
+        caught_up: bool,
         writes: StepWrites,
         report: &mut StepReport,
     ) -> Result<(), StoreError> {
@@ -578,7 +609,7 @@ impl Engine {
             report.membership_changes += c.entered.len() + c.exited.len();
         }
         report.write_us = tw.elapsed().as_secs_f64() * 1e6;
-        if done.events.is_empty() {
+        if done.events.is_empty() || !caught_up || self.skip.len() + done.events.len() > MAX_SKIP {
             return Ok(());
         }
         let now = now_millis();
@@ -602,31 +633,12 @@ impl Engine {
             .await?;
         }
         report.derived = done.events.len();
-        let mut follow = StepWrites::default();
-        Self::membership_writes(membership, &mut follow);
-        effects.into_writes(&mut follow);
-        let decided_nothing =
-            follow.memberships.is_empty() && follow.firings.is_empty() && follow.patches.is_empty();
-        let last = done.events.last().map_or(0, |e| e.id);
-        if decided_nothing || position.is_none_or(|p| p < done.before) {
-            // A commit only to move the position is left to the next step's (its read
-            // takes everything after the position, so it moves past these).
-            self.skip.extend(done.events.iter().map(|e| e.id));
-            self.skip.sort_unstable();
-            if decided_nothing {
-                return Ok(());
-            }
-        } else {
-            follow.counters.push((SEGMENT_CURSOR.to_string(), last));
-        }
-        report.firings += follow.firings.len();
-        let tw = Instant::now();
-        // Membership events this commit writes are read and decided by the next step.
-        let more = store.commit_step(follow, now).await?;
-        for (_, c) in &more.memberships {
-            report.membership_changes += c.entered.len() + c.exited.len();
-        }
-        report.write_us += tw.elapsed().as_secs_f64() * 1e6;
+        // Their writes go with the next step's commit, which moves the position past them
+        // (its read takes everything after the position, and leaves them out): under
+        // load, one commit per step, which matters with SQLite's single writer.
+        self.skip.extend(done.events.iter().map(|e| e.id));
+        self.skip.sort_unstable();
+        self.carry = Some((membership, effects));
         Ok(())
     }
 
@@ -648,6 +660,7 @@ impl Engine {
         store: &DynStore,
         config: &Config,
         inputs: &Decide<'_>,
+        carried: Carry,
         report: &mut StepReport,
         writes: &mut StepWrites,
     ) -> Result<Vec<f64>, StoreError> {
@@ -659,9 +672,9 @@ impl Engine {
             views,
         } = inputs;
         let (events, texts) = (*events, *texts);
-        // Latest membership per (person, segment) decided in this step.
-        let mut membership: BTreeMap<(ProfileId, i64), bool> = BTreeMap::new();
-        let mut effects = Effects::default();
+        // Latest membership per (person, segment) decided in this step (after what the
+        // previous one carried: not in the store yet, so applied to states loaded now).
+        let (mut membership, mut effects) = carried;
         let mut own = Vec::with_capacity(events.len());
         for ev in events {
             let t = Instant::now();

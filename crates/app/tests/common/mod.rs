@@ -19,7 +19,11 @@ pub async fn stores() -> Vec<(DynStore, Option<tempfile::TempDir>, Pg)> {
         .ok()
         .filter(|u| !u.is_empty())
     {
-        let schema = format!("t_{}_{}", std::process::id(), now_millis());
+        // Tests of one binary run in parallel: the counter keeps two started in the same
+        // millisecond apart.
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let schema = format!("t_{}_{}_{n}", std::process::id(), now_millis());
         let s: DynStore = Arc::new(
             rapport_store::postgres::PgStore::connect_schema(&url, Some(&schema))
                 .await

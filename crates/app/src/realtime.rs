@@ -570,7 +570,7 @@ impl Engine {
         };
         let result = match result {
             Ok(own) => self
-                .commit_and_follow(store, &config, caught_up, writes, &mut report)
+                .commit_and_follow(store, &config, position, caught_up, writes, &mut report)
                 .await
                 .map(|()| own),
             Err(e) => Err(e),
@@ -590,14 +590,16 @@ impl Engine {
 
     /// Commits the step's writes, then decides the membership events that commit wrote:
     /// they are already applied, but rules may fire on them and they join each person's
-    /// history. The next read leaves them out, and the next commit writes what they
-    /// decided and moves the position past them. A step that did not catch up (a full
+    /// history. What they decided is committed at once, with the position past them,
+    /// when nothing else was written since the step's read; otherwise it rides on the
+    /// next step's commit, and the next read leaves them out. A step that did not catch up (a full
     /// read: the engine lags) leaves them to be read back in order, as does a skip list
     /// grown past [`MAX_SKIP`], so what the next reads leave out stays small.
     async fn commit_and_follow(
         &mut self,
         store: &DynStore,
         config: &Config,
+        position: Option<i64>,
         caught_up: bool,
         writes: StepWrites,
         report: &mut StepReport,
@@ -633,12 +635,32 @@ impl Engine {
             .await?;
         }
         report.derived = done.events.len();
-        // Their writes go with the next step's commit, which moves the position past them
-        // (its read takes everything after the position, and leaves them out): under
-        // load, one commit per step, which matters with SQLite's single writer.
-        self.skip.extend(done.events.iter().map(|e| e.id));
-        self.skip.sort_unstable();
-        self.carry = Some((membership, effects));
+        if position.is_none_or(|p| p < done.before) {
+            // Events came in since the step's read, so another step follows soon: its
+            // commit writes these decisions and moves the position past them (its read
+            // takes everything after the position, and leaves them out). Under load, one
+            // commit per step, which matters with SQLite's single writer.
+            self.skip.extend(done.events.iter().map(|e| e.id));
+            self.skip.sort_unstable();
+            self.carry = Some((membership, effects));
+            return Ok(());
+        }
+        // Quiet: their decisions now, with the position past them (nothing else was
+        // written after the step's read).
+        let mut follow = StepWrites::default();
+        Self::membership_writes(membership, &mut follow);
+        effects.into_writes(&mut follow);
+        if let Some(last) = done.events.last() {
+            follow.counters.push((SEGMENT_CURSOR.to_string(), last.id));
+        }
+        report.firings += follow.firings.len();
+        let tw = Instant::now();
+        // Membership events this commit writes are read and decided by the next step.
+        let more = store.commit_step(follow, now).await?;
+        for (_, c) in &more.memberships {
+            report.membership_changes += c.entered.len() + c.exited.len();
+        }
+        report.write_us += tw.elapsed().as_secs_f64() * 1e6;
         Ok(())
     }
 

@@ -262,6 +262,10 @@ pub struct StepDone {
     /// Their `Segment Entered` / `Segment Exited` events, with the ids they were written
     /// at (ascending).
     pub events: Vec<EventView>,
+    /// The newest event id in the log just before those events were written (under the
+    /// writer lock, so every id below it was committed): a reader that had read up to it
+    /// has missed nothing before them.
+    pub before: i64,
 }
 
 /// A real-time step's writes, applied in one transaction: one commit per step, and a

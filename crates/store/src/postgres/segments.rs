@@ -125,7 +125,9 @@ async fn change_members(
                  FROM counts c
                  ON CONFLICT (segment_id, at) DO UPDATE SET size = excluded.size,
                      entered = segment_sizes.entered + excluded.entered, exited = segment_sizes.exited + excluded.exited)
-             SELECT c.s, c.p, c.entered, t.id, c.name FROM changed c
+             SELECT c.s, c.p, c.entered, t.id, c.name,
+                    -- The statement's snapshot, taken under the writer lock.
+                    (SELECT COALESCE(MAX(id), 0) FROM events) FROM changed c
              LEFT JOIN timeline t ON t.message_id = c.mid
              ORDER BY c.s, c.entered DESC, c.p"
         ),
@@ -144,7 +146,9 @@ async fn change_members(
     )?;
     let mut out: BTreeMap<i64, MembershipChange> = BTreeMap::new();
     let mut events = Vec::new();
+    let mut before = 0;
     for r in &rows {
+        before = r.get(5);
         let (segment, person, entered) = (r.get(0), r.get(1), r.get::<_, bool>(2));
         let c = out.entry(segment).or_default();
         if entered {
@@ -162,6 +166,7 @@ async fn change_members(
     Ok(StepDone {
         memberships: out.into_iter().collect(),
         events,
+        before,
     })
 }
 

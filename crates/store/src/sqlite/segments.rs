@@ -193,6 +193,10 @@ fn change_members(
     at: Millis,
 ) -> Result<StepDone> {
     let mut out = StepDone::default();
+    if changes.is_empty() {
+        return Ok(out);
+    }
+    out.before = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
     for (id, change) in changes {
         let Ok(name) = segment_name(tx, id) else {
             continue;

@@ -525,9 +525,8 @@ impl Engine {
         if events.is_empty() && texts.is_empty() {
             if let Some(p) = position {
                 let mut writes = StepWrites::default();
-                if let Some((membership, effects)) = self.carry.take() {
-                    Self::membership_writes(membership, &mut writes);
-                    effects.into_writes(&mut writes);
+                if let Some(carry) = self.carry.take() {
+                    Self::add_decisions(carry, &mut writes);
                 }
                 writes.counters.push((SEGMENT_CURSOR.to_string(), p));
                 let tw = Instant::now();
@@ -552,9 +551,8 @@ impl Engine {
                 .push((SEGMENT_TEXT_CURSOR.to_string(), last.0));
         }
         let result = if config.idle() {
-            if let Some((membership, effects)) = self.carry.take() {
-                Self::membership_writes(membership, &mut writes);
-                effects.into_writes(&mut writes);
+            if let Some(carry) = self.carry.take() {
+                Self::add_decisions(carry, &mut writes);
             }
             Ok(Vec::new())
         } else {
@@ -648,8 +646,7 @@ impl Engine {
         // Quiet: their decisions now, with the position past them (nothing else was
         // written after the step's read).
         let mut follow = StepWrites::default();
-        Self::membership_writes(membership, &mut follow);
-        effects.into_writes(&mut follow);
+        Self::add_decisions((membership, effects), &mut follow);
         if let Some(last) = done.events.last() {
             follow.counters.push((SEGMENT_CURSOR.to_string(), last.id));
         }
@@ -662,6 +659,13 @@ impl Engine {
         }
         report.write_us += tw.elapsed().as_secs_f64() * 1e6;
         Ok(())
+    }
+
+    /// Decisions as writes: memberships by segment, then firings, traits and static
+    /// memberships.
+    fn add_decisions((membership, effects): Carry, writes: &mut StepWrites) {
+        Self::membership_writes(membership, writes);
+        effects.into_writes(writes);
     }
 
     fn membership_writes(membership: BTreeMap<(ProfileId, i64), bool>, writes: &mut StepWrites) {
@@ -735,8 +739,7 @@ impl Engine {
                 }
             }
         }
-        Self::membership_writes(membership, writes);
-        effects.into_writes(writes);
+        Self::add_decisions((membership, effects), writes);
         Ok(own)
     }
 

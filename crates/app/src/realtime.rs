@@ -617,7 +617,6 @@ impl Engine {
         let mut effects = Effects::default();
         let no_views = HashMap::new();
         for ev in &done.events {
-            // Written with the person's id.
             self.decide_event(
                 store,
                 config,
@@ -763,8 +762,10 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let reload = reloads(ev);
         let tl = Instant::now();
-        let raw = if own_event { id } else { ev.profile_id };
-        let loaded = self.ensure(store, id, raw, reload, views, config).await?;
+        // A membership event is written with the person's id, itself one of its profiles.
+        let loaded = self
+            .ensure(store, id, ev.profile_id, reload, views, config)
+            .await?;
         report.load_us += tl.elapsed().as_secs_f64() * 1e6;
         let Some(c) = self.people.get_mut(&id) else {
             return Ok(());

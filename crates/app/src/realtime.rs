@@ -259,6 +259,8 @@ pub struct Engine {
     /// What deciding them decided (memberships, firings, traits), written with the next
     /// step's commit, which also moves the position past them.
     carry: Option<Carry>,
+    /// An empty read already found only a bare position move to write (see `idle`).
+    idle_once: bool,
 }
 
 /// Latest membership per (person, segment), and the other writes, decided in a step.
@@ -280,6 +282,7 @@ impl Engine {
             clock: 0,
             skip: Vec::new(),
             carry: None,
+            idle_once: false,
         }
     }
 
@@ -509,6 +512,10 @@ impl Engine {
             read_us,
             ..Default::default()
         };
+        if events.is_empty() && texts.is_empty() {
+            return self.idle(store, report).await;
+        }
+        self.idle_once = false;
         // The new event position: past the last event read, and past the skipped ones
         // too when the read took everything after the position (every id below them was
         // committed before they were written, so none is missed).
@@ -521,19 +528,6 @@ impl Engine {
             self.skip.clear();
         } else if let Some(p) = position {
             self.skip.retain(|&id| id > p);
-        }
-        if events.is_empty() && texts.is_empty() {
-            if let Some(p) = position {
-                let mut writes = StepWrites::default();
-                if let Some(carry) = self.carry.take() {
-                    Self::add_decisions(carry, &mut writes);
-                }
-                writes.counters.push((SEGMENT_CURSOR.to_string(), p));
-                let tw = Instant::now();
-                store.commit_step(writes, now_millis()).await?;
-                report.write_us = tw.elapsed().as_secs_f64() * 1e6;
-            }
-            return Ok(report);
         }
         self.refresh_config(store, (settings_version, read.stamps))
             .await?;
@@ -586,6 +580,67 @@ impl Engine {
         Ok(report)
     }
 
+    /// Nothing new was read: what may be left is the position past the engine's own
+    /// events, and what deciding them decided. Decisions are written at once. A bare
+    /// position move waits for the next step's commit (which writes it anyway), or for
+    /// the next empty read, so the poll that ends a burst costs no commit. A restart
+    /// before it decides those events again, as after any crash before a commit.
+    async fn idle(
+        &mut self,
+        store: &DynStore,
+        mut report: StepReport,
+    ) -> Result<StepReport, StoreError> {
+        let Some(&last) = self.skip.last() else {
+            return Ok(report);
+        };
+        let decided = self
+            .carry
+            .as_ref()
+            .is_some_and(|(m, e)| !m.is_empty() || !e.is_empty());
+        if !decided && !self.idle_once {
+            self.idle_once = true;
+            return Ok(report);
+        }
+        self.flush_position(store, last, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Writes what is carried with the position past the events left out.
+    async fn flush_position(
+        &mut self,
+        store: &DynStore,
+        last: i64,
+        report: &mut StepReport,
+    ) -> Result<(), StoreError> {
+        let mut writes = StepWrites::default();
+        if let Some(carry) = self.carry.take() {
+            Self::add_decisions(carry, &mut writes);
+        }
+        writes.counters.push((SEGMENT_CURSOR.to_string(), last));
+        report.firings += writes.firings.len();
+        let tw = Instant::now();
+        store.commit_step(writes, now_millis()).await?;
+        report.write_us = tw.elapsed().as_secs_f64() * 1e6;
+        self.skip.clear();
+        self.idle_once = false;
+        Ok(())
+    }
+
+    /// Writes what a step left for later (see `idle`): on shutdown, so a restart does
+    /// not decide the engine's own events again.
+    pub async fn flush(&mut self, store: &DynStore) -> Result<(), StoreError> {
+        if let Some(&last) = self.skip.last() {
+            let mut report = StepReport::default();
+            if let Err(e) = self.flush_position(store, last, &mut report).await {
+                self.skip.clear();
+                self.carry = None;
+                self.people.clear();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Commits the step's writes, then decides the membership events that commit wrote:
     /// they are already applied, but rules may fire on them and they join each person's
     /// history. What they decided is committed at once, with the position past them,
@@ -632,11 +687,13 @@ impl Engine {
             .await?;
         }
         report.derived = done.events.len();
-        if position.is_none_or(|p| p < done.before) {
+        let decided = !membership.is_empty() || !effects.is_empty();
+        if !decided || position.is_none_or(|p| p < done.before) {
             // Events came in since the step's read, so another step follows soon: its
             // commit writes these decisions and moves the position past them (its read
             // takes everything after the position, and leaves them out). Under load, one
-            // commit per step, which matters with SQLite's single writer.
+            // commit per step, which matters with SQLite's single writer. With nothing
+            // decided, only the position is left to move: that waits too (see `idle`).
             self.skip.extend(done.events.iter().map(|e| e.id));
             self.skip.sort_unstable();
             self.carry = Some((membership, effects));
@@ -921,6 +978,9 @@ pub async fn run(
         let idle = Duration::from_millis(200);
         if !crate::worker::pause_after("real-time decisions", step, idle, busy, &mut shutdown).await
         {
+            if let Err(e) = engine.flush(&store).await {
+                tracing::warn!(error = %e, "real-time position not saved on shutdown");
+            }
             return;
         }
     }

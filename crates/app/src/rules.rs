@@ -403,6 +403,11 @@ impl Effects {
         }
     }
 
+    /// Nothing to write: no firing, trait change or static membership.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.firings.is_empty() && self.patches.is_empty() && self.memberships.is_empty()
+    }
+
     /// Hands the gathered writes to the step's single transaction.
     pub(crate) fn into_writes(self, w: &mut rapport_store::StepWrites) {
         w.firings.extend(self.firings);

@@ -320,6 +320,42 @@ async fn the_engines_own_membership_events_are_decided_once() {
             members(&store, "Entered two").await.is_empty(),
             "[{kind}] one entry counted once"
         );
+        // Deciding bo's entry into "Entered one" decided nothing: the position move past
+        // it waits (for the next commit, or the next empty read), so ending the burst
+        // cost no commit...
+        let cursor = || async {
+            store
+                .counters(vec![rapport_app::segments::SEGMENT_CURSOR.to_string()])
+                .await
+                .expect("counters")[0]
+        };
+        let newest = store
+            .events_after(0, 100_000)
+            .await
+            .expect("events")
+            .last()
+            .map_or(0, |e| e.id);
+        assert!(cursor().await < newest, "[{kind}] the position move waits");
+        // ...and the next empty read (a quiet engine's next poll) writes it.
+        let idle = engine.step(&store, 1_000).await.expect("step");
+        assert_eq!(idle.events, 0, "[{kind}]");
+        assert_eq!(cursor().await, newest, "[{kind}]");
+        // The same wait, ended by a shutdown's flush.
+        for m in [
+            json!({"type": "track", "userId": "cy", "event": "Order Completed"}),
+            json!({"type": "page", "userId": "cy", "name": "Home"}),
+        ] {
+            feed(&mut engine, &store, vec![m]).await;
+        }
+        let newest = store
+            .events_after(0, 100_000)
+            .await
+            .expect("events")
+            .last()
+            .map_or(0, |e| e.id);
+        assert!(cursor().await < newest, "[{kind}] the position move waits");
+        engine.flush(&store).await.expect("flush");
+        assert_eq!(cursor().await, newest, "[{kind}]");
         // A restarted engine finds nothing left to decide.
         let mut fresh = Engine::default();
         assert_eq!(
@@ -331,7 +367,7 @@ async fn the_engines_own_membership_events_are_decided_once() {
             .firings(Some("Welcome buyer".into()), 10)
             .await
             .expect("firings");
-        assert_eq!(firings.len(), 1, "[{kind}] {firings:?}");
+        assert_eq!(firings.len(), 2, "[{kind}] bo and cy: {firings:?}");
         if let Some((url, schema)) = pg {
             let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
         }

@@ -26,6 +26,7 @@ use rapport_domain::resolve::{
 use rapport_domain::time::{to_datetime, Millis};
 use rapport_domain::{IdentityKey, Message};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::str::FromStr;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -189,14 +190,14 @@ async fn writer_lock(c: &impl GenericClient) -> Result<()> {
 /// an open transaction.
 pub(crate) struct PipelinedTx {
     conn: Option<deadpool_postgres::Object>,
-    ended: bool,
+    ended: std::sync::atomic::AtomicBool,
 }
 
 impl PipelinedTx {
     pub(crate) fn new(conn: deadpool_postgres::Object) -> Self {
         Self {
             conn: Some(conn),
-            ended: false,
+            ended: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -211,9 +212,27 @@ impl PipelinedTx {
         Ok(self.client()?.batch_execute(sql).await?)
     }
 
+    /// For a read-only transaction: runs `reads` with `COMMIT` sent right behind them,
+    /// so ending the transaction costs no round trip of its own. (After a failed
+    /// statement the server rolls back instead; a read-only transaction has nothing to
+    /// undo either way.) `reads` must send every statement when first polled.
+    pub(crate) async fn read_and_commit<T>(
+        &self,
+        reads: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let c = self.client()?;
+        let (out, ended) = futures_util::future::join(reads, c.batch_execute("COMMIT")).await;
+        // A failed COMMIT leaves `ended` false: the connection is closed.
+        self.ended
+            .store(ended.is_ok(), std::sync::atomic::Ordering::Relaxed);
+        let v = out?;
+        ended?;
+        Ok(v)
+    }
+
     /// Commits when `outcome` is a success, rolls back otherwise; returns `outcome` (or
     /// the commit's error).
-    pub(crate) async fn finish<T>(mut self, outcome: Result<T>) -> Result<T> {
+    pub(crate) async fn finish<T>(self, outcome: Result<T>) -> Result<T> {
         let end = if outcome.is_ok() {
             "COMMIT"
         } else {
@@ -221,7 +240,8 @@ impl PipelinedTx {
         };
         let ended = self.client()?.batch_execute(end).await;
         // A failed COMMIT or ROLLBACK leaves `ended` false: the connection is closed.
-        self.ended = ended.is_ok();
+        self.ended
+            .store(ended.is_ok(), std::sync::atomic::Ordering::Relaxed);
         let v = outcome?;
         ended?;
         Ok(v)
@@ -230,7 +250,7 @@ impl PipelinedTx {
 
 impl Drop for PipelinedTx {
     fn drop(&mut self) {
-        if !self.ended {
+        if !self.ended.load(std::sync::atomic::Ordering::Relaxed) {
             if let Some(conn) = self.conn.take() {
                 // Detached from the pool, the client is dropped and its connection closed.
                 drop(deadpool_postgres::Object::take(conn));
@@ -618,6 +638,117 @@ fn merge_row(r: &Row) -> MergeRow {
     }
 }
 
+/// The statements reading whole persons (profiles, identities, consents, merges) for
+/// `ids`, an SQL array of raw or canonical profile ids. Arrays from subqueries are
+/// computed once and probe the indexes whatever the planner's statistics say.
+pub(crate) fn person_sql(ids: &str) -> [String; 4] {
+    let persons = format!("ARRAY(SELECT canonical_id FROM profiles WHERE id = ANY({ids}))");
+    let members = format!("ARRAY(SELECT id FROM profiles WHERE canonical_id = ANY({persons}))");
+    [
+        format!(
+            "SELECT id, created_at, updated_at, traits, traits_updated_at, canonical_id FROM profiles
+             WHERE canonical_id = ANY({persons}) ORDER BY id"
+        ),
+        format!(
+            "SELECT kind, value, profile_id, verified, source, first_seen, last_seen FROM identities
+             WHERE profile_id = ANY({members}) ORDER BY kind, first_seen, id"
+        ),
+        format!(
+            "SELECT channel, purpose, status, source, proof, at, profile_id FROM consents
+             WHERE profile_id = ANY({members}) ORDER BY at DESC, id DESC"
+        ),
+        format!(
+            "SELECT m.*, p.cid FROM (SELECT DISTINCT canonical_id AS cid FROM profiles WHERE id = ANY({ids})) p
+             CROSS JOIN LATERAL (
+                 SELECT {MERGE_COLUMNS} FROM merges
+                 WHERE survivor_id = ANY(ARRAY(SELECT id FROM profiles WHERE canonical_id = p.cid))
+                    OR merged_id = ANY(ARRAY(SELECT id FROM profiles WHERE canonical_id = p.cid))
+                 ORDER BY id DESC LIMIT 100) m"
+        ),
+    ]
+}
+
+/// Persons by canonical id, from the rows of the [`person_sql`] statements.
+#[derive(Default)]
+pub(crate) struct PersonRows {
+    parts: HashMap<ProfileId, PersonParts>,
+}
+
+#[derive(Default)]
+struct PersonParts {
+    members: Vec<MemberRow>,
+    identities: Vec<IdentityRow>,
+    consents: Vec<ConsentRow>,
+    merges: Vec<MergeRow>,
+}
+
+impl PersonRows {
+    pub(crate) fn new([members, identities, consents, merges]: [Vec<Row>; 4]) -> Self {
+        let mut parts: HashMap<ProfileId, PersonParts> = HashMap::new();
+        let mut member_of = HashMap::new();
+        for r in &members {
+            let cid: ProfileId = r.get(5);
+            member_of.insert(r.get::<_, ProfileId>(0), cid);
+            parts.entry(cid).or_default().members.push(MemberRow {
+                id: r.get(0),
+                created_at: r.get(1),
+                updated_at: r.get(2),
+                traits: r.get(3),
+                traits_updated_at: r.get(4),
+            });
+        }
+        for r in &identities {
+            let row = IdentityRow {
+                kind: r.get(0),
+                value: r.get(1),
+                profile_id: r.get(2),
+                verified: r.get(3),
+                source: r.get(4),
+                first_seen: r.get(5),
+                last_seen: r.get(6),
+            };
+            if let Some(part) = member_of
+                .get(&row.profile_id)
+                .and_then(|c| parts.get_mut(c))
+            {
+                part.identities.push(row);
+            }
+        }
+        for r in &consents {
+            if let Some(part) = member_of.get(&r.get(6)).and_then(|c| parts.get_mut(c)) {
+                part.consents.push(ConsentRow {
+                    channel: r.get(0),
+                    purpose: r.get(1),
+                    status: r.get(2),
+                    source: r.get(3),
+                    proof: r.get(4),
+                    at: r.get(5),
+                });
+            }
+        }
+        for r in &merges {
+            if let Some(part) = parts.get_mut(&r.get(r.len() - 1)) {
+                part.merges.push(merge_row(r));
+            }
+        }
+        Self { parts }
+    }
+
+    /// The person with canonical id `cid`, once (None if unknown or already taken).
+    pub(crate) fn take(&mut self, cid: ProfileId) -> Result<Option<ProfileView>> {
+        let Some(part) = self.parts.remove(&cid) else {
+            return Ok(None);
+        };
+        Ok(Some(common::build_profile(
+            cid,
+            part.members,
+            part.identities,
+            part.consents,
+            part.merges,
+        )?))
+    }
+}
+
 /// The profiles of the persons `ids` (raw or canonical) belong to, one per id in its
 /// order (unknown ids left out). Five statements pipelined on one connection, so a
 /// step's re-read of many persons costs one round trip, not five per person.
@@ -628,39 +759,13 @@ pub(crate) async fn profiles_of(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // Arrays from subqueries are computed once and probe the indexes whatever the
-    // planner's statistics say.
-    const PERSONS: &str = "ARRAY(SELECT canonical_id FROM profiles WHERE id = ANY($1))";
-    const MEMBERS: &str = "ARRAY(SELECT id FROM profiles WHERE canonical_id = ANY(ARRAY(SELECT canonical_id FROM profiles WHERE id = ANY($1))))";
-    let sql = [
-        "SELECT id, canonical_id FROM profiles WHERE id = ANY($1)".to_string(),
-        format!(
-            "SELECT id, created_at, updated_at, traits, traits_updated_at, canonical_id FROM profiles
-             WHERE canonical_id = ANY({PERSONS}) ORDER BY id"
-        ),
-        format!(
-            "SELECT kind, value, profile_id, verified, source, first_seen, last_seen FROM identities
-             WHERE profile_id = ANY({MEMBERS}) ORDER BY kind, first_seen, id"
-        ),
-        format!(
-            "SELECT channel, purpose, status, source, proof, at, profile_id FROM consents
-             WHERE profile_id = ANY({MEMBERS}) ORDER BY at DESC, id DESC"
-        ),
-        format!(
-            "SELECT m.*, p.cid FROM (SELECT DISTINCT canonical_id AS cid FROM profiles WHERE id = ANY($1)) p
-             CROSS JOIN LATERAL (
-                 SELECT {MERGE_COLUMNS} FROM merges
-                 WHERE survivor_id = ANY(ARRAY(SELECT id FROM profiles WHERE canonical_id = p.cid))
-                    OR merged_id = ANY(ARRAY(SELECT id FROM profiles WHERE canonical_id = p.cid))
-                 ORDER BY id DESC LIMIT 100) m"
-        ),
-    ];
+    let [a, b, d, e] = person_sql("$1");
     let (canon, members, identities, consents, merges) = tokio::try_join!(
-        c.prepare_cached(&sql[0]),
-        c.prepare_cached(&sql[1]),
-        c.prepare_cached(&sql[2]),
-        c.prepare_cached(&sql[3]),
-        c.prepare_cached(&sql[4]),
+        c.prepare_cached("SELECT id, canonical_id FROM profiles WHERE id = ANY($1)"),
+        c.prepare_cached(&a),
+        c.prepare_cached(&b),
+        c.prepare_cached(&d),
+        c.prepare_cached(&e),
     )?;
     let p: [&(dyn ToSql + Sync); 1] = [&ids];
     let (canon, members, identities, consents, merges) = tokio::try_join!(
@@ -670,63 +775,10 @@ pub(crate) async fn profiles_of(
         c.query(&consents, &p),
         c.query(&merges, &p),
     )?;
-    let person_of: std::collections::HashMap<ProfileId, ProfileId> =
+    let person_of: HashMap<ProfileId, ProfileId> =
         canon.iter().map(|r| (r.get(0), r.get(1))).collect();
-    #[derive(Default)]
-    struct Parts {
-        members: Vec<MemberRow>,
-        identities: Vec<IdentityRow>,
-        consents: Vec<ConsentRow>,
-        merges: Vec<MergeRow>,
-    }
-    let mut parts: std::collections::HashMap<ProfileId, Parts> = Default::default();
-    let mut member_of = std::collections::HashMap::new();
-    for r in &members {
-        let cid: ProfileId = r.get(5);
-        member_of.insert(r.get::<_, ProfileId>(0), cid);
-        parts.entry(cid).or_default().members.push(MemberRow {
-            id: r.get(0),
-            created_at: r.get(1),
-            updated_at: r.get(2),
-            traits: r.get(3),
-            traits_updated_at: r.get(4),
-        });
-    }
-    for r in &identities {
-        let row = IdentityRow {
-            kind: r.get(0),
-            value: r.get(1),
-            profile_id: r.get(2),
-            verified: r.get(3),
-            source: r.get(4),
-            first_seen: r.get(5),
-            last_seen: r.get(6),
-        };
-        if let Some(part) = member_of
-            .get(&row.profile_id)
-            .and_then(|c| parts.get_mut(c))
-        {
-            part.identities.push(row);
-        }
-    }
-    for r in &consents {
-        if let Some(part) = member_of.get(&r.get(6)).and_then(|c| parts.get_mut(c)) {
-            part.consents.push(ConsentRow {
-                channel: r.get(0),
-                purpose: r.get(1),
-                status: r.get(2),
-                source: r.get(3),
-                proof: r.get(4),
-                at: r.get(5),
-            });
-        }
-    }
-    for r in &merges {
-        if let Some(part) = parts.get_mut(&r.get(r.len() - 1)) {
-            part.merges.push(merge_row(r));
-        }
-    }
-    let mut built: std::collections::HashMap<ProfileId, ProfileView> = Default::default();
+    let mut rows = PersonRows::new([members, identities, consents, merges]);
+    let mut built: HashMap<ProfileId, ProfileView> = HashMap::new();
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let Some(&cid) = person_of.get(id) else {
@@ -734,14 +786,7 @@ pub(crate) async fn profiles_of(
         };
         if let Some(v) = built.get(&cid) {
             out.push(v.clone());
-        } else if let Some(part) = parts.remove(&cid) {
-            let v = common::build_profile(
-                cid,
-                part.members,
-                part.identities,
-                part.consents,
-                part.merges,
-            )?;
+        } else if let Some(v) = rows.take(cid)? {
             built.insert(cid, v.clone());
             out.push(v);
         }
@@ -1813,6 +1858,45 @@ mod tests {
             tx.finish(r).await.expect("commit");
         }
         assert_eq!(count(&store).await, 20, "each committed on its own");
+
+        // Reads with their COMMIT pipelined: a failing read is reported, and every
+        // connection goes back to the pool outside any transaction (a statement run
+        // inside a leftover one would fail after the failed read).
+        for fail in [true, false, true, false] {
+            let tx = PipelinedTx::new(store.client().await.expect("client"));
+            let c = tx.client().expect("open");
+            let stmt = c
+                .prepare_cached("SELECT count(*) FROM pipelined_probe")
+                .await
+                .expect("prepare");
+            let reads = async {
+                tokio::try_join!(
+                    tx.begin("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+                    async { Ok(c.query_one(&stmt, &[]).await?.get::<_, i64>(0)) },
+                    async {
+                        if fail {
+                            c.execute("SELECT 1 / 0", &[]).await?;
+                        }
+                        Ok(())
+                    },
+                )
+            };
+            let r = tx.read_and_commit(reads).await;
+            assert_eq!(r.is_err(), fail, "{r:?}");
+            if let Ok(((), n, ())) = r {
+                assert_eq!(n, 20);
+            }
+        }
+        for _ in 0..4 {
+            store
+                .client()
+                .await
+                .expect("client")
+                .batch_execute("BEGIN; INSERT INTO pipelined_probe VALUES (2); COMMIT")
+                .await
+                .expect("no transaction left open");
+        }
+        assert_eq!(count(&store).await, 24);
         let _ = PgStore::drop_schema(&url, &schema).await;
     }
 }

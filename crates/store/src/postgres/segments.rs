@@ -446,20 +446,27 @@ impl PgStore {
     }
 
     /// One REPEATABLE READ snapshot, so the events, texts and persons agree: the
-    /// positions are read inside the queries that use them, and the statements go
-    /// pipelined (one round trip, and one more when the step re-reads persons).
+    /// positions are read inside the queries that use them, and so are the persons to
+    /// re-read (those of the events of `reread_after`'s types). Everything, the commit
+    /// included, goes pipelined: one round trip (two the first time a connection
+    /// prepares the statements). A read-only transaction has nothing to undo, so its
+    /// `COMMIT` need not wait for the reads.
     pub(super) async fn s_step_inputs(&self, q: StepQuery) -> Result<StepInputs> {
         let (events_at, texts_at) = q.position_names()?;
         let tx = super::PipelinedTx::new(self.client().await?);
         let c = tx.client()?;
         // Rows past a position, the position read in the same statement ($n: its
-        // counter's name, $m: the limit).
+        // counter's name, $m: the limit, $k: the ids left out).
         let events = |cols: &str, n: u8, m: u8, k: u8| {
             format!("SELECT {cols} FROM events WHERE id > COALESCE((SELECT value FROM counters WHERE name = ${n}), 0) AND id <> ALL(${k}::bigint[]) ORDER BY id LIMIT ${m}")
         };
         let texts = |n: u8, m: u8| {
             format!("SELECT event_id, profile_id FROM text_analyses WHERE event_id > COALESCE((SELECT value FROM counters WHERE name = ${n}), 0) ORDER BY event_id LIMIT ${m}")
         };
+        let reread = super::person_sql(&format!(
+            "ARRAY(SELECT e.profile_id FROM ({}) e WHERE e.type = ANY($4::text[]))",
+            events("profile_id, type", 1, 2, 3)
+        ));
         let sql = [
             events(super::EVENT_COLUMNS, 1, 2, 3),
             texts(1, 2),
@@ -477,14 +484,22 @@ impl PgStore {
             c.prepare_cached("SELECT id, updated_at FROM segments ORDER BY id"),
             c.prepare_cached(&sql[2]),
         )?;
+        let (members, identities, consents, merges) = tokio::try_join!(
+            c.prepare_cached(&reread[0]),
+            c.prepare_cached(&reread[1]),
+            c.prepare_cached(&reread[2]),
+            c.prepare_cached(&reread[3]),
+        )?;
         let limit = q.limit as i64;
         let names: [&(dyn ToSql + Sync); 1] = [&q.counters];
         let events_p: [&(dyn ToSql + Sync); 3] = [events_at, &limit, &q.skip];
         let texts_p: [&(dyn ToSql + Sync); 2] = [texts_at, &limit];
         let both: [&(dyn ToSql + Sync); 4] = [events_at, texts_at, &limit, &q.skip];
+        let persons_p: [&(dyn ToSql + Sync); 4] = [events_at, &limit, &q.skip, &q.reread_after];
         // The step's statements are planned once per connection: re-planning them for
         // each step's parameters (PostgreSQL's choice here) cost ~0.2 ms per statement.
-        // `BEGIN` goes first in the pipeline (one round trip for it and the reads).
+        // `BEGIN` goes first in the pipeline, `COMMIT` last: the statements above are
+        // prepared, so each is sent when first polled, in order.
         let begin = tx.begin(
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL plan_cache_mode = force_generic_plan",
         );
@@ -496,13 +511,18 @@ impl PgStore {
                 async { Ok(c.query(&texts, &texts_p).await?) },
                 async { Ok(c.query(&stamps, &[]).await?) },
                 async { Ok(c.query(&canonical, &both).await?) },
+                async {
+                    Ok(tokio::try_join!(
+                        c.query(&members, &persons_p),
+                        c.query(&identities, &persons_p),
+                        c.query(&consents, &persons_p),
+                        c.query(&merges, &persons_p),
+                    )?)
+                },
             )
-        }
-        .await;
-        let ((), counters, events, texts, stamps, canonical) = match read {
-            Ok(r) => r,
-            Err(e) => return tx.finish(Err(e)).await,
         };
+        let ((), counters, events, texts, stamps, canonical, persons) =
+            tx.read_and_commit(read).await?;
         let counters = in_order(&q.counters, &counters);
         let events: Vec<EventView> = events.iter().map(event_view).collect();
         let texts: Vec<(i64, ProfileId)> = texts.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -511,9 +531,12 @@ impl PgStore {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect::<Vec<_>>();
-        let persons = reread_persons(&events, &canonical, &q.reread_after);
-        let profiles = super::profiles_of(c, &persons).await;
-        let profiles = tx.finish(profiles).await?;
+        // The same persons the statements read, in the order the engine expects.
+        let mut rows = super::PersonRows::new(persons.into());
+        let mut profiles = Vec::new();
+        for cid in reread_persons(&events, &canonical, &q.reread_after) {
+            profiles.extend(rows.take(cid)?);
+        }
         Ok(StepInputs {
             counters,
             events,

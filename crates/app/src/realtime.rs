@@ -266,6 +266,11 @@ pub struct Engine {
 /// Latest membership per (person, segment), and the other writes, decided in a step.
 type Carry = (BTreeMap<(ProfileId, i64), bool>, Effects);
 
+/// Whether a carry has anything to write.
+fn decided_anything((membership, effects): &Carry) -> bool {
+    !membership.is_empty() || !effects.is_empty()
+}
+
 impl Default for Engine {
     fn default() -> Self {
         Self::new(DEFAULT_CAPACITY)
@@ -466,11 +471,7 @@ impl Engine {
         let mut report = match self.step_inner(store, batch, started).await {
             Ok(r) => r,
             Err(e) => {
-                // Undecided again: the events left out and their carried writes are read
-                // and decided anew (actions run at least once).
-                self.skip.clear();
-                self.carry = None;
-                self.people.clear();
+                self.forget();
                 return Err(e);
             }
         };
@@ -593,10 +594,7 @@ impl Engine {
         let Some(&last) = self.skip.last() else {
             return Ok(report);
         };
-        let decided = self
-            .carry
-            .as_ref()
-            .is_some_and(|(m, e)| !m.is_empty() || !e.is_empty());
+        let decided = self.carry.as_ref().is_some_and(decided_anything);
         if !decided && !self.idle_once {
             self.idle_once = true;
             return Ok(report);
@@ -632,13 +630,19 @@ impl Engine {
         if let Some(&last) = self.skip.last() {
             let mut report = StepReport::default();
             if let Err(e) = self.flush_position(store, last, &mut report).await {
-                self.skip.clear();
-                self.carry = None;
-                self.people.clear();
+                self.forget();
                 return Err(e);
             }
         }
         Ok(())
+    }
+
+    /// After a failed step or flush: the events left out and their carried writes are
+    /// read and decided anew (actions run at least once), on people loaded afresh.
+    fn forget(&mut self) {
+        self.skip.clear();
+        self.carry = None;
+        self.people.clear();
     }
 
     /// Commits the step's writes, then decides the membership events that commit wrote:
@@ -687,8 +691,8 @@ impl Engine {
             .await?;
         }
         report.derived = done.events.len();
-        let decided = !membership.is_empty() || !effects.is_empty();
-        if !decided || position.is_none_or(|p| p < done.before) {
+        let carry = (membership, effects);
+        if !decided_anything(&carry) || position.is_none_or(|p| p < done.before) {
             // Events came in since the step's read, so another step follows soon: its
             // commit writes these decisions and moves the position past them (its read
             // takes everything after the position, and leaves them out). Under load, one
@@ -696,13 +700,13 @@ impl Engine {
             // decided, only the position is left to move: that waits too (see `idle`).
             self.skip.extend(done.events.iter().map(|e| e.id));
             self.skip.sort_unstable();
-            self.carry = Some((membership, effects));
+            self.carry = Some(carry);
             return Ok(());
         }
         // Quiet: their decisions now, with the position past them (nothing else was
         // written after the step's read).
         let mut follow = StepWrites::default();
-        Self::add_decisions((membership, effects), &mut follow);
+        Self::add_decisions(carry, &mut follow);
         if let Some(last) = done.events.last() {
             follow.counters.push((SEGMENT_CURSOR.to_string(), last.id));
         }

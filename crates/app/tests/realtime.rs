@@ -329,12 +329,15 @@ async fn the_engines_own_membership_events_are_decided_once() {
                 .await
                 .expect("counters")[0]
         };
-        let newest = store
-            .events_after(0, 100_000)
-            .await
-            .expect("events")
-            .last()
-            .map_or(0, |e| e.id);
+        let newest_id = || async {
+            store
+                .events_after(0, 100_000)
+                .await
+                .expect("events")
+                .last()
+                .map_or(0, |e| e.id)
+        };
+        let newest = newest_id().await;
         assert!(cursor().await < newest, "[{kind}] the position move waits");
         // ...and the next empty read (a quiet engine's next poll) writes it.
         let idle = engine.step(&store, 1_000).await.expect("step");
@@ -347,12 +350,7 @@ async fn the_engines_own_membership_events_are_decided_once() {
         ] {
             feed(&mut engine, &store, vec![m]).await;
         }
-        let newest = store
-            .events_after(0, 100_000)
-            .await
-            .expect("events")
-            .last()
-            .map_or(0, |e| e.id);
+        let newest = newest_id().await;
         assert!(cursor().await < newest, "[{kind}] the position move waits");
         engine.flush(&store).await.expect("flush");
         assert_eq!(cursor().await, newest, "[{kind}]");

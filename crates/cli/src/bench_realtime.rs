@@ -331,15 +331,16 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
     // they do for a live audience; the last pass is reported as settled. Time does not
     // pass in the bench, so no window expires: the settled churn is a low one, and the
     // figures are read beside each pass's changes per event.
+    let n_passes = a.passes.max(2);
     let mut passes = Vec::new();
-    for pass in 0..a.passes.max(2) {
+    for pass in 0..n_passes {
         passes.push(latency(&store, &mut engine, &a, pass).await?);
     }
     // Throughput: without, with, without.
     let n = a.throughput_events;
     let phase = |k: usize| -> Vec<Value> {
         (0..n)
-            .map(|e| live_event(a.passes.max(2) * a.people * 20 + k * n + e, a.people))
+            .map(|e| live_event(n_passes * a.people * 20 + k * n + e, a.people))
             .collect()
     };
     let (first_without, _) = throughput(&store, &phase(0), "t0.", None).await?;

@@ -1809,6 +1809,16 @@ mod tests {
             .get(0)
     }
 
+    /// Runs `sql` on a pooled connection (outside any transaction of the test's own).
+    async fn exec(store: &PgStore, sql: &str) -> std::result::Result<(), tokio_postgres::Error> {
+        store
+            .client()
+            .await
+            .expect("client")
+            .batch_execute(sql)
+            .await
+    }
+
     /// The pipelined `BEGIN` really comes first: a failing statement takes the rows
     /// before it with it, a dropped transaction commits nothing, and the pool's
     /// connections stay usable (never left inside a transaction).
@@ -1821,11 +1831,7 @@ mod tests {
         let store = PgStore::connect_schema(&url, Some(&schema))
             .await
             .expect("connect");
-        store
-            .client()
-            .await
-            .expect("client")
-            .batch_execute("CREATE TABLE pipelined_probe (n INT)")
+        exec(&store, "CREATE TABLE pipelined_probe (n INT)")
             .await
             .expect("table");
         let insert = "INSERT INTO pipelined_probe VALUES (1)";
@@ -1888,13 +1894,12 @@ mod tests {
             }
         }
         for _ in 0..4 {
-            store
-                .client()
-                .await
-                .expect("client")
-                .batch_execute("BEGIN; INSERT INTO pipelined_probe VALUES (2); COMMIT")
-                .await
-                .expect("no transaction left open");
+            exec(
+                &store,
+                "BEGIN; INSERT INTO pipelined_probe VALUES (2); COMMIT",
+            )
+            .await
+            .expect("no transaction left open");
         }
         assert_eq!(count(&store).await, 24);
         let _ = PgStore::drop_schema(&url, &schema).await;

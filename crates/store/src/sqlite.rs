@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 
 mod chain;
 mod graph;
+mod pcache;
 mod rules;
 pub(crate) mod segments;
 pub(crate) mod text;
@@ -208,6 +209,8 @@ fn blocking_err(e: tokio::task::JoinError) -> StoreError {
 
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self> {
+        // Before SQLite initialises, which the first open does.
+        pcache::install();
         let mut writer = Connection::open(path)?;
         configure(&writer)?;
         migrate(&mut writer)?;
@@ -1561,6 +1564,7 @@ mod tests {
     /// member and size tables).
     #[test]
     fn member_rows_survive_the_rebuild() -> Result<()> {
+        pcache::install();
         let mut conn = Connection::open_in_memory()?;
         for (_, sql) in &MIGRATIONS[..14] {
             conn.execute_batch(sql)?;

@@ -111,6 +111,9 @@ impl PgStore {
         );
         let pool = Pool::builder(mgr)
             .max_size(16)
+            // The connection used last goes out first: its backend's caches are warm, and
+            // its statements prepared (first-in-first-out rotates through all sixteen).
+            .queue_mode(deadpool_postgres::QueueMode::Lifo)
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         let store = PgStore { pool };

@@ -25,8 +25,10 @@ struct Inner(ffi::sqlite3_pcache_methods2);
 unsafe impl Send for Inner {}
 unsafe impl Sync for Inner {}
 
-static INNER: OnceLock<Option<Inner>> = OnceLock::new();
-/// Truncations passed on and skipped, for tests and diagnostics.
+/// Set before the layer is handed to SQLite, so before any callback can run.
+static DEFAULT: OnceLock<Inner> = OnceLock::new();
+static INSTALLED: OnceLock<bool> = OnceLock::new();
+/// Truncations passed on and skipped, for the tests.
 static PASSED: AtomicU64 = AtomicU64::new(0);
 static SKIPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -45,10 +47,9 @@ struct Cache {
 }
 
 fn methods() -> &'static ffi::sqlite3_pcache_methods2 {
-    match INNER.get() {
-        Some(Some(m)) => &m.0,
-        // Only installed after INNER holds SQLite's methods.
-        _ => unreachable!("page cache layer used before it was installed"),
+    match DEFAULT.get() {
+        Some(m) => &m.0,
+        None => unreachable!("SQLite called the page cache layer before it was handed over"),
     }
 }
 
@@ -56,49 +57,43 @@ fn methods() -> &'static ffi::sqlite3_pcache_methods2 {
 /// is active: SQLite refuses a new page cache once initialised (another library opened a
 /// database first), and then keeps its own, which is correct, only slower.
 pub(super) fn install() -> bool {
-    INNER
-        .get_or_init(|| {
-            // SAFETY: sqlite3_config with these two verbs reads or writes one
-            // sqlite3_pcache_methods2; it fails (and touches nothing) once SQLite is
-            // initialised.
-            unsafe {
-                let mut default: ffi::sqlite3_pcache_methods2 = std::mem::zeroed();
-                if ffi::sqlite3_config(
-                    ffi::SQLITE_CONFIG_GETPCACHE2,
-                    &mut default as *mut ffi::sqlite3_pcache_methods2,
-                ) != ffi::SQLITE_OK
-                    || default.xCreate.is_none()
-                {
-                    return None;
-                }
-                let layer = ffi::sqlite3_pcache_methods2 {
-                    iVersion: default.iVersion,
-                    pArg: default.pArg,
-                    xInit: default.xInit,
-                    xShutdown: default.xShutdown,
-                    xCreate: Some(create),
-                    xCachesize: Some(cachesize),
-                    xPagecount: Some(pagecount),
-                    xFetch: Some(fetch),
-                    xUnpin: Some(unpin),
-                    xRekey: Some(rekey),
-                    xTruncate: Some(truncate),
-                    xDestroy: Some(destroy),
-                    xShrink: Some(shrink),
-                };
-                // SQLite copies the struct; the callbacks read INNER, set just below,
-                // and none runs before a database is opened.
-                if ffi::sqlite3_config(
-                    ffi::SQLITE_CONFIG_PCACHE2,
-                    &layer as *const ffi::sqlite3_pcache_methods2,
-                ) != ffi::SQLITE_OK
-                {
-                    return None;
-                }
-                Some(Inner(default))
+    *INSTALLED.get_or_init(|| {
+        // SAFETY: sqlite3_config with these two verbs reads or writes one
+        // sqlite3_pcache_methods2; it fails (and touches nothing) once SQLite is
+        // initialised.
+        unsafe {
+            let mut default: ffi::sqlite3_pcache_methods2 = std::mem::zeroed();
+            if ffi::sqlite3_config(
+                ffi::SQLITE_CONFIG_GETPCACHE2,
+                &mut default as *mut ffi::sqlite3_pcache_methods2,
+            ) != ffi::SQLITE_OK
+                || default.xCreate.is_none()
+            {
+                return false;
             }
-        })
-        .is_some()
+            DEFAULT.get_or_init(|| Inner(default));
+            let layer = ffi::sqlite3_pcache_methods2 {
+                iVersion: default.iVersion,
+                pArg: default.pArg,
+                xInit: default.xInit,
+                xShutdown: default.xShutdown,
+                xCreate: Some(create),
+                xCachesize: Some(cachesize),
+                xPagecount: Some(pagecount),
+                xFetch: Some(fetch),
+                xUnpin: Some(unpin),
+                xRekey: Some(rekey),
+                xTruncate: Some(truncate),
+                xDestroy: Some(destroy),
+                xShrink: Some(shrink),
+            };
+            // SQLite copies the struct.
+            ffi::sqlite3_config(
+                ffi::SQLITE_CONFIG_PCACHE2,
+                &layer as *const ffi::sqlite3_pcache_methods2,
+            ) == ffi::SQLITE_OK
+        }
+    })
 }
 
 /// (passed on, skipped) truncations so far in this process.

@@ -16,6 +16,7 @@
 
 use rusqlite::ffi;
 use std::os::raw::{c_int, c_uint};
+#[cfg(test)]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -28,8 +29,10 @@ unsafe impl Sync for Inner {}
 /// Set before the layer is handed to SQLite, so before any callback can run.
 static DEFAULT: OnceLock<Inner> = OnceLock::new();
 static INSTALLED: OnceLock<bool> = OnceLock::new();
-/// Truncations passed on and skipped, for the tests.
+/// Truncations passed on and skipped, counted for the tests only (off the commit path).
+#[cfg(test)]
 static PASSED: AtomicU64 = AtomicU64::new(0);
+#[cfg(test)]
 static SKIPPED: AtomicU64 = AtomicU64::new(0);
 
 /// SQLite's fixed lock byte (`PENDING_BYTE`): its page is never stored.
@@ -198,9 +201,11 @@ unsafe extern "C" fn truncate(p: *mut ffi::sqlite3_pcache, limit: c_uint) {
     let lock_held = c.at_lock_page > 0 || c.lock_fetched;
     // No cached page can be at or past `limit`: nothing to drop, so no walk.
     if limit > c.max_key && !(lock_held && limit <= c.lock_page) {
+        #[cfg(test)]
         SKIPPED.fetch_add(1, Ordering::Relaxed);
         return;
     }
+    #[cfg(test)]
     PASSED.fetch_add(1, Ordering::Relaxed);
     if let Some(f) = methods().xTruncate {
         f(c.inner, limit)

@@ -372,6 +372,94 @@ async fn the_engines_own_membership_events_are_decided_once() {
     }
 }
 
+/// Membership events read back exactly as the commit that wrote them reports them — by
+/// the log, the person's timeline and a name filter — on both stores (PostgreSQL keeps
+/// them as narrow rows shown through the view `events`); a retried commit writes none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_events_read_back_as_written() {
+    use rapport_store::{MembershipChange, StepWrites, TimelineFilter};
+    for (store, _dir, pg) in stores().await {
+        let kind = store.kind();
+        send(
+            &store,
+            vec![json!({"type": "track", "userId": "di", "event": "Order Completed", "properties": {"revenue": 5}})],
+        )
+        .await;
+        let person = store.events_after(0, 10).await.expect("events")[0].profile_id;
+        let id = rapport_app::segments::create(&store, "Readers", "count(page) >= 1", "")
+            .await
+            .expect("segment")
+            .id;
+        let change = |entered: bool| StepWrites {
+            memberships: vec![(
+                id,
+                MembershipChange {
+                    entered: if entered { vec![person] } else { vec![] },
+                    exited: if entered { vec![] } else { vec![person] },
+                },
+            )],
+            ..Default::default()
+        };
+        let at = now_millis();
+        let mut written = Vec::new();
+        for entered in [true, false] {
+            let done = store
+                .commit_step(change(entered), at)
+                .await
+                .expect("commit");
+            assert_eq!(done.events.len(), 1, "[{kind}]");
+            written.extend(done.events);
+            // The same change again (a retried step) is nothing.
+            let again = store
+                .commit_step(change(entered), at)
+                .await
+                .expect("commit");
+            assert!(again.events.is_empty(), "[{kind}] {:?}", again.events);
+        }
+        let json = |v: &[rapport_domain::model::EventView]| serde_json::to_value(v).expect("json");
+        let logged: Vec<_> = store
+            .events_after(0, 100)
+            .await
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.source == "segments")
+            .collect();
+        assert_eq!(json(&logged), json(&written), "[{kind}] the log");
+        assert_eq!(
+            written[0].message_id,
+            format!("segment:{at}:{id}:{person}:1")
+        );
+        assert_eq!(written[1].name.as_deref(), Some("Segment Exited"));
+        assert_eq!(
+            written[1].properties,
+            json!({"segment": "Readers", "segment_id": id.to_string()})
+        );
+        let filter = TimelineFilter {
+            names: vec!["Segment Exited".into()],
+            limit: 10,
+            ..Default::default()
+        };
+        let page = store.timeline(person, &filter).await.expect("timeline");
+        assert_eq!(
+            json(&page.items),
+            json(&written[1..]),
+            "[{kind}] the timeline"
+        );
+        // The order is not among them; a name no membership event has finds only it.
+        let filter = TimelineFilter {
+            names: vec!["Order Completed".into()],
+            limit: 10,
+            ..Default::default()
+        };
+        let page = store.timeline(person, &filter).await.expect("timeline");
+        assert_eq!(page.items.len(), 1, "[{kind}]");
+        assert_eq!(page.items[0].source, "test", "[{kind}] {:?}", page.items[0]);
+        if let Some((url, schema)) = pg {
+            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
+        }
+    }
+}
+
 /// On PostgreSQL a step that writes timeline events takes ingestion's writer lock first,
 /// so event ids commit in id order: a follower reading past its position never passes an
 /// event whose transaction is still open (which, committing later with a smaller id,

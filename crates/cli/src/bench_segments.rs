@@ -93,11 +93,13 @@ fn generation(pg: bool, n: i64, m: i64, t: i64) -> Vec<String> {
             series(n)
         ),
         format!(
-            "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
+            // PostgreSQL's `events` is a view over ingested events and membership events.
+            "INSERT INTO {events} (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
              SELECT 'b' || x, ((x * 7919) % {n}) + 1, 'track', {NAMES}, 'web', 'bench',
                     CASE WHEN x % 10 = 0 THEN {obj}('revenue', (x * 31) % 400 + 1) ELSE {obj}() END,
                     {empty}, NULL, {t} - ((x * 104729) % {two_years}), {t} FROM {}",
             series(m),
+            events = if pg { "event_rows" } else { "events" },
             empty = if pg { "'{}'::jsonb" } else { "'{}'" }
         ),
     ]

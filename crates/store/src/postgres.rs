@@ -70,6 +70,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../migrations/postgres/0016_identity_trigrams.sql"),
     ),
+    (
+        17,
+        include_str!("../migrations/postgres/0017_segment_events.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -305,7 +309,7 @@ async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<Snapshot> {
              JOIN identities i ON i.kind = k.kind AND i.value = k.value
              JOIN profiles p ON p.id = i.profile_id"
         ),
-        tx.prepare_cached("SELECT message_id FROM events WHERE message_id = ANY($1)"),
+        tx.prepare_cached("SELECT message_id FROM event_rows WHERE message_id = ANY($1)"),
     )?;
     let (rows, existing) = tokio::try_join!(
         tx.query(&owners_stmt, &owner_params),
@@ -409,7 +413,7 @@ impl<'a> Pipeline<'a> {
 
 macro_rules! insert_events {
     () => {
-        "INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
+        "INSERT INTO event_rows (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
          SELECT m, p, ty, n, ch, $6, pr::jsonb, cx::jsonb, tx, oa, ra
          FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[])
            AS t(m, p, ty, n, ch, pr, cx, tx, oa, ra)"
@@ -1668,7 +1672,7 @@ impl Store for PgStore {
         let c = self.client().await?;
         // The tables bulk loads fill; `ANALYZE` alone would visit every schema.
         c.batch_execute(
-            "ANALYZE profiles; ANALYZE identities; ANALYZE events; ANALYZE consents;
+            "ANALYZE profiles; ANALYZE identities; ANALYZE event_rows; ANALYZE segment_entered_events; ANALYZE segment_exited_events; ANALYZE consents;
              ANALYZE relationships; ANALYZE text_analyses",
         )
         .await?;

@@ -363,7 +363,7 @@ impl PgStore {
         )
         .await?;
         tx.execute(
-            "DELETE FROM events WHERE message_id = ANY($1)",
+            "DELETE FROM event_rows WHERE message_id = ANY($1)",
             &[&r.retract_message_ids],
         )
         .await?;

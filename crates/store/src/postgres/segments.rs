@@ -1,7 +1,7 @@
 //! PostgreSQL side of segments (see the SQLite twin for the shape).
 
 use super::{event_view, PgStore};
-use crate::sqlite::segments::{bucket, membership_event, membership_view};
+use crate::sqlite::segments::{bucket, membership_view};
 use crate::{
     reread_persons, Compiled, MembershipChange, PurchaseStats, Result, ScoreRow, SegmentRow,
     SegmentSize, StepDone, StepInputs, StepQuery, StepWrites, StoreError,
@@ -43,7 +43,8 @@ fn refs(v: &[String]) -> Vec<&(dyn ToSql + Sync)> {
 /// Applies entries and exits of several segments (only the real ones) and records them:
 /// the segments locked in id order (concurrent writers cannot deadlock, and each reads
 /// the size the previous one left), then one statement that adds and removes the member
-/// rows and, for the rows it really changed, writes the timeline events and size points.
+/// rows and, for the rows it really changed, writes the timeline events (narrow rows, one
+/// table per name) and size points. The member rows make a retried step a no-op.
 /// A segment deleted meanwhile is skipped. Both statements go pipelined with the step's
 /// other writes: no round trip waits on a read.
 async fn change_members(
@@ -68,34 +69,28 @@ async fn change_members(
         .into_iter()
         .collect();
     let n = asked.len();
-    let (mut seg, mut who, mut inside, mut mids, mut whats, mut props) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
+    let (mut seg, mut who, mut inside) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
     for (id, p, entered) in asked {
-        // The statement sets the name, from the locked segment row.
-        let (mid, what, pr) = membership_event(id, "", p, entered, at);
         seg.push(id);
         who.push(p);
         inside.push(entered);
-        mids.push(mid);
-        whats.push(what);
-        props.push(pr);
     }
     let (lock, apply) = tokio::try_join!(
         tx.prepare_cached("SELECT id FROM segments WHERE id = ANY($1) ORDER BY id FOR UPDATE"),
+        // The timeline events go to `segment_entered_events` and `segment_exited_events`
+        // (migration 17), shown by the view
+        // `events` as full events.
         tx.prepare_cached(
             "WITH asked AS (
-                 SELECT t.*, s.name FROM UNNEST($1::bigint[], $2::bigint[], $3::bool[], $4::text[], $5::text[], $6::text[])
-                     AS t(s, p, entered, mid, what, props)
+                 SELECT t.*, s.name FROM UNNEST($1::bigint[], $2::bigint[], $3::bool[]) AS t(s, p, entered)
                  JOIN segments s ON s.id = t.s),
              ins AS (
                  INSERT INTO segment_members (segment_id, profile_id, since)
-                 SELECT s, p, $7 FROM asked WHERE entered
+                 SELECT s, p, $4 FROM asked WHERE entered
                  ON CONFLICT DO NOTHING RETURNING segment_id, profile_id),
              del AS (
                  DELETE FROM segment_members m USING asked a
@@ -105,13 +100,15 @@ async fn change_members(
                  SELECT a.* FROM asked a JOIN ins ON ins.segment_id = a.s AND ins.profile_id = a.p WHERE a.entered
                  UNION ALL
                  SELECT a.* FROM asked a JOIN del ON del.segment_id = a.s AND del.profile_id = a.p WHERE NOT a.entered),
-             timeline AS (
-                 INSERT INTO events (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
-                 SELECT mid, p, 'track', what, 'rapport', 'segments',
-                        props::jsonb || jsonb_build_object('segment', name), '{}'::jsonb, NULL, $7, $7
-                 FROM changed
-                 ON CONFLICT (message_id) DO NOTHING
-                 RETURNING id, message_id),
+             entries AS (
+                 INSERT INTO segment_entered_events (profile_id, segment_id, segment, at)
+                 SELECT p, s, name, $4 FROM changed WHERE entered
+                 RETURNING id, segment_id, profile_id, true AS entered),
+             exits AS (
+                 INSERT INTO segment_exited_events (profile_id, segment_id, segment, at)
+                 SELECT p, s, name, $4 FROM changed WHERE NOT entered
+                 RETURNING id, segment_id, profile_id, false AS entered),
+             timeline AS (SELECT * FROM entries UNION ALL SELECT * FROM exits),
              counts AS (
                  SELECT s, COUNT(*) FILTER (WHERE entered) AS n_in, COUNT(*) FILTER (WHERE NOT entered) AS n_out
                  FROM changed GROUP BY s),
@@ -119,7 +116,7 @@ async fn change_members(
                  -- The statement's snapshot is before its own changes: the last size (or a
                  -- count where there is none yet) plus what it changed.
                  INSERT INTO segment_sizes (segment_id, at, size, entered, exited)
-                 SELECT s, $8, COALESCE(
+                 SELECT s, $5, COALESCE(
                      (SELECT size FROM segment_sizes WHERE segment_id = c.s ORDER BY at DESC LIMIT 1),
                      (SELECT COUNT(*) FROM segment_members WHERE segment_id = c.s)) + n_in - n_out, n_in, n_out
                  FROM counts c
@@ -128,14 +125,13 @@ async fn change_members(
              SELECT c.s, c.p, c.entered, t.id, c.name,
                     -- The statement's snapshot, taken under the writer lock.
                     (SELECT COALESCE(MAX(id), 0) FROM events) FROM changed c
-             LEFT JOIN timeline t ON t.message_id = c.mid
+             JOIN timeline t ON t.segment_id = c.s AND t.profile_id = c.p AND t.entered = c.entered
              ORDER BY c.s, c.entered DESC, c.p"
         ),
     )?;
     let by_id: [&(dyn ToSql + Sync); 1] = [&ids];
     let bucket = bucket(at);
-    let params: [&(dyn ToSql + Sync); 8] =
-        [&seg, &who, &inside, &mids, &whats, &props, &at, &bucket];
+    let params: [&(dyn ToSql + Sync); 5] = [&seg, &who, &inside, &at, &bucket];
     // Locks in the order every writer takes them: segment rows, then the writer lock
     // (ingestion's), taken before the timeline events get their ids, so event ids are
     // committed in order and a follower of the log never passes one still in flight.
@@ -156,11 +152,15 @@ async fn change_members(
         } else {
             c.exited.push(person);
         }
-        // None only where an identical event was already there (a retried step).
-        if let Some(id) = r.get::<_, Option<i64>>(3) {
-            let name: &str = r.get(4);
-            events.push(membership_view(id, segment, name, person, entered, at));
-        }
+        let name: &str = r.get(4);
+        events.push(membership_view(
+            r.get(3),
+            segment,
+            name,
+            person,
+            entered,
+            at,
+        ));
     }
     events.sort_by_key(|e| e.id);
     Ok(StepDone {

@@ -48,6 +48,8 @@ pub(crate) fn bucket(at: Millis) -> Millis {
 }
 
 /// The timeline event of an entry or exit; its message id makes a retry a no-op.
+/// PostgreSQL stores only its fields and rebuilds the rest in the view `events`
+/// (migration postgres/0017), which must match this.
 pub(crate) fn membership_event(
     segment_id: i64,
     name: &str,

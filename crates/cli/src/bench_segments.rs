@@ -122,9 +122,11 @@ fn hand_written(pg: bool, now: i64, with_sum: bool) -> String {
             "substr(i.value, 1, 9) = 'eip155:1:'",
         )
     };
+    // PostgreSQL's ingested events, without the view that adds membership events.
+    let events = if pg { "event_rows" } else { "events" };
     let middle = if with_sum {
         format!(
-            "AND p.id IN (SELECT e.profile_id FROM events e WHERE e.name = 'Order Completed' AND e.type = 'track' AND e.occurred_at >= {d365} AND e.occurred_at <= {now} GROUP BY e.profile_id HAVING SUM({revenue}) > 500)",
+            "AND p.id IN (SELECT e.profile_id FROM {events} e WHERE e.name = 'Order Completed' AND e.type = 'track' AND e.occurred_at >= {d365} AND e.occurred_at <= {now} GROUP BY e.profile_id HAVING SUM({revenue}) > 500)",
             d365 = now - 365 * DAY
         )
     } else {
@@ -132,7 +134,7 @@ fn hand_written(pg: bool, now: i64, with_sum: bool) -> String {
     };
     format!(
         "SELECT COUNT(*) FROM profiles p WHERE p.id = p.canonical_id AND {title}
-         AND p.id IN (SELECT e.profile_id FROM events e WHERE e.name = 'Order Completed' AND e.type = 'track' AND e.occurred_at >= {d90} AND e.occurred_at <= {now} GROUP BY e.profile_id HAVING COUNT(*) >= 2)
+         AND p.id IN (SELECT e.profile_id FROM {events} e WHERE e.name = 'Order Completed' AND e.type = 'track' AND e.occurred_at >= {d90} AND e.occurred_at <= {now} GROUP BY e.profile_id HAVING COUNT(*) >= 2)
          {middle}
          AND p.id IN (SELECT i.profile_id FROM identities i WHERE i.kind = 'wallet' AND {wallet_prefix})
          AND p.id NOT IN (SELECT c.profile_id FROM consents c WHERE c.channel = 'email' AND c.purpose = 'marketing' AND c.status = 'denied'

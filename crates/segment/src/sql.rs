@@ -7,6 +7,10 @@
 
 use crate::ast::*;
 
+/// The events the stores write for segment entries and exits (type `track`); PostgreSQL
+/// keeps them apart from ingested events (migration postgres/0017).
+pub const MEMBERSHIP_EVENTS: [&str; 2] = ["Segment Entered", "Segment Exited"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,
@@ -181,6 +185,23 @@ impl Ctx {
             w.push(format!("e.type = {b}"));
         }
         w
+    }
+
+    /// Where a selector's events are read. On PostgreSQL `events` is a view over the
+    /// ingested events (`event_rows`) and the membership events' own tables; a selector
+    /// that cannot match a membership event reads `event_rows` directly, so the planner
+    /// estimates from that table's statistics (through the view it has none for the
+    /// grouped columns and guesses 200 people per set).
+    fn events_from(&self, sel: &EventSel) -> &'static str {
+        let membership = sel.kind.as_deref().is_none_or(|k| k == "track")
+            && sel
+                .name
+                .as_deref()
+                .is_none_or(|n| MEMBERSHIP_EVENTS.contains(&n));
+        match self.d {
+            Dialect::Postgres if !membership => "event_rows e",
+            _ => "events e",
+        }
     }
 
     /// The WHERE clause selecting events (of anyone) for a selector and window.
@@ -382,11 +403,11 @@ impl Ctx {
                     }
                     (Some(path), None) => {
                         let (wh, num) = self.json_numbers(sel, path, *window, now);
-                        vec![per_profile("events e", &wh, inner_agg(&num))]
+                        vec![per_profile(self.events_from(sel), &wh, inner_agg(&num))]
                     }
                     (None, _) => {
                         let wh = self.events_where(sel, *window, now);
-                        vec![per_profile("events e", &wh, inner_agg("NULL"))]
+                        vec![per_profile(self.events_from(sel), &wh, inner_agg("NULL"))]
                     }
                 };
                 let parts = parts.join(" UNION ALL ");
@@ -425,8 +446,9 @@ impl Ctx {
                 let n = self.bind(Param::Int(now));
                 let v = self.bind(Param::Real(*value));
                 let real = self.real();
+                let from = self.events_from(sel);
                 format!(
-                    "p.id IN (SELECT pr.canonical_id FROM events e JOIN profiles pr ON pr.id = e.profile_id WHERE {wh}
+                    "p.id IN (SELECT pr.canonical_id FROM {from} JOIN profiles pr ON pr.id = e.profile_id WHERE {wh}
                      GROUP BY pr.canonical_id HAVING CAST({n} - {f}(e.occurred_at) AS {real}) / 86400000.0 {} {v})",
                     op.sql()
                 )
@@ -441,10 +463,11 @@ impl Ctx {
                 let wh = self.events_where(sel, *window, now);
                 let t = self.test("x.properties", prop, test);
                 let dir = if *first { "ASC" } else { "DESC" };
+                let from = self.events_from(sel);
                 format!(
                     "p.id IN (SELECT x.c FROM (SELECT pr.canonical_id AS c, e.properties AS properties,
                         ROW_NUMBER() OVER (PARTITION BY pr.canonical_id ORDER BY e.occurred_at {dir}, e.id {dir}) AS rn
-                        FROM events e JOIN profiles pr ON pr.id = e.profile_id WHERE {wh}) x WHERE x.rn = 1 AND {})",
+                        FROM {from} JOIN profiles pr ON pr.id = e.profile_id WHERE {wh}) x WHERE x.rn = 1 AND {})",
                     self.wrap(t)
                 )
             }
@@ -629,6 +652,27 @@ mod tests {
         assert_eq!(set_query("p.id IN (SELECT 1) AND p.id IN (SELECT 2)"), None);
         assert_eq!(set_query("p.id NOT IN (SELECT 1)"), None);
         assert_eq!(set_query("(p.id IN (SELECT 1))"), None);
+    }
+
+    /// On PostgreSQL, selectors that cannot match a membership event skip the view.
+    #[test]
+    fn only_membership_selectors_read_the_view_on_postgres() {
+        for (def, view) in [
+            (r#"count(track "Order Completed") >= 1"#, false),
+            (r#"days_since(page "Pricing") <= 3"#, false),
+            (r#"last(page "Pricing".plan) = "pro""#, false),
+            (r#"last(track "Segment Entered".segment) = "VIP""#, true),
+            (r#"count(track "Segment Entered") >= 1"#, true),
+            (r#"days_since(track "Segment Exited") <= 3"#, true),
+            ("count(track, 30d) >= 1", true),
+        ] {
+            let e = parse(def).unwrap();
+            let pg = compile(&e, Dialect::Postgres, 0).condition;
+            assert_eq!(pg.contains("FROM events e"), view, "{def}: {pg}");
+            assert_eq!(pg.contains("FROM event_rows e"), !view, "{def}: {pg}");
+            let lite = compile(&e, Dialect::Sqlite, 0).condition;
+            assert!(!lite.contains("event_rows"), "{def}: {lite}");
+        }
     }
 
     #[test]

@@ -93,16 +93,25 @@ fn generation(pg: bool, n: i64, m: i64, t: i64) -> Vec<String> {
             series(n)
         ),
         format!(
-            // PostgreSQL's `events` is a view over ingested events and membership events.
             "INSERT INTO {events} (message_id, profile_id, type, name, channel, source, properties, context, text, occurred_at, received_at)
              SELECT 'b' || x, ((x * 7919) % {n}) + 1, 'track', {NAMES}, 'web', 'bench',
                     CASE WHEN x % 10 = 0 THEN {obj}('revenue', (x * 31) % 400 + 1) ELSE {obj}() END,
                     {empty}, NULL, {t} - ((x * 104729) % {two_years}), {t} FROM {}",
             series(m),
-            events = if pg { "event_rows" } else { "events" },
+            events = ingested_events(pg),
             empty = if pg { "'{}'::jsonb" } else { "'{}'" }
         ),
     ]
+}
+
+/// The table of ingested events: on PostgreSQL `events` is a view that adds the
+/// membership events (postgres/0017).
+fn ingested_events(pg: bool) -> &'static str {
+    if pg {
+        "event_rows"
+    } else {
+        "events"
+    }
 }
 
 /// The same questions a person would write by hand (single-member profiles, as here).
@@ -122,8 +131,7 @@ fn hand_written(pg: bool, now: i64, with_sum: bool) -> String {
             "substr(i.value, 1, 9) = 'eip155:1:'",
         )
     };
-    // PostgreSQL's ingested events, without the view that adds membership events.
-    let events = if pg { "event_rows" } else { "events" };
+    let events = ingested_events(pg);
     let middle = if with_sum {
         format!(
             "AND p.id IN (SELECT e.profile_id FROM {events} e WHERE e.name = 'Order Completed' AND e.type = 'track' AND e.occurred_at >= {d365} AND e.occurred_at <= {now} GROUP BY e.profile_id HAVING SUM({revenue}) > 500)",

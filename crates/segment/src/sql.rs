@@ -261,9 +261,29 @@ impl Ctx {
             Expr::And(v) => {
                 // Set conditions first, per-candidate trait tests last: SQLite evaluates
                 // the terms in order, so the costly ones see only the survivors.
-                let mut v: Vec<&Expr> = v.iter().collect();
+                let (consents, mut v): (Vec<&Expr>, Vec<&Expr>) =
+                    v.iter().partition(|x| outside_consent(x).is_some());
                 v.sort_by_key(|x| matches!(x, Expr::Cond(Cond::Trait { .. })));
-                let parts: Vec<String> = v.into_iter().map(|x| self.expr(x, now)).collect();
+                let traits = v
+                    .iter()
+                    .filter(|x| matches!(x, Expr::Cond(Cond::Trait { .. })))
+                    .count();
+                let mut parts: Vec<String> = v.into_iter().map(|x| self.expr(x, now)).collect();
+                // A consent that holds outside a set (`not consent(…) = denied`) never
+                // picks the candidates. Once another set does, each candidate's latest
+                // consent is read by index (SQLite ~2 µs, PostgreSQL ~8 µs a candidate)
+                // instead of ranking every consent on record (0.4–0.6 s at 200,000
+                // consents on either store): the sets that pick candidates are meant
+                // to be far smaller than everyone with a consent.
+                let drives = parts.iter().any(|p| set_query(p).is_some());
+                let at = parts.len() - traits;
+                for (i, x) in consents.into_iter().enumerate() {
+                    let sql = match outside_consent(x) {
+                        Some((c, negated)) if drives => self.consent_of_candidate(c, negated),
+                        _ => self.expr(x, now),
+                    };
+                    parts.insert(at + i, sql);
+                }
                 if self.d == Dialect::Postgres {
                     // PostgreSQL guesses a row or two for every aggregate set, so it ran
                     // the trait tests over everyone before joining the sets. Intersected
@@ -298,6 +318,41 @@ impl Ctx {
                 self.wrap(s)
             }
             Expr::Cond(c) => self.cond(c, now),
+        }
+    }
+
+    /// A consent condition tested on the candidate `p` alone: its latest consent on
+    /// record (any of its merged profiles) for the channel and purpose, as the set form
+    /// ranks them. `negated` when it sits under a `not`. Never NULL.
+    fn consent_of_candidate(&mut self, c: &Cond, negated: bool) -> String {
+        let Cond::Consent {
+            channel,
+            purpose,
+            equal,
+            status,
+        } = c
+        else {
+            return self.falsy().to_string();
+        };
+        let ch = self.bind(Param::Text(channel.clone()));
+        let pu = self.bind(Param::Text(purpose.clone()));
+        let from = format!(
+            "FROM profiles m JOIN consents k ON k.profile_id = m.id
+             WHERE m.canonical_id = p.id AND k.channel = {ch} AND k.purpose = {pu}"
+        );
+        let is = if status == "unknown" {
+            format!("NOT EXISTS (SELECT 1 {from})")
+        } else {
+            let st = self.bind(Param::Text(status.clone()));
+            let falsy = self.falsy();
+            format!(
+                "COALESCE((SELECT k.status = {st} {from} ORDER BY k.at DESC, k.id DESC LIMIT 1), {falsy})"
+            )
+        };
+        if *equal != negated {
+            format!("({is})")
+        } else {
+            format!("(NOT {is})")
         }
     }
 
@@ -593,7 +648,26 @@ impl Ctx {
     }
 }
 
-/// Compiles a definition for `dialect`, with windows reaching back from `now` (ms).
+/// A consent condition, bare or under one `not`, that holds for the people outside a
+/// set (it compiles to `p.id NOT IN (…)`), with whether it is negated.
+fn outside_consent(e: &Expr) -> Option<(&Cond, bool)> {
+    let (c, negated) = match e {
+        Expr::Cond(c) => (c, false),
+        Expr::Not(x) => match x.as_ref() {
+            Expr::Cond(c) => (c, true),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let Cond::Consent { equal, status, .. } = c else {
+        return None;
+    };
+    // The set form tests membership in a set of latest consents: `= unknown` is being
+    // outside the set of everyone with one.
+    let inside = if status == "unknown" { !*equal } else { *equal };
+    (inside == negated).then_some((c, negated))
+}
+
 /// The subquery of a compiled set condition `p.id IN (<subquery>)`, whole: the
 /// parenthesis opened after `IN` must close at the very end (literals are bound
 /// parameters, so no quoted parenthesis can fool the count).
@@ -615,6 +689,7 @@ fn set_query(cond: &str) -> Option<&str> {
     (depth == 0).then_some(inner)
 }
 
+/// Compiles a definition for `dialect`, with windows reaching back from `now` (ms).
 pub fn compile(e: &Expr, dialect: Dialect, now: i64) -> Compiled {
     let mut ctx = Ctx {
         d: dialect,
@@ -672,6 +747,42 @@ mod tests {
             assert_eq!(pg.contains("FROM event_rows e"), !view, "{def}: {pg}");
             let lite = compile(&e, Dialect::Sqlite, 0).condition;
             assert!(!lite.contains("event_rows"), "{def}: {lite}");
+        }
+    }
+
+    /// A consent that holds outside a set is tested per candidate once another set picks
+    /// the candidates; alone, or when it could pick them itself, it stays a set.
+    #[test]
+    fn consents_outside_a_set_are_tested_per_candidate_behind_a_driver() {
+        let per_candidate = "ORDER BY k.at DESC, k.id DESC LIMIT 1";
+        for (def, tested) in [
+            ("has email and not consent(email, marketing) = denied", true),
+            ("has email and consent(email, marketing) != denied", true),
+            ("has email and consent(email, marketing) = unknown", true),
+            ("has email and consent(email, marketing) = granted", false),
+            ("not consent(email, marketing) = denied", false),
+            (
+                r#"traits.plan = "pro" and not consent(email, marketing) = denied"#,
+                false,
+            ),
+        ] {
+            let e = parse(def).unwrap();
+            for d in [Dialect::Sqlite, Dialect::Postgres] {
+                let c = compile(&e, d, 0);
+                let per = c.condition.contains(per_candidate)
+                    || c.condition
+                        .contains("NOT EXISTS (SELECT 1 FROM profiles m JOIN consents");
+                assert_eq!(per, tested, "{def}: {}", c.condition);
+                assert_eq!(!c.condition.contains("ROW_NUMBER"), tested, "{def}");
+                // Every bound parameter is used (the stores refuse a mismatch).
+                let n = c.params.len();
+                let mark = |i: usize| match d {
+                    Dialect::Sqlite => format!("?{i}"),
+                    Dialect::Postgres => format!("${i}::"),
+                };
+                assert!(c.condition.contains(&mark(n)), "{def}: {}", c.condition);
+                assert!(!c.condition.contains(&mark(n + 1)), "{def}");
+            }
         }
     }
 

@@ -11,7 +11,7 @@
 
 use rusqlite::{ffi, Connection};
 use std::os::raw::{c_char, c_int, c_void};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// WAL frames (pages) after which the background checkpoint runs: the size the
@@ -32,7 +32,7 @@ pub struct Shared {
     next_at: AtomicI32,
     last_frames: AtomicI32,
     /// Checkpoints run by the thread, for the tests.
-    pub runs: std::sync::atomic::AtomicU64,
+    pub runs: AtomicU64,
 }
 
 /// Owns the checkpoint thread; stopping it is dropping this.

@@ -298,8 +298,8 @@ impl Ctx {
                 let at = parts.len() - traits;
                 for (i, x) in consents.into_iter().enumerate() {
                     let sql = match outside_consent(x) {
-                        Some((c, negated)) if drives && self.d == Dialect::Sqlite => {
-                            self.consent_of_candidate(c, negated)
+                        Some(c) if drives && self.d == Dialect::Sqlite => {
+                            self.consent_of_candidate(&c)
                         }
                         _ => self.expr(x, now),
                     };
@@ -344,19 +344,17 @@ impl Ctx {
 
     /// A consent condition tested on the candidate `p` alone: its latest consent on
     /// record (any of its merged profiles) for the channel and purpose, as the set form
-    /// ranks them. `negated` when it sits under a `not`. Never NULL.
-    fn consent_of_candidate(&mut self, c: &Cond, negated: bool) -> String {
-        let Cond::Consent {
+    /// ranks them. Never NULL.
+    fn consent_of_candidate(&mut self, c: &OutsideConsent<'_>) -> String {
+        let OutsideConsent {
             channel,
             purpose,
             equal,
             status,
-        } = c
-        else {
-            return self.falsy().to_string();
-        };
-        let ch = self.bind(Param::Text(channel.clone()));
-        let pu = self.bind(Param::Text(purpose.clone()));
+            negated,
+        } = *c;
+        let ch = self.bind(Param::Text(channel.to_string()));
+        let pu = self.bind(Param::Text(purpose.to_string()));
         let from = format!(
             "FROM profiles m JOIN consents k ON k.profile_id = m.id
              WHERE m.canonical_id = p.id AND k.channel = {ch} AND k.purpose = {pu}"
@@ -364,13 +362,13 @@ impl Ctx {
         let is = if status == "unknown" {
             format!("NOT EXISTS (SELECT 1 {from})")
         } else {
-            let st = self.bind(Param::Text(status.clone()));
+            let st = self.bind(Param::Text(status.to_string()));
             let falsy = self.falsy();
             format!(
                 "COALESCE((SELECT k.status = {st} {from} ORDER BY k.at DESC, k.id DESC LIMIT 1), {falsy})"
             )
         };
-        if *equal != negated {
+        if equal != negated {
             format!("({is})")
         } else {
             format!("(NOT {is})")
@@ -665,9 +663,18 @@ impl Ctx {
     }
 }
 
-/// A consent condition, bare or under one `not`, that holds for the people outside a
-/// set (it compiles to `p.id NOT IN (…)`), with whether it is negated.
-fn outside_consent(e: &Expr) -> Option<(&Cond, bool)> {
+/// A consent condition, bare or under one `not` (`negated`), that holds for the people
+/// outside a set: it compiles to `p.id NOT IN (…)`.
+#[derive(Clone, Copy)]
+struct OutsideConsent<'a> {
+    channel: &'a str,
+    purpose: &'a str,
+    equal: bool,
+    status: &'a str,
+    negated: bool,
+}
+
+fn outside_consent(e: &Expr) -> Option<OutsideConsent<'_>> {
     let (c, negated) = match e {
         Expr::Cond(c) => (c, false),
         Expr::Not(x) => match x.as_ref() {
@@ -676,13 +683,25 @@ fn outside_consent(e: &Expr) -> Option<(&Cond, bool)> {
         },
         _ => return None,
     };
-    let Cond::Consent { equal, status, .. } = c else {
+    let Cond::Consent {
+        channel,
+        purpose,
+        equal,
+        status,
+    } = c
+    else {
         return None;
     };
     // The set form tests membership in a set of latest consents: `= unknown` is being
     // outside the set of everyone with one.
     let inside = if status == "unknown" { !*equal } else { *equal };
-    (inside == negated).then_some((c, negated))
+    (inside == negated).then_some(OutsideConsent {
+        channel,
+        purpose,
+        equal: *equal,
+        status,
+        negated,
+    })
 }
 
 /// The subquery of a compiled set condition `p.id IN (<subquery>)`, whole: the

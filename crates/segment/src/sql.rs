@@ -278,8 +278,14 @@ impl Ctx {
             Expr::And(v) => {
                 // Set conditions first, per-candidate trait tests last: SQLite evaluates
                 // the terms in order, so the costly ones see only the survivors.
-                let (consents, mut v): (Vec<&Expr>, Vec<&Expr>) =
-                    v.iter().partition(|x| outside_consent(x).is_some());
+                let (mut consents, mut rest) = (Vec::new(), Vec::<&Expr>::new());
+                for x in v {
+                    match outside_consent(x) {
+                        Some(c) => consents.push((x, c)),
+                        None => rest.push(x),
+                    }
+                }
+                let mut v = rest;
                 v.sort_by_key(|x| matches!(x, Expr::Cond(Cond::Trait { .. })));
                 let traits = v
                     .iter()
@@ -296,12 +302,11 @@ impl Ctx {
                 // per-candidate join into a scan per candidate.
                 let drives = parts.iter().any(|p| set_query(p).is_some());
                 let at = parts.len() - traits;
-                for (i, x) in consents.into_iter().enumerate() {
-                    let sql = match outside_consent(x) {
-                        Some(c) if drives && self.d == Dialect::Sqlite => {
-                            self.consent_of_candidate(&c)
-                        }
-                        _ => self.expr(x, now),
+                for (i, (x, c)) in consents.into_iter().enumerate() {
+                    let sql = if drives && self.d == Dialect::Sqlite {
+                        self.consent_of_candidate(c)
+                    } else {
+                        self.expr(x, now)
                     };
                     parts.insert(at + i, sql);
                 }
@@ -345,14 +350,14 @@ impl Ctx {
     /// A consent condition tested on the candidate `p` alone: its latest consent on
     /// record (any of its merged profiles) for the channel and purpose, as the set form
     /// ranks them. Never NULL.
-    fn consent_of_candidate(&mut self, c: &OutsideConsent<'_>) -> String {
+    fn consent_of_candidate(&mut self, c: OutsideConsent<'_>) -> String {
         let OutsideConsent {
             channel,
             purpose,
             equal,
             status,
             negated,
-        } = *c;
+        } = c;
         let ch = self.bind(Param::Text(channel.to_string()));
         let pu = self.bind(Param::Text(purpose.to_string()));
         let from = format!(

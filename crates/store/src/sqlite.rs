@@ -139,7 +139,7 @@ pub struct SqliteStore {
 /// checkpoints, and each checkpoint copies it to the database file once. Measured
 /// +40% ingest at 1M events against the 1,000-page default (docs/benchmarks.md).
 /// The checkpoint stays inline in the commit that crosses the limit: a background
-/// checkpointer was tried (twelfth session) and cost 10% of HTTP ingestion and a third
+/// checkpointer was tried (docs/benchmarks.md, twelfth session) and cost 10% of HTTP ingestion and a third
 /// of raw insert speed on two cores, for a shorter tail only in the heaviest write burst.
 fn configure(conn: &Connection) -> Result<()> {
     conn.execute_batch(

@@ -345,7 +345,15 @@ pub(crate) async fn person_and_members(
     id: ProfileId,
 ) -> Result<(Person, Vec<ProfileId>, i64), StoreError> {
     let view = store.profile(id).await?;
-    let (events, texts) = store.person_activity(view.id).await?;
+    // The rest is read together (on PostgreSQL, each on its own connection): one wait
+    // for all of it instead of one per read.
+    let ((events, texts), graph, segments, computed, holdings) = tokio::try_join!(
+        store.person_activity(view.id),
+        store.graph_scores(vec![view.id]),
+        store.profile_segments(view.id),
+        store.profile_scores(view.id),
+        holdings(store, &view),
+    )?;
     let upto = events.iter().map(|e| e.id).max().unwrap_or(0);
     let (traits, identities, consents) = basics(&view);
     let person = Person {
@@ -353,7 +361,7 @@ pub(crate) async fn person_and_members(
         identities,
         consents,
         // The store's profile view leaves network scores to the API layer: read them.
-        scores: store.graph_scores(vec![view.id]).await?.first().map(|g| {
+        scores: graph.first().map(|g| {
             HashMap::from([
                 ("pagerank".to_string(), g.pagerank),
                 ("pagerank_pct".to_string(), g.pagerank_pct),
@@ -385,14 +393,9 @@ pub(crate) async fn person_and_members(
                 complaint,
             })
             .collect(),
-        segments: store.profile_segments(view.id).await?,
-        computed: store
-            .profile_scores(view.id)
-            .await?
-            .into_iter()
-            .map(|s| (s.name, s.value))
-            .collect(),
-        holdings: holdings(store, &view).await?,
+        segments,
+        computed: computed.into_iter().map(|s| (s.name, s.value)).collect(),
+        holdings,
         index: None,
     };
     Ok((person, view.member_ids, upto))

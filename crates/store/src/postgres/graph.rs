@@ -317,14 +317,15 @@ impl PgStore {
 
     pub(super) async fn g_scores(&self, ids: Vec<ProfileId>) -> Result<Vec<GraphScores>> {
         let c = self.client().await?;
-        Ok(c.query(
-            &format!("SELECT {SCORE_COLUMNS} FROM graph_scores g WHERE g.profile_id IN (SELECT canonical_id FROM profiles WHERE id = ANY($1))"),
-            &[&ids],
-        )
-        .await?
-        .iter()
-        .map(score_row)
-        .collect())
+        // Prepared once per connection: the real-time engine reads it with every load.
+        let stmt = c
+            .prepare_cached(&format!("SELECT {SCORE_COLUMNS} FROM graph_scores g WHERE g.profile_id IN (SELECT canonical_id FROM profiles WHERE id = ANY($1))"))
+            .await?;
+        Ok(c.query(&stmt, &[&ids])
+            .await?
+            .iter()
+            .map(score_row)
+            .collect())
     }
 
     pub(super) async fn g_top(

@@ -103,14 +103,15 @@ impl PgStore {
         since: Millis,
     ) -> Result<Vec<(String, Millis)>> {
         let c = self.client().await?;
-        Ok(c.query(
-            "SELECT rule, at FROM rule_firings WHERE profile_id = $1 AND at >= $2",
-            &[&profile, &since],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+        // Prepared once per connection: the real-time engine reads it with every load.
+        let stmt = c
+            .prepare_cached("SELECT rule, at FROM rule_firings WHERE profile_id = $1 AND at >= $2")
+            .await?;
+        Ok(c.query(&stmt, &[&profile, &since])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
     pub(super) async fn r_canonical_ids(

@@ -588,8 +588,10 @@ impl PgStore {
         id: ProfileId,
     ) -> Result<(Vec<EventView>, Vec<(Millis, f64, f64)>)> {
         let client = self.client().await?;
-        let events = client
-            .query(
+        // Prepared once per connection: the events view is a union of three tables, and
+        // planning it took longer (1.4 ms) than running it; the two reads go out together.
+        let (events, texts) = tokio::try_join!(
+            client.prepare_cached(
                 // Context, text and message id are not read by the evaluator: left out,
                 // which halves the cost of loading a person for the real-time engine.
                 // `= ANY(ARRAY(…))`: the members first, then the events index; the `IN`
@@ -597,18 +599,16 @@ impl PgStore {
                 // 100 ms a person on 1.1M events).
                 "SELECT id, '', profile_id, type, name, channel, source, properties, '{}'::jsonb, NULL::text, occurred_at, received_at
                  FROM events WHERE profile_id = ANY(ARRAY(SELECT id FROM profiles WHERE canonical_id = $1)) ORDER BY occurred_at, id",
-                &[&id],
-            )
-            .await?
-            .iter()
-            .map(event_view)
-            .collect();
-        let texts = client
-            .query(
+            ),
+            client.prepare_cached(
                 "SELECT occurred_at, compound, complaint::float8 FROM text_analyses WHERE profile_id = ANY(ARRAY(SELECT id FROM profiles WHERE canonical_id = $1)) ORDER BY occurred_at, event_id",
-                &[&id],
-            )
-            .await?
+            ),
+        )?;
+        let p: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
+        let (events, texts) =
+            tokio::try_join!(client.query(&events, &p), client.query(&texts, &p))?;
+        let events = events.iter().map(event_view).collect();
+        let texts = texts
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
@@ -644,11 +644,10 @@ impl PgStore {
 
     pub(super) async fn s_profile_scores(&self, id: ProfileId) -> Result<Vec<ScoreRow>> {
         let client = self.client().await?;
+        // Prepared once per connection: the real-time engine reads it with every load.
+        let stmt = client.prepare_cached("SELECT name, profile_id, value, explanation, computed_at FROM profile_scores WHERE profile_id = $1 ORDER BY name").await?;
         Ok(client
-            .query(
-                "SELECT name, profile_id, value, explanation, computed_at FROM profile_scores WHERE profile_id = $1 ORDER BY name",
-                &[&id],
-            )
+            .query(&stmt, &[&id])
             .await?
             .iter()
             .map(|r| ScoreRow {
@@ -746,11 +745,10 @@ impl PgStore {
 
     pub(super) async fn s_profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {
         let client = self.client().await?;
+        // Prepared once per connection: the real-time engine reads it with every load.
+        let stmt = client.prepare_cached("SELECT s.name FROM segment_members sm JOIN segments s ON s.id = sm.segment_id WHERE sm.profile_id = $1 ORDER BY s.name").await?;
         Ok(client
-            .query(
-                "SELECT s.name FROM segment_members sm JOIN segments s ON s.id = sm.segment_id WHERE sm.profile_id = $1 ORDER BY s.name",
-                &[&id],
-            )
+            .query(&stmt, &[&id])
             .await?
             .iter()
             .map(|r| r.get(0))

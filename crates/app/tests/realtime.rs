@@ -241,6 +241,74 @@ async fn the_engine_keeps_its_people_current() {
     }
 }
 
+/// A held state past the engine's TTL is checked against the profile at the person's
+/// next event: a trait changed by a write that did not call `touched` is seen, without
+/// reading the person's history again; within the TTL the held state is used as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_past_its_ttl_is_checked_against_the_profile() {
+    for (store, _dir, pg) in stores().await {
+        let kind = store.kind();
+        rapport_app::segments::create(
+            &store,
+            "Pro visitors",
+            "traits.plan = \"pro\" and count(page) >= 1",
+            "",
+        )
+        .await
+        .expect("segment");
+        let mut engine = Engine::default();
+        feed(&mut engine, &store, vec![
+            json!({"type": "identify", "userId": "lin", "traits": {"plan": "pro", "email": "lin@example.com"}}),
+            json!({"type": "page", "userId": "lin", "name": "Home"}),
+        ]).await;
+        let lin = members(&store, "Pro visitors").await;
+        assert_eq!(lin.len(), 1, "[{kind}] lin is a pro visitor");
+        let lin = lin[0];
+
+        // Written without `touched`, as by a path that forgot it.
+        store
+            .patch_traits(lin, &json!({"plan": "free"}), now_millis())
+            .await
+            .expect("patch");
+        let order = || json!({"type": "track", "userId": "lin", "event": "Order Completed"});
+        send(&store, vec![order()]).await;
+        let r = engine.step(&store, 1_000).await.expect("step");
+        assert_eq!(
+            (r.loads, r.checks),
+            (0, 0),
+            "[{kind}] within the TTL: held as it is"
+        );
+        while engine.step(&store, 1_000).await.expect("step").events > 0 {}
+
+        engine.set_ttl(std::time::Duration::ZERO);
+        send(&store, vec![order()]).await;
+        let r = engine.step(&store, 1_000).await.expect("step");
+        assert_eq!(r.loads, 0, "[{kind}] no reload of the history");
+        // Its `Segment Exited`, decided in the same step, is checked again too: zero TTL.
+        assert!(r.checks >= 1, "[{kind}] the profile re-read");
+        while engine.step(&store, 1_000).await.expect("step").events > 0 {}
+        assert!(
+            members(&store, "Pro visitors").await.is_empty(),
+            "[{kind}] the changed plan is seen"
+        );
+        let person = rapport_app::segments::person(&store, lin)
+            .await
+            .expect("person");
+        assert_eq!(
+            person
+                .events
+                .iter()
+                .filter(|e| e.name.as_deref() == Some("Order Completed"))
+                .count(),
+            2,
+            "[{kind}] both orders in the history"
+        );
+        if let Some((url, schema)) = pg {
+            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
+        }
+    }
+}
+
 /// The `Segment Entered` events a step writes are decided in that step: a rule on them
 /// fires once, with the event's id; each joins the person's history once; and the
 /// engine's position passes them, so neither it nor a restarted engine decides them again.

@@ -10,7 +10,8 @@
 //!    not counted); each
 //!    ingested event's cost is its own work plus an equal share of everything else those
 //!    steps did: their reads and writes, and deciding the `Segment Entered`/`Exited`
-//!    events the engine wrote itself (derived, not ingested);
+//!    events the engine wrote itself (derived, not ingested); then a returning pass
+//!    (every held state older than the engine's TTL) and a cold one (no state held);
 //! 2. throughput: `--throughput-events` events ingested as fast as the store takes them
 //!    (groups of 100), without the engine, then `--rounds` times with it running beside
 //!    ingestion as in `rapport serve` (timed until it has caught up) and without it
@@ -198,7 +199,8 @@ async fn latency(
     // the figure earlier runs reported, kept for comparison.
     let mut per_decided = Vec::with_capacity(a.events * 4);
     let mut ingest_us = Vec::new();
-    let (mut loads, mut changes, mut firings, mut steps, mut decided) = (0, 0, 0, 0, 0);
+    let (mut loads, mut checks, mut changes, mut firings, mut steps, mut decided) =
+        (0, 0, 0, 0, 0, 0);
     for (k, group) in live.chunks(a.per_step.max(1)).enumerate() {
         let m = parse_all(group, &format!("l{pass}.{k}."), now_millis())?;
         let t = Instant::now();
@@ -230,6 +232,7 @@ async fn latency(
             }
             steps += 1;
             loads += r.loads;
+            checks += r.checks;
             changes += r.membership_changes;
             firings += r.firings;
             decided += r.events + r.derived;
@@ -245,7 +248,7 @@ async fn latency(
     per_decided.sort_by(f64::total_cmp);
     ingest_us.sort_by(f64::total_cmp);
     eprintln!(
-        "latency (pass {pass}): per ingested event p50 {:.1} µs, p99 {:.1} µs, mean {:.1} µs (own work p50 {:.1}, p99 {:.1}) over {} events; {} events decided in {} steps ({} derived; per decided event p99 {:.1} µs), {} reloads, {} membership changes ({:.2} per event), {} firings",
+        "latency (pass {pass}): per ingested event p50 {:.1} µs, p99 {:.1} µs, mean {:.1} µs (own work p50 {:.1}, p99 {:.1}) over {} events; {} events decided in {} steps ({} derived; per decided event p99 {:.1} µs), {} reloads, {} profile checks, {} membership changes ({:.2} per event), {} firings",
         percentile(&per_event, 0.5),
         percentile(&per_event, 0.99),
         per_event.iter().sum::<f64>() / per_event.len().max(1) as f64,
@@ -257,6 +260,7 @@ async fn latency(
         decided.saturating_sub(per_event.len()),
         percentile(&per_decided, 0.99),
         loads,
+        checks,
         changes,
         changes as f64 / per_event.len().max(1) as f64,
         firings
@@ -268,7 +272,7 @@ async fn latency(
         "mean_added_us": per_event.iter().sum::<f64>() / per_event.len().max(1) as f64,
         "own_us_p50": percentile(&own, 0.5), "own_us_p99": percentile(&own, 0.99),
         "per_decided_event_us_p99": percentile(&per_decided, 0.99),
-        "reloads": loads, "membership_changes": changes, "firings": firings,
+        "reloads": loads, "profile_checks": checks, "membership_changes": changes, "firings": firings,
         "membership_changes_per_event": changes as f64 / per_event.len().max(1) as f64,
         "ingest_us_per_event_p50": percentile(&ingest_us, 0.5),
     }))
@@ -348,6 +352,18 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
     for pass in 0..n_passes {
         passes.push(latency(&store, &mut engine, &a, pass).await?);
     }
+    // Two more passes over the settled people, as live traffic meets them. Returning:
+    // each person's next event comes longer than the engine's TTL after their last (most
+    // people's do), so every held state is checked again. Cold: no state is held, as
+    // after a restart or for people evicted from memory, so each is loaded whole.
+    engine.set_ttl(std::time::Duration::ZERO);
+    eprintln!("returning: every held state older than the TTL");
+    let returning = latency(&store, &mut engine, &a, n_passes).await?;
+    engine.set_ttl(rapport_app::realtime::TTL);
+    engine.release();
+    eprintln!("cold: no state held");
+    let cold = latency(&store, &mut engine, &a, n_passes + 1).await?;
+    let n_passes = n_passes + 2;
     // Throughput: without, with, without.
     let n = a.throughput_events;
     let phase = |k: usize| -> Vec<Value> {
@@ -390,6 +406,7 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
         "per_step": a.per_step,
         "first_contact": passes[0], "second_contact": passes[1],
         "settled": passes.last(), "passes": passes,
+        "returning": returning, "cold": cold,
         "throughput_without_runs": without, "throughput_with_runs": with,
         "throughput_without": baseline, "throughput_with": with_median,
         "throughput_until_decided": decided_median,

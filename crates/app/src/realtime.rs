@@ -69,6 +69,8 @@ struct Cached {
     stale: Stale,
     loaded: Instant,
     used: u64,
+    /// Loaded ahead of its events in this step, not used yet.
+    fresh: bool,
 }
 
 /// What [`Engine::ensure`] did with a person's state.
@@ -410,7 +412,6 @@ impl Engine {
         views: &HashMap<ProfileId, ProfileView>,
         config: &Config,
     ) -> Result<Held, StoreError> {
-        let cap_window = config.cap_window;
         let held = self
             .people
             .get(&id)
@@ -421,6 +422,10 @@ impl Engine {
                 return Ok(Held::Kept);
             };
             c.used = self.clock;
+            if c.fresh {
+                c.fresh = false;
+                return Ok(Held::Loaded);
+            }
             if !reload && c.loaded.elapsed() < self.ttl {
                 return Ok(Held::Kept);
             }
@@ -453,40 +458,72 @@ impl Engine {
                 return Ok(Held::Checked);
             }
         }
-        let firings = async {
-            if cap_window > 0 {
-                store.firing_times(id, now_millis() - cap_window).await
-            } else {
-                Ok(Vec::new())
-            }
-        };
-        let ((mut person, members, upto), fired) =
-            tokio::try_join!(segments::person_and_members(store, id), firings)?;
-        person.index = Some(eval::EventIndex::build(&config.selectors, &person.events));
-        let inside = config
-            .segments
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| person.segments.contains(&s.row.name))
-            .map(|(i, _)| i)
-            .collect();
-        if self.people.len() >= self.capacity && !self.people.contains_key(&id) {
-            self.evict();
-        }
-        self.people.insert(
-            id,
-            Cached {
-                person,
-                members,
-                upto,
-                fired,
-                inside,
-                stale: Stale::All,
-                loaded: Instant::now(),
-                used: self.clock,
-            },
-        );
+        self.load(store, vec![id], config, false).await?;
         Ok(Held::Loaded)
+    }
+
+    /// Reads these people's states whole, together, and holds each under the id asked
+    /// for. `fresh`: loaded ahead of their events, so the first event of each applies
+    /// the step's decisions so far, as after a load at the event.
+    async fn load(
+        &mut self,
+        store: &DynStore,
+        ids: Vec<ProfileId>,
+        config: &Config,
+        fresh: bool,
+    ) -> Result<(), StoreError> {
+        let since = if config.cap_window > 0 {
+            now_millis() - config.cap_window
+        } else {
+            // No caps: no firings to keep.
+            Millis::MAX
+        };
+        let mut loaded: Vec<Option<segments::Loaded>> = segments::people(store, ids.clone(), since)
+            .await?
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut of: HashMap<ProfileId, usize> = HashMap::new();
+        for (i, l) in loaded.iter().enumerate() {
+            if let Some(l) = l {
+                of.insert(l.id, i);
+                for m in &l.members {
+                    of.insert(*m, i);
+                }
+            }
+        }
+        for id in ids {
+            let Some(l) = of.get(&id).and_then(|&i| loaded[i].take()) else {
+                continue;
+            };
+            let mut person = l.person;
+            person.index = Some(eval::EventIndex::build(&config.selectors, &person.events));
+            let inside = config
+                .segments
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| person.segments.contains(&s.row.name))
+                .map(|(i, _)| i)
+                .collect();
+            if self.people.len() >= self.capacity && !self.people.contains_key(&id) {
+                self.evict();
+            }
+            self.people.insert(
+                id,
+                Cached {
+                    person,
+                    members: l.members,
+                    upto: l.upto,
+                    fired: l.firings,
+                    inside,
+                    stale: Stale::All,
+                    loaded: Instant::now(),
+                    used: self.clock,
+                    fresh,
+                },
+            );
+        }
+        Ok(())
     }
 
     /// Drops the least recently used tenth.
@@ -795,6 +832,21 @@ impl Engine {
             views,
         } = inputs;
         let (events, texts) = (*events, *texts);
+        // People not held are loaded together here rather than one by one as their
+        // events come (on PostgreSQL: five statements for all instead of six round
+        // trips each).
+        let cold: BTreeSet<ProfileId> = events
+            .iter()
+            .filter_map(|ev| canonical.get(&ev.profile_id).map(|&id| (id, ev.profile_id)))
+            .filter(|(id, raw)| !self.people.get(id).is_some_and(|c| c.members.contains(raw)))
+            .map(|(id, _)| id)
+            .collect();
+        if !cold.is_empty() {
+            let t = Instant::now();
+            self.load(store, cold.into_iter().collect(), config, true)
+                .await?;
+            report.load_us += t.elapsed().as_secs_f64() * 1e6;
+        }
         // Held states past their TTL are checked against their profiles, read together
         // here rather than one read per person as their events come.
         let expired: BTreeSet<ProfileId> = events

@@ -335,70 +335,128 @@ pub async fn refresh_all(store: &DynStore) -> Result<usize, StoreError> {
 
 /// One person's live state, as the in-memory evaluator reads it.
 pub async fn person(store: &DynStore, id: ProfileId) -> Result<Person, StoreError> {
-    Ok(person_and_members(store, id).await?.0)
+    people(store, vec![id], 0)
+        .await?
+        .into_iter()
+        .next()
+        .map(|l| l.person)
+        .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))
 }
 
-/// One person's live state, the raw profiles it was read from and the highest event id
-/// in it.
-pub(crate) async fn person_and_members(
+/// A person's live state as loaded, with what the real-time engine keeps beside it.
+pub(crate) struct Loaded {
+    /// The person's (canonical) id.
+    pub id: ProfileId,
+    pub person: Person,
+    /// Raw profiles the state was read from.
+    pub members: Vec<ProfileId>,
+    /// Highest event id in the state.
+    pub upto: i64,
+    /// Rule firings since the time asked.
+    pub firings: Vec<(String, i64)>,
+}
+
+/// Several people's live state, read together (one per person; unknown ids left out),
+/// with their rule firings since `firings_since`.
+pub(crate) async fn people(
     store: &DynStore,
-    id: ProfileId,
-) -> Result<(Person, Vec<ProfileId>, i64), StoreError> {
-    let view = store.profile(id).await?;
-    // The rest is read together (on PostgreSQL, each on its own connection): one wait
-    // for all of it instead of one per read.
-    let ((events, texts), graph, segments, computed, holdings) = tokio::try_join!(
-        store.person_activity(view.id),
-        store.graph_scores(vec![view.id]),
-        store.profile_segments(view.id),
-        store.profile_scores(view.id),
-        holdings(store, &view),
-    )?;
-    let upto = events.iter().map(|e| e.id).max().unwrap_or(0);
-    let (traits, identities, consents) = basics(&view);
-    let person = Person {
-        traits,
-        identities,
-        consents,
-        // The store's profile view leaves network scores to the API layer: read them.
-        scores: graph.first().map(|g| {
-            HashMap::from([
-                ("pagerank".to_string(), g.pagerank),
-                ("pagerank_pct".to_string(), g.pagerank_pct),
-                ("betweenness".to_string(), g.betweenness),
-                ("betweenness_pct".to_string(), g.betweenness_pct),
-                ("community".to_string(), g.community as f64),
-                ("core".to_string(), g.core as f64),
-                ("reach1".to_string(), g.reach1 as f64),
-                ("reach2".to_string(), g.reach2 as f64),
-                ("evangelist".to_string(), g.evangelist),
-                ("syndication".to_string(), g.syndication),
-            ])
-        }),
-        events: events
-            .into_iter()
-            .map(|e| eval::Event {
-                kind: e.kind,
-                name: e.name,
-                properties: e.properties,
-                at: e.occurred_at.timestamp_millis(),
-                id: e.id,
-            })
-            .collect(),
-        texts: texts
-            .into_iter()
-            .map(|(at, compound, complaint)| eval::Text {
-                at,
-                compound,
-                complaint,
-            })
-            .collect(),
-        segments,
-        computed: computed.into_iter().map(|s| (s.name, s.value)).collect(),
-        holdings,
-        index: None,
-    };
-    Ok((person, view.member_ids, upto))
+    ids: Vec<ProfileId>,
+    firings_since: i64,
+) -> Result<Vec<Loaded>, StoreError> {
+    let loads = store.person_loads(ids, firings_since).await?;
+    if loads.is_empty() {
+        return Ok(Vec::new());
+    }
+    let persons: Vec<ProfileId> = loads.iter().map(|l| l.view.id).collect();
+    let wallets: Vec<String> = loads.iter().flat_map(|l| wallets_of(&l.view)).collect();
+    // The store's profile view leaves network scores to the API layer: read them, and
+    // the holdings of everyone's wallets, at once.
+    let (graph, holdings) = tokio::try_join!(store.graph_scores(persons), async {
+        if wallets.is_empty() {
+            Ok(Vec::new())
+        } else {
+            store.wallet_holdings(wallets).await
+        }
+    })?;
+    let mut graph: HashMap<ProfileId, _> = graph.into_iter().map(|g| (g.profile_id, g)).collect();
+    let mut by_wallet: HashMap<String, Vec<eval::Holding>> = HashMap::new();
+    for h in holdings {
+        by_wallet.entry(h.wallet).or_default().push(eval::Holding {
+            symbol: h.symbol,
+            contract: h.contract,
+            amount: h.amount,
+            held_since: h.held_since,
+            from_brand: h.from_brand_amount,
+        });
+    }
+    Ok(loads
+        .into_iter()
+        .map(|l| {
+            let upto = l.events.iter().map(|e| e.id).max().unwrap_or(0);
+            let (traits, identities, consents) = basics(&l.view);
+            let holdings = wallets_of(&l.view)
+                .filter_map(|w| by_wallet.get(&w).cloned())
+                .flatten()
+                .collect();
+            let person = Person {
+                traits,
+                identities,
+                consents,
+                scores: graph.remove(&l.view.id).map(|g| {
+                    HashMap::from([
+                        ("pagerank".to_string(), g.pagerank),
+                        ("pagerank_pct".to_string(), g.pagerank_pct),
+                        ("betweenness".to_string(), g.betweenness),
+                        ("betweenness_pct".to_string(), g.betweenness_pct),
+                        ("community".to_string(), g.community as f64),
+                        ("core".to_string(), g.core as f64),
+                        ("reach1".to_string(), g.reach1 as f64),
+                        ("reach2".to_string(), g.reach2 as f64),
+                        ("evangelist".to_string(), g.evangelist),
+                        ("syndication".to_string(), g.syndication),
+                    ])
+                }),
+                events: l
+                    .events
+                    .into_iter()
+                    .map(|e| eval::Event {
+                        kind: e.kind,
+                        name: e.name,
+                        properties: e.properties,
+                        at: e.occurred_at.timestamp_millis(),
+                        id: e.id,
+                    })
+                    .collect(),
+                texts: l
+                    .texts
+                    .into_iter()
+                    .map(|(at, compound, complaint)| eval::Text {
+                        at,
+                        compound,
+                        complaint,
+                    })
+                    .collect(),
+                segments: l.segments,
+                computed: l.scores.into_iter().map(|s| (s.name, s.value)).collect(),
+                holdings,
+                index: None,
+            };
+            Loaded {
+                id: l.view.id,
+                person,
+                members: l.view.member_ids,
+                upto,
+                firings: l.firings,
+            }
+        })
+        .collect())
+}
+
+fn wallets_of(view: &ProfileView) -> impl Iterator<Item = String> + '_ {
+    view.identities
+        .iter()
+        .filter(|i| i.kind == IdentityKind::Wallet)
+        .map(|i| i.value.clone())
 }
 
 /// Traits, identities `(kind, value)` and latest consents from a profile view.
@@ -429,30 +487,6 @@ pub(crate) fn basics(view: &ProfileView) -> Basics {
 }
 
 /// Tokens in a person's wallets (no query for people without a wallet).
-async fn holdings(store: &DynStore, view: &ProfileView) -> Result<Vec<eval::Holding>, StoreError> {
-    let wallets: Vec<String> = view
-        .identities
-        .iter()
-        .filter(|i| i.kind == IdentityKind::Wallet)
-        .map(|i| i.value.clone())
-        .collect();
-    if wallets.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(store
-        .wallet_holdings(wallets)
-        .await?
-        .into_iter()
-        .map(|h| eval::Holding {
-            symbol: h.symbol,
-            contract: h.contract,
-            amount: h.amount,
-            held_since: h.held_since,
-            from_brand: h.from_brand_amount,
-        })
-        .collect())
-}
-
 /// The features micro-segments group people by, and the words for standing out on them.
 const FEATURES: [rapport_segment::micro::Feature; 6] = [
     rapport_segment::micro::Feature {

@@ -309,6 +309,125 @@ async fn a_state_past_its_ttl_is_checked_against_the_profile() {
     }
 }
 
+/// Loading several people at once (as the engine does for a step's people) gives each
+/// what reading them one by one gives: their history (with a merged visitor's events),
+/// memberships, firings; the same person asked twice comes once, an unknown id not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_people_load_as_each_alone() {
+    for (store, _dir, pg) in stores().await {
+        let kind = store.kind();
+        rapport_app::segments::create(
+            &store,
+            "Buyers",
+            "count(track \"Order Completed\") >= 1",
+            "",
+        )
+        .await
+        .expect("segment");
+        rapport_app::rules::set_rules(
+            &store,
+            &json!({"rules": [{"name": "Thanks", "when": "track \"Order Completed\"",
+                "then": [{"action": "add_tag", "tag": "buyer"}], "cap": {"max": 1, "per_hours": 24}}]}),
+        )
+        .await
+        .expect("rules");
+        let mut engine = Engine::default();
+        feed(&mut engine, &store, vec![
+            json!({"type": "track", "anonymousId": "v-1", "event": "Order Completed", "properties": {"revenue": 5}}),
+            json!({"type": "identify", "userId": "ann", "anonymousId": "v-1", "traits": {"email": "ann@example.com"}}),
+            json!({"type": "page", "userId": "ann", "name": "Home"}),
+            json!({"type": "identify", "userId": "ben", "traits": {"email": "ben@example.com"}}),
+            json!({"type": "track", "userId": "ben", "event": "Order Completed", "properties": {"revenue": 7}}),
+            json!({"type": "identify", "userId": "cy", "traits": {"email": "cy@example.com"}}),
+        ]).await;
+        let id = |e: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .lookup(
+                        &rapport_domain::identifier::IdentityKey::parse(
+                            rapport_domain::identifier::IdentityKind::Email,
+                            e,
+                        )
+                        .expect("key"),
+                    )
+                    .await
+                    .expect("lookup")
+                    .expect("known")
+            }
+        };
+        let (ann, ben, cy) = (
+            id("ann@example.com").await,
+            id("ben@example.com").await,
+            id("cy@example.com").await,
+        );
+        let loads = store
+            .person_loads(vec![ann, ben, cy, ann, 987_654_321], 0)
+            .await
+            .expect("loads");
+        let got: Vec<i64> = loads.iter().map(|l| l.view.id).collect();
+        assert_eq!(got, vec![ann, ben, cy], "[{kind}] one each, in order");
+        for l in &loads {
+            let p = l.view.id;
+            let (events, texts) = store.person_activity(p).await.expect("activity");
+            let ids = |v: &[rapport_domain::model::EventView]| -> Vec<(i64, String)> {
+                v.iter().map(|e| (e.id, e.properties.to_string())).collect()
+            };
+            assert_eq!(ids(&l.events), ids(&events), "[{kind}] {p}'s events");
+            assert_eq!(l.texts, texts, "[{kind}] {p}'s texts");
+            assert_eq!(
+                l.segments,
+                store.profile_segments(p).await.expect("s"),
+                "[{kind}] {p}"
+            );
+            assert_eq!(
+                l.scores,
+                store.profile_scores(p).await.expect("s"),
+                "[{kind}] {p}"
+            );
+            let mut a = l.firings.clone();
+            let mut b = store.firing_times(p, 0).await.expect("f");
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "[{kind}] {p}'s firings");
+            assert_eq!(
+                l.view.member_ids,
+                store.profile(p).await.expect("p").member_ids,
+                "[{kind}]"
+            );
+        }
+        // Ann's history holds the visitor's order; both buyers are in the segment and
+        // the rule fired for each.
+        assert_eq!(
+            loads[0]
+                .events
+                .iter()
+                .filter(|e| e.name.as_deref() == Some("Order Completed"))
+                .count(),
+            1,
+            "[{kind}]"
+        );
+        assert!(
+            loads[0].segments.contains(&"Buyers".to_string()),
+            "[{kind}]"
+        );
+        assert_eq!(loads[1].firings.len(), 1, "[{kind}] ben's firing");
+        assert!(
+            loads[2].segments.is_empty() && loads[2].firings.is_empty(),
+            "[{kind}] cy"
+        );
+        // Firings before the time asked are left out.
+        let later = store
+            .person_loads(vec![ben], now_millis() + 60_000)
+            .await
+            .expect("loads");
+        assert!(later[0].firings.is_empty(), "[{kind}]");
+        if let Some((url, schema)) = pg {
+            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
+        }
+    }
+}
+
 /// The `Segment Entered` events a step writes are decided in that step: a rule on them
 /// fires once, with the event's id; each joins the person's history once; and the
 /// engine's position passes them, so neither it nor a restarted engine decides them again.

@@ -453,6 +453,22 @@ pub struct ScoreRow {
     pub computed_at: Millis,
 }
 
+/// What the real-time engine reads to hold a person (a canonical id) in memory, beside
+/// their network scores and holdings (read for many at once by their own calls).
+#[derive(Debug, Clone)]
+pub struct PersonLoad {
+    pub view: ProfileView,
+    /// Their events, oldest first, as [`Store::person_activity`] reads them.
+    pub events: Vec<EventView>,
+    /// Their analysed texts, `(occurred_at, compound, complaint confidence)`.
+    pub texts: Vec<(Millis, f64, f64)>,
+    /// Names of the segments they are in.
+    pub segments: Vec<String>,
+    pub scores: Vec<ScoreRow>,
+    /// Rule firings since the time asked, `(rule, at)`.
+    pub firings: Vec<(String, Millis)>,
+}
+
 /// Per person: the last time of an event, and the count and numeric sum of a property
 /// over the events since a time (RFM's inputs).
 #[derive(Debug, Clone, PartialEq)]
@@ -703,6 +719,15 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: ProfileId,
     ) -> Result<(Vec<EventView>, Vec<(Millis, f64, f64)>)>;
+    /// Several people's state for the real-time engine, one [`PersonLoad`] per person
+    /// (ids of the same person, and unknown ids, give one or none), with their firings
+    /// since `firings_since`. The stores read them together: one thread hop (SQLite), a
+    /// few pipelined statements for all of them (PostgreSQL).
+    async fn person_loads(
+        &self,
+        ids: Vec<ProfileId>,
+        firings_since: Millis,
+    ) -> Result<Vec<PersonLoad>>;
     /// Replaces every stored value of the scores named in `names` with `rows`, in one
     /// transaction.
     async fn replace_scores(&self, names: Vec<String>, rows: Vec<ScoreRow>) -> Result<()>;

@@ -1258,6 +1258,13 @@ impl Store for SqliteStore {
     ) -> Result<(Vec<EventView>, Vec<(Millis, f64, f64)>)> {
         self.s_person_activity(id).await
     }
+    async fn person_loads(
+        &self,
+        ids: Vec<ProfileId>,
+        firings_since: Millis,
+    ) -> Result<Vec<crate::PersonLoad>> {
+        self.s_person_loads(ids, firings_since).await
+    }
     async fn set_counters(&self, values: Vec<(String, i64)>) -> Result<()> {
         self.s_set_counters(values).await
     }

@@ -97,14 +97,7 @@ impl SqliteStore {
         profile: ProfileId,
         since: Millis,
     ) -> Result<Vec<(String, Millis)>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT rule, at FROM rule_firings WHERE profile_id = ?1 AND at >= ?2",
-            )?
-            .query_map(params![profile, since], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
+        self.read(move |c| firing_times_in(c, profile, since)).await
     }
 
     pub(super) async fn r_canonical_ids(
@@ -209,4 +202,17 @@ pub(super) fn canonical_ids_in(
         }
     }
     Ok(out)
+}
+
+/// A person's firings since a time, `(rule, at)`.
+pub(super) fn firing_times_in(
+    c: &Connection,
+    profile: ProfileId,
+    since: Millis,
+) -> Result<Vec<(String, Millis)>> {
+    Ok(
+        c.prepare_cached("SELECT rule, at FROM rule_firings WHERE profile_id = ?1 AND at >= ?2")?
+            .query_map(params![profile, since], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<_, _>>()?,
+    )
 }

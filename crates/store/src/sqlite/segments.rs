@@ -3,8 +3,9 @@
 
 use super::{event_view, SqliteStore};
 use crate::{
-    reread_persons, step_profiles, Compiled, MembershipChange, Param, PurchaseStats, Result,
-    ScoreRow, SegmentRow, SegmentSize, StepDone, StepInputs, StepQuery, StepWrites, StoreError,
+    reread_persons, step_profiles, Compiled, MembershipChange, Param, PersonLoad, PurchaseStats,
+    Result, ScoreRow, SegmentRow, SegmentSize, StepDone, StepInputs, StepQuery, StepWrites,
+    StoreError,
 };
 use rapport_domain::model::EventView;
 use rapport_domain::resolve::ProfileId;
@@ -499,27 +500,38 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn s_person_activity(
+    pub(super) async fn s_person_activity(&self, id: ProfileId) -> Result<Activity> {
+        self.read(move |c| person_activity_in(c, id)).await
+    }
+
+    pub(super) async fn s_person_loads(
         &self,
-        id: ProfileId,
-    ) -> Result<(Vec<EventView>, Vec<(Millis, f64, f64)>)> {
+        ids: Vec<ProfileId>,
+        since: Millis,
+    ) -> Result<Vec<PersonLoad>> {
         self.read(move |c| {
-            let events = c
-                // Context, text and message id are not read by the evaluator: left out,
-                // which halves the cost of loading a person for the real-time engine.
-                .prepare_cached(
-                    "SELECT id, '', profile_id, type, name, channel, source, properties, '{}', NULL, occurred_at, received_at
-                     FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY occurred_at, id",
-                )?
-                .query_map([id], event_view)?
-                .collect::<std::result::Result<_, _>>()?;
-            let texts = c
-                .prepare_cached(
-                    "SELECT occurred_at, compound, complaint FROM text_analyses WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY occurred_at, event_id",
-                )?
-                .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<std::result::Result<_, _>>()?;
-            Ok((events, texts))
+            let mut out = Vec::with_capacity(ids.len());
+            let mut seen = std::collections::HashSet::new();
+            for id in ids {
+                let view = match super::profile_sync(c, id) {
+                    Ok(v) => v,
+                    Err(StoreError::NotFound(_)) => continue,
+                    Err(e) => return Err(e),
+                };
+                if !seen.insert(view.id) {
+                    continue;
+                }
+                let (events, texts) = person_activity_in(c, view.id)?;
+                out.push(PersonLoad {
+                    events,
+                    texts,
+                    segments: profile_segments_in(c, view.id)?,
+                    scores: profile_scores_in(c, view.id)?,
+                    firings: super::rules::firing_times_in(c, view.id, since)?,
+                    view,
+                });
+            }
+            Ok(out)
         })
         .await
     }
@@ -549,23 +561,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn s_profile_scores(&self, id: ProfileId) -> Result<Vec<ScoreRow>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT name, profile_id, value, explanation, computed_at FROM profile_scores WHERE profile_id = ?1 ORDER BY name",
-            )?
-            .query_map([id], |r| {
-                let e: String = r.get(3)?;
-                Ok(ScoreRow {
-                    name: r.get(0)?,
-                    profile_id: r.get(1)?,
-                    value: r.get(2)?,
-                    explanation: serde_json::from_str(&e).unwrap_or_default(),
-                    computed_at: r.get(4)?,
-                })
-            })?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
+        self.read(move |c| profile_scores_in(c, id)).await
     }
 
     pub(super) async fn s_purchase_stats(
@@ -662,13 +658,53 @@ impl SqliteStore {
     }
 
     pub(super) async fn s_profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT s.name FROM segment_members sm JOIN segments s ON s.id = sm.segment_id WHERE sm.profile_id = ?1 ORDER BY s.name",
-            )?
-            .query_map([id], |r| r.get(0))?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
+        self.read(move |c| profile_segments_in(c, id)).await
     }
+}
+
+/// A person's events and analysed texts `(occurred_at, compound, complaint)`.
+type Activity = (Vec<EventView>, Vec<(Millis, f64, f64)>);
+
+/// A person's events (without context, text or message id, which the evaluator does not
+/// read: half the cost of a load) and analysed texts, oldest first.
+fn person_activity_in(c: &Connection, id: ProfileId) -> Result<Activity> {
+    let events = c
+        .prepare_cached(
+            "SELECT id, '', profile_id, type, name, channel, source, properties, '{}', NULL, occurred_at, received_at
+             FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY occurred_at, id",
+        )?
+        .query_map([id], event_view)?
+        .collect::<std::result::Result<_, _>>()?;
+    let texts = c
+        .prepare_cached(
+            "SELECT occurred_at, compound, complaint FROM text_analyses WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY occurred_at, event_id",
+        )?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    Ok((events, texts))
+}
+
+fn profile_scores_in(c: &Connection, id: ProfileId) -> Result<Vec<ScoreRow>> {
+    Ok(c.prepare_cached(
+        "SELECT name, profile_id, value, explanation, computed_at FROM profile_scores WHERE profile_id = ?1 ORDER BY name",
+    )?
+    .query_map([id], |r| {
+        let e: String = r.get(3)?;
+        Ok(ScoreRow {
+            name: r.get(0)?,
+            profile_id: r.get(1)?,
+            value: r.get(2)?,
+            explanation: serde_json::from_str(&e).unwrap_or_default(),
+            computed_at: r.get(4)?,
+        })
+    })?
+    .collect::<std::result::Result<_, _>>()?)
+}
+
+fn profile_segments_in(c: &Connection, id: ProfileId) -> Result<Vec<String>> {
+    Ok(c.prepare_cached(
+        "SELECT s.name FROM segment_members sm JOIN segments s ON s.id = sm.segment_id WHERE sm.profile_id = ?1 ORDER BY s.name",
+    )?
+    .query_map([id], |r| r.get(0))?
+    .collect::<std::result::Result<_, _>>()?)
 }

@@ -457,6 +457,7 @@ pub struct ScoreRow {
 /// their network scores and holdings (read for many at once by their own calls).
 #[derive(Debug, Clone)]
 pub struct PersonLoad {
+    /// Their profile, without the merge history (`merges` empty).
     pub view: ProfileView,
     /// Their events, oldest first, as [`Store::person_activity`] reads them.
     pub events: Vec<EventView>,
@@ -493,8 +494,8 @@ pub trait Store: Send + Sync + 'static {
 
     // --- profiles ---
     async fn profile(&self, id: ProfileId) -> Result<ProfileView>;
-    /// Several people at once, unknown ids left out (the real-time worker re-reads the
-    /// people a step's identifies touched in one call).
+    /// Several people at once, unknown ids left out, without their merge history
+    /// (`merges` empty): the real-time engine checks the states it holds with it.
     async fn profiles(&self, ids: Vec<ProfileId>) -> Result<Vec<ProfileView>>;
     async fn lookup(&self, key: &IdentityKey) -> Result<Option<ProfileId>>;
     async fn search(

@@ -762,6 +762,7 @@ impl PersonRows {
 pub(crate) async fn profiles_of(
     c: &impl GenericClient,
     ids: &[ProfileId],
+    with_merges: bool,
 ) -> Result<Vec<ProfileView>> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -772,7 +773,12 @@ pub(crate) async fn profiles_of(
         c.prepare_cached(&a),
         c.prepare_cached(&b),
         c.prepare_cached(&d),
-        c.prepare_cached(&e),
+        async {
+            match with_merges {
+                true => c.prepare_cached(&e).await.map(Some),
+                false => Ok(None),
+            }
+        },
     )?;
     let p: [&(dyn ToSql + Sync); 1] = [&ids];
     let (canon, members, identities, consents, merges) = tokio::try_join!(
@@ -780,7 +786,12 @@ pub(crate) async fn profiles_of(
         c.query(&members, &p),
         c.query(&identities, &p),
         c.query(&consents, &p),
-        c.query(&merges, &p),
+        async {
+            match &merges {
+                Some(m) => c.query(m, &p).await,
+                None => Ok(Vec::new()),
+            }
+        },
     )?;
     let person_of: HashMap<ProfileId, ProfileId> =
         canon.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -891,12 +902,12 @@ impl Store for PgStore {
 
     async fn profiles(&self, ids: Vec<ProfileId>) -> Result<Vec<ProfileView>> {
         let c = self.client().await?;
-        profiles_of(&c, &ids).await
+        profiles_of(&c, &ids, false).await
     }
 
     async fn profile(&self, id: ProfileId) -> Result<ProfileView> {
         let c = self.client().await?;
-        profiles_of(&c, &[id])
+        profiles_of(&c, &[id], true)
             .await?
             .pop()
             .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))

@@ -326,7 +326,7 @@ impl SqliteStore {
 fn profiles_in(c: &Connection, ids: Vec<ProfileId>) -> Result<Vec<ProfileView>> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        match profile_sync(c, id) {
+        match profile_read(c, id, false) {
             Ok(v) => out.push(v),
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e),
@@ -625,6 +625,12 @@ fn merge_by_id(conn: &Connection, id: i64) -> Result<MergeView> {
 }
 
 fn profile_sync(conn: &Connection, id: ProfileId) -> Result<ProfileView> {
+    profile_read(conn, id, true)
+}
+
+/// A person's profile; `with_merges`: with their merge history (the API shows it; the
+/// real-time engine does not read it).
+fn profile_read(conn: &Connection, id: ProfileId, with_merges: bool) -> Result<ProfileView> {
     let c = canonical_of(conn, id)?;
     let members = conn
         .prepare_cached(
@@ -674,6 +680,9 @@ fn profile_sync(conn: &Connection, id: ProfileId) -> Result<ProfileView> {
             })
         })?
         .collect::<std::result::Result<Vec<_>, _>>()?;
+    if !with_merges {
+        return common::build_profile(c, members, identities, consents, Vec::new());
+    }
     let merges = conn
         .prepare_cached(&format!(
             "SELECT {MERGE_COLUMNS} FROM merges WHERE survivor_id IN (SELECT id FROM profiles WHERE canonical_id = ?1)

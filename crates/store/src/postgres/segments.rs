@@ -621,7 +621,8 @@ impl PgStore {
         since: Millis,
     ) -> Result<Vec<PersonLoad>> {
         let client = self.client().await?;
-        let mut views = super::profiles_of(&client, &ids).await?;
+        // The engine does not read the merge history.
+        let mut views = super::profiles_of(&client, &ids, false).await?;
         let mut seen = HashSet::new();
         views.retain(|v| seen.insert(v.id));
         if views.is_empty() {

@@ -513,7 +513,8 @@ impl SqliteStore {
             let mut out = Vec::with_capacity(ids.len());
             let mut seen = std::collections::HashSet::new();
             for id in ids {
-                let view = match super::profile_sync(c, id) {
+                // The engine does not read the merge history.
+                let view = match super::profile_read(c, id, false) {
                     Ok(v) => v,
                     Err(StoreError::NotFound(_)) => continue,
                     Err(e) => return Err(e),

@@ -335,7 +335,8 @@ pub async fn refresh_all(store: &DynStore) -> Result<usize, StoreError> {
 
 /// One person's live state, as the in-memory evaluator reads it.
 pub async fn person(store: &DynStore, id: ProfileId) -> Result<Person, StoreError> {
-    people(store, vec![id], 0)
+    // Firings are the engine's (caps): none asked for.
+    people(store, vec![id], i64::MAX)
         .await?
         .into_iter()
         .next()

@@ -715,7 +715,8 @@ pub trait Store: Send + Sync + 'static {
     async fn segment_sizes(&self, id: i64, since: Millis) -> Result<Vec<SegmentSize>>;
     /// Everything a person (canonical id) did and wrote, oldest first: their events (without
     /// context, text or message id, which the evaluator does not read) and their analysed
-    /// texts as (occurred_at, compound, complaint confidence).
+    /// texts as (occurred_at, compound, complaint confidence). One person's part of what
+    /// [`Store::person_loads`] reads for many.
     async fn person_activity(
         &self,
         id: ProfileId,
@@ -761,8 +762,9 @@ pub trait Store: Send + Sync + 'static {
     async fn firings(&self, rule: Option<String>, limit: usize) -> Result<Vec<Firing>>;
     /// How often a rule fired for a person since a time (frequency caps).
     async fn count_firings(&self, rule: &str, profile: ProfileId, since: Millis) -> Result<i64>;
-    /// A person's firings since a time, `(rule, at)`: the real-time engine keeps them in
-    /// memory to apply frequency caps without a query per rule.
+    /// A person's firings since a time, `(rule, at)`. The real-time engine reads them
+    /// for a step's people with [`Store::person_loads`] and keeps them in memory, to
+    /// apply frequency caps without a query per rule.
     async fn firing_times(
         &self,
         profile: ProfileId,

@@ -672,7 +672,8 @@ async fn rollback(
             at: now,
         })
         .await?;
-    crate::realtime::touched(store).await?;
+    // Events left the history: the engine reads everyone whole again.
+    crate::realtime::reset(store).await?;
     Ok((ancestor, gone.len()))
 }
 

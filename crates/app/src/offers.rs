@@ -104,6 +104,16 @@ pub(crate) struct CompiledOffer {
 
 impl CompiledOffer {
     /// Gives the conditions' selectors slots in the engine's event index.
+    /// The selectors its conditions read from a person's history.
+    pub(crate) fn history_selectors(&self) -> Vec<&rapport_segment::ast::EventSel> {
+        let eligible = self.eligible.iter().flatten();
+        let terms = self.terms.iter().filter_map(|(_, t)| t.as_ref());
+        eligible
+            .chain(terms)
+            .flat_map(rapport_segment::referenced_selectors)
+            .collect()
+    }
+
     pub(crate) fn slot(&mut self, table: &mut Vec<rapport_segment::ast::EventSel>) {
         if let Some(Some(e)) = self.eligible.as_mut() {
             rapport_segment::assign_slots(e, table);

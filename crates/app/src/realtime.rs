@@ -11,13 +11,18 @@
 //!
 //! A cached state is dropped and reloaded when it may be stale: an `identify`, `alias` or
 //! `group` that changed identities or merged (otherwise only the profile is re-read), an
-//! event from a raw profile the state did not include (a merge), a text analysis, or a
-//! change made outside the event stream (a trait edit, consent, unmerge, graph or score
-//! run, batch refresh, chain sync — those call [`touched`], which moves a counter the
-//! engine reads each step). A state older than [`TTL`] has its profile re-read, in case a
-//! write bypassed `touched`; not its history, which the engine saw event by event (a full
-//! reload there cost 4 ms a person on PostgreSQL, and most people's next event comes
-//! later than any TTL short enough to be a safety net).
+//! event from a raw profile the state did not include (a merge), a text analysis, or
+//! events removed from history (a chain re-org, which calls [`reset`]). A change made
+//! outside the event stream to what a person *is* rather than did (a trait edit, consent,
+//! merge, graph or score run, batch refresh, chain holdings — those call [`touched`])
+//! has every held state re-read without its history at the person's next event: the
+//! profile, memberships, scores and holdings, for all of a step's people at once. The
+//! 15-minute score run and refresh of `rapport serve` used to drop every state, so each
+//! person's next event paid a whole load (1–2 ms, reading every event they ever had).
+//! A state older than [`TTL`] has its profile re-read, in case a write bypassed
+//! `touched`; not its history, which the engine saw event by event (a full reload there
+//! cost 4 ms a person on PostgreSQL, and most people's next event comes later than any
+//! TTL short enough to be a safety net).
 
 use crate::offers::{self, CompiledOffer};
 use crate::rules::{self, CompiledRule, Effects};
@@ -29,14 +34,18 @@ use rapport_segment::ast::{Cond, EventSel};
 use rapport_segment::eval::{self, Person};
 use rapport_segment::{assign_slots, referenced_segments, referenced_selectors, Expr};
 use rapport_store::{
-    DynStore, MembershipChange, SegmentRow, StepQuery, StepWrites, StoreError, SETTINGS_VERSION,
+    DynStore, MembershipChange, PersonReads, SegmentRow, StepQuery, StepWrites, StoreError,
+    SETTINGS_VERSION,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-/// The counter that says people's state changed outside the event stream.
+/// The counter that says people's standing (profile, memberships, scores, holdings)
+/// changed outside the event stream.
 pub const GENERATION: &str = "people.generation";
+/// The counter that says people's history changed (events removed).
+pub const RESET: &str = "people.reset";
 /// A held state older than this has its profile re-read at the person's next event.
 pub const TTL: Duration = Duration::from_secs(60);
 /// People kept in memory by default (a state is a few KB for a typical history).
@@ -45,14 +54,24 @@ pub const DEFAULT_CAPACITY: usize = 100_000;
 /// compares every event against them).
 const MAX_SKIP: usize = 4_096;
 
-/// Says that people's state changed outside the event stream, so the engine reloads what
-/// it holds.
+/// Says that people's profiles, memberships, scores or holdings changed outside the event
+/// stream: the engine re-reads those (not the history) for each person it holds, at
+/// their next event.
 pub async fn touched(store: &DynStore) -> Result<(), StoreError> {
-    let stamp = std::time::SystemTime::now()
+    store.set_counter(GENERATION, stamp()).await
+}
+
+/// Says that events left people's history (a chain re-org): the engine drops every state
+/// it holds and reads each person whole at their next event.
+pub async fn reset(store: &DynStore) -> Result<(), StoreError> {
+    store.set_counter(RESET, stamp()).await
+}
+
+fn stamp() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
-        .unwrap_or_default();
-    store.set_counter(GENERATION, stamp).await
+        .unwrap_or_default()
 }
 
 struct Cached {
@@ -69,8 +88,12 @@ struct Cached {
     stale: Stale,
     loaded: Instant,
     used: u64,
-    /// Loaded ahead of its events in this step, not used yet.
-    fresh: bool,
+    /// Read ahead of its events in this step (whole, or its standing re-read), not used
+    /// yet: what its first event reports.
+    ahead: Option<Held>,
+    /// Its standing changed outside the event stream ([`touched`]): re-read it, without
+    /// the history, before the next event.
+    recheck: bool,
 }
 
 /// What [`Engine::ensure`] did with a person's state.
@@ -91,8 +114,8 @@ enum Stale {
     Nothing,
     /// These top-level traits changed: the segments that read one of them.
     Traits(BTreeSet<String>),
-    /// Consents (or traits, from a rule or offer) changed: the segments that read the
-    /// profile.
+    /// Consents, identities, scores (or traits, from a rule or offer) changed: the
+    /// segments that read the profile.
     Profile,
     /// Just loaded: every segment.
     All,
@@ -135,7 +158,7 @@ fn changed_traits(old: &Value, new: &Value) -> BTreeSet<String> {
 struct ProfileReads {
     /// Top-level trait names.
     traits: BTreeSet<String>,
-    /// Identities, consents or wallets' tokens.
+    /// Identities, consents, wallets' tokens or computed scores.
     other: bool,
 }
 
@@ -157,7 +180,13 @@ impl ProfileReads {
                 // Cannot parse; taken as reading the whole profile all the same.
                 None => self.other = true,
             },
-            Expr::Cond(Cond::Has { .. } | Cond::Consent { .. } | Cond::Token { .. }) => {
+            Expr::Cond(
+                Cond::Has { .. }
+                | Cond::Consent { .. }
+                | Cond::Token { .. }
+                | Cond::Score { .. }
+                | Cond::Computed { .. },
+            ) => {
                 self.other = true;
             }
             Expr::Cond(_) => {}
@@ -199,6 +228,24 @@ fn reloads(e: &EventView) -> bool {
     RELOADS.contains(&e.kind.as_str())
 }
 
+/// A `Segment Entered`/`Exited` event the engine or a batch refresh wrote.
+fn is_membership(e: &EventView) -> bool {
+    e.source == "segments"
+        && e.kind == "track"
+        && matches!(
+            e.name.as_deref(),
+            Some("Segment Entered" | "Segment Exited")
+        )
+}
+
+/// Whether a selector may match a membership event (its property filters aside).
+fn may_select_membership(s: &EventSel) -> bool {
+    s.kind.as_deref().is_none_or(|k| k == "track")
+        && s.name
+            .as_deref()
+            .is_none_or(|n| n == "Segment Entered" || n == "Segment Exited")
+}
+
 /// What a step decides on, read together by [`Store::step_inputs`].
 struct Decide<'a> {
     events: &'a [EventView],
@@ -219,11 +266,54 @@ struct Config {
     offers: Vec<CompiledOffer>,
     /// The longest cap window, how far back firings are loaded.
     cap_window: Millis,
+    /// Whether a definition, rule condition or offer may read the engine's own
+    /// `Segment Entered`/`Exited` events from a person's history; when none does, they
+    /// are neither loaded nor kept (after a while they are most of a person's events).
+    membership_history: bool,
 }
 
 impl Config {
     fn idle(&self) -> bool {
         self.segments.is_empty() && self.rules.is_empty() && self.offers.is_empty()
+    }
+
+    /// Indexes of the segments named (through a set: a person may be in a hundred of
+    /// two hundred segments).
+    fn inside(&self, names: &[String]) -> HashSet<usize> {
+        let names: HashSet<&str> = names.iter().map(String::as_str).collect();
+        self.segments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| names.contains(s.row.name.as_str()))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// People read together, each taken once by an id asked for: their own or one of their
+/// profiles'.
+struct ById {
+    read: Vec<Option<segments::Loaded>>,
+    of: HashMap<ProfileId, usize>,
+}
+
+impl ById {
+    fn new(read: Vec<segments::Loaded>) -> Self {
+        let mut of = HashMap::new();
+        for (i, l) in read.iter().enumerate() {
+            of.insert(l.id, i);
+            for m in &l.members {
+                of.insert(*m, i);
+            }
+        }
+        Self {
+            read: read.into_iter().map(Some).collect(),
+            of,
+        }
+    }
+
+    fn take(&mut self, id: ProfileId) -> Option<segments::Loaded> {
+        self.of.get(&id).and_then(|&i| self.read[i].take())
     }
 }
 
@@ -271,6 +361,7 @@ pub struct Engine {
     capacity: usize,
     ttl: Duration,
     generation: Option<i64>,
+    reset: Option<i64>,
     config: Option<Config>,
     clock: u64,
     /// Ids of the engine's own membership events past its position, decided in the step
@@ -304,6 +395,7 @@ impl Engine {
             capacity: capacity.max(1),
             ttl: TTL,
             generation: None,
+            reset: None,
             config: None,
             clock: 0,
             skip: Vec::new(),
@@ -374,6 +466,12 @@ impl Engine {
         for o in &mut offers {
             o.slot(&mut table);
         }
+        let membership_history = segments
+            .iter()
+            .flat_map(|p| referenced_selectors(&p.expr))
+            .chain(rules.iter().flat_map(|r| r.history_selectors()))
+            .chain(offers.iter().flat_map(|o| o.history_selectors()))
+            .any(may_select_membership);
         let cap_window = rules
             .iter()
             .filter_map(|r| r.rule.cap.as_ref())
@@ -388,17 +486,26 @@ impl Engine {
             rules_saved_at,
             offers,
             cap_window,
+            membership_history,
         });
         // Memberships of removed or redefined segments are stale in memory.
         self.people.clear();
         Ok(())
     }
 
-    fn check_generation(&mut self, g: i64) {
-        if self.generation != Some(g) {
+    /// Acts on the counters [`touched`] and [`reset`] move (a first step only notes
+    /// them: it holds nothing).
+    fn check_generation(&mut self, generation: i64, reset: i64) {
+        if self.reset.is_some_and(|r| r != reset) {
             self.people.clear();
-            self.generation = Some(g);
         }
+        self.reset = Some(reset);
+        if self.generation.is_some_and(|g| g != generation) {
+            for c in self.people.values_mut() {
+                c.recheck = true;
+            }
+        }
+        self.generation = Some(generation);
     }
 
     /// Makes sure `id`'s state is in memory and fresh enough for an event from raw
@@ -422,9 +529,8 @@ impl Engine {
                 return Ok(Held::Kept);
             };
             c.used = self.clock;
-            if c.fresh {
-                c.fresh = false;
-                return Ok(Held::Loaded);
+            if let Some(ahead) = c.ahead.take() {
+                return Ok(ahead);
             }
             if !reload && c.loaded.elapsed() < self.ttl {
                 return Ok(Held::Kept);
@@ -478,33 +584,18 @@ impl Engine {
             // No caps: no firings to keep.
             Millis::MAX
         };
-        let mut loaded: Vec<Option<segments::Loaded>> = segments::people(store, ids.clone(), since)
-            .await?
-            .into_iter()
-            .map(Some)
-            .collect();
-        let mut of: HashMap<ProfileId, usize> = HashMap::new();
-        for (i, l) in loaded.iter().enumerate() {
-            if let Some(l) = l {
-                of.insert(l.id, i);
-                for m in &l.members {
-                    of.insert(*m, i);
-                }
-            }
-        }
+        let reads = PersonReads::Whole {
+            firings_since: since,
+            membership_events: config.membership_history,
+        };
+        let mut loaded = ById::new(segments::people(store, ids.clone(), reads).await?);
         for id in ids {
-            let Some(l) = of.get(&id).and_then(|&i| loaded[i].take()) else {
+            let Some(l) = loaded.take(id) else {
                 continue;
             };
             let mut person = l.person;
             person.index = Some(eval::EventIndex::build(&config.selectors, &person.events));
-            let inside = config
-                .segments
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| person.segments.contains(&s.row.name))
-                .map(|(i, _)| i)
-                .collect();
+            let inside = config.inside(&person.segments);
             if self.people.len() >= self.capacity && !self.people.contains_key(&id) {
                 self.evict();
             }
@@ -519,9 +610,66 @@ impl Engine {
                     stale: Stale::All,
                     loaded: Instant::now(),
                     used: self.clock,
-                    fresh,
+                    ahead: fresh.then_some(Held::Loaded),
+                    recheck: false,
                 },
             );
+        }
+        Ok(())
+    }
+
+    /// Re-reads the standing (profile, memberships, scores, holdings) of these held people
+    /// after [`touched`], together, and keeps their history. A person whose profiles
+    /// changed (a merge or unmerge) or who is gone is dropped, to be read whole.
+    async fn recheck(
+        &mut self,
+        store: &DynStore,
+        ids: Vec<ProfileId>,
+        config: &Config,
+    ) -> Result<(), StoreError> {
+        let mut read =
+            ById::new(segments::people(store, ids.clone(), PersonReads::Standing).await?);
+        for id in ids {
+            let fresh = read.take(id);
+            let Some(c) = self.people.get_mut(&id) else {
+                continue;
+            };
+            let Some(l) = fresh.filter(|l| l.members == c.members) else {
+                self.people.remove(&id);
+                continue;
+            };
+            let now = l.person;
+            let was = &c.person;
+            let same_members = now.segments.len() == was.segments.len() && {
+                let was: HashSet<&String> = was.segments.iter().collect();
+                now.segments.iter().all(|s| was.contains(s))
+            };
+            let stale = if !same_members || now.holdings != was.holdings {
+                Stale::All
+            } else if now.identities != was.identities
+                || now.consents != was.consents
+                || now.scores != was.scores
+                || now.computed != was.computed
+            {
+                Stale::Profile
+            } else if now.traits != was.traits {
+                Stale::Traits(changed_traits(&was.traits, &now.traits))
+            } else {
+                Stale::Nothing
+            };
+            c.stale.add(stale);
+            c.inside = config.inside(&now.segments);
+            let p = &mut c.person;
+            p.traits = now.traits;
+            p.identities = now.identities;
+            p.consents = now.consents;
+            p.scores = now.scores;
+            p.computed = now.computed;
+            p.holdings = now.holdings;
+            p.segments = now.segments;
+            c.loaded = Instant::now();
+            c.recheck = false;
+            c.ahead = Some(Held::Checked);
         }
         Ok(())
     }
@@ -564,6 +712,7 @@ impl Engine {
             SEGMENT_TEXT_CURSOR,
             SETTINGS_VERSION,
             GENERATION,
+            RESET,
         ];
         let read = store
             .step_inputs(StepQuery {
@@ -575,7 +724,7 @@ impl Engine {
             })
             .await?;
         let read_us = started.elapsed().as_secs_f64() * 1e6;
-        let &[_, _, settings_version, generation] = read.counters.as_slice() else {
+        let &[_, _, settings_version, generation, reset] = read.counters.as_slice() else {
             return Err(StoreError::Backend(
                 "counters: wrong number of values".into(),
             ));
@@ -606,7 +755,7 @@ impl Engine {
         }
         self.refresh_config(store, (settings_version, read.stamps))
             .await?;
-        self.check_generation(generation);
+        self.check_generation(generation, reset);
         let Some(config) = self.config.take() else {
             return Ok(report);
         };
@@ -832,6 +981,19 @@ impl Engine {
             views,
         } = inputs;
         let (events, texts) = (*events, *texts);
+        // Held people whose standing may have changed outside the event stream have it
+        // re-read together (those found merged join the people loaded whole below).
+        let recheck: BTreeSet<ProfileId> = events
+            .iter()
+            .filter_map(|ev| canonical.get(&ev.profile_id).copied())
+            .filter(|id| self.people.get(id).is_some_and(|c| c.recheck))
+            .collect();
+        if !recheck.is_empty() {
+            let t = Instant::now();
+            self.recheck(store, recheck.into_iter().collect(), config)
+                .await?;
+            report.load_us += t.elapsed().as_secs_f64() * 1e6;
+        }
         // People not held are loaded together here rather than one by one as their
         // events come (on PostgreSQL: five statements for all instead of six round
         // trips each).
@@ -967,13 +1129,16 @@ impl Engine {
             .map(|s| eval::event_matches(s, &lite))
             .collect();
         if ev.id > c.upto {
-            let pos = c.person.events.len() as u32;
-            if let Some(ix) = c.person.index.as_mut() {
-                for (list, _) in ix.lists.iter_mut().zip(&matched).filter(|(_, m)| **m) {
-                    list.push(pos);
+            // Kept as a load would read it.
+            if config.membership_history || !is_membership(ev) {
+                let pos = c.person.events.len() as u32;
+                if let Some(ix) = c.person.index.as_mut() {
+                    for (list, _) in ix.lists.iter_mut().zip(&matched).filter(|(_, m)| **m) {
+                        list.push(pos);
+                    }
                 }
+                c.person.events.push(lite);
             }
-            c.person.events.push(lite);
             if !own_event {
                 c.upto = ev.id;
             }
@@ -1134,6 +1299,23 @@ mod tests {
         let events = plan("count(track \"Order Completed\") >= 2");
         assert!(!events.affected_by(&Stale::Profile));
         assert!(events.affected_by(&Stale::All));
+    }
+
+    #[test]
+    fn membership_events_are_kept_only_for_selectors_that_may_match_them() {
+        let sels = |src: &str| {
+            let e = rapport_segment::parse(src).expect(src);
+            referenced_selectors(&e)
+                .into_iter()
+                .any(may_select_membership)
+        };
+        assert!(!sels(
+            "count(track \"Order Completed\") >= 1 and count(page) >= 2"
+        ));
+        assert!(sels("count(track \"Segment Entered\") >= 1"));
+        assert!(sels("days_since(track \"Segment Exited\") <= 3"));
+        // Any track event, or any event at all, may be one.
+        assert!(sels("count(track) >= 10"));
     }
 
     #[test]

@@ -613,6 +613,15 @@ async fn act(
 
 impl CompiledRule {
     /// Gives the condition's selectors slots in the engine's event index.
+    /// The selectors its condition reads from a person's history (not its trigger, which
+    /// is tested on the event alone).
+    pub(crate) fn history_selectors(&self) -> Vec<&EventSel> {
+        self.condition
+            .as_ref()
+            .map(rapport_segment::referenced_selectors)
+            .unwrap_or_default()
+    }
+
     pub(crate) fn slot(&mut self, table: &mut Vec<EventSel>) {
         if let Some(c) = self.condition.as_mut() {
             rapport_segment::assign_slots(c, table);

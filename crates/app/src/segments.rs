@@ -9,7 +9,7 @@ use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::now_millis;
 use rapport_segment::eval::{self, Person};
 use rapport_segment::{parse, referenced_segments, sql, Expr};
-use rapport_store::{DynStore, MembershipChange, SegmentRow, StoreError};
+use rapport_store::{DynStore, MembershipChange, PersonReads, SegmentRow, StoreError};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -336,12 +336,19 @@ pub async fn refresh_all(store: &DynStore) -> Result<usize, StoreError> {
 /// One person's live state, as the in-memory evaluator reads it.
 pub async fn person(store: &DynStore, id: ProfileId) -> Result<Person, StoreError> {
     // Firings are the engine's (caps): none asked for.
-    people(store, vec![id], i64::MAX)
-        .await?
-        .into_iter()
-        .next()
-        .map(|l| l.person)
-        .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))
+    people(
+        store,
+        vec![id],
+        PersonReads::Whole {
+            firings_since: i64::MAX,
+            membership_events: true,
+        },
+    )
+    .await?
+    .into_iter()
+    .next()
+    .map(|l| l.person)
+    .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))
 }
 
 /// A person's live state as loaded, with what the real-time engine keeps beside it.
@@ -351,20 +358,20 @@ pub(crate) struct Loaded {
     pub person: Person,
     /// Raw profiles the state was read from.
     pub members: Vec<ProfileId>,
-    /// Highest event id in the state.
+    /// Highest event id in the state (0 when read without history).
     pub upto: i64,
     /// Rule firings since the time asked.
     pub firings: Vec<(String, i64)>,
 }
 
 /// Several people's live state, read together (one per person; unknown ids left out),
-/// with their rule firings since `firings_since`.
+/// whole or without their history (`reads`).
 pub(crate) async fn people(
     store: &DynStore,
     ids: Vec<ProfileId>,
-    firings_since: i64,
+    reads: PersonReads,
 ) -> Result<Vec<Loaded>, StoreError> {
-    let loads = store.person_loads(ids, firings_since).await?;
+    let loads = store.person_loads(ids, reads).await?;
     if loads.is_empty() {
         return Ok(Vec::new());
     }

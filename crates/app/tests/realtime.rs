@@ -5,10 +5,10 @@
 mod common;
 
 use common::stores;
-use rapport_app::realtime::{touched, Engine};
+use rapport_app::realtime::{reset, touched, Engine};
 use rapport_domain::message::{parse_message, BatchContext};
 use rapport_domain::time::now_millis;
-use rapport_store::DynStore;
+use rapport_store::{DynStore, PersonReads, ScoreRow};
 use serde_json::{json, Value};
 
 async fn send(store: &DynStore, msgs: Vec<Value>) {
@@ -309,6 +309,191 @@ async fn a_state_past_its_ttl_is_checked_against_the_profile() {
     }
 }
 
+/// After `touched` (a score run, a batch refresh, an edit outside the event stream) a held
+/// state has its standing re-read at the person's next event — profile, memberships,
+/// scores — without its history; a merge found there, or `reset`, reads the person whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_touched_a_held_state_has_its_standing_reread() {
+    for (store, _dir, pg) in stores().await {
+        let kind = store.kind();
+        rapport_app::segments::create(
+            &store,
+            "Loyal visitors",
+            "score.loyalty >= 50 and count(page) >= 1",
+            "",
+        )
+        .await
+        .expect("segment");
+        rapport_app::segments::create(
+            &store,
+            "Buyers",
+            "count(track \"Order Completed\") >= 1",
+            "",
+        )
+        .await
+        .expect("segment");
+        let mut engine = Engine::default();
+        feed(
+            &mut engine,
+            &store,
+            vec![
+                json!({"type": "identify", "userId": "mo", "traits": {"email": "mo@example.com"}}),
+                json!({"type": "page", "userId": "mo", "name": "Home"}),
+                json!({"type": "track", "userId": "mo", "event": "Order Completed"}),
+                json!({"type": "identify", "userId": "jo", "traits": {"email": "jo@example.com"}}),
+            ],
+        )
+        .await;
+        let buyers = members(&store, "Buyers").await;
+        assert_eq!(buyers.len(), 1, "[{kind}] mo bought");
+        let mo = buyers[0];
+        assert!(
+            members(&store, "Loyal visitors").await.is_empty(),
+            "[{kind}] no score yet"
+        );
+
+        // A score run gives mo a loyalty score, and a batch refresh that disagrees takes
+        // him out of Buyers in the store.
+        store
+            .replace_scores(
+                vec!["loyalty".into()],
+                vec![ScoreRow {
+                    name: "loyalty".into(),
+                    profile_id: mo,
+                    value: 80.0,
+                    explanation: json!({}),
+                    computed_at: now_millis(),
+                }],
+            )
+            .await
+            .expect("scores");
+        let buyers_id = store
+            .segment_by_name("Buyers")
+            .await
+            .expect("s")
+            .expect("s")
+            .id;
+        store
+            .set_segment_members(buyers_id, vec![], now_millis())
+            .await
+            .expect("members");
+        touched(&store).await.expect("touched");
+        let page = |u: &str| json!({"type": "page", "userId": u, "name": "Pricing"});
+        send(&store, vec![page("mo")]).await;
+        let r = engine.step(&store, 1_000).await.expect("step");
+        assert_eq!(r.loads, 0, "[{kind}] no reload of the history");
+        assert!(r.checks >= 1, "[{kind}] the standing re-read");
+        while engine.step(&store, 1_000).await.expect("step").events > 0 {}
+        assert_eq!(
+            members(&store, "Loyal visitors").await,
+            vec![mo],
+            "[{kind}] the new score is seen at the next event"
+        );
+        // The store's membership was adopted, and everything re-decided against the
+        // history held: mo's order puts him back.
+        assert_eq!(
+            members(&store, "Buyers").await,
+            vec![mo],
+            "[{kind}] re-entered"
+        );
+        let entries = store
+            .events_after(0, 100_000)
+            .await
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.name.as_deref() == Some("Segment Entered"))
+            .filter(|e| e.properties["segment"] == "Buyers")
+            .count();
+        assert_eq!(entries, 2, "[{kind}] entered, taken out, entered again");
+
+        // A merge made outside the event stream: read whole.
+        let jo = store
+            .lookup(
+                &rapport_domain::identifier::IdentityKey::parse(
+                    rapport_domain::identifier::IdentityKind::Email,
+                    "jo@example.com",
+                )
+                .expect("key"),
+            )
+            .await
+            .expect("lookup")
+            .expect("jo");
+        store
+            .merge(mo, jo, "staff", now_millis())
+            .await
+            .expect("merge");
+        touched(&store).await.expect("touched");
+        send(&store, vec![page("mo")]).await;
+        let r = engine.step(&store, 1_000).await.expect("step");
+        assert!(r.loads >= 1, "[{kind}] merged: read whole ({r:?})");
+        while engine.step(&store, 1_000).await.expect("step").events > 0 {}
+
+        // Within the TTL and untouched, the state is used as it is; after `reset`, read
+        // whole.
+        send(&store, vec![page("mo")]).await;
+        let r = engine.step(&store, 1_000).await.expect("step");
+        assert_eq!((r.loads, r.checks), (0, 0), "[{kind}] held as it is");
+        while engine.step(&store, 1_000).await.expect("step").events > 0 {}
+        reset(&store).await.expect("reset");
+        send(&store, vec![page("mo")]).await;
+        let r = engine.step(&store, 1_000).await.expect("step");
+        assert_eq!(r.loads, 1, "[{kind}] reset: read whole");
+        if let Some((url, schema)) = pg {
+            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
+        }
+    }
+}
+
+/// The engine's own membership events are loaded with a person only when some
+/// definition reads them: one that counts `Segment Entered` sees them after a cold load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_events_are_loaded_when_a_definition_reads_them() {
+    for (store, _dir, pg) in stores().await {
+        let kind = store.kind();
+        for (name, def) in [
+            ("Pagers", "count(page) >= 1"),
+            ("Buyers", "count(track \"Order Completed\") >= 1"),
+            ("Joiners", "count(track \"Segment Entered\") >= 2"),
+        ] {
+            rapport_app::segments::create(&store, name, def, "")
+                .await
+                .expect("segment");
+        }
+        let mut engine = Engine::default();
+        feed(&mut engine, &store, vec![
+            json!({"type": "identify", "userId": "kim", "traits": {"email": "kim@example.com"}}),
+            json!({"type": "page", "userId": "kim", "name": "Home"}),
+        ]).await;
+        assert!(
+            members(&store, "Joiners").await.is_empty(),
+            "[{kind}] one entry"
+        );
+        feed(
+            &mut engine,
+            &store,
+            vec![json!({"type": "track", "userId": "kim", "event": "Order Completed"})],
+        )
+        .await;
+        // A membership event is not decided again by segments: the next event is. After
+        // a restart, so both entries must be read from the store.
+        engine.release();
+        feed(
+            &mut engine,
+            &store,
+            vec![json!({"type": "page", "userId": "kim", "name": "Pricing"})],
+        )
+        .await;
+        assert_eq!(
+            members(&store, "Joiners").await.len(),
+            1,
+            "[{kind}] two entries"
+        );
+        if let Some((url, schema)) = pg {
+            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
+        }
+    }
+}
+
 /// Loading several people at once (as the engine does for a step's people) gives each
 /// what reading them one by one gives: their history (with a merged visitor's events),
 /// memberships, firings; the same person asked twice comes once, an unknown id not at all.
@@ -362,7 +547,13 @@ async fn several_people_load_as_each_alone() {
             id("cy@example.com").await,
         );
         let loads = store
-            .person_loads(vec![ann, ben, cy, ann, 987_654_321], 0)
+            .person_loads(
+                vec![ann, ben, cy, ann, 987_654_321],
+                PersonReads::Whole {
+                    firings_since: 0,
+                    membership_events: true,
+                },
+            )
             .await
             .expect("loads");
         let got: Vec<i64> = loads.iter().map(|l| l.view.id).collect();
@@ -418,7 +609,13 @@ async fn several_people_load_as_each_alone() {
         );
         // Firings before the time asked are left out.
         let later = store
-            .person_loads(vec![ben], now_millis() + 60_000)
+            .person_loads(
+                vec![ben],
+                PersonReads::Whole {
+                    firings_since: now_millis() + 60_000,
+                    membership_events: true,
+                },
+            )
             .await
             .expect("loads");
         assert!(later[0].firings.is_empty(), "[{kind}]");

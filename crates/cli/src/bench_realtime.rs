@@ -11,7 +11,9 @@
 //!    ingested event's cost is its own work plus an equal share of everything else those
 //!    steps did: their reads and writes, and deciding the `Segment Entered`/`Exited`
 //!    events the engine wrote itself (derived, not ingested); then a returning pass
-//!    (every held state older than the engine's TTL) and a cold one (no state held);
+//!    (every held state older than the engine's TTL), a refreshed one (right after the
+//!    score run and batch segment refresh `rapport serve` does every 15 minutes) and a
+//!    cold one (no state held);
 //! 2. throughput: `--throughput-events` events ingested as fast as the store takes them
 //!    (groups of 100), without the engine, then `--rounds` times with it running beside
 //!    ingestion as in `rapport serve` (timed until it has caught up) and without it
@@ -360,10 +362,21 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
     eprintln!("returning: every held state older than the TTL");
     let returning = latency(&store, &mut engine, &a, n_passes).await?;
     engine.set_ttl(rapport_app::realtime::TTL);
+    // Refreshed: what `rapport serve` does every 15 minutes (every score recomputed,
+    // every segment refreshed in batch, each telling the engine) has just run, so every
+    // held state's standing is re-read at the person's next event.
+    let t = Instant::now();
+    rapport_app::scores::recompute(&store).await?;
+    let refresh_changes = rapport_app::segments::refresh_all(&store).await?;
+    let refresh_s = t.elapsed().as_secs_f64();
+    eprintln!("refreshed: scores and segments recomputed in {refresh_s:.1} s ({refresh_changes} membership changes)");
+    let mut refreshed = latency(&store, &mut engine, &a, n_passes + 1).await?;
+    refreshed["refresh_s"] = json!(refresh_s);
+    refreshed["refresh_membership_changes"] = json!(refresh_changes);
     engine.release();
     eprintln!("cold: no state held");
-    let cold = latency(&store, &mut engine, &a, n_passes + 1).await?;
-    let n_passes = n_passes + 2;
+    let cold = latency(&store, &mut engine, &a, n_passes + 2).await?;
+    let n_passes = n_passes + 3;
     // Throughput: without, with, without.
     let n = a.throughput_events;
     let phase = |k: usize| -> Vec<Value> {
@@ -406,7 +419,7 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
         "per_step": a.per_step,
         "first_contact": passes[0], "second_contact": passes[1],
         "settled": passes.last(), "passes": passes,
-        "returning": returning, "cold": cold,
+        "returning": returning, "refreshed": refreshed, "cold": cold,
         "throughput_without_runs": without, "throughput_with_runs": with,
         "throughput_without": baseline, "throughput_with": with_median,
         "throughput_until_decided": decided_median,

@@ -470,6 +470,49 @@ pub struct PersonLoad {
     pub firings: Vec<(String, Millis)>,
 }
 
+/// How much of each person [`Store::person_loads`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonReads {
+    /// Everything, with the rule firings since `firings_since`; the `Segment Entered`/
+    /// `Exited` events the engine wrote only with `membership_events` (they are most of
+    /// a settled person's history, and most definitions never read them).
+    Whole {
+        firings_since: Millis,
+        membership_events: bool,
+    },
+    /// What can change outside the event stream: the profile, memberships and scores;
+    /// `events`, `texts` and `firings` come back empty (the engine re-reads this for
+    /// people it holds after a score run, a batch refresh or an edit, without their
+    /// history, which it saw event by event).
+    Standing,
+}
+
+impl PersonReads {
+    /// Whether events, texts and firings are read.
+    pub fn history(self) -> bool {
+        matches!(self, PersonReads::Whole { .. })
+    }
+
+    /// Firings since when (none read for [`PersonReads::Standing`]).
+    pub fn firings_since(self) -> Millis {
+        match self {
+            PersonReads::Whole { firings_since, .. } => firings_since,
+            PersonReads::Standing => Millis::MAX,
+        }
+    }
+
+    /// Whether the history read has the membership events.
+    pub fn membership_events(self) -> bool {
+        matches!(
+            self,
+            PersonReads::Whole {
+                membership_events: true,
+                ..
+            }
+        )
+    }
+}
+
 /// Per person: the last time of an event, and the count and numeric sum of a property
 /// over the events since a time (RFM's inputs).
 #[derive(Debug, Clone, PartialEq)]
@@ -722,13 +765,14 @@ pub trait Store: Send + Sync + 'static {
         id: ProfileId,
     ) -> Result<(Vec<EventView>, Vec<(Millis, f64, f64)>)>;
     /// Several people's state for the real-time engine, one [`PersonLoad`] per person
-    /// (ids of the same person, and unknown ids, give one or none), with their firings
-    /// since `firings_since`. The stores read them together: one thread hop (SQLite), a
-    /// few pipelined statements for all of them (PostgreSQL).
+    /// (ids of the same person, and unknown ids, give one or none), whole or only what
+    /// can change outside the event stream (see [`PersonReads`]). The stores read them
+    /// together: one thread hop (SQLite), a few pipelined statements for all of them
+    /// (PostgreSQL).
     async fn person_loads(
         &self,
         ids: Vec<ProfileId>,
-        firings_since: Millis,
+        reads: PersonReads,
     ) -> Result<Vec<PersonLoad>>;
     /// Replaces every stored value of the scores named in `names` with `rows`, in one
     /// transaction.

@@ -1497,9 +1497,9 @@ impl Store for PgStore {
     async fn person_loads(
         &self,
         ids: Vec<ProfileId>,
-        firings_since: Millis,
+        reads: crate::PersonReads,
     ) -> Result<Vec<crate::PersonLoad>> {
-        self.s_person_loads(ids, firings_since).await
+        self.s_person_loads(ids, reads).await
     }
     async fn set_counters(&self, values: Vec<(String, i64)>) -> Result<()> {
         self.s_set_counters(values).await

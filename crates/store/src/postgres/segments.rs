@@ -3,8 +3,8 @@
 use super::{event_view, PgStore};
 use crate::sqlite::segments::{bucket, membership_view};
 use crate::{
-    reread_persons, Compiled, MembershipChange, PersonLoad, PurchaseStats, Result, ScoreRow,
-    SegmentRow, SegmentSize, StepDone, StepInputs, StepQuery, StepWrites, StoreError,
+    reread_persons, Compiled, MembershipChange, PersonLoad, PersonReads, PurchaseStats, Result,
+    ScoreRow, SegmentRow, SegmentSize, StepDone, StepInputs, StepQuery, StepWrites, StoreError,
 };
 use deadpool_postgres::{GenericClient, Transaction};
 use rapport_domain::model::EventView;
@@ -618,7 +618,7 @@ impl PgStore {
     pub(super) async fn s_person_loads(
         &self,
         ids: Vec<ProfileId>,
-        since: Millis,
+        reads: PersonReads,
     ) -> Result<Vec<PersonLoad>> {
         let client = self.client().await?;
         // The engine does not read the merge history.
@@ -639,10 +639,16 @@ impl PgStore {
         // Everyone's rows in one statement per table, sent together, sorted out by
         // person here: five statements for a step's people instead of six per person.
         let (events, texts, segments, scores, firings) = tokio::try_join!(
-            client.prepare_cached(
+            client.prepare_cached(if reads.membership_events() {
                 "SELECT id, '', profile_id, type, name, channel, source, properties, '{}'::jsonb, NULL::text, occurred_at, received_at
-                 FROM events WHERE profile_id = ANY($1) ORDER BY occurred_at, id",
-            ),
+                 FROM events WHERE profile_id = ANY($1) ORDER BY occurred_at, id"
+            } else {
+                // The view's membership parts have a constant source: planned away.
+                "SELECT id, '', profile_id, type, name, channel, source, properties, '{}'::jsonb, NULL::text, occurred_at, received_at
+                 FROM events WHERE profile_id = ANY($1)
+                   AND NOT (source = 'segments' AND type = 'track' AND name IN ('Segment Entered', 'Segment Exited'))
+                 ORDER BY occurred_at, id"
+            }),
             client.prepare_cached(
                 "SELECT profile_id, occurred_at, compound, complaint::float8 FROM text_analyses WHERE profile_id = ANY($1) ORDER BY occurred_at, event_id",
             ),
@@ -656,15 +662,36 @@ impl PgStore {
                 "SELECT profile_id, rule, at FROM rule_firings WHERE profile_id = ANY($1) AND at >= $2",
             ),
         )?;
+        let since = reads.firings_since();
         let m: [&(dyn ToSql + Sync); 1] = [&members];
         let p: [&(dyn ToSql + Sync); 1] = [&persons];
         let f: [&(dyn ToSql + Sync); 2] = [&persons, &since];
+        // Without the history, two statements.
+        let run = reads.history();
         let (events, texts, segments, scores, firings) = tokio::try_join!(
-            client.query(&events, &m),
-            client.query(&texts, &m),
+            async {
+                if run {
+                    client.query(&events, &m).await
+                } else {
+                    Ok(Vec::new())
+                }
+            },
+            async {
+                if run {
+                    client.query(&texts, &m).await
+                } else {
+                    Ok(Vec::new())
+                }
+            },
             client.query(&segments, &p),
             client.query(&scores, &p),
-            client.query(&firings, &f),
+            async {
+                if run {
+                    client.query(&firings, &f).await
+                } else {
+                    Ok(Vec::new())
+                }
+            },
         )?;
         let index: HashMap<ProfileId, usize> =
             persons.iter().enumerate().map(|(i, p)| (*p, i)).collect();

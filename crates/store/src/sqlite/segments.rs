@@ -3,9 +3,9 @@
 
 use super::{event_view, SqliteStore};
 use crate::{
-    reread_persons, step_profiles, Compiled, MembershipChange, Param, PersonLoad, PurchaseStats,
-    Result, ScoreRow, SegmentRow, SegmentSize, StepDone, StepInputs, StepQuery, StepWrites,
-    StoreError,
+    reread_persons, step_profiles, Compiled, MembershipChange, Param, PersonLoad, PersonReads,
+    PurchaseStats, Result, ScoreRow, SegmentRow, SegmentSize, StepDone, StepInputs, StepQuery,
+    StepWrites, StoreError,
 };
 use rapport_domain::model::EventView;
 use rapport_domain::resolve::ProfileId;
@@ -501,13 +501,13 @@ impl SqliteStore {
     }
 
     pub(super) async fn s_person_activity(&self, id: ProfileId) -> Result<Activity> {
-        self.read(move |c| person_activity_in(c, id)).await
+        self.read(move |c| person_activity_in(c, id, true)).await
     }
 
     pub(super) async fn s_person_loads(
         &self,
         ids: Vec<ProfileId>,
-        since: Millis,
+        reads: PersonReads,
     ) -> Result<Vec<PersonLoad>> {
         self.read(move |c| {
             let mut out = Vec::with_capacity(ids.len());
@@ -522,13 +522,20 @@ impl SqliteStore {
                 if !seen.insert(view.id) {
                     continue;
                 }
-                let (events, texts) = person_activity_in(c, view.id)?;
+                let ((events, texts), firings) = if reads.history() {
+                    (
+                        person_activity_in(c, view.id, reads.membership_events())?,
+                        super::rules::firing_times_in(c, view.id, reads.firings_since())?,
+                    )
+                } else {
+                    Default::default()
+                };
                 out.push(PersonLoad {
                     events,
                     texts,
                     segments: profile_segments_in(c, view.id)?,
                     scores: profile_scores_in(c, view.id)?,
-                    firings: super::rules::firing_times_in(c, view.id, since)?,
+                    firings,
                     view,
                 });
             }
@@ -667,13 +674,19 @@ impl SqliteStore {
 type Activity = (Vec<EventView>, Vec<(Millis, f64, f64)>);
 
 /// A person's events (without context, text or message id, which the evaluator does not
-/// read: half the cost of a load) and analysed texts, oldest first.
-fn person_activity_in(c: &Connection, id: ProfileId) -> Result<Activity> {
+/// read: half the cost of a load), the engine's membership events only with `membership`,
+/// and analysed texts, oldest first.
+fn person_activity_in(c: &Connection, id: ProfileId, membership: bool) -> Result<Activity> {
     let events = c
-        .prepare_cached(
+        .prepare_cached(if membership {
             "SELECT id, '', profile_id, type, name, channel, source, properties, '{}', NULL, occurred_at, received_at
-             FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY occurred_at, id",
-        )?
+             FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY occurred_at, id"
+        } else {
+            "SELECT id, '', profile_id, type, name, channel, source, properties, '{}', NULL, occurred_at, received_at
+             FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1)
+               AND NOT (source = 'segments' AND type = 'track' AND name IN ('Segment Entered', 'Segment Exited'))
+             ORDER BY occurred_at, id"
+        })?
         .query_map([id], event_view)?
         .collect::<std::result::Result<_, _>>()?;
     let texts = c

@@ -46,6 +46,8 @@ use std::time::{Duration, Instant};
 pub const GENERATION: &str = "people.generation";
 /// The counter that says people's history changed (events removed).
 pub const RESET: &str = "people.reset";
+/// The counter that says people's computed or network scores changed (and nothing else).
+pub const SCORES: &str = "people.scores";
 /// A held state older than this has its profile re-read at the person's next event.
 pub const TTL: Duration = Duration::from_secs(60);
 /// People kept in memory by default (a state is a few KB for a typical history).
@@ -59,6 +61,13 @@ const MAX_SKIP: usize = 4_096;
 /// their next event.
 pub async fn touched(store: &DynStore) -> Result<(), StoreError> {
     store.set_counter(GENERATION, stamp()).await
+}
+
+/// Says that a score run (computed or network scores) changed people's scores and
+/// nothing else: the engine re-reads only those for each person it holds, at their next
+/// event (the 15-minute score run of `rapport serve`).
+pub async fn scores_changed(store: &DynStore) -> Result<(), StoreError> {
+    store.set_counter(SCORES, stamp()).await
 }
 
 /// Says that events left people's history (a chain re-org): the engine drops every state
@@ -91,9 +100,16 @@ struct Cached {
     /// Read ahead of its events in this step (whole, or its standing re-read), not used
     /// yet: what its first event reports.
     ahead: Option<Held>,
-    /// Its standing changed outside the event stream ([`touched`]): re-read it, without
-    /// the history, before the next event.
-    recheck: bool,
+    /// What changed outside the event stream ([`touched`], [`scores_changed`]): re-read
+    /// before the next event, without the history.
+    recheck: Option<Recheck>,
+}
+
+/// What of a held state to re-read (ordered: the standing includes the scores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Recheck {
+    Scores,
+    Standing,
 }
 
 /// What [`Engine::ensure`] did with a person's state.
@@ -361,6 +377,7 @@ pub struct Engine {
     capacity: usize,
     ttl: Duration,
     generation: Option<i64>,
+    scores: Option<i64>,
     reset: Option<i64>,
     config: Option<Config>,
     clock: u64,
@@ -395,6 +412,7 @@ impl Engine {
             capacity: capacity.max(1),
             ttl: TTL,
             generation: None,
+            scores: None,
             reset: None,
             config: None,
             clock: 0,
@@ -493,19 +511,27 @@ impl Engine {
         Ok(())
     }
 
-    /// Acts on the counters [`touched`] and [`reset`] move (a first step only notes
-    /// them: it holds nothing).
-    fn check_generation(&mut self, generation: i64, reset: i64) {
+    /// Acts on the counters [`touched`], [`scores_changed`] and [`reset`] move (a first
+    /// step only notes them: it holds nothing).
+    fn check_generation(&mut self, generation: i64, scores: i64, reset: i64) {
         if self.reset.is_some_and(|r| r != reset) {
             self.people.clear();
         }
         self.reset = Some(reset);
+        let mut mark = None;
+        if self.scores.is_some_and(|s| s != scores) {
+            mark = Some(Recheck::Scores);
+        }
         if self.generation.is_some_and(|g| g != generation) {
+            mark = Some(Recheck::Standing);
+        }
+        if mark.is_some() {
             for c in self.people.values_mut() {
-                c.recheck = true;
+                c.recheck = c.recheck.max(mark);
             }
         }
         self.generation = Some(generation);
+        self.scores = Some(scores);
     }
 
     /// Makes sure `id`'s state is in memory and fresh enough for an event from raw
@@ -611,7 +637,7 @@ impl Engine {
                     loaded: Instant::now(),
                     used: self.clock,
                     ahead: fresh.then_some(Held::Loaded),
-                    recheck: false,
+                    recheck: None,
                 },
             );
         }
@@ -668,7 +694,40 @@ impl Engine {
             p.holdings = now.holdings;
             p.segments = now.segments;
             c.loaded = Instant::now();
-            c.recheck = false;
+            c.recheck = None;
+            c.ahead = Some(Held::Checked);
+        }
+        Ok(())
+    }
+
+    /// Re-reads the computed and network scores of these held people after
+    /// [`scores_changed`], together; what changed redoes the segments that read scores.
+    async fn rescore(&mut self, store: &DynStore, ids: Vec<ProfileId>) -> Result<(), StoreError> {
+        let (computed, graph) = tokio::try_join!(
+            store.scores_of(ids.clone()),
+            store.graph_scores(ids.clone())
+        )?;
+        let mut by_id: HashMap<ProfileId, HashMap<String, f64>> = HashMap::new();
+        for s in computed {
+            by_id
+                .entry(s.profile_id)
+                .or_default()
+                .insert(s.name, s.value);
+        }
+        let mut graph: HashMap<ProfileId, _> =
+            graph.into_iter().map(|g| (g.profile_id, g)).collect();
+        for id in ids {
+            let Some(c) = self.people.get_mut(&id) else {
+                continue;
+            };
+            let computed = by_id.remove(&id).unwrap_or_default();
+            let network = graph.remove(&id).map(segments::network_scores);
+            if computed != c.person.computed || network != c.person.scores {
+                c.stale.add(Stale::Profile);
+                c.person.computed = computed;
+                c.person.scores = network;
+            }
+            c.recheck = None;
             c.ahead = Some(Held::Checked);
         }
         Ok(())
@@ -712,6 +771,7 @@ impl Engine {
             SEGMENT_TEXT_CURSOR,
             SETTINGS_VERSION,
             GENERATION,
+            SCORES,
             RESET,
         ];
         let read = store
@@ -724,7 +784,7 @@ impl Engine {
             })
             .await?;
         let read_us = started.elapsed().as_secs_f64() * 1e6;
-        let &[_, _, settings_version, generation, reset] = read.counters.as_slice() else {
+        let &[_, _, settings_version, generation, scores, reset] = read.counters.as_slice() else {
             return Err(StoreError::Backend(
                 "counters: wrong number of values".into(),
             ));
@@ -755,7 +815,7 @@ impl Engine {
         }
         self.refresh_config(store, (settings_version, read.stamps))
             .await?;
-        self.check_generation(generation, reset);
+        self.check_generation(generation, scores, reset);
         let Some(config) = self.config.take() else {
             return Ok(report);
         };
@@ -983,15 +1043,28 @@ impl Engine {
         let (events, texts) = (*events, *texts);
         // Held people whose standing may have changed outside the event stream have it
         // re-read together (those found merged join the people loaded whole below).
-        let recheck: BTreeSet<ProfileId> = events
-            .iter()
-            .filter_map(|ev| canonical.get(&ev.profile_id).copied())
-            .filter(|id| self.people.get(id).is_some_and(|c| c.recheck))
-            .collect();
+        let mut recheck: BTreeMap<ProfileId, Recheck> = BTreeMap::new();
+        for ev in events {
+            let Some(&id) = canonical.get(&ev.profile_id) else {
+                continue;
+            };
+            if let Some(r) = self.people.get(&id).and_then(|c| c.recheck) {
+                recheck.insert(id, r);
+            }
+        }
         if !recheck.is_empty() {
             let t = Instant::now();
-            self.recheck(store, recheck.into_iter().collect(), config)
-                .await?;
+            let (standing, scores): (Vec<_>, Vec<_>) = recheck
+                .into_iter()
+                .partition(|(_, r)| *r == Recheck::Standing);
+            if !standing.is_empty() {
+                let ids = standing.into_iter().map(|(id, _)| id).collect();
+                self.recheck(store, ids, config).await?;
+            }
+            if !scores.is_empty() {
+                let ids = scores.into_iter().map(|(id, _)| id).collect();
+                self.rescore(store, ids).await?;
+            }
             report.load_us += t.elapsed().as_secs_f64() * 1e6;
         }
         // People not held are loaded together here rather than one by one as their

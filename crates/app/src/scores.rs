@@ -371,7 +371,7 @@ pub async fn recompute(store: &DynStore) -> Result<usize, StoreError> {
     }
     let n = rows.len();
     store.replace_scores(names, rows).await?;
-    crate::realtime::touched(store).await?;
+    crate::realtime::scores_changed(store).await?;
     Ok(n)
 }
 

@@ -410,20 +410,7 @@ pub(crate) async fn people(
                 traits,
                 identities,
                 consents,
-                scores: graph.remove(&l.view.id).map(|g| {
-                    HashMap::from([
-                        ("pagerank".to_string(), g.pagerank),
-                        ("pagerank_pct".to_string(), g.pagerank_pct),
-                        ("betweenness".to_string(), g.betweenness),
-                        ("betweenness_pct".to_string(), g.betweenness_pct),
-                        ("community".to_string(), g.community as f64),
-                        ("core".to_string(), g.core as f64),
-                        ("reach1".to_string(), g.reach1 as f64),
-                        ("reach2".to_string(), g.reach2 as f64),
-                        ("evangelist".to_string(), g.evangelist),
-                        ("syndication".to_string(), g.syndication),
-                    ])
-                }),
+                scores: graph.remove(&l.view.id).map(network_scores),
                 events: l
                     .events
                     .into_iter()
@@ -473,6 +460,22 @@ pub(crate) type Basics = (
     Vec<(String, String)>,
     HashMap<(String, String), String>,
 );
+
+/// A person's network scores as the evaluator reads them (`graph.<name>`).
+pub(crate) fn network_scores(g: rapport_domain::relationship::GraphScores) -> HashMap<String, f64> {
+    HashMap::from([
+        ("pagerank".to_string(), g.pagerank),
+        ("pagerank_pct".to_string(), g.pagerank_pct),
+        ("betweenness".to_string(), g.betweenness),
+        ("betweenness_pct".to_string(), g.betweenness_pct),
+        ("community".to_string(), g.community as f64),
+        ("core".to_string(), g.core as f64),
+        ("reach1".to_string(), g.reach1 as f64),
+        ("reach2".to_string(), g.reach2 as f64),
+        ("evangelist".to_string(), g.evangelist),
+        ("syndication".to_string(), g.syndication),
+    ])
+}
 
 pub(crate) fn basics(view: &ProfileView) -> Basics {
     let identities = view

@@ -5,7 +5,7 @@
 mod common;
 
 use common::stores;
-use rapport_app::realtime::{reset, touched, Engine};
+use rapport_app::realtime::{reset, scores_changed, touched, Engine};
 use rapport_domain::message::{parse_message, BatchContext};
 use rapport_domain::time::now_millis;
 use rapport_store::{DynStore, PersonReads, ScoreRow};
@@ -405,6 +405,31 @@ async fn after_touched_a_held_state_has_its_standing_reread() {
             .filter(|e| e.properties["segment"] == "Buyers")
             .count();
         assert_eq!(entries, 2, "[{kind}] entered, taken out, entered again");
+
+        // A score run alone: only the scores are re-read, and the segment reading one
+        // is redone.
+        store
+            .replace_scores(
+                vec!["loyalty".into()],
+                vec![ScoreRow {
+                    name: "loyalty".into(),
+                    profile_id: mo,
+                    value: 20.0,
+                    explanation: json!({}),
+                    computed_at: now_millis(),
+                }],
+            )
+            .await
+            .expect("scores");
+        scores_changed(&store).await.expect("scores changed");
+        send(&store, vec![page("mo")]).await;
+        let r = engine.step(&store, 1_000).await.expect("step");
+        assert_eq!((r.loads, r.checks), (0, 1), "[{kind}] the scores re-read");
+        while engine.step(&store, 1_000).await.expect("step").events > 0 {}
+        assert!(
+            members(&store, "Loyal visitors").await.is_empty(),
+            "[{kind}] the lower score is seen"
+        );
 
         // A merge made outside the event stream: read whole.
         let jo = store

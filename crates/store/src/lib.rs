@@ -781,6 +781,8 @@ pub trait Store: Send + Sync + 'static {
     async fn score_values(&self, name: &str) -> Result<Vec<(ProfileId, f64)>>;
     /// A person's (canonical id) computed scores.
     async fn profile_scores(&self, id: ProfileId) -> Result<Vec<ScoreRow>>;
+    /// Several people's (canonical ids) computed scores, in one read.
+    async fn scores_of(&self, ids: Vec<ProfileId>) -> Result<Vec<ScoreRow>>;
     /// RFM inputs for everyone with at least one such event: last time (all time), and
     /// count and sum of the numeric `prop` since `since`.
     async fn purchase_stats(

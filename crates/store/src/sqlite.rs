@@ -1283,6 +1283,9 @@ impl Store for SqliteStore {
     async fn profile_scores(&self, id: ProfileId) -> Result<Vec<crate::ScoreRow>> {
         self.s_profile_scores(id).await
     }
+    async fn scores_of(&self, ids: Vec<ProfileId>) -> Result<Vec<crate::ScoreRow>> {
+        self.s_scores_of(ids).await
+    }
     async fn purchase_stats(
         &self,
         event: &str,

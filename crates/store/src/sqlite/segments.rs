@@ -572,6 +572,17 @@ impl SqliteStore {
         self.read(move |c| profile_scores_in(c, id)).await
     }
 
+    pub(super) async fn s_scores_of(&self, ids: Vec<ProfileId>) -> Result<Vec<ScoreRow>> {
+        self.read(move |c| {
+            let mut out = Vec::new();
+            for id in ids {
+                out.extend(profile_scores_in(c, id)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     pub(super) async fn s_purchase_stats(
         &self,
         event: String,

@@ -558,6 +558,12 @@ impl Engine {
             if let Some(ahead) = c.ahead.take() {
                 return Ok(ahead);
             }
+            // A step re-reads what changed for its people before deciding; a state still
+            // marked here was missed by that pass: read it whole rather than trust it.
+            if c.recheck.is_some() {
+                self.load(store, vec![id], config, false).await?;
+                return Ok(Held::Loaded);
+            }
             if !reload && c.loaded.elapsed() < self.ttl {
                 return Ok(Held::Kept);
             }

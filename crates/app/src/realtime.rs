@@ -306,6 +306,17 @@ impl Config {
     }
 }
 
+/// Computed and network scores of several people.
+type ScoresRead = (
+    Vec<rapport_store::ScoreRow>,
+    Vec<rapport_domain::relationship::GraphScores>,
+);
+
+/// These people's computed and network scores, read together.
+async fn read_scores(store: &DynStore, ids: Vec<ProfileId>) -> Result<ScoresRead, StoreError> {
+    tokio::try_join!(store.scores_of(ids.clone()), store.graph_scores(ids))
+}
+
 /// People read together, each taken once by an id asked for: their own or one of their
 /// profiles'.
 struct ById {
@@ -706,13 +717,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Re-reads the computed and network scores of these held people after
-    /// [`scores_changed`], together; what changed redoes the segments that read scores.
-    async fn rescore(&mut self, store: &DynStore, ids: Vec<ProfileId>) -> Result<(), StoreError> {
-        let (computed, graph) = tokio::try_join!(
-            store.scores_of(ids.clone()),
-            store.graph_scores(ids.clone())
-        )?;
+    /// Applies the scores re-read for these held people after [`scores_changed`]; what
+    /// changed redoes the segments that read scores. The state is otherwise as held (a
+    /// state past its TTL still has its profile checked at its event).
+    fn rescore(&mut self, ids: Vec<ProfileId>, (computed, graph): ScoresRead) {
         let mut by_id: HashMap<ProfileId, HashMap<String, f64>> = HashMap::new();
         for s in computed {
             by_id
@@ -734,9 +742,7 @@ impl Engine {
                 c.person.scores = network;
             }
             c.recheck = None;
-            c.ahead = Some(Held::Checked);
         }
-        Ok(())
     }
 
     /// Drops the least recently used tenth.
@@ -1058,19 +1064,14 @@ impl Engine {
                 recheck.insert(id, r);
             }
         }
-        if !recheck.is_empty() {
+        let (standing, rescore): (Vec<_>, Vec<_>) = recheck
+            .into_iter()
+            .partition(|(_, r)| *r == Recheck::Standing);
+        let rescore: Vec<ProfileId> = rescore.into_iter().map(|(id, _)| id).collect();
+        if !standing.is_empty() {
             let t = Instant::now();
-            let (standing, scores): (Vec<_>, Vec<_>) = recheck
-                .into_iter()
-                .partition(|(_, r)| *r == Recheck::Standing);
-            if !standing.is_empty() {
-                let ids = standing.into_iter().map(|(id, _)| id).collect();
-                self.recheck(store, ids, config).await?;
-            }
-            if !scores.is_empty() {
-                let ids = scores.into_iter().map(|(id, _)| id).collect();
-                self.rescore(store, ids).await?;
-            }
+            let ids = standing.into_iter().map(|(id, _)| id).collect();
+            self.recheck(store, ids, config).await?;
             report.load_us += t.elapsed().as_secs_f64() * 1e6;
         }
         // People not held are loaded together here rather than one by one as their
@@ -1101,18 +1102,36 @@ impl Engine {
                         .is_some_and(|c| c.loaded.elapsed() >= self.ttl)
             })
             .collect();
+        // With the scores of those a score run changed, at once: after a score run most
+        // returning people need both.
+        let t = Instant::now();
+        let (profiles, scores) = tokio::try_join!(
+            async {
+                if expired.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    store.profiles(expired.iter().copied().collect()).await
+                }
+            },
+            async {
+                if rescore.is_empty() {
+                    Ok(None)
+                } else {
+                    read_scores(store, rescore.clone()).await.map(Some)
+                }
+            },
+        )?;
+        if let Some(scores) = scores {
+            report.checks += rescore.len();
+            self.rescore(rescore, scores);
+            report.load_us += t.elapsed().as_secs_f64() * 1e6;
+        }
         let read_views;
         let views = if expired.is_empty() {
             views
         } else {
             let mut all = views.clone();
-            all.extend(
-                store
-                    .profiles(expired.into_iter().collect())
-                    .await?
-                    .into_iter()
-                    .map(|v| (v.id, v)),
-            );
+            all.extend(profiles.into_iter().map(|v| (v.id, v)));
             read_views = all;
             &read_views
         };

@@ -786,21 +786,7 @@ impl PgStore {
     }
 
     pub(super) async fn s_profile_scores(&self, id: ProfileId) -> Result<Vec<ScoreRow>> {
-        let client = self.client().await?;
-        // Prepared once per connection: the real-time engine reads it with every load.
-        let stmt = client.prepare_cached("SELECT name, profile_id, value, explanation, computed_at FROM profile_scores WHERE profile_id = $1 ORDER BY name").await?;
-        Ok(client
-            .query(&stmt, &[&id])
-            .await?
-            .iter()
-            .map(|r| ScoreRow {
-                name: r.get(0),
-                profile_id: r.get(1),
-                value: r.get(2),
-                explanation: serde_json::from_str(r.get::<_, &str>(3)).unwrap_or_default(),
-                computed_at: r.get(4),
-            })
-            .collect())
+        self.s_scores_of(vec![id]).await
     }
 
     pub(super) async fn s_purchase_stats(

@@ -41,6 +41,16 @@ async fn members(store: &DynStore, name: &str) -> Vec<i64> {
         .expect("members")
 }
 
+/// The person known by this e-mail address.
+async fn by_email(store: &DynStore, email: &str) -> i64 {
+    let key = rapport_domain::identifier::IdentityKey::parse(
+        rapport_domain::identifier::IdentityKind::Email,
+        email,
+    )
+    .expect("key");
+    store.lookup(&key).await.expect("lookup").expect("known")
+}
+
 /// Ingests `msgs` and lets the engine decide until it is caught up.
 async fn feed(engine: &mut Engine, store: &DynStore, msgs: Vec<Value>) {
     send(store, msgs).await;
@@ -77,17 +87,7 @@ async fn the_engine_keeps_its_people_current() {
             vec![json!({"type": "track", "userId": "ada", "event": "Order Completed"})],
         )
         .await;
-        let ada = store
-            .lookup(
-                &rapport_domain::identifier::IdentityKey::parse(
-                    rapport_domain::identifier::IdentityKind::Email,
-                    "ada@example.com",
-                )
-                .expect("key"),
-            )
-            .await
-            .expect("lookup")
-            .expect("ada");
+        let ada = by_email(&store, "ada@example.com").await;
         assert_eq!(
             members(&store, "Pro buyers").await,
             vec![ada],
@@ -432,17 +432,7 @@ async fn after_touched_a_held_state_has_its_standing_reread() {
         );
 
         // A merge made outside the event stream: read whole.
-        let jo = store
-            .lookup(
-                &rapport_domain::identifier::IdentityKey::parse(
-                    rapport_domain::identifier::IdentityKind::Email,
-                    "jo@example.com",
-                )
-                .expect("key"),
-            )
-            .await
-            .expect("lookup")
-            .expect("jo");
+        let jo = by_email(&store, "jo@example.com").await;
         store
             .merge(mo, jo, "staff", now_millis())
             .await
@@ -550,22 +540,7 @@ async fn several_people_load_as_each_alone() {
             json!({"type": "track", "userId": "ben", "event": "Order Completed", "properties": {"revenue": 7}}),
             json!({"type": "identify", "userId": "cy", "traits": {"email": "cy@example.com"}}),
         ]).await;
-        let id = |e: &'static str| {
-            let store = store.clone();
-            async move {
-                store
-                    .lookup(
-                        &rapport_domain::identifier::IdentityKey::parse(
-                            rapport_domain::identifier::IdentityKind::Email,
-                            e,
-                        )
-                        .expect("key"),
-                    )
-                    .await
-                    .expect("lookup")
-                    .expect("known")
-            }
-        };
+        let id = |e: &'static str| by_email(&store, e);
         let (ann, ben, cy) = (
             id("ann@example.com").await,
             id("ben@example.com").await,

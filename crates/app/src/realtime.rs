@@ -55,6 +55,10 @@ pub const DEFAULT_CAPACITY: usize = 100_000;
 /// At most this many of the engine's own events are left out of a read (each read
 /// compares every event against them).
 const MAX_SKIP: usize = 4_096;
+/// Events scanned per call of [`Engine::warm`], newest first, for the people behind them.
+const WARM_SCAN: usize = 2_000;
+/// People `rapport serve` reads ahead per idle poll (~50–100 ms of reads on SQLite).
+const WARM_PEOPLE: usize = 64;
 
 /// Says that people's profiles, memberships, scores or holdings changed outside the event
 /// stream: the engine re-reads those (not the history) for each person it holds, at
@@ -400,6 +404,8 @@ pub struct Engine {
     carry: Option<Carry>,
     /// An empty read already found only a bare position move to write (see `idle`).
     idle_once: bool,
+    /// Where [`Engine::warm`] scans on from (below this event id); `None` when done.
+    warm: Option<i64>,
 }
 
 /// Latest membership per (person, segment), and the other writes, decided in a step.
@@ -430,6 +436,7 @@ impl Engine {
             skip: Vec::new(),
             carry: None,
             idle_once: false,
+            warm: Some(i64::MAX),
         }
     }
 
@@ -444,10 +451,104 @@ impl Engine {
         self.ttl = ttl;
     }
 
+    /// Makes every held state older by `by`, as when each person comes back that much
+    /// later (the benchmark's returning passes age the states by the TTL: unlike a zero
+    /// TTL, a state checked in a step is not checked again for its own membership events).
+    pub fn age(&mut self, by: Duration) {
+        for c in self.people.values_mut() {
+            if let Some(t) = c.loaded.checked_sub(by) {
+                c.loaded = t;
+            }
+        }
+    }
+
     /// Drops every held state: each person is loaded again at their next event, as
     /// after a restart or once evicted (the benchmark's cold pass).
     pub fn release(&mut self) {
+        self.drop_all();
+    }
+
+    /// Drops every held state; [`Engine::warm`] reads the most recent people ahead again.
+    fn drop_all(&mut self) {
         self.people.clear();
+        self.warm = Some(i64::MAX);
+    }
+
+    /// While no events wait (`rapport serve` calls it when a step found nothing): reads
+    /// ahead, together, the states of up to `people` of the most recently active people
+    /// not held, so that after a restart, or after redefined segments or a re-org dropped
+    /// every state, their next event finds them held instead of paying a whole load
+    /// (1–2 ms; a held state past its TTL costs a profile re-read). Newest activity
+    /// first, up to nine tenths of the capacity. Returns how many it read, or `None`
+    /// once done (until every state is dropped again).
+    pub async fn warm(
+        &mut self,
+        store: &DynStore,
+        people: usize,
+    ) -> Result<Option<usize>, StoreError> {
+        if self.warm.is_none() {
+            return Ok(None);
+        }
+        // Definitions and counters as a step would see them, so the states read now are
+        // not dropped or re-read at the next step for being older than them.
+        let names = [SETTINGS_VERSION, GENERATION, SCORES, RESET]
+            .map(String::from)
+            .to_vec();
+        let (counters, stamps) = tokio::try_join!(store.counters(names), store.segment_stamps())?;
+        let &[settings_version, generation, scores, reset] = counters.as_slice() else {
+            return Err(StoreError::Backend(
+                "counters: wrong number of values".into(),
+            ));
+        };
+        self.refresh_config(store, (settings_version, stamps))
+            .await?;
+        self.check_generation(generation, scores, reset);
+        let Some(config) = self.config.take() else {
+            return Ok(None);
+        };
+        let result = self.warm_with(store, people, &config).await;
+        self.config = Some(config);
+        if result.is_err() {
+            // Held states may be part-read: start over.
+            self.drop_all();
+        }
+        result
+    }
+
+    async fn warm_with(
+        &mut self,
+        store: &DynStore,
+        people: usize,
+        config: &Config,
+    ) -> Result<Option<usize>, StoreError> {
+        let room = (self.capacity * 9 / 10).saturating_sub(self.people.len());
+        let Some(before) = self.warm.filter(|_| room > 0 && !config.idle()) else {
+            self.warm = None;
+            return Ok(None);
+        };
+        let want = people.min(room).max(1);
+        let found = store.recent_people(before, WARM_SCAN).await?;
+        let mut ids = Vec::new();
+        let mut seen = HashSet::new();
+        // Where the next call scans on from: below the last event whose person is taken
+        // (or left as held), so people past `want` are found again.
+        let mut next = found.next;
+        for &(event, id) in &found.people {
+            if self.people.contains_key(&id) || !seen.insert(id) {
+                continue;
+            }
+            if ids.len() == want {
+                next = Some(event + 1);
+                break;
+            }
+            ids.push(id);
+        }
+        self.warm = next;
+        let n = ids.len();
+        if n > 0 {
+            self.load(store, ids, config, false).await?;
+        }
+        Ok(Some(n))
     }
 
     /// Re-reads segments, rules and offers when they changed since the last step (the
@@ -518,7 +619,7 @@ impl Engine {
             membership_history,
         });
         // Memberships of removed or redefined segments are stale in memory.
-        self.people.clear();
+        self.drop_all();
         Ok(())
     }
 
@@ -526,7 +627,7 @@ impl Engine {
     /// step only notes them: it holds nothing).
     fn check_generation(&mut self, generation: i64, scores: i64, reset: i64) {
         if self.reset.is_some_and(|r| r != reset) {
-            self.people.clear();
+            self.drop_all();
         }
         self.reset = Some(reset);
         let mut mark = None;
@@ -937,7 +1038,7 @@ impl Engine {
     fn forget(&mut self) {
         self.skip.clear();
         self.carry = None;
-        self.people.clear();
+        self.drop_all();
     }
 
     /// Commits the step's writes, then decides the membership events that commit wrote:
@@ -1346,12 +1447,36 @@ pub async fn run(
 ) {
     let mut engine = Engine::default();
     let mut last_refresh = Instant::now();
+    let (mut warmed, mut warming) = (0, Instant::now());
     loop {
         let step = engine.step(&store, 1_000).await;
         let busy = step
             .as_ref()
             .map_or(Duration::from_millis(10), StepReport::pause);
-        let step = step.map(|r| r.events + r.texts);
+        let mut step = step.map(|r| r.events + r.texts);
+        // Nothing waits: read ahead the people most likely to come next (after a start,
+        // or once every state was dropped), a few at a time, checking for events between.
+        if matches!(step, Ok(0)) {
+            match engine.warm(&store, WARM_PEOPLE).await {
+                Ok(Some(n)) => {
+                    if warmed == 0 {
+                        warming = Instant::now();
+                    }
+                    warmed += n;
+                    step = Ok(1);
+                }
+                Ok(None) if warmed > 0 => {
+                    tracing::info!(
+                        people = warmed,
+                        seconds = warming.elapsed().as_secs_f64(),
+                        "real-time engine warmed"
+                    );
+                    warmed = 0;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "real-time read-ahead failed"),
+            }
+        }
         if last_refresh.elapsed() >= every {
             last_refresh = Instant::now();
             // Scores first: segments may use them.

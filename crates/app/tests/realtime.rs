@@ -309,6 +309,74 @@ async fn a_state_past_its_ttl_is_checked_against_the_profile() {
     }
 }
 
+/// After a restart the engine reads ahead the most recently active people while no events
+/// wait, up to nine tenths of its capacity: their next event is decided without a load,
+/// and as a load would decide it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_latest_people_are_read_ahead() {
+    for (store, _dir, pg) in stores().await {
+        let kind = store.kind();
+        rapport_app::segments::create(
+            &store,
+            "Buyers",
+            "count(track \"Order Completed\") >= 2",
+            "",
+        )
+        .await
+        .expect("segment");
+        let mut engine = Engine::default();
+        let order = |i: usize| json!({"type": "track", "userId": format!("w{i}"), "event": "Order Completed"});
+        let mut history = Vec::new();
+        for i in 0..30 {
+            history.push(json!({"type": "identify", "userId": format!("w{i}"), "traits": {"email": format!("w{i}@example.com")}}));
+            history.push(order(i));
+        }
+        feed(&mut engine, &store, history).await;
+        assert!(
+            members(&store, "Buyers").await.is_empty(),
+            "[{kind}] one order each"
+        );
+
+        // A restart with room for 20 people: 18 are read ahead, the 18 latest (w12–w29).
+        let mut engine = Engine::new(20);
+        let mut calls = 0;
+        while let Some(n) = engine.warm(&store, 5).await.expect("warm") {
+            assert!(n <= 5, "[{kind}] at most five a call");
+            calls += 1;
+            assert!(calls < 50, "[{kind}] warming ends");
+        }
+        assert_eq!(engine.cached(), 18, "[{kind}] nine tenths of the capacity");
+        assert_eq!(
+            engine.warm(&store, 5).await.expect("warm"),
+            None,
+            "[{kind}] stays done"
+        );
+
+        send(&store, vec![order(29), order(12)]).await;
+        let r = engine.step(&store, 1_000).await.expect("step");
+        assert_eq!((r.events, r.loads), (2, 0), "[{kind}] both were held");
+        while engine.step(&store, 1_000).await.expect("step").events > 0 {}
+        let (w12, w29) = (
+            by_email(&store, "w12@example.com").await,
+            by_email(&store, "w29@example.com").await,
+        );
+        let mut want = vec![w12, w29];
+        want.sort_unstable();
+        assert_eq!(
+            members(&store, "Buyers").await,
+            want,
+            "[{kind}] decided as after a load"
+        );
+
+        send(&store, vec![order(11)]).await;
+        let r = engine.step(&store, 1_000).await.expect("step");
+        assert_eq!(r.loads, 1, "[{kind}] w11 was not read ahead");
+        if let Some((url, schema)) = pg {
+            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
+        }
+    }
+}
+
 /// After `touched` (a score run, a batch refresh, an edit outside the event stream) a held
 /// state has its standing re-read at the person's next event — profile, memberships,
 /// scores — without its history; a merge found there, or `reset`, reads the person whole.

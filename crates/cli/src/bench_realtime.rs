@@ -12,8 +12,10 @@
 //!    steps did: their reads and writes, and deciding the `Segment Entered`/`Exited`
 //!    events the engine wrote itself (derived, not ingested); then a returning pass
 //!    (every held state older than the engine's TTL), a refreshed one (right after the
-//!    score run and batch segment refresh `rapport serve` does every 15 minutes) and a
-//!    cold one (no state held);
+//!    score run and batch segment refresh `rapport serve` does every 15 minutes), a
+//!    cold one (no state held) and a restarted one (a new engine that read the most
+//!    recently active people ahead while idle, as `rapport serve` does after a start,
+//!    each person then coming back after longer than the TTL);
 //! 2. throughput: `--throughput-events` events ingested as fast as the store takes them
 //!    (groups of 100), without the engine, then `--rounds` times with it running beside
 //!    ingestion as in `rapport serve` (timed until it has caught up) and without it
@@ -358,10 +360,10 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
     // each person's next event comes longer than the engine's TTL after their last (most
     // people's do), so every held state is checked again. Cold: no state is held, as
     // after a restart or for people evicted from memory, so each is loaded whole.
-    engine.set_ttl(std::time::Duration::ZERO);
+    let ttl = rapport_app::realtime::TTL;
+    engine.age(ttl);
     eprintln!("returning: every held state older than the TTL");
     let returning = latency(&store, &mut engine, &a, n_passes).await?;
-    engine.set_ttl(rapport_app::realtime::TTL);
     // Refreshed: what `rapport serve` does every 15 minutes (every score recomputed,
     // every segment refreshed in batch, each telling the engine) has just run, so every
     // held state's standing is re-read at the person's next event.
@@ -376,7 +378,23 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
     engine.release();
     eprintln!("cold: no state held");
     let cold = latency(&store, &mut engine, &a, n_passes + 2).await?;
-    let n_passes = n_passes + 3;
+    // Restarted: a new engine, as after `rapport serve` restarts; while no events wait
+    // it reads ahead the most recently active people, as the serve worker does; then
+    // each comes back longer than the TTL after (so each state is checked, as in the
+    // returning pass).
+    let mut engine = rapport_app::realtime::Engine::default();
+    let t = Instant::now();
+    let mut warmed = 0;
+    while let Some(n) = engine.warm(&store, 64).await? {
+        warmed += n;
+    }
+    let warm_s = t.elapsed().as_secs_f64();
+    eprintln!("restarted: {warmed} people read ahead in {warm_s:.1} s");
+    engine.age(ttl);
+    let mut restarted = latency(&store, &mut engine, &a, n_passes + 3).await?;
+    restarted["warmed"] = json!(warmed);
+    restarted["warm_s"] = json!(warm_s);
+    let n_passes = n_passes + 4;
     // Throughput: without, with, without.
     let n = a.throughput_events;
     let phase = |k: usize| -> Vec<Value> {
@@ -419,7 +437,7 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
         "per_step": a.per_step,
         "first_contact": passes[0], "second_contact": passes[1],
         "settled": passes.last(), "passes": passes,
-        "returning": returning, "refreshed": refreshed, "cold": cold,
+        "returning": returning, "refreshed": refreshed, "cold": cold, "restarted": restarted,
         "throughput_without_runs": without, "throughput_with_runs": with,
         "throughput_without": baseline, "throughput_with": with_median,
         "throughput_until_decided": decided_median,

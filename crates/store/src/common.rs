@@ -208,3 +208,21 @@ pub fn trim_page<T>(
 pub fn event_cursor(e: &rapport_domain::model::EventView) -> String {
     format!("{}_{}", e.occurred_at.timestamp_millis(), e.id)
 }
+
+/// [`crate::RecentPeople`] from the newest-first scan of `limit` events: `(event id,
+/// membership event, canonical id)` each.
+pub fn recent_people(rows: Vec<(i64, bool, ProfileId)>, limit: usize) -> crate::RecentPeople {
+    let next = if rows.len() < limit {
+        None
+    } else {
+        rows.last().map(|r| r.0)
+    };
+    crate::RecentPeople {
+        people: rows
+            .into_iter()
+            .filter(|r| !r.1)
+            .map(|(id, _, p)| (id, p))
+            .collect(),
+        next,
+    }
+}

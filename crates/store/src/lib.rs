@@ -453,6 +453,17 @@ pub struct ScoreRow {
     pub computed_at: Millis,
 }
 
+/// What [`Store::recent_people`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecentPeople {
+    /// `(event id, canonical id)`, newest event first; the engine's own membership
+    /// events are left out.
+    pub people: Vec<(i64, ProfileId)>,
+    /// The lowest event id scanned, where the next scan starts below; `None` when no
+    /// event is left below what was scanned.
+    pub next: Option<i64>,
+}
+
 /// What the real-time engine reads to hold a person (a canonical id) in memory, beside
 /// their network scores and holdings (read for many at once by their own calls).
 #[derive(Debug, Clone)]
@@ -774,6 +785,12 @@ pub trait Store: Send + Sync + 'static {
         ids: Vec<ProfileId>,
         reads: PersonReads,
     ) -> Result<Vec<PersonLoad>>;
+    /// The people behind the `limit` newest events with ids below `before`, newest first:
+    /// `(event id, canonical id)` per event, the engine's own `Segment Entered`/`Exited`
+    /// events left out (a batch refresh writes them for everyone). Fewer than `limit`
+    /// rows scanned means no events are left below the last. For the real-time engine
+    /// to read ahead the people most likely to come next (after a restart).
+    async fn recent_people(&self, before: i64, limit: usize) -> Result<RecentPeople>;
     /// Replaces every stored value of the scores named in `names` with `rows`, in one
     /// transaction.
     async fn replace_scores(&self, names: Vec<String>, rows: Vec<ScoreRow>) -> Result<()>;

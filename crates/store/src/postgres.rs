@@ -1513,6 +1513,9 @@ impl Store for PgStore {
     async fn scores_of(&self, ids: Vec<ProfileId>) -> Result<Vec<crate::ScoreRow>> {
         self.s_scores_of(ids).await
     }
+    async fn recent_people(&self, before: i64, limit: usize) -> Result<crate::RecentPeople> {
+        self.s_recent_people(before, limit).await
+    }
     async fn purchase_stats(
         &self,
         event: &str,

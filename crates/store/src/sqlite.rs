@@ -1286,6 +1286,9 @@ impl Store for SqliteStore {
     async fn scores_of(&self, ids: Vec<ProfileId>) -> Result<Vec<crate::ScoreRow>> {
         self.s_scores_of(ids).await
     }
+    async fn recent_people(&self, before: i64, limit: usize) -> Result<crate::RecentPeople> {
+        self.s_recent_people(before, limit).await
+    }
     async fn purchase_stats(
         &self,
         event: &str,

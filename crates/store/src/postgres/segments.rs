@@ -785,6 +785,30 @@ impl PgStore {
             .collect())
     }
 
+    pub(super) async fn s_recent_people(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<crate::RecentPeople> {
+        let client = self.client().await?;
+        // Backwards along the primary key: the newest events first, whatever their time.
+        // The engine's membership events have tables of their own (migration 0017).
+        let stmt = client
+            .prepare_cached(
+                "SELECT e.id, (e.source = 'segments' AND e.type = 'track' AND e.name IN ('Segment Entered', 'Segment Exited')), p.canonical_id
+                 FROM event_rows e JOIN profiles p ON p.id = e.profile_id
+                 WHERE e.id < $1 ORDER BY e.id DESC LIMIT $2",
+            )
+            .await?;
+        let rows = client
+            .query(&stmt, &[&before, &(limit as i64)])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        Ok(crate::common::recent_people(rows, limit))
+    }
+
     pub(super) async fn s_profile_scores(&self, id: ProfileId) -> Result<Vec<ScoreRow>> {
         self.s_scores_of(vec![id]).await
     }

@@ -544,6 +544,28 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn s_recent_people(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<crate::RecentPeople> {
+        self.read(move |c| {
+            // Backwards along the rowid: the newest events first, whatever their time.
+            let rows = c
+                .prepare_cached(
+                    "SELECT e.id, (e.source = 'segments' AND e.type = 'track' AND e.name IN ('Segment Entered', 'Segment Exited')), p.canonical_id
+                     FROM events e JOIN profiles p ON p.id = e.profile_id
+                     WHERE e.id < ?1 ORDER BY e.id DESC LIMIT ?2",
+                )?
+                .query_map(params![before, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<std::result::Result<_, _>>()?;
+            Ok(crate::common::recent_people(rows, limit))
+        })
+        .await
+    }
+
     pub(super) async fn s_replace_scores(
         &self,
         names: Vec<String>,

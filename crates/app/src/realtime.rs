@@ -406,6 +406,9 @@ pub struct Engine {
     idle_once: bool,
     /// Where [`Engine::warm`] scans on from (below this event id); `None` when done.
     warm: Option<i64>,
+    /// Held people marked for a re-read by [`touched`] or [`scores_changed`], most
+    /// recently used last, for [`Engine::warm`] to re-read while idle.
+    marked: Vec<ProfileId>,
 }
 
 /// Latest membership per (person, segment), and the other writes, decided in a step.
@@ -437,6 +440,7 @@ impl Engine {
             carry: None,
             idle_once: false,
             warm: Some(i64::MAX),
+            marked: Vec::new(),
         }
     }
 
@@ -471,22 +475,28 @@ impl Engine {
     /// Drops every held state; [`Engine::warm`] reads the most recent people ahead again.
     fn drop_all(&mut self) {
         self.people.clear();
+        self.marked.clear();
         self.warm = Some(i64::MAX);
     }
 
-    /// While no events wait (`rapport serve` calls it when a step found nothing): reads
-    /// ahead, together, the states of up to `people` of the most recently active people
-    /// not held, so that after a restart, or after redefined segments or a re-org dropped
-    /// every state, their next event finds them held instead of paying a whole load
-    /// (1–2 ms; a held state past its TTL costs a profile re-read). Newest activity
-    /// first, up to nine tenths of the capacity. Returns how many it read, or `None`
-    /// once done (until every state is dropped again).
+    /// While no events wait (`rapport serve` calls it at each idle poll), does for up to
+    /// `people` people, together, what their next event would otherwise wait for:
+    /// 1. held states marked by [`touched`] or [`scores_changed`] (the 15-minute score
+    ///    run and refresh mark everyone) have their standing or scores re-read now;
+    /// 2. then the states of the most recently active people not held are read ahead,
+    ///    so that after a restart, or after redefined segments or a re-org dropped every
+    ///    state, their next event finds them held instead of paying a whole load (1–2
+    ///    ms; a held state past its TTL costs a profile re-read). Newest activity first,
+    ///    up to nine tenths of the capacity.
+    ///
+    /// Returns how many people it read, or `None` when nothing is left to do (until
+    /// people are marked, or every state dropped, again).
     pub async fn warm(
         &mut self,
         store: &DynStore,
         people: usize,
     ) -> Result<Option<usize>, StoreError> {
-        if self.warm.is_none() {
+        if self.warm.is_none() && self.people.is_empty() {
             return Ok(None);
         }
         // Definitions and counters as a step would see them, so the states read now are
@@ -521,6 +531,37 @@ impl Engine {
         people: usize,
         config: &Config,
     ) -> Result<Option<usize>, StoreError> {
+        let mut standing = Vec::new();
+        let mut scores = Vec::new();
+        while standing.len() + scores.len() < people.max(1) {
+            let Some(id) = self.marked.pop() else {
+                break;
+            };
+            // Re-read already at an event, or gone: nothing to do.
+            match self.people.get(&id).and_then(|c| c.recheck) {
+                Some(Recheck::Standing) => standing.push(id),
+                Some(Recheck::Scores) => scores.push(id),
+                None => {}
+            }
+        }
+        if !standing.is_empty() || !scores.is_empty() {
+            let n = standing.len() + scores.len();
+            if !scores.is_empty() {
+                let read = read_scores(store, scores.clone()).await?;
+                self.rescore(scores, read);
+            }
+            if !standing.is_empty() {
+                self.recheck(store, standing.clone(), config).await?;
+                // Read before any event: nothing of a step to apply at the next one.
+                for id in &standing {
+                    if let Some(c) = self.people.get_mut(id) {
+                        c.ahead = None;
+                    }
+                }
+            }
+            store.release_memory().await?;
+            return Ok(Some(n));
+        }
         let room = (self.capacity * 9 / 10).saturating_sub(self.people.len());
         let Some(before) = self.warm.filter(|_| room > 0 && !config.idle()) else {
             self.warm = None;
@@ -547,6 +588,9 @@ impl Engine {
         let n = ids.len();
         if n > 0 {
             self.load(store, ids, config, false).await?;
+            // On SQLite the pages those reads cached would be dropped one by one at the
+            // next read after a write, in a step: dropped now, while idle.
+            store.release_memory().await?;
         }
         Ok(Some(n))
     }
@@ -641,6 +685,11 @@ impl Engine {
             for c in self.people.values_mut() {
                 c.recheck = c.recheck.max(mark);
             }
+            // For `warm`, the most recently used last (taken first).
+            let mut by_use: Vec<(u64, ProfileId)> =
+                self.people.iter().map(|(id, c)| (c.used, *id)).collect();
+            by_use.sort_unstable();
+            self.marked = by_use.into_iter().map(|(_, id)| id).collect();
         }
         self.generation = Some(generation);
         self.scores = Some(scores);

@@ -51,6 +51,16 @@ async fn by_email(store: &DynStore, email: &str) -> i64 {
     store.lookup(&key).await.expect("lookup").expect("known")
 }
 
+/// Lets the engine do what it does while idle until nothing is left; how many people it
+/// read.
+async fn idle(engine: &mut Engine, store: &DynStore) -> usize {
+    let mut read = 0;
+    while let Some(n) = engine.warm(store, 10).await.expect("warm") {
+        read += n;
+    }
+    read
+}
+
 /// Ingests `msgs` and lets the engine decide until it is caught up.
 async fn feed(engine: &mut Engine, store: &DynStore, msgs: Vec<Value>) {
     send(store, msgs).await;
@@ -371,6 +381,81 @@ async fn after_a_restart_the_latest_people_are_read_ahead() {
         send(&store, vec![order(11)]).await;
         let r = engine.step(&store, 1_000).await.expect("step");
         assert_eq!(r.loads, 1, "[{kind}] w11 was not read ahead");
+        if let Some((url, schema)) = pg {
+            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
+        }
+    }
+}
+
+/// What `touched` and `scores_changed` mark is re-read while the engine is idle, so the
+/// person's next event is decided with neither a load nor a check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_idle_the_engine_rereads_what_was_marked() {
+    for (store, _dir, pg) in stores().await {
+        let kind = store.kind();
+        rapport_app::segments::create(
+            &store,
+            "Loyal visitors",
+            "score.loyalty >= 50 and count(page) >= 1",
+            "",
+        )
+        .await
+        .expect("segment");
+        let mut engine = Engine::default();
+        let page = || json!({"type": "page", "userId": "ida", "name": "Home"});
+        feed(
+            &mut engine,
+            &store,
+            vec![
+                json!({"type": "identify", "userId": "ida", "traits": {"email": "ida@example.com"}}),
+                page(),
+            ],
+        )
+        .await;
+        let ida = by_email(&store, "ida@example.com").await;
+        let loyalty = |value: f64| ScoreRow {
+            name: "loyalty".into(),
+            profile_id: ida,
+            value,
+            explanation: json!({}),
+            computed_at: now_millis(),
+        };
+        assert_eq!(
+            idle(&mut engine, &store).await,
+            0,
+            "[{kind}] nothing to re-read"
+        );
+
+        for (value, mark, inside) in [(80.0, "scores", true), (20.0, "touched", false)] {
+            store
+                .replace_scores(vec!["loyalty".into()], vec![loyalty(value)])
+                .await
+                .expect("scores");
+            if mark == "scores" {
+                scores_changed(&store).await.expect("scores changed");
+            } else {
+                touched(&store).await.expect("touched");
+            }
+            assert_eq!(
+                idle(&mut engine, &store).await,
+                1,
+                "[{kind}] {mark}: ida re-read while idle"
+            );
+            send(&store, vec![page()]).await;
+            let r = engine.step(&store, 1_000).await.expect("step");
+            assert_eq!(
+                (r.loads, r.checks),
+                (0, 0),
+                "[{kind}] {mark}: nothing left to read"
+            );
+            while engine.step(&store, 1_000).await.expect("step").events > 0 {}
+            let want = if inside { vec![ida] } else { vec![] };
+            assert_eq!(
+                members(&store, "Loyal visitors").await,
+                want,
+                "[{kind}] {mark}: the score {value} is seen"
+            );
+        }
         if let Some((url, schema)) = pg {
             let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
         }

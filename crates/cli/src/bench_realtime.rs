@@ -12,7 +12,8 @@
 //!    steps did: their reads and writes, and deciding the `Segment Entered`/`Exited`
 //!    events the engine wrote itself (derived, not ingested); then a returning pass
 //!    (every held state older than the engine's TTL), a refreshed one (right after the
-//!    score run and batch segment refresh `rapport serve` does every 15 minutes), a
+//!    score run and batch segment refresh `rapport serve` does every 15 minutes; then
+//!    again with an idle moment after the refresh, in which the engine re-reads), a
 //!    cold one (no state held) and a restarted one (a new engine that read the most
 //!    recently active people ahead while idle, as `rapport serve` does after a start,
 //!    each person then coming back after longer than the TTL);
@@ -375,6 +376,20 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
     let mut refreshed = latency(&store, &mut engine, &a, n_passes + 1).await?;
     refreshed["refresh_s"] = json!(refresh_s);
     refreshed["refresh_membership_changes"] = json!(refresh_changes);
+    // Refreshed, then idle: the same, but the engine had an idle moment after the
+    // refresh (as `rapport serve` has between bursts) and re-read what it marked then.
+    rapport_app::scores::recompute(&store).await?;
+    rapport_app::segments::refresh_all(&store).await?;
+    let t = Instant::now();
+    let mut reread = 0;
+    while let Some(n) = engine.warm(&store, 64).await? {
+        reread += n;
+    }
+    let idle_s = t.elapsed().as_secs_f64();
+    eprintln!("refreshed, then idle: {reread} people re-read in {idle_s:.1} s");
+    let mut refreshed_idle = latency(&store, &mut engine, &a, n_passes + 4).await?;
+    refreshed_idle["reread"] = json!(reread);
+    refreshed_idle["idle_s"] = json!(idle_s);
     engine.release();
     eprintln!("cold: no state held");
     let cold = latency(&store, &mut engine, &a, n_passes + 2).await?;
@@ -394,7 +409,7 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
     let mut restarted = latency(&store, &mut engine, &a, n_passes + 3).await?;
     restarted["warmed"] = json!(warmed);
     restarted["warm_s"] = json!(warm_s);
-    let n_passes = n_passes + 4;
+    let n_passes = n_passes + 5;
     // Throughput: without, with, without.
     let n = a.throughput_events;
     let phase = |k: usize| -> Vec<Value> {
@@ -437,7 +452,8 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
         "per_step": a.per_step,
         "first_contact": passes[0], "second_contact": passes[1],
         "settled": passes.last(), "passes": passes,
-        "returning": returning, "refreshed": refreshed, "cold": cold, "restarted": restarted,
+        "returning": returning, "refreshed": refreshed, "refreshed_idle": refreshed_idle,
+        "cold": cold, "restarted": restarted,
         "throughput_without_runs": without, "throughput_with_runs": with,
         "throughput_without": baseline, "throughput_with": with_median,
         "throughput_until_decided": decided_median,

@@ -933,6 +933,14 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, token_hash: &str, now: Millis) -> Result<Option<(UserRow, String)>>;
     async fn delete_session(&self, token_hash: &str) -> Result<()>;
 
+    /// Frees the page caches of idle connections after a large read, so the next reads
+    /// after a write do not pay for emptying them (SQLite: in WAL mode each read after
+    /// another connection's commit drops the cache page by page and unmaps the file; a
+    /// no-op elsewhere).
+    async fn release_memory(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Refreshes the planner's statistics after a bulk load (the demo, an import), so the
     /// first queries after it are planned on the data as it is (PostgreSQL; a no-op where
     /// the store plans without statistics).

@@ -1289,6 +1289,24 @@ impl Store for SqliteStore {
     async fn recent_people(&self, before: i64, limit: usize) -> Result<crate::RecentPeople> {
         self.s_recent_people(before, limit).await
     }
+    async fn release_memory(&self) -> Result<()> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            for r in readers.iter() {
+                let conn = r
+                    .lock()
+                    .map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
+                // The mapping too: the first read after a commit unmaps it whole, at a
+                // cost that grows with the pages touched through it. Mapped again as read.
+                conn.execute_batch(
+                    "PRAGMA shrink_memory; PRAGMA mmap_size = 0; PRAGMA mmap_size = 268435456;",
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(blocking_err)?
+    }
     async fn purchase_stats(
         &self,
         event: &str,

@@ -16,7 +16,9 @@
 //! outside the event stream to what a person *is* rather than did (a trait edit, consent,
 //! merge, graph or score run, batch refresh, chain holdings — those call [`touched`])
 //! has every held state re-read without its history at the person's next event: the
-//! profile, memberships, scores and holdings, for all of a step's people at once. The
+//! profile, memberships, scores and holdings, for all of a step's people at once, or
+//! before that while the engine is idle ([`Engine::warm`], which after a start also
+//! reads ahead the most recently active people). The
 //! 15-minute score run and refresh of `rapport serve` used to drop every state, so each
 //! person's next event paid a whole load (1–2 ms, reading every event they ever had).
 //! A state older than [`TTL`] has its profile re-read, in case a write bypassed

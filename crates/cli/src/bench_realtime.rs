@@ -397,6 +397,8 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
     // it reads ahead the most recently active people, as the serve worker does; then
     // each comes back longer than the TTL after (so each state is checked, as in the
     // returning pass).
+    // What the serve worker does on shutdown.
+    engine.flush(&store).await?;
     let mut engine = rapport_app::realtime::Engine::default();
     let t = Instant::now();
     let mut warmed = 0;

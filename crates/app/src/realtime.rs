@@ -1494,9 +1494,10 @@ fn pending(
 pub async fn run(
     store: DynStore,
     every: Duration,
+    people: usize,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut engine = Engine::default();
+    let mut engine = Engine::new(people);
     let mut last_refresh = Instant::now();
     let (mut warmed, mut warming) = (0, Instant::now());
     loop {

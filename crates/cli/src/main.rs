@@ -172,6 +172,10 @@ struct WorkerArgs {
     /// Minutes between full segment refreshes (time windows move without events).
     #[arg(long, env = "RAPPORT_SEGMENTS_EVERY_MINUTES", default_value_t = 15)]
     segments_every_minutes: u64,
+    /// People the real-time engine holds in memory (a few KB each); after a start it
+    /// reads the most recently active ahead, up to nine tenths of this.
+    #[arg(long, env = "RAPPORT_REALTIME_PEOPLE", default_value_t = rapport_app::realtime::DEFAULT_CAPACITY)]
+    realtime_people: usize,
     /// The hot wallet token rewards are paid from: `file:/path` (the file holds the hex
     /// private key) or `env:NAME`. Never given inline, never logged.
     #[arg(long, env = "RAPPORT_HOT_WALLET_KEY", hide_env_values = true)]
@@ -416,9 +420,10 @@ async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool, w: WorkerA
         state.run_number_index();
     }
     if w.segments {
-        state.run_segments(std::time::Duration::from_secs(
-            w.segments_every_minutes.max(1) * 60,
-        ));
+        state.run_segments(
+            std::time::Duration::from_secs(w.segments_every_minutes.max(1) * 60),
+            w.realtime_people,
+        );
     }
     rapport_http::serve(listener, state, shutdown_signal()).await?;
     // The router (and with it every ingestor handle) is gone: the writer drains and stops.

@@ -42,7 +42,10 @@ impl AppState {
     /// inference, text analysis, real-time segments, the event number index).
     pub fn new(store: DynStore) -> (AppState, tokio::task::JoinHandle<()>) {
         let (state, writer) = Self::with_workers(store, true, true);
-        state.run_segments(std::time::Duration::from_secs(15 * 60));
+        state.run_segments(
+            std::time::Duration::from_secs(15 * 60),
+            rapport_app::realtime::DEFAULT_CAPACITY,
+        );
         state.run_number_index();
         (state, writer)
     }
@@ -93,11 +96,12 @@ impl AppState {
     }
 
     /// Keeps segment membership current as events arrive, with a full refresh every
-    /// `every`.
-    pub fn run_segments(&self, every: std::time::Duration) {
+    /// `every`, holding up to `people` people in memory.
+    pub fn run_segments(&self, every: std::time::Duration, people: usize) {
         tokio::spawn(rapport_app::realtime::run(
             self.store.clone(),
             every,
+            people,
             self._workers.subscribe(),
         ));
         // The dashboard's figures stay warm.

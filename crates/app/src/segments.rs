@@ -330,6 +330,8 @@ pub async fn refresh_all(store: &DynStore) -> Result<usize, StoreError> {
         let c = refresh(store, row.id).await?;
         changed += c.entered.len() + c.exited.len();
     }
+    // Everyone was read: not left for the next reads after a write to drop (SQLite).
+    store.release_memory().await?;
     Ok(changed)
 }
 

@@ -453,6 +453,20 @@ pub struct ScoreRow {
     pub computed_at: Millis,
 }
 
+impl ScoreRow {
+    /// The value alone, as the real-time engine reads it: no explanation (null), no time
+    /// (0).
+    pub fn value_only(name: String, profile_id: ProfileId, value: f64) -> Self {
+        Self {
+            name,
+            profile_id,
+            value,
+            explanation: serde_json::Value::Null,
+            computed_at: 0,
+        }
+    }
+}
+
 /// What [`Store::recent_people`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecentPeople {
@@ -798,7 +812,9 @@ pub trait Store: Send + Sync + 'static {
     async fn score_values(&self, name: &str) -> Result<Vec<(ProfileId, f64)>>;
     /// A person's (canonical id) computed scores.
     async fn profile_scores(&self, id: ProfileId) -> Result<Vec<ScoreRow>>;
-    /// Several people's (canonical ids) computed scores, in one read.
+    /// Several people's (canonical ids) computed score values, in one read, without
+    /// explanations or times ([`ScoreRow::value_only`]: what the real-time engine reads;
+    /// [`Store::profile_scores`] has the rest).
     async fn scores_of(&self, ids: Vec<ProfileId>) -> Result<Vec<ScoreRow>>;
     /// RFM inputs for everyone with at least one such event: last time (all time), and
     /// count and sum of the numeric `prop` since `since`.

@@ -67,6 +67,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../migrations/sqlite/0015_members_without_rowid.sql"),
     ),
+    (
+        16,
+        include_str!("../migrations/sqlite/0016_scores_by_person.sql"),
+    ),
 ];
 const READERS: usize = 4;
 

@@ -656,7 +656,7 @@ impl PgStore {
                 "SELECT sm.profile_id, s.name FROM segment_members sm JOIN segments s ON s.id = sm.segment_id WHERE sm.profile_id = ANY($1) ORDER BY s.name",
             ),
             client.prepare_cached(
-                "SELECT name, profile_id, value, explanation, computed_at FROM profile_scores WHERE profile_id = ANY($1) ORDER BY name",
+                "SELECT name, profile_id, value FROM profile_scores WHERE profile_id = ANY($1) ORDER BY name",
             ),
             client.prepare_cached(
                 "SELECT profile_id, rule, at FROM rule_firings WHERE profile_id = ANY($1) AND at >= $2",
@@ -724,13 +724,9 @@ impl PgStore {
         }
         for r in &scores {
             if let Some(&i) = index.get(&r.get::<_, i64>(1)) {
-                out[i].scores.push(ScoreRow {
-                    name: r.get(0),
-                    profile_id: r.get(1),
-                    value: r.get(2),
-                    explanation: serde_json::from_str(r.get::<_, &str>(3)).unwrap_or_default(),
-                    computed_at: r.get(4),
-                });
+                out[i]
+                    .scores
+                    .push(ScoreRow::value_only(r.get(0), r.get(1), r.get(2)));
             }
         }
         for r in &firings {
@@ -770,18 +766,12 @@ impl PgStore {
 
     pub(super) async fn s_scores_of(&self, ids: Vec<ProfileId>) -> Result<Vec<ScoreRow>> {
         let client = self.client().await?;
-        let stmt = client.prepare_cached("SELECT name, profile_id, value, explanation, computed_at FROM profile_scores WHERE profile_id = ANY($1) ORDER BY profile_id, name").await?;
+        let stmt = client.prepare_cached("SELECT name, profile_id, value FROM profile_scores WHERE profile_id = ANY($1) ORDER BY profile_id, name").await?;
         Ok(client
             .query(&stmt, &[&ids])
             .await?
             .iter()
-            .map(|r| ScoreRow {
-                name: r.get(0),
-                profile_id: r.get(1),
-                value: r.get(2),
-                explanation: serde_json::from_str(r.get::<_, &str>(3)).unwrap_or_default(),
-                computed_at: r.get(4),
-            })
+            .map(|r| ScoreRow::value_only(r.get(0), r.get(1), r.get(2)))
             .collect())
     }
 
@@ -810,7 +800,20 @@ impl PgStore {
     }
 
     pub(super) async fn s_profile_scores(&self, id: ProfileId) -> Result<Vec<ScoreRow>> {
-        self.s_scores_of(vec![id]).await
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("SELECT name, profile_id, value, explanation, computed_at FROM profile_scores WHERE profile_id = $1 ORDER BY name").await?;
+        Ok(client
+            .query(&stmt, &[&id])
+            .await?
+            .iter()
+            .map(|r| ScoreRow {
+                name: r.get(0),
+                profile_id: r.get(1),
+                value: r.get(2),
+                explanation: serde_json::from_str(r.get::<_, &str>(3)).unwrap_or_default(),
+                computed_at: r.get(4),
+            })
+            .collect())
     }
 
     pub(super) async fn s_purchase_stats(

@@ -534,7 +534,7 @@ impl SqliteStore {
                     events,
                     texts,
                     segments: profile_segments_in(c, view.id)?,
-                    scores: profile_scores_in(c, view.id)?,
+                    scores: score_values_in(c, view.id)?,
                     firings,
                     view,
                 });
@@ -598,7 +598,7 @@ impl SqliteStore {
         self.read(move |c| {
             let mut out = Vec::new();
             for id in ids {
-                out.extend(profile_scores_in(c, id)?);
+                out.extend(score_values_in(c, id)?);
             }
             Ok(out)
         })
@@ -745,6 +745,16 @@ fn profile_scores_in(c: &Connection, id: ProfileId) -> Result<Vec<ScoreRow>> {
             computed_at: r.get(4)?,
         })
     })?
+    .collect::<std::result::Result<_, _>>()?)
+}
+
+/// A person's score values, from the index alone (migration 0016): what the real-time
+/// engine reads, at every load and after every score run.
+fn score_values_in(c: &Connection, id: ProfileId) -> Result<Vec<ScoreRow>> {
+    Ok(c.prepare_cached(
+        "SELECT name, value FROM profile_scores WHERE profile_id = ?1 ORDER BY name",
+    )?
+    .query_map([id], |r| Ok(ScoreRow::value_only(r.get(0)?, id, r.get(1)?)))?
     .collect::<std::result::Result<_, _>>()?)
 }
 

@@ -60,7 +60,7 @@ const MAX_SKIP: usize = 4_096;
 /// Events scanned per call of [`Engine::warm`], newest first, for the people behind them.
 const WARM_SCAN: usize = 2_000;
 /// People `rapport serve` reads ahead per idle poll (~50–100 ms of reads on SQLite).
-const WARM_PEOPLE: usize = 64;
+pub const WARM_PEOPLE: usize = 64;
 
 /// Says that people's profiles, memberships, scores or holdings changed outside the event
 /// stream: the engine re-reads those (not the history) for each person it holds, at

@@ -183,6 +183,23 @@ async fn throughput(
     }
 }
 
+/// What the serve worker does at its idle polls, until nothing is left: people read (or
+/// re-read) and the time it took.
+async fn idle(
+    store: &DynStore,
+    engine: &mut rapport_app::realtime::Engine,
+) -> Result<(usize, f64)> {
+    let t = Instant::now();
+    let mut read = 0;
+    while let Some(n) = engine
+        .warm(store, rapport_app::realtime::WARM_PEOPLE)
+        .await?
+    {
+        read += n;
+    }
+    Ok((read, t.elapsed().as_secs_f64()))
+}
+
 /// Ingests `a.events` live events in groups of `a.per_step`, running the engine after
 /// each group; returns the per-event costs and what the steps did.
 async fn latency(
@@ -380,12 +397,7 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
     // refresh (as `rapport serve` has between bursts) and re-read what it marked then.
     rapport_app::scores::recompute(&store).await?;
     rapport_app::segments::refresh_all(&store).await?;
-    let t = Instant::now();
-    let mut reread = 0;
-    while let Some(n) = engine.warm(&store, 64).await? {
-        reread += n;
-    }
-    let idle_s = t.elapsed().as_secs_f64();
+    let (reread, idle_s) = idle(&store, &mut engine).await?;
     eprintln!("refreshed, then idle: {reread} people re-read in {idle_s:.1} s");
     let mut refreshed_idle = latency(&store, &mut engine, &a, n_passes + 4).await?;
     refreshed_idle["reread"] = json!(reread);
@@ -393,19 +405,13 @@ pub async fn run(a: RealtimeBench) -> Result<()> {
     engine.release();
     eprintln!("cold: no state held");
     let cold = latency(&store, &mut engine, &a, n_passes + 2).await?;
-    // Restarted: a new engine, as after `rapport serve` restarts; while no events wait
-    // it reads ahead the most recently active people, as the serve worker does; then
-    // each comes back longer than the TTL after (so each state is checked, as in the
-    // returning pass).
-    // What the serve worker does on shutdown.
+    // Restarted: a new engine, as after `rapport serve` restarts (the old one flushed, as
+    // on shutdown); while no events wait it reads ahead the most recently active people,
+    // as the serve worker does; then each comes back longer than the TTL after (so each
+    // state is checked, as in the returning pass).
     engine.flush(&store).await?;
     let mut engine = rapport_app::realtime::Engine::default();
-    let t = Instant::now();
-    let mut warmed = 0;
-    while let Some(n) = engine.warm(&store, 64).await? {
-        warmed += n;
-    }
-    let warm_s = t.elapsed().as_secs_f64();
+    let (warmed, warm_s) = idle(&store, &mut engine).await?;
     eprintln!("restarted: {warmed} people read ahead in {warm_s:.1} s");
     engine.age(ttl);
     let mut restarted = latency(&store, &mut engine, &a, n_passes + 3).await?;

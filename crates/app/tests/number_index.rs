@@ -93,8 +93,6 @@ async fn sums_are_exact_before_and_after_the_index_catches_up() {
         }
         let after = big_spenders(&store).await;
         assert_eq!(after.len(), 2, "[{}] bob now spent 110", store.kind());
-        if let Some((url, schema)) = pg {
-            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
-        }
+        common::drop_pg(pg).await;
     }
 }

@@ -41,6 +41,13 @@ async fn members(store: &DynStore, name: &str) -> Vec<i64> {
         .expect("members")
 }
 
+/// Saves a dynamic segment.
+async fn define(store: &DynStore, name: &str, definition: &str) {
+    rapport_app::segments::create(store, name, definition, "")
+        .await
+        .expect("segment");
+}
+
 /// The person known by this e-mail address.
 async fn by_email(store: &DynStore, email: &str) -> i64 {
     let key = rapport_domain::identifier::IdentityKey::parse(
@@ -71,14 +78,12 @@ async fn feed(engine: &mut Engine, store: &DynStore, msgs: Vec<Value>) {
 async fn the_engine_keeps_its_people_current() {
     for (store, _dir, pg) in stores().await {
         let kind = store.kind();
-        rapport_app::segments::create(
+        define(
             &store,
             "Pro buyers",
             "traits.plan = \"pro\" and count(track \"Order Completed\") >= 2",
-            "",
         )
-        .await
-        .expect("segment");
+        .await;
         let mut engine = Engine::default();
         feed(&mut engine, &store, vec![
             json!({"type": "identify", "userId": "ada", "traits": {"plan": "pro", "email": "ada@example.com"}}),
@@ -136,9 +141,7 @@ async fn the_engine_keeps_its_people_current() {
             "[{kind}] pro again"
         );
         // An identify bringing a wallet: the state is reloaded with the new identity.
-        rapport_app::segments::create(&store, "Wallet people", "has wallet on eip155:1", "")
-            .await
-            .expect("segment");
+        define(&store, "Wallet people", "has wallet on eip155:1").await;
         feed(
             &mut engine,
             &store,
@@ -245,9 +248,7 @@ async fn the_engine_keeps_its_people_current() {
                 "[{kind}] {e:?}"
             );
         }
-        if let Some((url, schema)) = pg {
-            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
-        }
+        common::drop_pg(pg).await;
     }
 }
 
@@ -258,14 +259,12 @@ async fn the_engine_keeps_its_people_current() {
 async fn a_state_past_its_ttl_is_checked_against_the_profile() {
     for (store, _dir, pg) in stores().await {
         let kind = store.kind();
-        rapport_app::segments::create(
+        define(
             &store,
             "Pro visitors",
             "traits.plan = \"pro\" and count(page) >= 1",
-            "",
         )
-        .await
-        .expect("segment");
+        .await;
         let mut engine = Engine::default();
         feed(&mut engine, &store, vec![
             json!({"type": "identify", "userId": "lin", "traits": {"plan": "pro", "email": "lin@example.com"}}),
@@ -313,9 +312,7 @@ async fn a_state_past_its_ttl_is_checked_against_the_profile() {
             2,
             "[{kind}] both orders in the history"
         );
-        if let Some((url, schema)) = pg {
-            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
-        }
+        common::drop_pg(pg).await;
     }
 }
 
@@ -326,14 +323,7 @@ async fn a_state_past_its_ttl_is_checked_against_the_profile() {
 async fn after_a_restart_the_latest_people_are_read_ahead() {
     for (store, _dir, pg) in stores().await {
         let kind = store.kind();
-        rapport_app::segments::create(
-            &store,
-            "Buyers",
-            "count(track \"Order Completed\") >= 2",
-            "",
-        )
-        .await
-        .expect("segment");
+        define(&store, "Buyers", "count(track \"Order Completed\") >= 2").await;
         let mut engine = Engine::default();
         let order = |i: usize| json!({"type": "track", "userId": format!("w{i}"), "event": "Order Completed"});
         let mut history = Vec::new();
@@ -381,9 +371,7 @@ async fn after_a_restart_the_latest_people_are_read_ahead() {
         send(&store, vec![order(11)]).await;
         let r = engine.step(&store, 1_000).await.expect("step");
         assert_eq!(r.loads, 1, "[{kind}] w11 was not read ahead");
-        if let Some((url, schema)) = pg {
-            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
-        }
+        common::drop_pg(pg).await;
     }
 }
 
@@ -393,14 +381,12 @@ async fn after_a_restart_the_latest_people_are_read_ahead() {
 async fn while_idle_the_engine_rereads_what_was_marked() {
     for (store, _dir, pg) in stores().await {
         let kind = store.kind();
-        rapport_app::segments::create(
+        define(
             &store,
             "Loyal visitors",
             "score.loyalty >= 50 and count(page) >= 1",
-            "",
         )
-        .await
-        .expect("segment");
+        .await;
         let mut engine = Engine::default();
         let page = || json!({"type": "page", "userId": "ida", "name": "Home"});
         feed(
@@ -456,9 +442,7 @@ async fn while_idle_the_engine_rereads_what_was_marked() {
                 "[{kind}] {mark}: the score {value} is seen"
             );
         }
-        if let Some((url, schema)) = pg {
-            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
-        }
+        common::drop_pg(pg).await;
     }
 }
 
@@ -469,22 +453,13 @@ async fn while_idle_the_engine_rereads_what_was_marked() {
 async fn after_touched_a_held_state_has_its_standing_reread() {
     for (store, _dir, pg) in stores().await {
         let kind = store.kind();
-        rapport_app::segments::create(
+        define(
             &store,
             "Loyal visitors",
             "score.loyalty >= 50 and count(page) >= 1",
-            "",
         )
-        .await
-        .expect("segment");
-        rapport_app::segments::create(
-            &store,
-            "Buyers",
-            "count(track \"Order Completed\") >= 1",
-            "",
-        )
-        .await
-        .expect("segment");
+        .await;
+        define(&store, "Buyers", "count(track \"Order Completed\") >= 1").await;
         let mut engine = Engine::default();
         feed(
             &mut engine,
@@ -606,9 +581,7 @@ async fn after_touched_a_held_state_has_its_standing_reread() {
         send(&store, vec![page("mo")]).await;
         let r = engine.step(&store, 1_000).await.expect("step");
         assert_eq!(r.loads, 1, "[{kind}] reset: read whole");
-        if let Some((url, schema)) = pg {
-            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
-        }
+        common::drop_pg(pg).await;
     }
 }
 
@@ -623,9 +596,7 @@ async fn membership_events_are_loaded_when_a_definition_reads_them() {
             ("Buyers", "count(track \"Order Completed\") >= 1"),
             ("Joiners", "count(track \"Segment Entered\") >= 2"),
         ] {
-            rapport_app::segments::create(&store, name, def, "")
-                .await
-                .expect("segment");
+            define(&store, name, def).await;
         }
         let mut engine = Engine::default();
         feed(&mut engine, &store, vec![
@@ -656,9 +627,7 @@ async fn membership_events_are_loaded_when_a_definition_reads_them() {
             1,
             "[{kind}] two entries"
         );
-        if let Some((url, schema)) = pg {
-            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
-        }
+        common::drop_pg(pg).await;
     }
 }
 
@@ -669,14 +638,7 @@ async fn membership_events_are_loaded_when_a_definition_reads_them() {
 async fn several_people_load_as_each_alone() {
     for (store, _dir, pg) in stores().await {
         let kind = store.kind();
-        rapport_app::segments::create(
-            &store,
-            "Buyers",
-            "count(track \"Order Completed\") >= 1",
-            "",
-        )
-        .await
-        .expect("segment");
+        define(&store, "Buyers", "count(track \"Order Completed\") >= 1").await;
         rapport_app::rules::set_rules(
             &store,
             &json!({"rules": [{"name": "Thanks", "when": "track \"Order Completed\"",
@@ -772,9 +734,7 @@ async fn several_people_load_as_each_alone() {
             .await
             .expect("loads");
         assert!(later[0].firings.is_empty(), "[{kind}]");
-        if let Some((url, schema)) = pg {
-            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
-        }
+        common::drop_pg(pg).await;
     }
 }
 
@@ -797,9 +757,7 @@ async fn the_engines_own_membership_events_are_decided_once() {
                 "count(track \"Segment Entered\" where segment = \"Buyers\") >= 2 and count(page) >= 1",
             ),
         ] {
-            rapport_app::segments::create(&store, name, def, "")
-                .await
-                .expect("segment");
+            define(&store, name, def).await;
         }
         rapport_app::rules::set_rules(
             &store,
@@ -903,9 +861,7 @@ async fn the_engines_own_membership_events_are_decided_once() {
             .await
             .expect("firings");
         assert_eq!(firings.len(), 2, "[{kind}] bo and cy: {firings:?}");
-        if let Some((url, schema)) = pg {
-            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
-        }
+        common::drop_pg(pg).await;
     }
 }
 
@@ -991,9 +947,7 @@ async fn membership_events_read_back_as_written() {
         let page = store.timeline(person, &filter).await.expect("timeline");
         assert_eq!(page.items.len(), 1, "[{kind}]");
         assert_eq!(page.items[0].source, "test", "[{kind}] {:?}", page.items[0]);
-        if let Some((url, schema)) = pg {
-            let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
-        }
+        common::drop_pg(pg).await;
     }
 }
 
@@ -1007,14 +961,7 @@ async fn on_postgres_a_step_waits_for_events_in_flight() {
         let Some((url, schema)) = pg else {
             continue;
         };
-        rapport_app::segments::create(
-            &store,
-            "Buyers",
-            "count(track \"Order Completed\") >= 1",
-            "",
-        )
-        .await
-        .expect("segment");
+        define(&store, "Buyers", "count(track \"Order Completed\") >= 1").await;
         let mut engine = Engine::default();
         feed(
             &mut engine,

@@ -505,9 +505,7 @@ fn sql_and_memory_agree_on_random_definitions_and_people() {
         }
         rt.block_on(async {
             for (_, _, pg, ..) in setups {
-                if let Some((url, schema)) = pg {
-                    let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
-                }
+                common::drop_pg(pg).await;
             }
         });
     }

@@ -44,3 +44,10 @@ pub async fn ingest(store: &DynStore, messages: Vec<Message>) {
         .await
         .expect("ingest");
 }
+
+/// Drops the PostgreSQL schema a test ran in, if it ran in one.
+pub async fn drop_pg(pg: Pg) {
+    if let Some((url, schema)) = pg {
+        let _ = rapport_store::postgres::PgStore::drop_schema(&url, &schema).await;
+    }
+}

@@ -1515,6 +1515,7 @@ pub async fn run(
                         warming = Instant::now();
                     }
                     warmed += n;
+                    // Work was done: the next poll comes after the short busy pause.
                     step = Ok(1);
                 }
                 Ok(None) if warmed > 0 => {

@@ -1,6 +1,8 @@
 //! Stored shapes of the on-chain side: chains and contracts followed, Transfer logs,
 //! holdings per wallet, token rewards. Backends: `sqlite/chain.rs`, `postgres/chain.rs`.
 
+use crate::Result;
+use async_trait::async_trait;
 use rapport_domain::resolve::{EventRow, ProfileId};
 use rapport_domain::time::Millis;
 use serde::Serialize;
@@ -160,4 +162,54 @@ pub struct UserRow {
     pub role: String,
     pub created_at: Millis,
     pub last_login_at: Option<Millis>,
+}
+
+/// On-chain data: chains and contracts followed, blocks, logs and holdings, SIWE nonces, token rewards.
+#[async_trait]
+pub trait ChainStore: Send + Sync {
+    async fn chains(&self) -> Result<Vec<ChainRow>>;
+    /// Adds or edits a chain; its sync position is kept.
+    async fn upsert_chain(&self, c: ChainRow) -> Result<()>;
+    async fn delete_chain(&self, id: &str) -> Result<()>;
+    /// The node's head and the last sync error (None clears it).
+    async fn set_chain_status(
+        &self,
+        id: &str,
+        head: Option<i64>,
+        error: Option<String>,
+        at: Millis,
+    ) -> Result<()>;
+    async fn contracts(&self) -> Result<Vec<ContractRow>>;
+    async fn upsert_contract(&self, c: ContractRow) -> Result<()>;
+    /// Processed blocks' (number, hash), newest first.
+    async fn chain_blocks(&self, chain: &str, limit: usize) -> Result<Vec<(i64, String)>>;
+    /// Current holdings of (contract, wallet) pairs on a chain.
+    async fn holdings_get(
+        &self,
+        chain: &str,
+        keys: Vec<(String, String)>,
+    ) -> Result<Vec<HoldingRow>>;
+    async fn apply_chain_batch(&self, b: ChainBatch) -> Result<()>;
+    /// Logs (not removed) in blocks after `block`.
+    async fn chain_logs_after(&self, chain: &str, block: i64) -> Result<Vec<LogRow>>;
+    /// Logs (not removed) up to `block` touching any (contract, wallet) pair, in chain order.
+    async fn chain_logs_for(
+        &self,
+        chain: &str,
+        keys: Vec<(String, String)>,
+        block: i64,
+    ) -> Result<Vec<LogRow>>;
+    async fn rollback_chain(&self, r: ChainRollback) -> Result<()>;
+    /// Holdings of these wallets (CAIP-10), all chains and tokens.
+    async fn wallet_holdings(&self, wallets: Vec<String>) -> Result<Vec<HoldingRow>>;
+    /// Largest holders of a token.
+    async fn holders(&self, chain: &str, contract: &str, limit: usize) -> Result<Vec<HoldingRow>>;
+    async fn create_siwe_nonce(&self, nonce: &str, at: Millis, expires: Millis) -> Result<()>;
+    /// Marks a nonce used; false when it was never issued, is used, or has expired.
+    async fn use_siwe_nonce(&self, nonce: &str, at: Millis) -> Result<bool>;
+    /// Creates a reward, or returns the one with the same idempotency key (false).
+    async fn create_reward(&self, r: RewardRow) -> Result<(RewardRow, bool)>;
+    async fn update_reward(&self, r: RewardRow) -> Result<()>;
+    async fn rewards(&self, status: Option<String>, limit: usize) -> Result<Vec<RewardRow>>;
+    async fn reward(&self, id: i64) -> Result<RewardRow>;
 }

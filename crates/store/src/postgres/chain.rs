@@ -3,8 +3,8 @@
 use super::{writer_lock, PgStore, Pipeline};
 use crate::chain::*;
 use crate::{Result, StoreError};
+use async_trait::async_trait;
 use rapport_domain::time::Millis;
-use rapport_domain::IdentityKey;
 use tokio_postgres::{Row, Transaction};
 
 const CHAIN_COLS: &str = "id, name, rpc_url, confirmations, start_block, batch_blocks, brand_wallets, enabled, cursor_block, cursor_hash, head_block, synced_at, last_error, created_at, updated_at";
@@ -130,8 +130,9 @@ async fn upsert_holdings(tx: &Transaction<'_>, rows: &[HoldingRow]) -> Result<()
     Ok(())
 }
 
-impl PgStore {
-    pub(super) async fn c_chains(&self) -> Result<Vec<ChainRow>> {
+#[async_trait]
+impl ChainStore for PgStore {
+    async fn chains(&self) -> Result<Vec<crate::ChainRow>> {
         let c = self.client().await?;
         Ok(
             c.query(&format!("SELECT {CHAIN_COLS} FROM chains ORDER BY id"), &[])
@@ -142,7 +143,8 @@ impl PgStore {
         )
     }
 
-    pub(super) async fn c_upsert_chain(&self, r: ChainRow) -> Result<()> {
+    async fn upsert_chain(&self, c: crate::ChainRow) -> Result<()> {
+        let r = c;
         let c = self.client().await?;
         c.execute(
             "INSERT INTO chains (id, name, rpc_url, confirmations, start_block, batch_blocks, brand_wallets, enabled, created_at, updated_at)
@@ -157,7 +159,8 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn c_delete_chain(&self, id: String) -> Result<()> {
+    async fn delete_chain(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let n = tx
@@ -174,13 +177,14 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn c_status(
+    async fn set_chain_status(
         &self,
-        id: String,
+        id: &str,
         head: Option<i64>,
         error: Option<String>,
         at: Millis,
     ) -> Result<()> {
+        let id = id.to_string();
         let c = self.client().await?;
         c.execute(
             "UPDATE chains SET head_block = coalesce($2, head_block), last_error = $3, synced_at = $4 WHERE id = $1",
@@ -190,7 +194,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn c_contracts(&self) -> Result<Vec<ContractRow>> {
+    async fn contracts(&self) -> Result<Vec<crate::ContractRow>> {
         let c = self.client().await?;
         Ok(c.query("SELECT chain_id, address, standard, symbol, name, decimals, brand_owned, created_at FROM chain_contracts ORDER BY chain_id, symbol", &[])
             .await?
@@ -208,7 +212,8 @@ impl PgStore {
             .collect())
     }
 
-    pub(super) async fn c_upsert_contract(&self, r: ContractRow) -> Result<()> {
+    async fn upsert_contract(&self, c: crate::ContractRow) -> Result<()> {
+        let r = c;
         let c = self.client().await?;
         c.execute(
             "INSERT INTO chain_contracts (chain_id, address, standard, symbol, name, decimals, brand_owned, created_at)
@@ -221,7 +226,8 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn c_blocks(&self, chain: String, limit: usize) -> Result<Vec<(i64, String)>> {
+    async fn chain_blocks(&self, chain: &str, limit: usize) -> Result<Vec<(i64, String)>> {
+        let chain = chain.to_string();
         let c = self.client().await?;
         Ok(c.query(
             "SELECT number, hash FROM chain_blocks WHERE chain_id = $1 ORDER BY number DESC LIMIT $2",
@@ -233,11 +239,12 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn c_holdings_get(
+    async fn holdings_get(
         &self,
-        chain: String,
+        chain: &str,
         keys: Vec<(String, String)>,
-    ) -> Result<Vec<HoldingRow>> {
+    ) -> Result<Vec<crate::HoldingRow>> {
+        let chain = chain.to_string();
         let c = self.client().await?;
         let contracts: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
         let wallets: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
@@ -254,7 +261,7 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn c_apply(&self, b: ChainBatch) -> Result<()> {
+    async fn apply_chain_batch(&self, b: crate::ChainBatch) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         // Timeline events are written too: follow the writers' order (see `writer_lock`).
@@ -317,7 +324,8 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn c_logs_after(&self, chain: String, block: i64) -> Result<Vec<LogRow>> {
+    async fn chain_logs_after(&self, chain: &str, block: i64) -> Result<Vec<crate::LogRow>> {
+        let chain = chain.to_string();
         let c = self.client().await?;
         Ok(c.query(
             &format!("SELECT {LOG_COLS} FROM chain_logs WHERE chain_id = $1 AND block_number > $2 AND NOT removed ORDER BY block_number, log_index"),
@@ -329,12 +337,13 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn c_logs_for(
+    async fn chain_logs_for(
         &self,
-        chain: String,
+        chain: &str,
         keys: Vec<(String, String)>,
         block: i64,
-    ) -> Result<Vec<LogRow>> {
+    ) -> Result<Vec<crate::LogRow>> {
+        let chain = chain.to_string();
         let c = self.client().await?;
         let contracts: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
         let wallets: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
@@ -353,7 +362,7 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn c_rollback(&self, r: ChainRollback) -> Result<()> {
+    async fn rollback_chain(&self, r: crate::ChainRollback) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         writer_lock(&tx).await?;
@@ -382,7 +391,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn c_wallet_holdings(&self, wallets: Vec<String>) -> Result<Vec<HoldingRow>> {
+    async fn wallet_holdings(&self, wallets: Vec<String>) -> Result<Vec<crate::HoldingRow>> {
         let c = self.client().await?;
         Ok(c.query(
             &format!("SELECT {HOLD_COLS} FROM holdings WHERE wallet = ANY($1) ORDER BY chain_id, symbol, wallet"),
@@ -394,12 +403,14 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn c_holders(
+    async fn holders(
         &self,
-        chain: String,
-        contract: String,
+        chain: &str,
+        contract: &str,
         limit: usize,
-    ) -> Result<Vec<HoldingRow>> {
+    ) -> Result<Vec<crate::HoldingRow>> {
+        let chain = chain.to_string();
+        let contract = contract.to_string();
         let c = self.client().await?;
         Ok(c.query(
             &format!("SELECT {HOLD_COLS} FROM holdings WHERE chain_id = $1 AND contract = $2 AND amount > 0 ORDER BY amount DESC, wallet LIMIT $3"),
@@ -411,7 +422,8 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn c_nonce(&self, nonce: String, at: Millis, expires: Millis) -> Result<()> {
+    async fn create_siwe_nonce(&self, nonce: &str, at: Millis, expires: Millis) -> Result<()> {
+        let nonce = nonce.to_string();
         let c = self.client().await?;
         c.execute(
             "INSERT INTO siwe_nonces (nonce, created_at, expires_at) VALUES ($1, $2, $3)",
@@ -426,7 +438,8 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn c_use_nonce(&self, nonce: String, at: Millis) -> Result<bool> {
+    async fn use_siwe_nonce(&self, nonce: &str, at: Millis) -> Result<bool> {
+        let nonce = nonce.to_string();
         let c = self.client().await?;
         Ok(c.execute(
             "UPDATE siwe_nonces SET used_at = $2 WHERE nonce = $1 AND used_at IS NULL AND expires_at >= $2",
@@ -436,26 +449,7 @@ impl PgStore {
             == 1)
     }
 
-    pub(super) async fn c_verify_identity(
-        &self,
-        key: IdentityKey,
-        proof: String,
-        at: Millis,
-    ) -> Result<()> {
-        let c = self.client().await?;
-        let n = c
-            .execute(
-                "UPDATE identities SET verified = true, proof = $3, last_seen = greatest(last_seen, $4) WHERE kind = $1 AND value = $2",
-                &[&key.kind.as_str(), &key.value, &proof, &at],
-            )
-            .await?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("identity {key}")));
-        }
-        Ok(())
-    }
-
-    pub(super) async fn c_create_reward(&self, r: RewardRow) -> Result<(RewardRow, bool)> {
+    async fn create_reward(&self, r: crate::RewardRow) -> Result<(crate::RewardRow, bool)> {
         let c = self.client().await?;
         let n = c
             .execute(
@@ -473,7 +467,7 @@ impl PgStore {
         Ok((reward(&row), n == 1))
     }
 
-    pub(super) async fn c_update_reward(&self, r: RewardRow) -> Result<()> {
+    async fn update_reward(&self, r: crate::RewardRow) -> Result<()> {
         let c = self.client().await?;
         c.execute(
             "UPDATE rewards SET status = $2, tx_hash = $3, raw_tx = $4, nonce = $5, attempts = $6, last_error = $7, block_number = $8, updated_at = $9 WHERE id = $1",
@@ -483,11 +477,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn c_rewards(
-        &self,
-        status: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<RewardRow>> {
+    async fn rewards(&self, status: Option<String>, limit: usize) -> Result<Vec<crate::RewardRow>> {
         let c = self.client().await?;
         Ok(c.query(
             &format!("SELECT {REWARD_COLS} FROM rewards WHERE $1::text IS NULL OR status = $1 ORDER BY id DESC LIMIT $2"),
@@ -499,7 +489,7 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn c_reward(&self, id: i64) -> Result<RewardRow> {
+    async fn reward(&self, id: i64) -> Result<crate::RewardRow> {
         let c = self.client().await?;
         c.query_opt(
             &format!("SELECT {REWARD_COLS} FROM rewards WHERE id = $1"),

@@ -1,27 +1,28 @@
 //! PostgreSQL side of relationships, touches and graph scores: bulk writes as `UNNEST`
 //! arrays, id lists as `bigint[]` parameters.
 
-use super::{event_view, PgStore, EVENT_COLUMNS};
-use crate::{Activity, RelScope, Result, ScoreOrder, StoreError, TouchQuery, GRAPH_VERSION};
+use super::{event_view, PgStore};
+use crate::GraphStore;
+use crate::{RelScope, Result, ScoreOrder, TouchQuery, GRAPH_VERSION};
+use async_trait::async_trait;
 use rapport_domain::model::EventView;
 use rapport_domain::relationship::{
     fold_writes, GraphRun, GraphScores, RelationshipView, RelationshipWrite, TouchView,
 };
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{to_datetime, Millis};
-use rapport_domain::IdentityKey;
 use std::collections::HashMap;
 use tokio_postgres::Row;
 
 /// Every raw profile of the clusters the `bigint[]` parameter `$N` names.
-fn members(n: usize) -> String {
+pub(super) fn members(n: usize) -> String {
     format!(
         "SELECT id FROM profiles WHERE canonical_id IN (SELECT canonical_id FROM profiles WHERE id = ANY(${n}))"
     )
 }
 
 const SCORE_COLUMNS: &str = "g.profile_id, g.pagerank, g.betweenness, g.community, g.core, g.reach1, g.reach2, g.evangelist, g.syndication, g.pagerank_pct, g.betweenness_pct";
-const CHUNK: usize = 20_000;
+pub(super) const CHUNK: usize = 20_000;
 
 fn score_row(r: &Row) -> GraphScores {
     GraphScores {
@@ -39,8 +40,9 @@ fn score_row(r: &Row) -> GraphScores {
     }
 }
 
-impl PgStore {
-    pub(super) async fn g_upsert(
+#[async_trait]
+impl GraphStore for PgStore {
+    async fn upsert_relationships(
         &self,
         writes: Vec<RelationshipWrite>,
         cursor: Option<(String, i64)>,
@@ -116,31 +118,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn g_lookup_many(
-        &self,
-        keys: Vec<IdentityKey>,
-    ) -> Result<Vec<Option<ProfileId>>> {
-        let c = self.client().await?;
-        let mut out = vec![None; keys.len()];
-        for (ci, chunk) in keys.chunks(CHUNK).enumerate() {
-            let kinds: Vec<&str> = chunk.iter().map(|k| k.kind.as_str()).collect();
-            let values: Vec<&str> = chunk.iter().map(|k| k.value.as_str()).collect();
-            for r in c
-                .query(
-                    "SELECT k.ord, p.canonical_id FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(kind, value, ord)
-                     JOIN identities i ON i.kind = k.kind AND i.value = k.value JOIN profiles p ON p.id = i.profile_id",
-                    &[&kinds, &values],
-                )
-                .await?
-            {
-                let ord: i64 = r.get(0);
-                out[ci * CHUNK + ord as usize - 1] = Some(r.get(1));
-            }
-        }
-        Ok(out)
-    }
-
-    pub(super) async fn g_edges(&self) -> Result<Vec<(ProfileId, ProfileId, f64)>> {
+    async fn graph_edges(&self) -> Result<Vec<(ProfileId, ProfileId, f64)>> {
         let c = self.client().await?;
         // Merged profiles are few: map them in memory instead of joining every edge.
         let canon: HashMap<i64, i64> = c
@@ -163,11 +141,7 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn g_relationships(
-        &self,
-        scope: RelScope,
-        limit: usize,
-    ) -> Result<Vec<RelationshipView>> {
+    async fn relationships(&self, scope: RelScope, limit: usize) -> Result<Vec<RelationshipView>> {
         let c = self.client().await?;
         let (ids, filter) = match &scope {
             RelScope::Touching(ids) => (ids, format!(
@@ -206,7 +180,7 @@ impl PgStore {
             .collect())
     }
 
-    pub(super) async fn g_touches(&self, q: TouchQuery) -> Result<Vec<TouchView>> {
+    async fn touches(&self, q: TouchQuery) -> Result<Vec<TouchView>> {
         let c = self.client().await?;
         let mut sql = String::from(
             "SELECT ps.canonical_id, pt.canonical_id, t.kind, t.event_id, t.at, t.sentiment
@@ -251,16 +225,7 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn g_counter(&self, name: &str) -> Result<i64> {
-        let c = self.client().await?;
-        Ok(
-            c.query_opt("SELECT value FROM counters WHERE name = $1", &[&name])
-                .await?
-                .map_or(0, |r| r.get(0)),
-        )
-    }
-
-    pub(super) async fn g_save_run(
+    async fn save_graph_run(
         &self,
         started_at: Millis,
         finished_at: Millis,
@@ -296,7 +261,7 @@ impl PgStore {
         Ok(run)
     }
 
-    pub(super) async fn g_latest_run(&self) -> Result<Option<GraphRun>> {
+    async fn latest_graph_run(&self) -> Result<Option<GraphRun>> {
         let c = self.client().await?;
         Ok(c.query_opt(
             "SELECT id, started_at, finished_at, graph_version, summary FROM graph_runs ORDER BY id DESC LIMIT 1",
@@ -315,7 +280,7 @@ impl PgStore {
         }))
     }
 
-    pub(super) async fn g_scores(&self, ids: Vec<ProfileId>) -> Result<Vec<GraphScores>> {
+    async fn graph_scores(&self, ids: Vec<ProfileId>) -> Result<Vec<GraphScores>> {
         let c = self.client().await?;
         // Prepared once per connection: the real-time engine reads it with every load.
         let stmt = c
@@ -328,7 +293,7 @@ impl PgStore {
             .collect())
     }
 
-    pub(super) async fn g_top(
+    async fn top_graph_scores(
         &self,
         by: ScoreOrder,
         community: Option<i64>,
@@ -349,7 +314,7 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn g_communities(&self, limit: usize) -> Result<Vec<(i64, i64)>> {
+    async fn communities(&self, limit: usize) -> Result<Vec<(i64, i64)>> {
         let c = self.client().await?;
         Ok(c.query(
             "SELECT community, COUNT(*) FROM graph_scores GROUP BY community ORDER BY COUNT(*) DESC, community LIMIT $1",
@@ -361,98 +326,7 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn g_event(&self, id: i64) -> Result<EventView> {
-        let c = self.client().await?;
-        c.query_opt(
-            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"),
-            &[&id],
-        )
-        .await?
-        .map(|r| event_view(&r))
-        .ok_or_else(|| StoreError::NotFound(format!("event {id}")))
-    }
-
-    pub(super) async fn g_named_events(
-        &self,
-        people: Vec<ProfileId>,
-        names: Vec<String>,
-        since: Millis,
-        until: Millis,
-        limit: usize,
-    ) -> Result<Vec<EventView>> {
-        let c = self.client().await?;
-        Ok(c.query(
-            &format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE profile_id IN ({}) AND name = ANY($2)
-                 AND occurred_at >= $3 AND occurred_at <= $4 ORDER BY occurred_at, id LIMIT $5",
-                members(1)
-            ),
-            &[&people, &names, &since, &until, &(limit as i64)],
-        )
-        .await?
-        .iter()
-        .map(event_view)
-        .collect())
-    }
-
-    pub(super) async fn g_activity(&self, id: ProfileId, since: Millis) -> Result<Activity> {
-        let c = self.client().await?;
-        let m = members(1);
-        let ids = vec![id];
-        let active_days: i64 = c
-            .query_one(
-                &format!("SELECT COUNT(DISTINCT occurred_at / 86400000) FROM events WHERE profile_id IN ({m}) AND occurred_at >= $2"),
-                &[&ids, &since],
-            )
-            .await?
-            .get(0);
-        let channels = c
-            .query(
-                &format!(
-                    "SELECT channel, COUNT(*) FROM events WHERE profile_id IN ({m}) AND occurred_at >= $2
-                     GROUP BY channel ORDER BY COUNT(*) DESC, channel"
-                ),
-                &[&ids, &since],
-            )
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        Ok(Activity {
-            active_days,
-            channels,
-        })
-    }
-
-    pub(super) async fn g_active_days_all(&self, since: Millis) -> Result<Vec<(ProfileId, i64)>> {
-        let c = self.client().await?;
-        Ok(c.query(
-            "SELECT p.canonical_id, COUNT(DISTINCT e.occurred_at / 86400000) FROM events e JOIN profiles p ON p.id = e.profile_id
-             WHERE e.occurred_at >= $1 GROUP BY p.canonical_id",
-            &[&since],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
-    }
-
-    pub(super) async fn g_all_identifiers(&self) -> Result<Vec<(ProfileId, IdentityKey)>> {
-        let c = self.client().await?;
-        Ok(c.query(
-            "SELECT p.canonical_id, i.kind, i.value FROM identities i JOIN profiles p ON p.id = i.profile_id ORDER BY i.id",
-            &[],
-        )
-        .await?
-        .iter()
-        .filter_map(|r| {
-            let kind: String = r.get(1);
-            Some((r.get(0), IdentityKey { kind: kind.parse().ok()?, value: r.get(2) }))
-        })
-        .collect())
-    }
-
-    pub(super) async fn g_candidates(
+    async fn relationship_candidates(
         &self,
         after: i64,
         span: i64,

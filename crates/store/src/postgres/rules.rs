@@ -1,7 +1,9 @@
 //! PostgreSQL side of decision rules: the firing audit and tasks.
 
 use super::PgStore;
+use crate::RuleStore;
 use crate::{Firing, Outbound, Result, Task};
+use async_trait::async_trait;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
 
@@ -48,8 +50,9 @@ pub(super) async fn record_firings(
     Ok(())
 }
 
-impl PgStore {
-    pub(super) async fn r_record(&self, f: Firing) -> Result<i64> {
+#[async_trait]
+impl RuleStore for PgStore {
+    async fn record_firing(&self, f: crate::Firing) -> Result<i64> {
         let c = self.client().await?;
         Ok(c.query_one(
             "INSERT INTO rule_firings (rule, profile_id, event_id, at, actions) VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -59,11 +62,7 @@ impl PgStore {
         .get(0))
     }
 
-    pub(super) async fn r_firings(
-        &self,
-        rule: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<Firing>> {
+    async fn firings(&self, rule: Option<String>, limit: usize) -> Result<Vec<crate::Firing>> {
         let c = self.client().await?;
         Ok(c.query(
             "SELECT id, rule, profile_id, event_id, at, actions FROM rule_firings WHERE $1::text IS NULL OR rule = $1 ORDER BY id DESC LIMIT $2",
@@ -82,12 +81,8 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn r_count(
-        &self,
-        rule: String,
-        profile: ProfileId,
-        since: Millis,
-    ) -> Result<i64> {
+    async fn count_firings(&self, rule: &str, profile: ProfileId, since: Millis) -> Result<i64> {
+        let rule = rule.to_string();
         let c = self.client().await?;
         Ok(c.query_one(
             "SELECT COUNT(*) FROM rule_firings WHERE rule = $1 AND profile_id = $2 AND at >= $3",
@@ -97,7 +92,7 @@ impl PgStore {
         .get(0))
     }
 
-    pub(super) async fn r_times(
+    async fn firing_times(
         &self,
         profile: ProfileId,
         since: Millis,
@@ -114,22 +109,7 @@ impl PgStore {
             .collect())
     }
 
-    pub(super) async fn r_canonical_ids(
-        &self,
-        ids: Vec<ProfileId>,
-    ) -> Result<Vec<(ProfileId, ProfileId)>> {
-        let c = self.client().await?;
-        let stmt = c
-            .prepare_cached("SELECT id, canonical_id FROM profiles WHERE id = ANY($1)")
-            .await?;
-        Ok(c.query(&stmt, &[&ids])
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
-    }
-
-    pub(super) async fn r_create_task(&self, t: Task) -> Result<i64> {
+    async fn create_task(&self, t: crate::Task) -> Result<i64> {
         let c = self.client().await?;
         Ok(c.query_one(
             "INSERT INTO tasks (profile_id, rule, title, body, status, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -139,7 +119,7 @@ impl PgStore {
         .get(0))
     }
 
-    pub(super) async fn r_tasks(&self, limit: usize) -> Result<Vec<Task>> {
+    async fn tasks(&self, limit: usize) -> Result<Vec<crate::Task>> {
         let c = self.client().await?;
         Ok(c.query(
             "SELECT id, profile_id, rule, title, body, status, created_at FROM tasks ORDER BY id DESC LIMIT $1",
@@ -159,7 +139,7 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn o_enqueue(&self, o: Outbound) -> Result<i64> {
+    async fn enqueue(&self, o: crate::Outbound) -> Result<i64> {
         let c = self.client().await?;
         Ok(c.query_one(
             "INSERT INTO outbox (rule, profile_id, url, secret, body, attempts, max_attempts, next_at, status, created_at)
@@ -170,7 +150,7 @@ impl PgStore {
         .get(0))
     }
 
-    pub(super) async fn o_due(&self, now: Millis, limit: usize) -> Result<Vec<Outbound>> {
+    async fn due_outbound(&self, now: Millis, limit: usize) -> Result<Vec<crate::Outbound>> {
         let c = self.client().await?;
         Ok(c.query(
             &format!("SELECT {OUT_COLS} FROM outbox WHERE status = 'pending' AND next_at <= $1 ORDER BY next_at, id LIMIT $2"),
@@ -182,7 +162,7 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn o_update(&self, o: Outbound) -> Result<()> {
+    async fn update_outbound(&self, o: crate::Outbound) -> Result<()> {
         let c = self.client().await?;
         c.execute(
             "UPDATE outbox SET attempts = $2, next_at = $3, status = $4, last_error = $5, delivered_at = $6 WHERE id = $1",
@@ -192,11 +172,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn o_list(
-        &self,
-        status: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<Outbound>> {
+    async fn outbound(&self, status: Option<String>, limit: usize) -> Result<Vec<crate::Outbound>> {
         let c = self.client().await?;
         Ok(c.query(
             &format!("SELECT {OUT_COLS} FROM outbox WHERE $1::text IS NULL OR status = $1 ORDER BY id DESC LIMIT $2"),

@@ -2,7 +2,9 @@
 
 use super::PgStore;
 use crate::sqlite::text::tags_of;
-use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION, SETTINGS_VERSION};
+use crate::TextStore;
+use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION};
+use async_trait::async_trait;
 use rapport_domain::model::{SentimentDay, TextAnalysisView};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{to_datetime, Millis};
@@ -13,8 +15,9 @@ fn day(ms: i64) -> String {
     to_datetime(ms * 86_400_000).format("%Y-%m-%d").to_string()
 }
 
-impl PgStore {
-    pub(super) async fn t_candidates(&self, after: i64, span: i64) -> Result<(Vec<TextRow>, i64)> {
+#[async_trait]
+impl TextStore for PgStore {
+    async fn text_candidates(&self, after: i64, span: i64) -> Result<(Vec<crate::TextRow>, i64)> {
         let c = self.client().await?;
         let max: i64 = c
             .query_one("SELECT COALESCE(MAX(id), 0) FROM events", &[])
@@ -33,9 +36,9 @@ impl PgStore {
         Ok((rows, upto))
     }
 
-    pub(super) async fn t_save(
+    async fn save_text_analyses(
         &self,
-        rows: Vec<TextAnalysisView>,
+        rows: Vec<rapport_domain::model::TextAnalysisView>,
         cursor: (String, i64),
     ) -> Result<()> {
         let mut client = self.client().await?;
@@ -99,7 +102,10 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn t_get(&self, event_id: i64) -> Result<Option<TextAnalysisView>> {
+    async fn text_analysis(
+        &self,
+        event_id: i64,
+    ) -> Result<Option<rapport_domain::model::TextAnalysisView>> {
         let c = self.client().await?;
         Ok(c.query_opt(
             "SELECT event_id, profile_id, occurred_at, compound, label, language, intents, entities FROM text_analyses WHERE event_id = $1",
@@ -121,12 +127,12 @@ impl PgStore {
         }))
     }
 
-    pub(super) async fn t_series(
+    async fn sentiment_series(
         &self,
         people: Option<Vec<ProfileId>>,
         since: Millis,
         until: Millis,
-    ) -> Result<Vec<SentimentDay>> {
+    ) -> Result<Vec<rapport_domain::model::SentimentDay>> {
         let c = self.client().await?;
         let filter = if people.is_some() {
             format!("AND profile_id IN ({MEMBERS})")
@@ -152,7 +158,7 @@ impl PgStore {
             .collect())
     }
 
-    pub(super) async fn t_stats(&self, id: ProfileId, since: Millis) -> Result<TextStats> {
+    async fn text_stats(&self, id: ProfileId, since: Millis) -> Result<crate::TextStats> {
         let c = self.client().await?;
         let r = c
             .query_one(
@@ -166,44 +172,7 @@ impl PgStore {
         })
     }
 
-    pub(super) async fn t_last_intent(
-        &self,
-        id: ProfileId,
-        intent: &str,
-    ) -> Result<Option<Millis>> {
-        let col = if intent == "complaint" {
-            "complaint"
-        } else {
-            "churn_risk"
-        };
-        let c = self.client().await?;
-        Ok(c.query_one(
-            &format!("SELECT MAX(occurred_at) FROM text_analyses WHERE profile_id IN ({MEMBERS}) AND {col} >= 0.5"),
-            &[&vec![id]],
-        )
-        .await?
-        .get(0))
-    }
-
-    pub(super) async fn t_between(
-        &self,
-        since: Millis,
-        until: Millis,
-        limit: usize,
-    ) -> Result<Vec<(i64, Millis, String)>> {
-        let c = self.client().await?;
-        Ok(c.query(
-            "SELECT e.id, e.occurred_at, e.text FROM text_analyses t JOIN events e ON e.id = t.event_id
-             WHERE t.occurred_at >= $1 AND t.occurred_at < $2 ORDER BY t.occurred_at DESC LIMIT $3",
-            &[&since, &until, &(limit as i64)],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect())
-    }
-
-    pub(super) async fn t_set_catalogue(&self, names: Vec<String>, at: Millis) -> Result<()> {
+    async fn set_catalogue(&self, names: Vec<String>, at: Millis) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         tx.execute("DELETE FROM catalogue", &[]).await?;
@@ -221,7 +190,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn t_catalogue(&self) -> Result<Vec<String>> {
+    async fn catalogue(&self) -> Result<Vec<String>> {
         let c = self.client().await?;
         Ok(c.query("SELECT name FROM catalogue ORDER BY name", &[])
             .await?
@@ -230,12 +199,13 @@ impl PgStore {
             .collect())
     }
 
-    pub(super) async fn t_tag_voice(
+    async fn tag_voice(
         &self,
-        kind: String,
+        kind: &str,
         since: Millis,
         until: Millis,
     ) -> Result<Vec<(String, i64, f64)>> {
+        let kind = kind.to_string();
         let c = self.client().await?;
         Ok(c.query(
             "SELECT name, COUNT(*), AVG(compound)::float8 FROM text_tags WHERE kind = $1 AND occurred_at >= $2 AND occurred_at <= $3
@@ -248,13 +218,15 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn t_tag_series(
+    async fn tag_series(
         &self,
-        kind: String,
-        name: String,
+        kind: &str,
+        name: &str,
         since: Millis,
         until: Millis,
-    ) -> Result<Vec<SentimentDay>> {
+    ) -> Result<Vec<rapport_domain::model::SentimentDay>> {
+        let kind = kind.to_string();
+        let name = name.to_string();
         let c = self.client().await?;
         Ok(c.query(
             "SELECT occurred_at / 86400000, COUNT(*), AVG(compound)::float8, COUNT(*) FILTER (WHERE compound >= 0.05), COUNT(*) FILTER (WHERE compound <= -0.05)
@@ -274,35 +246,51 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn t_setting(&self, key: String) -> Result<Option<serde_json::Value>> {
-        let c = self.client().await?;
-        Ok(
-            c.query_opt("SELECT value FROM settings WHERE key = $1", &[&key])
-                .await?
-                .map(|r| r.get(0)),
-        )
+    async fn analyses_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, ProfileId)>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT event_id, profile_id FROM text_analyses WHERE event_id > $1 ORDER BY event_id LIMIT $2",
+            )
+            .await?;
+        Ok(client
+            .query(&stmt, &[&after, &(limit as i64)])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
-    pub(super) async fn t_set_setting(
+    async fn texts_between(
         &self,
-        key: String,
-        value: serde_json::Value,
-        at: Millis,
-    ) -> Result<()> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(
-            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            &[&key, &value, &at],
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<(i64, Millis, String)>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT e.id, e.occurred_at, e.text FROM text_analyses t JOIN events e ON e.id = t.event_id
+             WHERE t.occurred_at >= $1 AND t.occurred_at < $2 ORDER BY t.occurred_at DESC LIMIT $3",
+            &[&since, &until, &(limit as i64)],
         )
-        .await?;
-        tx.execute(
-            "INSERT INTO counters (name, value) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
-            &[&SETTINGS_VERSION],
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+    }
+
+    async fn last_intent_at(&self, id: ProfileId, intent: &str) -> Result<Option<Millis>> {
+        let col = if intent == "complaint" {
+            "complaint"
+        } else {
+            "churn_risk"
+        };
+        let c = self.client().await?;
+        Ok(c.query_one(
+            &format!("SELECT MAX(occurred_at) FROM text_analyses WHERE profile_id IN ({MEMBERS}) AND {col} >= 0.5"),
+            &[&vec![id]],
         )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await?
+        .get(0))
     }
 }

@@ -3,8 +3,8 @@
 use super::SqliteStore;
 use crate::chain::*;
 use crate::{Result, StoreError};
+use async_trait::async_trait;
 use rapport_domain::time::Millis;
-use rapport_domain::IdentityKey;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 const CHAIN_COLS: &str = "id, name, rpc_url, confirmations, start_block, batch_blocks, brand_wallets, enabled, cursor_block, cursor_hash, head_block, synced_at, last_error, created_at, updated_at";
@@ -125,8 +125,9 @@ fn upsert_holdings(tx: &Transaction<'_>, rows: &[HoldingRow]) -> Result<()> {
     Ok(())
 }
 
-impl SqliteStore {
-    pub(super) async fn c_chains(&self) -> Result<Vec<ChainRow>> {
+#[async_trait]
+impl ChainStore for SqliteStore {
+    async fn chains(&self) -> Result<Vec<crate::ChainRow>> {
         self.read(|c| {
             Ok(
                 c.prepare_cached(&format!("SELECT {CHAIN_COLS} FROM chains ORDER BY id"))?
@@ -137,7 +138,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_upsert_chain(&self, r: ChainRow) -> Result<()> {
+    async fn upsert_chain(&self, c: crate::ChainRow) -> Result<()> {
+        let r = c;
         self.write(move |tx| {
             tx.execute(
                 "INSERT INTO chains (id, name, rpc_url, confirmations, start_block, batch_blocks, brand_wallets, enabled, created_at, updated_at)
@@ -153,7 +155,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_delete_chain(&self, id: String) -> Result<()> {
+    async fn delete_chain(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
         self.write(move |tx| {
             let n = tx.execute("DELETE FROM chains WHERE id = ?1", [&id])?;
             if n == 0 {
@@ -167,13 +170,14 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_status(
+    async fn set_chain_status(
         &self,
-        id: String,
+        id: &str,
         head: Option<i64>,
         error: Option<String>,
         at: Millis,
     ) -> Result<()> {
+        let id = id.to_string();
         self.write(move |tx| {
             tx.execute(
                 "UPDATE chains SET head_block = coalesce(?2, head_block), last_error = ?3, synced_at = ?4 WHERE id = ?1",
@@ -184,7 +188,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_contracts(&self) -> Result<Vec<ContractRow>> {
+    async fn contracts(&self) -> Result<Vec<crate::ContractRow>> {
         self.read(|c| {
             Ok(c.prepare_cached("SELECT chain_id, address, standard, symbol, name, decimals, brand_owned, created_at FROM chain_contracts ORDER BY chain_id, symbol")?
                 .query_map([], |r| {
@@ -204,7 +208,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_upsert_contract(&self, r: ContractRow) -> Result<()> {
+    async fn upsert_contract(&self, c: crate::ContractRow) -> Result<()> {
+        let r = c;
         self.write(move |tx| {
             tx.execute(
                 "INSERT INTO chain_contracts (chain_id, address, standard, symbol, name, decimals, brand_owned, created_at)
@@ -218,7 +223,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_blocks(&self, chain: String, limit: usize) -> Result<Vec<(i64, String)>> {
+    async fn chain_blocks(&self, chain: &str, limit: usize) -> Result<Vec<(i64, String)>> {
+        let chain = chain.to_string();
         self.read(move |c| {
             Ok(c.prepare_cached("SELECT number, hash FROM chain_blocks WHERE chain_id = ?1 ORDER BY number DESC LIMIT ?2")?
                 .query_map(params![chain, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -227,11 +233,12 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_holdings_get(
+    async fn holdings_get(
         &self,
-        chain: String,
+        chain: &str,
         keys: Vec<(String, String)>,
-    ) -> Result<Vec<HoldingRow>> {
+    ) -> Result<Vec<crate::HoldingRow>> {
+        let chain = chain.to_string();
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {HOLD_COLS} FROM holdings WHERE chain_id = ?1 AND contract = ?2 AND wallet = ?3"
@@ -247,7 +254,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_apply(&self, b: ChainBatch) -> Result<()> {
+    async fn apply_chain_batch(&self, b: crate::ChainBatch) -> Result<()> {
         self.write(move |tx| {
             {
                 let mut st = tx.prepare_cached(&format!(
@@ -282,7 +289,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_logs_after(&self, chain: String, block: i64) -> Result<Vec<LogRow>> {
+    async fn chain_logs_after(&self, chain: &str, block: i64) -> Result<Vec<crate::LogRow>> {
+        let chain = chain.to_string();
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(
                 "SELECT {LOG_COLS} FROM chain_logs WHERE chain_id = ?1 AND block_number > ?2 AND removed = 0 ORDER BY block_number, log_index"
@@ -293,12 +301,13 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_logs_for(
+    async fn chain_logs_for(
         &self,
-        chain: String,
+        chain: &str,
         keys: Vec<(String, String)>,
         block: i64,
-    ) -> Result<Vec<LogRow>> {
+    ) -> Result<Vec<crate::LogRow>> {
+        let chain = chain.to_string();
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {LOG_COLS} FROM chain_logs WHERE chain_id = ?1 AND contract = ?2 AND (from_wallet = ?3 OR to_wallet = ?3)
@@ -318,7 +327,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_rollback(&self, r: ChainRollback) -> Result<()> {
+    async fn rollback_chain(&self, r: crate::ChainRollback) -> Result<()> {
         self.write(move |tx| {
             tx.execute(
                 "UPDATE chain_logs SET removed = 1 WHERE chain_id = ?1 AND block_number > ?2",
@@ -344,7 +353,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_wallet_holdings(&self, wallets: Vec<String>) -> Result<Vec<HoldingRow>> {
+    async fn wallet_holdings(&self, wallets: Vec<String>) -> Result<Vec<crate::HoldingRow>> {
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {HOLD_COLS} FROM holdings WHERE wallet = ?1 ORDER BY chain_id, symbol"
@@ -361,12 +370,14 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_holders(
+    async fn holders(
         &self,
-        chain: String,
-        contract: String,
+        chain: &str,
+        contract: &str,
         limit: usize,
-    ) -> Result<Vec<HoldingRow>> {
+    ) -> Result<Vec<crate::HoldingRow>> {
+        let chain = chain.to_string();
+        let contract = contract.to_string();
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(
                 "SELECT {HOLD_COLS} FROM holdings WHERE chain_id = ?1 AND contract = ?2 AND amount > 0 ORDER BY amount DESC, wallet LIMIT ?3"
@@ -377,7 +388,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_nonce(&self, nonce: String, at: Millis, expires: Millis) -> Result<()> {
+    async fn create_siwe_nonce(&self, nonce: &str, at: Millis, expires: Millis) -> Result<()> {
+        let nonce = nonce.to_string();
         self.write(move |tx| {
             tx.execute(
                 "INSERT INTO siwe_nonces (nonce, created_at, expires_at) VALUES (?1, ?2, ?3)",
@@ -393,7 +405,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_use_nonce(&self, nonce: String, at: Millis) -> Result<bool> {
+    async fn use_siwe_nonce(&self, nonce: &str, at: Millis) -> Result<bool> {
+        let nonce = nonce.to_string();
         self.write(move |tx| {
             Ok(tx.execute(
                 "UPDATE siwe_nonces SET used_at = ?2 WHERE nonce = ?1 AND used_at IS NULL AND expires_at >= ?2",
@@ -403,26 +416,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_verify_identity(
-        &self,
-        key: IdentityKey,
-        proof: String,
-        at: Millis,
-    ) -> Result<()> {
-        self.write(move |tx| {
-            let n = tx.execute(
-                "UPDATE identities SET verified = 1, proof = ?3, last_seen = max(last_seen, ?4) WHERE kind = ?1 AND value = ?2",
-                params![key.kind.as_str(), key.value, proof, at],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("identity {}", key)));
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    pub(super) async fn c_create_reward(&self, r: RewardRow) -> Result<(RewardRow, bool)> {
+    async fn create_reward(&self, r: crate::RewardRow) -> Result<(crate::RewardRow, bool)> {
         self.write(move |tx| {
             let n = tx.execute(
                 "INSERT INTO rewards (idempotency_key, profile_id, chain_id, contract, wallet, kind, amount, raw_amount, status, attempts, source, created_at, updated_at)
@@ -437,7 +431,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_update_reward(&self, r: RewardRow) -> Result<()> {
+    async fn update_reward(&self, r: crate::RewardRow) -> Result<()> {
         self.write(move |tx| {
             tx.execute(
                 "UPDATE rewards SET status = ?2, tx_hash = ?3, raw_tx = ?4, nonce = ?5, attempts = ?6, last_error = ?7, block_number = ?8, updated_at = ?9 WHERE id = ?1",
@@ -448,11 +442,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_rewards(
-        &self,
-        status: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<RewardRow>> {
+    async fn rewards(&self, status: Option<String>, limit: usize) -> Result<Vec<crate::RewardRow>> {
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(
                 "SELECT {REWARD_COLS} FROM rewards WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2"
@@ -463,7 +453,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn c_reward(&self, id: i64) -> Result<RewardRow> {
+    async fn reward(&self, id: i64) -> Result<crate::RewardRow> {
         self.read(move |c| {
             c.prepare_cached(&format!("SELECT {REWARD_COLS} FROM rewards WHERE id = ?1"))?
                 .query_row([id], reward)

@@ -1,27 +1,28 @@
 //! SQLite side of relationships, touches and graph scores. Lists of profile ids travel
 //! as one JSON parameter read with `json_each`, so statements stay cacheable.
 
-use super::{event_view, SqliteStore, EVENT_COLUMNS};
-use crate::{Activity, RelScope, Result, ScoreOrder, StoreError, TouchQuery, GRAPH_VERSION};
+use super::{event_view, SqliteStore};
+use crate::GraphStore;
+use crate::{RelScope, Result, ScoreOrder, TouchQuery, GRAPH_VERSION};
+use async_trait::async_trait;
 use rapport_domain::model::EventView;
 use rapport_domain::relationship::{
     fold_writes, GraphRun, GraphScores, RelationshipView, RelationshipWrite, TouchView,
 };
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{to_datetime, Millis};
-use rapport_domain::IdentityKey;
 use rusqlite::{params, OptionalExtension};
 use std::collections::HashMap;
 
 /// Every raw profile of the clusters the JSON array `?N` names.
-fn members(n: usize) -> String {
+pub(super) fn members(n: usize) -> String {
     format!(
         "SELECT id FROM profiles WHERE canonical_id IN \
          (SELECT canonical_id FROM profiles WHERE id IN (SELECT value FROM json_each(?{n})))"
     )
 }
 
-fn ids_json(ids: &[ProfileId]) -> String {
+pub(super) fn ids_json(ids: &[ProfileId]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
 }
 
@@ -43,8 +44,9 @@ fn score_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GraphScores> {
     })
 }
 
-impl SqliteStore {
-    pub(super) async fn g_upsert(
+#[async_trait]
+impl GraphStore for SqliteStore {
+    async fn upsert_relationships(
         &self,
         writes: Vec<RelationshipWrite>,
         cursor: Option<(String, i64)>,
@@ -96,26 +98,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn g_lookup_many(
-        &self,
-        keys: Vec<IdentityKey>,
-    ) -> Result<Vec<Option<ProfileId>>> {
-        self.read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE i.kind = ?1 AND i.value = ?2",
-            )?;
-            keys.iter()
-                .map(|k| {
-                    Ok(st
-                        .query_row(params![k.kind.as_str(), k.value], |r| r.get(0))
-                        .optional()?)
-                })
-                .collect()
-        })
-        .await
-    }
-
-    pub(super) async fn g_edges(&self) -> Result<Vec<(ProfileId, ProfileId, f64)>> {
+    async fn graph_edges(&self) -> Result<Vec<(ProfileId, ProfileId, f64)>> {
         self.read(|c| {
             // Merged profiles are few: map them in memory instead of joining every edge.
             let canon: HashMap<i64, i64> = c
@@ -134,11 +117,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn g_relationships(
-        &self,
-        scope: RelScope,
-        limit: usize,
-    ) -> Result<Vec<RelationshipView>> {
+    async fn relationships(&self, scope: RelScope, limit: usize) -> Result<Vec<RelationshipView>> {
         self.read(move |c| {
             let (ids, filter) = match &scope {
                 RelScope::Touching(ids) => (ids, format!(
@@ -177,7 +156,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn g_touches(&self, q: TouchQuery) -> Result<Vec<TouchView>> {
+    async fn touches(&self, q: TouchQuery) -> Result<Vec<TouchView>> {
         self.read(move |c| {
             let mut sql = String::from(
                 "SELECT ps.canonical_id, pt.canonical_id, t.kind, t.event_id, t.at, t.sentiment
@@ -221,20 +200,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn g_counter(&self, name: &str) -> Result<i64> {
-        let name = name.to_string();
-        self.read(move |c| {
-            Ok(
-                c.prepare_cached("SELECT value FROM counters WHERE name = ?1")?
-                    .query_row([name], |r| r.get(0))
-                    .optional()?
-                    .unwrap_or(0),
-            )
-        })
-        .await
-    }
-
-    pub(super) async fn g_save_run(
+    async fn save_graph_run(
         &self,
         started_at: Millis,
         finished_at: Millis,
@@ -264,7 +230,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn g_latest_run(&self) -> Result<Option<GraphRun>> {
+    async fn latest_graph_run(&self) -> Result<Option<GraphRun>> {
         self.read(|c| {
             Ok(c.prepare_cached(
                 "SELECT id, started_at, finished_at, graph_version, summary FROM graph_runs ORDER BY id DESC LIMIT 1",
@@ -284,7 +250,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn g_scores(&self, ids: Vec<ProfileId>) -> Result<Vec<GraphScores>> {
+    async fn graph_scores(&self, ids: Vec<ProfileId>) -> Result<Vec<GraphScores>> {
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(
                 "SELECT {SCORE_COLUMNS} FROM graph_scores g WHERE g.profile_id IN
@@ -296,7 +262,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn g_top(
+    async fn top_graph_scores(
         &self,
         by: ScoreOrder,
         community: Option<i64>,
@@ -315,7 +281,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn g_communities(&self, limit: usize) -> Result<Vec<(i64, i64)>> {
+    async fn communities(&self, limit: usize) -> Result<Vec<(i64, i64)>> {
         self.read(move |c| {
             Ok(c.prepare_cached(
                 "SELECT community, COUNT(*) FROM graph_scores GROUP BY community ORDER BY COUNT(*) DESC, community LIMIT ?1",
@@ -326,91 +292,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn g_event(&self, id: i64) -> Result<EventView> {
-        self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"))?
-                .query_row([id], event_view)
-                .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("event {id}")))
-        })
-        .await
-    }
-
-    pub(super) async fn g_named_events(
-        &self,
-        people: Vec<ProfileId>,
-        names: Vec<String>,
-        since: Millis,
-        until: Millis,
-        limit: usize,
-    ) -> Result<Vec<EventView>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE profile_id IN ({}) AND name IN (SELECT value FROM json_each(?2))
-                 AND occurred_at >= ?3 AND occurred_at <= ?4 ORDER BY occurred_at, id LIMIT ?5",
-                members(1)
-            ))?
-            .query_map(
-                params![ids_json(&people), serde_json::to_string(&names).unwrap_or_default(), since, until, limit as i64],
-                event_view,
-            )?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
-    }
-
-    pub(super) async fn g_activity(&self, id: ProfileId, since: Millis) -> Result<Activity> {
-        self.read(move |c| {
-            let m = members(1);
-            let ids = ids_json(&[id]);
-            let active_days: i64 = c
-                .prepare_cached(&format!(
-                    "SELECT COUNT(DISTINCT occurred_at / 86400000) FROM events WHERE profile_id IN ({m}) AND occurred_at >= ?2"
-                ))?
-                .query_row(params![ids, since], |r| r.get(0))?;
-            let channels = c
-                .prepare_cached(&format!(
-                    "SELECT channel, COUNT(*) FROM events WHERE profile_id IN ({m}) AND occurred_at >= ?2
-                     GROUP BY channel ORDER BY COUNT(*) DESC, channel"
-                ))?
-                .query_map(params![ids, since], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<std::result::Result<_, _>>()?;
-            Ok(Activity { active_days, channels })
-        })
-        .await
-    }
-
-    pub(super) async fn g_active_days_all(&self, since: Millis) -> Result<Vec<(ProfileId, i64)>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT p.canonical_id, COUNT(DISTINCT e.occurred_at / 86400000) FROM events e JOIN profiles p ON p.id = e.profile_id
-                 WHERE e.occurred_at >= ?1 GROUP BY p.canonical_id",
-            )?
-            .query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
-    }
-
-    pub(super) async fn g_all_identifiers(&self) -> Result<Vec<(ProfileId, IdentityKey)>> {
-        self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT p.canonical_id, i.kind, i.value FROM identities i JOIN profiles p ON p.id = i.profile_id ORDER BY i.id",
-            )?;
-            let mut rows = st.query([])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                let kind: String = r.get(1)?;
-                if let Ok(kind) = kind.parse() {
-                    out.push((r.get(0)?, IdentityKey { kind, value: r.get(2)? }));
-                }
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    pub(super) async fn g_candidates(
+    async fn relationship_candidates(
         &self,
         after: i64,
         span: i64,

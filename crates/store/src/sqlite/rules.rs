@@ -1,7 +1,9 @@
 //! SQLite side of decision rules: the firing audit and tasks.
 
 use super::SqliteStore;
+use crate::RuleStore;
 use crate::{Firing, Outbound, Result, Task};
+use async_trait::async_trait;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -42,153 +44,6 @@ pub(super) fn record_firings(tx: &Transaction<'_>, firings: &[Firing]) -> Result
     Ok(())
 }
 
-impl SqliteStore {
-    pub(super) async fn r_record(&self, f: Firing) -> Result<i64> {
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO rule_firings (rule, profile_id, event_id, at, actions) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![f.rule, f.profile_id, f.event_id, f.at, f.actions.to_string()],
-            )?;
-            Ok(tx.last_insert_rowid())
-        })
-        .await
-    }
-
-    pub(super) async fn r_firings(
-        &self,
-        rule: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<Firing>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT id, rule, profile_id, event_id, at, actions FROM rule_firings WHERE ?1 IS NULL OR rule = ?1 ORDER BY id DESC LIMIT ?2",
-            )?
-            .query_map(params![rule, limit as i64], |r| {
-                let a: String = r.get(5)?;
-                Ok(Firing {
-                    id: r.get(0)?,
-                    rule: r.get(1)?,
-                    profile_id: r.get(2)?,
-                    event_id: r.get(3)?,
-                    at: r.get(4)?,
-                    actions: serde_json::from_str(&a).unwrap_or_default(),
-                })
-            })?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
-    }
-
-    pub(super) async fn r_count(
-        &self,
-        rule: String,
-        profile: ProfileId,
-        since: Millis,
-    ) -> Result<i64> {
-        self.read(move |c| {
-            Ok(c.prepare_cached("SELECT COUNT(*) FROM rule_firings WHERE rule = ?1 AND profile_id = ?2 AND at >= ?3")?
-                .query_row(params![rule, profile, since], |r| r.get(0))?)
-        })
-        .await
-    }
-
-    pub(super) async fn r_times(
-        &self,
-        profile: ProfileId,
-        since: Millis,
-    ) -> Result<Vec<(String, Millis)>> {
-        self.read(move |c| firing_times_in(c, profile, since)).await
-    }
-
-    pub(super) async fn r_canonical_ids(
-        &self,
-        ids: Vec<ProfileId>,
-    ) -> Result<Vec<(ProfileId, ProfileId)>> {
-        self.read(move |c| canonical_ids_in(c, &ids)).await
-    }
-
-    pub(super) async fn r_create_task(&self, t: Task) -> Result<i64> {
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO tasks (profile_id, rule, title, body, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![t.profile_id, t.rule, t.title, t.body, t.status, t.created_at],
-            )?;
-            Ok(tx.last_insert_rowid())
-        })
-        .await
-    }
-
-    pub(super) async fn r_tasks(&self, limit: usize) -> Result<Vec<Task>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT id, profile_id, rule, title, body, status, created_at FROM tasks ORDER BY id DESC LIMIT ?1",
-            )?
-            .query_map([limit as i64], |r| {
-                Ok(Task {
-                    id: r.get(0)?,
-                    profile_id: r.get(1)?,
-                    rule: r.get(2)?,
-                    title: r.get(3)?,
-                    body: r.get(4)?,
-                    status: r.get(5)?,
-                    created_at: r.get(6)?,
-                })
-            })?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
-    }
-
-    pub(super) async fn o_enqueue(&self, o: Outbound) -> Result<i64> {
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO outbox (rule, profile_id, url, secret, body, attempts, max_attempts, next_at, status, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 'pending', ?8)",
-                params![o.rule, o.profile_id, o.url, o.secret, o.body, o.max_attempts, o.next_at, o.created_at],
-            )?;
-            Ok(tx.last_insert_rowid())
-        })
-        .await
-    }
-
-    pub(super) async fn o_due(&self, now: Millis, limit: usize) -> Result<Vec<Outbound>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {OUT_COLS} FROM outbox WHERE status = 'pending' AND next_at <= ?1 ORDER BY next_at, id LIMIT ?2"
-            ))?
-            .query_map(params![now, limit as i64], outbound)?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
-    }
-
-    pub(super) async fn o_update(&self, o: Outbound) -> Result<()> {
-        self.write(move |tx| {
-            tx.execute(
-                "UPDATE outbox SET attempts = ?2, next_at = ?3, status = ?4, last_error = ?5, delivered_at = ?6 WHERE id = ?1",
-                params![o.id, o.attempts, o.next_at, o.status, o.last_error, o.delivered_at],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    pub(super) async fn o_list(
-        &self,
-        status: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<Outbound>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {OUT_COLS} FROM outbox WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2"
-            ))?
-            .query_map(params![status, limit as i64], outbound)?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
-    }
-}
-
 /// The person of each raw profile; unknown ids are left out.
 pub(super) fn canonical_ids_in(
     c: &Connection,
@@ -215,4 +70,133 @@ pub(super) fn firing_times_in(
             .query_map(params![profile, since], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<std::result::Result<_, _>>()?,
     )
+}
+
+#[async_trait]
+impl RuleStore for SqliteStore {
+    async fn record_firing(&self, f: crate::Firing) -> Result<i64> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO rule_firings (rule, profile_id, event_id, at, actions) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![f.rule, f.profile_id, f.event_id, f.at, f.actions.to_string()],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn firings(&self, rule: Option<String>, limit: usize) -> Result<Vec<crate::Firing>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT id, rule, profile_id, event_id, at, actions FROM rule_firings WHERE ?1 IS NULL OR rule = ?1 ORDER BY id DESC LIMIT ?2",
+            )?
+            .query_map(params![rule, limit as i64], |r| {
+                let a: String = r.get(5)?;
+                Ok(Firing {
+                    id: r.get(0)?,
+                    rule: r.get(1)?,
+                    profile_id: r.get(2)?,
+                    event_id: r.get(3)?,
+                    at: r.get(4)?,
+                    actions: serde_json::from_str(&a).unwrap_or_default(),
+                })
+            })?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn count_firings(&self, rule: &str, profile: ProfileId, since: Millis) -> Result<i64> {
+        let rule = rule.to_string();
+        self.read(move |c| {
+            Ok(c.prepare_cached("SELECT COUNT(*) FROM rule_firings WHERE rule = ?1 AND profile_id = ?2 AND at >= ?3")?
+                .query_row(params![rule, profile, since], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    async fn firing_times(
+        &self,
+        profile: ProfileId,
+        since: Millis,
+    ) -> Result<Vec<(String, Millis)>> {
+        self.read(move |c| firing_times_in(c, profile, since)).await
+    }
+
+    async fn create_task(&self, t: crate::Task) -> Result<i64> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO tasks (profile_id, rule, title, body, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![t.profile_id, t.rule, t.title, t.body, t.status, t.created_at],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn tasks(&self, limit: usize) -> Result<Vec<crate::Task>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT id, profile_id, rule, title, body, status, created_at FROM tasks ORDER BY id DESC LIMIT ?1",
+            )?
+            .query_map([limit as i64], |r| {
+                Ok(Task {
+                    id: r.get(0)?,
+                    profile_id: r.get(1)?,
+                    rule: r.get(2)?,
+                    title: r.get(3)?,
+                    body: r.get(4)?,
+                    status: r.get(5)?,
+                    created_at: r.get(6)?,
+                })
+            })?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn enqueue(&self, o: crate::Outbound) -> Result<i64> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO outbox (rule, profile_id, url, secret, body, attempts, max_attempts, next_at, status, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 'pending', ?8)",
+                params![o.rule, o.profile_id, o.url, o.secret, o.body, o.max_attempts, o.next_at, o.created_at],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn due_outbound(&self, now: Millis, limit: usize) -> Result<Vec<crate::Outbound>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {OUT_COLS} FROM outbox WHERE status = 'pending' AND next_at <= ?1 ORDER BY next_at, id LIMIT ?2"
+            ))?
+            .query_map(params![now, limit as i64], outbound)?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn update_outbound(&self, o: crate::Outbound) -> Result<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE outbox SET attempts = ?2, next_at = ?3, status = ?4, last_error = ?5, delivered_at = ?6 WHERE id = ?1",
+                params![o.id, o.attempts, o.next_at, o.status, o.last_error, o.delivered_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbound(&self, status: Option<String>, limit: usize) -> Result<Vec<crate::Outbound>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {OUT_COLS} FROM outbox WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2"
+            ))?
+            .query_map(params![status, limit as i64], outbound)?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
 }

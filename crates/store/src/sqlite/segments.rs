@@ -2,11 +2,11 @@
 //! with timeline events, size history.
 
 use super::{event_view, SqliteStore};
+use crate::SegmentStore;
 use crate::{
-    reread_persons, step_profiles, Compiled, MembershipChange, Param, PersonLoad, PersonReads,
-    PurchaseStats, Result, ScoreRow, SegmentRow, SegmentSize, StepDone, StepInputs, StepQuery,
-    StepWrites, StoreError,
+    MembershipChange, Param, Result, ScoreRow, SegmentRow, SegmentSize, StepDone, StoreError,
 };
+use async_trait::async_trait;
 use rapport_domain::model::EventView;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{to_datetime, Millis};
@@ -190,7 +190,7 @@ fn record(
 /// Applies entries and exits and records the real ones (entering who is in, or leaving
 /// who is out, is nothing: the write itself says which); a segment deleted meanwhile is
 /// skipped.
-fn change_members(
+pub(super) fn change_members(
     tx: &Transaction<'_>,
     changes: Vec<(i64, MembershipChange)>,
     at: Millis,
@@ -214,7 +214,7 @@ fn change_members(
     Ok(out)
 }
 
-fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Result<()> {
+pub(super) fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Result<()> {
     let mut up = tx.prepare_cached(
         "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
     )?;
@@ -224,7 +224,7 @@ fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Result<()> {
     Ok(())
 }
 
-fn counters_in(c: &Connection, names: &[String]) -> Result<Vec<i64>> {
+pub(super) fn counters_in(c: &Connection, names: &[String]) -> Result<Vec<i64>> {
     let mut q = c.prepare_cached("SELECT value FROM counters WHERE name = ?1")?;
     let mut out = Vec::with_capacity(names.len());
     for n in names {
@@ -233,7 +233,11 @@ fn counters_in(c: &Connection, names: &[String]) -> Result<Vec<i64>> {
     Ok(out)
 }
 
-fn analyses_after_in(c: &Connection, after: i64, limit: usize) -> Result<Vec<(i64, ProfileId)>> {
+pub(super) fn analyses_after_in(
+    c: &Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<(i64, ProfileId)>> {
     Ok(c.prepare_cached(
         "SELECT event_id, profile_id FROM text_analyses WHERE event_id > ?1 ORDER BY event_id LIMIT ?2",
     )?
@@ -241,7 +245,7 @@ fn analyses_after_in(c: &Connection, after: i64, limit: usize) -> Result<Vec<(i6
     .collect::<std::result::Result<_, _>>()?)
 }
 
-fn stamps_in(c: &Connection) -> Result<Vec<(i64, Millis)>> {
+pub(super) fn stamps_in(c: &Connection) -> Result<Vec<(i64, Millis)>> {
     Ok(
         c.prepare_cached("SELECT id, updated_at FROM segments ORDER BY id")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -254,11 +258,83 @@ const NUMBERS_POSITION: &str =
     "SELECT IFNULL((SELECT value FROM counters WHERE name = 'event_numbers'), 0),
         (SELECT COALESCE(MAX(id), 0) FROM events)";
 
-impl SqliteStore {
-    /// Count and sample in one pass (a window count), so the conditions run once.
-    pub(super) async fn s_matches(
+/// A person's events and analysed texts `(occurred_at, compound, complaint)`.
+type Activity = (Vec<EventView>, Vec<(Millis, f64, f64)>);
+
+/// A person's events (without context, text or message id, which the evaluator does not
+/// read: half the cost of a load), the engine's membership events only with `membership`,
+/// and analysed texts, oldest first.
+pub(super) fn person_activity_in(
+    c: &Connection,
+    id: ProfileId,
+    membership: bool,
+) -> Result<Activity> {
+    let events = c
+        .prepare_cached(if membership {
+            "SELECT id, '', profile_id, type, name, channel, source, properties, '{}', NULL, occurred_at, received_at
+             FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY occurred_at, id"
+        } else {
+            "SELECT id, '', profile_id, type, name, channel, source, properties, '{}', NULL, occurred_at, received_at
+             FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1)
+               AND NOT (source = 'segments' AND type = 'track' AND name IN ('Segment Entered', 'Segment Exited'))
+             ORDER BY occurred_at, id"
+        })?
+        .query_map([id], event_view)?
+        .collect::<std::result::Result<_, _>>()?;
+    let texts = c
+        .prepare_cached(
+            "SELECT occurred_at, compound, complaint FROM text_analyses WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY occurred_at, event_id",
+        )?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    Ok((events, texts))
+}
+
+pub(super) fn profile_scores_in(c: &Connection, id: ProfileId) -> Result<Vec<ScoreRow>> {
+    Ok(c.prepare_cached(
+        "SELECT name, profile_id, value, explanation, computed_at FROM profile_scores WHERE profile_id = ?1 ORDER BY name",
+    )?
+    .query_map([id], |r| {
+        let e: String = r.get(3)?;
+        Ok(ScoreRow {
+            name: r.get(0)?,
+            profile_id: r.get(1)?,
+            value: r.get(2)?,
+            explanation: serde_json::from_str(&e).unwrap_or_default(),
+            computed_at: r.get(4)?,
+        })
+    })?
+    .collect::<std::result::Result<_, _>>()?)
+}
+
+/// A person's score values, from the index alone (migration 0016): what the real-time
+/// engine reads, at every load and after every score run.
+pub(super) fn score_values_in(c: &Connection, id: ProfileId) -> Result<Vec<ScoreRow>> {
+    Ok(c.prepare_cached(
+        "SELECT name, value FROM profile_scores WHERE profile_id = ?1 ORDER BY name",
+    )?
+    .query_map([id], |r| Ok(ScoreRow::value_only(r.get(0)?, id, r.get(1)?)))?
+    .collect::<std::result::Result<_, _>>()?)
+}
+
+pub(super) fn profile_segments_in(c: &Connection, id: ProfileId) -> Result<Vec<String>> {
+    Ok(c.prepare_cached(
+        "SELECT s.name FROM segment_members sm JOIN segments s ON s.id = sm.segment_id WHERE sm.profile_id = ?1 ORDER BY s.name",
+    )?
+    .query_map([id], |r| r.get(0))?
+    .collect::<std::result::Result<_, _>>()?)
+}
+
+#[async_trait]
+impl SegmentStore for SqliteStore {
+    fn dialect(&self) -> crate::Dialect {
+        crate::Dialect::Sqlite
+    }
+
+    // Count and sample in one pass (a window count), so the conditions run once.
+    async fn segment_matches(
         &self,
-        c: Compiled,
+        c: crate::Compiled,
         sample: usize,
     ) -> Result<(i64, Vec<ProfileId>)> {
         self.read(move |conn| {
@@ -277,7 +353,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn s_all_matches(&self, c: Compiled) -> Result<Vec<ProfileId>> {
+    async fn segment_all_matches(&self, c: crate::Compiled) -> Result<Vec<ProfileId>> {
         self.read(move |conn| {
             let values = bind(&c.params);
             Ok(conn
@@ -291,14 +367,18 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn s_create(
+    async fn create_segment(
         &self,
-        name: String,
-        definition: String,
-        description: String,
-        kind: String,
+        name: &str,
+        definition: &str,
+        description: &str,
+        kind: &str,
         at: Millis,
-    ) -> Result<SegmentRow> {
+    ) -> Result<crate::SegmentRow> {
+        let name = name.to_string();
+        let definition = definition.to_string();
+        let description = description.to_string();
+        let kind = kind.to_string();
         let id = self
             .write(move |tx| {
                 let taken: Option<i64> = tx
@@ -314,16 +394,18 @@ impl SqliteStore {
                 Ok(tx.last_insert_rowid())
             })
             .await?;
-        self.s_get(id).await
+        self.segment(id).await
     }
 
-    pub(super) async fn s_update(
+    async fn update_segment(
         &self,
         id: i64,
-        definition: String,
-        description: String,
+        definition: &str,
+        description: &str,
         at: Millis,
-    ) -> Result<SegmentRow> {
+    ) -> Result<crate::SegmentRow> {
+        let definition = definition.to_string();
+        let description = description.to_string();
         self.write(move |tx| {
             let n = tx.execute(
                 "UPDATE segments SET definition = ?2, description = ?3, updated_at = ?4 WHERE id = ?1",
@@ -335,10 +417,10 @@ impl SqliteStore {
             Ok(())
         })
         .await?;
-        self.s_get(id).await
+        self.segment(id).await
     }
 
-    pub(super) async fn s_list(&self) -> Result<Vec<SegmentRow>> {
+    async fn segments(&self) -> Result<Vec<crate::SegmentRow>> {
         self.read(|c| {
             Ok(c.prepare_cached(&format!(
                 "SELECT {SEGMENT_COLS} FROM segments s ORDER BY s.name"
@@ -349,7 +431,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn s_definitions(&self) -> Result<Vec<SegmentRow>> {
+    async fn segment_definitions(&self) -> Result<Vec<crate::SegmentRow>> {
         self.read(|c| {
             Ok(c.prepare_cached(
                 "SELECT s.id, s.name, s.definition, s.description, s.kind, s.created_at, s.updated_at, s.refreshed_at, -1 FROM segments s ORDER BY s.name",
@@ -360,7 +442,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn s_get(&self, id: i64) -> Result<SegmentRow> {
+    async fn segment(&self, id: i64) -> Result<crate::SegmentRow> {
         self.read(move |c| {
             c.prepare_cached(&format!(
                 "SELECT {SEGMENT_COLS} FROM segments s WHERE s.id = ?1"
@@ -372,7 +454,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn s_by_name(&self, name: String) -> Result<Option<SegmentRow>> {
+    async fn segment_by_name(&self, name: &str) -> Result<Option<crate::SegmentRow>> {
+        let name = name.to_string();
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(
                 "SELECT {SEGMENT_COLS} FROM segments s WHERE s.name = ?1"
@@ -383,7 +466,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn s_delete(&self, id: i64) -> Result<()> {
+    async fn delete_segment(&self, id: i64) -> Result<()> {
         self.write(move |tx| {
             let n = tx.execute("DELETE FROM segments WHERE id = ?1", [id])?;
             if n == 0 {
@@ -396,12 +479,12 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn s_set_members(
+    async fn set_segment_members(
         &self,
         id: i64,
         members: Vec<ProfileId>,
         at: Millis,
-    ) -> Result<MembershipChange> {
+    ) -> Result<crate::MembershipChange> {
         self.write(move |tx| {
             let name = segment_name(tx, id)?;
             let current: HashSet<ProfileId> = tx
@@ -424,246 +507,11 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn s_commit_step(&self, w: StepWrites, at: Millis) -> Result<StepDone> {
-        self.write_derived(move |tx| {
-            let out = change_members(tx, w.memberships, at)?;
-            super::rules::record_firings(tx, &w.firings)?;
-            for (id, patch) in &w.patches {
-                super::patch_traits(tx, *id, &patch.to_string(), at)?;
-            }
-            set_counters(tx, &w.counters)?;
-            Ok(out)
-        })
-        .await
-    }
-
-    pub(super) async fn s_segment_stamps(&self) -> Result<Vec<(i64, Millis)>> {
+    async fn segment_stamps(&self) -> Result<Vec<(i64, Millis)>> {
         self.read(stamps_in).await
     }
 
-    /// One read transaction on one reader: after a write, each reader's first read
-    /// reloads the pages it touches, so five reads on up to five readers cost several
-    /// times this one.
-    pub(super) async fn s_step_inputs(&self, q: StepQuery) -> Result<StepInputs> {
-        self.read(move |c| {
-            let tx = c.unchecked_transaction()?;
-            let counters = counters_in(&tx, &q.counters)?;
-            let (events_pos, texts_pos) = StepQuery::positions(&counters)?;
-            let events = q.unskipped(super::events_after_in(
-                &tx,
-                events_pos,
-                q.limit + q.skip.len(),
-            )?);
-            let texts = analyses_after_in(&tx, texts_pos, q.limit)?;
-            let stamps = stamps_in(&tx)?;
-            let canonical = super::rules::canonical_ids_in(&tx, &step_profiles(&events, &texts))?;
-            let profiles =
-                super::profiles_in(&tx, reread_persons(&events, &canonical, &q.reread_after))?;
-            Ok(StepInputs {
-                counters,
-                events,
-                texts,
-                stamps,
-                canonical,
-                profiles,
-            })
-        })
-        .await
-    }
-
-    pub(super) async fn s_member_ids(
-        &self,
-        id: i64,
-        after: ProfileId,
-        limit: usize,
-    ) -> Result<Vec<ProfileId>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT profile_id FROM segment_members WHERE segment_id = ?1 AND profile_id > ?2 ORDER BY profile_id LIMIT ?3",
-            )?
-            .query_map(params![id, after, limit as i64], |r| r.get(0))?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
-    }
-
-    pub(super) async fn s_sizes(&self, id: i64, since: Millis) -> Result<Vec<SegmentSize>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT at, size, entered, exited FROM segment_sizes WHERE segment_id = ?1 AND at >= ?2 ORDER BY at",
-            )?
-            .query_map(params![id, since], |r| {
-                Ok(SegmentSize { at: r.get(0)?, size: r.get(1)?, entered: r.get(2)?, exited: r.get(3)? })
-            })?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
-    }
-
-    pub(super) async fn s_person_activity(&self, id: ProfileId) -> Result<Activity> {
-        self.read(move |c| person_activity_in(c, id, true)).await
-    }
-
-    pub(super) async fn s_person_loads(
-        &self,
-        ids: Vec<ProfileId>,
-        reads: PersonReads,
-    ) -> Result<Vec<PersonLoad>> {
-        self.read(move |c| {
-            let mut out = Vec::with_capacity(ids.len());
-            let mut seen = std::collections::HashSet::new();
-            for id in ids {
-                // The engine does not read the merge history.
-                let view = match super::profile_read(c, id, false) {
-                    Ok(v) => v,
-                    Err(StoreError::NotFound(_)) => continue,
-                    Err(e) => return Err(e),
-                };
-                if !seen.insert(view.id) {
-                    continue;
-                }
-                let ((events, texts), firings) = if reads.history() {
-                    (
-                        person_activity_in(c, view.id, reads.membership_events())?,
-                        super::rules::firing_times_in(c, view.id, reads.firings_since())?,
-                    )
-                } else {
-                    Default::default()
-                };
-                out.push(PersonLoad {
-                    events,
-                    texts,
-                    segments: profile_segments_in(c, view.id)?,
-                    scores: score_values_in(c, view.id)?,
-                    firings,
-                    view,
-                });
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    pub(super) async fn s_recent_people(
-        &self,
-        before: i64,
-        limit: usize,
-    ) -> Result<crate::RecentPeople> {
-        self.read(move |c| {
-            // Backwards along the rowid: the newest events first, whatever their time.
-            let rows = c
-                .prepare_cached(
-                    "SELECT e.id, (e.source = 'segments' AND e.type = 'track' AND e.name IN ('Segment Entered', 'Segment Exited')), p.canonical_id
-                     FROM events e JOIN profiles p ON p.id = e.profile_id
-                     WHERE e.id < ?1 ORDER BY e.id DESC LIMIT ?2",
-                )?
-                .query_map(params![before, limit as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<std::result::Result<_, _>>()?;
-            Ok(crate::common::recent_people(rows, limit))
-        })
-        .await
-    }
-
-    pub(super) async fn s_replace_scores(
-        &self,
-        names: Vec<String>,
-        rows: Vec<ScoreRow>,
-    ) -> Result<()> {
-        self.write(move |tx| {
-            {
-                let mut del = tx.prepare_cached("DELETE FROM profile_scores WHERE name = ?1")?;
-                for n in &names {
-                    del.execute([n])?;
-                }
-                let mut ins = tx.prepare_cached(
-                    "INSERT INTO profile_scores (name, profile_id, value, explanation, computed_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (name, profile_id) DO UPDATE SET value = excluded.value, explanation = excluded.explanation, computed_at = excluded.computed_at",
-                )?;
-                for r in &rows {
-                    ins.execute(params![r.name, r.profile_id, r.value, r.explanation.to_string(), r.computed_at])?;
-                }
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    pub(super) async fn s_profile_scores(&self, id: ProfileId) -> Result<Vec<ScoreRow>> {
-        self.read(move |c| profile_scores_in(c, id)).await
-    }
-
-    pub(super) async fn s_scores_of(&self, ids: Vec<ProfileId>) -> Result<Vec<ScoreRow>> {
-        self.read(move |c| {
-            let mut out = Vec::new();
-            for id in ids {
-                out.extend(score_values_in(c, id)?);
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    pub(super) async fn s_purchase_stats(
-        &self,
-        event: String,
-        prop: String,
-        since: Millis,
-        until: Millis,
-    ) -> Result<Vec<PurchaseStats>> {
-        if !prop.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || prop.is_empty() {
-            return Err(StoreError::invalid(
-                "revenue",
-                "a property name is letters, digits and _",
-            ));
-        }
-        self.read(move |c| {
-            let sql = format!(
-                "SELECT pr.canonical_id, MAX(e.occurred_at),
-                    SUM(CASE WHEN e.occurred_at >= ?2 THEN 1 ELSE 0 END),
-                    SUM(CASE WHEN e.occurred_at >= ?2 AND json_type(e.properties, '$.{prop}') IN ('integer', 'real')
-                        THEN json_extract(e.properties, '$.{prop}') ELSE 0 END)
-                 FROM events e JOIN profiles pr ON pr.id = e.profile_id
-                 WHERE e.name = ?1 AND e.type = 'track' AND e.occurred_at <= ?3 GROUP BY pr.canonical_id"
-            );
-            Ok(c.prepare(&sql)?
-                .query_map(params![event, since, until], |r| {
-                    Ok(PurchaseStats { profile_id: r.get(0)?, last_at: r.get(1)?, count: r.get(2)?, sum: r.get(3)? })
-                })?
-                .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
-    }
-
-    pub(super) async fn s_analyses_after(
-        &self,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<(i64, ProfileId)>> {
-        self.read(move |c| analyses_after_in(c, after, limit)).await
-    }
-
-    pub(super) async fn s_score_values(&self, name: String) -> Result<Vec<(ProfileId, f64)>> {
-        self.read(move |c| {
-            Ok(
-                c.prepare_cached("SELECT profile_id, value FROM profile_scores WHERE name = ?1")?
-                    .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<std::result::Result<_, _>>()?,
-            )
-        })
-        .await
-    }
-
-    pub(super) async fn s_set_counters(&self, values: Vec<(String, i64)>) -> Result<()> {
-        self.write(move |tx| set_counters(tx, &values)).await
-    }
-
-    pub(super) async fn s_counters(&self, names: Vec<String>) -> Result<Vec<i64>> {
-        self.read(move |c| counters_in(c, &names)).await
-    }
-
-    pub(super) async fn s_index_event_numbers(&self, max_events: usize) -> Result<usize> {
+    async fn index_event_numbers(&self, max_events: usize) -> Result<usize> {
         let max_events = i64::try_from(max_events).unwrap_or(i64::MAX);
         self.write(move |tx| {
             let (from, last): (i64, i64) =
@@ -693,75 +541,41 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn s_event_numbers_position(&self) -> Result<(i64, i64)> {
+    async fn event_numbers_position(&self) -> Result<(i64, i64)> {
         self.read(|c| Ok(c.query_row(NUMBERS_POSITION, [], |r| Ok((r.get(0)?, r.get(1)?)))?))
             .await
     }
 
-    pub(super) async fn s_profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {
+    async fn segment_member_ids(
+        &self,
+        id: i64,
+        after: ProfileId,
+        limit: usize,
+    ) -> Result<Vec<ProfileId>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT profile_id FROM segment_members WHERE segment_id = ?1 AND profile_id > ?2 ORDER BY profile_id LIMIT ?3",
+            )?
+            .query_map(params![id, after, limit as i64], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn segment_sizes(&self, id: i64, since: Millis) -> Result<Vec<crate::SegmentSize>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT at, size, entered, exited FROM segment_sizes WHERE segment_id = ?1 AND at >= ?2 ORDER BY at",
+            )?
+            .query_map(params![id, since], |r| {
+                Ok(SegmentSize { at: r.get(0)?, size: r.get(1)?, entered: r.get(2)?, exited: r.get(3)? })
+            })?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {
         self.read(move |c| profile_segments_in(c, id)).await
     }
-}
-
-/// A person's events and analysed texts `(occurred_at, compound, complaint)`.
-type Activity = (Vec<EventView>, Vec<(Millis, f64, f64)>);
-
-/// A person's events (without context, text or message id, which the evaluator does not
-/// read: half the cost of a load), the engine's membership events only with `membership`,
-/// and analysed texts, oldest first.
-fn person_activity_in(c: &Connection, id: ProfileId, membership: bool) -> Result<Activity> {
-    let events = c
-        .prepare_cached(if membership {
-            "SELECT id, '', profile_id, type, name, channel, source, properties, '{}', NULL, occurred_at, received_at
-             FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY occurred_at, id"
-        } else {
-            "SELECT id, '', profile_id, type, name, channel, source, properties, '{}', NULL, occurred_at, received_at
-             FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1)
-               AND NOT (source = 'segments' AND type = 'track' AND name IN ('Segment Entered', 'Segment Exited'))
-             ORDER BY occurred_at, id"
-        })?
-        .query_map([id], event_view)?
-        .collect::<std::result::Result<_, _>>()?;
-    let texts = c
-        .prepare_cached(
-            "SELECT occurred_at, compound, complaint FROM text_analyses WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY occurred_at, event_id",
-        )?
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<std::result::Result<_, _>>()?;
-    Ok((events, texts))
-}
-
-fn profile_scores_in(c: &Connection, id: ProfileId) -> Result<Vec<ScoreRow>> {
-    Ok(c.prepare_cached(
-        "SELECT name, profile_id, value, explanation, computed_at FROM profile_scores WHERE profile_id = ?1 ORDER BY name",
-    )?
-    .query_map([id], |r| {
-        let e: String = r.get(3)?;
-        Ok(ScoreRow {
-            name: r.get(0)?,
-            profile_id: r.get(1)?,
-            value: r.get(2)?,
-            explanation: serde_json::from_str(&e).unwrap_or_default(),
-            computed_at: r.get(4)?,
-        })
-    })?
-    .collect::<std::result::Result<_, _>>()?)
-}
-
-/// A person's score values, from the index alone (migration 0016): what the real-time
-/// engine reads, at every load and after every score run.
-fn score_values_in(c: &Connection, id: ProfileId) -> Result<Vec<ScoreRow>> {
-    Ok(c.prepare_cached(
-        "SELECT name, value FROM profile_scores WHERE profile_id = ?1 ORDER BY name",
-    )?
-    .query_map([id], |r| Ok(ScoreRow::value_only(r.get(0)?, id, r.get(1)?)))?
-    .collect::<std::result::Result<_, _>>()?)
-}
-
-fn profile_segments_in(c: &Connection, id: ProfileId) -> Result<Vec<String>> {
-    Ok(c.prepare_cached(
-        "SELECT s.name FROM segment_members sm JOIN segments s ON s.id = sm.segment_id WHERE sm.profile_id = ?1 ORDER BY s.name",
-    )?
-    .query_map([id], |r| r.get(0))?
-    .collect::<std::result::Result<_, _>>()?)
 }

@@ -1,7 +1,10 @@
 //! SQLite side of text analyses.
 
 use super::SqliteStore;
-use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION, SETTINGS_VERSION};
+use crate::sqlite::segments::analyses_after_in;
+use crate::TextStore;
+use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION};
+use async_trait::async_trait;
 use rapport_domain::model::{SentimentDay, TextAnalysisView};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{to_datetime, Millis};
@@ -13,8 +16,27 @@ fn day(ms: i64) -> String {
     to_datetime(ms * 86_400_000).format("%Y-%m-%d").to_string()
 }
 
-impl SqliteStore {
-    pub(super) async fn t_candidates(&self, after: i64, span: i64) -> Result<(Vec<TextRow>, i64)> {
+/// Distinct products and tracked topics among an analysis's entities, as (kind, name).
+pub(crate) fn tags_of(entities: &serde_json::Value) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    for e in entities.as_array().into_iter().flatten() {
+        let kind = match e["kind"].as_str() {
+            Some("product") => "product",
+            Some("topic") => "topic",
+            _ => continue,
+        };
+        if let Some(v) = e["value"].as_str() {
+            if !out.iter().any(|x| x.0 == kind && x.1 == v) {
+                out.push((kind, v.to_string()));
+            }
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl TextStore for SqliteStore {
+    async fn text_candidates(&self, after: i64, span: i64) -> Result<(Vec<crate::TextRow>, i64)> {
         self.read(move |c| {
             let max: i64 = c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
             let upto = max.min(after.saturating_add(span));
@@ -32,9 +54,9 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn t_save(
+    async fn save_text_analyses(
         &self,
-        rows: Vec<TextAnalysisView>,
+        rows: Vec<rapport_domain::model::TextAnalysisView>,
         cursor: (String, i64),
     ) -> Result<()> {
         self.write(move |tx| {
@@ -71,7 +93,10 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn t_get(&self, event_id: i64) -> Result<Option<TextAnalysisView>> {
+    async fn text_analysis(
+        &self,
+        event_id: i64,
+    ) -> Result<Option<rapport_domain::model::TextAnalysisView>> {
         self.read(move |c| {
             Ok(c.prepare_cached(
                 "SELECT event_id, profile_id, occurred_at, compound, label, language, intents, entities FROM text_analyses WHERE event_id = ?1",
@@ -94,12 +119,12 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn t_series(
+    async fn sentiment_series(
         &self,
         people: Option<Vec<ProfileId>>,
         since: Millis,
         until: Millis,
-    ) -> Result<Vec<SentimentDay>> {
+    ) -> Result<Vec<rapport_domain::model::SentimentDay>> {
         self.read(move |c| {
             let filter = if people.is_some() { format!("AND profile_id IN ({MEMBERS})") } else { "AND ?1 IS NULL".into() };
             let sql = format!(
@@ -117,7 +142,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn t_stats(&self, id: ProfileId, since: Millis) -> Result<TextStats> {
+    async fn text_stats(&self, id: ProfileId, since: Millis) -> Result<crate::TextStats> {
         self.read(move |c| {
             let ids = serde_json::to_string(&[id]).unwrap_or_default();
             Ok(c.prepare_cached(&format!(
@@ -128,27 +153,79 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn t_last_intent(
-        &self,
-        id: ProfileId,
-        intent: &str,
-    ) -> Result<Option<Millis>> {
-        let col = if intent == "complaint" {
-            "complaint"
-        } else {
-            "churn_risk"
-        };
-        self.read(move |c| {
-            let ids = serde_json::to_string(&[id]).unwrap_or_default();
-            Ok(c.prepare_cached(&format!(
-                "SELECT MAX(occurred_at) FROM text_analyses WHERE profile_id IN ({MEMBERS}) AND {col} >= 0.5"
-            ))?
-            .query_row([ids], |r| r.get(0))?)
+    async fn set_catalogue(&self, names: Vec<String>, at: Millis) -> Result<()> {
+        self.write(move |tx| {
+            tx.execute("DELETE FROM catalogue", [])?;
+            let mut st = tx.prepare_cached("INSERT INTO catalogue (name, added_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING")?;
+            for n in &names {
+                st.execute(params![n, at])?;
+            }
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+                [CATALOGUE_VERSION],
+            )?;
+            Ok(())
         })
         .await
     }
 
-    pub(super) async fn t_between(
+    async fn catalogue(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT name FROM catalogue ORDER BY name")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<std::result::Result<_, _>>()?,
+            )
+        })
+        .await
+    }
+
+    async fn tag_voice(
+        &self,
+        kind: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<(String, i64, f64)>> {
+        let kind = kind.to_string();
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT name, COUNT(*), AVG(compound) FROM text_tags WHERE kind = ?1 AND occurred_at >= ?2 AND occurred_at <= ?3
+                 GROUP BY name ORDER BY COUNT(*) DESC, name",
+            )?
+            .query_map(params![kind, since, until], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn tag_series(
+        &self,
+        kind: &str,
+        name: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<rapport_domain::model::SentimentDay>> {
+        let kind = kind.to_string();
+        let name = name.to_string();
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT occurred_at / 86400000, COUNT(*), AVG(compound), SUM(compound >= 0.05), SUM(compound <= -0.05)
+                 FROM text_tags WHERE kind = ?1 AND name = ?2 AND occurred_at >= ?3 AND occurred_at <= ?4
+                 GROUP BY occurred_at / 86400000 ORDER BY 1",
+            )?
+            .query_map(params![kind, name, since, until], |r| {
+                Ok(SentimentDay { day: day(r.get(0)?), texts: r.get(1)?, mean: r.get(2)?, positive: r.get(3)?, negative: r.get(4)? })
+            })?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn analyses_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, ProfileId)>> {
+        self.read(move |c| analyses_after_in(c, after, limit)).await
+    }
+
+    async fn texts_between(
         &self,
         since: Millis,
         until: Millis,
@@ -165,118 +242,19 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn t_set_catalogue(&self, names: Vec<String>, at: Millis) -> Result<()> {
-        self.write(move |tx| {
-            tx.execute("DELETE FROM catalogue", [])?;
-            let mut st = tx.prepare_cached("INSERT INTO catalogue (name, added_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING")?;
-            for n in &names {
-                st.execute(params![n, at])?;
-            }
-            tx.execute(
-                "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
-                [CATALOGUE_VERSION],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    pub(super) async fn t_catalogue(&self) -> Result<Vec<String>> {
-        self.read(|c| {
-            Ok(
-                c.prepare_cached("SELECT name FROM catalogue ORDER BY name")?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<std::result::Result<_, _>>()?,
-            )
-        })
-        .await
-    }
-
-    pub(super) async fn t_tag_voice(
-        &self,
-        kind: String,
-        since: Millis,
-        until: Millis,
-    ) -> Result<Vec<(String, i64, f64)>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT name, COUNT(*), AVG(compound) FROM text_tags WHERE kind = ?1 AND occurred_at >= ?2 AND occurred_at <= ?3
-                 GROUP BY name ORDER BY COUNT(*) DESC, name",
-            )?
-            .query_map(params![kind, since, until], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
-    }
-
-    pub(super) async fn t_tag_series(
-        &self,
-        kind: String,
-        name: String,
-        since: Millis,
-        until: Millis,
-    ) -> Result<Vec<SentimentDay>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT occurred_at / 86400000, COUNT(*), AVG(compound), SUM(compound >= 0.05), SUM(compound <= -0.05)
-                 FROM text_tags WHERE kind = ?1 AND name = ?2 AND occurred_at >= ?3 AND occurred_at <= ?4
-                 GROUP BY occurred_at / 86400000 ORDER BY 1",
-            )?
-            .query_map(params![kind, name, since, until], |r| {
-                Ok(SentimentDay { day: day(r.get(0)?), texts: r.get(1)?, mean: r.get(2)?, positive: r.get(3)?, negative: r.get(4)? })
-            })?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
-    }
-
-    pub(super) async fn t_setting(&self, key: String) -> Result<Option<serde_json::Value>> {
-        self.read(move |c| {
-            let v: Option<String> = c
-                .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
-                .query_row([key], |r| r.get(0))
-                .optional()?;
-            Ok(v.and_then(|v| serde_json::from_str(&v).ok()))
-        })
-        .await
-    }
-
-    pub(super) async fn t_set_setting(
-        &self,
-        key: String,
-        value: serde_json::Value,
-        at: Millis,
-    ) -> Result<()> {
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                params![key, value.to_string(), at],
-            )?;
-            tx.execute(
-                "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
-                [SETTINGS_VERSION],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-}
-
-/// Distinct products and tracked topics among an analysis's entities, as (kind, name).
-pub(crate) fn tags_of(entities: &serde_json::Value) -> Vec<(&'static str, String)> {
-    let mut out: Vec<(&'static str, String)> = Vec::new();
-    for e in entities.as_array().into_iter().flatten() {
-        let kind = match e["kind"].as_str() {
-            Some("product") => "product",
-            Some("topic") => "topic",
-            _ => continue,
+    async fn last_intent_at(&self, id: ProfileId, intent: &str) -> Result<Option<Millis>> {
+        let col = if intent == "complaint" {
+            "complaint"
+        } else {
+            "churn_risk"
         };
-        if let Some(v) = e["value"].as_str() {
-            if !out.iter().any(|x| x.0 == kind && x.1 == v) {
-                out.push((kind, v.to_string()));
-            }
-        }
+        self.read(move |c| {
+            let ids = serde_json::to_string(&[id]).unwrap_or_default();
+            Ok(c.prepare_cached(&format!(
+                "SELECT MAX(occurred_at) FROM text_analyses WHERE profile_id IN ({MEMBERS}) AND {col} >= 0.5"
+            ))?
+            .query_row([ids], |r| r.get(0))?)
+        })
+        .await
     }
-    out
 }

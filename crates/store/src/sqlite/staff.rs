@@ -1,7 +1,12 @@
 //! SQLite side of staff accounts and their sessions (the web app).
 
 use super::SqliteStore;
+use crate::sqlite::api_key_row;
+use crate::ApiKeyRecord;
+use crate::StaffStore;
 use crate::{Result, StoreError};
+use async_trait::async_trait;
+use rapport_domain::apikey::Scope;
 use rapport_domain::time::Millis;
 use rusqlite::{params, OptionalExtension};
 
@@ -18,14 +23,18 @@ fn user(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::UserRow> {
     })
 }
 
-impl SqliteStore {
-    pub(super) async fn u_create(
+#[async_trait]
+impl StaffStore for SqliteStore {
+    async fn create_user(
         &self,
-        email: String,
-        hash: String,
-        role: String,
+        email: &str,
+        password_hash: &str,
+        role: &str,
         at: Millis,
     ) -> Result<crate::UserRow> {
+        let email = email.to_string();
+        let hash = password_hash.to_string();
+        let role = role.to_string();
         self.write(move |tx| {
             let n = tx.execute(
                 "INSERT INTO users (email, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (email) DO NOTHING",
@@ -41,7 +50,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn u_list(&self) -> Result<Vec<crate::UserRow>> {
+    async fn users(&self) -> Result<Vec<crate::UserRow>> {
         self.read(|c| {
             Ok(
                 c.prepare_cached(&format!("SELECT {USER_COLS} FROM users ORDER BY email"))?
@@ -52,7 +61,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn u_by_email(&self, email: String) -> Result<Option<crate::UserRow>> {
+    async fn user_by_email(&self, email: &str) -> Result<Option<crate::UserRow>> {
+        let email = email.to_string();
         self.read(move |c| {
             Ok(
                 c.prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE email = ?1"))?
@@ -63,7 +73,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn u_delete(&self, id: i64) -> Result<()> {
+    async fn delete_user(&self, id: i64) -> Result<()> {
         self.write(move |tx| {
             if tx.execute("DELETE FROM users WHERE id = ?1", [id])? == 0 {
                 return Err(StoreError::NotFound(format!("user {id}")));
@@ -74,14 +84,16 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn sess_create(
+    async fn create_session(
         &self,
-        token: String,
+        token_hash: &str,
         user_id: i64,
-        csrf: String,
+        csrf: &str,
         at: Millis,
         expires: Millis,
     ) -> Result<()> {
+        let token = token_hash.to_string();
+        let csrf = csrf.to_string();
         self.write(move |tx| {
             tx.execute(
                 "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -94,11 +106,12 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn sess_get(
+    async fn session(
         &self,
-        token: String,
+        token_hash: &str,
         now: Millis,
     ) -> Result<Option<(crate::UserRow, String)>> {
+        let token = token_hash.to_string();
         self.read(move |c| {
             Ok(c.prepare_cached(
                 "SELECT u.id, u.email, u.password_hash, u.role, u.created_at, u.last_login_at, s.csrf
@@ -110,9 +123,64 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn sess_delete(&self, token: String) -> Result<()> {
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        let token = token_hash.to_string();
         self.write(move |tx| {
             tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [token])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_api_key(
+        &self,
+        prefix: &str,
+        hash: &str,
+        scope: Scope,
+        label: &str,
+        at: Millis,
+    ) -> Result<ApiKeyRecord> {
+        let (prefix, hash, label) = (prefix.to_string(), hash.to_string(), label.to_string());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO api_keys (prefix, hash, scope, label, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![prefix, hash, scope.as_str(), label, at],
+            )?;
+            Ok(ApiKeyRecord { id: tx.last_insert_rowid(), prefix, scope, label, created_at: at, revoked: false })
+        })
+        .await
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let hash = hash.to_string();
+        self.read(move |c| {
+            Ok(c.prepare_cached("SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys WHERE hash = ?1")?
+                .query_row([hash], api_key_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys ORDER BY id",
+            )?
+            .query_map([], api_key_row)?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<()> {
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id, at],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("active API key {id}")));
+            }
             Ok(())
         })
         .await

@@ -1,7 +1,12 @@
 //! PostgreSQL side of staff accounts and their sessions (the web app).
 
 use super::PgStore;
+use crate::postgres::api_key_row;
+use crate::ApiKeyRecord;
+use crate::StaffStore;
 use crate::{Result, StoreError};
+use async_trait::async_trait;
+use rapport_domain::apikey::Scope;
 use rapport_domain::time::Millis;
 use tokio_postgres::Row;
 
@@ -18,14 +23,18 @@ fn user(r: &Row) -> crate::UserRow {
     }
 }
 
-impl PgStore {
-    pub(super) async fn u_create(
+#[async_trait]
+impl StaffStore for PgStore {
+    async fn create_user(
         &self,
-        email: String,
-        hash: String,
-        role: String,
+        email: &str,
+        password_hash: &str,
+        role: &str,
         at: Millis,
     ) -> Result<crate::UserRow> {
+        let email = email.to_string();
+        let hash = password_hash.to_string();
+        let role = role.to_string();
         let c = self.client().await?;
         let row = c
             .query_opt(
@@ -38,7 +47,7 @@ impl PgStore {
         })
     }
 
-    pub(super) async fn u_list(&self) -> Result<Vec<crate::UserRow>> {
+    async fn users(&self) -> Result<Vec<crate::UserRow>> {
         let c = self.client().await?;
         Ok(c.query(
             &format!("SELECT {USER_COLS} FROM users ORDER BY email"),
@@ -50,7 +59,8 @@ impl PgStore {
         .collect())
     }
 
-    pub(super) async fn u_by_email(&self, email: String) -> Result<Option<crate::UserRow>> {
+    async fn user_by_email(&self, email: &str) -> Result<Option<crate::UserRow>> {
+        let email = email.to_string();
         let c = self.client().await?;
         Ok(c.query_opt(
             &format!("SELECT {USER_COLS} FROM users WHERE email = $1"),
@@ -60,7 +70,7 @@ impl PgStore {
         .map(|r| user(&r)))
     }
 
-    pub(super) async fn u_delete(&self, id: i64) -> Result<()> {
+    async fn delete_user(&self, id: i64) -> Result<()> {
         let c = self.client().await?;
         if c.execute("DELETE FROM users WHERE id = $1", &[&id]).await? == 0 {
             return Err(StoreError::NotFound(format!("user {id}")));
@@ -70,14 +80,16 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn sess_create(
+    async fn create_session(
         &self,
-        token: String,
+        token_hash: &str,
         user_id: i64,
-        csrf: String,
+        csrf: &str,
         at: Millis,
         expires: Millis,
     ) -> Result<()> {
+        let token = token_hash.to_string();
+        let csrf = csrf.to_string();
         let c = self.client().await?;
         c.execute(
             "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
@@ -94,11 +106,12 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn sess_get(
+    async fn session(
         &self,
-        token: String,
+        token_hash: &str,
         now: Millis,
     ) -> Result<Option<(crate::UserRow, String)>> {
+        let token = token_hash.to_string();
         let c = self.client().await?;
         Ok(c.query_opt(
             "SELECT u.id, u.email, u.password_hash, u.role, u.created_at, u.last_login_at, s.csrf
@@ -109,10 +122,72 @@ impl PgStore {
         .map(|r| (user(&r), r.get(6))))
     }
 
-    pub(super) async fn sess_delete(&self, token: String) -> Result<()> {
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        let token = token_hash.to_string();
         let c = self.client().await?;
         c.execute("DELETE FROM sessions WHERE token_hash = $1", &[&token])
             .await?;
+        Ok(())
+    }
+
+    async fn create_api_key(
+        &self,
+        prefix: &str,
+        hash: &str,
+        scope: Scope,
+        label: &str,
+        at: Millis,
+    ) -> Result<ApiKeyRecord> {
+        let c = self.client().await?;
+        let r = c
+            .query_one(
+                "INSERT INTO api_keys (prefix, hash, scope, label, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&prefix, &hash, &scope.as_str(), &label, &at],
+            )
+            .await?;
+        Ok(ApiKeyRecord {
+            id: r.get(0),
+            prefix: prefix.into(),
+            scope,
+            label: label.into(),
+            created_at: at,
+            revoked: false,
+        })
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(
+            "SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys WHERE hash = $1",
+            &[&hash],
+        )
+        .await?
+        .map(|r| api_key_row(&r)))
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(api_key_row)
+        .collect())
+    }
+
+    async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<()> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                &[&id, &at],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("active API key {id}")));
+        }
         Ok(())
     }
 }

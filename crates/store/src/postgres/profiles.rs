@@ -1,0 +1,406 @@
+use super::graph::CHUNK;
+use super::{
+    canonical_of, insert_merge, lookup_c, merge_by_id, merge_row, patch_traits, profiles_of,
+    writer_lock, PgStore,
+};
+use crate::common::MERGE_COLUMNS;
+use crate::{common, ConsentInput, ProfileStore, Result, StoreError, UnmergeTarget};
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use rapport_domain::model::{ConflictView, MergeView, Page, ProfileSummary, ProfileView, Stats};
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::{to_datetime, Millis};
+use rapport_domain::{resolve, IdentityKey};
+use serde_json::Value;
+
+#[async_trait]
+impl ProfileStore for PgStore {
+    async fn profiles(&self, ids: Vec<ProfileId>) -> Result<Vec<ProfileView>> {
+        let c = self.client().await?;
+        profiles_of(&c, &ids, false).await
+    }
+
+    async fn profile(&self, id: ProfileId) -> Result<ProfileView> {
+        let c = self.client().await?;
+        profiles_of(&c, &[id], true)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))
+    }
+
+    async fn lookup(&self, key: &IdentityKey) -> Result<Option<ProfileId>> {
+        let c = self.client().await?;
+        lookup_c(&c, key).await
+    }
+
+    async fn search(
+        &self,
+        q: Option<&str>,
+        limit: usize,
+        after: Option<ProfileId>,
+    ) -> Result<Page<ProfileSummary>> {
+        let mut c = self.client().await?;
+        let after = after.unwrap_or(0);
+        let fetch = (limit + 1) as i64;
+        let mut ids: Vec<i64> = match q.map(str::trim).filter(|q| !q.is_empty()) {
+            None => c
+                .query("SELECT id FROM profiles WHERE id = canonical_id AND id > $1 ORDER BY id LIMIT $2", &[&after, &fetch])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+            Some(q) => match common::exact_identifier(q) {
+                Some(key) => lookup_c(&c, &key).await?.filter(|id| *id > after).into_iter().collect(),
+                None => {
+                    let like = common::like_pattern(q);
+                    // The trigram indexes (migration 12) find the matches; the planner
+                    // prices a scan of every profile's traits as text too low (it does not
+                    // count the conversion), and pushes the page cursor into that branch,
+                    // so the matches are gathered first (MATERIALIZED) with scans off.
+                    let tx = c.transaction().await?;
+                    // A common term ("gmail") matches most people: the next profiles in id
+                    // order hold a page of matches, found without gathering them all.
+                    let first: Vec<i64> = tx
+                        .query(
+                            "SELECT n.id FROM (
+                               SELECT id FROM profiles WHERE id = canonical_id AND id > $2 ORDER BY id LIMIT 2000
+                             ) n
+                             WHERE EXISTS (SELECT 1 FROM profiles m WHERE m.canonical_id = n.id AND m.traits::text ILIKE $1)
+                                OR EXISTS (SELECT 1 FROM profiles m JOIN identities i ON i.profile_id = m.id
+                                           WHERE m.canonical_id = n.id AND lower(i.value) LIKE lower($1))
+                             ORDER BY n.id LIMIT $3",
+                            &[&like, &after, &fetch],
+                        )
+                        .await?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect();
+                    if first.len() as i64 == fetch {
+                        tx.commit().await?;
+                        first
+                    } else {
+                    tx.batch_execute("SET LOCAL enable_seqscan = off").await?;
+                    let ids = tx
+                        .query(
+                            "WITH hits AS MATERIALIZED (
+                               SELECT canonical_id FROM profiles WHERE traits::text ILIKE $1
+                               UNION ALL
+                               SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE lower(i.value) LIKE lower($1)
+                             ) SELECT DISTINCT canonical_id FROM hits WHERE canonical_id > $2 ORDER BY canonical_id LIMIT $3",
+                            &[&like, &after, &fetch],
+                        )
+                        .await?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect();
+                    tx.commit().await?;
+                    ids
+                    }
+                }
+            },
+        };
+        let next_cursor = common::trim_page(&mut ids, limit, |id| id.to_string());
+        let mut rows: std::collections::HashMap<i64, Vec<(Value, Millis, Millis)>> =
+            Default::default();
+        let mut emails: std::collections::HashMap<i64, String> = Default::default();
+        if !ids.is_empty() {
+            for r in c
+                .query(
+                    "SELECT canonical_id, traits, traits_updated_at, created_at FROM profiles WHERE canonical_id = ANY($1)",
+                    &[&ids],
+                )
+                .await?
+            {
+                rows.entry(r.get(0)).or_default().push((r.get(1), r.get(2), r.get(3)));
+            }
+            for r in c
+                .query(
+                    "SELECT p.canonical_id, i.value FROM identities i JOIN profiles p ON p.id = i.profile_id
+                     WHERE i.kind = 'email' AND p.canonical_id = ANY($1) ORDER BY i.first_seen DESC, i.id DESC",
+                    &[&ids],
+                )
+                .await?
+            {
+                emails.insert(r.get(0), r.get(1));
+            }
+        }
+        let items = ids
+            .iter()
+            .map(|id| common::summary(*id, rows.remove(id).unwrap_or_default(), emails.remove(id)))
+            .collect();
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn patch_traits(&self, id: ProfileId, patch: &Value, at: Millis) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        patch_traits(&tx, id, patch, at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_consent(&self, id: ProfileId, ci: &ConsentInput) -> Result<()> {
+        let c = self.client().await?;
+        let cid = canonical_of(&c, id).await?;
+        c.execute(
+            "INSERT INTO consents (profile_id, channel, purpose, status, source, proof, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&cid, &ci.channel, &ci.purpose, &ci.status.as_str(), &ci.source, &ci.proof, &ci.at],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn merge(&self, a: ProfileId, b: ProfileId, by: &str, at: Millis) -> Result<MergeView> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        writer_lock(&tx).await?;
+        let (ca, cb) = (canonical_of(&tx, a).await?, canonical_of(&tx, b).await?);
+        if ca == cb {
+            return Err(StoreError::Conflict(format!(
+                "profiles {a} and {b} are already one profile ({ca})"
+            )));
+        }
+        let (survivor, merged) = (ca.min(cb), ca.max(cb));
+        let members: Vec<i64> = tx
+            .query(
+                "SELECT id FROM profiles WHERE canonical_id = $1 ORDER BY id",
+                &[&merged],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tx.execute(
+            "UPDATE profiles SET canonical_id = $1, updated_at = $3 WHERE canonical_id = $2",
+            &[&survivor, &merged, &at],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM merge_blocks WHERE profile_a = $1 AND profile_b = $2",
+            &[&survivor, &merged],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE conflicts SET resolved_at = $3 WHERE resolved_at IS NULL AND profile_a = $1 AND profile_b = $2",
+            &[&survivor, &merged, &at],
+        )
+        .await?;
+        let id = insert_merge(
+            &tx,
+            &resolve::Merge {
+                survivor,
+                merged,
+                members,
+                cause: IdentityKey {
+                    kind: rapport_domain::IdentityKind::External,
+                    value: "manual".into(),
+                },
+                message_id: String::new(),
+                at,
+            },
+            by,
+        )
+        .await?;
+        let view = merge_by_id(&tx, id).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    async fn unmerge(&self, target: UnmergeTarget, by: &str, at: Millis) -> Result<MergeView> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        writer_lock(&tx).await?;
+        let row = match target {
+            UnmergeTarget::Merge(id) => tx
+                .query_opt(
+                    &format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = $1"),
+                    &[&id],
+                )
+                .await?
+                .map(|r| merge_row(&r))
+                .ok_or_else(|| StoreError::NotFound(format!("merge {id}")))?,
+            UnmergeTarget::MergedProfile(p) => {
+                canonical_of(&tx, p).await?;
+                tx.query_opt(
+                    &format!("SELECT {MERGE_COLUMNS} FROM merges WHERE merged_id = $1 AND undone_at IS NULL ORDER BY id DESC LIMIT 1"),
+                    &[&p],
+                )
+                .await?
+                .map(|r| merge_row(&r))
+                .ok_or_else(|| common::not_merged(p))?
+            }
+        };
+        if row.undone_at.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "merge {} was already undone",
+                row.id
+            )));
+        }
+        let current = canonical_of(&tx, row.survivor_id).await?;
+        let members: Vec<i64> = serde_json::from_str(&row.member_ids).unwrap_or_default();
+        tx.execute(
+            "UPDATE profiles SET canonical_id = $2, updated_at = $4 WHERE id = ANY($1) AND canonical_id = $3",
+            &[&members, &row.merged_id, &current, &at],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE merges SET undone_at = $2, undone_by = $3 WHERE id = $1",
+            &[&row.id, &at, &by],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO merge_blocks (profile_a, profile_b, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&current.min(row.merged_id), &current.max(row.merged_id), &at],
+        )
+        .await?;
+        let view = merge_by_id(&tx, row.id).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    async fn conflicts(&self, limit: usize) -> Result<Vec<ConflictView>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT id, profile_a, profile_b, identifier, reason, message_id, count, first_at, last_at
+             FROM conflicts WHERE resolved_at IS NULL ORDER BY last_at DESC, id DESC LIMIT $1",
+            &[&(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| ConflictView {
+            id: r.get(0),
+            profile_a: r.get(1),
+            profile_b: r.get(2),
+            identifier: r.get(3),
+            reason: r.get(4),
+            message_id: r.get(5),
+            count: r.get(6),
+            first_at: to_datetime(r.get(7)),
+            last_at: to_datetime(r.get(8)),
+        })
+        .collect())
+    }
+
+    async fn merges(&self, limit: usize) -> Result<Vec<MergeView>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            &format!("SELECT {MERGE_COLUMNS} FROM merges ORDER BY id DESC LIMIT $1"),
+            &[&(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| merge_row(r).view())
+        .collect())
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        let c = self.client().await?;
+        let r = c
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM profiles WHERE id = canonical_id),
+                        (SELECT COUNT(*) FROM profiles),
+                        (SELECT COUNT(*) FROM identities),
+                        (SELECT COUNT(*) FROM events),
+                        (SELECT COUNT(*) FROM merges WHERE undone_at IS NULL),
+                        (SELECT COUNT(*) FROM conflicts WHERE resolved_at IS NULL)",
+                &[],
+            )
+            .await?;
+        Ok(Stats {
+            profiles: r.get(0),
+            raw_profiles: r.get(1),
+            identities: r.get(2),
+            events: r.get(3),
+            merges: r.get(4),
+            open_conflicts: r.get(5),
+        })
+    }
+
+    async fn lookup_many(&self, keys: Vec<IdentityKey>) -> Result<Vec<Option<ProfileId>>> {
+        let c = self.client().await?;
+        let mut out = vec![None; keys.len()];
+        for (ci, chunk) in keys.chunks(CHUNK).enumerate() {
+            let kinds: Vec<&str> = chunk.iter().map(|k| k.kind.as_str()).collect();
+            let values: Vec<&str> = chunk.iter().map(|k| k.value.as_str()).collect();
+            for r in c
+                .query(
+                    "SELECT k.ord, p.canonical_id FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(kind, value, ord)
+                     JOIN identities i ON i.kind = k.kind AND i.value = k.value JOIN profiles p ON p.id = i.profile_id",
+                    &[&kinds, &values],
+                )
+                .await?
+            {
+                let ord: i64 = r.get(0);
+                out[ci * CHUNK + ord as usize - 1] = Some(r.get(1));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn canonical_ids(&self, ids: Vec<ProfileId>) -> Result<Vec<(ProfileId, ProfileId)>> {
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached("SELECT id, canonical_id FROM profiles WHERE id = ANY($1)")
+            .await?;
+        Ok(c.query(&stmt, &[&ids])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    async fn verify_identity(&self, key: &IdentityKey, proof: String, at: Millis) -> Result<()> {
+        let key = key.clone();
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE identities SET verified = true, proof = $3, last_seen = greatest(last_seen, $4) WHERE kind = $1 AND value = $2",
+                &[&key.kind.as_str(), &key.value, &proof, &at],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("identity {key}")));
+        }
+        Ok(())
+    }
+
+    async fn overview(&self, since: Millis, week_ago: Millis) -> Result<crate::Overview> {
+        use crate::overview_sql as q;
+        let c = self.client().await?;
+        let mut o = crate::Overview::default();
+        let rows = c
+            .query(&q::events(since), &[])
+            .await?
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, i64>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, i64>(2),
+                )
+            })
+            .collect();
+        q::fold(rows, &mut o);
+        let r = c.query_one(q::PEOPLE, &[]).await?;
+        o.identified = r.get(1);
+        (o.web2_only, o.web3_only, o.both) = (r.get(2), r.get(3), r.get(4));
+        o.people = c.query_one(q::ALL_PEOPLE, &[]).await?.get(0);
+        o.new_this_week = c.query_one(&q::new_people(week_ago), &[]).await?.get(0);
+        Ok(o)
+    }
+
+    async fn all_identifiers(&self) -> Result<Vec<(ProfileId, IdentityKey)>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT p.canonical_id, i.kind, i.value FROM identities i JOIN profiles p ON p.id = i.profile_id ORDER BY i.id",
+            &[],
+        )
+        .await?
+        .iter()
+        .filter_map(|r| {
+            let kind: String = r.get(1);
+            Some((r.get(0), IdentityKey { kind: kind.parse().ok()?, value: r.get(2) }))
+        })
+        .collect())
+    }
+}

@@ -1,0 +1,86 @@
+use super::graph::{ids_json, members};
+use super::{event_view, events_after_in, timeline_sync, SqliteStore, EVENT_COLUMNS};
+use crate::{Activity, EventStore, Result, StoreError, TimelineFilter};
+use async_trait::async_trait;
+use rapport_domain::model::{EventView, Page};
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::Millis;
+use rusqlite::{params, OptionalExtension};
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn timeline(&self, id: ProfileId, filter: &TimelineFilter) -> Result<Page<EventView>> {
+        let f = filter.clone();
+        self.read(move |c| timeline_sync(c, id, &f)).await
+    }
+
+    async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventView>> {
+        self.read(move |c| events_after_in(c, after, limit)).await
+    }
+
+    async fn event(&self, id: i64) -> Result<EventView> {
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"))?
+                .query_row([id], event_view)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("event {id}")))
+        })
+        .await
+    }
+
+    async fn named_events(
+        &self,
+        people: Vec<ProfileId>,
+        names: Vec<String>,
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<EventView>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE profile_id IN ({}) AND name IN (SELECT value FROM json_each(?2))
+                 AND occurred_at >= ?3 AND occurred_at <= ?4 ORDER BY occurred_at, id LIMIT ?5",
+                members(1)
+            ))?
+            .query_map(
+                params![ids_json(&people), serde_json::to_string(&names).unwrap_or_default(), since, until, limit as i64],
+                event_view,
+            )?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn activity(&self, id: ProfileId, since: Millis) -> Result<Activity> {
+        self.read(move |c| {
+            let m = members(1);
+            let ids = ids_json(&[id]);
+            let active_days: i64 = c
+                .prepare_cached(&format!(
+                    "SELECT COUNT(DISTINCT occurred_at / 86400000) FROM events WHERE profile_id IN ({m}) AND occurred_at >= ?2"
+                ))?
+                .query_row(params![ids, since], |r| r.get(0))?;
+            let channels = c
+                .prepare_cached(&format!(
+                    "SELECT channel, COUNT(*) FROM events WHERE profile_id IN ({m}) AND occurred_at >= ?2
+                     GROUP BY channel ORDER BY COUNT(*) DESC, channel"
+                ))?
+                .query_map(params![ids, since], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<std::result::Result<_, _>>()?;
+            Ok(Activity { active_days, channels })
+        })
+        .await
+    }
+
+    async fn active_days_all(&self, since: Millis) -> Result<Vec<(ProfileId, i64)>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT p.canonical_id, COUNT(DISTINCT e.occurred_at / 86400000) FROM events e JOIN profiles p ON p.id = e.profile_id
+                 WHERE e.occurred_at >= ?1 GROUP BY p.canonical_id",
+            )?
+            .query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+}

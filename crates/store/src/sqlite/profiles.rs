@@ -1,0 +1,270 @@
+use super::{
+    canonical_of, insert_merge, lookup_sync, merge_by_id, merge_row, patch_traits, profile_sync,
+    profiles_in, search_sync, SqliteStore,
+};
+use crate::common::{MergeRow, MERGE_COLUMNS};
+use crate::sqlite::rules::canonical_ids_in;
+use crate::{common, ConsentInput, ProfileStore, Result, StoreError, UnmergeTarget};
+use async_trait::async_trait;
+use rapport_domain::model::{ConflictView, MergeView, Page, ProfileSummary, ProfileView, Stats};
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::{to_datetime, Millis};
+use rapport_domain::{resolve, IdentityKey};
+use rusqlite::{params, OptionalExtension};
+use serde_json::Value;
+
+#[async_trait]
+impl ProfileStore for SqliteStore {
+    async fn profile(&self, id: ProfileId) -> Result<ProfileView> {
+        self.read(move |c| profile_sync(c, id)).await
+    }
+
+    async fn profiles(&self, ids: Vec<ProfileId>) -> Result<Vec<ProfileView>> {
+        self.read(move |c| profiles_in(c, ids)).await
+    }
+
+    async fn lookup(&self, key: &IdentityKey) -> Result<Option<ProfileId>> {
+        let key = key.clone();
+        self.read(move |c| lookup_sync(c, &key)).await
+    }
+
+    async fn search(
+        &self,
+        q: Option<&str>,
+        limit: usize,
+        after: Option<ProfileId>,
+    ) -> Result<Page<ProfileSummary>> {
+        let q = q.map(str::to_string);
+        self.read(move |c| search_sync(c, q.as_deref(), limit, after))
+            .await
+    }
+
+    async fn patch_traits(&self, id: ProfileId, patch: &Value, at: Millis) -> Result<()> {
+        let patch = patch.to_string();
+        self.write(move |tx| patch_traits(tx, id, &patch, at)).await
+    }
+
+    async fn set_consent(&self, id: ProfileId, consent: &ConsentInput) -> Result<()> {
+        let c = consent.clone();
+        self.write(move |tx| {
+            let p = canonical_of(tx, id)?;
+            tx.execute(
+                "INSERT INTO consents (profile_id, channel, purpose, status, source, proof, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![p, c.channel, c.purpose, c.status.as_str(), c.source, c.proof, c.at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn merge(&self, a: ProfileId, b: ProfileId, by: &str, at: Millis) -> Result<MergeView> {
+        let by = by.to_string();
+        self.write_cached(true, move |tx, _| {
+            let (ca, cb) = (canonical_of(tx, a)?, canonical_of(tx, b)?);
+            if ca == cb {
+                return Err(StoreError::Conflict(format!("profiles {a} and {b} are already one profile ({ca})")));
+            }
+            let (survivor, merged) = (ca.min(cb), ca.max(cb));
+            let members: Vec<i64> = tx
+                .prepare("SELECT id FROM profiles WHERE canonical_id = ?1 ORDER BY id")?
+                .query_map([merged], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
+            tx.execute(
+                "UPDATE profiles SET canonical_id = ?1, updated_at = ?3 WHERE canonical_id = ?2",
+                params![survivor, merged, at],
+            )?;
+            tx.execute(
+                "DELETE FROM merge_blocks WHERE profile_a = ?1 AND profile_b = ?2",
+                params![survivor, merged],
+            )?;
+            tx.execute(
+                "UPDATE conflicts SET resolved_at = ?3 WHERE resolved_at IS NULL AND profile_a = ?1 AND profile_b = ?2",
+                params![survivor, merged, at],
+            )?;
+            let id = insert_merge(
+                tx,
+                &resolve::Merge {
+                    survivor,
+                    merged,
+                    members,
+                    cause: IdentityKey { kind: rapport_domain::IdentityKind::External, value: "manual".into() },
+                    message_id: String::new(),
+                    at,
+                },
+                &by,
+            )?;
+            merge_by_id(tx, id)
+        })
+        .await
+    }
+
+    async fn unmerge(&self, target: UnmergeTarget, by: &str, at: Millis) -> Result<MergeView> {
+        let by = by.to_string();
+        self.write_cached(true, move |tx, _| {
+            let row = match target {
+                UnmergeTarget::Merge(id) => tx
+                    .query_row(&format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = ?1"), [id], merge_row)
+                    .optional()?
+                    .ok_or_else(|| StoreError::NotFound(format!("merge {id}")))?,
+                UnmergeTarget::MergedProfile(p) => {
+                    canonical_of(tx, p)?;
+                    tx.query_row(
+                        &format!("SELECT {MERGE_COLUMNS} FROM merges WHERE merged_id = ?1 AND undone_at IS NULL ORDER BY id DESC LIMIT 1"),
+                        [p],
+                        merge_row,
+                    )
+                    .optional()?
+                    .ok_or_else(|| common::not_merged(p))?
+                }
+            };
+            if row.undone_at.is_some() {
+                return Err(StoreError::Conflict(format!("merge {} was already undone", row.id)));
+            }
+            let current = canonical_of(tx, row.survivor_id)?;
+            let members: Vec<i64> = serde_json::from_str(&row.member_ids).unwrap_or_default();
+            let mut stmt = tx.prepare_cached(
+                "UPDATE profiles SET canonical_id = ?2, updated_at = ?4 WHERE id = ?1 AND canonical_id = ?3",
+            )?;
+            for m in &members {
+                stmt.execute(params![m, row.merged_id, current, at])?;
+            }
+            tx.execute(
+                "UPDATE merges SET undone_at = ?2, undone_by = ?3 WHERE id = ?1",
+                params![row.id, at, by],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO merge_blocks (profile_a, profile_b, at) VALUES (?1, ?2, ?3)",
+                params![current.min(row.merged_id), current.max(row.merged_id), at],
+            )?;
+            merge_by_id(tx, row.id)
+        })
+        .await
+    }
+
+    async fn conflicts(&self, limit: usize) -> Result<Vec<ConflictView>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT id, profile_a, profile_b, identifier, reason, message_id, count, first_at, last_at
+                 FROM conflicts WHERE resolved_at IS NULL ORDER BY last_at DESC, id DESC LIMIT ?1",
+            )?
+            .query_map([limit as i64], |r| {
+                Ok(ConflictView {
+                    id: r.get(0)?,
+                    profile_a: r.get(1)?,
+                    profile_b: r.get(2)?,
+                    identifier: r.get(3)?,
+                    reason: r.get(4)?,
+                    message_id: r.get(5)?,
+                    count: r.get(6)?,
+                    first_at: to_datetime(r.get(7)?),
+                    last_at: to_datetime(r.get(8)?),
+                })
+            })?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn merges(&self, limit: usize) -> Result<Vec<MergeView>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {MERGE_COLUMNS} FROM merges ORDER BY id DESC LIMIT ?1"
+            ))?
+            .query_map([limit as i64], merge_row)?
+            .map(|r| r.map(MergeRow::view))
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        self.read(|c| {
+            let n = |sql: &str| -> Result<i64> { Ok(c.query_row(sql, [], |r| r.get(0))?) };
+            Ok(Stats {
+                profiles: n("SELECT COUNT(*) FROM profiles WHERE id = canonical_id")?,
+                raw_profiles: n("SELECT COUNT(*) FROM profiles")?,
+                identities: n("SELECT COUNT(*) FROM identities")?,
+                events: n("SELECT COUNT(*) FROM events")?,
+                merges: n("SELECT COUNT(*) FROM merges WHERE undone_at IS NULL")?,
+                open_conflicts: n("SELECT COUNT(*) FROM conflicts WHERE resolved_at IS NULL")?,
+            })
+        })
+        .await
+    }
+
+    async fn lookup_many(&self, keys: Vec<IdentityKey>) -> Result<Vec<Option<ProfileId>>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE i.kind = ?1 AND i.value = ?2",
+            )?;
+            keys.iter()
+                .map(|k| {
+                    Ok(st
+                        .query_row(params![k.kind.as_str(), k.value], |r| r.get(0))
+                        .optional()?)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn canonical_ids(&self, ids: Vec<ProfileId>) -> Result<Vec<(ProfileId, ProfileId)>> {
+        self.read(move |c| canonical_ids_in(c, &ids)).await
+    }
+
+    async fn verify_identity(&self, key: &IdentityKey, proof: String, at: Millis) -> Result<()> {
+        let key = key.clone();
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE identities SET verified = 1, proof = ?3, last_seen = max(last_seen, ?4) WHERE kind = ?1 AND value = ?2",
+                params![key.kind.as_str(), key.value, proof, at],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("identity {}", key)));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn overview(&self, since: Millis, week_ago: Millis) -> Result<crate::Overview> {
+        self.read(move |c| {
+            use crate::overview_sql as q;
+            let mut o = crate::Overview::default();
+            let rows = c
+                .prepare(&q::events(since))?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            q::fold(rows, &mut o);
+            let (with_ids, identified, w2, w3, both): (i64, i64, i64, i64, i64) =
+                c.query_row(q::PEOPLE, [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?;
+            let _ = with_ids;
+            o.identified = identified;
+            (o.web2_only, o.web3_only, o.both) = (w2, w3, both);
+            o.people = c.query_row(q::ALL_PEOPLE, [], |r| r.get(0))?;
+            o.new_this_week = c.query_row(&q::new_people(week_ago), [], |r| r.get(0))?;
+            Ok(o)
+        })
+        .await
+    }
+
+    async fn all_identifiers(&self) -> Result<Vec<(ProfileId, IdentityKey)>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT p.canonical_id, i.kind, i.value FROM identities i JOIN profiles p ON p.id = i.profile_id ORDER BY i.id",
+            )?;
+            let mut rows = st.query([])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let kind: String = r.get(1)?;
+                if let Ok(kind) = kind.parse() {
+                    out.push((r.get(0)?, IdentityKey { kind, value: r.get(2)? }));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}

@@ -1,0 +1,90 @@
+use super::segments::{profile_scores_in, score_values_in};
+use super::SqliteStore;
+use crate::{PurchaseStats, Result, ScoreStore, StoreError};
+use async_trait::async_trait;
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::Millis;
+use rusqlite::params;
+
+#[async_trait]
+impl ScoreStore for SqliteStore {
+    async fn replace_scores(&self, names: Vec<String>, rows: Vec<crate::ScoreRow>) -> Result<()> {
+        self.write(move |tx| {
+            {
+                let mut del = tx.prepare_cached("DELETE FROM profile_scores WHERE name = ?1")?;
+                for n in &names {
+                    del.execute([n])?;
+                }
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO profile_scores (name, profile_id, value, explanation, computed_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (name, profile_id) DO UPDATE SET value = excluded.value, explanation = excluded.explanation, computed_at = excluded.computed_at",
+                )?;
+                for r in &rows {
+                    ins.execute(params![r.name, r.profile_id, r.value, r.explanation.to_string(), r.computed_at])?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn profile_scores(&self, id: ProfileId) -> Result<Vec<crate::ScoreRow>> {
+        self.read(move |c| profile_scores_in(c, id)).await
+    }
+
+    async fn scores_of(&self, ids: Vec<ProfileId>) -> Result<Vec<crate::ScoreRow>> {
+        self.read(move |c| {
+            let mut out = Vec::new();
+            for id in ids {
+                out.extend(score_values_in(c, id)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn purchase_stats(
+        &self,
+        event: &str,
+        prop: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<crate::PurchaseStats>> {
+        let event = event.to_string();
+        let prop = prop.to_string();
+        if !prop.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || prop.is_empty() {
+            return Err(StoreError::invalid(
+                "revenue",
+                "a property name is letters, digits and _",
+            ));
+        }
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT pr.canonical_id, MAX(e.occurred_at),
+                    SUM(CASE WHEN e.occurred_at >= ?2 THEN 1 ELSE 0 END),
+                    SUM(CASE WHEN e.occurred_at >= ?2 AND json_type(e.properties, '$.{prop}') IN ('integer', 'real')
+                        THEN json_extract(e.properties, '$.{prop}') ELSE 0 END)
+                 FROM events e JOIN profiles pr ON pr.id = e.profile_id
+                 WHERE e.name = ?1 AND e.type = 'track' AND e.occurred_at <= ?3 GROUP BY pr.canonical_id"
+            );
+            Ok(c.prepare(&sql)?
+                .query_map(params![event, since, until], |r| {
+                    Ok(PurchaseStats { profile_id: r.get(0)?, last_at: r.get(1)?, count: r.get(2)?, sum: r.get(3)? })
+                })?
+                .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn score_values(&self, name: &str) -> Result<Vec<(ProfileId, f64)>> {
+        let name = name.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT profile_id, value FROM profile_scores WHERE name = ?1")?
+                    .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<std::result::Result<_, _>>()?,
+            )
+        })
+        .await
+    }
+}

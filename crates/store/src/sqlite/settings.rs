@@ -1,0 +1,59 @@
+use super::segments::{counters_in, set_counters};
+use super::SqliteStore;
+use crate::{Result, SettingsStore, SETTINGS_VERSION};
+use async_trait::async_trait;
+use rapport_domain::time::Millis;
+use rusqlite::{params, OptionalExtension};
+
+#[async_trait]
+impl SettingsStore for SqliteStore {
+    async fn counter(&self, name: &str) -> Result<i64> {
+        let name = name.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT value FROM counters WHERE name = ?1")?
+                    .query_row([name], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or(0),
+            )
+        })
+        .await
+    }
+
+    async fn counters(&self, names: Vec<String>) -> Result<Vec<i64>> {
+        self.read(move |c| counters_in(c, &names)).await
+    }
+
+    async fn set_counters(&self, values: Vec<(String, i64)>) -> Result<()> {
+        self.write(move |tx| set_counters(tx, &values)).await
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>> {
+        let key = key.to_string();
+        self.read(move |c| {
+            let v: Option<String> = c
+                .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()?;
+            Ok(v.and_then(|v| serde_json::from_str(&v).ok()))
+        })
+        .await
+    }
+
+    async fn set_setting(&self, key: &str, value: serde_json::Value, at: Millis) -> Result<()> {
+        let key = key.to_string();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                params![key, value.to_string(), at],
+            )?;
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+                [SETTINGS_VERSION],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,53 @@
+use crate::Result;
+use crate::UserRow;
+use async_trait::async_trait;
+use rapport_domain::apikey::Scope;
+use rapport_domain::time::Millis;
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: i64,
+    pub prefix: String,
+    pub scope: Scope,
+    pub label: String,
+    pub created_at: Millis,
+    pub revoked: bool,
+}
+
+/// Who may use Rapport: staff accounts, web sessions and API keys.
+#[async_trait]
+pub trait StaffStore: Send + Sync {
+    /// Creates a user; a taken e-mail is a conflict.
+    async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        role: &str,
+        at: Millis,
+    ) -> Result<UserRow>;
+    async fn users(&self) -> Result<Vec<UserRow>>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>>;
+    async fn delete_user(&self, id: i64) -> Result<()>;
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        at: Millis,
+        expires: Millis,
+    ) -> Result<()>;
+    /// The live session's user and CSRF token (none when unknown or expired).
+    async fn session(&self, token_hash: &str, now: Millis) -> Result<Option<(UserRow, String)>>;
+    async fn delete_session(&self, token_hash: &str) -> Result<()>;
+    async fn create_api_key(
+        &self,
+        prefix: &str,
+        hash: &str,
+        scope: Scope,
+        label: &str,
+        at: Millis,
+    ) -> Result<ApiKeyRecord>;
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>>;
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>>;
+    async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<()>;
+}

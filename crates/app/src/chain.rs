@@ -601,7 +601,7 @@ async fn step(
         })
         .await?;
     if done.holdings > 0 {
-        crate::realtime::touched(store).await?;
+        crate::changes::announce(store, crate::changes::Change::Standing).await?;
     }
     Ok(Some(done))
 }
@@ -673,7 +673,7 @@ async fn rollback(
         })
         .await?;
     // Events left the history: the engine reads everyone whole again.
-    crate::realtime::reset(store).await?;
+    crate::changes::announce(store, crate::changes::Change::Retracted).await?;
     Ok((ancestor, gone.len()))
 }
 

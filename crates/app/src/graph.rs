@@ -383,7 +383,7 @@ impl GraphService {
             .store
             .save_graph_run(started, finished, loaded.version, summary, scores)
             .await?;
-        crate::realtime::scores_changed(&self.store).await?;
+        crate::changes::announce(&self.store, crate::changes::Change::Scores).await?;
         tracing::info!(run = id, nodes = loaded.ids.len(), "graph recomputed");
         self.store
             .latest_graph_run()

@@ -2,6 +2,7 @@
 //! capability; none knows about HTTP.
 
 pub mod chain;
+pub mod changes;
 pub mod demo;
 pub mod export;
 pub mod graph;
@@ -9,8 +10,10 @@ pub mod import;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
+pub mod micro;
 pub mod offers;
 pub mod outbound;
+pub mod profiles;
 pub mod realtime;
 pub mod rewards;
 pub mod rules;

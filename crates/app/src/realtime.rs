@@ -26,6 +26,7 @@
 //! cost 4 ms a person on PostgreSQL, and most people's next event comes later than any
 //! TTL short enough to be a safety net).
 
+use crate::changes::Change;
 use crate::offers::{self, CompiledOffer};
 use crate::rules::{self, CompiledRule, Effects};
 use crate::segments::{self, SEGMENT_CURSOR, SEGMENT_TEXT_CURSOR};
@@ -43,13 +44,10 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-/// The counter that says people's standing (profile, memberships, scores, holdings)
-/// changed outside the event stream.
-pub const GENERATION: &str = "people.generation";
-/// The counter that says people's history changed (events removed).
-pub const RESET: &str = "people.reset";
-/// The counter that says people's computed or network scores changed (and nothing else).
-pub const SCORES: &str = "people.scores";
+/// The counters that carry the announcements the engine follows ([`crate::changes`]).
+const GENERATION: &str = Change::Standing.counter();
+const RESET: &str = Change::Retracted.counter();
+const SCORES: &str = Change::Scores.counter();
 /// A held state older than this has its profile re-read at the person's next event.
 pub const TTL: Duration = Duration::from_secs(60);
 /// People kept in memory by default (a state is a few KB for a typical history).
@@ -61,33 +59,6 @@ const MAX_SKIP: usize = 4_096;
 const WARM_SCAN: usize = 2_000;
 /// People `rapport serve` reads ahead per idle poll (~50–100 ms of reads on SQLite).
 pub const WARM_PEOPLE: usize = 64;
-
-/// Says that people's profiles, memberships, scores or holdings changed outside the event
-/// stream: the engine re-reads those (not the history) for each person it holds, at
-/// their next event.
-pub async fn touched(store: &DynStore) -> Result<(), StoreError> {
-    store.set_counter(GENERATION, stamp()).await
-}
-
-/// Says that a score run (computed or network scores) changed people's scores and
-/// nothing else: the engine re-reads only those for each person it holds, at their next
-/// event (the 15-minute score run of `rapport serve`).
-pub async fn scores_changed(store: &DynStore) -> Result<(), StoreError> {
-    store.set_counter(SCORES, stamp()).await
-}
-
-/// Says that events left people's history (a chain re-org): the engine drops every state
-/// it holds and reads each person whole at their next event.
-pub async fn reset(store: &DynStore) -> Result<(), StoreError> {
-    store.set_counter(RESET, stamp()).await
-}
-
-fn stamp() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or_default()
-}
 
 struct Cached {
     person: Person,

@@ -371,7 +371,7 @@ pub async fn recompute(store: &DynStore) -> Result<usize, StoreError> {
     }
     let n = rows.len();
     store.replace_scores(names, rows).await?;
-    crate::realtime::scores_changed(store).await?;
+    crate::changes::announce(store, crate::changes::Change::Scores).await?;
     // Everyone was read: not left for the next reads after a write to drop (SQLite).
     store.release_memory().await?;
     Ok(n)

@@ -120,7 +120,7 @@ pub async fn verify(
     store
         .verify_identity(&wallet_key, proof.to_string(), now)
         .await?;
-    crate::realtime::touched(store).await?;
+    crate::changes::announce(store, crate::changes::Change::Standing).await?;
     let profile = store
         .lookup(&wallet_key)
         .await?

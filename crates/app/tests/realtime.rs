@@ -5,7 +5,8 @@
 mod common;
 
 use common::stores;
-use rapport_app::realtime::{reset, scores_changed, touched, Engine};
+use rapport_app::changes::{announce, Change};
+use rapport_app::realtime::Engine;
 use rapport_domain::message::{parse_message, BatchContext};
 use rapport_domain::time::now_millis;
 use rapport_store::{DynStore, PersonReads, ScoreRow};
@@ -114,7 +115,7 @@ async fn the_engine_keeps_its_people_current() {
             .patch_traits(ada, &json!({"plan": "free"}), now_millis())
             .await
             .expect("patch");
-        touched(&store).await.expect("touched");
+        announce(&store, Change::Standing).await.expect("touched");
         feed(
             &mut engine,
             &store,
@@ -418,9 +419,11 @@ async fn while_idle_the_engine_rereads_what_was_marked() {
                 .await
                 .expect("scores");
             if mark == "scores" {
-                scores_changed(&store).await.expect("scores changed");
+                announce(&store, Change::Scores)
+                    .await
+                    .expect("scores changed");
             } else {
-                touched(&store).await.expect("touched");
+                announce(&store, Change::Standing).await.expect("touched");
             }
             assert_eq!(
                 idle(&mut engine, &store).await,
@@ -505,7 +508,7 @@ async fn after_touched_a_held_state_has_its_standing_reread() {
             .set_segment_members(buyers_id, vec![], now_millis())
             .await
             .expect("members");
-        touched(&store).await.expect("touched");
+        announce(&store, Change::Standing).await.expect("touched");
         let page = |u: &str| json!({"type": "page", "userId": u, "name": "Pricing"});
         send(&store, vec![page("mo")]).await;
         let r = engine.step(&store, 1_000).await.expect("step");
@@ -549,7 +552,9 @@ async fn after_touched_a_held_state_has_its_standing_reread() {
             )
             .await
             .expect("scores");
-        scores_changed(&store).await.expect("scores changed");
+        announce(&store, Change::Scores)
+            .await
+            .expect("scores changed");
         send(&store, vec![page("mo")]).await;
         let r = engine.step(&store, 1_000).await.expect("step");
         assert_eq!((r.loads, r.checks), (0, 1), "[{kind}] the scores re-read");
@@ -565,7 +570,7 @@ async fn after_touched_a_held_state_has_its_standing_reread() {
             .merge(mo, jo, "staff", now_millis())
             .await
             .expect("merge");
-        touched(&store).await.expect("touched");
+        announce(&store, Change::Standing).await.expect("touched");
         send(&store, vec![page("mo")]).await;
         let r = engine.step(&store, 1_000).await.expect("step");
         assert!(r.loads >= 1, "[{kind}] merged: read whole ({r:?})");
@@ -577,7 +582,7 @@ async fn after_touched_a_held_state_has_its_standing_reread() {
         let r = engine.step(&store, 1_000).await.expect("step");
         assert_eq!((r.loads, r.checks), (0, 0), "[{kind}] held as it is");
         while engine.step(&store, 1_000).await.expect("step").events > 0 {}
-        reset(&store).await.expect("reset");
+        announce(&store, Change::Retracted).await.expect("reset");
         send(&store, vec![page("mo")]).await;
         let r = engine.step(&store, 1_000).await.expect("step");
         assert_eq!(r.loads, 1, "[{kind}] reset: read whole");

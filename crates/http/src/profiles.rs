@@ -199,8 +199,7 @@ pub async fn patch_traits(
     if !patch.is_object() {
         return Err(ApiError::invalid("body", "must be a JSON object of traits"));
     }
-    state.store.patch_traits(id, &patch, now_millis()).await?;
-    rapport_app::realtime::touched(&state.store).await?;
+    rapport_app::profiles::patch_traits(&state.store, id, &patch, now_millis()).await?;
     Ok(Json(full_profile(&state, id).await?))
 }
 
@@ -290,8 +289,7 @@ pub async fn set_consent(
         proof: opt("proof")?,
         at,
     };
-    state.store.set_consent(id, &input).await?;
-    rapport_app::realtime::touched(&state.store).await?;
+    rapport_app::profiles::set_consent(&state.store, id, &input).await?;
     Ok(Json(state.store.profile(id).await?.consents))
 }
 
@@ -317,11 +315,7 @@ pub async fn unmerge(
                 .ok_or_else(|| ApiError::invalid("merge_id", "must be an integer"))?,
         ),
     };
-    let m = state
-        .store
-        .unmerge(target, &key.who(), now_millis())
-        .await?;
-    rapport_app::realtime::touched(&state.store).await?;
+    let m = rapport_app::profiles::unmerge(&state.store, target, &key.who(), now_millis()).await?;
     Ok(Json(m))
 }
 
@@ -342,11 +336,7 @@ pub async fn merge(
     let other = v.get("other_id").and_then(Value::as_i64).ok_or_else(|| {
         ApiError::invalid("other_id", "required integer: the profile to merge with")
     })?;
-    let m = state
-        .store
-        .merge(id, other, &key.who(), now_millis())
-        .await?;
-    rapport_app::realtime::touched(&state.store).await?;
+    let m = rapport_app::profiles::merge(&state.store, id, other, &key.who(), now_millis()).await?;
     Ok(Json(m))
 }
 

@@ -211,7 +211,7 @@ pub async fn refresh_micro(
             as usize,
     };
     Ok(Json(Value::Array(
-        seg::refresh_micro(&state.store, k).await?,
+        rapport_app::micro::refresh_micro(&state.store, k).await?,
     )))
 }
 
@@ -219,5 +219,5 @@ pub async fn refresh_micro(
 #[utoipa::path(get, path = "/api/micro-segments", tag = "segments",
     responses((status = 200, body = Vec<Object>)), security(("bearer" = [])))]
 pub async fn micro(State(state): State<AppState>, _key: AdminKey) -> ApiResult<Json<Value>> {
-    Ok(Json(seg::micro(&state.store).await?))
+    Ok(Json(rapport_app::micro::micro(&state.store).await?))
 }

@@ -438,17 +438,19 @@ pub async fn set_trait(
             .filter(|v| v.is_number() || v.is_boolean())
             .unwrap_or(Value::String(raw))
     };
-    state
-        .store
-        .patch_traits(id, &serde_json::json!({ key: value }), now_millis())
-        .await?;
-    changed(&state, id, &format!("Saved {key}.")).await
+    rapport_app::profiles::patch_traits(
+        &state.store,
+        id,
+        &serde_json::json!({ key: value }),
+        now_millis(),
+    )
+    .await?;
+    changed(id, &format!("Saved {key}."))
 }
 
-/// After a staff edit of a person: the real-time engine is told (the change bypassed the
-/// event stream) and the staff member is sent back to the 360 page with `msg`.
-async fn changed(state: &AppState, id: i64, msg: &str) -> UiResult<Redirect> {
-    rapport_app::realtime::touched(&state.store).await?;
+/// After a staff edit of a person (announced by `rapport_app::profiles`): back to the 360
+/// page with `msg`.
+fn changed(id: i64, msg: &str) -> UiResult<Redirect> {
     Ok(Redirect::to(&format!(
         "/people/{id}?msg={}",
         layout::urlencode(msg)
@@ -474,21 +476,20 @@ pub async fn set_consent(
         .get("status")
         .and_then(|s| rapport_domain::model::ConsentStatus::parse(s))
         .ok_or_else(|| UiError::Invalid("status: granted or denied".into()))?;
-    state
-        .store
-        .set_consent(
-            id,
-            &rapport_store::ConsentInput {
-                channel: channel.clone(),
-                purpose: purpose.clone(),
-                status,
-                source: format!("ui:{}", staff.user.email),
-                proof: None,
-                at: now_millis(),
-            },
-        )
-        .await?;
-    changed(&state, id, &format!("Recorded {channel} · {purpose}.")).await
+    rapport_app::profiles::set_consent(
+        &state.store,
+        id,
+        &rapport_store::ConsentInput {
+            channel: channel.clone(),
+            purpose: purpose.clone(),
+            status,
+            source: format!("ui:{}", staff.user.email),
+            proof: None,
+            at: now_millis(),
+        },
+    )
+    .await?;
+    changed(id, &format!("Recorded {channel} · {purpose}."))
 }
 
 pub async fn unmerge(
@@ -503,14 +504,13 @@ pub async fn unmerge(
         .get("merge")
         .and_then(|m| m.parse().ok())
         .ok_or_else(|| UiError::Invalid("merge: missing".into()))?;
-    let m = state
-        .store
-        .unmerge(
-            UnmergeTarget::Merge(merge),
-            &format!("ui:{}", staff.user.email),
-            now_millis(),
-        )
-        .await?;
+    let m = rapport_app::profiles::unmerge(
+        &state.store,
+        UnmergeTarget::Merge(merge),
+        &format!("ui:{}", staff.user.email),
+        now_millis(),
+    )
+    .await?;
     let msg = format!("Unmerged #{} from #{}.", m.merged_id, m.survivor_id);
-    changed(&state, id, &msg).await
+    changed(id, &msg)
 }

@@ -18,9 +18,9 @@ pub mod problem;
 pub mod profiles;
 pub mod rules;
 pub mod scores;
-pub mod segment;
 pub mod segments;
 pub mod text;
+pub mod tracking;
 pub mod ui;
 
 #[derive(Clone)]
@@ -203,8 +203,8 @@ impl utoipa::Modify for Security {
 #[openapi(
     info(title = "Rapport", description = "Self-hosted social CRM. Ingestion speaks the Segment HTTP Tracking API; errors are RFC 9457 problem+json."),
     paths(
-        segment::identify, segment::track, segment::page, segment::screen, segment::group, segment::alias,
-        segment::batch, segment::import, segment::import_jsonl,
+        tracking::identify, tracking::track, tracking::page, tracking::screen, tracking::group, tracking::alias,
+        tracking::batch, tracking::import, tracking::import_jsonl,
         profiles::search, profiles::lookup, profiles::get, profiles::timeline, profiles::patch_traits,
         profiles::consents, profiles::set_consent, profiles::unmerge, profiles::merge, profiles::conflicts, profiles::merges,
         graph::add, graph::relationships, graph::pair, graph::network, graph::close, graph::social,
@@ -239,20 +239,20 @@ async fn not_found(uri: axum::http::Uri) -> problem::ApiError {
 
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
-        .route("/v1/identify", post(segment::identify))
-        .route("/v1/track", post(segment::track))
-        .route("/v1/page", post(segment::page))
-        .route("/v1/screen", post(segment::screen))
-        .route("/v1/group", post(segment::group))
-        .route("/v1/alias", post(segment::alias))
-        .route("/v1/batch", post(segment::batch))
-        .route("/v1/import", post(segment::import))
+        .route("/v1/identify", post(tracking::identify))
+        .route("/v1/track", post(tracking::track))
+        .route("/v1/page", post(tracking::page))
+        .route("/v1/screen", post(tracking::screen))
+        .route("/v1/group", post(tracking::group))
+        .route("/v1/alias", post(tracking::alias))
+        .route("/v1/batch", post(tracking::batch))
+        .route("/v1/import", post(tracking::import))
         // Sizes are checked after decompression with a precise error; this only stops
         // absurd uploads early.
         .layer(DefaultBodyLimit::max(8 * 1024 * 1024));
     let bulk = Router::new()
-        .route("/api/import/events", post(segment::import_jsonl))
-        .layer(DefaultBodyLimit::max(segment::MAX_JSONL_BYTES));
+        .route("/api/import/events", post(tracking::import_jsonl))
+        .layer(DefaultBodyLimit::max(tracking::MAX_JSONL_BYTES));
     Router::new()
         .merge(v1)
         .merge(bulk)

@@ -26,6 +26,8 @@ pub mod segments;
 pub mod settings;
 pub mod sqlite;
 pub mod staff;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod text;
 
 pub use chain::ChainStore;

@@ -5,8 +5,6 @@
 use rapport_domain::apikey::Scope;
 use rapport_store::DynStore;
 use serde_json::Value;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 pub struct TestServer {
     pub url: String,
@@ -20,45 +18,21 @@ pub struct TestServer {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
+#[allow(unused_imports)]
+pub use rapport_store::testing::{pg_url, unique_schema};
 
-pub fn pg_url() -> Option<String> {
-    std::env::var("RAPPORT_TEST_DATABASE_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-}
-
-pub fn unique_schema() -> String {
-    format!(
-        "t_{}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        rapport_domain::time::now_millis()
-    )
-}
-
-/// A fresh store of each kind under test, with its directory or schema.
+/// A fresh store of each kind under test, with its directory or schema
+/// (`rapport_store::testing`).
 pub async fn stores() -> Vec<(
     DynStore,
     Option<tempfile::TempDir>,
     Option<(String, String)>,
 )> {
-    let mut out = Vec::new();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let s = rapport_store::open(None, dir.path())
+    rapport_store::testing::stores()
         .await
-        .expect("sqlite store");
-    out.push((s, Some(dir), None));
-    if let Some(url) = pg_url() {
-        let schema = unique_schema();
-        let s: DynStore = Arc::new(
-            rapport_store::postgres::PgStore::connect_schema(&url, Some(&schema))
-                .await
-                .expect("postgres store (RAPPORT_TEST_DATABASE_URL)"),
-        );
-        out.push((s, None, Some((url, schema))));
-    }
-    out
+        .into_iter()
+        .map(|t| (t.store, t.dir, t.pg))
+        .collect()
 }
 
 pub async fn servers() -> Vec<TestServer> {

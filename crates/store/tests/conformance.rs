@@ -1,0 +1,401 @@
+//! The store conformance suite: one story through every capability trait, run on each
+//! store under test (SQLite always; PostgreSQL with `RAPPORT_TEST_DATABASE_URL`). A new
+//! backend, or a new capability's two implementations, must tell this story the same way.
+
+use rapport_domain::apikey::Scope;
+use rapport_domain::message::{parse_message, BatchContext, Message};
+use rapport_domain::model::ConsentStatus;
+use rapport_domain::relationship::RelationshipWrite;
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::now_millis;
+use rapport_domain::{IdentityKey, IdentityKind};
+use rapport_segment::{parse, sql};
+use rapport_store::testing::stores;
+use rapport_store::{
+    ConsentInput, DynStore, Firing, Outbound, PersonReads, RelScope, ScoreRow, SourcedMessages,
+    Task, TimelineFilter, UnmergeTarget, GRAPH_VERSION,
+};
+use serde_json::{json, Value};
+
+fn messages(items: &[Value]) -> Vec<Message> {
+    let batch = BatchContext {
+        received_at: now_millis(),
+        ..Default::default()
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| parse_message(v, "", None, &batch, || format!("gen-{i}")).expect("valid"))
+        .collect()
+}
+
+async fn ingest(store: &DynStore, items: &[Value]) -> rapport_store::IngestOutcome {
+    store
+        .ingest(vec![SourcedMessages {
+            source: "conformance".into(),
+            messages: messages(items),
+        }])
+        .await
+        .expect("ingest")
+}
+
+async fn by_email(store: &DynStore, email: &str) -> ProfileId {
+    let key = IdentityKey::parse(IdentityKind::Email, email).expect("e-mail");
+    store.lookup(&key).await.expect("lookup").expect("known")
+}
+
+fn story() -> Vec<Value> {
+    vec![
+        json!({"type": "identify", "userId": "ann", "messageId": "m1",
+               "traits": {"email": "ann@example.com", "name": "Ann"}}),
+        json!({"type": "track", "userId": "ann", "messageId": "m2",
+               "event": "Order Completed", "properties": {"revenue": 50}}),
+        json!({"type": "identify", "userId": "bob", "messageId": "m3",
+               "traits": {"email": "bob@example.com", "name": "Bob"}}),
+    ]
+}
+
+#[tokio::test]
+async fn every_capability_tells_the_same_story_on_every_store() {
+    for t in stores().await {
+        let store = t.store.clone();
+        let kind = store.kind();
+
+        // IngestStore: accepted once, duplicates by message id afterwards.
+        let first = ingest(&store, &story()).await;
+        assert_eq!((first.accepted, first.duplicates), (3, 0), "[{kind}] first");
+        let again = ingest(&store, &story()).await;
+        assert_eq!((again.accepted, again.duplicates), (0, 3), "[{kind}] again");
+
+        // ProfileStore: look-up, traits, consents, search, merge and unmerge, counts.
+        let ann = by_email(&store, "ann@example.com").await;
+        let bob = by_email(&store, "bob@example.com").await;
+        assert_ne!(ann, bob, "[{kind}]");
+        let now = now_millis();
+        store
+            .patch_traits(ann, &json!({"plan": "pro"}), now)
+            .await
+            .expect("patch");
+        store
+            .set_consent(
+                ann,
+                &ConsentInput {
+                    channel: "email".into(),
+                    purpose: "marketing".into(),
+                    status: ConsentStatus::Granted,
+                    source: "form".into(),
+                    proof: Some("ticked".into()),
+                    at: now,
+                },
+            )
+            .await
+            .expect("consent");
+        let view = store.profile(ann).await.expect("profile");
+        assert_eq!(view.traits["name"], "Ann", "[{kind}]");
+        assert_eq!(view.traits["plan"], "pro", "[{kind}]");
+        assert_eq!(view.consents.len(), 1, "[{kind}]");
+        assert_eq!(view.consents[0].status, ConsentStatus::Granted, "[{kind}]");
+        let found = store.search(Some("ann"), 10, None).await.expect("search");
+        assert_eq!(
+            found.items.iter().map(|p| p.id).collect::<Vec<_>>(),
+            vec![ann],
+            "[{kind}]"
+        );
+        let merged = store.merge(ann, bob, "test", now).await.expect("merge");
+        assert_eq!(merged.survivor_id, ann, "[{kind}] the older survives");
+        assert_eq!(store.stats().await.expect("stats").profiles, 1, "[{kind}]");
+        store
+            .unmerge(UnmergeTarget::MergedProfile(bob), "test", now)
+            .await
+            .expect("unmerge");
+        let stats = store.stats().await.expect("stats");
+        assert_eq!((stats.profiles, stats.events), (2, 3), "[{kind}]");
+
+        // EventStore: timeline, by id and by name.
+        let timeline = store
+            .timeline(
+                ann,
+                &TimelineFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("timeline");
+        assert_eq!(timeline.items.len(), 2, "[{kind}] ann's two events");
+        let order = store
+            .named_events(
+                vec![ann],
+                vec!["Order Completed".into()],
+                0,
+                now + 60_000,
+                10,
+            )
+            .await
+            .expect("named");
+        assert_eq!(order.len(), 1, "[{kind}]");
+        let again = store.event(order[0].id).await.expect("event");
+        assert_eq!(again.properties["revenue"], 50, "[{kind}]");
+        assert_eq!(
+            store.events_after(0, 10).await.expect("after").len(),
+            3,
+            "[{kind}]"
+        );
+
+        // SettingsStore: counters and settings.
+        store
+            .set_counters(vec![
+                ("conformance.a".into(), 7),
+                ("conformance.b".into(), 9),
+            ])
+            .await
+            .expect("counters");
+        assert_eq!(
+            store
+                .counters(vec!["conformance.b".into(), "never.set".into()])
+                .await
+                .expect("read"),
+            vec![9, 0],
+            "[{kind}]"
+        );
+        store
+            .set_setting("conformance", json!({"on": true}), now)
+            .await
+            .expect("setting");
+        assert_eq!(
+            store.setting("conformance").await.expect("read"),
+            Some(json!({"on": true})),
+            "[{kind}]"
+        );
+
+        // GraphStore: an explicit relationship bumps the graph version.
+        let before = store.counter(GRAPH_VERSION).await.expect("version");
+        store
+            .upsert_relationships(
+                vec![RelationshipWrite {
+                    source: ann,
+                    target: bob,
+                    kind: "follows".into(),
+                    weight: 2.0,
+                    explicit: true,
+                    at: now,
+                    sentiment: None,
+                    event_id: None,
+                }],
+                None,
+            )
+            .await
+            .expect("relationship");
+        assert!(store.counter(GRAPH_VERSION).await.expect("version") > before);
+        let rels = store
+            .relationships(RelScope::Touching(vec![bob]), 10)
+            .await
+            .expect("relationships");
+        assert_eq!(rels.len(), 1, "[{kind}]");
+        assert_eq!((rels[0].source, rels[0].weight), (ann, 2.0), "[{kind}]");
+        assert_eq!(
+            store.graph_edges().await.expect("edges"),
+            vec![(ann, bob, 2.0)]
+        );
+
+        // SegmentStore: compiled SQL, saved segments, memberships and their history.
+        let buyers = parse(r#"count(track "Order Completed") >= 1"#).expect("definition");
+        let (count, sample) = store
+            .segment_matches(sql::compile(&buyers, store.dialect(), now + 1_000), 10)
+            .await
+            .expect("matches");
+        assert_eq!((count, sample), (1, vec![ann]), "[{kind}]");
+        let seg = store
+            .create_segment("Buyers", "", "who bought", "static", now)
+            .await
+            .expect("segment");
+        let change = store
+            .set_segment_members(seg.id, vec![ann], now)
+            .await
+            .expect("members");
+        assert_eq!(change.entered, vec![ann], "[{kind}]");
+        assert_eq!(
+            store.profile_segments(ann).await.expect("of ann"),
+            vec!["Buyers".to_string()],
+            "[{kind}]"
+        );
+        let change = store
+            .set_segment_members(seg.id, vec![], now + 1)
+            .await
+            .expect("members");
+        assert_eq!(change.exited, vec![ann], "[{kind}]");
+        let sizes = store.segment_sizes(seg.id, 0).await.expect("sizes");
+        let last = sizes.last().expect("a size point");
+        assert_eq!((last.size, last.exited), (0, 1), "[{kind}] {sizes:?}");
+
+        // ScoreStore.
+        store
+            .replace_scores(
+                vec!["conformance".into()],
+                vec![ScoreRow {
+                    name: "conformance".into(),
+                    profile_id: ann,
+                    value: 1.5,
+                    explanation: json!({"why": "test"}),
+                    computed_at: now,
+                }],
+            )
+            .await
+            .expect("scores");
+        assert_eq!(
+            store.score_values("conformance").await.expect("values"),
+            vec![(ann, 1.5)]
+        );
+        assert_eq!(
+            store.profile_scores(ann).await.expect("of ann")[0].explanation,
+            json!({"why": "test"})
+        );
+
+        // RuleStore: firings, tasks, the outbox.
+        store
+            .record_firing(Firing {
+                id: 0,
+                rule: "welcome".into(),
+                profile_id: ann,
+                event_id: order[0].id,
+                at: now,
+                actions: json!([]),
+            })
+            .await
+            .expect("firing");
+        assert_eq!(
+            store
+                .count_firings("welcome", ann, now - 1)
+                .await
+                .expect("count"),
+            1,
+            "[{kind}]"
+        );
+        store
+            .create_task(Task {
+                id: 0,
+                profile_id: ann,
+                rule: "welcome".into(),
+                title: "Call Ann".into(),
+                body: String::new(),
+                status: "open".into(),
+                created_at: now,
+            })
+            .await
+            .expect("task");
+        assert_eq!(store.tasks(10).await.expect("tasks")[0].title, "Call Ann");
+        let id = store
+            .enqueue(Outbound {
+                id: 0,
+                rule: "welcome".into(),
+                profile_id: ann,
+                url: "http://127.0.0.1:9/hook".into(),
+                secret: "s3cret".into(),
+                body: "{}".into(),
+                attempts: 0,
+                max_attempts: 3,
+                next_at: now,
+                status: "pending".into(),
+                last_error: None,
+                created_at: now,
+                delivered_at: None,
+            })
+            .await
+            .expect("enqueue");
+        let mut due = store.due_outbound(now, 10).await.expect("due");
+        assert_eq!(due.len(), 1, "[{kind}]");
+        assert_eq!((due[0].id, due[0].secret.as_str()), (id, "s3cret"));
+        let mut done = due.remove(0);
+        done.status = "delivered".into();
+        done.attempts = 1;
+        store.update_outbound(done).await.expect("update");
+        assert!(store.due_outbound(now, 10).await.expect("due").is_empty());
+        assert_eq!(
+            store
+                .outbound(Some("delivered".into()), 10)
+                .await
+                .expect("delivered")
+                .len(),
+            1,
+            "[{kind}]"
+        );
+
+        // StaffStore: users, sessions, API keys.
+        let user = store
+            .create_user("staff@example.com", "hash", "admin", now)
+            .await
+            .expect("user");
+        assert!(store
+            .create_user("staff@example.com", "hash", "admin", now)
+            .await
+            .is_err());
+        store
+            .create_session("tok", user.id, "csrf", now, now + 60_000)
+            .await
+            .expect("session");
+        let (who, csrf) = store
+            .session("tok", now)
+            .await
+            .expect("session")
+            .expect("live");
+        assert_eq!(
+            (who.email.as_str(), csrf.as_str()),
+            ("staff@example.com", "csrf")
+        );
+        assert!(store
+            .session("tok", now + 120_000)
+            .await
+            .expect("read")
+            .is_none());
+        store.delete_session("tok").await.expect("delete");
+        assert!(store.session("tok", now).await.expect("read").is_none());
+        let key = store
+            .create_api_key("rk_test", "keyhash", Scope::Write, "sdk", now)
+            .await
+            .expect("key");
+        store.revoke_api_key(key.id, now).await.expect("revoke");
+        let read = store
+            .api_key_by_hash("keyhash")
+            .await
+            .expect("read")
+            .expect("known");
+        assert!(read.revoked, "[{kind}]");
+
+        // TextStore: the catalogue.
+        store
+            .set_catalogue(vec!["Widget".into()], now)
+            .await
+            .expect("catalogue");
+        assert_eq!(store.catalogue().await.expect("read"), vec!["Widget"]);
+
+        // ChainStore: SIWE nonces are single use.
+        store
+            .create_siwe_nonce("n0nce", now, now + 60_000)
+            .await
+            .expect("nonce");
+        assert!(store.use_siwe_nonce("n0nce", now).await.expect("use"));
+        assert!(!store.use_siwe_nonce("n0nce", now).await.expect("reuse"));
+
+        // RealtimeStore: the people behind the latest events, and a whole load.
+        let recent = store.recent_people(i64::MAX, 10).await.expect("recent");
+        let mut people: Vec<ProfileId> = recent.people.iter().map(|p| p.1).collect();
+        people.sort_unstable();
+        people.dedup();
+        assert_eq!(people, vec![ann, bob], "[{kind}]");
+        let loads = store
+            .person_loads(
+                vec![ann],
+                PersonReads::Whole {
+                    firings_since: 0,
+                    membership_events: true,
+                },
+            )
+            .await
+            .expect("load");
+        assert_eq!(loads.len(), 1, "[{kind}]");
+        assert_eq!(loads[0].scores.len(), 1, "[{kind}] the score above");
+        assert_eq!(loads[0].firings.len(), 1, "[{kind}] the firing above");
+
+        t.cleanup().await;
+    }
+}

@@ -59,8 +59,14 @@ fn methods() -> &'static ffi::sqlite3_pcache_methods2 {
 /// Installs the layer, once per process, before SQLite is initialised. Returns whether it
 /// is active: SQLite refuses a new page cache once initialised (another library opened a
 /// database first), and then keeps its own, which is correct, only slower.
+///
+/// `RAPPORT_SQLITE_PAGE_CACHE=default` leaves SQLite's own cache alone: the A/B switch of
+/// `docs/benchmarks.md`, and a way out should the layer ever be suspected.
 pub(super) fn install() -> bool {
     *INSTALLED.get_or_init(|| {
+        if std::env::var("RAPPORT_SQLITE_PAGE_CACHE").as_deref() == Ok("default") {
+            return false;
+        }
         // SAFETY: sqlite3_config with these two verbs reads or writes one
         // sqlite3_pcache_methods2; it fails (and touches nothing) once SQLite is
         // initialised.

@@ -24,6 +24,7 @@ pub mod rules;
 pub mod scores;
 pub mod segments;
 pub mod settings;
+mod sql;
 pub mod sqlite;
 pub mod staff;
 #[cfg(feature = "testing")]

@@ -4,6 +4,7 @@
 //! Rapport processes can share one database safely.
 
 use crate::common::{self, ConsentRow, IdentityRow, MemberRow, MergeRow, MERGE_COLUMNS};
+use crate::sql;
 use crate::{ApiKeyRecord, IngestOutcome, Result, Store, StoreError};
 use async_trait::async_trait;
 use deadpool_postgres::{
@@ -150,15 +151,12 @@ impl PgStore {
         .await?;
         for (version, sql) in MIGRATIONS {
             let done = tx
-                .query_opt(
-                    "SELECT version FROM schema_migrations WHERE version = $1",
-                    &[version],
-                )
+                .query_opt(sql::schema::MIGRATION_APPLIED, &[version])
                 .await?;
             if done.is_none() {
                 tx.batch_execute(sql).await?;
                 tx.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                    sql::schema::RECORD_MIGRATION,
                     &[version, &rapport_domain::time::now_millis()],
                 )
                 .await?;
@@ -264,7 +262,7 @@ impl Drop for PipelinedTx {
 }
 
 async fn canonical_of(c: &impl GenericClient, id: ProfileId) -> Result<ProfileId> {
-    c.query_opt("SELECT canonical_id FROM profiles WHERE id = $1", &[&id])
+    c.query_opt(sql::rules::CANONICAL_ID, &[&id])
         .await?
         .map(|r| r.get(0))
         .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))
@@ -821,7 +819,7 @@ async fn merge_by_id(c: &impl GenericClient, id: i64) -> Result<MergeView> {
 
 async fn lookup_c(c: &impl GenericClient, key: &IdentityKey) -> Result<Option<ProfileId>> {
     Ok(c.query_opt(
-        "SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE i.kind = $1 AND i.value = $2",
+        sql::profiles::LOOKUP_MANY,
         &[&key.kind.as_str(), &key.value],
     )
     .await?

@@ -3,6 +3,18 @@ use async_trait::async_trait;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
 
+/// A property name `purchase_stats` may read: letters, digits and `_` (it becomes part of
+/// a JSON path in SQL), named `revenue` in the error as the RFM settings call it.
+pub(crate) fn check_property(prop: &str) -> Result<()> {
+    if prop.is_empty() || !prop.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(crate::StoreError::invalid(
+            "revenue",
+            "a property name is letters, digits and _",
+        ));
+    }
+    Ok(())
+}
+
 /// One person's value of one computed score, with why.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct ScoreRow {

@@ -3,6 +3,7 @@
 //! few reader connections that read concurrently with it.
 
 use crate::common::{self, ConsentRow, IdentityRow, MemberRow, MergeRow, MERGE_COLUMNS};
+use crate::sql;
 use crate::{
     ApiKeyRecord, IngestOutcome, Result, SourcedMessages, Store, StoreError, TimelineFilter,
 };
@@ -186,6 +187,16 @@ fn register_regexp(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// A migrated in-memory database for tests, opened as every connection is: after the
+/// page cache layer is installed (it must come before SQLite's first open).
+#[cfg(test)]
+pub(crate) fn test_connection() -> Result<Connection> {
+    pcache::install();
+    let mut conn = Connection::open_in_memory()?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
@@ -193,16 +204,12 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     for (version, sql) in MIGRATIONS {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let done: Option<i64> = tx
-            .query_row(
-                "SELECT version FROM schema_migrations WHERE version = ?1",
-                [version],
-                |r| r.get(0),
-            )
+            .query_row(sql::schema::MIGRATION_APPLIED, [version], |r| r.get(0))
             .optional()?;
         if done.is_none() {
             tx.execute_batch(sql)?;
             tx.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                sql::schema::RECORD_MIGRATION,
                 params![version, rapport_domain::time::now_millis()],
             )?;
         }
@@ -350,7 +357,7 @@ fn events_after_in(c: &Connection, after: i64, limit: usize) -> Result<Vec<Event
 }
 
 fn canonical_of(conn: &Connection, id: ProfileId) -> Result<ProfileId> {
-    conn.prepare_cached("SELECT canonical_id FROM profiles WHERE id = ?1")?
+    conn.prepare_cached(sql::rules::CANONICAL_ID)?
         .query_row([id], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))
@@ -396,8 +403,7 @@ fn snapshot(tx: &Transaction<'_>, msgs: &[Message], cache: &mut IdentityCache) -
     }
     let detail = clusters_needing_detail(msgs, &snap.owners);
     if !detail.is_empty() {
-        let mut members =
-            tx.prepare_cached("SELECT id FROM profiles WHERE canonical_id = ?1 ORDER BY id")?;
+        let mut members = tx.prepare_cached(sql::profiles::CLUSTER_MEMBERS)?;
         let mut uids = tx.prepare_cached(
             // CROSS JOIN fixes the join order: from the cluster's few members to their
             // identities, never a scan of every user_id identity.
@@ -700,9 +706,7 @@ fn profile_read(conn: &Connection, id: ProfileId, with_merges: bool) -> Result<P
 
 fn lookup_sync(conn: &Connection, key: &IdentityKey) -> Result<Option<ProfileId>> {
     Ok(conn
-        .prepare_cached(
-            "SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE i.kind = ?1 AND i.value = ?2",
-        )?
+        .prepare_cached(sql::profiles::LOOKUP_MANY)?
         .query_row(params![key.kind.as_str(), key.value], |r| r.get(0))
         .optional()?)
 }
@@ -754,9 +758,7 @@ fn search_sync(
     let fetch = (limit + 1) as i64;
     let mut ids: Vec<i64> = match q.map(str::trim).filter(|q| !q.is_empty()) {
         None => conn
-            .prepare_cached(
-                "SELECT id FROM profiles WHERE id = canonical_id AND id > ?1 ORDER BY id LIMIT ?2",
-            )?
+            .prepare_cached(sql::profiles::PEOPLE_AFTER)?
             .query_map(params![after, fetch], |r| r.get(0))?
             .collect::<std::result::Result<_, _>>()?,
         Some(q) => match common::exact_identifier(q) {

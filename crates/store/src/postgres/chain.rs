@@ -2,6 +2,7 @@
 
 use super::{writer_lock, PgStore, Pipeline};
 use crate::chain::*;
+use crate::sql;
 use crate::{Result, StoreError};
 use async_trait::async_trait;
 use rapport_domain::time::Millis;
@@ -163,9 +164,7 @@ impl ChainStore for PgStore {
         let id = id.to_string();
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let n = tx
-            .execute("DELETE FROM chains WHERE id = $1", &[&id])
-            .await?;
+        let n = tx.execute(sql::chain::DELETE_CHAIN, &[&id]).await?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("chain {id}")));
         }
@@ -196,7 +195,7 @@ impl ChainStore for PgStore {
 
     async fn contracts(&self) -> Result<Vec<crate::ContractRow>> {
         let c = self.client().await?;
-        Ok(c.query("SELECT chain_id, address, standard, symbol, name, decimals, brand_owned, created_at FROM chain_contracts ORDER BY chain_id, symbol", &[])
+        Ok(c.query(sql::chain::CONTRACTS, &[])
             .await?
             .iter()
             .map(|r| ContractRow {
@@ -216,11 +215,17 @@ impl ChainStore for PgStore {
         let r = c;
         let c = self.client().await?;
         c.execute(
-            "INSERT INTO chain_contracts (chain_id, address, standard, symbol, name, decimals, brand_owned, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (chain_id, address) DO UPDATE SET standard = excluded.standard, symbol = excluded.symbol,
-               name = excluded.name, decimals = excluded.decimals, brand_owned = excluded.brand_owned",
-            &[&r.chain_id, &r.address, &r.standard, &r.symbol, &r.name, &r.decimals, &r.brand_owned, &r.created_at],
+            sql::chain::UPSERT_CONTRACT,
+            &[
+                &r.chain_id,
+                &r.address,
+                &r.standard,
+                &r.symbol,
+                &r.name,
+                &r.decimals,
+                &r.brand_owned,
+                &r.created_at,
+            ],
         )
         .await?;
         Ok(())
@@ -229,14 +234,13 @@ impl ChainStore for PgStore {
     async fn chain_blocks(&self, chain: &str, limit: usize) -> Result<Vec<(i64, String)>> {
         let chain = chain.to_string();
         let c = self.client().await?;
-        Ok(c.query(
-            "SELECT number, hash FROM chain_blocks WHERE chain_id = $1 ORDER BY number DESC LIMIT $2",
-            &[&chain, &(limit as i64)],
+        Ok(
+            c.query(sql::chain::CHAIN_BLOCKS, &[&chain, &(limit as i64)])
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect(),
         )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
     }
 
     async fn holdings_get(
@@ -308,7 +312,7 @@ impl ChainStore for PgStore {
             .await?;
         }
         tx.execute(
-            "DELETE FROM chain_blocks WHERE chain_id = $1 AND number < $2",
+            sql::chain::FORGET_OLD_BLOCKS,
             &[&b.chain_id, &(b.cursor.0 - 2048)],
         )
         .await?;
@@ -378,7 +382,7 @@ impl ChainStore for PgStore {
         .await?;
         upsert_holdings(&tx, &r.holdings).await?;
         tx.execute(
-            "DELETE FROM chain_blocks WHERE chain_id = $1 AND number > $2",
+            sql::chain::FORGET_BLOCKS_AFTER,
             &[&r.chain_id, &r.ancestor.0],
         )
         .await?;
@@ -425,16 +429,10 @@ impl ChainStore for PgStore {
     async fn create_siwe_nonce(&self, nonce: &str, at: Millis, expires: Millis) -> Result<()> {
         let nonce = nonce.to_string();
         let c = self.client().await?;
-        c.execute(
-            "INSERT INTO siwe_nonces (nonce, created_at, expires_at) VALUES ($1, $2, $3)",
-            &[&nonce, &at, &expires],
-        )
-        .await?;
-        c.execute(
-            "DELETE FROM siwe_nonces WHERE expires_at < $1",
-            &[&(at - 86_400_000)],
-        )
-        .await?;
+        c.execute(sql::chain::INSERT_NONCE, &[&nonce, &at, &expires])
+            .await?;
+        c.execute(sql::chain::DELETE_EXPIRED_NONCES, &[&(at - 86_400_000)])
+            .await?;
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 use super::graph::members;
 use super::{canonical_of, event_view, Param, PgStore, EVENT_COLUMNS};
+use crate::sql;
 use crate::{common, Activity, EventStore, Result, StoreError, TimelineFilter};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
@@ -143,14 +144,10 @@ impl EventStore for PgStore {
 
     async fn active_days_all(&self, since: Millis) -> Result<Vec<(ProfileId, i64)>> {
         let c = self.client().await?;
-        Ok(c.query(
-            "SELECT p.canonical_id, COUNT(DISTINCT e.occurred_at / 86400000) FROM events e JOIN profiles p ON p.id = e.profile_id
-             WHERE e.occurred_at >= $1 GROUP BY p.canonical_id",
-            &[&since],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+        Ok(c.query(sql::events::ACTIVE_DAYS_ALL, &[&since])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 }

@@ -2,6 +2,7 @@
 //! arrays, id lists as `bigint[]` parameters.
 
 use super::{event_view, PgStore};
+use crate::sql;
 use crate::GraphStore;
 use crate::{RelScope, Result, ScoreOrder, TouchQuery, GRAPH_VERSION};
 use async_trait::async_trait;
@@ -101,18 +102,12 @@ impl GraphStore for PgStore {
             .await?;
         }
         if !rows.is_empty() {
-            tx.execute(
-                "INSERT INTO counters (name, value) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
-                &[&GRAPH_VERSION],
-            )
-            .await?;
+            tx.execute(sql::settings::BUMP_COUNTER, &[&GRAPH_VERSION])
+                .await?;
         }
         if let Some((name, pos)) = cursor {
-            tx.execute(
-                "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                &[&name, &pos],
-            )
-            .await?;
+            tx.execute(sql::settings::SET_COUNTER, &[&name, &pos])
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -122,23 +117,17 @@ impl GraphStore for PgStore {
         let c = self.client().await?;
         // Merged profiles are few: map them in memory instead of joining every edge.
         let canon: HashMap<i64, i64> = c
-            .query(
-                "SELECT id, canonical_id FROM profiles WHERE id <> canonical_id",
-                &[],
-            )
+            .query(sql::graph::MERGED_PROFILES, &[])
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
         let map = |id: i64| canon.get(&id).copied().unwrap_or(id);
-        Ok(c.query(
-            "SELECT source_id, target_id, weight FROM relationships",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| (map(r.get(0)), map(r.get(1)), r.get(2)))
-        .collect())
+        Ok(c.query(sql::graph::ALL_EDGES, &[])
+            .await?
+            .iter()
+            .map(|r| (map(r.get(0)), map(r.get(1)), r.get(2)))
+            .collect())
     }
 
     async fn relationships(&self, scope: RelScope, limit: usize) -> Result<Vec<RelationshipView>> {
@@ -182,11 +171,7 @@ impl GraphStore for PgStore {
 
     async fn touches(&self, q: TouchQuery) -> Result<Vec<TouchView>> {
         let c = self.client().await?;
-        let mut sql = String::from(
-            "SELECT ps.canonical_id, pt.canonical_id, t.kind, t.event_id, t.at, t.sentiment
-             FROM touches t JOIN profiles ps ON ps.id = t.source_id JOIN profiles pt ON pt.id = t.target_id
-             WHERE t.at >= $1 AND t.at <= $2",
-        );
+        let mut sql = String::from(sql::graph::TOUCHES);
         let since = q.since.unwrap_or(i64::MIN);
         let until = q.until.unwrap_or(i64::MAX);
         let limit = q.limit as i64;
@@ -263,21 +248,18 @@ impl GraphStore for PgStore {
 
     async fn latest_graph_run(&self) -> Result<Option<GraphRun>> {
         let c = self.client().await?;
-        Ok(c.query_opt(
-            "SELECT id, started_at, finished_at, graph_version, summary FROM graph_runs ORDER BY id DESC LIMIT 1",
-            &[],
-        )
-        .await?
-        .map(|r| {
-            let s: String = r.get(4);
-            GraphRun {
-                id: r.get(0),
-                started_at: to_datetime(r.get(1)),
-                finished_at: to_datetime(r.get(2)),
-                graph_version: r.get(3),
-                summary: serde_json::from_str(&s).unwrap_or_default(),
-            }
-        }))
+        Ok(c.query_opt(sql::graph::LATEST_GRAPH_RUN, &[])
+            .await?
+            .map(|r| {
+                let s: String = r.get(4);
+                GraphRun {
+                    id: r.get(0),
+                    started_at: to_datetime(r.get(1)),
+                    finished_at: to_datetime(r.get(2)),
+                    graph_version: r.get(3),
+                    summary: serde_json::from_str(&s).unwrap_or_default(),
+                }
+            }))
     }
 
     async fn graph_scores(&self, ids: Vec<ProfileId>) -> Result<Vec<GraphScores>> {
@@ -316,14 +298,11 @@ impl GraphStore for PgStore {
 
     async fn communities(&self, limit: usize) -> Result<Vec<(i64, i64)>> {
         let c = self.client().await?;
-        Ok(c.query(
-            "SELECT community, COUNT(*) FROM graph_scores GROUP BY community ORDER BY COUNT(*) DESC, community LIMIT $1",
-            &[&(limit as i64)],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+        Ok(c.query(sql::graph::COMMUNITIES, &[&(limit as i64)])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
     async fn relationship_candidates(
@@ -332,10 +311,7 @@ impl GraphStore for PgStore {
         span: i64,
     ) -> Result<(Vec<EventView>, i64)> {
         let c = self.client().await?;
-        let max: i64 = c
-            .query_one("SELECT COALESCE(MAX(id), 0) FROM events", &[])
-            .await?
-            .get(0);
+        let max: i64 = c.query_one(sql::text::LAST_EVENT_ID, &[]).await?.get(0);
         let upto = max.min(after.saturating_add(span));
         if upto <= after {
             return Ok((vec![], after));

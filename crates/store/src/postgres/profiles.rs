@@ -4,6 +4,7 @@ use super::{
     writer_lock, PgStore,
 };
 use crate::common::MERGE_COLUMNS;
+use crate::sql;
 use crate::{common, ConsentInput, ProfileStore, Result, StoreError, UnmergeTarget};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
@@ -44,13 +45,17 @@ impl ProfileStore for PgStore {
         let fetch = (limit + 1) as i64;
         let mut ids: Vec<i64> = match q.map(str::trim).filter(|q| !q.is_empty()) {
             None => c
-                .query("SELECT id FROM profiles WHERE id = canonical_id AND id > $1 ORDER BY id LIMIT $2", &[&after, &fetch])
+                .query(sql::profiles::PEOPLE_AFTER, &[&after, &fetch])
                 .await?
                 .iter()
                 .map(|r| r.get(0))
                 .collect(),
             Some(q) => match common::exact_identifier(q) {
-                Some(key) => lookup_c(&c, &key).await?.filter(|id| *id > after).into_iter().collect(),
+                Some(key) => lookup_c(&c, &key)
+                    .await?
+                    .filter(|id| *id > after)
+                    .into_iter()
+                    .collect(),
                 None => {
                     let like = common::like_pattern(q);
                     // The trigram indexes (migration 12) find the matches; the planner
@@ -79,8 +84,8 @@ impl ProfileStore for PgStore {
                         tx.commit().await?;
                         first
                     } else {
-                    tx.batch_execute("SET LOCAL enable_seqscan = off").await?;
-                    let ids = tx
+                        tx.batch_execute("SET LOCAL enable_seqscan = off").await?;
+                        let ids = tx
                         .query(
                             "WITH hits AS MATERIALIZED (
                                SELECT canonical_id FROM profiles WHERE traits::text ILIKE $1
@@ -93,8 +98,8 @@ impl ProfileStore for PgStore {
                         .iter()
                         .map(|r| r.get(0))
                         .collect();
-                    tx.commit().await?;
-                    ids
+                        tx.commit().await?;
+                        ids
                     }
                 }
             },
@@ -143,8 +148,16 @@ impl ProfileStore for PgStore {
         let c = self.client().await?;
         let cid = canonical_of(&c, id).await?;
         c.execute(
-            "INSERT INTO consents (profile_id, channel, purpose, status, source, proof, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&cid, &ci.channel, &ci.purpose, &ci.status.as_str(), &ci.source, &ci.proof, &ci.at],
+            sql::profiles::SET_CONSENT,
+            &[
+                &cid,
+                &ci.channel,
+                &ci.purpose,
+                &ci.status.as_str(),
+                &ci.source,
+                &ci.proof,
+                &ci.at,
+            ],
         )
         .await?;
         Ok(())
@@ -162,10 +175,7 @@ impl ProfileStore for PgStore {
         }
         let (survivor, merged) = (ca.min(cb), ca.max(cb));
         let members: Vec<i64> = tx
-            .query(
-                "SELECT id FROM profiles WHERE canonical_id = $1 ORDER BY id",
-                &[&merged],
-            )
+            .query(sql::profiles::CLUSTER_MEMBERS, &[&merged])
             .await?
             .iter()
             .map(|r| r.get(0))
@@ -175,11 +185,8 @@ impl ProfileStore for PgStore {
             &[&survivor, &merged, &at],
         )
         .await?;
-        tx.execute(
-            "DELETE FROM merge_blocks WHERE profile_a = $1 AND profile_b = $2",
-            &[&survivor, &merged],
-        )
-        .await?;
+        tx.execute(sql::profiles::UNBLOCK_PAIR, &[&survivor, &merged])
+            .await?;
         tx.execute(
             "UPDATE conflicts SET resolved_at = $3 WHERE resolved_at IS NULL AND profile_a = $1 AND profile_b = $2",
             &[&survivor, &merged, &at],
@@ -260,25 +267,21 @@ impl ProfileStore for PgStore {
 
     async fn conflicts(&self, limit: usize) -> Result<Vec<ConflictView>> {
         let c = self.client().await?;
-        Ok(c.query(
-            "SELECT id, profile_a, profile_b, identifier, reason, message_id, count, first_at, last_at
-             FROM conflicts WHERE resolved_at IS NULL ORDER BY last_at DESC, id DESC LIMIT $1",
-            &[&(limit as i64)],
-        )
-        .await?
-        .iter()
-        .map(|r| ConflictView {
-            id: r.get(0),
-            profile_a: r.get(1),
-            profile_b: r.get(2),
-            identifier: r.get(3),
-            reason: r.get(4),
-            message_id: r.get(5),
-            count: r.get(6),
-            first_at: to_datetime(r.get(7)),
-            last_at: to_datetime(r.get(8)),
-        })
-        .collect())
+        Ok(c.query(sql::profiles::CONFLICTS, &[&(limit as i64)])
+            .await?
+            .iter()
+            .map(|r| ConflictView {
+                id: r.get(0),
+                profile_a: r.get(1),
+                profile_b: r.get(2),
+                identifier: r.get(3),
+                reason: r.get(4),
+                message_id: r.get(5),
+                count: r.get(6),
+                first_at: to_datetime(r.get(7)),
+                last_at: to_datetime(r.get(8)),
+            })
+            .collect())
     }
 
     async fn merges(&self, limit: usize) -> Result<Vec<MergeView>> {
@@ -391,16 +394,19 @@ impl ProfileStore for PgStore {
 
     async fn all_identifiers(&self) -> Result<Vec<(ProfileId, IdentityKey)>> {
         let c = self.client().await?;
-        Ok(c.query(
-            "SELECT p.canonical_id, i.kind, i.value FROM identities i JOIN profiles p ON p.id = i.profile_id ORDER BY i.id",
-            &[],
-        )
-        .await?
-        .iter()
-        .filter_map(|r| {
-            let kind: String = r.get(1);
-            Some((r.get(0), IdentityKey { kind: kind.parse().ok()?, value: r.get(2) }))
-        })
-        .collect())
+        Ok(c.query(sql::profiles::ALL_IDENTIFIERS, &[])
+            .await?
+            .iter()
+            .filter_map(|r| {
+                let kind: String = r.get(1);
+                Some((
+                    r.get(0),
+                    IdentityKey {
+                        kind: kind.parse().ok()?,
+                        value: r.get(2),
+                    },
+                ))
+            })
+            .collect())
     }
 }

@@ -1,5 +1,6 @@
 use super::segments::{change_members, in_order, set_counters};
 use super::{event_view, PgStore};
+use crate::sql;
 use crate::{reread_persons, PersonLoad, RealtimeStore, Result, ScoreRow, StepInputs};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
@@ -74,7 +75,7 @@ impl RealtimeStore for PgStore {
             c.prepare_cached("SELECT name, value FROM counters WHERE name = ANY($1)"),
             c.prepare_cached(&sql[0]),
             c.prepare_cached(&sql[1]),
-            c.prepare_cached("SELECT id, updated_at FROM segments ORDER BY id"),
+            c.prepare_cached(sql::segments::SEGMENT_STAMPS),
             c.prepare_cached(&sql[2]),
         )?;
         let (members, identities, consents, merges) = tokio::try_join!(

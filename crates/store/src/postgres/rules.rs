@@ -1,6 +1,7 @@
 //! PostgreSQL side of decision rules: the firing audit and tasks.
 
 use super::PgStore;
+use crate::sql;
 use crate::RuleStore;
 use crate::{Firing, Outbound, Result, Task};
 use async_trait::async_trait;
@@ -84,12 +85,11 @@ impl RuleStore for PgStore {
     async fn count_firings(&self, rule: &str, profile: ProfileId, since: Millis) -> Result<i64> {
         let rule = rule.to_string();
         let c = self.client().await?;
-        Ok(c.query_one(
-            "SELECT COUNT(*) FROM rule_firings WHERE rule = $1 AND profile_id = $2 AND at >= $3",
-            &[&rule, &profile, &since],
+        Ok(
+            c.query_one(sql::rules::COUNT_FIRINGS, &[&rule, &profile, &since])
+                .await?
+                .get(0),
         )
-        .await?
-        .get(0))
     }
 
     async fn firing_times(
@@ -99,9 +99,7 @@ impl RuleStore for PgStore {
     ) -> Result<Vec<(String, Millis)>> {
         let c = self.client().await?;
         // Prepared once per connection: the real-time engine reads it with every load.
-        let stmt = c
-            .prepare_cached("SELECT rule, at FROM rule_firings WHERE profile_id = $1 AND at >= $2")
-            .await?;
+        let stmt = c.prepare_cached(sql::rules::FIRING_TIMES).await?;
         Ok(c.query(&stmt, &[&profile, &since])
             .await?
             .iter()
@@ -121,22 +119,19 @@ impl RuleStore for PgStore {
 
     async fn tasks(&self, limit: usize) -> Result<Vec<crate::Task>> {
         let c = self.client().await?;
-        Ok(c.query(
-            "SELECT id, profile_id, rule, title, body, status, created_at FROM tasks ORDER BY id DESC LIMIT $1",
-            &[&(limit as i64)],
-        )
-        .await?
-        .iter()
-        .map(|r| Task {
-            id: r.get(0),
-            profile_id: r.get(1),
-            rule: r.get(2),
-            title: r.get(3),
-            body: r.get(4),
-            status: r.get(5),
-            created_at: r.get(6),
-        })
-        .collect())
+        Ok(c.query(sql::rules::TASKS, &[&(limit as i64)])
+            .await?
+            .iter()
+            .map(|r| Task {
+                id: r.get(0),
+                profile_id: r.get(1),
+                rule: r.get(2),
+                title: r.get(3),
+                body: r.get(4),
+                status: r.get(5),
+                created_at: r.get(6),
+            })
+            .collect())
     }
 
     async fn enqueue(&self, o: crate::Outbound) -> Result<i64> {

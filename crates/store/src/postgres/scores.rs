@@ -1,5 +1,6 @@
 use super::PgStore;
-use crate::{PurchaseStats, Result, ScoreRow, ScoreStore, StoreError};
+use crate::sql;
+use crate::{PurchaseStats, Result, ScoreRow, ScoreStore};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use rapport_domain::resolve::ProfileId;
@@ -32,7 +33,7 @@ impl ScoreStore for PgStore {
 
     async fn profile_scores(&self, id: ProfileId) -> Result<Vec<crate::ScoreRow>> {
         let client = self.client().await?;
-        let stmt = client.prepare_cached("SELECT name, profile_id, value, explanation, computed_at FROM profile_scores WHERE profile_id = $1 ORDER BY name").await?;
+        let stmt = client.prepare_cached(sql::scores::PROFILE_SCORES).await?;
         Ok(client
             .query(&stmt, &[&id])
             .await?
@@ -67,12 +68,8 @@ impl ScoreStore for PgStore {
     ) -> Result<Vec<crate::PurchaseStats>> {
         let event = event.to_string();
         let prop = prop.to_string();
-        if !prop.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || prop.is_empty() {
-            return Err(StoreError::invalid(
-                "revenue",
-                "a property name is letters, digits and _",
-            ));
-        }
+        // Spliced into the SQL as a JSON path: only a plain name may pass.
+        crate::scores::check_property(&prop)?;
         let client = self.client().await?;
         let sql = format!(
             "SELECT pr.canonical_id, MAX(e.occurred_at),
@@ -99,10 +96,7 @@ impl ScoreStore for PgStore {
         let name = name.to_string();
         let client = self.client().await?;
         Ok(client
-            .query(
-                "SELECT profile_id, value FROM profile_scores WHERE name = $1",
-                &[&name],
-            )
+            .query(sql::scores::SCORE_VALUES, &[&name])
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1)))

@@ -1,6 +1,7 @@
 //! PostgreSQL side of segments (see the SQLite twin for the shape).
 
 use super::PgStore;
+use crate::sql;
 use crate::sqlite::segments::{bucket, membership_view};
 use crate::SegmentStore;
 use crate::{Compiled, MembershipChange, Result, SegmentRow, SegmentSize, StepDone, StoreError};
@@ -11,9 +12,7 @@ use rapport_domain::time::Millis;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tokio_postgres::types::ToSql;
 
-const SEGMENT_COLS: &str =
-    "s.id, s.name, s.definition, s.description, s.kind, s.created_at, s.updated_at, s.refreshed_at,
-    (SELECT COUNT(*) FROM segment_members sm WHERE sm.segment_id = s.id)";
+const SEGMENT_COLS: &str = sql::segments::SEGMENT_COLUMNS;
 
 fn row(r: &tokio_postgres::Row) -> SegmentRow {
     SegmentRow {
@@ -364,15 +363,13 @@ impl SegmentStore for PgStore {
     async fn delete_segment(&self, id: i64) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let n = tx
-            .execute("DELETE FROM segments WHERE id = $1", &[&id])
-            .await?;
+        let n = tx.execute(sql::segments::DELETE_SEGMENT, &[&id]).await?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("segment {id}")));
         }
-        tx.execute("DELETE FROM segment_members WHERE segment_id = $1", &[&id])
+        tx.execute(sql::segments::DELETE_SEGMENT_MEMBERS, &[&id])
             .await?;
-        tx.execute("DELETE FROM segment_sizes WHERE segment_id = $1", &[&id])
+        tx.execute(sql::segments::DELETE_SEGMENT_SIZES, &[&id])
             .await?;
         tx.commit().await?;
         Ok(())
@@ -389,10 +386,7 @@ impl SegmentStore for PgStore {
         // One refresh of a segment at a time.
         lock_segment(&tx, id).await?;
         let current: HashSet<ProfileId> = tx
-            .query(
-                "SELECT profile_id FROM segment_members WHERE segment_id = $1",
-                &[&id],
-            )
+            .query(sql::segments::SEGMENT_MEMBERS, &[&id])
             .await?
             .iter()
             .map(|r| r.get(0))
@@ -419,9 +413,7 @@ impl SegmentStore for PgStore {
 
     async fn segment_stamps(&self) -> Result<Vec<(i64, Millis)>> {
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached("SELECT id, updated_at FROM segments ORDER BY id")
-            .await?;
+        let stmt = client.prepare_cached(sql::segments::SEGMENT_STAMPS).await?;
         Ok(client
             .query(&stmt, &[])
             .await?
@@ -449,7 +441,7 @@ impl SegmentStore for PgStore {
         let client = self.client().await?;
         Ok(client
             .query(
-                "SELECT profile_id FROM segment_members WHERE segment_id = $1 AND profile_id > $2 ORDER BY profile_id LIMIT $3",
+                sql::segments::SEGMENT_MEMBER_IDS,
                 &[&id, &after, &(limit as i64)],
             )
             .await?
@@ -461,10 +453,7 @@ impl SegmentStore for PgStore {
     async fn segment_sizes(&self, id: i64, since: Millis) -> Result<Vec<crate::SegmentSize>> {
         let client = self.client().await?;
         Ok(client
-            .query(
-                "SELECT at, size, entered, exited FROM segment_sizes WHERE segment_id = $1 AND at >= $2 ORDER BY at",
-                &[&id, &since],
-            )
+            .query(sql::segments::SEGMENT_SIZES, &[&id, &since])
             .await?
             .iter()
             .map(|r| SegmentSize {
@@ -479,7 +468,9 @@ impl SegmentStore for PgStore {
     async fn profile_segments(&self, id: ProfileId) -> Result<Vec<String>> {
         let client = self.client().await?;
         // Prepared once per connection: the real-time engine reads it with every load.
-        let stmt = client.prepare_cached("SELECT s.name FROM segment_members sm JOIN segments s ON s.id = sm.segment_id WHERE sm.profile_id = $1 ORDER BY s.name").await?;
+        let stmt = client
+            .prepare_cached(sql::segments::PROFILE_SEGMENTS)
+            .await?;
         Ok(client
             .query(&stmt, &[&id])
             .await?

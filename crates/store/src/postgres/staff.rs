@@ -2,6 +2,7 @@
 
 use super::PgStore;
 use crate::postgres::api_key_row;
+use crate::sql;
 use crate::ApiKeyRecord;
 use crate::StaffStore;
 use crate::{Result, StoreError};
@@ -72,11 +73,10 @@ impl StaffStore for PgStore {
 
     async fn delete_user(&self, id: i64) -> Result<()> {
         let c = self.client().await?;
-        if c.execute("DELETE FROM users WHERE id = $1", &[&id]).await? == 0 {
+        if c.execute(sql::staff::DELETE_USER, &[&id]).await? == 0 {
             return Err(StoreError::NotFound(format!("user {id}")));
         }
-        c.execute("DELETE FROM sessions WHERE user_id = $1", &[&id])
-            .await?;
+        c.execute(sql::staff::DELETE_USER_SESSIONS, &[&id]).await?;
         Ok(())
     }
 
@@ -92,7 +92,7 @@ impl StaffStore for PgStore {
         let csrf = csrf.to_string();
         let c = self.client().await?;
         c.execute(
-            "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            sql::staff::INSERT_SESSION,
             &[&token, &user_id, &csrf, &at, &expires],
         )
         .await?;
@@ -101,7 +101,7 @@ impl StaffStore for PgStore {
             &[&user_id, &at],
         )
         .await?;
-        c.execute("DELETE FROM sessions WHERE expires_at < $1", &[&at])
+        c.execute(sql::staff::DELETE_EXPIRED_SESSIONS, &[&at])
             .await?;
         Ok(())
     }
@@ -113,20 +113,15 @@ impl StaffStore for PgStore {
     ) -> Result<Option<(crate::UserRow, String)>> {
         let token = token_hash.to_string();
         let c = self.client().await?;
-        Ok(c.query_opt(
-            "SELECT u.id, u.email, u.password_hash, u.role, u.created_at, u.last_login_at, s.csrf
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2",
-            &[&token, &now],
-        )
-        .await?
-        .map(|r| (user(&r), r.get(6))))
+        Ok(c.query_opt(sql::staff::SESSION, &[&token, &now])
+            .await?
+            .map(|r| (user(&r), r.get(6))))
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
         let token = token_hash.to_string();
         let c = self.client().await?;
-        c.execute("DELETE FROM sessions WHERE token_hash = $1", &[&token])
-            .await?;
+        c.execute(sql::staff::DELETE_SESSION, &[&token]).await?;
         Ok(())
     }
 
@@ -157,24 +152,18 @@ impl StaffStore for PgStore {
 
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>> {
         let c = self.client().await?;
-        Ok(c.query_opt(
-            "SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys WHERE hash = $1",
-            &[&hash],
-        )
-        .await?
-        .map(|r| api_key_row(&r)))
+        Ok(c.query_opt(sql::staff::API_KEY_BY_HASH, &[&hash])
+            .await?
+            .map(|r| api_key_row(&r)))
     }
 
     async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
         let c = self.client().await?;
-        Ok(c.query(
-            "SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys ORDER BY id",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(api_key_row)
-        .collect())
+        Ok(c.query(sql::staff::API_KEYS, &[])
+            .await?
+            .iter()
+            .map(api_key_row)
+            .collect())
     }
 
     async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<()> {

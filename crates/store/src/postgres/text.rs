@@ -1,6 +1,7 @@
 //! PostgreSQL side of text analyses.
 
 use super::PgStore;
+use crate::sql;
 use crate::sqlite::text::tags_of;
 use crate::TextStore;
 use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION};
@@ -19,19 +20,21 @@ fn day(ms: i64) -> String {
 impl TextStore for PgStore {
     async fn text_candidates(&self, after: i64, span: i64) -> Result<(Vec<crate::TextRow>, i64)> {
         let c = self.client().await?;
-        let max: i64 = c
-            .query_one("SELECT COALESCE(MAX(id), 0) FROM events", &[])
-            .await?
-            .get(0);
+        let max: i64 = c.query_one(sql::text::LAST_EVENT_ID, &[]).await?.get(0);
         let upto = max.min(after.saturating_add(span));
         if upto <= after {
             return Ok((vec![], after));
         }
         let rows = c
-            .query("SELECT id, profile_id, occurred_at, text FROM events WHERE id > $1 AND id <= $2 AND text IS NOT NULL ORDER BY id", &[&after, &upto])
+            .query(sql::text::TEXTS_IN_RANGE, &[&after, &upto])
             .await?
             .iter()
-            .map(|r| TextRow { event_id: r.get(0), profile_id: r.get(1), occurred_at: r.get(2), text: r.get(3) })
+            .map(|r| TextRow {
+                event_id: r.get(0),
+                profile_id: r.get(1),
+                occurred_at: r.get(2),
+                text: r.get(3),
+            })
             .collect();
         Ok((rows, upto))
     }
@@ -93,11 +96,8 @@ impl TextStore for PgStore {
             )
             .await?;
         }
-        tx.execute(
-            "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            &[&cursor.0, &cursor.1],
-        )
-        .await?;
+        tx.execute(sql::settings::SET_COUNTER, &[&cursor.0, &cursor.1])
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -107,24 +107,21 @@ impl TextStore for PgStore {
         event_id: i64,
     ) -> Result<Option<rapport_domain::model::TextAnalysisView>> {
         let c = self.client().await?;
-        Ok(c.query_opt(
-            "SELECT event_id, profile_id, occurred_at, compound, label, language, intents, entities FROM text_analyses WHERE event_id = $1",
-            &[&event_id],
-        )
-        .await?
-        .map(|r| {
-            let (i, e): (String, String) = (r.get(6), r.get(7));
-            TextAnalysisView {
-                event_id: r.get(0),
-                profile_id: r.get(1),
-                occurred_at: to_datetime(r.get(2)),
-                compound: r.get(3),
-                label: r.get(4),
-                language: r.get(5),
-                intents: serde_json::from_str(&i).unwrap_or_default(),
-                entities: serde_json::from_str(&e).unwrap_or_default(),
-            }
-        }))
+        Ok(c.query_opt(sql::text::TEXT_ANALYSIS, &[&event_id])
+            .await?
+            .map(|r| {
+                let (i, e): (String, String) = (r.get(6), r.get(7));
+                TextAnalysisView {
+                    event_id: r.get(0),
+                    profile_id: r.get(1),
+                    occurred_at: to_datetime(r.get(2)),
+                    compound: r.get(3),
+                    label: r.get(4),
+                    language: r.get(5),
+                    intents: serde_json::from_str(&i).unwrap_or_default(),
+                    entities: serde_json::from_str(&e).unwrap_or_default(),
+                }
+            }))
     }
 
     async fn sentiment_series(
@@ -181,18 +178,15 @@ impl TextStore for PgStore {
             &[&names, &at],
         )
         .await?;
-        tx.execute(
-            "INSERT INTO counters (name, value) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
-            &[&CATALOGUE_VERSION],
-        )
-        .await?;
+        tx.execute(sql::settings::BUMP_COUNTER, &[&CATALOGUE_VERSION])
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn catalogue(&self) -> Result<Vec<String>> {
         let c = self.client().await?;
-        Ok(c.query("SELECT name FROM catalogue ORDER BY name", &[])
+        Ok(c.query(sql::text::CATALOGUE, &[])
             .await?
             .iter()
             .map(|r| r.get(0))
@@ -248,11 +242,7 @@ impl TextStore for PgStore {
 
     async fn analyses_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, ProfileId)>> {
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT event_id, profile_id FROM text_analyses WHERE event_id > $1 ORDER BY event_id LIMIT $2",
-            )
-            .await?;
+        let stmt = client.prepare_cached(sql::text::ANALYSES_AFTER).await?;
         Ok(client
             .query(&stmt, &[&after, &(limit as i64)])
             .await?
@@ -268,15 +258,13 @@ impl TextStore for PgStore {
         limit: usize,
     ) -> Result<Vec<(i64, Millis, String)>> {
         let c = self.client().await?;
-        Ok(c.query(
-            "SELECT e.id, e.occurred_at, e.text FROM text_analyses t JOIN events e ON e.id = t.event_id
-             WHERE t.occurred_at >= $1 AND t.occurred_at < $2 ORDER BY t.occurred_at DESC LIMIT $3",
-            &[&since, &until, &(limit as i64)],
+        Ok(
+            c.query(sql::text::TEXTS_BETWEEN, &[&since, &until, &(limit as i64)])
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect(),
         )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect())
     }
 
     async fn last_intent_at(&self, id: ProfileId, intent: &str) -> Result<Option<Millis>> {

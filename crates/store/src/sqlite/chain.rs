@@ -2,6 +2,7 @@
 
 use super::SqliteStore;
 use crate::chain::*;
+use crate::sql;
 use crate::{Result, StoreError};
 use async_trait::async_trait;
 use rapport_domain::time::Millis;
@@ -158,7 +159,7 @@ impl ChainStore for SqliteStore {
     async fn delete_chain(&self, id: &str) -> Result<()> {
         let id = id.to_string();
         self.write(move |tx| {
-            let n = tx.execute("DELETE FROM chains WHERE id = ?1", [&id])?;
+            let n = tx.execute(sql::chain::DELETE_CHAIN, [&id])?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("chain {id}")));
             }
@@ -190,7 +191,7 @@ impl ChainStore for SqliteStore {
 
     async fn contracts(&self) -> Result<Vec<crate::ContractRow>> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT chain_id, address, standard, symbol, name, decimals, brand_owned, created_at FROM chain_contracts ORDER BY chain_id, symbol")?
+            Ok(c.prepare_cached(sql::chain::CONTRACTS)?
                 .query_map([], |r| {
                     Ok(ContractRow {
                         chain_id: r.get(0)?,
@@ -212,11 +213,17 @@ impl ChainStore for SqliteStore {
         let r = c;
         self.write(move |tx| {
             tx.execute(
-                "INSERT INTO chain_contracts (chain_id, address, standard, symbol, name, decimals, brand_owned, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (chain_id, address) DO UPDATE SET standard = excluded.standard, symbol = excluded.symbol,
-                   name = excluded.name, decimals = excluded.decimals, brand_owned = excluded.brand_owned",
-                params![r.chain_id, r.address, r.standard, r.symbol, r.name, r.decimals, r.brand_owned as i64, r.created_at],
+                sql::chain::UPSERT_CONTRACT,
+                params![
+                    r.chain_id,
+                    r.address,
+                    r.standard,
+                    r.symbol,
+                    r.name,
+                    r.decimals,
+                    r.brand_owned as i64,
+                    r.created_at
+                ],
             )?;
             Ok(())
         })
@@ -226,7 +233,7 @@ impl ChainStore for SqliteStore {
     async fn chain_blocks(&self, chain: &str, limit: usize) -> Result<Vec<(i64, String)>> {
         let chain = chain.to_string();
         self.read(move |c| {
-            Ok(c.prepare_cached("SELECT number, hash FROM chain_blocks WHERE chain_id = ?1 ORDER BY number DESC LIMIT ?2")?
+            Ok(c.prepare_cached(sql::chain::CHAIN_BLOCKS)?
                 .query_map(params![chain, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<std::result::Result<_, _>>()?)
         })
@@ -276,7 +283,7 @@ impl ChainStore for SqliteStore {
                     st.execute(params![b.chain_id, n, h, t])?;
                 }
                 // Only recent hashes are needed to find a fork.
-                tx.prepare_cached("DELETE FROM chain_blocks WHERE chain_id = ?1 AND number < ?2")?
+                tx.prepare_cached(sql::chain::FORGET_OLD_BLOCKS)?
                     .execute(params![b.chain_id, b.cursor.0 - 2048])?;
             }
             super::insert_events_ignoring_known(tx, &b.events, "chain")?;
@@ -341,7 +348,7 @@ impl ChainStore for SqliteStore {
             }
             upsert_holdings(tx, &r.holdings)?;
             tx.execute(
-                "DELETE FROM chain_blocks WHERE chain_id = ?1 AND number > ?2",
+                sql::chain::FORGET_BLOCKS_AFTER,
                 params![r.chain_id, r.ancestor.0],
             )?;
             tx.execute(
@@ -391,15 +398,9 @@ impl ChainStore for SqliteStore {
     async fn create_siwe_nonce(&self, nonce: &str, at: Millis, expires: Millis) -> Result<()> {
         let nonce = nonce.to_string();
         self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO siwe_nonces (nonce, created_at, expires_at) VALUES (?1, ?2, ?3)",
-                params![nonce, at, expires],
-            )?;
+            tx.execute(sql::chain::INSERT_NONCE, params![nonce, at, expires])?;
             // Old nonces are of no use to anyone.
-            tx.execute(
-                "DELETE FROM siwe_nonces WHERE expires_at < ?1",
-                [at - 86_400_000],
-            )?;
+            tx.execute(sql::chain::DELETE_EXPIRED_NONCES, [at - 86_400_000])?;
             Ok(())
         })
         .await

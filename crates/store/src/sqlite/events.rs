@@ -1,5 +1,6 @@
 use super::graph::{ids_json, members};
 use super::{event_view, events_after_in, timeline_sync, SqliteStore, EVENT_COLUMNS};
+use crate::sql;
 use crate::{Activity, EventStore, Result, StoreError, TimelineFilter};
 use async_trait::async_trait;
 use rapport_domain::model::{EventView, Page};
@@ -74,12 +75,9 @@ impl EventStore for SqliteStore {
 
     async fn active_days_all(&self, since: Millis) -> Result<Vec<(ProfileId, i64)>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT p.canonical_id, COUNT(DISTINCT e.occurred_at / 86400000) FROM events e JOIN profiles p ON p.id = e.profile_id
-                 WHERE e.occurred_at >= ?1 GROUP BY p.canonical_id",
-            )?
-            .query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<std::result::Result<_, _>>()?)
+            Ok(c.prepare_cached(sql::events::ACTIVE_DAYS_ALL)?
+                .query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }

@@ -2,6 +2,7 @@
 //! as one JSON parameter read with `json_each`, so statements stay cacheable.
 
 use super::{event_view, SqliteStore};
+use crate::sql;
 use crate::GraphStore;
 use crate::{RelScope, Result, ScoreOrder, TouchQuery, GRAPH_VERSION};
 use async_trait::async_trait;
@@ -83,13 +84,13 @@ impl GraphStore for SqliteStore {
             }
             if !rows.is_empty() {
                 tx.execute(
-                    "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+                    sql::settings::BUMP_COUNTER,
                     [GRAPH_VERSION],
                 )?;
             }
             if let Some((name, pos)) = cursor {
                 tx.execute(
-                    "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    sql::settings::SET_COUNTER,
                     params![name, pos],
                 )?;
             }
@@ -102,11 +103,11 @@ impl GraphStore for SqliteStore {
         self.read(|c| {
             // Merged profiles are few: map them in memory instead of joining every edge.
             let canon: HashMap<i64, i64> = c
-                .prepare("SELECT id, canonical_id FROM profiles WHERE id <> canonical_id")?
+                .prepare(sql::graph::MERGED_PROFILES)?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<std::result::Result<_, _>>()?;
             let map = |id: i64| canon.get(&id).copied().unwrap_or(id);
-            let mut st = c.prepare("SELECT source_id, target_id, weight FROM relationships")?;
+            let mut st = c.prepare(sql::graph::ALL_EDGES)?;
             let mut rows = st.query([])?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
@@ -158,11 +159,7 @@ impl GraphStore for SqliteStore {
 
     async fn touches(&self, q: TouchQuery) -> Result<Vec<TouchView>> {
         self.read(move |c| {
-            let mut sql = String::from(
-                "SELECT ps.canonical_id, pt.canonical_id, t.kind, t.event_id, t.at, t.sentiment
-                 FROM touches t JOIN profiles ps ON ps.id = t.source_id JOIN profiles pt ON pt.id = t.target_id
-                 WHERE t.at >= ?1 AND t.at <= ?2",
-            );
+            let mut sql = String::from(sql::graph::TOUCHES);
             if q.sources.is_some() {
                 sql.push_str(&format!(" AND t.source_id IN ({})", members(3)));
             }
@@ -232,20 +229,18 @@ impl GraphStore for SqliteStore {
 
     async fn latest_graph_run(&self) -> Result<Option<GraphRun>> {
         self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT id, started_at, finished_at, graph_version, summary FROM graph_runs ORDER BY id DESC LIMIT 1",
-            )?
-            .query_row([], |r| {
-                let s: String = r.get(4)?;
-                Ok(GraphRun {
-                    id: r.get(0)?,
-                    started_at: to_datetime(r.get(1)?),
-                    finished_at: to_datetime(r.get(2)?),
-                    graph_version: r.get(3)?,
-                    summary: serde_json::from_str(&s).unwrap_or_default(),
+            Ok(c.prepare_cached(sql::graph::LATEST_GRAPH_RUN)?
+                .query_row([], |r| {
+                    let s: String = r.get(4)?;
+                    Ok(GraphRun {
+                        id: r.get(0)?,
+                        started_at: to_datetime(r.get(1)?),
+                        finished_at: to_datetime(r.get(2)?),
+                        graph_version: r.get(3)?,
+                        summary: serde_json::from_str(&s).unwrap_or_default(),
+                    })
                 })
-            })
-            .optional()?)
+                .optional()?)
         })
         .await
     }
@@ -283,11 +278,9 @@ impl GraphStore for SqliteStore {
 
     async fn communities(&self, limit: usize) -> Result<Vec<(i64, i64)>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT community, COUNT(*) FROM graph_scores GROUP BY community ORDER BY COUNT(*) DESC, community LIMIT ?1",
-            )?
-            .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<std::result::Result<_, _>>()?)
+            Ok(c.prepare_cached(sql::graph::COMMUNITIES)?
+                .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }
@@ -298,7 +291,7 @@ impl GraphStore for SqliteStore {
         span: i64,
     ) -> Result<(Vec<EventView>, i64)> {
         self.read(move |c| {
-            let max: i64 = c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+            let max: i64 = c.query_row(sql::text::LAST_EVENT_ID, [], |r| r.get(0))?;
             let upto = max.min(after.saturating_add(span));
             if upto <= after {
                 return Ok((vec![], after));

@@ -3,6 +3,7 @@ use super::{
     profiles_in, search_sync, SqliteStore,
 };
 use crate::common::{MergeRow, MERGE_COLUMNS};
+use crate::sql;
 use crate::sqlite::rules::canonical_ids_in;
 use crate::{common, ConsentInput, ProfileStore, Result, StoreError, UnmergeTarget};
 use async_trait::async_trait;
@@ -49,8 +50,16 @@ impl ProfileStore for SqliteStore {
         self.write(move |tx| {
             let p = canonical_of(tx, id)?;
             tx.execute(
-                "INSERT INTO consents (profile_id, channel, purpose, status, source, proof, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![p, c.channel, c.purpose, c.status.as_str(), c.source, c.proof, c.at],
+                sql::profiles::SET_CONSENT,
+                params![
+                    p,
+                    c.channel,
+                    c.purpose,
+                    c.status.as_str(),
+                    c.source,
+                    c.proof,
+                    c.at
+                ],
             )?;
             Ok(())
         })
@@ -66,7 +75,7 @@ impl ProfileStore for SqliteStore {
             }
             let (survivor, merged) = (ca.min(cb), ca.max(cb));
             let members: Vec<i64> = tx
-                .prepare("SELECT id FROM profiles WHERE canonical_id = ?1 ORDER BY id")?
+                .prepare(sql::profiles::CLUSTER_MEMBERS)?
                 .query_map([merged], |r| r.get(0))?
                 .collect::<std::result::Result<_, _>>()?;
             tx.execute(
@@ -74,7 +83,7 @@ impl ProfileStore for SqliteStore {
                 params![survivor, merged, at],
             )?;
             tx.execute(
-                "DELETE FROM merge_blocks WHERE profile_a = ?1 AND profile_b = ?2",
+                sql::profiles::UNBLOCK_PAIR,
                 params![survivor, merged],
             )?;
             tx.execute(
@@ -143,24 +152,21 @@ impl ProfileStore for SqliteStore {
 
     async fn conflicts(&self, limit: usize) -> Result<Vec<ConflictView>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT id, profile_a, profile_b, identifier, reason, message_id, count, first_at, last_at
-                 FROM conflicts WHERE resolved_at IS NULL ORDER BY last_at DESC, id DESC LIMIT ?1",
-            )?
-            .query_map([limit as i64], |r| {
-                Ok(ConflictView {
-                    id: r.get(0)?,
-                    profile_a: r.get(1)?,
-                    profile_b: r.get(2)?,
-                    identifier: r.get(3)?,
-                    reason: r.get(4)?,
-                    message_id: r.get(5)?,
-                    count: r.get(6)?,
-                    first_at: to_datetime(r.get(7)?),
-                    last_at: to_datetime(r.get(8)?),
-                })
-            })?
-            .collect::<std::result::Result<_, _>>()?)
+            Ok(c.prepare_cached(sql::profiles::CONFLICTS)?
+                .query_map([limit as i64], |r| {
+                    Ok(ConflictView {
+                        id: r.get(0)?,
+                        profile_a: r.get(1)?,
+                        profile_b: r.get(2)?,
+                        identifier: r.get(3)?,
+                        reason: r.get(4)?,
+                        message_id: r.get(5)?,
+                        count: r.get(6)?,
+                        first_at: to_datetime(r.get(7)?),
+                        last_at: to_datetime(r.get(8)?),
+                    })
+                })?
+                .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }
@@ -194,9 +200,7 @@ impl ProfileStore for SqliteStore {
 
     async fn lookup_many(&self, keys: Vec<IdentityKey>) -> Result<Vec<Option<ProfileId>>> {
         self.read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE i.kind = ?1 AND i.value = ?2",
-            )?;
+            let mut st = c.prepare_cached(sql::profiles::LOOKUP_MANY)?;
             keys.iter()
                 .map(|k| {
                     Ok(st
@@ -252,15 +256,19 @@ impl ProfileStore for SqliteStore {
 
     async fn all_identifiers(&self) -> Result<Vec<(ProfileId, IdentityKey)>> {
         self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT p.canonical_id, i.kind, i.value FROM identities i JOIN profiles p ON p.id = i.profile_id ORDER BY i.id",
-            )?;
+            let mut st = c.prepare(sql::profiles::ALL_IDENTIFIERS)?;
             let mut rows = st.query([])?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
                 let kind: String = r.get(1)?;
                 if let Ok(kind) = kind.parse() {
-                    out.push((r.get(0)?, IdentityKey { kind, value: r.get(2)? }));
+                    out.push((
+                        r.get(0)?,
+                        IdentityKey {
+                            kind,
+                            value: r.get(2)?,
+                        },
+                    ));
                 }
             }
             Ok(out)

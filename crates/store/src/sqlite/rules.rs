@@ -1,6 +1,7 @@
 //! SQLite side of decision rules: the firing audit and tasks.
 
 use super::SqliteStore;
+use crate::sql;
 use crate::RuleStore;
 use crate::{Firing, Outbound, Result, Task};
 use async_trait::async_trait;
@@ -49,7 +50,7 @@ pub(super) fn canonical_ids_in(
     c: &Connection,
     ids: &[ProfileId],
 ) -> Result<Vec<(ProfileId, ProfileId)>> {
-    let mut q = c.prepare_cached("SELECT canonical_id FROM profiles WHERE id = ?1")?;
+    let mut q = c.prepare_cached(sql::rules::CANONICAL_ID)?;
     let mut out = Vec::with_capacity(ids.len());
     for &id in ids {
         if let Some(cid) = q.query_row([id], |r| r.get(0)).optional()? {
@@ -65,11 +66,9 @@ pub(super) fn firing_times_in(
     profile: ProfileId,
     since: Millis,
 ) -> Result<Vec<(String, Millis)>> {
-    Ok(
-        c.prepare_cached("SELECT rule, at FROM rule_firings WHERE profile_id = ?1 AND at >= ?2")?
-            .query_map(params![profile, since], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<std::result::Result<_, _>>()?,
-    )
+    Ok(c.prepare_cached(sql::rules::FIRING_TIMES)?
+        .query_map(params![profile, since], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 #[async_trait]
@@ -109,7 +108,7 @@ impl RuleStore for SqliteStore {
     async fn count_firings(&self, rule: &str, profile: ProfileId, since: Millis) -> Result<i64> {
         let rule = rule.to_string();
         self.read(move |c| {
-            Ok(c.prepare_cached("SELECT COUNT(*) FROM rule_firings WHERE rule = ?1 AND profile_id = ?2 AND at >= ?3")?
+            Ok(c.prepare_cached(sql::rules::COUNT_FIRINGS)?
                 .query_row(params![rule, profile, since], |r| r.get(0))?)
         })
         .await
@@ -136,21 +135,19 @@ impl RuleStore for SqliteStore {
 
     async fn tasks(&self, limit: usize) -> Result<Vec<crate::Task>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT id, profile_id, rule, title, body, status, created_at FROM tasks ORDER BY id DESC LIMIT ?1",
-            )?
-            .query_map([limit as i64], |r| {
-                Ok(Task {
-                    id: r.get(0)?,
-                    profile_id: r.get(1)?,
-                    rule: r.get(2)?,
-                    title: r.get(3)?,
-                    body: r.get(4)?,
-                    status: r.get(5)?,
-                    created_at: r.get(6)?,
-                })
-            })?
-            .collect::<std::result::Result<_, _>>()?)
+            Ok(c.prepare_cached(sql::rules::TASKS)?
+                .query_map([limit as i64], |r| {
+                    Ok(Task {
+                        id: r.get(0)?,
+                        profile_id: r.get(1)?,
+                        rule: r.get(2)?,
+                        title: r.get(3)?,
+                        body: r.get(4)?,
+                        status: r.get(5)?,
+                        created_at: r.get(6)?,
+                    })
+                })?
+                .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }

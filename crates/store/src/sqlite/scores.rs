@@ -1,6 +1,7 @@
 use super::segments::{profile_scores_in, score_values_in};
 use super::SqliteStore;
-use crate::{PurchaseStats, Result, ScoreStore, StoreError};
+use crate::sql;
+use crate::{PurchaseStats, Result, ScoreStore};
 use async_trait::async_trait;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
@@ -52,12 +53,8 @@ impl ScoreStore for SqliteStore {
     ) -> Result<Vec<crate::PurchaseStats>> {
         let event = event.to_string();
         let prop = prop.to_string();
-        if !prop.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || prop.is_empty() {
-            return Err(StoreError::invalid(
-                "revenue",
-                "a property name is letters, digits and _",
-            ));
-        }
+        // Spliced into the SQL as a JSON path: only a plain name may pass.
+        crate::scores::check_property(&prop)?;
         self.read(move |c| {
             let sql = format!(
                 "SELECT pr.canonical_id, MAX(e.occurred_at),
@@ -79,11 +76,9 @@ impl ScoreStore for SqliteStore {
     async fn score_values(&self, name: &str) -> Result<Vec<(ProfileId, f64)>> {
         let name = name.to_string();
         self.read(move |c| {
-            Ok(
-                c.prepare_cached("SELECT profile_id, value FROM profile_scores WHERE name = ?1")?
-                    .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<std::result::Result<_, _>>()?,
-            )
+            Ok(c.prepare_cached(sql::scores::SCORE_VALUES)?
+                .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }

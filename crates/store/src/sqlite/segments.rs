@@ -2,6 +2,7 @@
 //! with timeline events, size history.
 
 use super::{event_view, SqliteStore};
+use crate::sql;
 use crate::SegmentStore;
 use crate::{
     MembershipChange, Param, Result, ScoreRow, SegmentRow, SegmentSize, StepDone, StoreError,
@@ -14,9 +15,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use std::collections::HashSet;
 
-const SEGMENT_COLS: &str =
-    "s.id, s.name, s.definition, s.description, s.kind, s.created_at, s.updated_at, s.refreshed_at,
-    (SELECT COUNT(*) FROM segment_members sm WHERE sm.segment_id = s.id)";
+const SEGMENT_COLS: &str = sql::segments::SEGMENT_COLUMNS;
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
     Ok(SegmentRow {
@@ -199,7 +198,7 @@ pub(super) fn change_members(
     if changes.is_empty() {
         return Ok(out);
     }
-    out.before = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+    out.before = tx.query_row(sql::text::LAST_EVENT_ID, [], |r| r.get(0))?;
     for (id, change) in changes {
         let Ok(name) = segment_name(tx, id) else {
             continue;
@@ -215,9 +214,7 @@ pub(super) fn change_members(
 }
 
 pub(super) fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Result<()> {
-    let mut up = tx.prepare_cached(
-        "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-    )?;
+    let mut up = tx.prepare_cached(sql::settings::SET_COUNTER)?;
     for (name, value) in values {
         up.execute(params![name, value])?;
     }
@@ -225,7 +222,7 @@ pub(super) fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Re
 }
 
 pub(super) fn counters_in(c: &Connection, names: &[String]) -> Result<Vec<i64>> {
-    let mut q = c.prepare_cached("SELECT value FROM counters WHERE name = ?1")?;
+    let mut q = c.prepare_cached(sql::settings::COUNTER_VALUE)?;
     let mut out = Vec::with_capacity(names.len());
     for n in names {
         out.push(q.query_row([n], |r| r.get(0)).optional()?.unwrap_or(0));
@@ -238,19 +235,15 @@ pub(super) fn analyses_after_in(
     after: i64,
     limit: usize,
 ) -> Result<Vec<(i64, ProfileId)>> {
-    Ok(c.prepare_cached(
-        "SELECT event_id, profile_id FROM text_analyses WHERE event_id > ?1 ORDER BY event_id LIMIT ?2",
-    )?
-    .query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-    .collect::<std::result::Result<_, _>>()?)
+    Ok(c.prepare_cached(sql::text::ANALYSES_AFTER)?
+        .query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 pub(super) fn stamps_in(c: &Connection) -> Result<Vec<(i64, Millis)>> {
-    Ok(
-        c.prepare_cached("SELECT id, updated_at FROM segments ORDER BY id")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<std::result::Result<_, _>>()?,
-    )
+    Ok(c.prepare_cached(sql::segments::SEGMENT_STAMPS)?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 /// The event number index's position and the newest event id.
@@ -291,20 +284,18 @@ pub(super) fn person_activity_in(
 }
 
 pub(super) fn profile_scores_in(c: &Connection, id: ProfileId) -> Result<Vec<ScoreRow>> {
-    Ok(c.prepare_cached(
-        "SELECT name, profile_id, value, explanation, computed_at FROM profile_scores WHERE profile_id = ?1 ORDER BY name",
-    )?
-    .query_map([id], |r| {
-        let e: String = r.get(3)?;
-        Ok(ScoreRow {
-            name: r.get(0)?,
-            profile_id: r.get(1)?,
-            value: r.get(2)?,
-            explanation: serde_json::from_str(&e).unwrap_or_default(),
-            computed_at: r.get(4)?,
-        })
-    })?
-    .collect::<std::result::Result<_, _>>()?)
+    Ok(c.prepare_cached(sql::scores::PROFILE_SCORES)?
+        .query_map([id], |r| {
+            let e: String = r.get(3)?;
+            Ok(ScoreRow {
+                name: r.get(0)?,
+                profile_id: r.get(1)?,
+                value: r.get(2)?,
+                explanation: serde_json::from_str(&e).unwrap_or_default(),
+                computed_at: r.get(4)?,
+            })
+        })?
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 /// A person's score values, from the index alone (migration 0016): what the real-time
@@ -318,11 +309,9 @@ pub(super) fn score_values_in(c: &Connection, id: ProfileId) -> Result<Vec<Score
 }
 
 pub(super) fn profile_segments_in(c: &Connection, id: ProfileId) -> Result<Vec<String>> {
-    Ok(c.prepare_cached(
-        "SELECT s.name FROM segment_members sm JOIN segments s ON s.id = sm.segment_id WHERE sm.profile_id = ?1 ORDER BY s.name",
-    )?
-    .query_map([id], |r| r.get(0))?
-    .collect::<std::result::Result<_, _>>()?)
+    Ok(c.prepare_cached(sql::segments::PROFILE_SEGMENTS)?
+        .query_map([id], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 #[async_trait]
@@ -468,12 +457,12 @@ impl SegmentStore for SqliteStore {
 
     async fn delete_segment(&self, id: i64) -> Result<()> {
         self.write(move |tx| {
-            let n = tx.execute("DELETE FROM segments WHERE id = ?1", [id])?;
+            let n = tx.execute(sql::segments::DELETE_SEGMENT, [id])?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("segment {id}")));
             }
-            tx.execute("DELETE FROM segment_members WHERE segment_id = ?1", [id])?;
-            tx.execute("DELETE FROM segment_sizes WHERE segment_id = ?1", [id])?;
+            tx.execute(sql::segments::DELETE_SEGMENT_MEMBERS, [id])?;
+            tx.execute(sql::segments::DELETE_SEGMENT_SIZES, [id])?;
             Ok(())
         })
         .await
@@ -488,7 +477,7 @@ impl SegmentStore for SqliteStore {
         self.write(move |tx| {
             let name = segment_name(tx, id)?;
             let current: HashSet<ProfileId> = tx
-                .prepare_cached("SELECT profile_id FROM segment_members WHERE segment_id = ?1")?
+                .prepare_cached(sql::segments::SEGMENT_MEMBERS)?
                 .query_map([id], |r| r.get(0))?
                 .collect::<std::result::Result<_, _>>()?;
             let next: HashSet<ProfileId> = members.into_iter().collect();
@@ -553,24 +542,25 @@ impl SegmentStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<ProfileId>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT profile_id FROM segment_members WHERE segment_id = ?1 AND profile_id > ?2 ORDER BY profile_id LIMIT ?3",
-            )?
-            .query_map(params![id, after, limit as i64], |r| r.get(0))?
-            .collect::<std::result::Result<_, _>>()?)
+            Ok(c.prepare_cached(sql::segments::SEGMENT_MEMBER_IDS)?
+                .query_map(params![id, after, limit as i64], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }
 
     async fn segment_sizes(&self, id: i64, since: Millis) -> Result<Vec<crate::SegmentSize>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT at, size, entered, exited FROM segment_sizes WHERE segment_id = ?1 AND at >= ?2 ORDER BY at",
-            )?
-            .query_map(params![id, since], |r| {
-                Ok(SegmentSize { at: r.get(0)?, size: r.get(1)?, entered: r.get(2)?, exited: r.get(3)? })
-            })?
-            .collect::<std::result::Result<_, _>>()?)
+            Ok(c.prepare_cached(sql::segments::SEGMENT_SIZES)?
+                .query_map(params![id, since], |r| {
+                    Ok(SegmentSize {
+                        at: r.get(0)?,
+                        size: r.get(1)?,
+                        entered: r.get(2)?,
+                        exited: r.get(3)?,
+                    })
+                })?
+                .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }

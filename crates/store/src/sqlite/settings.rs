@@ -1,5 +1,6 @@
 use super::segments::{counters_in, set_counters};
 use super::SqliteStore;
+use crate::sql;
 use crate::{Result, SettingsStore, SETTINGS_VERSION};
 use async_trait::async_trait;
 use rapport_domain::time::Millis;
@@ -10,12 +11,10 @@ impl SettingsStore for SqliteStore {
     async fn counter(&self, name: &str) -> Result<i64> {
         let name = name.to_string();
         self.read(move |c| {
-            Ok(
-                c.prepare_cached("SELECT value FROM counters WHERE name = ?1")?
-                    .query_row([name], |r| r.get(0))
-                    .optional()?
-                    .unwrap_or(0),
-            )
+            Ok(c.prepare_cached(sql::settings::COUNTER_VALUE)?
+                .query_row([name], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0))
         })
         .await
     }
@@ -32,7 +31,7 @@ impl SettingsStore for SqliteStore {
         let key = key.to_string();
         self.read(move |c| {
             let v: Option<String> = c
-                .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+                .prepare_cached(sql::settings::SETTING)?
                 .query_row([key], |r| r.get(0))
                 .optional()?;
             Ok(v.and_then(|v| serde_json::from_str(&v).ok()))
@@ -44,14 +43,10 @@ impl SettingsStore for SqliteStore {
         let key = key.to_string();
         self.write(move |tx| {
             tx.execute(
-                "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                sql::settings::UPSERT_SETTING,
                 params![key, value.to_string(), at],
             )?;
-            tx.execute(
-                "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
-                [SETTINGS_VERSION],
-            )?;
+            tx.execute(sql::settings::BUMP_COUNTER, [SETTINGS_VERSION])?;
             Ok(())
         })
         .await

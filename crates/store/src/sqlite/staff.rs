@@ -1,6 +1,7 @@
 //! SQLite side of staff accounts and their sessions (the web app).
 
 use super::SqliteStore;
+use crate::sql;
 use crate::sqlite::api_key_row;
 use crate::ApiKeyRecord;
 use crate::StaffStore;
@@ -75,10 +76,10 @@ impl StaffStore for SqliteStore {
 
     async fn delete_user(&self, id: i64) -> Result<()> {
         self.write(move |tx| {
-            if tx.execute("DELETE FROM users WHERE id = ?1", [id])? == 0 {
+            if tx.execute(sql::staff::DELETE_USER, [id])? == 0 {
                 return Err(StoreError::NotFound(format!("user {id}")));
             }
-            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+            tx.execute(sql::staff::DELETE_USER_SESSIONS, [id])?;
             Ok(())
         })
         .await
@@ -96,11 +97,14 @@ impl StaffStore for SqliteStore {
         let csrf = csrf.to_string();
         self.write(move |tx| {
             tx.execute(
-                "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                sql::staff::INSERT_SESSION,
                 params![token, user_id, csrf, at, expires],
             )?;
-            tx.execute("UPDATE users SET last_login_at = ?2 WHERE id = ?1", params![user_id, at])?;
-            tx.execute("DELETE FROM sessions WHERE expires_at < ?1", [at])?;
+            tx.execute(
+                "UPDATE users SET last_login_at = ?2 WHERE id = ?1",
+                params![user_id, at],
+            )?;
+            tx.execute(sql::staff::DELETE_EXPIRED_SESSIONS, [at])?;
             Ok(())
         })
         .await
@@ -113,12 +117,9 @@ impl StaffStore for SqliteStore {
     ) -> Result<Option<(crate::UserRow, String)>> {
         let token = token_hash.to_string();
         self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT u.id, u.email, u.password_hash, u.role, u.created_at, u.last_login_at, s.csrf
-                 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1 AND s.expires_at > ?2",
-            )?
-            .query_row(params![token, now], |r| Ok((user(r)?, r.get(6)?)))
-            .optional()?)
+            Ok(c.prepare_cached(sql::staff::SESSION)?
+                .query_row(params![token, now], |r| Ok((user(r)?, r.get(6)?)))
+                .optional()?)
         })
         .await
     }
@@ -126,7 +127,7 @@ impl StaffStore for SqliteStore {
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
         let token = token_hash.to_string();
         self.write(move |tx| {
-            tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [token])?;
+            tx.execute(sql::staff::DELETE_SESSION, [token])?;
             Ok(())
         })
         .await
@@ -154,7 +155,7 @@ impl StaffStore for SqliteStore {
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>> {
         let hash = hash.to_string();
         self.read(move |c| {
-            Ok(c.prepare_cached("SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys WHERE hash = ?1")?
+            Ok(c.prepare_cached(sql::staff::API_KEY_BY_HASH)?
                 .query_row([hash], api_key_row)
                 .optional()?)
         })
@@ -163,11 +164,9 @@ impl StaffStore for SqliteStore {
 
     async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
         self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys ORDER BY id",
-            )?
-            .query_map([], api_key_row)?
-            .collect::<std::result::Result<_, _>>()?)
+            Ok(c.prepare_cached(sql::staff::API_KEYS)?
+                .query_map([], api_key_row)?
+                .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! SQLite side of text analyses.
 
 use super::SqliteStore;
+use crate::sql;
 use crate::sqlite::segments::analyses_after_in;
 use crate::TextStore;
 use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION};
@@ -38,15 +39,20 @@ pub(crate) fn tags_of(entities: &serde_json::Value) -> Vec<(&'static str, String
 impl TextStore for SqliteStore {
     async fn text_candidates(&self, after: i64, span: i64) -> Result<(Vec<crate::TextRow>, i64)> {
         self.read(move |c| {
-            let max: i64 = c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+            let max: i64 = c.query_row(sql::text::LAST_EVENT_ID, [], |r| r.get(0))?;
             let upto = max.min(after.saturating_add(span));
             if upto <= after {
                 return Ok((vec![], after));
             }
             let rows = c
-                .prepare_cached("SELECT id, profile_id, occurred_at, text FROM events WHERE id > ?1 AND id <= ?2 AND text IS NOT NULL ORDER BY id")?
+                .prepare_cached(sql::text::TEXTS_IN_RANGE)?
                 .query_map(params![after, upto], |r| {
-                    Ok(TextRow { event_id: r.get(0)?, profile_id: r.get(1)?, occurred_at: r.get(2)?, text: r.get(3)? })
+                    Ok(TextRow {
+                        event_id: r.get(0)?,
+                        profile_id: r.get(1)?,
+                        occurred_at: r.get(2)?,
+                        text: r.get(3)?,
+                    })
                 })?
                 .collect::<std::result::Result<_, _>>()?;
             Ok((rows, upto))
@@ -85,7 +91,7 @@ impl TextStore for SqliteStore {
                 }
             }
             tx.execute(
-                "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                sql::settings::SET_COUNTER,
                 params![cursor.0, cursor.1],
             )?;
             Ok(())
@@ -98,23 +104,21 @@ impl TextStore for SqliteStore {
         event_id: i64,
     ) -> Result<Option<rapport_domain::model::TextAnalysisView>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT event_id, profile_id, occurred_at, compound, label, language, intents, entities FROM text_analyses WHERE event_id = ?1",
-            )?
-            .query_row([event_id], |r| {
-                let (i, e): (String, String) = (r.get(6)?, r.get(7)?);
-                Ok(TextAnalysisView {
-                    event_id: r.get(0)?,
-                    profile_id: r.get(1)?,
-                    occurred_at: to_datetime(r.get(2)?),
-                    compound: r.get(3)?,
-                    label: r.get(4)?,
-                    language: r.get(5)?,
-                    intents: serde_json::from_str(&i).unwrap_or_default(),
-                    entities: serde_json::from_str(&e).unwrap_or_default(),
+            Ok(c.prepare_cached(sql::text::TEXT_ANALYSIS)?
+                .query_row([event_id], |r| {
+                    let (i, e): (String, String) = (r.get(6)?, r.get(7)?);
+                    Ok(TextAnalysisView {
+                        event_id: r.get(0)?,
+                        profile_id: r.get(1)?,
+                        occurred_at: to_datetime(r.get(2)?),
+                        compound: r.get(3)?,
+                        label: r.get(4)?,
+                        language: r.get(5)?,
+                        intents: serde_json::from_str(&i).unwrap_or_default(),
+                        entities: serde_json::from_str(&e).unwrap_or_default(),
+                    })
                 })
-            })
-            .optional()?)
+                .optional()?)
         })
         .await
     }
@@ -161,7 +165,7 @@ impl TextStore for SqliteStore {
                 st.execute(params![n, at])?;
             }
             tx.execute(
-                "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+                sql::settings::BUMP_COUNTER,
                 [CATALOGUE_VERSION],
             )?;
             Ok(())
@@ -171,11 +175,9 @@ impl TextStore for SqliteStore {
 
     async fn catalogue(&self) -> Result<Vec<String>> {
         self.read(|c| {
-            Ok(
-                c.prepare_cached("SELECT name FROM catalogue ORDER BY name")?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<std::result::Result<_, _>>()?,
-            )
+            Ok(c.prepare_cached(sql::text::CATALOGUE)?
+                .query_map([], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }
@@ -232,12 +234,11 @@ impl TextStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<(i64, Millis, String)>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT e.id, e.occurred_at, e.text FROM text_analyses t JOIN events e ON e.id = t.event_id
-                 WHERE t.occurred_at >= ?1 AND t.occurred_at < ?2 ORDER BY t.occurred_at DESC LIMIT ?3",
-            )?
-            .query_map(params![since, until, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<std::result::Result<_, _>>()?)
+            Ok(c.prepare_cached(sql::text::TEXTS_BETWEEN)?
+                .query_map(params![since, until, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }

@@ -56,6 +56,9 @@ pub enum BenchCommand {
     /// Back-fill of Transfer logs from a local EVM node (ganache), against the node's own
     /// eth_getLogs time.
     Chain(crate::bench_chain::ChainBench),
+    /// SIGKILL at random points during heavy ingestion and real-time steps on a SQLite
+    /// database past 1 GiB: integrity and every acknowledged event checked after each.
+    Crash(crate::bench_crash::CrashBench),
     /// Server time of the web app's pages on the demo data.
     Ui(crate::bench_ui::UiBench),
     /// Internal: one graph measurement in its own process (used by `bench graph`).
@@ -439,6 +442,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Realtime(args) => crate::bench_realtime::run(args).await,
         BenchCommand::Chain(args) => crate::bench_chain::run(args).await,
         BenchCommand::Ui(args) => crate::bench_ui::run(args).await,
+        BenchCommand::Crash(args) => crate::bench_crash::run(args).await,
         BenchCommand::Text(args) => {
             tokio::task::spawn_blocking(move || crate::bench_text::run(args)).await?
         }

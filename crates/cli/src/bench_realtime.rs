@@ -96,7 +96,7 @@ fn live_event(e: usize, people: usize) -> Value {
     }
 }
 
-fn parse_all(values: &[Value], tag: &str, received_at: i64) -> Result<Vec<Message>> {
+pub(crate) fn parse_all(values: &[Value], tag: &str, received_at: i64) -> Result<Vec<Message>> {
     let batch = BatchContext {
         received_at,
         ..Default::default()
@@ -111,7 +111,7 @@ fn parse_all(values: &[Value], tag: &str, received_at: i64) -> Result<Vec<Messag
         .collect()
 }
 
-async fn ingest(store: &DynStore, msgs: Vec<Message>) -> Result<()> {
+pub(crate) async fn ingest(store: &DynStore, msgs: Vec<Message>) -> Result<()> {
     store
         .ingest(vec![SourcedMessages {
             source: "bench".into(),

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 mod bench;
 mod bench_chain;
+mod bench_crash;
 mod bench_graph;
 mod bench_realtime;
 mod bench_segments;

@@ -1,14 +1,17 @@
 //! Rapport's HTTP layer: thin handlers that parse, authorise, call a service and render.
-//! Routes are grouped by API area: `segment` (ingestion), `profiles`, `ops`.
+//! Routes are grouped by API area, one module each (`tracking` is the Segment ingestion
+//! API); `api()` declares each route once.
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use axum::Router;
 use rapport_app::ingest::Ingestor;
 use rapport_app::keys::Keys;
 use rapport_store::DynStore;
 use std::sync::Arc;
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub mod auth;
 pub mod chain;
@@ -199,38 +202,116 @@ impl utoipa::Modify for Security {
     }
 }
 
+/// The document's frame; the paths come from the routes (`api`).
 #[derive(OpenApi)]
-#[openapi(
-    info(title = "Rapport", description = "Self-hosted social CRM. Ingestion speaks the Segment HTTP Tracking API; errors are RFC 9457 problem+json."),
-    paths(
-        tracking::identify, tracking::track, tracking::page, tracking::screen, tracking::group, tracking::alias,
-        tracking::batch, tracking::import, tracking::import_jsonl,
-        profiles::search, profiles::lookup, profiles::get, profiles::timeline, profiles::patch_traits,
-        profiles::consents, profiles::set_consent, profiles::unmerge, profiles::merge, profiles::conflicts, profiles::merges,
-        graph::add, graph::relationships, graph::pair, graph::network, graph::close, graph::social,
-        graph::influence, graph::attribution, graph::path, graph::top, graph::communities,
-        graph::recompute, graph::latest_run,
-        text::analyse, text::event_analysis, text::sentiment, text::signals, text::trends,
-        text::set_catalogue, text::catalogue, text::products, text::set_lexicon, text::lexicon,
-        text::set_topics, text::topics, text::topic_summary, text::discover_topics,
-        text::topic_trends, text::set_settings, text::settings,
-        segments::preview, segments::create, segments::list, segments::get, segments::update,
-        segments::delete, segments::refresh, segments::members, segments::sizes, segments::of_profile,
-        segments::refresh_micro, segments::micro,
-        rules::list, rules::set, rules::dry_run, rules::firings, rules::tasks, rules::outbox, rules::retry,
-        rules::offers, rules::set_offers, rules::next_best_offer,
-        chain::list, chain::add, chain::delete, chain::add_contract, chain::sync, chain::holders,
-        chain::of_profile, chain::nonce, chain::verify, chain::reward, chain::rewards_list,
-        chain::reward_get, chain::reward_retry,
-        scores::list, scores::set_rfm, scores::set_custom, scores::recompute, scores::of_profile,
-        ops::healthz, ops::metrics, ops::stats, ops::create_key, ops::list_keys, ops::revoke_key,
-    ),
-    modifiers(&Security)
-)]
+#[openapi(info(
+    title = "Rapport",
+    description = "Self-hosted social CRM. Ingestion speaks the Segment HTTP Tracking API; errors are RFC 9457 problem+json."
+))]
 pub struct ApiDoc;
 
-async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(ApiDoc::openapi())
+/// The API's routes, each declared once: `routes!` takes a handler's path and method
+/// from its `#[utoipa::path]`, so the path served and the path documented cannot drift.
+fn api() -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(tracking::identify))
+        .routes(routes!(tracking::track))
+        .routes(routes!(tracking::page))
+        .routes(routes!(tracking::screen))
+        .routes(routes!(tracking::group))
+        .routes(routes!(tracking::alias))
+        .routes(routes!(tracking::batch))
+        .routes(routes!(tracking::import))
+        // Sizes are checked after decompression with a precise error; this only stops
+        // absurd uploads early.
+        .layer(DefaultBodyLimit::max(8 * 1024 * 1024));
+    let bulk = OpenApiRouter::new()
+        .routes(routes!(tracking::import_jsonl))
+        .layer(DefaultBodyLimit::max(tracking::MAX_JSONL_BYTES));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(v1)
+        .merge(bulk)
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::stats))
+        .routes(routes!(ops::list_keys, ops::create_key))
+        .routes(routes!(ops::revoke_key))
+        .routes(routes!(profiles::search))
+        .routes(routes!(profiles::lookup))
+        .routes(routes!(profiles::get))
+        .routes(routes!(profiles::timeline))
+        .routes(routes!(profiles::patch_traits))
+        .routes(routes!(profiles::consents, profiles::set_consent))
+        .routes(routes!(profiles::unmerge))
+        .routes(routes!(profiles::merge))
+        .routes(routes!(graph::add))
+        .routes(routes!(graph::relationships))
+        .routes(routes!(graph::pair))
+        .routes(routes!(graph::network))
+        .routes(routes!(graph::close))
+        .routes(routes!(graph::social))
+        .routes(routes!(graph::influence))
+        .routes(routes!(graph::attribution))
+        .routes(routes!(graph::path))
+        .routes(routes!(graph::top))
+        .routes(routes!(graph::communities))
+        .routes(routes!(graph::recompute))
+        .routes(routes!(graph::latest_run))
+        .routes(routes!(text::analyse))
+        .routes(routes!(text::sentiment))
+        .routes(routes!(text::trends))
+        .routes(routes!(text::catalogue, text::set_catalogue))
+        .routes(routes!(text::products))
+        .routes(routes!(segments::preview))
+        .routes(routes!(segments::list, segments::create))
+        .routes(routes!(segments::get, segments::update, segments::delete))
+        .routes(routes!(segments::refresh))
+        .routes(routes!(segments::members))
+        .routes(routes!(segments::sizes))
+        .routes(routes!(segments::of_profile))
+        .routes(routes!(segments::micro))
+        .routes(routes!(segments::refresh_micro))
+        .routes(routes!(rules::list, rules::set))
+        .routes(routes!(rules::dry_run))
+        .routes(routes!(rules::firings))
+        .routes(routes!(rules::tasks))
+        .routes(routes!(rules::outbox))
+        .routes(routes!(rules::offers, rules::set_offers))
+        .routes(routes!(rules::next_best_offer))
+        .routes(routes!(rules::retry))
+        .routes(routes!(chain::list, chain::add))
+        .routes(routes!(chain::delete))
+        .routes(routes!(chain::add_contract))
+        .routes(routes!(chain::sync))
+        .routes(routes!(chain::holders))
+        .routes(routes!(chain::of_profile))
+        .routes(routes!(chain::nonce))
+        .routes(routes!(chain::verify))
+        .routes(routes!(chain::rewards_list, chain::reward))
+        .routes(routes!(chain::reward_get))
+        .routes(routes!(chain::reward_retry))
+        .routes(routes!(scores::list))
+        .routes(routes!(scores::set_rfm))
+        .routes(routes!(scores::set_custom))
+        .routes(routes!(scores::recompute))
+        .routes(routes!(scores::of_profile))
+        .routes(routes!(text::lexicon, text::set_lexicon))
+        .routes(routes!(text::topics, text::set_topics))
+        .routes(routes!(text::topic_summary))
+        .routes(routes!(text::discover_topics))
+        .routes(routes!(text::topic_trends))
+        .routes(routes!(text::settings, text::set_settings))
+        .routes(routes!(text::event_analysis))
+        .routes(routes!(text::signals))
+        .routes(routes!(profiles::conflicts))
+        .routes(routes!(profiles::merges))
+}
+
+/// The OpenAPI document served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = api().split_for_parts();
+    utoipa::Modify::modify(&Security, &mut doc);
+    doc
 }
 
 async fn not_found(uri: axum::http::Uri) -> problem::ApiError {
@@ -238,130 +319,18 @@ async fn not_found(uri: axum::http::Uri) -> problem::ApiError {
 }
 
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/v1/identify", post(tracking::identify))
-        .route("/v1/track", post(tracking::track))
-        .route("/v1/page", post(tracking::page))
-        .route("/v1/screen", post(tracking::screen))
-        .route("/v1/group", post(tracking::group))
-        .route("/v1/alias", post(tracking::alias))
-        .route("/v1/batch", post(tracking::batch))
-        .route("/v1/import", post(tracking::import))
-        // Sizes are checked after decompression with a precise error; this only stops
-        // absurd uploads early.
-        .layer(DefaultBodyLimit::max(8 * 1024 * 1024));
-    let bulk = Router::new()
-        .route("/api/import/events", post(tracking::import_jsonl))
-        .layer(DefaultBodyLimit::max(tracking::MAX_JSONL_BYTES));
-    Router::new()
-        .merge(v1)
-        .merge(bulk)
-        .merge(ui::routes())
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(openapi))
-        .route("/api/stats", get(ops::stats))
-        .route("/api/keys", get(ops::list_keys).post(ops::create_key))
-        .route("/api/keys/{id}", axum::routing::delete(ops::revoke_key))
-        .route("/api/profiles", get(profiles::search))
-        .route("/api/profiles/lookup", get(profiles::lookup))
-        .route("/api/profiles/{id}", get(profiles::get))
-        .route("/api/profiles/{id}/timeline", get(profiles::timeline))
+    let (api, mut doc) = api().split_for_parts();
+    utoipa::Modify::modify(&Security, &mut doc);
+    let doc = Arc::new(doc);
+    api.merge(ui::routes())
         .route(
-            "/api/profiles/{id}/traits",
-            axum::routing::patch(profiles::patch_traits),
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
         )
-        .route(
-            "/api/profiles/{id}/consents",
-            get(profiles::consents).put(profiles::set_consent),
-        )
-        .route("/api/profiles/{id}/unmerge", post(profiles::unmerge))
-        .route("/api/profiles/{id}/merge", post(profiles::merge))
-        .route("/api/relationships", post(graph::add))
-        .route(
-            "/api/profiles/{id}/relationships",
-            get(graph::relationships),
-        )
-        .route("/api/profiles/{id}/relationships/{other}", get(graph::pair))
-        .route("/api/profiles/{id}/network", get(graph::network))
-        .route("/api/profiles/{id}/close", get(graph::close))
-        .route("/api/profiles/{id}/social", get(graph::social))
-        .route("/api/profiles/{id}/influence", get(graph::influence))
-        .route("/api/events/{id}/attribution", get(graph::attribution))
-        .route("/api/graph/path", get(graph::path))
-        .route("/api/graph/top", get(graph::top))
-        .route("/api/graph/communities", get(graph::communities))
-        .route("/api/graph/recompute", post(graph::recompute))
-        .route("/api/graph/runs/latest", get(graph::latest_run))
-        .route("/api/text/analyse", post(text::analyse))
-        .route("/api/text/sentiment", get(text::sentiment))
-        .route("/api/text/trends", get(text::trends))
-        .route(
-            "/api/text/catalogue",
-            get(text::catalogue).put(text::set_catalogue),
-        )
-        .route("/api/text/products", get(text::products))
-        .route("/api/segments/preview", post(segments::preview))
-        .route("/api/segments", get(segments::list).post(segments::create))
-        .route(
-            "/api/segments/{id}",
-            get(segments::get)
-                .put(segments::update)
-                .delete(segments::delete),
-        )
-        .route("/api/segments/{id}/refresh", post(segments::refresh))
-        .route("/api/segments/{id}/members", get(segments::members))
-        .route("/api/segments/{id}/sizes", get(segments::sizes))
-        .route("/api/profiles/{id}/segments", get(segments::of_profile))
-        .route("/api/micro-segments", get(segments::micro))
-        .route("/api/micro-segments/refresh", post(segments::refresh_micro))
-        .route("/api/rules", get(rules::list).put(rules::set))
-        .route("/api/rules/dry-run", post(rules::dry_run))
-        .route("/api/rules/firings", get(rules::firings))
-        .route("/api/tasks", get(rules::tasks))
-        .route("/api/outbox", get(rules::outbox))
-        .route("/api/offers", get(rules::offers).put(rules::set_offers))
-        .route(
-            "/api/profiles/{id}/next-best-offer",
-            get(rules::next_best_offer),
-        )
-        .route("/api/outbox/{id}/retry", post(rules::retry))
-        .route("/api/chains", get(chain::list).post(chain::add))
-        .route("/api/chains/{chain}", axum::routing::delete(chain::delete))
-        .route("/api/chains/{chain}/contracts", post(chain::add_contract))
-        .route("/api/chains/{chain}/sync", post(chain::sync))
-        .route(
-            "/api/chains/{chain}/contracts/{address}/holders",
-            get(chain::holders),
-        )
-        .route("/api/profiles/{id}/holdings", get(chain::of_profile))
-        .route("/api/siwe/nonce", get(chain::nonce))
-        .route("/api/siwe/verify", post(chain::verify))
-        .route("/api/rewards", get(chain::rewards_list).post(chain::reward))
-        .route("/api/rewards/{id}", get(chain::reward_get))
-        .route("/api/rewards/{id}/retry", post(chain::reward_retry))
         .route("/connect", get(chain::connect_page))
-        .route("/api/scores", get(scores::list))
-        .route("/api/scores/rfm", put(scores::set_rfm))
-        .route("/api/scores/custom", put(scores::set_custom))
-        .route("/api/scores/recompute", post(scores::recompute))
-        .route("/api/profiles/{id}/scores", get(scores::of_profile))
-        .route(
-            "/api/text/lexicon",
-            get(text::lexicon).put(text::set_lexicon),
-        )
-        .route("/api/text/topics", get(text::topics).put(text::set_topics))
-        .route("/api/text/topics/summary", get(text::topic_summary))
-        .route("/api/text/topics/discover", get(text::discover_topics))
-        .route("/api/text/trends/topics", get(text::topic_trends))
-        .route(
-            "/api/text/settings",
-            get(text::settings).put(text::set_settings),
-        )
-        .route("/api/events/{id}/analysis", get(text::event_analysis))
-        .route("/api/profiles/{id}/text-signals", get(text::signals))
-        .route("/api/conflicts", get(profiles::conflicts))
-        .route("/api/merges", get(profiles::merges))
         .fallback(not_found)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -67,29 +67,26 @@ fn key_view(r: rapport_store::ApiKeyRecord, key: Option<String>) -> KeyView {
     }
 }
 
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub struct KeyBody {
+    /// `write` (ingest only: the Segment write key) or `admin`.
+    pub scope: Scope,
+    /// What the key is for, e.g. `website` (at most 200 characters are kept).
+    pub label: Option<String>,
+}
+
 /// Creates a key: `{"scope": "write"|"admin", "label": "…"}`. The secret is in this
 /// response only.
-#[utoipa::path(post, path = "/api/keys", tag = "ops", request_body(content = Object, description = "{\"scope\": \"write\", \"label\": \"website\"}"),
+#[utoipa::path(post, path = "/api/keys", tag = "ops", request_body = KeyBody,
     responses((status = 200, body = KeyView), (status = 400, body = Problem)), security(("bearer" = [])))]
 pub async fn create_key(
     State(state): State<AppState>,
     _key: AdminKey,
     body: Bytes,
 ) -> ApiResult<Json<KeyView>> {
-    let v: Value = crate::problem::json_body(&body)?;
-    let scope = v
-        .get("scope")
-        .and_then(Value::as_str)
-        .and_then(Scope::parse)
-        .ok_or_else(|| ApiError::invalid("scope", "required: write or admin"))?;
-    let label = v
-        .get("label")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .chars()
-        .take(200)
-        .collect::<String>();
-    let created = rapport_app::keys::create(&state.store, scope, &label).await?;
+    let b: KeyBody = crate::problem::typed_body(&body)?;
+    let label: String = b.label.unwrap_or_default().chars().take(200).collect();
+    let created = rapport_app::keys::create(&state.store, b.scope, &label).await?;
     Ok(Json(key_view(created.record, Some(created.secret))))
 }
 

@@ -200,18 +200,69 @@ pub fn query_count(
     }
 }
 
-/// A JSON body read into a typed input; serde's message names the field (missing,
-/// unknown or of the wrong type), and so does the problem.
+/// A JSON body read into a typed input (`#[derive(Deserialize, ToSchema)]`, so the parser
+/// and the OpenAPI schema are one type). The problem names the field by its path in the
+/// body (`rules[2].when`; a missing field by its own name), via `serde_path_to_error`.
 pub fn typed_body<T: serde::de::DeserializeOwned>(body: &axum::body::Bytes) -> ApiResult<T> {
-    let v = json_body(body)?;
-    serde_json::from_value(v).map_err(|e| {
-        let msg = e.to_string();
-        let field = msg
-            .split('`')
-            .nth(1)
-            .filter(|f| !f.is_empty() && f.len() < 64)
-            .unwrap_or("body")
-            .to_string();
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::invalid("body", format!("malformed JSON: {inner}"));
+        }
+        let msg = inner.to_string();
+        let missing = msg
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next());
+        let field = match (path.as_str(), missing) {
+            (".", Some(m)) => m.to_string(),
+            (".", None) => "body".to_string(),
+            (p, Some(m)) => format!("{p}.{m}"),
+            (p, None) => p.to_string(),
+        };
         ApiError::invalid(&field, msg)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{typed_body, ApiError};
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Rule {
+        when: String,
+        points: f64,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Rules {
+        name: String,
+        rules: Vec<Rule>,
+    }
+
+    fn field(body: &str) -> String {
+        match typed_body::<Rules>(&axum::body::Bytes::from(body.to_string())) {
+            Err(ApiError::Invalid { field, .. }) => field,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn typed_bodies_name_the_field_by_its_path() {
+        assert_eq!(field(r#"{"rules": []}"#), "name");
+        assert_eq!(field(r#"{"name": 3, "rules": []}"#), "name");
+        assert_eq!(
+            field(r#"{"name": "x", "rules": [{"when": "a", "points": 1}, {"when": "b"}]}"#),
+            "rules[1].points"
+        );
+        assert_eq!(
+            field(r#"{"name": "x", "rules": [{"when": 1, "points": 1}]}"#),
+            "rules[0].when"
+        );
+        assert_eq!(field(r#"{"name": "#), "body");
+        assert_eq!(field(""), "body");
+    }
 }

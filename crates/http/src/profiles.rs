@@ -2,7 +2,7 @@
 //! its timeline, traits, consents, merge and unmerge, and the merge-conflict queue.
 
 use crate::auth::AdminKey;
-use crate::problem::{ApiError, ApiResult, Id, Problem};
+use crate::problem::{typed_body, ApiError, ApiResult, Id, Problem};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -241,9 +241,19 @@ pub(crate) fn consent_name(raw: &str) -> Option<String> {
     ok.then(|| s.to_ascii_lowercase())
 }
 
-fn name_field(v: &Value, field: &str) -> ApiResult<String> {
-    consent_name(v.get(field).and_then(Value::as_str).unwrap_or(""))
-        .ok_or_else(|| ApiError::invalid(field, "required: 1-64 of [A-Za-z0-9_.-]"))
+fn name_field(raw: &str, field: &str) -> ApiResult<String> {
+    consent_name(raw).ok_or_else(|| ApiError::invalid(field, "required: 1-64 of [A-Za-z0-9_.-]"))
+}
+
+/// An optional text of at most 4096 bytes.
+fn short_text(v: Option<String>, field: &str) -> ApiResult<Option<String>> {
+    match v {
+        Some(s) if s.len() > 4096 => Err(ApiError::invalid(
+            field,
+            "must be a string of at most 4096 bytes",
+        )),
+        v => Ok(v),
+    }
 }
 
 /// Records a consent decision (kept as history; the latest per channel × purpose counts).
@@ -257,25 +267,10 @@ pub async fn set_consent(
     Id(id): Id,
     body: Bytes,
 ) -> ApiResult<Json<Vec<ConsentView>>> {
-    let v = body_json(&body)?;
-    let channel = name_field(&v, "channel")?;
-    let purpose = name_field(&v, "purpose")?;
-    let status = v
-        .get("status")
-        .and_then(Value::as_str)
-        .and_then(ConsentStatus::parse)
-        .ok_or_else(|| ApiError::invalid("status", "required: granted or denied"))?;
-    let opt = |f: &str| -> ApiResult<Option<String>> {
-        match v.get(f) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.len() <= 4096 => Ok(Some(s.clone())),
-            Some(_) => Err(ApiError::invalid(
-                f,
-                "must be a string of at most 4096 bytes",
-            )),
-        }
-    };
-    let at = match opt("at")? {
+    let b: ConsentBody = typed_body(&body)?;
+    let channel = name_field(&b.channel, "channel")?;
+    let purpose = name_field(&b.purpose, "purpose")?;
+    let at = match short_text(b.at, "at")? {
         None => now_millis(),
         Some(s) => parse_timestamp(&s).ok_or_else(|| {
             ApiError::invalid("at", format!("'{s}' is not an ISO-8601 timestamp"))
@@ -284,13 +279,25 @@ pub async fn set_consent(
     let input = ConsentInput {
         channel,
         purpose,
-        status,
-        source: opt("source")?.unwrap_or_else(|| key.who()),
-        proof: opt("proof")?,
+        status: b.status,
+        source: short_text(b.source, "source")?.unwrap_or_else(|| key.who()),
+        proof: short_text(b.proof, "proof")?,
         at,
     };
     rapport_app::profiles::set_consent(&state.store, id, &input).await?;
     Ok(Json(state.store.profile(id).await?.consents))
+}
+
+#[derive(Default, Deserialize, utoipa::ToSchema)]
+pub struct UnmergeBody {
+    /// The merge to undo; absent: the latest merge that absorbed the profile in the path.
+    pub merge_id: Option<i64>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct MergeBody {
+    /// The profile to merge with.
+    pub other_id: i64,
 }
 
 /// Undoes a merge: the merged profile (path id) and the survivor come apart, each with
@@ -298,7 +305,7 @@ pub async fn set_consent(
 /// The pair is then protected from automatic re-merging.
 #[utoipa::path(post, path = "/api/profiles/{id}/unmerge", tag = "profiles",
     params(("id" = i64, Path, description = "The profile that was merged away")),
-    request_body(content = Object, description = "Optional: {\"merge_id\": n}"),
+    request_body(content = UnmergeBody, description = "Optional: which merge to undo"),
     responses((status = 200, body = MergeView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn unmerge(
@@ -307,13 +314,14 @@ pub async fn unmerge(
     Id(id): Id,
     body: Bytes,
 ) -> ApiResult<Json<MergeView>> {
-    let v = body_json(&body)?;
-    let target = match v.get("merge_id") {
-        None | Some(Value::Null) => UnmergeTarget::MergedProfile(id),
-        Some(m) => UnmergeTarget::Merge(
-            m.as_i64()
-                .ok_or_else(|| ApiError::invalid("merge_id", "must be an integer"))?,
-        ),
+    let b: UnmergeBody = if body.is_empty() {
+        UnmergeBody::default()
+    } else {
+        typed_body(&body)?
+    };
+    let target = match b.merge_id {
+        None => UnmergeTarget::MergedProfile(id),
+        Some(m) => UnmergeTarget::Merge(m),
     };
     let m = rapport_app::profiles::unmerge(&state.store, target, &key.who(), now_millis()).await?;
     Ok(Json(m))
@@ -323,7 +331,7 @@ pub async fn unmerge(
 /// protection. The older profile survives.
 #[utoipa::path(post, path = "/api/profiles/{id}/merge", tag = "profiles",
     params(("id" = i64, Path)),
-    request_body(content = Object, description = "{\"other_id\": n}"),
+    request_body = MergeBody,
     responses((status = 200, body = MergeView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn merge(
@@ -332,11 +340,9 @@ pub async fn merge(
     Id(id): Id,
     body: Bytes,
 ) -> ApiResult<Json<MergeView>> {
-    let v = body_json(&body)?;
-    let other = v.get("other_id").and_then(Value::as_i64).ok_or_else(|| {
-        ApiError::invalid("other_id", "required integer: the profile to merge with")
-    })?;
-    let m = rapport_app::profiles::merge(&state.store, id, other, &key.who(), now_millis()).await?;
+    let b: MergeBody = typed_body(&body)?;
+    let m = rapport_app::profiles::merge(&state.store, id, b.other_id, &key.who(), now_millis())
+        .await?;
     Ok(Json(m))
 }
 

@@ -2,7 +2,7 @@
 //! segments, their members and size history, and a person's segments.
 
 use crate::auth::AdminKey;
-use crate::problem::{ApiError, ApiResult, Id, Problem};
+use crate::problem::{typed_body, ApiError, ApiResult, Id, Problem};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -11,24 +11,42 @@ use axum::Json;
 use rapport_app::segments::{self as seg, Preview};
 use rapport_domain::time::now_millis;
 use rapport_store::{MembershipChange, SegmentRow, SegmentSize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-fn body(b: &Bytes) -> ApiResult<Value> {
-    crate::problem::json_body(b)
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct PreviewBody {
+    /// In the segment language, e.g. `traits.plan = "pro" and count(track "Order
+    /// Completed", 90d) >= 2`.
+    pub definition: String,
 }
 
-fn text<'a>(v: &'a Value, field: &str, required: bool) -> ApiResult<Option<&'a str>> {
-    match v.get(field) {
-        None | Some(Value::Null) if !required => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        _ => Err(ApiError::invalid(field, "is required: a string")),
-    }
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct SegmentBody {
+    pub name: String,
+    /// Required unless `kind` is `static`.
+    pub definition: Option<String>,
+    pub description: Option<String>,
+    /// `static`: a list rules add people to and remove them from (no definition).
+    pub kind: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct SegmentEdit {
+    pub definition: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Default, Deserialize, utoipa::ToSchema)]
+pub struct MicroBody {
+    /// How many groups, 2-50 (default 8).
+    pub k: Option<u64>,
 }
 
 /// How many people match a definition now, and a sample, without saving anything.
 #[utoipa::path(post, path = "/api/segments/preview", tag = "segments",
-    request_body(content = Object, description = "`{\"definition\": \"traits.plan = \\\"pro\\\" and count(track \\\"Order Completed\\\", 90d) >= 2\"}`"),
+    request_body = PreviewBody,
     responses((status = 200, body = Preview), (status = 400, description = "the definition's error with line and column", body = Problem)),
     security(("bearer" = [])))]
 pub async fn preview(
@@ -36,14 +54,15 @@ pub async fn preview(
     _key: AdminKey,
     b: Bytes,
 ) -> ApiResult<Json<Preview>> {
-    let v = body(&b)?;
-    let def = text(&v, "definition", true)?.unwrap_or_default();
-    Ok(Json(seg::preview(&state.store, def, 10).await?))
+    let body: PreviewBody = typed_body(&b)?;
+    Ok(Json(
+        seg::preview(&state.store, &body.definition, 10).await?,
+    ))
 }
 
 /// Saves a segment (`name`, `definition`, optional `description`) and computes its members.
 #[utoipa::path(post, path = "/api/segments", tag = "segments",
-    request_body(content = Object, description = "`{\"name\": \"Engaged buyers\", \"definition\": \"…\", \"description\": \"…\"}`, or `{\"name\": \"Ambassadors\", \"kind\": \"static\"}` for a list rules add people to"),
+    request_body = SegmentBody,
     responses((status = 201, body = SegmentRow), (status = 400, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -51,20 +70,21 @@ pub async fn create(
     _key: AdminKey,
     b: Bytes,
 ) -> ApiResult<(StatusCode, Json<SegmentRow>)> {
-    let v = body(&b)?;
-    let name = text(&v, "name", true)?.unwrap_or_default();
-    let desc = text(&v, "description", false)?.unwrap_or("");
+    let body: SegmentBody = typed_body(&b)?;
+    let desc = body.description.as_deref().unwrap_or("");
     // A static segment has no definition: rules add and remove people.
-    if text(&v, "kind", false)? == Some("static") {
+    if body.kind.as_deref() == Some("static") {
         return Ok((
             StatusCode::CREATED,
-            Json(seg::create_static(&state.store, name, desc).await?),
+            Json(seg::create_static(&state.store, &body.name, desc).await?),
         ));
     }
-    let def = text(&v, "definition", true)?.unwrap_or_default();
+    let def = body
+        .definition
+        .ok_or_else(|| ApiError::invalid("definition", "is required: a string"))?;
     Ok((
         StatusCode::CREATED,
-        Json(seg::create(&state.store, name, def, desc).await?),
+        Json(seg::create(&state.store, &body.name, &def, desc).await?),
     ))
 }
 
@@ -93,7 +113,7 @@ pub async fn get(
 /// Changes a segment's `definition` and/or `description`; members are recomputed.
 #[utoipa::path(put, path = "/api/segments/{id}", tag = "segments",
     params(("id" = i64, Path)),
-    request_body(content = Object, description = "`{\"definition\": \"…\"}`"),
+    request_body = SegmentEdit,
     responses((status = 200, body = SegmentRow), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn update(
@@ -102,10 +122,16 @@ pub async fn update(
     Id(id): Id,
     b: Bytes,
 ) -> ApiResult<Json<SegmentRow>> {
-    let v = body(&b)?;
-    let def = text(&v, "definition", false)?;
-    let desc = text(&v, "description", false)?;
-    Ok(Json(seg::update(&state.store, id, def, desc).await?))
+    let edit: SegmentEdit = typed_body(&b)?;
+    Ok(Json(
+        seg::update(
+            &state.store,
+            id,
+            edit.definition.as_deref(),
+            edit.description.as_deref(),
+        )
+        .await?,
+    ))
 }
 
 /// Deletes a segment (409 while another segment refers to it).
@@ -193,7 +219,7 @@ pub async fn of_profile(
 /// recency, purchases, spend, engagement, influence and reach, each group saved as a
 /// segment (`Micro 1`… by size) described in words.
 #[utoipa::path(post, path = "/api/micro-segments/refresh", tag = "segments",
-    request_body(content = Object, description = "`{\"k\": 8}`"),
+    request_body = MicroBody,
     responses((status = 200, description = "the groups: name, description, size, feature means and z-scores", body = Vec<Object>), (status = 400, body = Problem)),
     security(("bearer" = [])))]
 pub async fn refresh_micro(
@@ -201,14 +227,20 @@ pub async fn refresh_micro(
     _key: AdminKey,
     b: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let v = if b.is_empty() { json!({}) } else { body(&b)? };
-    let k = match v.get("k") {
+    let body: MicroBody = if b.is_empty() {
+        MicroBody::default()
+    } else {
+        typed_body(&b)?
+    };
+    let k = match body.k {
         None => 8,
-        Some(k) => k
-            .as_u64()
-            .filter(|k| (2..=50).contains(k))
-            .ok_or_else(|| ApiError::invalid("k", "must be a whole number from 2 to 50"))?
-            as usize,
+        Some(k) if (2..=50).contains(&k) => k as usize,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "k",
+                "must be a whole number from 2 to 50",
+            ))
+        }
     };
     Ok(Json(Value::Array(
         rapport_app::micro::refresh_micro(&state.store, k).await?,

@@ -327,10 +327,16 @@ pub async fn topic_trends(
     Ok(Json(rapport_app::text::rising_topics(&state.store).await?))
 }
 
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub struct TextSettings {
+    /// Make an unknown e-mail, wallet or handle mentioned in a text a new lead profile.
+    pub create_leads: bool,
+}
+
 /// Text settings: `{"create_leads": true}` makes an unknown e-mail, wallet or handle
 /// mentioned in a text a new lead profile.
 #[utoipa::path(put, path = "/api/text/settings", tag = "text",
-    request_body(content = Object, description = "`{\"create_leads\": true}`"),
+    request_body = TextSettings,
     responses((status = 200, body = Object), (status = 400, body = Problem)),
     security(("bearer" = [])))]
 pub async fn set_settings(
@@ -338,13 +344,7 @@ pub async fn set_settings(
     _key: AdminKey,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let v = json_body(&body)?;
-    let Some(on) = v.get("create_leads").and_then(Value::as_bool) else {
-        return Err(ApiError::invalid(
-            "create_leads",
-            "is required: true or false",
-        ));
-    };
+    let on = crate::problem::typed_body::<TextSettings>(&body)?.create_leads;
     rapport_app::text::set_create_leads(&state.store, on).await?;
     Ok(Json(serde_json::json!({ "create_leads": on })))
 }

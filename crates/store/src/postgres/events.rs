@@ -1,7 +1,6 @@
 use super::graph::members;
 use super::{canonical_of, event_view, Param, PgStore, EVENT_COLUMNS};
-use crate::sql;
-use crate::{common, Activity, EventStore, Result, StoreError, TimelineFilter};
+use crate::{common, sql, Activity, EventStore, Result, StoreError, TimelineFilter};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use rapport_domain::model::{EventView, Page};

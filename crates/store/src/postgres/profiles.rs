@@ -1,11 +1,7 @@
 use super::graph::CHUNK;
-use super::{
-    canonical_of, insert_merge, lookup_c, merge_by_id, merge_row, patch_traits, profiles_of,
-    writer_lock, PgStore,
-};
+use super::{insert_merge, merge_row, profiles_of, writer_lock, PgStore};
 use crate::common::MERGE_COLUMNS;
-use crate::sql;
-use crate::{common, ConsentInput, ProfileStore, Result, StoreError, UnmergeTarget};
+use crate::{common, sql, ConsentInput, ProfileStore, Result, StoreError, UnmergeTarget};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use rapport_domain::model::{ConflictView, MergeView, Page, ProfileSummary, ProfileView, Stats};
@@ -409,4 +405,53 @@ impl ProfileStore for PgStore {
             })
             .collect())
     }
+}
+
+pub(super) async fn canonical_of(c: &impl GenericClient, id: ProfileId) -> Result<ProfileId> {
+    c.query_opt(sql::rules::CANONICAL_ID, &[&id])
+        .await?
+        .map(|r| r.get(0))
+        .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))
+}
+
+/// Merges a JSON patch into a person's traits (one statement: the canonical id looked up
+/// in it).
+pub(super) async fn patch_traits(
+    tx: &impl GenericClient,
+    id: ProfileId,
+    patch: &Value,
+    at: Millis,
+) -> Result<()> {
+    let stmt = tx
+        .prepare_cached(
+            "UPDATE profiles SET traits = rapport_merge_patch(traits, $2), traits_updated_at = GREATEST(traits_updated_at, $3), updated_at = $3
+             WHERE id = (SELECT canonical_id FROM profiles WHERE id = $1)",
+        )
+        .await?;
+    if tx.execute(&stmt, &[&id, patch, &at]).await? == 0 {
+        return Err(StoreError::NotFound(format!("profile {id}")));
+    }
+    Ok(())
+}
+
+pub(super) async fn merge_by_id(c: &impl GenericClient, id: i64) -> Result<MergeView> {
+    let r = c
+        .query_one(
+            &format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = $1"),
+            &[&id],
+        )
+        .await?;
+    Ok(merge_row(&r).view())
+}
+
+pub(super) async fn lookup_c(
+    c: &impl GenericClient,
+    key: &IdentityKey,
+) -> Result<Option<ProfileId>> {
+    Ok(c.query_opt(
+        sql::profiles::LOOKUP_MANY,
+        &[&key.kind.as_str(), &key.value],
+    )
+    .await?
+    .map(|r| r.get(0)))
 }

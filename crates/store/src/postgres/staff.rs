@@ -1,12 +1,9 @@
 //! PostgreSQL side of staff accounts and their sessions (the web app).
 
 use super::PgStore;
-use crate::postgres::api_key_row;
-use crate::sql;
-use crate::ApiKeyRecord;
-use crate::StaffStore;
-use crate::{Result, StoreError};
+use crate::{sql, ApiKeyRecord, Result, StaffStore, StoreError};
 use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
 use rapport_domain::apikey::Scope;
 use rapport_domain::time::Millis;
 use tokio_postgres::Row;
@@ -178,5 +175,17 @@ impl StaffStore for PgStore {
             return Err(StoreError::NotFound(format!("active API key {id}")));
         }
         Ok(())
+    }
+}
+
+pub(super) fn api_key_row(r: &Row) -> ApiKeyRecord {
+    let scope: String = r.get(2);
+    ApiKeyRecord {
+        id: r.get(0),
+        prefix: r.get(1),
+        scope: Scope::parse(&scope).unwrap_or(Scope::Write),
+        label: r.get(3),
+        created_at: r.get(4),
+        revoked: r.get::<_, Option<i64>>(5).is_some(),
     }
 }

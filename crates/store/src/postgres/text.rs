@@ -1,9 +1,8 @@
 //! PostgreSQL side of text analyses.
 
 use super::PgStore;
-use crate::sql;
 use crate::sqlite::text::tags_of;
-use crate::TextStore;
+use crate::{sql, TextStore};
 use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION};
 use async_trait::async_trait;
 use rapport_domain::model::{SentimentDay, TextAnalysisView};

@@ -1,12 +1,12 @@
 use super::graph::{ids_json, members};
-use super::{event_view, events_after_in, timeline_sync, SqliteStore, EVENT_COLUMNS};
-use crate::sql;
-use crate::{Activity, EventStore, Result, StoreError, TimelineFilter};
+use super::profiles::canonical_of;
+use super::{event_view, placeholders, SqliteStore, EVENT_COLUMNS};
+use crate::{common, sql, Activity, EventStore, Result, StoreError, TimelineFilter};
 use async_trait::async_trait;
 use rapport_domain::model::{EventView, Page};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 #[async_trait]
 impl EventStore for SqliteStore {
@@ -81,4 +81,54 @@ impl EventStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Events in id order after `after`.
+pub(super) fn events_after_in(c: &Connection, after: i64, limit: usize) -> Result<Vec<EventView>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"
+    ))?
+    .query_map(params![after, limit as i64], event_view)?
+    .collect::<std::result::Result<_, _>>()?)
+}
+
+pub(super) fn timeline_sync(
+    conn: &Connection,
+    id: ProfileId,
+    f: &TimelineFilter,
+) -> Result<Page<EventView>> {
+    let c = canonical_of(conn, id)?;
+    let mut sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?)"
+    );
+    let mut args: Vec<rusqlite::types::Value> = vec![c.into()];
+    let mut any_of = |sql: &mut String, col: &str, vals: &[String]| {
+        if !vals.is_empty() {
+            sql.push_str(&format!(" AND {col} IN ({})", placeholders(vals.len())));
+            args.extend(vals.iter().map(|v| rusqlite::types::Value::from(v.clone())));
+        }
+    };
+    any_of(&mut sql, "type", &f.types);
+    any_of(&mut sql, "channel", &f.channels);
+    any_of(&mut sql, "name", &f.names);
+    if let Some(s) = f.since {
+        sql.push_str(" AND occurred_at >= ?");
+        args.push(s.into());
+    }
+    if let Some(u) = f.until {
+        sql.push_str(" AND occurred_at < ?");
+        args.push(u.into());
+    }
+    if let Some((t, eid)) = f.before {
+        sql.push_str(" AND (occurred_at < ? OR (occurred_at = ? AND id < ?))");
+        args.extend([t.into(), t.into(), eid.into()]);
+    }
+    sql.push_str(" ORDER BY occurred_at DESC, id DESC LIMIT ?");
+    args.push(((f.limit + 1) as i64).into());
+    let mut items = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(args), event_view)?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let next_cursor = common::trim_page(&mut items, f.limit, common::event_cursor);
+    Ok(Page { items, next_cursor })
 }

@@ -1,17 +1,13 @@
-use super::{
-    canonical_of, insert_merge, lookup_sync, merge_by_id, merge_row, patch_traits, profile_sync,
-    profiles_in, search_sync, SqliteStore,
-};
-use crate::common::{MergeRow, MERGE_COLUMNS};
-use crate::sql;
+use super::{insert_merge, placeholders, SqliteStore};
+use crate::common::{ConsentRow, IdentityRow, MemberRow, MergeRow, MERGE_COLUMNS};
 use crate::sqlite::rules::canonical_ids_in;
-use crate::{common, ConsentInput, ProfileStore, Result, StoreError, UnmergeTarget};
+use crate::{common, sql, ConsentInput, ProfileStore, Result, StoreError, UnmergeTarget};
 use async_trait::async_trait;
 use rapport_domain::model::{ConflictView, MergeView, Page, ProfileSummary, ProfileView, Stats};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{to_datetime, Millis};
 use rapport_domain::{resolve, IdentityKey};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use serde_json::Value;
 
 #[async_trait]
@@ -275,4 +271,216 @@ impl ProfileStore for SqliteStore {
         })
         .await
     }
+}
+
+/// The profiles of these ids; unknown ones are left out.
+pub(super) fn profiles_in(c: &Connection, ids: Vec<ProfileId>) -> Result<Vec<ProfileView>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        match profile_read(c, id, false) {
+            Ok(v) => out.push(v),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn canonical_of(conn: &Connection, id: ProfileId) -> Result<ProfileId> {
+    conn.prepare_cached(sql::rules::CANONICAL_ID)?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("profile {id}")))
+}
+
+/// Merges a JSON patch into a person's traits.
+pub(super) fn patch_traits(
+    tx: &Transaction<'_>,
+    id: ProfileId,
+    patch: &str,
+    at: Millis,
+) -> Result<()> {
+    let c = canonical_of(tx, id)?;
+    tx.prepare_cached(
+        "UPDATE profiles SET traits = json_patch(traits, ?2), traits_updated_at = max(traits_updated_at, ?3), updated_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![c, patch, at])?;
+    Ok(())
+}
+
+pub(super) fn merge_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MergeRow> {
+    Ok(MergeRow {
+        id: r.get(0)?,
+        survivor_id: r.get(1)?,
+        merged_id: r.get(2)?,
+        member_ids: r.get(3)?,
+        cause: r.get(4)?,
+        message_id: r.get(5)?,
+        by_whom: r.get(6)?,
+        at: r.get(7)?,
+        undone_at: r.get(8)?,
+        undone_by: r.get(9)?,
+    })
+}
+
+pub(super) fn merge_by_id(conn: &Connection, id: i64) -> Result<MergeView> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {MERGE_COLUMNS} FROM merges WHERE id = ?1"),
+            [id],
+            merge_row,
+        )?
+        .view())
+}
+
+pub(super) fn profile_sync(conn: &Connection, id: ProfileId) -> Result<ProfileView> {
+    profile_read(conn, id, true)
+}
+
+/// A person's profile; `with_merges`: with their merge history (the API shows it; the
+/// real-time engine does not read it).
+pub(super) fn profile_read(
+    conn: &Connection,
+    id: ProfileId,
+    with_merges: bool,
+) -> Result<ProfileView> {
+    let c = canonical_of(conn, id)?;
+    let members = conn
+        .prepare_cached(
+            "SELECT id, created_at, updated_at, traits, traits_updated_at FROM profiles WHERE canonical_id = ?1 ORDER BY id",
+        )?
+        .query_map([c], |r| {
+            let t: String = r.get(3)?;
+            Ok(MemberRow {
+                id: r.get(0)?,
+                created_at: r.get(1)?,
+                updated_at: r.get(2)?,
+                traits: serde_json::from_str(&t).unwrap_or(Value::Null),
+                traits_updated_at: r.get(4)?,
+            })
+        })?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let identities = conn
+        .prepare_cached(
+            "SELECT kind, value, profile_id, verified, source, first_seen, last_seen FROM identities
+             WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY kind, first_seen, id",
+        )?
+        .query_map([c], |r| {
+            Ok(IdentityRow {
+                kind: r.get(0)?,
+                value: r.get(1)?,
+                profile_id: r.get(2)?,
+                verified: r.get::<_, i64>(3)? != 0,
+                source: r.get(4)?,
+                first_seen: r.get(5)?,
+                last_seen: r.get(6)?,
+            })
+        })?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let consents = conn
+        .prepare_cached(
+            "SELECT channel, purpose, status, source, proof, at FROM consents
+             WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY at DESC, id DESC",
+        )?
+        .query_map([c], |r| {
+            Ok(ConsentRow {
+                channel: r.get(0)?,
+                purpose: r.get(1)?,
+                status: r.get(2)?,
+                source: r.get(3)?,
+                proof: r.get(4)?,
+                at: r.get(5)?,
+            })
+        })?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    if !with_merges {
+        return common::build_profile(c, members, identities, consents, Vec::new());
+    }
+    let merges = conn
+        .prepare_cached(&format!(
+            "SELECT {MERGE_COLUMNS} FROM merges WHERE survivor_id IN (SELECT id FROM profiles WHERE canonical_id = ?1)
+             OR merged_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY id DESC LIMIT 100"
+        ))?
+        .query_map([c], merge_row)?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    common::build_profile(c, members, identities, consents, merges)
+}
+
+pub(super) fn lookup_sync(conn: &Connection, key: &IdentityKey) -> Result<Option<ProfileId>> {
+    Ok(conn
+        .prepare_cached(sql::profiles::LOOKUP_MANY)?
+        .query_row(params![key.kind.as_str(), key.value], |r| r.get(0))
+        .optional()?)
+}
+
+pub(super) fn summaries(conn: &Connection, ids: &[ProfileId]) -> Result<Vec<ProfileSummary>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ph = placeholders(ids.len());
+    let mut rows: std::collections::HashMap<i64, Vec<(Value, Millis, Millis)>> = Default::default();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT canonical_id, traits, traits_updated_at, created_at FROM profiles WHERE canonical_id IN ({ph})"
+    ))?;
+    let mut q = stmt.query(params_from_iter(ids))?;
+    while let Some(r) = q.next()? {
+        let t: String = r.get(1)?;
+        rows.entry(r.get(0)?).or_default().push((
+            serde_json::from_str(&t).unwrap_or(Value::Null),
+            r.get(2)?,
+            r.get(3)?,
+        ));
+    }
+    let mut emails: std::collections::HashMap<i64, String> = Default::default();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT p.canonical_id, i.value FROM profiles p CROSS JOIN identities i ON i.profile_id = p.id
+         WHERE i.kind = 'email' AND p.canonical_id IN ({ph}) ORDER BY i.first_seen DESC, i.id DESC"
+    ))?;
+    let mut q = stmt.query(params_from_iter(ids))?;
+    while let Some(r) = q.next()? {
+        emails.insert(r.get(0)?, r.get(1)?);
+    }
+    Ok(ids
+        .iter()
+        .map(|id| common::summary(*id, rows.remove(id).unwrap_or_default(), emails.remove(id)))
+        .collect())
+}
+
+pub(super) fn search_sync(
+    conn: &Connection,
+    q: Option<&str>,
+    limit: usize,
+    after: Option<ProfileId>,
+) -> Result<Page<ProfileSummary>> {
+    let after = after.unwrap_or(0);
+    let fetch = (limit + 1) as i64;
+    let mut ids: Vec<i64> = match q.map(str::trim).filter(|q| !q.is_empty()) {
+        None => conn
+            .prepare_cached(sql::profiles::PEOPLE_AFTER)?
+            .query_map(params![after, fetch], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?,
+        Some(q) => match common::exact_identifier(q) {
+            Some(key) => lookup_sync(conn, &key)?
+                .filter(|id| *id > after)
+                .into_iter()
+                .collect(),
+            None => {
+                let like = common::like_pattern(q);
+                conn.prepare_cached(
+                    "SELECT DISTINCT canonical_id FROM (
+                       SELECT canonical_id FROM profiles WHERE traits LIKE ?1 ESCAPE '\\'
+                       UNION ALL
+                       SELECT p.canonical_id FROM identities i JOIN profiles p ON p.id = i.profile_id WHERE i.value LIKE ?1 ESCAPE '\\'
+                     ) WHERE canonical_id > ?2 ORDER BY canonical_id LIMIT ?3",
+                )?
+                .query_map(params![like, after, fetch], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?
+            }
+        },
+    };
+    let next_cursor = common::trim_page(&mut ids, limit, |id| id.to_string());
+    Ok(Page {
+        items: summaries(conn, &ids)?,
+        next_cursor,
+    })
 }

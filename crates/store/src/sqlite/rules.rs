@@ -1,8 +1,7 @@
 //! SQLite side of decision rules: the firing audit and tasks.
 
 use super::SqliteStore;
-use crate::sql;
-use crate::RuleStore;
+use crate::{sql, RuleStore};
 use crate::{Firing, Outbound, Result, Task};
 use async_trait::async_trait;
 use rapport_domain::resolve::ProfileId;

@@ -1,11 +1,7 @@
 //! SQLite side of staff accounts and their sessions (the web app).
 
 use super::SqliteStore;
-use crate::sql;
-use crate::sqlite::api_key_row;
-use crate::ApiKeyRecord;
-use crate::StaffStore;
-use crate::{Result, StoreError};
+use crate::{sql, ApiKeyRecord, Result, StaffStore, StoreError};
 use async_trait::async_trait;
 use rapport_domain::apikey::Scope;
 use rapport_domain::time::Millis;
@@ -184,4 +180,16 @@ impl StaffStore for SqliteStore {
         })
         .await
     }
+}
+
+pub(super) fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
+    let scope: String = r.get(2)?;
+    Ok(ApiKeyRecord {
+        id: r.get(0)?,
+        prefix: r.get(1)?,
+        scope: Scope::parse(&scope).unwrap_or(Scope::Write),
+        label: r.get(3)?,
+        created_at: r.get(4)?,
+        revoked: r.get::<_, Option<i64>>(5)?.is_some(),
+    })
 }

@@ -1,9 +1,8 @@
 //! SQLite side of text analyses.
 
 use super::SqliteStore;
-use crate::sql;
 use crate::sqlite::segments::analyses_after_in;
-use crate::TextStore;
+use crate::{sql, TextStore};
 use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION};
 use async_trait::async_trait;
 use rapport_domain::model::{SentimentDay, TextAnalysisView};

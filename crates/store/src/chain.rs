@@ -1,5 +1,6 @@
 //! Stored shapes of the on-chain side: chains and contracts followed, Transfer logs,
-//! holdings per wallet, token rewards. Backends: `sqlite/chain.rs`, `postgres/chain.rs`.
+//! holdings per wallet, SIWE nonces, token rewards. Backends: `sqlite/chain.rs`,
+//! `postgres/chain.rs`.
 
 use crate::Result;
 use async_trait::async_trait;
@@ -148,20 +149,6 @@ pub struct RewardRow {
     pub block_number: Option<i64>,
     pub created_at: Millis,
     pub updated_at: Millis,
-}
-
-/// A staff account of the web app.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct UserRow {
-    pub id: i64,
-    pub email: String,
-    /// Argon2 PHC string; never serialised.
-    #[serde(skip)]
-    pub password_hash: String,
-    /// `admin`, `marketer`, `agent` or `viewer`.
-    pub role: String,
-    pub created_at: Millis,
-    pub last_login_at: Option<Millis>,
 }
 
 /// On-chain data: chains and contracts followed, blocks, logs and holdings, SIWE nonces, token rewards.

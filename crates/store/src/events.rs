@@ -1,3 +1,6 @@
+//! [`EventStore`] and the shapes it speaks; implemented in `sqlite/events.rs` and
+//! `postgres/events.rs`.
+
 use crate::Result;
 use async_trait::async_trait;
 use rapport_domain::model::{EventView, Page};

@@ -1,3 +1,6 @@
+//! [`GraphStore`] and the shapes it speaks; implemented in `sqlite/graph.rs` and
+//! `postgres/graph.rs`.
+
 use crate::Result;
 use async_trait::async_trait;
 use rapport_domain::model::EventView;

@@ -1,3 +1,6 @@
+//! [`IngestStore`] and the shapes it speaks; implemented in `sqlite/ingest.rs` and
+//! `postgres/ingest.rs`.
+
 use crate::Result;
 use async_trait::async_trait;
 use rapport_domain::resolve::EventRow;

@@ -1,6 +1,9 @@
-//! Storage behind one trait with two real implementations: SQLite (embedded, the
-//! default) and PostgreSQL. Both run the same versioned migrations on open and pass the
-//! same integration suite.
+//! Storage: one trait per capability (`<cap>.rs`: the trait and the shapes it speaks),
+//! each with two real implementations in that capability's own file, SQLite
+//! (`sqlite/<cap>.rs`, embedded, the default) and PostgreSQL (`postgres/<cap>.rs`).
+//! [`Store`] is their sum, the one handle the app holds. Both backends run versioned
+//! migrations on open and tell the same conformance story (`tests/conformance.rs`); SQL
+//! they share word for word is in `sql.rs`.
 //!
 //! Identity resolution runs *inside* the ingest transaction: the store loads a
 //! [`Snapshot`](rapport_domain::resolve::Snapshot), the pure resolver plans the writes,
@@ -53,8 +56,8 @@ pub use segments::SegmentStore;
 pub use segments::{MembershipChange, SegmentRow, SegmentSize};
 pub use settings::SettingsStore;
 pub use settings::SETTINGS_VERSION;
-pub use staff::ApiKeyRecord;
 pub use staff::StaffStore;
+pub use staff::{ApiKeyRecord, UserRow};
 pub use text::TextStore;
 pub use text::{TextRow, TextStats, CATALOGUE_VERSION};
 
@@ -106,9 +109,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-pub use chain::{
-    ChainBatch, ChainRollback, ChainRow, ContractRow, HoldingRow, LogRow, RewardRow, UserRow,
-};
+pub use chain::{ChainBatch, ChainRollback, ChainRow, ContractRow, HoldingRow, LogRow, RewardRow};
 pub use rapport_segment::sql::{Compiled, Dialect, Param};
 
 /// The one handle the app holds: every capability's store, and what concerns the

@@ -1,3 +1,6 @@
+//! [`ProfileStore`] and the shapes it speaks; implemented in `sqlite/profiles.rs` and
+//! `postgres/profiles.rs`.
+
 use crate::Result;
 use async_trait::async_trait;
 use rapport_domain::model::{

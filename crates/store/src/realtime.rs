@@ -1,3 +1,6 @@
+//! [`RealtimeStore`] and the shapes it speaks; implemented in `sqlite/realtime.rs` and
+//! `postgres/realtime.rs`.
+
 use crate::Firing;
 use crate::MembershipChange;
 use crate::Result;

@@ -1,3 +1,6 @@
+//! [`RuleStore`] and the shapes it speaks; implemented in `sqlite/rules.rs` and
+//! `postgres/rules.rs`.
+
 use crate::Result;
 use async_trait::async_trait;
 use rapport_domain::resolve::ProfileId;

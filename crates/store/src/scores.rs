@@ -1,3 +1,6 @@
+//! [`ScoreStore`] and the shapes it speaks; implemented in `sqlite/scores.rs` and
+//! `postgres/scores.rs`.
+
 use crate::Result;
 use async_trait::async_trait;
 use rapport_domain::resolve::ProfileId;

@@ -1,3 +1,6 @@
+//! [`SegmentStore`] and the shapes it speaks; implemented in `sqlite/segments.rs` and
+//! `postgres/segments.rs`.
+
 use crate::Result;
 use async_trait::async_trait;
 use rapport_domain::resolve::ProfileId;

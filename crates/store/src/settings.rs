@@ -1,3 +1,6 @@
+//! [`SettingsStore`] and the shapes it speaks; implemented in `sqlite/settings.rs` and
+//! `postgres/settings.rs`.
+
 use crate::Result;
 use async_trait::async_trait;
 use rapport_domain::time::Millis;

@@ -23,8 +23,6 @@ mod chain;
 mod events;
 mod graph;
 mod ingest;
-#[allow(unsafe_code)]
-mod pcache;
 mod profiles;
 mod realtime;
 mod rules;
@@ -183,11 +181,9 @@ fn register_regexp(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// A migrated in-memory database for tests, opened as every connection is: after the
-/// page cache layer is installed (it must come before SQLite's first open).
+/// A migrated in-memory database for tests.
 #[cfg(test)]
 pub(crate) fn test_connection() -> Result<Connection> {
-    pcache::install();
     let mut conn = Connection::open_in_memory()?;
     migrate(&mut conn)?;
     Ok(conn)
@@ -221,7 +217,6 @@ fn blocking_err(e: tokio::task::JoinError) -> StoreError {
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self> {
         // Before SQLite initialises, which the first open does.
-        pcache::install();
         let mut writer = Connection::open(path)?;
         configure(&writer)?;
         migrate(&mut writer)?;
@@ -389,7 +384,6 @@ mod tests {
     /// member and size tables).
     #[test]
     fn member_rows_survive_the_rebuild() -> Result<()> {
-        pcache::install();
         let mut conn = Connection::open_in_memory()?;
         for (_, sql) in &MIGRATIONS[..14] {
             conn.execute_batch(sql)?;

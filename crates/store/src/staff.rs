@@ -1,5 +1,7 @@
+//! [`StaffStore`] and the shapes it speaks; implemented in `sqlite/staff.rs` and
+//! `postgres/staff.rs`.
+
 use crate::Result;
-use crate::UserRow;
 use async_trait::async_trait;
 use rapport_domain::apikey::Scope;
 use rapport_domain::time::Millis;
@@ -12,6 +14,20 @@ pub struct ApiKeyRecord {
     pub label: String,
     pub created_at: Millis,
     pub revoked: bool,
+}
+
+/// A staff account of the web app.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct UserRow {
+    pub id: i64,
+    pub email: String,
+    /// Argon2 PHC string; never serialised.
+    #[serde(skip)]
+    pub password_hash: String,
+    /// `admin`, `marketer`, `agent` or `viewer`.
+    pub role: String,
+    pub created_at: Millis,
+    pub last_login_at: Option<Millis>,
 }
 
 /// Who may use Rapport: staff accounts, web sessions and API keys.

@@ -1,3 +1,6 @@
+//! [`TextStore`] and the shapes it speaks; implemented in `sqlite/text.rs` and
+//! `postgres/text.rs`.
+
 use crate::Result;
 use async_trait::async_trait;
 use rapport_domain::model::{SentimentDay, TextAnalysisView};

@@ -1,3 +1,6 @@
+//! PostgreSQL side of the interaction log: timelines, events by id or name, activity
+//! windows.
+
 use super::graph::members;
 use super::{canonical_of, event_view, Param, PgStore, EVENT_COLUMNS};
 use crate::{common, sql, Activity, EventStore, Result, StoreError, TimelineFilter};

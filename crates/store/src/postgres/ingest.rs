@@ -1,3 +1,7 @@
+//! PostgreSQL side of ingestion: the snapshot of who owns a group's identifiers, and the
+//! resolver's plan applied as set-based `UNNEST` statements pipelined in one transaction,
+//! under the writer lock.
+
 use super::{writer_lock, Param, Params, PgStore};
 use crate::{common, IngestOutcome, IngestStore, Result, SourcedMessages};
 use async_trait::async_trait;

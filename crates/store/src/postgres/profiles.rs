@@ -1,3 +1,6 @@
+//! PostgreSQL side of people: profile reads and search, trait and consent edits, merges
+//! and unmerges, counts.
+
 use super::graph::CHUNK;
 use super::{insert_merge, merge_row, profiles_of, writer_lock, PgStore};
 use crate::common::MERGE_COLUMNS;

@@ -1,3 +1,7 @@
+//! PostgreSQL side of the real-time engine: a step's inputs in one REPEATABLE READ
+//! snapshot, its writes in one pipelined transaction, people loaded in a few pipelined
+//! statements.
+
 use super::segments::{change_members, in_order, set_counters};
 use super::{event_view, PgStore};
 use crate::sql;

@@ -1,3 +1,5 @@
+//! PostgreSQL side of computed scores and their RFM inputs.
+
 use super::PgStore;
 use crate::sql;
 use crate::{PurchaseStats, Result, ScoreRow, ScoreStore};

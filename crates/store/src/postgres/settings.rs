@@ -1,3 +1,5 @@
+//! PostgreSQL side of brand settings and named counters.
+
 use super::segments::{in_order, set_counters};
 use super::PgStore;
 use crate::sql;

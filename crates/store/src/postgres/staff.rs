@@ -1,4 +1,4 @@
-//! PostgreSQL side of staff accounts and their sessions (the web app).
+//! PostgreSQL side of staff accounts, their web sessions and API keys.
 
 use super::PgStore;
 use crate::{sql, ApiKeyRecord, Result, StaffStore, StoreError};

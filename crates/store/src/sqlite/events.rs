@@ -1,3 +1,5 @@
+//! SQLite side of the interaction log: timelines, events by id or name, activity windows.
+
 use super::graph::{ids_json, members};
 use super::profiles::canonical_of;
 use super::{event_view, placeholders, SqliteStore, EVENT_COLUMNS};

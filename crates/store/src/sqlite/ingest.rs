@@ -1,3 +1,7 @@
+//! SQLite side of ingestion: the snapshot of who owns a group's identifiers, and the
+//! resolver's plan applied in the group's one write transaction (with the writer's
+//! identity cache).
+
 use super::{IdentityCache, SqliteStore};
 use crate::{sql, IngestOutcome, IngestStore, Result, SourcedMessages};
 use async_trait::async_trait;

@@ -1,3 +1,6 @@
+//! SQLite side of people: profile reads and search, trait and consent edits, merges and
+//! unmerges, counts.
+
 use super::{insert_merge, placeholders, SqliteStore};
 use crate::common::{ConsentRow, IdentityRow, MemberRow, MergeRow, MERGE_COLUMNS};
 use crate::sqlite::rules::canonical_ids_in;

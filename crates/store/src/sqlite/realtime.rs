@@ -1,3 +1,6 @@
+//! SQLite side of the real-time engine: a step's inputs in one read transaction, its writes
+//! in one commit, people loaded whole or by standing.
+
 use super::segments::{
     change_members, counters_in, person_activity_in, profile_segments_in, score_values_in,
     set_counters, stamps_in,

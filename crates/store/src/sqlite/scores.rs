@@ -1,3 +1,5 @@
+//! SQLite side of computed scores and their RFM inputs.
+
 use super::segments::{profile_scores_in, score_values_in};
 use super::SqliteStore;
 use crate::sql;

@@ -1,3 +1,5 @@
+//! SQLite side of brand settings and named counters.
+
 use super::segments::{counters_in, set_counters};
 use super::SqliteStore;
 use crate::sql;

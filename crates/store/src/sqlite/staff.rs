@@ -1,4 +1,4 @@
-//! SQLite side of staff accounts and their sessions (the web app).
+//! SQLite side of staff accounts, their web sessions and API keys.
 
 use super::SqliteStore;
 use crate::{sql, ApiKeyRecord, Result, StaffStore, StoreError};

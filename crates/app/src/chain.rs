@@ -128,6 +128,14 @@ pub async fn add_chain(store: &DynStore, input: ChainInput) -> Result<ChainRow, 
     chain(store, &input.id).await
 }
 
+/// Stops following a chain and forgets what was synced from it: its contracts, blocks,
+/// logs and the holdings they gave people (announced, since holdings are part of a
+/// person's standing).
+pub async fn delete_chain(store: &DynStore, id: &str) -> Result<(), StoreError> {
+    store.delete_chain(id).await?;
+    crate::changes::announce(store, crate::changes::Change::Standing).await
+}
+
 pub async fn chain(store: &DynStore, id: &str) -> Result<ChainRow, StoreError> {
     store
         .chains()

@@ -69,6 +69,16 @@ impl Keys {
         Ok(rec)
     }
 
+    /// Revokes a key; this process stops accepting it at once, others within the
+    /// cache's 10 s.
+    pub async fn revoke(&self, id: i64) -> Result<()> {
+        self.store
+            .revoke_api_key(id, rapport_domain::time::now_millis())
+            .await?;
+        self.forget_all();
+        Ok(())
+    }
+
     pub fn forget_all(&self) {
         if let Ok(mut c) = self.cache.write() {
             c.clear();

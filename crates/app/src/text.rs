@@ -197,6 +197,30 @@ pub async fn create_leads(store: &DynStore) -> Result<bool, StoreError> {
         .unwrap_or(false))
 }
 
+/// Replaces the product catalogue the analysis tags mentions of (the analyzer is rebuilt
+/// from it); returns the catalogue as stored, by name.
+pub async fn set_catalogue(
+    store: &DynStore,
+    names: Vec<String>,
+) -> Result<Vec<String>, StoreError> {
+    if names.len() > 10_000 {
+        return Err(StoreError::invalid("products", "at most 10,000 products"));
+    }
+    let mut clean = Vec::with_capacity(names.len());
+    for (i, n) in names.iter().enumerate() {
+        let n = n.trim();
+        if n.is_empty() || n.len() > 200 || n.chars().any(char::is_control) {
+            return Err(StoreError::invalid(
+                &format!("products[{i}]"),
+                "must be a product name of 1 to 200 characters",
+            ));
+        }
+        clean.push(n.to_string());
+    }
+    store.set_catalogue(clean, now_millis()).await?;
+    store.catalogue().await
+}
+
 pub async fn set_create_leads(store: &DynStore, on: bool) -> Result<(), StoreError> {
     store
         .set_setting(LEADS_KEY, serde_json::Value::Bool(on), now_millis())

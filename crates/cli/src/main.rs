@@ -712,8 +712,7 @@ async fn main() -> Result<()> {
             }
             KeysCommand::Revoke { store, id } => {
                 let s = store.open().await?;
-                s.revoke_api_key(id, rapport_domain::time::now_millis())
-                    .await?;
+                rapport_app::keys::Keys::new(s).revoke(id).await?;
                 eprintln!("key {id} revoked");
                 Ok(())
             }

@@ -64,7 +64,7 @@ pub async fn delete(
     _key: AdminKey,
     Path(chain): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_chain(&chain).await?;
+    rapport_app::chain::delete_chain(&state.store, &chain).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use rapport_domain::apikey::Scope;
 use rapport_domain::model::Stats;
-use rapport_domain::time::{now_millis, to_datetime};
+use rapport_domain::time::to_datetime;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -114,7 +114,6 @@ pub async fn revoke_key(
     _key: AdminKey,
     Id(id): Id,
 ) -> ApiResult<axum::http::StatusCode> {
-    state.store.revoke_api_key(id, now_millis()).await?;
-    state.keys.forget_all();
+    state.keys.revoke(id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

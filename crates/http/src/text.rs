@@ -172,10 +172,16 @@ pub async fn trends(
     ))
 }
 
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub struct CatalogueBody {
+    /// Product names, 1 to 200 characters each, at most 10,000.
+    pub products: Vec<String>,
+}
+
 /// Replaces the product catalogue entity extraction looks for: `{"products": ["Aurora Headphones", …]}`.
 /// Texts analysed from now on are matched against it.
 #[utoipa::path(put, path = "/api/text/catalogue", tag = "text",
-    request_body(content = Object, description = "`{\"products\": [\"Aurora Headphones\", \"Pulse Smartwatch\"]}`"),
+    request_body = CatalogueBody,
     responses((status = 200, description = "the catalogue as stored", body = Object), (status = 400, body = Problem)),
     security(("bearer" = [])))]
 pub async fn set_catalogue(
@@ -183,31 +189,9 @@ pub async fn set_catalogue(
     _key: AdminKey,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let v: Value = json_body(&body)?;
-    let Some(Value::Array(items)) = v.get("products") else {
-        return Err(ApiError::invalid(
-            "products",
-            "is required: an array of product names",
-        ));
-    };
-    if items.len() > 10_000 {
-        return Err(ApiError::invalid("products", "at most 10,000 products"));
-    }
-    let mut names = Vec::with_capacity(items.len());
-    for (i, it) in items.iter().enumerate() {
-        let n = it.as_str().map(str::trim).unwrap_or("");
-        if n.is_empty() || n.len() > 200 || n.chars().any(char::is_control) {
-            return Err(ApiError::invalid(
-                &format!("products[{i}]"),
-                "must be a product name of 1 to 200 characters",
-            ));
-        }
-        names.push(n.to_string());
-    }
-    state.store.set_catalogue(names, now_millis()).await?;
-    Ok(Json(
-        serde_json::json!({"products": state.store.catalogue().await?}),
-    ))
+    let b: CatalogueBody = crate::problem::typed_body(&body)?;
+    let products = rapport_app::text::set_catalogue(&state.store, b.products).await?;
+    Ok(Json(serde_json::json!({ "products": products })))
 }
 
 /// The product catalogue.

@@ -35,31 +35,20 @@ pub mod testing;
 pub mod text;
 
 pub use chain::ChainStore;
-pub use events::EventStore;
-pub use events::{Activity, TimelineFilter};
-pub use graph::GraphStore;
-pub use graph::{RelScope, ScoreOrder, TouchQuery, GRAPH_VERSION};
-pub use ingest::IngestStore;
-pub use ingest::{IngestOutcome, SourcedMessages};
-pub use profiles::ProfileStore;
-pub use profiles::{ConsentInput, Overview, UnmergeTarget};
-pub use realtime::RealtimeStore;
+pub use events::{Activity, EventStore, TimelineFilter};
+pub use graph::{GraphStore, RelScope, ScoreOrder, TouchQuery, GRAPH_VERSION};
+pub use ingest::{IngestOutcome, IngestStore, SourcedMessages};
+pub use profiles::{ConsentInput, Overview, ProfileStore, UnmergeTarget};
 pub use realtime::{
-    reread_persons, step_profiles, PersonLoad, PersonReads, RecentPeople, StepDone, StepInputs,
-    StepQuery, StepWrites,
+    reread_persons, step_profiles, PersonLoad, PersonReads, RealtimeStore, RecentPeople, StepDone,
+    StepInputs, StepQuery, StepWrites,
 };
-pub use rules::RuleStore;
-pub use rules::{Firing, Outbound, Task};
-pub use scores::ScoreStore;
-pub use scores::{PurchaseStats, ScoreRow};
-pub use segments::SegmentStore;
-pub use segments::{MembershipChange, SegmentRow, SegmentSize};
-pub use settings::SettingsStore;
-pub use settings::SETTINGS_VERSION;
-pub use staff::StaffStore;
-pub use staff::{ApiKeyRecord, UserRow};
-pub use text::TextStore;
-pub use text::{TextRow, TextStats, CATALOGUE_VERSION};
+pub use rules::{Firing, Outbound, RuleStore, Task};
+pub use scores::{PurchaseStats, ScoreRow, ScoreStore};
+pub use segments::{MembershipChange, SegmentRow, SegmentSize, SegmentStore};
+pub use settings::{SettingsStore, SETTINGS_VERSION};
+pub use staff::{ApiKeyRecord, StaffStore, UserRow};
+pub use text::{TextRow, TextStats, TextStore, CATALOGUE_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -38,7 +38,7 @@ pub struct StepWrites {
     pub counters: Vec<(String, i64)>,
 }
 
-/// What [`Store::step_inputs`] reads.
+/// What [`RealtimeStore::step_inputs`] reads.
 #[derive(Debug, Clone, Default)]
 pub struct StepQuery {
     /// Counter names; the first is the event position, the second the text position.
@@ -130,7 +130,7 @@ pub fn step_profiles(events: &[EventView], texts: &[(i64, ProfileId)]) -> Vec<Pr
     raw
 }
 
-/// What [`Store::recent_people`] found.
+/// What [`RealtimeStore::recent_people`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecentPeople {
     /// `(event id, canonical id)`, newest event first; the engine's own membership
@@ -147,7 +147,7 @@ pub struct RecentPeople {
 pub struct PersonLoad {
     /// Their profile, without the merge history (`merges` empty).
     pub view: ProfileView,
-    /// Their events, oldest first, as [`Store::person_activity`] reads them.
+    /// Their events, oldest first, as [`RealtimeStore::person_activity`] reads them.
     pub events: Vec<EventView>,
     /// Their analysed texts, `(occurred_at, compound, complaint confidence)`.
     pub texts: Vec<(Millis, f64, f64)>,
@@ -158,7 +158,7 @@ pub struct PersonLoad {
     pub firings: Vec<(String, Millis)>,
 }
 
-/// How much of each person [`Store::person_loads`] reads.
+/// How much of each person [`RealtimeStore::person_loads`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PersonReads {
     /// Everything, with the rule firings since `firings_since`; the `Segment Entered`/
@@ -215,7 +215,7 @@ pub trait RealtimeStore: Send + Sync {
     /// Everything a person (canonical id) did and wrote, oldest first: their events (without
     /// context, text or message id, which the evaluator does not read) and their analysed
     /// texts as (occurred_at, compound, complaint confidence). One person's part of what
-    /// [`Store::person_loads`] reads for many.
+    /// [`RealtimeStore::person_loads`] reads for many.
     async fn person_activity(
         &self,
         id: ProfileId,

@@ -61,7 +61,7 @@ pub trait RuleStore: Send + Sync {
     /// How often a rule fired for a person since a time (frequency caps).
     async fn count_firings(&self, rule: &str, profile: ProfileId, since: Millis) -> Result<i64>;
     /// A person's firings since a time, `(rule, at)`. The real-time engine reads them
-    /// for a step's people with [`Store::person_loads`] and keeps them in memory, to
+    /// for a step's people with [`crate::RealtimeStore::person_loads`] and keeps them in memory, to
     /// apply frequency caps without a query per rule.
     async fn firing_times(
         &self,

@@ -65,7 +65,7 @@ pub trait ScoreStore: Send + Sync {
     async fn profile_scores(&self, id: ProfileId) -> Result<Vec<ScoreRow>>;
     /// Several people's (canonical ids) computed score values, in one read, without
     /// explanations or times ([`ScoreRow::value_only`]: what the real-time engine reads;
-    /// [`Store::profile_scores`] has the rest).
+    /// [`ScoreStore::profile_scores`] has the rest).
     async fn scores_of(&self, ids: Vec<ProfileId>) -> Result<Vec<ScoreRow>>;
     /// RFM inputs for everyone with at least one such event: last time (all time), and
     /// count and sum of the numeric `prop` since `since`.

@@ -161,7 +161,6 @@ impl ChainStore for PgStore {
     }
 
     async fn delete_chain(&self, id: &str) -> Result<()> {
-        let id = id.to_string();
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let n = tx.execute(sql::chain::DELETE_CHAIN, &[&id]).await?;
@@ -183,7 +182,6 @@ impl ChainStore for PgStore {
         error: Option<String>,
         at: Millis,
     ) -> Result<()> {
-        let id = id.to_string();
         let c = self.client().await?;
         c.execute(
             "UPDATE chains SET head_block = coalesce($2, head_block), last_error = $3, synced_at = $4 WHERE id = $1",
@@ -232,7 +230,6 @@ impl ChainStore for PgStore {
     }
 
     async fn chain_blocks(&self, chain: &str, limit: usize) -> Result<Vec<(i64, String)>> {
-        let chain = chain.to_string();
         let c = self.client().await?;
         Ok(
             c.query(sql::chain::CHAIN_BLOCKS, &[&chain, &(limit as i64)])
@@ -248,7 +245,6 @@ impl ChainStore for PgStore {
         chain: &str,
         keys: Vec<(String, String)>,
     ) -> Result<Vec<crate::HoldingRow>> {
-        let chain = chain.to_string();
         let c = self.client().await?;
         let contracts: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
         let wallets: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
@@ -329,7 +325,6 @@ impl ChainStore for PgStore {
     }
 
     async fn chain_logs_after(&self, chain: &str, block: i64) -> Result<Vec<crate::LogRow>> {
-        let chain = chain.to_string();
         let c = self.client().await?;
         Ok(c.query(
             &format!("SELECT {LOG_COLS} FROM chain_logs WHERE chain_id = $1 AND block_number > $2 AND NOT removed ORDER BY block_number, log_index"),
@@ -347,7 +342,6 @@ impl ChainStore for PgStore {
         keys: Vec<(String, String)>,
         block: i64,
     ) -> Result<Vec<crate::LogRow>> {
-        let chain = chain.to_string();
         let c = self.client().await?;
         let contracts: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
         let wallets: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
@@ -413,8 +407,6 @@ impl ChainStore for PgStore {
         contract: &str,
         limit: usize,
     ) -> Result<Vec<crate::HoldingRow>> {
-        let chain = chain.to_string();
-        let contract = contract.to_string();
         let c = self.client().await?;
         Ok(c.query(
             &format!("SELECT {HOLD_COLS} FROM holdings WHERE chain_id = $1 AND contract = $2 AND amount > 0 ORDER BY amount DESC, wallet LIMIT $3"),
@@ -427,7 +419,6 @@ impl ChainStore for PgStore {
     }
 
     async fn create_siwe_nonce(&self, nonce: &str, at: Millis, expires: Millis) -> Result<()> {
-        let nonce = nonce.to_string();
         let c = self.client().await?;
         c.execute(sql::chain::INSERT_NONCE, &[&nonce, &at, &expires])
             .await?;
@@ -437,7 +428,6 @@ impl ChainStore for PgStore {
     }
 
     async fn use_siwe_nonce(&self, nonce: &str, at: Millis) -> Result<bool> {
-        let nonce = nonce.to_string();
         let c = self.client().await?;
         Ok(c.execute(
             "UPDATE siwe_nonces SET used_at = $2 WHERE nonce = $1 AND used_at IS NULL AND expires_at >= $2",

@@ -352,7 +352,6 @@ impl ProfileStore for PgStore {
     }
 
     async fn verify_identity(&self, key: &IdentityKey, proof: String, at: Millis) -> Result<()> {
-        let key = key.clone();
         let c = self.client().await?;
         let n = c
             .execute(

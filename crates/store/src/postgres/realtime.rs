@@ -2,10 +2,10 @@
 //! snapshot, its writes in one pipelined transaction, people loaded in a few pipelined
 //! statements.
 
-use super::segments::{change_members, in_order, set_counters};
+use super::segments::{change_members, in_order};
+use super::settings::set_counters;
 use super::{event_view, PgStore};
-use crate::sql;
-use crate::{reread_persons, PersonLoad, RealtimeStore, Result, ScoreRow, StepInputs};
+use crate::{reread_persons, sql, PersonLoad, RealtimeStore, Result, ScoreRow, StepInputs};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use rapport_domain::model::EventView;

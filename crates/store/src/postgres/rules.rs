@@ -82,7 +82,6 @@ impl RuleStore for PgStore {
     }
 
     async fn count_firings(&self, rule: &str, profile: ProfileId, since: Millis) -> Result<i64> {
-        let rule = rule.to_string();
         let c = self.client().await?;
         Ok(
             c.query_one(sql::rules::COUNT_FIRINGS, &[&rule, &profile, &since])

@@ -68,10 +68,8 @@ impl ScoreStore for PgStore {
         since: Millis,
         until: Millis,
     ) -> Result<Vec<crate::PurchaseStats>> {
-        let event = event.to_string();
-        let prop = prop.to_string();
         // Spliced into the SQL as a JSON path: only a plain name may pass.
-        crate::scores::check_property(&prop)?;
+        crate::scores::check_property(prop)?;
         let client = self.client().await?;
         let sql = format!(
             "SELECT pr.canonical_id, MAX(e.occurred_at),
@@ -95,7 +93,6 @@ impl ScoreStore for PgStore {
     }
 
     async fn score_values(&self, name: &str) -> Result<Vec<(ProfileId, f64)>> {
-        let name = name.to_string();
         let client = self.client().await?;
         Ok(client
             .query(sql::scores::SCORE_VALUES, &[&name])

@@ -1,10 +1,11 @@
 //! PostgreSQL side of segments (see the SQLite twin for the shape).
 
 use super::PgStore;
-use crate::sql;
 use crate::sqlite::segments::{bucket, membership_view};
-use crate::SegmentStore;
-use crate::{Compiled, MembershipChange, Result, SegmentRow, SegmentSize, StepDone, StoreError};
+use crate::{
+    sql, Compiled, MembershipChange, Result, SegmentRow, SegmentSize, SegmentStore, StepDone,
+    StoreError,
+};
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use rapport_domain::resolve::ProfileId;
@@ -176,22 +177,6 @@ pub(super) fn in_order(names: &[String], rows: &[tokio_postgres::Row]) -> Vec<i6
         .collect()
 }
 
-pub(super) async fn set_counters(tx: &impl GenericClient, values: &[(String, i64)]) -> Result<()> {
-    if values.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<&str> = values.iter().map(|v| v.0.as_str()).collect();
-    let nums: Vec<i64> = values.iter().map(|v| v.1).collect();
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO counters (name, value) SELECT * FROM UNNEST($1::text[], $2::bigint[])
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-        )
-        .await?;
-    tx.execute(&stmt, &[&names, &nums]).await?;
-    Ok(())
-}
-
 /// Locks the segment's row (changes to one segment's members are serialised, so each
 /// reads the size the previous one left), or says it is gone.
 async fn lock_segment(tx: &Transaction<'_>, id: i64) -> Result<()> {
@@ -268,10 +253,6 @@ impl SegmentStore for PgStore {
         kind: &str,
         at: Millis,
     ) -> Result<crate::SegmentRow> {
-        let name = name.to_string();
-        let definition = definition.to_string();
-        let description = description.to_string();
-        let kind = kind.to_string();
         let client = self.client().await?;
         let r = client
             .query_opt(
@@ -295,8 +276,6 @@ impl SegmentStore for PgStore {
         description: &str,
         at: Millis,
     ) -> Result<crate::SegmentRow> {
-        let definition = definition.to_string();
-        let description = description.to_string();
         let client = self.client().await?;
         let n = client
             .execute(
@@ -349,7 +328,6 @@ impl SegmentStore for PgStore {
     }
 
     async fn segment_by_name(&self, name: &str) -> Result<Option<crate::SegmentRow>> {
-        let name = name.to_string();
         let client = self.client().await?;
         Ok(client
             .query_opt(

@@ -1,9 +1,8 @@
 //! PostgreSQL side of brand settings and named counters.
 
-use super::segments::{in_order, set_counters};
+use super::segments::in_order;
 use super::PgStore;
-use crate::sql;
-use crate::{Result, SettingsStore, SETTINGS_VERSION};
+use crate::{sql, Result, SettingsStore, SETTINGS_VERSION};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use rapport_domain::time::Millis;
@@ -34,7 +33,6 @@ impl SettingsStore for PgStore {
     }
 
     async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>> {
-        let key = key.to_string();
         let c = self.client().await?;
         Ok(c.query_opt(sql::settings::SETTING, &[&key])
             .await?
@@ -42,7 +40,6 @@ impl SettingsStore for PgStore {
     }
 
     async fn set_setting(&self, key: &str, value: serde_json::Value, at: Millis) -> Result<()> {
-        let key = key.to_string();
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         tx.execute(sql::settings::UPSERT_SETTING, &[&key, &value, &at])
@@ -52,4 +49,20 @@ impl SettingsStore for PgStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+pub(super) async fn set_counters(tx: &impl GenericClient, values: &[(String, i64)]) -> Result<()> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = values.iter().map(|v| v.0.as_str()).collect();
+    let nums: Vec<i64> = values.iter().map(|v| v.1).collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO counters (name, value) SELECT * FROM UNNEST($1::text[], $2::bigint[])
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .await?;
+    tx.execute(&stmt, &[&names, &nums]).await?;
+    Ok(())
 }

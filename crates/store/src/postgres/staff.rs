@@ -30,14 +30,11 @@ impl StaffStore for PgStore {
         role: &str,
         at: Millis,
     ) -> Result<crate::UserRow> {
-        let email = email.to_string();
-        let hash = password_hash.to_string();
-        let role = role.to_string();
         let c = self.client().await?;
         let row = c
             .query_opt(
                 &format!("INSERT INTO users (email, password_hash, role, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (email) DO NOTHING RETURNING {USER_COLS}"),
-                &[&email, &hash, &role, &at],
+                &[&email, &password_hash, &role, &at],
             )
             .await?;
         row.map(|r| user(&r)).ok_or_else(|| {
@@ -58,7 +55,6 @@ impl StaffStore for PgStore {
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<crate::UserRow>> {
-        let email = email.to_string();
         let c = self.client().await?;
         Ok(c.query_opt(
             &format!("SELECT {USER_COLS} FROM users WHERE email = $1"),
@@ -85,12 +81,10 @@ impl StaffStore for PgStore {
         at: Millis,
         expires: Millis,
     ) -> Result<()> {
-        let token = token_hash.to_string();
-        let csrf = csrf.to_string();
         let c = self.client().await?;
         c.execute(
             sql::staff::INSERT_SESSION,
-            &[&token, &user_id, &csrf, &at, &expires],
+            &[&token_hash, &user_id, &csrf, &at, &expires],
         )
         .await?;
         c.execute(
@@ -108,17 +102,16 @@ impl StaffStore for PgStore {
         token_hash: &str,
         now: Millis,
     ) -> Result<Option<(crate::UserRow, String)>> {
-        let token = token_hash.to_string();
         let c = self.client().await?;
-        Ok(c.query_opt(sql::staff::SESSION, &[&token, &now])
+        Ok(c.query_opt(sql::staff::SESSION, &[&token_hash, &now])
             .await?
             .map(|r| (user(&r), r.get(6))))
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        let token = token_hash.to_string();
         let c = self.client().await?;
-        c.execute(sql::staff::DELETE_SESSION, &[&token]).await?;
+        c.execute(sql::staff::DELETE_SESSION, &[&token_hash])
+            .await?;
         Ok(())
     }
 

@@ -198,7 +198,6 @@ impl TextStore for PgStore {
         since: Millis,
         until: Millis,
     ) -> Result<Vec<(String, i64, f64)>> {
-        let kind = kind.to_string();
         let c = self.client().await?;
         Ok(c.query(
             "SELECT name, COUNT(*), AVG(compound)::float8 FROM text_tags WHERE kind = $1 AND occurred_at >= $2 AND occurred_at <= $3
@@ -218,8 +217,6 @@ impl TextStore for PgStore {
         since: Millis,
         until: Millis,
     ) -> Result<Vec<rapport_domain::model::SentimentDay>> {
-        let kind = kind.to_string();
-        let name = name.to_string();
         let c = self.client().await?;
         Ok(c.query(
             "SELECT occurred_at / 86400000, COUNT(*), AVG(compound)::float8, COUNT(*) FILTER (WHERE compound >= 0.05), COUNT(*) FILTER (WHERE compound <= -0.05)

@@ -3,7 +3,6 @@
 
 use super::{insert_merge, placeholders, SqliteStore};
 use crate::common::{ConsentRow, IdentityRow, MemberRow, MergeRow, MERGE_COLUMNS};
-use crate::sqlite::rules::canonical_ids_in;
 use crate::{common, sql, ConsentInput, ProfileStore, Result, StoreError, UnmergeTarget};
 use async_trait::async_trait;
 use rapport_domain::model::{ConflictView, MergeView, Page, ProfileSummary, ProfileView, Stats};
@@ -486,4 +485,19 @@ pub(super) fn search_sync(
         items: summaries(conn, &ids)?,
         next_cursor,
     })
+}
+
+/// The person of each raw profile; unknown ids are left out.
+pub(super) fn canonical_ids_in(
+    c: &Connection,
+    ids: &[ProfileId],
+) -> Result<Vec<(ProfileId, ProfileId)>> {
+    let mut q = c.prepare_cached(sql::rules::CANONICAL_ID)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        if let Some(cid) = q.query_row([id], |r| r.get(0)).optional()? {
+            out.push((id, cid));
+        }
+    }
+    Ok(out)
 }

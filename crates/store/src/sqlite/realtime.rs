@@ -1,12 +1,11 @@
 //! SQLite side of the real-time engine: a step's inputs in one read transaction, its writes
 //! in one commit, people loaded whole or by standing.
 
-use super::segments::{
-    change_members, counters_in, person_activity_in, profile_segments_in, score_values_in,
-    set_counters, stamps_in,
-};
+use super::scores::score_values_in;
+use super::segments::{change_members, person_activity_in, profile_segments_in, stamps_in};
+use super::settings::{counters_in, set_counters};
+use super::text::analyses_after_in;
 use super::SqliteStore;
-use crate::sqlite::segments::analyses_after_in;
 use crate::{
     reread_persons, step_profiles, PersonLoad, RealtimeStore, Result, StepInputs, StepQuery,
     StoreError,
@@ -47,7 +46,8 @@ impl RealtimeStore for SqliteStore {
             )?);
             let texts = analyses_after_in(&tx, texts_pos, q.limit)?;
             let stamps = stamps_in(&tx)?;
-            let canonical = super::rules::canonical_ids_in(&tx, &step_profiles(&events, &texts))?;
+            let canonical =
+                super::profiles::canonical_ids_in(&tx, &step_profiles(&events, &texts))?;
             let profiles =
                 super::profiles_in(&tx, reread_persons(&events, &canonical, &q.reread_after))?;
             Ok(StepInputs {

@@ -1,12 +1,11 @@
 //! SQLite side of decision rules: the firing audit and tasks.
 
 use super::SqliteStore;
-use crate::{sql, RuleStore};
-use crate::{Firing, Outbound, Result, Task};
+use crate::{sql, Firing, Outbound, Result, RuleStore, Task};
 use async_trait::async_trait;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, Transaction};
 
 const OUT_COLS: &str = "id, rule, profile_id, url, secret, body, attempts, max_attempts, next_at, status, last_error, created_at, delivered_at";
 
@@ -42,21 +41,6 @@ pub(super) fn record_firings(tx: &Transaction<'_>, firings: &[Firing]) -> Result
         ])?;
     }
     Ok(())
-}
-
-/// The person of each raw profile; unknown ids are left out.
-pub(super) fn canonical_ids_in(
-    c: &Connection,
-    ids: &[ProfileId],
-) -> Result<Vec<(ProfileId, ProfileId)>> {
-    let mut q = c.prepare_cached(sql::rules::CANONICAL_ID)?;
-    let mut out = Vec::with_capacity(ids.len());
-    for &id in ids {
-        if let Some(cid) = q.query_row([id], |r| r.get(0)).optional()? {
-            out.push((id, cid));
-        }
-    }
-    Ok(out)
 }
 
 /// A person's firings since a time, `(rule, at)`.

@@ -1,13 +1,11 @@
 //! SQLite side of computed scores and their RFM inputs.
 
-use super::segments::{profile_scores_in, score_values_in};
 use super::SqliteStore;
-use crate::sql;
-use crate::{PurchaseStats, Result, ScoreStore};
+use crate::{sql, PurchaseStats, Result, ScoreRow, ScoreStore};
 use async_trait::async_trait;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
-use rusqlite::params;
+use rusqlite::{params, Connection};
 
 #[async_trait]
 impl ScoreStore for SqliteStore {
@@ -84,4 +82,29 @@ impl ScoreStore for SqliteStore {
         })
         .await
     }
+}
+
+pub(super) fn profile_scores_in(c: &Connection, id: ProfileId) -> Result<Vec<ScoreRow>> {
+    Ok(c.prepare_cached(sql::scores::PROFILE_SCORES)?
+        .query_map([id], |r| {
+            let e: String = r.get(3)?;
+            Ok(ScoreRow {
+                name: r.get(0)?,
+                profile_id: r.get(1)?,
+                value: r.get(2)?,
+                explanation: serde_json::from_str(&e).unwrap_or_default(),
+                computed_at: r.get(4)?,
+            })
+        })?
+        .collect::<std::result::Result<_, _>>()?)
+}
+
+/// A person's score values, from the index alone (migration 0016): what the real-time
+/// engine reads, at every load and after every score run.
+pub(super) fn score_values_in(c: &Connection, id: ProfileId) -> Result<Vec<ScoreRow>> {
+    Ok(c.prepare_cached(
+        "SELECT name, value FROM profile_scores WHERE profile_id = ?1 ORDER BY name",
+    )?
+    .query_map([id], |r| Ok(ScoreRow::value_only(r.get(0)?, id, r.get(1)?)))?
+    .collect::<std::result::Result<_, _>>()?)
 }

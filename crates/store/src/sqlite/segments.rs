@@ -2,10 +2,9 @@
 //! with timeline events, size history.
 
 use super::{event_view, SqliteStore};
-use crate::sql;
-use crate::SegmentStore;
 use crate::{
-    MembershipChange, Param, Result, ScoreRow, SegmentRow, SegmentSize, StepDone, StoreError,
+    sql, MembershipChange, Param, Result, SegmentRow, SegmentSize, SegmentStore, StepDone,
+    StoreError,
 };
 use async_trait::async_trait;
 use rapport_domain::model::EventView;
@@ -213,33 +212,6 @@ pub(super) fn change_members(
     Ok(out)
 }
 
-pub(super) fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Result<()> {
-    let mut up = tx.prepare_cached(sql::settings::SET_COUNTER)?;
-    for (name, value) in values {
-        up.execute(params![name, value])?;
-    }
-    Ok(())
-}
-
-pub(super) fn counters_in(c: &Connection, names: &[String]) -> Result<Vec<i64>> {
-    let mut q = c.prepare_cached(sql::settings::COUNTER_VALUE)?;
-    let mut out = Vec::with_capacity(names.len());
-    for n in names {
-        out.push(q.query_row([n], |r| r.get(0)).optional()?.unwrap_or(0));
-    }
-    Ok(out)
-}
-
-pub(super) fn analyses_after_in(
-    c: &Connection,
-    after: i64,
-    limit: usize,
-) -> Result<Vec<(i64, ProfileId)>> {
-    Ok(c.prepare_cached(sql::text::ANALYSES_AFTER)?
-        .query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<std::result::Result<_, _>>()?)
-}
-
 pub(super) fn stamps_in(c: &Connection) -> Result<Vec<(i64, Millis)>> {
     Ok(c.prepare_cached(sql::segments::SEGMENT_STAMPS)?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -281,31 +253,6 @@ pub(super) fn person_activity_in(
         .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<std::result::Result<_, _>>()?;
     Ok((events, texts))
-}
-
-pub(super) fn profile_scores_in(c: &Connection, id: ProfileId) -> Result<Vec<ScoreRow>> {
-    Ok(c.prepare_cached(sql::scores::PROFILE_SCORES)?
-        .query_map([id], |r| {
-            let e: String = r.get(3)?;
-            Ok(ScoreRow {
-                name: r.get(0)?,
-                profile_id: r.get(1)?,
-                value: r.get(2)?,
-                explanation: serde_json::from_str(&e).unwrap_or_default(),
-                computed_at: r.get(4)?,
-            })
-        })?
-        .collect::<std::result::Result<_, _>>()?)
-}
-
-/// A person's score values, from the index alone (migration 0016): what the real-time
-/// engine reads, at every load and after every score run.
-pub(super) fn score_values_in(c: &Connection, id: ProfileId) -> Result<Vec<ScoreRow>> {
-    Ok(c.prepare_cached(
-        "SELECT name, value FROM profile_scores WHERE profile_id = ?1 ORDER BY name",
-    )?
-    .query_map([id], |r| Ok(ScoreRow::value_only(r.get(0)?, id, r.get(1)?)))?
-    .collect::<std::result::Result<_, _>>()?)
 }
 
 pub(super) fn profile_segments_in(c: &Connection, id: ProfileId) -> Result<Vec<String>> {

@@ -1,12 +1,10 @@
 //! SQLite side of brand settings and named counters.
 
-use super::segments::{counters_in, set_counters};
 use super::SqliteStore;
-use crate::sql;
-use crate::{Result, SettingsStore, SETTINGS_VERSION};
+use crate::{sql, Result, SettingsStore, SETTINGS_VERSION};
 use async_trait::async_trait;
 use rapport_domain::time::Millis;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 #[async_trait]
 impl SettingsStore for SqliteStore {
@@ -53,4 +51,21 @@ impl SettingsStore for SqliteStore {
         })
         .await
     }
+}
+
+pub(super) fn set_counters(tx: &Transaction<'_>, values: &[(String, i64)]) -> Result<()> {
+    let mut up = tx.prepare_cached(sql::settings::SET_COUNTER)?;
+    for (name, value) in values {
+        up.execute(params![name, value])?;
+    }
+    Ok(())
+}
+
+pub(super) fn counters_in(c: &Connection, names: &[String]) -> Result<Vec<i64>> {
+    let mut q = c.prepare_cached(sql::settings::COUNTER_VALUE)?;
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        out.push(q.query_row([n], |r| r.get(0)).optional()?.unwrap_or(0));
+    }
+    Ok(out)
 }

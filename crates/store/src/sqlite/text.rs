@@ -1,14 +1,12 @@
 //! SQLite side of text analyses.
 
 use super::SqliteStore;
-use crate::sqlite::segments::analyses_after_in;
-use crate::{sql, TextStore};
-use crate::{Result, TextRow, TextStats, CATALOGUE_VERSION};
+use crate::{sql, Result, TextRow, TextStats, TextStore, CATALOGUE_VERSION};
 use async_trait::async_trait;
 use rapport_domain::model::{SentimentDay, TextAnalysisView};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{to_datetime, Millis};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 const MEMBERS: &str = "SELECT id FROM profiles WHERE canonical_id IN (SELECT canonical_id FROM profiles WHERE id IN (SELECT value FROM json_each(?1)))";
 
@@ -257,4 +255,14 @@ impl TextStore for SqliteStore {
         })
         .await
     }
+}
+
+pub(super) fn analyses_after_in(
+    c: &Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<(i64, ProfileId)>> {
+    Ok(c.prepare_cached(sql::text::ANALYSES_AFTER)?
+        .query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?)
 }

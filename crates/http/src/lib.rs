@@ -307,18 +307,12 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(profiles::merges))
 }
 
-/// The OpenAPI document served at `/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, mut doc) = api().split_for_parts();
-    utoipa::Modify::modify(&Security, &mut doc);
-    doc
-}
-
 async fn not_found(uri: axum::http::Uri) -> problem::ApiError {
     problem::ApiError::NotFound(format!("no route for {}", uri.path()))
 }
 
 pub fn router(state: AppState) -> Router {
+    // The paths come from the routes; errors and keys are added to every one of them.
     let (api, mut doc) = api().split_for_parts();
     utoipa::Modify::modify(&Security, &mut doc);
     let doc = Arc::new(doc);

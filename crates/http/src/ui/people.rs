@@ -445,16 +445,13 @@ pub async fn set_trait(
         now_millis(),
     )
     .await?;
-    changed(id, &format!("Saved {key}."))
+    Ok(changed(id, &format!("Saved {key}.")))
 }
 
 /// After a staff edit of a person (announced by `rapport_app::profiles`): back to the 360
 /// page with `msg`.
-fn changed(id: i64, msg: &str) -> UiResult<Redirect> {
-    Ok(Redirect::to(&format!(
-        "/people/{id}?msg={}",
-        layout::urlencode(msg)
-    )))
+fn changed(id: i64, msg: &str) -> Redirect {
+    Redirect::to(&format!("/people/{id}?msg={}", layout::urlencode(msg)))
 }
 
 /// Records a consent the person gave or withdrew (agents and above), with the staff
@@ -489,7 +486,7 @@ pub async fn set_consent(
         },
     )
     .await?;
-    changed(id, &format!("Recorded {channel} · {purpose}."))
+    Ok(changed(id, &format!("Recorded {channel} · {purpose}.")))
 }
 
 pub async fn unmerge(
@@ -512,5 +509,5 @@ pub async fn unmerge(
     )
     .await?;
     let msg = format!("Unmerged #{} from #{}.", m.merged_id, m.survivor_id);
-    changed(id, &msg)
+    Ok(changed(id, &msg))
 }

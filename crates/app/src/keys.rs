@@ -2,7 +2,7 @@
 //! the database; a revoked key stops working within [`CACHE_TTL`].
 
 use rapport_domain::apikey::{self, Scope};
-use rapport_store::{ApiKeyRecord, DynStore, Result};
+use rapport_store::{ApiKeyRecord, DynStore, KeyAccess, Result};
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
@@ -20,7 +20,12 @@ pub struct Created {
     pub record: ApiKeyRecord,
 }
 
-pub async fn create(store: &DynStore, scope: Scope, label: &str) -> Result<Created> {
+pub async fn create(
+    store: &DynStore,
+    scope: Scope,
+    label: &str,
+    access: &KeyAccess,
+) -> Result<Created> {
     let k = apikey::generate(scope);
     let record = store
         .create_api_key(
@@ -28,6 +33,7 @@ pub async fn create(store: &DynStore, scope: Scope, label: &str) -> Result<Creat
             &k.hash,
             scope,
             label,
+            access,
             rapport_domain::time::now_millis(),
         )
         .await?;
@@ -75,6 +81,14 @@ impl Keys {
         self.store
             .revoke_api_key(id, rapport_domain::time::now_millis())
             .await?;
+        self.forget_all();
+        Ok(())
+    }
+
+    /// Changes a key's trust level and origins; this process applies them at once,
+    /// others within the cache's 10 s.
+    pub async fn set_access(&self, id: i64, access: &KeyAccess) -> Result<()> {
+        self.store.set_api_key_access(id, access).await?;
         self.forget_all();
         Ok(())
     }

@@ -22,4 +22,5 @@ pub mod segments;
 pub mod siwe;
 pub mod text;
 pub mod users;
+pub mod web;
 pub mod worker;

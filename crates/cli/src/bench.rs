@@ -391,7 +391,7 @@ async fn baseline(stored: &DynStore, target: &Target, bodies: &[Vec<u8>]) -> Res
     }
     let mut rows = Vec::new();
     for b in bodies {
-        for m in parse_body(b, None, rapport_domain::time::now_millis())
+        for m in parse_body(b, None, rapport_domain::time::now_millis(), None)
             .map_err(|e| anyhow::anyhow!("{:?}", e))?
         {
             let profile_id = owner.get(&m.message_id).copied().unwrap_or(1);
@@ -460,8 +460,20 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             eprintln!("generating {events} events in batches of {batch}…");
             let bodies = Arc::new(batches(events, batch, text_chars));
             let target = fresh_target(database_url.as_deref(), "ingest").await?;
-            let write = rapport_app::keys::create(&target.store, Scope::Write, "bench").await?;
-            let admin = rapport_app::keys::create(&target.store, Scope::Admin, "bench").await?;
+            let write = rapport_app::keys::create(
+                &target.store,
+                Scope::Write,
+                "bench",
+                &Default::default(),
+            )
+            .await?;
+            let admin = rapport_app::keys::create(
+                &target.store,
+                Scope::Admin,
+                "bench",
+                &Default::default(),
+            )
+            .await?;
             let server = Server::start(&target).await?;
             eprintln!("driving {} with {concurrency} connections…", server.url);
             let run = drive(&server.url, &write.secret, bodies.clone(), concurrency).await;
@@ -566,7 +578,13 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
                 i += n;
             }
             let load_s = t.elapsed().as_secs_f64();
-            let admin = rapport_app::keys::create(&target.store, Scope::Admin, "bench").await?;
+            let admin = rapport_app::keys::create(
+                &target.store,
+                Scope::Admin,
+                "bench",
+                &Default::default(),
+            )
+            .await?;
             let server = Server::start(&target).await?;
             let client = reqwest::Client::new();
             let mut rng = StdRng::seed_from_u64(11);

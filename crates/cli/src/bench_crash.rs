@@ -121,7 +121,7 @@ async fn prepare(dir: &Path, bytes: u64) -> Result<String> {
         .map(|(n, _)| (n.to_string(), top))
         .collect();
     store.set_counters(unset).await?;
-    let key = rapport_app::keys::create(&store, Scope::Write, "crash").await?;
+    let key = rapport_app::keys::create(&store, Scope::Write, "crash", &Default::default()).await?;
     Ok(key.secret)
 }
 

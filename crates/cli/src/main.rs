@@ -286,6 +286,14 @@ enum KeysCommand {
         scope: String,
         #[arg(long, default_value = "")]
         label: String,
+        /// A browser key (public, in web pages): held to its origins, rate-limited
+        /// per visitor, bots dropped. Without it the key is a server key (a secret).
+        #[arg(long)]
+        browser: bool,
+        /// An origin the browser key may be used from (`https://shop.example`);
+        /// repeat for several. None: any origin.
+        #[arg(long = "origin")]
+        origins: Vec<String>,
     },
     /// List keys (prefixes only).
     List {
@@ -371,8 +379,12 @@ async fn shutdown_signal() {
 async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool, w: WorkerArgs) -> Result<()> {
     let store = store_args.open().await?;
     if store.api_keys().await?.is_empty() {
-        let admin = rapport_app::keys::create(&store, Scope::Admin, "first start").await?;
-        let write = rapport_app::keys::create(&store, Scope::Write, "first start").await?;
+        let admin =
+            rapport_app::keys::create(&store, Scope::Admin, "first start", &Default::default())
+                .await?;
+        let write =
+            rapport_app::keys::create(&store, Scope::Write, "first start", &Default::default())
+                .await?;
         // Printed once to the terminal, never logged.
         println!("First start: created API keys. They are shown only now; keep them safe.");
         println!("  admin key: {}", admin.secret);
@@ -688,11 +700,19 @@ async fn main() -> Result<()> {
                 store,
                 scope,
                 label,
+                browser,
+                origins,
             } => {
                 let scope = Scope::parse(&scope)
                     .with_context(|| format!("--scope must be write or admin, not '{scope}'"))?;
+                let trust = browser.then_some(rapport_domain::apikey::Trust::Browser);
+                let access = rapport_app::web::key_access(trust, Some(origins))
+                    .map_err(|e| anyhow::anyhow!("--origin: {}", e.reason))?;
+                if browser && scope == Scope::Admin {
+                    anyhow::bail!("--browser is for write keys: an admin key must stay secret");
+                }
                 let s = store.open().await?;
-                let created = rapport_app::keys::create(&s, scope, &label).await?;
+                let created = rapport_app::keys::create(&s, scope, &label, &access).await?;
                 println!("{}", created.secret);
                 Ok(())
             }
@@ -700,12 +720,14 @@ async fn main() -> Result<()> {
                 let s = store.open().await?;
                 for k in s.api_keys().await? {
                     println!(
-                        "{}\t{}…\t{}\t{}\t{}",
+                        "{}\t{}…\t{}\t{}\t{}\t{}\t{}",
                         k.id,
                         k.prefix,
                         k.scope.as_str(),
+                        k.access.trust.as_str(),
                         if k.revoked { "revoked" } else { "active" },
-                        k.label
+                        k.label,
+                        k.access.origins.join(",")
                     );
                 }
                 Ok(())

@@ -9,6 +9,7 @@ pub mod relationship;
 pub mod resolve;
 pub mod time;
 pub mod traits;
+pub mod web;
 
 pub use identifier::{IdentifierError, IdentityKey, IdentityKind};
 pub use message::{FieldError, Message, MessageType};

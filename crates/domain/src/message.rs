@@ -90,6 +90,9 @@ pub struct Message {
     /// Traits to merge into the profile (identify traits and context.traits).
     pub traits: Option<Map<String, Value>>,
     pub traits_json: Option<String>,
+    /// The campaign that brought this visit, as the person's `first_touch` trait: stored
+    /// only when the person has none or an older event's (see `web`).
+    pub first_touch_json: Option<String>,
     pub properties_json: String,
     pub context_json: String,
     pub channel: String,
@@ -122,6 +125,9 @@ pub struct BatchContext<'a> {
     /// Bulk imports (CSV rows) may identify a person by e-mail, phone… alone; the
     /// Segment endpoints require `userId` or `anonymousId` as the spec does.
     pub identifiers_suffice: bool,
+    /// The HTTP request's client, for `context.ip` (`None`: messages made inside
+    /// Rapport, whose context is kept as given).
+    pub client: Option<crate::web::Client>,
 }
 
 fn obj<'a>(
@@ -400,7 +406,7 @@ pub fn parse_message(
 
     // Batch-level context fills keys the message itself does not set.
     let own_ctx = obj(m, "context", path)?;
-    let merged_ctx: Option<Map<String, Value>> = match (own_ctx, batch.context) {
+    let mut merged_ctx: Option<Map<String, Value>> = match (own_ctx, batch.context) {
         (Some(c), Some(b)) => {
             let mut c = c.clone();
             for (k, v) in b {
@@ -411,6 +417,9 @@ pub fn parse_message(
         (None, Some(b)) => Some(b.clone()),
         (c, None) => c.cloned(),
     };
+    if let Some(client) = &batch.client {
+        crate::web::stamp_ip(merged_ctx.get_or_insert_with(Map::new), client);
+    }
     let ctx_path = format!("{path}context.");
     let ctx_traits = match &merged_ctx {
         Some(c) => obj(c, "traits", &ctx_path)?,
@@ -475,7 +484,7 @@ pub fn parse_message(
 
     // Profile traits: identify traits, then context.traits (which Segment documents as
     // "traits of the current user" on any call).
-    let profile_traits = match (traits, ctx_traits) {
+    let mut profile_traits = match (traits, ctx_traits) {
         (None, None) => None,
         (a, b) => {
             let mut t = Map::new();
@@ -499,6 +508,15 @@ pub fn parse_message(
         (Some(ts), None) => ts,
         (None, _) => batch.received_at,
     };
+
+    let campaign = merged_ctx.as_ref().and_then(crate::web::campaign);
+    let first_touch_json = campaign.as_ref().map(|c| {
+        profile_traits.get_or_insert_with(Map::new).insert(
+            "last_touch".into(),
+            crate::web::last_touch_patch(c, occurred_at),
+        );
+        crate::web::first_touch(c, occurred_at).to_string()
+    });
 
     let text = properties.and_then(|p| {
         TEXT_FIELDS
@@ -539,6 +557,7 @@ pub fn parse_message(
         identifiers,
         traits: profile_traits,
         traits_json,
+        first_touch_json,
         properties_json: properties_value.to_string(),
         context_json,
         channel,
@@ -580,6 +599,7 @@ pub fn parse_body(
     body: &[u8],
     endpoint: Option<MessageType>,
     received_at: Millis,
+    client: Option<crate::web::Client>,
 ) -> Result<Vec<Message>, BodyError> {
     use serde_json::value::RawValue;
     if body.len() > MAX_BATCH_BYTES {
@@ -607,6 +627,7 @@ pub fn parse_body(
             let v: Value = serde_json::from_slice(body).map_err(|e| json_error("body", e))?;
             let batch = BatchContext {
                 received_at,
+                client,
                 ..Default::default()
             };
             Ok(vec![parse_message(
@@ -661,6 +682,7 @@ pub fn parse_body(
                 context,
                 received_at,
                 identifiers_suffice: false,
+                client,
             };
             let mut out = Vec::with_capacity(items.len());
             for (i, raw) in items.iter().enumerate() {
@@ -799,6 +821,39 @@ mod tests {
     }
 
     #[test]
+    fn browser_requests_stamp_the_address_and_the_campaign() {
+        let client = crate::web::Client {
+            ip: "203.0.113.77".parse().ok(),
+            policy: crate::web::IpPolicy::Truncate,
+        };
+        let body = br#"{"type": "page", "anonymousId": "a", "timestamp": "2024-01-01T00:00:00Z",
+            "context": {"page": {"url": "https://shop.example/?utm_source=news&utm_medium=email"}}}"#;
+        let m = parse_body(body, Some(MessageType::Page), 0, Some(client)).unwrap();
+        let ctx: Value = serde_json::from_str(&m[0].context_json).unwrap();
+        assert_eq!(ctx["ip"], "203.0.113.0");
+        let at = parse_timestamp("2024-01-01T00:00:00Z").unwrap();
+        let traits = m[0].traits.as_ref().unwrap();
+        assert_eq!(traits["last_touch"]["source"], "news");
+        assert_eq!(traits["last_touch"]["name"], Value::Null);
+        assert_eq!(traits["last_touch"]["at"], at);
+        let first: Value = serde_json::from_str(m[0].first_touch_json.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            first,
+            json!({"source": "news", "medium": "email", "at": at})
+        );
+        // Without a campaign or a client, nothing is added.
+        let m = parse_body(
+            br#"{"type": "page", "anonymousId": "a"}"#,
+            Some(MessageType::Page),
+            0,
+            None,
+        )
+        .unwrap();
+        assert_eq!(m[0].context_json, "{}");
+        assert!(m[0].traits.is_none() && m[0].first_touch_json.is_none());
+    }
+
+    #[test]
     fn channel_and_text() {
         let v = json!({"type": "track", "event": "Review", "anonymousId": "a",
             "properties": {"review": "Great!"}, "context": {"library": {"name": "analytics-ios"}}});
@@ -811,30 +866,40 @@ mod tests {
     #[test]
     fn batch_bodies() {
         let body = br#"{"batch": [{"type": "track", "event": "A", "userId": "u", "timestamp": "2024-01-01T00:00:00Z"}], "sentAt": "2024-01-01T00:00:10Z"}"#;
-        let msgs =
-            parse_body(body, None, parse_timestamp("2024-01-01T00:01:10Z").unwrap()).unwrap();
+        let msgs = parse_body(
+            body,
+            None,
+            parse_timestamp("2024-01-01T00:01:10Z").unwrap(),
+            None,
+        )
+        .unwrap();
         // client clock 60 s behind: corrected by sentAt at the batch level
         assert_eq!(
             msgs[0].occurred_at,
             parse_timestamp("2024-01-01T00:01:00Z").unwrap()
         );
         assert!(!msgs[0].message_id.is_empty());
-        let e = parse_body(b"{not json", None, 0).unwrap_err();
+        let e = parse_body(b"{not json", None, 0, None).unwrap_err();
         assert_eq!(e.field_error().field, "body");
-        let e =
-            parse_body(br#"{"batch": [{"type": "track", "userId": "u"}]}"#, None, 0).unwrap_err();
+        let e = parse_body(
+            br#"{"batch": [{"type": "track", "userId": "u"}]}"#,
+            None,
+            0,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.field_error().field, "batch[0].event");
         let big = format!(
             r#"{{"batch": [{{"type": "track", "event": "A", "userId": "u", "properties": {{"x": "{}"}}}}]}}"#,
             "a".repeat(40_000)
         );
         assert!(matches!(
-            parse_body(big.as_bytes(), None, 0),
+            parse_body(big.as_bytes(), None, 0, None),
             Err(BodyError::TooLarge(_))
         ));
         let huge = vec![b' '; MAX_BATCH_BYTES + 1];
         assert!(matches!(
-            parse_body(&huge, None, 0),
+            parse_body(&huge, None, 0, None),
             Err(BodyError::TooLarge(_))
         ));
     }

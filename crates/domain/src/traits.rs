@@ -74,12 +74,24 @@ pub fn merged_view(mut members: Vec<(Value, i64)>) -> Value {
         if let Value::Object(o) = t {
             for (k, v) in o {
                 if let Value::Object(m) = &mut out {
+                    // The first campaign of the person is the earliest of its profiles'.
+                    if k == "first_touch" && touch_at(m.get(&k)) <= touch_at(Some(&v)) {
+                        continue;
+                    }
                     m.insert(k, v);
                 }
             }
         }
     }
     out
+}
+
+/// When a `first_touch` value happened; values without a time rank last.
+fn touch_at(v: Option<&Value>) -> i64 {
+    match v {
+        None => i64::MAX,
+        Some(v) => v.get("at").and_then(Value::as_i64).unwrap_or(i64::MAX - 1),
+    }
 }
 
 /// A display name from the usual trait spellings.
@@ -114,6 +126,21 @@ mod tests {
         let mut t = json!({"a": "b", "c": {"d": "e", "f": "g"}});
         apply_patch(&mut t, &json!({"a": "z", "c": {"f": null}}));
         assert_eq!(t, json!({"a": "z", "c": {"d": "e"}}));
+    }
+
+    #[test]
+    fn the_earliest_first_touch_of_merged_profiles_wins() {
+        let a = json!({"first_touch": {"source": "a", "at": 5}, "name": "Ann"});
+        let b = json!({"first_touch": {"source": "b", "at": 9}, "name": "Annie"});
+        let c = json!({"first_touch": {"source": "c"}});
+        let v = merged_view(vec![(b.clone(), 2), (a.clone(), 1), (c.clone(), 3)]);
+        assert_eq!(v["first_touch"]["source"], "a");
+        assert_eq!(v["name"], "Annie");
+        let v = merged_view(vec![(a, 3), (b, 1)]);
+        assert_eq!(v["first_touch"]["source"], "a");
+        // A value without a time still shows when it is the only one.
+        let v = merged_view(vec![(c, 1), (json!({"x": 1}), 2)]);
+        assert_eq!(v["first_touch"]["source"], "c");
     }
 
     #[test]

@@ -10,9 +10,9 @@ use base64::Engine;
 use rapport_domain::apikey::Scope;
 use rapport_store::ApiKeyRecord;
 
-fn secret_from(parts: &Parts) -> Result<String, ApiError> {
-    let header = parts
-        .headers
+/// The key a request carries: a Bearer token, or the Basic-auth user name.
+pub fn secret_from(headers: &axum::http::HeaderMap) -> Result<String, ApiError> {
+    let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::Unauthorized("send an API key: `Authorization: Bearer <key>`, or the write key as the Basic-auth user name".into()))?
         .to_str()
@@ -43,8 +43,13 @@ fn secret_from(parts: &Parts) -> Result<String, ApiError> {
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<ApiKeyRecord, ApiError> {
-    let secret = secret_from(parts)?;
-    state.keys.authenticate(&secret).await?.ok_or_else(|| {
+    let secret = secret_from(&parts.headers)?;
+    key_of(state, &secret).await
+}
+
+/// The active key of a secret; 401 when unknown or revoked.
+pub async fn key_of(state: &AppState, secret: &str) -> Result<ApiKeyRecord, ApiError> {
+    state.keys.authenticate(secret).await?.ok_or_else(|| {
         ApiError::Unauthorized(format!(
             "unknown or revoked API key ({}…)",
             secret.chars().take(5).collect::<String>()

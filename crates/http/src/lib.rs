@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub mod auth;
+pub mod browser;
 pub mod chain;
 pub mod graph;
 pub mod ops;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub store: DynStore,
     pub ingestor: Ingestor,
     pub keys: Arc<Keys>,
+    /// Browser write keys' guard: origins, rate limits, bots; the `web` settings.
+    pub web: Arc<rapport_app::web::Guard>,
     pub graph: Arc<rapport_app::graph::GraphService>,
     /// The hot wallet token rewards are paid from (none until configured).
     pub rewards: Arc<rapport_app::rewards::Rewards>,
@@ -63,6 +66,7 @@ impl AppState {
     ) -> (AppState, tokio::task::JoinHandle<()>) {
         let (ingestor, writer) = Ingestor::start(store.clone());
         let keys = Arc::new(Keys::new(store.clone()));
+        let web = Arc::new(rapport_app::web::Guard::new(store.clone()));
         let graph = Arc::new(rapport_app::graph::GraphService::new(store.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         if inference {
@@ -79,6 +83,7 @@ impl AppState {
                 store,
                 ingestor,
                 keys,
+                web,
                 graph,
                 rewards: Arc::new(Default::default()),
                 ui_cache: Arc::new(Default::default()),
@@ -222,6 +227,17 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(tracking::alias))
         .routes(routes!(tracking::batch))
         .routes(routes!(tracking::import))
+        .routes(routes!(tracking::identify_short))
+        .routes(routes!(tracking::track_short))
+        .routes(routes!(tracking::page_short))
+        .routes(routes!(tracking::screen_short))
+        .routes(routes!(tracking::group_short))
+        .routes(routes!(tracking::alias_short))
+        .routes(routes!(tracking::batch_short))
+        .routes(routes!(browser::sdk_settings))
+        .routes(routes!(browser::source_config))
+        // Browsers call these from the brand's pages: CORS, preflights included.
+        .layer(browser::cors())
         // Sizes are checked after decompression with a precise error; this only stops
         // absurd uploads early.
         .layer(DefaultBodyLimit::max(8 * 1024 * 1024));
@@ -235,7 +251,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::stats))
         .routes(routes!(ops::list_keys, ops::create_key))
-        .routes(routes!(ops::revoke_key))
+        .routes(routes!(ops::revoke_key, ops::set_key_access))
+        .routes(routes!(browser::web_settings, browser::set_web_settings))
         .routes(routes!(profiles::search))
         .routes(routes!(profiles::lookup))
         .routes(routes!(profiles::get))
@@ -325,6 +342,11 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/connect", get(chain::connect_page))
+        // analytics-js asks with a trailing slash.
+        .route(
+            "/sourceConfig/",
+            get(browser::source_config).layer(browser::cors()),
+        )
         .fallback(not_found)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -336,7 +358,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // The peer's address is the client's (rate limits, `context.ip`).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

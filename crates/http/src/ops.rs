@@ -8,9 +8,10 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use rapport_domain::apikey::Scope;
+use rapport_domain::apikey::{Scope, Trust};
 use rapport_domain::model::Stats;
 use rapport_domain::time::to_datetime;
+use rapport_store::KeyAccess;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -50,6 +51,11 @@ pub struct KeyView {
     pub label: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub revoked: bool,
+    /// `server` (a secret) or `browser` (public, in web pages: origins, rate limits
+    /// and bot filtering apply).
+    pub trust: Trust,
+    /// Origins a browser key may be used from; empty: any.
+    pub origins: Vec<String>,
     /// Only in the response that creates the key: it is not stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -63,6 +69,8 @@ fn key_view(r: rapport_store::ApiKeyRecord, key: Option<String>) -> KeyView {
         label: r.label,
         created_at: to_datetime(r.created_at),
         revoked: r.revoked,
+        trust: r.access.trust,
+        origins: r.access.origins,
         key,
     }
 }
@@ -73,6 +81,34 @@ pub struct KeyBody {
     pub scope: Scope,
     /// What the key is for, e.g. `website` (at most 200 characters are kept).
     pub label: Option<String>,
+    /// `server` (the default) or `browser`, for a write key in web pages.
+    pub trust: Option<Trust>,
+    /// For a browser key: the origins it may be used from (`https://shop.example`).
+    pub origins: Option<Vec<String>>,
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyAccessBody {
+    /// `server` or `browser`.
+    pub trust: Trust,
+    /// Origins a browser key may be used from; empty or left out: any.
+    pub origins: Option<Vec<String>>,
+}
+
+fn access(
+    trust: Option<Trust>,
+    origins: Option<Vec<String>>,
+    scope: Scope,
+) -> ApiResult<KeyAccess> {
+    let access = rapport_app::web::key_access(trust, origins)?;
+    if access.trust == Trust::Browser && scope == Scope::Admin {
+        return Err(ApiError::invalid(
+            "trust",
+            "an admin key must stay secret: only write keys can be browser keys",
+        ));
+    }
+    Ok(access)
 }
 
 /// Creates a key: `{"scope": "write"|"admin", "label": "…"}`. The secret is in this
@@ -86,7 +122,8 @@ pub async fn create_key(
 ) -> ApiResult<Json<KeyView>> {
     let b: KeyBody = crate::problem::typed_body(&body)?;
     let label: String = b.label.unwrap_or_default().chars().take(200).collect();
-    let created = rapport_app::keys::create(&state.store, b.scope, &label).await?;
+    let access = access(b.trust, b.origins, b.scope)?;
+    let created = rapport_app::keys::create(&state.store, b.scope, &label, &access).await?;
     Ok(Json(key_view(created.record, Some(created.secret))))
 }
 
@@ -105,6 +142,32 @@ pub async fn list_keys(
             .map(|r| key_view(r, None))
             .collect(),
     ))
+}
+
+/// Changes a key's trust level and allowed origins: `{"trust": "browser", "origins":
+/// ["https://shop.example"]}`.
+#[utoipa::path(patch, path = "/api/keys/{id}", tag = "ops", params(("id" = i64, Path)), request_body = KeyAccessBody,
+    responses((status = 200, body = KeyView), (status = 400, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn set_key_access(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Id(id): Id,
+    body: Bytes,
+) -> ApiResult<Json<KeyView>> {
+    let b: KeyAccessBody = crate::problem::typed_body(&body)?;
+    let record = state
+        .store
+        .api_keys()
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .ok_or_else(|| ApiError::NotFound(format!("API key {id}")))?;
+    let access = access(Some(b.trust), b.origins, record.scope)?;
+    state.keys.set_access(id, &access).await?;
+    Ok(Json(key_view(
+        rapport_store::ApiKeyRecord { access, ..record },
+        None,
+    )))
 }
 
 /// Revokes a key; it stops working within seconds.

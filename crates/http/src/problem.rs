@@ -10,12 +10,23 @@ use serde::Serialize;
 
 #[derive(Debug)]
 pub enum ApiError {
-    Invalid { field: String, reason: String },
-    TooLarge { field: String, reason: String },
+    Invalid {
+        field: String,
+        reason: String,
+    },
+    TooLarge {
+        field: String,
+        reason: String,
+    },
     Unauthorized(String),
     Forbidden(String),
     NotFound(String),
     Conflict(String),
+    /// 429 with `Retry-After` (whole seconds, at least 1).
+    TooMany {
+        detail: String,
+        retry_after: std::time::Duration,
+    },
     Unavailable(String),
     Internal(String),
 }
@@ -58,6 +69,11 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Key not allowed here"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::TooMany { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests; retry after the time given",
+            ),
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -75,6 +91,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, title) = self.parts();
+        let retry_after = match &self {
+            ApiError::TooMany { retry_after, .. } => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            _ => None,
+        };
         let (detail, field) = match self {
             ApiError::Invalid { field, reason } | ApiError::TooLarge { field, reason } => {
                 (format!("{field}: {reason}"), Some(field))
@@ -83,6 +105,7 @@ impl IntoResponse for ApiError {
             | ApiError::Forbidden(d)
             | ApiError::NotFound(d)
             | ApiError::Conflict(d)
+            | ApiError::TooMany { detail: d, .. }
             | ApiError::Unavailable(d) => (d, None),
             ApiError::Internal(d) => {
                 tracing::error!(error = %d, "internal error");
@@ -104,6 +127,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

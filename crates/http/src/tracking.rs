@@ -1,7 +1,8 @@
 //! The Segment HTTP Tracking API (`/v1/...`), so existing Segment and RudderStack SDKs
 //! work unchanged, and a JSON Lines bulk endpoint for back-fills.
 
-use crate::auth::WriteKey;
+use crate::auth::{key_of, secret_from, WriteKey};
+use crate::browser::ClientInfo;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::AppState;
 use axum::body::Bytes;
@@ -9,8 +10,12 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use rapport_app::metrics::metrics;
+use rapport_app::web::{Refusal, WebSettings};
+use rapport_domain::apikey::Trust;
 use rapport_domain::message::{parse_body, parse_line, MessageType, MAX_BATCH_BYTES};
 use rapport_domain::time::now_millis;
+use rapport_domain::web::Client;
+use rapport_store::ApiKeyRecord;
 use serde::Serialize;
 use std::io::Read;
 
@@ -52,27 +57,107 @@ pub fn decode(headers: &HeaderMap, body: Bytes, limit: usize) -> ApiResult<Bytes
     }
 }
 
+/// The write key in the body, as analytics-next sends it (`writeKey`, at the top or on
+/// the first message of a batch) when it sends no `Authorization` header.
+fn write_key_in(body: &[u8]) -> ApiResult<String> {
+    #[derive(serde::Deserialize)]
+    struct Keyed {
+        #[serde(rename = "writeKey")]
+        write_key: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(rename = "writeKey")]
+        write_key: Option<String>,
+        batch: Option<Vec<Keyed>>,
+    }
+    let missing = || {
+        ApiError::Unauthorized(
+            "send the write key: as the Basic-auth user name, a Bearer token, or `writeKey` in the body".into(),
+        )
+    };
+    let b: Body = serde_json::from_slice(body).map_err(|_| missing())?;
+    b.write_key
+        .or_else(|| b.batch?.into_iter().next()?.write_key)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(missing)
+}
+
+/// Holds a request to its key's limits (browser keys); `false` when it is to be
+/// dropped unstored (a bot).
+fn guard(
+    state: &AppState,
+    key: &ApiKeyRecord,
+    client: &ClientInfo,
+    settings: &WebSettings,
+) -> ApiResult<bool> {
+    match state.web.check(key, &client.request(settings), settings) {
+        Ok(()) => Ok(true),
+        Err(Refusal::Bot) => Ok(false),
+        Err(Refusal::Origin(o)) => Err(ApiError::Forbidden(format!(
+            "origin {o} is not allowed for write key {}…",
+            key.prefix
+        ))),
+        Err(Refusal::RateLimited { who, retry_after }) => Err(ApiError::TooMany {
+            detail: format!(
+                "past this {who}'s rate limit for browser key {}…",
+                key.prefix
+            ),
+            retry_after,
+        }),
+    }
+}
+
 async fn ingest(
     state: &AppState,
-    key: &WriteKey,
     headers: &HeaderMap,
+    client: &ClientInfo,
     body: Bytes,
     endpoint: Option<MessageType>,
 ) -> ApiResult<Json<Success>> {
     let result = async {
+        let settings = state.web.settings().await?;
+        // A key in the header is checked before the body is read, so refusals stay cheap.
+        let mut key = None;
+        if headers.contains_key(axum::http::header::AUTHORIZATION) {
+            let k = key_of(state, &secret_from(headers)?).await?;
+            if !guard(state, &k, client, &settings)? {
+                return Ok(Json(Success { success: true }));
+            }
+            key = Some(k);
+        }
         let body = decode(headers, body, MAX_BATCH_BYTES)?;
-        let msgs = parse_body(&body, endpoint, now_millis())?;
-        state.ingestor.submit(&key.0.prefix, msgs).await?;
+        let key = match key {
+            Some(k) => k,
+            None => {
+                let k = key_of(state, &write_key_in(&body)?).await?;
+                if !guard(state, &k, client, &settings)? {
+                    return Ok(Json(Success { success: true }));
+                }
+                k
+            }
+        };
+        let from = Client {
+            ip: client.ip(&settings),
+            policy: settings.ip,
+        };
+        let msgs = parse_body(&body, endpoint, now_millis(), Some(from))?;
+        state.ingestor.submit(&key.prefix, msgs).await?;
         Ok(Json(Success { success: true }))
     }
     .await;
     if let Err(e) = &result {
         let reason = match e {
-            ApiError::TooLarge { .. } => "too_large",
-            ApiError::Invalid { .. } => "invalid",
-            _ => "unavailable",
+            ApiError::TooLarge { .. } => Some("too_large"),
+            ApiError::Invalid { .. } => Some("invalid"),
+            ApiError::Unauthorized(_) => Some("unauthorized"),
+            // Counted by the guard, by reason.
+            ApiError::Forbidden(_) | ApiError::TooMany { .. } => None,
+            _ => Some("unavailable"),
         };
-        metrics().events_rejected.with_label_values(&[reason]).inc();
+        if let Some(reason) = reason {
+            metrics().events_rejected.with_label_values(&[reason]).inc();
+        }
     }
     result
 }
@@ -81,11 +166,11 @@ macro_rules! endpoint {
     ($name:ident, $path:literal, $kind:expr, $doc:literal) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "ingestion",
-            request_body(content = Object, description = "A Segment message (JSON, optionally gzip)"),
-            responses((status = 200, body = Success), (status = 400, body = Problem), (status = 401, body = Problem), (status = 413, body = Problem), (status = 503, body = Problem)),
-            security(("write_key" = []), ("bearer" = [])))]
-        pub async fn $name(State(state): State<AppState>, key: WriteKey, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Success>> {
-            ingest(&state, &key, &headers, body, $kind).await
+            request_body(content = Object, description = "A Segment message (JSON, optionally gzip; `Content-Type: text/plain` as browsers send it is accepted)"),
+            responses((status = 200, body = Success), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)),
+            security(("write_key" = []), ("bearer" = []), ()))]
+        pub async fn $name(State(state): State<AppState>, client: ClientInfo, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Success>> {
+            ingest(&state, &headers, &client, body, $kind).await
         }
     };
 }
@@ -138,6 +223,49 @@ endpoint!(
     None,
     "Same as /v1/batch (Segment's historical import endpoint)."
 );
+// analytics-next's short paths: the first letter of the type, and `b` for a batch.
+endpoint!(
+    identify_short,
+    "/v1/i",
+    Some(MessageType::Identify),
+    "Same as /v1/identify (analytics-next's path)."
+);
+endpoint!(
+    track_short,
+    "/v1/t",
+    Some(MessageType::Track),
+    "Same as /v1/track (analytics-next's path)."
+);
+endpoint!(
+    page_short,
+    "/v1/p",
+    Some(MessageType::Page),
+    "Same as /v1/page (analytics-next's path)."
+);
+endpoint!(
+    screen_short,
+    "/v1/s",
+    Some(MessageType::Screen),
+    "Same as /v1/screen (analytics-next's path)."
+);
+endpoint!(
+    group_short,
+    "/v1/g",
+    Some(MessageType::Group),
+    "Same as /v1/group (analytics-next's path)."
+);
+endpoint!(
+    alias_short,
+    "/v1/a",
+    Some(MessageType::Alias),
+    "Same as /v1/alias (analytics-next's path)."
+);
+endpoint!(
+    batch_short,
+    "/v1/b",
+    None,
+    "Same as /v1/batch (analytics-next's batching path)."
+);
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct JsonlSummary {
@@ -157,6 +285,12 @@ pub async fn import_jsonl(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<JsonlSummary>> {
+    if key.0.access.trust == Trust::Browser {
+        return Err(ApiError::Forbidden(format!(
+            "key {}… is a browser key: it sends events the way a page does (/v1/…), not bulk uploads",
+            key.0.prefix
+        )));
+    }
     let body = decode(&headers, body, MAX_JSONL_BYTES)?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::invalid("body", format!("not UTF-8: {e}")))?;

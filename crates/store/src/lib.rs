@@ -47,7 +47,7 @@ pub use rules::{Firing, Outbound, RuleStore, Task};
 pub use scores::{PurchaseStats, ScoreRow, ScoreStore};
 pub use segments::{MembershipChange, SegmentRow, SegmentSize, SegmentStore};
 pub use settings::{SettingsStore, SETTINGS_VERSION};
-pub use staff::{ApiKeyRecord, StaffStore, UserRow};
+pub use staff::{ApiKeyRecord, KeyAccess, StaffStore, UserRow};
 pub use text::{TextRow, TextStats, TextStore, CATALOGUE_VERSION};
 
 #[derive(Debug, thiserror::Error)]

@@ -67,6 +67,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         17,
         include_str!("../migrations/postgres/0017_segment_events.sql"),
     ),
+    (
+        18,
+        include_str!("../migrations/postgres/0018_browser_keys.sql"),
+    ),
 ];
 
 pub struct PgStore {

@@ -165,9 +165,11 @@ pub(crate) mod staff {
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2";
     pub(crate) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1";
     pub(crate) const API_KEY_BY_HASH: &str =
-        "SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys WHERE hash = $1";
+        "SELECT id, prefix, scope, label, created_at, revoked_at, trust, origins FROM api_keys WHERE hash = $1";
     pub(crate) const API_KEYS: &str =
-        "SELECT id, prefix, scope, label, created_at, revoked_at FROM api_keys ORDER BY id";
+        "SELECT id, prefix, scope, label, created_at, revoked_at, trust, origins FROM api_keys ORDER BY id";
+    pub(crate) const SET_API_KEY_ACCESS: &str =
+        "UPDATE api_keys SET trust = $1, origins = $2 WHERE id = $3";
     #[cfg(test)]
     pub(crate) const ALL: &[&str] = &[
         DELETE_USER,
@@ -177,6 +179,7 @@ pub(crate) mod staff {
         SESSION,
         DELETE_SESSION,
         API_KEY_BY_HASH,
+        SET_API_KEY_ACCESS,
         API_KEYS,
     ];
 }

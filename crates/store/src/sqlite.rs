@@ -67,6 +67,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../migrations/sqlite/0016_scores_by_person.sql"),
     ),
+    (
+        17,
+        include_str!("../migrations/sqlite/0017_browser_keys.sql"),
+    ),
 ];
 const READERS: usize = 4;
 

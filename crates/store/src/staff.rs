@@ -3,7 +3,7 @@
 
 use crate::Result;
 use async_trait::async_trait;
-use rapport_domain::apikey::Scope;
+use rapport_domain::apikey::{Scope, Trust};
 use rapport_domain::time::Millis;
 
 #[derive(Debug, Clone)]
@@ -14,6 +14,28 @@ pub struct ApiKeyRecord {
     pub label: String,
     pub created_at: Millis,
     pub revoked: bool,
+    pub access: KeyAccess,
+}
+
+/// Where a key may be used from (see [`Trust`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyAccess {
+    pub trust: Trust,
+    /// Origins (`https://shop.example`) a browser may send the key from; empty: any.
+    pub origins: Vec<String>,
+}
+
+impl KeyAccess {
+    pub(crate) fn origins_json(&self) -> String {
+        serde_json::to_string(&self.origins).unwrap_or_else(|_| "[]".into())
+    }
+
+    pub(crate) fn from_columns(trust: &str, origins: &str) -> KeyAccess {
+        KeyAccess {
+            trust: Trust::parse(trust).unwrap_or_default(),
+            origins: serde_json::from_str(origins).unwrap_or_default(),
+        }
+    }
 }
 
 /// A staff account of the web app.
@@ -61,9 +83,12 @@ pub trait StaffStore: Send + Sync {
         hash: &str,
         scope: Scope,
         label: &str,
+        access: &KeyAccess,
         at: Millis,
     ) -> Result<ApiKeyRecord>;
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>>;
     async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>>;
     async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<()>;
+    /// Changes a key's trust level and origins; an unknown key is not found.
+    async fn set_api_key_access(&self, id: i64, access: &KeyAccess) -> Result<()>;
 }

@@ -349,10 +349,29 @@ async fn every_capability_tells_the_same_story_on_every_store() {
             .is_none());
         store.delete_session("tok").await.expect("delete");
         assert!(store.session("tok", now).await.expect("read").is_none());
+        let browser = rapport_store::KeyAccess {
+            trust: rapport_domain::apikey::Trust::Browser,
+            origins: vec!["https://shop.example".into()],
+        };
         let key = store
-            .create_api_key("rk_test", "keyhash", Scope::Write, "sdk", now)
+            .create_api_key("rk_test", "keyhash", Scope::Write, "sdk", &browser, now)
             .await
             .expect("key");
+        assert_eq!(key.access, browser);
+        let read = store
+            .api_key_by_hash("keyhash")
+            .await
+            .expect("read")
+            .expect("known");
+        assert_eq!(read.access, browser, "[{kind}] trust and origins stored");
+        store
+            .set_api_key_access(key.id, &Default::default())
+            .await
+            .expect("set access");
+        assert!(store
+            .set_api_key_access(key.id + 1000, &browser)
+            .await
+            .is_err());
         store.revoke_api_key(key.id, now).await.expect("revoke");
         let read = store
             .api_key_by_hash("keyhash")
@@ -360,6 +379,11 @@ async fn every_capability_tells_the_same_story_on_every_store() {
             .expect("read")
             .expect("known");
         assert!(read.revoked, "[{kind}]");
+        assert_eq!(
+            read.access,
+            Default::default(),
+            "[{kind}] a server key again"
+        );
 
         // TextStore: the catalogue.
         store
@@ -395,6 +419,38 @@ async fn every_capability_tells_the_same_story_on_every_store() {
         assert_eq!(loads.len(), 1, "[{kind}]");
         assert_eq!(loads[0].scores.len(), 1, "[{kind}] the score above");
         assert_eq!(loads[0].firings.len(), 1, "[{kind}] the firing above");
+
+        // IngestStore: the first campaign is kept (an earlier one arriving late replaces
+        // it; a later one does not), the last is the latest.
+        let visit = |id: &str, ts: &str, source: &str| {
+            json!({"type": "page", "anonymousId": "visitor", "messageId": id, "timestamp": ts,
+                   "context": {"page": {"search": format!("?utm_source={source}&utm_medium=cpc")}}})
+        };
+        ingest(
+            &store,
+            &[
+                visit("v2", "2024-02-01T00:00:00Z", "second"),
+                visit("v3", "2024-03-01T00:00:00Z", "third"),
+            ],
+        )
+        .await;
+        ingest(&store, &[visit("v1", "2024-01-01T00:00:00Z", "first")]).await;
+        ingest(&store, &[visit("v4", "2024-04-01T00:00:00Z", "fourth")]).await;
+        let visitor = store
+            .lookup(&IdentityKey::parse(IdentityKind::AnonymousId, "visitor").expect("id"))
+            .await
+            .expect("lookup")
+            .expect("known");
+        let traits = store.profile(visitor).await.expect("profile").traits;
+        assert_eq!(
+            traits["first_touch"]["source"], "first",
+            "[{kind}] {traits}"
+        );
+        assert_eq!(
+            traits["last_touch"]["source"], "fourth",
+            "[{kind}] {traits}"
+        );
+        assert_eq!(traits["last_touch"]["medium"], "cpc", "[{kind}]");
 
         t.cleanup().await;
     }

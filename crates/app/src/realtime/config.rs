@@ -6,8 +6,12 @@ use super::*;
 /// Events that may change the profile itself (traits, identities, merges).
 pub(super) const RELOADS: [&str; 3] = ["identify", "alias", "group"];
 
+/// Also any event that set traits on the way: `context.traits`, or a campaign (the
+/// person's first and last touch).
 pub(super) fn reloads(e: &EventView) -> bool {
     RELOADS.contains(&e.kind.as_str())
+        || e.context.get("traits").is_some_and(Value::is_object)
+        || rapport_domain::web::may_have_campaign(&e.context)
 }
 
 /// A `Segment Entered`/`Exited` event the engine or a batch refresh wrote.

@@ -58,11 +58,11 @@ pub async fn start_with(
     pg_schema: Option<(String, String)>,
     configure: impl FnOnce(&rapport_http::AppState),
 ) -> TestServer {
-    let admin = rapport_app::keys::create(&store, Scope::Admin, "test")
+    let admin = rapport_app::keys::create(&store, Scope::Admin, "test", &Default::default())
         .await
         .expect("admin key")
         .secret;
-    let write = rapport_app::keys::create(&store, Scope::Write, "test")
+    let write = rapport_app::keys::create(&store, Scope::Write, "test", &Default::default())
         .await
         .expect("write key")
         .secret;

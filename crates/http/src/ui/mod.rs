@@ -42,6 +42,8 @@ pub fn routes() -> Router<AppState> {
         .route("/settings", get(pages::settings))
         .route("/settings/users", post(pages::create_user))
         .route("/settings/keys", post(pages::create_key))
+        .route("/settings/keys/{id}/origins", post(pages::set_key_origins))
+        .route("/settings/web", post(pages::set_web))
         .route("/ui/app.css", get(layout::css))
 }
 

@@ -1,11 +1,11 @@
 //! The dashboard and a page per capability: rules and offers, network, insights,
 //! on-chain, settings (users and API keys).
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::Redirect;
 use axum::Form;
 use maud::{html, Markup};
-use rapport_domain::apikey::Scope;
+use rapport_domain::apikey::{Scope, Trust};
 use rapport_domain::time::{now_millis, to_datetime};
 use rapport_store::ScoreOrder;
 use std::collections::HashMap;
@@ -357,6 +357,7 @@ pub async fn settings(State(state): State<AppState>, staff: Staff) -> UiResult<M
     } else {
         Vec::new()
     };
+    let web = state.web.settings().await?;
     Ok(page(
         &staff,
         "Settings",
@@ -379,13 +380,53 @@ pub async fn settings(State(state): State<AppState>, staff: Staff) -> UiResult<M
                     }
                     div.card {
                         h2 { "API keys" }
-                        table { tr { th { "Prefix" } th { "Scope" } th { "Label" } }
-                            @for k in &keys { tr { td { code { (k.prefix) } } td { (format!("{:?}", k.scope).to_lowercase()) } td { (k.label) @if k.revoked { " " span.badge { "revoked" } } } } } }
+                        table { tr { th { "Prefix" } th { "Scope" } th { "Trust" } th { "Label" } }
+                            @for k in &keys { tr {
+                                td { code { (k.prefix) } }
+                                td { (k.scope.as_str()) }
+                                td { (k.access.trust.as_str()) }
+                                td { (k.label) @if k.revoked { " " span.badge { "revoked" } } }
+                            }
+                            @if k.access.trust == Trust::Browser && !k.revoked { tr { td colspan="4" {
+                                form.inline method="post" action=(format!("/settings/keys/{}/origins", k.id)) {
+                                    (csrf(&staff))
+                                    label for=(format!("origins-{}", k.id)) { "Origins allowed to use " code { (k.prefix) } " (one per line; none: any)" }
+                                    textarea id=(format!("origins-{}", k.id)) name="origins" rows="2" { (k.access.origins.join("\n")) }
+                                    button type="submit" { "Save origins" }
+                                }
+                            } } }
+                            } }
                         form method="post" action="/settings/keys" {
                             (csrf(&staff))
                             label for="key-label" { "Label" } input #key-label name="label" placeholder="website tracking";
-                            label for="key-scope" { "Scope" } select #key-scope name="scope" { option value="write" { "write (ingest only)" } option value="admin" { "admin" } }
+                            label for="key-scope" { "Scope" } select #key-scope name="scope" {
+                                option value="browser" { "write, browser (public: in your web pages)" }
+                                option value="write" { "write, server (secret: ingest only)" }
+                                option value="admin" { "admin" }
+                            }
+                            label for="key-origins" { "For a browser key: origins allowed (one per line, e.g. https://shop.example)" }
+                            textarea #key-origins name="origins" rows="2" {}
                             button type="submit" { "Create key" }
+                        }
+                    }
+                    div.card {
+                        h2 { "Website tracking" }
+                        p.small { "Applies to browser keys. Install " code { "@segment/analytics-next" } " or " code { "@rudderstack/analytics-js" } " and point them here: see the README, \"Track your website\"." }
+                        form method="post" action="/settings/web" {
+                            (csrf(&staff))
+                            label for="web-ip" { "Client addresses on events" }
+                            select #web-ip name="ip" {
+                                @for (v, t) in [("truncate", "truncated (IPv4 /24, IPv6 /48)"), ("full", "kept whole"), ("none", "not kept")] {
+                                    option value=(v) selected[serde_json::to_value(web.ip).ok().and_then(|x| x.as_str().map(str::to_string)).as_deref() == Some(v)] { (t) }
+                                }
+                            }
+                            label for="web-key" { "Requests per second per browser key" }
+                            input #web-key type="number" name="rate_per_key" min="1" value=(web.rate_per_key);
+                            label for="web-address" { "Requests per second per visitor address" }
+                            input #web-address type="number" name="rate_per_address" min="1" value=(web.rate_per_address);
+                            label { input type="checkbox" name="keep_bots" value="true" checked[web.keep_bots]; " Keep events from bots and crawlers" }
+                            label { input type="checkbox" name="trust_forwarded_for" value="true" checked[web.trust_forwarded_for]; " Behind a reverse proxy: take the address from X-Forwarded-For" }
+                            button type="submit" { "Save" }
                         }
                     }
                 }
@@ -413,13 +454,25 @@ pub async fn create_key(
 ) -> UiResult<Markup> {
     staff.check(&f)?;
     staff.require(staff.role.can_admin(), "manage API keys")?;
-    let scope = match f.get("scope").map(String::as_str) {
-        Some("admin") => Scope::Admin,
-        Some("write") => Scope::Write,
-        _ => return Err(UiError::Invalid("scope: must be write or admin".into())),
+    let (scope, trust) = match f.get("scope").map(String::as_str) {
+        Some("admin") => (Scope::Admin, Trust::Server),
+        Some("write") => (Scope::Write, Trust::Server),
+        Some("browser") => (Scope::Write, Trust::Browser),
+        _ => {
+            return Err(UiError::Invalid(
+                "scope: must be browser, write or admin".into(),
+            ))
+        }
     };
     let label = f.get("label").cloned().unwrap_or_default();
-    let k = rapport_app::keys::create(&state.store, scope, &label).await?;
+    let origins = if trust == Trust::Browser {
+        lines(f.get("origins"))
+    } else {
+        Vec::new()
+    };
+    let access = rapport_app::web::key_access(Some(trust), Some(origins))
+        .map_err(|e| UiError::Invalid(e.to_string()))?;
+    let k = rapport_app::keys::create(&state.store, scope, &label, &access).await?;
     Ok(page(
         &staff,
         "New API key",
@@ -430,6 +483,62 @@ pub async fn create_key(
             a href="/settings" { "Back to settings" }
         },
     ))
+}
+
+/// The non-empty lines of a text area.
+fn lines(v: Option<&String>) -> Vec<String> {
+    v.map(|s| {
+        s.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+pub async fn set_key_origins(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_admin(), "manage API keys")?;
+    let access = rapport_app::web::key_access(Some(Trust::Browser), Some(lines(f.get("origins"))))
+        .map_err(|e| UiError::Invalid(e.to_string()))?;
+    state.keys.set_access(id, &access).await?;
+    Ok(Redirect::to("/settings"))
+}
+
+pub async fn set_web(
+    State(state): State<AppState>,
+    staff: Staff,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_admin(), "change website tracking")?;
+    let rate = |k: &str| -> UiResult<u32> {
+        f.get(k)
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| UiError::Invalid(format!("{k}: a whole number of requests per second")))
+    };
+    let ip = serde_json::from_value(serde_json::Value::String(
+        f.get("ip").cloned().unwrap_or_default(),
+    ))
+    .map_err(|_| UiError::Invalid("ip: full, truncate or none".into()))?;
+    let w = rapport_app::web::WebSettings {
+        ip,
+        rate_per_key: rate("rate_per_key")?,
+        rate_per_address: rate("rate_per_address")?,
+        keep_bots: f.contains_key("keep_bots"),
+        trust_forwarded_for: f.contains_key("trust_forwarded_for"),
+    };
+    state.web.set_settings(w).await.map_err(|e| match e {
+        rapport_app::web::WebError::Invalid(f) => UiError::Invalid(f.to_string()),
+        rapport_app::web::WebError::Store(s) => s.into(),
+    })?;
+    Ok(Redirect::to("/settings"))
 }
 
 /// What a rule would have done over the last 7 days, doing nothing.

@@ -378,6 +378,33 @@ pub(super) async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Res
             ],
         );
     }
+    // The first campaign is kept: replaced only by an earlier one (a late batch).
+    let touches: Vec<_> = plan
+        .events
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e.profile_id,
+                e.message.first_touch_json.clone()?,
+                e.message.occurred_at,
+            ))
+        })
+        .collect();
+    if !touches.is_empty() {
+        p.add(
+            "UPDATE profiles p SET traits = jsonb_set(p.traits, '{first_touch}', t.touch::jsonb)
+             FROM (SELECT DISTINCT ON (id) id, touch, at
+                   FROM UNNEST($1::int8[], $2::text[], $3::int8[]) AS u(id, touch, at) ORDER BY id, at) t
+             WHERE p.id = t.id
+               AND CASE WHEN jsonb_typeof(p.traits->'first_touch'->'at') = 'number'
+                        THEN (p.traits->'first_touch'->>'at')::numeric > t.at ELSE true END",
+            vec![
+                Box::new(touches.iter().map(|t| t.0).collect::<Vec<i64>>()),
+                Box::new(touches.iter().map(|t| t.1.clone()).collect::<Vec<String>>()),
+                Box::new(touches.iter().map(|t| t.2).collect::<Vec<i64>>()),
+            ],
+        );
+    }
     add_events(&mut p, &plan.events, source);
     p.run(tx).await?;
     Ok(IngestOutcome {

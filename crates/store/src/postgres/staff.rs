@@ -1,7 +1,7 @@
 //! PostgreSQL side of staff accounts, their web sessions and API keys.
 
 use super::PgStore;
-use crate::{sql, ApiKeyRecord, Result, StaffStore, StoreError};
+use crate::{sql, ApiKeyRecord, KeyAccess, Result, StaffStore, StoreError};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use rapport_domain::apikey::Scope;
@@ -121,13 +121,14 @@ impl StaffStore for PgStore {
         hash: &str,
         scope: Scope,
         label: &str,
+        access: &KeyAccess,
         at: Millis,
     ) -> Result<ApiKeyRecord> {
         let c = self.client().await?;
         let r = c
             .query_one(
-                "INSERT INTO api_keys (prefix, hash, scope, label, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                &[&prefix, &hash, &scope.as_str(), &label, &at],
+                "INSERT INTO api_keys (prefix, hash, scope, label, created_at, trust, origins) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                &[&prefix, &hash, &scope.as_str(), &label, &at, &access.trust.as_str(), &access.origins_json()],
             )
             .await?;
         Ok(ApiKeyRecord {
@@ -137,7 +138,22 @@ impl StaffStore for PgStore {
             label: label.into(),
             created_at: at,
             revoked: false,
+            access: access.clone(),
         })
+    }
+
+    async fn set_api_key_access(&self, id: i64, access: &KeyAccess) -> Result<()> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                sql::staff::SET_API_KEY_ACCESS,
+                &[&access.trust.as_str(), &access.origins_json(), &id],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("API key {id}")));
+        }
+        Ok(())
     }
 
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>> {
@@ -180,5 +196,6 @@ pub(super) fn api_key_row(r: &Row) -> ApiKeyRecord {
         label: r.get(3),
         created_at: r.get(4),
         revoked: r.get::<_, Option<i64>>(5).is_some(),
+        access: KeyAccess::from_columns(r.get(6), r.get(7)),
     }
 }

@@ -227,6 +227,17 @@ pub(super) fn apply(tx: &Transaction<'_>, plan: &Plan, source: &str) -> Result<I
                 stmt.execute(params![id, patch, at, now])?;
             }
         }
+        // The first campaign is kept: replaced only by an earlier one (a late batch).
+        let mut stmt = tx.prepare_cached(
+            "UPDATE profiles SET traits = json_set(traits, '$.first_touch', json(?2)) WHERE id = ?1
+               AND CASE WHEN json_type(traits, '$.first_touch.at') IN ('integer', 'real')
+                        THEN json_extract(traits, '$.first_touch.at') > ?3 ELSE 1 END",
+        )?;
+        for e in &plan.events {
+            if let Some(touch) = &e.message.first_touch_json {
+                stmt.execute(params![e.profile_id, touch, e.message.occurred_at])?;
+            }
+        }
     }
     insert_events(tx, &plan.events, source)?;
     Ok(IngestOutcome {

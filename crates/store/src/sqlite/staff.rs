@@ -1,7 +1,7 @@
 //! SQLite side of staff accounts, their web sessions and API keys.
 
 use super::SqliteStore;
-use crate::{sql, ApiKeyRecord, Result, StaffStore, StoreError};
+use crate::{sql, ApiKeyRecord, KeyAccess, Result, StaffStore, StoreError};
 use async_trait::async_trait;
 use rapport_domain::apikey::Scope;
 use rapport_domain::time::Millis;
@@ -135,15 +135,28 @@ impl StaffStore for SqliteStore {
         hash: &str,
         scope: Scope,
         label: &str,
+        access: &KeyAccess,
         at: Millis,
     ) -> Result<ApiKeyRecord> {
         let (prefix, hash, label) = (prefix.to_string(), hash.to_string(), label.to_string());
+        let access = access.clone();
         self.write(move |tx| {
             tx.execute(
-                "INSERT INTO api_keys (prefix, hash, scope, label, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![prefix, hash, scope.as_str(), label, at],
+                "INSERT INTO api_keys (prefix, hash, scope, label, created_at, trust, origins) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![prefix, hash, scope.as_str(), label, at, access.trust.as_str(), access.origins_json()],
             )?;
-            Ok(ApiKeyRecord { id: tx.last_insert_rowid(), prefix, scope, label, created_at: at, revoked: false })
+            Ok(ApiKeyRecord { id: tx.last_insert_rowid(), prefix, scope, label, created_at: at, revoked: false, access })
+        })
+        .await
+    }
+
+    async fn set_api_key_access(&self, id: i64, access: &KeyAccess) -> Result<()> {
+        let (trust, origins) = (access.trust.as_str(), access.origins_json());
+        self.write(move |tx| {
+            if tx.execute(sql::staff::SET_API_KEY_ACCESS, params![trust, origins, id])? == 0 {
+                return Err(StoreError::NotFound(format!("API key {id}")));
+            }
+            Ok(())
         })
         .await
     }
@@ -191,5 +204,6 @@ pub(super) fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRecor
         label: r.get(3)?,
         created_at: r.get(4)?,
         revoked: r.get::<_, Option<i64>>(5)?.is_some(),
+        access: KeyAccess::from_columns(&r.get::<_, String>(6)?, &r.get::<_, String>(7)?),
     })
 }

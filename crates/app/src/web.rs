@@ -137,7 +137,12 @@ impl Guard {
             store,
             settings: RwLock::new(None),
             limits: Mutex::new(Limits::new(d.rate_per_key, d.rate_per_address)),
-            bots: isbot::Bots::default(),
+            bots: {
+                let mut b = isbot::Bots::default();
+                // Android apps send through OkHttp: its user agent is an app's, not a bot's.
+                b.remove(&["okhttp"]);
+                b
+            },
         }
     }
 
@@ -341,6 +346,9 @@ mod tests {
             "Googlebot/2.1 (+http://www.google.com/bot.html)",
         );
         assert_eq!(g.check(&browser, &bot, &s), Err(Refusal::Bot));
+        let app = req(None, "203.0.113.8", "okhttp/4.12.0");
+        let any_origin = key(Trust::Browser, &[]);
+        assert_eq!(g.check(&any_origin, &app, &s), Ok(()), "an Android app is no bot");
         let keep = WebSettings {
             keep_bots: true,
             ..s.clone()

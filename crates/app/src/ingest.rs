@@ -5,7 +5,7 @@
 
 use crate::metrics::metrics;
 use rapport_domain::Message;
-use rapport_store::{DynStore, IngestOutcome, SourcedMessages};
+use rapport_store::{DynStore, IngestOutcome, SourcedMessages, StoreError};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -19,6 +19,9 @@ pub enum IngestError {
     /// The transaction failed; nothing of the request was stored. Retrying is safe.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The database refused this request's data, alone: retrying it cannot work.
+    #[error("the database refused this request's data: {0}")]
+    Rejected(String),
     #[error("the ingestion writer has stopped")]
     Stopped,
 }
@@ -82,10 +85,20 @@ async fn writer(store: DynStore, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        // Consecutive jobs from one source become one group.
+        // Consecutive jobs from one source become one group. With several requests in
+        // the transaction, each keeps a copy of its messages: if the database refuses the
+        // data, the requests are retried one by one, so only the faulty one fails.
+        let isolate = jobs.len() > 1;
+        let mut alone: Vec<SourcedMessages> = Vec::new();
         let mut groups: Vec<SourcedMessages> = Vec::new();
         let mut waiting = Vec::with_capacity(jobs.len());
         for j in jobs {
+            if isolate {
+                alone.push(SourcedMessages {
+                    source: j.source.clone(),
+                    messages: j.messages.clone(),
+                });
+            }
             match groups.last_mut() {
                 Some(g) if g.source == j.source => g.messages.extend(j.messages),
                 _ => groups.push(SourcedMessages {
@@ -97,21 +110,42 @@ async fn writer(store: DynStore, mut rx: mpsc::Receiver<Job>) {
         }
         metrics().group_size.observe(n as f64);
         let result = store.ingest(groups).await;
-        match &result {
-            Ok(outcome) => record(outcome),
-            Err(e) => {
-                tracing::error!(error = %e, messages = n, "ingest transaction failed; batches not acknowledged")
+        let results: Vec<Result<(), IngestError>> = match result {
+            Ok(outcome) => {
+                record(&outcome);
+                waiting.iter().map(|_| Ok(())).collect()
             }
-        }
-        for (reply, enqueued) in waiting {
+            Err(StoreError::Rejected(e)) if isolate => {
+                tracing::warn!(error = %e, requests = alone.len(), "a group's data was refused; retrying its requests one by one");
+                let mut out = Vec::with_capacity(alone.len());
+                for one in alone {
+                    out.push(match store.ingest(vec![one]).await {
+                        Ok(outcome) => {
+                            record(&outcome);
+                            Ok(())
+                        }
+                        Err(e) => Err(failure(e)),
+                    });
+                }
+                out
+            }
+            Err(e) => {
+                tracing::error!(error = %e, messages = n, "ingest transaction failed; batches not acknowledged");
+                waiting.iter().map(|_| Err(failure(e.clone()))).collect()
+            }
+        };
+        for ((reply, enqueued), r) in waiting.into_iter().zip(results) {
             metrics()
                 .ingest_seconds
                 .observe(enqueued.elapsed().as_secs_f64());
-            let r = match &result {
-                Ok(_) => Ok(()),
-                Err(e) => Err(IngestError::Unavailable(e.to_string())),
-            };
             let _ = reply.send(r);
         }
+    }
+}
+
+fn failure(e: StoreError) -> IngestError {
+    match e {
+        StoreError::Rejected(r) => IngestError::Rejected(r),
+        other => IngestError::Unavailable(other.to_string()),
     }
 }

@@ -348,7 +348,11 @@ mod tests {
         assert_eq!(g.check(&browser, &bot, &s), Err(Refusal::Bot));
         let app = req(None, "203.0.113.8", "okhttp/4.12.0");
         let any_origin = key(Trust::Browser, &[]);
-        assert_eq!(g.check(&any_origin, &app, &s), Ok(()), "an Android app is no bot");
+        assert_eq!(
+            g.check(&any_origin, &app, &s),
+            Ok(()),
+            "an Android app is no bot"
+        );
         let keep = WebSettings {
             keep_bots: true,
             ..s.clone()

@@ -707,3 +707,66 @@ async fn ops_endpoints_openapi_and_keys() {
         s.finish().await;
     }
 }
+
+/// A NUL character (which PostgreSQL cannot store) is refused the same way on both
+/// stores, naming the field, and changes nothing; other clients' batches are unharmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_refused_naming_the_field_on_both_stores() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let before = s.stats().await["events"].clone();
+        let poison = json!({"userId": "u", "event": "e", "properties": {"r": "a\u{0}b"}});
+        let (st, e) = s.post_v1("/v1/track", poison).await;
+        assert_eq!(
+            (st, e["field"].clone()),
+            (400, json!("properties.r")),
+            "[{k}] {e}"
+        );
+        let (st, e) = s
+            .batch(json!([{"type": "track", "userId": "u", "event": "ok"},
+                          {"type": "identify", "userId": "u", "traits": {"bio": "x\u{0}"}}]))
+            .await;
+        assert_eq!(
+            (st, e["field"].clone()),
+            (400, json!("batch[1].traits.bio")),
+            "[{k}] {e}"
+        );
+        assert_eq!(s.stats().await["events"], before, "[{k}] nothing stored");
+        // The admin API too: a trait patch, a segment name.
+        let (st, _) = s
+            .post_v1("/v1/identify", json!({"userId": "nul-user"}))
+            .await;
+        assert_eq!(st, 200);
+        let id = s.profile_of("user_id:nul-user").await["id"].clone();
+        let (st, e) = s
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/api/profiles/{id}/traits"),
+                json!({"nick": "a\u{0}"}),
+            )
+            .await;
+        assert_eq!((st, e["field"].clone()), (400, json!("nick")), "[{k}] {e}");
+        let (st, e) = s
+            .send(
+                reqwest::Method::POST,
+                "/api/segments",
+                json!({"name": "a\u{0}", "definition": "traits.x = 1"}),
+            )
+            .await;
+        assert_eq!((st, e["field"].clone()), (400, json!("name")), "[{k}] {e}");
+        // A type error names the field, not the value.
+        let (st, e) = s
+            .send(
+                reqwest::Method::POST,
+                "/api/rewards",
+                json!({"profile_id": 1.5, "token": "X", "amount": "1"}),
+            )
+            .await;
+        assert_eq!(
+            (st, e["field"].clone()),
+            (400, json!("profile_id")),
+            "[{k}] {e}"
+        );
+        s.finish().await;
+    }
+}

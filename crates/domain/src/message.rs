@@ -547,6 +547,30 @@ pub fn parse_message(
     let traits_json = profile_traits
         .as_ref()
         .map(|t| Value::Object(t.clone()).to_string());
+    let properties_json = properties_value.to_string();
+    // U+0000 cannot be stored by PostgreSQL (text or jsonb) and no customer needs it:
+    // refused on both stores alike. The serialised JSON holds it as `\u0000`, so the
+    // common case costs a scan of what is about to be stored anyway.
+    let stored = [&properties_json, &context_json]
+        .into_iter()
+        .chain(traits_json.as_ref());
+    let names = [&name, &previous_id, &text].into_iter().flatten();
+    let keys = user_id.iter().chain(&anonymous_id).chain(&identifiers);
+    // (`\\u0000` typed as text also matches: the walk then finds no NUL.)
+    let suspect = stored.into_iter().any(|j| j.contains("\\u0000"));
+    let certain = names.into_iter().any(|s| s.contains('\0'))
+        || keys.into_iter().any(|k| k.value.contains('\0'))
+        || message_id.contains('\0');
+    if suspect || certain {
+        let field =
+            nul_field(v, path).or_else(|| certain.then(|| path.trim_end_matches('.').to_string()));
+        if let Some(field) = field {
+            return Err(FieldError::new(
+                field,
+                "contains U+0000 (a NUL character), which cannot be stored",
+            ));
+        }
+    }
     Ok(Message {
         message_id,
         kind,
@@ -558,13 +582,33 @@ pub fn parse_message(
         traits: profile_traits,
         traits_json,
         first_touch_json,
-        properties_json: properties_value.to_string(),
+        properties_json,
         context_json,
         channel,
         text,
         occurred_at,
         received_at: batch.received_at,
     })
+}
+
+/// The path of the first string (or key) holding U+0000 in `v`, `path`-prefixed.
+pub fn nul_field(v: &Value, path: &str) -> Option<String> {
+    match v {
+        Value::String(s) if s.contains('\0') => Some(path.trim_end_matches('.').to_string()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_field(x, &format!("{}[{i}].", path.trim_end_matches('.')))),
+        Value::Object(o) => o.iter().find_map(|(k, x)| {
+            let here = format!("{path}{k}");
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_field(x, &format!("{here}."))
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// Why a request body was refused.
@@ -851,6 +895,40 @@ mod tests {
         .unwrap();
         assert_eq!(m[0].context_json, "{}");
         assert!(m[0].traits.is_none() && m[0].first_touch_json.is_none());
+    }
+
+    #[test]
+    fn nul_characters_are_refused_naming_the_field() {
+        let cases = [
+            (
+                json!({"type": "track", "userId": "u", "event": "e", "properties": {"r": "a\u{0}b"}}),
+                "properties.r",
+            ),
+            (
+                json!({"type": "track", "userId": "u", "event": "e\u{0}"}),
+                "event",
+            ),
+            (
+                json!({"type": "track", "userId": "u", "event": "e", "context": {"page": {"tags": ["x", "\u{0}"]}}}),
+                "context.page.tags[1]",
+            ),
+            (
+                json!({"type": "identify", "userId": "u", "traits": {"n\u{0}": 1}}),
+                "traits.n\u{0}",
+            ),
+            (
+                json!({"type": "track", "userId": "u", "event": "e", "properties": {"text": "hi\u{0}"}}),
+                "properties.text",
+            ),
+        ];
+        for (v, field) in cases {
+            let e = parse_message(&v, "batch[0].", None, &ctx(0), || "x".into()).unwrap_err();
+            assert_eq!(e.field, format!("batch[0].{field}"), "{v}");
+        }
+        // A backslash followed by u0000 is text, not a NUL.
+        let v =
+            json!({"type": "track", "userId": "u", "event": "e", "properties": {"r": "\\u0000"}});
+        assert!(parse_message(&v, "", None, &ctx(0), || "x".into()).is_ok());
     }
 
     #[test]

@@ -169,6 +169,7 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid { field, reason } => ApiError::Invalid { field, reason },
             StoreError::Conflict(c) => ApiError::Conflict(c),
             StoreError::Backend(b) => ApiError::Internal(b),
+            StoreError::Rejected(r) => ApiError::invalid("body", r),
             StoreError::Unavailable(u) => ApiError::Unavailable(u),
         }
     }
@@ -176,7 +177,11 @@ impl From<StoreError> for ApiError {
 
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
-        ApiError::Unavailable(e.to_string())
+        match e {
+            // Not 503: SDKs would retry it forever.
+            IngestError::Rejected(r) => ApiError::invalid("body", r),
+            other => ApiError::Unavailable(other.to_string()),
+        }
     }
 }
 
@@ -203,8 +208,34 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
 
 /// The JSON body of a request, or a 400 naming `body`.
 pub fn json_body(body: &axum::body::Bytes) -> ApiResult<serde_json::Value> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))
+    let v = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
+    refuse_nul(body, Some(&v))?;
+    Ok(v)
+}
+
+/// A string holding U+0000 (`\u0000` in JSON) is refused, naming its field: PostgreSQL
+/// cannot store it, and both stores answer alike. The scan is of the raw body, so a
+/// body without the escape costs nothing more.
+fn refuse_nul(body: &[u8], parsed: Option<&serde_json::Value>) -> ApiResult<()> {
+    if !body.windows(6).any(|w| w == b"\\u0000") {
+        return Ok(());
+    }
+    let owned;
+    let v = match parsed {
+        Some(v) => v,
+        None => {
+            owned = serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
+            &owned
+        }
+    };
+    match rapport_domain::message::nul_field(v, "") {
+        Some(field) => Err(ApiError::invalid(
+            if field.is_empty() { "body" } else { &field },
+            "contains U+0000 (a NUL character), which cannot be stored",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A whole-number query parameter from 1 to `max`, `default` when absent; a 400 naming it
@@ -231,6 +262,7 @@ pub fn query_count(
 /// and the OpenAPI schema are one type). The problem names the field by its path in the
 /// body (`rules[2].when`; a missing field by its own name), via `serde_path_to_error`.
 pub fn typed_body<T: serde::de::DeserializeOwned>(body: &axum::body::Bytes) -> ApiResult<T> {
+    refuse_nul(body, None)?;
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

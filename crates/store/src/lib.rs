@@ -50,7 +50,7 @@ pub use settings::{SettingsStore, SETTINGS_VERSION};
 pub use staff::{ApiKeyRecord, KeyAccess, StaffStore, UserRow};
 pub use text::{TextRow, TextStats, TextStore, CATALOGUE_VERSION};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("{0} not found")]
     NotFound(String),
@@ -60,6 +60,11 @@ pub enum StoreError {
     Conflict(String),
     #[error("database error: {0}")]
     Backend(String),
+    /// The database refused the data itself (a value it cannot hold, past a size
+    /// limit): retrying the same data cannot work, unlike a [`Backend`](Self::Backend)
+    /// failure.
+    #[error("the database refused the data: {0}")]
+    Rejected(String),
     /// A peer the service needs (an EVM node) did not answer; retrying may work.
     #[error("{0}")]
     Unavailable(String),
@@ -76,7 +81,14 @@ impl StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        use rusqlite::ErrorCode as C;
+        match e.sqlite_error_code() {
+            // The data broke a rule of the schema (a constraint, a trigger), or a limit.
+            Some(C::TooBig | C::TypeMismatch | C::ConstraintViolation) => {
+                StoreError::Rejected(e.to_string())
+            }
+            _ => StoreError::Backend(e.to_string()),
+        }
     }
 }
 
@@ -84,6 +96,18 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         // "db error" alone says nothing: keep the server's message.
         match e.as_db_error() {
+            // Class 22 (data exception: a NUL, an untranslatable character, a number out
+            // of range), 23 (a constraint: but a unique violation may be a race with
+            // another process, which a retry resolves) and 54 (program limit: an index row
+            // too large) are the data's.
+            Some(d)
+                if ["22", "23", "54"]
+                    .iter()
+                    .any(|c| d.code().code().starts_with(c))
+                    && d.code().code() != "23505" =>
+            {
+                StoreError::Rejected(format!("{}: {}", d.code().code(), d.message()))
+            }
             Some(d) => StoreError::Backend(format!("{}: {}", d.code().code(), d.message())),
             None => StoreError::Backend(e.to_string()),
         }

@@ -42,6 +42,7 @@ impl From<rapport_store::StoreError> for UiError {
             E::Invalid { field, reason } => UiError::Invalid(format!("{field}: {reason}")),
             E::Conflict(c) | E::Unavailable(c) => UiError::Invalid(c),
             E::Backend(b) => UiError::Internal(b),
+            E::Rejected(r) => UiError::Invalid(r),
         }
     }
 }

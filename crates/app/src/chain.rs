@@ -540,9 +540,16 @@ async fn step(
             };
             let erc721 = t.standard == Standard::Erc721;
             let amount = if erc721 {
-                1.0
+                json!(1.0)
             } else {
-                abi::units(t.value, contract.decimals as u8)
+                // Past 10^18 units a number would be refused (sums must stay finite):
+                // such an amount goes as text, like `raw_amount`.
+                let units = abi::units(t.value, contract.decimals as u8);
+                if units.abs() <= rapport_domain::message::MAX_DECIMAL {
+                    json!(units)
+                } else {
+                    json!(units.to_string())
+                }
             };
             let mut props = json!({
                 "chain": c.id, "chain_id": parse_caip2(&c.id), "contract": contract.address,

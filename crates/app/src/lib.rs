@@ -21,6 +21,7 @@ pub mod scores;
 pub mod segments;
 pub mod siwe;
 pub mod text;
+pub mod throttle;
 pub mod users;
 pub mod web;
 pub mod worker;

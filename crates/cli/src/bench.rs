@@ -111,12 +111,19 @@ pub(crate) async fn fresh_target(database_url: Option<&str>, tag: &str) -> Resul
             );
             let sep = if url.contains('?') { '&' } else { '?' };
             let child_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
+            // The server's data directory (first-start credentials) is temporary too.
+            let dir = tempfile::Builder::new().prefix("rapport-bench").tempdir()?;
             Ok(Target {
                 store,
-                args: vec!["--database-url".into(), child_url],
+                args: vec![
+                    "--database-url".into(),
+                    child_url,
+                    "--data-dir".into(),
+                    dir.path().display().to_string(),
+                ],
                 kind: "postgres",
                 pg_schema: Some((url.to_string(), schema)),
-                _dir: None,
+                _dir: Some(dir),
             })
         }
         None => {

@@ -376,8 +376,31 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// Appends first-start credentials to `first-start-credentials.txt` in `dir` (created
+/// with mode 0600 on Unix) and returns its path.
+fn write_credentials(dir: &std::path::Path, lines: &[String]) -> Result<PathBuf> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("first-start-credentials.txt");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    for l in lines {
+        writeln!(f, "{l}")?;
+    }
+    Ok(path)
+}
+
 async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool, w: WorkerArgs) -> Result<()> {
     let store = store_args.open().await?;
+    // First-start credentials are written once to a file only the owner can read, in
+    // the data directory, and shown on the terminal when there is one: stdout is where
+    // logs go under systemd or docker, and secrets never reach logs.
+    let mut first = Vec::new();
     if store.api_keys().await?.is_empty() {
         let admin =
             rapport_app::keys::create(&store, Scope::Admin, "first start", &Default::default())
@@ -385,11 +408,11 @@ async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool, w: WorkerA
         let write =
             rapport_app::keys::create(&store, Scope::Write, "first start", &Default::default())
                 .await?;
-        // Printed once to the terminal, never logged.
-        println!("First start: created API keys. They are shown only now; keep them safe.");
-        println!("  admin key: {}", admin.secret);
-        println!("  write key: {}", write.secret);
-        println!("More keys: rapport keys create --scope write|admin");
+        first.push(format!("admin key: {}", admin.secret));
+        first.push(format!(
+            "write key: {} (a server key: keep it secret; for web pages create a browser key)",
+            write.secret
+        ));
     }
     if store.users().await?.is_empty() {
         use rand::Rng;
@@ -400,12 +423,20 @@ async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool, w: WorkerA
             .collect();
         let u =
             rapport_app::users::create(&store, "admin@rapport.local", &password, "admin").await?;
-        // Printed once to the terminal, never logged.
-        println!(
-            "Staff sign-in (web app at /login): {} / {password}",
+        first.push(format!(
+            "staff sign-in (web app at /login): {} / {password}",
             u.email
-        );
-        println!("More staff: rapport users create --email E --password P --role admin|marketer|agent|viewer");
+        ));
+    }
+    if !first.is_empty() {
+        let file = write_credentials(&store_args.data_dir, &first)?;
+        println!("First start: credentials written to {} (readable by you only; keep them, then delete the file).", file.display());
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            for line in &first {
+                println!("  {line}");
+            }
+        }
+        println!("More keys: rapport keys create --scope write|admin [--browser]; more staff: rapport users create");
     }
     if demo && store.stats().await?.events == 0 {
         load_demo(&store, 10_000).await?;

@@ -51,14 +51,18 @@ fn targets() -> Vec<Target> {
     if let Some(url) = common::pg_url() {
         let schema = common::unique_schema();
         let sep = if url.contains('?') { '&' } else { '?' };
+        // Its own data directory too: first-start credentials are written there.
+        let dir = tempfile::tempdir().expect("tempdir");
         out.push(Target {
             args: vec![
                 "--database-url".into(),
                 format!("{url}{sep}options=-csearch_path%3D{schema}"),
+                "--data-dir".into(),
+                dir.path().display().to_string(),
             ],
             kind: "postgres",
             pg: Some((url, schema)),
-            _dir: None,
+            _dir: Some(dir),
         });
     }
     out
@@ -101,10 +105,122 @@ async fn keys_create_prints_the_key_alone() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("--scope must be write or admin"));
         let out = rapport(&["keys", "list"], &t);
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains("admin\tactive\tops"),
+            String::from_utf8_lossy(&out.stdout).contains("admin\tserver\tactive\tops"),
             "[{}]",
             t.kind
         );
+        // A browser key for a web page, held to its origins; an admin key cannot be one.
+        let out = rapport(
+            &[
+                "keys",
+                "create",
+                "--scope",
+                "write",
+                "--browser",
+                "--origin",
+                "https://Shop.example/",
+                "--label",
+                "site",
+            ],
+            &t,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = rapport(&["keys", "list"], &t);
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .contains("write\tbrowser\tactive\tsite\thttps://shop.example"),
+            "[{}] {}",
+            t.kind,
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let out = rapport(
+            &[
+                "keys",
+                "create",
+                "--scope",
+                "write",
+                "--browser",
+                "--origin",
+                "shop.example",
+            ],
+            &t,
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--origin"),
+            "[{}]",
+            t.kind
+        );
+        let out = rapport(&["keys", "create", "--scope", "admin", "--browser"], &t);
+        assert!(!out.status.success(), "[{}]", t.kind);
+        t.finish().await;
+    }
+}
+
+/// The first start's credentials go to a file only the owner can read, not to a stdout
+/// that is not a terminal (where logs go under systemd or docker).
+#[tokio::test]
+async fn first_start_credentials_go_to_an_owner_only_file() {
+    use std::io::{BufRead, BufReader};
+    for t in targets() {
+        ensure_schema(&t).await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(&t.args)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("RAPPORT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn server");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut seen = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.expect("line");
+            let done = line.starts_with("Rapport is listening");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = seen.join("\n");
+        assert!(
+            !out.contains("rk_a_") && !out.contains("rk_w_"),
+            "[{}] keys on stdout: {out}",
+            t.kind
+        );
+        let dir = &t.args[t
+            .args
+            .iter()
+            .position(|a| a == "--data-dir")
+            .expect("data dir")
+            + 1];
+        let file = std::path::Path::new(dir).join("first-start-credentials.txt");
+        assert!(
+            out.contains(&file.display().to_string()),
+            "[{}] {out}",
+            t.kind
+        );
+        let text = std::fs::read_to_string(&file).expect("credentials file");
+        assert!(
+            text.contains("admin key: rk_a_") && text.contains("staff sign-in"),
+            "{text}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "[{}]", t.kind);
+        }
         t.finish().await;
     }
 }

@@ -463,3 +463,62 @@ async fn a_person_uses_the_app_in_headless_chromium() {
         s.finish().await;
     }
 }
+
+/// Sign-in is throttled per account and per address (429 with Retry-After, checked
+/// before the password), and only redirects to a path on this site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_is_throttled_and_redirects_only_here() {
+    for (store, dir, pg) in stores().await {
+        let s = start(store, dir, pg).await;
+        rapport_app::users::create(&s.store, "ann@shop.example", PASSWORD, "admin")
+            .await
+            .expect("user");
+        let attempt = |password: &'static str, next: &'static str| {
+            let url = format!("{}/login", s.url);
+            async move {
+                client()
+                    .post(url)
+                    .form(&[
+                        ("email", "ann@shop.example"),
+                        ("password", password),
+                        ("next", next),
+                    ])
+                    .send()
+                    .await
+                    .expect("login")
+            }
+        };
+        for evil in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\r\nX: y",
+        ] {
+            let r = attempt(PASSWORD, evil).await;
+            assert_eq!(r.status().as_u16(), 303, "[{}] {evil:?}", s.kind);
+            assert_eq!(r.headers()["location"], "/", "[{}] {evil:?}", s.kind);
+        }
+        let r = attempt(PASSWORD, "/people?q=ann").await;
+        assert_eq!(r.headers()["location"], "/people?q=ann");
+        // Five wrong passwords are answered; the sixth waits, even with the right one.
+        for i in 0..5 {
+            assert_eq!(
+                attempt("wrong password", "/").await.status().as_u16(),
+                401,
+                "[{}] {i}",
+                s.kind
+            );
+        }
+        let r = attempt(PASSWORD, "/").await;
+        assert_eq!(r.status().as_u16(), 429, "[{}]", s.kind);
+        assert_eq!(r.headers()["retry-after"], "1");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        assert_eq!(
+            attempt(PASSWORD, "/").await.status().as_u16(),
+            303,
+            "[{}] after the wait",
+            s.kind
+        );
+        s.finish().await;
+    }
+}

@@ -12,6 +12,9 @@ use serde_json::{Map, Value};
 
 /// Segment's per-message size limit.
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
+/// How far ahead of its arrival an event's time may be (a client clock a little fast);
+/// beyond, the arrival time is used.
+pub const MAX_AHEAD: Millis = 24 * 3_600_000;
 /// Segment's per-request (batch) size limit.
 pub const MAX_BATCH_BYTES: usize = 500 * 1024;
 
@@ -503,10 +506,28 @@ pub fn parse_message(
 
     let original = timestamp(m, "timestamp", path)?;
     let sent_at = timestamp(m, "sentAt", path)?.or(batch.sent_at);
-    let occurred_at = match (original, sent_at) {
-        (Some(ts), Some(sent)) => batch.received_at - (sent - ts),
-        (Some(ts), None) => ts,
-        (None, _) => batch.received_at,
+    let corrected = match (original, sent_at) {
+        (Some(ts), Some(sent)) => sent
+            .checked_sub(ts)
+            .and_then(|d| batch.received_at.checked_sub(d)),
+        (Some(ts), None) => Some(ts),
+        (None, _) => Some(batch.received_at),
+    };
+    // A time past tomorrow or before 1970 is a broken clock, not an event: the event is
+    // kept at its arrival time, and says so (a future time would also outrank every
+    // later trait).
+    let mut clock_note = None;
+    let occurred_at = match corrected {
+        Some(t) if (0..=batch.received_at.saturating_add(MAX_AHEAD)).contains(&t) => t,
+        _ => {
+            clock_note =
+                Some(format!(
+                "the client's time ({}{}) is before 1970 or more than a day ahead; receivedAt used",
+                m.get("timestamp").and_then(Value::as_str).unwrap_or("?"),
+                sent_at.map(|_| ", corrected with its sentAt").unwrap_or_default()
+            ));
+            batch.received_at
+        }
     };
 
     let campaign = merged_ctx.as_ref().and_then(crate::web::campaign);
@@ -539,7 +560,30 @@ pub fn parse_message(
         }
         _ => Value::Object(properties.cloned().unwrap_or_default()),
     };
+    // Numbers segments sum must stay exact and sums finite (see `number_field`).
+    let prefix = match kind {
+        MessageType::Identify => "traits.",
+        MessageType::Group => "",
+        _ => "properties.",
+    };
+    let bad_number = number_field(&properties_value, &format!("{path}{prefix}")).or_else(|| {
+        ctx_traits.and_then(|t| {
+            t.iter()
+                .find_map(|(k, x)| number_field(x, &format!("{ctx_path}traits.{k}.")))
+        })
+    });
+    if let Some(field) = bad_number {
+        return Err(FieldError::new(
+            field,
+            "a number must be an integer of at most 64 bits or a decimal up to 10^18 in size; send larger values as strings",
+        ));
+    }
     let channel = channel_of(m, merged_ctx.as_ref(), kind);
+    if let Some(note) = clock_note {
+        merged_ctx
+            .get_or_insert_with(Map::new)
+            .insert("timestamp_fallback".into(), Value::String(note));
+    }
     let context_json = match &merged_ctx {
         Some(c) => Value::Object(c.clone()).to_string(),
         None => "{}".to_string(),
@@ -589,6 +633,30 @@ pub fn parse_message(
         occurred_at,
         received_at: batch.received_at,
     })
+}
+
+/// Largest decimal (non-integer, or an integer past 64 bits, which JSON parsing turns
+/// into a float) a message may hold: sums of many stay far from overflowing, and what
+/// needs more (token amounts in wei) is sent as a string.
+pub const MAX_DECIMAL: f64 = 1e18;
+
+/// The path of the first number in `v` that is not exact or too large (see
+/// [`MAX_DECIMAL`]), `path`-prefixed.
+pub fn number_field(v: &Value, path: &str) -> Option<String> {
+    match v {
+        Value::Number(n) => {
+            let ok = n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.abs() <= MAX_DECIMAL);
+            (!ok).then(|| path.trim_end_matches('.').to_string())
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| number_field(x, &format!("{}[{i}].", path.trim_end_matches('.')))),
+        Value::Object(o) => o
+            .iter()
+            .find_map(|(k, x)| number_field(x, &format!("{path}{k}."))),
+        _ => None,
+    }
 }
 
 /// The path of the first string (or key) holding U+0000 in `v`, `path`-prefixed.
@@ -872,7 +940,8 @@ mod tests {
         };
         let body = br#"{"type": "page", "anonymousId": "a", "timestamp": "2024-01-01T00:00:00Z",
             "context": {"page": {"url": "https://shop.example/?utm_source=news&utm_medium=email"}}}"#;
-        let m = parse_body(body, Some(MessageType::Page), 0, Some(client)).unwrap();
+        let received = parse_timestamp("2024-01-01T00:00:05Z").unwrap();
+        let m = parse_body(body, Some(MessageType::Page), received, Some(client)).unwrap();
         let ctx: Value = serde_json::from_str(&m[0].context_json).unwrap();
         assert_eq!(ctx["ip"], "203.0.113.0");
         let at = parse_timestamp("2024-01-01T00:00:00Z").unwrap();
@@ -929,6 +998,60 @@ mod tests {
         let v =
             json!({"type": "track", "userId": "u", "event": "e", "properties": {"r": "\\u0000"}});
         assert!(parse_message(&v, "", None, &ctx(0), || "x".into()).is_ok());
+    }
+
+    #[test]
+    fn broken_clocks_fall_back_to_the_arrival_time_and_say_so() {
+        let received = parse_timestamp("2026-12-06T12:00:00Z").unwrap();
+        let at = |v: Value| {
+            let m = parse_message(&v, "", None, &ctx(received), || "x".into()).unwrap();
+            let ctx: Value = serde_json::from_str(&m.context_json).unwrap();
+            (m.occurred_at, ctx.get("timestamp_fallback").is_some())
+        };
+        // The year 9999 corrected by a sentAt in the year 1: not year +12025.
+        let v = json!({"type": "track", "userId": "u", "event": "e",
+            "timestamp": "9999-12-31T00:00:00Z", "sentAt": "0001-01-01T00:00:00Z"});
+        assert_eq!(at(v), (received, true));
+        // 2099 without sentAt.
+        let v = json!({"type": "track", "userId": "u", "event": "e", "timestamp": "2099-01-01T00:00:00Z"});
+        assert_eq!(at(v), (received, true));
+        // Before 1970.
+        let v = json!({"type": "track", "userId": "u", "event": "e", "timestamp": "1969-07-20T20:17:00Z"});
+        assert_eq!(at(v), (received, true));
+        // An hour fast, or a historical import: kept.
+        let v = json!({"type": "track", "userId": "u", "event": "e", "timestamp": "2026-12-06T13:00:00Z"});
+        assert_eq!(at(v), (received + 3_600_000, false));
+        let v = json!({"type": "track", "userId": "u", "event": "e", "timestamp": "2001-01-01T00:00:00Z"});
+        assert!(!at(v).1);
+        // Exactly a day ahead is allowed; a millisecond more is not.
+        let ahead = |ms: i64| {
+            json!({"type": "track", "userId": "u", "event": "e",
+            "timestamp": crate::time::to_datetime(received + ms).to_rfc3339()})
+        };
+        assert_eq!(at(ahead(MAX_AHEAD)), (received + MAX_AHEAD, false));
+        assert_eq!(at(ahead(MAX_AHEAD + 1)), (received, true));
+    }
+
+    #[test]
+    fn numbers_stay_exact_and_sums_finite() {
+        let refused = |v: Value| {
+            parse_message(&v, "", None, &ctx(0), || "x".into())
+                .err()
+                .map(|e| e.field)
+        };
+        let big: Value = serde_json::from_str("123456789012345678901234567890123456789").unwrap();
+        let v = json!({"type": "track", "userId": "u", "event": "e", "properties": {"n": big}});
+        assert_eq!(refused(v).as_deref(), Some("properties.n"));
+        let v = json!({"type": "track", "userId": "u", "event": "e", "properties": {"a": [1, {"x": 1.7e308}]}});
+        assert_eq!(refused(v).as_deref(), Some("properties.a[1].x"));
+        let v = json!({"type": "identify", "userId": "u", "traits": {"ltv": -2e19}});
+        assert_eq!(refused(v).as_deref(), Some("traits.ltv"));
+        let v = json!({"type": "page", "userId": "u", "context": {"traits": {"score": 1e300}}});
+        assert_eq!(refused(v).as_deref(), Some("context.traits.score"));
+        // 64-bit integers, and decimals up to 10^18, are fine.
+        let v = json!({"type": "track", "userId": "u", "event": "e",
+            "properties": {"a": u64::MAX, "b": i64::MIN, "c": 1e18, "d": -0.5, "wei": "123456789012345678901234567890"}});
+        assert_eq!(refused(v), None);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Browser write keys' guard: origins, rate limits, bots; the `web` settings.
     pub web: Arc<rapport_app::web::Guard>,
+    /// Failed sign-ins by account and address (the web app's; the portal's later).
+    pub sign_ins: Arc<rapport_app::throttle::SignIns>,
     pub graph: Arc<rapport_app::graph::GraphService>,
     /// The hot wallet token rewards are paid from (none until configured).
     pub rewards: Arc<rapport_app::rewards::Rewards>,
@@ -84,6 +86,7 @@ impl AppState {
                 ingestor,
                 keys,
                 web,
+                sign_ins: Arc::new(Default::default()),
                 graph,
                 rewards: Arc::new(Default::default()),
                 ui_cache: Arc::new(Default::default()),

@@ -130,20 +130,24 @@ fn lex(src: &str) -> Result<Vec<Token>, SegmentError> {
                         format!("'{text}{u}': a window is a whole number of d, h, w or y"),
                     )
                 })?;
-                if n <= 0 || n > 100 * 365 {
-                    return Err(err(
-                        l,
-                        cl,
-                        format!("'{text}{u}': a window is from 1 to 100 years"),
-                    ));
-                }
                 let hour = 3_600_000i64;
-                let millis = n * match u {
+                let unit_millis = match u {
                     'h' => hour,
                     'd' => 24 * hour,
                     'w' => 7 * 24 * hour,
                     _ => 365 * 24 * hour,
                 };
+                // The bound is on the whole window, whatever its unit (`36500y` is not).
+                let millis = n
+                    .checked_mul(unit_millis)
+                    .filter(|m| n > 0 && *m <= 100 * 365 * 24 * hour)
+                    .ok_or_else(|| {
+                        err(
+                            l,
+                            cl,
+                            format!("'{text}{u}': a window is from 1 hour to 100 years"),
+                        )
+                    })?;
                 col += j + 1 - i;
                 i = j + 1;
                 push(Tok::Dur(millis));
@@ -944,6 +948,16 @@ mod tests {
     }
 
     #[test]
+    fn windows_up_to_a_hundred_years_in_any_unit() {
+        for ok in ["100y", "5200w", "36500d", "876000h", "1h"] {
+            assert!(
+                parse(&format!("count(track \"X\", {ok}) > 1")).is_ok(),
+                "{ok}"
+            );
+        }
+    }
+
+    #[test]
     fn errors_point_at_line_and_column() {
         let cases = [
             ("traits.plan = ", 1, 15, "expected a value"),
@@ -969,6 +983,18 @@ mod tests {
                 "not a valid regular expression",
             ),
             ("(traits.a exists", 1, 17, "expected ')'"),
+            (
+                "count(track \"X\", 36500y) > 1",
+                1,
+                18,
+                "a window is from 1 hour to 100 years",
+            ),
+            (
+                "count(track \"X\", 5300w) > 1",
+                1,
+                18,
+                "a window is from 1 hour to 100 years",
+            ),
             (
                 "traits.a exists traits.b exists",
                 1,

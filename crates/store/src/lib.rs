@@ -201,16 +201,39 @@ pub async fn open(database_url: Option<&str>, data_dir: &std::path::Path) -> Res
 
 /// A database URL with its password hidden, for logs and errors.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
+            let creds = &base[s + 3..at];
             match creds.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
-                None => url.to_string(),
+                Some((user, _)) => format!("{}{}:***{}", &base[..s + 3], user, &base[at..]),
+                None => base.to_string(),
             }
         }
-        _ => url.to_string(),
+        _ => base.to_string(),
+    };
+    // Connection parameters that are secrets (libpq's `password`, `sslpassword`, and
+    // anything else naming a password or key) keep their name, not their value.
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
+                _ => p.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
+}
+
+fn is_secret_param(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    k.contains("password") || k.contains("secret") || k.contains("token") || k == "sslkey"
 }
 
 #[cfg(test)]
@@ -222,5 +245,13 @@ mod tests {
             "postgres://u:***@h/db"
         );
         assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(
+            super::redact("postgres://u@h/db?sslmode=require&password=hunter2&PassWord=x"),
+            "postgres://u@h/db?sslmode=require&password=***&PassWord=***"
+        );
+        assert_eq!(
+            super::redact("postgres://u:p@h/db?sslpassword=k"),
+            "postgres://u:***@h/db?sslpassword=***"
+        );
     }
 }

@@ -164,28 +164,53 @@ fn login_form(next: &str, error: Option<&str>, status: StatusCode) -> Response {
     (status, page).into_response()
 }
 
+/// Where to go after sign-in: only a path on this site. Browsers read `/\host` and
+/// `/<tab>/host` as `//host` (another site), so a backslash or any control character
+/// anywhere sends the person home instead; so does anything else.
 fn safe_next(next: Option<&String>) -> String {
-    // Only local paths: never redirect off-site after sign-in.
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//"))
-        .cloned()
-        .unwrap_or_else(|| "/".into())
+    next.filter(|n| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && !n.chars().any(|c| c == '\\' || c.is_control())
+    })
+    .cloned()
+    .unwrap_or_else(|| "/".into())
 }
 
 pub async fn login(
     State(state): State<AppState>,
+    client: crate::browser::ClientInfo,
     headers: HeaderMap,
     Form(f): Form<HashMap<String, String>>,
 ) -> UiResult<Response> {
     let next = safe_next(f.get("next"));
     let email = f.get("email").map(String::as_str).unwrap_or("");
     let password = f.get("password").map(String::as_str).unwrap_or("");
+    let ip = client.ip(&state.web.settings().await?);
+    // Throttled before the password is checked: a guesser learns nothing while waiting.
+    let wait = state.sign_ins.wait(email, ip);
+    if !wait.is_zero() {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut r = login_form(
+            &next,
+            Some(&format!(
+                "Too many failed sign-ins: try again in {secs} seconds."
+            )),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        r.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(r);
+    }
     let Some((_, token, _)) = users::login(&state.store, email, password).await? else {
+        state.sign_ins.failed(email, ip);
         return Ok(login_form(
             &next,
             Some("That e-mail and password do not match an account."),
             StatusCode::UNAUTHORIZED,
         ));
     };
+    state.sign_ins.succeeded(email);
     let secure = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
@@ -215,4 +240,28 @@ pub async fn logout(
         HeaderValue::from_static("rapport_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
     );
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn sign_in_only_redirects_on_this_site() {
+        let next = |s: &str| safe_next(Some(&s.to_string()));
+        assert_eq!(next("/people/3?tab=x"), "/people/3?tab=x");
+        for evil in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\tevil",
+            "/a\r\nSet-Cookie: x=1",
+            "https://evil.example",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(next(evil), "/", "{evil:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }

@@ -22,6 +22,7 @@ pub mod segments;
 pub mod siwe;
 pub mod text;
 pub mod throttle;
+pub mod upload;
 pub mod users;
 pub mod web;
 pub mod worker;

@@ -34,6 +34,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Browser write keys' guard: origins, rate limits, bots; the `web` settings.
     pub web: Arc<rapport_app::web::Guard>,
+    /// Concurrent JSON Lines uploads (each streams in bounded memory).
+    pub uploads: Arc<rapport_app::upload::Uploads>,
     /// Failed sign-ins by account and address (the web app's; the portal's later).
     pub sign_ins: Arc<rapport_app::throttle::SignIns>,
     pub graph: Arc<rapport_app::graph::GraphService>,
@@ -87,6 +89,7 @@ impl AppState {
                 keys,
                 web,
                 sign_ins: Arc::new(Default::default()),
+                uploads: Arc::new(Default::default()),
                 graph,
                 rewards: Arc::new(Default::default()),
                 ui_cache: Arc::new(Default::default()),

@@ -10,18 +10,18 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use rapport_app::metrics::metrics;
+use rapport_app::upload::{upload_jsonl, UploadError, UploadSummary};
 use rapport_app::web::{Refusal, WebSettings};
 use rapport_domain::apikey::Trust;
-use rapport_domain::message::{parse_body, parse_line, MessageType, MAX_BATCH_BYTES};
+use rapport_domain::message::{parse_body, MessageType, MAX_BATCH_BYTES};
 use rapport_domain::time::now_millis;
 use rapport_domain::web::Client;
 use rapport_store::ApiKeyRecord;
 use serde::Serialize;
 use std::io::Read;
 
-/// Largest decompressed JSON Lines upload.
-pub const MAX_JSONL_BYTES: usize = 256 * 1024 * 1024;
-const JSONL_CHUNK: usize = 5_000;
+/// Largest JSON Lines upload (decompressed).
+pub const MAX_JSONL_BYTES: usize = rapport_app::upload::MAX_UPLOAD_BYTES as usize;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Success {
@@ -267,53 +267,65 @@ endpoint!(
     "Same as /v1/batch (analytics-next's batching path)."
 );
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct JsonlSummary {
-    pub lines: usize,
-    pub accepted: usize,
-}
-
 /// Bulk back-fill: one Segment message per line (JSON Lines, optionally gzip), up to
-/// 256 MB. Validated in full first: any bad line refuses the upload, naming the line.
+/// 256 MB decompressed, streamed in bounded memory. Every line is checked before any is
+/// stored: a bad line refuses the upload, naming the line. At most two uploads run at
+/// once; past that, 429 with `Retry-After`.
 #[utoipa::path(post, path = "/api/import/events", tag = "ingestion",
     request_body(content = String, content_type = "application/x-ndjson"),
-    responses((status = 200, body = JsonlSummary), (status = 400, body = Problem), (status = 413, body = Problem)),
+    responses((status = 200, body = UploadSummary), (status = 400, body = Problem), (status = 413, body = Problem), (status = 429, body = Problem)),
     security(("bearer" = []), ("write_key" = [])))]
 pub async fn import_jsonl(
     State(state): State<AppState>,
     key: WriteKey,
     headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Json<JsonlSummary>> {
+    body: axum::body::Body,
+) -> ApiResult<Json<UploadSummary>> {
+    use futures_util::TryStreamExt;
+    use tokio::io::AsyncBufRead;
     if key.0.access.trust == Trust::Browser {
         return Err(ApiError::Forbidden(format!(
             "key {}… is a browser key: it sends events the way a page does (/v1/…), not bulk uploads",
             key.0.prefix
         )));
     }
-    let body = decode(&headers, body, MAX_JSONL_BYTES)?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|e| ApiError::invalid("body", format!("not UTF-8: {e}")))?;
-    let now = now_millis();
-    let mut msgs = Vec::new();
-    let mut lines = 0;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
+    let Some(_place) = state.uploads.try_start() else {
+        return Err(ApiError::TooMany {
+            detail: format!(
+                "{} uploads are running; retry shortly",
+                rapport_app::upload::CONCURRENT
+            ),
+            retry_after: std::time::Duration::from_secs(5),
+        });
+    };
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let raw = tokio_util::io::StreamReader::new(stream);
+    let enc = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_ascii_lowercase());
+    let input: std::pin::Pin<Box<dyn AsyncBufRead + Send>> = match enc.as_deref() {
+        None | Some("") | Some("identity") => Box::pin(raw),
+        Some("gzip") => Box::pin(tokio::io::BufReader::new(
+            async_compression::tokio::bufread::GzipDecoder::new(raw),
+        )),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "Content-Encoding",
+                format!("'{other}' is not supported; send gzip or no encoding"),
+            ))
         }
-        lines += 1;
-        let mut m = parse_line(line, i + 1, now)?;
-        if !line.contains("\"messageId\"") {
-            // Content-derived, so retrying the same upload never doubles an event.
-            m.message_id = rapport_app::import::content_id("jsonl", &[line]);
-        }
-        msgs.push(m);
-    }
-    let accepted = msgs.len();
-    let mut it = msgs.into_iter().peekable();
-    while it.peek().is_some() {
-        let chunk: Vec<_> = it.by_ref().take(JSONL_CHUNK).collect();
-        state.ingestor.submit(&key.0.prefix, chunk).await?;
-    }
-    Ok(Json(JsonlSummary { lines, accepted }))
+    };
+    upload_jsonl(&state.ingestor, &key.0.prefix, input)
+        .await
+        .map(Json)
+        .map_err(|e| match e {
+            UploadError::Invalid(f) => f.into(),
+            UploadError::TooLarge => ApiError::TooLarge {
+                field: "body".into(),
+                reason: e.to_string(),
+            },
+            UploadError::Read(r) => ApiError::invalid("body", r),
+            UploadError::Ingest(i) => i.into(),
+        })
 }

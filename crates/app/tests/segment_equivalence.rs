@@ -316,6 +316,8 @@ fn condition() -> impl Strategy<Value = String> {
             r#"traits.title in ["Engineer", "marketing"]"#,
             r#"traits.title > "M""#,
             r#"traits.age = "41""#,
+            "traits.age = 41",
+            r#"traits.age in [20, 33, "41", true]"#,
             r#"traits.age exists"#,
             "traits.vip = true",
             "traits.vip != false",

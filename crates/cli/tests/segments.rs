@@ -481,3 +481,51 @@ async fn micro_segments_group_and_describe_people() {
         s.finish().await;
     }
 }
+
+/// A long OR of trait tests runs in time linear in its length (one set test per trait,
+/// the merged traits built once per person), at any length the limit allows; past the
+/// limit, a clear 400 with line and column, on both stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_ors_of_trait_tests_stay_cheap_and_are_bounded() {
+    for s in common::servers().await {
+        let k = s.kind;
+        // Ann is two profiles (a merge), Bob one.
+        s.batch(json!([
+            {"type": "identify", "anonymousId": "ann-phone", "traits": {"k7": "v7", "plan": "p3"}},
+            {"type": "identify", "userId": "ann", "traits": {"email": "ann@x.io"}},
+            {"type": "identify", "userId": "bob", "traits": {"k499": "v499", "plan": "p400"}},
+            {"type": "identify", "userId": "cy", "traits": {"k7": "nope"}}
+        ]))
+        .await;
+        s.batch(json!([{"type": "alias", "userId": "ann", "previousId": "ann-phone"}]))
+            .await;
+        let ann = s.profile_of("user_id:ann").await;
+        assert_eq!(ann["traits"]["k7"], "v7", "[{k}] merged: {ann}");
+        let preview = |d: String| {
+            s.send(
+                Method::POST,
+                "/api/segments/preview",
+                json!({ "definition": d }),
+            )
+        };
+        let distinct: Vec<String> = (0..500)
+            .map(|i| format!("traits.k{i} = \"v{i}\""))
+            .collect();
+        let (st, v) = preview(distinct.join(" or ")).await;
+        assert_eq!((st, v["count"].clone()), (200, json!(2)), "[{k}] {v}");
+        let same: Vec<String> = (0..500)
+            .map(|i| format!("traits.plan = \"p{i}\""))
+            .collect();
+        let (st, v) = preview(same.join(" or ")).await;
+        assert_eq!((st, v["count"].clone()), (200, json!(2)), "[{k}] {v}");
+        let (st, v) = preview(format!("{} or traits.k500 exists", distinct.join(" or "))).await;
+        assert_eq!(st, 400, "[{k}] {v}");
+        assert!(
+            v["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("more than 500 conditions")),
+            "{v}"
+        );
+        s.finish().await;
+    }
+}

@@ -218,9 +218,17 @@ struct Parser {
     pos: usize,
     /// Nesting of parentheses and `not`, bounded so hostile input cannot exhaust the stack.
     depth: usize,
+    /// Conditions so far, and those that read the event log (each a pass over it).
+    conditions: usize,
+    event_conditions: usize,
 }
 
 const MAX_DEPTH: usize = 64;
+/// Most conditions in one definition (an `in [...]` list is one), and most that read
+/// events: beyond, a definition costs more than a segment is worth, and is refused
+/// before it runs.
+pub const MAX_CONDITIONS: usize = 500;
+pub const MAX_EVENT_CONDITIONS: usize = 32;
 
 /// Parses and checks a definition.
 pub fn parse(src: &str) -> Result<Expr, SegmentError> {
@@ -229,6 +237,8 @@ pub fn parse(src: &str) -> Result<Expr, SegmentError> {
         toks,
         pos: 0,
         depth: 0,
+        conditions: 0,
+        event_conditions: 0,
     };
     if p.peek() == &Tok::End {
         return Err(
@@ -253,6 +263,8 @@ pub fn parse_selector(src: &str) -> Result<EventSel, SegmentError> {
         toks,
         pos: 0,
         depth: 0,
+        conditions: 0,
+        event_conditions: 0,
     };
     let (sel, prop) = p.selector()?;
     if prop.is_some() {
@@ -366,7 +378,23 @@ impl Parser {
             self.expect_op(")", "to close '('")?;
             return Ok(e);
         }
-        Ok(Expr::Cond(self.cond()?))
+        let start = self.pos;
+        let c = self.cond()?;
+        self.conditions += 1;
+        // Aggregates, recency, first/last values and texts each read the event log.
+        if matches!(
+            c,
+            Cond::Agg { .. } | Cond::Recency { .. } | Cond::Value { .. } | Cond::Text { .. }
+        ) {
+            self.event_conditions += 1;
+        }
+        if self.conditions > MAX_CONDITIONS || self.event_conditions > MAX_EVENT_CONDITIONS {
+            self.pos = start;
+            return Err(self.error(&format!(
+                "more than {MAX_CONDITIONS} conditions, or {MAX_EVENT_CONDITIONS} on events: split the segment, or list values with `in [...]`"
+            )));
+        }
+        Ok(Expr::Cond(c))
     }
 
     fn ident(&mut self, what: &str) -> Result<String, SegmentError> {
@@ -945,6 +973,17 @@ mod tests {
         assert!(matches!(e, Expr::Or(ref v) if v.len() == 2 && matches!(v[1], Expr::And(_))));
         let e = parse("(traits.a exists or traits.b exists) and traits.c exists").unwrap();
         assert!(matches!(e, Expr::And(ref v) if matches!(v[0], Expr::Or(_))));
+    }
+
+    #[test]
+    fn definitions_are_bounded_in_conditions() {
+        let many = |n: usize, cond: &str| vec![cond; n].join(" or ");
+        assert!(parse(&many(MAX_CONDITIONS, "traits.a exists")).is_ok());
+        let e = parse(&many(MAX_CONDITIONS + 1, "traits.a exists")).unwrap_err();
+        assert!(e.message.contains("more than 500 conditions"), "{e:?}");
+        assert_eq!((e.line, e.column), (1, 1 + 19 * MAX_CONDITIONS));
+        assert!(parse(&many(MAX_EVENT_CONDITIONS, r#"count(track "X") > 1"#)).is_ok());
+        assert!(parse(&many(MAX_EVENT_CONDITIONS + 1, r#"count(track "X") > 1"#)).is_err());
     }
 
     #[test]

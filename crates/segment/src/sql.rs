@@ -164,10 +164,27 @@ impl Ctx {
                 }
             }
             Test::In(items) => {
-                let parts: Vec<String> = items
-                    .iter()
-                    .map(|l| self.lit_eq(&ty, &text, &num, l))
-                    .collect();
+                // One set test per type (`text IN (…)`): the value is read once, however
+                // many literals there are.
+                let (mut strs, mut nums, mut parts) = (Vec::new(), Vec::new(), Vec::new());
+                for l in items {
+                    match l {
+                        Lit::Str(s) => strs.push(self.bind(Param::Text(s.clone()))),
+                        Lit::Num(n) => nums.push(self.bind(Param::Real(*n))),
+                        Lit::Bool(_) => parts.push(self.lit_eq(&ty, &text, &num, l)),
+                    }
+                }
+                if !strs.is_empty() {
+                    let t = self.is_type(&ty, &Lit::Str(String::new()));
+                    parts.push(format!("({t} AND {text} IN ({}))", strs.join(", ")));
+                }
+                if !nums.is_empty() {
+                    let t = self.is_type(&ty, &Lit::Num(0.0));
+                    parts.push(format!("({t} AND {num} IN ({}))", nums.join(", ")));
+                }
+                if parts.is_empty() {
+                    return self.falsy().to_string();
+                }
                 format!("({})", parts.join(" OR "))
             }
         }
@@ -327,14 +344,27 @@ impl Ctx {
                             0,
                             format!("p.id = ANY(ARRAY({}))", sets.join(" INTERSECT ")),
                         );
-                        return format!("({})", rest.join(" AND "));
+                        return balanced(&rest, "AND");
                     }
                 }
-                format!("({})", parts.join(" AND "))
+                balanced(&parts, "AND")
             }
             Expr::Or(v) => {
-                let parts: Vec<String> = v.iter().map(|x| self.expr(x, now)).collect();
-                format!("({})", parts.join(" OR "))
+                // Trait tests of an OR are tested together: equality with values of one
+                // trait becomes one set test (`in`), and all share one look at whether
+                // the person is several profiles. A long OR of trait tests then costs one
+                // pass per person, not a subquery per condition.
+                let (traits, others): (Vec<&Expr>, Vec<&Expr>) = v
+                    .iter()
+                    .partition(|x| matches!(x, Expr::Cond(Cond::Trait { .. })));
+                let mut parts: Vec<String> = others.iter().map(|x| self.expr(x, now)).collect();
+                if traits.len() > 1 {
+                    let tests = merge_equalities(&traits);
+                    parts.push(self.traits_any(&tests));
+                } else {
+                    parts.extend(traits.iter().map(|x| self.expr(x, now)));
+                }
+                balanced(&parts, "OR")
             }
             Expr::Not(x) => format!("(NOT {})", self.expr(x, now)),
             // Set conditions are never NULL and stay bare, so the planner can drive the
@@ -387,6 +417,49 @@ impl Ctx {
         }
     }
 
+    /// Whether any of the trait tests holds for the candidate `p`. A person's value of a
+    /// top-level trait is the most recently updated member's that has it (as the merged
+    /// profile view shows). Most people are one profile: test its traits directly; else
+    /// build the person's merged traits once and test those — one subquery however many
+    /// tests (one per test made a long OR quadratic on SQLite). Checked per candidate,
+    /// after the set conditions narrowed them (see `expr`).
+    fn traits_any(&mut self, tests: &[(&[String], Test)]) -> String {
+        let mut direct = Vec::with_capacity(tests.len());
+        let mut merged = Vec::with_capacity(tests.len());
+        for (path, test) in tests {
+            let d = self.test("p.traits", path, test);
+            direct.push(self.wrap(d));
+            let m = self.test("x.t", path, test);
+            merged.push(self.wrap(m));
+        }
+        let person = match self.d {
+            // json_each gives primitives as SQL values: each is written back as JSON
+            // text of its own type (a JSON true stays true, not 1), and read as JSON by
+            // `json()` after the subquery (which drops SQLite's JSON subtype).
+            Dialect::Sqlite => {
+                "(SELECT json_group_object(k, json(v)) FROM (
+                    SELECT j.key AS k,
+                           CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+                                       WHEN 'null' THEN 'null' WHEN 'text' THEN json_quote(j.value)
+                                       ELSE j.value END AS v,
+                           row_number() OVER (PARTITION BY j.key ORDER BY m.traits_updated_at DESC, m.id DESC) AS r
+                    FROM profiles m, json_each(m.traits) j WHERE m.canonical_id = p.id) WHERE r = 1)"
+            }
+            Dialect::Postgres => {
+                "(SELECT jsonb_object_agg(k, v) FROM (
+                    SELECT DISTINCT ON (j.key) j.key AS k, j.value AS v
+                    FROM profiles m, jsonb_each(m.traits) j WHERE m.canonical_id = p.id
+                    ORDER BY j.key, m.traits_updated_at DESC, m.id DESC) s)"
+            }
+        };
+        format!(
+            "CASE WHEN NOT EXISTS (SELECT 1 FROM profiles m1 WHERE m1.canonical_id = p.id AND m1.id <> p.id) THEN ({})
+             ELSE (SELECT {} FROM (SELECT {person} AS t) x) END",
+            balanced(&direct, "OR"),
+            balanced(&merged, "OR")
+        )
+    }
+
     /// A comparison of an aggregate that is 0 for people with no rows (counts, sums):
     /// when 0 passes, the people are everyone but those whose groups fail.
     fn zero_aware(&mut self, groups: &str, agg: &str, op: CmpOp, value: f64) -> String {
@@ -403,22 +476,7 @@ impl Ctx {
     /// so the result is always true or false.
     fn cond(&mut self, c: &Cond, now: i64) -> String {
         match c {
-            Cond::Trait { path, test } => {
-                // A person's value of a top-level trait is the most recently updated
-                // member's that has it (as the merged profile view shows). Most people
-                // are one profile: test its traits directly; else ask the members. Checked
-                // per candidate, after the set conditions narrowed them (see `expr`).
-                let top = &path[..1];
-                let (ty, _, _) = self.json("m.traits", top);
-                let direct = self.test("p.traits", path, test);
-                let merged = self.test("m.traits", path, test);
-                let (direct, merged) = (self.wrap(direct), self.wrap(merged));
-                format!(
-                    "CASE WHEN NOT EXISTS (SELECT 1 FROM profiles m1 WHERE m1.canonical_id = p.id AND m1.id <> p.id) THEN {direct}
-                     ELSE (SELECT {merged} FROM profiles m WHERE m.canonical_id = p.id AND {ty} IS NOT NULL
-                           ORDER BY m.traits_updated_at DESC, m.id DESC LIMIT 1) END"
-                )
-            }
+            Cond::Trait { path, test } => self.traits_any(&[(path.as_slice(), test.clone())]),
             Cond::Has { kind, on } => {
                 let k = self.bind(Param::Text(kind.as_str().to_string()));
                 let (person, join) = self.person_of("i.profile_id");
@@ -731,6 +789,55 @@ fn set_query(cond: &str) -> Option<&str> {
 }
 
 /// Compiles a definition for `dialect`, with windows reaching back from `now` (ms).
+/// `parts` joined by `op` as a balanced tree of parentheses: SQLite refuses expressions
+/// nested more than 1,000 deep, which a long left-leaning `a OR b OR …` reaches.
+fn balanced(parts: &[String], op: &str) -> String {
+    match parts {
+        [] if op == "AND" => String::from("(1 = 1)"),
+        [] => String::from("(1 = 0)"),
+        [one] => format!("({one})"),
+        _ if parts.len() <= 8 => format!("({})", parts.join(&format!(" {op} "))),
+        _ => {
+            let (a, b) = parts.split_at(parts.len() / 2);
+            format!("({} {op} {})", balanced(a, op), balanced(b, op))
+        }
+    }
+}
+
+/// Trait tests of an OR, with equalities on one trait (`= v` and `in [...]`) merged into
+/// one `in` test per trait, in first-seen order; other tests as they are.
+fn merge_equalities<'a>(conds: &[&'a Expr]) -> Vec<(&'a [String], Test)> {
+    let mut out: Vec<(&'a [String], Test)> = Vec::new();
+    for c in conds {
+        let Expr::Cond(Cond::Trait { path, test }) = c else {
+            continue;
+        };
+        let values: Option<Vec<Lit>> = match test {
+            Test::Cmp(CmpOp::Eq, l) => Some(vec![l.clone()]),
+            Test::In(items) => Some(items.clone()),
+            _ => None,
+        };
+        let merged = values.and_then(|vals| {
+            let (_, Test::In(items)) = out
+                .iter_mut()
+                .find(|(p, t)| *p == path.as_slice() && matches!(t, Test::In(_)))?
+            else {
+                return None;
+            };
+            items.extend(vals);
+            Some(())
+        });
+        if merged.is_none() {
+            let test = match test {
+                Test::Cmp(CmpOp::Eq, l) => Test::In(vec![l.clone()]),
+                t => t.clone(),
+            };
+            out.push((path.as_slice(), test));
+        }
+    }
+    out
+}
+
 pub fn compile(e: &Expr, dialect: Dialect, now: i64) -> Compiled {
     let mut ctx = Ctx {
         d: dialect,

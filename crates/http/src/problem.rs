@@ -170,6 +170,8 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(c) => ApiError::Conflict(c),
             StoreError::Backend(b) => ApiError::Internal(b),
             StoreError::Rejected(r) => ApiError::invalid("body", r),
+            // The request asked for more than a query may cost.
+            e @ StoreError::TimedOut => ApiError::invalid("body", e.to_string()),
             StoreError::Unavailable(u) => ApiError::Unavailable(u),
         }
     }

@@ -68,6 +68,43 @@ pub enum StoreError {
     /// A peer the service needs (an EVM node) did not answer; retrying may work.
     #[error("{0}")]
     Unavailable(String),
+    /// A heavy read ran past [`heavy_read_timeout`] and was stopped.
+    #[error("the query ran longer than {} ms and was stopped: narrow it", heavy_read_timeout().as_millis())]
+    TimedOut,
+}
+
+/// How long an analytical read (a segment's members, a preview) may run before the
+/// database stops it, on both stores: `RAPPORT_QUERY_TIMEOUT_MS`, 30 s by default, or
+/// what [`set_heavy_read_timeout`] said last.
+pub fn heavy_read_timeout() -> std::time::Duration {
+    std::time::Duration::from_millis(timeout_ms().load(std::sync::atomic::Ordering::Relaxed))
+}
+
+pub fn set_heavy_read_timeout(d: std::time::Duration) {
+    let ms = (d.as_millis() as u64).max(1);
+    timeout_ms().store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn timeout_ms() -> &'static std::sync::atomic::AtomicU64 {
+    static T: std::sync::OnceLock<std::sync::atomic::AtomicU64> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let ms = std::env::var("RAPPORT_QUERY_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .unwrap_or(30_000);
+        std::sync::atomic::AtomicU64::new(ms)
+    })
+}
+
+/// Set when dropped: a heavy read whose caller went away (a client that disconnected)
+/// sees it and stops.
+pub(crate) struct CancelOnDrop(pub std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl StoreError {

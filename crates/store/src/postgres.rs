@@ -75,6 +75,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
 
 pub struct PgStore {
     pool: Pool,
+    /// Turns for analytical reads (two at once), so they never take the whole pool.
+    analysts: tokio::sync::Semaphore,
 }
 
 type Param<'a> = &'a (dyn ToSql + Sync);
@@ -117,7 +119,10 @@ impl PgStore {
             .queue_mode(deadpool_postgres::QueueMode::Lifo)
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let store = PgStore { pool };
+        let store = PgStore {
+            pool,
+            analysts: tokio::sync::Semaphore::new(2),
+        };
         store.migrate().await?;
         Ok(store)
     }

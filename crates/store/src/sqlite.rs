@@ -73,6 +73,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
 ];
 const READERS: usize = 4;
+/// Connections of their own for analytical reads (segment members and previews), so a
+/// slow one never queues the health check, key look-ups or profile reads behind it.
+const ANALYSTS: usize = 2;
 
 /// The writer's memory of who owns which identifier, so a known person's events skip
 /// the identity lookups. Only the writer connection changes identities and clusters;
@@ -135,6 +138,8 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Writer>>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
+    analysts: Arc<Vec<Mutex<Connection>>>,
+    next_analyst: AtomicUsize,
     pub path: PathBuf,
 }
 
@@ -224,13 +229,16 @@ impl SqliteStore {
         let mut writer = Connection::open(path)?;
         configure(&writer)?;
         migrate(&mut writer)?;
-        let readers = (0..READERS)
-            .map(|_| {
-                let c = Connection::open(path)?;
-                configure(&c)?;
-                Ok(Mutex::new(c))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let open = |n: usize| {
+            (0..n)
+                .map(|_| {
+                    let c = Connection::open(path)?;
+                    configure(&c)?;
+                    Ok(Mutex::new(c))
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let (readers, analysts) = (open(READERS)?, open(ANALYSTS)?);
         Ok(SqliteStore {
             writer: Arc::new(Mutex::new(Writer {
                 conn: writer,
@@ -238,6 +246,8 @@ impl SqliteStore {
             })),
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
+            analysts: Arc::new(analysts),
+            next_analyst: AtomicUsize::new(0),
             path: path.to_path_buf(),
         })
     }
@@ -256,6 +266,48 @@ impl SqliteStore {
         })
         .await
         .map_err(blocking_err)?
+    }
+
+    /// An analytical read, on a connection of its own: stopped (SQLite's progress
+    /// handler) after [`heavy_read_timeout`](crate::heavy_read_timeout), or as soon as
+    /// the caller goes away.
+    async fn read_heavy<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        use std::sync::atomic::AtomicBool;
+        let analysts = self.analysts.clone();
+        let i = self.next_analyst.fetch_add(1, Ordering::Relaxed) % ANALYSTS;
+        let gone = Arc::new(AtomicBool::new(false));
+        let _cancel = crate::CancelOnDrop(gone.clone());
+        let stopped = Arc::new(AtomicBool::new(false));
+        let stopped_here = stopped.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let conn = analysts[i]
+                .lock()
+                .map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
+            let deadline = std::time::Instant::now() + crate::heavy_read_timeout();
+            // Checked every 10,000 virtual-machine steps (well under a millisecond).
+            conn.progress_handler(
+                10_000,
+                Some(move || {
+                    let stop = gone.load(Ordering::Relaxed) || std::time::Instant::now() > deadline;
+                    if stop {
+                        stopped_here.store(true, Ordering::Relaxed);
+                    }
+                    stop
+                }),
+            );
+            let r = f(&conn);
+            conn.progress_handler(0, None::<fn() -> bool>);
+            r
+        })
+        .await
+        .map_err(blocking_err)?;
+        match result {
+            Err(_) if stopped.load(Ordering::Relaxed) => Err(StoreError::TimedOut),
+            r => r,
+        }
     }
 
     async fn write<T: Send + 'static>(
@@ -362,8 +414,9 @@ impl Store for SqliteStore {
     }
     async fn release_memory(&self) -> Result<()> {
         let readers = self.readers.clone();
+        let analysts = self.analysts.clone();
         tokio::task::spawn_blocking(move || {
-            for r in readers.iter() {
+            for r in readers.iter().chain(analysts.iter()) {
                 let conn = r
                     .lock()
                     .map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;

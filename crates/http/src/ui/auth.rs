@@ -43,6 +43,7 @@ impl From<rapport_store::StoreError> for UiError {
             E::Conflict(c) | E::Unavailable(c) => UiError::Invalid(c),
             E::Backend(b) => UiError::Internal(b),
             E::Rejected(r) => UiError::Invalid(r),
+            e @ E::TimedOut => UiError::Invalid(e.to_string()),
         }
     }
 }

@@ -11,6 +11,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use tokio_postgres::types::ToSql;
 
 const SEGMENT_COLS: &str = sql::segments::SEGMENT_COLUMNS;
@@ -190,12 +191,25 @@ impl PgStore {
     /// Runs a query over the people a compiled condition selects (`{cond}` in `sql`),
     /// with room for the set conditions' hashed subqueries.
     async fn over_matches(&self, c: &Compiled, sql: &str) -> Result<Vec<tokio_postgres::Row>> {
+        // At most two at once, so the pool keeps connections for everything else.
+        let _turn = self
+            .analysts
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Backend("analysts closed".into()))?;
         let mut client = self.client().await?;
+        // If the caller goes away (a client disconnected), the server stops the query.
+        let cancel = client.cancel_token();
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let _cancel = CancelQuery(cancel, running.clone());
         let v = texts(c);
         let tx = client.transaction().await?;
         // JIT compiling a segment query took ~170 ms of a 2 s run and won nothing back.
-        tx.batch_execute("SET LOCAL work_mem = '256MB'; SET LOCAL jit = off")
-            .await?;
+        tx.batch_execute(&format!(
+            "SET LOCAL work_mem = '256MB'; SET LOCAL jit = off; SET LOCAL statement_timeout = {}",
+            crate::heavy_read_timeout().as_millis()
+        ))
+        .await?;
         // The planner cannot estimate JSON and aggregate conditions: with several event
         // sets it multiplies small guesses into "one row" and loops over a set per
         // candidate (the two-aggregate example never finished at 1M people, nor
@@ -207,9 +221,31 @@ impl PgStore {
         }
         let rows = tx
             .query(&sql.replace("{cond}", &c.condition), &refs(&v))
-            .await?;
+            .await
+            .map_err(|e| match e.code() {
+                Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => StoreError::TimedOut,
+                _ => e.into(),
+            })?;
         tx.commit().await?;
+        running.store(false, std::sync::atomic::Ordering::Relaxed);
         Ok(rows)
+    }
+}
+
+/// Cancels the connection's running query when dropped before the query finished.
+struct CancelQuery(
+    tokio_postgres::CancelToken,
+    Arc<std::sync::atomic::AtomicBool>,
+);
+
+impl Drop for CancelQuery {
+    fn drop(&mut self) {
+        if self.1.load(std::sync::atomic::Ordering::Relaxed) {
+            let token = self.0.clone();
+            tokio::spawn(async move {
+                let _ = token.cancel_query(tokio_postgres::NoTls).await;
+            });
+        }
     }
 }
 

@@ -273,7 +273,7 @@ impl SegmentStore for SqliteStore {
         c: crate::Compiled,
         sample: usize,
     ) -> Result<(i64, Vec<ProfileId>)> {
-        self.read(move |conn| {
+        self.read_heavy(move |conn| {
             let values = bind(&c.params);
             let rows: Vec<(ProfileId, i64)> = conn
                 .prepare(&format!(
@@ -290,7 +290,7 @@ impl SegmentStore for SqliteStore {
     }
 
     async fn segment_all_matches(&self, c: crate::Compiled) -> Result<Vec<ProfileId>> {
-        self.read(move |conn| {
+        self.read_heavy(move |conn| {
             let values = bind(&c.params);
             Ok(conn
                 .prepare(&format!(

@@ -133,6 +133,12 @@ pub async fn upload_jsonl(
             .and(out.write_all(b"\n").await)
             .map_err(|e| UploadError::Read(format!("temporary file: {e}")))?;
     }
+    if summary.lines == 0 {
+        return Err(UploadError::Invalid(FieldError::new(
+            "body",
+            "no messages: send one Segment message per line",
+        )));
+    }
     out.flush()
         .await
         .map_err(|e| UploadError::Read(e.to_string()))?;

@@ -758,29 +758,57 @@ async fn hostile_values_are_refused_or_bounded_on_both_stores() {
         // A broken client clock: the event is kept at its arrival time and says so (not
         // in the year +12025); a window past 100 years is refused.
         let (st, _) = s
-            .post_v1("/v1/track", json!({"userId": "clock", "event": "Tick",
-                "timestamp": "9999-12-31T00:00:00Z", "sentAt": "0001-01-01T00:00:00Z"}))
+            .post_v1(
+                "/v1/track",
+                json!({"userId": "clock", "event": "Tick",
+                "timestamp": "9999-12-31T00:00:00Z", "sentAt": "0001-01-01T00:00:00Z"}),
+            )
             .await;
         assert_eq!(st, 200);
         let p = s.profile_of("user_id:clock").await;
         let (_, tl) = s.get(&format!("/api/profiles/{}/timeline", p["id"])).await;
-        let at = tl["items"][0]["occurred_at"].as_str().unwrap_or("").to_string();
+        let at = tl["items"][0]["occurred_at"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         assert!(at.starts_with("20"), "[{k}] {at}");
-        assert!(tl["items"][0]["context"]["timestamp_fallback"].is_string(), "[{k}] {tl}");
+        assert!(
+            tl["items"][0]["context"]["timestamp_fallback"].is_string(),
+            "[{k}] {tl}"
+        );
         let (st, e) = s
-            .send(reqwest::Method::POST, "/api/segments/preview", json!({"definition": "count(track \"Tick\", 36500y) > 0"}))
+            .send(
+                reqwest::Method::POST,
+                "/api/segments/preview",
+                json!({"definition": "count(track \"Tick\", 36500y) > 0"}),
+            )
             .await;
         assert_eq!(st, 400, "[{k}] {e}");
         // Numbers stay exact, sums finite.
-        let big: Value = serde_json::from_str("123456789012345678901234567890123456789").expect("number");
+        let big: Value =
+            serde_json::from_str("123456789012345678901234567890123456789").expect("number");
         let (st, e) = s
-            .post_v1("/v1/track", json!({"userId": "u", "event": "Big", "properties": {"revenue": big}}))
+            .post_v1(
+                "/v1/track",
+                json!({"userId": "u", "event": "Big", "properties": {"revenue": big}}),
+            )
             .await;
-        assert_eq!((st, e["field"].clone()), (400, json!("properties.revenue")), "[{k}] {e}");
+        assert_eq!(
+            (st, e["field"].clone()),
+            (400, json!("properties.revenue")),
+            "[{k}] {e}"
+        );
         let (st, e) = s
-            .post_v1("/v1/track", json!({"userId": "u", "event": "Big", "properties": {"revenue": 1.7e308}}))
+            .post_v1(
+                "/v1/track",
+                json!({"userId": "u", "event": "Big", "properties": {"revenue": 1.7e308}}),
+            )
             .await;
-        assert_eq!((st, e["field"].clone()), (400, json!("properties.revenue")), "[{k}] {e}");
+        assert_eq!(
+            (st, e["field"].clone()),
+            (400, json!("properties.revenue")),
+            "[{k}] {e}"
+        );
         // A type error names the field, not the value.
         let (st, e) = s
             .send(

@@ -199,7 +199,7 @@ pub async fn reward_get(
 
 /// Queues a failed reward again (a new transaction is signed).
 #[utoipa::path(post, path = "/api/rewards/{id}/retry", tag = "chain", params(("id" = i64, Path)),
-    responses((status = 200, body = RewardRow), (status = 409, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = RewardRow), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
 pub async fn reward_retry(
     State(state): State<AppState>,
     _key: AdminKey,

@@ -2,7 +2,7 @@
 //! person's scores with their explanations.
 
 use crate::auth::AdminKey;
-use crate::problem::{ApiResult, Id, Problem};
+use crate::problem::{ApiError, ApiResult, Id, Problem};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -11,8 +11,13 @@ use rapport_app::scores::{self as sc, CustomScore, RfmConfig};
 use rapport_store::ScoreRow;
 use serde_json::{json, Value};
 
+/// A JSON object body (the settings are objects; anything else is a 400).
 fn body(b: &Bytes) -> ApiResult<Value> {
-    crate::problem::json_body(b)
+    let v = crate::problem::json_body(b)?;
+    if !v.is_object() {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
+    Ok(v)
 }
 
 /// The score set-up: RFM settings, custom scores, and the built-in score names.

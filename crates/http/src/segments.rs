@@ -219,7 +219,7 @@ pub async fn of_profile(
 /// recency, purchases, spend, engagement, influence and reach, each group saved as a
 /// segment (`Micro 1`… by size) described in words.
 #[utoipa::path(post, path = "/api/micro-segments/refresh", tag = "segments",
-    request_body = MicroBody,
+    request_body(content = Option<MicroBody>, description = "Optional: the number of groups"),
     responses((status = 200, description = "the groups: name, description, size, feature means and z-scores", body = Vec<Object>), (status = 400, body = Problem)),
     security(("bearer" = [])))]
 pub async fn refresh_micro(

@@ -14,7 +14,7 @@ pub const MAX_GROUP: usize = 20_000;
 /// Requests waiting for the writer before new ones wait to enqueue (back-pressure).
 const QUEUE: usize = 512;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IngestError {
     /// The transaction failed; nothing of the request was stored. Retrying is safe.
     #[error("storage unavailable: {0}")]
@@ -22,6 +22,11 @@ pub enum IngestError {
     /// The database refused this request's data, alone: retrying it cannot work.
     #[error("the database refused this request's data: {0}")]
     Rejected(String),
+    /// The database refused the data of a group this request was committed with; nothing
+    /// of it was stored. Submit it again with [`Ingestor::submit_alone`], which commits
+    /// it by itself: then it is stored, or refused as [`Rejected`](Self::Rejected).
+    #[error("the group this request was committed with was refused; submit it alone")]
+    Refused,
     #[error("the ingestion writer has stopped")]
     Stopped,
 }
@@ -29,6 +34,8 @@ pub enum IngestError {
 struct Job {
     source: String,
     messages: Vec<Message>,
+    /// Committed in a transaction of its own, never grouped.
+    alone: bool,
     enqueued: Instant,
     reply: oneshot::Sender<Result<(), IngestError>>,
 }
@@ -46,8 +53,30 @@ impl Ingestor {
         (Ingestor { tx }, handle)
     }
 
-    /// Queues messages and waits until they are committed.
+    /// Queues messages and waits until they are committed, grouped with whatever else
+    /// is waiting. [`IngestError::Refused`]: the group was refused, the caller submits
+    /// the messages again alone (it still has the request to rebuild them from, so the
+    /// writer keeps no copies).
     pub async fn submit(&self, source: &str, messages: Vec<Message>) -> Result<(), IngestError> {
+        self.send(source, messages, false).await
+    }
+
+    /// As [`submit`](Self::submit), committed in a transaction of its own: for bulk
+    /// chunks (already large), and for requests whose group was refused.
+    pub async fn submit_alone(
+        &self,
+        source: &str,
+        messages: Vec<Message>,
+    ) -> Result<(), IngestError> {
+        self.send(source, messages, true).await
+    }
+
+    async fn send(
+        &self,
+        source: &str,
+        messages: Vec<Message>,
+        alone: bool,
+    ) -> Result<(), IngestError> {
         if messages.is_empty() {
             return Ok(());
         }
@@ -55,6 +84,7 @@ impl Ingestor {
         let job = Job {
             source: source.to_string(),
             messages,
+            alone,
             enqueued: Instant::now(),
             reply,
         };
@@ -76,8 +106,12 @@ async fn writer(store: DynStore, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         let mut n = jobs[0].messages.len();
-        while n < MAX_GROUP {
+        while n < MAX_GROUP && !jobs[0].alone {
             match rx.try_recv() {
+                // A job to commit alone waits for the next round.
+                Ok(j) if j.alone => {
+                    commit(&store, vec![j]).await;
+                }
                 Ok(j) => {
                     n += j.messages.len();
                     jobs.push(j);
@@ -85,67 +119,49 @@ async fn writer(store: DynStore, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        // Consecutive jobs from one source become one group. With several requests in
-        // the transaction, each keeps a copy of its messages: if the database refuses the
-        // data, the requests are retried one by one, so only the faulty one fails.
-        let isolate = jobs.len() > 1;
-        let mut alone: Vec<SourcedMessages> = Vec::new();
-        let mut groups: Vec<SourcedMessages> = Vec::new();
-        let mut waiting = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            if isolate {
-                alone.push(SourcedMessages {
-                    source: j.source.clone(),
-                    messages: j.messages.clone(),
-                });
-            }
-            match groups.last_mut() {
-                Some(g) if g.source == j.source => g.messages.extend(j.messages),
-                _ => groups.push(SourcedMessages {
-                    source: j.source,
-                    messages: j.messages,
-                }),
-            }
-            waiting.push((j.reply, j.enqueued));
-        }
-        metrics().group_size.observe(n as f64);
-        let result = store.ingest(groups).await;
-        let results: Vec<Result<(), IngestError>> = match result {
-            Ok(outcome) => {
-                record(&outcome);
-                waiting.iter().map(|_| Ok(())).collect()
-            }
-            Err(StoreError::Rejected(e)) if isolate => {
-                tracing::warn!(error = %e, requests = alone.len(), "a group's data was refused; retrying its requests one by one");
-                let mut out = Vec::with_capacity(alone.len());
-                for one in alone {
-                    out.push(match store.ingest(vec![one]).await {
-                        Ok(outcome) => {
-                            record(&outcome);
-                            Ok(())
-                        }
-                        Err(e) => Err(failure(e)),
-                    });
-                }
-                out
-            }
-            Err(e) => {
-                tracing::error!(error = %e, messages = n, "ingest transaction failed; batches not acknowledged");
-                waiting.iter().map(|_| Err(failure(e.clone()))).collect()
-            }
-        };
-        for ((reply, enqueued), r) in waiting.into_iter().zip(results) {
-            metrics()
-                .ingest_seconds
-                .observe(enqueued.elapsed().as_secs_f64());
-            let _ = reply.send(r);
-        }
+        commit(&store, jobs).await;
     }
 }
 
-fn failure(e: StoreError) -> IngestError {
-    match e {
-        StoreError::Rejected(r) => IngestError::Rejected(r),
-        other => IngestError::Unavailable(other.to_string()),
+/// Commits `jobs` as one transaction and answers each.
+async fn commit(store: &DynStore, jobs: Vec<Job>) {
+    let n: usize = jobs.iter().map(|j| j.messages.len()).sum();
+    let several = jobs.len() > 1;
+    // Consecutive jobs from one source become one group.
+    let mut groups: Vec<SourcedMessages> = Vec::new();
+    let mut waiting = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        match groups.last_mut() {
+            Some(g) if g.source == j.source => g.messages.extend(j.messages),
+            _ => groups.push(SourcedMessages {
+                source: j.source,
+                messages: j.messages,
+            }),
+        }
+        waiting.push((j.reply, j.enqueued));
+    }
+    metrics().group_size.observe(n as f64);
+    let result = match store.ingest(groups).await {
+        Ok(outcome) => {
+            record(&outcome);
+            Ok(())
+        }
+        // One request's data spoils the group: each submits again alone, so only the
+        // faulty one fails.
+        Err(StoreError::Rejected(e)) if several => {
+            tracing::warn!(error = %e, requests = waiting.len(), "a group's data was refused; its requests resubmit alone");
+            Err(IngestError::Refused)
+        }
+        Err(StoreError::Rejected(e)) => Err(IngestError::Rejected(e)),
+        Err(e) => {
+            tracing::error!(error = %e, messages = n, "ingest transaction failed; batches not acknowledged");
+            Err(IngestError::Unavailable(e.to_string()))
+        }
+    };
+    for (reply, enqueued) in waiting {
+        metrics()
+            .ingest_seconds
+            .observe(enqueued.elapsed().as_secs_f64());
+        let _ = reply.send(result.clone());
     }
 }

@@ -108,8 +108,9 @@ pub async fn verify(
     };
     let m = parse_message(&msg, "", None, &batch, || format!("siwe:{}", v.nonce))
         .map_err(|e| invalid(&e.field, e.to_string()))?;
+    // One message: committed alone, so no other request's data can spoil it.
     ingestor
-        .submit("siwe", vec![m])
+        .submit_alone("siwe", vec![m])
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))?;
     let proof = json!({

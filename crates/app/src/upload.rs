@@ -163,12 +163,14 @@ pub async fn upload_jsonl(
         chunk.push(m);
         if chunk.len() >= CHUNK_LINES || chunk_bytes >= CHUNK_BYTES {
             summary.accepted += chunk.len();
-            ingestor.submit(source, std::mem::take(&mut chunk)).await?;
+            ingestor
+                .submit_alone(source, std::mem::take(&mut chunk))
+                .await?;
             chunk_bytes = 0;
         }
     }
     summary.accepted += chunk.len();
-    ingestor.submit(source, chunk).await?;
+    ingestor.submit_alone(source, chunk).await?;
     Ok(summary)
 }
 

@@ -57,20 +57,32 @@ async fn a_refused_request_fails_alone() {
         let (ingestor, _writer) = Ingestor::start(t.store.clone());
         // 16 clients send clean batches while 2 others send poison among them.
         let mut tasks = Vec::new();
+        let refused_groups = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         for c in 0..18 {
             let ingestor = ingestor.clone();
+            let refused_groups = refused_groups.clone();
             tasks.push(tokio::spawn(async move {
                 let mut results = Vec::new();
                 for r in 0..25 {
                     let poison = c >= 16;
-                    let msgs = (0..4)
-                        .map(|m| {
-                            let id = format!("c{c}-r{r}-m{m}");
-                            let event = if poison && m == 3 { "Poison" } else { "Clean" };
-                            track(&format!("u{c}"), event, &id)
-                        })
-                        .collect();
-                    results.push((poison, ingestor.submit("test", msgs).await));
+                    let msgs = || {
+                        (0..4)
+                            .map(|m| {
+                                let id = format!("c{c}-r{r}-m{m}");
+                                let event = if poison && m == 3 { "Poison" } else { "Clean" };
+                                track(&format!("u{c}"), event, &id)
+                            })
+                            .collect()
+                    };
+                    // As the HTTP layer does: a refused group's request goes again alone.
+                    let r = match ingestor.submit("test", msgs()).await {
+                        Err(IngestError::Refused) => {
+                            refused_groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            ingestor.submit_alone("test", msgs()).await
+                        }
+                        r => r,
+                    };
+                    results.push((poison, r));
                 }
                 results
             }));
@@ -91,6 +103,11 @@ async fn a_refused_request_fails_alone() {
             "[{kind}] clean batches failed: {clean_failed:?}"
         );
         assert_eq!((clean_ok, poison_refused), (400, 50), "[{kind}]");
+        // The test met what it is about: groups with poison in them.
+        assert!(
+            refused_groups.load(std::sync::atomic::Ordering::Relaxed) > 0,
+            "[{kind}]"
+        );
         // Every clean event stored once; nothing of a refused request.
         let stats = t.store.stats().await.expect("stats");
         assert_eq!(stats.events, 400 * 4, "[{kind}]");

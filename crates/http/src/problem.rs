@@ -95,6 +95,8 @@ impl IntoResponse for ApiError {
             ApiError::TooMany { retry_after, .. } => {
                 Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
             }
+            // The store is down or busy: SDKs back off by this before retrying.
+            ApiError::Unavailable(_) => Some(2),
             _ => None,
         };
         let (detail, field) = match self {

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
+use rapport_app::ingest::IngestError;
 use rapport_app::metrics::metrics;
 use rapport_app::upload::{upload_jsonl, UploadError, UploadSummary};
 use rapport_app::web::{Refusal, WebSettings};
@@ -142,7 +143,15 @@ async fn ingest(
             policy: settings.ip,
         };
         let msgs = parse_body(&body, endpoint, now_millis(), Some(from))?;
-        state.ingestor.submit(&key.prefix, msgs).await?;
+        match state.ingestor.submit(&key.prefix, msgs).await {
+            // Another request spoiled the group: this one goes again, alone (rebuilt
+            // from the body, so the writer keeps no copies).
+            Err(IngestError::Refused) => {
+                let msgs = parse_body(&body, endpoint, now_millis(), Some(from))?;
+                state.ingestor.submit_alone(&key.prefix, msgs).await?;
+            }
+            r => r?,
+        }
         Ok(Json(Success { success: true }))
     }
     .await;

@@ -424,6 +424,19 @@ impl Ctx {
     /// tests (one per test made a long OR quadratic on SQLite). Checked per candidate,
     /// after the set conditions narrowed them (see `expr`).
     fn traits_any(&mut self, tests: &[(&[String], Test)]) -> String {
+        if let [(path, test)] = tests {
+            // One test: ask the member that has the trait directly (cheaper than building
+            // the whole merged object).
+            let (ty, _, _) = self.json("m.traits", &path[..1]);
+            let direct = self.test("p.traits", path, test);
+            let merged = self.test("m.traits", path, test);
+            let (direct, merged) = (self.wrap(direct), self.wrap(merged));
+            return format!(
+                "CASE WHEN NOT EXISTS (SELECT 1 FROM profiles m1 WHERE m1.canonical_id = p.id AND m1.id <> p.id) THEN {direct}
+                 ELSE (SELECT {merged} FROM profiles m WHERE m.canonical_id = p.id AND {ty} IS NOT NULL
+                       ORDER BY m.traits_updated_at DESC, m.id DESC LIMIT 1) END"
+            );
+        }
         let mut direct = Vec::with_capacity(tests.len());
         let mut merged = Vec::with_capacity(tests.len());
         for (path, test) in tests {

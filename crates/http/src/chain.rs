@@ -101,7 +101,7 @@ pub async fn sync(
 
 /// The largest holders of a token (`limit` 1-1000, default 100).
 #[utoipa::path(get, path = "/api/chains/{chain}/contracts/{address}/holders", tag = "chain",
-    params(("chain" = String, Path), ("address" = String, Path), ("limit" = Option<usize>, Query)),
+    params(("chain" = String, Path), ("address" = String, Path), ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1-1000, default 100")),
     responses((status = 200, body = Vec<HoldingRow>)), security(("bearer" = [])))]
 pub async fn holders(
     State(state): State<AppState>,
@@ -174,7 +174,7 @@ pub async fn reward(
 
 /// Rewards, newest first (`status` to filter, `limit` 1-1000).
 #[utoipa::path(get, path = "/api/rewards", tag = "chain",
-    params(("status" = Option<String>, Query), ("limit" = Option<usize>, Query)),
+    params(("status" = Option<String>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1-1000, default 100")),
     responses((status = 200, body = Vec<RewardRow>)), security(("bearer" = [])))]
 pub async fn rewards_list(
     State(state): State<AppState>,

@@ -138,7 +138,7 @@ pub struct Counterpart {
 /// Everyone this person is related to, with each direction's kinds, weights, counts,
 /// recency and sentiment (A toward B can differ from B toward A).
 #[utoipa::path(get, path = "/api/profiles/{id}/relationships", tag = "graph",
-    params(("id" = i64, Path), ("limit" = Option<usize>, Query, description = "1-1000 relationship rows, default 200")),
+    params(("id" = i64, Path), ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1-1000 relationship rows, default 200")),
     responses((status = 200, body = Vec<Counterpart>), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn relationships(
@@ -225,7 +225,7 @@ pub async fn pair(
 
 /// The ego network: people within 1 or 2 hops and the relationships among them.
 #[utoipa::path(get, path = "/api/profiles/{id}/network", tag = "graph",
-    params(("id" = i64, Path), ("depth" = Option<u32>, Query, description = "1 or 2, default 1"), ("limit" = Option<usize>, Query, description = "people, 1-2000, default 200")),
+    params(("id" = i64, Path), ("depth" = Option<u32>, Query, minimum = 1, maximum = 2, description = "1 or 2, default 1"), ("limit" = Option<usize>, Query, minimum = 1, maximum = 2000, description = "people, 1-2000, default 200")),
     responses((status = 200, body = EgoNetwork), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn network(
@@ -247,7 +247,7 @@ pub async fn network(
 
 /// Who is close to this person (personalised PageRank).
 #[utoipa::path(get, path = "/api/profiles/{id}/close", tag = "graph",
-    params(("id" = i64, Path), ("limit" = Option<usize>, Query, description = "1-200, default 20")),
+    params(("id" = i64, Path), ("limit" = Option<usize>, Query, minimum = 1, maximum = 200, description = "1-200, default 20")),
     responses((status = 200, body = Vec<Close>), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn close(
@@ -360,7 +360,7 @@ pub async fn path(
 /// Top people by influence, brokerage, connector or evangelist value, overall or in a
 /// community.
 #[utoipa::path(get, path = "/api/graph/top", tag = "graph",
-    params(("by" = Option<String>, Query, description = "pagerank (default), betweenness, syndication, evangelist"), ("community" = Option<i64>, Query), ("limit" = Option<usize>, Query, description = "1-500, default 20")),
+    params(("by" = Option<String>, Query, description = "pagerank (default), betweenness, syndication, evangelist"), ("community" = Option<i64>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 500, description = "1-500, default 20")),
     responses((status = 200, body = Vec<GraphScores>), (status = 400, body = Problem)),
     security(("bearer" = [])))]
 pub async fn top(
@@ -404,7 +404,7 @@ pub struct Communities {
 
 /// Communities of the latest computation with sizes and top members.
 #[utoipa::path(get, path = "/api/graph/communities", tag = "graph",
-    params(("limit" = Option<usize>, Query, description = "1-200, default 20"), ("members" = Option<usize>, Query, description = "top members each, 0-50, default 5")),
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 200, description = "1-200, default 20"), ("members" = Option<usize>, Query, maximum = 50, description = "top members each, 0-50, default 5")),
     responses((status = 200, body = Communities)),
     security(("bearer" = [])))]
 pub async fn communities(

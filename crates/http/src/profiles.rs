@@ -34,7 +34,7 @@ fn body_json(body: &Bytes) -> ApiResult<Value> {
 /// Search profiles by name, any identifier or trait text (`q`), or list them all.
 #[utoipa::path(get, path = "/api/profiles", tag = "profiles",
     params(("q" = Option<String>, Query, description = "Text to find in names, identifiers and traits; an exact identifier (`email:…`, an e-mail, `+phone`, `0x…`) is looked up directly"),
-           ("limit" = Option<usize>, Query, description = "1-200, default 50"),
+           ("limit" = Option<usize>, Query, minimum = 1, maximum = 200, description = "1-200, default 50"),
            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = Page<ProfileSummary>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
@@ -141,7 +141,7 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<i64>>
            ("name" = Option<String>, Query, description = "Comma-separated event names"),
            ("since" = Option<String>, Query, description = "ISO-8601, inclusive"),
            ("until" = Option<String>, Query, description = "ISO-8601, exclusive"),
-           ("limit" = Option<usize>, Query, description = "1-500, default 50"),
+           ("limit" = Option<usize>, Query, minimum = 1, maximum = 500, description = "1-500, default 50"),
            ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<EventView>), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
@@ -348,7 +348,7 @@ pub async fn merge(
 
 /// Ties that merge protection refused, for review.
 #[utoipa::path(get, path = "/api/conflicts", tag = "profiles",
-    params(("limit" = Option<usize>, Query)),
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1-1000, default 100")),
     responses((status = 200, body = Vec<ConflictView>)), security(("bearer" = [])))]
 pub async fn conflicts(
     State(state): State<AppState>,
@@ -360,7 +360,7 @@ pub async fn conflicts(
 
 /// Recent merges, newest first.
 #[utoipa::path(get, path = "/api/merges", tag = "profiles",
-    params(("limit" = Option<usize>, Query)),
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1-1000, default 100")),
     responses((status = 200, body = Vec<MergeView>)), security(("bearer" = [])))]
 pub async fn merges(
     State(state): State<AppState>,

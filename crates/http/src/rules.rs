@@ -57,7 +57,7 @@ pub async fn dry_run(
 
 /// The audit: latest firings (`rule` to filter, `limit` 1-1000, default 100).
 #[utoipa::path(get, path = "/api/rules/firings", tag = "rules",
-    params(("rule" = Option<String>, Query), ("limit" = Option<usize>, Query)),
+    params(("rule" = Option<String>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1-1000, default 100")),
     responses((status = 200, body = Vec<Firing>), (status = 400, body = Problem)), security(("bearer" = [])))]
 pub async fn firings(
     State(state): State<AppState>,
@@ -72,7 +72,7 @@ pub async fn firings(
 
 /// Tasks rules opened for staff, newest first.
 #[utoipa::path(get, path = "/api/tasks", tag = "rules",
-    params(("limit" = Option<usize>, Query)),
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1-1000, default 100")),
     responses((status = 200, body = Vec<Task>), (status = 400, body = Problem)), security(("bearer" = [])))]
 pub async fn tasks(
     State(state): State<AppState>,
@@ -85,7 +85,7 @@ pub async fn tasks(
 
 /// Outbound deliveries (webhooks), newest first; `status` = pending, delivered or dead.
 #[utoipa::path(get, path = "/api/outbox", tag = "rules",
-    params(("status" = Option<String>, Query), ("limit" = Option<usize>, Query)),
+    params(("status" = Option<String>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1-1000, default 100")),
     responses((status = 200, body = Vec<Outbound>), (status = 400, body = Problem)), security(("bearer" = [])))]
 pub async fn outbox(
     State(state): State<AppState>,

@@ -161,7 +161,7 @@ pub async fn refresh(
 
 /// Members by id, `limit` (1-1000, default 100) after `after`.
 #[utoipa::path(get, path = "/api/segments/{id}/members", tag = "segments",
-    params(("id" = i64, Path), ("after" = Option<i64>, Query), ("limit" = Option<usize>, Query)),
+    params(("id" = i64, Path), ("after" = Option<i64>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1-1000, default 100")),
     responses((status = 200, body = Object), (status = 400, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn members(
     State(state): State<AppState>,
@@ -184,7 +184,7 @@ pub async fn members(
 
 /// Size history (per minute with changes) over the last `days` (default 90).
 #[utoipa::path(get, path = "/api/segments/{id}/sizes", tag = "segments",
-    params(("id" = i64, Path), ("days" = Option<i64>, Query)),
+    params(("id" = i64, Path), ("days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "1-3650, default 90")),
     responses((status = 200, body = Vec<SegmentSize>), (status = 400, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn sizes(
     State(state): State<AppState>,

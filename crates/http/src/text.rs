@@ -88,7 +88,7 @@ pub async fn event_analysis(
 /// Daily sentiment over the last `days` (default 30): overall, for one person, one
 /// product or one tracked topic.
 #[utoipa::path(get, path = "/api/text/sentiment", tag = "text",
-    params(("profile" = Option<i64>, Query), ("product" = Option<String>, Query), ("topic" = Option<String>, Query, description = "a tracked topic's name"), ("days" = Option<i64>, Query, description = "1-3650, default 30")),
+    params(("profile" = Option<i64>, Query), ("product" = Option<String>, Query), ("topic" = Option<String>, Query, description = "a tracked topic's name"), ("days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "1-3650, default 30")),
     responses((status = 200, body = Vec<SentimentDay>), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn sentiment(
@@ -157,7 +157,7 @@ pub async fn signals(
 
 /// Terms rising this week against the four weeks before, with example texts.
 #[utoipa::path(get, path = "/api/text/trends", tag = "text",
-    params(("min_texts" = Option<usize>, Query, description = "texts this week a term needs, 1-1000, default 3"), ("limit" = Option<usize>, Query, description = "1-200, default 20")),
+    params(("min_texts" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "texts this week a term needs, 1-1000, default 3"), ("limit" = Option<usize>, Query, minimum = 1, maximum = 200, description = "1-200, default 20")),
     responses((status = 200, description = "term, this_week, weekly_before, score, examples", body = Vec<Object>), (status = 400, body = Problem)),
     security(("bearer" = [])))]
 pub async fn trends(
@@ -206,7 +206,7 @@ pub async fn catalogue(State(state): State<AppState>, _key: AdminKey) -> ApiResu
 
 /// Share of voice and sentiment per product over the last `days` (default 30).
 #[utoipa::path(get, path = "/api/text/products", tag = "text",
-    params(("days" = Option<i64>, Query, description = "1-3650, default 30")),
+    params(("days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "1-3650, default 30")),
     responses((status = 200, description = "product, mentions, share_of_voice, sentiment", body = Vec<Object>), (status = 400, body = Problem)),
     security(("bearer" = [])))]
 pub async fn products(
@@ -268,7 +268,7 @@ pub async fn topics(State(state): State<AppState>, _key: AdminKey) -> ApiResult<
 
 /// Per tracked topic over the last `days`: texts, share of voice and mean sentiment.
 #[utoipa::path(get, path = "/api/text/topics/summary", tag = "text",
-    params(("days" = Option<i64>, Query, description = "1-3650, default 30")),
+    params(("days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "1-3650, default 30")),
     responses((status = 200, description = "topic, mentions, share_of_voice, sentiment", body = Vec<Object>), (status = 400, body = Problem)),
     security(("bearer" = [])))]
 pub async fn topic_summary(
@@ -285,7 +285,7 @@ pub async fn topic_summary(
 /// Topics found in the last `days` of texts with no set-up: groups of terms written
 /// together, each with texts, mean sentiment and examples.
 #[utoipa::path(get, path = "/api/text/topics/discover", tag = "text",
-    params(("days" = Option<i64>, Query, description = "1-3650, default 30"), ("limit" = Option<usize>, Query, description = "1-100, default 20")),
+    params(("days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "1-3650, default 30"), ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "1-100, default 20")),
     responses((status = 200, description = "label, terms, texts, sentiment, positive, negative, examples", body = Vec<Object>), (status = 400, body = Problem)),
     security(("bearer" = [])))]
 pub async fn discover_topics(

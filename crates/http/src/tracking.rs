@@ -21,6 +21,8 @@ use rapport_store::ApiKeyRecord;
 use serde::Serialize;
 use std::io::Read;
 
+/// How much of a refused upload's body is read (and dropped) before answering 429.
+const DRAIN_BYTES: usize = 16 * 1024 * 1024;
 /// Largest JSON Lines upload (decompressed).
 pub const MAX_JSONL_BYTES: usize = rapport_app::upload::MAX_UPLOAD_BYTES as usize;
 
@@ -299,6 +301,19 @@ pub async fn import_jsonl(
         )));
     }
     let Some(_place) = state.uploads.try_start() else {
+        // Read (and drop) what the client is sending, up to a bound, so it sees the 429
+        // rather than a connection reset mid-upload; memory stays one chunk.
+        let mut stream = body.into_data_stream();
+        let mut read = 0usize;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while read < DRAIN_BYTES {
+            match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut stream))
+                .await
+            {
+                Ok(Some(Ok(chunk))) => read += chunk.len(),
+                _ => break,
+            }
+        }
         return Err(ApiError::TooMany {
             detail: format!(
                 "{} uploads are running; retry shortly",

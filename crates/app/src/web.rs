@@ -218,27 +218,18 @@ impl Guard {
             limits.per_address.shrink_to_fit();
         }
         let now = DefaultClock::default().now();
-        if let Some(ip) = req.ip {
-            if let Err(wait) = limits.per_address.check_key(&ip) {
-                let retry_after = wait.wait_time_from(now);
-                return refused(
-                    Refusal::RateLimited {
-                        who: "address",
-                        retry_after,
-                    },
-                    "rate_limited",
-                );
-            }
-        }
-        if let Err(wait) = limits.per_key.check_key(&key.prefix) {
+        let by_address = req.ip.map(|ip| limits.per_address.check_key(&ip));
+        let limited = match by_address {
+            Some(Err(wait)) => Some(("address", wait)),
+            _ => limits
+                .per_key
+                .check_key(&key.prefix)
+                .err()
+                .map(|w| ("key", w)),
+        };
+        if let Some((who, wait)) = limited {
             let retry_after = wait.wait_time_from(now);
-            return refused(
-                Refusal::RateLimited {
-                    who: "key",
-                    retry_after,
-                },
-                "rate_limited",
-            );
+            return refused(Refusal::RateLimited { who, retry_after }, "rate_limited");
         }
         Ok(())
     }

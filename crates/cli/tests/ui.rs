@@ -396,21 +396,7 @@ async fn every_page_renders_for_every_role_and_checks_hold() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_uses_the_app_in_headless_chromium() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "Debian's chromium is needed (apt-get install chromium; .ci/run does it)"
-    );
-    let tools = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/e2e");
-    if !tools.join("node_modules/playwright-core").exists() {
-        let ok = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&tools)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "npm ci in tools/e2e failed");
-    }
+    let (chromium, tools) = common::browser_tools();
     for (store, dir, pg) in stores().await {
         let s = start(store, dir, pg).await;
         with_demo(&s).await;

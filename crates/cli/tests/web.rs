@@ -484,21 +484,7 @@ async fn browser_requests_are_taken_as_the_sdks_send_them() {
 /// in Debian's headless Chromium, on a page of a local static server (tools/e2e/sdk.js).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_sdks_work_unchanged_in_chromium() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "Debian's chromium is needed (apt-get install chromium; .ci/run does it)"
-    );
-    let tools = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/e2e");
-    if !tools.join("node_modules/@segment/analytics-next").exists() {
-        let ok = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&tools)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "npm ci in tools/e2e failed");
-    }
+    let (chromium, tools) = common::browser_tools();
     const BURST: usize = 15;
     for s in common::servers().await {
         let k = s.kind;

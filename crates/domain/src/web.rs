@@ -72,6 +72,10 @@ pub const CAMPAIGN_PARTS: [&str; 5] = ["source", "medium", "name", "term", "cont
 /// else the `utm_*` parameters of `context.page.search` or `context.page.url`. `None`
 /// for a visit without one (a direct visit does not replace the last campaign).
 pub fn campaign(ctx: &Map<String, Value>) -> Option<Map<String, Value>> {
+    // Most events have none: skip the address parsing for them.
+    if !campaign_hint(ctx) {
+        return None;
+    }
     let mut out = Map::new();
     if let Some(Value::Object(c)) = ctx.get("campaign") {
         for part in CAMPAIGN_PARTS {
@@ -123,6 +127,10 @@ pub fn campaign(ctx: &Map<String, Value>) -> Option<Map<String, Value>> {
 /// A cheap test for whether [`campaign`] may find one (no address parsing), for the
 /// real-time engine deciding whether an event changed the person's traits.
 pub fn may_have_campaign(ctx: &Value) -> bool {
+    ctx.as_object().is_some_and(campaign_hint)
+}
+
+fn campaign_hint(ctx: &Map<String, Value>) -> bool {
     let page = ctx.get("page");
     let has_utm = |k: &str| {
         page.and_then(|p| p.get(k))

@@ -232,3 +232,32 @@ pub async fn eventually(s: &TestServer, path: &str, ok: impl Fn(&Value) -> bool)
     }
     panic!("{path} never satisfied the test: {last}");
 }
+
+/// Debian's Chromium (or `$CHROMIUM`) and `tools/e2e` with its npm packages
+/// (playwright-core, the browser SDKs), installed on first use.
+#[allow(dead_code)]
+pub fn browser_tools() -> (String, std::path::PathBuf) {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "Debian's chromium is needed (apt-get install chromium; .ci/run does it)"
+    );
+    let tools = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/e2e");
+    let installed = [
+        "playwright-core",
+        "@segment/analytics-next",
+        "@rudderstack/analytics-js",
+    ]
+    .iter()
+    .all(|m| tools.join("node_modules").join(m).exists());
+    if !installed {
+        let ok = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&tools)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "npm ci in tools/e2e failed");
+    }
+    (chromium, tools)
+}

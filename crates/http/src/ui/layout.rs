@@ -113,6 +113,8 @@ th { font-size:.8rem; text-transform:uppercase; letter-spacing:.03em; color:var(
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
 label { display:block; font-weight:600; margin:.7rem 0 .25rem; }
 input, select, textarea { font:inherit; padding:.5rem .6rem; border:1px solid #c8ccd4; border-radius:8px; width:100%; background:#fff; }
+input[type=checkbox] { width:auto; margin:0 .4rem 0 0; vertical-align:middle; }
+label.check { font-weight:400; }
 textarea { min-height:7rem; font-family:ui-monospace,Menlo,monospace; font-size:.9rem; }
 button { font:inherit; font-weight:600; padding:.5rem 1rem; border:0; border-radius:8px; background:var(--accent); color:#fff; cursor:pointer; margin-top:.7rem; }
 button.secondary { background:#fff; color:var(--accent); border:1px solid var(--accent); }

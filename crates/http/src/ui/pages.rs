@@ -400,8 +400,8 @@ pub async fn settings(State(state): State<AppState>, staff: Staff) -> UiResult<M
                             (csrf(&staff))
                             label for="key-label" { "Label" } input #key-label name="label" placeholder="website tracking";
                             label for="key-scope" { "Scope" } select #key-scope name="scope" {
-                                option value="browser" { "write, browser (public: in your web pages)" }
-                                option value="write" { "write, server (secret: ingest only)" }
+                                option value="browser" { "browser (public, for web pages)" }
+                                option value="write" { "write (secret, for servers)" }
                                 option value="admin" { "admin" }
                             }
                             label for="key-origins" { "For a browser key: origins allowed (one per line, e.g. https://shop.example)" }
@@ -424,8 +424,8 @@ pub async fn settings(State(state): State<AppState>, staff: Staff) -> UiResult<M
                             input #web-key type="number" name="rate_per_key" min="1" value=(web.rate_per_key);
                             label for="web-address" { "Requests per second per visitor address" }
                             input #web-address type="number" name="rate_per_address" min="1" value=(web.rate_per_address);
-                            label { input type="checkbox" name="keep_bots" value="true" checked[web.keep_bots]; " Keep events from bots and crawlers" }
-                            label { input type="checkbox" name="trust_forwarded_for" value="true" checked[web.trust_forwarded_for]; " Behind a reverse proxy: take the address from X-Forwarded-For" }
+                            label.check { input type="checkbox" name="keep_bots" value="true" checked[web.keep_bots]; "Keep events from bots and crawlers" }
+                            label.check { input type="checkbox" name="trust_forwarded_for" value="true" checked[web.trust_forwarded_for]; "Behind a reverse proxy: take the address from X-Forwarded-For" }
                             button type="submit" { "Save" }
                         }
                     }

@@ -221,13 +221,15 @@ impl PgStore {
         }
         let rows = tx
             .query(&sql.replace("{cond}", &c.condition), &refs(&v))
-            .await
-            .map_err(|e| match e.code() {
-                Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => StoreError::TimedOut,
-                _ => e.into(),
-            })?;
-        tx.commit().await?;
+            .await;
+        // Ended, well or not (a timeout too): a later cancel would hit the connection's
+        // next user.
         running.store(false, std::sync::atomic::Ordering::Relaxed);
+        let rows = rows.map_err(|e| match e.code() {
+            Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => StoreError::TimedOut,
+            _ => e.into(),
+        })?;
+        tx.commit().await?;
         Ok(rows)
     }
 }

@@ -6,8 +6,8 @@
 //! never the body, decompressed or parsed, in memory. Concurrent uploads are limited by
 //! [`Uploads`]: past it, callers are told to retry later.
 
-use crate::import::content_id;
 use crate::ingest::{IngestError, Ingestor};
+use rapport_domain::import::content_id;
 use rapport_domain::message::{parse_line, MAX_MESSAGE_BYTES};
 use rapport_domain::time::now_millis;
 use rapport_domain::FieldError;

@@ -171,22 +171,50 @@ fn plain_id(kind: IdentityKind, raw: &str) -> Result<String, IdentifierError> {
 }
 
 /// E-mail addresses are compared case-insensitively (what every mail provider does in
-/// practice), so the whole address is lower-cased.
+/// practice). One address has one form whatever way it was typed (docs/identity.md):
+/// a display name (`Ann Lee <ann@x.com>`) or `mailto:` is dropped; the local part is
+/// Unicode NFC and lower-cased; the domain goes through IDNA (UTS 46: case, width,
+/// NFC) and is kept as its Unicode form, so `café.fr`, `xn--caf-dma.fr` and `ＣＡＦÉ.fr`
+/// are one domain. Plus-addressing and Gmail dots stay distinct: whether `a+x@` reaches
+/// `a@` is the mail provider's rule, not a fact Rapport can know.
 pub fn normalize_email(raw: &str) -> Result<String, IdentifierError> {
+    use unicode_normalization::UnicodeNormalization;
     let v = raw.trim();
-    let parsed = email_address::EmailAddress::from_str(v).map_err(|e| {
-        IdentifierError::new("email", format!("'{v}' is not an e-mail address ({e})"))
-    })?;
-    let domain = parsed.domain();
+    let bad = |why: &str| IdentifierError::new("email", format!("'{v}' {why}"));
+    let mut addr = v;
+    if let (Some(open), Some(inner)) = (addr.rfind('<'), addr.strip_suffix('>')) {
+        addr = inner[open + 1..].trim();
+    }
+    if let Some(rest) = addr
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("mailto:"))
+        .and_then(|_| addr.get(7..))
+    {
+        addr = rest;
+    }
+    let (local, domain) = addr
+        .rsplit_once('@')
+        .ok_or_else(|| bad("is not an e-mail address (no @)"))?;
+    // İ lower-cases to i + U+0307 (combining dot above), which no one types; the
+    // address a Turkish customer means is the plain i.
+    let local: String = local
+        .nfc()
+        .collect::<String>()
+        .to_lowercase()
+        .replace("i\u{307}", "i");
+    let local: String = local.nfc().collect();
+    let ascii = idna::domain_to_ascii(domain)
+        .map_err(|_| bad("has a domain that is not a valid (internationalised) name"))?;
     // The RFC allows dotless domains; customer e-mail never uses them and they are a
     // typical typo ("ann@gmail"), so reject them.
-    if !domain.contains('.') || domain.starts_with('[') {
-        return Err(IdentifierError::new(
-            "email",
-            format!("'{v}' has no valid domain"),
-        ));
+    if !ascii.contains('.') || ascii.starts_with('[') || ascii.ends_with('.') {
+        return Err(bad("has no valid domain"));
     }
-    Ok(v.to_lowercase())
+    email_address::EmailAddress::from_str(&format!("{local}@{ascii}"))
+        .map_err(|e| bad(&format!("is not an e-mail address ({e})")))?;
+    let (unicode, r) = idna::domain_to_unicode(&ascii);
+    r.map_err(|_| bad("has a domain that is not a valid (internationalised) name"))?;
+    Ok(format!("{local}@{unicode}"))
 }
 
 /// Phones must carry their country code (`+44…`); stored in E.164.
@@ -373,6 +401,30 @@ mod tests {
         assert!(normalize_email("ann@").is_err());
         assert!(normalize_email("ann@gmail").is_err());
         assert!(normalize_email("not an email").is_err());
+    }
+
+    #[test]
+    fn emails_have_one_form_however_typed() {
+        let one = |a: &str| normalize_email(a).unwrap();
+        // Display names and mailto: are dropped.
+        assert_eq!(one("Ann Lee <AnnLee@Gmail.com>"), "annlee@gmail.com");
+        assert_eq!(one("\"Lee, Ann\" <annlee@gmail.com>"), "annlee@gmail.com");
+        assert_eq!(one("mailto:annlee@gmail.com"), "annlee@gmail.com");
+        // Unicode: NFD and NFC are one; İ lower-cases to a plain i, and what is stored
+        // parses back to itself.
+        assert_eq!(one("jose\u{301}@x.com"), one("jos\u{e9}@x.com"));
+        let inci = one("İNCİ@s2.com");
+        assert_eq!(inci, "inci@s2.com");
+        assert_eq!(one(&inci), inci);
+        // IDN: U-label, A-label and full-width are one domain, kept readable.
+        assert_eq!(one("ann@café.fr"), "ann@café.fr");
+        assert_eq!(one("ann@xn--caf-dma.fr"), "ann@café.fr");
+        assert_eq!(one("ann@ＣＡＦÉ．fr"), "ann@café.fr");
+        // Plus-addressing and dots stay distinct (docs/identity.md).
+        assert_ne!(one("ann+x@gmail.com"), one("ann@gmail.com"));
+        assert_ne!(one("a.nn@gmail.com"), one("ann@gmail.com"));
+        assert!(normalize_email("Ann <>").is_err());
+        assert!(normalize_email("ann@-bad-.com").is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod apikey;
 pub mod identifier;
+pub mod import;
 pub mod message;
 pub mod model;
 pub mod relationship;

@@ -124,6 +124,10 @@ impl From<rusqlite::Error> for StoreError {
             Some(C::TooBig | C::TypeMismatch | C::ConstraintViolation) => {
                 StoreError::Rejected(e.to_string())
             }
+            // Nothing was written; the same request works once space is freed.
+            Some(C::DiskFull) => {
+                StoreError::Unavailable(format!("the database's disk is full ({e})"))
+            }
             _ => StoreError::Backend(e.to_string()),
         }
     }
@@ -145,7 +149,26 @@ impl From<tokio_postgres::Error> for StoreError {
             {
                 StoreError::Rejected(format!("{}: {}", d.code().code(), d.message()))
             }
+            // The server is going down or starting up (57P01–57P03), lost the
+            // connection (08) or ran out of disk or memory (53): retrying later works.
+            Some(d)
+                if ["57P", "08", "53"]
+                    .iter()
+                    .any(|c| d.code().code().starts_with(c)) =>
+            {
+                StoreError::Unavailable(format!(
+                    "the database is unavailable ({}: {})",
+                    d.code().code(),
+                    d.message()
+                ))
+            }
             Some(d) => StoreError::Backend(format!("{}: {}", d.code().code(), d.message())),
+            // No answer from the server at all: the connection broke.
+            None if e.is_closed()
+                || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) =>
+            {
+                StoreError::Unavailable(format!("the database is unreachable ({e})"))
+            }
             None => StoreError::Backend(e.to_string()),
         }
     }
@@ -153,7 +176,12 @@ impl From<tokio_postgres::Error> for StoreError {
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        StoreError::Backend(e.to_string())
+        // No connection could be had (the server is down, or every connection stayed
+        // busy past the wait): the request may be retried.
+        match e {
+            deadpool_postgres::PoolError::Backend(pg) => pg.into(),
+            other => StoreError::Unavailable(format!("no database connection: {other}")),
+        }
     }
 }
 

@@ -117,6 +117,11 @@ impl PgStore {
             // The connection used last goes out first: its backend's caches are warm, and
             // its statements prepared (first-in-first-out rotates through all sixteen).
             .queue_mode(deadpool_postgres::QueueMode::Lifo)
+            // While the server is down a request fails within seconds (503, retry)
+            // instead of waiting for a connection that is not coming.
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .wait_timeout(Some(std::time::Duration::from_secs(10)))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         let store = PgStore {

@@ -15,12 +15,12 @@ mod io;
 mod social_value;
 mod views;
 
-use crate::import::content_id;
 pub use analytics::*;
 pub use attribution::*;
 pub use inference::*;
 pub use io::*;
 use rapport_domain::identifier::{IdentityKey, IdentityKind};
+use rapport_domain::import::content_id;
 use rapport_domain::message::{parse_message, BatchContext};
 use rapport_domain::model::EventView;
 use rapport_domain::relationship::{

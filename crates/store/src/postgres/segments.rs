@@ -11,7 +11,6 @@ use deadpool_postgres::{GenericClient, Transaction};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 use tokio_postgres::types::ToSql;
 
 const SEGMENT_COLS: &str = sql::segments::SEGMENT_COLUMNS;
@@ -197,12 +196,15 @@ impl PgStore {
             .acquire()
             .await
             .map_err(|_| StoreError::Backend("analysts closed".into()))?;
-        let mut client = self.client().await?;
         // If the caller goes away (a client disconnected), the server stops the query.
-        let cancel = client.cancel_token();
-        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let _cancel = CancelQuery(cancel, running.clone());
+        let mut guard = CancelQuery {
+            client: Some(self.client().await?),
+            running: true,
+        };
         let v = texts(c);
+        let Some(client) = guard.client.as_mut() else {
+            return Err(StoreError::Backend("no connection".into()));
+        };
         let tx = client.transaction().await?;
         // JIT compiling a segment query took ~170 ms of a 2 s run and won nothing back.
         tx.batch_execute(&format!(
@@ -224,7 +226,7 @@ impl PgStore {
             .await;
         // Ended, well or not (a timeout too): a later cancel would hit the connection's
         // next user.
-        running.store(false, std::sync::atomic::Ordering::Relaxed);
+        guard.running = false;
         let rows = rows.map_err(|e| match e.code() {
             Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => StoreError::TimedOut,
             _ => e.into(),
@@ -234,18 +236,26 @@ impl PgStore {
     }
 }
 
-/// Cancels the connection's running query when dropped before the query finished.
-struct CancelQuery(
-    tokio_postgres::CancelToken,
-    Arc<std::sync::atomic::AtomicBool>,
-);
+/// Holds a heavy read's connection. Dropped before the query finished (the caller went
+/// away), it cancels the query and closes the connection instead of returning it to the
+/// pool: the cancel arrives later, and on a recycled connection it would stop its next
+/// user's query.
+struct CancelQuery {
+    client: Option<deadpool_postgres::Object>,
+    running: bool,
+}
 
 impl Drop for CancelQuery {
     fn drop(&mut self) {
-        if self.1.load(std::sync::atomic::Ordering::Relaxed) {
-            let token = self.0.clone();
+        if !self.running {
+            return;
+        }
+        if let Some(client) = self.client.take() {
+            let token = client.cancel_token();
+            let detached = deadpool_postgres::Object::take(client);
             tokio::spawn(async move {
                 let _ = token.cancel_query(tokio_postgres::NoTls).await;
+                drop(detached);
             });
         }
     }

@@ -4,6 +4,7 @@
 //! committed in chunks. Each row's message id is derived from its content, so
 //! re-running an import does not double anything.
 
+use crate::identity::IdentityPolicy;
 use rapport_domain::import::{column_of, content_id, mapping, row_message, MappingError};
 use rapport_domain::message::parse_line;
 use rapport_domain::time::now_millis;
@@ -44,6 +45,10 @@ pub struct ImportSummary {
     pub conflicts: usize,
     pub rejected_count: usize,
     pub rejected: Vec<Rejected>,
+    /// Placeholder identifiers dropped from resolution (their rows were imported).
+    pub dropped_count: usize,
+    /// The first [`MAX_LISTED`] of them.
+    pub dropped: Vec<rapport_domain::blocklist::Dropped>,
 }
 
 impl ImportSummary {
@@ -54,6 +59,22 @@ impl ImportSummary {
         self.identities_created += o.identities_created;
         self.merged += o.merges;
         self.conflicts += o.conflicts;
+    }
+
+    /// Screens a row's message for placeholder identifiers before it is stored.
+    async fn screen(
+        &mut self,
+        identity: &IdentityPolicy,
+        m: &mut Message,
+        line: usize,
+    ) -> Result<(), StoreError> {
+        let dropped = identity
+            .screen(std::slice::from_mut(m), |_| format!("line {line}: "))
+            .await?;
+        self.dropped_count += dropped.len();
+        let room = MAX_LISTED.saturating_sub(self.dropped.len());
+        self.dropped.extend(dropped.into_iter().take(room));
+        Ok(())
     }
 
     fn reject(&mut self, line: usize, reason: String) {
@@ -96,6 +117,7 @@ pub async fn import_csv(
     let headers: Vec<String> = rdr.headers()?.iter().map(str::to_string).collect();
     let map = mapping(map_spec, &headers)?;
     let mut summary = ImportSummary::default();
+    let identity = IdentityPolicy::new(store.clone());
     let mut buf = Vec::with_capacity(CHUNK);
     let now = now_millis();
     let mut record = csv::StringRecord::new();
@@ -114,7 +136,10 @@ pub async fn import_csv(
         summary.rows += 1;
         let fields: Vec<&str> = record.iter().collect();
         match row_message(&map, &fields, now) {
-            Ok(m) => buf.push(m),
+            Ok(mut m) => {
+                summary.screen(&identity, &mut m, line).await?;
+                buf.push(m)
+            }
             Err(e) => summary.reject(
                 line,
                 format!("{}: {}", column_of(&e.field, &map, &headers), e.reason),
@@ -139,6 +164,7 @@ pub async fn import_jsonl(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ImportSummary, ImportError> {
     let mut summary = ImportSummary::default();
+    let identity = IdentityPolicy::new(store.clone());
     let mut buf = Vec::with_capacity(CHUNK);
     let now = now_millis();
     let mut bytes = 0u64;
@@ -156,6 +182,7 @@ pub async fn import_jsonl(
                 if !line.contains("\"messageId\"") {
                     m.message_id = content_id("jsonl", &[&line]);
                 }
+                summary.screen(&identity, &mut m, i + 1).await?;
                 buf.push(m)
             }
             Err(e) => summary.reject(i + 1, format!("{}: {}", e.field, e.reason)),

@@ -6,6 +6,7 @@ pub mod changes;
 pub mod demo;
 pub mod export;
 pub mod graph;
+pub mod identity;
 pub mod import;
 pub mod ingest;
 pub mod keys;

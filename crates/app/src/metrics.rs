@@ -13,6 +13,8 @@ pub struct Metrics {
     pub profiles_created: IntCounter,
     pub merges: IntCounter,
     pub conflicts: IntCounter,
+    /// Placeholder identifiers taken out of messages before resolution.
+    pub identifiers_dropped: IntCounter,
     /// Time from a batch entering the writer queue to its commit.
     pub ingest_seconds: Histogram,
     pub group_size: Histogram,
@@ -45,6 +47,10 @@ pub fn metrics() -> &'static Metrics {
         let conflicts = c(
             "rapport_merge_conflicts_total",
             "Merges refused by merge protection",
+        );
+        let identifiers_dropped = c(
+            "rapport_identifiers_dropped_total",
+            "Blocked (placeholder) identifiers dropped from identity resolution",
         );
         let events_rejected = IntCounterVec::new(
             Opts::new(
@@ -89,6 +95,7 @@ pub fn metrics() -> &'static Metrics {
             profiles_created,
             merges,
             conflicts,
+            identifiers_dropped,
             ingest_seconds,
             group_size,
         }

@@ -36,13 +36,22 @@ pub enum UploadError {
     Read(String),
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Store(#[from] rapport_store::StoreError),
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct UploadSummary {
     pub lines: usize,
     pub accepted: usize,
+    /// Placeholder identifiers dropped from resolution (their messages were stored).
+    pub dropped_count: usize,
+    /// The first [`MAX_LISTED_DROPS`] of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<rapport_domain::blocklist::Dropped>,
 }
+
+pub const MAX_LISTED_DROPS: usize = 100;
 
 /// The budget of concurrent uploads, one per process.
 pub struct Uploads(tokio::sync::Semaphore);
@@ -104,6 +113,7 @@ fn text(buf: &[u8], line_no: usize) -> Result<&str, UploadError> {
 /// Checks every line of `input` while spooling it, then commits it in chunks.
 pub async fn upload_jsonl(
     ingestor: &Ingestor,
+    identity: &crate::identity::IdentityPolicy,
     source: &str,
     mut input: impl AsyncBufRead + Unpin,
 ) -> Result<UploadSummary, UploadError> {
@@ -160,6 +170,12 @@ pub async fn upload_jsonl(
             m.message_id = content_id("jsonl", &[line]);
         }
         chunk_bytes += buf.len();
+        let dropped = identity
+            .screen(std::slice::from_mut(&mut m), |_| format!("line {n}: "))
+            .await?;
+        summary.dropped_count += dropped.len();
+        let room = MAX_LISTED_DROPS.saturating_sub(summary.dropped.len());
+        summary.dropped.extend(dropped.into_iter().take(room));
         chunk.push(m);
         if chunk.len() >= CHUNK_LINES || chunk_bytes >= CHUNK_BYTES {
             summary.accepted += chunk.len();

@@ -2,6 +2,7 @@
 //! caller's back, so it is unit-tested without a database (DESIGN.md §2).
 
 pub mod apikey;
+pub mod blocklist;
 pub mod identifier;
 pub mod import;
 pub mod message;

@@ -34,6 +34,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Browser write keys' guard: origins, rate limits, bots; the `web` settings.
     pub web: Arc<rapport_app::web::Guard>,
+    /// Placeholder identifiers dropped before resolution; the `identity` settings.
+    pub identity: Arc<rapport_app::identity::IdentityPolicy>,
     /// Concurrent JSON Lines uploads (each streams in bounded memory).
     pub uploads: Arc<rapport_app::upload::Uploads>,
     /// Failed sign-ins by account and address (the web app's; the portal's later).
@@ -71,6 +73,7 @@ impl AppState {
         let (ingestor, writer) = Ingestor::start(store.clone());
         let keys = Arc::new(Keys::new(store.clone()));
         let web = Arc::new(rapport_app::web::Guard::new(store.clone()));
+        let identity = Arc::new(rapport_app::identity::IdentityPolicy::new(store.clone()));
         let graph = Arc::new(rapport_app::graph::GraphService::new(store.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         if inference {
@@ -88,6 +91,7 @@ impl AppState {
                 ingestor,
                 keys,
                 web,
+                identity,
                 sign_ins: Arc::new(Default::default()),
                 uploads: Arc::new(Default::default()),
                 graph,
@@ -259,6 +263,10 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::list_keys, ops::create_key))
         .routes(routes!(ops::revoke_key, ops::set_key_access))
         .routes(routes!(browser::web_settings, browser::set_web_settings))
+        .routes(routes!(
+            tracking::identity_settings,
+            tracking::set_identity_settings
+        ))
         .routes(routes!(profiles::search))
         .routes(routes!(profiles::lookup))
         .routes(routes!(profiles::get))

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
+use rapport_app::identity::{IdentityError, IdentitySettings};
 use rapport_app::ingest::IngestError;
 use rapport_app::metrics::metrics;
 use rapport_app::upload::{upload_jsonl, UploadError, UploadSummary};
@@ -29,6 +30,20 @@ pub const MAX_JSONL_BYTES: usize = rapport_app::upload::MAX_UPLOAD_BYTES as usiz
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Success {
     pub success: bool,
+    /// Identifiers taken out of identity resolution as placeholders (`anonymousId:
+    /// "undefined"`, `test@test.com`, the zero wallet, the brand's patterns); the
+    /// messages themselves were stored. Absent when there were none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<rapport_domain::blocklist::Dropped>,
+}
+
+impl Success {
+    fn new(dropped: Vec<rapport_domain::blocklist::Dropped>) -> Success {
+        Success {
+            success: true,
+            dropped,
+        }
+    }
 }
 
 /// The body, gunzipped when `Content-Encoding: gzip`, refusing more than `limit` bytes.
@@ -125,7 +140,7 @@ async fn ingest(
         if headers.contains_key(axum::http::header::AUTHORIZATION) {
             let k = key_of(state, &secret_from(headers)?).await?;
             if !guard(state, &k, client, &settings)? {
-                return Ok(Json(Success { success: true }));
+                return Ok(Json(Success::new(Vec::new())));
             }
             key = Some(k);
         }
@@ -135,7 +150,7 @@ async fn ingest(
             None => {
                 let k = key_of(state, &write_key_in(&body)?).await?;
                 if !guard(state, &k, client, &settings)? {
-                    return Ok(Json(Success { success: true }));
+                    return Ok(Json(Success::new(Vec::new())));
                 }
                 k
             }
@@ -144,17 +159,23 @@ async fn ingest(
             ip: client.ip(&settings),
             policy: settings.ip,
         };
-        let msgs = parse_body(&body, endpoint, now_millis(), Some(from))?;
+        let path = |i: usize| match endpoint {
+            None => format!("batch[{i}]."),
+            Some(_) => String::new(),
+        };
+        let mut msgs = parse_body(&body, endpoint, now_millis(), Some(from))?;
+        let dropped = state.identity.screen(&mut msgs, path).await?;
         match state.ingestor.submit(&key.prefix, msgs).await {
             // Another request spoiled the group: this one goes again, alone (rebuilt
             // from the body, so the writer keeps no copies).
             Err(IngestError::Refused) => {
-                let msgs = parse_body(&body, endpoint, now_millis(), Some(from))?;
+                let mut msgs = parse_body(&body, endpoint, now_millis(), Some(from))?;
+                state.identity.screen(&mut msgs, path).await?;
                 state.ingestor.submit_alone(&key.prefix, msgs).await?;
             }
             r => r?,
         }
-        Ok(Json(Success { success: true }))
+        Ok(Json(Success::new(dropped)))
     }
     .await;
     if let Err(e) = &result {
@@ -340,7 +361,7 @@ pub async fn import_jsonl(
             ))
         }
     };
-    upload_jsonl(&state.ingestor, &key.0.prefix, input)
+    upload_jsonl(&state.ingestor, &state.identity, &key.0.prefix, input)
         .await
         .map(Json)
         .map_err(|e| match e {
@@ -351,5 +372,32 @@ pub async fn import_jsonl(
             },
             UploadError::Read(r) => ApiError::invalid("body", r),
             UploadError::Ingest(i) => i.into(),
+            UploadError::Store(e) => e.into(),
         })
+}
+
+/// The brand's identity-resolution policy: its own blocked (placeholder) values.
+#[utoipa::path(get, path = "/api/settings/identity", tag = "ingestion",
+    responses((status = 200, body = IdentitySettings)), security(("bearer" = [])))]
+pub async fn identity_settings(
+    State(state): State<AppState>,
+    _key: crate::auth::AdminKey,
+) -> ApiResult<Json<IdentitySettings>> {
+    Ok(Json(state.identity.settings().await?))
+}
+
+/// Replaces the identity-resolution policy; an invalid pattern is refused, naming it.
+#[utoipa::path(put, path = "/api/settings/identity", tag = "ingestion", request_body = IdentitySettings,
+    responses((status = 200, body = IdentitySettings), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn set_identity_settings(
+    State(state): State<AppState>,
+    _key: crate::auth::AdminKey,
+    body: Bytes,
+) -> ApiResult<Json<IdentitySettings>> {
+    let s: IdentitySettings = crate::problem::typed_body(&body)?;
+    match state.identity.set_settings(s).await {
+        Ok(s) => Ok(Json(s)),
+        Err(IdentityError::Invalid(f)) => Err(f.into()),
+        Err(IdentityError::Store(e)) => Err(e.into()),
+    }
 }

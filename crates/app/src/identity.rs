@@ -1,0 +1,108 @@
+//! The brand's identity-resolution policy (`GET`/`PUT /api/settings/identity`): which
+//! identifier values are placeholders (built-in ones plus the brand's patterns), taken
+//! out of messages before resolution and reported (`rapport_domain::blocklist`).
+
+use crate::metrics::metrics;
+use rapport_domain::blocklist::{BlockedPattern, Blocklist, Dropped};
+use rapport_domain::time::now_millis;
+use rapport_domain::{FieldError, Message};
+use rapport_store::{DynStore, StoreError};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+const SETTINGS_KEY: &str = "identity";
+/// Other processes' changes are seen within this long; this process's at once.
+const SETTINGS_TTL: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentitySettings {
+    /// The brand's own placeholder values, on top of the built-in ones
+    /// (docs/identity.md, "Blocked values").
+    pub blocked: Vec<BlockedPattern>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{0}")]
+    Invalid(FieldError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One per process: the settings and their compiled blocklist, kept [`SETTINGS_TTL`].
+pub struct IdentityPolicy {
+    store: DynStore,
+    cached: RwLock<Option<(IdentitySettings, Arc<Blocklist>, Instant)>>,
+}
+
+impl IdentityPolicy {
+    pub fn new(store: DynStore) -> IdentityPolicy {
+        IdentityPolicy {
+            store,
+            cached: RwLock::new(None),
+        }
+    }
+
+    async fn current(&self) -> Result<(IdentitySettings, Arc<Blocklist>), StoreError> {
+        if let Ok(c) = self.cached.read() {
+            if let Some((s, b, at)) = c.as_ref() {
+                if at.elapsed() < SETTINGS_TTL {
+                    return Ok((s.clone(), b.clone()));
+                }
+            }
+        }
+        let s: IdentitySettings = match self.store.setting(SETTINGS_KEY).await? {
+            Some(v) => serde_json::from_value(v).unwrap_or_default(),
+            None => IdentitySettings::default(),
+        };
+        // Stored settings were checked when saved; a pattern this build cannot compile
+        // leaves the built-in rules in force rather than refusing every message.
+        let b = Arc::new(Blocklist::new(&s.blocked).unwrap_or_default());
+        self.remember(&s, &b);
+        Ok((s, b))
+    }
+
+    fn remember(&self, s: &IdentitySettings, b: &Arc<Blocklist>) {
+        if let Ok(mut c) = self.cached.write() {
+            *c = Some((s.clone(), b.clone(), Instant::now()));
+        }
+    }
+
+    pub async fn settings(&self) -> Result<IdentitySettings, StoreError> {
+        Ok(self.current().await?.0)
+    }
+
+    /// Validates and stores new settings; this process uses them at once.
+    pub async fn set_settings(
+        &self,
+        s: IdentitySettings,
+    ) -> Result<IdentitySettings, IdentityError> {
+        let b = Arc::new(Blocklist::new(&s.blocked).map_err(IdentityError::Invalid)?);
+        let value = serde_json::to_value(&s).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.store
+            .set_setting(SETTINGS_KEY, value, now_millis())
+            .await?;
+        self.remember(&s, &b);
+        Ok(s)
+    }
+
+    /// Screens messages before ingestion; `path(i)` names message `i`'s fields
+    /// (`batch[i].`, `line 7: `).
+    pub async fn screen(
+        &self,
+        messages: &mut [Message],
+        path: impl Fn(usize) -> String,
+    ) -> Result<Vec<Dropped>, StoreError> {
+        let (_, b) = self.current().await?;
+        let mut out = Vec::new();
+        for (i, m) in messages.iter_mut().enumerate() {
+            out.extend(b.screen(m, &path(i)));
+        }
+        if !out.is_empty() {
+            metrics().identifiers_dropped.inc_by(out.len() as u64);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,138 @@
+//! Identity resolution a CDP engineer would trust (issue 38), over HTTP on both stores:
+//! placeholders never merge strangers, e-mails have one form however typed.
+
+mod common;
+
+use serde_json::{json, Value};
+
+fn person_count(stats: &Value) -> i64 {
+    stats["people"]
+        .as_i64()
+        .or_else(|| stats["profiles"].as_i64())
+        .unwrap_or(-1)
+}
+
+#[tokio::test]
+async fn placeholder_identifiers_do_not_merge_strangers() {
+    for s in common::servers().await {
+        let (status, body) = s
+            .batch(json!([
+                {"type": "identify", "anonymousId": "undefined", "traits": {"email": "ann@shop.example"}, "messageId": "p1"},
+                {"type": "identify", "anonymousId": "undefined", "traits": {"email": "bob@shop.example"}, "messageId": "p2"},
+                {"type": "track", "anonymousId": "null", "event": "Order Completed", "properties": {"revenue": 40}, "messageId": "p3"},
+                {"type": "identify", "userId": "c1", "traits": {"wallet": "0x0000000000000000000000000000000000000000", "email": "test@test.com"}, "messageId": "p4"},
+                {"type": "identify", "userId": "d1", "traits": {"wallet": "0x0000000000000000000000000000000000000000", "email": "test@test.com"}, "messageId": "p5"}
+            ]))
+            .await;
+        assert_eq!(status, 200, "[{}] {body}", s.kind);
+        let fields: Vec<&str> = body["dropped"]
+            .as_array()
+            .expect("dropped listed")
+            .iter()
+            .filter_map(|d| d["field"].as_str())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "batch[0].anonymousId",
+                "batch[1].anonymousId",
+                "batch[2].anonymousId",
+                "batch[3].traits.email",
+                "batch[3].traits.wallet",
+                "batch[4].traits.email",
+                "batch[4].traits.wallet"
+            ],
+            "[{}] {body}",
+            s.kind
+        );
+        // Ann and Bob stay two people; c1 and d1 too; the anonymous order is kept on
+        // a profile of its own.
+        let ann = s.profile_of("email:ann@shop.example").await;
+        let bob = s.profile_of("email:bob@shop.example").await;
+        assert_ne!(ann["id"], bob["id"], "[{}]", s.kind);
+        let c1 = s.profile_of("user_id:c1").await;
+        let d1 = s.profile_of("user_id:d1").await;
+        assert_ne!(c1["id"], d1["id"], "[{}]", s.kind);
+        let (st, _) = s
+            .get("/api/profiles/lookup?identifier=anonymous_id%3Aundefined")
+            .await;
+        assert_eq!(st, 404, "[{}] no one is 'undefined'", s.kind);
+        let order = s.profile_of("anonymous_id:unattributed:p3").await;
+        assert_ne!(order["id"], ann["id"]);
+        let stats = s.stats().await;
+        assert_eq!(stats["events"], 5, "[{}] every event kept: {stats}", s.kind);
+        assert!(person_count(&stats) >= 5, "[{}] {stats}", s.kind);
+
+        // The brand's own placeholders.
+        let (st, b) = s
+            .send(
+                reqwest::Method::PUT,
+                "/api/settings/identity",
+                json!({"blocked": [{"pattern": "("}]}),
+            )
+            .await;
+        assert_eq!(st, 400);
+        assert_eq!(b["field"], "blocked[0].pattern", "[{}] {b}", s.kind);
+        let (st, b) = s
+            .send(
+                reqwest::Method::PUT,
+                "/api/settings/identity",
+                json!({"blocked": [{"kind": "email", "pattern": "@mailinator\\.com$"}]}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{}] {b}", s.kind);
+        let (_, got) = s.get("/api/settings/identity").await;
+        assert_eq!(got, b);
+        let (st, body) = s
+            .batch(json!([
+                {"type": "identify", "userId": "e1", "traits": {"email": "temp@mailinator.com"}},
+                {"type": "identify", "userId": "f1", "traits": {"email": "temp@mailinator.com"}}
+            ]))
+            .await;
+        assert_eq!(st, 200);
+        assert_eq!(body["dropped"][1]["field"], "batch[1].traits.email");
+        assert!(body["dropped"][0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("mailinator"));
+        let e1 = s.profile_of("user_id:e1").await;
+        let f1 = s.profile_of("user_id:f1").await;
+        assert_ne!(e1["id"], f1["id"], "[{}]", s.kind);
+        s.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn an_email_has_one_form_however_typed() {
+    for s in common::servers().await {
+        let (status, body) = s
+            .batch(json!([
+                {"type": "identify", "userId": "ann", "traits": {"email": "Ann Lee <AnnLee@Gmail.com>"}},
+                {"type": "identify", "anonymousId": "d1", "traits": {"email": "annlee@gmail.com", "plan": "pro"}},
+                {"type": "identify", "userId": "inci", "traits": {"email": "İNCİ@s2.com"}},
+                {"type": "identify", "userId": "jose", "traits": {"email": "jose\u{301}@café.fr"}},
+                {"type": "identify", "anonymousId": "d2", "traits": {"email": "jos\u{e9}@xn--caf-dma.fr"}}
+            ]))
+            .await;
+        assert_eq!(status, 200, "[{}] {body}", s.kind);
+        let ann = s.profile_of("user_id:ann").await;
+        assert_eq!(
+            s.profile_of("anonymous_id:d1").await["id"],
+            ann["id"],
+            "[{}] the display name is not part of the address",
+            s.kind
+        );
+        // What is stored can be looked up again (it was a 400 for İNCİ).
+        let inci = s.profile_of("email:inci@s2.com").await;
+        assert_eq!(inci["id"], s.profile_of("user_id:inci").await["id"]);
+        assert_eq!(
+            s.profile_of("anonymous_id:d2").await["id"],
+            s.profile_of("user_id:jose").await["id"],
+            "[{}] NFD/NFC and U-label/A-label are one address",
+            s.kind
+        );
+        assert!(common::identities(&s.profile_of("user_id:jose").await)
+            .contains(&"email:josé@café.fr".to_string()));
+        s.finish().await;
+    }
+}

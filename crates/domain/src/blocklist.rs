@@ -1,0 +1,348 @@
+//! Placeholder identifiers: values a broken SDK, a form default or a test sends for
+//! many different people (`anonymousId: "undefined"`, `test@test.com`, the zero
+//! wallet). Resolving on them would make strangers one person, so a blocked value is
+//! dropped from identity resolution and reported; the message and its event are kept.
+//! Built-in values are below; a brand adds its own patterns (`rapport_app::identity`).
+
+use crate::identifier::{IdentityKey, IdentityKind};
+use crate::message::{Message, MessageType};
+use crate::FieldError;
+use serde::{Deserialize, Serialize};
+
+/// Values no one is identified by, compared after trimming, case-insensitively.
+pub const PLACEHOLDERS: &[&str] = &[
+    "",
+    "0",
+    "-1",
+    "null",
+    "nil",
+    "none",
+    "undefined",
+    "nan",
+    "unknown",
+    "anonymous",
+    "anon",
+    "guest",
+    "n/a",
+    "na",
+    "test",
+    "true",
+    "false",
+    "[object object]",
+    "{}",
+    "[]",
+    "00000000-0000-0000-0000-000000000000",
+];
+
+/// E-mail addresses that forms and tests fill in.
+pub const PLACEHOLDER_EMAILS: &[&str] = &[
+    "test@test.com",
+    "test@example.com",
+    "email@example.com",
+    "user@example.com",
+    "name@example.com",
+    "you@example.com",
+    "your@email.com",
+    "email@email.com",
+    "none@none.com",
+    "no@email.com",
+    "noemail@noemail.com",
+];
+
+/// Local parts of addresses that are never one customer's.
+const PLACEHOLDER_LOCALS: &[&str] = &[
+    "noreply",
+    "no-reply",
+    "donotreply",
+    "do-not-reply",
+    "null",
+    "undefined",
+    "none",
+    "nan",
+    "unknown",
+];
+
+/// Why a built-in rule blocks `key`, if one does.
+pub fn builtin(key: &IdentityKey) -> Option<&'static str> {
+    let v = key.value.trim().to_lowercase();
+    let placeholder = |s: &str| PLACEHOLDERS.contains(&s);
+    match key.kind {
+        IdentityKind::UserId | IdentityKind::AnonymousId => {
+            placeholder(&v).then_some("a placeholder value")
+        }
+        IdentityKind::External => v
+            .split_once(':')
+            .is_some_and(|(_, id)| placeholder(id))
+            .then_some("a placeholder value"),
+        IdentityKind::Social => v
+            .split_once(':')
+            .is_some_and(|(_, h)| placeholder(h))
+            .then_some("a placeholder handle"),
+        IdentityKind::Email => {
+            let local = v.rsplit_once('@').map(|(l, _)| l).unwrap_or(&v);
+            (PLACEHOLDER_EMAILS.contains(&v.as_str()) || PLACEHOLDER_LOCALS.contains(&local))
+                .then_some("a placeholder address")
+        }
+        IdentityKind::Phone => {
+            // E.164: the digits after the country code all alike, or a counting run.
+            let digits: Vec<u8> = v.bytes().filter(u8::is_ascii_digit).collect();
+            let tail = &digits[digits.len().saturating_sub(7)..];
+            let alike = tail.len() == 7 && tail.iter().all(|d| *d == tail[0]);
+            let counting = v.contains("1234567890") || v.contains("0123456789");
+            (alike || counting).then_some("a placeholder number")
+        }
+        IdentityKind::Wallet => {
+            let addr = v.rsplit(':').next().unwrap_or(&v);
+            let hex = addr.strip_prefix("0x").unwrap_or(addr);
+            let zero = !hex.is_empty() && hex.bytes().all(|b| b == b'0');
+            // The conventional burn address: tokens sent there belong to no one.
+            let burn = hex == "000000000000000000000000000000000000dead";
+            (zero || burn).then_some("the zero or burn address, which no one owns")
+        }
+    }
+}
+
+/// A brand's pattern: a regular expression over the normalised value, for one kind of
+/// identifier or all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockedPattern {
+    /// `user_id`, `anonymous_id`, `email`, `phone`, `social`, `wallet` or `external`;
+    /// absent: every kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<IdentityKind>,
+    /// Rust `regex` syntax, matched against the normalised value (e-mails lower-cased,
+    /// phones E.164, wallets `eip155:1:0x…`); anchor it (`^…$`) to match whole values.
+    pub pattern: String,
+}
+
+/// A value taken out of a message's identity resolution.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Dropped {
+    /// The message field it came from, e.g. `batch[2].anonymousId`.
+    pub field: String,
+    pub value: String,
+    pub reason: String,
+}
+
+/// The built-in rules plus a brand's patterns.
+#[derive(Debug, Clone, Default)]
+pub struct Blocklist {
+    patterns: Vec<(Option<IdentityKind>, regex::Regex, String)>,
+}
+
+/// Patterns are matched per identifier on every message: keep them cheap.
+const MAX_PATTERNS: usize = 100;
+const MAX_PATTERN_LEN: usize = 500;
+
+impl Blocklist {
+    /// Compiles a brand's patterns; an invalid one is an error naming it.
+    pub fn new(patterns: &[BlockedPattern]) -> Result<Blocklist, FieldError> {
+        if patterns.len() > MAX_PATTERNS {
+            return Err(FieldError::new(
+                "blocked",
+                format!("at most {MAX_PATTERNS} patterns"),
+            ));
+        }
+        let compiled = patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let field = format!("blocked[{i}].pattern");
+                if p.pattern.len() > MAX_PATTERN_LEN {
+                    return Err(FieldError::new(
+                        field,
+                        format!("longer than {MAX_PATTERN_LEN} bytes"),
+                    ));
+                }
+                regex::RegexBuilder::new(&p.pattern)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map(|re| (p.kind, re, p.pattern.clone()))
+                    .map_err(|e| FieldError::new(field, format!("not a regular expression: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Blocklist { patterns: compiled })
+    }
+
+    /// Why `key` is blocked, if it is.
+    pub fn reason(&self, key: &IdentityKey) -> Option<String> {
+        if let Some(r) = builtin(key) {
+            return Some(format!("{r}; dropped from identity resolution"));
+        }
+        self.patterns
+            .iter()
+            .find(|(kind, re, _)| kind.is_none_or(|k| k == key.kind) && re.is_match(&key.value))
+            .map(|(_, _, src)| {
+                format!("matches the blocked pattern '{src}'; dropped from identity resolution")
+            })
+    }
+
+    /// Takes blocked identifiers out of `m` and says which (fields under `path`, e.g.
+    /// `batch[2].`). A message left with no identifier at all gets one of its own,
+    /// `unattributed:<messageId>`, so its event is kept on a profile no one else shares.
+    pub fn screen(&self, m: &mut Message, path: &str) -> Vec<Dropped> {
+        let mut out = Vec::new();
+        let mut drop = |field: &str, key: &IdentityKey| -> bool {
+            match self.reason(key) {
+                Some(reason) => {
+                    out.push(Dropped {
+                        field: format!("{path}{field}"),
+                        value: key.value.clone(),
+                        reason,
+                    });
+                    true
+                }
+                None => false,
+            }
+        };
+        if m.user_id.as_ref().is_some_and(|k| drop("userId", k)) {
+            m.user_id = None;
+        }
+        if m.anonymous_id
+            .as_ref()
+            .is_some_and(|k| drop("anonymousId", k))
+        {
+            m.anonymous_id = None;
+        }
+        m.identifiers.retain(|k| !drop(source_field(k.kind), k));
+        if m.kind == MessageType::Alias {
+            if let Some(p) = &m.previous_id {
+                let blocked = [IdentityKind::UserId, IdentityKind::AnonymousId]
+                    .into_iter()
+                    .filter_map(|kind| IdentityKey::parse(kind, p).ok())
+                    .any(|k| drop("previousId", &k));
+                if blocked {
+                    m.previous_id = None;
+                }
+            }
+        }
+        if !out.is_empty() && m.keys().is_empty() {
+            let id: String = m.message_id.chars().take(200).collect();
+            m.anonymous_id = Some(IdentityKey {
+                kind: IdentityKind::AnonymousId,
+                value: format!("unattributed:{id}"),
+            });
+        }
+        out
+    }
+}
+
+/// Where a message's identifier of this kind comes from.
+fn source_field(kind: IdentityKind) -> &'static str {
+    match kind {
+        IdentityKind::UserId => "userId",
+        IdentityKind::AnonymousId => "anonymousId",
+        IdentityKind::Email => "traits.email",
+        IdentityKind::Phone => "traits.phone",
+        IdentityKind::Wallet => "traits.wallet",
+        IdentityKind::Social => "traits.socials",
+        IdentityKind::External => "context.externalIds",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::parse_body;
+
+    fn key(kind: IdentityKind, v: &str) -> IdentityKey {
+        IdentityKey::parse(kind, v).unwrap()
+    }
+
+    #[test]
+    fn builtin_placeholders() {
+        use IdentityKind::*;
+        for (k, v) in [
+            (AnonymousId, "undefined"),
+            (AnonymousId, "NULL"),
+            (UserId, "0"),
+            (UserId, "-1"),
+            (UserId, "NaN"),
+            (UserId, "unknown"),
+            (External, "crm:null"),
+            (Email, "test@test.com"),
+            (Email, "NoReply@shop.example"),
+            (Phone, "+14155555555"),
+            (Wallet, "0x0000000000000000000000000000000000000000"),
+            (
+                Wallet,
+                "eip155:8453:0x000000000000000000000000000000000000dEaD",
+            ),
+            (Social, "x:undefined"),
+        ] {
+            assert!(builtin(&key(k, v)).is_some(), "{k} {v} should be blocked");
+        }
+        for (k, v) in [
+            (AnonymousId, "a1b2"),
+            (UserId, "1717"),
+            (UserId, "10"),
+            (Email, "ann@example.com"),
+            (Email, "test.user@shop.example"),
+            (Phone, "+14155550102"),
+            (Wallet, "0x52908400098527886E0F7030069857D2E4169EE7"),
+            (Social, "x:ann"),
+        ] {
+            assert!(builtin(&key(k, v)).is_none(), "{k} {v} should pass");
+        }
+    }
+
+    #[test]
+    fn screening_keeps_the_event_and_names_the_field() {
+        let body = br#"{"batch": [
+            {"type": "track", "anonymousId": "undefined", "event": "Order Completed", "messageId": "m1"},
+            {"type": "identify", "anonymousId": "null", "userId": "u1", "traits": {"email": "test@test.com", "name": "Ann"}},
+            {"type": "alias", "userId": "u2", "previousId": "undefined"}
+        ]}"#;
+        let mut msgs = parse_body(body, None, 0, None).unwrap();
+        let b = Blocklist::default();
+        let d0 = b.screen(&mut msgs[0], "batch[0].");
+        assert_eq!(d0[0].field, "batch[0].anonymousId");
+        // Nothing left to resolve on: the event gets a profile of its own.
+        assert_eq!(
+            msgs[0].anonymous_id.as_ref().unwrap().value,
+            "unattributed:m1"
+        );
+        let d1 = b.screen(&mut msgs[1], "batch[1].");
+        let fields: Vec<_> = d1.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, ["batch[1].anonymousId", "batch[1].traits.email"]);
+        assert_eq!(msgs[1].keys(), vec![key(IdentityKind::UserId, "u1")]);
+        // The trait is still what they sent; only resolution ignores it.
+        assert_eq!(msgs[1].traits.as_ref().unwrap()["email"], "test@test.com");
+        let d2 = b.screen(&mut msgs[2], "batch[2].");
+        assert_eq!(d2[0].field, "batch[2].previousId");
+        assert_eq!(msgs[2].previous_id, None);
+    }
+
+    #[test]
+    fn brand_patterns() {
+        let b = Blocklist::new(&[
+            BlockedPattern {
+                kind: Some(IdentityKind::Email),
+                pattern: "@mailinator\\.com$".into(),
+            },
+            BlockedPattern {
+                kind: None,
+                pattern: "^kiosk-".into(),
+            },
+        ])
+        .unwrap();
+        assert!(b
+            .reason(&key(IdentityKind::Email, "x@mailinator.com"))
+            .unwrap()
+            .contains("mailinator"));
+        assert!(b
+            .reason(&key(IdentityKind::AnonymousId, "kiosk-3"))
+            .is_some());
+        assert!(b.reason(&key(IdentityKind::UserId, "kiosk-3")).is_some());
+        assert!(b
+            .reason(&key(IdentityKind::UserId, "x@mailinator.com"))
+            .is_none());
+        let e = Blocklist::new(&[BlockedPattern {
+            kind: None,
+            pattern: "(".into(),
+        }])
+        .unwrap_err();
+        assert_eq!(e.field, "blocked[0].pattern");
+    }
+}

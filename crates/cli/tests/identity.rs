@@ -136,3 +136,76 @@ async fn an_email_has_one_form_however_typed() {
         s.finish().await;
     }
 }
+
+#[tokio::test]
+async fn each_trait_is_the_latest_by_event_time_whatever_the_arrival_order() {
+    for s in common::servers().await {
+        let kind = s.kind;
+        let send = |m: Value| s.batch(json!([m]));
+        // The case: Robert on the user profile, Bob later on a device that then
+        // ties to the user by e-mail; an admin edit of another key changes nothing else.
+        for m in [
+            json!({"type": "identify", "userId": "u", "timestamp": "2026-10-01T00:00:00Z", "traits": {"name": "Robert", "email": "r@x.example"}}),
+            json!({"type": "identify", "anonymousId": "p", "timestamp": "2026-11-20T00:00:00Z", "traits": {"name": "Bob"}}),
+            json!({"type": "identify", "anonymousId": "p", "timestamp": "2026-11-21T00:00:00Z", "traits": {"email": "r@x.example"}}),
+        ] {
+            assert_eq!(send(m).await.0, 200);
+        }
+        let u = s.profile_of("user_id:u").await;
+        assert_eq!(u["traits"]["name"], "Bob", "[{kind}] {u}");
+        let id = u["id"].as_i64().unwrap();
+        let (st, b) = s
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/api/profiles/{id}/traits"),
+                json!({"tier": "gold"}),
+            )
+            .await;
+        assert!(st < 300, "[{kind}] {st} {b}");
+        let u = s.profile_of("user_id:u").await;
+        assert_eq!(
+            u["traits"]["name"], "Bob",
+            "[{kind}] an admin edit flipped it: {u}"
+        );
+        assert_eq!(u["traits"]["tier"], "gold");
+        // Segments see the same person (the merged-person SQL path).
+        let (_, bob) = s
+            .send(
+                reqwest::Method::POST,
+                "/api/segments/preview",
+                json!({"definition": "traits.name = \"Bob\" and traits.tier = \"gold\""}),
+            )
+            .await;
+        assert_eq!(bob["count"], 1, "[{kind}] {bob}");
+        let (_, robert) = s
+            .send(
+                reqwest::Method::POST,
+                "/api/segments/preview",
+                json!({"definition": "traits.name = \"Robert\""}),
+            )
+            .await;
+        assert_eq!(robert["count"], 0, "[{kind}] {robert}");
+
+        // A late batch does not overwrite a newer value, but its new keys land; in
+        // separate requests and within one batch alike.
+        send(json!({"type": "identify", "userId": "s", "timestamp": "2026-12-01T00:00:00Z", "traits": {"plan": "pro"}})).await;
+        send(json!({"type": "identify", "userId": "s", "timestamp": "2026-11-01T00:00:00Z", "traits": {"plan": "free", "seats": 3}})).await;
+        s.batch(json!([
+            {"type": "identify", "userId": "t", "timestamp": "2026-12-01T00:00:00Z", "traits": {"plan": "pro"}},
+            {"type": "identify", "userId": "t", "timestamp": "2026-11-01T00:00:00Z", "traits": {"plan": "free", "seats": 3}}
+        ]))
+        .await;
+        for who in ["user_id:s", "user_id:t"] {
+            let p = s.profile_of(who).await;
+            assert_eq!(p["traits"]["plan"], "pro", "[{kind}] {who}: {p}");
+            assert_eq!(p["traits"]["seats"], 3, "[{kind}] {who}: {p}");
+        }
+        // A far-future time counts as the time it arrived (docs/reliability.md,
+        // "Clocks"), so it does not outrank what comes after it.
+        send(json!({"type": "identify", "userId": "f", "timestamp": "2099-01-01T00:00:00Z", "traits": {"plan": "a"}})).await;
+        send(json!({"type": "identify", "userId": "f", "traits": {"plan": "b"}})).await;
+        let f = s.profile_of("user_id:f").await;
+        assert_eq!(f["traits"]["plan"], "b", "[{kind}] {f}");
+        s.finish().await;
+    }
+}

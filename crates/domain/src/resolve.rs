@@ -105,6 +105,18 @@ fn previous_keys(m: &Message) -> Vec<IdentityKey> {
     }
 }
 
+/// A profile's trait patch with each top-level key's event time, for the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedPatch {
+    pub profile_id: ProfileId,
+    /// RFC 7396 merge patch (JSON).
+    pub patch: String,
+    /// `{key: ms}` for each top-level key of `patch` (JSON).
+    pub times: String,
+    /// The latest of the times: the profile's `traits_updated_at` moves to it.
+    pub at: Millis,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewIdentity {
     pub key: IdentityKey,
@@ -158,31 +170,58 @@ pub struct Plan {
 impl Plan {
     /// Trait patches folded per raw profile (RFC 7396 composition), in rounds: each
     /// round holds at most one patch per profile, and rounds apply in order. Almost
-    /// always one round, so each profile row is written once per group.
-    pub fn trait_patch_rounds(&self) -> Vec<Vec<(ProfileId, String, Millis)>> {
+    /// always one round, so each profile row is written once per group. A profile's
+    /// patches fold in event-time order (arrival order breaks ties), and each key
+    /// carries the time of the patch that set it last: the store writes a key only if
+    /// it is not older than the stored one's (`traits::fresh_patch`).
+    pub fn trait_patch_rounds(&self) -> Vec<Vec<TimedPatch>> {
+        type Fold = (
+            serde_json::Value,
+            serde_json::Map<String, serde_json::Value>,
+            Millis,
+        );
         let mut by: HashMap<ProfileId, Vec<(serde_json::Value, Millis)>> = HashMap::new();
         let mut order = Vec::new();
         for (id, json, at) in &self.trait_patches {
             let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
-            let list = by.entry(*id).or_insert_with(|| {
-                order.push(*id);
-                Vec::new()
-            });
-            match list.last_mut() {
-                Some((acc, t)) if crate::traits::composable(acc, &v) => {
-                    crate::traits::compose(acc, &v);
-                    *t = (*t).max(*at);
-                }
-                _ => list.push((v, *at)),
-            }
+            by.entry(*id)
+                .or_insert_with(|| {
+                    order.push(*id);
+                    Vec::new()
+                })
+                .push((v, *at));
         }
-        let mut rounds: Vec<Vec<(ProfileId, String, Millis)>> = Vec::new();
+        let mut rounds: Vec<Vec<TimedPatch>> = Vec::new();
         for id in order {
-            for (i, (v, at)) in by.remove(&id).unwrap_or_default().into_iter().enumerate() {
+            let mut patches = by.remove(&id).unwrap_or_default();
+            patches.sort_by_key(|(_, at)| *at);
+            let mut folded: Vec<Fold> = Vec::new();
+            for (v, at) in patches {
+                let keys: Vec<String> = v
+                    .as_object()
+                    .map(|o| o.keys().cloned().collect())
+                    .unwrap_or_default();
+                match folded.last_mut() {
+                    Some((acc, times, t)) if crate::traits::composable(acc, &v) => {
+                        crate::traits::compose(acc, &v);
+                        for k in keys {
+                            times.insert(k, at.into());
+                        }
+                        *t = (*t).max(at);
+                    }
+                    _ => folded.push((v, keys.into_iter().map(|k| (k, at.into())).collect(), at)),
+                }
+            }
+            for (i, (v, times, at)) in folded.into_iter().enumerate() {
                 if rounds.len() <= i {
                     rounds.push(Vec::new());
                 }
-                rounds[i].push((id, v.to_string(), at));
+                rounds[i].push(TimedPatch {
+                    profile_id: id,
+                    patch: v.to_string(),
+                    times: serde_json::Value::Object(times).to_string(),
+                    at,
+                });
             }
         }
         rounds
@@ -475,6 +514,8 @@ mod tests {
         next: ProfileId,
         merges: Vec<Merge>,
         conflicts: usize,
+        /// Raw profile → (traits, their times), as both stores keep them.
+        traits: HashMap<ProfileId, (serde_json::Value, crate::traits::TraitTimes, Millis)>,
     }
 
     impl Mem {
@@ -538,13 +579,54 @@ mod tests {
             for (raw, c) in plan.reassignments() {
                 self.canon.insert(raw, c);
             }
+            let rounds = plan.trait_patch_rounds();
             for e in plan.events {
                 assert!(self.messages.insert(e.message.message_id.clone()));
                 self.events
                     .push((e.message.message_id.clone(), e.profile_id));
             }
+            for round in rounds {
+                for p in round {
+                    let patch: serde_json::Value = serde_json::from_str(&p.patch).unwrap();
+                    let times: serde_json::Value = serde_json::from_str(&p.times).unwrap();
+                    let (t, stored, at) = self.traits.entry(p.profile_id).or_insert((
+                        json!({}),
+                        Default::default(),
+                        0,
+                    ));
+                    let fresh = crate::traits::fresh_patch(
+                        stored,
+                        patch.as_object().unwrap(),
+                        times.as_object().unwrap(),
+                    );
+                    crate::traits::apply_patch(t, &serde_json::Value::Object(fresh));
+                    crate::traits::later_times(stored, times.as_object().unwrap());
+                    *at = (*at).max(p.at);
+                }
+            }
             self.conflicts += plan.conflicts.len();
             self.merges.extend(plan.merges);
+        }
+
+        /// Each person's merged traits, by canonical id.
+        fn people_traits(&self) -> HashMap<ProfileId, serde_json::Value> {
+            let mut members: HashMap<
+                ProfileId,
+                Vec<(serde_json::Value, serde_json::Value, Millis)>,
+            > = HashMap::new();
+            let mut raws: Vec<_> = self.traits.iter().collect();
+            raws.sort_by_key(|(id, _)| **id);
+            for (raw, (t, times, at)) in raws {
+                members.entry(self.canon[raw]).or_default().push((
+                    t.clone(),
+                    serde_json::Value::Object(times.clone()),
+                    *at,
+                ));
+            }
+            members
+                .into_iter()
+                .map(|(c, m)| (c, crate::traits::merged_view(m)))
+                .collect()
         }
 
         fn profile_of(&self, key: &str) -> Option<ProfileId> {
@@ -659,8 +741,9 @@ mod tests {
             proptest::option::of(0u8..6),
             proptest::option::of(0u8..6),
             0u16..40,
+            proptest::option::of(0u8..4),
         )
-            .prop_map(|(u, a, e, p, mid)| {
+            .prop_map(|(u, a, e, p, mid, plan)| {
                 let mut v = json!({"type": "identify", "messageId": format!("m{mid}")});
                 if let Some(u) = u {
                     v["userId"] = json!(format!("u{u}"));
@@ -681,6 +764,9 @@ mod tests {
                         json!(format!("+1415555{:04}", 2671 + p as u32)),
                     );
                 }
+                if let Some(plan) = plan {
+                    traits.insert("plan".into(), json!(format!("p{plan}")));
+                }
                 v["traits"] = serde_json::Value::Object(traits);
                 v
             })
@@ -691,8 +777,22 @@ mod tests {
         /// each identity has one owner, no cluster holds two user ids, every message
         /// is stored once, and the grouping does not change who ends up with whom.
         #[test]
-        fn resolution_invariants(raw in proptest::collection::vec(arb_message(), 1..40), split in 1usize..8) {
-            let msgs: Vec<Message> = raw.iter().cloned().map(msg).collect();
+        fn resolution_invariants(
+            raw in proptest::collection::vec(arb_message(), 1..40),
+            split in 1usize..8,
+            times in proptest::collection::vec(0i64..500, 40),
+        ) {
+            // Event times unrelated to arrival order (and distinct, so "latest" is one).
+            let msgs: Vec<Message> = raw
+                .iter()
+                .cloned()
+                .map(msg)
+                .enumerate()
+                .map(|(i, mut m)| {
+                    m.occurred_at = times[i] * 64 + i as i64;
+                    m
+                })
+                .collect();
             let mut grouped = Mem::default();
             for chunk in msgs.chunks(split) {
                 grouped.ingest(chunk.to_vec());
@@ -723,6 +823,26 @@ mod tests {
                 v
             };
             prop_assert_eq!(part(&grouped), part(&single));
+            // Per key, last write wins by event time, whatever the arrival order and
+            // grouping: each person's plan is that of their latest message with one
+            // (among messages stored: the first of a repeated messageId).
+            let mut latest: HashMap<ProfileId, (Millis, String)> = HashMap::new();
+            let mut seen = HashSet::new();
+            for (m, r) in msgs.iter().zip(&raw) {
+                if !seen.insert(m.message_id.clone()) { continue; }
+                let Some(plan) = r["traits"]["plan"].as_str() else { continue };
+                let raw_id = grouped.events.iter().find(|(id, _)| *id == m.message_id).map(|(_, p)| *p).unwrap();
+                let person = grouped.canon[&raw_id];
+                let e = latest.entry(person).or_insert((Millis::MIN, String::new()));
+                if m.occurred_at > e.0 { *e = (m.occurred_at, plan.to_string()); }
+            }
+            let people = grouped.people_traits();
+            for (person, (_, plan)) in &latest {
+                prop_assert_eq!(people[person]["plan"].as_str(), Some(plan.as_str()), "person {}", person);
+            }
+            let single_people: BTreeSet<String> = single.people_traits().values().map(|v| v.to_string()).collect();
+            let grouped_people: BTreeSet<String> = people.values().map(|v| v.to_string()).collect();
+            prop_assert_eq!(grouped_people, single_people);
         }
     }
 }

@@ -65,25 +65,69 @@ pub fn is_flat_patch(json: &str) -> bool {
     }
 }
 
-/// A person's traits across merged raw profiles: applied oldest update first, so the
-/// most recent value of each key wins.
-pub fn merged_view(mut members: Vec<(Value, i64)>) -> Value {
-    members.sort_by_key(|(_, at)| *at);
-    let mut out = Value::Object(Map::new());
-    for (t, _) in members {
-        if let Value::Object(o) = t {
-            for (k, v) in o {
-                if let Value::Object(m) = &mut out {
-                    // The first campaign of the person is the earliest of its profiles'.
-                    if k == "first_touch" && touch_at(m.get(&k)) <= touch_at(Some(&v)) {
-                        continue;
-                    }
-                    m.insert(k, v);
+/// Per top-level trait key, the event time (ms) of the value a profile holds: a value
+/// is replaced only by one at least as recent, so a late batch (a mobile SDK flushing
+/// hours later) never overwrites newer values, and one message's keys do not carry
+/// another's older keys along (docs/identity.md, "Traits").
+pub type TraitTimes = Map<String, Value>;
+
+fn time_of(times: &TraitTimes, key: &str) -> Option<i64> {
+    times.get(key).and_then(Value::as_i64)
+}
+
+/// The part of `patch` that is at least as recent as what is stored: keys whose time in
+/// `times` is not older than the stored key's (`stored`; a key never set is older than
+/// anything). A key missing from `times` is as recent as the newest (admin edits).
+pub fn fresh_patch(
+    stored: &TraitTimes,
+    patch: &Map<String, Value>,
+    times: &TraitTimes,
+) -> Map<String, Value> {
+    patch
+        .iter()
+        .filter(|(k, _)| match (time_of(times, k), time_of(stored, k)) {
+            (Some(t), Some(s)) => t >= s,
+            _ => true,
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The stored times after [`fresh_patch`]'s keys were written: per key, the later.
+pub fn later_times(stored: &mut TraitTimes, times: &TraitTimes) {
+    for (k, v) in times {
+        let Some(t) = v.as_i64() else { continue };
+        if time_of(stored, k).is_none_or(|s| s <= t) {
+            stored.insert(k.clone(), Value::from(t));
+        }
+    }
+}
+
+/// A person's traits across merged raw profiles `(traits, times, updated_at)`: each
+/// top-level key takes the value of the member that set it last (by the key's time, else
+/// the member's `traits_updated_at`; ties to the later member in the list).
+pub fn merged_view(members: Vec<(Value, Value, i64)>) -> Value {
+    let mut out = Map::new();
+    let mut at: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for (t, times, updated) in members {
+        let Value::Object(o) = t else { continue };
+        let times = times.as_object();
+        for (k, v) in o {
+            // The first campaign of the person is the earliest of its profiles'.
+            if k == "first_touch" {
+                if touch_at(out.get(&k)) > touch_at(Some(&v)) {
+                    out.insert(k, v);
                 }
+                continue;
+            }
+            let when = times.and_then(|ts| time_of(ts, &k)).unwrap_or(updated);
+            if at.get(&k).is_none_or(|prev| *prev <= when) {
+                at.insert(k.clone(), when);
+                out.insert(k, v);
             }
         }
     }
-    out
+    Value::Object(out)
 }
 
 /// When a `first_touch` value happened; values without a time rank last.
@@ -133,14 +177,58 @@ mod tests {
         let a = json!({"first_touch": {"source": "a", "at": 5}, "name": "Ann"});
         let b = json!({"first_touch": {"source": "b", "at": 9}, "name": "Annie"});
         let c = json!({"first_touch": {"source": "c"}});
-        let v = merged_view(vec![(b.clone(), 2), (a.clone(), 1), (c.clone(), 3)]);
+        let e = || json!({});
+        let v = merged_view(vec![
+            (b.clone(), e(), 2),
+            (a.clone(), e(), 1),
+            (c.clone(), e(), 3),
+        ]);
         assert_eq!(v["first_touch"]["source"], "a");
         assert_eq!(v["name"], "Annie");
-        let v = merged_view(vec![(a, 3), (b, 1)]);
+        let v = merged_view(vec![(a, e(), 3), (b, e(), 1)]);
         assert_eq!(v["first_touch"]["source"], "a");
         // A value without a time still shows when it is the only one.
-        let v = merged_view(vec![(c, 1), (json!({"x": 1}), 2)]);
+        let v = merged_view(vec![(c, e(), 1), (json!({"x": 1}), e(), 2)]);
         assert_eq!(v["first_touch"]["source"], "c");
+    }
+
+    #[test]
+    fn each_key_is_the_latest_set_whichever_member_holds_it() {
+        // The case: Robert (10-01) on the user profile, Bob (11-20) on a device,
+        // then an admin edit of another key on the user profile (12-01): still Bob.
+        let user = json!({"name": "Robert", "email": "r@x", "tier": "gold"});
+        let user_t = json!({"name": 1001, "email": 1001, "tier": 1201});
+        let device = json!({"name": "Bob", "email": "r@x"});
+        let device_t = json!({"name": 1120, "email": 1121});
+        let v = merged_view(vec![(user, user_t, 1201), (device, device_t, 1121)]);
+        assert_eq!(v, json!({"name": "Bob", "email": "r@x", "tier": "gold"}));
+    }
+
+    #[test]
+    fn late_values_do_not_overwrite_newer_ones() {
+        let mut stored = Map::new();
+        let p1 = json!({"plan": "pro"});
+        later_times(
+            &mut stored,
+            &json!({"plan": 1201}).as_object().unwrap().clone(),
+        );
+        let late = fresh_patch(
+            &stored,
+            json!({"plan": "free", "seats": 3}).as_object().unwrap(),
+            json!({"plan": 1101, "seats": 1101}).as_object().unwrap(),
+        );
+        assert_eq!(Value::Object(late), json!({"seats": 3}));
+        // Same time: the later arrival wins; an untimed (admin) key always applies.
+        let same = fresh_patch(
+            &stored,
+            p1.as_object().unwrap(),
+            json!({"plan": 1201}).as_object().unwrap(),
+        );
+        assert_eq!(same.len(), 1);
+        let admin = fresh_patch(&stored, p1.as_object().unwrap(), &Map::new());
+        assert_eq!(admin.len(), 1);
+        later_times(&mut stored, json!({"plan": 1101}).as_object().unwrap());
+        assert_eq!(stored["plan"], 1201);
     }
 
     #[test]

@@ -418,8 +418,8 @@ impl Ctx {
     }
 
     /// Whether any of the trait tests holds for the candidate `p`. A person's value of a
-    /// top-level trait is the most recently updated member's that has it (as the merged
-    /// profile view shows). Most people are one profile: test its traits directly; else
+    /// top-level trait is that of the member that set it last (its `trait_times`, else
+    /// its `traits_updated_at`), as the merged profile view shows. Most people are one profile: test its traits directly; else
     /// build the person's merged traits once and test those — one subquery however many
     /// tests (one per test made a long OR quadratic on SQLite). Checked per candidate,
     /// after the set conditions narrowed them (see `expr`).
@@ -428,13 +428,14 @@ impl Ctx {
             // One test: ask the member that has the trait directly (cheaper than building
             // the whole merged object).
             let (ty, _, _) = self.json("m.traits", &path[..1]);
+            let (_, _, set_at) = self.json("m.trait_times", &path[..1]);
             let direct = self.test("p.traits", path, test);
             let merged = self.test("m.traits", path, test);
             let (direct, merged) = (self.wrap(direct), self.wrap(merged));
             return format!(
                 "CASE WHEN NOT EXISTS (SELECT 1 FROM profiles m1 WHERE m1.canonical_id = p.id AND m1.id <> p.id) THEN {direct}
                  ELSE (SELECT {merged} FROM profiles m WHERE m.canonical_id = p.id AND {ty} IS NOT NULL
-                       ORDER BY m.traits_updated_at DESC, m.id DESC LIMIT 1) END"
+                       ORDER BY COALESCE({set_at}, m.traits_updated_at) DESC, m.id DESC LIMIT 1) END"
             );
         }
         let mut direct = Vec::with_capacity(tests.len());
@@ -455,14 +456,16 @@ impl Ctx {
                            CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
                                        WHEN 'null' THEN 'null' WHEN 'text' THEN json_quote(j.value)
                                        ELSE j.value END AS v,
-                           row_number() OVER (PARTITION BY j.key ORDER BY m.traits_updated_at DESC, m.id DESC) AS r
+                           row_number() OVER (PARTITION BY j.key ORDER BY
+                               COALESCE((SELECT tt.value FROM json_each(m.trait_times) tt WHERE tt.key = j.key), m.traits_updated_at) DESC,
+                               m.id DESC) AS r
                     FROM profiles m, json_each(m.traits) j WHERE m.canonical_id = p.id) WHERE r = 1)"
             }
             Dialect::Postgres => {
                 "(SELECT jsonb_object_agg(k, v) FROM (
                     SELECT DISTINCT ON (j.key) j.key AS k, j.value AS v
                     FROM profiles m, jsonb_each(m.traits) j WHERE m.canonical_id = p.id
-                    ORDER BY j.key, m.traits_updated_at DESC, m.id DESC) s)"
+                    ORDER BY j.key, COALESCE((m.trait_times ->> j.key)::bigint, m.traits_updated_at) DESC, m.id DESC) s)"
             }
         };
         format!(

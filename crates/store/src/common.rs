@@ -15,7 +15,17 @@ pub struct MemberRow {
     pub created_at: Millis,
     pub updated_at: Millis,
     pub traits: Value,
+    pub trait_times: Value,
     pub traits_updated_at: Millis,
+}
+
+/// `{key: at}` for each top-level key of a patch (JSON): the times of a trait edit.
+pub fn times_of(patch: &str, at: Millis) -> String {
+    let times: serde_json::Map<String, Value> = match serde_json::from_str(patch) {
+        Ok(Value::Object(o)) => o.into_iter().map(|(k, _)| (k, Value::from(at))).collect(),
+        _ => serde_json::Map::new(),
+    };
+    Value::Object(times).to_string()
 }
 
 pub struct ConsentRow {
@@ -87,7 +97,7 @@ pub fn build_profile(
     let traits = rapport_domain::traits::merged_view(
         members
             .into_iter()
-            .map(|m| (m.traits, m.traits_updated_at))
+            .map(|m| (m.traits, m.trait_times, m.traits_updated_at))
             .collect(),
     );
     let identities = identities
@@ -166,12 +176,12 @@ pub fn exact_identifier(q: &str) -> Option<rapport_domain::IdentityKey> {
 
 pub fn summary(
     id: ProfileId,
-    rows: Vec<(Value, Millis, Millis)>,
+    rows: Vec<(Value, Value, Millis, Millis)>,
     email: Option<String>,
 ) -> rapport_domain::model::ProfileSummary {
-    let created = rows.iter().map(|r| r.2).min().unwrap_or(0);
+    let created = rows.iter().map(|r| r.3).min().unwrap_or(0);
     let traits =
-        rapport_domain::traits::merged_view(rows.into_iter().map(|r| (r.0, r.1)).collect());
+        rapport_domain::traits::merged_view(rows.into_iter().map(|r| (r.0, r.1, r.2)).collect());
     rapport_domain::model::ProfileSummary {
         id,
         name: rapport_domain::traits::display_name(&traits),

@@ -71,6 +71,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         18,
         include_str!("../migrations/postgres/0018_browser_keys.sql"),
     ),
+    (
+        19,
+        include_str!("../migrations/postgres/0019_trait_times.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -315,7 +319,7 @@ pub(crate) fn person_sql(ids: &str) -> [String; 4] {
     let members = format!("ARRAY(SELECT id FROM profiles WHERE canonical_id = ANY({persons}))");
     [
         format!(
-            "SELECT id, created_at, updated_at, traits, traits_updated_at, canonical_id FROM profiles
+            "SELECT id, created_at, updated_at, traits, traits_updated_at, canonical_id, trait_times FROM profiles
              WHERE canonical_id = ANY({persons}) ORDER BY id"
         ),
         format!(
@@ -363,6 +367,7 @@ impl PersonRows {
                 created_at: r.get(1),
                 updated_at: r.get(2),
                 traits: r.get(3),
+                trait_times: r.get(6),
                 traits_updated_at: r.get(4),
             });
         }

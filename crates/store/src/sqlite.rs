@@ -71,6 +71,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         17,
         include_str!("../migrations/sqlite/0017_browser_keys.sql"),
     ),
+    (
+        18,
+        include_str!("../migrations/sqlite/0018_trait_times.sql"),
+    ),
 ];
 const READERS: usize = 4;
 /// Connections of their own for analytical reads (segment members and previews), so a
@@ -163,6 +167,7 @@ fn configure(conn: &Connection) -> Result<()> {
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     register_regexp(conn)?;
+    register_trait_times(conn)?;
     Ok(())
 }
 
@@ -190,10 +195,40 @@ fn register_regexp(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// `rapport_fresh_patch(stored_times, patch, times)` and
+/// `rapport_later_times(stored_times, times)`: per-key trait precedence by event time,
+/// the domain's own functions (`traits::fresh_patch`, `traits::later_times`), so both
+/// stores and the in-memory view agree.
+fn register_trait_times(conn: &Connection) -> Result<()> {
+    use rapport_domain::traits::{fresh_patch, later_times};
+    use rusqlite::functions::{Context, FunctionFlags};
+    use serde_json::{Map, Value};
+    fn obj(ctx: &Context<'_>, i: usize) -> rusqlite::Result<Map<String, Value>> {
+        let text = ctx.get::<String>(i)?;
+        match serde_json::from_str(&text) {
+            Ok(Value::Object(o)) => Ok(o),
+            _ => Ok(Map::new()),
+        }
+    }
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("rapport_fresh_patch", 3, flags, |ctx| {
+        let fresh = fresh_patch(&obj(ctx, 0)?, &obj(ctx, 1)?, &obj(ctx, 2)?);
+        Ok(Value::Object(fresh).to_string())
+    })?;
+    conn.create_scalar_function("rapport_later_times", 2, flags, |ctx| {
+        let mut stored = obj(ctx, 0)?;
+        later_times(&mut stored, &obj(ctx, 1)?);
+        Ok(Value::Object(stored).to_string())
+    })?;
+    Ok(())
+}
+
 /// A migrated in-memory database for tests.
 #[cfg(test)]
 pub(crate) fn test_connection() -> Result<Connection> {
     let mut conn = Connection::open_in_memory()?;
+    register_regexp(&conn)?;
+    register_trait_times(&conn)?;
     migrate(&mut conn)?;
     Ok(conn)
 }

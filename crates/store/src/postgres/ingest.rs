@@ -359,22 +359,25 @@ pub(super) async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Res
     }
     for patches in plan.trait_patch_rounds() {
         // A patch with no nulls and no nested objects is a plain jsonb concatenation;
-        // only the others need the (slower) recursive merge-patch function.
+        // only the others need the (slower) recursive merge-patch function. Each key is
+        // written only if it is not older than the stored one's.
         let flat: Vec<bool> = patches
             .iter()
-            .map(|p| rapport_domain::traits::is_flat_patch(&p.1))
+            .map(|p| rapport_domain::traits::is_flat_patch(&p.patch))
             .collect();
         p.add(
-            "UPDATE profiles p SET traits = CASE WHEN t.flat THEN p.traits || t.patch::jsonb
-                                               ELSE rapport_merge_patch(p.traits, t.patch::jsonb) END,
+            "UPDATE profiles p SET traits = CASE WHEN t.flat THEN p.traits || rapport_fresh_patch(p.trait_times, t.patch::jsonb, t.times::jsonb)
+                                               ELSE rapport_merge_patch(p.traits, rapport_fresh_patch(p.trait_times, t.patch::jsonb, t.times::jsonb)) END,
+                    trait_times = rapport_later_times(p.trait_times, t.times::jsonb),
                     traits_updated_at = GREATEST(p.traits_updated_at, t.at), updated_at = $4
-             FROM UNNEST($1::int8[], $2::text[], $3::int8[], $5::bool[]) AS t(id, patch, at, flat) WHERE p.id = t.id",
+             FROM UNNEST($1::int8[], $2::text[], $3::int8[], $5::bool[], $6::text[]) AS t(id, patch, at, flat, times) WHERE p.id = t.id",
             vec![
-                Box::new(patches.iter().map(|p| p.0).collect::<Vec<i64>>()),
-                Box::new(patches.iter().map(|p| p.1.clone()).collect::<Vec<String>>()),
-                Box::new(patches.iter().map(|p| p.2).collect::<Vec<i64>>()),
+                Box::new(patches.iter().map(|p| p.profile_id).collect::<Vec<i64>>()),
+                Box::new(patches.iter().map(|p| p.patch.clone()).collect::<Vec<String>>()),
+                Box::new(patches.iter().map(|p| p.at).collect::<Vec<i64>>()),
                 Box::new(now),
                 Box::new(flat),
+                Box::new(patches.iter().map(|p| p.times.clone()).collect::<Vec<String>>()),
             ],
         );
     }

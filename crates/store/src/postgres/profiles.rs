@@ -104,18 +104,20 @@ impl ProfileStore for PgStore {
             },
         };
         let next_cursor = common::trim_page(&mut ids, limit, |id| id.to_string());
-        let mut rows: std::collections::HashMap<i64, Vec<(Value, Millis, Millis)>> =
+        let mut rows: std::collections::HashMap<i64, Vec<(Value, Value, Millis, Millis)>> =
             Default::default();
         let mut emails: std::collections::HashMap<i64, String> = Default::default();
         if !ids.is_empty() {
             for r in c
                 .query(
-                    "SELECT canonical_id, traits, traits_updated_at, created_at FROM profiles WHERE canonical_id = ANY($1)",
+                    "SELECT canonical_id, traits, traits_updated_at, created_at, trait_times FROM profiles WHERE canonical_id = ANY($1)",
                     &[&ids],
                 )
                 .await?
             {
-                rows.entry(r.get(0)).or_default().push((r.get(1), r.get(2), r.get(3)));
+                rows.entry(r.get(0))
+                    .or_default()
+                    .push((r.get(1), r.get(4), r.get(2), r.get(3)));
             }
             for r in c
                 .query(
@@ -426,11 +428,14 @@ pub(super) async fn patch_traits(
 ) -> Result<()> {
     let stmt = tx
         .prepare_cached(
-            "UPDATE profiles SET traits = rapport_merge_patch(traits, $2), traits_updated_at = GREATEST(traits_updated_at, $3), updated_at = $3
+            "UPDATE profiles SET traits = rapport_merge_patch(traits, rapport_fresh_patch(trait_times, $2, $4::text::jsonb)),
+                                 trait_times = rapport_later_times(trait_times, $4::text::jsonb),
+                                 traits_updated_at = GREATEST(traits_updated_at, $3), updated_at = $3
              WHERE id = (SELECT canonical_id FROM profiles WHERE id = $1)",
         )
         .await?;
-    if tx.execute(&stmt, &[&id, patch, &at]).await? == 0 {
+    let times = crate::common::times_of(&patch.to_string(), at);
+    if tx.execute(&stmt, &[&id, patch, &at, &times]).await? == 0 {
         return Err(StoreError::NotFound(format!("profile {id}")));
     }
     Ok(())

@@ -219,12 +219,15 @@ pub(super) fn apply(tx: &Transaction<'_>, plan: &Plan, source: &str) -> Result<I
                 c.at
             ])?;
         }
+        // Each key is written only if it is not older than the stored one's.
         let mut stmt = tx.prepare_cached(
-            "UPDATE profiles SET traits = json_patch(traits, ?2), traits_updated_at = max(traits_updated_at, ?3), updated_at = ?4 WHERE id = ?1",
+            "UPDATE profiles SET traits = json_patch(traits, rapport_fresh_patch(trait_times, ?2, ?3)),
+                                 trait_times = rapport_later_times(trait_times, ?3),
+                                 traits_updated_at = max(traits_updated_at, ?4), updated_at = ?5 WHERE id = ?1",
         )?;
         for round in plan.trait_patch_rounds() {
-            for (id, patch, at) in round {
-                stmt.execute(params![id, patch, at, now])?;
+            for p in round {
+                stmt.execute(params![p.profile_id, p.patch, p.times, p.at, now])?;
             }
         }
         // The first campaign is kept: replaced only by an earlier one (a late batch).

@@ -304,9 +304,11 @@ pub(super) fn patch_traits(
 ) -> Result<()> {
     let c = canonical_of(tx, id)?;
     tx.prepare_cached(
-        "UPDATE profiles SET traits = json_patch(traits, ?2), traits_updated_at = max(traits_updated_at, ?3), updated_at = ?3 WHERE id = ?1",
+        "UPDATE profiles SET traits = json_patch(traits, rapport_fresh_patch(trait_times, ?2, ?4)),
+                             trait_times = rapport_later_times(trait_times, ?4),
+                             traits_updated_at = max(traits_updated_at, ?3), updated_at = ?3 WHERE id = ?1",
     )?
-    .execute(params![c, patch, at])?;
+    .execute(params![c, patch, at, crate::common::times_of(patch, at)])?;
     Ok(())
 }
 
@@ -349,15 +351,17 @@ pub(super) fn profile_read(
     let c = canonical_of(conn, id)?;
     let members = conn
         .prepare_cached(
-            "SELECT id, created_at, updated_at, traits, traits_updated_at FROM profiles WHERE canonical_id = ?1 ORDER BY id",
+            "SELECT id, created_at, updated_at, traits, traits_updated_at, trait_times FROM profiles WHERE canonical_id = ?1 ORDER BY id",
         )?
         .query_map([c], |r| {
             let t: String = r.get(3)?;
+            let times: String = r.get(5)?;
             Ok(MemberRow {
                 id: r.get(0)?,
                 created_at: r.get(1)?,
                 updated_at: r.get(2)?,
                 traits: serde_json::from_str(&t).unwrap_or(Value::Null),
+                trait_times: serde_json::from_str(&times).unwrap_or(Value::Null),
                 traits_updated_at: r.get(4)?,
             })
         })?
@@ -420,15 +424,18 @@ pub(super) fn summaries(conn: &Connection, ids: &[ProfileId]) -> Result<Vec<Prof
         return Ok(Vec::new());
     }
     let ph = placeholders(ids.len());
-    let mut rows: std::collections::HashMap<i64, Vec<(Value, Millis, Millis)>> = Default::default();
+    let mut rows: std::collections::HashMap<i64, Vec<(Value, Value, Millis, Millis)>> =
+        Default::default();
     let mut stmt = conn.prepare(&format!(
-        "SELECT canonical_id, traits, traits_updated_at, created_at FROM profiles WHERE canonical_id IN ({ph})"
+        "SELECT canonical_id, traits, traits_updated_at, created_at, trait_times FROM profiles WHERE canonical_id IN ({ph})"
     ))?;
     let mut q = stmt.query(params_from_iter(ids))?;
     while let Some(r) = q.next()? {
         let t: String = r.get(1)?;
+        let times: String = r.get(4)?;
         rows.entry(r.get(0)?).or_default().push((
             serde_json::from_str(&t).unwrap_or(Value::Null),
+            serde_json::from_str(&times).unwrap_or(Value::Null),
             r.get(2)?,
             r.get(3)?,
         ));

@@ -1,0 +1,23 @@
+-- Per top-level trait key, the event time of the value held: a value is replaced only
+-- by one at least as recent (docs/identity.md, "Traits"). Existing values take their
+-- profile's last trait update as their time.
+ALTER TABLE profiles ADD COLUMN trait_times JSONB NOT NULL DEFAULT '{}';
+UPDATE profiles
+   SET trait_times = (SELECT COALESCE(jsonb_object_agg(key, to_jsonb(profiles.traits_updated_at)), '{}'::jsonb)
+                        FROM jsonb_each(profiles.traits))
+ WHERE traits <> '{}'::jsonb;
+
+-- The keys of `patch` not older than the stored ones (rapport_domain::traits::fresh_patch).
+CREATE OR REPLACE FUNCTION rapport_fresh_patch(stored JSONB, patch JSONB, times JSONB) RETURNS JSONB AS $$
+    SELECT COALESCE(jsonb_object_agg(p.key, p.value), '{}'::jsonb)
+      FROM jsonb_each(patch) p
+     WHERE NOT (times ? p.key AND stored ? p.key
+                AND (times ->> p.key)::bigint < (stored ->> p.key)::bigint)
+$$ LANGUAGE sql IMMUTABLE;
+
+-- Stored times after a fresh patch: per key, the later (rapport_domain::traits::later_times).
+CREATE OR REPLACE FUNCTION rapport_later_times(stored JSONB, times JSONB) RETURNS JSONB AS $$
+    SELECT stored || COALESCE(jsonb_object_agg(t.key, t.value), '{}'::jsonb)
+      FROM jsonb_each(times) t
+     WHERE NOT (stored ? t.key AND (stored ->> t.key)::bigint > (t.value #>> '{}')::bigint)
+$$ LANGUAGE sql IMMUTABLE;

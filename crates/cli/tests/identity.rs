@@ -209,3 +209,45 @@ async fn each_trait_is_the_latest_by_event_time_whatever_the_arrival_order() {
         s.finish().await;
     }
 }
+
+#[tokio::test]
+async fn phones_wallets_handles_and_ids_have_one_form() {
+    for s in common::servers().await {
+        let kind = s.kind;
+        let (st, b) = s
+            .batch(json!([
+                {"type": "identify", "userId": 1717.0, "traits": {"phone": "+1 415 555 0102 ext. 23"}},
+                {"type": "identify", "userId": 1717, "traits": {"socials": {"bsky": "https://bsky.app/profile/Ann.bsky.social"}}},
+                {"type": "identify", "anonymousId": "d3", "traits": {"phone": "+14155550102;ext=23", "wallet": "eip155:01:0x52908400098527886E0F7030069857D2E4169EE7"}},
+                {"type": "identify", "anonymousId": "d4", "traits": {"socials": {"bluesky": "@@ann.bsky.social"}}, "context": {"externalIds": [{"id": "A7", "type": "CRM"}]}},
+                {"type": "identify", "userId": "owner", "traits": {"phone": "+14155550102"}, "context": {"externalIds": [{"id": "A7", "type": "crm"}]}}
+            ]))
+            .await;
+        assert_eq!(st, 200, "[{kind}] {b}");
+        let p = s.profile_of("user_id:1717").await;
+        let ids = common::identities(&p);
+        for want in [
+            "phone:+14155550102;ext=23",
+            "social:bluesky:ann.bsky.social",
+            "wallet:eip155:1:0x52908400098527886E0F7030069857D2E4169EE7",
+            "anonymous_id:d3",
+            "anonymous_id:d4",
+        ] {
+            assert!(
+                ids.contains(&want.to_string()),
+                "[{kind}] {want} not in {ids:?}"
+            );
+        }
+        // The base number and the external id in another case belong to the owner.
+        let owner = s.profile_of("user_id:owner").await;
+        assert_ne!(
+            owner["id"], p["id"],
+            "[{kind}] an extension is not the switchboard"
+        );
+        assert_eq!(
+            s.profile_of("external:crm:A7").await["id"],
+            s.profile_of("anonymous_id:d4").await["id"]
+        );
+        s.finish().await;
+    }
+}

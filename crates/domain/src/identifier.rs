@@ -120,8 +120,14 @@ impl IdentityKey {
     /// Parses and normalises a raw value of a known kind.
     pub fn parse(kind: IdentityKind, raw: &str) -> Result<Self, IdentifierError> {
         let value = match kind {
-            IdentityKind::UserId | IdentityKind::AnonymousId | IdentityKind::External => {
-                plain_id(kind, raw)?
+            IdentityKind::UserId | IdentityKind::AnonymousId => plain_id(kind, raw)?,
+            // `type:id`: the type names a system (`crm`, `CRM`), the id is its own.
+            IdentityKind::External => {
+                let v = plain_id(kind, raw)?;
+                match v.split_once(':') {
+                    Some((ty, id)) => format!("{}:{id}", ty.trim().to_lowercase()),
+                    None => v,
+                }
             }
             IdentityKind::Email => normalize_email(raw)?,
             IdentityKind::Phone => normalize_phone(raw)?,
@@ -218,9 +224,26 @@ pub fn normalize_email(raw: &str) -> Result<String, IdentifierError> {
 }
 
 /// Phones must carry their country code (`+44…`); stored in E.164.
+///
+/// An extension stays part of the number (`+14155550102;ext=23`, RFC 3966): a
+/// switchboard's extensions are different people, so `ext. 23`, `x23` and `;ext=23`
+/// are one identity and the bare number another.
 pub fn normalize_phone(raw: &str) -> Result<String, IdentifierError> {
     let v = raw.trim();
-    let num = phonenumber::parse(None, v).map_err(|e| {
+    // RFC 3966's `;ext=` is not a form the parser reads: take it off first.
+    let (base, rfc_ext) = match v.to_ascii_lowercase().find(";ext=") {
+        Some(i) => (&v[..i], Some(v[i + 5..].trim())),
+        None => (v, None),
+    };
+    if let Some(x) = rfc_ext {
+        if x.is_empty() || x.len() > 10 || !x.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(IdentifierError::new(
+                "phone",
+                format!("'{v}' has an extension that is not 1-10 digits"),
+            ));
+        }
+    }
+    let num = phonenumber::parse(None, base).map_err(|e| {
         IdentifierError::new(
             "phone",
             format!("'{v}' is not a phone number in international format, e.g. +14155550100 ({e})"),
@@ -232,7 +255,11 @@ pub fn normalize_phone(raw: &str) -> Result<String, IdentifierError> {
             format!("'{v}' is not a valid number for its country"),
         ));
     }
-    Ok(num.format().mode(phonenumber::Mode::E164).to_string())
+    let e164 = num.format().mode(phonenumber::Mode::E164).to_string();
+    match rfc_ext.or(num.extension().map(|x| x.as_ref())) {
+        Some(x) if !x.is_empty() => Ok(format!("{e164};ext={x}")),
+        _ => Ok(e164),
+    }
 }
 
 /// Wallets are CAIP-10 account ids. A bare EVM address (`0x…`) is taken as Ethereum
@@ -275,14 +302,20 @@ pub fn normalize_wallet(raw: &str) -> Result<String, IdentifierError> {
         ));
     }
     if namespace == "eip155" {
-        if !reference.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(IdentifierError::new(
-                "wallet",
-                format!("eip155 chain id '{reference}' must be decimal"),
-            ));
-        }
+        // One spelling per chain: `eip155:01` is chain 1.
+        let chain: u64 = reference
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| reference.parse().ok())
+            .flatten()
+            .ok_or_else(|| {
+                IdentifierError::new(
+                    "wallet",
+                    format!("eip155 chain id '{reference}' must be a decimal number"),
+                )
+            })?;
         let checksummed = eip55_checksum(address)?;
-        return Ok(format!("eip155:{reference}:{checksummed}"));
+        return Ok(format!("eip155:{chain}:{checksummed}"));
     }
     let addr_ok = (1..=128).contains(&address.len())
         && address
@@ -353,12 +386,27 @@ pub const SOCIAL_NETWORKS: &[&str] = &[
     "nostr",
 ];
 
-/// `network:handle`, both lower-cased; a leading `@` dropped; `twitter` is `x`.
+/// Other names of networks, and the one each is stored under.
+const NETWORK_ALIASES: &[(&str, &str)] = &[
+    ("twitter", "x"),
+    ("bsky", "bluesky"),
+    ("ig", "instagram"),
+    ("fb", "facebook"),
+    ("gh", "github"),
+    ("li", "linkedin"),
+];
+
+/// `network:handle`, both lower-cased; leading `@`s dropped; a profile URL
+/// (`https://x.com/ann`, `bsky.app/profile/ann.bsky.social`) taken for its handle, a
+/// Mastodon URL as `user@instance`; other names of a network (`twitter`, `bsky`) are its
+/// own (`x`, `bluesky`).
 pub fn normalize_social(network: &str, handle: &str) -> Result<String, IdentifierError> {
     let mut network = network.trim().to_ascii_lowercase();
-    if network == "twitter" {
-        network = "x".to_string();
+    if let Some((_, to)) = NETWORK_ALIASES.iter().find(|(from, _)| *from == network) {
+        network = to.to_string();
     }
+    let from_url = handle_from_url(&network, handle.trim());
+    let handle = from_url.as_deref().unwrap_or(handle);
     if network.is_empty()
         || network.len() > 32
         || !network
@@ -370,8 +418,7 @@ pub fn normalize_social(network: &str, handle: &str) -> Result<String, Identifie
             format!("network '{network}' must be 1-32 of [a-z0-9_.-]"),
         ));
     }
-    let handle = handle.trim();
-    let handle = handle.strip_prefix('@').unwrap_or(handle).to_lowercase();
+    let handle = handle.trim().trim_start_matches('@').to_lowercase();
     if handle.is_empty() || handle.len() > 100 {
         return Err(IdentifierError::new(
             "social",
@@ -385,6 +432,32 @@ pub fn normalize_social(network: &str, handle: &str) -> Result<String, Identifie
         ));
     }
     Ok(format!("{network}:{handle}"))
+}
+
+/// The handle in a profile URL, if `handle` is one (with or without its scheme).
+fn handle_from_url(network: &str, handle: &str) -> Option<String> {
+    let lower = handle.to_ascii_lowercase();
+    let with_scheme = if lower.starts_with("http://") || lower.starts_with("https://") {
+        handle.to_string()
+    } else if handle.contains('/') && !handle.starts_with('@') {
+        format!("https://{handle}")
+    } else {
+        return None;
+    };
+    let url = url::Url::parse(&with_scheme).ok()?;
+    let host = url.host_str()?.trim_start_matches("www.").to_string();
+    let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
+    // bsky.app/profile/<handle>, linkedin.com/in/<handle>: the segment after the marker.
+    let user = match segments.as_slice() {
+        ["profile", h, ..] | ["in", h, ..] | ["u", h, ..] | ["user", h, ..] => *h,
+        [h, ..] => *h,
+        [] => return None,
+    };
+    let user = user.trim_start_matches('@');
+    if network == "mastodon" && !user.contains('@') {
+        return Some(format!("{user}@{host}"));
+    }
+    Some(user.to_string())
 }
 
 #[cfg(test)]
@@ -425,6 +498,46 @@ mod tests {
         assert_ne!(one("a.nn@gmail.com"), one("ann@gmail.com"));
         assert!(normalize_email("Ann <>").is_err());
         assert!(normalize_email("ann@-bad-.com").is_err());
+    }
+
+    #[test]
+    fn one_canonical_form_each() {
+        let one = |k: IdentityKind, v: &str| IdentityKey::parse(k, v).unwrap().value;
+        use IdentityKind::*;
+        // Extensions: kept, in every spelling; the base number is another identity.
+        assert_eq!(one(Phone, "+1 415 555 0102 ext. 23"), "+14155550102;ext=23");
+        assert_eq!(one(Phone, "+14155550102;ext=23"), "+14155550102;ext=23");
+        assert_eq!(one(Phone, "+1 415 555 0102 x23"), "+14155550102;ext=23");
+        assert_eq!(one(Phone, "+14155550102"), "+14155550102");
+        assert!(IdentityKey::parse(Phone, "+14155550102;ext=").is_err());
+        assert_eq!(
+            one(
+                Wallet,
+                "eip155:01:0x52908400098527886E0F7030069857D2E4169EE7"
+            ),
+            one(Wallet, "0x52908400098527886E0F7030069857D2E4169EE7")
+        );
+        for h in [
+            "x:@@Ann",
+            "twitter:ann",
+            "x:https://x.com/ann?s=20",
+            "x:x.com/Ann/",
+        ] {
+            assert_eq!(one(Social, h), "x:ann", "{h}");
+        }
+        assert_eq!(
+            one(Social, "bsky:https://bsky.app/profile/ann.bsky.social"),
+            "bluesky:ann.bsky.social"
+        );
+        assert_eq!(
+            one(Social, "mastodon:https://mastodon.social/@ann"),
+            "mastodon:ann@mastodon.social"
+        );
+        assert_eq!(
+            one(Social, "linkedin:https://www.linkedin.com/in/ann-lee/"),
+            "linkedin:ann-lee"
+        );
+        assert_eq!(one(External, "CRM:Ab7"), "crm:Ab7");
     }
 
     #[test]

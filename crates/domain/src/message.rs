@@ -149,12 +149,23 @@ fn obj<'a>(
 }
 
 /// Strings or numbers (Segment allows numeric ids); anything else is an error.
+/// A numeric id as text: a whole number is written without a fraction, so `1717.0`
+/// (a float in some SDKs' JSON) and `1717` are one id.
+fn number_id(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            format!("{}", f as i64)
+        }
+        _ => n.to_string(),
+    }
+}
+
 fn id_string(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<String>, FieldError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::Number(n)) => Ok(Some(number_id(n))),
         Some(_) => Err(FieldError::new(
             format!("{path}{key}"),
             "must be a string or a number",
@@ -455,7 +466,7 @@ pub fn parse_message(
                         .get("id")
                         .and_then(|v| match v {
                             Value::String(s) => Some(s.clone()),
-                            Value::Number(n) => Some(n.to_string()),
+                            Value::Number(n) => Some(number_id(n)),
                             _ => None,
                         })
                         .ok_or_else(|| FieldError::new(format!("{field}.id"), "required string"))?;

@@ -251,3 +251,52 @@ async fn phones_wallets_handles_and_ids_have_one_form() {
         s.finish().await;
     }
 }
+
+#[tokio::test]
+async fn a_tie_split_by_hand_comes_back_as_a_conflict() {
+    for s in common::servers().await {
+        let kind = s.kind;
+        let tie = |n: &str| {
+            json!([
+                {"type": "identify", "userId": "alice", "messageId": format!("a{n}"), "traits": {"email": "family@shop.example"}},
+                {"type": "identify", "userId": "bob", "messageId": format!("b{n}"), "traits": {"email": "family@shop.example"}}
+            ])
+        };
+        s.batch(tie("1")).await;
+        let alice = s.profile_of("user_id:alice").await;
+        let bob = s.profile_of("user_id:bob").await;
+        assert_eq!(s.get("/api/conflicts").await.1.as_array().unwrap().len(), 1);
+        // Merged by hand (resolving the conflict), then split again by hand.
+        let (st, _) = s
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/profiles/{}/merge", bob["id"]),
+                json!({"other_id": alice["id"]}),
+            )
+            .await;
+        assert_eq!(st, 200);
+        assert_eq!(s.get("/api/conflicts").await.1.as_array().unwrap().len(), 0);
+        let merged = [&alice, &bob]
+            .iter()
+            .map(|p| p["id"].as_i64().unwrap())
+            .max()
+            .unwrap();
+        let (st, b) = s
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/profiles/{merged}/unmerge"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{kind}] {b}");
+        // The same tie again: a conflict to review, as the docs promise.
+        s.batch(tie("2")).await;
+        let (_, c) = s.get("/api/conflicts").await;
+        assert_eq!(c.as_array().unwrap().len(), 1, "[{kind}] {c}");
+        assert_ne!(
+            s.profile_of("user_id:alice").await["id"],
+            s.profile_of("user_id:bob").await["id"]
+        );
+        s.finish().await;
+    }
+}

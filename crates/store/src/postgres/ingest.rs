@@ -346,7 +346,8 @@ pub(super) async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Res
         p.add(
             "INSERT INTO conflicts (profile_a, profile_b, identifier, reason, message_id, first_at, last_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6)
-             ON CONFLICT (profile_a, profile_b, identifier) DO UPDATE SET count = conflicts.count + 1, last_at = excluded.last_at",
+             ON CONFLICT (profile_a, profile_b, identifier) DO UPDATE SET count = conflicts.count + 1, last_at = excluded.last_at,
+                 reason = excluded.reason, resolved_at = NULL",
             vec![
                 Box::new(c.profile_a),
                 Box::new(c.profile_b),

@@ -207,7 +207,8 @@ pub(super) fn apply(tx: &Transaction<'_>, plan: &Plan, source: &str) -> Result<I
         let mut stmt = tx.prepare_cached(
             "INSERT INTO conflicts (profile_a, profile_b, identifier, reason, message_id, first_at, last_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-             ON CONFLICT (profile_a, profile_b, identifier) DO UPDATE SET count = count + 1, last_at = excluded.last_at",
+             ON CONFLICT (profile_a, profile_b, identifier) DO UPDATE SET count = count + 1, last_at = excluded.last_at,
+                 reason = excluded.reason, resolved_at = NULL",
         )?;
         for c in &plan.conflicts {
             stmt.execute(params![

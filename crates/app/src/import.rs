@@ -67,10 +67,16 @@ impl ImportSummary {
         identity: &IdentityPolicy,
         m: &mut Message,
         line: usize,
+        column: Option<&(dyn Fn(&str) -> String + Sync)>,
     ) -> Result<(), StoreError> {
-        let dropped = identity
+        let mut dropped = identity
             .screen(std::slice::from_mut(m), |_| format!("line {line}: "))
             .await?;
+        if let Some(column) = column {
+            for d in &mut dropped {
+                d.field = format!("line {line}: {}", column(d.general_field()));
+            }
+        }
         self.dropped_count += dropped.len();
         let room = MAX_LISTED.saturating_sub(self.dropped.len());
         self.dropped.extend(dropped.into_iter().take(room));
@@ -137,7 +143,9 @@ pub async fn import_csv(
         let fields: Vec<&str> = record.iter().collect();
         match row_message(&map, &fields, now) {
             Ok(mut m) => {
-                summary.screen(&identity, &mut m, line).await?;
+                // Named by column, as rejections are.
+                let name = |f: &str| column_of(f, &map, &headers);
+                summary.screen(&identity, &mut m, line, Some(&name)).await?;
                 buf.push(m)
             }
             Err(e) => summary.reject(
@@ -182,7 +190,7 @@ pub async fn import_jsonl(
                 if !line.contains("\"messageId\"") {
                     m.message_id = content_id("jsonl", &[&line]);
                 }
-                summary.screen(&identity, &mut m, i + 1).await?;
+                summary.screen(&identity, &mut m, i + 1, None).await?;
                 buf.push(m)
             }
             Err(e) => summary.reject(i + 1, format!("{}: {}", e.field, e.reason)),

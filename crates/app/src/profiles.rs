@@ -1,9 +1,9 @@
-//! Edits to a person made outside the event stream — traits, consents, merges and
-//! unmerges — by the API and the web app alike. Each write is announced
+//! Edits to a person made outside the event stream — traits, consents, merges,
+//! unmerges and detached identifiers — by the API and the web app alike. Each write is announced
 //! ([`crate::changes`]) so the real-time engine re-reads the people it holds.
 
 use crate::changes::{announce, Change};
-use rapport_domain::model::MergeView;
+use rapport_domain::model::{DetachView, MergeView};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
 use rapport_store::{ConsentInput, DynStore, StoreError, UnmergeTarget};
@@ -52,4 +52,31 @@ pub async fn unmerge(
     let m = store.unmerge(target, by, at).await?;
     announce(store, Change::Standing).await?;
     Ok(m)
+}
+
+/// Moves one identifier off a person onto a profile of its own (a recycled phone number,
+/// a shared kiosk); recorded, reversible, and the two are kept from re-merging
+/// automatically.
+pub async fn detach(
+    store: &DynStore,
+    person: ProfileId,
+    key: &rapport_domain::IdentityKey,
+    by: &str,
+    at: Millis,
+) -> Result<DetachView, StoreError> {
+    let d = store.detach(person, key, by, at).await?;
+    announce(store, Change::Standing).await?;
+    Ok(d)
+}
+
+/// Puts a detached identifier back where it was.
+pub async fn undo_detach(
+    store: &DynStore,
+    id: i64,
+    by: &str,
+    at: Millis,
+) -> Result<DetachView, StoreError> {
+    let d = store.undo_detach(id, by, at).await?;
+    announce(store, Change::Standing).await?;
+    Ok(d)
 }

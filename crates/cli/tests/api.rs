@@ -233,27 +233,11 @@ async fn bad_input_is_refused_precisely_and_stores_nothing() {
         s.batch(json!([{"type": "track", "userId": "u", "event": "Seed", "messageId": "seed"}]))
             .await;
         let before = s.stats().await;
+        // A bad identifier (an e-mail, a phone, a wallet checksum, a userId object) no
+        // longer refuses the request: it is dropped and reported, the event kept
+        // (identity.rs::one_bad_identifier_does_not_lose_the_events). What is still
+        // refused, naming the field, is the message's shape:
         let cases: Vec<(Value, u16, &str)> = vec![
-            (
-                json!([{"type": "track", "userId": "u", "event": "ok", "messageId": "x1"}, {"type": "identify", "userId": "u", "traits": {"email": "not-an-email"}}]),
-                400,
-                "batch[1].traits.email",
-            ),
-            (
-                json!([{"type": "identify", "userId": {"a": 1}}]),
-                400,
-                "batch[0].userId",
-            ),
-            (
-                json!([{"type": "identify", "userId": "u", "traits": {"phone": "12"}}]),
-                400,
-                "batch[0].traits.phone",
-            ),
-            (
-                json!([{"type": "identify", "userId": "u", "traits": {"wallet": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"}}]),
-                400,
-                "batch[0].traits.wallet",
-            ),
             (
                 json!([{"type": "track", "userId": "u"}]),
                 400,

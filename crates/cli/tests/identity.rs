@@ -300,3 +300,159 @@ async fn a_tie_split_by_hand_comes_back_as_a_conflict() {
         s.finish().await;
     }
 }
+
+#[tokio::test]
+async fn one_bad_identifier_does_not_lose_the_events() {
+    for s in common::servers().await {
+        let kind = s.kind;
+        let (st, body) = s
+            .batch(json!([
+                {"type": "track", "userId": "buyer", "event": "Order Completed", "properties": {"revenue": 99.5},
+                 "context": {"traits": {"email": "n/a"}}},
+                {"type": "identify", "userId": "buyer", "traits": {"phone": "12", "name": "Ann"}},
+                {"type": "identify", "userId": "buyer2", "traits": {"email": "not an address"}},
+                {"type": "track", "userId": "bad\u{7}id", "event": "Order Completed", "messageId": "lost-id"}
+            ]))
+            .await;
+        assert_eq!(st, 200, "[{kind}] {body}");
+        let fields: Vec<&str> = body["dropped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d["field"].as_str())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "batch[0].context.traits.email",
+                "batch[1].traits.phone",
+                "batch[2].traits.email",
+                "batch[3].userId"
+            ],
+            "[{kind}] {body}"
+        );
+        assert_eq!(s.stats().await["events"], 4, "[{kind}] every event kept");
+        let buyer = s.profile_of("user_id:buyer").await;
+        assert_eq!(buyer["traits"]["name"], "Ann");
+        s.profile_of("anonymous_id:unattributed:lost-id").await;
+        // Counted per field and kind, with the latest example.
+        let (st, issues) = s.get("/api/ingestion/issues").await;
+        assert_eq!(st, 200);
+        let email = issues
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["field"] == "traits.email")
+            .unwrap_or_else(|| panic!("[{kind}] {issues}"));
+        assert_eq!(email["kind"], "invalid");
+        assert_eq!(email["count"], 1);
+        assert_eq!(email["example_value"], "not an address");
+        assert_eq!(issues[0]["count"], 1);
+        // Placeholders are counted too.
+        s.batch(json!([{"type": "identify", "anonymousId": "undefined", "userId": "z"}]))
+            .await;
+        let (_, issues) = s.get("/api/ingestion/issues?limit=1000").await;
+        assert!(
+            issues
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["field"] == "anonymousId" && i["kind"] == "blocked"),
+            "[{kind}] {issues}"
+        );
+        s.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn an_identifier_can_be_detached_and_put_back() {
+    for s in common::servers().await {
+        let kind = s.kind;
+        // A recycled phone number: it belonged to Ann, now someone else texts from it.
+        s.batch(json!([{"type": "identify", "userId": "ann", "traits": {"phone": "+14155550123", "email": "ann@shop.example"}}]))
+            .await;
+        let ann = s.profile_of("user_id:ann").await;
+        let id = ann["id"].as_i64().unwrap();
+        let (st, d) = s
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/api/profiles/{id}/identities/phone/%2B14155550123"),
+                json!(null),
+            )
+            .await;
+        assert_eq!(st, 200, "[{kind}] {d}");
+        let phone_owner = s.profile_of("phone:+14155550123").await;
+        assert_ne!(phone_owner["id"], ann["id"], "[{kind}]");
+        assert_eq!(d["to_profile"], phone_owner["id"]);
+        assert!(!common::identities(&s.profile_of("user_id:ann").await)
+            .contains(&"phone:+14155550123".to_string()));
+        // The new owner's messages carrying the number do not merge it back.
+        s.batch(json!([{"type": "identify", "anonymousId": "new-owner", "traits": {"phone": "+14155550123"}},
+                       {"type": "identify", "anonymousId": "new-owner", "traits": {"email": "ann@shop.example"}}]))
+            .await;
+        assert_ne!(
+            s.profile_of("phone:+14155550123").await["id"],
+            s.profile_of("user_id:ann").await["id"],
+            "[{kind}] a detached identifier came back by itself"
+        );
+        let (_, list) = s.get(&format!("/api/profiles/{id}/detaches")).await;
+        assert_eq!(
+            list[0]["identifier"], "phone:+14155550123",
+            "[{kind}] {list}"
+        );
+        // Refusals: unknown identifier, the only one left, bad kind.
+        let (st, _) = s
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/api/profiles/{id}/identities/phone/%2B14155550999"),
+                json!(null),
+            )
+            .await;
+        assert_eq!(st, 404);
+        let (st, b) = s
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/api/profiles/{id}/identities/fax/1"),
+                json!(null),
+            )
+            .await;
+        assert_eq!((st, b["field"].as_str()), (400, Some("kind")));
+        let lone = s.profile_of("phone:+14155550123").await["id"]
+            .as_i64()
+            .unwrap();
+        let (_, lone_p) = s.get(&format!("/api/profiles/{lone}")).await;
+        if lone_p["identities"].as_array().unwrap().len() == 1 {
+            let (st, _) = s
+                .send(
+                    reqwest::Method::DELETE,
+                    &format!("/api/profiles/{lone}/identities/phone/%2B14155550123"),
+                    json!(null),
+                )
+                .await;
+            assert_eq!(st, 409, "[{kind}] a person's only identifier");
+        }
+        // Put back: Ann has her number again.
+        let (st, u) = s
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/detaches/{}/undo", d["id"]),
+                json!(null),
+            )
+            .await;
+        assert_eq!(st, 200, "[{kind}] {u}");
+        assert!(u["undone_at"].is_string());
+        assert_eq!(
+            s.profile_of("phone:+14155550123").await["id"],
+            s.profile_of("user_id:ann").await["id"]
+        );
+        let (st, _) = s
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/detaches/{}/undo", d["id"]),
+                json!(null),
+            )
+            .await;
+        assert_eq!(st, 409, "[{kind}] undone twice");
+        s.finish().await;
+    }
+}

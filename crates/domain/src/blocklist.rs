@@ -123,6 +123,45 @@ pub struct Dropped {
     pub field: String,
     pub value: String,
     pub reason: String,
+    pub kind: DropKind,
+}
+
+impl Dropped {
+    /// The field without the message's place in its request (`batch[3].`, `line 7: `):
+    /// what issues are counted under.
+    pub fn general_field(&self) -> &str {
+        let f = self.field.as_str();
+        if f.starts_with("batch[") {
+            if let Some(i) = f.find("].") {
+                return &f[i + 2..];
+            }
+        }
+        if f.starts_with("line ") {
+            if let Some(i) = f.find(": ") {
+                return &f[i + 2..];
+            }
+        }
+        f
+    }
+}
+
+/// Why an identifier was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DropKind {
+    /// Not a valid identifier of its kind (`traits.email: "n/a"`).
+    Invalid,
+    /// A placeholder value (built-in or the brand's pattern).
+    Blocked,
+}
+
+impl DropKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropKind::Invalid => "invalid",
+            DropKind::Blocked => "blocked",
+        }
+    }
 }
 
 /// The built-in rules plus a brand's patterns.
@@ -182,6 +221,12 @@ impl Blocklist {
     /// `batch[2].`). A message left with no identifier at all gets one of its own,
     /// `unattributed:<messageId>`, so its event is kept on a profile no one else shares.
     pub fn screen(&self, m: &mut Message, path: &str) -> Vec<Dropped> {
+        // Parsing named fields from the message's own root; give them the caller's.
+        for d in &mut m.dropped {
+            if !d.field.starts_with(path) {
+                d.field = format!("{path}{}", d.field);
+            }
+        }
         let mut out = Vec::new();
         let mut drop = |field: &str, key: &IdentityKey| -> bool {
             match self.reason(key) {
@@ -190,6 +235,7 @@ impl Blocklist {
                         field: format!("{path}{field}"),
                         value: key.value.clone(),
                         reason,
+                        kind: DropKind::Blocked,
                     });
                     true
                 }
@@ -218,13 +264,12 @@ impl Blocklist {
             }
         }
         if !out.is_empty() && m.keys().is_empty() {
-            let id: String = m.message_id.chars().take(200).collect();
-            m.anonymous_id = Some(IdentityKey {
-                kind: IdentityKind::AnonymousId,
-                value: format!("unattributed:{id}"),
-            });
+            m.anonymous_id = Some(crate::message::unattributed(&m.message_id));
         }
-        out
+        // What parsing dropped comes first, then the placeholders; the message keeps
+        // the whole list (the store counts them), the caller reports it.
+        m.dropped.extend(out);
+        m.dropped.clone()
     }
 }
 

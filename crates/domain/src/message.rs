@@ -6,6 +6,7 @@
 //! when the client also sent `sentAt`, the stored time is corrected for its clock skew:
 //! `timestamp = receivedAt - (sentAt - originalTimestamp)`.
 
+use crate::blocklist::{DropKind, Dropped};
 use crate::identifier::{IdentityKey, IdentityKind, SOCIAL_NETWORKS};
 use crate::time::{parse_timestamp, Millis};
 use serde_json::{Map, Value};
@@ -102,6 +103,9 @@ pub struct Message {
     pub text: Option<String>,
     pub occurred_at: Millis,
     pub received_at: Millis,
+    /// Identifiers left out of resolution: invalid (`traits.email: "n/a"`) or blocked
+    /// as placeholders. The message is stored all the same; these are reported.
+    pub dropped: Vec<Dropped>,
 }
 
 impl Message {
@@ -149,6 +153,16 @@ fn obj<'a>(
 }
 
 /// Strings or numbers (Segment allows numeric ids); anything else is an error.
+/// The anonymous id of a message whose every identifier was dropped: its own, so its
+/// event is kept on a profile no one else shares.
+pub fn unattributed(message_id: &str) -> IdentityKey {
+    let id: String = message_id.chars().take(200).collect();
+    IdentityKey {
+        kind: IdentityKind::AnonymousId,
+        value: format!("unattributed:{id}"),
+    }
+}
+
 /// A numeric id as text: a whole number is written without a fraction, so `1717.0`
 /// (a float in some SDKs' JSON) and `1717` are one id.
 fn number_id(n: &serde_json::Number) -> String {
@@ -193,19 +207,69 @@ fn timestamp(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<Mil
     }
 }
 
-fn key(kind: IdentityKind, raw: &str, field: String) -> Result<IdentityKey, FieldError> {
-    IdentityKey::parse(kind, raw).map_err(|e| FieldError::new(field, e.reason))
+/// Identifiers that could not be used, collected instead of refusing the message: one
+/// bad e-mail must not lose a revenue event (SDKs do not retry a 400).
+#[derive(Default)]
+struct Drops(Vec<Dropped>);
+
+impl Drops {
+    fn add(&mut self, field: impl Into<String>, value: &Value, reason: impl Into<String>) {
+        let value = match value {
+            Value::String(s) => s.chars().take(200).collect(),
+            other => other.to_string().chars().take(200).collect(),
+        };
+        self.0.push(Dropped {
+            field: field.into(),
+            value,
+            reason: reason.into(),
+            kind: DropKind::Invalid,
+        });
+    }
+
+    /// The identifier `raw` of `kind`, or `None` with the reason noted.
+    fn key(&mut self, kind: IdentityKind, raw: &str, field: String) -> Option<IdentityKey> {
+        match IdentityKey::parse(kind, raw) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                self.add(field, &Value::String(raw.to_string()), e.reason);
+                None
+            }
+        }
+    }
+
+    /// `userId`, `anonymousId`: a string or number that is a valid id, else noted.
+    fn id(
+        &mut self,
+        m: &Map<String, Value>,
+        name: &str,
+        kind: IdentityKind,
+        path: &str,
+    ) -> Option<IdentityKey> {
+        let field = format!("{path}{name}");
+        match id_string(m, name, path) {
+            Ok(Some(s)) => self.key(kind, &s, field),
+            Ok(None) => None,
+            Err(e) => {
+                self.add(field, m.get(name).unwrap_or(&Value::Null), e.reason);
+                None
+            }
+        }
+    }
 }
 
-/// Collects identifiers from a traits object (identify traits or context.traits).
+/// Collects identifiers from a traits object (identify traits or context.traits); a
+/// value that is not a valid identifier is noted in `drops` (the trait itself is kept).
 fn identifiers_from_traits(
     traits: &Map<String, Value>,
     path: &str,
     out: &mut Vec<IdentityKey>,
-) -> Result<(), FieldError> {
-    let mut push = |k: IdentityKey| {
-        if !out.contains(&k) {
-            out.push(k);
+    drops: &mut Drops,
+) {
+    let mut push = |k: Option<IdentityKey>| {
+        if let Some(k) = k {
+            if !out.contains(&k) {
+                out.push(k);
+            }
         }
     };
     // Single-valued and list-valued forms of each identifier trait.
@@ -222,72 +286,65 @@ fn identifiers_from_traits(
             match traits.get(*name) {
                 None | Some(Value::Null) => {}
                 Some(Value::String(s)) if s.trim().is_empty() => {}
-                Some(Value::String(s)) => push(key(kind, s, format!("{path}{name}"))?),
+                Some(Value::String(s)) => push(drops.key(kind, s, format!("{path}{name}"))),
                 Some(Value::Array(items)) => {
                     for (i, item) in items.iter().enumerate() {
                         let field = format!("{path}{name}[{i}]");
                         match item {
-                            Value::String(s) => push(key(kind, s, field)?),
+                            Value::String(s) => push(drops.key(kind, s, field)),
                             // wallets: [{"chain": "eip155:137", "address": "0x…"}]
                             Value::Object(o) if kind == IdentityKind::Wallet => {
-                                let addr =
-                                    o.get("address").and_then(Value::as_str).ok_or_else(|| {
-                                        FieldError::new(format!("{field}.address"), "missing")
-                                    })?;
+                                let Some(addr) = o.get("address").and_then(Value::as_str) else {
+                                    drops.add(format!("{field}.address"), item, "missing");
+                                    continue;
+                                };
                                 let raw = match o.get("chain").and_then(Value::as_str) {
                                     Some(chain) => format!("{chain}:{addr}"),
                                     None => addr.to_string(),
                                 };
-                                push(key(kind, &raw, field)?)
+                                push(drops.key(kind, &raw, field))
                             }
-                            _ => {
-                                return Err(FieldError::new(field, "must be a string"));
-                            }
+                            other => drops.add(field, other, "must be a string"),
                         }
                     }
                 }
-                Some(_) => {
-                    return Err(FieldError::new(
-                        format!("{path}{name}"),
-                        "must be a string or a list of strings",
-                    ))
-                }
+                Some(other) => drops.add(
+                    format!("{path}{name}"),
+                    other,
+                    "must be a string or a list of strings",
+                ),
             }
         }
     }
     for network in SOCIAL_NETWORKS {
-        if let Some(v) = traits.get(*network) {
-            match v {
-                Value::String(s) if !s.trim().is_empty() => {
-                    let value = crate::identifier::normalize_social(network, s)
-                        .map_err(|e| FieldError::new(format!("{path}{network}"), e.reason))?;
-                    push(IdentityKey {
-                        kind: IdentityKind::Social,
-                        value,
-                    })
-                }
-                // A non-string under a network name (e.g. a profile object) is not a handle.
-                _ => {}
+        if let Some(Value::String(s)) = traits.get(*network) {
+            // A non-string under a network name (e.g. a profile object) is not a handle.
+            if !s.trim().is_empty() {
+                push(drops.key(
+                    IdentityKind::Social,
+                    &format!("{network}:{s}"),
+                    format!("{path}{network}"),
+                ));
             }
         }
     }
     for name in ["socials", "social"] {
-        if let Some(o) = obj(traits, name, path)? {
-            for (network, handle) in o {
-                let field = format!("{path}{name}.{network}");
-                let handle = handle
-                    .as_str()
-                    .ok_or_else(|| FieldError::new(field.clone(), "must be a string"))?;
-                let value = crate::identifier::normalize_social(network, handle)
-                    .map_err(|e| FieldError::new(field, e.reason))?;
-                push(IdentityKey {
-                    kind: IdentityKind::Social,
-                    value,
-                })
+        match traits.get(name) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(o)) => {
+                for (network, handle) in o {
+                    let field = format!("{path}{name}.{network}");
+                    match handle.as_str() {
+                        Some(h) => {
+                            push(drops.key(IdentityKind::Social, &format!("{network}:{h}"), field))
+                        }
+                        None => drops.add(field, handle, "must be a string"),
+                    }
+                }
             }
+            Some(other) => drops.add(format!("{path}{name}"), other, "must be a JSON object"),
         }
     }
-    Ok(())
 }
 
 /// Text fields that carry what a customer wrote, analysed later by the text capability.
@@ -370,12 +427,9 @@ pub fn parse_message(
         }
     }
 
-    let user_id = id_string(m, "userId", path)?
-        .map(|s| key(IdentityKind::UserId, &s, format!("{path}userId")))
-        .transpose()?;
-    let anonymous_id = id_string(m, "anonymousId", path)?
-        .map(|s| key(IdentityKind::AnonymousId, &s, format!("{path}anonymousId")))
-        .transpose()?;
+    let mut drops = Drops::default();
+    let user_id = drops.id(m, "userId", IdentityKind::UserId, path);
+    let mut anonymous_id = drops.id(m, "anonymousId", IdentityKind::AnonymousId, path);
     let previous_id = id_string(m, "previousId", path)?;
 
     let name = match kind {
@@ -451,10 +505,15 @@ pub fn parse_message(
 
     let mut identifiers = Vec::new();
     if let Some(t) = traits {
-        identifiers_from_traits(t, &format!("{path}traits."), &mut identifiers)?;
+        identifiers_from_traits(t, &format!("{path}traits."), &mut identifiers, &mut drops);
     }
     if let Some(t) = ctx_traits {
-        identifiers_from_traits(t, &format!("{ctx_path}traits."), &mut identifiers)?;
+        identifiers_from_traits(
+            t,
+            &format!("{ctx_path}traits."),
+            &mut identifiers,
+            &mut drops,
+        );
     }
     if let Some(c) = &merged_ctx {
         match c.get("externalIds") {
@@ -462,38 +521,52 @@ pub fn parse_message(
             Some(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     let field = format!("{ctx_path}externalIds[{i}]");
-                    let id = item
-                        .get("id")
-                        .and_then(|v| match v {
-                            Value::String(s) => Some(s.clone()),
-                            Value::Number(n) => Some(number_id(n)),
-                            _ => None,
-                        })
-                        .ok_or_else(|| FieldError::new(format!("{field}.id"), "required string"))?;
-                    let ty = item.get("type").and_then(Value::as_str).ok_or_else(|| {
-                        FieldError::new(format!("{field}.type"), "required string")
-                    })?;
-                    let k = key(IdentityKind::External, &format!("{ty}:{id}"), field)?;
-                    if !identifiers.contains(&k) {
-                        identifiers.push(k);
+                    let id = item.get("id").and_then(|v| match v {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Number(n) => Some(number_id(n)),
+                        _ => None,
+                    });
+                    let Some(id) = id else {
+                        drops.add(format!("{field}.id"), item, "required: a string");
+                        continue;
+                    };
+                    let Some(ty) = item.get("type").and_then(Value::as_str) else {
+                        drops.add(format!("{field}.type"), item, "required: a string");
+                        continue;
+                    };
+                    if let Some(k) = drops.key(IdentityKind::External, &format!("{ty}:{id}"), field)
+                    {
+                        if !identifiers.contains(&k) {
+                            identifiers.push(k);
+                        }
                     }
                 }
             }
-            Some(_) => {
-                return Err(FieldError::new(
-                    format!("{ctx_path}externalIds"),
-                    "must be a list",
-                ))
-            }
+            Some(other) => drops.add(format!("{ctx_path}externalIds"), other, "must be a list"),
         }
     }
 
     let identified_otherwise = batch.identifiers_suffice && !identifiers.is_empty();
+    let id_dropped = drops
+        .0
+        .iter()
+        .any(|d| d.field == format!("{path}userId") || d.field == format!("{path}anonymousId"));
     if user_id.is_none() && anonymous_id.is_none() && !identified_otherwise {
-        return Err(FieldError::new(
-            format!("{path}userId"),
-            "userId or anonymousId is required",
-        ));
+        // A profile row (a CSV import) whose only identifier is bad has nothing to keep:
+        // refused, naming that field.
+        if batch.identifiers_suffice {
+            if let Some(d) = drops.0.first() {
+                return Err(FieldError::new(d.field.clone(), d.reason.clone()));
+            }
+        }
+        if !id_dropped {
+            return Err(FieldError::new(
+                format!("{path}userId"),
+                "userId or anonymousId is required",
+            ));
+        }
+        // It named someone, unusably: the event is kept on a profile of its own.
+        anonymous_id = Some(unattributed(&message_id));
     }
 
     // Profile traits: identify traits, then context.traits (which Segment documents as
@@ -626,7 +699,9 @@ pub fn parse_message(
             ));
         }
     }
+    let dropped = drops.0;
     Ok(Message {
+        dropped,
         message_id,
         kind,
         name,
@@ -898,9 +973,29 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let v = json!({"type": "identify", "userId": "u", "traits": {"email": "nope"}});
-        let e = parse_message(&v, "batch[3].", None, &ctx(0), || "x".into()).unwrap_err();
-        assert_eq!(e.field, "batch[3].traits.email");
+        // A bad identifier does not refuse the message: it is dropped, naming the field.
+        let v = json!({"type": "identify", "userId": "u", "traits": {"email": "nope", "phones": [5], "socials": "x"}, "context": {"externalIds": [{"id": "7"}]}});
+        let m = parse_message(&v, "batch[3].", None, &ctx(0), || "x".into()).unwrap();
+        let fields: Vec<_> = m.dropped.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "batch[3].traits.email",
+                "batch[3].traits.phones[0]",
+                "batch[3].traits.socials",
+                "batch[3].context.externalIds[0].type"
+            ]
+        );
+        assert_eq!(
+            m.traits.unwrap()["email"],
+            "nope",
+            "the trait is kept as sent"
+        );
+        // An unusable userId keeps the event on a profile of its own.
+        let v = json!({"type": "track", "event": "Order Completed", "userId": "a\u{7}b", "messageId": "m9"});
+        let m = parse_message(&v, "", None, &ctx(0), || "x".into()).unwrap();
+        assert_eq!(m.dropped[0].field, "userId");
+        assert_eq!(m.keys(), vec![unattributed("m9")]);
         let v = json!({"type": "track", "userId": "u"});
         let e = parse_message(&v, "", None, &ctx(0), || "x".into()).unwrap_err();
         assert_eq!(e.field, "event");

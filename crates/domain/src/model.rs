@@ -69,6 +69,22 @@ pub struct MergeView {
     pub undone_by: Option<String>,
 }
 
+/// An identifier moved off a person by hand onto a profile of its own.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DetachView {
+    pub id: i64,
+    /// `kind:value`.
+    pub identifier: String,
+    /// The raw profile that held it.
+    pub from_profile: i64,
+    /// The profile made for it.
+    pub to_profile: i64,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub undone_at: Option<DateTime<Utc>>,
+    pub undone_by: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ConflictView {
     pub id: i64,

@@ -267,6 +267,7 @@ fn api() -> OpenApiRouter<AppState> {
             tracking::identity_settings,
             tracking::set_identity_settings
         ))
+        .routes(routes!(tracking::ingestion_issues))
         .routes(routes!(profiles::search))
         .routes(routes!(profiles::lookup))
         .routes(routes!(profiles::get))
@@ -274,6 +275,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(profiles::patch_traits))
         .routes(routes!(profiles::consents, profiles::set_consent))
         .routes(routes!(profiles::unmerge))
+        .routes(routes!(profiles::detach))
+        .routes(routes!(profiles::undo_detach))
+        .routes(routes!(profiles::detaches))
         .routes(routes!(profiles::merge))
         .routes(routes!(graph::add))
         .routes(routes!(graph::relationships))

@@ -8,8 +8,8 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::Json;
 use rapport_domain::model::{
-    ConflictView, ConsentStatus, ConsentView, EventView, MergeView, Page, ProfileSummary,
-    ProfileView,
+    ConflictView, ConsentStatus, ConsentView, DetachView, EventView, MergeView, Page,
+    ProfileSummary, ProfileView,
 };
 use rapport_domain::time::{now_millis, parse_timestamp};
 use rapport_domain::IdentityKey;
@@ -368,4 +368,61 @@ pub async fn merges(
     Query(q): Params,
 ) -> ApiResult<Json<Vec<MergeView>>> {
     Ok(Json(state.store.merges(limit(&q, 100, 1000)?).await?))
+}
+
+/// Detaches one identifier from a person onto a profile of its own (a recycled phone
+/// number, a reused handle, a shared kiosk). Recorded and reversible
+/// (`POST /api/detaches/{id}/undo`); the two are kept from re-merging automatically: a
+/// later tie is a conflict to review. Events stay where they were stored.
+#[utoipa::path(delete, path = "/api/profiles/{id}/identities/{kind}/{value}", tag = "profiles",
+    params(("id" = i64, Path), ("kind" = String, Path, description = "`email`, `phone`, `wallet`, `social`, `user_id`, `anonymous_id`, `external`"),
+           ("value" = String, Path, description = "The identifier, URL-encoded (normalised as on ingestion)")),
+    responses((status = 200, body = DetachView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn detach(
+    State(state): State<AppState>,
+    key: AdminKey,
+    axum::extract::Path((id, kind, value)): axum::extract::Path<(String, String, String)>,
+) -> ApiResult<Json<DetachView>> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::invalid("id", format!("'{id}' is not a profile id")))?;
+    let kind: rapport_domain::IdentityKind =
+        kind.parse()
+            .map_err(|e: rapport_domain::identifier::IdentifierError| {
+                ApiError::invalid("kind", e.reason)
+            })?;
+    let ident =
+        IdentityKey::parse(kind, &value).map_err(|e| ApiError::invalid("value", e.reason))?;
+    Ok(Json(
+        rapport_app::profiles::detach(&state.store, id, &ident, &key.who(), now_millis()).await?,
+    ))
+}
+
+/// Puts a detached identifier back on the profile it came from.
+#[utoipa::path(post, path = "/api/detaches/{id}/undo", tag = "profiles",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = DetachView), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn undo_detach(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Id(id): Id,
+) -> ApiResult<Json<DetachView>> {
+    Ok(Json(
+        rapport_app::profiles::undo_detach(&state.store, id, &key.who(), now_millis()).await?,
+    ))
+}
+
+/// Identifiers detached from or onto this person, newest first.
+#[utoipa::path(get, path = "/api/profiles/{id}/detaches", tag = "profiles",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<DetachView>), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn detaches(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Id(id): Id,
+) -> ApiResult<Json<Vec<DetachView>>> {
+    Ok(Json(state.store.detaches(id).await?))
 }

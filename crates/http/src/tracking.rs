@@ -401,3 +401,18 @@ pub async fn set_identity_settings(
         Err(IdentityError::Store(e)) => Err(e.into()),
     }
 }
+
+/// What ingestion dropped from identity resolution (invalid identifiers, placeholders),
+/// per message field and kind, most frequent first, with the latest example. The
+/// messages themselves were stored.
+#[utoipa::path(get, path = "/api/ingestion/issues", tag = "ingestion",
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1-1000, default 100")),
+    responses((status = 200, body = Vec<rapport_store::IngestionIssue>)), security(("bearer" = [])))]
+pub async fn ingestion_issues(
+    State(state): State<AppState>,
+    _key: crate::auth::AdminKey,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<Json<Vec<rapport_store::IngestionIssue>>> {
+    let limit = crate::problem::query_count(&q, "limit", 100, 1000)?;
+    Ok(Json(state.store.ingestion_issues(limit).await?))
+}

@@ -60,6 +60,37 @@ pub struct MergeRow {
     pub undone_by: Option<String>,
 }
 
+pub const DETACH_COLUMNS: &str =
+    "id, kind, value, from_profile, to_profile, by_whom, at, undone_at, undone_by";
+
+/// A `detaches` row, in [`DETACH_COLUMNS`] order.
+pub struct DetachRow {
+    pub id: i64,
+    pub kind: String,
+    pub value: String,
+    pub from_profile: i64,
+    pub to_profile: i64,
+    pub by_whom: String,
+    pub at: Millis,
+    pub undone_at: Option<Millis>,
+    pub undone_by: Option<String>,
+}
+
+impl DetachRow {
+    pub fn view(self) -> rapport_domain::model::DetachView {
+        rapport_domain::model::DetachView {
+            id: self.id,
+            identifier: format!("{}:{}", self.kind, self.value),
+            from_profile: self.from_profile,
+            to_profile: self.to_profile,
+            by: self.by_whom,
+            at: to_datetime(self.at),
+            undone_at: self.undone_at.map(to_datetime),
+            undone_by: self.undone_by,
+        }
+    }
+}
+
 pub const MERGE_COLUMNS: &str =
     "id, survivor_id, merged_id, member_ids, cause, message_id, by_whom, at, undone_at, undone_by";
 

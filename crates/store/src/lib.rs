@@ -37,7 +37,7 @@ pub mod text;
 pub use chain::ChainStore;
 pub use events::{Activity, EventStore, TimelineFilter};
 pub use graph::{GraphStore, RelScope, ScoreOrder, TouchQuery, GRAPH_VERSION};
-pub use ingest::{IngestOutcome, IngestStore, SourcedMessages};
+pub use ingest::{IngestOutcome, IngestStore, IngestionIssue, SourcedMessages};
 pub use profiles::{ConsentInput, Overview, ProfileStore, UnmergeTarget};
 pub use realtime::{
     reread_persons, step_profiles, PersonLoad, PersonReads, RealtimeStore, RecentPeople, StepDone,

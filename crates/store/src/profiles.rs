@@ -4,7 +4,7 @@
 use crate::Result;
 use async_trait::async_trait;
 use rapport_domain::model::{
-    ConflictView, ConsentStatus, MergeView, Page, ProfileSummary, ProfileView, Stats,
+    ConflictView, ConsentStatus, DetachView, MergeView, Page, ProfileSummary, ProfileView, Stats,
 };
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
@@ -78,6 +78,21 @@ pub trait ProfileStore: Send + Sync {
     async fn verify_identity(&self, key: &IdentityKey, proof: String, at: Millis) -> Result<()>;
     async fn merge(&self, a: ProfileId, b: ProfileId, by: &str, at: Millis) -> Result<MergeView>;
     async fn unmerge(&self, target: UnmergeTarget, by: &str, at: Millis) -> Result<MergeView>;
+    /// Moves one identifier off a person onto a profile of its own (a recycled phone
+    /// number, a reused handle, a shared kiosk), recorded; the two are kept from
+    /// re-merging automatically (a tie becomes a conflict). Refused for a person's only
+    /// identifier.
+    async fn detach(
+        &self,
+        person: ProfileId,
+        key: &IdentityKey,
+        by: &str,
+        at: Millis,
+    ) -> Result<DetachView>;
+    /// Moves a detached identifier back to the profile it came from.
+    async fn undo_detach(&self, id: i64, by: &str, at: Millis) -> Result<DetachView>;
+    /// Detaches from or to a person's profiles, newest first.
+    async fn detaches(&self, person: ProfileId) -> Result<Vec<DetachView>>;
     async fn conflicts(&self, limit: usize) -> Result<Vec<ConflictView>>;
     async fn merges(&self, limit: usize) -> Result<Vec<MergeView>>;
     async fn stats(&self) -> Result<Stats>;

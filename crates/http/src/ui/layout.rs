@@ -120,6 +120,8 @@ button { font:inherit; font-weight:600; padding:.5rem 1rem; border:0; border-rad
 button.secondary { background:#fff; color:var(--accent); border:1px solid var(--accent); }
 button.danger { background:#fff; color:var(--bad); border:1px solid var(--bad); }
 button.link { background:none; color:var(--accent); padding:0; margin:0; font-weight:400; }
+button.link.danger { border:none; color:var(--bad); }
+form.inline { display:inline; margin:0; }
 .row { display:flex; gap:.6rem; align-items:end; } .row > * { flex:1; }
 .error { background:#fdecec; color:var(--bad); border-radius:8px; padding:.6rem .8rem; margin:.6rem 0; white-space:pre-wrap; }
 .ok { background:#e5f6ea; color:var(--ok); border-radius:8px; padding:.6rem .8rem; margin:.6rem 0; }

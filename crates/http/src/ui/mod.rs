@@ -25,6 +25,11 @@ pub fn routes() -> Router<AppState> {
         .route("/people/{id}", get(people::person))
         .route("/people/{id}/traits", post(people::set_trait))
         .route("/people/{id}/unmerge", post(people::unmerge))
+        .route("/people/{id}/detach", post(people::detach))
+        .route(
+            "/people/{id}/detaches/{detach}/undo",
+            post(people::undo_detach),
+        )
         .route("/people/{id}/consents", post(people::set_consent))
         .route("/ui/people/{id}/timeline", get(people::timeline_fragment))
         .route("/segments", get(segments::list).post(segments::save))

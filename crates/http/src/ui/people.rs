@@ -218,6 +218,7 @@ pub async fn person(
         // A merged profile's page is its person's.
         return Ok(Redirect::to(&format!("/people/{}", p.id)).into_response());
     }
+    let detached = state.store.detaches(p.id).await?;
     let scores = state.store.profile_scores(p.id).await?;
     let segs = state.store.profile_segments(p.id).await?;
     let holdings = rapport_app::chain::profile_holdings(&state.store, p.id).await?;
@@ -260,6 +261,15 @@ pub async fn person(
                                     @if i.verified { " " span.badge.verified { "verified" } } @else { " " span.badge.warn { "unverified" } }
                                 }
                                 " " span.small.muted { (i.source) }
+                                @if edit && p.identities.len() > 1 {
+                                    form.inline method="post" action=(format!("/people/{}/detach", p.id))
+                                        title="Move this identifier to a profile of its own (a recycled number, a shared device)" {
+                                        (csrf(&staff))
+                                        input type="hidden" name="kind" value=(i.kind.as_str());
+                                        input type="hidden" name="value" value=(i.value);
+                                        " " button.link.danger type="submit" aria-label=(format!("Detach {}", i.value)) { "Detach" }
+                                    }
+                                }
                             }
                         }
                     }
@@ -323,6 +333,22 @@ pub async fn person(
             div.card {
                 h2 { "Relationships" }
                 (ego_svg(p.id, &rels))
+            }
+            @if !detached.is_empty() {
+                div.card {
+                    h2 { "Detached identifiers" }
+                    table { @for d in &detached { tr {
+                        td.small { (d.at.format("%Y-%m-%d")) }
+                        td { code { (d.identifier) } }
+                        td.small { "#" (d.from_profile) " → " a href=(format!("/people/{}", d.to_profile)) { "#" (d.to_profile) } }
+                        td { @if d.undone_at.is_some() { span.badge { "undone" } } @else if edit {
+                            form method="post" action=(format!("/people/{}/detaches/{}/undo", p.id, d.id)) {
+                                (csrf(&staff))
+                                button type="submit" { "Put back" }
+                            }
+                        } }
+                    } } }
+                }
             }
             div.card {
                 h2 { "Merge history" }
@@ -509,5 +535,57 @@ pub async fn unmerge(
     )
     .await?;
     let msg = format!("Unmerged #{} from #{}.", m.merged_id, m.survivor_id);
+    Ok(changed(id, &msg))
+}
+
+pub async fn detach(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_edit_people(), "detach identifiers")?;
+    let field = |k: &str| {
+        f.get(k)
+            .cloned()
+            .ok_or_else(|| UiError::Invalid(format!("{k}: missing")))
+    };
+    let kind: IdentityKind =
+        field("kind")?
+            .parse()
+            .map_err(|e: rapport_domain::identifier::IdentifierError| {
+                UiError::Invalid(e.to_string())
+            })?;
+    let key = rapport_domain::IdentityKey::parse(kind, &field("value")?)
+        .map_err(|e| UiError::Invalid(e.to_string()))?;
+    let d = rapport_app::profiles::detach(
+        &state.store,
+        id,
+        &key,
+        &format!("ui:{}", staff.user.email),
+        now_millis(),
+    )
+    .await?;
+    let msg = format!("Detached {} to #{}.", d.identifier, d.to_profile);
+    Ok(changed(id, &msg))
+}
+
+pub async fn undo_detach(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path((id, detach)): Path<(i64, i64)>,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_edit_people(), "put identifiers back")?;
+    let d = rapport_app::profiles::undo_detach(
+        &state.store,
+        detach,
+        &format!("ui:{}", staff.user.email),
+        now_millis(),
+    )
+    .await?;
+    let msg = format!("Put {} back on #{}.", d.identifier, d.from_profile);
     Ok(changed(id, &msg))
 }

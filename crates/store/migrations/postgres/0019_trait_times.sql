@@ -21,3 +21,32 @@ CREATE OR REPLACE FUNCTION rapport_later_times(stored JSONB, times JSONB) RETURN
       FROM jsonb_each(times) t
      WHERE NOT (stored ? t.key AND (stored ->> t.key)::bigint > (t.value #>> '{}')::bigint)
 $$ LANGUAGE sql IMMUTABLE;
+
+-- Identifiers dropped from resolution (invalid or placeholders), counted per message
+-- field and kind, with the latest example: `GET /api/ingestion/issues`.
+CREATE TABLE ingestion_issues (
+    field TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    first_at BIGINT NOT NULL,
+    last_at BIGINT NOT NULL,
+    example_value TEXT NOT NULL,
+    example_reason TEXT NOT NULL,
+    PRIMARY KEY (field, kind)
+);
+
+-- Identifiers moved off a person by hand (a recycled phone number, a shared kiosk), onto
+-- a profile of their own; reversible.
+CREATE TABLE detaches (
+    id BIGSERIAL PRIMARY KEY,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    from_profile BIGINT NOT NULL,
+    to_profile BIGINT NOT NULL,
+    by_whom TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    undone_at BIGINT,
+    undone_by TEXT
+);
+CREATE INDEX detaches_from ON detaches (from_profile);
+CREATE INDEX detaches_to ON detaches (to_profile);

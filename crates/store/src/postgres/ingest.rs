@@ -63,6 +63,29 @@ impl IngestStore for PgStore {
         Ok(())
     }
 
+    async fn ingestion_issues(&self, limit: usize) -> Result<Vec<crate::IngestionIssue>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT field, kind, count, first_at, last_at, example_value, example_reason
+                 FROM ingestion_issues ORDER BY count DESC, field, kind LIMIT $1",
+                &[&(limit as i64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| crate::IngestionIssue {
+                field: r.get(0),
+                kind: r.get(1),
+                count: r.get(2),
+                first_at: r.get(3),
+                last_at: r.get(4),
+                example_value: r.get(5),
+                example_reason: r.get(6),
+            })
+            .collect())
+    }
+
     async fn insert_events_raw(&self, rows: Vec<EventRow>, source: &str) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -410,6 +433,24 @@ pub(super) async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Res
         );
     }
     add_events(&mut p, &plan.events, source);
+    let msgs: Vec<&Message> = plan.events.iter().map(|e| &e.message).collect();
+    for (field, kind, n, value, reason, at) in crate::ingest::issue_counts(&msgs, now) {
+        p.add(
+            "INSERT INTO ingestion_issues (field, kind, count, first_at, last_at, example_value, example_reason)
+             VALUES ($1, $2, $3, $6, $6, $4, $5)
+             ON CONFLICT (field, kind) DO UPDATE SET count = ingestion_issues.count + excluded.count,
+                 last_at = excluded.last_at, example_value = excluded.example_value,
+                 example_reason = excluded.example_reason",
+            vec![
+                Box::new(field),
+                Box::new(kind.to_string()),
+                Box::new(n),
+                Box::new(value),
+                Box::new(reason),
+                Box::new(at),
+            ],
+        );
+    }
     p.run(tx).await?;
     Ok(IngestOutcome {
         accepted: plan.events.len(),

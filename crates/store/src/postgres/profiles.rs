@@ -3,11 +3,13 @@
 
 use super::graph::CHUNK;
 use super::{insert_merge, merge_row, profiles_of, writer_lock, PgStore};
-use crate::common::MERGE_COLUMNS;
+use crate::common::{DetachRow, DETACH_COLUMNS, MERGE_COLUMNS};
 use crate::{common, sql, ConsentInput, ProfileStore, Result, StoreError, UnmergeTarget};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use rapport_domain::model::{ConflictView, MergeView, Page, ProfileSummary, ProfileView, Stats};
+use rapport_domain::model::{
+    ConflictView, DetachView, MergeView, Page, ProfileSummary, ProfileView, Stats,
+};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{to_datetime, Millis};
 use rapport_domain::{resolve, IdentityKey};
@@ -266,6 +268,125 @@ impl ProfileStore for PgStore {
         Ok(view)
     }
 
+    async fn detach(
+        &self,
+        person: ProfileId,
+        key: &IdentityKey,
+        by: &str,
+        at: Millis,
+    ) -> Result<DetachView> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        writer_lock(&tx).await?;
+        let c = canonical_of(&tx, person).await?;
+        let kind = key.kind.as_str();
+        let owner: i64 = tx
+            .query_opt(
+                "SELECT i.profile_id FROM identities i JOIN profiles p ON p.id = i.profile_id
+                 WHERE i.kind = $1 AND i.value = $2 AND p.canonical_id = $3",
+                &[&kind, &key.value, &c],
+            )
+            .await?
+            .map(|r| r.get(0))
+            .ok_or_else(|| StoreError::NotFound(format!("identifier {key} on profile {person}")))?;
+        let others: i64 = tx
+            .query_one(
+                "SELECT COUNT(*) FROM identities i JOIN profiles p ON p.id = i.profile_id
+                 WHERE p.canonical_id = $1 AND NOT (i.kind = $2 AND i.value = $3)",
+                &[&c, &kind, &key.value],
+            )
+            .await?
+            .get(0);
+        if others == 0 {
+            return Err(StoreError::Conflict(format!(
+                "{key} is profile {person}'s only identifier: there is nothing to detach it from"
+            )));
+        }
+        let n: i64 = tx
+            .query_one("SELECT nextval('profiles_id_seq')", &[])
+            .await?
+            .get(0);
+        tx.execute(
+            "INSERT INTO profiles (id, canonical_id, created_at, updated_at) VALUES ($1, $1, $2, $2)",
+            &[&n, &at],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE identities SET profile_id = $3 WHERE kind = $1 AND value = $2",
+            &[&kind, &key.value, &n],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO merge_blocks (profile_a, profile_b, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&c.min(n), &c.max(n), &at],
+        )
+        .await?;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO detaches (kind, value, from_profile, to_profile, by_whom, at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                &[&kind, &key.value, &owner, &n, &by, &at],
+            )
+            .await?
+            .get(0);
+        let view = detach_row(&tx, id).await?.view();
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    async fn undo_detach(&self, id: i64, by: &str, at: Millis) -> Result<DetachView> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        writer_lock(&tx).await?;
+        let d = detach_row(&tx, id).await?;
+        if d.undone_at.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "detach {id} was already undone"
+            )));
+        }
+        canonical_of(&tx, d.from_profile).await?;
+        let moved = tx
+            .execute(
+                "UPDATE identities SET profile_id = $4 WHERE kind = $1 AND value = $2 AND profile_id = $3",
+                &[&d.kind, &d.value, &d.to_profile, &d.from_profile],
+            )
+            .await?;
+        if moved == 0 {
+            return Err(StoreError::Conflict(format!(
+                "{}:{} is no longer on profile {}: it cannot go back",
+                d.kind, d.value, d.to_profile
+            )));
+        }
+        let a = canonical_of(&tx, d.from_profile).await?;
+        let b = canonical_of(&tx, d.to_profile).await?;
+        tx.execute(sql::profiles::UNBLOCK_PAIR, &[&a.min(b), &a.max(b)])
+            .await?;
+        tx.execute(
+            "UPDATE detaches SET undone_at = $2, undone_by = $3 WHERE id = $1",
+            &[&id, &at, &by],
+        )
+        .await?;
+        let view = detach_row(&tx, id).await?.view();
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    async fn detaches(&self, person: ProfileId) -> Result<Vec<DetachView>> {
+        let c = self.client().await?;
+        let cid = canonical_of(&c, person).await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {DETACH_COLUMNS} FROM detaches
+                     WHERE from_profile IN (SELECT id FROM profiles WHERE canonical_id = $1)
+                        OR to_profile IN (SELECT id FROM profiles WHERE canonical_id = $1)
+                     ORDER BY id DESC LIMIT 100"
+                ),
+                &[&cid],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| detach_from_row(r).view()).collect())
+    }
+
     async fn conflicts(&self, limit: usize) -> Result<Vec<ConflictView>> {
         let c = self.client().await?;
         Ok(c.query(sql::profiles::CONFLICTS, &[&(limit as i64)])
@@ -461,4 +582,28 @@ pub(super) async fn lookup_c(
     )
     .await?
     .map(|r| r.get(0)))
+}
+
+fn detach_from_row(r: &tokio_postgres::Row) -> DetachRow {
+    DetachRow {
+        id: r.get(0),
+        kind: r.get(1),
+        value: r.get(2),
+        from_profile: r.get(3),
+        to_profile: r.get(4),
+        by_whom: r.get(5),
+        at: r.get(6),
+        undone_at: r.get(7),
+        undone_by: r.get(8),
+    }
+}
+
+async fn detach_row(c: &impl GenericClient, id: i64) -> Result<DetachRow> {
+    c.query_opt(
+        &format!("SELECT {DETACH_COLUMNS} FROM detaches WHERE id = $1"),
+        &[&id],
+    )
+    .await?
+    .map(|r| detach_from_row(&r))
+    .ok_or_else(|| StoreError::NotFound(format!("detach {id}")))
 }

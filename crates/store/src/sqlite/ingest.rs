@@ -30,6 +30,30 @@ impl IngestStore for SqliteStore {
             .await
     }
 
+    async fn ingestion_issues(&self, limit: usize) -> Result<Vec<crate::IngestionIssue>> {
+        self.read(move |c| {
+            let rows = c
+                .prepare_cached(
+                    "SELECT field, kind, count, first_at, last_at, example_value, example_reason
+                     FROM ingestion_issues ORDER BY count DESC, field, kind LIMIT ?1",
+                )?
+                .query_map([limit as i64], |r| {
+                    Ok(crate::IngestionIssue {
+                        field: r.get(0)?,
+                        kind: r.get(1)?,
+                        count: r.get(2)?,
+                        first_at: r.get(3)?,
+                        last_at: r.get(4)?,
+                        example_value: r.get(5)?,
+                        example_reason: r.get(6)?,
+                    })
+                })?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn insert_events_raw(&self, rows: Vec<EventRow>, source: &str) -> Result<()> {
         let source = source.to_string();
         self.write(move |tx| insert_events(tx, &rows, &source))
@@ -244,6 +268,19 @@ pub(super) fn apply(tx: &Transaction<'_>, plan: &Plan, source: &str) -> Result<I
         }
     }
     insert_events(tx, &plan.events, source)?;
+    let msgs: Vec<&Message> = plan.events.iter().map(|e| &e.message).collect();
+    let issues = crate::ingest::issue_counts(&msgs, now);
+    if !issues.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO ingestion_issues (field, kind, count, first_at, last_at, example_value, example_reason)
+             VALUES (?1, ?2, ?3, ?6, ?6, ?4, ?5)
+             ON CONFLICT (field, kind) DO UPDATE SET count = count + excluded.count, last_at = excluded.last_at,
+                 example_value = excluded.example_value, example_reason = excluded.example_reason",
+        )?;
+        for (field, kind, n, value, reason, at) in &issues {
+            stmt.execute(params![field, kind, n, value, reason, at])?;
+        }
+    }
     Ok(IngestOutcome {
         accepted: plan.events.len(),
         duplicates: plan.duplicates,

@@ -2,10 +2,14 @@
 //! unmerges, counts.
 
 use super::{insert_merge, placeholders, SqliteStore};
-use crate::common::{ConsentRow, IdentityRow, MemberRow, MergeRow, MERGE_COLUMNS};
+use crate::common::{
+    ConsentRow, DetachRow, IdentityRow, MemberRow, MergeRow, DETACH_COLUMNS, MERGE_COLUMNS,
+};
 use crate::{common, sql, ConsentInput, ProfileStore, Result, StoreError, UnmergeTarget};
 use async_trait::async_trait;
-use rapport_domain::model::{ConflictView, MergeView, Page, ProfileSummary, ProfileView, Stats};
+use rapport_domain::model::{
+    ConflictView, DetachView, MergeView, Page, ProfileSummary, ProfileView, Stats,
+};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{to_datetime, Millis};
 use rapport_domain::{resolve, IdentityKey};
@@ -144,6 +148,105 @@ impl ProfileStore for SqliteStore {
                 params![current.min(row.merged_id), current.max(row.merged_id), at],
             )?;
             merge_by_id(tx, row.id)
+        })
+        .await
+    }
+
+    async fn detach(
+        &self,
+        person: ProfileId,
+        key: &IdentityKey,
+        by: &str,
+        at: Millis,
+    ) -> Result<DetachView> {
+        let (key, by) = (key.clone(), by.to_string());
+        // Identity ownership changes: the writer's identity cache is dropped (`true`).
+        self.write_cached(true, move |tx, _| {
+            let c = canonical_of(tx, person)?;
+            let owner: i64 = tx
+                .query_row(
+                    "SELECT i.profile_id FROM identities i JOIN profiles p ON p.id = i.profile_id
+                     WHERE i.kind = ?1 AND i.value = ?2 AND p.canonical_id = ?3",
+                    params![key.kind.as_str(), key.value, c],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("identifier {key} on profile {person}")))?;
+            let others: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM identities i JOIN profiles p ON p.id = i.profile_id
+                 WHERE p.canonical_id = ?1 AND NOT (i.kind = ?2 AND i.value = ?3)",
+                params![c, key.kind.as_str(), key.value],
+                |r| r.get(0),
+            )?;
+            if others == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "{key} is profile {person}'s only identifier: there is nothing to detach it from"
+                )));
+            }
+            let n: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM profiles", [], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO profiles (id, canonical_id, created_at, updated_at) VALUES (?1, ?1, ?2, ?2)",
+                params![n, at],
+            )?;
+            tx.execute(
+                "UPDATE identities SET profile_id = ?3 WHERE kind = ?1 AND value = ?2",
+                params![key.kind.as_str(), key.value, n],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO merge_blocks (profile_a, profile_b, at) VALUES (?1, ?2, ?3)",
+                params![c.min(n), c.max(n), at],
+            )?;
+            tx.execute(
+                "INSERT INTO detaches (kind, value, from_profile, to_profile, by_whom, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![key.kind.as_str(), key.value, owner, n, by, at],
+            )?;
+            detach_by_id(tx, tx.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn undo_detach(&self, id: i64, by: &str, at: Millis) -> Result<DetachView> {
+        let by = by.to_string();
+        self.write_cached(true, move |tx, _| {
+            let d = detach_row(tx, id)?;
+            if d.undone_at.is_some() {
+                return Err(StoreError::Conflict(format!("detach {id} was already undone")));
+            }
+            canonical_of(tx, d.from_profile)?;
+            let moved = tx.execute(
+                "UPDATE identities SET profile_id = ?4 WHERE kind = ?1 AND value = ?2 AND profile_id = ?3",
+                params![d.kind, d.value, d.to_profile, d.from_profile],
+            )?;
+            if moved == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "{}:{} is no longer on profile {}: it cannot go back",
+                    d.kind, d.value, d.to_profile
+                )));
+            }
+            let (a, b) = (canonical_of(tx, d.from_profile)?, canonical_of(tx, d.to_profile)?);
+            tx.execute(sql::profiles::UNBLOCK_PAIR, params![a.min(b), a.max(b)])?;
+            tx.execute(
+                "UPDATE detaches SET undone_at = ?2, undone_by = ?3 WHERE id = ?1",
+                params![id, at, by],
+            )?;
+            detach_by_id(tx, id)
+        })
+        .await
+    }
+
+    async fn detaches(&self, person: ProfileId) -> Result<Vec<DetachView>> {
+        self.read(move |c| {
+            let cid = canonical_of(c, person)?;
+            let rows = c
+                .prepare_cached(&format!(
+                    "SELECT {DETACH_COLUMNS} FROM detaches
+                     WHERE from_profile IN (SELECT id FROM profiles WHERE canonical_id = ?1)
+                        OR to_profile IN (SELECT id FROM profiles WHERE canonical_id = ?1)
+                     ORDER BY id DESC LIMIT 100"
+                ))?
+                .query_map([cid], detach_from_row)?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(rows.into_iter().map(DetachRow::view).collect())
         })
         .await
     }
@@ -507,4 +610,32 @@ pub(super) fn canonical_ids_in(
         }
     }
     Ok(out)
+}
+
+fn detach_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DetachRow> {
+    Ok(DetachRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        value: r.get(2)?,
+        from_profile: r.get(3)?,
+        to_profile: r.get(4)?,
+        by_whom: r.get(5)?,
+        at: r.get(6)?,
+        undone_at: r.get(7)?,
+        undone_by: r.get(8)?,
+    })
+}
+
+fn detach_row(c: &Connection, id: i64) -> Result<DetachRow> {
+    c.query_row(
+        &format!("SELECT {DETACH_COLUMNS} FROM detaches WHERE id = ?1"),
+        [id],
+        detach_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("detach {id}")))
+}
+
+fn detach_by_id(c: &Connection, id: i64) -> Result<DetachView> {
+    Ok(detach_row(c, id)?.view())
 }

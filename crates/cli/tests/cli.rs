@@ -330,7 +330,7 @@ async fn csv_and_jsonl_import_then_export() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(profiles.len(), 2, "[{}]", t.kind);
+        assert_eq!(profiles.len(), 4, "[{}]", t.kind);
         let ann = profiles
             .iter()
             .find(|p| p["traits"]["title"] == "CMO")
@@ -350,7 +350,7 @@ async fn csv_and_jsonl_import_then_export() {
             .unwrap();
         assert!(common::identities(cara).contains(&"anonymous_id:d".to_string()));
         let out = rapport(&["export", "--what", "events"], &t);
-        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
         let out = rapport(
             &["import", csv.to_str().unwrap(), "--map", "email=Nope"],
             &t,

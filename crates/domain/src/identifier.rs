@@ -256,6 +256,18 @@ pub fn normalize_phone(raw: &str) -> Result<String, IdentifierError> {
         ));
     }
     let e164 = num.format().mode(phonenumber::Mode::E164).to_string();
+    // The stored form must be a valid number in its own right (lookups parse it again):
+    // the parser reads some junk around digits into a "valid" number whose E.164 form
+    // is not (found by the `identifier` fuzz target, fuzz/regressions/identifier).
+    let stable = phonenumber::parse(None, &e164).is_ok_and(|n| {
+        phonenumber::is_valid(&n) && n.format().mode(phonenumber::Mode::E164).to_string() == e164
+    });
+    if !stable {
+        return Err(IdentifierError::new(
+            "phone",
+            format!("'{v}' is not a valid phone number"),
+        ));
+    }
     match rfc_ext.or(num.extension().map(|x| x.as_ref())) {
         Some(x) if !x.is_empty() => Ok(format!("{e164};ext={x}")),
         _ => Ok(e164),
@@ -510,6 +522,8 @@ mod tests {
         assert_eq!(one(Phone, "+1 415 555 0102 x23"), "+14155550102;ext=23");
         assert_eq!(one(Phone, "+14155550102"), "+14155550102");
         assert!(IdentityKey::parse(Phone, "+14155550102;ext=").is_err());
+        // Found by fuzzing: read as +375800692, which is not itself valid.
+        assert!(IdentityKey::parse(Phone, "]!d$!+3758088006z2").is_err());
         assert_eq!(
             one(
                 Wallet,

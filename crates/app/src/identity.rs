@@ -21,6 +21,21 @@ pub struct IdentitySettings {
     /// The brand's own placeholder values, on top of the built-in ones
     /// (docs/identity.md, "Blocked values").
     pub blocked: Vec<BlockedPattern>,
+    /// The region (ISO 3166-1 alpha-2, e.g. `GB`) phone numbers written without `+`
+    /// belong to; absent: such numbers are dropped as invalid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_region: Option<String>,
+}
+
+impl IdentitySettings {
+    fn blocklist(&self) -> Result<Blocklist, FieldError> {
+        let region = self
+            .default_region
+            .as_deref()
+            .map(rapport_domain::blocklist::region)
+            .transpose()?;
+        Ok(Blocklist::new(&self.blocked)?.with_region(region))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +74,7 @@ impl IdentityPolicy {
         };
         // Stored settings were checked when saved; a pattern this build cannot compile
         // leaves the built-in rules in force rather than refusing every message.
-        let b = Arc::new(Blocklist::new(&s.blocked).unwrap_or_default());
+        let b = Arc::new(s.blocklist().unwrap_or_default());
         self.remember(&s, &b);
         Ok((s, b))
     }
@@ -79,7 +94,7 @@ impl IdentityPolicy {
         &self,
         s: IdentitySettings,
     ) -> Result<IdentitySettings, IdentityError> {
-        let b = Arc::new(Blocklist::new(&s.blocked).map_err(IdentityError::Invalid)?);
+        let b = Arc::new(s.blocklist().map_err(IdentityError::Invalid)?);
         let value = serde_json::to_value(&s).map_err(|e| StoreError::Backend(e.to_string()))?;
         self.store
             .set_setting(SETTINGS_KEY, value, now_millis())

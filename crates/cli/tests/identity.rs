@@ -456,3 +456,45 @@ async fn an_identifier_can_be_detached_and_put_back() {
         s.finish().await;
     }
 }
+
+#[tokio::test]
+async fn national_phone_numbers_in_the_brands_region() {
+    for s in common::servers().await {
+        let kind = s.kind;
+        let send = || {
+            s.batch(
+                json!([{"type": "identify", "userId": "uk", "traits": {"phone": "020 7946 0958"}}]),
+            )
+        };
+        let (_, body) = send().await;
+        assert_eq!(
+            body["dropped"][0]["field"], "batch[0].traits.phone",
+            "[{kind}] {body}"
+        );
+        let (st, b) = s
+            .send(
+                reqwest::Method::PUT,
+                "/api/settings/identity",
+                json!({"default_region": "XX"}),
+            )
+            .await;
+        assert_eq!(
+            (st, b["field"].as_str()),
+            (400, Some("default_region")),
+            "[{kind}] {b}"
+        );
+        let (st, _) = s
+            .send(
+                reqwest::Method::PUT,
+                "/api/settings/identity",
+                json!({"default_region": "GB"}),
+            )
+            .await;
+        assert_eq!(st, 200);
+        let (_, body) = send().await;
+        assert!(body.get("dropped").is_none(), "[{kind}] {body}");
+        assert!(common::identities(&s.profile_of("user_id:uk").await)
+            .contains(&"phone:+442079460958".to_string()));
+        s.finish().await;
+    }
+}

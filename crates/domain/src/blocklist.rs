@@ -164,10 +164,22 @@ impl DropKind {
     }
 }
 
-/// The built-in rules plus a brand's patterns.
+/// The built-in rules plus a brand's patterns, and the brand's default region for
+/// national phone numbers.
 #[derive(Debug, Clone, Default)]
 pub struct Blocklist {
     patterns: Vec<(Option<IdentityKind>, regex::Regex, String)>,
+    region: Option<phonenumber::country::Id>,
+}
+
+/// A region code (`GB`, `us`) as the phone library names it.
+pub fn region(code: &str) -> Result<phonenumber::country::Id, FieldError> {
+    code.trim().to_ascii_uppercase().parse().map_err(|_| {
+        FieldError::new(
+            "default_region",
+            format!("'{code}' is not a region code (ISO 3166-1 alpha-2, e.g. GB)"),
+        )
+    })
 }
 
 /// Patterns are matched per identifier on every message: keep them cheap.
@@ -201,7 +213,16 @@ impl Blocklist {
                     .map_err(|e| FieldError::new(field, format!("not a regular expression: {e}")))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Blocklist { patterns: compiled })
+        Ok(Blocklist {
+            patterns: compiled,
+            region: None,
+        })
+    }
+
+    /// Phone numbers without `+` are read as national to `region`.
+    pub fn with_region(mut self, region: Option<phonenumber::country::Id>) -> Blocklist {
+        self.region = region;
+        self
     }
 
     /// Why `key` is blocked, if it is.
@@ -225,6 +246,33 @@ impl Blocklist {
         for d in &mut m.dropped {
             if !d.field.starts_with(path) {
                 d.field = format!("{path}{}", d.field);
+            }
+        }
+        // A national number the parser could not place is one in the brand's region.
+        if let Some(region) = self.region {
+            let mut recovered = Vec::new();
+            m.dropped.retain(|d| {
+                let last = d.general_field().rsplit('.').next().unwrap_or("");
+                let phone =
+                    d.kind == DropKind::Invalid && (last == "phone" || last.starts_with("phones["));
+                let parsed = phone
+                    .then(|| crate::identifier::normalize_phone_in(&d.value, Some(region)).ok())
+                    .flatten();
+                match parsed {
+                    Some(value) => {
+                        recovered.push(IdentityKey {
+                            kind: IdentityKind::Phone,
+                            value,
+                        });
+                        false
+                    }
+                    None => true,
+                }
+            });
+            for k in recovered {
+                if !m.identifiers.contains(&k) {
+                    m.identifiers.push(k);
+                }
             }
         }
         let mut out = Vec::new();
@@ -357,6 +405,22 @@ mod tests {
         let d2 = b.screen(&mut msgs[2], "batch[2].");
         assert_eq!(d2[0].field, "batch[2].previousId");
         assert_eq!(msgs[2].previous_id, None);
+    }
+
+    #[test]
+    fn national_numbers_in_the_default_region() {
+        let body = br#"{"type": "identify", "userId": "u", "traits": {"phone": "020 7946 0958", "phones": ["07911 123456"]}}"#;
+        let mut m = parse_body(body, Some(MessageType::Identify), 0, None)
+            .unwrap()
+            .remove(0);
+        assert_eq!(m.dropped.len(), 2, "national numbers need a region");
+        let mut no_region = m.clone();
+        assert_eq!(Blocklist::default().screen(&mut no_region, "").len(), 2);
+        let b = Blocklist::default().with_region(Some(region("gb").unwrap()));
+        assert!(b.screen(&mut m, "").is_empty());
+        let phones: Vec<_> = m.identifiers.iter().map(|k| k.value.as_str()).collect();
+        assert_eq!(phones, ["+442079460958", "+447911123456"]);
+        assert_eq!(region("XX").unwrap_err().field, "default_region");
     }
 
     #[test]

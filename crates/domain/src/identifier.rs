@@ -229,6 +229,15 @@ pub fn normalize_email(raw: &str) -> Result<String, IdentifierError> {
 /// switchboard's extensions are different people, so `ext. 23`, `x23` and `;ext=23`
 /// are one identity and the bare number another.
 pub fn normalize_phone(raw: &str) -> Result<String, IdentifierError> {
+    normalize_phone_in(raw, None)
+}
+
+/// As [`normalize_phone`], reading a number without `+` as national to `region` (the
+/// brand's default region, `/api/settings/identity`).
+pub fn normalize_phone_in(
+    raw: &str,
+    region: Option<phonenumber::country::Id>,
+) -> Result<String, IdentifierError> {
     let v = raw.trim();
     // RFC 3966's `;ext=` is not a form the parser reads: take it off first.
     let (base, rfc_ext) = match v.to_ascii_lowercase().find(";ext=") {
@@ -243,7 +252,7 @@ pub fn normalize_phone(raw: &str) -> Result<String, IdentifierError> {
             ));
         }
     }
-    let num = phonenumber::parse(None, base).map_err(|e| {
+    let num = phonenumber::parse(region, base).map_err(|e| {
         IdentifierError::new(
             "phone",
             format!("'{v}' is not a phone number in international format, e.g. +14155550100 ({e})"),

@@ -498,3 +498,99 @@ async fn national_phone_numbers_in_the_brands_region() {
         s.finish().await;
     }
 }
+
+/// The attack of issue 38: a browser key is public; with it anyone can send a message
+/// naming a customer's e-mail.
+#[tokio::test]
+async fn a_browser_key_cannot_write_into_someone_it_reaches_by_email() {
+    for s in common::servers().await {
+        let kind = s.kind;
+        let (st, k) = s
+            .send(
+                reqwest::Method::POST,
+                "/api/keys",
+                json!({"scope": "write", "trust": "browser"}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{kind}] {k}");
+        let browser_key = k["key"].as_str().unwrap().to_string();
+        let from_browser = |m: Value| {
+            s.client
+                .post(format!("{}/v1/identify", s.url))
+                .basic_auth(&browser_key, Some(""))
+                .json(&m)
+                .send()
+        };
+        // The victim, known from the brand's server.
+        s.post_v1("/v1/identify", json!({"userId": "victim", "traits": {"email": "victim@shop.example", "name": "Vera", "phone": "+14155550170"}}))
+            .await;
+        let victim = s.profile_of("user_id:victim").await;
+        // The attack: a new device claims the victim's e-mail, a name and a phone.
+        let r = from_browser(json!({"anonymousId": "attacker-device",
+            "traits": {"email": "victim@shop.example", "name": "Nina", "phone": "+14155550181"}}))
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+        let after = s.profile_of("user_id:victim").await;
+        assert_eq!(
+            after["traits"]["name"], "Vera",
+            "[{kind}] the victim's name was overwritten"
+        );
+        let ids = common::identities(&after);
+        assert!(
+            !ids.contains(&"phone:+14155550181".to_string()),
+            "[{kind}] {ids:?}"
+        );
+        assert!(ids.contains(&"phone:+14155550170".to_string()));
+        // The device is linked, so its events are attributed, and nothing else moved.
+        assert_eq!(
+            s.profile_of("anonymous_id:attacker-device").await["id"],
+            victim["id"]
+        );
+        let (st, _) = s
+            .get("/api/profiles/lookup?identifier=phone%3A%2B14155550181")
+            .await;
+        assert_eq!(
+            st, 404,
+            "[{kind}] the attacker's phone was attached somewhere"
+        );
+        // Later messages from the device are held the same way.
+        from_browser(json!({"anonymousId": "attacker-device", "traits": {"name": "Nina again"}}))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.profile_of("user_id:victim").await["traits"]["name"],
+            "Vera"
+        );
+        let (_, issues) = s.get("/api/ingestion/issues").await;
+        assert!(
+            issues
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["kind"] == "unconfirmed"),
+            "[{kind}] held-back writes are reported: {issues}"
+        );
+        // The victim's own device, once their user id appears on it, writes as usual.
+        from_browser(json!({"anonymousId": "vera-phone", "userId": "victim"}))
+            .await
+            .unwrap();
+        from_browser(json!({"anonymousId": "vera-phone", "traits": {"plan": "pro"}}))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.profile_of("user_id:victim").await["traits"]["plan"],
+            "pro",
+            "[{kind}]"
+        );
+        // A server key keeps full power.
+        s.post_v1("/v1/identify", json!({"anonymousId": "crm-sync", "traits": {"email": "victim@shop.example", "tier": "gold"}}))
+            .await;
+        assert_eq!(
+            s.profile_of("user_id:victim").await["traits"]["tier"],
+            "gold",
+            "[{kind}]"
+        );
+        s.finish().await;
+    }
+}

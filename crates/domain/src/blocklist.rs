@@ -153,6 +153,8 @@ pub enum DropKind {
     Invalid,
     /// A placeholder value (built-in or the brand's pattern).
     Blocked,
+    /// Held back from a browser key's unconfirmed link to a known person.
+    Unconfirmed,
 }
 
 impl DropKind {
@@ -160,6 +162,7 @@ impl DropKind {
         match self {
             DropKind::Invalid => "invalid",
             DropKind::Blocked => "blocked",
+            DropKind::Unconfirmed => "unconfirmed",
         }
     }
 }

@@ -106,6 +106,9 @@ pub struct Message {
     /// Identifiers left out of resolution: invalid (`traits.email: "n/a"`) or blocked
     /// as placeholders. The message is stored all the same; these are reported.
     pub dropped: Vec<Dropped>,
+    /// The trust of the key it came with: a browser key's messages may not write into a
+    /// person they reach only through a trait identifier (`resolve`).
+    pub trust: crate::apikey::Trust,
 }
 
 impl Message {
@@ -702,6 +705,7 @@ pub fn parse_message(
     let dropped = drops.0;
     Ok(Message {
         dropped,
+        trust: Default::default(),
         message_id,
         kind,
         name,

@@ -12,6 +12,8 @@
 //! the tie is recorded as a conflict for review. An `alias` call is an explicit request
 //! from the brand and merges regardless.
 
+use crate::apikey::Trust;
+use crate::blocklist::{DropKind, Dropped};
 use crate::identifier::{IdentityKey, IdentityKind};
 use crate::message::{Message, MessageType};
 use crate::time::Millis;
@@ -25,6 +27,9 @@ pub struct Owner {
     pub raw: ProfileId,
     pub canonical: ProfileId,
     pub last_seen: Millis,
+    /// A device linked to its person by a browser key through a trait identifier alone,
+    /// not yet confirmed (docs/identity.md, "Browser keys").
+    pub unconfirmed: bool,
 }
 
 /// `last_seen` is kept to this resolution, so a steady stream from a known person does
@@ -122,6 +127,8 @@ pub struct NewIdentity {
     pub key: IdentityKey,
     pub profile_id: ProfileId,
     pub first_seen: Millis,
+    /// A device linked by a browser key through a trait identifier alone.
+    pub unconfirmed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +172,8 @@ pub struct Plan {
     /// Trait patches per raw profile, in arrival order.
     pub trait_patches: Vec<(ProfileId, String, Millis)>,
     pub duplicates: usize,
+    /// Unconfirmed device links now confirmed (the person's user id arrived on them).
+    pub confirmed: Vec<IdentityKey>,
 }
 
 impl Plan {
@@ -267,6 +276,8 @@ pub struct Resolver<'a, S: IdSource> {
     user_ids: HashMap<ProfileId, BTreeSet<String>>,
     seen_messages: HashSet<String>,
     blocked: HashSet<(ProfileId, ProfileId)>,
+    /// Devices linked by a browser key and not yet confirmed.
+    unconfirmed: HashSet<IdentityKey>,
     ids: &'a mut S,
     plan: Plan,
 }
@@ -280,7 +291,11 @@ impl<'a, S: IdSource> Resolver<'a, S> {
         let mut owners = HashMap::with_capacity(snapshot.owners.len());
         let mut last_seen = HashMap::with_capacity(snapshot.owners.len());
         let mut canon = HashMap::new();
+        let mut unconfirmed = HashSet::new();
         for (k, o) in snapshot.owners {
+            if o.unconfirmed {
+                unconfirmed.insert(k.clone());
+            }
             last_seen.insert(k.clone(), o.last_seen);
             owners.insert(k, o.raw);
             canon.insert(o.raw, o.canonical);
@@ -298,6 +313,7 @@ impl<'a, S: IdSource> Resolver<'a, S> {
             user_ids: snapshot.user_ids,
             seen_messages: snapshot.existing_message_ids,
             blocked: snapshot.blocked_pairs,
+            unconfirmed,
             ids,
             plan: Plan::default(),
         }
@@ -383,7 +399,7 @@ impl<'a, S: IdSource> Resolver<'a, S> {
         }
     }
 
-    pub fn resolve(&mut self, msg: Message) {
+    pub fn resolve(&mut self, mut msg: Message) {
         if !self.seen_messages.insert(msg.message_id.clone()) {
             self.plan.duplicates += 1;
             return;
@@ -401,8 +417,9 @@ impl<'a, S: IdSource> Resolver<'a, S> {
                 }
             }
         }
-        let uid = msg.user_id.as_ref().map(|k| k.value.as_str());
-        let owned: Vec<(IdentityKey, ProfileId)> = keys
+        let uid_value = msg.user_id.as_ref().map(|k| k.value.clone());
+        let uid = uid_value.as_deref();
+        let mut owned: Vec<(IdentityKey, ProfileId)> = keys
             .iter()
             .filter_map(|k| self.owners.get(k).map(|&raw| (k.clone(), raw)))
             .collect();
@@ -412,6 +429,64 @@ impl<'a, S: IdSource> Resolver<'a, S> {
             .user_id
             .as_ref()
             .and_then(|k| self.owners.get(k).copied());
+        // The person's user id on a device confirms the device, whichever key sent it.
+        if let (Some(uid_raw), Some(device)) = (uid_owner, &msg.anonymous_id) {
+            let same = self
+                .owners
+                .get(device)
+                .is_some_and(|&d| self.canonical(d) == self.canonical(uid_raw));
+            if same && self.unconfirmed.remove(device) {
+                self.plan.confirmed.push(device.clone());
+            }
+        }
+        // A browser key is public: it may not write into a person it reaches only
+        // through a trait identifier (docs/identity.md, "Browser keys").
+        if msg.trust == Trust::Browser && uid_owner.is_none() {
+            let device = msg.anonymous_id.clone();
+            let device_owner = device.as_ref().and_then(|d| self.owners.get(d).copied());
+            let probation = device
+                .as_ref()
+                .is_some_and(|d| self.unconfirmed.contains(d));
+            let vouched = device_owner
+                .filter(|_| !probation)
+                .map(|raw| self.canonical(raw));
+            let foreign: Vec<(IdentityKey, ProfileId)> = owned
+                .iter()
+                .filter(|(k, raw)| {
+                    k.kind != IdentityKind::AnonymousId
+                        && k.kind != IdentityKind::UserId
+                        && Some(self.canonical(*raw)) != vouched
+                })
+                .cloned()
+                .collect();
+            match vouched {
+                // The device is its person's: it writes there as usual, but does not pull
+                // in other people through trait identifiers.
+                Some(_) if !foreign.is_empty() => {
+                    for (k, _) in &foreign {
+                        msg.dropped.push(unconfirmed_drop(
+                            k,
+                            "belongs to another person; a browser key cannot merge people",
+                        ));
+                    }
+                    owned.retain(|o| !foreign.contains(o));
+                    keys.retain(|k| !foreign.iter().any(|(f, _)| f == k));
+                }
+                Some(_) => {}
+                None => {
+                    // A device on probation stays with the person it was linked to.
+                    let reached = match device_owner.filter(|_| probation) {
+                        Some(raw) => Some(raw),
+                        None => foreign.first().map(|(_, raw)| *raw),
+                    };
+                    if let Some(raw) = reached {
+                        let target = self.canonical(raw);
+                        self.restricted(msg, raw, target, at);
+                        return;
+                    }
+                }
+            }
+        }
         let (mut target, anchor) = match uid_owner {
             Some(raw) => (self.canonical(raw), raw),
             None => {
@@ -468,6 +543,7 @@ impl<'a, S: IdSource> Resolver<'a, S> {
                         key: key.clone(),
                         profile_id: anchor,
                         first_seen: at,
+                        unconfirmed: false,
                     });
                 }
             }
@@ -483,8 +559,73 @@ impl<'a, S: IdSource> Resolver<'a, S> {
         });
     }
 
+    /// A browser message that reaches a known person (`target`) only through a trait
+    /// identifier, or comes from a device still on probation: the device is linked (its
+    /// anonymous id joins the person, unconfirmed) so its events are attributed, but no
+    /// trait is written and no other identifier attached; what was held back is noted.
+    fn restricted(&mut self, mut msg: Message, anchor: ProfileId, target: ProfileId, at: Millis) {
+        if let Some(device) = msg.anonymous_id.clone() {
+            if !self.owners.contains_key(&device) {
+                self.owners.insert(device.clone(), anchor);
+                self.unconfirmed.insert(device.clone());
+                self.plan.new_identities.push(NewIdentity {
+                    key: device,
+                    profile_id: anchor,
+                    first_seen: at,
+                    unconfirmed: true,
+                });
+            }
+        }
+        let others: Vec<IdentityKey> = msg
+            .keys()
+            .into_iter()
+            .filter(|k| k.kind != IdentityKind::AnonymousId && !self.owners.contains_key(k))
+            .collect();
+        for k in others {
+            msg.dropped.push(unconfirmed_drop(
+                &k,
+                "not attached: the device's link to this person is unconfirmed",
+            ));
+        }
+        if msg.traits_json.is_some() {
+            msg.dropped.push(Dropped {
+                field: "traits".into(),
+                value: String::new(),
+                reason: format!(
+                    "not written: a browser key reached person {target} only through a trait identifier; \
+                     the person's userId on this device confirms it"
+                ),
+                kind: DropKind::Unconfirmed,
+            });
+            msg.traits_json = None;
+            msg.traits = None;
+        }
+        msg.first_touch_json = None;
+        self.plan.events.push(EventRow {
+            profile_id: anchor,
+            message: msg,
+        });
+    }
+
     pub fn finish(self) -> Plan {
         self.plan
+    }
+}
+
+fn unconfirmed_drop(k: &IdentityKey, why: &str) -> Dropped {
+    Dropped {
+        field: match k.kind {
+            IdentityKind::UserId => "userId".into(),
+            IdentityKind::Email => "traits.email".into(),
+            IdentityKind::Phone => "traits.phone".into(),
+            IdentityKind::Wallet => "traits.wallet".into(),
+            IdentityKind::Social => "traits.socials".into(),
+            IdentityKind::External => "context.externalIds".into(),
+            IdentityKind::AnonymousId => "anonymousId".into(),
+        },
+        value: k.value.clone(),
+        reason: format!("{k} {why}"),
+        kind: DropKind::Unconfirmed,
     }
 }
 
@@ -516,6 +657,7 @@ mod tests {
         conflicts: usize,
         /// Raw profile → (traits, their times), as both stores keep them.
         traits: HashMap<ProfileId, (serde_json::Value, crate::traits::TraitTimes, Millis)>,
+        unconfirmed: HashSet<IdentityKey>,
     }
 
     impl Mem {
@@ -524,12 +666,14 @@ mod tests {
             for k in lookup_keys(msgs) {
                 if let Some(&raw) = self.owners.get(&k) {
                     let c = self.canon[&raw];
+                    let unconfirmed = self.unconfirmed.contains(&k);
                     s.owners.insert(
                         k,
                         Owner {
                             raw,
                             canonical: c,
                             last_seen: 0,
+                            unconfirmed,
                         },
                     );
                 }
@@ -575,6 +719,12 @@ mod tests {
             }
             for ni in &plan.new_identities {
                 assert!(self.owners.insert(ni.key.clone(), ni.profile_id).is_none());
+                if ni.unconfirmed {
+                    self.unconfirmed.insert(ni.key.clone());
+                }
+            }
+            for k in &plan.confirmed {
+                self.unconfirmed.remove(k);
             }
             for (raw, c) in plan.reassignments() {
                 self.canon.insert(raw, c);
@@ -705,6 +855,74 @@ mod tests {
     }
 
     #[test]
+    fn a_browser_key_cannot_write_into_a_person_it_reaches_by_email() {
+        let browser = |v: serde_json::Value| {
+            let mut m = msg(v);
+            m.trust = Trust::Browser;
+            m
+        };
+        let mut s = Mem::default();
+        s.ingest(vec![msg(
+            json!({"type": "identify", "userId": "victim", "messageId": "1",
+            "traits": {"email": "v@x.io", "name": "Victim"}}),
+        )]);
+        // The attack: a new device names the victim's e-mail, a name and a phone.
+        s.ingest(vec![browser(
+            json!({"type": "identify", "anonymousId": "dev", "messageId": "2",
+            "traits": {"email": "v@x.io", "name": "Nina", "phone": "+14155550188"}}),
+        )]);
+        let victim = s.profile_of("user_id:victim").unwrap();
+        assert_eq!(
+            s.profile_of("anonymous_id:dev"),
+            Some(victim),
+            "the device is linked"
+        );
+        assert_eq!(
+            s.profile_of("phone:+14155550188"),
+            None,
+            "no identifier attached"
+        );
+        assert_eq!(
+            s.people_traits()[&victim]["name"],
+            "Victim",
+            "no trait written"
+        );
+        // Still on probation: the same device cannot write later either.
+        s.ingest(vec![browser(
+            json!({"type": "identify", "anonymousId": "dev", "messageId": "3",
+            "traits": {"name": "Nina again"}}),
+        )]);
+        assert_eq!(s.people_traits()[&victim]["name"], "Victim");
+        // A server key (or the person's own user id on the device) keeps full power.
+        s.ingest(vec![msg(
+            json!({"type": "identify", "anonymousId": "dev2", "messageId": "4",
+            "traits": {"email": "v@x.io", "plan": "pro"}}),
+        )]);
+        assert_eq!(s.people_traits()[&victim]["plan"], "pro");
+        s.ingest(vec![browser(
+            json!({"type": "identify", "anonymousId": "dev", "userId": "victim",
+            "messageId": "5"}),
+        )]);
+        assert!(s.unconfirmed.is_empty(), "confirmed by the user id");
+        s.ingest(vec![browser(
+            json!({"type": "identify", "anonymousId": "dev", "messageId": "6",
+            "traits": {"name": "Victoria"}}),
+        )]);
+        assert_eq!(s.people_traits()[&victim]["name"], "Victoria");
+        // A confirmed device does not pull in another person through an e-mail.
+        s.ingest(vec![msg(
+            json!({"type": "identify", "userId": "other", "messageId": "7",
+            "traits": {"email": "o@x.io"}}),
+        )]);
+        s.ingest(vec![browser(
+            json!({"type": "identify", "anonymousId": "dev", "messageId": "8",
+            "traits": {"email": "o@x.io"}}),
+        )]);
+        assert_ne!(s.profile_of("user_id:other"), Some(victim));
+        assert_eq!(s.merges.len(), 0, "{:?}", s.merges);
+    }
+
+    #[test]
     fn blocked_pairs_are_not_remerged() {
         let msgs = vec![msg(
             json!({"type": "identify", "anonymousId": "a2", "messageId": "3", "traits": {"email": "x@y.io"}}),
@@ -716,6 +934,7 @@ mod tests {
                 raw: 1,
                 canonical: 1,
                 last_seen: 0,
+                unconfirmed: false,
             },
         );
         snap.owners.insert(
@@ -724,6 +943,7 @@ mod tests {
                 raw: 2,
                 canonical: 2,
                 last_seen: 0,
+                unconfirmed: false,
             },
         );
         snap.members.insert(1, vec![1]);

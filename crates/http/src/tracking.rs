@@ -163,13 +163,23 @@ async fn ingest(
             None => format!("batch[{i}]."),
             Some(_) => String::new(),
         };
-        let mut msgs = parse_body(&body, endpoint, now_millis(), Some(from))?;
+        let trust = key.access.trust;
+        let parse = || -> ApiResult<Vec<rapport_domain::Message>> {
+            let mut msgs = parse_body(&body, endpoint, now_millis(), Some(from))?;
+            // A browser key's messages may not write into a person they reach only
+            // through a trait identifier (docs/identity.md, "Browser keys").
+            for m in &mut msgs {
+                m.trust = trust;
+            }
+            Ok(msgs)
+        };
+        let mut msgs = parse()?;
         let dropped = state.identity.screen(&mut msgs, path).await?;
         match state.ingestor.submit(&key.prefix, msgs).await {
             // Another request spoiled the group: this one goes again, alone (rebuilt
             // from the body, so the writer keeps no copies).
             Err(IngestError::Refused) => {
-                let mut msgs = parse_body(&body, endpoint, now_millis(), Some(from))?;
+                let mut msgs = parse()?;
                 state.identity.screen(&mut msgs, path).await?;
                 state.ingestor.submit_alone(&key.prefix, msgs).await?;
             }

@@ -88,7 +88,8 @@ const ANALYSTS: usize = 2;
 #[derive(Default)]
 struct IdentityCache {
     data_version: i64,
-    owners: HashMap<IdentityKey, (ProfileId, Millis)>,
+    /// key → (raw profile, last seen, unconfirmed device link)
+    owners: HashMap<IdentityKey, (ProfileId, Millis, bool)>,
     canon: HashMap<ProfileId, ProfileId>,
 }
 
@@ -102,12 +103,13 @@ impl IdentityCache {
     }
 
     fn get(&self, k: &IdentityKey) -> Option<Owner> {
-        let &(raw, last_seen) = self.owners.get(k)?;
+        let &(raw, last_seen, unconfirmed) = self.owners.get(k)?;
         let &canonical = self.canon.get(&raw)?;
         Some(Owner {
             raw,
             canonical,
             last_seen,
+            unconfirmed,
         })
     }
 
@@ -120,7 +122,12 @@ impl IdentityCache {
         }
         for i in &plan.new_identities {
             self.owners
-                .insert(i.key.clone(), (i.profile_id, i.first_seen));
+                .insert(i.key.clone(), (i.profile_id, i.first_seen, i.unconfirmed));
+        }
+        for k in &plan.confirmed {
+            if let Some(e) = self.owners.get_mut(k) {
+                e.2 = false;
+            }
         }
         for (k, at) in &plan.seen {
             if let Some(e) = self.owners.get_mut(k) {

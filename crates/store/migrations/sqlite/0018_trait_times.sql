@@ -34,3 +34,7 @@ CREATE TABLE detaches (
 );
 CREATE INDEX detaches_from ON detaches (from_profile);
 CREATE INDEX detaches_to ON detaches (to_profile);
+
+-- A device linked to its person by a browser key through a trait identifier alone, not
+-- yet confirmed (docs/identity.md, "Browser keys").
+ALTER TABLE identities ADD COLUMN unconfirmed INTEGER NOT NULL DEFAULT 0;

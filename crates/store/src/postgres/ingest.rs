@@ -110,7 +110,7 @@ pub(super) async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<S
     let id_params: [Param<'_>; 1] = [&ids];
     let (owners_stmt, ids_stmt) = tokio::try_join!(
         tx.prepare_cached(
-            "SELECT i.kind, i.value, i.profile_id, p.canonical_id, i.last_seen
+            "SELECT i.kind, i.value, i.profile_id, p.canonical_id, i.last_seen, i.unconfirmed
              FROM UNNEST($1::text[], $2::text[]) AS k(kind, value)
              JOIN identities i ON i.kind = k.kind AND i.value = k.value
              JOIN profiles p ON p.id = i.profile_id"
@@ -135,6 +135,7 @@ pub(super) async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<S
                 raw: r.get(2),
                 canonical: r.get(3),
                 last_seen: r.get(4),
+                unconfirmed: r.get(5),
             },
         );
     }
@@ -297,14 +298,36 @@ pub(super) async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Res
     let ni = &plan.new_identities;
     if !ni.is_empty() {
         p.add(
-            "INSERT INTO identities (kind, value, profile_id, source, first_seen, last_seen)
-             SELECT kind, value, pid, $4, fs, fs FROM UNNEST($1::text[], $2::text[], $3::int8[], $5::int8[]) AS t(kind, value, pid, fs)",
+            "INSERT INTO identities (kind, value, profile_id, source, first_seen, last_seen, unconfirmed)
+             SELECT kind, value, pid, $4, fs, fs, u FROM UNNEST($1::text[], $2::text[], $3::int8[], $5::int8[], $6::bool[]) AS t(kind, value, pid, fs, u)",
             vec![
                 Box::new(ni.iter().map(|i| i.key.kind.as_str()).collect::<Vec<_>>()),
                 Box::new(ni.iter().map(|i| i.key.value.as_str()).collect::<Vec<_>>()),
                 Box::new(ni.iter().map(|i| i.profile_id).collect::<Vec<i64>>()),
                 Box::new(source),
                 Box::new(ni.iter().map(|i| i.first_seen).collect::<Vec<i64>>()),
+                Box::new(ni.iter().map(|i| i.unconfirmed).collect::<Vec<bool>>()),
+            ],
+        );
+    }
+    if !plan.confirmed.is_empty() {
+        p.add(
+            "UPDATE identities i SET unconfirmed = false
+             FROM UNNEST($1::text[], $2::text[]) AS t(kind, value)
+             WHERE i.kind = t.kind AND i.value = t.value",
+            vec![
+                Box::new(
+                    plan.confirmed
+                        .iter()
+                        .map(|k| k.kind.as_str())
+                        .collect::<Vec<_>>(),
+                ),
+                Box::new(
+                    plan.confirmed
+                        .iter()
+                        .map(|k| k.value.as_str())
+                        .collect::<Vec<_>>(),
+                ),
             ],
         );
     }

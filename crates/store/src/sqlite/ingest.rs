@@ -69,7 +69,7 @@ pub(super) fn snapshot(
     let mut snap = Snapshot::default();
     {
         let mut stmt = tx.prepare_cached(
-            "SELECT i.profile_id, p.canonical_id, i.last_seen FROM identities i
+            "SELECT i.profile_id, p.canonical_id, i.last_seen, i.unconfirmed FROM identities i
              JOIN profiles p ON p.id = i.profile_id WHERE i.kind = ?1 AND i.value = ?2",
         )?;
         for k in lookup_keys(msgs) {
@@ -83,11 +83,14 @@ pub(super) fn snapshot(
                         raw: r.get(0)?,
                         canonical: r.get(1)?,
                         last_seen: r.get(2)?,
+                        unconfirmed: r.get(3)?,
                     })
                 })
                 .optional()?;
             if let Some(o) = owner {
-                cache.owners.insert(k.clone(), (o.raw, o.last_seen));
+                cache
+                    .owners
+                    .insert(k.clone(), (o.raw, o.last_seen, o.unconfirmed));
                 cache.canon.insert(o.raw, o.canonical);
                 snap.owners.insert(k, o);
             }
@@ -201,8 +204,8 @@ pub(super) fn apply(tx: &Transaction<'_>, plan: &Plan, source: &str) -> Result<I
             stmt.execute(params![id, at])?;
         }
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO identities (kind, value, profile_id, source, first_seen, last_seen)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            "INSERT INTO identities (kind, value, profile_id, source, first_seen, last_seen, unconfirmed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
         )?;
         for i in &plan.new_identities {
             stmt.execute(params![
@@ -210,8 +213,15 @@ pub(super) fn apply(tx: &Transaction<'_>, plan: &Plan, source: &str) -> Result<I
                 i.key.value,
                 i.profile_id,
                 source,
-                i.first_seen
+                i.first_seen,
+                i.unconfirmed
             ])?;
+        }
+        let mut stmt = tx.prepare_cached(
+            "UPDATE identities SET unconfirmed = 0 WHERE kind = ?1 AND value = ?2",
+        )?;
+        for k in &plan.confirmed {
+            stmt.execute(params![k.kind.as_str(), k.value])?;
         }
         let mut stmt = tx.prepare_cached(
             "UPDATE identities SET last_seen = max(last_seen, ?3) WHERE kind = ?1 AND value = ?2",

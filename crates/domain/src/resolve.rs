@@ -120,6 +120,10 @@ pub struct TimedPatch {
     pub times: String,
     /// The latest of the times: the profile's `traits_updated_at` moves to it.
     pub at: Millis,
+    /// The earliest of the times. When it is not older than the profile's
+    /// `traits_updated_at` (the latest time of any stored key), every key is fresh and
+    /// the store writes the patch as it is, without comparing key by key.
+    pub from: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,11 +229,17 @@ impl Plan {
                 if rounds.len() <= i {
                     rounds.push(Vec::new());
                 }
+                let from = times
+                    .values()
+                    .filter_map(|t| t.as_i64())
+                    .min()
+                    .unwrap_or(at);
                 rounds[i].push(TimedPatch {
                     profile_id: id,
                     patch: v.to_string(),
                     times: serde_json::Value::Object(times).to_string(),
                     at,
+                    from,
                 });
             }
         }

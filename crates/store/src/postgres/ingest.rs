@@ -413,11 +413,17 @@ pub(super) async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Res
             .map(|p| rapport_domain::traits::is_flat_patch(&p.patch))
             .collect();
         p.add(
-            "UPDATE profiles p SET traits = CASE WHEN t.flat THEN p.traits || rapport_fresh_patch(p.trait_times, t.patch::jsonb, t.times::jsonb)
-                                               ELSE rapport_merge_patch(p.traits, rapport_fresh_patch(p.trait_times, t.patch::jsonb, t.times::jsonb)) END,
-                    trait_times = rapport_later_times(p.trait_times, t.times::jsonb),
+            // The usual case, a patch no older than anything stored (`t.since` ≥ the
+            // profile's latest key time), skips the key-by-key comparison.
+            "UPDATE profiles p SET
+                    traits = CASE WHEN t.since >= p.traits_updated_at THEN
+                                      CASE WHEN t.flat THEN p.traits || t.patch::jsonb ELSE rapport_merge_patch(p.traits, t.patch::jsonb) END
+                                  WHEN t.flat THEN p.traits || rapport_fresh_patch(p.trait_times, t.patch::jsonb, t.times::jsonb)
+                                  ELSE rapport_merge_patch(p.traits, rapport_fresh_patch(p.trait_times, t.patch::jsonb, t.times::jsonb)) END,
+                    trait_times = CASE WHEN t.since >= p.traits_updated_at THEN p.trait_times || t.times::jsonb
+                                       ELSE rapport_later_times(p.trait_times, t.times::jsonb) END,
                     traits_updated_at = GREATEST(p.traits_updated_at, t.at), updated_at = $4
-             FROM UNNEST($1::int8[], $2::text[], $3::int8[], $5::bool[], $6::text[]) AS t(id, patch, at, flat, times) WHERE p.id = t.id",
+             FROM UNNEST($1::int8[], $2::text[], $3::int8[], $5::bool[], $6::text[], $7::int8[]) AS t(id, patch, at, flat, times, since) WHERE p.id = t.id",
             vec![
                 Box::new(patches.iter().map(|p| p.profile_id).collect::<Vec<i64>>()),
                 Box::new(patches.iter().map(|p| p.patch.clone()).collect::<Vec<String>>()),
@@ -425,6 +431,7 @@ pub(super) async fn apply(tx: &Transaction<'_>, plan: Plan, source: &str) -> Res
                 Box::new(now),
                 Box::new(flat),
                 Box::new(patches.iter().map(|p| p.times.clone()).collect::<Vec<String>>()),
+                Box::new(patches.iter().map(|p| p.from).collect::<Vec<i64>>()),
             ],
         );
     }

@@ -256,13 +256,18 @@ pub(super) fn apply(tx: &Transaction<'_>, plan: &Plan, source: &str) -> Result<I
         }
         // Each key is written only if it is not older than the stored one's.
         let mut stmt = tx.prepare_cached(
-            "UPDATE profiles SET traits = json_patch(traits, rapport_fresh_patch(trait_times, ?2, ?3)),
-                                 trait_times = rapport_later_times(trait_times, ?3),
-                                 traits_updated_at = max(traits_updated_at, ?4), updated_at = ?5 WHERE id = ?1",
+            // The usual case, a patch no older than anything stored (`?6` ≥ the
+            // profile's latest key time), skips the key-by-key comparison.
+            "UPDATE profiles SET
+                 traits = CASE WHEN ?6 >= traits_updated_at THEN json_patch(traits, ?2)
+                               ELSE json_patch(traits, rapport_fresh_patch(trait_times, ?2, ?3)) END,
+                 trait_times = CASE WHEN ?6 >= traits_updated_at THEN json_patch(trait_times, ?3)
+                                    ELSE rapport_later_times(trait_times, ?3) END,
+                 traits_updated_at = max(traits_updated_at, ?4), updated_at = ?5 WHERE id = ?1",
         )?;
         for round in plan.trait_patch_rounds() {
             for p in round {
-                stmt.execute(params![p.profile_id, p.patch, p.times, p.at, now])?;
+                stmt.execute(params![p.profile_id, p.patch, p.times, p.at, now, p.from])?;
             }
         }
         // The first campaign is kept: replaced only by an earlier one (a late batch).

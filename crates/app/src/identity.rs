@@ -110,7 +110,16 @@ impl IdentityPolicy {
         messages: &mut [Message],
         path: impl Fn(usize) -> String,
     ) -> Result<Vec<Dropped>, StoreError> {
-        let (_, b) = self.current().await?;
+        // Per request: only the compiled list's `Arc` is cloned while it is fresh.
+        let fresh = self.cached.read().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|(_, _, at)| at.elapsed() < SETTINGS_TTL)
+                .map(|(_, b, _)| b.clone())
+        });
+        let b = match fresh {
+            Some(b) => b,
+            None => self.current().await?.1,
+        };
         let mut out = Vec::new();
         for (i, m) in messages.iter_mut().enumerate() {
             out.extend(b.screen(m, &path(i)));

@@ -64,8 +64,14 @@ const PLACEHOLDER_LOCALS: &[&str] = &[
 
 /// Why a built-in rule blocks `key`, if one does.
 pub fn builtin(key: &IdentityKey) -> Option<&'static str> {
-    let v = key.value.trim().to_lowercase();
-    let placeholder = |s: &str| PLACEHOLDERS.contains(&s);
+    // Runs on every identifier of every message: compare without allocating (the
+    // placeholders are ASCII; stored e-mails are already lower-case).
+    let v = key.value.trim();
+    let placeholder = |s: &str| {
+        PLACEHOLDERS
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(s.trim()))
+    };
     match key.kind {
         IdentityKind::UserId | IdentityKind::AnonymousId => {
             placeholder(&v).then_some("a placeholder value")
@@ -79,8 +85,8 @@ pub fn builtin(key: &IdentityKey) -> Option<&'static str> {
             .is_some_and(|(_, h)| placeholder(h))
             .then_some("a placeholder handle"),
         IdentityKind::Email => {
-            let local = v.rsplit_once('@').map(|(l, _)| l).unwrap_or(&v);
-            (PLACEHOLDER_EMAILS.contains(&v.as_str()) || PLACEHOLDER_LOCALS.contains(&local))
+            let local = v.rsplit_once('@').map(|(l, _)| l).unwrap_or(v);
+            (PLACEHOLDER_EMAILS.contains(&v) || PLACEHOLDER_LOCALS.contains(&local))
                 .then_some("a placeholder address")
         }
         IdentityKind::Phone => {
@@ -92,11 +98,11 @@ pub fn builtin(key: &IdentityKey) -> Option<&'static str> {
             (alike || counting).then_some("a placeholder number")
         }
         IdentityKind::Wallet => {
-            let addr = v.rsplit(':').next().unwrap_or(&v);
+            let addr = v.rsplit(':').next().unwrap_or(v);
             let hex = addr.strip_prefix("0x").unwrap_or(addr);
             let zero = !hex.is_empty() && hex.bytes().all(|b| b == b'0');
             // The conventional burn address: tokens sent there belong to no one.
-            let burn = hex == "000000000000000000000000000000000000dead";
+            let burn = hex.eq_ignore_ascii_case("000000000000000000000000000000000000dead");
             (zero || burn).then_some("the zero or burn address, which no one owns")
         }
     }

@@ -203,12 +203,17 @@ pub fn normalize_email(raw: &str) -> Result<String, IdentifierError> {
         .ok_or_else(|| bad("is not an e-mail address (no @)"))?;
     // İ lower-cases to i + U+0307 (combining dot above), which no one types; the
     // address a Turkish customer means is the plain i.
-    let local: String = local
-        .nfc()
-        .collect::<String>()
-        .to_lowercase()
-        .replace("i\u{307}", "i");
-    let local: String = local.nfc().collect();
+    let local: String = if local.is_ascii() {
+        // NFC and Unicode case rules change nothing in ASCII: the usual case, kept cheap.
+        local.to_ascii_lowercase()
+    } else {
+        let lower = local
+            .nfc()
+            .collect::<String>()
+            .to_lowercase()
+            .replace("i\u{307}", "i");
+        lower.nfc().collect()
+    };
     let ascii = idna::domain_to_ascii(domain)
         .map_err(|_| bad("has a domain that is not a valid (internationalised) name"))?;
     // The RFC allows dotless domains; customer e-mail never uses them and they are a
@@ -218,6 +223,10 @@ pub fn normalize_email(raw: &str) -> Result<String, IdentifierError> {
     }
     email_address::EmailAddress::from_str(&format!("{local}@{ascii}"))
         .map_err(|e| bad(&format!("is not an e-mail address ({e})")))?;
+    // Only a name with an A-label has another form to show.
+    if !ascii.contains("xn--") {
+        return Ok(format!("{local}@{ascii}"));
+    }
     let (unicode, r) = idna::domain_to_unicode(&ascii);
     r.map_err(|_| bad("has a domain that is not a valid (internationalised) name"))?;
     Ok(format!("{local}@{unicode}"))

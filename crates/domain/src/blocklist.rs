@@ -74,7 +74,7 @@ pub fn builtin(key: &IdentityKey) -> Option<&'static str> {
     };
     match key.kind {
         IdentityKind::UserId | IdentityKind::AnonymousId => {
-            placeholder(&v).then_some("a placeholder value")
+            placeholder(v).then_some("a placeholder value")
         }
         IdentityKind::External => v
             .split_once(':')

@@ -461,6 +461,14 @@ pub fn normalize_social(network: &str, handle: &str) -> Result<String, Identifie
             format!("handle '{handle}' must not contain spaces"),
         ));
     }
+    // A '/' left over is neither a handle nor a profile URL we could read; refused, so a
+    // stored handle never reads as a URL when parsed again (found by fuzzing).
+    if handle.contains('/') {
+        return Err(IdentifierError::new(
+            "social",
+            format!("handle '{handle}' must not contain '/': give the handle or the profile's URL"),
+        ));
+    }
     Ok(format!("{network}:{handle}"))
 }
 
@@ -570,6 +578,8 @@ mod tests {
             "linkedin:ann-lee"
         );
         assert_eq!(one(External, "CRM:Ab7"), "crm:Ab7");
+        // Found by fuzzing: `@r///l` was stored as `r///l`, which then read as a URL.
+        assert!(IdentityKey::parse(Social, "w:@r///l~.|").is_err());
     }
 
     #[test]

@@ -594,3 +594,66 @@ async fn a_browser_key_cannot_write_into_someone_it_reaches_by_email() {
         s.finish().await;
     }
 }
+
+/// Issue 38, item 5: a merge made by a message from a device that came in through an
+/// earlier merge is undone with that merge.
+#[tokio::test]
+async fn an_unmerge_undoes_what_existed_only_because_of_the_merge() {
+    for s in common::servers().await {
+        let kind = s.kind;
+        for m in [
+            json!({"type": "identify", "anonymousId": "a1", "messageId": "m1", "traits": {"email": "e1@shop.example", "name": "Ann"}}),
+            json!({"type": "track", "anonymousId": "a2", "messageId": "m2", "event": "Viewed"}),
+            json!({"type": "identify", "anonymousId": "a3", "messageId": "m3", "traits": {"phone": "+14155550142", "name": "Cyd"}}),
+            json!({"type": "identify", "anonymousId": "a2", "messageId": "m4", "traits": {"email": "e1@shop.example"}}),
+            json!({"type": "identify", "anonymousId": "a2", "messageId": "m5", "traits": {"phone": "+14155550142"}}),
+        ] {
+            assert_eq!(s.batch(json!([m])).await.0, 200);
+        }
+        let e1 = s.profile_of("email:e1@shop.example").await;
+        assert_eq!(
+            e1["id"],
+            s.profile_of("phone:+14155550142").await["id"],
+            "[{kind}] all one before"
+        );
+        let a2 = s.profile_of("anonymous_id:a2").await;
+        let a2_raw = a2["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["value"] == "a2")
+            .map(|i| i["profile_id"].as_i64().unwrap())
+            .unwrap();
+        let (st, b) = s
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/profiles/{a2_raw}/unmerge"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{kind}] {b}");
+        // The phone came in only through a2: it leaves with it, and e1 is Ann again.
+        let e1 = s.profile_of("email:e1@shop.example").await;
+        assert!(
+            !common::identities(&e1).contains(&"phone:+14155550142".to_string()),
+            "[{kind}] the phone stayed: {e1}"
+        );
+        assert_eq!(e1["traits"]["name"], "Ann", "[{kind}] {e1}");
+        assert_eq!(
+            s.profile_of("phone:+14155550142").await["traits"]["name"],
+            "Cyd"
+        );
+        let (_, merges) = s.get("/api/merges").await;
+        let undone = merges
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["undone_at"].is_string())
+            .count();
+        assert_eq!(
+            undone, 2,
+            "[{kind}] the merge and the one that depended on it: {merges}"
+        );
+        s.finish().await;
+    }
+}

@@ -263,6 +263,7 @@ impl ProfileStore for PgStore {
             &[&current.min(row.merged_id), &current.max(row.merged_id), &at],
         )
         .await?;
+        undo_dependent_merges(&tx, &row, current, by, at).await?;
         let view = merge_by_id(&tx, row.id).await?;
         tx.commit().await?;
         Ok(view)
@@ -606,4 +607,61 @@ async fn detach_row(c: &impl GenericClient, id: i64) -> Result<DetachRow> {
     .await?
     .map(|r| detach_from_row(&r))
     .ok_or_else(|| StoreError::NotFound(format!("detach {id}")))
+}
+
+/// Later merges into the same person made by messages from the profiles an unmerge just
+/// moved out existed only because of the undone merge (docs/identity.md, "Unmerge"):
+/// they are undone with it, in order, each one's moved profiles counting for the next.
+async fn undo_dependent_merges(
+    tx: &impl GenericClient,
+    undone: &crate::common::MergeRow,
+    person: ProfileId,
+    by: &str,
+    at: Millis,
+) -> Result<()> {
+    let mut moved: std::collections::HashSet<i64> =
+        serde_json::from_str::<Vec<i64>>(&undone.member_ids)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+    let later: Vec<crate::common::MergeRow> = tx
+        .query(
+            &format!(
+                "SELECT {MERGE_COLUMNS} FROM merges WHERE id > $1 AND undone_at IS NULL AND message_id IS NOT NULL ORDER BY id"
+            ),
+            &[&undone.id],
+        )
+        .await?
+        .iter()
+        .map(merge_row)
+        .collect();
+    let by = format!("{by} (with merge {})", undone.id);
+    for m in later {
+        if canonical_of(tx, m.survivor_id).await? != person {
+            continue;
+        }
+        let from: Option<i64> = tx
+            .query_opt(
+                "SELECT profile_id FROM event_rows WHERE message_id = $1",
+                &[&m.message_id],
+            )
+            .await?
+            .map(|r| r.get(0));
+        if !from.is_some_and(|p| moved.contains(&p)) {
+            continue;
+        }
+        let members: Vec<i64> = serde_json::from_str(&m.member_ids).unwrap_or_default();
+        tx.execute(
+            "UPDATE profiles SET canonical_id = $2, updated_at = $4 WHERE id = ANY($1) AND canonical_id = $3",
+            &[&members, &m.merged_id, &person, &at],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE merges SET undone_at = $2, undone_by = $3 WHERE id = $1",
+            &[&m.id, &at, &by],
+        )
+        .await?;
+        moved.extend(members);
+    }
+    Ok(())
 }

@@ -147,6 +147,7 @@ impl ProfileStore for SqliteStore {
                 "INSERT OR IGNORE INTO merge_blocks (profile_a, profile_b, at) VALUES (?1, ?2, ?3)",
                 params![current.min(row.merged_id), current.max(row.merged_id), at],
             )?;
+            undo_dependent_merges(tx, &row, current, &by, at)?;
             merge_by_id(tx, row.id)
         })
         .await
@@ -638,4 +639,56 @@ fn detach_row(c: &Connection, id: i64) -> Result<DetachRow> {
 
 fn detach_by_id(c: &Connection, id: i64) -> Result<DetachView> {
     Ok(detach_row(c, id)?.view())
+}
+
+/// Later merges into the same person made by messages from the profiles an unmerge just
+/// moved out existed only because of the undone merge (docs/identity.md, "Unmerge"):
+/// they are undone with it, in order, each one's moved profiles counting for the next.
+fn undo_dependent_merges(
+    tx: &Transaction<'_>,
+    undone: &MergeRow,
+    person: ProfileId,
+    by: &str,
+    at: Millis,
+) -> Result<()> {
+    let mut moved: std::collections::HashSet<i64> =
+        serde_json::from_str::<Vec<i64>>(&undone.member_ids)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+    let later: Vec<MergeRow> = tx
+        .prepare(&format!(
+            "SELECT {MERGE_COLUMNS} FROM merges WHERE id > ?1 AND undone_at IS NULL AND message_id IS NOT NULL ORDER BY id"
+        ))?
+        .query_map([undone.id], merge_row)?
+        .collect::<std::result::Result<_, _>>()?;
+    let by = format!("{by} (with merge {})", undone.id);
+    for m in later {
+        if canonical_of(tx, m.survivor_id)? != person {
+            continue;
+        }
+        let from: Option<i64> = tx
+            .query_row(
+                "SELECT profile_id FROM events WHERE message_id = ?1",
+                [&m.message_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if !from.is_some_and(|p| moved.contains(&p)) {
+            continue;
+        }
+        let members: Vec<i64> = serde_json::from_str(&m.member_ids).unwrap_or_default();
+        let mut stmt = tx.prepare_cached(
+            "UPDATE profiles SET canonical_id = ?2, updated_at = ?4 WHERE id = ?1 AND canonical_id = ?3",
+        )?;
+        for p in &members {
+            stmt.execute(params![p, m.merged_id, person, at])?;
+        }
+        tx.execute(
+            "UPDATE merges SET undone_at = ?2, undone_by = ?3 WHERE id = ?1",
+            params![m.id, at, by],
+        )?;
+        moved.extend(members);
+    }
+    Ok(())
 }

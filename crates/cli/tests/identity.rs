@@ -657,3 +657,33 @@ async fn an_unmerge_undoes_what_existed_only_because_of_the_merge() {
         s.finish().await;
     }
 }
+
+#[tokio::test]
+async fn limits_per_kind_hold_a_shared_device_back() {
+    for s in common::servers().await {
+        let kind = s.kind;
+        let emails: Vec<String> = (0..10)
+            .map(|i| format!("visitor{i}@shop.example"))
+            .collect();
+        s.batch(json!([{"type": "identify", "userId": "kiosk", "traits": {"emails": emails}}]))
+            .await;
+        let (st, body) = s
+            .batch(json!([{"type": "identify", "userId": "kiosk", "event": "x", "traits": {"email": "visitor10@shop.example"}}]))
+            .await;
+        assert_eq!(st, 200, "[{kind}] {body}");
+        let (st, _) = s
+            .get("/api/profiles/lookup?identifier=email%3Avisitor10%40shop.example")
+            .await;
+        assert_eq!(st, 404, "[{kind}] the eleventh e-mail was attached");
+        let (_, issues) = s.get("/api/ingestion/issues").await;
+        assert!(
+            issues
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["kind"] == "limit" && i["field"] == "traits.email"),
+            "[{kind}] {issues}"
+        );
+        s.finish().await;
+    }
+}

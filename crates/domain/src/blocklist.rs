@@ -161,6 +161,8 @@ pub enum DropKind {
     Blocked,
     /// Held back from a browser key's unconfirmed link to a known person.
     Unconfirmed,
+    /// Past the per-person limit of its kind (`resolve::limit`).
+    Limit,
 }
 
 impl DropKind {
@@ -169,6 +171,7 @@ impl DropKind {
             DropKind::Invalid => "invalid",
             DropKind::Blocked => "blocked",
             DropKind::Unconfirmed => "unconfirmed",
+            DropKind::Limit => "limit",
         }
     }
 }

@@ -48,6 +48,21 @@ pub struct Snapshot {
     pub existing_message_ids: HashSet<String>,
     /// Cluster pairs a person split apart by hand: never re-merged automatically.
     pub blocked_pairs: HashSet<(ProfileId, ProfileId)>,
+    /// How many identities of each kind the clusters [`clusters_needing_detail`] names
+    /// hold (for the per-person [`limit`]s).
+    pub kind_counts: HashMap<ProfileId, HashMap<IdentityKind, usize>>,
+}
+
+/// At most this many identities of a kind on one person (Segment Unify's "limits"):
+/// past it a new identifier is dropped and reported, and a merge that would pass it is a
+/// conflict to review instead. One user id is merge protection's own rule.
+pub fn limit(kind: IdentityKind) -> usize {
+    match kind {
+        IdentityKind::UserId => 1,
+        IdentityKind::Email | IdentityKind::Phone => 10,
+        IdentityKind::Wallet | IdentityKind::Social | IdentityKind::External => 20,
+        IdentityKind::AnonymousId => 100,
+    }
 }
 
 /// Keys the store must look up for a group of messages.
@@ -288,6 +303,8 @@ pub struct Resolver<'a, S: IdSource> {
     blocked: HashSet<(ProfileId, ProfileId)>,
     /// Devices linked by a browser key and not yet confirmed.
     unconfirmed: HashSet<IdentityKey>,
+    /// Identities per kind of each cluster resolution may add to or merge.
+    counts: HashMap<ProfileId, HashMap<IdentityKind, usize>>,
     ids: &'a mut S,
     plan: Plan,
 }
@@ -324,6 +341,7 @@ impl<'a, S: IdSource> Resolver<'a, S> {
             seen_messages: snapshot.existing_message_ids,
             blocked: snapshot.blocked_pairs,
             unconfirmed,
+            counts: snapshot.kind_counts,
             ids,
             plan: Plan::default(),
         }
@@ -353,6 +371,17 @@ impl<'a, S: IdSource> Resolver<'a, S> {
         id
     }
 
+    /// The first kind two clusters together would hold more of than its [`limit`].
+    fn over_limit(&self, a: ProfileId, b: ProfileId) -> Option<(IdentityKind, usize)> {
+        let (ca, cb) = (self.counts.get(&a), self.counts.get(&b));
+        IdentityKind::ALL.into_iter().find_map(|k| {
+            let n = ca.and_then(|c| c.get(&k)).copied().unwrap_or(0)
+                + cb.and_then(|c| c.get(&k)).copied().unwrap_or(0);
+            // One user id is merge protection's rule, with its own conflict.
+            (k != IdentityKind::UserId && n > limit(k)).then_some((k, n))
+        })
+    }
+
     /// Merges two clusters; the older (lower id) survives. Returns the survivor.
     fn merge(
         &mut self,
@@ -362,6 +391,11 @@ impl<'a, S: IdSource> Resolver<'a, S> {
         msg: &Message,
     ) -> ProfileId {
         let (survivor, merged) = (a.min(b), a.max(b));
+        let gone = self.counts.remove(&merged).unwrap_or_default();
+        let counts = self.counts.entry(survivor).or_default();
+        for (k, n) in gone {
+            *counts.entry(k).or_default() += n;
+        }
         let moved = self.members.remove(&merged).unwrap_or_else(|| vec![merged]);
         for &m in &moved {
             self.canon.insert(m, survivor);
@@ -434,6 +468,17 @@ impl<'a, S: IdSource> Resolver<'a, S> {
             .filter_map(|k| self.owners.get(k).map(|&raw| (k.clone(), raw)))
             .collect();
 
+        // Priority is by kind, never by where an identifier sits in the message: the
+        // user id, then the device (`anonymousId`), then trait identifiers strongest
+        // first (external, e-mail, phone, wallet, social), then the older person.
+        owned.sort_by_key(|(k, raw)| {
+            let rank = match k.kind {
+                IdentityKind::UserId => 0,
+                IdentityKind::AnonymousId => 1,
+                other => 2 + other.strength(),
+            };
+            (rank, self.canonical(*raw))
+        });
         // Pick the cluster the message belongs to, and the raw profile it lands on.
         let uid_owner = msg
             .user_id
@@ -522,6 +567,12 @@ impl<'a, S: IdSource> Resolver<'a, S> {
             }
             if !is_alias && self.blocked.contains(&pair(c, target)) {
                 self.conflict(target, c, key, "profiles were split by hand", &msg);
+            } else if let Some((kind, n)) = self.over_limit(target, c).filter(|_| !is_alias) {
+                let reason = format!(
+                    "together they would hold {n} identities of kind {kind}, over the limit of {}",
+                    limit(kind)
+                );
+                self.conflict(target, c, key, &reason, &msg);
             } else if is_alias || self.compatible(target, c, uid) {
                 target = self.merge(target, c, key, &msg);
             } else {
@@ -542,6 +593,26 @@ impl<'a, S: IdSource> Resolver<'a, S> {
                     }
                 }
                 None => {
+                    let held = self
+                        .counts
+                        .entry(target)
+                        .or_default()
+                        .entry(key.kind)
+                        .or_default();
+                    if *held >= limit(key.kind) && key.kind != IdentityKind::UserId {
+                        let n = *held;
+                        msg.dropped.push(Dropped {
+                            field: dropped_field(key.kind).into(),
+                            value: key.value.clone(),
+                            reason: format!(
+                                "not attached: the person already has {n} identities of kind {}, the limit",
+                                key.kind
+                            ),
+                            kind: DropKind::Limit,
+                        });
+                        continue;
+                    }
+                    *held += 1;
                     self.owners.insert(key.clone(), anchor);
                     if key.kind == IdentityKind::UserId {
                         self.user_ids
@@ -622,17 +693,22 @@ impl<'a, S: IdSource> Resolver<'a, S> {
     }
 }
 
+/// The message field an identifier of this kind comes from, for reports.
+fn dropped_field(kind: IdentityKind) -> &'static str {
+    match kind {
+        IdentityKind::UserId => "userId",
+        IdentityKind::Email => "traits.email",
+        IdentityKind::Phone => "traits.phone",
+        IdentityKind::Wallet => "traits.wallet",
+        IdentityKind::Social => "traits.socials",
+        IdentityKind::External => "context.externalIds",
+        IdentityKind::AnonymousId => "anonymousId",
+    }
+}
+
 fn unconfirmed_drop(k: &IdentityKey, why: &str) -> Dropped {
     Dropped {
-        field: match k.kind {
-            IdentityKind::UserId => "userId".into(),
-            IdentityKind::Email => "traits.email".into(),
-            IdentityKind::Phone => "traits.phone".into(),
-            IdentityKind::Wallet => "traits.wallet".into(),
-            IdentityKind::Social => "traits.socials".into(),
-            IdentityKind::External => "context.externalIds".into(),
-            IdentityKind::AnonymousId => "anonymousId".into(),
-        },
+        field: dropped_field(k.kind).into(),
         value: k.value.clone(),
         reason: format!("{k} {why}"),
         kind: DropKind::Unconfirmed,
@@ -706,6 +782,13 @@ mod tests {
                     .filter(|(k, r)| k.kind == IdentityKind::UserId && ms.contains(r))
                     .map(|(k, _)| k.value.clone())
                     .collect();
+                let mut counts: HashMap<IdentityKind, usize> = HashMap::new();
+                for (k, r) in &self.owners {
+                    if ms.contains(r) {
+                        *counts.entry(k.kind).or_default() += 1;
+                    }
+                }
+                s.kind_counts.insert(c, counts);
                 s.members.insert(c, ms);
                 s.user_ids.insert(c, uids);
             }
@@ -930,6 +1013,80 @@ mod tests {
         )]);
         assert_ne!(s.profile_of("user_id:other"), Some(victim));
         assert_eq!(s.merges.len(), 0, "{:?}", s.merges);
+    }
+
+    #[test]
+    fn limits_per_kind_drop_new_identifiers_and_hold_merges() {
+        let mut s = Mem::default();
+        let emails = |from: usize, to: usize| -> Vec<String> {
+            (from..to).map(|i| format!("e{i}@x.io")).collect()
+        };
+        s.ingest(vec![msg(
+            json!({"type": "identify", "userId": "kiosk", "messageId": "k1",
+            "traits": {"emails": emails(0, 10)}}),
+        )]);
+        let kiosk = s.profile_of("user_id:kiosk").unwrap();
+        // The eleventh e-mail is not attached, and the event is kept.
+        let before = s.events.len();
+        s.ingest(vec![msg(
+            json!({"type": "identify", "userId": "kiosk", "messageId": "k2",
+            "traits": {"email": "e10@x.io"}}),
+        )]);
+        assert_eq!(s.profile_of("email:e10@x.io"), None);
+        assert_eq!(s.events.len(), before + 1);
+        // Two people of six e-mails each are not merged into one of twelve: a conflict.
+        s.ingest(vec![msg(
+            json!({"type": "identify", "anonymousId": "p", "messageId": "p1",
+            "traits": {"emails": emails(20, 26)}}),
+        )]);
+        s.ingest(vec![msg(
+            json!({"type": "identify", "anonymousId": "q", "messageId": "q1",
+            "traits": {"emails": emails(30, 36)}}),
+        )]);
+        let conflicts = s.conflicts;
+        s.ingest(vec![msg(
+            json!({"type": "identify", "anonymousId": "p", "messageId": "p2",
+            "traits": {"email": "e30@x.io"}}),
+        )]);
+        assert_ne!(
+            s.profile_of("anonymous_id:p"),
+            s.profile_of("anonymous_id:q")
+        );
+        assert_eq!(s.conflicts, conflicts + 1);
+        assert_ne!(s.profile_of("anonymous_id:p"), Some(kiosk));
+    }
+
+    #[test]
+    fn the_strongest_identifier_picks_the_person_whatever_the_order() {
+        // One message names two people's e-mails (who cannot merge: different user
+        // ids); in either order of its `emails` list, the older person is chosen.
+        let mut a = Mem::default();
+        let mut b = Mem::default();
+        for s in [&mut a, &mut b] {
+            s.ingest(vec![msg(
+                json!({"type": "identify", "userId": "old", "messageId": "1",
+                "traits": {"email": "old@x.io"}}),
+            )]);
+            s.ingest(vec![msg(
+                json!({"type": "identify", "userId": "new", "messageId": "2",
+                "traits": {"email": "new@x.io"}}),
+            )]);
+        }
+        a.ingest(vec![msg(
+            json!({"type": "identify", "anonymousId": "dev", "messageId": "3",
+            "traits": {"emails": ["new@x.io", "old@x.io"]}}),
+        )]);
+        b.ingest(vec![msg(
+            json!({"type": "identify", "anonymousId": "dev", "messageId": "3",
+            "traits": {"emails": ["old@x.io", "new@x.io"]}}),
+        )]);
+        for s in [&a, &b] {
+            assert_eq!(
+                s.profile_of("anonymous_id:dev"),
+                s.profile_of("user_id:old")
+            );
+            assert_eq!(s.conflicts, 1);
+        }
     }
 
     #[test]

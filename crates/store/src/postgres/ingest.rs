@@ -180,6 +180,25 @@ pub(super) async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<S
         {
             snap.blocked_pairs.insert((r.get(0), r.get(1)));
         }
+        // Identities per kind, for the per-person limits.
+        for r in tx
+            .query(
+                "SELECT profile_id, kind, COUNT(*) FROM identities WHERE profile_id = ANY($1) GROUP BY profile_id, kind",
+                &[&member_ids],
+            )
+            .await?
+        {
+            let raw: i64 = r.get(0);
+            if let Some(c) = canon_of.get(&raw) {
+                let n: i64 = r.get(2);
+                *snap
+                    .kind_counts
+                    .entry(*c)
+                    .or_default()
+                    .entry(common::kind(r.get(1))?)
+                    .or_default() += n as usize;
+            }
+        }
     }
     Ok(snap)
 }

@@ -108,6 +108,10 @@ pub(super) fn snapshot(
         let mut blocks = tx.prepare_cached(
             "SELECT profile_a, profile_b FROM merge_blocks WHERE profile_a = ?1 OR profile_b = ?1",
         )?;
+        let mut kinds = tx.prepare_cached(
+            "SELECT i.kind, COUNT(*) FROM profiles p CROSS JOIN identities i ON i.profile_id = p.id
+             WHERE p.canonical_id = ?1 GROUP BY i.kind",
+        )?;
         for c in detail {
             let ms = members
                 .query_map([c], |r| r.get(0))?
@@ -119,6 +123,13 @@ pub(super) fn snapshot(
             snap.user_ids.insert(c, us);
             for b in blocks.query_map([c], |r| Ok((r.get(0)?, r.get(1)?)))? {
                 snap.blocked_pairs.insert(b?);
+            }
+            let counts = snap.kind_counts.entry(c).or_default();
+            for row in
+                kinds.query_map([c], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            {
+                let (kind, n) = row?;
+                counts.insert(crate::common::kind(&kind)?, n as usize);
             }
         }
     }

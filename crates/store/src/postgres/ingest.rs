@@ -162,16 +162,26 @@ pub(super) async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<S
             }
         }
         let member_ids: Vec<i64> = canon_of.keys().copied().collect();
+        // One read gives the user ids and the per-kind counts (a person holds at most
+        // ~200 identities, `resolve::limit`).
         for r in tx
             .query(
-                "SELECT profile_id, value FROM identities WHERE profile_id = ANY($1) AND kind = 'user_id'",
+                "SELECT profile_id, kind, CASE WHEN kind = 'user_id' THEN value END FROM identities WHERE profile_id = ANY($1)",
                 &[&member_ids],
             )
             .await?
         {
             let raw: i64 = r.get(0);
             if let Some(c) = canon_of.get(&raw) {
-                snap.user_ids.entry(*c).or_default().insert(r.get(1));
+                *snap
+                    .kind_counts
+                    .entry(*c)
+                    .or_default()
+                    .entry(common::kind(r.get(1))?)
+                    .or_default() += 1;
+                if let Some(uid) = r.get::<_, Option<String>>(2) {
+                    snap.user_ids.entry(*c).or_default().insert(uid);
+                }
             }
         }
         for r in tx
@@ -179,25 +189,6 @@ pub(super) async fn snapshot(tx: &Transaction<'_>, msgs: &[Message]) -> Result<S
             .await?
         {
             snap.blocked_pairs.insert((r.get(0), r.get(1)));
-        }
-        // Identities per kind, for the per-person limits.
-        for r in tx
-            .query(
-                "SELECT profile_id, kind, COUNT(*) FROM identities WHERE profile_id = ANY($1) GROUP BY profile_id, kind",
-                &[&member_ids],
-            )
-            .await?
-        {
-            let raw: i64 = r.get(0);
-            if let Some(c) = canon_of.get(&raw) {
-                let n: i64 = r.get(2);
-                *snap
-                    .kind_counts
-                    .entry(*c)
-                    .or_default()
-                    .entry(common::kind(r.get(1))?)
-                    .or_default() += n as usize;
-            }
         }
     }
     Ok(snap)

@@ -99,37 +99,34 @@ pub(super) fn snapshot(
     let detail = clusters_needing_detail(msgs, &snap.owners);
     if !detail.is_empty() {
         let mut members = tx.prepare_cached(sql::profiles::CLUSTER_MEMBERS)?;
-        let mut uids = tx.prepare_cached(
+        let mut idents = tx.prepare_cached(
             // CROSS JOIN fixes the join order: from the cluster's few members to their
-            // identities, never a scan of every user_id identity.
-            "SELECT i.value FROM profiles p CROSS JOIN identities i ON i.profile_id = p.id
-             WHERE p.canonical_id = ?1 AND i.kind = 'user_id'",
+            // identities. One read gives the user ids and the per-kind counts (a person
+            // holds at most ~200 identities, `resolve::limit`).
+            "SELECT i.kind, CASE WHEN i.kind = 'user_id' THEN i.value END
+             FROM profiles p CROSS JOIN identities i ON i.profile_id = p.id
+             WHERE p.canonical_id = ?1",
         )?;
         let mut blocks = tx.prepare_cached(
             "SELECT profile_a, profile_b FROM merge_blocks WHERE profile_a = ?1 OR profile_b = ?1",
-        )?;
-        let mut kinds = tx.prepare_cached(
-            "SELECT i.kind, COUNT(*) FROM profiles p CROSS JOIN identities i ON i.profile_id = p.id
-             WHERE p.canonical_id = ?1 GROUP BY i.kind",
         )?;
         for c in detail {
             let ms = members
                 .query_map([c], |r| r.get(0))?
                 .collect::<std::result::Result<Vec<i64>, _>>()?;
             snap.members.insert(c, ms);
-            let us = uids
-                .query_map([c], |r| r.get(0))?
-                .collect::<std::result::Result<_, _>>()?;
+            let mut us = std::collections::BTreeSet::new();
+            let counts = snap.kind_counts.entry(c).or_default();
+            for row in idents.query_map([c], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })? {
+                let (kind, uid) = row?;
+                *counts.entry(crate::common::kind(&kind)?).or_default() += 1;
+                us.extend(uid);
+            }
             snap.user_ids.insert(c, us);
             for b in blocks.query_map([c], |r| Ok((r.get(0)?, r.get(1)?)))? {
                 snap.blocked_pairs.insert(b?);
-            }
-            let counts = snap.kind_counts.entry(c).or_default();
-            for row in
-                kinds.query_map([c], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-            {
-                let (kind, n) = row?;
-                counts.insert(crate::common::kind(&kind)?, n as usize);
             }
         }
     }

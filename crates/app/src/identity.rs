@@ -46,10 +46,14 @@ pub enum IdentityError {
     Store(#[from] StoreError),
 }
 
+/// The settings, their compiled list, and when they were read.
+type Cached = (Arc<IdentitySettings>, Arc<Blocklist>, Instant);
+
 /// One per process: the settings and their compiled blocklist, kept [`SETTINGS_TTL`].
 pub struct IdentityPolicy {
     store: DynStore,
-    cached: RwLock<Option<(IdentitySettings, Arc<Blocklist>, Instant)>>,
+    /// Both behind `Arc`s: each request clones pointers, not patterns.
+    cached: RwLock<Option<Cached>>,
 }
 
 impl IdentityPolicy {
@@ -60,13 +64,17 @@ impl IdentityPolicy {
         }
     }
 
-    async fn current(&self) -> Result<(IdentitySettings, Arc<Blocklist>), StoreError> {
-        if let Ok(c) = self.cached.read() {
-            if let Some((s, b, at)) = c.as_ref() {
-                if at.elapsed() < SETTINGS_TTL {
-                    return Ok((s.clone(), b.clone()));
-                }
-            }
+    /// The cached settings and list while fresh.
+    fn fresh(&self) -> Option<(Arc<IdentitySettings>, Arc<Blocklist>)> {
+        let c = self.cached.read().ok()?;
+        c.as_ref()
+            .filter(|(_, _, at)| at.elapsed() < SETTINGS_TTL)
+            .map(|(s, b, _)| (s.clone(), b.clone()))
+    }
+
+    async fn current(&self) -> Result<(Arc<IdentitySettings>, Arc<Blocklist>), StoreError> {
+        if let Some(fresh) = self.fresh() {
+            return Ok(fresh);
         }
         let s: IdentitySettings = match self.store.setting(SETTINGS_KEY).await? {
             Some(v) => serde_json::from_value(v).unwrap_or_default(),
@@ -75,18 +83,19 @@ impl IdentityPolicy {
         // Stored settings were checked when saved; a pattern this build cannot compile
         // leaves the built-in rules in force rather than refusing every message.
         let b = Arc::new(s.blocklist().unwrap_or_default());
+        let s = Arc::new(s);
         self.remember(&s, &b);
         Ok((s, b))
     }
 
-    fn remember(&self, s: &IdentitySettings, b: &Arc<Blocklist>) {
+    fn remember(&self, s: &Arc<IdentitySettings>, b: &Arc<Blocklist>) {
         if let Ok(mut c) = self.cached.write() {
             *c = Some((s.clone(), b.clone(), Instant::now()));
         }
     }
 
     pub async fn settings(&self) -> Result<IdentitySettings, StoreError> {
-        Ok(self.current().await?.0)
+        Ok(IdentitySettings::clone(&self.current().await?.0))
     }
 
     /// Validates and stores new settings; this process uses them at once.
@@ -99,7 +108,7 @@ impl IdentityPolicy {
         self.store
             .set_setting(SETTINGS_KEY, value, now_millis())
             .await?;
-        self.remember(&s, &b);
+        self.remember(&Arc::new(s.clone()), &b);
         Ok(s)
     }
 
@@ -110,16 +119,7 @@ impl IdentityPolicy {
         messages: &mut [Message],
         path: impl Fn(usize) -> String,
     ) -> Result<Vec<Dropped>, StoreError> {
-        // Per request: only the compiled list's `Arc` is cloned while it is fresh.
-        let fresh = self.cached.read().ok().and_then(|c| {
-            c.as_ref()
-                .filter(|(_, _, at)| at.elapsed() < SETTINGS_TTL)
-                .map(|(_, b, _)| b.clone())
-        });
-        let b = match fresh {
-            Some(b) => b,
-            None => self.current().await?.1,
-        };
+        let (_, b) = self.current().await?;
         let mut out = Vec::new();
         for (i, m) in messages.iter_mut().enumerate() {
             out.extend(b.screen(m, &path(i)));

@@ -333,8 +333,8 @@ impl Blocklist {
     }
 }
 
-/// Where a message's identifier of this kind comes from.
-fn source_field(kind: IdentityKind) -> &'static str {
+/// Where a message's identifier of this kind comes from (for reports).
+pub(crate) fn source_field(kind: IdentityKind) -> &'static str {
     match kind {
         IdentityKind::UserId => "userId",
         IdentityKind::AnonymousId => "anonymousId",

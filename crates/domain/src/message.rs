@@ -230,11 +230,17 @@ impl Drops {
     }
 
     /// The identifier `raw` of `kind`, or `None` with the reason noted.
-    fn key(&mut self, kind: IdentityKind, raw: &str, field: String) -> Option<IdentityKey> {
+    /// `field` is made only when the identifier is dropped (most are not).
+    fn key(
+        &mut self,
+        kind: IdentityKind,
+        raw: &str,
+        field: impl FnOnce() -> String,
+    ) -> Option<IdentityKey> {
         match IdentityKey::parse(kind, raw) {
             Ok(k) => Some(k),
             Err(e) => {
-                self.add(field, &Value::String(raw.to_string()), e.reason);
+                self.add(field(), &Value::String(raw.to_string()), e.reason);
                 None
             }
         }
@@ -248,12 +254,12 @@ impl Drops {
         kind: IdentityKind,
         path: &str,
     ) -> Option<IdentityKey> {
-        let field = format!("{path}{name}");
+        let field = || format!("{path}{name}");
         match id_string(m, name, path) {
             Ok(Some(s)) => self.key(kind, &s, field),
             Ok(None) => None,
             Err(e) => {
-                self.add(field, m.get(name).unwrap_or(&Value::Null), e.reason);
+                self.add(field(), m.get(name).unwrap_or(&Value::Null), e.reason);
                 None
             }
         }
@@ -289,12 +295,12 @@ fn identifiers_from_traits(
             match traits.get(*name) {
                 None | Some(Value::Null) => {}
                 Some(Value::String(s)) if s.trim().is_empty() => {}
-                Some(Value::String(s)) => push(drops.key(kind, s, format!("{path}{name}"))),
+                Some(Value::String(s)) => push(drops.key(kind, s, || format!("{path}{name}"))),
                 Some(Value::Array(items)) => {
                     for (i, item) in items.iter().enumerate() {
                         let field = format!("{path}{name}[{i}]");
                         match item {
-                            Value::String(s) => push(drops.key(kind, s, field)),
+                            Value::String(s) => push(drops.key(kind, s, || field)),
                             // wallets: [{"chain": "eip155:137", "address": "0x…"}]
                             Value::Object(o) if kind == IdentityKind::Wallet => {
                                 let Some(addr) = o.get("address").and_then(Value::as_str) else {
@@ -305,7 +311,7 @@ fn identifiers_from_traits(
                                     Some(chain) => format!("{chain}:{addr}"),
                                     None => addr.to_string(),
                                 };
-                                push(drops.key(kind, &raw, field))
+                                push(drops.key(kind, &raw, || field))
                             }
                             other => drops.add(field, other, "must be a string"),
                         }
@@ -323,11 +329,11 @@ fn identifiers_from_traits(
         if let Some(Value::String(s)) = traits.get(*network) {
             // A non-string under a network name (e.g. a profile object) is not a handle.
             if !s.trim().is_empty() {
-                push(drops.key(
-                    IdentityKind::Social,
-                    &format!("{network}:{s}"),
-                    format!("{path}{network}"),
-                ));
+                push(
+                    drops.key(IdentityKind::Social, &format!("{network}:{s}"), || {
+                        format!("{path}{network}")
+                    }),
+                );
             }
         }
     }
@@ -338,9 +344,11 @@ fn identifiers_from_traits(
                 for (network, handle) in o {
                     let field = format!("{path}{name}.{network}");
                     match handle.as_str() {
-                        Some(h) => {
-                            push(drops.key(IdentityKind::Social, &format!("{network}:{h}"), field))
-                        }
+                        Some(h) => push(drops.key(
+                            IdentityKind::Social,
+                            &format!("{network}:{h}"),
+                            || field,
+                        )),
                         None => drops.add(field, handle, "must be a string"),
                     }
                 }
@@ -537,7 +545,8 @@ pub fn parse_message(
                         drops.add(format!("{field}.type"), item, "required: a string");
                         continue;
                     };
-                    if let Some(k) = drops.key(IdentityKind::External, &format!("{ty}:{id}"), field)
+                    if let Some(k) =
+                        drops.key(IdentityKind::External, &format!("{ty}:{id}"), || field)
                     {
                         if !identifiers.contains(&k) {
                             identifiers.push(k);

@@ -602,7 +602,7 @@ impl<'a, S: IdSource> Resolver<'a, S> {
                     if *held >= limit(key.kind) && key.kind != IdentityKind::UserId {
                         let n = *held;
                         msg.dropped.push(Dropped {
-                            field: dropped_field(key.kind).into(),
+                            field: crate::blocklist::source_field(key.kind).into(),
                             value: key.value.clone(),
                             reason: format!(
                                 "not attached: the person already has {n} identities of kind {}, the limit",
@@ -693,22 +693,9 @@ impl<'a, S: IdSource> Resolver<'a, S> {
     }
 }
 
-/// The message field an identifier of this kind comes from, for reports.
-fn dropped_field(kind: IdentityKind) -> &'static str {
-    match kind {
-        IdentityKind::UserId => "userId",
-        IdentityKind::Email => "traits.email",
-        IdentityKind::Phone => "traits.phone",
-        IdentityKind::Wallet => "traits.wallet",
-        IdentityKind::Social => "traits.socials",
-        IdentityKind::External => "context.externalIds",
-        IdentityKind::AnonymousId => "anonymousId",
-    }
-}
-
 fn unconfirmed_drop(k: &IdentityKey, why: &str) -> Dropped {
     Dropped {
-        field: dropped_field(k.kind).into(),
+        field: crate::blocklist::source_field(k.kind).into(),
         value: k.value.clone(),
         reason: format!("{k} {why}"),
         kind: DropKind::Unconfirmed,

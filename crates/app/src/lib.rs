@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod changes;
 pub mod demo;
+pub mod email;
 pub mod export;
 pub mod graph;
 pub mod identity;

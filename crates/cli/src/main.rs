@@ -181,6 +181,15 @@ struct WorkerArgs {
     /// private key) or `env:NAME`. Never given inline, never logged.
     #[arg(long, env = "RAPPORT_HOT_WALLET_KEY", hide_env_values = true)]
     hot_wallet_key: Option<String>,
+    /// The SMTP relay e-mail goes out through: `smtp://[user:password@]host:port`
+    /// (STARTTLS when offered; `?tls=required`), or `smtps://…`. Replaces the stored
+    /// relay; the password is never shown or logged.
+    #[arg(long, env = "RAPPORT_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// The public base URL of this server, for e-mail tracking and unsubscribe links
+    /// (default: http:// and the listen address, unless set in the e-mail settings).
+    #[arg(long, env = "RAPPORT_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -457,6 +466,15 @@ async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool, w: WorkerA
         println!("Token rewards are paid from {}", wallet.address());
         state.rewards.set_hot_wallet(Some(wallet));
     }
+    state
+        .email
+        .start(
+            w.smtp_url.as_deref(),
+            w.public_url.as_deref(),
+            &format!("http://{addr}"),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("--smtp-url / --public-url: {e}"))?;
     if w.graph_every_minutes > 0 {
         state.schedule_graph(std::time::Duration::from_secs(w.graph_every_minutes * 60));
     }

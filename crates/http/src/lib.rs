@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 pub mod auth;
 pub mod browser;
 pub mod chain;
+pub mod email;
 pub mod graph;
 pub mod ops;
 pub mod problem;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub rewards: Arc<rapport_app::rewards::Rewards>,
     /// The web app's dashboard figures, kept a minute.
     pub ui_cache: Arc<ui::Cache>,
+    /// E-mail: settings, sends, tracking; its delivery worker runs with the others.
+    pub email: Arc<rapport_app::email::Email>,
     /// Dropping the last state stops the background workers it started.
     _workers: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -75,6 +78,7 @@ impl AppState {
         let web = Arc::new(rapport_app::web::Guard::new(store.clone()));
         let identity = Arc::new(rapport_app::identity::IdentityPolicy::new(store.clone()));
         let graph = Arc::new(rapport_app::graph::GraphService::new(store.clone()));
+        let email = Arc::new(rapport_app::email::Email::new(store.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         if inference {
             tokio::spawn(rapport_app::graph::run_inference(
@@ -95,6 +99,7 @@ impl AppState {
                 sign_ins: Arc::new(Default::default()),
                 uploads: Arc::new(Default::default()),
                 graph,
+                email,
                 rewards: Arc::new(Default::default()),
                 ui_cache: Arc::new(Default::default()),
                 _workers: Arc::new(stop),
@@ -137,6 +142,11 @@ impl AppState {
         tokio::spawn(rapport_app::rewards::run(
             self.store.clone(),
             self.rewards.clone(),
+            self._workers.subscribe(),
+        ));
+        // E-mail is handed to the relay from here too.
+        tokio::spawn(rapport_app::email::run(
+            self.email.clone(),
             self._workers.subscribe(),
         ));
         // The webhooks rules ask for go out from here too.
@@ -340,6 +350,22 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(text::signals))
         .routes(routes!(profiles::conflicts))
         .routes(routes!(profiles::merges))
+        .routes(routes!(email::settings, email::set_settings))
+        .routes(routes!(email::domains, email::add_domain))
+        .routes(routes!(email::templates, email::create_template))
+        .routes(routes!(
+            email::template,
+            email::update_template,
+            email::delete_template
+        ))
+        .routes(routes!(email::preview))
+        .routes(routes!(email::send))
+        .routes(routes!(email::messages))
+        .routes(routes!(email::message))
+        .routes(routes!(email::suppressions, email::suppress))
+        .routes(routes!(email::unsuppress))
+        .routes(routes!(email::of_profile))
+        .routes(routes!(email::set_primary))
 }
 
 async fn not_found(uri: axum::http::Uri) -> problem::ApiError {
@@ -360,6 +386,13 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/connect", get(chain::connect_page))
+        // What e-mail links point to: no key, the signed token is the authority.
+        .route("/e/o/{token}", get(email::open))
+        .route("/e/c/{token}", get(email::click))
+        .route(
+            "/e/u/{token}",
+            get(email::unsubscribe_page).post(email::unsubscribe),
+        )
         // analytics-js asks with a trailing slash.
         .route(
             "/sourceConfig/",

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 pub mod chain;
 mod common;
+pub mod email;
 pub mod events;
 pub mod graph;
 pub mod ingest;
@@ -35,6 +36,10 @@ pub mod testing;
 pub mod text;
 
 pub use chain::ChainStore;
+pub use email::{
+    AddressFacts, DkimKeyRow, EmailDomain, EmailMessage, EmailStore, EmailTemplate, MessageQuery,
+    Suppression,
+};
 pub use events::{Activity, EventStore, TimelineFilter};
 pub use graph::{GraphStore, RelScope, ScoreOrder, TouchQuery, GRAPH_VERSION};
 pub use ingest::{IngestOutcome, IngestStore, IngestionIssue, SourcedMessages};
@@ -206,6 +211,7 @@ pub trait Store:
     + RuleStore
     + ChainStore
     + StaffStore
+    + EmailStore
     + Send
     + Sync
     + 'static

@@ -19,6 +19,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 mod chain;
+mod email;
 mod events;
 mod graph;
 mod ingest;
@@ -75,6 +76,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         19,
         include_str!("../migrations/postgres/0019_trait_times.sql"),
     ),
+    (20, include_str!("../migrations/postgres/0020_email.sql")),
 ];
 
 pub struct PgStore {

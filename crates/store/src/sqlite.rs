@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 mod chain;
+mod email;
 mod events;
 mod graph;
 mod ingest;
@@ -75,6 +76,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         18,
         include_str!("../migrations/sqlite/0018_trait_times.sql"),
     ),
+    (19, include_str!("../migrations/sqlite/0019_email.sql")),
 ];
 const READERS: usize = 4;
 /// Connections of their own for analytical reads (segment members and previews), so a

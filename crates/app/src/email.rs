@@ -1,0 +1,1016 @@
+//! E-mail: sending domains with DKIM keys, templates, transactional sends, the delivery
+//! worker (the outbox: rendered, signed and stored before it is sent), tracking of opens
+//! and clicks, one-click unsubscribe, suppressions. Each step of a message is an event on
+//! the person's timeline (`Email Sent`, `Email Delivered`, `Email Opened`, `Email Link
+//! Clicked`, `Email Bounced`, `Unsubscribed`), usable in segments and rules.
+//! See docs/email.md.
+
+use crate::changes::{announce, Change};
+use rapport_domain::identifier::{normalize_email, IdentityKind};
+use rapport_domain::message::{parse_message, BatchContext};
+use rapport_domain::model::ConsentStatus;
+use rapport_domain::resolve::{EventRow, ProfileId};
+use rapport_domain::time::{now_millis, Millis};
+use rapport_domain::IdentityKey;
+use rapport_email::address::{self, Candidate, Reason};
+use rapport_email::compose::{self, domain_of, Outgoing, Tracking};
+use rapport_email::dkim::{Algorithm, DkimKey, Signer};
+use rapport_email::smtp::{Outcome, Relay};
+use rapport_email::template::{Compiled, Source};
+use rapport_email::token::{Action, Token};
+use rapport_store::{
+    ConsentInput, DkimKeyRow, DynStore, EmailDomain, EmailMessage, EmailTemplate, SourcedMessages,
+    StoreError, Suppression,
+};
+use serde_json::{json, Value};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The source of the events e-mail writes.
+pub const SOURCE: &str = "email";
+const SETTINGS: &str = "email";
+const SECRET: &str = "email.secret";
+/// Delivery attempts before a message that keeps failing temporarily is given up.
+pub const MAX_ATTEMPTS: i64 = 8;
+
+fn invalid(field: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// What staff set (`/api/email/settings`). The relay URL holds a password: it is written,
+/// never read back (the API shows it redacted).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailSettings {
+    pub relay_url: Option<String>,
+    /// The public base URL of this server, for tracking and unsubscribe links.
+    pub public_url: String,
+    /// Marketing sends need e-mail marketing consent `granted`, or only that it is not
+    /// `denied` (`not_denied`).
+    pub marketing_consent: String,
+    /// Rewrite links and add an open pixel.
+    pub track: bool,
+    /// How many SMTP connections the pool keeps.
+    pub connections: u32,
+    /// Opens this soon after delivery are counted as machine opens (a privacy proxy or a
+    /// security gateway fetching images on arrival); 0 turns the rule off.
+    pub machine_open_seconds: u32,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        EmailSettings {
+            relay_url: None,
+            public_url: "http://127.0.0.1:8080".into(),
+            marketing_consent: "granted".into(),
+            track: true,
+            connections: 4,
+            machine_open_seconds: 60,
+        }
+    }
+}
+
+impl EmailSettings {
+    fn check(&self) -> Result<(), StoreError> {
+        if let Some(u) = &self.relay_url {
+            Relay::new(u, 1).map_err(|e| invalid("relay_url", e.0.clone()))?;
+        }
+        let u = url::Url::parse(&self.public_url)
+            .map_err(|e| invalid("public_url", format!("not a URL: {e}")))?;
+        if !matches!(u.scheme(), "http" | "https") {
+            return Err(invalid("public_url", "must be http:// or https://"));
+        }
+        if !matches!(self.marketing_consent.as_str(), "granted" | "not_denied") {
+            return Err(invalid(
+                "marketing_consent",
+                "use `granted` or `not_denied`",
+            ));
+        }
+        if !(1..=64).contains(&self.connections) {
+            return Err(invalid("connections", "between 1 and 64"));
+        }
+        Ok(())
+    }
+
+    /// As shown: the relay's password replaced.
+    pub fn shown(&self) -> EmailSettings {
+        EmailSettings {
+            relay_url: self.relay_url.as_deref().map(rapport_email::smtp::redact),
+            ..self.clone()
+        }
+    }
+}
+
+/// A transactional or marketing send to one person.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// Template name or id.
+    pub template: String,
+    /// `email:<address>` or a profile id.
+    #[schema(value_type = Object)]
+    pub to: Value,
+    pub from: String,
+    #[serde(default)]
+    pub from_name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: Value,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// `transactional` (default) or `marketing`.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+/// The e-mail service: settings, relay and token key loaded once and reloaded on change.
+pub struct Email {
+    store: DynStore,
+    loaded: tokio::sync::OnceCell<()>,
+    relay: RwLock<Option<Relay>>,
+    settings: RwLock<EmailSettings>,
+    secret: RwLock<Vec<u8>>,
+}
+
+/// A template's variables for one person.
+pub async fn context(
+    store: &DynStore,
+    id: ProfileId,
+    address: &str,
+    data: &Value,
+) -> Result<Value, StoreError> {
+    let p = store.profile(id).await?;
+    let scores: serde_json::Map<String, Value> = store
+        .profile_scores(p.id)
+        .await?
+        .into_iter()
+        .map(|s| (s.name, json!(s.value)))
+        .collect();
+    let segments = store.profile_segments(p.id).await?;
+    Ok(json!({
+        "person": {"id": p.id, "traits": p.traits, "email": address, "created_at": p.created_at},
+        "traits": p.traits,
+        "scores": scores,
+        "segments": segments,
+        "network": p.network,
+        "email": address,
+        "data": data,
+    }))
+}
+
+fn event(
+    profile: ProfileId,
+    name: &str,
+    id: &str,
+    at: Millis,
+    props: Value,
+) -> Result<EventRow, StoreError> {
+    let msg = json!({"type": "track", "channel": "email", "event": name, "userId": format!("rapport-profile-{profile}"), "properties": props, "timestamp": rapport_domain::time::to_datetime(at).to_rfc3339()});
+    let batch = BatchContext {
+        received_at: at,
+        ..Default::default()
+    };
+    let m = parse_message(&msg, "", None, &batch, || id.to_string())
+        .map_err(|e| invalid("event", e.to_string()))?;
+    Ok(EventRow {
+        profile_id: profile,
+        message: m,
+    })
+}
+
+fn props(m: &EmailMessage) -> Value {
+    json!({"email_id": m.public_id, "address": m.to_address, "subject": m.subject, "kind": m.kind, "template_id": m.template_id, "campaign_id": m.campaign_id})
+}
+
+fn backoff_ms(attempts: i64) -> Millis {
+    (30_000i64 << attempts.clamp(0, 10)).min(6 * 3_600_000)
+}
+
+impl Email {
+    /// The service over `store`; settings are read at first use.
+    pub fn new(store: DynStore) -> Email {
+        Email {
+            store,
+            loaded: tokio::sync::OnceCell::new(),
+            relay: RwLock::new(None),
+            settings: RwLock::new(EmailSettings::default()),
+            secret: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Reads the settings and the token key (made on first start) once.
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.loaded
+            .get_or_try_init(|| async {
+                let settings: EmailSettings = match self.store.setting(SETTINGS).await? {
+                    Some(v) => serde_json::from_value(v).unwrap_or_default(),
+                    None => EmailSettings::default(),
+                };
+                let stored = self
+                    .store
+                    .setting(SECRET)
+                    .await?
+                    .and_then(|v| v.as_str().and_then(|s| hex::decode(s).ok()));
+                let secret = match stored {
+                    Some(s) if s.len() >= 32 => s,
+                    _ => {
+                        let s: [u8; 32] = rand::random();
+                        self.store
+                            .set_setting(SECRET, json!(hex::encode(s)), now_millis())
+                            .await?;
+                        s.to_vec()
+                    }
+                };
+                let relay = settings
+                    .relay_url
+                    .as_deref()
+                    .and_then(|u| Relay::new(u, settings.connections).ok());
+                if let Ok(mut r) = self.relay.write() {
+                    *r = relay;
+                }
+                if let Ok(mut w) = self.settings.write() {
+                    *w = settings;
+                }
+                if let Ok(mut w) = self.secret.write() {
+                    *w = secret;
+                }
+                Ok::<(), StoreError>(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// What `rapport serve` is started with: a relay URL (replaces the stored one) and
+    /// the public URL links point to (kept when staff set one).
+    /// `listen_url` is the fallback public URL, used while none was ever set.
+    pub async fn start(
+        &self,
+        smtp_url: Option<&str>,
+        public_url: Option<&str>,
+        listen_url: &str,
+    ) -> Result<(), StoreError> {
+        self.ready().await?;
+        let mut s = self.settings();
+        if let Some(u) = smtp_url {
+            s.relay_url = Some(u.to_string());
+        }
+        if let Some(u) = public_url {
+            s.public_url = u.trim_end_matches('/').to_string();
+        } else if s.public_url == EmailSettings::default().public_url {
+            s.public_url = listen_url.to_string();
+        }
+        if s != self.settings() {
+            self.set_settings(s).await?;
+        }
+        Ok(())
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    /// The settings as they are (call after [`Email::start`] or any other method).
+    pub fn settings(&self) -> EmailSettings {
+        self.settings.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The settings as the API shows them.
+    pub async fn shown_settings(&self) -> Result<EmailSettings, StoreError> {
+        self.ready().await?;
+        Ok(self.settings().shown())
+    }
+
+    /// Replaces the settings; a `relay_url` of `null` keeps the stored one (it is
+    /// write-only), an empty string removes it.
+    pub async fn set_settings(&self, mut s: EmailSettings) -> Result<EmailSettings, StoreError> {
+        self.ready().await?;
+        let old = self.settings();
+        match s.relay_url.as_deref() {
+            None => s.relay_url = old.relay_url.clone(),
+            Some("") => s.relay_url = None,
+            Some(_) => {}
+        }
+        s.check()?;
+        self.store
+            .set_setting(
+                SETTINGS,
+                serde_json::to_value(&s).unwrap_or_default(),
+                now_millis(),
+            )
+            .await?;
+        let relay = match &s.relay_url {
+            Some(u) => {
+                Some(Relay::new(u, s.connections).map_err(|e| invalid("relay_url", e.0.clone()))?)
+            }
+            None => None,
+        };
+        if let Ok(mut r) = self.relay.write() {
+            *r = relay;
+        }
+        if let Ok(mut w) = self.settings.write() {
+            *w = s.clone();
+        }
+        Ok(s.shown())
+    }
+
+    fn secret(&self) -> Vec<u8> {
+        self.secret.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Sets up a sending domain with an Ed25519 and an RSA-2048 key.
+    pub async fn add_domain(&self, domain: &str) -> Result<EmailDomain, StoreError> {
+        let d = normalize_email(&format!("postmaster@{domain}"))
+            .ok()
+            .and_then(|a| domain_of(&a).map(str::to_string))
+            .filter(|d| d.contains('.') && !domain.contains('@'))
+            .ok_or_else(|| invalid("domain", format!("`{domain}` is not a domain name")))?;
+        let stamp = chrono_stamp(now_millis());
+        let mut keys = Vec::new();
+        for alg in [Algorithm::Ed25519, Algorithm::Rsa] {
+            let selector = format!("rapport-{}-{stamp}", alg.as_str());
+            let k = tokio::task::spawn_blocking(move || DkimKey::generate(alg, &selector))
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))?
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            keys.push(DkimKeyRow {
+                algorithm: alg.as_str().into(),
+                selector: k.selector,
+                private_key: k.private_key,
+                public_key: k.public_key,
+            });
+        }
+        let row = EmailDomain {
+            domain: d,
+            keys,
+            created_at: now_millis(),
+        };
+        self.store.add_domain(row.clone()).await?;
+        Ok(row)
+    }
+
+    /// Saves a template after compiling it (syntax and variables checked).
+    pub async fn save_template(
+        &self,
+        id: i64,
+        name: &str,
+        src: Source,
+    ) -> Result<EmailTemplate, StoreError> {
+        if name.trim().is_empty() || name.len() > 200 {
+            return Err(invalid("name", "1 to 200 characters"));
+        }
+        if name.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid("name", "a name cannot be all digits (ids are)"));
+        }
+        if src.subject.trim().is_empty() {
+            return Err(invalid("subject", "a subject is required"));
+        }
+        Compiled::new(&src).map_err(|e| {
+            invalid(
+                e.field,
+                format!("line {}, column {}: {}", e.line, e.column, e.message),
+            )
+        })?;
+        let now = now_millis();
+        let mut t = EmailTemplate {
+            id,
+            name: name.trim().to_string(),
+            subject: src.subject,
+            html: src.html,
+            text: src.text.filter(|t| !t.trim().is_empty()),
+            created_at: now,
+            updated_at: now,
+        };
+        t.id = self.store.save_template(t.clone()).await?;
+        Ok(t)
+    }
+
+    /// A template rendered for a person, as they would receive it.
+    pub async fn preview(
+        &self,
+        template: &str,
+        profile: ProfileId,
+        data: &Value,
+    ) -> Result<Value, StoreError> {
+        self.ready().await?;
+        let t = self.template(template).await?;
+        let compiled = compile(&t)?;
+        let address = self
+            .choose(profile)
+            .await?
+            .map(|(a, _)| a)
+            .unwrap_or_default();
+        let ctx = context(&self.store, profile, &address, data).await?;
+        // A preview's unsubscribe link leads nowhere (no message exists).
+        let unsubscribe = compose::unsubscribe_url(
+            &Tracking {
+                base_url: self.settings().public_url.trim_end_matches('/'),
+                secret: &[],
+                track: false,
+            },
+            Uuid::nil(),
+        );
+        let r = compiled
+            .render_with(&ctx, Some(&unsubscribe))
+            .map_err(render_error)?;
+        Ok(json!({"to": address, "subject": r.subject, "html": r.html, "text": r.text}))
+    }
+
+    async fn template(&self, key: &str) -> Result<EmailTemplate, StoreError> {
+        self.store
+            .template(key)
+            .await?
+            .ok_or_else(|| invalid("template", format!("no template `{key}`")))
+    }
+
+    /// The address a send to this person uses, and why.
+    pub async fn choose(&self, profile: ProfileId) -> Result<Option<(String, Reason)>, StoreError> {
+        let p = self.store.profile(profile).await?;
+        let emails: Vec<_> = p
+            .identities
+            .iter()
+            .filter(|i| i.kind == IdentityKind::Email)
+            .collect();
+        let facts = self
+            .store
+            .address_facts(emails.iter().map(|i| i.value.clone()).collect())
+            .await?;
+        let candidates: Vec<Candidate> = emails
+            .iter()
+            .zip(facts)
+            .map(|(i, f)| Candidate {
+                address: i.value.clone(),
+                primary: f.primary,
+                last_engaged: f.last_engaged,
+                suppressed: f.suppressed,
+                first_seen: i.first_seen.timestamp_millis(),
+            })
+            .collect();
+        Ok(address::choose(&candidates).map(|c| (c.address, c.reason)))
+    }
+
+    /// Whether a person's consents allow a marketing e-mail under the settings.
+    fn consented(&self, p: &rapport_domain::model::ProfileView) -> bool {
+        let latest = p
+            .consents
+            .iter()
+            .filter(|c| c.channel == "email" && c.purpose == "marketing")
+            .max_by_key(|c| c.at)
+            .map(|c| c.status);
+        match self.settings().marketing_consent.as_str() {
+            "not_denied" => latest != Some(ConsentStatus::Denied),
+            _ => latest == Some(ConsentStatus::Granted),
+        }
+    }
+
+    /// One send: checks, chooses the address, renders, signs and stores it for the
+    /// delivery worker. A person without consent or whose address is suppressed gets a
+    /// `skipped` message (stored and listed; nothing is sent).
+    pub async fn send(&self, req: SendRequest) -> Result<EmailMessage, StoreError> {
+        self.ready().await?;
+        let kind = req.kind.clone().unwrap_or_else(|| "transactional".into());
+        if !matches!(kind.as_str(), "transactional" | "marketing") {
+            return Err(invalid("kind", "use `transactional` or `marketing`"));
+        }
+        if let Some(k) = &req.idempotency_key {
+            if k.is_empty() || k.len() > 200 {
+                return Err(invalid("idempotency_key", "1 to 200 characters"));
+            }
+        }
+        if !req.data.is_null() && !req.data.is_object() {
+            return Err(invalid("data", "an object"));
+        }
+        let from = normalize_email(&req.from).map_err(|e| invalid("from", e.to_string()))?;
+        let from_domain = domain_of(&from).unwrap_or_default().to_string();
+        let domain = self
+            .store
+            .domains()
+            .await?
+            .into_iter()
+            .find(|d| d.domain == from_domain)
+            .ok_or_else(|| {
+                invalid(
+                    "from",
+                    format!("{from_domain} is not a sending domain: add it with POST /api/email/domains"),
+                )
+            })?;
+        let t = self.template(&req.template).await?;
+        let compiled = compile(&t)?;
+        let (profile, address, reason) = self.recipient(&req.to, &kind).await?;
+        let p = self.store.profile(profile).await?;
+        let now = now_millis();
+        let id = Uuid::now_v7();
+        let mut m = EmailMessage {
+            id: 0,
+            public_id: id.to_string(),
+            idempotency_key: req.idempotency_key.clone(),
+            kind: kind.clone(),
+            template_id: Some(t.id),
+            campaign_id: None,
+            profile_id: p.id,
+            to_address: address.clone(),
+            address_reason: reason.clone(),
+            from_address: from.clone(),
+            subject: String::new(),
+            return_path: String::new(),
+            raw: Vec::new(),
+            links: Vec::new(),
+            status: "queued".into(),
+            attempts: 0,
+            next_at: now,
+            last_error: None,
+            created_at: now,
+            delivered_at: None,
+            opened_at: None,
+            clicked_at: None,
+        };
+        let suppressed = self
+            .store
+            .address_facts(vec![address.clone()])
+            .await?
+            .first()
+            .is_some_and(|f| f.suppressed);
+        let skip = if suppressed {
+            Some("the address is suppressed")
+        } else if kind == "marketing" && !self.consented(&p) {
+            Some("no e-mail marketing consent")
+        } else {
+            None
+        };
+        if let Some(why) = skip {
+            m.status = "skipped".into();
+            m.last_error = Some(why.into());
+            m.subject = t.subject.clone();
+            return Ok(self.store.queue(vec![(m, Vec::new())]).await?.remove(0));
+        }
+        let settings = self.settings();
+        let secret = self.secret();
+        let tracking = Tracking {
+            base_url: settings.public_url.trim_end_matches('/'),
+            secret: &secret,
+            track: settings.track,
+        };
+        let ctx = context(&self.store, p.id, &address, &req.data).await?;
+        let unsubscribe = compose::unsubscribe_url(&tracking, id);
+        let rendered = compiled
+            .render_with(&ctx, Some(&unsubscribe))
+            .map_err(render_error)?;
+        let signers = signers(&domain)?;
+        let composed = compose::compose(
+            &Outgoing {
+                id,
+                from: &from,
+                from_name: req.from_name.as_deref(),
+                to: &address,
+                rendered: &rendered,
+                bulk: false,
+                unsubscribe: kind == "marketing",
+                date: std::time::SystemTime::now(),
+            },
+            &tracking,
+            &signers,
+        )
+        .map_err(|e| match e {
+            compose::ComposeError::From(_) => invalid("from", e.to_string()),
+            compose::ComposeError::To(_) => invalid("to", e.to_string()),
+            compose::ComposeError::Build(_) => StoreError::Backend(e.to_string()),
+        })?;
+        m.subject = rendered.subject;
+        m.return_path = composed.return_path;
+        m.raw = composed.raw;
+        m.links = composed.links;
+        let mut p = props(&m);
+        p["template"] = json!(t.name);
+        let sent = event(
+            m.profile_id,
+            "Email Sent",
+            &format!("email:{id}:sent"),
+            now,
+            p,
+        )?;
+        Ok(self.store.queue(vec![(m, vec![sent])]).await?.remove(0))
+    }
+
+    /// Who `to` names and the address to use: `email:<address>` (the person owning it,
+    /// made for a transactional send when unknown) or a profile id (the address rule).
+    async fn recipient(
+        &self,
+        to: &Value,
+        kind: &str,
+    ) -> Result<(ProfileId, String, String), StoreError> {
+        let text = match to {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.clone(),
+            _ => return Err(invalid("to", "`email:<address>` or a profile id")),
+        };
+        if let Ok(id) = text.parse::<ProfileId>() {
+            let p = match self.store.profile(id).await {
+                Ok(p) => p,
+                Err(StoreError::NotFound(_)) => {
+                    return Err(invalid("to", format!("no person {id}")))
+                }
+                Err(e) => return Err(e),
+            };
+            let (address, reason) = self
+                .choose(p.id)
+                .await?
+                .ok_or_else(|| invalid("to", format!("person {id} has no e-mail address")))?;
+            let reason = serde_json::to_value(reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            return Ok((p.id, address, reason));
+        }
+        let raw = text.strip_prefix("email:").unwrap_or(&text);
+        let key = IdentityKey::parse(IdentityKind::Email, raw)
+            .map_err(|e| invalid("to", e.to_string()))?;
+        if let Some(id) = self.store.lookup(&key).await? {
+            return Ok((id, key.value, "given".into()));
+        }
+        if kind == "marketing" {
+            return Err(invalid(
+                "to",
+                format!("nobody has the address {}", key.value),
+            ));
+        }
+        // A transactional send may be the first word to a new customer (a sign-up
+        // confirmation): the person is made as an identify would make them.
+        let now = now_millis();
+        let msg = json!({"type": "identify", "traits": {"email": key.value}});
+        let batch = BatchContext {
+            received_at: now,
+            identifiers_suffice: true,
+            ..Default::default()
+        };
+        let m = parse_message(&msg, "", None, &batch, || {
+            format!("email:new:{}", key.value)
+        })
+        .map_err(|e| invalid("to", e.to_string()))?;
+        self.store
+            .ingest(vec![SourcedMessages {
+                source: SOURCE.into(),
+                messages: vec![m],
+            }])
+            .await?;
+        let id = self
+            .store
+            .lookup(&key)
+            .await?
+            .ok_or_else(|| StoreError::Backend("the new person was not found".into()))?;
+        Ok((id, key.value, "given".into()))
+    }
+
+    /// Hands what is due to the relay; returns how many messages were tried.
+    pub async fn deliver_step(&self) -> Result<usize, StoreError> {
+        self.ready().await?;
+        let Some(relay) = self.relay.read().ok().and_then(|r| r.clone()) else {
+            return Ok(0);
+        };
+        let n = self.settings().connections as usize;
+        let due = self.store.due(now_millis(), n * 8).await?;
+        let count = due.len();
+        let mut jobs = tokio::task::JoinSet::new();
+        let mut queue = due.into_iter();
+        // Up to `connections` messages in flight; each result is saved as it arrives.
+        loop {
+            while jobs.len() < n {
+                let Some(m) = queue.next() else { break };
+                let relay = relay.clone();
+                jobs.spawn(async move {
+                    let outcome = relay.send(&m.return_path, &m.to_address, &m.raw).await;
+                    (m, outcome)
+                });
+            }
+            let Some(done) = jobs.join_next().await else {
+                break;
+            };
+            let (m, outcome) = done.map_err(|e| StoreError::Backend(e.to_string()))?;
+            self.settle(m, outcome).await?;
+        }
+        Ok(count)
+    }
+
+    async fn settle(&self, mut m: EmailMessage, outcome: Outcome) -> Result<(), StoreError> {
+        let now = now_millis();
+        m.attempts += 1;
+        let mut events = Vec::new();
+        match outcome {
+            Outcome::Accepted(_) => {
+                m.status = "delivered".into();
+                m.delivered_at = Some(now);
+                m.last_error = None;
+                events.push(event(
+                    m.profile_id,
+                    "Email Delivered",
+                    &format!("email:{}:delivered", m.public_id),
+                    now,
+                    props(&m),
+                )?);
+            }
+            Outcome::Transient(e) => {
+                m.last_error = Some(e);
+                if m.attempts >= MAX_ATTEMPTS {
+                    m.status = "failed".into();
+                    tracing::warn!(email = %m.public_id, attempts = m.attempts, "e-mail given up after temporary failures");
+                } else {
+                    m.next_at = now + backoff_ms(m.attempts - 1);
+                }
+            }
+            Outcome::Permanent(e) => {
+                m.status = "bounced".into();
+                m.last_error = Some(e.clone());
+                let mut p = props(&m);
+                p["type"] = json!("hard");
+                p["reason"] = json!(e);
+                events.push(event(
+                    m.profile_id,
+                    "Email Bounced",
+                    &format!("email:{}:bounced", m.public_id),
+                    now,
+                    p,
+                )?);
+                self.store
+                    .suppress(Suppression {
+                        address: m.to_address.clone(),
+                        reason: "hard_bounce".into(),
+                        detail: m.last_error.clone(),
+                        created_at: now,
+                    })
+                    .await?;
+            }
+        }
+        self.store.update_message(m, events).await
+    }
+
+    /// Verifies a tracking token of the given action; the message it names.
+    pub async fn message_for(
+        &self,
+        token: &str,
+        action: Action,
+    ) -> Result<Option<(EmailMessage, Token)>, StoreError> {
+        self.ready().await?;
+        let Some(t) = Token::verify(token, &self.secret()).filter(|t| t.action == action) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .message(&t.message.to_string())
+            .await?
+            .map(|m| (m, t)))
+    }
+
+    /// An open pixel was fetched. Opens soon after delivery (`machine_open_seconds`), or
+    /// by a known prefetching gateway, are machine opens: recorded with `machine: true`,
+    /// but not counted as engagement.
+    pub async fn opened(&self, token: &str, user_agent: &str) -> Result<bool, StoreError> {
+        let Some((m, _)) = self.message_for(token, Action::Open).await? else {
+            return Ok(false);
+        };
+        let now = now_millis();
+        let window = i64::from(self.settings().machine_open_seconds) * 1000;
+        let machine = m.delivered_at.is_some_and(|d| now - d < window) || machine_agent(user_agent);
+        let mut p = props(&m);
+        p["machine"] = json!(machine);
+        let e = event(
+            m.profile_id,
+            "Email Opened",
+            &format!("email:{}:open:{}", m.public_id, Uuid::now_v7()),
+            now,
+            p,
+        )?;
+        if machine {
+            self.store.insert_events_raw(vec![e], SOURCE).await?;
+        } else {
+            self.store.engage(&m.public_id, false, now, e).await?;
+        }
+        Ok(true)
+    }
+
+    /// A tracked link was followed: the URL it stands for (only one the message holds).
+    pub async fn clicked(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let Some((m, t)) = self.message_for(token, Action::Click).await? else {
+            return Ok(None);
+        };
+        let Some(url) = m.links.get(t.link as usize).cloned() else {
+            return Ok(None);
+        };
+        let now = now_millis();
+        let mut p = props(&m);
+        p["url"] = json!(url);
+        p["link"] = json!(t.link);
+        let e = event(
+            m.profile_id,
+            "Email Link Clicked",
+            &format!("email:{}:click:{}", m.public_id, Uuid::now_v7()),
+            now,
+            p,
+        )?;
+        self.store.engage(&m.public_id, true, now, e).await?;
+        Ok(Some(url))
+    }
+
+    /// One-click unsubscribe (RFC 8058): e-mail marketing consent denied, with its proof.
+    /// Repeating it changes nothing.
+    pub async fn unsubscribe(&self, token: &str) -> Result<Option<EmailMessage>, StoreError> {
+        let Some((m, _)) = self.message_for(token, Action::Unsubscribe).await? else {
+            return Ok(None);
+        };
+        let p = self.store.profile(m.profile_id).await?;
+        let already = p
+            .consents
+            .iter()
+            .filter(|c| c.channel == "email" && c.purpose == "marketing")
+            .max_by_key(|c| c.at)
+            .is_some_and(|c| c.status == ConsentStatus::Denied);
+        if already {
+            return Ok(Some(m));
+        }
+        let now = now_millis();
+        let proof = json!({"email_id": m.public_id, "address": m.to_address, "campaign_id": m.campaign_id, "at": now, "method": "list-unsubscribe"});
+        crate::profiles::set_consent(
+            &self.store,
+            m.profile_id,
+            &ConsentInput {
+                channel: "email".into(),
+                purpose: "marketing".into(),
+                status: ConsentStatus::Denied,
+                source: "unsubscribe".into(),
+                proof: Some(proof.to_string()),
+                at: now,
+            },
+        )
+        .await?;
+        let e = event(
+            m.profile_id,
+            "Unsubscribed",
+            &format!("email:{}:unsubscribed", m.public_id),
+            now,
+            props(&m),
+        )?;
+        self.store.insert_events_once(vec![e], SOURCE).await?;
+        Ok(Some(m))
+    }
+
+    /// Adds a suppression by hand (staff), announced like any edit to a person.
+    pub async fn suppress(
+        &self,
+        address: &str,
+        detail: Option<String>,
+    ) -> Result<Suppression, StoreError> {
+        let a = normalize_email(address).map_err(|e| invalid("address", e.to_string()))?;
+        let s = Suppression {
+            address: a,
+            reason: "manual".into(),
+            detail,
+            created_at: now_millis(),
+        };
+        self.store.suppress(s.clone()).await?;
+        announce(&self.store, Change::Standing).await?;
+        Ok(s)
+    }
+}
+
+fn compile(t: &EmailTemplate) -> Result<Compiled, StoreError> {
+    Compiled::new(&Source {
+        subject: t.subject.clone(),
+        html: t.html.clone(),
+        text: t.text.clone(),
+    })
+    .map_err(|e| {
+        invalid(
+            &format!("template.{}", e.field),
+            format!("line {}, column {}: {}", e.line, e.column, e.message),
+        )
+    })
+}
+
+fn render_error(e: rapport_email::template::TemplateError) -> StoreError {
+    invalid(
+        &format!("template.{}", e.field),
+        format!("line {}, column {}: {}", e.line, e.column, e.message),
+    )
+}
+
+fn signers(d: &EmailDomain) -> Result<Vec<Signer>, StoreError> {
+    d.keys
+        .iter()
+        .filter_map(|k| {
+            Algorithm::parse(&k.algorithm).map(|alg| DkimKey {
+                algorithm: alg,
+                selector: k.selector.clone(),
+                private_key: k.private_key.clone(),
+                public_key: k.public_key.clone(),
+            })
+        })
+        .map(|k| {
+            k.signer(&d.domain)
+                .map_err(|e| StoreError::Backend(e.to_string()))
+        })
+        .collect()
+}
+
+/// Mail security gateways and privacy proxies that fetch every image on arrival.
+fn machine_agent(ua: &str) -> bool {
+    const PREFETCHERS: &[&str] = &[
+        "Barracuda",
+        "Mimecast",
+        "Proofpoint",
+        "YahooMailProxy",
+        "Symantec",
+        "Trend Micro",
+    ];
+    PREFETCHERS.iter().any(|p| ua.contains(p))
+}
+
+/// `YYYYMMDD` of a time, for key selectors (a new key gets a new name).
+fn chrono_stamp(at: Millis) -> String {
+    let days = at.div_euclid(86_400_000);
+    // Civil from days (Howard Hinnant's algorithm): no date crate for eight digits.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}")
+}
+
+/// The delivery worker `rapport serve` runs.
+pub async fn run(email: Arc<Email>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let step = email.deliver_step().await;
+        let (idle, busy) = (Duration::from_millis(200), Duration::from_millis(0));
+        if !crate::worker::pause_after("e-mail delivery", step, idle, busy, &mut shutdown).await {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_rules() {
+        assert_eq!(chrono_stamp(0), "19700101");
+        assert_eq!(chrono_stamp(1_796_515_200_000), "20261206");
+        assert_eq!(chrono_stamp(951_782_400_000), "20000229");
+        assert_eq!(backoff_ms(0), 30_000);
+        assert_eq!(backoff_ms(1), 60_000);
+        assert_eq!(backoff_ms(50), 6 * 3_600_000);
+        assert!(machine_agent("Mozilla/5.0 (Barracuda)"));
+        assert!(!machine_agent("Mozilla/5.0 (Macintosh)"));
+        let mut s = EmailSettings::default();
+        assert!(s.check().is_ok());
+        s.relay_url = Some("smtp://u:pw@h:25".into());
+        assert_eq!(s.shown().relay_url.as_deref(), Some("smtp://u:***@h:25"));
+        for (bad, field) in [
+            (
+                EmailSettings {
+                    relay_url: Some("http://x".into()),
+                    ..Default::default()
+                },
+                "relay_url",
+            ),
+            (
+                EmailSettings {
+                    public_url: "ftp://x".into(),
+                    ..Default::default()
+                },
+                "public_url",
+            ),
+            (
+                EmailSettings {
+                    public_url: "nope".into(),
+                    ..Default::default()
+                },
+                "public_url",
+            ),
+            (
+                EmailSettings {
+                    marketing_consent: "maybe".into(),
+                    ..Default::default()
+                },
+                "marketing_consent",
+            ),
+            (
+                EmailSettings {
+                    connections: 0,
+                    ..Default::default()
+                },
+                "connections",
+            ),
+        ] {
+            match bad.check() {
+                Err(StoreError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}

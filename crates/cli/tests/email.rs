@@ -1,0 +1,571 @@
+//! E-mail end to end against real peers: a real SMTP server (aiosmtpd, from PyPI) as the
+//! relay, dkimpy as an independent DKIM verifier fed the TXT records Rapport shows, and
+//! the tracking and RFC 8058 one-click unsubscribe routes driven over HTTP — on SQLite
+//! and PostgreSQL.
+
+mod common;
+
+use common::TestServer;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+fn python() -> PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        common::python_venv(
+            "email-venv",
+            "aiosmtpd, dkim, nacl",
+            &["aiosmtpd==1.4.6", "dkimpy==1.1.8", "pynacl==1.5.0"],
+        )
+    })
+    .clone()
+}
+
+/// The aiosmtpd relay, killed on drop.
+struct Sink {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/email/sink.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start aiosmtpd");
+        let mut line = String::new();
+        use std::io::BufRead;
+        let out = child.stdout.take().expect("stdout");
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("sink ready");
+        assert_eq!(line.trim(), "ready");
+        Sink { child, port, dir }
+    }
+
+    fn messages(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        v.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+        v.sort();
+        v
+    }
+
+    /// Waits for `n` messages in all.
+    async fn wait_for(&self, n: usize) -> Vec<PathBuf> {
+        for _ in 0..200 {
+            let m = self.messages();
+            if m.len() >= n {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the relay got {} messages, expected {n}",
+            self.messages().len()
+        );
+    }
+}
+
+fn inspect(eml: &Path, records: &Value) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/email/read_message.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(eml)
+        .arg(records.to_string())
+        .output()
+        .expect("run read_message.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("inspect JSON")
+}
+
+fn envelope(eml: &Path) -> Value {
+    let j = eml.with_extension("json");
+    serde_json::from_str(&std::fs::read_to_string(j).expect("envelope")).expect("json")
+}
+
+/// The first `href`/`src` in `html` that starts with `prefix`.
+fn url_in(html: &str, prefix: &str) -> String {
+    let i = html
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} in {html}"));
+    html[i..]
+        .split(['"', '\'', '<', ' '])
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+async fn problem_field(s: &TestServer, path: &str, body: Value) -> (u16, Value) {
+    s.send(Method::POST, path, body).await
+}
+
+async fn timeline_names(s: &TestServer, id: i64) -> Vec<String> {
+    let (_, t) = s
+        .get(&format!(
+            "/api/profiles/{id}/timeline?channel=email&limit=100"
+        ))
+        .await;
+    t["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_sign_track_and_unsubscribe_through_a_real_relay() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let sink = Sink::start();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+
+        // Settings: the relay and the public URL links point to; the password is never shown.
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/email/settings",
+                json!({"relay_url": format!("smtp://rapport:hunter22@127.0.0.1:{}?tls=none", sink.port), "public_url": s.url, "machine_open_seconds": 0}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        assert!(!v.to_string().contains("hunter22"), "[{k}] {v}");
+        let (_, v) = s.get("/api/email/settings").await;
+        assert!(
+            !v.to_string().contains("hunter22") && v["relay_url"].as_str().unwrap().contains("***"),
+            "[{k}] {v}"
+        );
+        // aiosmtpd offers no AUTH: a relay without a password, as most local relays are.
+        let (st, _) = s
+            .send(Method::PUT, "/api/email/settings", json!({"relay_url": format!("smtp://127.0.0.1:{}", sink.port), "public_url": s.url, "machine_open_seconds": 0}))
+            .await;
+        assert_eq!(st, 200);
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/email/settings",
+                json!({"relay_url": "http://x"}),
+            )
+            .await;
+        assert_eq!(
+            (st, v["field"].as_str()),
+            (400, Some("relay_url")),
+            "[{k}] {v}"
+        );
+
+        // A domain and its DKIM records.
+        let (st, d) =
+            problem_field(&s, "/api/email/domains", json!({"domain": "example.com"})).await;
+        assert_eq!(st, 201, "[{k}] {d}");
+        assert!(
+            d["dns_txt"]
+                .as_str()
+                .unwrap()
+                .starts_with("v=DKIM1; k=ed25519; p="),
+            "[{k}] {d}"
+        );
+        assert_eq!(
+            d["dns_name"],
+            format!("{}._domainkey.example.com", d["selector"].as_str().unwrap())
+        );
+        let records: serde_json::Map<String, Value> = d["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["dns_name"].as_str().unwrap().to_string(),
+                    r["dns_txt"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(records.len(), 2, "[{k}] ed25519 and rsa: {d}");
+        assert!(
+            !d.to_string().contains("PRIVATE"),
+            "[{k}] no private key shown"
+        );
+        let (st, v) =
+            problem_field(&s, "/api/email/domains", json!({"domain": "example.com"})).await;
+        assert_eq!(st, 409, "[{k}] {v}");
+        let (st, v) =
+            problem_field(&s, "/api/email/domains", json!({"domain": "not a domain"})).await;
+        assert_eq!(
+            (st, v["field"].as_str()),
+            (400, Some("domain")),
+            "[{k}] {v}"
+        );
+
+        // Templates: errors name the part, line and column.
+        let (st, v) = problem_field(
+            &s,
+            "/api/email/templates",
+            json!({"name": "broken", "subject": "s", "html": "<p>\n {{ traits.name </p>"}),
+        )
+        .await;
+        assert_eq!((st, v["field"].as_str()), (400, Some("html")), "[{k}] {v}");
+        assert!(
+            v["detail"].as_str().unwrap_or("").contains("line 2"),
+            "[{k}] {v}"
+        );
+        let (st, v) = problem_field(
+            &s,
+            "/api/email/templates",
+            json!({"name": "typo", "subject": "Hi {{ frist_name }}", "html": "<p>x</p>"}),
+        )
+        .await;
+        assert_eq!(
+            (st, v["field"].as_str()),
+            (400, Some("subject")),
+            "[{k}] {v}"
+        );
+        assert!(
+            v["detail"].as_str().unwrap_or("").contains("frist_name"),
+            "[{k}] {v}"
+        );
+        let html = "<html><body><p>Hello {{ traits.first_name }},</p><p><a href=\"https://shop.example/sale?x=1&amp;y=2\">Our sale</a></p><p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p></body></html>";
+        let (st, t) = problem_field(&s, "/api/email/templates", json!({"name": "sale", "subject": "Hi {{ traits.first_name | default('there') }}", "html": html})).await;
+        assert_eq!(st, 201, "[{k}] {t}");
+        let (st, _) = problem_field(
+            &s,
+            "/api/email/templates",
+            json!({"name": "sale", "subject": "x", "html": "x"}),
+        )
+        .await;
+        assert_eq!(st, 409);
+
+        // A person with marketing consent.
+        let (st, _) = s
+            .batch(json!([{"type": "identify", "userId": "ann", "traits": {"email": "ann@customer.test", "first_name": "Ann"}}]))
+            .await;
+        assert_eq!(st, 200);
+        let ann = s.profile_of("email:ann@customer.test").await["id"]
+            .as_i64()
+            .unwrap();
+        let (st, v) = s
+            .send(Method::PUT, &format!("/api/profiles/{ann}/consents"), json!({"channel": "email", "purpose": "marketing", "status": "granted", "source": "signup-form"}))
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+
+        // Preview for the person.
+        let tid = t["id"].as_i64().unwrap();
+        let (st, p) = problem_field(
+            &s,
+            &format!("/api/email/templates/{tid}/preview"),
+            json!({"profile": ann}),
+        )
+        .await;
+        assert_eq!(st, 200, "[{k}] {p}");
+        assert_eq!(
+            (p["subject"].as_str(), p["to"].as_str()),
+            (Some("Hi Ann"), Some("ann@customer.test")),
+            "[{k}] {p}"
+        );
+
+        // Bad sends change nothing.
+        for (body, field) in [
+            (
+                json!({"template": "sale", "to": ann, "from": "news@elsewhere.test", "kind": "marketing"}),
+                "from",
+            ),
+            (
+                json!({"template": "sale", "to": ann, "from": "not an address", "kind": "marketing"}),
+                "from",
+            ),
+            (
+                json!({"template": "nope", "to": ann, "from": "news@example.com"}),
+                "template",
+            ),
+            (
+                json!({"template": "sale", "to": 999999, "from": "news@example.com"}),
+                "to",
+            ),
+            (
+                json!({"template": "sale", "to": "email:bad@@x", "from": "news@example.com"}),
+                "to",
+            ),
+            (
+                json!({"template": "sale", "to": ann, "from": "news@example.com", "kind": "spam"}),
+                "kind",
+            ),
+        ] {
+            let (st, v) = problem_field(&s, "/api/email/send", body.clone()).await;
+            assert_eq!(
+                (st, v["field"].as_str()),
+                (400, Some(field)),
+                "[{k}] {body}: {v}"
+            );
+        }
+        let (_, none) = s.get("/api/email/messages").await;
+        assert_eq!(none.as_array().map(Vec::len), Some(0), "[{k}] {none}");
+
+        // The send, and what reaches the relay.
+        let (st, sent) = problem_field(&s, "/api/email/send", json!({"template": "sale", "to": ann, "from": "news@example.com", "from_name": "Example News", "kind": "marketing", "idempotency_key": "sale-ann"})).await;
+        assert_eq!(st, 202, "[{k}] {sent}");
+        assert_eq!(sent["status"], "queued");
+        // The same key again: the same message, not a second one.
+        let (_, again) = problem_field(&s, "/api/email/send", json!({"template": "sale", "to": ann, "from": "news@example.com", "kind": "marketing", "idempotency_key": "sale-ann"})).await;
+        assert_eq!(again["id"], sent["id"], "[{k}] {again}");
+        let files = sink.wait_for(1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(sink.messages().len(), 1, "[{k}] one copy");
+        let env = envelope(&files[0]);
+        assert_eq!(env["rcpt_tos"], json!(["ann@customer.test"]), "[{k}] {env}");
+        assert!(
+            env["mail_from"].as_str().unwrap().starts_with("bounce+")
+                && env["mail_from"].as_str().unwrap().ends_with("@example.com"),
+            "[{k}] VERP {env}"
+        );
+        let m = inspect(&files[0], &Value::Object(records.clone()));
+        let h = &m["headers"];
+        assert_eq!(
+            m["dkim"],
+            json!([true, true]),
+            "[{k}] both signatures verify: {m}"
+        );
+        assert_eq!(h["To"], "ann@customer.test", "[{k}] {h}");
+        assert_eq!(h["From"], "Example News <news@example.com>", "[{k}] {h}");
+        assert_eq!(h["Subject"], "Hi Ann");
+        assert_eq!(h["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click");
+        assert!(
+            h["Message-ID"].as_str().unwrap().ends_with("@example.com>"),
+            "[{k}] {h}"
+        );
+        assert!(h["Date"].is_string(), "[{k}] {h}");
+        assert_eq!(m["content_type"], "multipart/alternative");
+        let text = m["parts"]["text/plain"].as_str().unwrap();
+        let body = m["parts"]["text/html"].as_str().unwrap();
+        assert!(
+            text.contains("Hello Ann"),
+            "[{k}] text derived from the HTML: {text}"
+        );
+        assert!(
+            !body.contains("shop.example"),
+            "[{k}] links are tracked: {body}"
+        );
+        let unsub = h["List-Unsubscribe"]
+            .as_str()
+            .unwrap()
+            .trim_matches(['<', '>'])
+            .to_string();
+        assert!(
+            unsub.starts_with(&format!("{}/e/u/", s.url)),
+            "[{k}] {unsub}"
+        );
+        assert!(
+            body.contains(&unsub),
+            "[{k}] the body's unsubscribe link is the header's"
+        );
+
+        // Delivered: the relay took it.
+        let mid = sent["id"].as_str().unwrap().to_string();
+        common::eventually(&s, &format!("/api/email/messages/{mid}"), |v| {
+            v["status"] == "delivered"
+        })
+        .await;
+
+        // Open and click.
+        let pixel = url_in(body, &format!("{}/e/o/", s.url));
+        let r = http
+            .get(&pixel)
+            .header("user-agent", "Mozilla/5.0 (Macintosh)")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "image/gif");
+        let r = http
+            .get(&pixel)
+            .header("user-agent", "Barracuda Sentinel")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let click = url_in(body, &format!("{}/e/c/", s.url));
+        let r = http.get(&click).send().await.unwrap();
+        assert_eq!(r.status(), 302);
+        assert_eq!(
+            r.headers()["location"],
+            "https://shop.example/sale?x=1&y=2",
+            "[{k}] back to the link, decoded"
+        );
+        // A token changed by one character, or another action's token, goes nowhere.
+        let mut forged = click.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(http.get(&forged).send().await.unwrap().status(), 404);
+        assert_eq!(
+            http.get(pixel.replace("/e/o/", "/e/c/"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
+        let (_, msg) = s.get(&format!("/api/email/messages/{mid}")).await;
+        assert!(
+            msg["opened_at"].is_i64() && msg["clicked_at"].is_i64(),
+            "[{k}] {msg}"
+        );
+
+        // RFC 8058 one-click: no key, no page, 200; consent denied with its proof.
+        let r = http
+            .post(&unsub)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "[{k}]");
+        assert_eq!(
+            http.get(&unsub).send().await.unwrap().status(),
+            200,
+            "[{k}] the page"
+        );
+        let (_, p) = s.get(&format!("/api/profiles/{ann}")).await;
+        let denied = p["consents"].as_array().unwrap().iter().find(|c| {
+            c["channel"] == "email" && c["purpose"] == "marketing" && c["status"] == "denied"
+        });
+        let denied = denied.unwrap_or_else(|| panic!("[{k}] no denied consent: {p}"));
+        assert!(
+            denied["proof"].as_str().unwrap().contains(&mid),
+            "[{k}] {denied}"
+        );
+
+        // Everything is on the timeline, machine opens told apart.
+        let names = timeline_names(&s, ann).await;
+        for n in [
+            "Email Sent",
+            "Email Delivered",
+            "Email Opened",
+            "Email Link Clicked",
+            "Unsubscribed",
+        ] {
+            assert!(
+                names.iter().any(|x| x == n),
+                "[{k}] {n} missing from {names:?}"
+            );
+        }
+        assert_eq!(
+            names.iter().filter(|x| *x == "Email Opened").count(),
+            2,
+            "[{k}] {names:?}"
+        );
+        let (_, t) = s
+            .get(&format!("/api/profiles/{ann}/timeline?name=Email%20Opened"))
+            .await;
+        let machine: Vec<bool> = t["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["properties"]["machine"].as_bool().unwrap())
+            .collect();
+        assert_eq!(
+            machine.iter().filter(|m| **m).count(),
+            1,
+            "[{k}] one machine open: {t}"
+        );
+
+        // Unsubscribed: the next marketing send is skipped, and listed; nothing is sent.
+        let (st, v) = problem_field(
+            &s,
+            "/api/email/send",
+            json!({"template": "sale", "to": ann, "from": "news@example.com", "kind": "marketing"}),
+        )
+        .await;
+        assert_eq!(
+            (st, v["status"].as_str()),
+            (202, Some("skipped")),
+            "[{k}] {v}"
+        );
+        assert!(
+            v["reason"].as_str().unwrap().contains("consent"),
+            "[{k}] {v}"
+        );
+        // Transactional mail still goes out.
+        let (st, v) = problem_field(&s, "/api/email/send", json!({"template": "sale", "to": "email:ann@customer.test", "from": "news@example.com"})).await;
+        assert_eq!(
+            (st, v["status"].as_str()),
+            (202, Some("queued")),
+            "[{k}] {v}"
+        );
+        let files = sink.wait_for(2).await;
+        let m = inspect(&files[1], &Value::Object(records.clone()));
+        assert!(
+            m["headers"].get("List-Unsubscribe").is_none()
+                && m["headers"].get("Precedence").is_none(),
+            "[{k}] {m}"
+        );
+
+        // A relay that refuses the recipient (550): bounced, suppressed, never sent again.
+        let (st, v) = problem_field(&s, "/api/email/send", json!({"template": "sale", "to": "email:reject@customer.test", "from": "news@example.com"})).await;
+        assert_eq!(st, 202, "[{k}] {v}");
+        let rid = v["id"].as_str().unwrap().to_string();
+        let pid = v["profile_id"].as_i64().unwrap();
+        common::eventually(&s, &format!("/api/email/messages/{rid}"), |v| {
+            v["status"] == "bounced"
+        })
+        .await;
+        let (_, sup) = s.get("/api/email/suppressions").await;
+        assert!(
+            sup.as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["address"] == "reject@customer.test" && x["reason"] == "hard_bounce"),
+            "[{k}] {sup}"
+        );
+        assert!(
+            timeline_names(&s, pid)
+                .await
+                .iter()
+                .any(|n| n == "Email Bounced"),
+            "[{k}]"
+        );
+        let (_, v) = problem_field(&s, "/api/email/send", json!({"template": "sale", "to": "email:reject@customer.test", "from": "news@example.com"})).await;
+        assert_eq!(v["status"], "skipped", "[{k}] {v}");
+        // The person's e-mail page: which address and why.
+        let (_, e) = s.get(&format!("/api/profiles/{ann}/email")).await;
+        assert_eq!(
+            (e["address"].as_str(), e["reason"].as_str()),
+            (Some("ann@customer.test"), Some("engaged")),
+            "[{k}] {e}"
+        );
+        assert_eq!(
+            sink.messages().len(),
+            2,
+            "[{k}] nothing else reached the relay"
+        );
+        s.finish().await;
+    }
+}

@@ -1,0 +1,295 @@
+//! One message, ready for the relay: MIME (text and HTML alternatives), the standard
+//! headers (`Message-ID`, `Date`, `List-Unsubscribe` with RFC 8058 one-click,
+//! `Precedence: bulk` for campaigns), links rewritten to signed click URLs, an open pixel,
+//! and a DKIM signature per key of the sending domain.
+
+use crate::dkim::Signer;
+use crate::template::{decode_entities, Rendered};
+use crate::token::{Action, Token};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::Message;
+use std::time::SystemTime;
+use uuid::Uuid;
+
+/// Where tracking URLs point and the key their tokens are signed with.
+pub struct Tracking<'a> {
+    /// The public base URL of Rapport (`https://crm.example.com`), without a trailing `/`.
+    pub base_url: &'a str,
+    pub secret: &'a [u8],
+    /// Rewrite links and add the open pixel (the unsubscribe link is always there).
+    pub track: bool,
+}
+
+/// What a message is made of.
+pub struct Outgoing<'a> {
+    pub id: Uuid,
+    pub from: &'a str,
+    pub from_name: Option<&'a str>,
+    pub to: &'a str,
+    pub rendered: &'a Rendered,
+    /// A campaign's message (`Precedence: bulk`); transactional ones are not.
+    pub bulk: bool,
+    /// Marketing messages carry `List-Unsubscribe`; transactional ones need not.
+    pub unsubscribe: bool,
+    pub date: SystemTime,
+}
+
+/// The message as sent: its bytes, envelope sender (VERP) and the links it holds, in the
+/// order click tokens number them.
+pub struct Composed {
+    pub raw: Vec<u8>,
+    pub return_path: String,
+    pub links: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ComposeError {
+    #[error("from: `{0}` is not an e-mail address")]
+    From(String),
+    #[error("to: `{0}` is not an e-mail address")]
+    To(String),
+    #[error("the message could not be built: {0}")]
+    Build(String),
+}
+
+/// The domain part of an address.
+pub fn domain_of(address: &str) -> Option<&str> {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .filter(|d| !d.is_empty())
+}
+
+/// The unsubscribe URL of a message (the link in its body and its `List-Unsubscribe`).
+pub fn unsubscribe_url(t: &Tracking<'_>, id: Uuid) -> String {
+    format!(
+        "{}/e/u/{}",
+        t.base_url,
+        Token::new(id, Action::Unsubscribe, 0).sign(t.secret)
+    )
+}
+
+/// Rewrites `http(s)` links of `<a href>` to click URLs; returns the HTML and the links.
+fn track_links(html: &str, t: &Tracking<'_>, id: Uuid, skip: &str) -> (String, Vec<String>) {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r#"(?is)(<a\b[^>]*?\bhref\s*=\s*)("([^"]*)"|'([^']*)')"#)
+            .unwrap_or_else(|_| unreachable!())
+    });
+    let mut links: Vec<String> = Vec::new();
+    let out = re.replace_all(html, |c: &regex::Captures<'_>| {
+        let raw = c.get(3).or_else(|| c.get(4)).map_or("", |m| m.as_str());
+        let url = decode_entities(raw.trim());
+        let lower = url.to_ascii_lowercase();
+        let web = lower.starts_with("http://") || lower.starts_with("https://");
+        if !web || url == skip || links.len() >= u16::MAX as usize {
+            return c[0].to_string();
+        }
+        let n = match links.iter().position(|l| *l == url) {
+            Some(n) => n,
+            None => {
+                links.push(url);
+                links.len() - 1
+            }
+        };
+        let token = Token::new(id, Action::Click, n as u16).sign(t.secret);
+        format!("{}\"{}/e/c/{token}\"", &c[1], t.base_url)
+    });
+    (out.into_owned(), links)
+}
+
+fn pixel(html: &str, t: &Tracking<'_>, id: Uuid) -> String {
+    let img = format!(
+        "<img src=\"{}/e/o/{}\" width=\"1\" height=\"1\" alt=\"\" style=\"display:block;border:0\">",
+        t.base_url,
+        Token::new(id, Action::Open, 0).sign(t.secret)
+    );
+    match html.to_ascii_lowercase().rfind("</body>") {
+        Some(i) => format!("{}{img}{}", &html[..i], &html[i..]),
+        None => format!("{html}{img}"),
+    }
+}
+
+fn header(name: &'static str, value: String) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+}
+
+/// Builds and signs one message.
+pub fn compose(
+    o: &Outgoing<'_>,
+    t: &Tracking<'_>,
+    signers: &[Signer],
+) -> Result<Composed, ComposeError> {
+    let from_addr: lettre::Address = o
+        .from
+        .parse()
+        .map_err(|_| ComposeError::From(o.from.into()))?;
+    let to_addr: lettre::Address = o.to.parse().map_err(|_| ComposeError::To(o.to.into()))?;
+    let domain = from_addr.domain().to_string();
+    let unsubscribe = unsubscribe_url(t, o.id);
+    let (html, links) = if t.track {
+        let (h, l) = track_links(&o.rendered.html, t, o.id, &unsubscribe);
+        (pixel(&h, t, o.id), l)
+    } else {
+        (o.rendered.html.clone(), Vec::new())
+    };
+    let return_path = format!(
+        "bounce+{}@{domain}",
+        Token::new(o.id, Action::Bounce, 0).sign(t.secret)
+    );
+    let mut b = Message::builder()
+        .from(Mailbox::new(o.from_name.map(str::to_string), from_addr))
+        .to(Mailbox::new(None, to_addr))
+        .subject(o.rendered.subject.clone())
+        .date(o.date)
+        .message_id(Some(format!("<{}@{domain}>", o.id.simple())));
+    if o.unsubscribe {
+        b = b
+            .raw_header(header("List-Unsubscribe", format!("<{unsubscribe}>")))
+            .raw_header(header(
+                "List-Unsubscribe-Post",
+                "List-Unsubscribe=One-Click".into(),
+            ));
+    }
+    if o.bulk {
+        b = b.raw_header(header("Precedence", "bulk".into()));
+    }
+    let m = b
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(o.rendered.text.clone()),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html),
+                ),
+        )
+        .map_err(|e| ComposeError::Build(e.to_string()))?;
+    let body = m.formatted();
+    // Each signature covers the message as built; none covers another.
+    let mut raw = Vec::with_capacity(body.len() + 1200);
+    for s in signers {
+        let h = s
+            .header(&body)
+            .map_err(|e| ComposeError::Build(e.to_string()))?;
+        raw.extend_from_slice(h.as_bytes());
+    }
+    raw.extend_from_slice(&body);
+    Ok(Composed {
+        raw,
+        return_path,
+        links,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dkim::{Algorithm, DkimKey};
+
+    fn rendered(html: &str) -> Rendered {
+        Rendered {
+            subject: "Hello".into(),
+            html: html.into(),
+            text: "Hello\n".into(),
+        }
+    }
+
+    #[test]
+    fn headers_links_pixel_signature() {
+        let t = Tracking {
+            base_url: "https://crm.test",
+            secret: b"s",
+            track: true,
+        };
+        let id = Uuid::from_u128(42);
+        let r = rendered("<html><body><a href=\"https://shop.test/a?x=1&amp;y=2\">A</a> <a href='https://shop.test/b'>B</a> <a href=\"https://shop.test/a?x=1&amp;y=2\">A again</a> <a href=\"mailto:x@y.test\">m</a></body></html>");
+        let k = DkimKey::generate(Algorithm::Ed25519, "sel").unwrap();
+        let o = Outgoing {
+            id,
+            from: "news@example.com",
+            from_name: Some("Example News"),
+            to: "ann@customer.test",
+            rendered: &r,
+            bulk: true,
+            unsubscribe: true,
+            date: SystemTime::UNIX_EPOCH,
+        };
+        let c = compose(&o, &t, &[k.signer("example.com").unwrap()]).unwrap();
+        let text = String::from_utf8_lossy(&c.raw).to_string();
+        assert_eq!(
+            c.links,
+            vec!["https://shop.test/a?x=1&y=2", "https://shop.test/b"]
+        );
+        assert!(
+            text.contains("List-Unsubscribe: <https://crm.test/e/u/"),
+            "{text}"
+        );
+        assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+        assert!(text.contains("Precedence: bulk"));
+        assert!(text.contains("Message-ID: <0000000000000000000000000000002a@example.com>"));
+        assert!(
+            text.contains("DKIM-Signature: v=1; a=ed25519-sha256"),
+            "{text}"
+        );
+        assert!(
+            text.contains("From: \"Example News\" <news@example.com>"),
+            "{text}"
+        );
+        assert!(!text.contains("shop.test"), "links are rewritten: {text}");
+        assert!(text.contains("mailto:x@y.test"));
+        assert!(c.return_path.starts_with("bounce+") && c.return_path.ends_with("@example.com"));
+        // Each click URL's token names its link; the unsubscribe link is left alone.
+        let unsub = unsubscribe_url(&t, id);
+        let (h, l) = track_links(
+            &format!("{}<a href=\"{unsub}\">u</a>", r.html),
+            &t,
+            id,
+            &unsub,
+        );
+        assert_eq!(l, c.links);
+        let click = Token::new(id, Action::Click, 1).sign(b"s");
+        assert!(
+            h.contains(&format!("<a href=\"https://crm.test/e/c/{click}\">B</a>")),
+            "{h}"
+        );
+        assert!(h.contains(&format!("<a href=\"{unsub}\">u</a>")), "{h}");
+        // Transactional: no list headers, no bulk; an untracked message keeps its links.
+        let o = Outgoing {
+            bulk: false,
+            unsubscribe: false,
+            ..o
+        };
+        let t = Tracking { track: false, ..t };
+        let c = compose(&o, &t, &[]).unwrap();
+        let text = String::from_utf8_lossy(&c.raw).to_string();
+        assert!(!text.contains("List-Unsubscribe") && !text.contains("Precedence"));
+        assert!(c.links.is_empty() && !text.contains("DKIM-Signature"));
+        let bad = Outgoing {
+            from: "no at sign",
+            ..o
+        };
+        assert_eq!(
+            compose(&bad, &t, &[]).err(),
+            Some(ComposeError::From("no at sign".into()))
+        );
+        assert_eq!(domain_of("a@b.test"), Some("b.test"));
+        assert_eq!(domain_of("a@"), None);
+    }
+
+    #[test]
+    fn pixel_goes_before_body_end() {
+        let t = Tracking {
+            base_url: "https://c",
+            secret: b"s",
+            track: true,
+        };
+        assert!(pixel("<p>x</p></BODY>", &t, Uuid::nil()).ends_with("</BODY>"));
+        assert!(pixel("<p>x</p>", &t, Uuid::nil()).starts_with("<p>x</p><img"));
+    }
+}

@@ -1,0 +1,11 @@
+//! E-mail for Rapport. Pure parts (no I/O): [`template`] (sandboxed MiniJinja),
+//! [`compose`] (MIME message, standard headers, link and open tracking), [`dkim`] (keys,
+//! DNS records, signing), [`token`] (signed tracking tokens), [`address`] (which of a
+//! person's addresses a send uses). The connector: [`smtp`] (a pooled relay over lettre).
+
+pub mod address;
+pub mod compose;
+pub mod dkim;
+pub mod smtp;
+pub mod template;
+pub mod token;

@@ -1,0 +1,149 @@
+//! [`EmailStore`] and the shapes it speaks; implemented in `sqlite/email.rs` and
+//! `postgres/email.rs`. A message is rendered, signed and stored before it is sent (the
+//! outbox); each change of a message's state is written with its timeline event in one
+//! transaction, so the timeline never says more or less than the outbox.
+
+use crate::Result;
+use async_trait::async_trait;
+use rapport_domain::resolve::{EventRow, ProfileId};
+use rapport_domain::time::Millis;
+
+/// One DKIM key of a sending domain. The private key never leaves the server.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct DkimKeyRow {
+    /// `ed25519` or `rsa`.
+    pub algorithm: String,
+    pub selector: String,
+    #[serde(skip)]
+    pub private_key: String,
+    /// The `p=` value of the DNS record.
+    pub public_key: String,
+}
+
+/// A sending domain and its keys.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct EmailDomain {
+    pub domain: String,
+    pub keys: Vec<DkimKeyRow>,
+    pub created_at: Millis,
+}
+
+/// A template as staff saved it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct EmailTemplate {
+    pub id: i64,
+    pub name: String,
+    pub subject: String,
+    pub html: String,
+    pub text: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// One message to one person, from the moment it was decided.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct EmailMessage {
+    pub id: i64,
+    /// The id in its Message-ID and tracking tokens (a UUID).
+    pub public_id: String,
+    pub idempotency_key: Option<String>,
+    /// `marketing` or `transactional`.
+    pub kind: String,
+    pub template_id: Option<i64>,
+    pub campaign_id: Option<i64>,
+    pub profile_id: ProfileId,
+    pub to_address: String,
+    /// Why this address (`primary`, `engaged`, `newest`, `given`).
+    pub address_reason: String,
+    pub from_address: String,
+    pub subject: String,
+    /// The VERP envelope sender.
+    pub return_path: String,
+    /// The signed message as handed to the relay.
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+    /// The links click tokens point to, in order.
+    pub links: Vec<String>,
+    /// `queued`, `delivered` (the relay took it), `failed` (gave up), `bounced`,
+    /// `skipped` (suppressed or without consent: nothing was sent).
+    pub status: String,
+    pub attempts: i64,
+    pub next_at: Millis,
+    pub last_error: Option<String>,
+    pub created_at: Millis,
+    pub delivered_at: Option<Millis>,
+    pub opened_at: Option<Millis>,
+    pub clicked_at: Option<Millis>,
+}
+
+/// An address Rapport will not send to, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Suppression {
+    pub address: String,
+    /// `hard_bounce`, `complaint`, `soft_bounces` or `manual`.
+    pub reason: String,
+    pub detail: Option<String>,
+    pub created_at: Millis,
+}
+
+/// What is known of one address when choosing where a send goes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AddressFacts {
+    pub address: String,
+    pub primary: bool,
+    pub last_engaged: Option<Millis>,
+    pub suppressed: bool,
+}
+
+/// Which messages to list.
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    pub profile: Option<Vec<ProfileId>>,
+    pub status: Option<String>,
+    pub limit: usize,
+}
+
+/// E-mail: sending domains and keys, templates, the outbox of messages with their
+/// engagement, suppressions and primary addresses.
+#[async_trait]
+pub trait EmailStore: Send + Sync {
+    /// Adds a domain with its keys; `Conflict` when it exists.
+    async fn add_domain(&self, d: EmailDomain) -> Result<()>;
+    async fn domains(&self) -> Result<Vec<EmailDomain>>;
+    /// Inserts (`id` 0) or updates a template; returns its id. `Conflict` on a taken name.
+    async fn save_template(&self, t: EmailTemplate) -> Result<i64>;
+    async fn templates(&self) -> Result<Vec<EmailTemplate>>;
+    /// By id (digits) or name.
+    async fn template(&self, id_or_name: &str) -> Result<Option<EmailTemplate>>;
+    async fn delete_template(&self, id: i64) -> Result<()>;
+    /// Stores messages with their timeline events in one transaction. A message whose
+    /// idempotency key is already stored is not stored again: the stored one is returned
+    /// in its place (and its event is not written).
+    async fn queue(&self, msgs: Vec<(EmailMessage, Vec<EventRow>)>) -> Result<Vec<EmailMessage>>;
+    /// Queued messages due by `now`, oldest first.
+    async fn due(&self, now: Millis, limit: usize) -> Result<Vec<EmailMessage>>;
+    /// Saves a message's status, attempts, next time, error and delivery time, with the
+    /// events the change makes, in one transaction.
+    async fn update_message(&self, m: EmailMessage, events: Vec<EventRow>) -> Result<()>;
+    async fn message(&self, public_id: &str) -> Result<Option<EmailMessage>>;
+    /// Newest first.
+    async fn messages(&self, q: MessageQuery) -> Result<Vec<EmailMessage>>;
+    /// Records an open (`clicked` false) or a click with its event; the message's first
+    /// open or click time is kept.
+    async fn engage(
+        &self,
+        public_id: &str,
+        clicked: bool,
+        at: Millis,
+        event: EventRow,
+    ) -> Result<()>;
+    /// Adds or replaces a suppression.
+    async fn suppress(&self, s: Suppression) -> Result<()>;
+    /// Removes one; false when the address was not suppressed.
+    async fn unsuppress(&self, address: &str) -> Result<bool>;
+    async fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>>;
+    /// Marks an address as its owner's chosen primary address (or clears it).
+    async fn set_primary(&self, address: &str, primary: bool, at: Millis) -> Result<()>;
+    /// What is known of each address, in order.
+    async fn address_facts(&self, addresses: Vec<String>) -> Result<Vec<AddressFacts>>;
+}

@@ -1,0 +1,418 @@
+//! PostgreSQL side of e-mail: domains and keys, templates, the outbox, suppressions.
+
+use super::ingest::{add_events, Pipeline};
+use super::{writer_lock, PgStore};
+use crate::{
+    AddressFacts, DkimKeyRow, EmailDomain, EmailMessage, EmailStore, EmailTemplate, MessageQuery,
+    Result, StoreError, Suppression,
+};
+use async_trait::async_trait;
+use deadpool_postgres::Transaction;
+use rapport_domain::resolve::EventRow;
+use rapport_domain::time::Millis;
+
+const MSG_COLS: &str = "id, public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at, opened_at, clicked_at";
+const TPL_COLS: &str = "id, name, subject, html, text, created_at, updated_at";
+
+fn message(r: &tokio_postgres::Row) -> EmailMessage {
+    EmailMessage {
+        id: r.get(0),
+        public_id: r.get(1),
+        idempotency_key: r.get(2),
+        kind: r.get(3),
+        template_id: r.get(4),
+        campaign_id: r.get(5),
+        profile_id: r.get(6),
+        to_address: r.get(7),
+        address_reason: r.get(8),
+        from_address: r.get(9),
+        subject: r.get(10),
+        return_path: r.get(11),
+        raw: r.get(12),
+        links: serde_json::from_str(r.get::<_, &str>(13)).unwrap_or_default(),
+        status: r.get(14),
+        attempts: r.get(15),
+        next_at: r.get(16),
+        last_error: r.get(17),
+        created_at: r.get(18),
+        delivered_at: r.get(19),
+        opened_at: r.get(20),
+        clicked_at: r.get(21),
+    }
+}
+
+fn template(r: &tokio_postgres::Row) -> EmailTemplate {
+    EmailTemplate {
+        id: r.get(0),
+        name: r.get(1),
+        subject: r.get(2),
+        html: r.get(3),
+        text: r.get(4),
+        created_at: r.get(5),
+        updated_at: r.get(6),
+    }
+}
+
+/// Writes events in a transaction that already holds the writer lock.
+async fn events(tx: &Transaction<'_>, rows: &[EventRow]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut p = Pipeline::default();
+    add_events(&mut p, rows, "email");
+    p.run(tx).await
+}
+
+#[async_trait]
+impl EmailStore for PgStore {
+    async fn add_domain(&self, d: EmailDomain) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let n = tx
+            .execute(
+                "INSERT INTO email_domains (domain, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&d.domain, &d.created_at],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::Conflict(format!(
+                "the domain {} is set up already",
+                d.domain
+            )));
+        }
+        for k in &d.keys {
+            tx.execute(
+                "INSERT INTO email_keys (domain, selector, algorithm, private_key, public_key) VALUES ($1, $2, $3, $4, $5)",
+                &[&d.domain, &k.selector, &k.algorithm, &k.private_key, &k.public_key],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn domains(&self) -> Result<Vec<EmailDomain>> {
+        let c = self.client().await?;
+        let mut out: Vec<EmailDomain> = c
+            .query(
+                "SELECT domain, created_at FROM email_domains ORDER BY domain",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| EmailDomain {
+                domain: r.get(0),
+                keys: Vec::new(),
+                created_at: r.get(1),
+            })
+            .collect();
+        let keys = c
+            .query(
+                "SELECT domain, algorithm, selector, private_key, public_key FROM email_keys ORDER BY domain, algorithm, selector",
+                &[],
+            )
+            .await?;
+        for r in &keys {
+            let domain: &str = r.get(0);
+            if let Some(d) = out.iter_mut().find(|d| d.domain == domain) {
+                d.keys.push(DkimKeyRow {
+                    algorithm: r.get(1),
+                    selector: r.get(2),
+                    private_key: r.get(3),
+                    public_key: r.get(4),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn save_template(&self, t: EmailTemplate) -> Result<i64> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let taken = tx
+            .query_opt(
+                "SELECT id FROM email_templates WHERE name = $1 AND id <> $2",
+                &[&t.name, &t.id],
+            )
+            .await?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "a template named '{}' exists",
+                t.name
+            )));
+        }
+        let id = if t.id == 0 {
+            tx.query_one(
+                "INSERT INTO email_templates (name, subject, html, text, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+                &[&t.name, &t.subject, &t.html, &t.text, &t.updated_at],
+            )
+            .await?
+            .get(0)
+        } else {
+            let n = tx
+                .execute(
+                    "UPDATE email_templates SET name = $2, subject = $3, html = $4, text = $5, updated_at = $6 WHERE id = $1",
+                    &[&t.id, &t.name, &t.subject, &t.html, &t.text, &t.updated_at],
+                )
+                .await?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("template {}", t.id)));
+            }
+            t.id
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn templates(&self) -> Result<Vec<EmailTemplate>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            &format!("SELECT {TPL_COLS} FROM email_templates ORDER BY name"),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(template)
+        .collect())
+    }
+
+    async fn template(&self, id_or_name: &str) -> Result<Option<EmailTemplate>> {
+        let c = self.client().await?;
+        let id: i64 = id_or_name.parse().unwrap_or(-1);
+        Ok(c.query_opt(
+            &format!("SELECT {TPL_COLS} FROM email_templates WHERE id = $1 OR name = $2 ORDER BY id = $1 DESC LIMIT 1"),
+            &[&id, &id_or_name],
+        )
+        .await?
+        .as_ref()
+        .map(template))
+    }
+
+    async fn delete_template(&self, id: i64) -> Result<()> {
+        let c = self.client().await?;
+        if c.execute("DELETE FROM email_templates WHERE id = $1", &[&id])
+            .await?
+            == 0
+        {
+            return Err(StoreError::NotFound(format!("template {id}")));
+        }
+        Ok(())
+    }
+
+    async fn queue(&self, msgs: Vec<(EmailMessage, Vec<EventRow>)>) -> Result<Vec<EmailMessage>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        writer_lock(&tx).await?;
+        let ins = tx
+            .prepare_cached(
+                "INSERT INTO email_messages (public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            )
+            .await?;
+        let known = tx
+            .prepare_cached(&format!(
+                "SELECT {MSG_COLS} FROM email_messages WHERE idempotency_key = $1"
+            ))
+            .await?;
+        let mut out = Vec::with_capacity(msgs.len());
+        let mut rows = Vec::new();
+        for (mut m, evs) in msgs {
+            let links = serde_json::to_string(&m.links).unwrap_or_default();
+            let id = tx
+                .query_opt(
+                    &ins,
+                    &[
+                        &m.public_id,
+                        &m.idempotency_key,
+                        &m.kind,
+                        &m.template_id,
+                        &m.campaign_id,
+                        &m.profile_id,
+                        &m.to_address,
+                        &m.address_reason,
+                        &m.from_address,
+                        &m.subject,
+                        &m.return_path,
+                        &m.raw,
+                        &links,
+                        &m.status,
+                        &m.attempts,
+                        &m.next_at,
+                        &m.last_error,
+                        &m.created_at,
+                        &m.delivered_at,
+                    ],
+                )
+                .await?;
+            match id {
+                Some(r) => {
+                    m.id = r.get(0);
+                    rows.extend(evs);
+                    out.push(m);
+                }
+                None => {
+                    let r = tx.query_one(&known, &[&m.idempotency_key]).await?;
+                    out.push(message(&r));
+                }
+            }
+        }
+        events(&tx, &rows).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn due(&self, now: Millis, limit: usize) -> Result<Vec<EmailMessage>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            &format!("SELECT {MSG_COLS} FROM email_messages WHERE status = 'queued' AND next_at <= $1 ORDER BY next_at, id LIMIT $2"),
+            &[&now, &(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(message)
+        .collect())
+    }
+
+    async fn update_message(&self, m: EmailMessage, evs: Vec<EventRow>) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        if !evs.is_empty() {
+            writer_lock(&tx).await?;
+        }
+        tx.execute(
+            "UPDATE email_messages SET status = $2, attempts = $3, next_at = $4, last_error = $5, delivered_at = $6 WHERE id = $1",
+            &[&m.id, &m.status, &m.attempts, &m.next_at, &m.last_error, &m.delivered_at],
+        )
+        .await?;
+        events(&tx, &evs).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn message(&self, public_id: &str) -> Result<Option<EmailMessage>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(
+            &format!("SELECT {MSG_COLS} FROM email_messages WHERE public_id = $1"),
+            &[&public_id],
+        )
+        .await?
+        .as_ref()
+        .map(message))
+    }
+
+    async fn messages(&self, q: MessageQuery) -> Result<Vec<EmailMessage>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            &format!(
+                "SELECT {MSG_COLS} FROM email_messages
+                 WHERE ($1::bigint[] IS NULL OR profile_id = ANY($1))
+                   AND ($2::text IS NULL OR status = $2)
+                 ORDER BY id DESC LIMIT $3"
+            ),
+            &[&q.profile, &q.status, &(q.limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(message)
+        .collect())
+    }
+
+    async fn engage(
+        &self,
+        public_id: &str,
+        clicked: bool,
+        at: Millis,
+        event: EventRow,
+    ) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        writer_lock(&tx).await?;
+        let sql = if clicked {
+            "UPDATE email_messages SET clicked_at = COALESCE(clicked_at, $2) WHERE public_id = $1"
+        } else {
+            "UPDATE email_messages SET opened_at = COALESCE(opened_at, $2) WHERE public_id = $1"
+        };
+        tx.execute(sql, &[&public_id, &at]).await?;
+        events(&tx, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn suppress(&self, s: Suppression) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO email_suppressions (address, reason, detail, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, detail = excluded.detail, created_at = excluded.created_at",
+            &[&s.address, &s.reason, &s.detail, &s.created_at],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn unsuppress(&self, address: &str) -> Result<bool> {
+        let c = self.client().await?;
+        Ok(c.execute(
+            "DELETE FROM email_suppressions WHERE address = $1",
+            &[&address],
+        )
+        .await?
+            > 0)
+    }
+
+    async fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT address, reason, detail, created_at FROM email_suppressions ORDER BY created_at DESC, address LIMIT $1",
+            &[&(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| Suppression {
+            address: r.get(0),
+            reason: r.get(1),
+            detail: r.get(2),
+            created_at: r.get(3),
+        })
+        .collect())
+    }
+
+    async fn set_primary(&self, address: &str, primary: bool, at: Millis) -> Result<()> {
+        let c = self.client().await?;
+        if primary {
+            c.execute(
+                "INSERT INTO email_primary (address, chosen_at) VALUES ($1, $2)
+                 ON CONFLICT (address) DO UPDATE SET chosen_at = excluded.chosen_at",
+                &[&address, &at],
+            )
+            .await?;
+        } else {
+            c.execute("DELETE FROM email_primary WHERE address = $1", &[&address])
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn address_facts(&self, addresses: Vec<String>) -> Result<Vec<AddressFacts>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT a.address,
+                        EXISTS (SELECT 1 FROM email_primary p WHERE p.address = a.address),
+                        (SELECT MAX(COALESCE(m.clicked_at, m.opened_at)) FROM email_messages m WHERE m.to_address = a.address),
+                        EXISTS (SELECT 1 FROM email_suppressions s WHERE s.address = a.address)
+                 FROM UNNEST($1::text[]) WITH ORDINALITY AS a(address, n) ORDER BY a.n",
+                &[&addresses],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AddressFacts {
+                address: r.get(0),
+                primary: r.get(1),
+                last_engaged: r.get(2),
+                suppressed: r.get(3),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,377 @@
+//! SQLite side of e-mail: domains and keys, templates, the outbox, suppressions.
+
+use super::ingest::insert_events;
+use super::SqliteStore;
+use crate::{
+    AddressFacts, DkimKeyRow, EmailDomain, EmailMessage, EmailStore, EmailTemplate, MessageQuery,
+    Result, StoreError, Suppression,
+};
+use async_trait::async_trait;
+use rapport_domain::resolve::EventRow;
+use rapport_domain::time::Millis;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+const MSG_COLS: &str = "id, public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at, opened_at, clicked_at";
+const TPL_COLS: &str = "id, name, subject, html, text, created_at, updated_at";
+
+fn message(r: &rusqlite::Row<'_>) -> rusqlite::Result<EmailMessage> {
+    let links: String = r.get(13)?;
+    Ok(EmailMessage {
+        id: r.get(0)?,
+        public_id: r.get(1)?,
+        idempotency_key: r.get(2)?,
+        kind: r.get(3)?,
+        template_id: r.get(4)?,
+        campaign_id: r.get(5)?,
+        profile_id: r.get(6)?,
+        to_address: r.get(7)?,
+        address_reason: r.get(8)?,
+        from_address: r.get(9)?,
+        subject: r.get(10)?,
+        return_path: r.get(11)?,
+        raw: r.get(12)?,
+        links: serde_json::from_str(&links).unwrap_or_default(),
+        status: r.get(14)?,
+        attempts: r.get(15)?,
+        next_at: r.get(16)?,
+        last_error: r.get(17)?,
+        created_at: r.get(18)?,
+        delivered_at: r.get(19)?,
+        opened_at: r.get(20)?,
+        clicked_at: r.get(21)?,
+    })
+}
+
+fn template(r: &rusqlite::Row<'_>) -> rusqlite::Result<EmailTemplate> {
+    Ok(EmailTemplate {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        subject: r.get(2)?,
+        html: r.get(3)?,
+        text: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+fn by_key(tx: &Transaction<'_>, key: &str) -> Result<Option<EmailMessage>> {
+    Ok(tx
+        .prepare_cached(&format!(
+            "SELECT {MSG_COLS} FROM email_messages WHERE idempotency_key = ?1"
+        ))?
+        .query_row([key], message)
+        .optional()?)
+}
+
+fn domains_in(c: &Connection) -> Result<Vec<EmailDomain>> {
+    let mut out: Vec<EmailDomain> = c
+        .prepare_cached("SELECT domain, created_at FROM email_domains ORDER BY domain")?
+        .query_map([], |r| {
+            Ok(EmailDomain {
+                domain: r.get(0)?,
+                keys: Vec::new(),
+                created_at: r.get(1)?,
+            })
+        })?
+        .collect::<std::result::Result<_, _>>()?;
+    let mut keys = c.prepare_cached(
+        "SELECT algorithm, selector, private_key, public_key FROM email_keys WHERE domain = ?1 ORDER BY algorithm, selector",
+    )?;
+    for d in &mut out {
+        d.keys = keys
+            .query_map([&d.domain], |r| {
+                Ok(DkimKeyRow {
+                    algorithm: r.get(0)?,
+                    selector: r.get(1)?,
+                    private_key: r.get(2)?,
+                    public_key: r.get(3)?,
+                })
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl EmailStore for SqliteStore {
+    async fn add_domain(&self, d: EmailDomain) -> Result<()> {
+        self.write(move |tx| {
+            let known: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM email_domains WHERE domain = ?1",
+                    [&d.domain],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if known.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "the domain {} is set up already",
+                    d.domain
+                )));
+            }
+            tx.execute(
+                "INSERT INTO email_domains (domain, created_at) VALUES (?1, ?2)",
+                params![d.domain, d.created_at],
+            )?;
+            for k in &d.keys {
+                tx.execute(
+                    "INSERT INTO email_keys (domain, selector, algorithm, private_key, public_key) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![d.domain, k.selector, k.algorithm, k.private_key, k.public_key],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn domains(&self) -> Result<Vec<EmailDomain>> {
+        self.read(domains_in).await
+    }
+
+    async fn save_template(&self, t: EmailTemplate) -> Result<i64> {
+        self.write(move |tx| {
+            let taken: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM email_templates WHERE name = ?1 AND id <> ?2",
+                    params![t.name, t.id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if taken.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "a template named '{}' exists",
+                    t.name
+                )));
+            }
+            if t.id == 0 {
+                tx.execute(
+                    "INSERT INTO email_templates (name, subject, html, text, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    params![t.name, t.subject, t.html, t.text, t.updated_at],
+                )?;
+                return Ok(tx.last_insert_rowid());
+            }
+            let n = tx.execute(
+                "UPDATE email_templates SET name = ?2, subject = ?3, html = ?4, text = ?5, updated_at = ?6 WHERE id = ?1",
+                params![t.id, t.name, t.subject, t.html, t.text, t.updated_at],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("template {}", t.id)));
+            }
+            Ok(t.id)
+        })
+        .await
+    }
+
+    async fn templates(&self) -> Result<Vec<EmailTemplate>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {TPL_COLS} FROM email_templates ORDER BY name"
+            ))?
+            .query_map([], template)?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn template(&self, id_or_name: &str) -> Result<Option<EmailTemplate>> {
+        let key = id_or_name.to_string();
+        self.read(move |c| {
+            let id: i64 = key.parse().unwrap_or(-1);
+            Ok(c.prepare_cached(&format!(
+                "SELECT {TPL_COLS} FROM email_templates WHERE id = ?1 OR name = ?2 ORDER BY id = ?1 DESC LIMIT 1"
+            ))?
+            .query_row(params![id, key], template)
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn delete_template(&self, id: i64) -> Result<()> {
+        self.write(move |tx| {
+            if tx.execute("DELETE FROM email_templates WHERE id = ?1", [id])? == 0 {
+                return Err(StoreError::NotFound(format!("template {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn queue(&self, msgs: Vec<(EmailMessage, Vec<EventRow>)>) -> Result<Vec<EmailMessage>> {
+        self.write(move |tx| {
+            let mut out = Vec::with_capacity(msgs.len());
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO email_messages (public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+            )?;
+            let mut events = Vec::new();
+            for (mut m, evs) in msgs {
+                if let Some(known) = m.idempotency_key.as_deref().map(|k| by_key(tx, k)).transpose()?.flatten() {
+                    out.push(known);
+                    continue;
+                }
+                ins.execute(params![
+                    m.public_id, m.idempotency_key, m.kind, m.template_id, m.campaign_id, m.profile_id,
+                    m.to_address, m.address_reason, m.from_address, m.subject, m.return_path, m.raw,
+                    serde_json::to_string(&m.links).unwrap_or_default(), m.status, m.attempts, m.next_at,
+                    m.last_error, m.created_at, m.delivered_at
+                ])?;
+                m.id = tx.last_insert_rowid();
+                events.extend(evs);
+                out.push(m);
+            }
+            insert_events(tx, &events, "email")?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn due(&self, now: Millis, limit: usize) -> Result<Vec<EmailMessage>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {MSG_COLS} FROM email_messages WHERE status = 'queued' AND next_at <= ?1 ORDER BY next_at, id LIMIT ?2"
+            ))?
+            .query_map(params![now, limit as i64], message)?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn update_message(&self, m: EmailMessage, events: Vec<EventRow>) -> Result<()> {
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "UPDATE email_messages SET status = ?2, attempts = ?3, next_at = ?4, last_error = ?5, delivered_at = ?6 WHERE id = ?1",
+            )?
+            .execute(params![m.id, m.status, m.attempts, m.next_at, m.last_error, m.delivered_at])?;
+            insert_events(tx, &events, "email")
+        })
+        .await
+    }
+
+    async fn message(&self, public_id: &str) -> Result<Option<EmailMessage>> {
+        let id = public_id.to_string();
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {MSG_COLS} FROM email_messages WHERE public_id = ?1"
+            ))?
+            .query_row([id], message)
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn messages(&self, q: MessageQuery) -> Result<Vec<EmailMessage>> {
+        self.read(move |c| {
+            let people = q
+                .profile
+                .as_ref()
+                .map(|p| serde_json::to_string(p).unwrap_or_default());
+            Ok(c.prepare_cached(&format!(
+                "SELECT {MSG_COLS} FROM email_messages
+                 WHERE (?1 IS NULL OR profile_id IN (SELECT value FROM json_each(?1)))
+                   AND (?2 IS NULL OR status = ?2)
+                 ORDER BY id DESC LIMIT ?3"
+            ))?
+            .query_map(params![people, q.status, q.limit as i64], message)?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn engage(
+        &self,
+        public_id: &str,
+        clicked: bool,
+        at: Millis,
+        event: EventRow,
+    ) -> Result<()> {
+        let id = public_id.to_string();
+        self.write(move |tx| {
+            let col = if clicked { "clicked_at" } else { "opened_at" };
+            tx.prepare_cached(&format!(
+                "UPDATE email_messages SET {col} = COALESCE({col}, ?2) WHERE public_id = ?1"
+            ))?
+            .execute(params![id, at])?;
+            insert_events(tx, &[event], "email")
+        })
+        .await
+    }
+
+    async fn suppress(&self, s: Suppression) -> Result<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO email_suppressions (address, reason, detail, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, detail = excluded.detail, created_at = excluded.created_at",
+                params![s.address, s.reason, s.detail, s.created_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unsuppress(&self, address: &str) -> Result<bool> {
+        let a = address.to_string();
+        self.write(move |tx| {
+            Ok(tx.execute("DELETE FROM email_suppressions WHERE address = ?1", [a])? > 0)
+        })
+        .await
+    }
+
+    async fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT address, reason, detail, created_at FROM email_suppressions ORDER BY created_at DESC, address LIMIT ?1",
+            )?
+            .query_map([limit as i64], |r| {
+                Ok(Suppression {
+                    address: r.get(0)?,
+                    reason: r.get(1)?,
+                    detail: r.get(2)?,
+                    created_at: r.get(3)?,
+                })
+            })?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn set_primary(&self, address: &str, primary: bool, at: Millis) -> Result<()> {
+        let a = address.to_string();
+        self.write(move |tx| {
+            if primary {
+                tx.execute(
+                    "INSERT INTO email_primary (address, chosen_at) VALUES (?1, ?2)
+                     ON CONFLICT (address) DO UPDATE SET chosen_at = excluded.chosen_at",
+                    params![a, at],
+                )?;
+            } else {
+                tx.execute("DELETE FROM email_primary WHERE address = ?1", [a])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn address_facts(&self, addresses: Vec<String>) -> Result<Vec<AddressFacts>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM email_primary WHERE address = ?1),
+                        (SELECT MAX(COALESCE(clicked_at, opened_at)) FROM email_messages WHERE to_address = ?1),
+                        EXISTS (SELECT 1 FROM email_suppressions WHERE address = ?1)",
+            )?;
+            addresses
+                .into_iter()
+                .map(|a| {
+                    let (primary, last_engaged, suppressed) =
+                        stmt.query_row([&a], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    Ok(AddressFacts {
+                        address: a,
+                        primary,
+                        last_engaged,
+                        suppressed,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+}

@@ -33,6 +33,8 @@ const SETTINGS: &str = "email";
 const SECRET: &str = "email.secret";
 /// Delivery attempts before a message that keeps failing temporarily is given up.
 pub const MAX_ATTEMPTS: i64 = 8;
+/// Sends of one message that soft-bounced before its address is suppressed.
+pub const SOFT_BOUNCES: i64 = 3;
 
 fn invalid(field: &str, reason: impl Into<String>) -> StoreError {
     StoreError::Invalid {
@@ -852,6 +854,100 @@ impl Email {
         )?;
         self.store.insert_events_once(vec![e], SOURCE).await?;
         Ok(Some(m))
+    }
+
+    /// A report that came back (a DSN or an ARF complaint, raw RFC 5322): finds the
+    /// message it is about (VERP token, else the original's Message-ID) and acts on it —
+    /// a hard bounce suppresses the address; a soft one queues the message again with
+    /// back-off until [`SOFT_BOUNCES`] attempts, then suppresses; a complaint suppresses
+    /// and records e-mail marketing consent as denied. Returns what was found and done.
+    pub async fn inbound(&self, raw: &[u8]) -> Result<Value, StoreError> {
+        self.ready().await?;
+        let r = rapport_email::bounce::read(raw);
+        let secret = self.secret();
+        let mut ids: Vec<Uuid> = r
+            .verp
+            .iter()
+            .filter_map(|t| Token::verify(t, &secret))
+            .filter(|t| t.action == Action::Bounce)
+            .map(|t| t.message)
+            .collect();
+        ids.extend(r.message_ids.iter().filter_map(|m| {
+            m.split_once('@').and_then(|(local, _)| Uuid::try_parse(local).ok())
+        }));
+        let mut found = None;
+        for id in ids {
+            if let Some(m) = self.store.message(&id.to_string()).await? {
+                found = Some(m);
+                break;
+            }
+        }
+        let kind = match &r.report {
+            rapport_email::bounce::Report::Bounce { hard: true, .. } => "hard_bounce",
+            rapport_email::bounce::Report::Bounce { hard: false, .. } => "soft_bounce",
+            rapport_email::bounce::Report::Complaint { .. } => "complaint",
+            rapport_email::bounce::Report::Other => "other",
+        };
+        let Some(mut m) = found else {
+            return Ok(json!({"report": kind, "message": null}));
+        };
+        let now = now_millis();
+        let mut p = props(&m);
+        let event_id = format!("email:{}:{kind}:{}", m.public_id, Uuid::now_v7());
+        match r.report {
+            rapport_email::bounce::Report::Bounce { hard, status, diagnostic, .. } => {
+                p["type"] = json!(if hard { "hard" } else { "soft" });
+                p["status"] = json!(status);
+                p["reason"] = json!(diagnostic);
+                let e = event(m.profile_id, "Email Bounced", &event_id, now, p)?;
+                m.last_error = Some(format!("{status} {}", diagnostic.unwrap_or_default()).trim().to_string());
+                let give_up = hard || m.attempts >= SOFT_BOUNCES;
+                if give_up {
+                    m.status = "bounced".into();
+                    self.store
+                        .suppress(Suppression {
+                            address: m.to_address.clone(),
+                            reason: if hard { "hard_bounce" } else { "soft_bounces" }.into(),
+                            detail: m.last_error.clone(),
+                            created_at: now,
+                        })
+                        .await?;
+                } else {
+                    m.status = "queued".into();
+                    m.next_at = now + backoff_ms(m.attempts);
+                }
+                self.store.update_message(m.clone(), vec![e]).await?;
+            }
+            rapport_email::bounce::Report::Complaint { feedback_type } => {
+                p["feedback_type"] = json!(feedback_type);
+                let e = event(m.profile_id, "Email Complained", &event_id, now, p)?;
+                self.store
+                    .suppress(Suppression {
+                        address: m.to_address.clone(),
+                        reason: "complaint".into(),
+                        detail: Some(feedback_type.clone()),
+                        created_at: now,
+                    })
+                    .await?;
+                let proof = json!({"email_id": m.public_id, "address": m.to_address, "feedback_type": feedback_type, "at": now, "method": "complaint"});
+                crate::profiles::set_consent(
+                    &self.store,
+                    m.profile_id,
+                    &ConsentInput {
+                        channel: "email".into(),
+                        purpose: "marketing".into(),
+                        status: ConsentStatus::Denied,
+                        source: "complaint".into(),
+                        proof: Some(proof.to_string()),
+                        at: now,
+                    },
+                )
+                .await?;
+                self.store.insert_events_raw(vec![e], SOURCE).await?;
+            }
+            rapport_email::bounce::Report::Other => {}
+        }
+        Ok(json!({"report": kind, "message": m.public_id, "address": m.to_address}))
     }
 
     /// Adds a suppression by hand (staff), announced like any edit to a person.

@@ -4,6 +4,7 @@
 //! person's addresses a send uses). The connector: [`smtp`] (a pooled relay over lettre).
 
 pub mod address;
+pub mod bounce;
 pub mod compose;
 pub mod dkim;
 pub mod smtp;

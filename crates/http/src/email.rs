@@ -430,6 +430,19 @@ pub async fn set_primary(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A report that came back, as a raw RFC 5322 message (for MTAs that pipe bounces): a
+/// DSN (RFC 3464) or an ARF complaint (RFC 5965). Answers what it was and which message
+/// it concerned (`message` null when none of ours).
+#[utoipa::path(post, path = "/api/email/inbound", tag = "email",
+    request_body(content = String, content_type = "message/rfc822"),
+    responses((status = 200, body = Object), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn inbound(State(state): State<AppState>, _key: AdminKey, b: Bytes) -> ApiResult<Json<Value>> {
+    if b.is_empty() {
+        return Err(ApiError::invalid("body", "a raw RFC 5322 message"));
+    }
+    Ok(Json(state.email.inbound(&b).await?))
+}
+
 // --- Public routes: the token is the authority. ---
 
 /// A transparent 1×1 GIF.

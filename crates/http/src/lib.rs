@@ -360,6 +360,7 @@ fn api() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(email::preview))
         .routes(routes!(email::send))
+        .routes(routes!(email::inbound))
         .routes(routes!(email::messages))
         .routes(routes!(email::message))
         .routes(routes!(email::suppressions, email::suppress))

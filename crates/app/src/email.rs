@@ -127,6 +127,10 @@ pub struct SendRequest {
     /// `transactional` (default) or `marketing`.
     #[serde(default)]
     pub kind: Option<String>,
+    /// Not before this time (a rule's quiet hours); not part of the API.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub not_before: Option<Millis>,
 }
 
 /// The e-mail service: settings, relay and token key loaded once and reloaded on change.
@@ -522,7 +526,7 @@ impl Email {
             links: Vec::new(),
             status: "queued".into(),
             attempts: 0,
-            next_at: now,
+            next_at: req.not_before.unwrap_or(now).max(now),
             last_error: None,
             created_at: now,
             delivered_at: None,
@@ -873,7 +877,8 @@ impl Email {
             .map(|t| t.message)
             .collect();
         ids.extend(r.message_ids.iter().filter_map(|m| {
-            m.split_once('@').and_then(|(local, _)| Uuid::try_parse(local).ok())
+            m.split_once('@')
+                .and_then(|(local, _)| Uuid::try_parse(local).ok())
         }));
         let mut found = None;
         for id in ids {
@@ -895,12 +900,21 @@ impl Email {
         let mut p = props(&m);
         let event_id = format!("email:{}:{kind}:{}", m.public_id, Uuid::now_v7());
         match r.report {
-            rapport_email::bounce::Report::Bounce { hard, status, diagnostic, .. } => {
+            rapport_email::bounce::Report::Bounce {
+                hard,
+                status,
+                diagnostic,
+                ..
+            } => {
                 p["type"] = json!(if hard { "hard" } else { "soft" });
                 p["status"] = json!(status);
                 p["reason"] = json!(diagnostic);
                 let e = event(m.profile_id, "Email Bounced", &event_id, now, p)?;
-                m.last_error = Some(format!("{status} {}", diagnostic.unwrap_or_default()).trim().to_string());
+                m.last_error = Some(
+                    format!("{status} {}", diagnostic.unwrap_or_default())
+                        .trim()
+                        .to_string(),
+                );
                 let give_up = hard || m.attempts >= SOFT_BOUNCES;
                 if give_up {
                     m.status = "bounced".into();

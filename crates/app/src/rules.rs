@@ -154,6 +154,19 @@ fn check_action(a: &Value, field: &str) -> Result<(), StoreError> {
                 ));
             }
         }
+        "send_email" => {
+            if text("template").is_none() {
+                return Err(invalid(format!("{field}.template"), "send_email needs a `template` (name or id)"));
+            }
+            if text("from").is_none_or(|f| rapport_domain::identifier::normalize_email(f).is_err()) {
+                return Err(invalid(format!("{field}.from"), "send_email needs a `from` e-mail address"));
+            }
+            if let Some(k) = a.get("kind") {
+                if !matches!(k.as_str(), Some("marketing" | "transactional")) {
+                    return Err(invalid(format!("{field}.kind"), "`marketing` (default) or `transactional`"));
+                }
+            }
+        }
         "webhook" => {
             let url_ok =
                 text("url").is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
@@ -176,7 +189,7 @@ fn check_action(a: &Value, field: &str) -> Result<(), StoreError> {
             return Err(invalid(
                 field,
                 format!(
-                    "'{other}' is not an action: use set_trait, add_tag, task, emit, webhook or token_reward"
+                    "'{other}' is not an action: use set_trait, add_tag, task, emit, webhook, send_email or token_reward"
                 ),
             ))
         }
@@ -467,6 +480,31 @@ async fn act(
                         | StoreError::Conflict(_)
                         | StoreError::NotFound(_)),
                     ) => {
+                        json!({"action": kind, "skipped": e.to_string()})
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            "send_email" => {
+                let text = |k: &str| a.get(k).and_then(Value::as_str).map(str::to_string);
+                // A journey step: one message per rule, event and action, however often
+                // the firing runs; quiet hours hold it back until they end.
+                let now = rapport_domain::time::now_millis();
+                let req = crate::email::SendRequest {
+                    template: text("template").unwrap_or_default(),
+                    to: json!(id),
+                    from: text("from").unwrap_or_default(),
+                    from_name: text("from_name"),
+                    data: a.get("data").cloned().unwrap_or_else(|| json!({})),
+                    idempotency_key: Some(format!("rule:{}:{}:{index}", rule.name, ev.id)),
+                    kind: Some(text("kind").unwrap_or_else(|| "marketing".into())),
+                    not_before: rule.quiet_hours.as_ref().map(|q| q.release(now)),
+                };
+                match crate::email::Email::new(store.clone()).send(req).await {
+                    Ok(m) => {
+                        json!({"action": kind, "email_id": m.public_id, "status": m.status, "reason": m.last_error})
+                    }
+                    Err(e @ (StoreError::Invalid { .. } | StoreError::NotFound(_))) => {
                         json!({"action": kind, "skipped": e.to_string()})
                     }
                     Err(e) => return Err(e),

@@ -584,22 +584,50 @@ async fn bounces_and_complaints_come_back() {
             .send(Method::PUT, "/api/email/settings", json!({"relay_url": format!("smtp://127.0.0.1:{}", sink.port), "public_url": s.url}))
             .await;
         assert_eq!(st, 200);
-        assert_eq!(problem_field(&s, "/api/email/domains", json!({"domain": "example.com"})).await.0, 201);
-        assert_eq!(problem_field(&s, "/api/email/templates", json!({"name": "t", "subject": "Hello", "html": "<p>Hi</p>"})).await.0, 201);
-        let send = |to: &'static str| problem_field(&s, "/api/email/send", json!({"template": "t", "to": to, "from": "news@example.com"}));
+        assert_eq!(
+            problem_field(&s, "/api/email/domains", json!({"domain": "example.com"}))
+                .await
+                .0,
+            201
+        );
+        assert_eq!(
+            problem_field(
+                &s,
+                "/api/email/templates",
+                json!({"name": "t", "subject": "Hello", "html": "<p>Hi</p>"})
+            )
+            .await
+            .0,
+            201
+        );
+        let send = |to: &'static str| {
+            problem_field(
+                &s,
+                "/api/email/send",
+                json!({"template": "t", "to": to, "from": "news@example.com"}),
+            )
+        };
         let (_, bob) = send("email:bob@customer.test").await;
         let (_, cat) = send("email:cat@customer.test").await;
         let files = sink.wait_for(2).await;
         let envelopes: Vec<Value> = files.iter().map(|f| envelope(f)).collect();
         let verp_of = |addr: &str| {
-            envelopes.iter().find(|e| e["rcpt_tos"][0] == addr).unwrap()["mail_from"].as_str().unwrap().to_string()
+            envelopes.iter().find(|e| e["rcpt_tos"][0] == addr).unwrap()["mail_from"]
+                .as_str()
+                .unwrap()
+                .to_string()
         };
         let mid_header = |f: &Path| {
             let raw = std::fs::read_to_string(f).unwrap();
-            raw.lines().find(|l| l.starts_with("Message-ID:")).unwrap()[11..].trim().to_string()
+            raw.lines().find(|l| l.starts_with("Message-ID:")).unwrap()[11..]
+                .trim()
+                .to_string()
         };
         let bob_id = bob["id"].as_str().unwrap().to_string();
-        common::eventually(&s, &format!("/api/email/messages/{bob_id}"), |v| v["status"] == "delivered").await;
+        common::eventually(&s, &format!("/api/email/messages/{bob_id}"), |v| {
+            v["status"] == "delivered"
+        })
+        .await;
 
         let post_raw = |raw: String| {
             s.client
@@ -610,40 +638,129 @@ async fn bounces_and_complaints_come_back() {
                 .send()
         };
         // A soft bounce (4.x.x) to the VERP address: the message goes out again.
-        let bob_file = files.iter().zip(&envelopes).find(|(_, e)| e["rcpt_tos"][0] == "bob@customer.test").unwrap().0.clone();
-        let r = post_raw(dsn(&verp_of("bob@customer.test"), &mid_header(&bob_file), "failed", "4.2.2")).await.unwrap();
+        let bob_file = files
+            .iter()
+            .zip(&envelopes)
+            .find(|(_, e)| e["rcpt_tos"][0] == "bob@customer.test")
+            .unwrap()
+            .0
+            .clone();
+        let r = post_raw(dsn(
+            &verp_of("bob@customer.test"),
+            &mid_header(&bob_file),
+            "failed",
+            "4.2.2",
+        ))
+        .await
+        .unwrap();
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.unwrap();
-        assert_eq!((v["report"].as_str(), v["message"].as_str()), (Some("soft_bounce"), Some(bob_id.as_str())), "[{k}] {v}");
+        assert_eq!(
+            (v["report"].as_str(), v["message"].as_str()),
+            (Some("soft_bounce"), Some(bob_id.as_str())),
+            "[{k}] {v}"
+        );
         let (_, m) = s.get(&format!("/api/email/messages/{bob_id}")).await;
         assert_eq!(m["status"], "queued", "[{k}] retried later: {m}");
         // A hard bounce found by the returned headers' Message-ID alone (a relay that
         // rewrote the envelope): suppressed.
-        let r = post_raw(dsn("postmaster@example.com", &mid_header(&bob_file), "failed", "5.1.1")).await.unwrap();
+        let r = post_raw(dsn(
+            "postmaster@example.com",
+            &mid_header(&bob_file),
+            "failed",
+            "5.1.1",
+        ))
+        .await
+        .unwrap();
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["report"], "hard_bounce", "[{k}] {v}");
         let (_, m) = s.get(&format!("/api/email/messages/{bob_id}")).await;
         assert_eq!(m["status"], "bounced", "[{k}] {m}");
         let (_, sup) = s.get("/api/email/suppressions").await;
-        assert!(sup.as_array().unwrap().iter().any(|x| x["address"] == "bob@customer.test" && x["reason"] == "hard_bounce"), "[{k}] {sup}");
+        assert!(
+            sup.as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["address"] == "bob@customer.test" && x["reason"] == "hard_bounce"),
+            "[{k}] {sup}"
+        );
 
         // An ARF complaint about cat's message: suppressed, marketing consent denied.
-        let cat_file = files.iter().zip(&envelopes).find(|(_, e)| e["rcpt_tos"][0] == "cat@customer.test").unwrap().0.clone();
+        let cat_file = files
+            .iter()
+            .zip(&envelopes)
+            .find(|(_, e)| e["rcpt_tos"][0] == "cat@customer.test")
+            .unwrap()
+            .0
+            .clone();
         let original = std::fs::read_to_string(&cat_file).unwrap();
         let arf = format!("From: <fbl@isp.test>\r\nTo: <fbl@example.com>\r\nSubject: complaint\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r\n\r\n--F\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n\r\n--F\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: isp-fbl/1.0\r\nVersion: 1\r\n\r\n--F\r\nContent-Type: message/rfc822\r\n\r\n{original}\r\n--F--\r\n");
         let v: Value = post_raw(arf).await.unwrap().json().await.unwrap();
-        assert_eq!((v["report"].as_str(), v["message"].as_str()), (Some("complaint"), cat["id"].as_str()), "[{k}] {v}");
+        assert_eq!(
+            (v["report"].as_str(), v["message"].as_str()),
+            (Some("complaint"), cat["id"].as_str()),
+            "[{k}] {v}"
+        );
         let cat_id = cat["profile_id"].as_i64().unwrap();
         let (_, p) = s.get(&format!("/api/profiles/{cat_id}")).await;
-        assert!(p["consents"].as_array().unwrap().iter().any(|c| c["channel"] == "email" && c["status"] == "denied" && c["source"] == "complaint"), "[{k}] {p}");
+        assert!(
+            p["consents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["channel"] == "email"
+                    && c["status"] == "denied"
+                    && c["source"] == "complaint"),
+            "[{k}] {p}"
+        );
         let names = timeline_names(&s, cat_id).await;
-        assert!(names.iter().any(|n| n == "Email Complained"), "[{k}] {names:?}");
+        assert!(
+            names.iter().any(|n| n == "Email Complained"),
+            "[{k}] {names:?}"
+        );
         let bob_pid = bob["profile_id"].as_i64().unwrap();
-        let bounced = timeline_names(&s, bob_pid).await.iter().filter(|n| *n == "Email Bounced").count();
+        let bounced = timeline_names(&s, bob_pid)
+            .await
+            .iter()
+            .filter(|n| *n == "Email Bounced")
+            .count();
         assert_eq!(bounced, 2, "[{k}] soft then hard");
+        // A rule makes a journey: an order sends a (transactional) thank-you.
+        let (st, v) = s
+            .send(Method::PUT, "/api/rules", json!({"rules": [{"name": "thanks", "when": "track \"Order Completed\"", "then": [{"action": "send_email", "template": "t", "from": "news@example.com", "kind": "transactional"}]}]}))
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        let (st, v) = s
+            .send(Method::PUT, "/api/rules", json!({"rules": [{"name": "bad", "when": "track \"x\"", "then": [{"action": "send_email", "from": "news@example.com"}]}]}))
+            .await;
+        assert_eq!(
+            (st, v["field"].as_str()),
+            (400, Some("rules[0].then[0].template")),
+            "[{k}] {v}"
+        );
+        let (st, _) = s
+            .batch(json!([{"type": "identify", "userId": "dan", "traits": {"email": "dan@customer.test"}}, {"type": "track", "userId": "dan", "event": "Order Completed", "properties": {"revenue": 20}}]))
+            .await;
+        assert_eq!(st, 200);
+        let dan = s.profile_of("email:dan@customer.test").await["id"]
+            .as_i64()
+            .unwrap();
+        common::eventually(&s, &format!("/api/email/messages?profile={dan}"), |v| {
+            v[0]["status"] == "delivered"
+        })
+        .await;
         // Mail that is none of ours, and an empty body.
-        let v: Value = post_raw("From: a@b.test\r\nSubject: hi\r\n\r\nhello\r\n".into()).await.unwrap().json().await.unwrap();
-        assert_eq!((v["report"].as_str(), v["message"].is_null()), (Some("other"), true), "[{k}] {v}");
+        let v: Value = post_raw("From: a@b.test\r\nSubject: hi\r\n\r\nhello\r\n".into())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (v["report"].as_str(), v["message"].is_null()),
+            (Some("other"), true),
+            "[{k}] {v}"
+        );
         assert_eq!(post_raw(String::new()).await.unwrap().status(), 400);
         s.finish().await;
     }

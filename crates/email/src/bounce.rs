@@ -84,7 +84,13 @@ pub fn read(raw: &[u8]) -> Inbound {
     let Some(msg) = MessageParser::default().parse(raw) else {
         return inbound;
     };
-    for h in ["To", "Delivered-To", "X-Original-To", "Envelope-To", "Return-Path"] {
+    for h in [
+        "To",
+        "Delivered-To",
+        "X-Original-To",
+        "Envelope-To",
+        "Return-Path",
+    ] {
         if let Some(v) = msg.header_raw(h) {
             verp_tokens(v, &mut inbound.verp);
         }
@@ -126,7 +132,9 @@ pub fn read(raw: &[u8]) -> Inbound {
     if let Some(text) = arf {
         let fs = fields(&text);
         inbound.report = Report::Complaint {
-            feedback_type: field(&fs, "feedback-type").unwrap_or("abuse").to_ascii_lowercase(),
+            feedback_type: field(&fs, "feedback-type")
+                .unwrap_or("abuse")
+                .to_ascii_lowercase(),
         };
     } else if let Some(text) = dsn {
         // Blocks are separated by blank lines: per-message fields, then per recipient.
@@ -183,14 +191,28 @@ mod tests {
             }
         );
         let hard = DSN.replace("Status: 4.0.0", "Status: 5.1.1");
-        assert!(matches!(read(hard.as_bytes()).report, Report::Bounce { hard: true, .. }));
-        let delayed = DSN.replace("Action: failed", "Action: delayed").replace("Status: 4.0.0", "Status: 5.0.0");
-        assert!(matches!(read(delayed.as_bytes()).report, Report::Bounce { hard: false, .. }));
+        assert!(matches!(
+            read(hard.as_bytes()).report,
+            Report::Bounce { hard: true, .. }
+        ));
+        let delayed = DSN
+            .replace("Action: failed", "Action: delayed")
+            .replace("Status: 4.0.0", "Status: 5.0.0");
+        assert!(matches!(
+            read(delayed.as_bytes()).report,
+            Report::Bounce { hard: false, .. }
+        ));
         let delivered = DSN.replace("Action: failed", "Action: delivered");
         assert_eq!(read(delivered.as_bytes()).report, Report::Other);
         // Headers only (text/rfc822-headers) name the original too.
-        let headers = DSN.replace("Content-Type: message/rfc822", "Content-Type: text/rfc822-headers");
-        assert_eq!(read(headers.as_bytes()).message_ids, vec!["0123abcd@example.com"]);
+        let headers = DSN.replace(
+            "Content-Type: message/rfc822",
+            "Content-Type: text/rfc822-headers",
+        );
+        assert_eq!(
+            read(headers.as_bytes()).message_ids,
+            vec!["0123abcd@example.com"]
+        );
     }
 
     /// RFC 5965 appendix B.2's example, shortened.
@@ -199,7 +221,12 @@ mod tests {
     #[test]
     fn arf_complaint() {
         let i = read(ARF.as_bytes());
-        assert_eq!(i.report, Report::Complaint { feedback_type: "abuse".into() });
+        assert_eq!(
+            i.report,
+            Report::Complaint {
+                feedback_type: "abuse".into()
+            }
+        );
         assert_eq!(i.message_ids, vec!["feed0001@example.com"]);
         assert_eq!(i.verp, vec!["Tok"]);
         assert_eq!(read(b"not a message at all").report, Report::Other);
@@ -211,7 +238,10 @@ mod tests {
         assert_eq!(typed_value("rfc822; a@b.test"), "a@b.test");
         assert_eq!(typed_value("a@b.test"), "a@b.test");
         let f = fields("A: 1\n  more\nB:2\nnot a field\n");
-        assert_eq!(f, vec![("a".into(), "1 more".into()), ("b".into(), "2".into())]);
+        assert_eq!(
+            f,
+            vec![("a".into(), "1 more".into()), ("b".into(), "2".into())]
+        );
         let mut v = Vec::new();
         verp_tokens("x bounce+@a bounce+ok@b bounce+no", &mut v);
         assert_eq!(v, vec!["ok"]);

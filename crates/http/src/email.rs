@@ -436,7 +436,11 @@ pub async fn set_primary(
 #[utoipa::path(post, path = "/api/email/inbound", tag = "email",
     request_body(content = String, content_type = "message/rfc822"),
     responses((status = 200, body = Object), (status = 400, body = Problem)), security(("bearer" = [])))]
-pub async fn inbound(State(state): State<AppState>, _key: AdminKey, b: Bytes) -> ApiResult<Json<Value>> {
+pub async fn inbound(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    b: Bytes,
+) -> ApiResult<Json<Value>> {
     if b.is_empty() {
         return Err(ApiError::invalid("body", "a raw RFC 5322 message"));
     }

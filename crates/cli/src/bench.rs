@@ -61,6 +61,8 @@ pub enum BenchCommand {
     Crash(crate::bench_crash::CrashBench),
     /// Server time of the web app's pages on the demo data.
     Ui(crate::bench_ui::UiBench),
+    /// Rendering and DKIM signing of e-mail on one core (Ed25519, RSA-2048, both).
+    Email(crate::bench_email::EmailBench),
     /// Internal: one graph measurement in its own process (used by `bench graph`).
     #[command(hide = true)]
     GraphMeasure(crate::bench_graph::MeasureArgs),
@@ -449,6 +451,9 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Realtime(args) => crate::bench_realtime::run(args).await,
         BenchCommand::Chain(args) => crate::bench_chain::run(args).await,
         BenchCommand::Ui(args) => crate::bench_ui::run(args).await,
+        BenchCommand::Email(args) => {
+            tokio::task::spawn_blocking(move || crate::bench_email::run(args)).await?
+        }
         BenchCommand::Crash(args) => crate::bench_crash::run(args).await,
         BenchCommand::Text(args) => {
             tokio::task::spawn_blocking(move || crate::bench_text::run(args)).await?

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 mod bench;
 mod bench_chain;
 mod bench_crash;
+mod bench_email;
 mod bench_graph;
 mod bench_realtime;
 mod bench_segments;

@@ -20,6 +20,7 @@ mod bench_segments;
 mod bench_text;
 mod bench_ui;
 mod chain;
+mod email;
 
 #[derive(Parser)]
 #[command(
@@ -129,6 +130,11 @@ enum Command {
     Text {
         #[command(subcommand)]
         command: TextCommand,
+    },
+    /// E-mail: sending domains (DKIM), templates, sends, messages, suppressions.
+    Email {
+        #[command(subcommand)]
+        command: email::EmailCommand,
     },
     /// Staff accounts of the web app.
     Users {
@@ -814,6 +820,7 @@ async fn main() -> Result<()> {
         }
         Command::Bench { command } => bench::run(command).await,
         Command::Chain { command } => chain::chain(command).await,
+        Command::Email { command } => email::run(command).await,
         Command::Users { command } => match command {
             UsersCommand::Create {
                 store,

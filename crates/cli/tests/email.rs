@@ -765,3 +765,140 @@ async fn bounces_and_complaints_come_back() {
         s.finish().await;
     }
 }
+
+/// The CLI and `rapport serve --smtp-url`: a domain, a template and a send made with
+/// `rapport email …`, delivered by the server's worker through the relay it was started with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_and_serve_with_smtp_url() {
+    const BIN: &str = env!("CARGO_BIN_EXE_rapport");
+    let mut targets: Vec<(Vec<String>, Option<(String, String)>, tempfile::TempDir)> = Vec::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    targets.push((
+        vec!["--data-dir".into(), dir.path().display().to_string()],
+        None,
+        dir,
+    ));
+    if let Some(url) = common::pg_url() {
+        let schema = common::unique_schema();
+        rapport_store::postgres::PgStore::connect_schema(&url, Some(&schema))
+            .await
+            .expect("pg");
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let dir = tempfile::tempdir().expect("tempdir");
+        targets.push((
+            vec![
+                "--database-url".into(),
+                format!("{url}{sep}options=-csearch_path%3D{schema}"),
+                "--data-dir".into(),
+                dir.path().display().to_string(),
+            ],
+            Some((url, schema)),
+            dir,
+        ));
+    }
+    for (args, pg, dir) in targets {
+        let run = |a: &[&str]| {
+            let out = Command::new(BIN)
+                .args(a)
+                .args(&args)
+                .env("RAPPORT_LOG", "warn")
+                .output()
+                .expect("run rapport");
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        };
+        let (ok, out, err) = run(&["email", "domain", "example.com"]);
+        assert!(ok, "{err}");
+        assert_eq!(out.lines().count(), 2, "{out}");
+        let html = dir.path().join("t.html");
+        std::fs::write(
+            &html,
+            "<p>Welcome {{ traits.name | default('friend') }}</p>",
+        )
+        .unwrap();
+        let (ok, _, err) = run(&[
+            "email",
+            "template",
+            "--name",
+            "welcome",
+            "--subject",
+            "Welcome",
+            "--html",
+            html.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        std::fs::write(&html, "<p>{{ oops </p>").unwrap();
+        let (ok, _, err) = run(&[
+            "email",
+            "template",
+            "--name",
+            "broken",
+            "--subject",
+            "x",
+            "--html",
+            html.to_str().unwrap(),
+        ]);
+        assert!(
+            !ok && err.contains("--html") && err.contains("line 1"),
+            "{err}"
+        );
+        let (ok, _, err) = run(&[
+            "email",
+            "send",
+            "--template",
+            "welcome",
+            "--to",
+            "email:eve@customer.test",
+            "--from",
+            "hello@nowhere.test",
+        ]);
+        assert!(!ok && err.contains("--from"), "{err}");
+        let (ok, out, err) = run(&[
+            "email",
+            "send",
+            "--template",
+            "welcome",
+            "--to",
+            "email:eve@customer.test",
+            "--from",
+            "hello@example.com",
+        ]);
+        assert!(ok, "{err}");
+        assert!(out.contains("\"queued\""), "{out}");
+
+        let sink = Sink::start();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut serve = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--smtp-url",
+                &format!("smtp://127.0.0.1:{}", sink.port),
+            ])
+            .args(&args)
+            .env("RAPPORT_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("serve");
+        let files = sink.wait_for(1).await;
+        let _ = serve.kill();
+        let _ = serve.wait();
+        assert_eq!(
+            envelope(&files[0])["rcpt_tos"],
+            json!(["eve@customer.test"])
+        );
+        let (ok, out, _) = run(&["email", "messages"]);
+        assert!(ok && out.contains("\"delivered\""), "{out}");
+        if let Some((url, schema)) = pg {
+            common::drop_schema(&url, &schema).await;
+        }
+    }
+}

@@ -71,32 +71,80 @@ pub fn unsubscribe_url(t: &Tracking<'_>, id: Uuid) -> String {
 }
 
 /// Rewrites `http(s)` links of `<a href>` to click URLs; returns the HTML and the links.
+/// One scan over the HTML (it runs for every tracked message).
 fn track_links(html: &str, t: &Tracking<'_>, id: Uuid, skip: &str) -> (String, Vec<String>) {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| {
-        regex::Regex::new(r#"(?is)(<a\b[^>]*?\bhref\s*=\s*)("([^"]*)"|'([^']*)')"#)
-            .unwrap_or_else(|_| unreachable!())
-    });
     let mut links: Vec<String> = Vec::new();
-    let out = re.replace_all(html, |c: &regex::Captures<'_>| {
-        let raw = c.get(3).or_else(|| c.get(4)).map_or("", |m| m.as_str());
-        let url = decode_entities(raw.trim());
-        let lower = url.to_ascii_lowercase();
-        let web = lower.starts_with("http://") || lower.starts_with("https://");
-        if !web || url == skip || links.len() >= u16::MAX as usize {
-            return c[0].to_string();
-        }
-        let n = match links.iter().position(|l| *l == url) {
-            Some(n) => n,
-            None => {
-                links.push(url);
-                links.len() - 1
-            }
+    let mut out = String::with_capacity(html.len() + 256);
+    let lower = html.to_ascii_lowercase();
+    let mut pos = 0;
+    while let Some(i) = lower[pos..].find("<a").map(|i| i + pos) {
+        let after = lower.as_bytes().get(i + 2).copied().unwrap_or(b'>');
+        let tag_end = lower[i..].find('>').map_or(html.len(), |e| e + i);
+        let Some((start, end)) = (after.is_ascii_whitespace())
+            .then(|| href_span(&lower[i..tag_end]))
+            .flatten()
+        else {
+            out.push_str(&html[pos..i + 2]);
+            pos = i + 2;
+            continue;
         };
-        let token = Token::new(id, Action::Click, n as u16).sign(t.secret);
-        format!("{}\"{}/e/c/{token}\"", &c[1], t.base_url)
-    });
-    (out.into_owned(), links)
+        let (start, end) = (i + start, i + end);
+        let url = decode_entities(html[start..end].trim());
+        let web = url.len() > 7
+            && (url[..7].eq_ignore_ascii_case("http://")
+                || url
+                    .get(..8)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("https://")));
+        out.push_str(&html[pos..start]);
+        if !web || url == skip || links.len() >= u16::MAX as usize {
+            out.push_str(&html[start..end]);
+        } else {
+            let n = match links.iter().position(|l| *l == url) {
+                Some(n) => n,
+                None => {
+                    links.push(url);
+                    links.len() - 1
+                }
+            };
+            out.push_str(t.base_url);
+            out.push_str("/e/c/");
+            out.push_str(&Token::new(id, Action::Click, n as u16).sign(t.secret));
+        }
+        pos = end;
+    }
+    out.push_str(&html[pos..]);
+    (out, links)
+}
+
+/// Where the `href` value sits in a lower-cased tag (without its quotes).
+fn href_span(tag: &str) -> Option<(usize, usize)> {
+    let mut from = 0;
+    while let Some(i) = tag[from..].find("href").map(|i| i + from) {
+        let before_ok = tag.as_bytes()[i - 1].is_ascii_whitespace();
+        let rest = &tag[i + 4..];
+        let eq = rest.len() - rest.trim_start().len();
+        if before_ok && rest[eq..].starts_with('=') {
+            let v0 = i + 4 + eq + 1;
+            let v = &tag[v0..];
+            let ws = v.len() - v.trim_start().len();
+            let start = v0 + ws;
+            return match tag.as_bytes().get(start) {
+                Some(&q) if q == b'"' || q == b'\'' => {
+                    let len = tag[start + 1..].find(q as char)?;
+                    Some((start + 1, start + 1 + len))
+                }
+                Some(_) => {
+                    let len = tag[start..]
+                        .find(|c: char| c.is_ascii_whitespace())
+                        .unwrap_or(tag.len() - start);
+                    Some((start, start + len))
+                }
+                None => None,
+            };
+        }
+        from = i + 4;
+    }
+    None
 }
 
 fn pixel(html: &str, t: &Tracking<'_>, id: Uuid) -> String {
@@ -255,10 +303,25 @@ mod tests {
         assert_eq!(l, c.links);
         let click = Token::new(id, Action::Click, 1).sign(b"s");
         assert!(
-            h.contains(&format!("<a href=\"https://crm.test/e/c/{click}\">B</a>")),
+            h.contains(&format!("<a href='https://crm.test/e/c/{click}'>B</a>")),
             "{h}"
         );
         assert!(h.contains(&format!("<a href=\"{unsub}\">u</a>")), "{h}");
+        // Unquoted and upper-case attributes, an anchor without href, `<abbr>`.
+        let (h, l) = track_links(
+            "<A class=x HREF=https://u.test/q>x</A><a name=top>t</a><abbr>a</abbr>",
+            &t,
+            id,
+            "",
+        );
+        assert_eq!(l, vec!["https://u.test/q"]);
+        assert!(
+            h.starts_with("<A class=x HREF=https://crm.test/e/c/")
+                && h.ends_with("<a name=top>t</a><abbr>a</abbr>"),
+            "{h}"
+        );
+        assert_eq!(href_span(" href='x' "), Some((7, 8)));
+        assert_eq!(href_span(" xhref=\"x\""), None);
         // Transactional: no list headers, no bulk; an untracked message keeps its links.
         let o = Outgoing {
             bulk: false,

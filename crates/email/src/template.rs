@@ -195,42 +195,86 @@ fn find_name(src: &str, name: &str) -> (usize, usize) {
 }
 
 /// A plain-text part from HTML: block ends become line breaks, links keep their address
-/// (`text (url)`), tags go, the common entities are decoded, blank runs collapse.
+/// (`text (url)`), tags go, the common entities are decoded, blank runs collapse. One
+/// pass over the bytes: it runs for every message whose template has no text part.
 pub fn html_to_text(html: &str) -> String {
-    static RE: std::sync::OnceLock<[regex::Regex; 5]> = std::sync::OnceLock::new();
-    let [hidden, anchor, block, tag, spaces] = RE.get_or_init(|| {
-        [
-            regex::Regex::new(
-                r"(?is)<(head|style|script|title)\b.*?</(head|style|script|title)\s*>",
-            )
-            .unwrap_or_else(|_| unreachable!()),
-            regex::Regex::new(r#"(?is)<a\b[^>]*?\bhref\s*=\s*["']([^"']*)["'][^>]*>(.*?)</a\s*>"#)
-                .unwrap_or_else(|_| unreachable!()),
-            regex::Regex::new(r"(?i)<br\s*/?>|</(p|div|h[1-6]|li|tr|table|blockquote)\s*>")
-                .unwrap_or_else(|_| unreachable!()),
-            regex::Regex::new(r"(?s)<[^>]*>").unwrap_or_else(|_| unreachable!()),
-            regex::Regex::new(r"[ \t\r\f]+").unwrap_or_else(|_| unreachable!()),
-        ]
-    });
-    let s = hidden.replace_all(html, "");
-    let s = anchor.replace_all(&s, |c: &regex::Captures<'_>| {
-        let url = decode_entities(&c[1]);
-        let label = tag.replace_all(&c[2], "");
-        let label = decode_entities(label.trim());
-        if label.is_empty() || label == url {
-            url
-        } else {
-            format!("{label} ({url})")
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut rest = html;
+    // The open link's address and where its label starts in `out`.
+    let mut link: Option<(String, usize)> = None;
+    while let Some(i) = rest.find('<') {
+        push_text(&mut out, &rest[..i]);
+        rest = &rest[i..];
+        let end = rest.find('>').map_or(rest.len(), |e| e + 1);
+        let tag = &rest[1..end.saturating_sub(1).max(1)];
+        let closing = tag.starts_with('/');
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        rest = &rest[end..];
+        match name.as_str() {
+            "head" | "style" | "script" | "title" if !closing => {
+                let close = format!("</{name}");
+                let at = rest.to_ascii_lowercase().find(&close).unwrap_or(rest.len());
+                rest = &rest[at..];
+                let end = rest.find('>').map_or(rest.len(), |e| e + 1);
+                rest = &rest[end..];
+            }
+            "a" if !closing => link = href(tag).map(|h| (decode_entities(&h), out.len())),
+            "a" => {
+                if let Some((url, start)) = link.take() {
+                    let label = out[start..].trim().to_string();
+                    out.truncate(start);
+                    if label.is_empty() || label == url {
+                        out.push_str(&url);
+                    } else {
+                        out.push_str(&label);
+                        out.push_str(" (");
+                        out.push_str(&url);
+                        out.push(')');
+                    }
+                }
+            }
+            "br" => out.push('\n'),
+            "p" | "div" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "li" | "tr" | "table"
+            | "blockquote"
+                if closing =>
+            {
+                out.push('\n')
+            }
+            _ => {}
         }
-    });
-    let s = block.replace_all(&s, "\n");
-    let s = tag.replace_all(&s, "");
-    let s = decode_entities(&s);
+    }
+    push_text(&mut out, rest);
+    tidy(&out)
+}
+
+/// Text between tags: entities decoded, runs of white space one space.
+fn push_text(out: &mut String, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    let decoded = decode_entities(text);
+    for c in decoded.chars() {
+        if c.is_whitespace() && c != '\u{a0}' {
+            if !out.ends_with([' ', '\n']) && !out.is_empty() {
+                out.push(' ');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// Lines trimmed, at most one blank line in a row, none at the start, one newline at the end.
+fn tidy(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut blank = 0;
     for line in s.lines() {
-        let line = spaces.replace_all(line, " ");
-        let line = line.trim();
+        let line = line.trim_matches(|c: char| c == ' ' || c == '\u{a0}');
         if line.is_empty() {
             blank += 1;
             if blank > 1 || out.is_empty() {
@@ -242,7 +286,32 @@ pub fn html_to_text(html: &str) -> String {
         out.push_str(line);
         out.push('\n');
     }
-    out.trim_end().to_string() + "\n"
+    let t = out.trim_end();
+    format!("{t}\n")
+}
+
+/// The `href` attribute's value of a tag's text.
+fn href(tag: &str) -> Option<String> {
+    let lower = tag.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("href").map(|i| i + from) {
+        let before_ok = i == 0 || lower.as_bytes()[i - 1].is_ascii_whitespace();
+        let after = lower[i + 4..].trim_start();
+        if before_ok && after.starts_with('=') {
+            let v = tag[tag.len() - after.len() + 1..].trim_start();
+            let q = v.chars().next()?;
+            return Some(if q == '"' || q == '\'' {
+                v[1..].split(q).next().unwrap_or("").to_string()
+            } else {
+                v.split(|c: char| c.is_whitespace())
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            });
+        }
+        from = i + 4;
+    }
+    None
 }
 
 /// The entities MiniJinja's escaping writes, and the common named ones.
@@ -401,7 +470,7 @@ mod tests {
     fn text_from_html_and_entities() {
         assert_eq!(
             html_to_text("<style>p{}</style><h1>T</h1>\n\n\n<p>a  b</p><div>c</div>"),
-            "T\n\na b\nc\n"
+            "T\na b\nc\n"
         );
         assert_eq!(
             html_to_text("<a href=\"https://a.test\">https://a.test</a>"),

@@ -771,7 +771,8 @@ async fn bounces_and_complaints_come_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_and_serve_with_smtp_url() {
     const BIN: &str = env!("CARGO_BIN_EXE_rapport");
-    let mut targets: Vec<(Vec<String>, Option<(String, String)>, tempfile::TempDir)> = Vec::new();
+    type Target = (Vec<String>, Option<(String, String)>, tempfile::TempDir);
+    let mut targets: Vec<Target> = Vec::new();
     let dir = tempfile::tempdir().expect("tempdir");
     targets.push((
         vec!["--data-dir".into(), dir.path().display().to_string()],
@@ -901,4 +902,314 @@ async fn cli_and_serve_with_smtp_url() {
             common::drop_schema(&url, &schema).await;
         }
     }
+}
+
+/// Headers of a kept message, by name.
+fn header_of(eml: &Path, name: &str) -> Option<String> {
+    let raw = std::fs::read_to_string(eml).unwrap();
+    raw.lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+        })
+        .map(|l| l[name.len() + 1..].trim().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaigns_to_a_segment_paced_paused_and_reported() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let sink = Sink::start();
+        let (st, _) = s
+            .send(Method::PUT, "/api/email/settings", json!({"relay_url": format!("smtp://127.0.0.1:{}", sink.port), "public_url": s.url, "marketing_consent": "not_denied"}))
+            .await;
+        assert_eq!(st, 200);
+        assert_eq!(
+            problem_field(&s, "/api/email/domains", json!({"domain": "example.com"}))
+                .await
+                .0,
+            201
+        );
+        assert_eq!(problem_field(&s, "/api/email/templates", json!({"name": "news", "subject": "News for {{ traits.first_name }}", "html": "<p>Hi {{ traits.first_name }}</p><a href=\"https://shop.example/new\">New</a>"})).await.0, 201);
+        // 30 people, 20 on the pro plan; of those 3 said no to marketing, 1 is suppressed.
+        let people: Vec<Value> = (0..30)
+            .map(|i| json!({"type": "identify", "userId": format!("u{i}"), "traits": {"email": format!("p{i}@customer.test"), "first_name": format!("P{i}"), "plan": if i < 20 { "pro" } else { "free" }}}))
+            .collect();
+        assert_eq!(s.batch(Value::Array(people)).await.0, 200);
+        for i in 0..3 {
+            let id = s.profile_of(&format!("email:p{i}@customer.test")).await["id"]
+                .as_i64()
+                .unwrap();
+            let (st, _) = s
+                .send(
+                    Method::PUT,
+                    &format!("/api/profiles/{id}/consents"),
+                    json!({"channel": "email", "purpose": "marketing", "status": "denied"}),
+                )
+                .await;
+            assert_eq!(st, 200);
+        }
+        assert_eq!(
+            problem_field(
+                &s,
+                "/api/email/suppressions",
+                json!({"address": "p3@customer.test"})
+            )
+            .await
+            .0,
+            201
+        );
+        for (name, def) in [
+            ("Pro", "traits.plan = \"pro\""),
+            ("Doomed", "traits.plan = \"free\""),
+        ] {
+            let (st, v) = problem_field(
+                &s,
+                "/api/segments",
+                json!({"name": name, "definition": def}),
+            )
+            .await;
+            assert_eq!(st, 201, "[{k}] {v}");
+        }
+
+        // Bad input names its field.
+        for (body, field) in [
+            (
+                json!({"name": "x", "template": "news", "from": "news@example.com", "audience": {"segment": "Nope"}}),
+                "audience.segment",
+            ),
+            (
+                json!({"name": "x", "template": "news", "from": "news@elsewhere.test", "audience": {"segment": "Pro"}}),
+                "from",
+            ),
+            (
+                json!({"name": "x", "template": "news", "from": "news@example.com", "audience": {"profiles": ["a"]}}),
+                "audience.profiles[0]",
+            ),
+            (
+                json!({"name": "x", "template": "news", "from": "news@example.com", "audience": {"segment": "Pro"}, "per_minute": 0}),
+                "per_minute",
+            ),
+            (
+                json!({"name": "x", "template": "gone", "from": "news@example.com", "audience": {"segment": "Pro"}}),
+                "template",
+            ),
+        ] {
+            let (st, v) = problem_field(&s, "/api/email/campaigns", body.clone()).await;
+            assert_eq!(
+                (st, v["field"].as_str()),
+                (400, Some(field)),
+                "[{k}] {body}: {v}"
+            );
+        }
+
+        // A draft, a test send to staff, then the start.
+        let (st, c) = problem_field(&s, "/api/email/campaigns", json!({"name": "Spring", "template": "news", "from": "news@example.com", "audience": {"segment": "Pro"}, "per_minute": 6000})).await;
+        assert_eq!(
+            (st, c["status"].as_str()),
+            (201, Some("draft")),
+            "[{k}] {c}"
+        );
+        let cid = c["id"].as_i64().unwrap();
+        let (st, t) = problem_field(
+            &s,
+            &format!("/api/email/campaigns/{cid}/test"),
+            json!({"to": "email:staff@example.com"}),
+        )
+        .await;
+        assert_eq!(st, 202, "[{k}] {t}");
+        let first = sink.wait_for(1).await;
+        assert_eq!(
+            envelope(&first[0])["rcpt_tos"],
+            json!(["staff@example.com"])
+        );
+        let (st, _) = problem_field(
+            &s,
+            &format!("/api/email/campaigns/{cid}/actions"),
+            json!({"action": "start"}),
+        )
+        .await;
+        assert_eq!(st, 200);
+        let (st, v) = problem_field(
+            &s,
+            &format!("/api/email/campaigns/{cid}/actions"),
+            json!({"action": "start"}),
+        )
+        .await;
+        assert_eq!(st, 409, "[{k}] {v}");
+        let done = common::eventually(&s, &format!("/api/email/campaigns/{cid}"), |v| {
+            v["campaign"]["status"] == "done"
+        })
+        .await;
+        let r = &done["report"];
+        assert_eq!(r["statuses"]["delivered"], 16, "[{k}] {done}");
+        assert_eq!(r["statuses"]["skipped"], 4, "[{k}] {done}");
+        assert_eq!(done["campaign"]["planned"], 16);
+        let files = sink.wait_for(17).await;
+        let mut rcpts: Vec<String> = files
+            .iter()
+            .map(|f| envelope(f)["rcpt_tos"][0].as_str().unwrap().to_string())
+            .collect();
+        rcpts.sort();
+        let before = rcpts.len();
+        rcpts.dedup();
+        assert_eq!((before, rcpts.len()), (17, 17), "[{k}] each person once");
+        for i in 0..4 {
+            assert!(
+                !rcpts.contains(&format!("p{i}@customer.test")),
+                "[{k}] p{i} must be skipped"
+            );
+        }
+        let campaign_file = files
+            .iter()
+            .find(|f| envelope(f)["rcpt_tos"][0] == "p10@customer.test")
+            .unwrap();
+        assert_eq!(
+            header_of(campaign_file, "Precedence").as_deref(),
+            Some("bulk")
+        );
+        assert_eq!(
+            header_of(campaign_file, "Subject").as_deref(),
+            Some("News for P10")
+        );
+        let skipped: Vec<String> = r["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x[0].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            skipped.iter().any(|x| x.contains("consent"))
+                && skipped.iter().any(|x| x.contains("suppressed")),
+            "[{k}] {r}"
+        );
+        // A click shows in the report per link.
+        let m = s
+            .get(&format!(
+                "/api/email/messages?profile={}",
+                s.profile_of("email:p10@customer.test").await["id"]
+            ))
+            .await
+            .1;
+        let raw = std::fs::read(campaign_file).unwrap();
+        let parsed = read_parts(&raw);
+        let click = url_in(&parsed, &format!("{}/e/c/", s.url));
+        let r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(&click)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302, "[{k}] {m}");
+        let (_, v) = s.get(&format!("/api/email/campaigns/{cid}")).await;
+        assert_eq!(
+            v["report"]["links"],
+            json!([["https://shop.example/new", 1]]),
+            "[{k}] {v}"
+        );
+        assert_eq!(v["report"]["clicked"], 1);
+
+        // Paced at one a second: pause holds the rest, resume sends on, cancel drops it.
+        let (_, c2) = problem_field(&s, "/api/email/campaigns", json!({"name": "Slow", "template": "news", "from": "news@example.com", "audience": {"profiles": (20..30).collect::<Vec<_>>()}, "per_minute": 60, "start": true})).await;
+        let c2 = c2["id"].as_i64().unwrap();
+        // Profile ids 20..30 may not all exist: unknown ids are left out.
+        sink.wait_for(18).await;
+        let (st, _) = problem_field(
+            &s,
+            &format!("/api/email/campaigns/{c2}/actions"),
+            json!({"action": "pause"}),
+        )
+        .await;
+        assert_eq!(st, 200);
+        let held = sink.messages().len();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(
+            sink.messages().len() <= held + 1,
+            "[{k}] paused: nothing more (one may have been in flight)"
+        );
+        let (_, v) = s.get(&format!("/api/email/campaigns/{c2}")).await;
+        assert!(
+            v["report"]["statuses"]["paused"].as_i64().unwrap_or(0) > 0,
+            "[{k}] {v}"
+        );
+        let (st, _) = problem_field(
+            &s,
+            &format!("/api/email/campaigns/{c2}/actions"),
+            json!({"action": "resume"}),
+        )
+        .await;
+        assert_eq!(st, 200);
+        let resumed = sink.messages().len();
+        sink.wait_for(resumed + 1).await;
+        let (st, _) = problem_field(
+            &s,
+            &format!("/api/email/campaigns/{c2}/actions"),
+            json!({"action": "cancel"}),
+        )
+        .await;
+        assert_eq!(st, 200);
+        let (_, v) = s.get(&format!("/api/email/campaigns/{c2}")).await;
+        assert_eq!(v["campaign"]["status"], "cancelled");
+        assert!(
+            v["report"]["statuses"]["cancelled"].as_i64().unwrap_or(0) > 0,
+            "[{k}] {v}"
+        );
+
+        // A segment gone before the start: the campaign fails, naming it; nothing sent.
+        let (_, c3) = problem_field(&s, "/api/email/campaigns", json!({"name": "Doomed", "template": "news", "from": "news@example.com", "audience": {"segment": "Doomed"}})).await;
+        let c3 = c3["id"].as_i64().unwrap();
+        let (_, segs) = s.get("/api/segments").await;
+        let doomed = segs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "Doomed")
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(
+            s.send(
+                Method::DELETE,
+                &format!("/api/segments/{doomed}"),
+                json!({})
+            )
+            .await
+            .0,
+            204
+        );
+        let count = sink.messages().len();
+        problem_field(
+            &s,
+            &format!("/api/email/campaigns/{c3}/actions"),
+            json!({"action": "start"}),
+        )
+        .await;
+        let v = common::eventually(&s, &format!("/api/email/campaigns/{c3}"), |v| {
+            v["campaign"]["status"] == "failed"
+        })
+        .await;
+        assert!(
+            v["campaign"]["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("audience.segment"),
+            "[{k}] {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(sink.messages().len(), count);
+        s.finish().await;
+    }
+}
+
+/// The HTML part of a kept message, decoded.
+fn read_parts(raw: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("m.eml");
+    std::fs::write(&f, raw).unwrap();
+    inspect(&f, &json!({}))["parts"]["text/html"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }

@@ -57,6 +57,8 @@ pub struct Compiled {
     env: Environment<'static>,
     has_text: bool,
     sources: [String; 3],
+    /// The [`ROOTS`] the parts read (a sender skips reading what no part uses).
+    used: Vec<String>,
 }
 
 const PARTS: [&str; 3] = ["subject", "html", "text"];
@@ -108,12 +110,19 @@ impl Compiled {
             env.add_template_owned(*part, sources[i].clone())
                 .map_err(|e| error(PARTS[i], &sources[i], &e))?;
         }
+        let mut used = Vec::new();
         for (i, part) in PARTS.iter().enumerate() {
             let t = env
                 .get_template(part)
                 .map_err(|e| error(PARTS[i], &sources[i], &e))?;
-            let mut unknown: Vec<String> = t
-                .undeclared_variables(false)
+            let names = t.undeclared_variables(false);
+            used.extend(
+                names
+                    .iter()
+                    .filter(|v| ROOTS.contains(&v.as_str()))
+                    .cloned(),
+            );
+            let mut unknown: Vec<String> = names
                 .into_iter()
                 .filter(|v| !ROOTS.contains(&v.as_str()) && env.globals().all(|(g, _)| g != v))
                 .collect();
@@ -132,7 +141,13 @@ impl Compiled {
             env,
             has_text: src.text.as_deref().is_some_and(|t| !t.trim().is_empty()),
             sources,
+            used,
         })
+    }
+
+    /// Whether any part reads this variable.
+    pub fn uses(&self, root: &str) -> bool {
+        self.used.iter().any(|u| u == root)
     }
 
     /// Renders every part for `ctx` (an object with the [`ROOTS`] as keys).
@@ -435,6 +450,8 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!((e.field, e.line, e.column), ("text", 2, 14));
+        let t = Compiled::new(&src("{{ traits.a }}", "{{ scores.x }}", None)).unwrap();
+        assert!(t.uses("scores") && t.uses("traits") && !t.uses("segments"));
         // Loop variables and set names are not unknown.
         assert!(Compiled::new(&src(
             "s",

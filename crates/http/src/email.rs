@@ -12,10 +12,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
+use rapport_app::email::campaigns::{self, CampaignInput};
 use rapport_app::email::{EmailSettings, SendRequest};
 use rapport_email::template::Source;
 use rapport_email::token::Action;
-use rapport_store::{EmailMessage, EmailTemplate, MessageQuery, Suppression};
+use rapport_store::{EmailCampaign, EmailMessage, EmailTemplate, MessageQuery, Suppression};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -445,6 +446,90 @@ pub async fn inbound(
         return Err(ApiError::invalid("body", "a raw RFC 5322 message"));
     }
     Ok(Json(state.email.inbound(&b).await?))
+}
+
+/// Makes a campaign: a template to an audience (`{"segment": NAME_OR_ID}`, evaluated
+/// when it starts, or `{"profiles": [ID, …]}`); a draft, or scheduled with `start: true`
+/// or `send_at`; `per_minute` paces it.
+#[utoipa::path(post, path = "/api/email/campaigns", tag = "email",
+    request_body = CampaignInput,
+    responses((status = 201, body = EmailCampaign), (status = 400, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+pub async fn create_campaign(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    b: Bytes,
+) -> ApiResult<(StatusCode, Json<EmailCampaign>)> {
+    let input: CampaignInput = typed_body(&b)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(campaigns::create(&state.email, input).await?),
+    ))
+}
+
+/// Campaigns, newest first.
+#[utoipa::path(get, path = "/api/email/campaigns", tag = "email",
+    responses((status = 200, body = Vec<EmailCampaign>)), security(("bearer" = [])))]
+pub async fn list_campaigns(
+    State(state): State<AppState>,
+    _key: AdminKey,
+) -> ApiResult<Json<Vec<EmailCampaign>>> {
+    Ok(Json(state.store.campaigns().await?))
+}
+
+/// A campaign and its report: messages by status, opens (people, not machines), clicks,
+/// unsubscribes, clicks per link, why people were skipped.
+#[utoipa::path(get, path = "/api/email/campaigns/{id}", tag = "email", params(("id" = i64, Path)),
+    responses((status = 200, body = Object), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn campaign(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(campaigns::view(&state.email, id).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignAction {
+    /// `start`, `pause`, `resume` or `cancel`.
+    pub action: String,
+}
+
+/// Starts a draft, pauses, resumes or cancels a campaign (queued messages wait, go or
+/// are dropped).
+#[utoipa::path(post, path = "/api/email/campaigns/{id}/actions", tag = "email", params(("id" = i64, Path)),
+    request_body = CampaignAction,
+    responses((status = 200, body = EmailCampaign), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+pub async fn campaign_action(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Id(id): Id,
+    b: Bytes,
+) -> ApiResult<Json<EmailCampaign>> {
+    let a: CampaignAction = typed_body(&b)?;
+    Ok(Json(campaigns::act(&state.email, id, &a.action).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestBody {
+    /// `email:<address>` of a staff member.
+    pub to: String,
+}
+
+/// A test send of the campaign's message to staff (not counted in the campaign).
+#[utoipa::path(post, path = "/api/email/campaigns/{id}/test", tag = "email", params(("id" = i64, Path)),
+    request_body = TestBody,
+    responses((status = 202, body = Object), (status = 400, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn campaign_test(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Id(id): Id,
+    b: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let t: TestBody = typed_body(&b)?;
+    let m = campaigns::test_send(&state.email, id, &t.to).await?;
+    Ok((StatusCode::ACCEPTED, Json(sent_view(&m))))
 }
 
 // --- Public routes: the token is the authority. ---

@@ -149,6 +149,10 @@ impl AppState {
             self.email.clone(),
             self._workers.subscribe(),
         ));
+        tokio::spawn(rapport_app::email::campaigns::run(
+            self.email.clone(),
+            self._workers.subscribe(),
+        ));
         // The webhooks rules ask for go out from here too.
         tokio::spawn(rapport_app::outbound::run(
             self.store.clone(),
@@ -361,6 +365,10 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(email::preview))
         .routes(routes!(email::send))
         .routes(routes!(email::inbound))
+        .routes(routes!(email::list_campaigns, email::create_campaign))
+        .routes(routes!(email::campaign))
+        .routes(routes!(email::campaign_action))
+        .routes(routes!(email::campaign_test))
         .routes(routes!(email::messages))
         .routes(routes!(email::message))
         .routes(routes!(email::suppressions, email::suppress))

@@ -74,6 +74,7 @@ pub struct EmailMessage {
     pub delivered_at: Option<Millis>,
     pub opened_at: Option<Millis>,
     pub clicked_at: Option<Millis>,
+    pub unsubscribed_at: Option<Millis>,
 }
 
 /// An address Rapport will not send to, and why.
@@ -93,6 +94,57 @@ pub struct AddressFacts {
     pub primary: bool,
     pub last_engaged: Option<Millis>,
     pub suppressed: bool,
+}
+
+/// A campaign: one template to an audience (a segment evaluated at send time, or a list
+/// of people), paced, paused, resumed or cancelled.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct EmailCampaign {
+    pub id: i64,
+    pub name: String,
+    pub template_id: i64,
+    pub from_address: String,
+    pub from_name: Option<String>,
+    /// `marketing` (default) or `transactional`.
+    pub kind: String,
+    /// `{"segment": NAME_OR_ID}` or `{"profiles": [ID, …]}`.
+    #[schema(value_type = Object)]
+    pub audience: serde_json::Value,
+    /// `draft`, `scheduled`, `planning`, `sending`, `paused`, `done`, `cancelled`, `failed`.
+    pub status: String,
+    pub send_at: Option<Millis>,
+    /// Messages per minute handed to the relay (none: as fast as it takes them).
+    pub per_minute: Option<i64>,
+    /// Messages made so far, and people skipped (no consent, suppressed, no address).
+    pub planned: i64,
+    pub skipped: i64,
+    pub error: Option<String>,
+    pub created_at: Millis,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+}
+
+/// A campaign's report.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct CampaignReport {
+    /// Messages by status (`queued`, `delivered`, `bounced`, `skipped`, …).
+    pub statuses: std::collections::BTreeMap<String, i64>,
+    /// Messages opened by a person (machine opens left out), clicked, unsubscribed from.
+    pub opened: i64,
+    pub clicked: i64,
+    pub unsubscribed: i64,
+    /// Clicks per link, most clicked first.
+    pub links: Vec<(String, i64)>,
+    /// Why people were skipped, with counts.
+    pub skipped: Vec<(String, i64)>,
+}
+
+/// What a person did with a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Engagement {
+    Open,
+    Click(String),
+    Unsubscribe,
 }
 
 /// Which messages to list.
@@ -128,15 +180,26 @@ pub trait EmailStore: Send + Sync {
     async fn message(&self, public_id: &str) -> Result<Option<EmailMessage>>;
     /// Newest first.
     async fn messages(&self, q: MessageQuery) -> Result<Vec<EmailMessage>>;
-    /// Records an open (`clicked` false) or a click with its event; the message's first
-    /// open or click time is kept.
+    /// Records an open, a click or an unsubscribe with its event; the message keeps the
+    /// first time of each, and every click is counted per link.
     async fn engage(
         &self,
-        public_id: &str,
-        clicked: bool,
+        m: &EmailMessage,
+        what: Engagement,
         at: Millis,
         event: EventRow,
     ) -> Result<()>;
+    /// Inserts (`id` 0) or saves a campaign; returns its id. `Conflict` on a taken name.
+    async fn save_campaign(&self, c: EmailCampaign) -> Result<i64>;
+    /// Newest first.
+    async fn campaigns(&self) -> Result<Vec<EmailCampaign>>;
+    async fn campaign(&self, id: i64) -> Result<Option<EmailCampaign>>;
+    /// The people a campaign already has a message for (planning resumes past them).
+    async fn campaign_people(&self, id: i64) -> Result<Vec<ProfileId>>;
+    /// Moves a campaign's messages from one status to another (pause, resume, cancel);
+    /// returns how many moved.
+    async fn move_campaign_messages(&self, id: i64, from: &str, to: &str) -> Result<i64>;
+    async fn campaign_report(&self, id: i64) -> Result<CampaignReport>;
     /// Adds or replaces a suppression.
     async fn suppress(&self, s: Suppression) -> Result<()>;
     /// Removes one; false when the address was not suppressed.

@@ -37,8 +37,8 @@ pub mod text;
 
 pub use chain::ChainStore;
 pub use email::{
-    AddressFacts, DkimKeyRow, EmailDomain, EmailMessage, EmailStore, EmailTemplate, MessageQuery,
-    Suppression,
+    AddressFacts, CampaignReport, DkimKeyRow, EmailCampaign, EmailDomain, EmailMessage, EmailStore,
+    EmailTemplate, Engagement, MessageQuery, Suppression,
 };
 pub use events::{Activity, EventStore, TimelineFilter};
 pub use graph::{GraphStore, RelScope, ScoreOrder, TouchQuery, GRAPH_VERSION};

@@ -43,7 +43,8 @@ CREATE TABLE email_messages (
     created_at INTEGER NOT NULL,
     delivered_at INTEGER,
     opened_at INTEGER,
-    clicked_at INTEGER
+    clicked_at INTEGER,
+    unsubscribed_at INTEGER
 );
 CREATE INDEX email_messages_due ON email_messages (status, next_at);
 CREATE INDEX email_messages_profile ON email_messages (profile_id, id);
@@ -58,3 +59,29 @@ CREATE TABLE email_primary (
     address TEXT PRIMARY KEY,
     chosen_at INTEGER NOT NULL
 );
+CREATE TABLE email_campaigns (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    template_id INTEGER NOT NULL,
+    from_address TEXT NOT NULL,
+    from_name TEXT,
+    kind TEXT NOT NULL,
+    audience TEXT NOT NULL,
+    status TEXT NOT NULL,
+    send_at INTEGER,
+    per_minute INTEGER,
+    planned INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER
+);
+CREATE INDEX email_messages_campaign ON email_messages (campaign_id, status);
+CREATE TABLE email_clicks (
+    campaign_id INTEGER,
+    message_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX email_clicks_campaign ON email_clicks (campaign_id, url);

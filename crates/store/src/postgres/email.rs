@@ -3,15 +3,17 @@
 use super::ingest::{add_events, Pipeline};
 use super::{writer_lock, PgStore};
 use crate::{
-    AddressFacts, DkimKeyRow, EmailDomain, EmailMessage, EmailStore, EmailTemplate, MessageQuery,
-    Result, StoreError, Suppression,
+    AddressFacts, CampaignReport, DkimKeyRow, EmailCampaign, EmailDomain, EmailMessage, EmailStore,
+    EmailTemplate, Engagement, MessageQuery, Result, StoreError, Suppression,
 };
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 use rapport_domain::resolve::EventRow;
+use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
 
-const MSG_COLS: &str = "id, public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at, opened_at, clicked_at";
+const MSG_COLS: &str = "id, public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at, opened_at, clicked_at, unsubscribed_at";
+const CAMPAIGN_COLS: &str = "id, name, template_id, from_address, from_name, kind, audience, status, send_at, per_minute, planned, skipped, error, created_at, started_at, finished_at";
 const TPL_COLS: &str = "id, name, subject, html, text, created_at, updated_at";
 
 fn message(r: &tokio_postgres::Row) -> EmailMessage {
@@ -38,6 +40,28 @@ fn message(r: &tokio_postgres::Row) -> EmailMessage {
         delivered_at: r.get(19),
         opened_at: r.get(20),
         clicked_at: r.get(21),
+        unsubscribed_at: r.get(22),
+    }
+}
+
+fn campaign(r: &tokio_postgres::Row) -> EmailCampaign {
+    EmailCampaign {
+        id: r.get(0),
+        name: r.get(1),
+        template_id: r.get(2),
+        from_address: r.get(3),
+        from_name: r.get(4),
+        kind: r.get(5),
+        audience: serde_json::from_str(r.get::<_, &str>(6)).unwrap_or_default(),
+        status: r.get(7),
+        send_at: r.get(8),
+        per_minute: r.get(9),
+        planned: r.get(10),
+        skipped: r.get(11),
+        error: r.get(12),
+        created_at: r.get(13),
+        started_at: r.get(14),
+        finished_at: r.get(15),
     }
 }
 
@@ -320,23 +344,142 @@ impl EmailStore for PgStore {
 
     async fn engage(
         &self,
-        public_id: &str,
-        clicked: bool,
+        m: &EmailMessage,
+        what: Engagement,
         at: Millis,
         event: EventRow,
     ) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         writer_lock(&tx).await?;
-        let sql = if clicked {
-            "UPDATE email_messages SET clicked_at = COALESCE(clicked_at, $2) WHERE public_id = $1"
-        } else {
-            "UPDATE email_messages SET opened_at = COALESCE(opened_at, $2) WHERE public_id = $1"
+        let sql = match &what {
+            Engagement::Open => "UPDATE email_messages SET opened_at = COALESCE(opened_at, $2) WHERE public_id = $1",
+            Engagement::Click(_) => "UPDATE email_messages SET clicked_at = COALESCE(clicked_at, $2) WHERE public_id = $1",
+            Engagement::Unsubscribe => "UPDATE email_messages SET unsubscribed_at = COALESCE(unsubscribed_at, $2) WHERE public_id = $1",
         };
-        tx.execute(sql, &[&public_id, &at]).await?;
+        tx.execute(sql, &[&m.public_id, &at]).await?;
+        if let Engagement::Click(url) = &what {
+            tx.execute(
+                "INSERT INTO email_clicks (campaign_id, message_id, url, at) VALUES ($1, $2, $3, $4)",
+                &[&m.campaign_id, &m.public_id, url, &at],
+            )
+            .await?;
+        }
         events(&tx, &[event]).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn save_campaign(&self, c: EmailCampaign) -> Result<i64> {
+        let mut cl = self.client().await?;
+        let tx = cl.transaction().await?;
+        if tx
+            .query_opt(
+                "SELECT id FROM email_campaigns WHERE name = $1 AND id <> $2",
+                &[&c.name, &c.id],
+            )
+            .await?
+            .is_some()
+        {
+            return Err(StoreError::Conflict(format!(
+                "a campaign named '{}' exists",
+                c.name
+            )));
+        }
+        let audience = c.audience.to_string();
+        let id = if c.id == 0 {
+            tx.query_one(
+                "INSERT INTO email_campaigns (name, template_id, from_address, from_name, kind, audience, status, send_at, per_minute, planned, skipped, error, created_at, started_at, finished_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+                &[&c.name, &c.template_id, &c.from_address, &c.from_name, &c.kind, &audience, &c.status, &c.send_at, &c.per_minute, &c.planned, &c.skipped, &c.error, &c.created_at, &c.started_at, &c.finished_at],
+            )
+            .await?
+            .get(0)
+        } else {
+            tx.execute(
+                "UPDATE email_campaigns SET name = $2, template_id = $3, from_address = $4, from_name = $5, kind = $6, audience = $7, status = $8, send_at = $9, per_minute = $10, planned = $11, skipped = $12, error = $13, started_at = $14, finished_at = $15 WHERE id = $1",
+                &[&c.id, &c.name, &c.template_id, &c.from_address, &c.from_name, &c.kind, &audience, &c.status, &c.send_at, &c.per_minute, &c.planned, &c.skipped, &c.error, &c.started_at, &c.finished_at],
+            )
+            .await?;
+            c.id
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn campaigns(&self) -> Result<Vec<EmailCampaign>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            &format!("SELECT {CAMPAIGN_COLS} FROM email_campaigns ORDER BY id DESC"),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(campaign)
+        .collect())
+    }
+
+    async fn campaign(&self, id: i64) -> Result<Option<EmailCampaign>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(
+            &format!("SELECT {CAMPAIGN_COLS} FROM email_campaigns WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .as_ref()
+        .map(campaign))
+    }
+
+    async fn campaign_people(&self, id: i64) -> Result<Vec<ProfileId>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT profile_id FROM email_messages WHERE campaign_id = $1",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+    }
+
+    async fn move_campaign_messages(&self, id: i64, from: &str, to: &str) -> Result<i64> {
+        let c = self.client().await?;
+        Ok(c.execute(
+            "UPDATE email_messages SET status = $3 WHERE campaign_id = $1 AND status = $2",
+            &[&id, &from, &to],
+        )
+        .await? as i64)
+    }
+
+    async fn campaign_report(&self, id: i64) -> Result<CampaignReport> {
+        let c = self.client().await?;
+        let mut r = CampaignReport::default();
+        for row in c
+            .query("SELECT status, COUNT(*) FROM email_messages WHERE campaign_id = $1 GROUP BY status", &[&id])
+            .await?
+        {
+            r.statuses.insert(row.get(0), row.get(1));
+        }
+        let row = c
+            .query_one(
+                "SELECT COUNT(opened_at), COUNT(clicked_at), COUNT(unsubscribed_at) FROM email_messages WHERE campaign_id = $1",
+                &[&id],
+            )
+            .await?;
+        (r.opened, r.clicked, r.unsubscribed) = (row.get(0), row.get(1), row.get(2));
+        r.links = c
+            .query("SELECT url, COUNT(*) AS n FROM email_clicks WHERE campaign_id = $1 GROUP BY url ORDER BY n DESC, url", &[&id])
+            .await?
+            .iter()
+            .map(|x| (x.get(0), x.get(1)))
+            .collect();
+        r.skipped = c
+            .query("SELECT COALESCE(last_error, ''), COUNT(*) AS n FROM email_messages WHERE campaign_id = $1 AND status = 'skipped' GROUP BY 1 ORDER BY n DESC", &[&id])
+            .await?
+            .iter()
+            .map(|x| (x.get(0), x.get(1)))
+            .collect();
+        Ok(r)
     }
 
     async fn suppress(&self, s: Suppression) -> Result<()> {

@@ -3,15 +3,17 @@
 use super::ingest::insert_events;
 use super::SqliteStore;
 use crate::{
-    AddressFacts, DkimKeyRow, EmailDomain, EmailMessage, EmailStore, EmailTemplate, MessageQuery,
-    Result, StoreError, Suppression,
+    AddressFacts, CampaignReport, DkimKeyRow, EmailCampaign, EmailDomain, EmailMessage, EmailStore,
+    EmailTemplate, Engagement, MessageQuery, Result, StoreError, Suppression,
 };
 use async_trait::async_trait;
 use rapport_domain::resolve::EventRow;
+use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-const MSG_COLS: &str = "id, public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at, opened_at, clicked_at";
+const MSG_COLS: &str = "id, public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at, opened_at, clicked_at, unsubscribed_at";
+const CAMPAIGN_COLS: &str = "id, name, template_id, from_address, from_name, kind, audience, status, send_at, per_minute, planned, skipped, error, created_at, started_at, finished_at";
 const TPL_COLS: &str = "id, name, subject, html, text, created_at, updated_at";
 
 fn message(r: &rusqlite::Row<'_>) -> rusqlite::Result<EmailMessage> {
@@ -39,6 +41,29 @@ fn message(r: &rusqlite::Row<'_>) -> rusqlite::Result<EmailMessage> {
         delivered_at: r.get(19)?,
         opened_at: r.get(20)?,
         clicked_at: r.get(21)?,
+        unsubscribed_at: r.get(22)?,
+    })
+}
+
+fn campaign(r: &rusqlite::Row<'_>) -> rusqlite::Result<EmailCampaign> {
+    let audience: String = r.get(6)?;
+    Ok(EmailCampaign {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        template_id: r.get(2)?,
+        from_address: r.get(3)?,
+        from_name: r.get(4)?,
+        kind: r.get(5)?,
+        audience: serde_json::from_str(&audience).unwrap_or_default(),
+        status: r.get(7)?,
+        send_at: r.get(8)?,
+        per_minute: r.get(9)?,
+        planned: r.get(10)?,
+        skipped: r.get(11)?,
+        error: r.get(12)?,
+        created_at: r.get(13)?,
+        started_at: r.get(14)?,
+        finished_at: r.get(15)?,
     })
 }
 
@@ -279,19 +304,131 @@ impl EmailStore for SqliteStore {
 
     async fn engage(
         &self,
-        public_id: &str,
-        clicked: bool,
+        m: &EmailMessage,
+        what: Engagement,
         at: Millis,
         event: EventRow,
     ) -> Result<()> {
-        let id = public_id.to_string();
+        let (id, campaign) = (m.public_id.clone(), m.campaign_id);
         self.write(move |tx| {
-            let col = if clicked { "clicked_at" } else { "opened_at" };
+            let col = match &what {
+                Engagement::Open => "opened_at",
+                Engagement::Click(_) => "clicked_at",
+                Engagement::Unsubscribe => "unsubscribed_at",
+            };
             tx.prepare_cached(&format!(
                 "UPDATE email_messages SET {col} = COALESCE({col}, ?2) WHERE public_id = ?1"
             ))?
             .execute(params![id, at])?;
+            if let Engagement::Click(url) = &what {
+                tx.prepare_cached(
+                    "INSERT INTO email_clicks (campaign_id, message_id, url, at) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![campaign, id, url, at])?;
+            }
             insert_events(tx, &[event], "email")
+        })
+        .await
+    }
+
+    async fn save_campaign(&self, c: EmailCampaign) -> Result<i64> {
+        self.write(move |tx| {
+            let taken: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM email_campaigns WHERE name = ?1 AND id <> ?2",
+                    params![c.name, c.id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if taken.is_some() {
+                return Err(StoreError::Conflict(format!("a campaign named '{}' exists", c.name)));
+            }
+            let audience = c.audience.to_string();
+            if c.id == 0 {
+                tx.execute(
+                    "INSERT INTO email_campaigns (name, template_id, from_address, from_name, kind, audience, status, send_at, per_minute, planned, skipped, error, created_at, started_at, finished_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                    params![c.name, c.template_id, c.from_address, c.from_name, c.kind, audience, c.status, c.send_at, c.per_minute, c.planned, c.skipped, c.error, c.created_at, c.started_at, c.finished_at],
+                )?;
+                return Ok(tx.last_insert_rowid());
+            }
+            tx.execute(
+                "UPDATE email_campaigns SET name = ?2, template_id = ?3, from_address = ?4, from_name = ?5, kind = ?6, audience = ?7, status = ?8, send_at = ?9, per_minute = ?10, planned = ?11, skipped = ?12, error = ?13, started_at = ?14, finished_at = ?15 WHERE id = ?1",
+                params![c.id, c.name, c.template_id, c.from_address, c.from_name, c.kind, audience, c.status, c.send_at, c.per_minute, c.planned, c.skipped, c.error, c.started_at, c.finished_at],
+            )?;
+            Ok(c.id)
+        })
+        .await
+    }
+
+    async fn campaigns(&self) -> Result<Vec<EmailCampaign>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {CAMPAIGN_COLS} FROM email_campaigns ORDER BY id DESC"
+            ))?
+            .query_map([], campaign)?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn campaign(&self, id: i64) -> Result<Option<EmailCampaign>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {CAMPAIGN_COLS} FROM email_campaigns WHERE id = ?1"
+            ))?
+            .query_row([id], campaign)
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn campaign_people(&self, id: i64) -> Result<Vec<ProfileId>> {
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT profile_id FROM email_messages WHERE campaign_id = ?1")?
+                    .query_map([id], |r| r.get(0))?
+                    .collect::<std::result::Result<_, _>>()?,
+            )
+        })
+        .await
+    }
+
+    async fn move_campaign_messages(&self, id: i64, from: &str, to: &str) -> Result<i64> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "UPDATE email_messages SET status = ?3 WHERE campaign_id = ?1 AND status = ?2",
+                params![id, from, to],
+            )? as i64)
+        })
+        .await
+    }
+
+    async fn campaign_report(&self, id: i64) -> Result<CampaignReport> {
+        self.read(move |c| {
+            let mut r = CampaignReport::default();
+            for row in c
+                .prepare_cached("SELECT status, COUNT(*) FROM email_messages WHERE campaign_id = ?1 GROUP BY status")?
+                .query_map([id], |x| Ok((x.get::<_, String>(0)?, x.get::<_, i64>(1)?)))?
+            {
+                let (k, n) = row?;
+                r.statuses.insert(k, n);
+            }
+            (r.opened, r.clicked, r.unsubscribed) = c
+                .prepare_cached(
+                    "SELECT COUNT(opened_at), COUNT(clicked_at), COUNT(unsubscribed_at) FROM email_messages WHERE campaign_id = ?1",
+                )?
+                .query_row([id], |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?)))?;
+            r.links = c
+                .prepare_cached("SELECT url, COUNT(*) AS n FROM email_clicks WHERE campaign_id = ?1 GROUP BY url ORDER BY n DESC, url")?
+                .query_map([id], |x| Ok((x.get(0)?, x.get(1)?)))?
+                .collect::<std::result::Result<_, _>>()?;
+            r.skipped = c
+                .prepare_cached("SELECT COALESCE(last_error, ''), COUNT(*) AS n FROM email_messages WHERE campaign_id = ?1 AND status = 'skipped' GROUP BY 1 ORDER BY n DESC")?
+                .query_map([id], |x| Ok((x.get(0)?, x.get(1)?)))?
+                .collect::<std::result::Result<_, _>>()?;
+            Ok(r)
         })
         .await
     }

@@ -19,8 +19,8 @@ use rapport_email::smtp::{Outcome, Relay};
 use rapport_email::template::{Compiled, Source};
 use rapport_email::token::{Action, Token};
 use rapport_store::{
-    ConsentInput, DkimKeyRow, DynStore, EmailDomain, EmailMessage, EmailTemplate, SourcedMessages,
-    StoreError, Suppression,
+    ConsentInput, DkimKeyRow, DynStore, EmailDomain, EmailMessage, EmailTemplate, Engagement,
+    SourcedMessages, StoreError, Suppression,
 };
 use serde_json::{json, Value};
 use std::sync::{Arc, RwLock};
@@ -28,6 +28,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// The source of the events e-mail writes.
+pub mod campaigns;
+
 pub const SOURCE: &str = "email";
 const SETTINGS: &str = "email";
 const SECRET: &str = "email.secret";
@@ -142,21 +144,30 @@ pub struct Email {
     secret: RwLock<Vec<u8>>,
 }
 
-/// A template's variables for one person.
-pub async fn context(
+/// A template's variables for one person; scores and segments are read only when the
+/// template uses them.
+pub(crate) async fn context(
     store: &DynStore,
-    id: ProfileId,
+    prep: &Prepared,
+    p: &rapport_domain::model::ProfileView,
     address: &str,
     data: &Value,
 ) -> Result<Value, StoreError> {
-    let p = store.profile(id).await?;
-    let scores: serde_json::Map<String, Value> = store
-        .profile_scores(p.id)
-        .await?
-        .into_iter()
-        .map(|s| (s.name, json!(s.value)))
-        .collect();
-    let segments = store.profile_segments(p.id).await?;
+    let scores: serde_json::Map<String, Value> = if prep.compiled.uses("scores") {
+        store
+            .profile_scores(p.id)
+            .await?
+            .into_iter()
+            .map(|s| (s.name, json!(s.value)))
+            .collect()
+    } else {
+        Default::default()
+    };
+    let segments = if prep.compiled.uses("segments") {
+        store.profile_segments(p.id).await?
+    } else {
+        Vec::new()
+    };
     Ok(json!({
         "person": {"id": p.id, "traits": p.traits, "email": address, "created_at": p.created_at},
         "traits": p.traits,
@@ -166,6 +177,28 @@ pub async fn context(
         "email": address,
         "data": data,
     }))
+}
+
+/// What every message of one send or campaign shares.
+pub(crate) struct Prepared {
+    pub(crate) template: EmailTemplate,
+    pub(crate) compiled: Compiled,
+    signers: Vec<Signer>,
+    from: String,
+    from_name: Option<String>,
+    kind: String,
+    campaign: Option<i64>,
+    base_url: String,
+    secret: Vec<u8>,
+    track: bool,
+}
+
+/// Who one message goes to.
+pub(crate) struct Recipient<'a> {
+    pub(crate) person: &'a rapport_domain::model::ProfileView,
+    pub(crate) address: &'a str,
+    pub(crate) reason: &'a str,
+    pub(crate) suppressed: bool,
 }
 
 fn event(
@@ -409,7 +442,21 @@ impl Email {
             .await?
             .map(|(a, _)| a)
             .unwrap_or_default();
-        let ctx = context(&self.store, profile, &address, data).await?;
+        let p = self.store.profile(profile).await?;
+        let prep = Prepared {
+            compiled,
+            signers: Vec::new(),
+            template: t,
+            from: String::new(),
+            from_name: None,
+            kind: "transactional".into(),
+            campaign: None,
+            base_url: String::new(),
+            secret: Vec::new(),
+            track: false,
+        };
+        let ctx = context(&self.store, &prep, &p, &address, data).await?;
+        let compiled = &prep.compiled;
         // A preview's unsubscribe link leads nowhere (no message exists).
         let unsubscribe = compose::unsubscribe_url(
             &Tracking {
@@ -489,7 +536,46 @@ impl Email {
         if !req.data.is_null() && !req.data.is_object() {
             return Err(invalid("data", "an object"));
         }
-        let from = normalize_email(&req.from).map_err(|e| invalid("from", e.to_string()))?;
+        let prep = self
+            .prepare(&req.template, &req.from, req.from_name.clone(), &kind, None)
+            .await?;
+        let (profile, address, reason) = self.recipient(&req.to, &kind).await?;
+        let p = self.store.profile(profile).await?;
+        let suppressed = self
+            .store
+            .address_facts(vec![address.clone()])
+            .await?
+            .first()
+            .is_some_and(|f| f.suppressed);
+        let now = now_millis();
+        let ctx = context(&self.store, &prep, &p, &address, &req.data).await?;
+        let made = self.make(
+            &prep,
+            Recipient {
+                person: &p,
+                address: &address,
+                reason: &reason,
+                suppressed,
+            },
+            &ctx,
+            req.idempotency_key.clone(),
+            req.not_before.unwrap_or(now).max(now),
+        )?;
+        Ok(self.store.queue(vec![made]).await?.remove(0))
+    }
+
+    /// Loads what every message of a send or a campaign shares: the template compiled,
+    /// the sending domain's keys, the tracking settings.
+    pub(crate) async fn prepare(
+        &self,
+        template: &str,
+        from: &str,
+        from_name: Option<String>,
+        kind: &str,
+        campaign: Option<i64>,
+    ) -> Result<Prepared, StoreError> {
+        self.ready().await?;
+        let from = normalize_email(from).map_err(|e| invalid("from", e.to_string()))?;
         let from_domain = domain_of(&from).unwrap_or_default().to_string();
         let domain = self
             .store
@@ -503,45 +589,63 @@ impl Email {
                     format!("{from_domain} is not a sending domain: add it with POST /api/email/domains"),
                 )
             })?;
-        let t = self.template(&req.template).await?;
+        let t = self.template(template).await?;
         let compiled = compile(&t)?;
-        let (profile, address, reason) = self.recipient(&req.to, &kind).await?;
-        let p = self.store.profile(profile).await?;
+        let settings = self.settings();
+        Ok(Prepared {
+            compiled,
+            signers: signers(&domain)?,
+            template: t,
+            from,
+            from_name,
+            kind: kind.to_string(),
+            campaign,
+            base_url: settings.public_url.trim_end_matches('/').to_string(),
+            secret: self.secret(),
+            track: settings.track,
+        })
+    }
+
+    /// One person's message, rendered, signed and ready to store with its `Email Sent`
+    /// event; or a `skipped` one (no event) when suppressed or without needed consent.
+    pub(crate) fn make(
+        &self,
+        prep: &Prepared,
+        r: Recipient<'_>,
+        ctx: &Value,
+        idempotency_key: Option<String>,
+        next_at: Millis,
+    ) -> Result<(EmailMessage, Vec<EventRow>), StoreError> {
         let now = now_millis();
         let id = Uuid::now_v7();
         let mut m = EmailMessage {
             id: 0,
             public_id: id.to_string(),
-            idempotency_key: req.idempotency_key.clone(),
-            kind: kind.clone(),
-            template_id: Some(t.id),
-            campaign_id: None,
-            profile_id: p.id,
-            to_address: address.clone(),
-            address_reason: reason.clone(),
-            from_address: from.clone(),
+            idempotency_key,
+            kind: prep.kind.clone(),
+            template_id: Some(prep.template.id),
+            campaign_id: prep.campaign,
+            profile_id: r.person.id,
+            to_address: r.address.to_string(),
+            address_reason: r.reason.to_string(),
+            from_address: prep.from.clone(),
             subject: String::new(),
             return_path: String::new(),
             raw: Vec::new(),
             links: Vec::new(),
             status: "queued".into(),
             attempts: 0,
-            next_at: req.not_before.unwrap_or(now).max(now),
+            next_at,
             last_error: None,
             created_at: now,
             delivered_at: None,
             opened_at: None,
             clicked_at: None,
+            unsubscribed_at: None,
         };
-        let suppressed = self
-            .store
-            .address_facts(vec![address.clone()])
-            .await?
-            .first()
-            .is_some_and(|f| f.suppressed);
-        let skip = if suppressed {
+        let skip = if r.suppressed {
             Some("the address is suppressed")
-        } else if kind == "marketing" && !self.consented(&p) {
+        } else if prep.kind == "marketing" && !self.consented(r.person) {
             Some("no e-mail marketing consent")
         } else {
             None
@@ -549,35 +653,32 @@ impl Email {
         if let Some(why) = skip {
             m.status = "skipped".into();
             m.last_error = Some(why.into());
-            m.subject = t.subject.clone();
-            return Ok(self.store.queue(vec![(m, Vec::new())]).await?.remove(0));
+            m.subject = prep.template.subject.clone();
+            return Ok((m, Vec::new()));
         }
-        let settings = self.settings();
-        let secret = self.secret();
         let tracking = Tracking {
-            base_url: settings.public_url.trim_end_matches('/'),
-            secret: &secret,
-            track: settings.track,
+            base_url: &prep.base_url,
+            secret: &prep.secret,
+            track: prep.track,
         };
-        let ctx = context(&self.store, p.id, &address, &req.data).await?;
         let unsubscribe = compose::unsubscribe_url(&tracking, id);
-        let rendered = compiled
-            .render_with(&ctx, Some(&unsubscribe))
+        let rendered = prep
+            .compiled
+            .render_with(ctx, Some(&unsubscribe))
             .map_err(render_error)?;
-        let signers = signers(&domain)?;
         let composed = compose::compose(
             &Outgoing {
                 id,
-                from: &from,
-                from_name: req.from_name.as_deref(),
-                to: &address,
+                from: &prep.from,
+                from_name: prep.from_name.as_deref(),
+                to: r.address,
                 rendered: &rendered,
-                bulk: false,
-                unsubscribe: kind == "marketing",
+                bulk: prep.campaign.is_some(),
+                unsubscribe: prep.kind == "marketing",
                 date: std::time::SystemTime::now(),
             },
             &tracking,
-            &signers,
+            &prep.signers,
         )
         .map_err(|e| match e {
             compose::ComposeError::From(_) => invalid("from", e.to_string()),
@@ -589,7 +690,7 @@ impl Email {
         m.raw = composed.raw;
         m.links = composed.links;
         let mut p = props(&m);
-        p["template"] = json!(t.name);
+        p["template"] = json!(prep.template.name);
         let sent = event(
             m.profile_id,
             "Email Sent",
@@ -597,7 +698,7 @@ impl Email {
             now,
             p,
         )?;
-        Ok(self.store.queue(vec![(m, vec![sent])]).await?.remove(0))
+        Ok((m, vec![sent]))
     }
 
     /// Who `to` names and the address to use: `email:<address>` (the person owning it,
@@ -790,7 +891,7 @@ impl Email {
         if machine {
             self.store.insert_events_raw(vec![e], SOURCE).await?;
         } else {
-            self.store.engage(&m.public_id, false, now, e).await?;
+            self.store.engage(&m, Engagement::Open, now, e).await?;
         }
         Ok(true)
     }
@@ -814,7 +915,9 @@ impl Email {
             now,
             p,
         )?;
-        self.store.engage(&m.public_id, true, now, e).await?;
+        self.store
+            .engage(&m, Engagement::Click(url.clone()), now, e)
+            .await?;
         Ok(Some(url))
     }
 
@@ -856,7 +959,9 @@ impl Email {
             now,
             props(&m),
         )?;
-        self.store.insert_events_once(vec![e], SOURCE).await?;
+        self.store
+            .engage(&m, Engagement::Unsubscribe, now, e)
+            .await?;
         Ok(Some(m))
     }
 

@@ -18,6 +18,9 @@ pub enum EmailCommand {
         #[command(flatten)]
         store: StoreArgs,
         domain: String,
+        /// Keys to make: ed25519, rsa (default both).
+        #[arg(long, value_delimiter = ',')]
+        keys: Option<Vec<String>>,
     },
     /// Save a template (a new one, or replace the one with this name).
     Template {
@@ -80,10 +83,14 @@ fn field_error(e: rapport_store::StoreError) -> anyhow::Error {
 
 pub async fn run(cmd: EmailCommand) -> Result<()> {
     match cmd {
-        EmailCommand::Domain { store, domain } => {
+        EmailCommand::Domain {
+            store,
+            domain,
+            keys,
+        } => {
             let s = store.open().await?;
             let d = Email::new(s)
-                .add_domain(&domain)
+                .add_domain(&domain, keys.as_deref())
                 .await
                 .map_err(field_error)?;
             for k in &d.keys {

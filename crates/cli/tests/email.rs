@@ -1213,3 +1213,188 @@ fn read_parts(raw: &[u8]) -> String {
         .unwrap()
         .to_string()
 }
+
+/// SIGKILL mid-campaign of 10,000 recipients, then a restart: nobody gets a second copy,
+/// and every recipient the relay did not get is one of the few messages the killed
+/// worker had claimed (`unknown`: the relay may have them, so they are not sent again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_campaign_sends_nobody_twice() {
+    const BIN: &str = env!("CARGO_BIN_EXE_rapport");
+    const PEOPLE: usize = 10_000;
+    type Target = (Vec<String>, Option<(String, String)>, tempfile::TempDir);
+    let mut targets: Vec<Target> = Vec::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    targets.push((
+        vec!["--data-dir".into(), dir.path().display().to_string()],
+        None,
+        dir,
+    ));
+    if let Some(url) = common::pg_url() {
+        let schema = common::unique_schema();
+        rapport_store::postgres::PgStore::connect_schema(&url, Some(&schema))
+            .await
+            .expect("pg");
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let dir = tempfile::tempdir().expect("tempdir");
+        targets.push((
+            vec![
+                "--database-url".into(),
+                format!("{url}{sep}options=-csearch_path%3D{schema}"),
+                "--data-dir".into(),
+                dir.path().display().to_string(),
+            ],
+            Some((url, schema)),
+            dir,
+        ));
+    }
+    for (args, pg, dir) in targets {
+        let kind = if pg.is_some() { "postgres" } else { "sqlite" };
+        let run = |a: &[&str]| {
+            let out = Command::new(BIN)
+                .args(a)
+                .args(&args)
+                .env("RAPPORT_LOG", "warn")
+                .output()
+                .expect("run rapport");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let csv = dir.path().join("people.csv");
+        let mut text = String::from("email,first_name\n");
+        for i in 0..PEOPLE {
+            text.push_str(&format!("r{i}@customer.test,R{i}\n"));
+        }
+        std::fs::write(&csv, text).unwrap();
+        run(&["import", csv.to_str().unwrap()]);
+        run(&["email", "domain", "example.com", "--keys", "ed25519"]);
+        let html = dir.path().join("t.html");
+        std::fs::write(&html, "<p>Hello {{ traits.first_name }}</p>").unwrap();
+        run(&[
+            "email",
+            "template",
+            "--name",
+            "big",
+            "--subject",
+            "Big news",
+            "--html",
+            html.to_str().unwrap(),
+        ]);
+        let admin = run(&["keys", "create", "--scope", "admin"]);
+
+        let sink = Sink::start();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let serve = || {
+            Command::new(BIN)
+                .args([
+                    "serve",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--smtp-url",
+                    &format!("smtp://127.0.0.1:{}", sink.port),
+                ])
+                .args(&args)
+                .env("RAPPORT_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("serve")
+        };
+        let http = reqwest::Client::new();
+        let call = |m: Method, path: &str, body: Value| {
+            http.request(m, format!("{url}{path}"))
+                .bearer_auth(&admin)
+                .json(&body)
+                .send()
+        };
+        let mut server = serve();
+        let up = |server: &mut Child| {
+            assert!(server.try_wait().unwrap().is_none());
+        };
+        for _ in 0..100 {
+            if http.get(format!("{url}/healthz")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        up(&mut server);
+        let r = call(Method::PUT, "/api/email/settings", json!({"marketing_consent": "not_denied", "claim_timeout_seconds": 2, "public_url": url, "connections": 16})).await.unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let r = call(
+            Method::POST,
+            "/api/segments",
+            json!({"name": "Everyone", "definition": "has email"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 201);
+        let r = call(Method::POST, "/api/email/campaigns", json!({"name": "Big", "template": "big", "from": "news@example.com", "audience": {"segment": "Everyone"}, "start": true})).await.unwrap();
+        assert_eq!(r.status(), 201);
+        let cid = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+        // Kill it with a third of the messages at the relay.
+        for _ in 0..1200 {
+            if sink.messages().len() >= PEOPLE / 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = server.kill();
+        let _ = server.wait();
+        let at_kill = sink.messages().len();
+        assert!(
+            at_kill > 0 && at_kill < PEOPLE,
+            "[{kind}] killed at {at_kill}"
+        );
+        let mut server = serve();
+        let mut report = Value::Null;
+        for _ in 0..1800 {
+            if let Ok(r) = call(
+                Method::GET,
+                &format!("/api/email/campaigns/{cid}"),
+                json!({}),
+            )
+            .await
+            {
+                report = r.json().await.unwrap_or(Value::Null);
+                if report["campaign"]["status"] == "done" {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(report["campaign"]["status"], "done", "[{kind}] {report}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _ = server.kill();
+        let _ = server.wait();
+
+        let mut seen = std::collections::HashMap::<String, usize>::new();
+        for f in sink.messages() {
+            *seen
+                .entry(envelope(&f)["rcpt_tos"][0].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "[{kind}] sent twice: {twice:?}");
+        let statuses = &report["report"]["statuses"];
+        let delivered = statuses["delivered"].as_i64().unwrap_or(0) as usize;
+        let unknown = statuses["unknown"].as_i64().unwrap_or(0) as usize;
+        assert_eq!(delivered + unknown, PEOPLE, "[{kind}] {report}");
+        // Everyone delivered is at the relay; the missing are among the unknown.
+        let missing = PEOPLE - seen.len();
+        assert!(
+            missing <= unknown && unknown <= 16,
+            "[{kind}] missing {missing}, unknown {unknown}"
+        );
+        eprintln!("[{kind}] killed at {at_kill} of {PEOPLE}: delivered {delivered}, unknown {unknown} (of which at the relay {}), missing {missing}, duplicates 0", unknown - missing);
+        if let Some((url, schema)) = pg {
+            common::drop_schema(&url, &schema).await;
+        }
+    }
+}

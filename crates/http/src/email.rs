@@ -49,6 +49,9 @@ pub async fn set_settings(
 #[serde(deny_unknown_fields)]
 pub struct DomainBody {
     pub domain: String,
+    /// Which keys to make: `ed25519`, `rsa` (default both).
+    #[serde(default)]
+    pub keys: Option<Vec<String>>,
 }
 
 fn domain_view(d: &rapport_store::EmailDomain) -> Value {
@@ -87,7 +90,10 @@ pub async fn add_domain(
     b: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let body: DomainBody = typed_body(&b)?;
-    let d = state.email.add_domain(&body.domain).await?;
+    let d = state
+        .email
+        .add_domain(&body.domain, body.keys.as_deref())
+        .await?;
     Ok((StatusCode::CREATED, Json(domain_view(&d))))
 }
 

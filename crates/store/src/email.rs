@@ -172,11 +172,21 @@ pub trait EmailStore: Send + Sync {
     /// idempotency key is already stored is not stored again: the stored one is returned
     /// in its place (and its event is not written).
     async fn queue(&self, msgs: Vec<(EmailMessage, Vec<EventRow>)>) -> Result<Vec<EmailMessage>>;
-    /// Queued messages due by `now`, oldest first.
-    async fn due(&self, now: Millis, limit: usize) -> Result<Vec<EmailMessage>>;
     /// Saves a message's status, attempts, next time, error and delivery time, with the
     /// events the change makes, in one transaction.
-    async fn update_message(&self, m: EmailMessage, events: Vec<EventRow>) -> Result<()>;
+    async fn update_message(&self, m: EmailMessage, events: Vec<EventRow>) -> Result<()> {
+        self.update_messages(vec![(m, events)]).await
+    }
+    /// As [`EmailStore::update_message`] for many messages, in one transaction.
+    async fn update_messages(&self, ms: Vec<(EmailMessage, Vec<EventRow>)>) -> Result<()>;
+    /// Claims up to `limit` queued messages due by `now` for sending: marks them `sending`
+    /// (with `next_at` = the claim time) in one transaction and returns them. Two workers
+    /// never claim the same message.
+    async fn claim(&self, now: Millis, limit: usize) -> Result<Vec<EmailMessage>>;
+    /// Messages claimed before `before` and never settled (their worker died while the
+    /// relay had them) become `unknown`: they may have arrived, so they are not sent
+    /// again. Returns how many.
+    async fn expire_claims(&self, before: Millis) -> Result<i64>;
     async fn message(&self, public_id: &str) -> Result<Option<EmailMessage>>;
     /// Newest first.
     async fn messages(&self, q: MessageQuery) -> Result<Vec<EmailMessage>>;

@@ -265,7 +265,10 @@ pub async fn step(email: &Email) -> Result<usize, StoreError> {
             "planning" => made += plan(email, c).await?,
             "sending" => {
                 let r = store.campaign_report(c.id).await?;
-                if !r.statuses.contains_key("queued") && !r.statuses.contains_key("paused") {
+                if !["queued", "paused", "sending"]
+                    .iter()
+                    .any(|s| r.statuses.contains_key(*s))
+                {
                     c.status = "done".into();
                     c.finished_at = Some(now);
                     store.save_campaign(c).await?;

@@ -63,6 +63,9 @@ pub struct EmailSettings {
     /// Opens this soon after delivery are counted as machine opens (a privacy proxy or a
     /// security gateway fetching images on arrival); 0 turns the rule off.
     pub machine_open_seconds: u32,
+    /// How long a claimed message may stay `sending` before its worker counts as dead
+    /// and the message `unknown` (see `deliver_step`).
+    pub claim_timeout_seconds: u32,
 }
 
 impl Default for EmailSettings {
@@ -74,6 +77,7 @@ impl Default for EmailSettings {
             track: true,
             connections: 4,
             machine_open_seconds: 60,
+            claim_timeout_seconds: 120,
         }
     }
 }
@@ -93,6 +97,9 @@ impl EmailSettings {
                 "marketing_consent",
                 "use `granted` or `not_denied`",
             ));
+        }
+        if !(1..=86_400).contains(&self.claim_timeout_seconds) {
+            return Err(invalid("claim_timeout_seconds", "from 1 to 86,400"));
         }
         if !(1..=64).contains(&self.connections) {
             return Err(invalid("connections", "between 1 and 64"));
@@ -360,8 +367,31 @@ impl Email {
         self.secret.read().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// Sets up a sending domain with an Ed25519 and an RSA-2048 key.
-    pub async fn add_domain(&self, domain: &str) -> Result<EmailDomain, StoreError> {
+    /// Sets up a sending domain with an Ed25519 and an RSA-2048 key (`keys` can name
+    /// one: Ed25519 alone signs ~20× faster, but receivers that do not check Ed25519 yet
+    /// then see an unsigned message).
+    pub async fn add_domain(
+        &self,
+        domain: &str,
+        keys: Option<&[String]>,
+    ) -> Result<EmailDomain, StoreError> {
+        let algs: Vec<Algorithm> = match keys {
+            None => vec![Algorithm::Ed25519, Algorithm::Rsa],
+            Some(ks) => {
+                let mut v = Vec::new();
+                for (i, k) in ks.iter().enumerate() {
+                    let a = Algorithm::parse(k)
+                        .ok_or_else(|| invalid(&format!("keys[{i}]"), "`ed25519` or `rsa`"))?;
+                    if !v.contains(&a) {
+                        v.push(a);
+                    }
+                }
+                if v.is_empty() {
+                    return Err(invalid("keys", "at least one of `ed25519`, `rsa`"));
+                }
+                v
+            }
+        };
         let d = normalize_email(&format!("postmaster@{domain}"))
             .ok()
             .and_then(|a| domain_of(&a).map(str::to_string))
@@ -369,7 +399,7 @@ impl Email {
             .ok_or_else(|| invalid("domain", format!("`{domain}` is not a domain name")))?;
         let stamp = chrono_stamp(now_millis());
         let mut keys = Vec::new();
-        for alg in [Algorithm::Ed25519, Algorithm::Rsa] {
+        for alg in algs {
             let selector = format!("rapport-{}-{stamp}", alg.as_str());
             let k = tokio::task::spawn_blocking(move || DkimKey::generate(alg, &selector))
                 .await
@@ -770,18 +800,34 @@ impl Email {
         Ok((id, key.value, "given".into()))
     }
 
-    /// Hands what is due to the relay; returns how many messages were tried.
+    /// Hands what is due to the relay; returns how many messages were tried. Messages are
+    /// claimed (`sending`) in one transaction before any is sent, and their outcomes
+    /// saved together after: a worker killed in between leaves them `sending`, and the
+    /// next step marks claims older than `claim_timeout_seconds` `unknown` — the relay may
+    /// have them, so they are never sent twice (docs/email.md, "Delivery").
     pub async fn deliver_step(&self) -> Result<usize, StoreError> {
         self.ready().await?;
         let Some(relay) = self.relay.read().ok().and_then(|r| r.clone()) else {
             return Ok(0);
         };
+        let now = now_millis();
+        let timeout = i64::from(self.settings().claim_timeout_seconds) * 1000;
+        let expired = self.store.expire_claims(now - timeout).await?;
+        if expired > 0 {
+            tracing::warn!(
+                messages = expired,
+                "e-mail claims of a stopped worker marked unknown"
+            );
+        }
         let n = self.settings().connections as usize;
-        let due = self.store.due(now_millis(), n * 8).await?;
+        // A worker killed mid-step leaves what it claimed `unknown`: it claims only what
+        // it sends at once, one message per connection.
+        let due = self.store.claim(now, n).await?;
         let count = due.len();
         let mut jobs = tokio::task::JoinSet::new();
         let mut queue = due.into_iter();
-        // Up to `connections` messages in flight; each result is saved as it arrives.
+        let mut done = Vec::with_capacity(count);
+        // Up to `connections` messages in flight.
         loop {
             while jobs.len() < n {
                 let Some(m) = queue.next() else { break };
@@ -791,16 +837,24 @@ impl Email {
                     (m, outcome)
                 });
             }
-            let Some(done) = jobs.join_next().await else {
+            let Some(finished) = jobs.join_next().await else {
                 break;
             };
-            let (m, outcome) = done.map_err(|e| StoreError::Backend(e.to_string()))?;
-            self.settle(m, outcome).await?;
+            done.push(finished.map_err(|e| StoreError::Backend(e.to_string()))?);
         }
+        let mut settled = Vec::with_capacity(done.len());
+        for (m, outcome) in done {
+            settled.push(self.settle(m, outcome).await?);
+        }
+        self.store.update_messages(settled).await?;
         Ok(count)
     }
 
-    async fn settle(&self, mut m: EmailMessage, outcome: Outcome) -> Result<(), StoreError> {
+    async fn settle(
+        &self,
+        mut m: EmailMessage,
+        outcome: Outcome,
+    ) -> Result<(EmailMessage, Vec<EventRow>), StoreError> {
         let now = now_millis();
         m.attempts += 1;
         let mut events = Vec::new();
@@ -823,6 +877,7 @@ impl Email {
                     m.status = "failed".into();
                     tracing::warn!(email = %m.public_id, attempts = m.attempts, "e-mail given up after temporary failures");
                 } else {
+                    m.status = "queued".into();
                     m.next_at = now + backoff_ms(m.attempts - 1);
                 }
             }
@@ -849,7 +904,7 @@ impl Email {
                     .await?;
             }
         }
-        self.store.update_message(m, events).await
+        Ok((m, events))
     }
 
     /// Verifies a tracking token of the given action; the message it names.

@@ -286,32 +286,65 @@ impl EmailStore for PgStore {
         Ok(out)
     }
 
-    async fn due(&self, now: Millis, limit: usize) -> Result<Vec<EmailMessage>> {
-        let c = self.client().await?;
-        Ok(c.query(
-            &format!("SELECT {MSG_COLS} FROM email_messages WHERE status = 'queued' AND next_at <= $1 ORDER BY next_at, id LIMIT $2"),
-            &[&now, &(limit as i64)],
-        )
-        .await?
-        .iter()
-        .map(message)
-        .collect())
-    }
-
-    async fn update_message(&self, m: EmailMessage, evs: Vec<EventRow>) -> Result<()> {
+    async fn update_messages(&self, ms: Vec<(EmailMessage, Vec<EventRow>)>) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
+        let evs: Vec<EventRow> = ms.iter().flat_map(|(_, e)| e.iter().cloned()).collect();
         if !evs.is_empty() {
             writer_lock(&tx).await?;
         }
-        tx.execute(
-            "UPDATE email_messages SET status = $2, attempts = $3, next_at = $4, last_error = $5, delivered_at = $6 WHERE id = $1",
-            &[&m.id, &m.status, &m.attempts, &m.next_at, &m.last_error, &m.delivered_at],
-        )
-        .await?;
+        let up = tx
+            .prepare_cached(
+                "UPDATE email_messages SET status = $2, attempts = $3, next_at = $4, last_error = $5, delivered_at = $6 WHERE id = $1",
+            )
+            .await?;
+        for (m, _) in &ms {
+            tx.execute(
+                &up,
+                &[
+                    &m.id,
+                    &m.status,
+                    &m.attempts,
+                    &m.next_at,
+                    &m.last_error,
+                    &m.delivered_at,
+                ],
+            )
+            .await?;
+        }
         events(&tx, &evs).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn claim(&self, now: Millis, limit: usize) -> Result<Vec<EmailMessage>> {
+        let c = self.client().await?;
+        let mut ms: Vec<EmailMessage> = c
+            .query(
+                &format!(
+                    "UPDATE email_messages SET status = 'sending', next_at = $1
+                     WHERE id IN (SELECT id FROM email_messages WHERE status = 'queued' AND next_at <= $1
+                                  ORDER BY next_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                     RETURNING {MSG_COLS}"
+                ),
+                &[&now, &(limit as i64)],
+            )
+            .await?
+            .iter()
+            .map(message)
+            .collect();
+        ms.sort_by_key(|m| m.id);
+        Ok(ms)
+    }
+
+    async fn expire_claims(&self, before: Millis) -> Result<i64> {
+        let c = self.client().await?;
+        Ok(c.execute(
+            "UPDATE email_messages SET status = 'unknown', last_error = 'interrupted while the relay had it; not sent again (it may have arrived)'
+             WHERE status = 'sending' AND next_at < $1",
+            &[&before],
+        )
+        .await? as i64)
     }
 
     async fn message(&self, public_id: &str) -> Result<Option<EmailMessage>> {

@@ -250,24 +250,49 @@ impl EmailStore for SqliteStore {
         .await
     }
 
-    async fn due(&self, now: Millis, limit: usize) -> Result<Vec<EmailMessage>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {MSG_COLS} FROM email_messages WHERE status = 'queued' AND next_at <= ?1 ORDER BY next_at, id LIMIT ?2"
-            ))?
-            .query_map(params![now, limit as i64], message)?
-            .collect::<std::result::Result<_, _>>()?)
+    async fn update_messages(&self, ms: Vec<(EmailMessage, Vec<EventRow>)>) -> Result<()> {
+        self.write(move |tx| {
+            let mut up = tx.prepare_cached(
+                "UPDATE email_messages SET status = ?2, attempts = ?3, next_at = ?4, last_error = ?5, delivered_at = ?6 WHERE id = ?1",
+            )?;
+            let mut events = Vec::new();
+            for (m, evs) in ms {
+                up.execute(params![m.id, m.status, m.attempts, m.next_at, m.last_error, m.delivered_at])?;
+                events.extend(evs);
+            }
+            insert_events(tx, &events, "email")
         })
         .await
     }
 
-    async fn update_message(&self, m: EmailMessage, events: Vec<EventRow>) -> Result<()> {
+    async fn claim(&self, now: Millis, limit: usize) -> Result<Vec<EmailMessage>> {
         self.write(move |tx| {
-            tx.prepare_cached(
-                "UPDATE email_messages SET status = ?2, attempts = ?3, next_at = ?4, last_error = ?5, delivered_at = ?6 WHERE id = ?1",
-            )?
-            .execute(params![m.id, m.status, m.attempts, m.next_at, m.last_error, m.delivered_at])?;
-            insert_events(tx, &events, "email")
+            let mut ms: Vec<EmailMessage> = tx
+                .prepare_cached(&format!(
+                    "SELECT {MSG_COLS} FROM email_messages WHERE status = 'queued' AND next_at <= ?1 ORDER BY next_at, id LIMIT ?2"
+                ))?
+                .query_map(params![now, limit as i64], message)?
+                .collect::<std::result::Result<_, _>>()?;
+            let mut up = tx.prepare_cached(
+                "UPDATE email_messages SET status = 'sending', next_at = ?2 WHERE id = ?1",
+            )?;
+            for m in &mut ms {
+                up.execute(params![m.id, now])?;
+                m.status = "sending".into();
+                m.next_at = now;
+            }
+            Ok(ms)
+        })
+        .await
+    }
+
+    async fn expire_claims(&self, before: Millis) -> Result<i64> {
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "UPDATE email_messages SET status = 'unknown', last_error = 'interrupted while the relay had it; not sent again (it may have arrived)'
+                 WHERE status = 'sending' AND next_at < ?1",
+                [before],
+            )? as i64)
         })
         .await
     }

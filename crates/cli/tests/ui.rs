@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 const PASSWORD: &str = "correct horse battery";
 const ROLES: [&str; 4] = ["admin", "marketer", "agent", "viewer"];
-const PAGES: [&str; 10] = [
+const PAGES: [&str; 11] = [
     "/",
     "/people",
     "/people?q=example",
@@ -20,6 +20,7 @@ const PAGES: [&str; 10] = [
     "/network",
     "/insights",
     "/onchain",
+    "/email",
     "/settings",
     "/people/1",
 ];
@@ -135,6 +136,48 @@ async fn every_page_renders_for_every_role_and_checks_hold() {
             }
             cookies.insert(role, c);
         }
+        // The E-mail section: a template's preview for a person, and the 360's e-mail card.
+        let (st, t) = s
+            .send(
+                reqwest::Method::POST,
+                "/api/email/templates",
+                serde_json::json!({"name": "hello", "subject": "Hi {{ traits.name | default('you') }}", "html": "<p>Hello <b>{{ email }}</b></p>"}),
+            )
+            .await;
+        assert_eq!(st, 201, "[{}] {t}", s.kind);
+        let (_, people) = s.get("/api/profiles?limit=1&q=%40").await;
+        let pid = people["items"][0]["id"].as_i64().expect("a demo person");
+        let (st, body) = get(
+            &s,
+            &cookies["viewer"],
+            &format!("/email/templates/{}?profile={pid}", t["id"]),
+        )
+        .await;
+        assert_eq!(st, 200, "[{}] {body}", s.kind);
+        assert!(
+            body.contains("Subject: <b>Hi ") && body.contains("srcdoc="),
+            "[{}] {body}",
+            s.kind
+        );
+        let (st, body) = get(
+            &s,
+            &cookies["viewer"],
+            &format!("/email/templates/{}?profile=999999", t["id"]),
+        )
+        .await;
+        assert_eq!(st, 200);
+        assert!(
+            body.contains("role=\"alert\""),
+            "[{}] an unknown person is an error shown on the page",
+            s.kind
+        );
+        let (st, body) = get(&s, &cookies["agent"], &format!("/people/{pid}")).await;
+        assert_eq!(st, 200);
+        assert!(
+            body.contains("<h2>E-mail</h2>") && body.contains("Sends go to"),
+            "[{}] the 360's e-mail card",
+            s.kind
+        );
         // Segments' detail page, and the editor's live count (CSRF header required).
         let (_, html) = get(&s, &cookies["marketer"], "/segments").await;
         let csrf = csrf_of(&html);

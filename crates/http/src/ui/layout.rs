@@ -17,7 +17,7 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
-const NAV: [(&str, &str); 8] = [
+const NAV: [(&str, &str); 9] = [
     ("/", "Dashboard"),
     ("/people", "People"),
     ("/segments", "Segments"),
@@ -25,6 +25,7 @@ const NAV: [(&str, &str); 8] = [
     ("/network", "Network"),
     ("/insights", "Insights"),
     ("/onchain", "On-chain"),
+    ("/email", "E-mail"),
     ("/settings", "Settings"),
 ];
 

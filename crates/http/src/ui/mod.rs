@@ -10,6 +10,7 @@ use crate::AppState;
 
 pub mod auth;
 pub mod charts;
+pub mod email;
 pub mod layout;
 pub mod pages;
 pub mod people;
@@ -44,6 +45,8 @@ pub fn routes() -> Router<AppState> {
         .route("/network", get(pages::network))
         .route("/insights", get(pages::insights))
         .route("/onchain", get(pages::onchain))
+        .route("/email", get(email::email))
+        .route("/email/templates/{id}", get(email::template))
         .route("/settings", get(pages::settings))
         .route("/settings/users", post(pages::create_user))
         .route("/settings/keys", post(pages::create_key))

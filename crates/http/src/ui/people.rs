@@ -228,6 +228,16 @@ pub async fn person(
         .await
         .unwrap_or_default();
     let (items, next) = timeline_page(&state, p.id, &q).await?;
+    // E-mail: the address sends use and why, and the latest messages.
+    let email_to = state.email.choose(p.id).await?;
+    let email_msgs = state
+        .store
+        .messages(rapport_store::MessageQuery {
+            profile: Some(p.member_ids.clone()),
+            status: None,
+            limit: 5,
+        })
+        .await?;
     let name = p
         .traits
         .get("name")
@@ -329,6 +339,22 @@ pub async fn person(
                         button type="submit" { "Record consent" }
                     }
                 }
+            }
+            div.card {
+                h2 { "E-mail" }
+                @match &email_to {
+                    Some((a, why)) => { p { "Sends go to " code { (a) } " " span.badge { (format!("{why:?}").to_lowercase()) } } }
+                    None => { p.empty { "No e-mail address." } }
+                }
+                @if email_msgs.is_empty() { p.empty { "No message sent yet." } }
+                table { @for m in &email_msgs { tr {
+                    td.small { (m.subject) }
+                    td { span.badge { (m.status) } }
+                    td.small.muted {
+                        @if m.clicked_at.is_some() { "clicked" } @else if m.opened_at.is_some() { "opened" } @else { "" }
+                        @if m.unsubscribed_at.is_some() { " · unsubscribed" }
+                    }
+                } } }
             }
             div.card {
                 h2 { "Relationships" }

@@ -266,7 +266,7 @@ pub async fn send(
 /// Messages, newest first (`profile`, `status`, `limit` 1-1000, default 100).
 #[utoipa::path(get, path = "/api/email/messages", tag = "email",
     params(("profile" = Option<i64>, Query), ("status" = Option<String>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000)),
-    responses((status = 200, body = Vec<EmailMessage>), (status = 400, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<EmailMessage>), (status = 400, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn messages(
     State(state): State<AppState>,
     _key: AdminKey,

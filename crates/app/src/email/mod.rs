@@ -59,12 +59,15 @@ pub struct EmailSettings {
     /// Rewrite links and add an open pixel.
     pub track: bool,
     /// How many SMTP connections the pool keeps.
+    #[schema(minimum = 1, maximum = 64)]
     pub connections: u32,
     /// Opens this soon after delivery are counted as machine opens (a privacy proxy or a
     /// security gateway fetching images on arrival); 0 turns the rule off.
+    #[schema(minimum = 0, maximum = 86400)]
     pub machine_open_seconds: u32,
     /// How long a claimed message may stay `sending` before its worker counts as dead
     /// and the message `unknown` (see `deliver_step`).
+    #[schema(minimum = 1, maximum = 86400)]
     pub claim_timeout_seconds: u32,
 }
 
@@ -97,6 +100,9 @@ impl EmailSettings {
                 "marketing_consent",
                 "use `granted` or `not_denied`",
             ));
+        }
+        if self.machine_open_seconds > 86_400 {
+            return Err(invalid("machine_open_seconds", "from 0 to 86,400"));
         }
         if !(1..=86_400).contains(&self.claim_timeout_seconds) {
             return Err(invalid("claim_timeout_seconds", "from 1 to 86,400"));
@@ -1275,6 +1281,20 @@ mod tests {
                     ..Default::default()
                 },
                 "connections",
+            ),
+            (
+                EmailSettings {
+                    machine_open_seconds: 86_401,
+                    ..Default::default()
+                },
+                "machine_open_seconds",
+            ),
+            (
+                EmailSettings {
+                    claim_timeout_seconds: 0,
+                    ..Default::default()
+                },
+                "claim_timeout_seconds",
             ),
         ] {
             match bad.check() {

@@ -233,6 +233,17 @@ mod tests {
         assert_eq!(read(b"").verp, Vec::<String>::new());
     }
 
+    proptest::proptest! {
+        // Whatever arrives at the inbound route is read without a panic.
+        #[test]
+        fn any_message_is_read(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+                               text in "(bounce\\+[a-zé]{0,5}@?|Action: (failed|delayed)|Status: [45].0.0|Content-Type: message/(delivery-status|rfc822)|\r\n|[éx:;@ ]){0,30}") {
+            let _ = read(&raw);
+            let _ = read(DSN.replace("Action: failed", &text).as_bytes());
+            let _ = read(text.as_bytes());
+        }
+    }
+
     #[test]
     fn small_parsers() {
         assert_eq!(typed_value("rfc822; a@b.test"), "a@b.test");

@@ -90,11 +90,12 @@ fn track_links(html: &str, t: &Tracking<'_>, id: Uuid, skip: &str) -> (String, V
         };
         let (start, end) = (i + start, i + end);
         let url = decode_entities(html[start..end].trim());
-        let web = url.len() > 7
-            && (url[..7].eq_ignore_ascii_case("http://")
-                || url
-                    .get(..8)
-                    .is_some_and(|p| p.eq_ignore_ascii_case("https://")));
+        let web = url
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+            || url
+                .get(..8)
+                .is_some_and(|p| p.eq_ignore_ascii_case("https://"));
         out.push_str(&html[pos..start]);
         if !web || url == skip || links.len() >= u16::MAX as usize {
             out.push_str(&html[start..end]);
@@ -321,6 +322,8 @@ mod tests {
             "{h}"
         );
         assert_eq!(href_span(" href='x' "), Some((7, 8)));
+        let (h, l) = track_links("<a href=\"ééééé\">é</a>", &t, id, "");
+        assert!(l.is_empty() && h == "<a href=\"ééééé\">é</a>");
         assert_eq!(href_span(" xhref=\"x\""), None);
         // Transactional: no list headers, no bulk; an untracked message keeps its links.
         let o = Outgoing {
@@ -343,6 +346,16 @@ mod tests {
         );
         assert_eq!(domain_of("a@b.test"), Some("b.test"));
         assert_eq!(domain_of("a@"), None);
+    }
+
+    proptest::proptest! {
+        // Whatever HTML a template produces, link tracking does not panic.
+        #[test]
+        fn any_html_is_tracked_without_panic(html in "(<a href=\"[éa-z:/.]{0,12}\">|<A HREF=x>|</a>|<a|href=|[éx<> '\"=]){0,40}") {
+            let t = Tracking { base_url: "https://c", secret: b"s", track: true };
+            let (out, links) = track_links(&html, &t, Uuid::nil(), "");
+            proptest::prop_assert!(links.is_empty() || out.contains("https://c/e/c/"));
+        }
     }
 
     #[test]

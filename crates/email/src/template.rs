@@ -220,8 +220,10 @@ pub fn html_to_text(html: &str) -> String {
     while let Some(i) = rest.find('<') {
         push_text(&mut out, &rest[..i]);
         rest = &rest[i..];
-        let end = rest.find('>').map_or(rest.len(), |e| e + 1);
-        let tag = &rest[1..end.saturating_sub(1).max(1)];
+        let (tag, end) = match rest.find('>') {
+            Some(e) => (&rest[1..e], e + 1),
+            None => (&rest[1..], rest.len()),
+        };
         let closing = tag.starts_with('/');
         let name: String = tag
             .trim_start_matches('/')
@@ -339,7 +341,10 @@ pub fn decode_entities(s: &str) -> String {
     while let Some(i) = rest.find('&') {
         out.push_str(&rest[..i]);
         rest = &rest[i..];
-        let end = rest[..rest.len().min(12)].find(';');
+        // Bytes, not chars: the first 12 bytes may end inside a character.
+        let end = rest.as_bytes()[..rest.len().min(12)]
+            .iter()
+            .position(|&b| b == b';');
         let decoded = end.and_then(|e| {
             let name = &rest[1..e];
             let c = match name {
@@ -481,6 +486,32 @@ mod tests {
         }
         let t = Compiled::new(&src("s", "{% include '/etc/passwd' %}", None)).unwrap();
         assert!(t.render(&json!({})).is_err());
+    }
+
+    proptest::proptest! {
+        // Any markup, however broken, becomes text without a panic.
+        #[test]
+        fn any_html_becomes_text(html in "(<a href='[éx]{0,4}'>|</a>|<br>|<p>|</p>|<style>|</style|&amp;|&#x[0-9a-f]{0,7};|&#[0-9]{0,9};|[é<>x &;#'\"]){0,40}") {
+            let t = html_to_text(&html);
+            proptest::prop_assert!(t.ends_with('\n'));
+        }
+    }
+
+    #[test]
+    fn links_scripts_and_broken_markup() {
+        assert_eq!(
+            html_to_text("<A HREF=https://a.test class=x>Go <b>now</b></A> &amp; then"),
+            "Go now (https://a.test) & then\n"
+        );
+        assert_eq!(
+            html_to_text("<script>var a = '<p>';</script><p>x</p><a data-href=\"y\">z</a>"),
+            "x\nz\n"
+        );
+        assert_eq!(html_to_text("unclosed <b"), "unclosed\n");
+        assert_eq!(html_to_text("<a href=\"ééééé\">x</a>"), "x (ééééé)\n");
+        assert_eq!(href("a href = 'q'"), Some("q".into()));
+        assert_eq!(href("a nohref=\"q\""), None);
+        assert_eq!(href("a"), None);
     }
 
     #[test]

@@ -141,3 +141,28 @@ pub fn siwe(data: &[u8]) {
     let sig = format!("0x{}", "1b".repeat(65));
     let _ = rapport_chain::siwe::verify(text, &sig, "shop.example", &[1, 8453], NOW);
 }
+
+/// E-mail: an inbound report (DSN / ARF, `POST /api/email/inbound`), and text staff or
+/// data put in a template: compiled, rendered, and turned into the text part.
+pub fn email(data: &[u8]) {
+    let _ = rapport_email::bounce::read(data);
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let plain = rapport_email::template::html_to_text(text);
+    assert!(plain.ends_with('\n'), "{plain:?}");
+    let src = rapport_email::template::Source {
+        subject: text.lines().next().unwrap_or("").to_string(),
+        html: text.to_string(),
+        text: None,
+    };
+    match rapport_email::template::Compiled::new(&src) {
+        Ok(t) => {
+            let _ = t.render_with(
+                &serde_json::json!({"traits": {"name": "Ann"}, "data": {"x": "<b>é</b>"}}),
+                Some("https://c/e/u/t"),
+            );
+        }
+        Err(e) => assert!(e.line >= 1 && e.column >= 1, "{e:?}"),
+    }
+}

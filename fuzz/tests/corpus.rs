@@ -56,3 +56,7 @@ fn edgelist() {
 fn siwe() {
     replay("siwe", rapport_fuzz::siwe);
 }
+#[test]
+fn email() {
+    replay("email", rapport_fuzz::email);
+}

@@ -75,7 +75,7 @@ async function expectText(page, text) {
     await expectText(page, "Size over time");
     await page.screenshot({ path: `${SHOTS}/segment.png`, fullPage: true });
 
-    for (const p of ["rules", "network", "insights", "onchain", "settings"]) {
+    for (const p of ["rules", "network", "insights", "onchain", "email", "settings"]) {
       step("open " + p);
       await page.goto(`${BASE}/${p}`);
       await page.screenshot({ path: `${SHOTS}/${p}.png`, fullPage: true });

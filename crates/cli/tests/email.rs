@@ -771,32 +771,7 @@ async fn bounces_and_complaints_come_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_and_serve_with_smtp_url() {
     const BIN: &str = env!("CARGO_BIN_EXE_rapport");
-    type Target = (Vec<String>, Option<(String, String)>, tempfile::TempDir);
-    let mut targets: Vec<Target> = Vec::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    targets.push((
-        vec!["--data-dir".into(), dir.path().display().to_string()],
-        None,
-        dir,
-    ));
-    if let Some(url) = common::pg_url() {
-        let schema = common::unique_schema();
-        rapport_store::postgres::PgStore::connect_schema(&url, Some(&schema))
-            .await
-            .expect("pg");
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let dir = tempfile::tempdir().expect("tempdir");
-        targets.push((
-            vec![
-                "--database-url".into(),
-                format!("{url}{sep}options=-csearch_path%3D{schema}"),
-                "--data-dir".into(),
-                dir.path().display().to_string(),
-            ],
-            Some((url, schema)),
-            dir,
-        ));
-    }
+    let targets = cli_targets().await;
     for (args, pg, dir) in targets {
         let run = |a: &[&str]| {
             let out = Command::new(BIN)
@@ -1221,32 +1196,7 @@ fn read_parts(raw: &[u8]) -> String {
 async fn sigkill_mid_campaign_sends_nobody_twice() {
     const BIN: &str = env!("CARGO_BIN_EXE_rapport");
     const PEOPLE: usize = 10_000;
-    type Target = (Vec<String>, Option<(String, String)>, tempfile::TempDir);
-    let mut targets: Vec<Target> = Vec::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    targets.push((
-        vec!["--data-dir".into(), dir.path().display().to_string()],
-        None,
-        dir,
-    ));
-    if let Some(url) = common::pg_url() {
-        let schema = common::unique_schema();
-        rapport_store::postgres::PgStore::connect_schema(&url, Some(&schema))
-            .await
-            .expect("pg");
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let dir = tempfile::tempdir().expect("tempdir");
-        targets.push((
-            vec![
-                "--database-url".into(),
-                format!("{url}{sep}options=-csearch_path%3D{schema}"),
-                "--data-dir".into(),
-                dir.path().display().to_string(),
-            ],
-            Some((url, schema)),
-            dir,
-        ));
-    }
+    let targets = cli_targets().await;
     for (args, pg, dir) in targets {
         let kind = if pg.is_some() { "postgres" } else { "sqlite" };
         let run = |a: &[&str]| {
@@ -1397,4 +1347,38 @@ async fn sigkill_mid_campaign_sends_nobody_twice() {
             common::drop_schema(&url, &schema).await;
         }
     }
+}
+
+/// The CLI's store arguments for each store under test (SQLite in a directory, and a
+/// fresh PostgreSQL schema when `RAPPORT_TEST_DATABASE_URL` is set), with that schema
+/// to drop and a directory for the test's files.
+type Target = (Vec<String>, Option<(String, String)>, tempfile::TempDir);
+
+async fn cli_targets() -> Vec<Target> {
+    let mut targets: Vec<Target> = Vec::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    targets.push((
+        vec!["--data-dir".into(), dir.path().display().to_string()],
+        None,
+        dir,
+    ));
+    if let Some(url) = common::pg_url() {
+        let schema = common::unique_schema();
+        rapport_store::postgres::PgStore::connect_schema(&url, Some(&schema))
+            .await
+            .expect("pg");
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let dir = tempfile::tempdir().expect("tempdir");
+        targets.push((
+            vec![
+                "--database-url".into(),
+                format!("{url}{sep}options=-csearch_path%3D{schema}"),
+                "--data-dir".into(),
+                dir.path().display().to_string(),
+            ],
+            Some((url, schema)),
+            dir,
+        ));
+    }
+    targets
 }

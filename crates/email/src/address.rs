@@ -28,6 +28,28 @@ pub enum Reason {
     AllSuppressed,
 }
 
+impl Reason {
+    /// The name the API and stored messages use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Primary => "primary",
+            Reason::Engaged => "engaged",
+            Reason::Newest => "newest",
+            Reason::AllSuppressed => "all_suppressed",
+        }
+    }
+
+    /// What staff read.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::Primary => "the customer's chosen address",
+            Reason::Engaged => "the address they last opened or clicked",
+            Reason::Newest => "their newest address",
+            Reason::AllSuppressed => "every address is suppressed: nothing is sent",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
     pub address: String,
@@ -103,6 +125,15 @@ mod tests {
     #[test]
     fn the_rule_in_order() {
         assert_eq!(choose(&[]), None);
+        for r in [
+            Reason::Primary,
+            Reason::Engaged,
+            Reason::Newest,
+            Reason::AllSuppressed,
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+            assert!(!r.describe().is_empty());
+        }
         let a = c("a@x", false, Some(5), false, 1);
         let b = c("b@x", false, Some(9), false, 2);
         let p = c("p@x", true, None, false, 0);

@@ -366,10 +366,7 @@ async fn plan(email: &Email, mut c: EmailCampaign) -> Result<usize, StoreError> 
                 batch.push((m, Vec::new()));
                 continue;
             };
-            let reason = serde_json::to_value(choice.reason)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let reason = choice.reason.as_str();
             let ctx = context(store, &prep, p, &choice.address, &data).await?;
             let next_at = c
                 .per_minute
@@ -379,7 +376,7 @@ async fn plan(email: &Email, mut c: EmailCampaign) -> Result<usize, StoreError> 
                 Recipient {
                     person: p,
                     address: &choice.address,
-                    reason: &reason,
+                    reason,
                     suppressed: candidates.iter().all(|x| x.suppressed),
                 },
                 &ctx,

@@ -23,6 +23,7 @@ use rapport_store::{
     SourcedMessages, StoreError, Suppression,
 };
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use uuid::Uuid;
@@ -155,6 +156,8 @@ pub struct Email {
     relay: RwLock<Option<Relay>>,
     settings: RwLock<EmailSettings>,
     secret: RwLock<Vec<u8>>,
+    /// When the delivery worker next looks for claims a stopped worker left.
+    next_expiry: AtomicI64,
 }
 
 /// A template's variables for one person; scores and segments are read only when the
@@ -251,6 +254,7 @@ impl Email {
             relay: RwLock::new(None),
             settings: RwLock::new(EmailSettings::default()),
             secret: RwLock::new(Vec::new()),
+            next_expiry: AtomicI64::new(0),
         }
     }
 
@@ -543,12 +547,7 @@ impl Email {
 
     /// Whether a person's consents allow a marketing e-mail under the settings.
     fn consented(&self, p: &rapport_domain::model::ProfileView) -> bool {
-        let latest = p
-            .consents
-            .iter()
-            .filter(|c| c.channel == "email" && c.purpose == "marketing")
-            .max_by_key(|c| c.at)
-            .map(|c| c.status);
+        let latest = marketing_consent(p);
         match self.settings().marketing_consent.as_str() {
             "not_denied" => latest != Some(ConsentStatus::Denied),
             _ => latest == Some(ConsentStatus::Granted),
@@ -761,11 +760,7 @@ impl Email {
                 .choose(p.id)
                 .await?
                 .ok_or_else(|| invalid("to", format!("person {id} has no e-mail address")))?;
-            let reason = serde_json::to_value(reason)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            return Ok((p.id, address, reason));
+            return Ok((p.id, address, reason.as_str().to_string()));
         }
         let raw = text.strip_prefix("email:").unwrap_or(&text);
         let key = IdentityKey::parse(IdentityKind::Email, raw)
@@ -817,13 +812,18 @@ impl Email {
             return Ok(0);
         };
         let now = now_millis();
+        // Stale claims are looked for every half timeout, not on every poll: the check is
+        // a write.
         let timeout = i64::from(self.settings().claim_timeout_seconds) * 1000;
-        let expired = self.store.expire_claims(now - timeout).await?;
-        if expired > 0 {
-            tracing::warn!(
-                messages = expired,
-                "e-mail claims of a stopped worker marked unknown"
-            );
+        if now >= self.next_expiry.load(Ordering::Relaxed) {
+            self.next_expiry.store(now + timeout / 2, Ordering::Relaxed);
+            let expired = self.store.expire_claims(now - timeout).await?;
+            if expired > 0 {
+                tracing::warn!(
+                    messages = expired,
+                    "e-mail claims of a stopped worker marked unknown"
+                );
+            }
         }
         let n = self.settings().connections as usize;
         // A worker killed mid-step leaves what it claimed `unknown`: it claims only what
@@ -989,30 +989,12 @@ impl Email {
             return Ok(None);
         };
         let p = self.store.profile(m.profile_id).await?;
-        let already = p
-            .consents
-            .iter()
-            .filter(|c| c.channel == "email" && c.purpose == "marketing")
-            .max_by_key(|c| c.at)
-            .is_some_and(|c| c.status == ConsentStatus::Denied);
-        if already {
+        if marketing_consent(&p) == Some(ConsentStatus::Denied) {
             return Ok(Some(m));
         }
         let now = now_millis();
         let proof = json!({"email_id": m.public_id, "address": m.to_address, "campaign_id": m.campaign_id, "at": now, "method": "list-unsubscribe"});
-        crate::profiles::set_consent(
-            &self.store,
-            m.profile_id,
-            &ConsentInput {
-                channel: "email".into(),
-                purpose: "marketing".into(),
-                status: ConsentStatus::Denied,
-                source: "unsubscribe".into(),
-                proof: Some(proof.to_string()),
-                at: now,
-            },
-        )
-        .await?;
+        deny_marketing(&self.store, m.profile_id, "unsubscribe", &proof, now).await?;
         let e = event(
             m.profile_id,
             "Unsubscribed",
@@ -1110,19 +1092,7 @@ impl Email {
                     })
                     .await?;
                 let proof = json!({"email_id": m.public_id, "address": m.to_address, "feedback_type": feedback_type, "at": now, "method": "complaint"});
-                crate::profiles::set_consent(
-                    &self.store,
-                    m.profile_id,
-                    &ConsentInput {
-                        channel: "email".into(),
-                        purpose: "marketing".into(),
-                        status: ConsentStatus::Denied,
-                        source: "complaint".into(),
-                        proof: Some(proof.to_string()),
-                        at: now,
-                    },
-                )
-                .await?;
+                deny_marketing(&self.store, m.profile_id, "complaint", &proof, now).await?;
                 self.store.insert_events_raw(vec![e], SOURCE).await?;
             }
             rapport_email::bounce::Report::Other => {}
@@ -1147,6 +1117,39 @@ impl Email {
         announce(&self.store, Change::Standing).await?;
         Ok(s)
     }
+}
+
+/// The person's latest e-mail marketing consent, if any was recorded.
+fn marketing_consent(p: &rapport_domain::model::ProfileView) -> Option<ConsentStatus> {
+    p.consents
+        .iter()
+        .filter(|c| c.channel == "email" && c.purpose == "marketing")
+        .max_by_key(|c| c.at)
+        .map(|c| c.status)
+}
+
+/// Records e-mail marketing consent as denied (an unsubscribe or a complaint), with
+/// its proof; announced like any consent edit.
+async fn deny_marketing(
+    store: &DynStore,
+    profile: ProfileId,
+    source: &str,
+    proof: &Value,
+    at: Millis,
+) -> Result<(), StoreError> {
+    crate::profiles::set_consent(
+        store,
+        profile,
+        &ConsentInput {
+            channel: "email".into(),
+            purpose: "marketing".into(),
+            status: ConsentStatus::Denied,
+            source: source.into(),
+            proof: Some(proof.to_string()),
+            at,
+        },
+    )
+    .await
 }
 
 fn compile(t: &EmailTemplate) -> Result<Compiled, StoreError> {
@@ -1203,18 +1206,9 @@ fn machine_agent(ua: &str) -> bool {
 
 /// `YYYYMMDD` of a time, for key selectors (a new key gets a new name).
 fn chrono_stamp(at: Millis) -> String {
-    let days = at.div_euclid(86_400_000);
-    // Civil from days (Howard Hinnant's algorithm): no date crate for eight digits.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}")
+    rapport_domain::time::to_datetime(at)
+        .format("%Y%m%d")
+        .to_string()
 }
 
 /// The delivery worker `rapport serve` runs.

@@ -35,7 +35,7 @@ pub async fn email(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
                 div.card.wide {
                     h2 { "Campaigns" }
                     @if campaigns.is_empty() { p.empty { "No campaign yet. Make one with POST /api/email/campaigns (docs/email.md)." } }
-                    table {
+                    @else { table {
                         tr { th { "Campaign" } th { "State" } th.num { "Planned" } th.num { "Skipped" } th.num { "Delivered" } th.num { "Bounced" } th.num { "Opened" } th.num { "Clicked" } th.num { "Unsubscribed" } th { "Started" } }
                         @for (c, r) in campaigns.iter().zip(&reports) {
                             tr {
@@ -54,7 +54,7 @@ pub async fn email(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
                                 } }
                             }
                         }
-                    }
+                    } }
                 }
                 div.card {
                     h2 { "Templates" }

@@ -343,7 +343,7 @@ pub async fn person(
             div.card {
                 h2 { "E-mail" }
                 @match &email_to {
-                    Some((a, why)) => { p { "Sends go to " code { (a) } " " span.badge { (format!("{why:?}").to_lowercase()) } } }
+                    Some((a, why)) => { p { "Sends go to " code { (a) } } p.small.muted { (why.describe()) } }
                     None => { p.empty { "No e-mail address." } }
                 }
                 @if email_msgs.is_empty() { p.empty { "No message sent yet." } }

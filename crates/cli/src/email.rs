@@ -1,10 +1,12 @@
 //! `rapport email …`: set up a sending domain, save templates, send, list messages and
-//! suppressions — on the database directly, as the API does. The delivery worker of a
-//! running `rapport serve` hands queued messages to the relay.
+//! suppressions, make and steer campaigns — on the database directly, as the API does.
+//! The workers of a running `rapport serve` plan campaigns and hand queued messages to
+//! the relay.
 
 use crate::StoreArgs;
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use rapport_app::email::campaigns::{self, AbInput, CampaignInput};
 use rapport_app::email::{Email, SendRequest};
 use rapport_email::template::Source;
 use rapport_store::MessageQuery;
@@ -70,12 +72,77 @@ pub enum EmailCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Campaigns: make, list, show, and start, pause, resume or cancel one.
+    Campaign {
+        #[command(subcommand)]
+        cmd: CampaignCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CampaignCommand {
+    /// Make a campaign (a draft unless `--start` or `--send-at`).
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        template: String,
+        #[arg(long)]
+        from: String,
+        /// The audience: a segment (name or id), evaluated when the campaign starts…
+        #[arg(
+            long,
+            conflicts_with = "profiles",
+            required_unless_present = "profiles"
+        )]
+        segment: Option<String>,
+        /// …or a list of profile ids.
+        #[arg(long, value_delimiter = ',')]
+        profiles: Option<Vec<i64>>,
+        #[arg(long, default_value = "marketing")]
+        kind: String,
+        /// Messages per minute handed to the relay.
+        #[arg(long)]
+        per_minute: Option<i64>,
+        /// ISO-8601 start time.
+        #[arg(long)]
+        send_at: Option<String>,
+        #[arg(long)]
+        start: bool,
+        /// An A/B test as JSON: `{"variants": [{"subject": …}, {"template": …}],
+        /// "sample_percent": 20, "metric": "open", "wait_seconds": 14400}`.
+        #[arg(long)]
+        ab: Option<String>,
+    },
+    /// All campaigns (JSON Lines).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// One campaign with its report.
+    Show {
+        #[command(flatten)]
+        store: StoreArgs,
+        id: i64,
+    },
+    /// Start, pause, resume or cancel a campaign.
+    Act {
+        #[command(flatten)]
+        store: StoreArgs,
+        id: i64,
+        #[arg(value_parser = ["start", "pause", "resume", "cancel"])]
+        action: String,
+    },
 }
 
 fn field_error(e: rapport_store::StoreError) -> anyhow::Error {
     match e {
         rapport_store::StoreError::Invalid { field, reason } => {
-            anyhow::anyhow!("--{}: {reason}", field.replace('_', "-"))
+            // The API's `audience.segment` is the CLI's `--segment`.
+            let flag = field.strip_prefix("audience.").unwrap_or(&field);
+            anyhow::anyhow!("--{}: {reason}", flag.replace('_', "-"))
         }
         other => other.into(),
     }
@@ -175,6 +242,68 @@ pub async fn run(cmd: EmailCommand) -> Result<()> {
             for x in s.suppressions(100_000).await? {
                 println!("{}", serde_json::to_string(&x)?);
             }
+        }
+        EmailCommand::Campaign { cmd } => campaign(cmd).await?,
+    }
+    Ok(())
+}
+
+async fn campaign(cmd: CampaignCommand) -> Result<()> {
+    match cmd {
+        CampaignCommand::Create {
+            store,
+            name,
+            template,
+            from,
+            segment,
+            profiles,
+            kind,
+            per_minute,
+            send_at,
+            start,
+            ab,
+        } => {
+            let ab: Option<AbInput> = ab
+                .map(|a| serde_json::from_str(&a))
+                .transpose()
+                .context("--ab")?;
+            let audience = match (segment, profiles) {
+                (Some(s), _) => json!({"segment": s}),
+                (None, p) => json!({"profiles": p.unwrap_or_default()}),
+            };
+            let email = Email::new(store.open().await?);
+            let c = campaigns::create(
+                &email,
+                CampaignInput {
+                    name,
+                    template,
+                    from,
+                    from_name: None,
+                    kind: Some(kind),
+                    audience,
+                    send_at,
+                    per_minute,
+                    start,
+                    ab,
+                },
+            )
+            .await
+            .map_err(field_error)?;
+            println!("{}", serde_json::to_string(&c)?);
+        }
+        CampaignCommand::List { store } => {
+            for c in store.open().await?.campaigns().await? {
+                println!("{}", serde_json::to_string(&c)?);
+            }
+        }
+        CampaignCommand::Show { store, id } => {
+            let email = Email::new(store.open().await?);
+            println!("{}", campaigns::view(&email, id).await?);
+        }
+        CampaignCommand::Act { store, id, action } => {
+            let email = Email::new(store.open().await?);
+            let c = campaigns::act(&email, id, &action).await?;
+            println!("{}", serde_json::to_string(&c)?);
         }
     }
     Ok(())

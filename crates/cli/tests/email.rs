@@ -844,6 +844,52 @@ async fn cli_and_serve_with_smtp_url() {
         ]);
         assert!(ok, "{err}");
         assert!(out.contains("\"queued\""), "{out}");
+        let eve = serde_json::from_str::<Value>(out.trim()).unwrap();
+        assert_eq!(eve["to"], "eve@customer.test");
+
+        // A campaign made, listed, shown and started; `rapport serve` plans and sends it.
+        let (ok, _, err) = run(&[
+            "email",
+            "campaign",
+            "create",
+            "--name",
+            "Hello",
+            "--template",
+            "welcome",
+            "--from",
+            "hello@example.com",
+            "--segment",
+            "Nope",
+        ]);
+        assert!(!ok && err.contains("--segment"), "{err}");
+        let (ok, out, err) = run(&[
+            "email",
+            "campaign",
+            "create",
+            "--name",
+            "Hello",
+            "--template",
+            "welcome",
+            "--from",
+            "hello@example.com",
+            "--profiles",
+            "1",
+            "--kind",
+            "transactional",
+        ]);
+        assert!(ok, "{err}");
+        let c: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(c["status"], "draft", "{out}");
+        let cid = c["id"].to_string();
+        let (ok, out, _) = run(&["email", "campaign", "list"]);
+        assert!(
+            ok && out.lines().count() == 1 && out.contains("\"Hello\""),
+            "{out}"
+        );
+        let (ok, out, err) = run(&["email", "campaign", "act", &cid, "start"]);
+        assert!(ok && out.contains("\"scheduled\""), "{out}{err}");
+        let (ok, _, err) = run(&["email", "campaign", "act", &cid, "start"]);
+        assert!(!ok && err.contains("cannot start"), "{err}");
 
         let sink = Sink::start();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -864,25 +910,30 @@ async fn cli_and_serve_with_smtp_url() {
             .stdout(Stdio::null())
             .spawn()
             .expect("serve");
-        let files = sink.wait_for(1).await;
+        let files = sink.wait_for(2).await;
         // The relay keeps the message before the server records the delivery: wait for
         // the record rather than killing the server between the two.
         let mut out = String::new();
         for _ in 0..100 {
             let (ok, o, _) = run(&["email", "messages"]);
             out = o;
-            if ok && out.contains("\"delivered\"") {
+            if ok && out.matches("\"delivered\"").count() == 2 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        let (ok, shown, _) = run(&["email", "campaign", "show", &cid]);
+        let shown: Value = serde_json::from_str(shown.trim()).unwrap();
+        assert!(
+            ok && shown["report"]["statuses"]["delivered"] == 1,
+            "{shown}"
+        );
         let _ = serve.kill();
         let _ = serve.wait();
-        assert_eq!(
-            envelope(&files[0])["rcpt_tos"],
-            json!(["eve@customer.test"])
-        );
-        assert!(out.contains("\"delivered\""), "{out}");
+        for f in &files {
+            assert_eq!(envelope(f)["rcpt_tos"], json!(["eve@customer.test"]));
+        }
+        assert_eq!(out.matches("\"delivered\"").count(), 2, "{out}");
         if let Some((url, schema)) = pg {
             common::drop_schema(&url, &schema).await;
         }
@@ -1184,6 +1235,139 @@ async fn campaigns_to_a_segment_paced_paused_and_reported() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(sink.messages().len(), count);
+        s.finish().await;
+    }
+}
+
+/// Polls a campaign until `ok` holds (an A/B wait is longer than `eventually`'s).
+async fn campaign_when(s: &TestServer, id: i64, ok: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        let (_, v) = s.get(&format!("/api/email/campaigns/{id}")).await;
+        if ok(&v) {
+            return v;
+        }
+        last = v;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("campaign {id} never got there: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_test_sends_the_winner_to_the_rest() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let sink = Sink::start();
+        let (st, _) = s
+            .send(Method::PUT, "/api/email/settings", json!({"relay_url": format!("smtp://127.0.0.1:{}", sink.port), "public_url": s.url, "marketing_consent": "not_denied"}))
+            .await;
+        assert_eq!(st, 200);
+        problem_field(&s, "/api/email/domains", json!({"domain": "example.com"})).await;
+        let (st, _) = problem_field(&s, "/api/email/templates", json!({"name": "offer", "subject": "Plain offer", "html": "<p>Hi {{ traits.first_name }}</p><a href=\"https://shop.example/offer\">Offer</a>"})).await;
+        assert_eq!(st, 201);
+        let people: Vec<Value> = (0..60)
+            .map(|i| json!({"type": "identify", "userId": format!("ab{i}"), "traits": {"email": format!("ab{i}@customer.test"), "first_name": format!("A{i}")}}))
+            .collect();
+        assert_eq!(s.batch(Value::Array(people)).await.0, 200);
+        let mut ids = Vec::new();
+        for i in 0..60 {
+            ids.push(s.profile_of(&format!("email:ab{i}@customer.test")).await["id"].clone());
+        }
+        let base = json!({"name": "AB", "template": "offer", "from": "news@example.com", "audience": {"profiles": ids}, "start": true});
+        let with = |ab: Value| {
+            let mut b = base.clone();
+            b["ab"] = ab;
+            b
+        };
+        // Bad tests name their field; nothing is made.
+        for (ab, field) in [
+            (json!({"variants": [{}]}), "ab.variants"),
+            (
+                json!({"variants": [{}, {"subject": "B"}], "metric": "reply"}),
+                "ab.metric",
+            ),
+            (
+                json!({"variants": [{}, {"subject": "B"}], "sample_percent": 0}),
+                "ab.sample_percent",
+            ),
+            (
+                json!({"variants": [{}, {"subject": "Hi {{ oops"}]}),
+                "ab.variants[1].subject",
+            ),
+            (
+                json!({"variants": [{}, {"template": "gone"}]}),
+                "ab.variants[1].template",
+            ),
+        ] {
+            let (st, v) = problem_field(&s, "/api/email/campaigns", with(ab.clone())).await;
+            assert_eq!(
+                (st, v["field"].as_str()),
+                (400, Some(field)),
+                "[{k}] {ab}: {v}"
+            );
+        }
+        assert_eq!(s.get("/api/email/campaigns").await.1, json!([]), "[{k}]");
+
+        // Half the audience tests two subjects; the one people click wins.
+        let (st, c) = problem_field(&s, "/api/email/campaigns", with(json!({"variants": [{}, {"subject": "B: for {{ traits.first_name }}"}], "sample_percent": 50, "metric": "click", "wait_seconds": 6}))).await;
+        assert_eq!(st, 201, "[{k}] {c}");
+        let cid = c["id"].as_i64().unwrap();
+        let v = campaign_when(&s, cid, |v| v["campaign"]["status"] == "testing").await;
+        let variants = v["report"]["variants"].as_array().unwrap().clone();
+        assert_eq!(variants.len(), 2, "[{k}] {v}");
+        let sample: i64 = variants.iter().map(|x| x["sent"].as_i64().unwrap()).sum();
+        assert!((15..=45).contains(&sample), "[{k}] a half of 60: {sample}");
+        let files = sink.wait_for(sample as usize).await;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut clicked = 0;
+        for f in &files {
+            let subject = header_of(f, "Subject").unwrap();
+            if subject.starts_with("B: for A") {
+                let click = url_in(
+                    &read_parts(&std::fs::read(f).unwrap()),
+                    &format!("{}/e/c/", s.url),
+                );
+                assert_eq!(client.get(&click).send().await.unwrap().status(), 302);
+                clicked += 1;
+            } else {
+                assert_eq!(subject, "Plain offer", "[{k}]");
+            }
+        }
+        assert!(clicked > 0, "[{k}] variant B drew nobody of {sample}");
+        let done = campaign_when(&s, cid, |v| v["campaign"]["status"] == "done").await;
+        let ab = &done["campaign"]["ab"];
+        assert_eq!(ab["winner"], 1, "[{k}] {done}");
+        assert_eq!(ab["tallies"][1]["clicked"], clicked, "[{k}] {done}");
+        assert_eq!(ab["tallies"][0]["clicked"], 0, "[{k}] {done}");
+        // The rest got the winner; everyone exactly once.
+        let files = sink.wait_for(60).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let files = if sink.messages().len() > files.len() {
+            sink.messages()
+        } else {
+            files
+        };
+        assert_eq!(files.len(), 60, "[{k}]");
+        let mut rcpts: Vec<String> = files
+            .iter()
+            .map(|f| envelope(f)["rcpt_tos"][0].as_str().unwrap().to_string())
+            .collect();
+        rcpts.sort();
+        rcpts.dedup();
+        assert_eq!(rcpts.len(), 60, "[{k}] each person once");
+        let winners = files
+            .iter()
+            .filter(|f| header_of(f, "Subject").unwrap().starts_with("B: for A"))
+            .count() as i64;
+        assert_eq!(
+            winners,
+            variants[1]["sent"].as_i64().unwrap() + (60 - sample),
+            "[{k}] the sample's B plus all the rest"
+        );
+        assert_eq!(done["report"]["statuses"]["delivered"], 60, "[{k}] {done}");
         s.finish().await;
     }
 }

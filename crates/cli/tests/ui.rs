@@ -178,6 +178,146 @@ async fn every_page_renders_for_every_role_and_checks_hold() {
             "[{}] the 360's e-mail card",
             s.kind
         );
+        // Templates written and changed in the app, campaigns made (with an A/B test) and
+        // steered there; a viewer may do neither.
+        let (_, html) = get(&s, &cookies["marketer"], "/email").await;
+        assert!(html.contains("New template"), "[{}]", s.kind);
+        let et = csrf_of(&html);
+        let form_post = |cookie: String, path: String, form: Vec<(&'static str, String)>| {
+            let url = format!("{}{path}", s.url);
+            async move {
+                let r = client()
+                    .post(url)
+                    .header("cookie", cookie)
+                    .form(&form)
+                    .send()
+                    .await
+                    .expect("post");
+                let to = r
+                    .headers()
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                (r.status().as_u16(), to, r.text().await.unwrap_or_default())
+            }
+        };
+        let viewer_token = csrf_of(&get(&s, &cookies["viewer"], "/email").await.1);
+        let tpl = |name: &str, subject: &str, html: &str| {
+            vec![
+                ("_csrf", et.clone()),
+                ("name", name.to_string()),
+                ("subject", subject.to_string()),
+                ("html", html.to_string()),
+                ("text", String::new()),
+            ]
+        };
+        let (st, _, body) = form_post(
+            cookies["marketer"].clone(),
+            "/email/templates".into(),
+            tpl("broken", "Hi", "<p>{{ oops </p>"),
+        )
+        .await;
+        assert!(
+            st == 400 && body.contains("line 1"),
+            "[{}] {st} {body}",
+            s.kind
+        );
+        let (st, _, _) = form_post(cookies["viewer"].clone(), "/email/templates".into(), {
+            let mut f = tpl("v", "Hi", "<p>x</p>");
+            f[0].1 = viewer_token.clone();
+            f
+        })
+        .await;
+        assert_eq!(st, 403, "[{}] a viewer writes no template", s.kind);
+        let (st, to, body) = form_post(
+            cookies["marketer"].clone(),
+            "/email/templates".into(),
+            tpl("promo", "Promo", "<p>Hi {{ email }}</p>"),
+        )
+        .await;
+        assert_eq!(st, 303, "[{}] {body}", s.kind);
+        assert!(to.starts_with("/email/templates/"), "{to}");
+        let mut edit = tpl("", "Promo for {{ email }}", "<p>Changed</p>");
+        edit.retain(|(k, _)| *k != "name");
+        let (st, _, body) = form_post(cookies["marketer"].clone(), to.clone(), edit).await;
+        assert_eq!(st, 303, "[{}] {body}", s.kind);
+        let (_, v) = s.get("/api/email/templates").await;
+        let promo = v
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["name"] == "promo"))
+            .cloned()
+            .expect("promo saved");
+        assert_eq!(promo["subject"], "Promo for {{ email }}", "[{}]", s.kind);
+        let (st, _) = s
+            .send(
+                reqwest::Method::POST,
+                "/api/email/domains",
+                serde_json::json!({"domain": "shop.example"}),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let campaign = |cookie: String, token: String, ab_subject: &str| {
+            form_post(
+                cookie,
+                "/email/campaigns".into(),
+                vec![
+                    ("_csrf", token),
+                    ("name", "Promo".into()),
+                    ("template", promo["id"].to_string()),
+                    ("from", "news@shop.example".into()),
+                    ("segment", String::new()),
+                    ("profiles", format!("{pid}")),
+                    ("kind", "marketing".into()),
+                    ("per_minute", String::new()),
+                    ("send_at", String::new()),
+                    ("ab_subject", ab_subject.into()),
+                    ("ab_template", String::new()),
+                    ("ab_sample", "50".into()),
+                    ("ab_metric", "click".into()),
+                    ("ab_wait", "60".into()),
+                    ("start", String::new()),
+                ],
+            )
+        };
+        let (st, _, body) = campaign(cookies["marketer"].clone(), et.clone(), "B {{ oops").await;
+        assert!(
+            st == 400 && body.contains("ab.variants[1].subject"),
+            "[{}] {st} {body}",
+            s.kind
+        );
+        assert_eq!(
+            campaign(cookies["viewer"].clone(), viewer_token.clone(), "B")
+                .await
+                .0,
+            403
+        );
+        let (st, to, body) = campaign(cookies["marketer"].clone(), et.clone(), "Last chance").await;
+        assert_eq!(st, 303, "[{}] {body}", s.kind);
+        let (st, html) = get(&s, &cookies["viewer"], &to).await;
+        assert_eq!(st, 200);
+        assert!(
+            html.contains("A/B test") && html.contains("Last chance") && html.contains("draft"),
+            "[{}] {html}",
+            s.kind
+        );
+        let act = |a: &str| {
+            form_post(
+                cookies["marketer"].clone(),
+                format!("{to}/actions"),
+                vec![("_csrf", et.clone()), ("action", a.to_string())],
+            )
+        };
+        let (st, _, body) = act("pause").await;
+        assert!(
+            st == 400 && body.contains("cannot pause"),
+            "[{}] {st} {body}",
+            s.kind
+        );
+        assert_eq!(act("cancel").await.0, 303);
+        let (_, v) = s.get(&format!("/api{to}")).await;
+        assert_eq!(v["campaign"]["status"], "cancelled", "[{}] {v}", s.kind);
+        assert_eq!(v["campaign"]["ab"]["variants"][1]["subject"], "Last chance");
         // Segments' detail page, and the editor's live count (CSRF header required).
         let (_, html) = get(&s, &cookies["marketer"], "/segments").await;
         let csrf = csrf_of(&html);

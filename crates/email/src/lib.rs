@@ -1,8 +1,9 @@
 //! E-mail for Rapport. Pure parts (no I/O): [`template`] (sandboxed MiniJinja),
 //! [`compose`] (MIME message, standard headers, link and open tracking), [`dkim`] (keys,
 //! DNS records, signing), [`token`] (signed tracking tokens), [`address`] (which of a
-//! person's addresses a send uses). The connector: [`smtp`] (a pooled relay over lettre).
+//! person's addresses a send uses), [`ab`] (A/B test sample, variants, winner). The connector: [`smtp`] (a pooled relay over lettre).
 
+pub mod ab;
 pub mod address;
 pub mod bounce;
 pub mod compose;

@@ -75,6 +75,8 @@ pub struct EmailMessage {
     pub opened_at: Option<Millis>,
     pub clicked_at: Option<Millis>,
     pub unsubscribed_at: Option<Millis>,
+    /// The A/B test variant this message tested (none outside a test).
+    pub variant: Option<i64>,
 }
 
 /// An address Rapport will not send to, and why.
@@ -86,6 +88,10 @@ pub struct Suppression {
     pub detail: Option<String>,
     pub created_at: Millis,
 }
+
+/// An A/B test's messages per variant (skipped ones were never sent); `?1` is the
+/// campaign (PostgreSQL spells it `$1`).
+pub(crate) const VARIANTS: &str = "SELECT variant, COUNT(*), COUNT(opened_at), COUNT(clicked_at) FROM email_messages WHERE campaign_id = ?1 AND variant IS NOT NULL AND status <> 'skipped' GROUP BY variant ORDER BY variant";
 
 /// What is known of one address when choosing where a send goes.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -122,6 +128,10 @@ pub struct EmailCampaign {
     pub created_at: Millis,
     pub started_at: Option<Millis>,
     pub finished_at: Option<Millis>,
+    /// The A/B test, when the campaign has one: its variants, sample, metric, wait and,
+    /// once chosen, the winner (shape: `rapport_app::email::campaigns::AbTest`).
+    #[schema(value_type = Option<Object>)]
+    pub ab: Option<serde_json::Value>,
 }
 
 /// A campaign's report.
@@ -137,6 +147,17 @@ pub struct CampaignReport {
     pub links: Vec<(String, i64)>,
     /// Why people were skipped, with counts.
     pub skipped: Vec<(String, i64)>,
+    /// An A/B test's sample, per variant.
+    pub variants: Vec<VariantReport>,
+}
+
+/// One A/B variant's test messages: sent (not skipped), opened by a person, clicked.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct VariantReport {
+    pub variant: i64,
+    pub sent: i64,
+    pub opened: i64,
+    pub clicked: i64,
 }
 
 /// What a person did with a message.

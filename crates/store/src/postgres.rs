@@ -77,6 +77,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0019_trait_times.sql"),
     ),
     (20, include_str!("../migrations/postgres/0020_email.sql")),
+    (21, include_str!("../migrations/postgres/0021_email_ab.sql")),
 ];
 
 pub struct PgStore {

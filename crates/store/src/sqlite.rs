@@ -77,6 +77,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0018_trait_times.sql"),
     ),
     (19, include_str!("../migrations/sqlite/0019_email.sql")),
+    (20, include_str!("../migrations/sqlite/0020_email_ab.sql")),
 ];
 const READERS: usize = 4;
 /// Connections of their own for analytical reads (segment members and previews), so a

@@ -3,11 +3,16 @@
 //! stored with `Email Sent`, idempotent per campaign × person, so a restart resumes
 //! where planning stopped and nobody gets two), paced by `per_minute`, paused, resumed
 //! or cancelled, with a report. `rapport serve` runs [`run`].
+//!
+//! An A/B test (`ab`) first plans a sample of the audience, each person drawn to one
+//! variant (another template, or another subject); after the wait the variant with the
+//! best open or click rate among the sample wins and the rest of the audience gets it.
 
-use super::{context, invalid, Email, Recipient};
+use super::{compile, context, invalid, Email, Prepared, Recipient};
 use rapport_domain::identifier::IdentityKind;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{now_millis, parse_timestamp};
+use rapport_email::ab::{self, Metric, Tally};
 use rapport_email::address::{self, Candidate};
 use rapport_segment::parser::parse;
 use rapport_segment::sql;
@@ -45,6 +50,152 @@ pub struct CampaignInput {
     /// Schedule it now (else it stays a draft until `POST …/start`).
     #[serde(default)]
     pub start: bool,
+    /// An A/B test of subject or content.
+    #[serde(default)]
+    pub ab: Option<AbInput>,
+}
+
+/// An A/B test as staff give it.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AbInput {
+    /// 2 to 5 variants; the first is the control.
+    pub variants: Vec<VariantInput>,
+    /// The share of the audience in the test, 1–100 (default 20).
+    #[serde(default)]
+    pub sample_percent: Option<i64>,
+    /// `open` (default) or `click`.
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// How long after the sample is planned the winner is chosen (default 4 hours).
+    #[serde(default)]
+    pub wait_seconds: Option<i64>,
+}
+
+/// One variant: another template, another subject, or both (unset: the campaign's).
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VariantInput {
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+}
+
+/// A campaign's A/B test as stored in [`EmailCampaign::ab`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AbTest {
+    pub variants: Vec<Variant>,
+    pub sample_percent: u8,
+    pub metric: Metric,
+    pub wait_seconds: i64,
+    /// When the winner is chosen (set once the sample is planned).
+    pub test_ends_at: Option<i64>,
+    pub winner: Option<usize>,
+    /// The sample per variant when the winner was chosen.
+    #[serde(default)]
+    pub tallies: Vec<Tally>,
+}
+
+/// A stored variant.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Variant {
+    pub template_id: i64,
+    pub subject: Option<String>,
+}
+
+fn ab_of(c: &EmailCampaign) -> Option<AbTest> {
+    c.ab.clone().and_then(|v| serde_json::from_value(v).ok())
+}
+
+/// Checks an A/B test: every variant's template and subject compile.
+async fn ab_test(email: &Email, input: &AbInput, c: &EmailCampaign) -> Result<AbTest, StoreError> {
+    if !(2..=5).contains(&input.variants.len()) {
+        return Err(invalid("ab.variants", "2 to 5 variants"));
+    }
+    let sample = input.sample_percent.unwrap_or(20);
+    if !(1..=100).contains(&sample) {
+        return Err(invalid("ab.sample_percent", "from 1 to 100"));
+    }
+    let metric = match input.metric.as_deref().unwrap_or("open") {
+        "open" => Metric::Open,
+        "click" => Metric::Click,
+        _ => return Err(invalid("ab.metric", "`open` or `click`")),
+    };
+    let wait = input.wait_seconds.unwrap_or(4 * 3600);
+    if !(0..=30 * 86_400).contains(&wait) {
+        return Err(invalid("ab.wait_seconds", "from 0 to 2,592,000 (30 days)"));
+    }
+    let mut variants = Vec::with_capacity(input.variants.len());
+    for (i, v) in input.variants.iter().enumerate() {
+        let template_id = match &v.template {
+            Some(t) => {
+                email
+                    .template(t)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Invalid { reason, .. } => {
+                            invalid(&format!("ab.variants[{i}].template"), reason)
+                        }
+                        e => e,
+                    })?
+                    .id
+            }
+            None => c.template_id,
+        };
+        let subject = v.subject.as_ref().map(|s| s.trim().to_string());
+        if subject
+            .as_ref()
+            .is_some_and(|s| s.is_empty() || s.len() > 998)
+        {
+            return Err(invalid(
+                &format!("ab.variants[{i}].subject"),
+                "1 to 998 characters",
+            ));
+        }
+        let variant = Variant {
+            template_id,
+            subject,
+        };
+        prepare(email, c, &variant).await.map_err(|e| match e {
+            StoreError::Invalid { field, reason } => {
+                invalid(&format!("ab.variants[{i}].{field}"), reason)
+            }
+            e => e,
+        })?;
+        variants.push(variant);
+    }
+    Ok(AbTest {
+        variants,
+        sample_percent: sample as u8,
+        metric,
+        wait_seconds: wait,
+        test_ends_at: None,
+        winner: None,
+        tallies: Vec::new(),
+    })
+}
+
+/// What every message of one variant shares.
+async fn prepare(email: &Email, c: &EmailCampaign, v: &Variant) -> Result<Prepared, StoreError> {
+    let mut prep = email
+        .prepare(
+            &v.template_id.to_string(),
+            &c.from_address,
+            c.from_name.clone(),
+            &c.kind,
+            Some(c.id),
+        )
+        .await?;
+    if let Some(s) = &v.subject {
+        prep.template.subject = s.clone();
+        // The template compiled already: an error now is the variant's subject.
+        prep.compiled = compile(&prep.template).map_err(|e| match e {
+            StoreError::Invalid { reason, .. } => invalid("subject", reason),
+            e => e,
+        })?;
+    }
+    Ok(prep)
 }
 
 /// The people an audience names now. A segment that no longer parses, or is gone, is an
@@ -155,7 +306,12 @@ pub async fn create(email: &Email, input: CampaignInput) -> Result<EmailCampaign
         created_at: now,
         started_at: None,
         finished_at: None,
+        ab: None,
     };
+    if let Some(a) = &input.ab {
+        let test = ab_test(email, a, &c).await?;
+        c.ab = Some(serde_json::to_value(test).map_err(|e| StoreError::Backend(e.to_string()))?);
+    }
     c.id = email.store().save_campaign(c.clone()).await?;
     Ok(c)
 }
@@ -184,7 +340,10 @@ pub async fn act(email: &Email, id: i64, action: &str) -> Result<EmailCampaign, 
             c.send_at = Some(now_millis());
         }
         "pause" => {
-            if !matches!(c.status.as_str(), "scheduled" | "planning" | "sending") {
+            if !matches!(
+                c.status.as_str(),
+                "scheduled" | "planning" | "testing" | "sending"
+            ) {
                 return Err(wrong(&c));
             }
             c.status = "paused".into();
@@ -197,8 +356,12 @@ pub async fn act(email: &Email, id: i64, action: &str) -> Result<EmailCampaign, 
                 return Err(wrong(&c));
             }
             store.move_campaign_messages(id, "paused", "queued").await?;
-            // Planning picks up past the people already planned.
-            c.status = if c.started_at.is_some() {
+            // Planning picks up past the people already planned; a test whose sample is
+            // planned waits on for its winner.
+            let waiting = ab_of(&c).is_some_and(|a| a.test_ends_at.is_some() && a.winner.is_none());
+            c.status = if waiting {
+                "testing"
+            } else if c.started_at.is_some() {
                 "planning"
             } else {
                 "scheduled"
@@ -263,6 +426,30 @@ pub async fn step(email: &Email) -> Result<usize, StoreError> {
                 made += plan(email, c).await?;
             }
             "planning" => made += plan(email, c).await?,
+            "testing" => {
+                let Some(mut test) = ab_of(&c) else { continue };
+                if test.test_ends_at.is_some_and(|t| t <= now) {
+                    let r = store.campaign_report(c.id).await?;
+                    test.tallies = (0..test.variants.len() as i64)
+                        .map(|i| {
+                            r.variants
+                                .iter()
+                                .find(|v| v.variant == i)
+                                .map(|v| Tally {
+                                    sent: v.sent,
+                                    opened: v.opened,
+                                    clicked: v.clicked,
+                                })
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    test.winner = Some(ab::winner(&test.tallies, test.metric));
+                    c.ab = serde_json::to_value(&test).ok();
+                    c.status = "planning".into();
+                    store.save_campaign(c.clone()).await?;
+                    made += plan(email, c).await?;
+                }
+            }
             "sending" => {
                 let r = store.campaign_report(c.id).await?;
                 if !["queued", "paused", "sending"]
@@ -295,30 +482,47 @@ async fn plan(email: &Email, mut c: EmailCampaign) -> Result<usize, StoreError> 
         }
         Err(e) => return Err(e),
     };
-    let prep = match email
-        .prepare(
-            &c.template_id.to_string(),
-            &c.from_address,
-            c.from_name.clone(),
-            &c.kind,
-            Some(c.id),
-        )
-        .await
-    {
-        Ok(p) => p,
-        Err(StoreError::Invalid { field, reason }) => {
-            c.status = "failed".into();
-            c.error = Some(format!("{field}: {reason}"));
-            store.save_campaign(c).await?;
-            return Ok(0);
+    // Without a test one message for all; in a test's sample one per variant; after it,
+    // the winner's.
+    let mut test = ab_of(&c);
+    let testing = test.as_ref().is_some_and(|t| t.winner.is_none());
+    let variants: Vec<Variant> = match &test {
+        None => vec![Variant {
+            template_id: c.template_id,
+            subject: None,
+        }],
+        Some(t) if testing => t.variants.clone(),
+        Some(t) => {
+            let w = t
+                .winner
+                .unwrap_or(0)
+                .min(t.variants.len().saturating_sub(1));
+            t.variants.get(w).cloned().into_iter().collect()
         }
-        Err(e) => return Err(e),
     };
+    let mut preps = Vec::with_capacity(variants.len());
+    for (i, v) in variants.iter().enumerate() {
+        match prepare(email, &c, v).await {
+            Ok(mut p) => {
+                p.variant = testing.then_some(i as i64);
+                preps.push(p);
+            }
+            Err(StoreError::Invalid { field, reason }) => {
+                c.status = "failed".into();
+                c.error = Some(format!("{field}: {reason}"));
+                store.save_campaign(c).await?;
+                return Ok(0);
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let done: HashSet<ProfileId> = store.campaign_people(c.id).await?.into_iter().collect();
     let mut seen = HashSet::new();
+    let sample = test.as_ref().map_or(100, |t| t.sample_percent);
     let todo: Vec<ProfileId> = people
         .into_iter()
         .filter(|p| !done.contains(p) && seen.insert(*p))
+        .filter(|p| !testing || ab::in_sample(c.id, *p, sample))
         .collect();
     let start = c.started_at.unwrap_or_else(now_millis);
     let mut index = done.len() as i64;
@@ -367,12 +571,17 @@ async fn plan(email: &Email, mut c: EmailCampaign) -> Result<usize, StoreError> 
                 continue;
             };
             let reason = choice.reason.as_str();
-            let ctx = context(store, &prep, p, &choice.address, &data).await?;
+            let prep = &preps[if testing {
+                ab::variant(c.id, p.id, preps.len())
+            } else {
+                0
+            }];
+            let ctx = context(store, prep, p, &choice.address, &data).await?;
             let next_at = c
                 .per_minute
                 .map_or(start, |r| start + index * 60_000 / r.max(1));
             let made_one = email.make(
-                &prep,
+                prep,
                 Recipient {
                     person: p,
                     address: &choice.address,
@@ -410,7 +619,14 @@ async fn plan(email: &Email, mut c: EmailCampaign) -> Result<usize, StoreError> 
         }
         store.save_campaign(c.clone()).await?;
     }
-    c.status = "sending".into();
+    match test.as_mut() {
+        Some(t) if testing => {
+            t.test_ends_at = Some(now_millis() + t.wait_seconds * 1000);
+            c.ab = serde_json::to_value(&*t).ok();
+            c.status = "testing".into();
+        }
+        _ => c.status = "sending".into(),
+    }
     store.save_campaign(c).await?;
     Ok(made)
 }
@@ -441,6 +657,7 @@ fn skipped(c: &EmailCampaign, profile: ProfileId, why: &str) -> EmailMessage {
         opened_at: None,
         clicked_at: None,
         unsubscribed_at: None,
+        variant: None,
     }
 }
 

@@ -207,6 +207,8 @@ pub(crate) struct Prepared {
     base_url: String,
     secret: Vec<u8>,
     track: bool,
+    /// The A/B variant these messages test (none outside a test).
+    pub(crate) variant: Option<i64>,
 }
 
 /// Who one message goes to.
@@ -494,6 +496,7 @@ impl Email {
             base_url: String::new(),
             secret: Vec::new(),
             track: false,
+            variant: None,
         };
         let ctx = context(&self.store, &prep, &p, &address, data).await?;
         let compiled = &prep.compiled;
@@ -638,6 +641,7 @@ impl Email {
             base_url: settings.public_url.trim_end_matches('/').to_string(),
             secret: self.secret(),
             track: settings.track,
+            variant: None,
         })
     }
 
@@ -677,6 +681,7 @@ impl Email {
             opened_at: None,
             clicked_at: None,
             unsubscribed_at: None,
+            variant: prep.variant,
         };
         let skip = if r.suppressed {
             Some("the address is suppressed")

@@ -46,7 +46,17 @@ pub fn routes() -> Router<AppState> {
         .route("/insights", get(pages::insights))
         .route("/onchain", get(pages::onchain))
         .route("/email", get(email::email))
-        .route("/email/templates/{id}", get(email::template))
+        .route("/email/templates", post(email::save_template))
+        .route(
+            "/email/templates/{id}",
+            get(email::template).post(email::update_template),
+        )
+        .route("/email/campaigns", post(email::save_campaign))
+        .route("/email/campaigns/{id}", get(email::campaign))
+        .route(
+            "/email/campaigns/{id}/actions",
+            post(email::campaign_action),
+        )
         .route("/settings", get(pages::settings))
         .route("/settings/users", post(pages::create_user))
         .route("/settings/keys", post(pages::create_key))

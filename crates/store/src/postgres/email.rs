@@ -4,7 +4,7 @@ use super::ingest::{add_events, Pipeline};
 use super::{writer_lock, PgStore};
 use crate::{
     AddressFacts, CampaignReport, DkimKeyRow, EmailCampaign, EmailDomain, EmailMessage, EmailStore,
-    EmailTemplate, Engagement, MessageQuery, Result, StoreError, Suppression,
+    EmailTemplate, Engagement, MessageQuery, Result, StoreError, Suppression, VariantReport,
 };
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
@@ -12,8 +12,8 @@ use rapport_domain::resolve::EventRow;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
 
-const MSG_COLS: &str = "id, public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at, opened_at, clicked_at, unsubscribed_at";
-const CAMPAIGN_COLS: &str = "id, name, template_id, from_address, from_name, kind, audience, status, send_at, per_minute, planned, skipped, error, created_at, started_at, finished_at";
+const MSG_COLS: &str = "id, public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at, opened_at, clicked_at, unsubscribed_at, variant";
+const CAMPAIGN_COLS: &str = "id, name, template_id, from_address, from_name, kind, audience, status, send_at, per_minute, planned, skipped, error, created_at, started_at, finished_at, ab";
 const TPL_COLS: &str = "id, name, subject, html, text, created_at, updated_at";
 
 fn message(r: &tokio_postgres::Row) -> EmailMessage {
@@ -41,6 +41,7 @@ fn message(r: &tokio_postgres::Row) -> EmailMessage {
         opened_at: r.get(20),
         clicked_at: r.get(21),
         unsubscribed_at: r.get(22),
+        variant: r.get(23),
     }
 }
 
@@ -62,6 +63,9 @@ fn campaign(r: &tokio_postgres::Row) -> EmailCampaign {
         created_at: r.get(13),
         started_at: r.get(14),
         finished_at: r.get(15),
+        ab: r
+            .get::<_, Option<&str>>(16)
+            .and_then(|s| serde_json::from_str(s).ok()),
     }
 }
 
@@ -229,8 +233,8 @@ impl EmailStore for PgStore {
         writer_lock(&tx).await?;
         let ins = tx
             .prepare_cached(
-                "INSERT INTO email_messages (public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                "INSERT INTO email_messages (public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at, variant)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
                  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             )
             .await?;
@@ -266,6 +270,7 @@ impl EmailStore for PgStore {
                         &m.last_error,
                         &m.created_at,
                         &m.delivered_at,
+                        &m.variant,
                     ],
                 )
                 .await?;
@@ -420,18 +425,19 @@ impl EmailStore for PgStore {
             )));
         }
         let audience = c.audience.to_string();
+        let ab = c.ab.as_ref().map(|v| v.to_string());
         let id = if c.id == 0 {
             tx.query_one(
-                "INSERT INTO email_campaigns (name, template_id, from_address, from_name, kind, audience, status, send_at, per_minute, planned, skipped, error, created_at, started_at, finished_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
-                &[&c.name, &c.template_id, &c.from_address, &c.from_name, &c.kind, &audience, &c.status, &c.send_at, &c.per_minute, &c.planned, &c.skipped, &c.error, &c.created_at, &c.started_at, &c.finished_at],
+                "INSERT INTO email_campaigns (name, template_id, from_address, from_name, kind, audience, status, send_at, per_minute, planned, skipped, error, created_at, started_at, finished_at, ab)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+                &[&c.name, &c.template_id, &c.from_address, &c.from_name, &c.kind, &audience, &c.status, &c.send_at, &c.per_minute, &c.planned, &c.skipped, &c.error, &c.created_at, &c.started_at, &c.finished_at, &ab],
             )
             .await?
             .get(0)
         } else {
             tx.execute(
-                "UPDATE email_campaigns SET name = $2, template_id = $3, from_address = $4, from_name = $5, kind = $6, audience = $7, status = $8, send_at = $9, per_minute = $10, planned = $11, skipped = $12, error = $13, started_at = $14, finished_at = $15 WHERE id = $1",
-                &[&c.id, &c.name, &c.template_id, &c.from_address, &c.from_name, &c.kind, &audience, &c.status, &c.send_at, &c.per_minute, &c.planned, &c.skipped, &c.error, &c.started_at, &c.finished_at],
+                "UPDATE email_campaigns SET name = $2, template_id = $3, from_address = $4, from_name = $5, kind = $6, audience = $7, status = $8, send_at = $9, per_minute = $10, planned = $11, skipped = $12, error = $13, started_at = $14, finished_at = $15, ab = $16 WHERE id = $1",
+                &[&c.id, &c.name, &c.template_id, &c.from_address, &c.from_name, &c.kind, &audience, &c.status, &c.send_at, &c.per_minute, &c.planned, &c.skipped, &c.error, &c.started_at, &c.finished_at, &ab],
             )
             .await?;
             c.id
@@ -511,6 +517,17 @@ impl EmailStore for PgStore {
             .await?
             .iter()
             .map(|x| (x.get(0), x.get(1)))
+            .collect();
+        r.variants = c
+            .query(&crate::email::VARIANTS.replace("?1", "$1"), &[&id])
+            .await?
+            .iter()
+            .map(|x| VariantReport {
+                variant: x.get(0),
+                sent: x.get(1),
+                opened: x.get(2),
+                clicked: x.get(3),
+            })
             .collect();
         Ok(r)
     }

@@ -4,7 +4,7 @@ use super::ingest::insert_events;
 use super::SqliteStore;
 use crate::{
     AddressFacts, CampaignReport, DkimKeyRow, EmailCampaign, EmailDomain, EmailMessage, EmailStore,
-    EmailTemplate, Engagement, MessageQuery, Result, StoreError, Suppression,
+    EmailTemplate, Engagement, MessageQuery, Result, StoreError, Suppression, VariantReport,
 };
 use async_trait::async_trait;
 use rapport_domain::resolve::EventRow;
@@ -12,8 +12,8 @@ use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-const MSG_COLS: &str = "id, public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at, opened_at, clicked_at, unsubscribed_at";
-const CAMPAIGN_COLS: &str = "id, name, template_id, from_address, from_name, kind, audience, status, send_at, per_minute, planned, skipped, error, created_at, started_at, finished_at";
+const MSG_COLS: &str = "id, public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at, opened_at, clicked_at, unsubscribed_at, variant";
+const CAMPAIGN_COLS: &str = "id, name, template_id, from_address, from_name, kind, audience, status, send_at, per_minute, planned, skipped, error, created_at, started_at, finished_at, ab";
 const TPL_COLS: &str = "id, name, subject, html, text, created_at, updated_at";
 
 fn message(r: &rusqlite::Row<'_>) -> rusqlite::Result<EmailMessage> {
@@ -42,6 +42,7 @@ fn message(r: &rusqlite::Row<'_>) -> rusqlite::Result<EmailMessage> {
         opened_at: r.get(20)?,
         clicked_at: r.get(21)?,
         unsubscribed_at: r.get(22)?,
+        variant: r.get(23)?,
     })
 }
 
@@ -64,6 +65,9 @@ fn campaign(r: &rusqlite::Row<'_>) -> rusqlite::Result<EmailCampaign> {
         created_at: r.get(13)?,
         started_at: r.get(14)?,
         finished_at: r.get(15)?,
+        ab: r
+            .get::<_, Option<String>>(16)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
 
@@ -225,8 +229,8 @@ impl EmailStore for SqliteStore {
         self.write(move |tx| {
             let mut out = Vec::with_capacity(msgs.len());
             let mut ins = tx.prepare_cached(
-                "INSERT INTO email_messages (public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                "INSERT INTO email_messages (public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at, variant)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
             )?;
             let mut events = Vec::new();
             for (mut m, evs) in msgs {
@@ -238,7 +242,7 @@ impl EmailStore for SqliteStore {
                     m.public_id, m.idempotency_key, m.kind, m.template_id, m.campaign_id, m.profile_id,
                     m.to_address, m.address_reason, m.from_address, m.subject, m.return_path, m.raw,
                     serde_json::to_string(&m.links).unwrap_or_default(), m.status, m.attempts, m.next_at,
-                    m.last_error, m.created_at, m.delivered_at
+                    m.last_error, m.created_at, m.delivered_at, m.variant
                 ])?;
                 m.id = tx.last_insert_rowid();
                 events.extend(evs);
@@ -369,17 +373,18 @@ impl EmailStore for SqliteStore {
                 return Err(StoreError::Conflict(format!("a campaign named '{}' exists", c.name)));
             }
             let audience = c.audience.to_string();
+        let ab = c.ab.as_ref().map(|v| v.to_string());
             if c.id == 0 {
                 tx.execute(
-                    "INSERT INTO email_campaigns (name, template_id, from_address, from_name, kind, audience, status, send_at, per_minute, planned, skipped, error, created_at, started_at, finished_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                    params![c.name, c.template_id, c.from_address, c.from_name, c.kind, audience, c.status, c.send_at, c.per_minute, c.planned, c.skipped, c.error, c.created_at, c.started_at, c.finished_at],
+                    "INSERT INTO email_campaigns (name, template_id, from_address, from_name, kind, audience, status, send_at, per_minute, planned, skipped, error, created_at, started_at, finished_at, ab)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                    params![c.name, c.template_id, c.from_address, c.from_name, c.kind, audience, c.status, c.send_at, c.per_minute, c.planned, c.skipped, c.error, c.created_at, c.started_at, c.finished_at, ab],
                 )?;
                 return Ok(tx.last_insert_rowid());
             }
             tx.execute(
-                "UPDATE email_campaigns SET name = ?2, template_id = ?3, from_address = ?4, from_name = ?5, kind = ?6, audience = ?7, status = ?8, send_at = ?9, per_minute = ?10, planned = ?11, skipped = ?12, error = ?13, started_at = ?14, finished_at = ?15 WHERE id = ?1",
-                params![c.id, c.name, c.template_id, c.from_address, c.from_name, c.kind, audience, c.status, c.send_at, c.per_minute, c.planned, c.skipped, c.error, c.started_at, c.finished_at],
+                "UPDATE email_campaigns SET name = ?2, template_id = ?3, from_address = ?4, from_name = ?5, kind = ?6, audience = ?7, status = ?8, send_at = ?9, per_minute = ?10, planned = ?11, skipped = ?12, error = ?13, started_at = ?14, finished_at = ?15, ab = ?16 WHERE id = ?1",
+                params![c.id, c.name, c.template_id, c.from_address, c.from_name, c.kind, audience, c.status, c.send_at, c.per_minute, c.planned, c.skipped, c.error, c.started_at, c.finished_at, ab],
             )?;
             Ok(c.id)
         })
@@ -452,6 +457,17 @@ impl EmailStore for SqliteStore {
             r.skipped = c
                 .prepare_cached("SELECT COALESCE(last_error, ''), COUNT(*) AS n FROM email_messages WHERE campaign_id = ?1 AND status = 'skipped' GROUP BY 1 ORDER BY n DESC")?
                 .query_map([id], |x| Ok((x.get(0)?, x.get(1)?)))?
+                .collect::<std::result::Result<_, _>>()?;
+            r.variants = c
+                .prepare_cached(crate::email::VARIANTS)?
+                .query_map([id], |x| {
+                    Ok(VariantReport {
+                        variant: x.get(0)?,
+                        sent: x.get(1)?,
+                        opened: x.get(2)?,
+                        clicked: x.get(3)?,
+                    })
+                })?
                 .collect::<std::result::Result<_, _>>()?;
             Ok(r)
         })

@@ -1239,6 +1239,239 @@ async fn campaigns_to_a_segment_paced_paused_and_reported() {
     }
 }
 
+/// A real IMAP server: Debian's Dovecot (`dovecot-imapd`, .ci/run installs it) on a free
+/// port with one user `bounces` (password `secret`) and a Maildir in a temporary
+/// directory.
+struct Dovecot {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Dovecot {
+    fn start() -> Dovecot {
+        let bin = ["/usr/sbin/dovecot", "/usr/bin/dovecot"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect(
+                "Debian's dovecot-imapd is needed (apt-get install dovecot-imapd; .ci/run does it)",
+            );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
+        for sub in ["run", "state", "mail", "home"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        std::fs::write(dir.path().join("passwd"), "bounces:{PLAIN}secret\n").unwrap();
+        // Dovecot's login process runs as `dovenull` and mail as `dovecot`: they need to
+        // reach the directory and own the mail.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let chown = Command::new("chown")
+            .args([
+                "-R",
+                "dovecot:dovecot",
+                &format!("{d}/mail"),
+                &format!("{d}/home"),
+            ])
+            .status()
+            .expect("chown");
+        assert!(chown.success());
+        let conf = format!(
+            "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/log\n\
+             ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nmail_location = maildir:{d}/mail/%u\n\
+             default_internal_user = dovecot\ndefault_internal_group = dovecot\ndefault_login_user = dovenull\nfirst_valid_uid = 0\n\
+             passdb {{\n  driver = passwd-file\n  args = {d}/passwd\n}}\n\
+             userdb {{\n  driver = static\n  args = uid=dovecot gid=dovecot home={d}/home/%u\n}}\n\
+             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service anvil {{\n  chroot =\n}}\n"
+        );
+        let conf_path = dir.path().join("dovecot.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new(bin)
+            .args(["-F", "-c", conf_path.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start dovecot");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Dovecot {
+                    child,
+                    port,
+                    _dir: dir,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "dovecot did not listen: {}",
+            std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("imap://bounces:secret@127.0.0.1:{}/INBOX", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// Delivers a message into the mailbox (IMAP APPEND).
+    async fn deliver(&self, raw: &str) {
+        let url = rapport_email::imap::MailboxUrl::parse(&self.url()).unwrap();
+        let mut mb = rapport_email::imap::Mailbox::open(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {}", self.log()));
+        mb.append("INBOX", raw.as_bytes()).await.expect("append");
+        mb.close().await;
+    }
+
+    async fn unseen(&self) -> usize {
+        let url = rapport_email::imap::MailboxUrl::parse(&self.url()).unwrap();
+        let mut mb = rapport_email::imap::Mailbox::open(&url)
+            .await
+            .expect("imap");
+        let n = mb.unseen(1000).await.expect("unseen").len();
+        mb.close().await;
+        n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounces_read_from_an_imap_mailbox() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let sink = Sink::start();
+        let imap = Dovecot::start();
+        // A mailbox URL that is not one names the field; the password is never shown.
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/email/settings",
+                json!({"bounce_mailbox": "pop3://x"}),
+            )
+            .await;
+        assert_eq!(
+            (st, v["field"].as_str()),
+            (400, Some("bounce_mailbox")),
+            "[{k}] {v}"
+        );
+        let (st, v) = s
+            .send(Method::PUT, "/api/email/settings", json!({"relay_url": format!("smtp://127.0.0.1:{}", sink.port), "public_url": s.url, "bounce_mailbox": imap.url(), "bounce_poll_seconds": 1}))
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        let (_, shown) = s.get("/api/email/settings").await;
+        let shown_mailbox = shown["bounce_mailbox"].as_str().unwrap_or("");
+        assert!(
+            shown_mailbox.contains("***") && !shown.to_string().contains("secret"),
+            "[{k}] {shown}"
+        );
+        problem_field(&s, "/api/email/domains", json!({"domain": "example.com"})).await;
+        problem_field(
+            &s,
+            "/api/email/templates",
+            json!({"name": "t", "subject": "Hello", "html": "<p>Hi</p>"}),
+        )
+        .await;
+        let send = |to: &'static str| {
+            problem_field(
+                &s,
+                "/api/email/send",
+                json!({"template": "t", "to": to, "from": "news@example.com"}),
+            )
+        };
+        let (_, gone) = send("email:gone@customer.test").await;
+        let (_, angry) = send("email:angry@customer.test").await;
+        let files = sink.wait_for(2).await;
+        let file_of = |addr: &str| {
+            files
+                .iter()
+                .find(|f| envelope(f)["rcpt_tos"][0] == addr)
+                .unwrap()
+                .clone()
+        };
+        let gone_file = file_of("gone@customer.test");
+        let verp = envelope(&gone_file)["mail_from"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mid = header_of(&gone_file, "Message-ID").unwrap();
+        for m in [&gone, &angry] {
+            common::eventually(
+                &s,
+                &format!("/api/email/messages/{}", m["id"].as_str().unwrap()),
+                |v| v["status"] == "delivered",
+            )
+            .await;
+        }
+        // The MTA's DSN for one and the ISP's ARF complaint about the other arrive in the
+        // mailbox, with an unrelated message beside them.
+        imap.deliver(&dsn(&verp, &mid, "failed", "5.1.1")).await;
+        let original = std::fs::read_to_string(file_of("angry@customer.test")).unwrap();
+        imap.deliver(&format!("From: <fbl@isp.test>\r\nTo: <fbl@example.com>\r\nSubject: complaint\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r\n\r\n--F\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n\r\n--F\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: isp-fbl/1.0\r\nVersion: 1\r\n\r\n--F\r\nContent-Type: message/rfc822\r\n\r\n{original}\r\n--F--\r\n")).await;
+        imap.deliver("From: someone@else.test\r\nTo: bounces@example.com\r\nSubject: hello\r\n\r\nnot a report\r\n").await;
+        let sup = common::eventually(&s, "/api/email/suppressions", |v| {
+            v.as_array().is_some_and(|a| a.len() == 2)
+        })
+        .await;
+        let reasons: Vec<(String, String)> = sup
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["address"].as_str().unwrap().into(),
+                    x["reason"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert!(
+            reasons.contains(&("gone@customer.test".into(), "hard_bounce".into())),
+            "[{k}] {sup}"
+        );
+        assert!(
+            reasons.contains(&("angry@customer.test".into(), "complaint".into())),
+            "[{k}] {sup}"
+        );
+        let (_, m) = s
+            .get(&format!(
+                "/api/email/messages/{}",
+                gone["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(m["status"], "bounced", "[{k}] {m}");
+        let gone_id = m["profile_id"].as_i64().unwrap();
+        assert!(timeline_names(&s, gone_id)
+            .await
+            .contains(&"Email Bounced".to_string()));
+        // Every message read was flagged seen, the unrelated one too: nothing is read twice.
+        let mut left = usize::MAX;
+        for _ in 0..50 {
+            left = imap.unseen().await;
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(left, 0, "[{k}] unseen messages left in the mailbox");
+        s.finish().await;
+    }
+}
+
 /// Polls a campaign until `ok` holds (an A/B wait is longer than `eventually`'s).
 async fn campaign_when(s: &TestServer, id: i64, ok: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;

@@ -153,6 +153,10 @@ impl AppState {
             self.email.clone(),
             self._workers.subscribe(),
         ));
+        tokio::spawn(rapport_app::email::mailbox::run(
+            self.email.clone(),
+            self._workers.subscribe(),
+        ));
         // The webhooks rules ask for go out from here too.
         tokio::spawn(rapport_app::outbound::run(
             self.store.clone(),

@@ -15,6 +15,7 @@ use rapport_domain::IdentityKey;
 use rapport_email::address::{self, Candidate, Reason};
 use rapport_email::compose::{self, domain_of, Outgoing, Tracking};
 use rapport_email::dkim::{Algorithm, DkimKey, Signer};
+use rapport_email::imap::MailboxUrl;
 use rapport_email::smtp::{Outcome, Relay};
 use rapport_email::template::{Compiled, Source};
 use rapport_email::token::{Action, Token};
@@ -30,6 +31,7 @@ use uuid::Uuid;
 
 /// The source of the events e-mail writes.
 pub mod campaigns;
+pub mod mailbox;
 
 pub const SOURCE: &str = "email";
 const SETTINGS: &str = "email";
@@ -46,8 +48,8 @@ fn invalid(field: &str, reason: impl Into<String>) -> StoreError {
     }
 }
 
-/// What staff set (`/api/email/settings`). The relay URL holds a password: it is written,
-/// never read back (the API shows it redacted).
+/// What staff set (`/api/email/settings`). The relay and mailbox URLs hold passwords:
+/// they are written, never read back (the API shows them redacted).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmailSettings {
@@ -70,6 +72,12 @@ pub struct EmailSettings {
     /// and the message `unknown` (see `deliver_step`).
     #[schema(minimum = 1, maximum = 86400)]
     pub claim_timeout_seconds: u32,
+    /// The IMAP mailbox bounces and complaint reports arrive in
+    /// (`imap[s]://user:password@host:port/MAILBOX`), polled by `rapport serve`.
+    pub bounce_mailbox: Option<String>,
+    /// Seconds between two polls of the bounce mailbox.
+    #[schema(minimum = 1, maximum = 86400)]
+    pub bounce_poll_seconds: u32,
 }
 
 impl Default for EmailSettings {
@@ -82,6 +90,8 @@ impl Default for EmailSettings {
             connections: 4,
             machine_open_seconds: 60,
             claim_timeout_seconds: 120,
+            bounce_mailbox: None,
+            bounce_poll_seconds: 60,
         }
     }
 }
@@ -111,6 +121,12 @@ impl EmailSettings {
         if !(1..=64).contains(&self.connections) {
             return Err(invalid("connections", "between 1 and 64"));
         }
+        if let Some(u) = &self.bounce_mailbox {
+            MailboxUrl::parse(u).map_err(|e| invalid("bounce_mailbox", e.0))?;
+        }
+        if !(1..=86_400).contains(&self.bounce_poll_seconds) {
+            return Err(invalid("bounce_poll_seconds", "from 1 to 86,400"));
+        }
         Ok(())
     }
 
@@ -118,6 +134,10 @@ impl EmailSettings {
     pub fn shown(&self) -> EmailSettings {
         EmailSettings {
             relay_url: self.relay_url.as_deref().map(rapport_email::smtp::redact),
+            bounce_mailbox: self
+                .bounce_mailbox
+                .as_deref()
+                .map(rapport_email::smtp::redact),
             ..self.clone()
         }
     }
@@ -342,14 +362,19 @@ impl Email {
         Ok(self.settings().shown())
     }
 
-    /// Replaces the settings; a `relay_url` of `null` keeps the stored one (it is
-    /// write-only), an empty string removes it.
+    /// Replaces the settings; a `relay_url` or `bounce_mailbox` of `null` keeps the
+    /// stored one (they are write-only), an empty string removes it.
     pub async fn set_settings(&self, mut s: EmailSettings) -> Result<EmailSettings, StoreError> {
         self.ready().await?;
         let old = self.settings();
         match s.relay_url.as_deref() {
             None => s.relay_url = old.relay_url.clone(),
             Some("") => s.relay_url = None,
+            Some(_) => {}
+        }
+        match s.bounce_mailbox.as_deref() {
+            None => s.bounce_mailbox = old.bounce_mailbox.clone(),
+            Some("") => s.bounce_mailbox = None,
             Some(_) => {}
         }
         s.check()?;

@@ -139,6 +139,7 @@ pub async fn email(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
                     h2 { "Sending" }
                     p { "Relay: " code { (settings.relay_url.clone().unwrap_or_else(|| "none (start with --smtp-url)".into())) } }
                     p { "Links point to " code { (settings.public_url) } "; marketing needs consent " (settings.marketing_consent) "." }
+                    p { "Bounce mailbox: " code { (settings.bounce_mailbox.clone().unwrap_or_else(|| "none (bounces by POST /api/email/inbound)".into())) } }
                     @for d in &domains {
                         h3 { (d.domain) }
                         table { @for k in &d.keys { tr {

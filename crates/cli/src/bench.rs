@@ -63,6 +63,10 @@ pub enum BenchCommand {
     Ui(crate::bench_ui::UiBench),
     /// Rendering and DKIM signing of e-mail on one core (Ed25519, RSA-2048, both).
     Email(crate::bench_email::EmailBench),
+    /// A campaign to N people planned and queued (segment, address, render, store).
+    Campaign(crate::bench_campaign::CampaignBench),
+    /// Latency of the open pixel and click redirect at a fixed request rate.
+    Tracking(crate::bench_tracking::TrackingBench),
     /// Internal: one graph measurement in its own process (used by `bench graph`).
     #[command(hide = true)]
     GraphMeasure(crate::bench_graph::MeasureArgs),
@@ -143,13 +147,13 @@ pub(crate) async fn fresh_target(database_url: Option<&str>, tag: &str) -> Resul
     }
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Server {
-    async fn start(target: &Target) -> Result<Server> {
+    pub(crate) async fn start(target: &Target) -> Result<Server> {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?.port()
@@ -186,7 +190,7 @@ impl Server {
     fn peak_rss_mb(&self) -> f64 {
         peak_rss_mb(&self.child.id().to_string())
     }
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -326,7 +330,7 @@ pub fn python_venv(name: &str, module: &str, package: &str) -> Result<std::path:
     Ok(py)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -420,7 +424,7 @@ async fn baseline(stored: &DynStore, target: &Target, bodies: &[Vec<u8>]) -> Res
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-fn report(json_out: bool, v: Value) {
+pub(crate) fn report(json_out: bool, v: Value) {
     if !json_out {
         if let Some(o) = v.as_object() {
             for (k, val) in o {
@@ -454,6 +458,8 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Email(args) => {
             tokio::task::spawn_blocking(move || crate::bench_email::run(args)).await?
         }
+        BenchCommand::Campaign(args) => crate::bench_campaign::run(args).await,
+        BenchCommand::Tracking(args) => crate::bench_tracking::run(args).await,
         BenchCommand::Crash(args) => crate::bench_crash::run(args).await,
         BenchCommand::Text(args) => {
             tokio::task::spawn_blocking(move || crate::bench_text::run(args)).await?

@@ -53,7 +53,7 @@ const TITLES: &str = "CASE x % 7 WHEN 0 THEN 'Head of Marketing' WHEN 1 THEN 'En
 const NAMES: &str = "CASE x % 10 WHEN 0 THEN 'Order Completed' WHEN 1 THEN 'Product Viewed' WHEN 2 THEN 'Product Viewed' WHEN 3 THEN 'Email Opened' WHEN 4 THEN 'Email Clicked' WHEN 5 THEN 'Cart Viewed' WHEN 6 THEN 'Search' WHEN 7 THEN 'Product Viewed' WHEN 8 THEN 'Review Posted' ELSE 'Login' END";
 
 /// The generation statements: `{n}` profiles, `{m}` events, times back from `{t}`.
-fn generation(pg: bool, n: i64, m: i64, t: i64) -> Vec<String> {
+pub(crate) fn generation(pg: bool, n: i64, m: i64, t: i64) -> Vec<String> {
     let series = |count: i64| {
         if pg {
             format!("generate_series(1::bigint, {count}) AS c(x)")

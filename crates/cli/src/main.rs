@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 mod bench;
+mod bench_campaign;
 mod bench_chain;
 mod bench_crash;
 mod bench_email;
@@ -18,6 +19,7 @@ mod bench_graph;
 mod bench_realtime;
 mod bench_segments;
 mod bench_text;
+mod bench_tracking;
 mod bench_ui;
 mod chain;
 mod email;

@@ -1601,6 +1601,27 @@ async fn ab_test_sends_the_winner_to_the_rest() {
             "[{k}] the sample's B plus all the rest"
         );
         assert_eq!(done["report"]["statuses"]["delivered"], 60, "[{k}] {done}");
+        // Clicks arriving together are written together (one commit): none is lost.
+        let click = url_in(
+            &read_parts(&std::fs::read(&files[0]).unwrap()),
+            &format!("{}/e/c/", s.url),
+        );
+        let before = done["report"]["links"][0][1].as_i64().unwrap_or(0);
+        let burst: Vec<_> = (0..50)
+            .map(|_| {
+                let (client, click) = (client.clone(), click.clone());
+                tokio::spawn(async move { client.get(&click).send().await.unwrap().status() })
+            })
+            .collect();
+        for b in burst {
+            assert_eq!(b.await.unwrap(), 302);
+        }
+        let (_, v) = s.get(&format!("/api/email/campaigns/{cid}")).await;
+        assert_eq!(
+            v["report"]["links"][0][1].as_i64().unwrap_or(0),
+            before + 50,
+            "[{k}] {v}"
+        );
         s.finish().await;
     }
 }

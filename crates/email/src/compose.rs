@@ -3,7 +3,6 @@
 //! `Precedence: bulk` for campaigns), links rewritten to signed click URLs, an open pixel,
 //! and a DKIM signature per key of the sending domain.
 
-use crate::dkim::Signer;
 use crate::template::{decode_entities, Rendered};
 use crate::token::{Action, Token};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
@@ -164,12 +163,9 @@ fn header(name: &'static str, value: String) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
 }
 
-/// Builds and signs one message.
-pub fn compose(
-    o: &Outgoing<'_>,
-    t: &Tracking<'_>,
-    signers: &[Signer],
-) -> Result<Composed, ComposeError> {
+/// Builds one message, unsigned: the outbox keeps it so, and delivery signs it
+/// ([`crate::dkim::sign`]) when it goes out.
+pub fn compose(o: &Outgoing<'_>, t: &Tracking<'_>) -> Result<Composed, ComposeError> {
     let from_addr: lettre::Address = o
         .from
         .parse()
@@ -219,16 +215,7 @@ pub fn compose(
                 ),
         )
         .map_err(|e| ComposeError::Build(e.to_string()))?;
-    let body = m.formatted();
-    // Each signature covers the message as built; none covers another.
-    let mut raw = Vec::with_capacity(body.len() + 1200);
-    for s in signers {
-        let h = s
-            .header(&body)
-            .map_err(|e| ComposeError::Build(e.to_string()))?;
-        raw.extend_from_slice(h.as_bytes());
-    }
-    raw.extend_from_slice(&body);
+    let raw = m.formatted();
     Ok(Composed {
         raw,
         return_path,
@@ -269,8 +256,9 @@ mod tests {
             unsubscribe: true,
             date: SystemTime::UNIX_EPOCH,
         };
-        let c = compose(&o, &t, &[k.signer("example.com").unwrap()]).unwrap();
-        let text = String::from_utf8_lossy(&c.raw).to_string();
+        let c = compose(&o, &t).unwrap();
+        let signed = crate::dkim::sign(&[k.signer("example.com").unwrap()], &c.raw).unwrap();
+        let text = String::from_utf8_lossy(&signed).to_string();
         assert_eq!(
             c.links,
             vec!["https://shop.test/a?x=1&y=2", "https://shop.test/b"]
@@ -332,7 +320,7 @@ mod tests {
             ..o
         };
         let t = Tracking { track: false, ..t };
-        let c = compose(&o, &t, &[]).unwrap();
+        let c = compose(&o, &t).unwrap();
         let text = String::from_utf8_lossy(&c.raw).to_string();
         assert!(!text.contains("List-Unsubscribe") && !text.contains("Precedence"));
         assert!(c.links.is_empty() && !text.contains("DKIM-Signature"));
@@ -341,7 +329,7 @@ mod tests {
             ..o
         };
         assert_eq!(
-            compose(&bad, &t, &[]).err(),
+            compose(&bad, &t).err(),
             Some(ComposeError::From("no at sign".into()))
         );
         assert_eq!(domain_of("a@b.test"), Some("b.test"));

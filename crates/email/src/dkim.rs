@@ -190,6 +190,17 @@ impl Signer {
     }
 }
 
+/// The message with a `DKIM-Signature` header per signer prepended. Each signature
+/// covers the message as built; none covers another.
+pub fn sign(signers: &[Signer], message: &[u8]) -> Result<Vec<u8>, DkimError> {
+    let mut raw = Vec::with_capacity(message.len() + 600 * signers.len());
+    for s in signers {
+        raw.extend_from_slice(s.header(message)?.as_bytes());
+    }
+    raw.extend_from_slice(message);
+    Ok(raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -168,6 +168,17 @@ pub enum Engagement {
     Unsubscribe,
 }
 
+/// One engagement to record with its timeline event.
+#[derive(Debug, Clone)]
+pub struct Engaged {
+    /// The message's public id.
+    pub message: String,
+    pub campaign: Option<i64>,
+    pub what: Engagement,
+    pub at: Millis,
+    pub event: EventRow,
+}
+
 /// Which messages to list.
 #[derive(Debug, Clone, Default)]
 pub struct MessageQuery {
@@ -211,15 +222,10 @@ pub trait EmailStore: Send + Sync {
     async fn message(&self, public_id: &str) -> Result<Option<EmailMessage>>;
     /// Newest first.
     async fn messages(&self, q: MessageQuery) -> Result<Vec<EmailMessage>>;
-    /// Records an open, a click or an unsubscribe with its event; the message keeps the
+    /// Records opens, clicks and unsubscribes with their events, in one transaction (the
+    /// tracking endpoints commit together what arrived together); a message keeps the
     /// first time of each, and every click is counted per link.
-    async fn engage(
-        &self,
-        m: &EmailMessage,
-        what: Engagement,
-        at: Millis,
-        event: EventRow,
-    ) -> Result<()>;
+    async fn engage(&self, items: Vec<Engaged>) -> Result<()>;
     /// Inserts (`id` 0) or saves a campaign; returns its id. `Conflict` on a taken name.
     async fn save_campaign(&self, c: EmailCampaign) -> Result<i64>;
     /// Newest first.

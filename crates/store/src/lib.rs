@@ -38,7 +38,7 @@ pub mod text;
 pub use chain::ChainStore;
 pub use email::{
     AddressFacts, CampaignReport, DkimKeyRow, EmailCampaign, EmailDomain, EmailMessage, EmailStore,
-    EmailTemplate, Engagement, MessageQuery, Suppression, VariantReport,
+    EmailTemplate, Engaged, Engagement, MessageQuery, Suppression, VariantReport,
 };
 pub use events::{Activity, EventStore, TimelineFilter};
 pub use graph::{GraphStore, RelScope, ScoreOrder, TouchQuery, GRAPH_VERSION};

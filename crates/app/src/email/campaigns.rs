@@ -8,8 +8,9 @@
 //! variant (another template, or another subject); after the wait the variant with the
 //! best open or click rate among the sample wins and the rest of the audience gets it.
 
-use super::{compile, context, invalid, Email, Prepared, Recipient};
+use super::{compile, context_of, invalid, Email, Prepared, Recipient};
 use rapport_domain::identifier::IdentityKind;
+use rapport_domain::resolve::EventRow;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{now_millis, parse_timestamp};
 use rapport_email::ab::{self, Metric, Tally};
@@ -413,7 +414,7 @@ pub async fn test_send(email: &Email, id: i64, to: &str) -> Result<EmailMessage,
 }
 
 /// Plans what is due and closes what is sent; returns the messages made.
-pub async fn step(email: &Email) -> Result<usize, StoreError> {
+pub async fn step(email: &Arc<Email>) -> Result<usize, StoreError> {
     let store = email.store();
     let now = now_millis();
     let mut made = 0;
@@ -469,7 +470,7 @@ pub async fn step(email: &Email) -> Result<usize, StoreError> {
 
 /// Makes the messages of a planning campaign, a chunk per transaction, past the people
 /// it already has; stops when the campaign is paused or cancelled meanwhile.
-async fn plan(email: &Email, mut c: EmailCampaign) -> Result<usize, StoreError> {
+async fn plan(email: &Arc<Email>, mut c: EmailCampaign) -> Result<usize, StoreError> {
     let store = email.store();
     let people = match audience(email, &c.audience).await {
         Ok(p) => p,
@@ -516,6 +517,7 @@ async fn plan(email: &Email, mut c: EmailCampaign) -> Result<usize, StoreError> 
             Err(e) => return Err(e),
         }
     }
+    let preps = Arc::new(preps);
     let done: HashSet<ProfileId> = store.campaign_people(c.id).await?.into_iter().collect();
     let mut seen = HashSet::new();
     let sample = test.as_ref().map_or(100, |t| t.sample_percent);
@@ -528,26 +530,55 @@ async fn plan(email: &Email, mut c: EmailCampaign) -> Result<usize, StoreError> 
     let mut index = done.len() as i64;
     let mut made = 0;
     let data = json!({});
-    for chunk in todo.chunks(CHUNK) {
-        // Paused or cancelled while planning: stop here; resuming plans the rest.
-        if get(email, c.id).await?.status != "planning" {
-            return Ok(made);
+    // Three chunks in flight: the next one's people read, this one's made, the last
+    // one's stored — the reads, the rendering and the writes each have a core or a
+    // connection of their own.
+    let chunks: Vec<Vec<ProfileId>> = todo.chunks(CHUNK).map(<[_]>::to_vec).collect();
+    let load = |ids: Vec<ProfileId>| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let persons = store.profiles(ids).await?;
+            let addresses: Vec<String> = persons
+                .iter()
+                .flat_map(|p| p.identities.iter())
+                .filter(|i| i.kind == IdentityKind::Email)
+                .map(|i| i.value.clone())
+                .collect();
+            let facts: HashMap<String, rapport_store::AddressFacts> = store
+                .address_facts(addresses)
+                .await?
+                .into_iter()
+                .map(|f| (f.address.clone(), f))
+                .collect();
+            Ok::<_, StoreError>((persons, facts))
+        })
+    };
+    let joined = |e: tokio::task::JoinError| StoreError::Backend(e.to_string());
+    let mut next = chunks.first().cloned().map(load);
+    let mut storing: Option<tokio::task::JoinHandle<Result<Vec<EmailMessage>, StoreError>>> = None;
+    for i in 0..chunks.len() {
+        let Some(loading) = next.take() else { break };
+        let (persons, facts) = loading.await.map_err(joined)??;
+        next = chunks.get(i + 1).cloned().map(load);
+        // Who gets what, in order (address, variant, context: reads), then the messages
+        // rendered and composed on every core, then paced by their place in the queue.
+        let mut slots: Vec<Option<(EmailMessage, Vec<EventRow>)>> =
+            Vec::with_capacity(persons.len());
+        let mut jobs = Vec::with_capacity(persons.len());
+        // Scores in one read per chunk (a newsletter that names one would otherwise
+        // read them person by person).
+        let mut scores: HashMap<ProfileId, serde_json::Map<String, Value>> = HashMap::new();
+        if preps.iter().any(|p| p.compiled.uses("scores")) {
+            let ids = persons.iter().map(|p| p.id).collect();
+            for s in store.scores_of(ids).await? {
+                scores
+                    .entry(s.profile_id)
+                    .or_default()
+                    .insert(s.name, json!(s.value));
+            }
         }
-        let persons = store.profiles(chunk.to_vec()).await?;
-        let addresses: Vec<String> = persons
-            .iter()
-            .flat_map(|p| p.identities.iter())
-            .filter(|i| i.kind == IdentityKind::Email)
-            .map(|i| i.value.clone())
-            .collect();
-        let facts: HashMap<String, rapport_store::AddressFacts> = store
-            .address_facts(addresses)
-            .await?
-            .into_iter()
-            .map(|f| (f.address.clone(), f))
-            .collect();
-        let mut batch = Vec::with_capacity(persons.len());
-        for p in &persons {
+        let segments = preps.iter().any(|p| p.compiled.uses("segments"));
+        for p in persons {
             let candidates: Vec<Candidate> = p
                 .identities
                 .iter()
@@ -567,57 +598,75 @@ async fn plan(email: &Email, mut c: EmailCampaign) -> Result<usize, StoreError> 
             let Some(choice) = address::choose(&candidates) else {
                 let mut m = skipped(&c, p.id, "no e-mail address");
                 m.idempotency_key = key;
-                batch.push((m, Vec::new()));
+                slots.push(Some((m, Vec::new())));
                 continue;
             };
-            let reason = choice.reason.as_str();
-            let prep = &preps[if testing {
+            let variant = if testing {
                 ab::variant(c.id, p.id, preps.len())
             } else {
                 0
-            }];
-            let ctx = context(store, prep, p, &choice.address, &data).await?;
-            let next_at = c
-                .per_minute
-                .map_or(start, |r| start + index * 60_000 / r.max(1));
-            let made_one = email.make(
-                prep,
-                Recipient {
-                    person: p,
-                    address: &choice.address,
-                    reason,
-                    suppressed: candidates.iter().all(|x| x.suppressed),
-                },
-                &ctx,
-                key,
-                next_at,
+            };
+            let segments = if segments {
+                store.profile_segments(p.id).await?
+            } else {
+                Vec::new()
+            };
+            let ctx = context_of(
+                &p,
+                &choice.address,
+                &data,
+                scores.remove(&p.id).unwrap_or_default(),
+                segments,
             );
-            match made_one {
-                Ok(m) => {
-                    if m.0.status != "skipped" {
-                        index += 1;
-                    }
-                    batch.push(m);
-                }
+            jobs.push(Job {
+                slot: slots.len(),
+                suppressed: candidates.iter().all(|x| x.suppressed),
+                person: p,
+                address: choice.address,
+                reason: choice.reason.as_str(),
+                ctx,
+                key,
+                variant,
+            });
+            slots.push(None);
+        }
+        for (slot, profile, made_one) in make_all(email, &preps, jobs).await? {
+            slots[slot] = Some(match made_one {
+                Ok(m) => m,
                 // One person's data that does not render is that person's skip.
                 Err(StoreError::Invalid { field, reason }) => {
-                    let mut m = skipped(&c, p.id, &format!("{field}: {reason}"));
-                    m.idempotency_key = Some(format!("campaign:{}:{}", c.id, p.id));
-                    batch.push((m, Vec::new()));
+                    let mut m = skipped(&c, profile, &format!("{field}: {reason}"));
+                    m.idempotency_key = Some(format!("campaign:{}:{}", c.id, profile));
+                    (m, Vec::new())
                 }
                 Err(e) => return Err(e),
+            });
+        }
+        let mut batch = Vec::with_capacity(slots.len());
+        for (mut m, events) in slots.into_iter().flatten() {
+            if m.status != "skipped" {
+                m.next_at = c
+                    .per_minute
+                    .map_or(start, |r| start + index * 60_000 / r.max(1));
+                index += 1;
+            }
+            batch.push((m, events));
+        }
+        if let Some(prev) = storing.take() {
+            made += counted(&mut c, prev.await.map_err(joined)??);
+            // Paused or cancelled while planning: stop here; resuming plans the rest.
+            if !save_counts(email, &mut c).await? {
+                return Ok(made);
             }
         }
-        let stored = store.queue(batch).await?;
-        for m in &stored {
-            if m.status == "skipped" {
-                c.skipped += 1;
-            } else {
-                c.planned += 1;
-                made += 1;
-            }
+        let st = store.clone();
+        storing = Some(tokio::spawn(async move { st.queue(batch).await }));
+    }
+    if let Some(prev) = storing.take() {
+        made += counted(&mut c, prev.await.map_err(joined)??);
+        if !save_counts(email, &mut c).await? {
+            return Ok(made);
         }
-        store.save_campaign(c.clone()).await?;
     }
     match test.as_mut() {
         Some(t) if testing => {
@@ -629,6 +678,87 @@ async fn plan(email: &Email, mut c: EmailCampaign) -> Result<usize, StoreError> 
     }
     store.save_campaign(c).await?;
     Ok(made)
+}
+
+/// Adds stored messages to the campaign's counts; returns the messages made.
+fn counted(c: &mut EmailCampaign, stored: Vec<EmailMessage>) -> usize {
+    let mut made = 0;
+    for m in &stored {
+        if m.status == "skipped" {
+            c.skipped += 1;
+        } else {
+            c.planned += 1;
+            made += 1;
+        }
+    }
+    made
+}
+
+/// Saves the counts onto the campaign as it is now (staff may have paused or cancelled
+/// it meanwhile: that stays); false when it is no longer planning.
+async fn save_counts(email: &Email, c: &mut EmailCampaign) -> Result<bool, StoreError> {
+    let mut now = get(email, c.id).await?;
+    now.planned = c.planned;
+    now.skipped = c.skipped;
+    email.store().save_campaign(now.clone()).await?;
+    let planning = now.status == "planning";
+    *c = now;
+    Ok(planning)
+}
+
+/// One person's message to make.
+struct Job {
+    slot: usize,
+    person: rapport_domain::model::ProfileView,
+    address: String,
+    reason: &'static str,
+    suppressed: bool,
+    ctx: Value,
+    key: Option<String>,
+    variant: usize,
+}
+
+type Made = Result<(EmailMessage, Vec<EventRow>), StoreError>;
+
+/// Renders, composes and signs-to-be the jobs on the blocking pool, one part per core
+/// (rendering is most of a campaign's planning time); returns (slot, person, message).
+async fn make_all(
+    email: &Arc<Email>,
+    preps: &Arc<Vec<Prepared>>,
+    mut jobs: Vec<Job>,
+) -> Result<Vec<(usize, ProfileId, Made)>, StoreError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = jobs.len().div_ceil(cores).max(1);
+    let mut parts = Vec::new();
+    while !jobs.is_empty() {
+        let rest = jobs.split_off(per.min(jobs.len()));
+        let part = std::mem::replace(&mut jobs, rest);
+        let (email, preps) = (email.clone(), preps.clone());
+        parts.push(tokio::task::spawn_blocking(move || {
+            part.into_iter()
+                .map(|j| {
+                    let made = email.make(
+                        &preps[j.variant],
+                        Recipient {
+                            person: &j.person,
+                            address: &j.address,
+                            reason: j.reason,
+                            suppressed: j.suppressed,
+                        },
+                        &j.ctx,
+                        j.key,
+                        0,
+                    );
+                    (j.slot, j.person.id, made)
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut out = Vec::new();
+    for p in parts {
+        out.extend(p.await.map_err(|e| StoreError::Backend(e.to_string()))?);
+    }
+    Ok(out)
 }
 
 fn skipped(c: &EmailCampaign, profile: ProfileId, why: &str) -> EmailMessage {

@@ -20,10 +20,11 @@ use rapport_email::smtp::{Outcome, Relay};
 use rapport_email::template::{Compiled, Source};
 use rapport_email::token::{Action, Token};
 use rapport_store::{
-    ConsentInput, DkimKeyRow, DynStore, EmailDomain, EmailMessage, EmailTemplate, Engagement,
-    SourcedMessages, StoreError, Suppression,
+    ConsentInput, DkimKeyRow, DynStore, EmailDomain, EmailMessage, EmailTemplate, Engaged,
+    Engagement, SourcedMessages, StoreError, Suppression,
 };
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -178,7 +179,15 @@ pub struct Email {
     secret: RwLock<Vec<u8>>,
     /// When the delivery worker next looks for claims a stopped worker left.
     next_expiry: AtomicI64,
+    /// Engagements waiting to be written, each with who waits for the answer: the one
+    /// holding `writing` writes all that are waiting in one transaction (group commit:
+    /// one commit per burst of opens and clicks, not one each).
+    pending: std::sync::Mutex<Vec<(Engaged, Answer)>>,
+    writing: tokio::sync::Mutex<()>,
 }
+
+/// Where a waiting engagement learns whether its commit succeeded.
+type Answer = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 /// A template's variables for one person; scores and segments are read only when the
 /// template uses them.
@@ -204,7 +213,18 @@ pub(crate) async fn context(
     } else {
         Vec::new()
     };
-    Ok(json!({
+    Ok(context_of(p, address, data, scores, segments))
+}
+
+/// The template variables of one person, their scores and segments read already.
+pub(crate) fn context_of(
+    p: &rapport_domain::model::ProfileView,
+    address: &str,
+    data: &Value,
+    scores: serde_json::Map<String, Value>,
+    segments: Vec<String>,
+) -> Value {
+    json!({
         "person": {"id": p.id, "traits": p.traits, "email": address, "created_at": p.created_at},
         "traits": p.traits,
         "scores": scores,
@@ -212,14 +232,13 @@ pub(crate) async fn context(
         "network": p.network,
         "email": address,
         "data": data,
-    }))
+    })
 }
 
 /// What every message of one send or campaign shares.
 pub(crate) struct Prepared {
     pub(crate) template: EmailTemplate,
     pub(crate) compiled: Compiled,
-    signers: Vec<Signer>,
     from: String,
     from_name: Option<String>,
     kind: String,
@@ -277,7 +296,52 @@ impl Email {
             settings: RwLock::new(EmailSettings::default()),
             secret: RwLock::new(Vec::new()),
             next_expiry: AtomicI64::new(0),
+            pending: std::sync::Mutex::new(Vec::new()),
+            writing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Records an engagement with its event, together with any others that arrive
+    /// meanwhile; answers once it is committed.
+    async fn engage(
+        &self,
+        m: &EmailMessage,
+        what: Engagement,
+        at: Millis,
+        event: EventRow,
+    ) -> Result<(), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let item = Engaged {
+            message: m.public_id.clone(),
+            campaign: m.campaign_id,
+            what,
+            at,
+            event,
+        };
+        self.pending
+            .lock()
+            .map_err(|_| StoreError::Backend("engagement queue poisoned".into()))?
+            .push((item, tx));
+        {
+            let _turn = self.writing.lock().await;
+            let batch = std::mem::take(
+                &mut *self
+                    .pending
+                    .lock()
+                    .map_err(|_| StoreError::Backend("engagement queue poisoned".into()))?,
+            );
+            // Empty when an earlier writer took this one along.
+            if !batch.is_empty() {
+                let (items, waiting): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                let r = self.store.engage(items).await.map_err(|e| e.to_string());
+                for w in waiting {
+                    let _ = w.send(r.clone());
+                }
+            }
+        }
+        rx.await
+            .map_err(|_| StoreError::Backend("engagement writer gone".into()))?
+            .map_err(StoreError::Backend)
     }
 
     /// Reads the settings and the token key (made on first start) once.
@@ -512,7 +576,6 @@ impl Email {
         let p = self.store.profile(profile).await?;
         let prep = Prepared {
             compiled,
-            signers: Vec::new(),
             template: t,
             from: String::new(),
             from_name: None,
@@ -640,8 +703,8 @@ impl Email {
         self.ready().await?;
         let from = normalize_email(from).map_err(|e| invalid("from", e.to_string()))?;
         let from_domain = domain_of(&from).unwrap_or_default().to_string();
-        let domain = self
-            .store
+        // The message is signed when it goes out (`deliver_step`); the domain must exist now.
+        self.store
             .domains()
             .await?
             .into_iter()
@@ -657,7 +720,6 @@ impl Email {
         let settings = self.settings();
         Ok(Prepared {
             compiled,
-            signers: signers(&domain)?,
             template: t,
             from,
             from_name,
@@ -743,7 +805,6 @@ impl Email {
                 date: std::time::SystemTime::now(),
             },
             &tracking,
-            &prep.signers,
         )
         .map_err(|e| match e {
             compose::ComposeError::From(_) => invalid("from", e.to_string()),
@@ -860,6 +921,18 @@ impl Email {
         // it sends at once, one message per connection.
         let due = self.store.claim(now, n).await?;
         let count = due.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        // DKIM signatures are made as each message goes out (so a key added or changed
+        // since planning is the one used), on the blocking pool: one core each.
+        let keys: HashMap<String, Arc<Vec<Signer>>> = self
+            .store
+            .domains()
+            .await?
+            .iter()
+            .map(|d| Ok((d.domain.clone(), Arc::new(signers(d)?))))
+            .collect::<Result<_, StoreError>>()?;
         let mut jobs = tokio::task::JoinSet::new();
         let mut queue = due.into_iter();
         let mut done = Vec::with_capacity(count);
@@ -868,8 +941,27 @@ impl Email {
             while jobs.len() < n {
                 let Some(m) = queue.next() else { break };
                 let relay = relay.clone();
+                let signers = domain_of(&m.from_address).and_then(|d| keys.get(d).cloned());
                 jobs.spawn(async move {
-                    let outcome = relay.send(&m.return_path, &m.to_address, &m.raw).await;
+                    let mut m = m;
+                    let Some(signers) = signers else {
+                        let why = format!(
+                            "no DKIM keys for {}: its sending domain is gone",
+                            m.from_address
+                        );
+                        return (m, Outcome::Transient(why));
+                    };
+                    // Settling writes the status, not the bytes: they move to the signer.
+                    let raw = std::mem::take(&mut m.raw);
+                    let signed = tokio::task::spawn_blocking(move || {
+                        rapport_email::dkim::sign(&signers, &raw)
+                    })
+                    .await;
+                    let outcome = match signed {
+                        Ok(Ok(raw)) => relay.send(&m.return_path, &m.to_address, &raw).await,
+                        Ok(Err(e)) => Outcome::Transient(format!("DKIM: {e}")),
+                        Err(e) => Outcome::Transient(format!("DKIM: {e}")),
+                    };
                     (m, outcome)
                 });
             }
@@ -944,6 +1036,19 @@ impl Email {
     }
 
     /// Verifies a tracking token of the given action; the message it names.
+    /// The signed tracking token of a message's open pixel, click on link `link`, or
+    /// unsubscribe (what its links carry; tools and benchmarks build URLs with it).
+    pub async fn token(
+        &self,
+        public_id: &str,
+        action: Action,
+        link: u16,
+    ) -> Result<String, StoreError> {
+        self.ready().await?;
+        let id = Uuid::try_parse(public_id).map_err(|e| invalid("id", e.to_string()))?;
+        Ok(Token::new(id, action, link).sign(&self.secret()))
+    }
+
     pub async fn message_for(
         &self,
         token: &str,
@@ -982,7 +1087,7 @@ impl Email {
         if machine {
             self.store.insert_events_raw(vec![e], SOURCE).await?;
         } else {
-            self.store.engage(&m, Engagement::Open, now, e).await?;
+            self.engage(&m, Engagement::Open, now, e).await?;
         }
         Ok(true)
     }
@@ -1006,8 +1111,7 @@ impl Email {
             now,
             p,
         )?;
-        self.store
-            .engage(&m, Engagement::Click(url.clone()), now, e)
+        self.engage(&m, Engagement::Click(url.clone()), now, e)
             .await?;
         Ok(Some(url))
     }
@@ -1032,9 +1136,7 @@ impl Email {
             now,
             props(&m),
         )?;
-        self.store
-            .engage(&m, Engagement::Unsubscribe, now, e)
-            .await?;
+        self.engage(&m, Engagement::Unsubscribe, now, e).await?;
         Ok(Some(m))
     }
 

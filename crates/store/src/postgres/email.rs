@@ -4,7 +4,8 @@ use super::ingest::{add_events, Pipeline};
 use super::{writer_lock, PgStore};
 use crate::{
     AddressFacts, CampaignReport, DkimKeyRow, EmailCampaign, EmailDomain, EmailMessage, EmailStore,
-    EmailTemplate, Engagement, MessageQuery, Result, StoreError, Suppression, VariantReport,
+    EmailTemplate, Engaged, Engagement, MessageQuery, Result, StoreError, Suppression,
+    VariantReport,
 };
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
@@ -231,13 +232,47 @@ impl EmailStore for PgStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         writer_lock(&tx).await?;
-        let ins = tx
-            .prepare_cached(
+        // One statement for the whole batch (a campaign queues 500 at a time): the
+        // columns as arrays, unnested.
+        macro_rules! col {
+            ($f:expr) => {
+                msgs.iter().map($f).collect::<Vec<_>>()
+            };
+        }
+        let links = col!(|(m, _)| serde_json::to_string(&m.links).unwrap_or_default());
+        let inserted = tx
+            .query(
                 "INSERT INTO email_messages (public_id, idempotency_key, kind, template_id, campaign_id, profile_id, to_address, address_reason, from_address, subject, return_path, raw, links, status, attempts, next_at, last_error, created_at, delivered_at, variant)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[], $14::text[], $15::int8[], $16::int8[], $17::text[], $18::int8[], $19::int8[], $20::int8[])
+                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING public_id, id",
+                &[
+                    &col!(|(m, _)| m.public_id.as_str()),
+                    &col!(|(m, _)| m.idempotency_key.as_deref()),
+                    &col!(|(m, _)| m.kind.as_str()),
+                    &col!(|(m, _)| m.template_id),
+                    &col!(|(m, _)| m.campaign_id),
+                    &col!(|(m, _)| m.profile_id),
+                    &col!(|(m, _)| m.to_address.as_str()),
+                    &col!(|(m, _)| m.address_reason.as_str()),
+                    &col!(|(m, _)| m.from_address.as_str()),
+                    &col!(|(m, _)| m.subject.as_str()),
+                    &col!(|(m, _)| m.return_path.as_str()),
+                    &col!(|(m, _)| m.raw.as_slice()),
+                    &links,
+                    &col!(|(m, _)| m.status.as_str()),
+                    &col!(|(m, _)| m.attempts),
+                    &col!(|(m, _)| m.next_at),
+                    &col!(|(m, _)| m.last_error.as_deref()),
+                    &col!(|(m, _)| m.created_at),
+                    &col!(|(m, _)| m.delivered_at),
+                    &col!(|(m, _)| m.variant),
+                ],
             )
             .await?;
+        let ids: std::collections::HashMap<String, i64> = inserted
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+            .collect();
         let known = tx
             .prepare_cached(&format!(
                 "SELECT {MSG_COLS} FROM email_messages WHERE idempotency_key = $1"
@@ -246,40 +281,13 @@ impl EmailStore for PgStore {
         let mut out = Vec::with_capacity(msgs.len());
         let mut rows = Vec::new();
         for (mut m, evs) in msgs {
-            let links = serde_json::to_string(&m.links).unwrap_or_default();
-            let id = tx
-                .query_opt(
-                    &ins,
-                    &[
-                        &m.public_id,
-                        &m.idempotency_key,
-                        &m.kind,
-                        &m.template_id,
-                        &m.campaign_id,
-                        &m.profile_id,
-                        &m.to_address,
-                        &m.address_reason,
-                        &m.from_address,
-                        &m.subject,
-                        &m.return_path,
-                        &m.raw,
-                        &links,
-                        &m.status,
-                        &m.attempts,
-                        &m.next_at,
-                        &m.last_error,
-                        &m.created_at,
-                        &m.delivered_at,
-                        &m.variant,
-                    ],
-                )
-                .await?;
-            match id {
-                Some(r) => {
-                    m.id = r.get(0);
+            match ids.get(&m.public_id) {
+                Some(id) => {
+                    m.id = *id;
                     rows.extend(evs);
                     out.push(m);
                 }
+                // Its idempotency key was taken: the stored message stands in for it.
                 None => {
                     let r = tx.query_one(&known, &[&m.idempotency_key]).await?;
                     out.push(message(&r));
@@ -380,30 +388,29 @@ impl EmailStore for PgStore {
         .collect())
     }
 
-    async fn engage(
-        &self,
-        m: &EmailMessage,
-        what: Engagement,
-        at: Millis,
-        event: EventRow,
-    ) -> Result<()> {
+    async fn engage(&self, items: Vec<Engaged>) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         writer_lock(&tx).await?;
-        let sql = match &what {
-            Engagement::Open => "UPDATE email_messages SET opened_at = COALESCE(opened_at, $2) WHERE public_id = $1",
-            Engagement::Click(_) => "UPDATE email_messages SET clicked_at = COALESCE(clicked_at, $2) WHERE public_id = $1",
-            Engagement::Unsubscribe => "UPDATE email_messages SET unsubscribed_at = COALESCE(unsubscribed_at, $2) WHERE public_id = $1",
-        };
-        tx.execute(sql, &[&m.public_id, &at]).await?;
-        if let Engagement::Click(url) = &what {
-            tx.execute(
-                "INSERT INTO email_clicks (campaign_id, message_id, url, at) VALUES ($1, $2, $3, $4)",
-                &[&m.campaign_id, &m.public_id, url, &at],
-            )
-            .await?;
+        let mut events_of = Vec::with_capacity(items.len());
+        for e in items {
+            let sql = match &e.what {
+                Engagement::Open => "UPDATE email_messages SET opened_at = COALESCE(opened_at, $2) WHERE public_id = $1",
+                Engagement::Click(_) => "UPDATE email_messages SET clicked_at = COALESCE(clicked_at, $2) WHERE public_id = $1",
+                Engagement::Unsubscribe => "UPDATE email_messages SET unsubscribed_at = COALESCE(unsubscribed_at, $2) WHERE public_id = $1",
+            };
+            let st = tx.prepare_cached(sql).await?;
+            tx.execute(&st, &[&e.message, &e.at]).await?;
+            if let Engagement::Click(url) = &e.what {
+                let st = tx
+                    .prepare_cached("INSERT INTO email_clicks (campaign_id, message_id, url, at) VALUES ($1, $2, $3, $4)")
+                    .await?;
+                tx.execute(&st, &[&e.campaign, &e.message, url, &e.at])
+                    .await?;
+            }
+            events_of.push(e.event);
         }
-        events(&tx, &[event]).await?;
+        events(&tx, &events_of).await?;
         tx.commit().await?;
         Ok(())
     }

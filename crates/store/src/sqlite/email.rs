@@ -4,7 +4,8 @@ use super::ingest::insert_events;
 use super::SqliteStore;
 use crate::{
     AddressFacts, CampaignReport, DkimKeyRow, EmailCampaign, EmailDomain, EmailMessage, EmailStore,
-    EmailTemplate, Engagement, MessageQuery, Result, StoreError, Suppression, VariantReport,
+    EmailTemplate, Engaged, Engagement, MessageQuery, Result, StoreError, Suppression,
+    VariantReport,
 };
 use async_trait::async_trait;
 use rapport_domain::resolve::EventRow;
@@ -331,31 +332,28 @@ impl EmailStore for SqliteStore {
         .await
     }
 
-    async fn engage(
-        &self,
-        m: &EmailMessage,
-        what: Engagement,
-        at: Millis,
-        event: EventRow,
-    ) -> Result<()> {
-        let (id, campaign) = (m.public_id.clone(), m.campaign_id);
+    async fn engage(&self, items: Vec<Engaged>) -> Result<()> {
         self.write(move |tx| {
-            let col = match &what {
-                Engagement::Open => "opened_at",
-                Engagement::Click(_) => "clicked_at",
-                Engagement::Unsubscribe => "unsubscribed_at",
-            };
-            tx.prepare_cached(&format!(
-                "UPDATE email_messages SET {col} = COALESCE({col}, ?2) WHERE public_id = ?1"
-            ))?
-            .execute(params![id, at])?;
-            if let Engagement::Click(url) = &what {
-                tx.prepare_cached(
-                    "INSERT INTO email_clicks (campaign_id, message_id, url, at) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![campaign, id, url, at])?;
+            let mut events = Vec::with_capacity(items.len());
+            for e in items {
+                let col = match &e.what {
+                    Engagement::Open => "opened_at",
+                    Engagement::Click(_) => "clicked_at",
+                    Engagement::Unsubscribe => "unsubscribed_at",
+                };
+                tx.prepare_cached(&format!(
+                    "UPDATE email_messages SET {col} = COALESCE({col}, ?2) WHERE public_id = ?1"
+                ))?
+                .execute(params![e.message, e.at])?;
+                if let Engagement::Click(url) = &e.what {
+                    tx.prepare_cached(
+                        "INSERT INTO email_clicks (campaign_id, message_id, url, at) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![e.campaign, e.message, url, e.at])?;
+                }
+                events.push(e.event);
             }
-            insert_events(tx, &[event], "email")
+            insert_events(tx, &events, "email")
         })
         .await
     }

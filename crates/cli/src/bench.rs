@@ -67,6 +67,8 @@ pub enum BenchCommand {
     Campaign(crate::bench_campaign::CampaignBench),
     /// Latency of the open pixel and click redirect at a fixed request rate.
     Tracking(crate::bench_tracking::TrackingBench),
+    /// End to end to a local SMTP sink, against the sink's own ceiling.
+    Delivery(crate::bench_delivery::DeliveryBench),
     /// Internal: one graph measurement in its own process (used by `bench graph`).
     #[command(hide = true)]
     GraphMeasure(crate::bench_graph::MeasureArgs),
@@ -460,6 +462,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         }
         BenchCommand::Campaign(args) => crate::bench_campaign::run(args).await,
         BenchCommand::Tracking(args) => crate::bench_tracking::run(args).await,
+        BenchCommand::Delivery(args) => crate::bench_delivery::run(args).await,
         BenchCommand::Crash(args) => crate::bench_crash::run(args).await,
         BenchCommand::Text(args) => {
             tokio::task::spawn_blocking(move || crate::bench_text::run(args)).await?

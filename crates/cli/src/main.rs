@@ -14,6 +14,7 @@ mod bench;
 mod bench_campaign;
 mod bench_chain;
 mod bench_crash;
+mod bench_delivery;
 mod bench_email;
 mod bench_graph;
 mod bench_realtime;

@@ -100,6 +100,16 @@ mod tests {
         assert_eq!(winner(&[t(0, 0, 0), t(0, 0, 0)], Metric::Click), 0);
     }
 
+    /// The draw is part of the stored campaigns' meaning (a restart must draw every
+    /// person alike): these values must never change.
+    #[test]
+    fn draws_are_fixed_forever() {
+        assert_eq!(draw(1, 1), 10_451_216_379_200_822_465);
+        assert_eq!(draw(7, 12_345), 2_262_534_019_502_804_546);
+        assert_eq!(variant(7, 12_345, 3), 2);
+        assert!(in_sample(7, 12_345, 47) && !in_sample(7, 12_345, 46));
+    }
+
     #[test]
     fn sample_and_variants_are_even_and_stable() {
         let people = 0..20_000i64;

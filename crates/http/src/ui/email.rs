@@ -55,7 +55,9 @@ pub async fn email(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
             div.grid {
                 div.card.wide {
                     h2 { "Campaigns" }
-                    @if campaigns.is_empty() { p.empty { "No campaign yet. Make one below." } }
+                    @if campaigns.is_empty() {
+                        p.empty { @if templates.is_empty() { "No campaign yet: write a template first (below), then make one here." } @else { "No campaign yet. Make one below." } }
+                    }
                     @else { table {
                         tr { th { "Campaign" } th { "State" } th.num { "Planned" } th.num { "Skipped" } th.num { "Delivered" } th.num { "Bounced" } th.num { "Opened" } th.num { "Clicked" } th.num { "Unsubscribed" } th { "Started" } }
                         @for (c, r) in campaigns.iter().zip(&reports) {
@@ -115,7 +117,8 @@ pub async fn email(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
                         }
                     }
                 }
-                div.card {
+                // Wide: the template editor needs the room.
+                div.card.wide {
                     h2 { "Templates" }
                     @if templates.is_empty() { p.empty { "No template yet: write one below." } }
                     table { @for t in &templates { tr {

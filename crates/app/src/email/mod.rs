@@ -186,6 +186,15 @@ pub struct Email {
     writing: tokio::sync::Mutex<()>,
 }
 
+/// A write-only setting as given: `null` keeps the stored value, `""` removes it.
+fn write_only(given: &mut Option<String>, stored: &Option<String>) {
+    match given.as_deref() {
+        None => given.clone_from(stored),
+        Some("") => *given = None,
+        Some(_) => {}
+    }
+}
+
 /// Where a waiting engagement learns whether its commit succeeded.
 type Answer = tokio::sync::oneshot::Sender<Result<(), String>>;
 
@@ -431,16 +440,8 @@ impl Email {
     pub async fn set_settings(&self, mut s: EmailSettings) -> Result<EmailSettings, StoreError> {
         self.ready().await?;
         let old = self.settings();
-        match s.relay_url.as_deref() {
-            None => s.relay_url = old.relay_url.clone(),
-            Some("") => s.relay_url = None,
-            Some(_) => {}
-        }
-        match s.bounce_mailbox.as_deref() {
-            None => s.bounce_mailbox = old.bounce_mailbox.clone(),
-            Some("") => s.bounce_mailbox = None,
-            Some(_) => {}
-        }
+        write_only(&mut s.relay_url, &old.relay_url);
+        write_only(&mut s.bounce_mailbox, &old.bounce_mailbox);
         s.check()?;
         self.store
             .set_setting(

@@ -100,7 +100,11 @@ async fn flush(
     if buf.is_empty() {
         return Ok(());
     }
-    let messages = std::mem::take(buf);
+    let mut messages = std::mem::take(buf);
+    // Imports, like tracking, do not bring erased people back.
+    crate::privacy::Erased::new(store.clone())
+        .screen(&mut messages)
+        .await?;
     let o = store
         .ingest(vec![SourcedMessages {
             source: source.to_string(),

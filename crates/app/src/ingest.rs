@@ -4,8 +4,10 @@
 //! A request is answered only after its transaction commits: a 200 means durable.
 
 use crate::metrics::metrics;
+use crate::privacy::Erased;
 use rapport_domain::Message;
 use rapport_store::{DynStore, IngestOutcome, SourcedMessages, StoreError};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -43,14 +45,23 @@ struct Job {
 #[derive(Clone)]
 pub struct Ingestor {
     tx: mpsc::Sender<Job>,
+    /// Messages carrying an erased person's identifier are left out before queueing.
+    erased: Arc<Erased>,
 }
 
 impl Ingestor {
     /// Starts the writer task; it runs until every `Ingestor` clone is dropped.
     pub fn start(store: DynStore) -> (Ingestor, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let erased = Arc::new(Erased::new(store.clone()));
         let handle = tokio::spawn(writer(store, rx));
-        (Ingestor { tx }, handle)
+        (Ingestor { tx, erased }, handle)
+    }
+
+    /// Erased identifiers and erasure (shared with the privacy routes, so an erasure is
+    /// in force for this process's ingestion at once).
+    pub fn erased(&self) -> Arc<Erased> {
+        Arc::clone(&self.erased)
     }
 
     /// Queues messages and waits until they are committed, grouped with whatever else
@@ -74,9 +85,13 @@ impl Ingestor {
     async fn send(
         &self,
         source: &str,
-        messages: Vec<Message>,
+        mut messages: Vec<Message>,
         alone: bool,
     ) -> Result<(), IngestError> {
+        self.erased
+            .screen(&mut messages)
+            .await
+            .map_err(|e| IngestError::Unavailable(e.to_string()))?;
         if messages.is_empty() {
             return Ok(());
         }

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod micro;
 pub mod offers;
 pub mod outbound;
+pub mod privacy;
 pub mod profiles;
 pub mod realtime;
 pub mod rewards;

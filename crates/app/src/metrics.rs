@@ -15,6 +15,8 @@ pub struct Metrics {
     pub conflicts: IntCounter,
     /// Placeholder identifiers taken out of messages before resolution.
     pub identifiers_dropped: IntCounter,
+    /// Messages not stored because they carry an erased person's identifier.
+    pub messages_erased: IntCounter,
     /// Time from a batch entering the writer queue to its commit.
     pub ingest_seconds: Histogram,
     pub group_size: Histogram,
@@ -51,6 +53,10 @@ pub fn metrics() -> &'static Metrics {
         let identifiers_dropped = c(
             "rapport_identifiers_dropped_total",
             "Blocked (placeholder) identifiers dropped from identity resolution",
+        );
+        let messages_erased = c(
+            "rapport_messages_erased_total",
+            "Messages not stored because they carry an erased person's identifier",
         );
         let events_rejected = IntCounterVec::new(
             Opts::new(
@@ -96,6 +102,7 @@ pub fn metrics() -> &'static Metrics {
             merges,
             conflicts,
             identifiers_dropped,
+            messages_erased,
             ingest_seconds,
             group_size,
         }

@@ -7,6 +7,7 @@ pub mod identifier;
 pub mod import;
 pub mod message;
 pub mod model;
+pub mod privacy;
 pub mod relationship;
 pub mod resolve;
 pub mod time;

@@ -19,6 +19,7 @@ pub mod chain;
 pub mod email;
 pub mod graph;
 pub mod ops;
+pub mod privacy;
 pub mod problem;
 pub mod profiles;
 pub mod rules;
@@ -297,6 +298,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(profiles::undo_detach))
         .routes(routes!(profiles::detaches))
         .routes(routes!(profiles::merge))
+        .routes(routes!(privacy::export))
+        .routes(routes!(privacy::erase))
+        .routes(routes!(privacy::audit_log))
         .routes(routes!(graph::add))
         .routes(routes!(graph::relationships))
         .routes(routes!(graph::pair))

@@ -117,13 +117,21 @@ fn access(
     responses((status = 200, body = KeyView), (status = 400, body = Problem)), security(("bearer" = [])))]
 pub async fn create_key(
     State(state): State<AppState>,
-    _key: AdminKey,
+    key: AdminKey,
     body: Bytes,
 ) -> ApiResult<Json<KeyView>> {
     let b: KeyBody = crate::problem::typed_body(&body)?;
     let label: String = b.label.unwrap_or_default().chars().take(200).collect();
     let access = access(b.trust, b.origins, b.scope)?;
     let created = rapport_app::keys::create(&state.store, b.scope, &label, &access).await?;
+    rapport_app::privacy::audit(
+        &state.store,
+        &key.who(),
+        "key.create",
+        format!("key:{}", created.record.prefix),
+        serde_json::json!({"scope": b.scope.as_str()}),
+    )
+    .await?;
     Ok(Json(key_view(created.record, Some(created.secret))))
 }
 

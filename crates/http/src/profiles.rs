@@ -7,6 +7,7 @@ use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::Json;
+use rapport_app::privacy::audit;
 use rapport_domain::model::{
     ConflictView, ConsentStatus, ConsentView, DetachView, EventView, MergeView, Page,
     ProfileSummary, ProfileView,
@@ -105,10 +106,19 @@ async fn full_profile(state: &AppState, id: i64) -> ApiResult<ProfileView> {
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
-    _key: AdminKey,
+    key: AdminKey,
     Id(id): Id,
 ) -> ApiResult<Json<ProfileView>> {
-    Ok(Json(full_profile(&state, id).await?))
+    let p = full_profile(&state, id).await?;
+    audit(
+        &state.store,
+        &key.who(),
+        "profile.view",
+        format!("person:{}", p.id),
+        Value::Null,
+    )
+    .await?;
+    Ok(Json(p))
 }
 
 fn list(q: &HashMap<String, String>, name: &str) -> Vec<String> {
@@ -191,7 +201,7 @@ pub async fn timeline(
     security(("bearer" = [])))]
 pub async fn patch_traits(
     State(state): State<AppState>,
-    _key: AdminKey,
+    key: AdminKey,
     Id(id): Id,
     body: Bytes,
 ) -> ApiResult<Json<ProfileView>> {
@@ -200,7 +210,20 @@ pub async fn patch_traits(
         return Err(ApiError::invalid("body", "must be a JSON object of traits"));
     }
     rapport_app::profiles::patch_traits(&state.store, id, &patch, now_millis()).await?;
-    Ok(Json(full_profile(&state, id).await?))
+    let p = full_profile(&state, id).await?;
+    let keys: Vec<&String> = patch
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    audit(
+        &state.store,
+        &key.who(),
+        "traits.edit",
+        format!("person:{}", p.id),
+        serde_json::json!({"keys": keys}),
+    )
+    .await?;
+    Ok(Json(p))
 }
 
 /// Current consents, one per channel × purpose.
@@ -285,7 +308,17 @@ pub async fn set_consent(
         at,
     };
     rapport_app::profiles::set_consent(&state.store, id, &input).await?;
-    Ok(Json(state.store.profile(id).await?.consents))
+    let p = state.store.profile(id).await?;
+    let detail = serde_json::json!({"channel": input.channel, "purpose": input.purpose, "status": input.status});
+    audit(
+        &state.store,
+        &key.who(),
+        "consent.set",
+        format!("person:{}", p.id),
+        detail,
+    )
+    .await?;
+    Ok(Json(p.consents))
 }
 
 #[derive(Default, Deserialize, utoipa::ToSchema)]

@@ -22,6 +22,7 @@ pub mod graph;
 pub mod ingest;
 mod overview_sql;
 pub mod postgres;
+pub mod privacy;
 pub mod profiles;
 pub mod realtime;
 pub mod rules;
@@ -43,6 +44,7 @@ pub use email::{
 pub use events::{Activity, EventStore, TimelineFilter};
 pub use graph::{GraphStore, RelScope, ScoreOrder, TouchQuery, GRAPH_VERSION};
 pub use ingest::{IngestOutcome, IngestStore, IngestionIssue, SourcedMessages};
+pub use privacy::{AuditEntry, AuditQuery, ErasureReport, PrivacyStore};
 pub use profiles::{ConsentInput, Overview, ProfileStore, UnmergeTarget};
 pub use realtime::{
     reread_persons, step_profiles, PersonLoad, PersonReads, RealtimeStore, RecentPeople, StepDone,
@@ -212,6 +214,7 @@ pub trait Store:
     + ChainStore
     + StaffStore
     + EmailStore
+    + PrivacyStore
     + Send
     + Sync
     + 'static

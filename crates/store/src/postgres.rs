@@ -23,6 +23,7 @@ mod email;
 mod events;
 mod graph;
 mod ingest;
+mod privacy;
 mod profiles;
 mod realtime;
 mod rules;
@@ -78,6 +79,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (20, include_str!("../migrations/postgres/0020_email.sql")),
     (21, include_str!("../migrations/postgres/0021_email_ab.sql")),
+    (22, include_str!("../migrations/postgres/0022_privacy.sql")),
 ];
 
 pub struct PgStore {

@@ -24,6 +24,7 @@ mod email;
 mod events;
 mod graph;
 mod ingest;
+mod privacy;
 mod profiles;
 mod realtime;
 mod rules;
@@ -78,6 +79,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (19, include_str!("../migrations/sqlite/0019_email.sql")),
     (20, include_str!("../migrations/sqlite/0020_email_ab.sql")),
+    (21, include_str!("../migrations/sqlite/0021_privacy.sql")),
 ];
 const READERS: usize = 4;
 /// Connections of their own for analytical reads (segment members and previews), so a
@@ -173,7 +175,8 @@ fn configure(conn: &Connection) -> Result<()> {
          PRAGMA temp_store = MEMORY;
          PRAGMA mmap_size = 268435456;
          PRAGMA wal_autocheckpoint = 65536;
-         PRAGMA journal_size_limit = 268435456;",
+         PRAGMA journal_size_limit = 268435456;
+         PRAGMA secure_delete = ON;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     register_regexp(conn)?;
@@ -295,6 +298,34 @@ impl SqliteStore {
             next_analyst: AtomicUsize::new(0),
             path: path.to_path_buf(),
         })
+    }
+
+    /// Copies the WAL into the database file and truncates it to nothing, so content
+    /// deleted since (erasure) is left in neither file. Retried while readers hold
+    /// older snapshots.
+    async fn truncate_wal(&self) -> Result<()> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            for _ in 0..100 {
+                let busy: i64 = {
+                    let guard = writer
+                        .lock()
+                        .map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
+                    guard
+                        .conn
+                        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?
+                };
+                if busy == 0 {
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(StoreError::Backend(
+                "the WAL could not be truncated: readers kept it busy for 2 s".into(),
+            ))
+        })
+        .await
+        .map_err(blocking_err)?
     }
 
     async fn read<T: Send + 'static>(

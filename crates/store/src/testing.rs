@@ -69,3 +69,68 @@ pub async fn stores() -> Vec<TestStore> {
     }
     out
 }
+
+/// Every value of every table of a SQLite database, as text, a line per row: what a
+/// test searches for data that must no longer be stored.
+pub fn sqlite_text(path: &std::path::Path) -> String {
+    let c = rusqlite::Connection::open(path).expect("open sqlite");
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("tables");
+    let mut out = String::new();
+    for t in tables {
+        let mut stmt = c
+            .prepare(&format!("SELECT * FROM \"{t}\""))
+            .expect("select");
+        let n = stmt.column_count();
+        let mut rows = stmt.query([]).expect("rows");
+        while let Some(r) = rows.next().expect("row") {
+            out.push_str(&t);
+            for i in 0..n {
+                out.push('\t');
+                match r.get_ref(i).expect("value") {
+                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                        out.push_str(&String::from_utf8_lossy(b))
+                    }
+                    rusqlite::types::ValueRef::Integer(v) => out.push_str(&v.to_string()),
+                    rusqlite::types::ValueRef::Real(v) => out.push_str(&v.to_string()),
+                    rusqlite::types::ValueRef::Null => {}
+                }
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// As [`sqlite_text`] for a PostgreSQL schema: each row of each table (and the rows
+/// behind views) in its text form.
+pub async fn pg_text(url: &str, schema: &str) -> String {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let tables = client
+        .query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'",
+            &[&schema],
+        )
+        .await
+        .expect("tables");
+    let mut out = String::new();
+    for t in tables {
+        let t: String = t.get(0);
+        let rows = client
+            .query(&format!("SELECT t::text FROM \"{schema}\".\"{t}\" t"), &[])
+            .await
+            .expect("rows");
+        for r in rows {
+            out.push_str(&t);
+            out.push('\t');
+            out.push_str(&r.get::<_, String>(0));
+            out.push('\n');
+        }
+    }
+    out
+}

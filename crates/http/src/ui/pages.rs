@@ -443,7 +443,16 @@ pub async fn create_user(
     staff.check(&f)?;
     staff.require(staff.role.can_admin(), "manage users")?;
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
-    rapport_app::users::create(&state.store, get("email"), get("password"), get("role")).await?;
+    let u = rapport_app::users::create(&state.store, get("email"), get("password"), get("role"))
+        .await?;
+    rapport_app::privacy::audit(
+        &state.store,
+        &format!("ui:{}", staff.user.email),
+        "user.create",
+        format!("user:{}", u.id),
+        serde_json::json!({"role": u.role}),
+    )
+    .await?;
     Ok(Redirect::to("/settings"))
 }
 
@@ -473,6 +482,14 @@ pub async fn create_key(
     let access = rapport_app::web::key_access(Some(trust), Some(origins))
         .map_err(|e| UiError::Invalid(e.to_string()))?;
     let k = rapport_app::keys::create(&state.store, scope, &label, &access).await?;
+    rapport_app::privacy::audit(
+        &state.store,
+        &format!("ui:{}", staff.user.email),
+        "key.create",
+        format!("key:{}", k.record.prefix),
+        serde_json::json!({"scope": scope.as_str()}),
+    )
+    .await?;
     Ok(page(
         &staff,
         "New API key",

@@ -218,6 +218,14 @@ pub async fn person(
         // A merged profile's page is its person's.
         return Ok(Redirect::to(&format!("/people/{}", p.id)).into_response());
     }
+    rapport_app::privacy::audit(
+        &state.store,
+        &format!("ui:{}", staff.user.email),
+        "profile.view",
+        format!("person:{}", p.id),
+        Value::Null,
+    )
+    .await?;
     let detached = state.store.detaches(p.id).await?;
     let scores = state.store.profile_scores(p.id).await?;
     let segs = state.store.profile_segments(p.id).await?;
@@ -497,6 +505,14 @@ pub async fn set_trait(
         now_millis(),
     )
     .await?;
+    rapport_app::privacy::audit(
+        &state.store,
+        &format!("ui:{}", staff.user.email),
+        "traits.edit",
+        format!("person:{id}"),
+        serde_json::json!({"keys": [key]}),
+    )
+    .await?;
     Ok(changed(id, &format!("Saved {key}.")))
 }
 
@@ -536,6 +552,14 @@ pub async fn set_consent(
             proof: None,
             at: now_millis(),
         },
+    )
+    .await?;
+    rapport_app::privacy::audit(
+        &state.store,
+        &format!("ui:{}", staff.user.email),
+        "consent.set",
+        format!("person:{id}"),
+        serde_json::json!({"channel": channel, "purpose": purpose, "status": status}),
     )
     .await?;
     Ok(changed(id, &format!("Recorded {channel} · {purpose}.")))

@@ -1,0 +1,160 @@
+//! Data subjects' rights and staff accountability: the export of everything stored
+//! about a person (GDPR Art. 15/20), erasure (Art. 17) with identifiers remembered by
+//! hash only so tracking cannot recreate the person, and the audit of staff access.
+//! Used alike by the staff API, the web app and the customer portal.
+
+use crate::changes::{announce, Change};
+use rapport_domain::privacy::identifier_hash;
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::{now_millis, Millis};
+use rapport_domain::Message;
+use rapport_store::{AuditEntry, DynStore, ErasureReport, StoreError, TimelineFilter};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// The export's format name; a change to its shape changes the number.
+pub const EXPORT_FORMAT: &str = "rapport.person-export/1";
+/// Other processes' erasures are seen within this long; this process's at once.
+const ERASED_TTL: Duration = Duration::from_secs(10);
+
+/// Everything stored about `person` as one JSON document: the profile (identities,
+/// traits, consents, merges, network scores), segments, scores with their explanations,
+/// every event, and every other row about them by table.
+pub async fn export(store: &DynStore, person: ProfileId) -> Result<Value, StoreError> {
+    let mut profile = store.profile(person).await?;
+    let id = profile.id;
+    profile.network = store.graph_scores(vec![id]).await?.into_iter().next();
+    let segments = store.profile_segments(id).await?;
+    let scores = store.profile_scores(id).await?;
+    let mut events = Vec::new();
+    let mut filter = TimelineFilter {
+        limit: 5_000,
+        ..Default::default()
+    };
+    loop {
+        let page = store.timeline(id, &filter).await?;
+        let Some(last) = page.items.last() else { break };
+        filter.before = Some((last.occurred_at.timestamp_millis(), last.id));
+        let more = page.next_cursor.is_some();
+        events.extend(page.items);
+        if !more {
+            break;
+        }
+    }
+    let records: serde_json::Map<String, Value> = store
+        .person_records(id)
+        .await?
+        .into_iter()
+        .map(|(table, rows)| (table, Value::Array(rows)))
+        .collect();
+    Ok(json!({
+        "format": EXPORT_FORMAT,
+        "exported_at": rapport_domain::time::to_datetime(now_millis()),
+        "person": id,
+        "profile": profile,
+        "segments": segments,
+        "scores": scores,
+        "events": events,
+        "records": records,
+    }))
+}
+
+/// Records one staff action in the audit.
+pub async fn audit(
+    store: &DynStore,
+    who: &str,
+    action: &str,
+    target: String,
+    detail: Value,
+) -> Result<(), StoreError> {
+    store
+        .record_audit(AuditEntry {
+            id: 0,
+            at: now_millis(),
+            who: who.to_string(),
+            action: action.to_string(),
+            target,
+            detail,
+        })
+        .await
+}
+
+/// Identifiers of erased people, by hash: messages that carry one are not stored, so a
+/// tracker still holding an erased person's cookie or address does not bring them back.
+pub struct Erased {
+    store: DynStore,
+    cached: RwLock<Option<(Arc<HashSet<String>>, Instant)>>,
+}
+
+impl Erased {
+    pub fn new(store: DynStore) -> Erased {
+        Erased {
+            store,
+            cached: RwLock::new(None),
+        }
+    }
+
+    async fn hashes(&self) -> Result<Arc<HashSet<String>>, StoreError> {
+        if let Ok(c) = self.cached.read() {
+            if let Some((set, at)) = c.as_ref() {
+                if at.elapsed() < ERASED_TTL {
+                    return Ok(set.clone());
+                }
+            }
+        }
+        self.reload().await
+    }
+
+    async fn reload(&self) -> Result<Arc<HashSet<String>>, StoreError> {
+        let set = Arc::new(self.store.erased_hashes().await?.into_iter().collect());
+        if let Ok(mut c) = self.cached.write() {
+            *c = Some((Arc::clone(&set), Instant::now()));
+        }
+        Ok(set)
+    }
+
+    /// Takes out the messages carrying an erased identifier; returns how many.
+    pub async fn screen(&self, messages: &mut Vec<Message>) -> Result<usize, StoreError> {
+        let set = self.hashes().await?;
+        if set.is_empty() {
+            return Ok(0);
+        }
+        let before = messages.len();
+        messages.retain(|m| {
+            !m.identifiers
+                .iter()
+                .any(|k| set.contains(&identifier_hash(k)))
+        });
+        let n = before - messages.len();
+        if n > 0 {
+            crate::metrics::metrics().messages_erased.inc_by(n as u64);
+        }
+        Ok(n)
+    }
+
+    /// Erases `person` (see `PrivacyStore::erase`); `remember`: their identifiers are
+    /// kept by hash so tracking cannot recreate them. Irreversible.
+    pub async fn erase(
+        &self,
+        person: ProfileId,
+        remember: bool,
+        by: &str,
+        at: Millis,
+    ) -> Result<ErasureReport, StoreError> {
+        let canonical = self.store.profile(person).await?.id;
+        let report = self.store.erase(canonical, remember, by, at).await?;
+        self.reload().await?;
+        announce(&self.store, Change::Standing).await?;
+        announce(&self.store, Change::Retracted).await?;
+        tracing::info!(
+            person = canonical,
+            profiles = report.profiles,
+            events_anonymised = report.events_anonymised,
+            by,
+            "person erased"
+        );
+        Ok(report)
+    }
+}

@@ -1,0 +1,243 @@
+//! Privacy end to end over HTTP, on SQLite and PostgreSQL: a person's export holds
+//! everything stored about them; erasure leaves none of their e-mail, phone, name or
+//! wallet in any table or column (and, on SQLite, in neither the database file nor its
+//! WAL); tracking their identifiers afterwards does not bring them back; the audit
+//! names who did what, without the personal data.
+
+mod common;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const EMAIL: &str = "annabel.erase@customer.test";
+const PHONE: &str = "+442079460958";
+const NAME: &str = "Annabel Zylstra";
+const WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+fn leaks(text: &str) -> Vec<&'static str> {
+    [
+        EMAIL,
+        PHONE,
+        NAME,
+        WALLET,
+        "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed",
+    ]
+    .into_iter()
+    .filter(|needle| text.contains(needle))
+    .collect()
+}
+
+/// Bytes of a file, as lossy text (a missing file is empty).
+fn file_text(path: &std::path::Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_then_erase_leaves_nothing() {
+    for (store, dir, pg) in common::stores().await {
+        let db_file = dir.as_ref().map(|d| d.path().join("rapport.db"));
+        let s = common::start(store, dir, pg.clone()).await;
+        let k = s.kind;
+        // The person, in every capability: identity, traits, events with text, a
+        // relationship, a consent with proof, an e-mail copy.
+        let (st, v) = s
+            .batch(json!([
+                {"type": "identify", "userId": "u-annabel", "messageId": "m-1",
+                 "traits": {"email": EMAIL, "phone": "+44 20 7946 0958", "name": NAME, "wallets": [WALLET]},
+                 "context": {"ip": "203.0.113.9"}},
+                {"type": "track", "userId": "u-annabel", "event": "Review Written", "messageId": "m-2",
+                 "properties": {"review": format!("{NAME} here: I love it, write to {EMAIL}"), "stars": 5}},
+                {"type": "track", "userId": "u-bob", "event": "Signed Up", "messageId": "m-3",
+                 "properties": {"referrer": format!("email:{EMAIL}"), "comment": format!("my friend {EMAIL} sent me, thanks!")}},
+            ]))
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        let ann = s.profile_of(&format!("email:{EMAIL}")).await;
+        let id = ann["id"].as_i64().unwrap();
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                &format!("/api/profiles/{id}/consents"),
+                json!({"channel": "email", "purpose": "marketing", "status": "granted", "proof": format!("form signed by {NAME}")}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        let (st, v) = s
+            .send(
+                Method::POST,
+                "/api/email/domains",
+                json!({"domain": "example.com"}),
+            )
+            .await;
+        assert_eq!(st, 201, "[{k}] {v}");
+        let (st, v) = s
+            .send(Method::POST, "/api/email/templates", json!({"name": "hello", "subject": "Hi {{ traits.name }}", "html": "<p>Hello {{ traits.name }}</p>"}))
+            .await;
+        assert_eq!(st, 201, "[{k}] {v}");
+        let (st, v) = s
+            .send(Method::POST, "/api/email/send", json!({"template": "hello", "to": format!("email:{EMAIL}"), "from": "news@example.com"}))
+            .await;
+        assert_eq!(st, 202, "[{k}] {v}");
+        // Text analysis and relationship inference run behind ingestion.
+        let mut export = Value::Null;
+        for _ in 0..100 {
+            let (st, v) = s.get(&format!("/api/profiles/{id}/export")).await;
+            assert_eq!(st, 200, "[{k}] {v}");
+            export = v;
+            let r = &export["records"];
+            let filled = |t: &str| r[t].as_array().is_some_and(|a| !a.is_empty());
+            if filled("text_analyses") && filled("relationships") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The export: every section there, and the person's own data in it.
+        assert_eq!(export["format"], "rapport.person-export/1", "[{k}]");
+        assert_eq!(export["person"], id);
+        let text = export.to_string();
+        for needle in [EMAIL, PHONE, NAME, WALLET] {
+            assert!(text.contains(needle), "[{k}] the export lacks {needle}");
+        }
+        let r = &export["records"];
+        for t in [
+            "text_analyses",
+            "relationships",
+            "consents",
+            "email_messages",
+            "identities",
+        ] {
+            assert!(
+                r[t].as_array().is_some_and(|a| !a.is_empty()),
+                "[{k}] export lacks {t}: {r}"
+            );
+        }
+        assert!(export["events"].as_array().unwrap().len() >= 2, "[{k}]");
+        assert!(export["profile"]["identities"].as_array().unwrap().len() >= 4);
+        assert!(
+            !text.contains("\"secret\""),
+            "[{k}] no secrets in an export"
+        );
+
+        // Bad input changes nothing.
+        let (st, v) = s
+            .send(
+                Method::POST,
+                &format!("/api/profiles/{id}/erase"),
+                json!({"remember": "yes"}),
+            )
+            .await;
+        assert_eq!(
+            (st, v["field"].as_str()),
+            (400, Some("remember")),
+            "[{k}] {v}"
+        );
+        let (st, _) = s
+            .send(Method::POST, "/api/profiles/999999/erase", json!({}))
+            .await;
+        assert_eq!(st, 404, "[{k}]");
+        let (st, v) = s
+            .client
+            .post(format!("{}/api/profiles/{id}/erase", s.url))
+            .bearer_auth(&s.write)
+            .send()
+            .await
+            .map(|r| (r.status().as_u16(), ()))
+            .unwrap();
+        assert_eq!(st, 403, "[{k}] a write key cannot erase {v:?}");
+        assert_eq!(s.profile_of(&format!("email:{EMAIL}")).await["id"], id);
+
+        // Erasure.
+        let (st, report) = s
+            .send(
+                Method::POST,
+                &format!("/api/profiles/{id}/erase"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {report}");
+        assert!(
+            report["identifiers"].as_u64().unwrap() >= 4,
+            "[{k}] {report}"
+        );
+        assert!(
+            report["events_anonymised"].as_u64().unwrap() >= 2,
+            "[{k}] {report}"
+        );
+        for ident in [
+            format!("email:{EMAIL}"),
+            format!("phone:{PHONE}"),
+            "user_id:u-annabel".to_string(),
+            format!("wallet:eip155:1:{WALLET}"),
+        ] {
+            let (st, v) = s
+                .get(&format!(
+                    "/api/profiles/lookup?identifier={}",
+                    common::urlencode(&ident)
+                ))
+                .await;
+            assert_eq!(st, 404, "[{k}] {ident} still finds {v}");
+        }
+        let (st, _) = s.get(&format!("/api/profiles/{id}")).await;
+        assert_eq!(st, 404, "[{k}]");
+        // Bob stays, without the relationship to her.
+        let bob = s.profile_of("user_id:u-bob").await;
+        assert!(bob["id"].as_i64().is_some());
+
+        // Tracking the same identifiers again does not bring her back.
+        let (st, _) = s
+            .batch(json!([{"type": "identify", "userId": "u-annabel", "traits": {"email": EMAIL, "name": NAME}}]))
+            .await;
+        assert_eq!(st, 200, "[{k}]");
+        let (st, _) = s
+            .get(&format!(
+                "/api/profiles/lookup?identifier={}",
+                common::urlencode(&format!("email:{EMAIL}"))
+            ))
+            .await;
+        assert_eq!(st, 404, "[{k}] re-tracking recreated the person");
+
+        // Not a trace in any table or column; on SQLite, nor in the files.
+        let dump = match (&db_file, &pg) {
+            (Some(path), _) => {
+                let mut all = rapport_store::testing::sqlite_text(path);
+                all.push_str(&file_text(path));
+                all.push_str(&file_text(&path.with_extension("db-wal")));
+                all
+            }
+            (None, Some((url, schema))) => rapport_store::testing::pg_text(url, schema).await,
+            _ => unreachable!(),
+        };
+        let found: Vec<&str> = dump
+            .lines()
+            .filter(|l| !leaks(l).is_empty())
+            .map(|l| &l[..l.len().min(300)])
+            .take(5)
+            .collect();
+        assert!(
+            leaks(&dump).is_empty(),
+            "[{k}] still stored: {:?} in {found:#?}",
+            leaks(&dump)
+        );
+
+        // The audit: who exported and erased, no personal data.
+        let (st, audit) = s.get(&format!("/api/audit?target=person:{id}")).await;
+        assert_eq!(st, 200, "[{k}] {audit}");
+        let actions: Vec<&str> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        for a in ["profile.erase", "profile.export", "consent.set"] {
+            assert!(actions.contains(&a), "[{k}] {a} not audited: {actions:?}");
+        }
+        assert!(
+            audit[0]["who"].as_str().unwrap().starts_with("api:"),
+            "[{k}] {audit}"
+        );
+        let (st, v) = s.get("/api/audit?limit=0").await;
+        assert_eq!((st, v["field"].as_str()), (400, Some("limit")), "[{k}] {v}");
+        s.finish().await;
+    }
+}

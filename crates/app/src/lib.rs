@@ -10,6 +10,7 @@ pub mod graph;
 pub mod identity;
 pub mod import;
 pub mod ingest;
+pub mod insight;
 pub mod keys;
 pub mod metrics;
 pub mod micro;

@@ -300,7 +300,8 @@ enum KeysCommand {
     Create {
         #[command(flatten)]
         store: StoreArgs,
-        /// write (ingest only) or admin (everything)
+        /// write (ingest only), admin (everything) or insight (aggregate audience
+        /// insight only, for partners)
         #[arg(long)]
         scope: String,
         #[arg(long, default_value = "")]
@@ -455,7 +456,7 @@ async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool, w: WorkerA
                 println!("  {line}");
             }
         }
-        println!("More keys: rapport keys create --scope write|admin [--browser]; more staff: rapport users create");
+        println!("More keys: rapport keys create --scope write|admin|insight [--browser]; more staff: rapport users create");
     }
     if demo && store.stats().await?.events == 0 {
         load_demo(&store, 10_000).await?;
@@ -762,12 +763,13 @@ async fn main() -> Result<()> {
                 browser,
                 origins,
             } => {
-                let scope = Scope::parse(&scope)
-                    .with_context(|| format!("--scope must be write or admin, not '{scope}'"))?;
+                let scope = Scope::parse(&scope).with_context(|| {
+                    format!("--scope must be write, admin or insight, not '{scope}'")
+                })?;
                 let trust = browser.then_some(rapport_domain::apikey::Trust::Browser);
                 let access = rapport_app::web::key_access(trust, Some(origins))
                     .map_err(|e| anyhow::anyhow!("--origin: {}", e.reason))?;
-                if browser && scope == Scope::Admin {
+                if browser && scope != Scope::Write {
                     anyhow::bail!("--browser is for write keys: an admin key must stay secret");
                 }
                 let s = store.open().await?;

@@ -11,6 +11,9 @@ pub enum Scope {
     Write,
     /// Everything, including reading profiles.
     Admin,
+    /// Aggregate audience insight only (partners, advertisers): noisy counts above a
+    /// minimum group size, never a person (docs/privacy.md).
+    Insight,
 }
 
 impl Scope {
@@ -18,6 +21,7 @@ impl Scope {
         match self {
             Scope::Write => "write",
             Scope::Admin => "admin",
+            Scope::Insight => "insight",
         }
     }
 
@@ -25,6 +29,7 @@ impl Scope {
         match s {
             "write" => Some(Scope::Write),
             "admin" => Some(Scope::Admin),
+            "insight" => Some(Scope::Insight),
             _ => None,
         }
     }
@@ -84,6 +89,7 @@ pub fn generate(scope: Scope) -> NewKey {
     let tag = match scope {
         Scope::Write => "w",
         Scope::Admin => "a",
+        Scope::Insight => "i",
     };
     let secret = format!("rk_{tag}_{}", hex::encode(bytes));
     NewKey {

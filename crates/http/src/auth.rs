@@ -57,6 +57,16 @@ pub async fn key_of(state: &AppState, secret: &str) -> Result<ApiKeyRecord, ApiE
     })
 }
 
+/// The active key of a secret, allowed to ingest (write or admin scope); 403 for an
+/// insight key.
+pub async fn ingest_key_of(state: &AppState, secret: &str) -> Result<ApiKeyRecord, ApiError> {
+    let key = key_of(state, secret).await?;
+    if key.scope == Scope::Insight {
+        return Err(insight_only(&key));
+    }
+    Ok(key)
+}
+
 /// A key allowed to ingest (write or admin scope).
 pub struct WriteKey(pub ApiKeyRecord);
 /// A key allowed to read and manage (admin scope).
@@ -75,7 +85,11 @@ impl FromRequestParts<AppState> for WriteKey {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(WriteKey(authenticate(parts, state).await?))
+        let key = authenticate(parts, state).await?;
+        if key.scope == Scope::Insight {
+            return Err(insight_only(&key));
+        }
+        Ok(WriteKey(key))
     }
 }
 
@@ -86,12 +100,40 @@ impl FromRequestParts<AppState> for AdminKey {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let key = authenticate(parts, state).await?;
-        if key.scope != Scope::Admin {
-            return Err(ApiError::Forbidden(format!(
+        match key.scope {
+            Scope::Admin => Ok(AdminKey(key)),
+            Scope::Insight => Err(insight_only(&key)),
+            Scope::Write => Err(ApiError::Forbidden(format!(
                 "key {}… has the write scope, which can only ingest; this needs an admin key",
                 key.prefix
-            )));
+            ))),
         }
-        Ok(AdminKey(key))
+    }
+}
+
+fn insight_only(key: &ApiKeyRecord) -> ApiError {
+    ApiError::Forbidden(format!(
+        "key {}… has the insight scope, which can only call /api/insight routes (aggregates, never a person)",
+        key.prefix
+    ))
+}
+
+/// A key allowed aggregate audience insight: the insight scope, or admin.
+pub struct InsightKey(pub ApiKeyRecord);
+
+impl FromRequestParts<AppState> for InsightKey {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = authenticate(parts, state).await?;
+        match key.scope {
+            Scope::Insight | Scope::Admin => Ok(InsightKey(key)),
+            Scope::Write => Err(ApiError::Forbidden(format!(
+                "key {}… has the write scope, which can only ingest; insight needs an insight or admin key",
+                key.prefix
+            ))),
+        }
     }
 }

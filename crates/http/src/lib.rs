@@ -18,6 +18,7 @@ pub mod browser;
 pub mod chain;
 pub mod email;
 pub mod graph;
+pub mod insight;
 pub mod ops;
 pub mod privacy;
 pub mod problem;
@@ -301,6 +302,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::export))
         .routes(routes!(privacy::erase))
         .routes(routes!(privacy::audit_log))
+        .routes(routes!(insight::audience))
+        .routes(routes!(insight::breakdown))
+        .routes(routes!(insight::settings, insight::set_settings))
         .routes(routes!(graph::add))
         .routes(routes!(graph::relationships))
         .routes(routes!(graph::pair))

@@ -77,7 +77,8 @@ fn key_view(r: rapport_store::ApiKeyRecord, key: Option<String>) -> KeyView {
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 pub struct KeyBody {
-    /// `write` (ingest only: the Segment write key) or `admin`.
+    /// `write` (ingest only: the Segment write key), `admin`, or `insight` (aggregate
+    /// audience insight only, for partners).
     pub scope: Scope,
     /// What the key is for, e.g. `website` (at most 200 characters are kept).
     pub label: Option<String>,
@@ -102,10 +103,10 @@ fn access(
     scope: Scope,
 ) -> ApiResult<KeyAccess> {
     let access = rapport_app::web::key_access(trust, origins)?;
-    if access.trust == Trust::Browser && scope == Scope::Admin {
+    if access.trust == Trust::Browser && scope != Scope::Write {
         return Err(ApiError::invalid(
             "trust",
-            "an admin key must stay secret: only write keys can be browser keys",
+            "admin and insight keys must stay secret: only write keys can be browser keys",
         ));
     }
     Ok(access)

@@ -1,7 +1,7 @@
 //! The Segment HTTP Tracking API (`/v1/...`), so existing Segment and RudderStack SDKs
 //! work unchanged, and a JSON Lines bulk endpoint for back-fills.
 
-use crate::auth::{key_of, secret_from, WriteKey};
+use crate::auth::{ingest_key_of, secret_from, WriteKey};
 use crate::browser::ClientInfo;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::AppState;
@@ -138,7 +138,7 @@ async fn ingest(
         // A key in the header is checked before the body is read, so refusals stay cheap.
         let mut key = None;
         if headers.contains_key(axum::http::header::AUTHORIZATION) {
-            let k = key_of(state, &secret_from(headers)?).await?;
+            let k = ingest_key_of(state, &secret_from(headers)?).await?;
             if !guard(state, &k, client, &settings)? {
                 return Ok(Json(Success::new(Vec::new())));
             }
@@ -148,7 +148,7 @@ async fn ingest(
         let key = match key {
             Some(k) => k,
             None => {
-                let k = key_of(state, &write_key_in(&body)?).await?;
+                let k = ingest_key_of(state, &write_key_in(&body)?).await?;
                 if !guard(state, &k, client, &settings)? {
                     return Ok(Json(Success::new(Vec::new())));
                 }

@@ -20,6 +20,7 @@ pub mod email;
 pub mod events;
 pub mod graph;
 pub mod ingest;
+pub mod insight;
 mod overview_sql;
 pub mod postgres;
 pub mod privacy;
@@ -44,6 +45,7 @@ pub use email::{
 pub use events::{Activity, EventStore, TimelineFilter};
 pub use graph::{GraphStore, RelScope, ScoreOrder, TouchQuery, GRAPH_VERSION};
 pub use ingest::{IngestOutcome, IngestStore, IngestionIssue, SourcedMessages};
+pub use insight::{Dimension, InsightStore};
 pub use privacy::{AuditEntry, AuditQuery, ErasureReport, PrivacyStore};
 pub use profiles::{ConsentInput, Overview, ProfileStore, UnmergeTarget};
 pub use realtime::{
@@ -215,6 +217,7 @@ pub trait Store:
     + StaffStore
     + EmailStore
     + PrivacyStore
+    + InsightStore
     + Send
     + Sync
     + 'static

@@ -23,6 +23,7 @@ mod email;
 mod events;
 mod graph;
 mod ingest;
+mod insight;
 mod privacy;
 mod profiles;
 mod realtime;

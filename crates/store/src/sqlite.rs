@@ -24,6 +24,7 @@ mod email;
 mod events;
 mod graph;
 mod ingest;
+mod insight;
 mod privacy;
 mod profiles;
 mod realtime;

@@ -189,7 +189,11 @@ async fn lock_segment(tx: &Transaction<'_>, id: i64) -> Result<()> {
 impl PgStore {
     /// Runs a query over the people a compiled condition selects (`{cond}` in `sql`),
     /// with room for the set conditions' hashed subqueries.
-    async fn over_matches(&self, c: &Compiled, sql: &str) -> Result<Vec<tokio_postgres::Row>> {
+    pub(super) async fn over_matches(
+        &self,
+        c: &Compiled,
+        sql: &str,
+    ) -> Result<Vec<tokio_postgres::Row>> {
         // At most two at once, so the pool keeps connections for everything else.
         let _turn = self
             .analysts

@@ -30,7 +30,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
     })
 }
 
-fn bind(params: &[Param]) -> Vec<SqlValue> {
+pub(super) fn bind(params: &[Param]) -> Vec<SqlValue> {
     params
         .iter()
         .map(|p| match p {

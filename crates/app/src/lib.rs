@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod micro;
 pub mod offers;
 pub mod outbound;
+pub mod portal;
 pub mod privacy;
 pub mod profiles;
 pub mod realtime;

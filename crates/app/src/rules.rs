@@ -499,6 +499,7 @@ async fn act(
                     idempotency_key: Some(format!("rule:{}:{}:{index}", rule.name, ev.id)),
                     kind: Some(text("kind").unwrap_or_else(|| "marketing".into())),
                     not_before: rule.quiet_hours.as_ref().map(|q| q.release(now)),
+                    untracked: false,
                 };
                 match crate::email::Email::new(store.clone()).send(req).await {
                     Ok(m) => {

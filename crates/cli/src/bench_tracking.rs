@@ -56,6 +56,7 @@ pub async fn run(a: TrackingBench) -> Result<()> {
                 idempotency_key: None,
                 kind: Some("transactional".into()),
                 not_before: None,
+                untracked: false,
             })
             .await?;
         ids.push(m.public_id);

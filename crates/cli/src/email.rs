@@ -212,6 +212,7 @@ pub async fn run(cmd: EmailCommand) -> Result<()> {
                     idempotency_key,
                     kind: Some(kind),
                     not_before: None,
+                    untracked: false,
                 })
                 .await
                 .map_err(field_error)?;

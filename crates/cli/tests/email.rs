@@ -8,86 +8,11 @@ mod common;
 use common::TestServer;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-fn python() -> PathBuf {
-    static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        common::python_venv(
-            "email-venv",
-            "aiosmtpd, dkim, nacl",
-            &["aiosmtpd==1.4.6", "dkimpy==1.1.8", "pynacl==1.5.0"],
-        )
-    })
-    .clone()
-}
-
-/// The aiosmtpd relay, killed on drop.
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sink {
-    fn start() -> Sink {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/email/sink.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .arg(port.to_string())
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start aiosmtpd");
-        let mut line = String::new();
-        use std::io::BufRead;
-        let out = child.stdout.take().expect("stdout");
-        std::io::BufReader::new(out)
-            .read_line(&mut line)
-            .expect("sink ready");
-        assert_eq!(line.trim(), "ready");
-        Sink { child, port, dir }
-    }
-
-    fn messages(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        v.retain(|p| p.extension().is_some_and(|e| e == "eml"));
-        v.sort();
-        v
-    }
-
-    /// Waits for `n` messages in all.
-    async fn wait_for(&self, n: usize) -> Vec<PathBuf> {
-        for _ in 0..200 {
-            let m = self.messages();
-            if m.len() >= n {
-                return m;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "the relay got {} messages, expected {n}",
-            self.messages().len()
-        );
-    }
-}
+use common::sink::{python, Sink};
 
 fn inspect(eml: &Path, records: &Value) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/email/read_message.py");

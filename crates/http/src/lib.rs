@@ -20,6 +20,7 @@ pub mod email;
 pub mod graph;
 pub mod insight;
 pub mod ops;
+pub mod portal;
 pub mod privacy;
 pub mod problem;
 pub mod profiles;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub uploads: Arc<rapport_app::upload::Uploads>,
     /// Failed sign-ins by account and address (the web app's; the portal's later).
     pub sign_ins: Arc<rapport_app::throttle::SignIns>,
+    /// Sign-in link requests of the customer portal, by address and client.
+    pub portal_links: Arc<rapport_app::throttle::SignIns>,
     pub graph: Arc<rapport_app::graph::GraphService>,
     /// The hot wallet token rewards are paid from (none until configured).
     pub rewards: Arc<rapport_app::rewards::Rewards>,
@@ -99,6 +102,7 @@ impl AppState {
                 web,
                 identity,
                 sign_ins: Arc::new(Default::default()),
+                portal_links: Arc::new(Default::default()),
                 uploads: Arc::new(Default::default()),
                 graph,
                 email,
@@ -305,6 +309,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(insight::audience))
         .routes(routes!(insight::breakdown))
         .routes(routes!(insight::settings, insight::set_settings))
+        .routes(routes!(portal::settings, portal::set_settings))
         .routes(routes!(graph::add))
         .routes(routes!(graph::relationships))
         .routes(routes!(graph::pair))
@@ -399,6 +404,7 @@ pub fn router(state: AppState) -> Router {
     utoipa::Modify::modify(&Security, &mut doc);
     let doc = Arc::new(doc);
     api.merge(ui::routes())
+        .merge(portal::routes())
         .route(
             "/openapi.json",
             get(move || {

@@ -22,6 +22,7 @@ pub mod graph;
 pub mod ingest;
 pub mod insight;
 mod overview_sql;
+pub mod portal;
 pub mod postgres;
 pub mod privacy;
 pub mod profiles;
@@ -46,6 +47,7 @@ pub use events::{Activity, EventStore, TimelineFilter};
 pub use graph::{GraphStore, RelScope, ScoreOrder, TouchQuery, GRAPH_VERSION};
 pub use ingest::{IngestOutcome, IngestStore, IngestionIssue, SourcedMessages};
 pub use insight::{Dimension, InsightStore};
+pub use portal::{LinkUse, PortalLink, PortalStore};
 pub use privacy::{AuditEntry, AuditQuery, ErasureReport, PrivacyStore};
 pub use profiles::{ConsentInput, Overview, ProfileStore, UnmergeTarget};
 pub use realtime::{
@@ -218,6 +220,7 @@ pub trait Store:
     + EmailStore
     + PrivacyStore
     + InsightStore
+    + PortalStore
     + Send
     + Sync
     + 'static

@@ -24,6 +24,7 @@ mod events;
 mod graph;
 mod ingest;
 mod insight;
+mod portal;
 mod privacy;
 mod profiles;
 mod realtime;

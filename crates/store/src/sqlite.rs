@@ -25,6 +25,7 @@ mod events;
 mod graph;
 mod ingest;
 mod insight;
+mod portal;
 mod privacy;
 mod profiles;
 mod realtime;

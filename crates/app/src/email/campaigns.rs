@@ -409,6 +409,7 @@ pub async fn test_send(email: &Email, id: i64, to: &str) -> Result<EmailMessage,
             idempotency_key: None,
             kind: Some("transactional".into()),
             not_before: None,
+            untracked: false,
         })
         .await
 }

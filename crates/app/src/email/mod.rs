@@ -168,6 +168,11 @@ pub struct SendRequest {
     #[serde(skip)]
     #[schema(ignore)]
     pub not_before: Option<Millis>,
+    /// No open pixel, links left as they are (a sign-in link must not pass through the
+    /// click log); not part of the API.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub untracked: bool,
 }
 
 /// The e-mail service: settings, relay and token key loaded once and reloaded on change.
@@ -663,9 +668,10 @@ impl Email {
         if !req.data.is_null() && !req.data.is_object() {
             return Err(invalid("data", "an object"));
         }
-        let prep = self
+        let mut prep = self
             .prepare(&req.template, &req.from, req.from_name.clone(), &kind, None)
             .await?;
+        prep.track &= !req.untracked;
         let (profile, address, reason) = self.recipient(&req.to, &kind).await?;
         let p = self.store.profile(profile).await?;
         let suppressed = self

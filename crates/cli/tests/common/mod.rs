@@ -2,6 +2,8 @@
 //! `RAPPORT_TEST_DATABASE_URL` is set, on PostgreSQL (one fresh schema per server).
 #![allow(dead_code)]
 
+pub mod sink;
+
 use rapport_domain::apikey::Scope;
 use rapport_store::DynStore;
 use serde_json::Value;

@@ -1,0 +1,537 @@
+//! The customer portal's rules: sign-in by a single-use e-mail link, customer sessions
+//! (apart from staff sessions), which traits customers see and edit, preferences as
+//! consent records with source `customer`, and "why am I seeing this". The pages are in
+//! `rapport_http::portal`; export and erasure are `crate::privacy`'s.
+
+use crate::email::{Email, SendRequest};
+use rand::RngCore;
+use rapport_domain::model::ConsentStatus;
+use rapport_domain::privacy::hex_sha256;
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::now_millis;
+use rapport_domain::{IdentityKey, IdentityKind};
+use rapport_store::{ConsentInput, DynStore, LinkUse, PortalLink, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// A sign-in link works once, for this long.
+pub const LINK_MINUTES: i64 = 15;
+/// A customer session lasts this long.
+pub const SESSION_HOURS: i64 = 12;
+/// The template sign-in links are sent with; created on first use, editable by staff.
+pub const SIGN_IN_TEMPLATE: &str = "portal-sign-in";
+const SETTINGS_KEY: &str = "portal";
+
+/// What customers may do with a trait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    StaffOnly,
+    Visible,
+    Editable,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalSettings {
+    pub brand: String,
+    /// The accent colour, `#rrggbb`.
+    pub color: String,
+    pub logo_url: Option<String>,
+    /// The sender of sign-in e-mails; absent: `no-reply@` the first sending domain.
+    pub from: Option<String>,
+    /// Per top-level trait key (a namespace when the trait is an object); keys not
+    /// listed are staff-only.
+    pub traits: BTreeMap<String, Visibility>,
+    /// The channels × purposes of the preference centre.
+    pub channels: Vec<String>,
+    pub purposes: Vec<String>,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        PortalSettings {
+            brand: "Rapport".into(),
+            color: "#3b5bdb".into(),
+            logo_url: None,
+            from: None,
+            traits: [
+                ("name", Visibility::Editable),
+                ("first_name", Visibility::Editable),
+                ("last_name", Visibility::Editable),
+                ("language", Visibility::Editable),
+                ("country", Visibility::Visible),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            channels: vec!["email".into()],
+            purposes: vec!["marketing".into(), "newsletter".into()],
+        }
+    }
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::invalid(field, reason)
+}
+
+fn name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+impl PortalSettings {
+    pub fn check(&self) -> Result<(), StoreError> {
+        if self.brand.trim().is_empty() || self.brand.len() > 100 {
+            return Err(invalid("brand", "1 to 100 characters"));
+        }
+        let hex = self.color.strip_prefix('#').unwrap_or("");
+        if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid("color", "a colour as #rrggbb"));
+        }
+        if let Some(u) = &self.logo_url {
+            if !(u.starts_with("https://") || u.starts_with("/"))
+                || u.len() > 500
+                || u.contains('"')
+            {
+                return Err(invalid(
+                    "logo_url",
+                    "an https:// URL or a path on this site",
+                ));
+            }
+        }
+        if let Some(k) = self.traits.keys().find(|k| !name_ok(k)) {
+            return Err(invalid(
+                &format!("traits.{k}"),
+                "trait keys are 1-64 of [A-Za-z0-9_.-]",
+            ));
+        }
+        for (field, names) in [("channels", &self.channels), ("purposes", &self.purposes)] {
+            if names.is_empty() || names.len() > 20 || !names.iter().all(|n| name_ok(n)) {
+                return Err(invalid(field, "1 to 20 names of [A-Za-z0-9_.-]"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn visibility(&self, key: &str) -> Visibility {
+        self.traits
+            .get(key)
+            .copied()
+            .unwrap_or(Visibility::StaffOnly)
+    }
+}
+
+pub async fn settings(store: &DynStore) -> Result<PortalSettings, StoreError> {
+    Ok(match store.setting(SETTINGS_KEY).await? {
+        Some(v) => serde_json::from_value(v).unwrap_or_default(),
+        None => PortalSettings::default(),
+    })
+}
+
+pub async fn set_settings(store: &DynStore, s: &PortalSettings) -> Result<(), StoreError> {
+    s.check()?;
+    let v = serde_json::to_value(s).map_err(|e| StoreError::Backend(e.to_string()))?;
+    store.set_setting(SETTINGS_KEY, v, now_millis()).await
+}
+
+fn token() -> String {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Asks for a sign-in link for `email`. The caller answers the same whether or not the
+/// address is known: the work for a known one runs on its own task, so neither the
+/// answer nor its timing tells. Errors here are only about the input.
+pub fn request_link(
+    store: DynStore,
+    email: std::sync::Arc<Email>,
+    raw: &str,
+    base_url: String,
+) -> Result<(), StoreError> {
+    let key = IdentityKey::parse(IdentityKind::Email, raw)
+        .map_err(|e| invalid("email", e.to_string()))?;
+    tokio::spawn(async move {
+        if let Err(e) = send_link(&store, &email, &key, &base_url).await {
+            tracing::warn!(error = %e, "a portal sign-in link could not be sent");
+        }
+    });
+    Ok(())
+}
+
+async fn send_link(
+    store: &DynStore,
+    email: &Email,
+    key: &IdentityKey,
+    base_url: &str,
+) -> Result<(), StoreError> {
+    let Some(person) = store.lookup(key).await? else {
+        return Ok(());
+    };
+    let s = settings(store).await?;
+    let from = match s.from.clone() {
+        Some(f) => f,
+        None => {
+            let d = store.domains().await?;
+            let Some(first) = d.first() else {
+                return Err(invalid(
+                    "from",
+                    "no sending domain is set up for sign-in e-mails",
+                ));
+            };
+            format!("no-reply@{}", first.domain)
+        }
+    };
+    if store.template(SIGN_IN_TEMPLATE).await?.is_none() {
+        email
+            .save_template(
+                0,
+                SIGN_IN_TEMPLATE,
+                rapport_email::template::Source {
+                    subject: "Your sign-in link".into(),
+                    html: "<p>Hello,</p><p>Sign in to see and manage what we know about you:</p>\
+                           <p><a href=\"{{ data.link }}\">{{ data.link }}</a></p>\
+                           <p>The link works once, within 15 minutes. If you did not ask for it, ignore this e-mail.</p>"
+                        .into(),
+                    text: None,
+                },
+            )
+            .await?;
+    }
+    let t = token();
+    let now = now_millis();
+    store
+        .create_link(PortalLink {
+            token_hash: hex_sha256(&t),
+            purpose: "sign_in".into(),
+            email: key.value.clone(),
+            profile_id: Some(person),
+            created_at: now,
+            expires_at: now + LINK_MINUTES * 60_000,
+            used_at: None,
+        })
+        .await?;
+    let link = format!("{}/me/link?token={t}", base_url.trim_end_matches('/'));
+    email
+        .send(SendRequest {
+            template: SIGN_IN_TEMPLATE.into(),
+            to: json!(format!("email:{}", key.value)),
+            from,
+            from_name: Some(s.brand.clone()),
+            data: json!({ "link": link }),
+            idempotency_key: None,
+            kind: Some("transactional".into()),
+            not_before: None,
+            untracked: true,
+        })
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LinkError {
+    #[error("This sign-in link is not valid. Ask for a new one.")]
+    Unknown,
+    #[error(
+        "This sign-in link has expired: links work for {LINK_MINUTES} minutes. Ask for a new one."
+    )]
+    Expired,
+    #[error("This sign-in link was already used: each link works once. Ask for a new one.")]
+    Replayed,
+}
+
+/// Uses a sign-in link: a new customer session (its token, for the cookie) for the
+/// person the link's address now belongs to.
+pub async fn sign_in(
+    store: &DynStore,
+    link_token: &str,
+) -> Result<Result<String, LinkError>, StoreError> {
+    let now = now_millis();
+    let link = match store.use_link(&hex_sha256(link_token), now).await? {
+        LinkUse::Used(l) => l,
+        LinkUse::Unknown => return Ok(Err(LinkError::Unknown)),
+        LinkUse::Expired => return Ok(Err(LinkError::Expired)),
+        LinkUse::Replayed => return Ok(Err(LinkError::Replayed)),
+    };
+    // The address may have moved (a merge) since the link was sent: follow it.
+    let key = IdentityKey {
+        kind: IdentityKind::Email,
+        value: link.email.clone(),
+    };
+    let Some(person) = store.lookup(&key).await? else {
+        return Ok(Err(LinkError::Unknown));
+    };
+    let session = token();
+    store
+        .open_customer_session(
+            &hex_sha256(&session),
+            person,
+            &token(),
+            now,
+            now + SESSION_HOURS * 3_600_000,
+        )
+        .await?;
+    Ok(Ok(session))
+}
+
+/// The signed-in person and the session's CSRF token.
+pub async fn session(
+    store: &DynStore,
+    token: &str,
+) -> Result<Option<(ProfileId, String)>, StoreError> {
+    let Some((person, csrf)) = store
+        .customer_session(&hex_sha256(token), now_millis())
+        .await?
+    else {
+        return Ok(None);
+    };
+    // The person may have been merged into another since sign-in.
+    Ok(match store.profile(person).await {
+        Ok(p) => Some((p.id, csrf)),
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    })
+}
+
+pub async fn sign_out(store: &DynStore, token: &str) -> Result<(), StoreError> {
+    store.close_customer_session(&hex_sha256(token)).await
+}
+
+/// The traits a customer may see, with whether each is editable.
+pub fn shown_traits(s: &PortalSettings, traits: &Value) -> Vec<(String, Value, bool)> {
+    let mut out = Vec::new();
+    if let Some(o) = traits.as_object() {
+        for (k, v) in o {
+            match s.visibility(k) {
+                Visibility::StaffOnly => {}
+                vis => out.push((k.clone(), v.clone(), vis == Visibility::Editable)),
+            }
+        }
+    }
+    // Editable keys the person has no value for yet, to fill in.
+    for (k, vis) in &s.traits {
+        if *vis == Visibility::Editable && !out.iter().any(|(o, _, _)| o == k) {
+            out.push((k.clone(), Value::Null, true));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A customer's edit of their traits: each key must be editable; an empty value
+/// removes the trait. Nothing is written when any key is refused.
+pub async fn edit_traits(
+    store: &DynStore,
+    person: ProfileId,
+    values: &BTreeMap<String, String>,
+) -> Result<(), StoreError> {
+    let s = settings(store).await?;
+    let mut patch = serde_json::Map::new();
+    for (k, v) in values {
+        if s.visibility(k) != Visibility::Editable {
+            return Err(invalid(
+                k,
+                "this detail cannot be changed here; contact us to change it",
+            ));
+        }
+        if v.chars().count() > 200 {
+            return Err(invalid(k, "at most 200 characters"));
+        }
+        let v = v.trim();
+        patch.insert(
+            k.clone(),
+            if v.is_empty() {
+                Value::Null
+            } else {
+                Value::String(v.into())
+            },
+        );
+    }
+    if patch.is_empty() {
+        return Ok(());
+    }
+    crate::profiles::patch_traits(store, person, &Value::Object(patch), now_millis()).await
+}
+
+/// The customer's choices in the preference centre, each recorded as a consent with
+/// source `customer` and `proof` (the session and client), when it changes.
+pub async fn set_preferences(
+    store: &DynStore,
+    person: ProfileId,
+    granted: &[(String, String)],
+    proof: &str,
+) -> Result<usize, StoreError> {
+    let s = settings(store).await?;
+    let current = store.profile(person).await?.consents;
+    let now = now_millis();
+    let mut changed = 0;
+    for channel in &s.channels {
+        for purpose in &s.purposes {
+            let want = if granted.iter().any(|(c, p)| c == channel && p == purpose) {
+                ConsentStatus::Granted
+            } else {
+                ConsentStatus::Denied
+            };
+            let has = current
+                .iter()
+                .find(|c| &c.channel == channel && &c.purpose == purpose)
+                .map(|c| c.status);
+            if has == Some(want) {
+                continue;
+            }
+            crate::profiles::set_consent(
+                store,
+                person,
+                &ConsentInput {
+                    channel: channel.clone(),
+                    purpose: purpose.clone(),
+                    status: want,
+                    source: "customer".into(),
+                    proof: Some(proof.to_string()),
+                    at: now,
+                },
+            )
+            .await?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+/// One reason the brand reaches the person, in words.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reason {
+    pub title: String,
+    pub detail: String,
+}
+
+/// "Why am I seeing this": the segments the person is in (with their description or
+/// definition), the scores offers and sends use (with their explanations), and the
+/// e-mails the brand sent, each with the campaign and audience that chose them.
+pub async fn why(
+    store: &DynStore,
+    person: ProfileId,
+) -> Result<(Vec<Reason>, Vec<Reason>, Vec<Reason>), StoreError> {
+    let names = store.profile_segments(person).await?;
+    let all = store.segments().await?;
+    let segments = names
+        .iter()
+        .map(|n| {
+            let row = all.iter().find(|s| &s.name == n);
+            Reason {
+                title: n.clone(),
+                detail: row
+                    .map(|r| {
+                        if r.description.trim().is_empty() {
+                            format!("Its rule: {}", r.definition)
+                        } else {
+                            r.description.clone()
+                        }
+                    })
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let scores = store
+        .profile_scores(person)
+        .await?
+        .into_iter()
+        .map(|s| Reason {
+            title: format!("{}: {}", s.name, (s.value * 100.0).round() / 100.0),
+            detail: explain(&s.explanation),
+        })
+        .collect();
+    let members = store.profile(person).await?.member_ids;
+    let campaigns = store.campaigns().await?;
+    let emails = store
+        .messages(rapport_store::MessageQuery {
+            profile: Some(members),
+            status: None,
+            limit: 50,
+        })
+        .await?
+        .into_iter()
+        .filter(|m| m.status != "skipped")
+        .map(|m| {
+            let why = match m
+                .campaign_id
+                .and_then(|id| campaigns.iter().find(|c| c.id == id))
+            {
+                Some(c) => format!(
+                    "Sent as part of “{}” to {}.",
+                    c.name,
+                    audience_words(&c.audience)
+                ),
+                None => "Sent to you alone, about something you did or asked for.".to_string(),
+            };
+            Reason {
+                title: format!(
+                    "{} — {}",
+                    rapport_domain::time::to_datetime(m.created_at).format("%Y-%m-%d"),
+                    m.subject
+                ),
+                detail: format!("{why} {}", address_words(&m.address_reason)),
+            }
+        })
+        .collect();
+    Ok((segments, scores, emails))
+}
+
+fn address_words(reason: &str) -> String {
+    match reason {
+        "primary" => "It went to the address you chose as primary.".into(),
+        "engaged" => "It went to the address you last read our e-mails at.".into(),
+        "newest" => "It went to the address you gave us most recently.".into(),
+        "given" => "It went to the address it was meant for.".into(),
+        other => format!("Address chosen: {other}."),
+    }
+}
+
+fn audience_words(a: &Value) -> String {
+    if let Some(s) = a.get("segment") {
+        let s = s
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| s.to_string());
+        format!("the people in the segment “{s}”")
+    } else if a.get("profiles").is_some() {
+        "a list of people chosen by our staff".into()
+    } else {
+        "a group of customers".into()
+    }
+}
+
+/// A score's stored explanation in words: its `text`/`summary`, else its parts.
+fn explain(e: &Value) -> String {
+    for k in ["text", "summary", "reason"] {
+        if let Some(s) = e.get(k).and_then(Value::as_str) {
+            return s.to_string();
+        }
+    }
+    match e {
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}: {}",
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Value::Null => String::new(),
+        v => v.to_string(),
+    }
+}
+
+/// How a customer is named in records they made themselves (consents' sources, the
+/// erasure audit).
+pub fn who(person: ProfileId) -> String {
+    format!("customer:person:{person}")
+}

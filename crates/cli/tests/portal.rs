@@ -1,0 +1,345 @@
+//! The customer portal over HTTP and in headless Chromium, on SQLite and PostgreSQL,
+//! with sign-in links taken from a real SMTP server's mailbox (aiosmtpd): single-use and
+//! expiring links, sessions apart from staff ones, staff-only traits refused, choices
+//! recorded as consents, the data download and account deletion.
+
+mod common;
+
+use common::sink::Sink;
+use common::TestServer;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const EMAIL: &str = "ann.portal@customer.test";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The relay, a sending domain, the person (with a staff-only trait), a segment she is
+/// in and a marketing consent.
+async fn set_up(s: &TestServer, sink: &Sink) -> i64 {
+    let k = s.kind;
+    let (st, v) = s
+        .send(
+            Method::PUT,
+            "/api/email/settings",
+            json!({"relay_url": format!("smtp://127.0.0.1:{}", sink.port), "public_url": s.url}),
+        )
+        .await;
+    assert_eq!(st, 200, "[{k}] {v}");
+    let (st, v) = s
+        .send(
+            Method::POST,
+            "/api/email/domains",
+            json!({"domain": "shop.example"}),
+        )
+        .await;
+    assert_eq!(st, 201, "[{k}] {v}");
+    let (st, v) = s
+        .batch(json!([{"type": "identify", "userId": "ann", "traits": {"email": EMAIL, "name": "Ann", "vip_notes": "staff only", "country": "FR"}}]))
+        .await;
+    assert_eq!(st, 200, "[{k}] {v}");
+    let id = s.profile_of(&format!("email:{EMAIL}")).await["id"]
+        .as_i64()
+        .unwrap();
+    let (st, v) = s
+        .send(
+            Method::PUT,
+            &format!("/api/profiles/{id}/consents"),
+            json!({"channel": "email", "purpose": "marketing", "status": "granted"}),
+        )
+        .await;
+    assert_eq!(st, 200, "[{k}] {v}");
+    let (st, v) = s
+        .send(Method::POST, "/api/segments", json!({"name": "French customers", "definition": "traits.country = \"FR\"", "description": "Customers who told us they live in France."}))
+        .await;
+    assert!(st == 200 || st == 201, "[{k}] {v}");
+    let sid = v["id"].as_i64().unwrap();
+    let (st, v) = s
+        .send(
+            Method::POST,
+            &format!("/api/segments/{sid}/refresh"),
+            json!({}),
+        )
+        .await;
+    assert!(st < 300, "[{k}] {v}");
+    id
+}
+
+fn link_in(sink: &Sink, to: &str) -> Option<String> {
+    let out = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/portal/link.py"))
+        .arg(sink.dir.path())
+        .arg(to)
+        .output()
+        .expect("python3");
+    let l = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!l.is_empty()).then_some(l)
+}
+
+async fn wait_link(sink: &Sink, to: &str) -> String {
+    for _ in 0..200 {
+        if let Some(l) = link_in(sink, to) {
+            return l;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no sign-in link reached the relay for {to}");
+}
+
+async fn form(
+    s: &TestServer,
+    cookie: &str,
+    path: &str,
+    f: &[(&str, &str)],
+) -> (u16, String, Option<String>) {
+    let r = client()
+        .post(format!("{}{path}", s.url))
+        .header("cookie", cookie)
+        .form(f)
+        .send()
+        .await
+        .unwrap();
+    let st = r.status().as_u16();
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (st, r.text().await.unwrap_or_default(), set)
+}
+
+async fn page(s: &TestServer, cookie: &str, path: &str) -> (u16, String) {
+    let r = client()
+        .get(format!("{}{path}", s.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+fn csrf(html: &str) -> String {
+    html.split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a csrf field")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_links_sessions_and_refusals() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let sink = Sink::start();
+        let id = set_up(&s, &sink).await;
+
+        // The answer is the same for a known and an unknown address; only the known one
+        // gets mail.
+        let (st, known, _) = form(&s, "", "/me/sign-in", &[("email", EMAIL)]).await;
+        let (st2, unknown, _) =
+            form(&s, "", "/me/sign-in", &[("email", "nobody@customer.test")]).await;
+        assert_eq!((st, st2), (200, 200), "[{k}]");
+        assert_eq!(
+            known.replace(EMAIL, "X"),
+            unknown.replace("nobody@customer.test", "X"),
+            "[{k}] the answers differ"
+        );
+        let (st, v, _) = form(&s, "", "/me/sign-in", &[("email", "not an address")]).await;
+        assert_eq!(st, 400, "[{k}] {v}");
+        let link = wait_link(&sink, EMAIL).await;
+        assert!(link.starts_with(&s.url), "[{k}] {link}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            sink.messages().len(),
+            1,
+            "[{k}] one message, to the known address"
+        );
+        let token = link.split("token=").nth(1).unwrap().to_string();
+
+        // The link's page does not use it (mail scanners open links); the button does.
+        let (st, body) = page(&s, "", &format!("/me/link?token={token}")).await;
+        assert_eq!(st, 200, "[{k}] {body}");
+        let (st, _, cookie) = form(&s, "", "/me/link", &[("token", &token)]).await;
+        assert_eq!(st, 303, "[{k}]");
+        let cookie = cookie.expect("a session cookie");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.starts_with("rapport_me="),
+            "{cookie}"
+        );
+        let me = cookie.split(';').next().unwrap().to_string();
+        // Replayed, expired, made up: refused, no session.
+        let (st, body, set) = form(&s, "", "/me/link", &[("token", &token)]).await;
+        assert_eq!((st, set.is_none()), (400, true), "[{k}]");
+        assert!(body.contains("already used"), "[{k}] {body}");
+        let now = rapport_domain::time::now_millis();
+        s.store
+            .create_link(rapport_store::PortalLink {
+                token_hash: rapport_domain::privacy::hex_sha256("old-token"),
+                purpose: "sign_in".into(),
+                email: EMAIL.into(),
+                profile_id: Some(id),
+                created_at: now - 20 * 60_000,
+                expires_at: now - 5 * 60_000,
+                used_at: None,
+            })
+            .await
+            .unwrap();
+        let (st, body, _) = form(&s, "", "/me/link", &[("token", "old-token")]).await;
+        assert!(st == 400 && body.contains("expired"), "[{k}] {st} {body}");
+        let (st, body, _) = form(&s, "", "/me/link", &[("token", "made-up")]).await;
+        assert!(st == 400 && body.contains("not valid"), "[{k}] {st} {body}");
+
+        // Signed in: the portal; staff pages do not take the customer's session.
+        let (st, home) = page(&s, &me, "/me").await;
+        assert_eq!(st, 200, "[{k}] {home}");
+        for text in [
+            EMAIL,
+            "My profile",
+            "French customers",
+            "Your sign-in link",
+            "Why am I seeing this?",
+        ] {
+            assert!(home.contains(text), "[{k}] the portal lacks {text}");
+        }
+        assert!(
+            !home.contains("staff only"),
+            "[{k}] a staff-only trait is shown"
+        );
+        let (st, _) = page(&s, &me.replace("rapport_me", "rapport_session"), "/people").await;
+        assert_eq!(st, 303, "[{k}] a customer session opened a staff page");
+        let token_csrf = csrf(&home);
+
+        // A staff-only trait, a missing CSRF token: refused, nothing changed.
+        let (st, body, _) = form(
+            &s,
+            &me,
+            "/me/traits",
+            &[("_csrf", &token_csrf), ("trait.vip_notes", "hacked")],
+        )
+        .await;
+        assert!(st == 400 && body.contains("vip_notes"), "[{k}] {st} {body}");
+        let (st, _, _) = form(&s, &me, "/me/traits", &[("trait.name", "Mallory")]).await;
+        assert_eq!(st, 400, "[{k}]");
+        let p = s.profile_of(&format!("email:{EMAIL}")).await;
+        assert_eq!(
+            (
+                p["traits"]["vip_notes"].as_str(),
+                p["traits"]["name"].as_str()
+            ),
+            (Some("staff only"), Some("Ann")),
+            "[{k}] {p}"
+        );
+        // An editable one.
+        let (st, _, _) = form(
+            &s,
+            &me,
+            "/me/traits",
+            &[("_csrf", &token_csrf), ("trait.name", "Ann Customer")],
+        )
+        .await;
+        assert_eq!(st, 303, "[{k}]");
+        assert_eq!(
+            s.profile_of(&format!("email:{EMAIL}")).await["traits"]["name"],
+            "Ann Customer"
+        );
+        // Preferences: nothing ticked denies both purposes, as the customer's consent.
+        let (st, _, _) = form(
+            &s,
+            &me,
+            "/me/preferences",
+            &[("_csrf", &token_csrf), ("pref.email.newsletter", "granted")],
+        )
+        .await;
+        assert_eq!(st, 303, "[{k}]");
+        let (_, consents) = s.get(&format!("/api/profiles/{id}/consents")).await;
+        let of = |p: &str| {
+            consents
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["purpose"] == p)
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        assert_eq!(
+            (
+                of("marketing")["status"].as_str(),
+                of("marketing")["source"].as_str()
+            ),
+            (Some("denied"), Some("customer")),
+            "[{k}] {consents}"
+        );
+        assert_eq!(of("newsletter")["status"], "granted", "[{k}] {consents}");
+        assert!(
+            of("marketing")["proof"]
+                .as_str()
+                .unwrap()
+                .contains("customer portal"),
+            "[{k}] {consents}"
+        );
+        // The download.
+        let r = client()
+            .get(format!("{}/me/download", s.url))
+            .header("cookie", &me)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment"));
+        let doc: Value = r.json().await.unwrap();
+        assert_eq!(
+            (doc["format"].as_str(), doc["person"].as_i64()),
+            (Some("rapport.person-export/1"), Some(id)),
+            "[{k}]"
+        );
+
+        // Deleting needs the confirmation; then she is gone, and so is the session.
+        let (st, _, _) = form(&s, &me, "/me/delete", &[("_csrf", &token_csrf)]).await;
+        assert_eq!(st, 400, "[{k}] deleted without confirmation");
+        let (st, body, _) = form(
+            &s,
+            &me,
+            "/me/delete",
+            &[("_csrf", &token_csrf), ("confirm", "yes")],
+        )
+        .await;
+        assert!(st == 200 && body.contains("deleted"), "[{k}] {st} {body}");
+        let (st, _) = s
+            .get(&format!("/api/profiles/lookup?identifier=email:{EMAIL}"))
+            .await;
+        assert_eq!(st, 404, "[{k}]");
+        let (st, body) = page(&s, &me, "/me").await;
+        assert!(
+            st == 200 && body.contains("Send me a sign-in link"),
+            "[{k}] {body}"
+        );
+        let (_, audit) = s
+            .get(&format!(
+                "/api/audit?target=person:{id}&action=profile.erase"
+            ))
+            .await;
+        assert_eq!(
+            audit[0]["who"],
+            format!("customer:person:{id}"),
+            "[{k}] {audit}"
+        );
+
+        // Link requests are throttled per address.
+        let mut last = 0;
+        for _ in 0..8 {
+            last = form(&s, "", "/me/sign-in", &[("email", "flood@customer.test")])
+                .await
+                .0;
+        }
+        assert_eq!(last, 429, "[{k}]");
+        s.finish().await;
+    }
+}

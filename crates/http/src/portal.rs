@@ -1,0 +1,557 @@
+//! The customer portal at `/me`, server-rendered, without JavaScript: sign-in by e-mail
+//! link, my profile, the preference centre, "why am I seeing this", download my data
+//! and delete my account. Its own cookie (`rapport_me`), its own sessions; no staff
+//! route accepts them, and no portal route accepts a staff session.
+
+use crate::browser::ClientInfo;
+use crate::AppState;
+use axum::extract::{Query, State};
+use axum::http::header::{CONTENT_DISPOSITION, COOKIE, RETRY_AFTER, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use rapport_app::portal::{self, PortalSettings};
+use rapport_domain::resolve::ProfileId;
+use rapport_domain::time::now_millis;
+use rapport_store::StoreError;
+use std::collections::{BTreeMap, HashMap};
+
+const COOKIE_NAME: &str = "rapport_me";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/me", get(home))
+        .route("/me/sign-in", post(request_link))
+        .route("/me/link", get(link_page).post(use_link))
+        .route("/me/sign-out", post(sign_out))
+        .route("/me/traits", post(edit_traits))
+        .route("/me/preferences", post(preferences))
+        .route("/me/download", get(download))
+        .route("/me/delete", get(delete_page).post(delete))
+}
+
+/// A portal page's frame: the brand's name, colour and logo; readable contrast.
+fn page(s: &PortalSettings, title: &str, body: Markup) -> Markup {
+    let css = format!(
+        ":root{{--accent:{}}}
+body{{margin:0;font:16px/1.55 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2330;background:#f6f7f9}}
+header{{background:#fff;border-bottom:4px solid var(--accent);padding:.8rem 1.2rem;display:flex;gap:.8rem;align-items:center}}
+header img{{height:32px}} header strong{{font-size:1.2rem}}
+main{{max-width:46rem;margin:1.5rem auto;padding:0 1rem}}
+section{{background:#fff;border:1px solid #dfe3e8;border-radius:8px;padding:1rem 1.2rem;margin-bottom:1.2rem}}
+h1{{font-size:1.5rem}} h2{{font-size:1.15rem;margin-top:0}}
+label{{display:block;font-weight:600;margin:.6rem 0 .2rem}}
+input[type=text],input[type=email]{{width:100%;padding:.5rem;border:1px solid #8a93a3;border-radius:6px;font:inherit}}
+button{{background:var(--accent);color:#fff;border:0;border-radius:6px;padding:.55rem 1rem;font:inherit;font-weight:600;cursor:pointer;margin-top:.6rem}}
+button.danger{{background:#a61b1b}}
+.note{{color:#4a5261;font-size:.92rem}} .ok{{background:#e7f6ec;border:1px solid #9fd3b0;padding:.6rem;border-radius:6px}}
+.error{{background:#fdecec;border:1px solid #e3a3a3;padding:.6rem;border-radius:6px}}
+table{{border-collapse:collapse;width:100%}} td,th{{text-align:left;padding:.3rem .4rem;border-bottom:1px solid #eef0f3;vertical-align:top}}
+fieldset{{border:1px solid #dfe3e8;border-radius:6px}} .choice{{display:flex;gap:.5rem;align-items:center;font-weight:400}}
+a{{color:#1f3fb0}}",
+        s.color
+    );
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (s.brand) }
+                style { (PreEscaped(css)) }
+            }
+            body {
+                header {
+                    @if let Some(logo) = &s.logo_url { img src=(logo) alt=(format!("{} logo", s.brand)); }
+                    strong { (s.brand) }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+fn status_page(s: &PortalSettings, status: StatusCode, title: &str, msg: &str) -> Response {
+    (
+        status,
+        page(
+            s,
+            title,
+            html! { div.error role="alert" { (msg) } p { a href="/me" { "Back" } } },
+        ),
+    )
+        .into_response()
+}
+
+fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE_NAME)
+        .map(|(_, v)| v.to_string())
+}
+
+/// What a portal handler may fail with.
+struct PortalError(StoreError);
+
+impl From<StoreError> for PortalError {
+    fn from(e: StoreError) -> Self {
+        PortalError(e)
+    }
+}
+
+impl IntoResponse for PortalError {
+    fn into_response(self) -> Response {
+        let s = PortalSettings::default();
+        match self.0 {
+            StoreError::Invalid { field, reason } => status_page(
+                &s,
+                StatusCode::BAD_REQUEST,
+                "Not saved",
+                &format!("{field}: {reason}"),
+            ),
+            StoreError::NotFound(_) => status_page(
+                &s,
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is nothing here.",
+            ),
+            e => {
+                tracing::error!(error = %e, "internal error in the customer portal");
+                status_page(
+                    &s,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Something went wrong on our side. Please try again later.",
+                )
+            }
+        }
+    }
+}
+
+type PResult<T> = Result<T, PortalError>;
+
+/// The signed-in customer: person, CSRF token, session token.
+struct Customer {
+    person: ProfileId,
+    csrf: String,
+    token: String,
+}
+
+async fn customer(state: &AppState, headers: &HeaderMap) -> Result<Option<Customer>, StoreError> {
+    let Some(token) = cookie(headers) else {
+        return Ok(None);
+    };
+    Ok(portal::session(&state.store, &token)
+        .await?
+        .map(|(person, csrf)| Customer {
+            person,
+            csrf,
+            token,
+        }))
+}
+
+fn checked(c: &Customer, form: &HashMap<String, String>) -> Result<(), StoreError> {
+    match form.get("_csrf") {
+        Some(t) if t == &c.csrf => Ok(()),
+        _ => Err(StoreError::invalid(
+            "form",
+            "this form has expired; reload the page and try again",
+        )),
+    }
+}
+
+fn sign_in_form(s: &PortalSettings, status: StatusCode, note: Option<&str>) -> Response {
+    (
+        status,
+        page(
+            s,
+            "Your data, your choices",
+            html! {
+                section {
+                    p { "See what " (s.brand) " knows about you, choose what you receive, download your data or delete your account." }
+                    @if let Some(n) = note { div.note role="status" { (n) } }
+                    form method="post" action="/me/sign-in" {
+                        label for="email" { "Your e-mail address" }
+                        input #email type="email" name="email" required autocomplete="email";
+                        button type="submit" { "Send me a sign-in link" }
+                    }
+                }
+            },
+        ),
+    )
+        .into_response()
+}
+
+async fn home(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> PResult<Response> {
+    let s = portal::settings(&state.store).await?;
+    let Some(c) = customer(&state, &headers).await? else {
+        return Ok(sign_in_form(&s, StatusCode::OK, None));
+    };
+    let p = state.store.profile(c.person).await?;
+    let traits = portal::shown_traits(&s, &p.traits);
+    let (segments, scores, emails) = portal::why(&state.store, c.person).await?;
+    let primary = state.email.choose(c.person).await?;
+    let consent = |ch: &str, pu: &str| {
+        p.consents
+            .iter()
+            .find(|x| x.channel == ch && x.purpose == pu)
+            .map(|x| x.status)
+    };
+    let csrf = html! { input type="hidden" name="_csrf" value=(c.csrf); };
+    let body = html! {
+        @if let Some(m) = q.get("msg") { div.ok role="status" { (m) } }
+        section aria-labelledby="profile" {
+            h2 #profile { "My profile" }
+            table {
+                @for i in &p.identities {
+                    tr { th scope="row" { (i.kind.as_str().replace('_', " ")) } td { (i.value) } }
+                }
+            }
+            @if let Some((address, _)) = &primary { p.note { "We write to " strong { (address) } "." } }
+            @if !traits.is_empty() {
+                form method="post" action="/me/traits" {
+                    (csrf)
+                    @for (k, v, editable) in &traits {
+                        @let shown = v.as_str().map(str::to_string).unwrap_or_else(|| if v.is_null() { String::new() } else { v.to_string() });
+                        @if *editable {
+                            label for=(format!("t-{k}")) { (k.replace('_', " ")) }
+                            input type="text" id=(format!("t-{k}")) name=(format!("trait.{k}")) value=(shown);
+                        } @else {
+                            p { strong { (k.replace('_', " ")) ": " } (shown) }
+                        }
+                    }
+                    button type="submit" { "Save my details" }
+                }
+            }
+        }
+        section aria-labelledby="prefs" {
+            h2 #prefs { "What you receive" }
+            form method="post" action="/me/preferences" {
+                (csrf)
+                @for ch in &s.channels {
+                    fieldset {
+                        legend { (ch) }
+                        @for pu in &s.purposes {
+                            @let id = format!("pref-{ch}-{pu}");
+                            label.choice for=(id) {
+                                input type="checkbox" id=(id) name=(format!("pref.{ch}.{pu}")) value="granted" checked[consent(ch, pu) == Some(rapport_domain::model::ConsentStatus::Granted)];
+                                (pu)
+                            }
+                        }
+                    }
+                }
+                p.note { "Every change is recorded as your consent, with the time." }
+                button type="submit" { "Save my choices" }
+            }
+        }
+        section aria-labelledby="why" {
+            h2 #why { "Why am I seeing this?" }
+            h3 { "The groups you are in" }
+            @if segments.is_empty() { p.note { "None." } }
+            ul { @for r in &segments { li { strong { (r.title) } @if !r.detail.is_empty() { " — " (r.detail) } } } }
+            h3 { "The scores our offers use" }
+            @if scores.is_empty() { p.note { "None." } }
+            ul { @for r in &scores { li { strong { (r.title) } @if !r.detail.is_empty() { " — " (r.detail) } } } }
+            h3 { "E-mails we sent you" }
+            @if emails.is_empty() { p.note { "None." } }
+            ul { @for r in &emails { li { strong { (r.title) } br; (r.detail) } } }
+        }
+        section aria-labelledby="data" {
+            h2 #data { "Your data" }
+            p { a href="/me/download" download { "Download my data" } " (one JSON file with everything we store about you)." }
+            p { a href="/me/delete" { "Delete my account" } }
+            form method="post" action="/me/sign-out" { (csrf) button type="submit" { "Sign out" } }
+        }
+    };
+    Ok(page(&s, "Your data, your choices", body).into_response())
+}
+
+async fn request_link(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> PResult<Response> {
+    let s = portal::settings(&state.store).await?;
+    let email = f
+        .get("email")
+        .map(|e| e.trim().to_lowercase())
+        .unwrap_or_default();
+    let ip = client.ip(&state.web.settings().await?);
+    let wait = state.portal_links.wait(&email, ip);
+    if !wait.is_zero() {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut r = sign_in_form(
+            &s,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!(
+                "Too many sign-in requests: try again in {secs} seconds."
+            )),
+        );
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(r);
+    }
+    // Every request counts, known address or not: a flood waits either way.
+    state.portal_links.failed(&email, ip);
+    let base = base_url(&state, &headers).await?;
+    if let Err(StoreError::Invalid { reason, .. }) =
+        portal::request_link(state.store.clone(), state.email.clone(), &email, base)
+    {
+        return Ok(sign_in_form(
+            &s,
+            StatusCode::BAD_REQUEST,
+            Some(&format!("E-mail address: {reason}")),
+        ));
+    }
+    Ok(page(
+        &s,
+        "Check your inbox",
+        html! { section role="status" { p { "If " strong { (email) } " is an address we know, a sign-in link is on its way. It works once, within 15 minutes." } } },
+    )
+    .into_response())
+}
+
+/// Where links point: the e-mail settings' public URL, else this request's host.
+async fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, StoreError> {
+    let configured = state.email.shown_settings().await?.public_url;
+    if !configured.is_empty() {
+        return Ok(configured);
+    }
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    Ok(format!("http://{host}"))
+}
+
+/// The link's landing page: a button, so mail scanners that open links do not use them.
+async fn link_page(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> PResult<Response> {
+    let s = portal::settings(&state.store).await?;
+    let token = q.get("token").cloned().unwrap_or_default();
+    Ok(page(
+        &s,
+        "Sign in",
+        html! { section { form method="post" action="/me/link" {
+            input type="hidden" name="token" value=(token);
+            button type="submit" { "Sign in to " (s.brand) }
+        } } },
+    )
+    .into_response())
+}
+
+async fn use_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> PResult<Response> {
+    let s = portal::settings(&state.store).await?;
+    let token = f.get("token").map(String::as_str).unwrap_or("");
+    match portal::sign_in(&state.store, token).await? {
+        Err(e) => Ok(status_page(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "Sign-in link",
+            &e.to_string(),
+        )),
+        Ok(session) => {
+            let secure = headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|p| p == "https");
+            let cookie = format!(
+                "{COOKIE_NAME}={session}; Path=/me; HttpOnly; SameSite=Lax; Max-Age={}{}",
+                portal::SESSION_HOURS * 3600,
+                if secure { "; Secure" } else { "" }
+            );
+            let mut r = Redirect::to("/me").into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(SET_COOKIE, v);
+            }
+            Ok(r)
+        }
+    }
+}
+
+fn signed_out() -> Response {
+    let mut r = Redirect::to("/me").into_response();
+    r.headers_mut().insert(
+        SET_COOKIE,
+        HeaderValue::from_static("rapport_me=; Path=/me; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    r
+}
+
+async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> PResult<Response> {
+    let Some(c) = customer(&state, &headers).await? else {
+        return Ok(signed_out());
+    };
+    checked(&c, &f)?;
+    portal::sign_out(&state.store, &c.token).await?;
+    Ok(signed_out())
+}
+
+fn done(msg: &str) -> Response {
+    Redirect::to(&format!("/me?msg={}", crate::ui::layout::urlencode(msg))).into_response()
+}
+
+async fn edit_traits(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> PResult<Response> {
+    let Some(c) = customer(&state, &headers).await? else {
+        return Ok(signed_out());
+    };
+    checked(&c, &f)?;
+    let values: BTreeMap<String, String> = f
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("trait.")?.to_string(), v.clone())))
+        .collect();
+    portal::edit_traits(&state.store, c.person, &values).await?;
+    Ok(done("Your details are saved."))
+}
+
+async fn preferences(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> PResult<Response> {
+    let Some(c) = customer(&state, &headers).await? else {
+        return Ok(signed_out());
+    };
+    checked(&c, &f)?;
+    let granted: Vec<(String, String)> = f
+        .keys()
+        .filter_map(|k| {
+            let (ch, pu) = k.strip_prefix("pref.")?.split_once('.')?;
+            Some((ch.to_string(), pu.to_string()))
+        })
+        .collect();
+    let ip = client
+        .ip(&state.web.settings().await?)
+        .map(|i| i.to_string())
+        .unwrap_or_default();
+    let proof = format!(
+        "customer portal, signed in by e-mail link; at {}; client {ip}",
+        rapport_domain::time::to_datetime(now_millis()).to_rfc3339()
+    );
+    let n = portal::set_preferences(&state.store, c.person, &granted, &proof).await?;
+    Ok(done(&format!("Your choices are saved ({n} changed).")))
+}
+
+async fn download(State(state): State<AppState>, headers: HeaderMap) -> PResult<Response> {
+    let Some(c) = customer(&state, &headers).await? else {
+        return Ok(signed_out());
+    };
+    let doc = rapport_app::privacy::export(&state.store, c.person).await?;
+    Ok((
+        [(
+            CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment; filename=\"my-data.json\""),
+        )],
+        axum::Json(doc),
+    )
+        .into_response())
+}
+
+async fn delete_page(State(state): State<AppState>, headers: HeaderMap) -> PResult<Response> {
+    let s = portal::settings(&state.store).await?;
+    let Some(c) = customer(&state, &headers).await? else {
+        return Ok(signed_out());
+    };
+    Ok(page(
+        &s,
+        "Delete my account",
+        html! { section {
+            p { "This deletes everything we store about you: your details, identities, choices, history and e-mails. It cannot be undone." }
+            p { "We keep a fingerprint (a one-way hash) of your identifiers so that we do not collect data about you again." }
+            form method="post" action="/me/delete" {
+                input type="hidden" name="_csrf" value=(c.csrf);
+                label.choice for="confirm" { input #confirm type="checkbox" name="confirm" value="yes" required; "I understand: delete my account and all my data" }
+                button.danger type="submit" { "Delete my account" }
+            }
+        } },
+    )
+    .into_response())
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> PResult<Response> {
+    let s = portal::settings(&state.store).await?;
+    let Some(c) = customer(&state, &headers).await? else {
+        return Ok(signed_out());
+    };
+    checked(&c, &f)?;
+    if f.get("confirm").map(String::as_str) != Some("yes") {
+        return Err(StoreError::invalid("confirm", "tick the box to confirm").into());
+    }
+    state
+        .ingestor
+        .erased()
+        .erase(c.person, true, &portal::who(c.person), now_millis())
+        .await?;
+    let mut r = page(
+        &s,
+        "Your account is deleted",
+        html! { section role="status" { p { "Everything we stored about you is deleted." } } },
+    )
+    .into_response();
+    r.headers_mut().insert(
+        SET_COOKIE,
+        HeaderValue::from_static("rapport_me=; Path=/me; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    Ok(r)
+}
+
+/// The portal's settings: brand name, colour and logo, the sign-in sender, which traits
+/// customers see or edit, and the preference centre's channels and purposes.
+#[utoipa::path(get, path = "/api/portal/settings", tag = "privacy",
+    responses((status = 200, body = PortalSettings)), security(("bearer" = [])))]
+pub async fn settings(
+    State(state): State<AppState>,
+    _key: crate::auth::AdminKey,
+) -> crate::problem::ApiResult<axum::Json<PortalSettings>> {
+    Ok(axum::Json(portal::settings(&state.store).await?))
+}
+
+#[utoipa::path(put, path = "/api/portal/settings", tag = "privacy", request_body = PortalSettings,
+    responses((status = 200, body = PortalSettings), (status = 400, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn set_settings(
+    State(state): State<AppState>,
+    key: crate::auth::AdminKey,
+    body: axum::body::Bytes,
+) -> crate::problem::ApiResult<axum::Json<PortalSettings>> {
+    let s: PortalSettings = crate::problem::typed_body(&body)?;
+    portal::set_settings(&state.store, &s).await?;
+    rapport_app::privacy::audit(
+        &state.store,
+        &key.who(),
+        "portal.settings",
+        "settings:portal".into(),
+        serde_json::Value::Null,
+    )
+    .await?;
+    Ok(axum::Json(s))
+}

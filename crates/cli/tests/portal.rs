@@ -343,3 +343,47 @@ async fn portal_links_sessions_and_refusals() {
         s.finish().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_uses_the_portal_in_headless_chromium() {
+    let (chromium, tools) = common::browser_tools();
+    for s in common::servers().await {
+        let k = s.kind;
+        let sink = Sink::start();
+        let id = set_up(&s, &sink).await;
+        let shots = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/screenshots")
+            .join(k);
+        std::fs::create_dir_all(&shots).expect("screenshots dir");
+        let out = tokio::process::Command::new("node")
+            .arg(tools.join("portal.js"))
+            .env("BASE", &s.url)
+            .env("EMAIL", EMAIL)
+            .env("MAILDIR", sink.dir.path())
+            .env("LINK_SCRIPT", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/portal/link.py"))
+            .env("SEGMENT", "French customers")
+            .env("SHOTS", &shots)
+            .env("CHROMIUM", &chromium)
+            .output()
+            .await
+            .expect("node runs");
+        assert!(
+            out.status.success(),
+            "[{k}] the browser run failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Staff cannot find her any more, by any identifier or by search.
+        for ident in [format!("email:{EMAIL}"), "user_id:ann".to_string()] {
+            let (st, _) = s
+                .get(&format!("/api/profiles/lookup?identifier={}", common::urlencode(&ident)))
+                .await;
+            assert_eq!(st, 404, "[{k}] {ident}");
+        }
+        let (_, found) = s.get("/api/profiles?q=ann.portal").await;
+        assert_eq!(found["items"].as_array().map(Vec::len), Some(0), "[{k}] {found}");
+        let (st, _) = s.get(&format!("/api/profiles/{id}")).await;
+        assert_eq!(st, 404, "[{k}]");
+        s.finish().await;
+    }
+}

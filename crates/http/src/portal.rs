@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
 fn page(s: &PortalSettings, title: &str, body: Markup) -> Markup {
     let css = format!(
         ":root{{--accent:{}}}
+*{{box-sizing:border-box}}
 body{{margin:0;font:16px/1.55 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2330;background:#f6f7f9}}
 header{{background:#fff;border-bottom:4px solid var(--accent);padding:.8rem 1.2rem;display:flex;gap:.8rem;align-items:center}}
 header img{{height:32px}} header strong{{font-size:1.2rem}}

@@ -65,6 +65,8 @@ pub enum BenchCommand {
     Email(crate::bench_email::EmailBench),
     /// A campaign to N people planned and queued (segment, address, render, store).
     Campaign(crate::bench_campaign::CampaignBench),
+    /// A person with 10,000 events exported and erased; insight breakdowns over N people.
+    Privacy(crate::bench_privacy::PrivacyBench),
     /// Latency of the open pixel and click redirect at a fixed request rate.
     Tracking(crate::bench_tracking::TrackingBench),
     /// End to end to a local SMTP sink, against the sink's own ceiling.
@@ -461,6 +463,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             tokio::task::spawn_blocking(move || crate::bench_email::run(args)).await?
         }
         BenchCommand::Campaign(args) => crate::bench_campaign::run(args).await,
+        BenchCommand::Privacy(args) => crate::bench_privacy::run(args).await,
         BenchCommand::Tracking(args) => crate::bench_tracking::run(args).await,
         BenchCommand::Delivery(args) => crate::bench_delivery::run(args).await,
         BenchCommand::Crash(args) => crate::bench_crash::run(args).await,

@@ -360,7 +360,10 @@ async fn a_customer_uses_the_portal_in_headless_chromium() {
             .env("BASE", &s.url)
             .env("EMAIL", EMAIL)
             .env("MAILDIR", sink.dir.path())
-            .env("LINK_SCRIPT", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/portal/link.py"))
+            .env(
+                "LINK_SCRIPT",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/portal/link.py"),
+            )
             .env("SEGMENT", "French customers")
             .env("SHOTS", &shots)
             .env("CHROMIUM", &chromium)
@@ -376,12 +379,19 @@ async fn a_customer_uses_the_portal_in_headless_chromium() {
         // Staff cannot find her any more, by any identifier or by search.
         for ident in [format!("email:{EMAIL}"), "user_id:ann".to_string()] {
             let (st, _) = s
-                .get(&format!("/api/profiles/lookup?identifier={}", common::urlencode(&ident)))
+                .get(&format!(
+                    "/api/profiles/lookup?identifier={}",
+                    common::urlencode(&ident)
+                ))
                 .await;
             assert_eq!(st, 404, "[{k}] {ident}");
         }
         let (_, found) = s.get("/api/profiles?q=ann.portal").await;
-        assert_eq!(found["items"].as_array().map(Vec::len), Some(0), "[{k}] {found}");
+        assert_eq!(
+            found["items"].as_array().map(Vec::len),
+            Some(0),
+            "[{k}] {found}"
+        );
         let (st, _) = s.get(&format!("/api/profiles/{id}")).await;
         assert_eq!(st, 404, "[{k}]");
         s.finish().await;

@@ -136,6 +136,31 @@ async fn every_page_renders_for_every_role_and_checks_hold() {
             }
             cookies.insert(role, c);
         }
+        // The audit of staff access: the person pages just opened are in it; admins only.
+        let (st, body) = get(&s, &cookies["admin"], "/audit?target=person:1").await;
+        assert!(
+            st == 200 && body.contains("profile.view") && body.contains("ui:viewer@shop.example"),
+            "[{}] {st} {body}",
+            s.kind
+        );
+        assert_eq!(
+            get(&s, &cookies["viewer"], "/audit").await.0,
+            403,
+            "[{}]",
+            s.kind
+        );
+        let (_, person) = get(&s, &cookies["admin"], "/people/1").await;
+        assert!(
+            person.contains("/people/1/export") && person.contains("/people/1/erase"),
+            "[{}]",
+            s.kind
+        );
+        let (_, person) = get(&s, &cookies["marketer"], "/people/1").await;
+        assert!(
+            !person.contains("/people/1/erase"),
+            "[{}] only admins erase",
+            s.kind
+        );
         // The E-mail section: a template's preview for a person, and the 360's e-mail card.
         let (st, t) = s
             .send(

@@ -32,6 +32,9 @@ pub fn routes() -> Router<AppState> {
             post(people::undo_detach),
         )
         .route("/people/{id}/consents", post(people::set_consent))
+        .route("/people/{id}/export", get(people::export))
+        .route("/people/{id}/erase", post(people::erase))
+        .route("/audit", get(people::audit))
         .route("/ui/people/{id}/timeline", get(people::timeline_fragment))
         .route("/segments", get(segments::list).post(segments::save))
         .route(

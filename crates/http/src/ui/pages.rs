@@ -367,6 +367,11 @@ pub async fn settings(State(state): State<AppState>, staff: Staff) -> UiResult<M
             @if admin {
                 div.grid {
                     div.card {
+                        h2 { "Privacy" }
+                        p { a href="/audit" { "The audit of staff access" } ": who opened, exported, erased or changed which person, keys and users." }
+                        p { "Customers manage their own data at " a href="/me" { "/me" } " (see docs/privacy.md)." }
+                    }
+                    div.card {
                         h2 { "Users" }
                         table { tr { th { "E-mail" } th { "Role" } th { "Last sign-in" } }
                             @for u in &users { tr { td { (u.email) } td { span.badge { (u.role) } } td.small { (u.last_login_at.map(|t| to_datetime(t).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "never".into())) } } } }

@@ -384,6 +384,18 @@ pub async fn person(
                     } } }
                 }
             }
+            @if staff.role.can_admin() {
+                div.card {
+                    h2 { "Privacy" }
+                    p { a href=(format!("/people/{}/export", p.id)) download { "Export everything about this person (JSON)" } }
+                    form method="post" action=(format!("/people/{}/erase", p.id)) {
+                        (csrf(&staff))
+                        label { input type="checkbox" name="confirm" value="yes" required; " Erase this person: every identity, trait, consent, text and e-mail, irreversibly" }
+                        button.danger type="submit" { "Erase" }
+                    }
+                    p.small.muted { a href=(format!("/audit?target=person:{}", p.id)) { "Who accessed this person" } }
+                }
+            }
             div.card {
                 h2 { "Merge history" }
                 @if p.merges.is_empty() { p.empty { "Never merged." } }
@@ -638,4 +650,99 @@ pub async fn undo_detach(
     .await?;
     let msg = format!("Put {} back on #{}.", d.identifier, d.from_profile);
     Ok(changed(id, &msg))
+}
+
+/// The person's data as a JSON download (admins; audited).
+pub async fn export(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+) -> UiResult<Response> {
+    staff.require(staff.role.can_admin(), "export a person's data")?;
+    let doc = rapport_app::privacy::export(&state.store, id).await?;
+    rapport_app::privacy::audit(
+        &state.store,
+        &format!("ui:{}", staff.user.email),
+        "profile.export",
+        format!("person:{}", doc["person"]),
+        Value::Null,
+    )
+    .await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"person-{id}.json\""),
+        )],
+        axum::Json(doc),
+    )
+        .into_response())
+}
+
+/// Erases the person (admins, with the confirmation box ticked).
+pub async fn erase(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_admin(), "erase people")?;
+    if f.get("confirm").map(String::as_str) != Some("yes") {
+        return Err(UiError::Invalid("confirm: tick the box to erase".into()));
+    }
+    let r = state
+        .ingestor
+        .erased()
+        .erase(id, true, &format!("ui:{}", staff.user.email), now_millis())
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/people?msg={}",
+        layout::urlencode(&format!(
+            "Person #{} erased ({} identifiers).",
+            r.person, r.identifiers
+        ))
+    )))
+}
+
+/// The audit of staff access (admins): newest first, by target.
+pub async fn audit(
+    State(state): State<AppState>,
+    staff: Staff,
+    Query(q): Query<HashMap<String, String>>,
+) -> UiResult<Markup> {
+    staff.require(staff.role.can_admin(), "read the audit")?;
+    let target = q.get("target").filter(|t| !t.is_empty()).cloned();
+    let entries = state
+        .store
+        .audit_log(rapport_store::AuditQuery {
+            target: target.clone(),
+            action: None,
+            before: None,
+            limit: 500,
+        })
+        .await?;
+    Ok(layout::page(
+        &staff,
+        "Audit",
+        "/settings",
+        html! {
+            div.card.wide {
+                h2 { "Who did what" @if let Some(t) = &target { " — " (t) } }
+                form method="get" action="/audit" {
+                    label for="target" { "Target (person:42, key:rk_…, user:3)" }
+                    input #target name="target" value=(target.clone().unwrap_or_default());
+                    button type="submit" { "Filter" }
+                }
+                @if entries.is_empty() { p.empty { "Nothing recorded." } }
+                table {
+                    tr { th { "When" } th { "Who" } th { "Action" } th { "Target" } th { "Detail" } }
+                    @for e in &entries { tr {
+                        td.small { (rapport_domain::time::to_datetime(e.at).format("%Y-%m-%d %H:%M:%S")) }
+                        td { (e.who) } td { (e.action) } td { (e.target) }
+                        td.small.muted { @if !e.detail.is_null() { (e.detail.to_string()) } }
+                    } }
+                }
+            }
+        },
+    ))
 }

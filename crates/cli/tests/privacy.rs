@@ -241,3 +241,98 @@ async fn export_then_erase_leaves_nothing() {
         s.finish().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ad_audiences_are_hashed_and_consented() {
+    use sha2::{Digest, Sha256};
+    let hex = |s: &str| -> String {
+        Sha256::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    for s in common::servers().await {
+        let k = s.kind;
+        let (st, v) = s
+            .batch(json!([
+                {"type": "identify", "userId": "a1", "traits": {"email": "Ann.Lee@Gmail.com", "phone": "+44 7911 123456", "club": "x"}},
+                {"type": "identify", "userId": "a2", "traits": {"email": "bo@example.com", "club": "x"}},
+                {"type": "identify", "userId": "a3", "traits": {"email": "cy@example.com", "club": "x"}},
+            ]))
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        for u in ["a1", "a2"] {
+            let id = s.profile_of(&format!("user_id:{u}")).await["id"]
+                .as_i64()
+                .unwrap();
+            let (st, v) = s
+                .send(
+                    Method::PUT,
+                    &format!("/api/profiles/{id}/consents"),
+                    json!({"channel": "ads", "purpose": "custom_audiences", "status": "granted"}),
+                )
+                .await;
+            assert_eq!(st, 200, "[{k}] {v}");
+        }
+        let (_, seg) = s
+            .send(
+                Method::POST,
+                "/api/segments",
+                json!({"name": "Club", "definition": "traits.club = \"x\""}),
+            )
+            .await;
+        let sid = seg["id"].as_i64().unwrap();
+        s.send(
+            Method::POST,
+            &format!("/api/segments/{sid}/refresh"),
+            json!({}),
+        )
+        .await;
+        let get_csv = |platform: &str| {
+            let url = format!(
+                "{}/api/segments/{sid}/ad-audience?platform={platform}",
+                s.url
+            );
+            let c = s.client.get(url).bearer_auth(&s.admin);
+            async move {
+                let r = c.send().await.unwrap();
+                let st = r.status().as_u16();
+                let excluded = r
+                    .headers()
+                    .get("x-rapport-excluded")
+                    .map(|v| v.to_str().unwrap().to_string());
+                (st, excluded, r.text().await.unwrap())
+            }
+        };
+        let (st, excluded, meta) = get_csv("meta").await;
+        assert_eq!((st, excluded.as_deref()), (200, Some("1")), "[{k}] {meta}");
+        let mut lines: Vec<&str> = meta.lines().collect();
+        assert_eq!(lines.remove(0), "email,phone");
+        lines.sort_unstable();
+        let mut want = vec![
+            format!("{},{}", hex("ann.lee@gmail.com"), hex("447911123456")),
+            format!("{},", hex("bo@example.com")),
+        ];
+        want.sort_unstable();
+        assert_eq!(lines, want, "[{k}] {meta}");
+        assert!(
+            !meta.contains("cy@") && !meta.contains(&hex("cy@example.com")),
+            "[{k}] no consent, not listed"
+        );
+        let (_, _, google) = get_csv("google").await;
+        assert!(google.starts_with("Email,Phone\n"), "[{k}] {google}");
+        assert!(
+            google.contains(&format!(
+                "{},{}",
+                hex("annlee@gmail.com"),
+                hex("+447911123456")
+            )),
+            "[{k}] {google}"
+        );
+        let (st, _, body) = get_csv("tiktok").await;
+        assert!(st == 400 && body.contains("platform"), "[{k}] {body}");
+        let (_, audit) = s.get(&format!("/api/audit?target=segment:{sid}")).await;
+        assert_eq!(audit[0]["action"], "audience.export", "[{k}] {audit}");
+        s.finish().await;
+    }
+}

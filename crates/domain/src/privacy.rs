@@ -35,8 +35,79 @@ pub fn noisy_count(count: u64, epsilon: f64, u: f64) -> u64 {
     noisy.round().max(0.0) as u64
 }
 
+/// An advertising platform that takes hashed customer lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdPlatform {
+    /// Meta Custom Audiences.
+    Meta,
+    /// Google Customer Match.
+    Google,
+}
+
+impl AdPlatform {
+    pub fn parse(s: &str) -> Option<AdPlatform> {
+        match s {
+            "meta" => Some(AdPlatform::Meta),
+            "google" => Some(AdPlatform::Google),
+            _ => None,
+        }
+    }
+
+    /// The CSV header row each platform's upload expects for hashed columns.
+    pub fn header(self) -> &'static str {
+        match self {
+            AdPlatform::Meta => "email,phone",
+            AdPlatform::Google => "Email,Phone",
+        }
+    }
+
+    /// A stored (already lower-cased) address normalised as the platform hashes it:
+    /// trimmed and lower-cased; Google also drops the dots of gmail.com and
+    /// googlemail.com user names.
+    pub fn email(self, address: &str) -> String {
+        let a = address.trim().to_lowercase();
+        if self == AdPlatform::Google {
+            if let Some((user, domain)) = a.rsplit_once('@') {
+                if domain == "gmail.com" || domain == "googlemail.com" {
+                    return format!("{}@{domain}", user.replace('.', ""));
+                }
+            }
+        }
+        a
+    }
+
+    /// A stored E.164 number (`+447911123456`, maybe with `;ext=`) as the platform
+    /// hashes it: Meta digits only with the country code, Google E.164 with `+`.
+    pub fn phone(self, e164: &str) -> String {
+        let main = e164.split(';').next().unwrap_or("");
+        let digits: String = main.chars().filter(char::is_ascii_digit).collect();
+        match self {
+            AdPlatform::Meta => digits,
+            AdPlatform::Google => format!("+{digits}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ad_platforms_normalise_as_documented() {
+        use AdPlatform::*;
+        assert_eq!(Google.email(" A.n.n@Gmail.com "), "ann@gmail.com");
+        assert_eq!(Meta.email(" A.n.n@Gmail.com "), "a.n.n@gmail.com");
+        assert_eq!(Google.email("a.b@example.com"), "a.b@example.com");
+        assert_eq!(Meta.phone("+44 7911 123456;ext=2"), "447911123456");
+        assert_eq!(Google.phone("+447911123456"), "+447911123456");
+        assert_eq!(AdPlatform::parse("meta"), Some(Meta));
+        assert_eq!(AdPlatform::parse("tiktok"), None);
+        assert_ne!(Meta.header(), Google.header());
+        // The documented example of both platforms: SHA-256 of the normalised value.
+        assert_eq!(
+            hex_sha256(&Meta.email("Test@Example.com")),
+            "973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -306,6 +306,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::export))
         .routes(routes!(privacy::erase))
         .routes(routes!(privacy::audit_log))
+        .routes(routes!(privacy::ad_audience))
         .routes(routes!(insight::audience))
         .routes(routes!(insight::breakdown))
         .routes(routes!(insight::settings, insight::set_settings))

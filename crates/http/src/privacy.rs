@@ -124,3 +124,50 @@ pub async fn audit_log(
             .await?,
     ))
 }
+
+/// A segment's members as a hashed customer list for an ad platform (`platform=meta`:
+/// Meta Custom Audiences, `google`: Google Customer Match): CSV of SHA-256 hashes of
+/// normalised e-mails and phones, only people whose `ads` × `custom_audiences` consent is
+/// granted (`X-Rapport-Excluded`: how many were left out). Audited.
+#[utoipa::path(get, path = "/api/segments/{id}/ad-audience", tag = "privacy",
+    params(("id" = i64, Path), ("platform" = String, Query, description = "meta or google")),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 400, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn ad_audience(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Id(id): Id,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<impl IntoResponse> {
+    let platform = q
+        .get("platform")
+        .and_then(|p| rapport_domain::privacy::AdPlatform::parse(p))
+        .ok_or_else(|| ApiError::invalid("platform", "must be meta or google"))?;
+    let (csv, included, excluded) =
+        rapport_app::privacy::ad_audience(&state.store, id, platform).await?;
+    audit(
+        &state.store,
+        &key.who(),
+        "audience.export",
+        format!("segment:{id}"),
+        json!({"platform": q.get("platform"), "included": included, "excluded": excluded}),
+    )
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"segment-{id}-{}.csv\"",
+                    q["platform"]
+                ),
+            ),
+            (
+                header::HeaderName::from_static("x-rapport-excluded"),
+                excluded.to_string(),
+            ),
+        ],
+        csv,
+    ))
+}

@@ -17,6 +17,9 @@ pub struct Metrics {
     pub identifiers_dropped: IntCounter,
     /// Messages not stored because they carry an erased person's identifier.
     pub messages_erased: IntCounter,
+    /// Anonymous people and old events removed by the retention job.
+    pub retention_people: IntCounter,
+    pub retention_events: IntCounter,
     /// Time from a batch entering the writer queue to its commit.
     pub ingest_seconds: Histogram,
     pub group_size: Histogram,
@@ -57,6 +60,14 @@ pub fn metrics() -> &'static Metrics {
         let messages_erased = c(
             "rapport_messages_erased_total",
             "Messages not stored because they carry an erased person's identifier",
+        );
+        let retention_people = c(
+            "rapport_retention_people_total",
+            "Anonymous people erased by the retention job",
+        );
+        let retention_events = c(
+            "rapport_retention_events_total",
+            "Events deleted by the retention job (their daily counts kept)",
         );
         let events_rejected = IntCounterVec::new(
             Opts::new(
@@ -103,6 +114,8 @@ pub fn metrics() -> &'static Metrics {
             conflicts,
             identifiers_dropped,
             messages_erased,
+            retention_people,
+            retention_events,
             ingest_seconds,
             group_size,
         }

@@ -144,7 +144,7 @@ impl Erased {
         at: Millis,
     ) -> Result<ErasureReport, StoreError> {
         let canonical = self.store.profile(person).await?.id;
-        let report = self.store.erase(canonical, remember, by, at).await?;
+        let report = self.store.erase(vec![canonical], remember, by, at).await?;
         self.reload().await?;
         announce(&self.store, Change::Standing).await?;
         announce(&self.store, Change::Retracted).await?;
@@ -220,4 +220,119 @@ pub async fn ad_audience(
         }
     }
     Ok((csv, included, excluded))
+}
+
+const RETENTION_KEY: &str = "retention";
+const DAY_MS: i64 = 86_400_000;
+
+/// How long data is kept (`GET`/`PUT /api/settings/retention`); absent: for ever.
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// People with no identifier but anonymous ids, not seen for this many days, are
+    /// erased (their identifiers are not remembered).
+    pub anonymous_profile_days: Option<u32>,
+    /// Events older than this many days are deleted; their daily counts per type, name
+    /// and channel are kept (`event_aggregates`).
+    pub event_days: Option<u32>,
+}
+
+impl RetentionSettings {
+    pub fn check(&self) -> Result<(), StoreError> {
+        for (field, v) in [
+            ("anonymous_profile_days", self.anonymous_profile_days),
+            ("event_days", self.event_days),
+        ] {
+            if v.is_some_and(|d| d == 0 || d > 36_500) {
+                return Err(StoreError::invalid(
+                    field,
+                    "1 to 36,500 days, or null to keep for ever",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub async fn retention(store: &DynStore) -> Result<RetentionSettings, StoreError> {
+    Ok(match store.setting(RETENTION_KEY).await? {
+        Some(v) => serde_json::from_value(v).unwrap_or_default(),
+        None => RetentionSettings::default(),
+    })
+}
+
+pub async fn set_retention(store: &DynStore, s: &RetentionSettings) -> Result<(), StoreError> {
+    s.check()?;
+    let v = serde_json::to_value(s).map_err(|e| StoreError::Backend(e.to_string()))?;
+    store.set_setting(RETENTION_KEY, v, now_millis()).await
+}
+
+/// What one retention run removed.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct RetentionReport {
+    pub anonymous_people: usize,
+    pub events: usize,
+}
+
+/// Runs the retention rules as of `now` until nothing is left: anonymous people erased
+/// a thousand per transaction, old events deleted ten thousand per transaction.
+pub async fn apply_retention(store: &DynStore, now: Millis) -> Result<RetentionReport, StoreError> {
+    let s = retention(store).await?;
+    let mut report = RetentionReport::default();
+    if let Some(days) = s.anonymous_profile_days {
+        let before = now - i64::from(days) * DAY_MS;
+        loop {
+            let people = store.anonymous_people(before, 1_000).await?;
+            if people.is_empty() {
+                break;
+            }
+            report.anonymous_people += people.len();
+            store.erase(people, false, "retention", now).await?;
+        }
+    }
+    if let Some(days) = s.event_days {
+        let before = now - i64::from(days) * DAY_MS;
+        loop {
+            let n = store.expire_events(before, 10_000).await?;
+            report.events += n;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    if report.anonymous_people + report.events > 0 {
+        announce(store, Change::Standing).await?;
+        announce(store, Change::Retracted).await?;
+        let m = crate::metrics::metrics();
+        m.retention_people.inc_by(report.anonymous_people as u64);
+        m.retention_events.inc_by(report.events as u64);
+    }
+    tracing::info!(
+        anonymous_people = report.anonymous_people,
+        events = report.events,
+        "retention applied"
+    );
+    Ok(report)
+}
+
+/// The daily retention job: a first run a minute after start, then every 24 hours.
+pub async fn run_retention(store: DynStore, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut wait = Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        if let Err(e) = apply_retention(&store, now_millis()).await {
+            tracing::warn!(error = %e, "retention failed; retrying in an hour");
+            wait = Duration::from_secs(3600);
+            continue;
+        }
+        wait = Duration::from_secs(86_400);
+    }
 }

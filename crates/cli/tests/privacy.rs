@@ -336,3 +336,91 @@ async fn ad_audiences_are_hashed_and_consented() {
         s.finish().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_anonymous_people_and_old_events() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let old = "2024-01-01T00:00:00Z";
+        let (st, v) = s
+            .batch(json!([
+                {"type": "page", "anonymousId": "anon-1", "name": "Home"},
+                {"type": "identify", "userId": "known", "traits": {"email": "keep.me@retention.test"}},
+                {"type": "track", "userId": "known", "event": "Ancient", "timestamp": old, "properties": {"x": 1}},
+                {"type": "track", "userId": "known", "event": "Ancient", "timestamp": old},
+                {"type": "track", "userId": "known", "event": "Recent"},
+            ]))
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/settings/retention",
+                json!({"event_days": 0}),
+            )
+            .await;
+        assert_eq!(
+            (st, v["field"].as_str()),
+            (400, Some("event_days")),
+            "[{k}] {v}"
+        );
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/settings/retention",
+                json!({"anonymous_profile_days": 30, "event_days": 365}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        // Today: the events of 2024 go (two, counted per day), the visitor stays.
+        let (st, r) = s
+            .send(Method::POST, "/api/settings/retention/run", json!({}))
+            .await;
+        assert_eq!(st, 200, "[{k}] {r}");
+        assert_eq!(
+            (r["events"].as_u64(), r["anonymous_people"].as_u64()),
+            (Some(2), Some(0)),
+            "[{k}] {r}"
+        );
+        let anon = s.profile_of("anonymous_id:anon-1").await;
+        // Thirty-one days on, the visitor with no identifier but a cookie goes too; the
+        // known person stays, with her recent events.
+        let later =
+            rapport_domain::time::to_datetime(rapport_domain::time::now_millis() + 31 * 86_400_000)
+                .to_rfc3339();
+        let (st, r) = s
+            .send(
+                Method::POST,
+                "/api/settings/retention/run",
+                json!({"as_of": later}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {r}");
+        assert_eq!(r["anonymous_people"].as_u64(), Some(1), "[{k}] {r}");
+        let (st, _) = s.get(&format!("/api/profiles/{}", anon["id"])).await;
+        assert_eq!(st, 404, "[{k}]");
+        let known = s.profile_of("email:keep.me@retention.test").await;
+        let (_, tl) = s
+            .get(&format!("/api/profiles/{}/timeline", known["id"]))
+            .await;
+        let names: Vec<&str> = tl["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"Recent") && !names.contains(&"Ancient"),
+            "[{k}] {names:?}"
+        );
+        let (st, v) = s
+            .send(
+                Method::POST,
+                "/api/settings/retention/run",
+                json!({"as_of": "soon"}),
+            )
+            .await;
+        assert_eq!((st, v["field"].as_str()), (400, Some("as_of")), "[{k}] {v}");
+        s.finish().await;
+    }
+}

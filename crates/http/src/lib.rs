@@ -67,6 +67,10 @@ impl AppState {
             rapport_app::realtime::DEFAULT_CAPACITY,
         );
         state.run_number_index();
+        tokio::spawn(rapport_app::privacy::run_retention(
+            state.store.clone(),
+            state._workers.subscribe(),
+        ));
         (state, writer)
     }
 
@@ -307,6 +311,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::erase))
         .routes(routes!(privacy::audit_log))
         .routes(routes!(privacy::ad_audience))
+        .routes(routes!(privacy::retention, privacy::set_retention))
+        .routes(routes!(privacy::run_retention))
         .routes(routes!(insight::audience))
         .routes(routes!(insight::breakdown))
         .routes(routes!(insight::settings, insight::set_settings))

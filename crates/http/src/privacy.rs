@@ -10,6 +10,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use rapport_app::privacy::audit;
+use rapport_app::privacy::{RetentionReport, RetentionSettings};
 use rapport_domain::time::now_millis;
 use rapport_store::{AuditEntry, AuditQuery, ErasureReport};
 use serde::Deserialize;
@@ -170,4 +171,74 @@ pub async fn ad_audience(
         ],
         csv,
     ))
+}
+
+/// How long data is kept: anonymous people and events, in days (null: for ever). A
+/// daily job applies it.
+#[utoipa::path(get, path = "/api/settings/retention", tag = "privacy",
+    responses((status = 200, body = RetentionSettings)), security(("bearer" = [])))]
+pub async fn retention(
+    State(state): State<AppState>,
+    _key: AdminKey,
+) -> ApiResult<Json<RetentionSettings>> {
+    Ok(Json(rapport_app::privacy::retention(&state.store).await?))
+}
+
+#[utoipa::path(put, path = "/api/settings/retention", tag = "privacy", request_body = RetentionSettings,
+    responses((status = 200, body = RetentionSettings), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn set_retention(
+    State(state): State<AppState>,
+    key: AdminKey,
+    body: Bytes,
+) -> ApiResult<Json<RetentionSettings>> {
+    let s: RetentionSettings = crate::problem::typed_body(&body)?;
+    rapport_app::privacy::set_retention(&state.store, &s).await?;
+    audit(
+        &state.store,
+        &key.who(),
+        "retention.settings",
+        "settings:retention".into(),
+        serde_json::to_value(&s).unwrap_or_default(),
+    )
+    .await?;
+    Ok(Json(s))
+}
+
+#[derive(Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRun {
+    /// Apply the rules as of this time (ISO-8601) instead of now.
+    pub as_of: Option<String>,
+}
+
+/// Applies the retention rules now (the daily job does the same), as of `as_of` if given.
+#[utoipa::path(post, path = "/api/settings/retention/run", tag = "privacy",
+    request_body(content = RetentionRun, description = "Optional"),
+    responses((status = 200, body = RetentionReport), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn run_retention(
+    State(state): State<AppState>,
+    key: AdminKey,
+    body: Bytes,
+) -> ApiResult<Json<RetentionReport>> {
+    let b: RetentionRun = if body.iter().all(u8::is_ascii_whitespace) {
+        RetentionRun::default()
+    } else {
+        crate::problem::typed_body(&body)?
+    };
+    let at = match b.as_of {
+        None => now_millis(),
+        Some(t) => rapport_domain::time::parse_timestamp(&t).ok_or_else(|| {
+            ApiError::invalid("as_of", format!("'{t}' is not an ISO-8601 timestamp"))
+        })?,
+    };
+    let r = rapport_app::privacy::apply_retention(&state.store, at).await?;
+    audit(
+        &state.store,
+        &key.who(),
+        "retention.run",
+        "settings:retention".into(),
+        serde_json::to_value(&r).unwrap_or_default(),
+    )
+    .await?;
+    Ok(Json(r))
 }

@@ -349,6 +349,19 @@ impl PersonSets {
     }
 }
 
+/// People whose raw profiles hold no identifier but anonymous ids, none updated since
+/// `?1`/`$1` (the same text on both stores; see `PrivacyStore::anonymous_people`).
+pub(crate) const ANONYMOUS_PEOPLE: &str = "SELECT p.id FROM profiles p
+    WHERE p.id = p.canonical_id AND p.updated_at < $1
+      AND NOT EXISTS (SELECT 1 FROM profiles m JOIN identities i ON i.profile_id = m.id
+                      WHERE m.canonical_id = p.id AND i.kind <> 'anonymous_id')
+      AND NOT EXISTS (SELECT 1 FROM profiles m WHERE m.canonical_id = p.id AND m.updated_at >= $1)
+    ORDER BY p.id LIMIT $2";
+
+/// What is derived from an event and goes with it when it expires.
+pub(crate) const EVENT_DERIVED: &[&str] =
+    &["event_numbers", "text_analyses", "text_tags", "touches"];
+
 /// SQLite keeps JSON in text columns; the export shows it as JSON.
 pub(crate) fn unfold_json(mut row: serde_json::Value, hidden: &[&str]) -> serde_json::Value {
     if let serde_json::Value::Object(map) = &mut row {
@@ -378,17 +391,25 @@ pub trait PrivacyStore: Send + Sync {
         &self,
         person: ProfileId,
     ) -> Result<Vec<(String, Vec<serde_json::Value>)>>;
-    /// Erases `person` in one transaction: every table of [`PERSON_TABLES`], the
-    /// identifiers' hashes remembered when `remember` (so they do not come back), and
-    /// an audit entry by `by`. `NotFound` when no such person. On SQLite the deleted
-    /// content is overwritten (`secure_delete`) and the WAL checkpointed and truncated.
+    /// Erases `persons` (every raw profile of each) in one transaction: every table of
+    /// [`PERSON_TABLES`], the identifiers' hashes remembered when `remember` (so they
+    /// do not come back), and an audit entry per person by `by`. `NotFound` when none
+    /// exists. On SQLite the deleted content is overwritten (`secure_delete`) and the WAL
+    /// checkpointed and truncated.
     async fn erase(
         &self,
-        person: ProfileId,
+        persons: Vec<ProfileId>,
         remember: bool,
         by: &str,
         at: Millis,
     ) -> Result<ErasureReport>;
+    /// People (canonical ids) whose every raw profile has no identifier but anonymous
+    /// ids and was last updated before `before`; at most `limit`.
+    async fn anonymous_people(&self, before: Millis, limit: usize) -> Result<Vec<ProfileId>>;
+    /// Deletes at most `limit` events that happened before `before` (with what was
+    /// derived from them), adding them to the daily counts of `event_aggregates` first;
+    /// returns how many. One transaction.
+    async fn expire_events(&self, before: Millis, limit: usize) -> Result<usize>;
     /// Hashes of erased identifiers (see `rapport_domain::privacy::identifier_hash`).
     async fn erased_hashes(&self) -> Result<Vec<String>>;
     async fn record_audit(&self, entry: AuditEntry) -> Result<()>;

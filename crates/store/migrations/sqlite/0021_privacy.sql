@@ -44,3 +44,13 @@ CREATE TABLE insight_spend (
     queries INTEGER NOT NULL,
     PRIMARY KEY (key_id, day)
 );
+
+-- Daily counts of events removed by the retention job.
+CREATE TABLE event_aggregates (
+    day INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (day, type, name, channel)
+);

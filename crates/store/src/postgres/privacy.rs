@@ -5,7 +5,8 @@
 use super::{writer_lock, PgStore};
 use crate::privacy::{
     person_filter, scrub, scrub_text, unfold_json, AuditEntry, AuditQuery, Erase, ErasureReport,
-    PersonSet, PersonSets, PrivacyStore, PERSON_TABLES, TOUCHED_EVENTS,
+    PersonSet, PersonSets, PrivacyStore, ANONYMOUS_PEOPLE, EVENT_DERIVED, PERSON_TABLES,
+    TOUCHED_EVENTS,
 };
 use crate::{Result, StoreError};
 use async_trait::async_trait;
@@ -14,11 +15,11 @@ use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
 use tokio_postgres::types::ToSql;
 
-async fn person_sets(c: &impl GenericClient, person: ProfileId) -> Result<PersonSets> {
+async fn person_sets(c: &impl GenericClient, persons: &[ProfileId]) -> Result<PersonSets> {
     let profiles: Vec<i64> = c
         .query(
-            "SELECT id FROM profiles WHERE canonical_id = $1",
-            &[&person],
+            "SELECT id FROM profiles WHERE canonical_id = ANY($1)",
+            &[&persons],
         )
         .await?
         .iter()
@@ -141,7 +142,7 @@ impl PrivacyStore for PgStore {
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
             .start()
             .await?;
-        let sets = person_sets(&tx, person).await?;
+        let sets = person_sets(&tx, &[person]).await?;
         let mut out = Vec::new();
         for t in PERSON_TABLES.iter().filter(|t| t.export) {
             let (filter, params) = bound(t.filter, &sets);
@@ -169,7 +170,7 @@ impl PrivacyStore for PgStore {
 
     async fn erase(
         &self,
-        person: ProfileId,
+        persons: Vec<ProfileId>,
         remember: bool,
         by: &str,
         at: Millis,
@@ -177,10 +178,14 @@ impl PrivacyStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         writer_lock(&tx).await?;
-        let sets = person_sets(&tx, person).await?;
-        if sets.profiles.is_empty() {
-            return Err(StoreError::NotFound(format!("person {person}")));
-        }
+        let sets = person_sets(&tx, &persons).await?;
+        let Some(person) = persons
+            .first()
+            .copied()
+            .filter(|_| !sets.profiles.is_empty())
+        else {
+            return Err(StoreError::NotFound(format!("person {persons:?}")));
+        };
         let mut report = ErasureReport {
             person,
             profiles: sets.profiles.len(),
@@ -217,13 +222,62 @@ impl PrivacyStore for PgStore {
             "identifiers": report.identifiers,
             "remembered": remember,
         });
+        let targets: Vec<String> = persons.iter().map(|p| format!("person:{p}")).collect();
         tx.execute(
-            "INSERT INTO audit_log (at, who, action, target, detail) VALUES ($1, $2, 'profile.erase', $3, $4)",
-            &[&at, &by, &format!("person:{person}"), &detail],
+            "INSERT INTO audit_log (at, who, action, target, detail) SELECT $1, $2, 'profile.erase', unnest($3::text[]), $4",
+            &[&at, &by, &targets, &detail],
         )
         .await?;
         tx.commit().await?;
         Ok(report)
+    }
+
+    async fn anonymous_people(&self, before: Millis, limit: usize) -> Result<Vec<ProfileId>> {
+        let c = self.client().await?;
+        let limit = limit as i64;
+        Ok(c.query(ANONYMOUS_PEOPLE, &[&before, &limit])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    async fn expire_events(&self, before: Millis, limit: usize) -> Result<usize> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        writer_lock(&tx).await?;
+        let limit = limit as i64;
+        let ids: Vec<i64> = tx
+            .query(
+                "SELECT id FROM event_rows WHERE occurred_at < $1 LIMIT $2",
+                &[&before, &limit],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        tx.execute(
+            "INSERT INTO event_aggregates (day, type, name, channel, count)
+             SELECT occurred_at / 86400000, type, COALESCE(name, ''), channel, COUNT(*)
+             FROM event_rows WHERE id = ANY($1) GROUP BY 1, 2, 3, 4
+             ON CONFLICT (day, type, name, channel) DO UPDATE SET count = event_aggregates.count + excluded.count",
+            &[&ids],
+        )
+        .await?;
+        for t in EVENT_DERIVED {
+            tx.execute(
+                &format!("DELETE FROM {t} WHERE event_id = ANY($1)"),
+                &[&ids],
+            )
+            .await?;
+        }
+        tx.execute("DELETE FROM event_rows WHERE id = ANY($1)", &[&ids])
+            .await?;
+        tx.commit().await?;
+        Ok(ids.len())
     }
 
     async fn erased_hashes(&self) -> Result<Vec<String>> {

@@ -5,7 +5,8 @@
 use super::SqliteStore;
 use crate::privacy::{
     person_filter, scrub, scrub_text, unfold_json, AuditEntry, AuditQuery, Erase, ErasureReport,
-    PersonSet, PersonSets, PrivacyStore, PERSON_TABLES, TOUCHED_EVENTS,
+    PersonSet, PersonSets, PrivacyStore, ANONYMOUS_PEOPLE, EVENT_DERIVED, PERSON_TABLES,
+    TOUCHED_EVENTS,
 };
 use crate::{Result, StoreError};
 use async_trait::async_trait;
@@ -13,10 +14,12 @@ use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-fn person_sets(c: &Connection, person: ProfileId) -> Result<PersonSets> {
+fn person_sets(c: &Connection, persons: &[ProfileId]) -> Result<PersonSets> {
     let profiles: Vec<i64> = c
-        .prepare_cached("SELECT id FROM profiles WHERE canonical_id = ?1")?
-        .query_map([person], |r| r.get(0))?
+        .prepare_cached(
+            "SELECT id FROM profiles WHERE canonical_id IN (SELECT value FROM json_each(?1))",
+        )?
+        .query_map([json_ids(persons)], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let identifiers = c
         .prepare_cached(
@@ -109,7 +112,7 @@ impl PrivacyStore for SqliteStore {
         person: ProfileId,
     ) -> Result<Vec<(String, Vec<serde_json::Value>)>> {
         self.read(move |c| {
-            let sets = person_sets(c, person)?;
+            let sets = person_sets(c, &[person])?;
             let mut out = Vec::new();
             for t in PERSON_TABLES.iter().filter(|t| t.export) {
                 let cols = columns(c, t.table)?;
@@ -148,7 +151,7 @@ impl PrivacyStore for SqliteStore {
 
     async fn erase(
         &self,
-        person: ProfileId,
+        persons: Vec<ProfileId>,
         remember: bool,
         by: &str,
         at: Millis,
@@ -156,10 +159,10 @@ impl PrivacyStore for SqliteStore {
         let by = by.to_string();
         let report = self
             .write_cached(true, move |tx, _| {
-                let sets = person_sets(tx, person)?;
-                if sets.profiles.is_empty() {
-                    return Err(StoreError::NotFound(format!("person {person}")));
-                }
+                let sets = person_sets(tx, &persons)?;
+                let Some(person) = persons.first().copied().filter(|_| !sets.profiles.is_empty()) else {
+                    return Err(StoreError::NotFound(format!("person {persons:?}")));
+                };
                 let mut report = ErasureReport {
                     person,
                     profiles: sets.profiles.len(),
@@ -196,15 +199,53 @@ impl PrivacyStore for SqliteStore {
                     "identifiers": report.identifiers,
                     "remembered": remember,
                 });
-                tx.execute(
+                let mut audit = tx.prepare_cached(
                     "INSERT INTO audit_log (at, who, action, target, detail) VALUES (?1, ?2, 'profile.erase', ?3, ?4)",
-                    params![at, by, format!("person:{person}"), detail.to_string()],
                 )?;
+                for p in &persons {
+                    audit.execute(params![at, by, format!("person:{p}"), detail.to_string()])?;
+                }
                 Ok(report)
             })
             .await?;
         self.truncate_wal().await?;
         Ok(report)
+    }
+
+    async fn anonymous_people(&self, before: Millis, limit: usize) -> Result<Vec<ProfileId>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&ANONYMOUS_PEOPLE.replace('$', "?"))?
+                .query_map(params![before, limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn expire_events(&self, before: Millis, limit: usize) -> Result<usize> {
+        self.write(move |tx| {
+            tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS expiring (id INTEGER PRIMARY KEY); DELETE FROM expiring;")?;
+            let n = tx.execute(
+                "INSERT INTO expiring SELECT id FROM events WHERE occurred_at < ?1 LIMIT ?2",
+                params![before, limit as i64],
+            )?;
+            if n == 0 {
+                return Ok(0);
+            }
+            tx.execute(
+                "INSERT INTO event_aggregates (day, type, name, channel, count)
+                 SELECT occurred_at / 86400000, type, COALESCE(name, ''), channel, COUNT(*)
+                 FROM events WHERE id IN (SELECT id FROM expiring) GROUP BY 1, 2, 3, 4
+                 ON CONFLICT (day, type, name, channel) DO UPDATE SET count = count + excluded.count",
+                [],
+            )?;
+            for t in EVENT_DERIVED {
+                tx.execute(&format!("DELETE FROM {t} WHERE event_id IN (SELECT id FROM expiring)"), [])?;
+            }
+            tx.execute("DELETE FROM events WHERE id IN (SELECT id FROM expiring)", [])?;
+            tx.execute("DELETE FROM expiring", [])?;
+            Ok(n)
+        })
+        .await
     }
 
     async fn erased_hashes(&self) -> Result<Vec<String>> {

@@ -775,6 +775,14 @@ async fn main() -> Result<()> {
                 }
                 let s = store.open().await?;
                 let created = rapport_app::keys::create(&s, scope, &label, &access).await?;
+                rapport_app::privacy::audit(
+                    &s,
+                    "cli",
+                    "key.create",
+                    format!("key:{}", created.record.prefix),
+                    serde_json::json!({"scope": scope.as_str()}),
+                )
+                .await?;
                 println!("{}", created.secret);
                 Ok(())
             }
@@ -836,6 +844,14 @@ async fn main() -> Result<()> {
             } => {
                 let s = store.open().await?;
                 let u = rapport_app::users::create(&s, &email, &password, &role).await?;
+                rapport_app::privacy::audit(
+                    &s,
+                    "cli",
+                    "user.create",
+                    format!("user:{}", u.id),
+                    serde_json::json!({"role": u.role}),
+                )
+                .await?;
                 eprintln!("created {} ({}): sign in at /login", u.email, u.role);
                 Ok(())
             }

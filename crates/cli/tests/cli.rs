@@ -102,7 +102,20 @@ async fn keys_create_prints_the_key_alone() {
         assert!(stdout.trim().starts_with("rk_a_"), "{stdout}");
         let out = rapport(&["keys", "create", "--scope", "root"], &t);
         assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("--scope must be write or admin"));
+        assert!(String::from_utf8_lossy(&out.stderr)
+            .contains("--scope must be write, admin or insight"));
+        let out = rapport(
+            &["keys", "create", "--scope", "insight", "--label", "partner"],
+            &t,
+        );
+        assert!(
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .trim()
+                .starts_with("rk_i_"),
+            "[{}]",
+            t.kind
+        );
         let out = rapport(&["keys", "list"], &t);
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("admin\tserver\tactive\tops"),

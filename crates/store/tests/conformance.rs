@@ -12,8 +12,9 @@ use rapport_domain::{IdentityKey, IdentityKind};
 use rapport_segment::{parse, sql};
 use rapport_store::testing::stores;
 use rapport_store::{
-    ConsentInput, DynStore, Firing, Outbound, PersonReads, RelScope, ScoreRow, SourcedMessages,
-    Task, TimelineFilter, UnmergeTarget, GRAPH_VERSION,
+    AuditEntry, AuditQuery, ConsentInput, Dimension, DynStore, Firing, LinkUse, Outbound,
+    PersonReads, PortalLink, RelScope, ScoreRow, SourcedMessages, Task, TimelineFilter,
+    UnmergeTarget, GRAPH_VERSION,
 };
 use serde_json::{json, Value};
 
@@ -451,6 +452,151 @@ async fn every_capability_tells_the_same_story_on_every_store() {
             "[{kind}] {traits}"
         );
         assert_eq!(traits["last_touch"]["medium"], "cpc", "[{kind}]");
+
+        // PortalStore: a link works once and not after it expires; sessions end.
+        let link = |hash: &str, expires_at| PortalLink {
+            token_hash: hash.into(),
+            purpose: "sign_in".into(),
+            email: "ann@example.com".into(),
+            profile_id: Some(ann),
+            created_at: now,
+            expires_at,
+            used_at: None,
+        };
+        store
+            .create_link(link("h1", now + 60_000))
+            .await
+            .expect("link");
+        store.create_link(link("h2", now - 1)).await.expect("link");
+        assert!(matches!(
+            store.use_link("h1", now).await.expect("use"),
+            LinkUse::Used(_)
+        ));
+        assert_eq!(
+            store.use_link("h1", now).await.expect("use"),
+            LinkUse::Replayed
+        );
+        assert_eq!(
+            store.use_link("h2", now).await.expect("use"),
+            LinkUse::Expired
+        );
+        assert_eq!(
+            store.use_link("h3", now).await.expect("use"),
+            LinkUse::Unknown
+        );
+        store
+            .open_customer_session("s1", ann, "c1", now, now + 1_000)
+            .await
+            .expect("session");
+        assert_eq!(
+            store.customer_session("s1", now).await.expect("s"),
+            Some((ann, "c1".to_string()))
+        );
+        assert_eq!(
+            store.customer_session("s1", now + 1_000).await.expect("s"),
+            None,
+            "[{kind}] expired"
+        );
+        store.close_customer_session("s1").await.expect("close");
+        assert_eq!(store.customer_session("s1", now).await.expect("s"), None);
+
+        // InsightStore: everyone broken down; a budget spent up to its limit, not past.
+        let everyone = rapport_store::Compiled {
+            condition: "1 = 1".into(),
+            params: Vec::new(),
+            event_sets: 0,
+        };
+        let groups = store
+            .breakdown(everyone, Dimension::Trait("name".into()))
+            .await
+            .expect("breakdown");
+        let total: i64 = groups.iter().map(|g| g.1).sum();
+        assert!(
+            total >= 3 && groups.iter().any(|g| g.1 >= 1),
+            "[{kind}] {groups:?}"
+        );
+        assert_eq!(store.spend(7, 1, 0.6, 1.0).await.expect("spend"), Some(0.6));
+        assert_eq!(
+            store.spend(7, 1, 0.6, 1.0).await.expect("spend"),
+            None,
+            "[{kind}] over budget"
+        );
+        assert_eq!(
+            store.spend(7, 2, 0.6, 1.0).await.expect("spend"),
+            Some(0.6),
+            "[{kind}] a new day"
+        );
+
+        // PrivacyStore: the audit, a person's records, erasure, retention.
+        store
+            .record_audit(AuditEntry {
+                id: 0,
+                at: now,
+                who: "api:test".into(),
+                action: "profile.view".into(),
+                target: format!("person:{ann}"),
+                detail: Value::Null,
+            })
+            .await
+            .expect("audit");
+        let log = store
+            .audit_log(AuditQuery {
+                target: Some(format!("person:{ann}")),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("log");
+        assert_eq!(log.len(), 1, "[{kind}] {log:?}");
+        let records = store.person_records(bob).await.expect("records");
+        assert!(
+            records
+                .iter()
+                .any(|(t, rows)| t == "identities" && !rows.is_empty()),
+            "[{kind}]"
+        );
+        let report = store
+            .erase(vec![bob], true, "api:test", now)
+            .await
+            .expect("erase");
+        assert!(
+            report.profiles >= 1 && report.identifiers >= 1,
+            "[{kind}] {report:?}"
+        );
+        let bob_key = IdentityKey::parse(IdentityKind::Email, "bob@example.com").expect("e-mail");
+        assert_eq!(
+            store.lookup(&bob_key).await.expect("lookup"),
+            None,
+            "[{kind}]"
+        );
+        assert!(store
+            .erased_hashes()
+            .await
+            .expect("hashes")
+            .contains(&rapport_domain::privacy::identifier_hash(&bob_key)));
+        assert!(matches!(
+            store.erase(vec![bob], true, "api:test", now).await,
+            Err(rapport_store::StoreError::NotFound(_))
+        ));
+        assert!(
+            store
+                .anonymous_people(i64::MAX, 10)
+                .await
+                .expect("anon")
+                .contains(&visitor),
+            "[{kind}]"
+        );
+        let feb = rapport_domain::time::parse_timestamp("2024-02-15T00:00:00Z").expect("time");
+        assert_eq!(
+            store.expire_events(feb, 100).await.expect("expire"),
+            2,
+            "[{kind}] the visits of January and February 1st"
+        );
+        assert_eq!(
+            store.expire_events(feb, 100).await.expect("expire"),
+            0,
+            "[{kind}]"
+        );
 
         t.cleanup().await;
     }

@@ -535,3 +535,70 @@ fn explain(e: &Value) -> String {
 pub fn who(person: ProfileId) -> String {
     format!("customer:person:{person}")
 }
+
+/// Makes `address` the person's primary e-mail (sends go there first); the others lose
+/// the mark. `address` must be one of theirs.
+pub async fn set_primary(
+    store: &DynStore,
+    person: ProfileId,
+    address: &str,
+) -> Result<(), StoreError> {
+    let a = rapport_domain::identifier::normalize_email(address)
+        .map_err(|e| invalid("address", e.to_string()))?;
+    let p = store.profile(person).await?;
+    let mine: Vec<String> = p
+        .identities
+        .iter()
+        .filter(|i| i.kind == IdentityKind::Email)
+        .map(|i| i.value.clone())
+        .collect();
+    if !mine.contains(&a) {
+        return Err(invalid(
+            "address",
+            format!("{a} is not one of this person's addresses"),
+        ));
+    }
+    let now = now_millis();
+    for other in mine.iter().filter(|o| **o != a) {
+        store.set_primary(other, false, now).await?;
+    }
+    store.set_primary(&a, true, now).await?;
+    crate::changes::announce(store, crate::changes::Change::Standing).await
+}
+
+/// Removes one of the person's identifiers (`kind:value`) at their request: moved off
+/// them onto a profile of its own, which is then erased. The last identifier other than
+/// anonymous ids cannot go (deleting the account is for that).
+pub async fn remove_identity(
+    store: &DynStore,
+    person: ProfileId,
+    identifier: &str,
+) -> Result<(), StoreError> {
+    let key =
+        IdentityKey::parse_prefixed(identifier).map_err(|e| invalid("identity", e.to_string()))?;
+    let p = store.profile(person).await?;
+    if !p
+        .identities
+        .iter()
+        .any(|i| i.kind == key.kind && i.value == key.value)
+    {
+        return Err(invalid("identity", "not one of yours"));
+    }
+    let named = p
+        .identities
+        .iter()
+        .filter(|i| i.kind != IdentityKind::AnonymousId)
+        .count();
+    if key.kind != IdentityKind::AnonymousId && named <= 1 {
+        return Err(invalid(
+            "identity",
+            "this is the last way we know you; delete your account instead",
+        ));
+    }
+    let now = now_millis();
+    let d = crate::profiles::detach(store, person, &key, &who(person), now).await?;
+    store
+        .erase(vec![d.to_profile], false, &who(person), now)
+        .await?;
+    crate::changes::announce(store, crate::changes::Change::Retracted).await
+}

@@ -283,6 +283,75 @@ async fn portal_links_sessions_and_refusals() {
                 .contains("customer portal"),
             "[{k}] {consents}"
         );
+        // A second address: chosen as primary, then removed; the last way we know her
+        // cannot be removed.
+        let (st, _) = s
+            .batch(json!([{"type": "identify", "userId": "ann", "traits": {"emails": ["ann.work@customer.test"]}}]))
+            .await;
+        assert_eq!(st, 200, "[{k}]");
+        let (_, home) = page(&s, &me, "/me").await;
+        assert!(
+            home.contains("Write to me at") && home.contains("ann.work@customer.test"),
+            "[{k}] {home}"
+        );
+        let (st, _, _) = form(
+            &s,
+            &me,
+            "/me/primary",
+            &[
+                ("_csrf", &token_csrf),
+                ("address", "ann.work@customer.test"),
+            ],
+        )
+        .await;
+        assert_eq!(st, 303, "[{k}]");
+        let (_, home) = page(&s, &me, "/me").await;
+        assert!(
+            home.contains("We write to <strong>ann.work@customer.test</strong>"),
+            "[{k}] {home}"
+        );
+        let (st, body, _) = form(
+            &s,
+            &me,
+            "/me/primary",
+            &[("_csrf", &token_csrf), ("address", "someone@else.test")],
+        )
+        .await;
+        assert!(st == 400 && body.contains("address"), "[{k}] {body}");
+        for ident in ["email:ann.work@customer.test", "user_id:ann"] {
+            let (st, _, _) = form(
+                &s,
+                &me,
+                "/me/identities/remove",
+                &[("_csrf", &token_csrf), ("identity", ident)],
+            )
+            .await;
+            assert_eq!(st, 303, "[{k}] {ident}");
+            let (st, _) = s
+                .get(&format!(
+                    "/api/profiles/lookup?identifier={}",
+                    common::urlencode(ident)
+                ))
+                .await;
+            assert_eq!(st, 404, "[{k}] {ident} still finds someone");
+        }
+        let (st, body, _) = form(
+            &s,
+            &me,
+            "/me/identities/remove",
+            &[
+                ("_csrf", &token_csrf),
+                ("identity", &format!("email:{EMAIL}")),
+            ],
+        )
+        .await;
+        assert!(st == 400 && body.contains("last way"), "[{k}] {body}");
+        assert_eq!(
+            s.profile_of(&format!("email:{EMAIL}")).await["id"],
+            id,
+            "[{k}] still her"
+        );
+
         // The download.
         let r = client()
             .get(format!("{}/me/download", s.url))

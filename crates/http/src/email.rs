@@ -413,27 +413,7 @@ pub async fn set_primary(
     b: Bytes,
 ) -> ApiResult<StatusCode> {
     let body: PrimaryBody = typed_body(&b)?;
-    let a = rapport_domain::identifier::normalize_email(&body.address)
-        .map_err(|e| ApiError::invalid("address", e.to_string()))?;
-    let p = state.store.profile(id).await?;
-    let mine: Vec<String> = p
-        .identities
-        .iter()
-        .filter(|i| i.kind == rapport_domain::IdentityKind::Email)
-        .map(|i| i.value.clone())
-        .collect();
-    if !mine.contains(&a) {
-        return Err(ApiError::invalid(
-            "address",
-            format!("{a} is not one of person {id}'s addresses"),
-        ));
-    }
-    let now = rapport_domain::time::now_millis();
-    for other in mine.iter().filter(|o| **o != a) {
-        state.store.set_primary(other, false, now).await?;
-    }
-    state.store.set_primary(&a, true, now).await?;
-    rapport_app::changes::announce(&state.store, rapport_app::changes::Change::Standing).await?;
+    rapport_app::portal::set_primary(&state.store, id, &body.address).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -613,7 +593,8 @@ pub async fn unsubscribe_page(
         Ok(Some((m, _))) => page(
             "Unsubscribe",
             &format!(
-                "<p>Stop marketing e-mail to <b>{}</b>?</p><form method=post><input type=hidden name=List-Unsubscribe value=One-Click><button>Unsubscribe</button></form>",
+                "<p>Stop marketing e-mail to <b>{}</b>?</p><form method=post><input type=hidden name=List-Unsubscribe value=One-Click><button>Unsubscribe</button></form>\
+                 <p>Or choose what you receive, and see what we know about you: <a href=\"/me\">your data and choices</a>.</p>",
                 maud::html! { (m.to_address) }.into_string()
             ),
         )
@@ -628,7 +609,7 @@ pub async fn unsubscribe(State(state): State<AppState>, Path(token): Path<String
     match state.email.unsubscribe(&token).await {
         Ok(Some(_)) => page(
             "You are unsubscribed",
-            "<p>You will get no more marketing e-mail at this address.</p>",
+            "<p>You will get no more marketing e-mail at this address.</p><p><a href=\"/me\">Your data and choices</a></p>",
         )
         .into_response(),
         Ok(None) => not_found(),

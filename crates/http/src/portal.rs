@@ -28,6 +28,8 @@ pub fn routes() -> Router<AppState> {
         .route("/me/sign-out", post(sign_out))
         .route("/me/traits", post(edit_traits))
         .route("/me/preferences", post(preferences))
+        .route("/me/primary", post(primary))
+        .route("/me/identities/remove", post(remove_identity))
         .route("/me/download", get(download))
         .route("/me/delete", get(delete_page).post(delete))
 }
@@ -219,6 +221,32 @@ async fn home(
                 }
             }
             @if let Some((address, _)) = &primary { p.note { "We write to " strong { (address) } "." } }
+            @let addresses: Vec<&str> = p.identities.iter().filter(|i| i.kind == rapport_domain::IdentityKind::Email).map(|i| i.value.as_str()).collect();
+            @if addresses.len() > 1 {
+                form method="post" action="/me/primary" {
+                    (csrf)
+                    fieldset {
+                        legend { "Write to me at" }
+                        @for (n, e) in addresses.iter().enumerate() {
+                            label.choice for=(format!("primary-{n}")) {
+                                input type="radio" id=(format!("primary-{n}")) name="address" value=(e) checked[primary.as_ref().is_some_and(|(a, _)| a == e)];
+                                (e)
+                            }
+                        }
+                    }
+                    button type="submit" { "Use this address" }
+                }
+            }
+            @if p.identities.len() > 1 {
+                form method="post" action="/me/identities/remove" {
+                    (csrf)
+                    label for="remove" { "Remove one of these from your profile" }
+                    select #remove name="identity" {
+                        @for i in &p.identities { option value=(format!("{}:{}", i.kind.as_str(), i.value)) { (i.kind.as_str().replace('_', " ")) ": " (i.value) } }
+                    }
+                    button type="submit" { "Remove" }
+                }
+            }
             @if !traits.is_empty() {
                 form method="post" action="/me/traits" {
                     (csrf)
@@ -456,6 +484,34 @@ async fn preferences(
     );
     let n = portal::set_preferences(&state.store, c.person, &granted, &proof).await?;
     Ok(done(&format!("Your choices are saved ({n} changed).")))
+}
+
+async fn primary(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> PResult<Response> {
+    let Some(c) = customer(&state, &headers).await? else {
+        return Ok(signed_out());
+    };
+    checked(&c, &f)?;
+    let address = f.get("address").map(String::as_str).unwrap_or("");
+    portal::set_primary(&state.store, c.person, address).await?;
+    Ok(done(&format!("We will write to {address}.")))
+}
+
+async fn remove_identity(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> PResult<Response> {
+    let Some(c) = customer(&state, &headers).await? else {
+        return Ok(signed_out());
+    };
+    checked(&c, &f)?;
+    let identity = f.get("identity").map(String::as_str).unwrap_or("");
+    portal::remove_identity(&state.store, c.person, identity).await?;
+    Ok(done("Removed from your profile."))
 }
 
 async fn download(State(state): State<AppState>, headers: HeaderMap) -> PResult<Response> {

@@ -25,7 +25,12 @@ pub fn hex_sha256(text: &str) -> String {
 /// Kept apart from the random source so it is tested exactly.
 pub fn laplace(u: f64, scale: f64) -> f64 {
     let u = u.clamp(f64::EPSILON, 1.0 - f64::EPSILON) - 0.5;
-    -scale * u.signum() * (1.0 - 2.0 * u.abs()).ln()
+    let magnitude = -scale * (1.0 - 2.0 * u.abs()).ln();
+    if u < 0.0 {
+        -magnitude
+    } else {
+        magnitude
+    }
 }
 
 /// A count released with ε-differential privacy (a count changes by at most 1 when one
@@ -99,6 +104,7 @@ mod tests {
         assert_eq!(Meta.phone("+44 7911 123456;ext=2"), "447911123456");
         assert_eq!(Google.phone("+447911123456"), "+447911123456");
         assert_eq!(AdPlatform::parse("meta"), Some(Meta));
+        assert_eq!(AdPlatform::parse("google"), Some(Google));
         assert_eq!(AdPlatform::parse("tiktok"), None);
         assert_ne!(Meta.header(), Google.header());
         // The documented example of both platforms: SHA-256 of the normalised value.
@@ -127,7 +133,7 @@ mod tests {
         assert_eq!(laplace(0.5, 2.0), 0.0);
         let lo = laplace(0.25, 2.0);
         let hi = laplace(0.75, 2.0);
-        assert!((lo + hi).abs() < 1e-12);
+        assert!((lo + hi).abs() < 1e-12 && lo < 0.0);
         // F(x) = 1 - exp(-x/b)/2 for x >= 0: at u = 0.75, x = b ln 2.
         assert!((hi - 2.0 * std::f64::consts::LN_2).abs() < 1e-12);
         assert!(laplace(0.0, 1.0).is_finite() && laplace(1.0, 1.0).is_finite());
@@ -138,5 +144,8 @@ mod tests {
         assert_eq!(noisy_count(100, 1.0, 0.5), 100);
         assert_eq!(noisy_count(0, 0.1, 0.0001), 0);
         assert_eq!(noisy_count(100, 1.0, 0.75), 101);
+        // Scale 1/ε: ε = 0.5 doubles the noise (2 ln 2 ≈ 1.39 at u = 0.75).
+        assert_eq!(noisy_count(100, 0.5, 0.75), 101);
+        assert_eq!(noisy_count(100, 0.25, 0.75), 103);
     }
 }

@@ -141,7 +141,7 @@ pub async fn set_settings(store: &DynStore, s: &PortalSettings) -> Result<(), St
 fn token() -> String {
     let mut b = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    rapport_domain::privacy::hex(&b)
 }
 
 /// Asks for a sign-in link for `email`. The caller answers the same whether or not the

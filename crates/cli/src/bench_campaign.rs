@@ -7,7 +7,6 @@
 use anyhow::{Context, Result};
 use rapport_app::email::campaigns::{self, CampaignInput};
 use rapport_app::email::{Email, EmailSettings};
-use rapport_store::DynStore;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -32,22 +31,8 @@ pub struct CampaignBench {
 pub async fn run(a: CampaignBench) -> Result<()> {
     const SCHEMA: &str = "bench_campaign";
     let t0 = Instant::now();
-    let store: DynStore = match &a.database_url {
-        Some(url) => {
-            let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-            tokio::spawn(conn);
-            c.batch_execute(&format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-                .await?;
-            std::sync::Arc::new(
-                rapport_store::postgres::PgStore::connect_schema(url, Some(SCHEMA)).await?,
-            )
-        }
-        None => {
-            let _ = std::fs::remove_dir_all(&a.data_dir);
-            std::fs::create_dir_all(&a.data_dir)?;
-            rapport_store::open(None, &a.data_dir).await?
-        }
-    };
+    let store =
+        crate::bench_segments::fresh_store(a.database_url.as_deref(), SCHEMA, &a.data_dir).await?;
     // People with an e-mail address, some wallets, consents (none of the events).
     let pg = a.database_url.is_some();
     let now = rapport_domain::time::now_millis();
@@ -55,24 +40,8 @@ pub async fn run(a: CampaignBench) -> Result<()> {
         .into_iter()
         .take(4)
         .collect();
-    match &a.database_url {
-        Some(url) => {
-            let mut cfg: tokio_postgres::Config = url.parse().context("database url")?;
-            cfg.options(format!("-csearch_path={SCHEMA}"));
-            let (c, conn) = cfg.connect(tokio_postgres::NoTls).await?;
-            tokio::spawn(conn);
-            c.batch_execute(&format!("BEGIN; {}; COMMIT; ANALYZE", people.join(";\n")))
-                .await?;
-        }
-        None => {
-            let c = rusqlite::Connection::open(a.data_dir.join("rapport.db"))?;
-            c.execute_batch("PRAGMA busy_timeout = 60000")?;
-            c.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {}; COMMIT; ANALYZE",
-                people.join(";\n")
-            ))?;
-        }
-    }
+    crate::bench_segments::run_generation(a.database_url.as_deref(), SCHEMA, &a.data_dir, &people)
+        .await?;
     let generated = t0.elapsed().as_secs_f64();
     eprintln!("{} people generated in {generated:.0} s", a.people);
 

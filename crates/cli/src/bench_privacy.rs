@@ -3,8 +3,7 @@
 //! breakdowns over everyone — the targets of the privacy issue (export < 1 s, erasure
 //! < 2 s, a breakdown over 1,000,000 profiles < 2 s).
 
-use anyhow::{Context, Result};
-use rapport_store::DynStore;
+use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -34,22 +33,8 @@ pub async fn run(a: PrivacyBench) -> Result<()> {
     const SCHEMA: &str = "bench_privacy";
     let t0 = Instant::now();
     let pg = a.database_url.is_some();
-    let store: DynStore = match &a.database_url {
-        Some(url) => {
-            let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-            tokio::spawn(conn);
-            c.batch_execute(&format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-                .await?;
-            std::sync::Arc::new(
-                rapport_store::postgres::PgStore::connect_schema(url, Some(SCHEMA)).await?,
-            )
-        }
-        None => {
-            let _ = std::fs::remove_dir_all(&a.data_dir);
-            std::fs::create_dir_all(&a.data_dir)?;
-            rapport_store::open(None, &a.data_dir).await?
-        }
-    };
+    let store =
+        crate::bench_segments::fresh_store(a.database_url.as_deref(), SCHEMA, &a.data_dir).await?;
     let now = rapport_domain::time::now_millis();
     let mut sql: Vec<String> = crate::bench_segments::generation(pg, a.people, 0, now)
         .into_iter()
@@ -77,24 +62,8 @@ pub async fn run(a: PrivacyBench) -> Result<()> {
          SELECT 'p' || x, (x % 5) + 1, 'track', 'Product Viewed', 'web', 'bench', {obj}('sku', 'SKU-' || x, 'note', 'a note'),
                 {obj}('ip', '203.0.113.' || (x % 250)), 'I looked at item ' || x, {now} - x * 1000, {now} FROM {series}"
     ));
-    match &a.database_url {
-        Some(url) => {
-            let mut cfg: tokio_postgres::Config = url.parse().context("database url")?;
-            cfg.options(format!("-csearch_path={SCHEMA}"));
-            let (c, conn) = cfg.connect(tokio_postgres::NoTls).await?;
-            tokio::spawn(conn);
-            c.batch_execute(&format!("BEGIN; {}; COMMIT; ANALYZE", sql.join(";\n")))
-                .await?;
-        }
-        None => {
-            let c = rusqlite::Connection::open(a.data_dir.join("rapport.db"))?;
-            c.execute_batch("PRAGMA busy_timeout = 60000")?;
-            c.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {}; COMMIT; ANALYZE",
-                sql.join(";\n")
-            ))?;
-        }
-    }
+    crate::bench_segments::run_generation(a.database_url.as_deref(), SCHEMA, &a.data_dir, &sql)
+        .await?;
     eprintln!(
         "{} people generated in {:.0} s",
         a.people,

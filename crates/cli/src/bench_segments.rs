@@ -52,6 +52,61 @@ const DAY: i64 = 86_400_000;
 const TITLES: &str = "CASE x % 7 WHEN 0 THEN 'Head of Marketing' WHEN 1 THEN 'Engineer' WHEN 2 THEN 'Marketing Manager' WHEN 3 THEN 'Designer' WHEN 4 THEN 'Sales' WHEN 5 THEN 'VP Marketing' ELSE 'Founder' END";
 const NAMES: &str = "CASE x % 10 WHEN 0 THEN 'Order Completed' WHEN 1 THEN 'Product Viewed' WHEN 2 THEN 'Product Viewed' WHEN 3 THEN 'Email Opened' WHEN 4 THEN 'Email Clicked' WHEN 5 THEN 'Cart Viewed' WHEN 6 THEN 'Search' WHEN 7 THEN 'Product Viewed' WHEN 8 THEN 'Review Posted' ELSE 'Login' END";
 
+/// A fresh store for a benchmark: the PostgreSQL schema `schema` dropped and made
+/// again, or SQLite in `dir` emptied first.
+pub(crate) async fn fresh_store(
+    url: Option<&str>,
+    schema: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<rapport_store::DynStore> {
+    Ok(match url {
+        Some(url) => {
+            let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .await?;
+            std::sync::Arc::new(
+                rapport_store::postgres::PgStore::connect_schema(url, Some(schema)).await?,
+            )
+        }
+        None => {
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::create_dir_all(dir)?;
+            rapport_store::open(None, dir).await?
+        }
+    })
+}
+
+/// Runs generation statements in one transaction on the store [`fresh_store`] made,
+/// then `ANALYZE`.
+pub(crate) async fn run_generation(
+    url: Option<&str>,
+    schema: &str,
+    dir: &std::path::Path,
+    sql: &[String],
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    match url {
+        Some(url) => {
+            let mut cfg: tokio_postgres::Config = url.parse().context("database url")?;
+            cfg.options(format!("-csearch_path={schema}"));
+            let (c, conn) = cfg.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            c.batch_execute(&format!("BEGIN; {}; COMMIT; ANALYZE", sql.join(";\n")))
+                .await?;
+        }
+        None => {
+            let c = rusqlite::Connection::open(dir.join("rapport.db"))?;
+            c.execute_batch("PRAGMA busy_timeout = 60000")?;
+            c.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {}; COMMIT; ANALYZE",
+                sql.join(";\n")
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 /// The generation statements: `{n}` profiles, `{m}` events, times back from `{t}`.
 pub(crate) fn generation(pg: bool, n: i64, m: i64, t: i64) -> Vec<String> {
     let series = |count: i64| {

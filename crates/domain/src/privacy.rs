@@ -13,10 +13,17 @@ pub fn identifier_hash(key: &IdentityKey) -> String {
 }
 
 pub fn hex_sha256(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// Lower-case hex of `bytes` (hashes, random tokens). Runs for every identifier of
+/// every message once someone is erased: no allocation per byte.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
     out
 }

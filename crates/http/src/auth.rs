@@ -103,12 +103,16 @@ impl FromRequestParts<AppState> for AdminKey {
         match key.scope {
             Scope::Admin => Ok(AdminKey(key)),
             Scope::Insight => Err(insight_only(&key)),
-            Scope::Write => Err(ApiError::Forbidden(format!(
-                "key {}… has the write scope, which can only ingest; this needs an admin key",
-                key.prefix
-            ))),
+            Scope::Write => Err(ingest_only(&key, "an admin key")),
         }
     }
+}
+
+fn ingest_only(key: &ApiKeyRecord, needed: &str) -> ApiError {
+    ApiError::Forbidden(format!(
+        "key {}… has the write scope, which can only ingest; this needs {needed}",
+        key.prefix
+    ))
 }
 
 fn insight_only(key: &ApiKeyRecord) -> ApiError {
@@ -130,10 +134,7 @@ impl FromRequestParts<AppState> for InsightKey {
         let key = authenticate(parts, state).await?;
         match key.scope {
             Scope::Insight | Scope::Admin => Ok(InsightKey(key)),
-            Scope::Write => Err(ApiError::Forbidden(format!(
-                "key {}… has the write scope, which can only ingest; insight needs an insight or admin key",
-                key.prefix
-            ))),
+            Scope::Write => Err(ingest_only(&key, "an insight or admin key")),
         }
     }
 }

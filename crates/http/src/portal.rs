@@ -6,7 +6,7 @@
 use crate::browser::ClientInfo;
 use crate::AppState;
 use axum::extract::{Query, State};
-use axum::http::header::{CONTENT_DISPOSITION, COOKIE, RETRY_AFTER, SET_COOKIE};
+use axum::http::header::{CONTENT_DISPOSITION, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -88,17 +88,6 @@ fn status_page(s: &PortalSettings, status: StatusCode, title: &str, msg: &str) -
         .into_response()
 }
 
-fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE_NAME)
-        .map(|(_, v)| v.to_string())
-}
-
 /// What a portal handler may fail with.
 struct PortalError(StoreError);
 
@@ -147,7 +136,7 @@ struct Customer {
 }
 
 async fn customer(state: &AppState, headers: &HeaderMap) -> Result<Option<Customer>, StoreError> {
-    let Some(token) = cookie(headers) else {
+    let Some(token) = crate::ui::auth::cookie(headers, COOKIE_NAME) else {
         return Ok(None);
     };
     Ok(portal::session(&state.store, &token)

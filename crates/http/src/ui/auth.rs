@@ -82,14 +82,16 @@ impl IntoResponse for UiError {
 
 pub type UiResult<T> = Result<T, UiError>;
 
-fn cookie(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie `name` (the staff session's here, the customer's in the
+/// portal).
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE_NAME)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 
@@ -100,7 +102,8 @@ impl FromRequestParts<AppState> for Staff {
             .uri
             .path_and_query()
             .map_or("/".to_string(), |p| p.to_string());
-        let token = cookie(&parts.headers).ok_or_else(|| UiError::SignIn(next.clone()))?;
+        let token =
+            cookie(&parts.headers, COOKIE_NAME).ok_or_else(|| UiError::SignIn(next.clone()))?;
         match users::session(&state.store, &token).await? {
             Some((user, role, csrf)) => Ok(Staff {
                 user,

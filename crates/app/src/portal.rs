@@ -5,7 +5,7 @@
 
 use crate::email::{Email, SendRequest};
 use rand::RngCore;
-use rapport_domain::model::ConsentStatus;
+use rapport_domain::model::{ConsentStatus, ConsentView, Frequency, PAUSE_MS};
 use rapport_domain::privacy::hex_sha256;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::now_millis;
@@ -21,6 +21,11 @@ pub const LINK_MINUTES: i64 = 15;
 pub const SESSION_HOURS: i64 = 12;
 /// The template sign-in links are sent with; created on first use, editable by staff.
 pub const SIGN_IN_TEMPLATE: &str = "portal-sign-in";
+/// The template confirmation links for a second address are sent with.
+pub const CONFIRM_TEMPLATE: &str = "portal-confirm-email";
+/// The purposes of a portal link.
+const SIGN_IN: &str = "sign_in";
+const ADD_EMAIL: &str = "add_email";
 const SETTINGS_KEY: &str = "portal";
 
 /// What customers may do with a trait.
@@ -173,6 +178,79 @@ async fn send_link(
         return Ok(());
     };
     let s = settings(store).await?;
+    let template = ensure_template(
+        email,
+        SIGN_IN_TEMPLATE,
+        "Your sign-in link",
+        "<p>Hello,</p><p>Sign in to see and manage what we know about you:</p>\
+         <p><a href=\"{{ data.link }}\">{{ data.link }}</a></p>\
+         <p>The link works once, within 15 minutes. If you did not ask for it, ignore this e-mail.</p>",
+    )
+    .await?;
+    let link = new_link(store, SIGN_IN, key, Some(person), base_url).await?;
+    send_portal_mail(store, email, &s, &template, key, link).await
+}
+
+/// The template's name, created with this text on first use (staff may edit it since).
+async fn ensure_template(
+    email: &Email,
+    name: &str,
+    subject: &str,
+    html: &str,
+) -> Result<String, StoreError> {
+    if email.store().template(name).await?.is_none() {
+        email
+            .save_template(
+                0,
+                name,
+                rapport_email::template::Source {
+                    subject: subject.into(),
+                    html: html.into(),
+                    text: None,
+                },
+            )
+            .await?;
+    }
+    Ok(name.to_string())
+}
+
+/// A new single-use link for `purpose` to `key`'s address; its URL.
+async fn new_link(
+    store: &DynStore,
+    purpose: &str,
+    key: &IdentityKey,
+    person: Option<ProfileId>,
+    base_url: &str,
+) -> Result<String, StoreError> {
+    let t = token();
+    let now = now_millis();
+    store
+        .create_link(PortalLink {
+            token_hash: hex_sha256(&t),
+            purpose: purpose.into(),
+            email: key.value.clone(),
+            profile_id: person,
+            created_at: now,
+            expires_at: now + LINK_MINUTES * 60_000,
+            used_at: None,
+        })
+        .await?;
+    Ok(format!(
+        "{}/me/link?token={t}",
+        base_url.trim_end_matches('/')
+    ))
+}
+
+/// Sends a portal e-mail (a link) to `key`'s address: transactional, untracked (a
+/// tracked link would be rewritten, and these are secrets).
+async fn send_portal_mail(
+    store: &DynStore,
+    email: &Email,
+    s: &PortalSettings,
+    template: &str,
+    key: &IdentityKey,
+    link: String,
+) -> Result<(), StoreError> {
     let from = match s.from.clone() {
         Some(f) => f,
         None => {
@@ -180,45 +258,15 @@ async fn send_link(
             let Some(first) = d.first() else {
                 return Err(invalid(
                     "from",
-                    "no sending domain is set up for sign-in e-mails",
+                    "no sending domain is set up for the portal's e-mails",
                 ));
             };
             format!("no-reply@{}", first.domain)
         }
     };
-    if store.template(SIGN_IN_TEMPLATE).await?.is_none() {
-        email
-            .save_template(
-                0,
-                SIGN_IN_TEMPLATE,
-                rapport_email::template::Source {
-                    subject: "Your sign-in link".into(),
-                    html: "<p>Hello,</p><p>Sign in to see and manage what we know about you:</p>\
-                           <p><a href=\"{{ data.link }}\">{{ data.link }}</a></p>\
-                           <p>The link works once, within 15 minutes. If you did not ask for it, ignore this e-mail.</p>"
-                        .into(),
-                    text: None,
-                },
-            )
-            .await?;
-    }
-    let t = token();
-    let now = now_millis();
-    store
-        .create_link(PortalLink {
-            token_hash: hex_sha256(&t),
-            purpose: "sign_in".into(),
-            email: key.value.clone(),
-            profile_id: Some(person),
-            created_at: now,
-            expires_at: now + LINK_MINUTES * 60_000,
-            used_at: None,
-        })
-        .await?;
-    let link = format!("{}/me/link?token={t}", base_url.trim_end_matches('/'));
     email
         .send(SendRequest {
-            template: SIGN_IN_TEMPLATE.into(),
+            template: template.into(),
             to: json!(format!("email:{}", key.value)),
             from,
             from_name: Some(s.brand.clone()),
@@ -244,12 +292,24 @@ pub enum LinkError {
     Replayed,
 }
 
-/// Uses a sign-in link: a new customer session (its token, for the cookie) for the
-/// person the link's address now belongs to.
-pub async fn sign_in(
+/// What a used link did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LinkDone {
+    /// Signed in: the new session's token, for the cookie.
+    SignedIn(String),
+    /// A second address confirmed and joined to the person, who is signed in too.
+    EmailAdded { session: String, email: String },
+}
+
+/// Uses a link from an e-mail: a sign-in link opens a customer session for the person
+/// the address now belongs to; a confirmation link joins the address to the person who
+/// asked (and signs them in). Either way the address is marked verified: its owner
+/// opened the link.
+pub async fn use_link(
     store: &DynStore,
+    ingestor: &crate::ingest::Ingestor,
     link_token: &str,
-) -> Result<Result<String, LinkError>, StoreError> {
+) -> Result<Result<LinkDone, LinkError>, StoreError> {
     let now = now_millis();
     let link = match store.use_link(&hex_sha256(link_token), now).await? {
         LinkUse::Used(l) => l,
@@ -257,14 +317,54 @@ pub async fn sign_in(
         LinkUse::Expired => return Ok(Err(LinkError::Expired)),
         LinkUse::Replayed => return Ok(Err(LinkError::Replayed)),
     };
-    // The address may have moved (a merge) since the link was sent: follow it.
     let key = IdentityKey {
         kind: IdentityKind::Email,
         value: link.email.clone(),
     };
+    let proof = json!({
+        "method": "e-mail link", "purpose": link.purpose,
+        "sent_at": link.created_at, "confirmed_at": now,
+    });
+    if link.purpose == ADD_EMAIL {
+        // The person who asked, wherever a merge has put them since.
+        let Some(asked) = link.profile_id else {
+            return Ok(Err(LinkError::Unknown));
+        };
+        let p = match store.profile(asked).await {
+            Ok(p) => p,
+            Err(StoreError::NotFound(_)) => return Ok(Err(LinkError::Unknown)),
+            Err(e) => return Err(e),
+        };
+        let Some(anchor) = anchor(&p) else {
+            return Ok(Err(LinkError::Unknown));
+        };
+        let person = crate::profiles::add_proved_identity(
+            store,
+            ingestor,
+            &anchor,
+            &key,
+            &proof,
+            "portal",
+            &format!("portal:add-email:{}", &link.token_hash[..16]),
+        )
+        .await?;
+        let session = open_session(store, person).await?;
+        return Ok(Ok(LinkDone::EmailAdded {
+            session,
+            email: link.email,
+        }));
+    }
+    // The address may have moved (a merge) since the link was sent: follow it.
     let Some(person) = store.lookup(&key).await? else {
         return Ok(Err(LinkError::Unknown));
     };
+    store.verify_identity(&key, proof.to_string(), now).await?;
+    Ok(Ok(LinkDone::SignedIn(open_session(store, person).await?)))
+}
+
+/// A new customer session for `person`; its token, for the cookie.
+async fn open_session(store: &DynStore, person: ProfileId) -> Result<String, StoreError> {
+    let now = now_millis();
     let session = token();
     store
         .open_customer_session(
@@ -275,7 +375,113 @@ pub async fn sign_in(
             now + SESSION_HOURS * 3_600_000,
         )
         .await?;
-    Ok(Ok(session))
+    Ok(session)
+}
+
+/// The identifier a proved one is joined through: one the person is surely known by.
+fn anchor(p: &rapport_domain::model::ProfileView) -> Option<IdentityKey> {
+    let rank = |i: &rapport_domain::model::IdentityView| match i.kind {
+        IdentityKind::Email if i.verified => 0,
+        IdentityKind::Email => 1,
+        IdentityKind::UserId => 2,
+        IdentityKind::Wallet => 3,
+        IdentityKind::Phone => 4,
+        IdentityKind::AnonymousId => 5,
+        _ => 9,
+    };
+    p.identities
+        .iter()
+        .filter(|i| rank(i) < 9)
+        .min_by_key(|i| rank(i))
+        .map(|i| IdentityKey {
+            kind: i.kind,
+            value: i.value.clone(),
+        })
+}
+
+/// Why a wallet cannot sign in.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WalletError {
+    #[error(
+        "This wallet is not linked to an account yet. Sign in with your e-mail address, then add the wallet from your profile."
+    )]
+    NotLinked,
+}
+
+/// Signs in the person a checked wallet belongs to. Only a wallet verified before (by
+/// SIWE) signs in: anyone may name a wallet in a tracking call, so an unverified one
+/// on a profile proves nothing about who holds the profile.
+pub async fn wallet_sign_in(
+    store: &DynStore,
+    wallet: &crate::siwe::Checked,
+) -> Result<Result<String, WalletError>, StoreError> {
+    let Some(person) = store.lookup(&wallet.wallet).await? else {
+        return Ok(Err(WalletError::NotLinked));
+    };
+    let p = store.profile(person).await?;
+    let verified = p
+        .identities
+        .iter()
+        .any(|i| i.kind == IdentityKind::Wallet && i.value == wallet.wallet.value && i.verified);
+    if !verified {
+        return Ok(Err(WalletError::NotLinked));
+    }
+    Ok(Ok(open_session(store, p.id).await?))
+}
+
+/// Joins a checked wallet to the signed-in person, verified.
+pub async fn add_wallet(
+    store: &DynStore,
+    ingestor: &crate::ingest::Ingestor,
+    person: ProfileId,
+    wallet: &crate::siwe::Checked,
+) -> Result<ProfileId, StoreError> {
+    let p = store.profile(person).await?;
+    let anchor = anchor(&p).ok_or_else(|| invalid("wallet", "no identifier to join it to"))?;
+    let nonce = wallet.proof["nonce"].as_str().unwrap_or_default();
+    crate::profiles::add_proved_identity(
+        store,
+        ingestor,
+        &anchor,
+        &wallet.wallet,
+        &wallet.proof,
+        "portal",
+        &format!("portal:add-wallet:{nonce}"),
+    )
+    .await
+}
+
+/// Sends a confirmation link to a second address the signed-in person gave; the
+/// address joins them when the link is used (`use_link`).
+pub async fn request_add_email(
+    store: &DynStore,
+    email: &Email,
+    person: ProfileId,
+    raw: &str,
+    base_url: &str,
+) -> Result<String, StoreError> {
+    let key = IdentityKey::parse(IdentityKind::Email, raw)
+        .map_err(|e| invalid("email", e.to_string()))?;
+    let p = store.profile(person).await?;
+    if p.identities
+        .iter()
+        .any(|i| i.kind == IdentityKind::Email && i.value == key.value)
+    {
+        return Err(invalid("email", format!("{} is already yours", key.value)));
+    }
+    let s = settings(store).await?;
+    let template = ensure_template(
+        email,
+        CONFIRM_TEMPLATE,
+        "Confirm your e-mail address",
+        "<p>Hello,</p><p>Confirm that this address is yours, to add it to your profile:</p>\
+         <p><a href=\"{{ data.link }}\">{{ data.link }}</a></p>\
+         <p>The link works once, within 15 minutes. If you did not ask for it, ignore this e-mail.</p>",
+    )
+    .await?;
+    let link = new_link(store, ADD_EMAIL, &key, Some(person), base_url).await?;
+    send_portal_mail(store, email, &s, &template, &key, link).await?;
+    Ok(key.value)
 }
 
 /// The signed-in person and the session's CSRF token.
@@ -357,30 +563,61 @@ pub async fn edit_traits(
     crate::profiles::patch_traits(store, person, &Value::Object(patch), now_millis()).await
 }
 
+/// One line of the preference centre: a channel × purpose, whether the person wants it,
+/// and how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub channel: String,
+    pub purpose: String,
+    pub granted: bool,
+    pub frequency: Frequency,
+}
+
+/// The frequency a consent shows now: a pause that has run its 30 days is over.
+pub fn current_frequency(c: &ConsentView, now: i64) -> Frequency {
+    match c.frequency {
+        Frequency::Paused if now >= c.at.timestamp_millis() + PAUSE_MS => Frequency::All,
+        f => f,
+    }
+}
+
 /// The customer's choices in the preference centre, each recorded as a consent with
-/// source `customer` and `proof` (the session and client), when it changes.
+/// source `customer` and `proof` (the session and client), when it changes. A
+/// channel × purpose the form does not name is denied (an unticked box is not sent).
 pub async fn set_preferences(
     store: &DynStore,
     person: ProfileId,
-    granted: &[(String, String)],
+    choices: &[Choice],
     proof: &str,
 ) -> Result<usize, StoreError> {
     let s = settings(store).await?;
+    if let Some(c) = choices
+        .iter()
+        .find(|c| !s.channels.contains(&c.channel) || !s.purposes.contains(&c.purpose))
+    {
+        return Err(invalid(
+            &format!("pref.{}.{}", c.channel, c.purpose),
+            "not a channel and purpose of this preference centre",
+        ));
+    }
     let current = store.profile(person).await?.consents;
     let now = now_millis();
     let mut changed = 0;
     for channel in &s.channels {
         for purpose in &s.purposes {
-            let want = if granted.iter().any(|(c, p)| c == channel && p == purpose) {
+            let chosen = choices
+                .iter()
+                .find(|c| &c.channel == channel && &c.purpose == purpose);
+            let status = if chosen.is_some_and(|c| c.granted) {
                 ConsentStatus::Granted
             } else {
                 ConsentStatus::Denied
             };
+            let frequency = chosen.map(|c| c.frequency).unwrap_or_default();
             let has = current
                 .iter()
-                .find(|c| &c.channel == channel && &c.purpose == purpose)
-                .map(|c| c.status);
-            if has == Some(want) {
+                .find(|c| &c.channel == channel && &c.purpose == purpose);
+            if has.is_some_and(|c| c.status == status && current_frequency(c, now) == frequency) {
                 continue;
             }
             crate::profiles::set_consent(
@@ -389,10 +626,11 @@ pub async fn set_preferences(
                 &ConsentInput {
                     channel: channel.clone(),
                     purpose: purpose.clone(),
-                    status: want,
+                    status,
                     source: "customer".into(),
                     proof: Some(proof.to_string()),
                     at: now,
+                    frequency,
                 },
             )
             .await?;

@@ -3,10 +3,13 @@
 //! ([`crate::changes`]) so the real-time engine re-reads the people it holds.
 
 use crate::changes::{announce, Change};
+use rapport_domain::identifier::{IdentityKey, IdentityKind};
+use rapport_domain::message::{parse_message, BatchContext};
 use rapport_domain::model::{DetachView, MergeView};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
 use rapport_store::{ConsentInput, DynStore, StoreError, UnmergeTarget};
+use serde_json::json;
 
 /// Applies a JSON merge patch (RFC 7396) to a person's traits.
 pub async fn patch_traits(
@@ -79,4 +82,65 @@ pub async fn undo_detach(
     let d = store.undo_detach(id, by, at).await?;
     announce(store, Change::Standing).await?;
     Ok(d)
+}
+
+/// Joins an identifier whose ownership was just proved (a SIWE signature, a
+/// confirmation link) to `anchor`'s person, through ingestion so identity resolution
+/// applies as for any message, and marks it verified with `proof`. Returns the person
+/// it now belongs to.
+pub async fn add_proved_identity(
+    store: &DynStore,
+    ingestor: &crate::ingest::Ingestor,
+    anchor: &IdentityKey,
+    proved: &IdentityKey,
+    proof: &serde_json::Value,
+    source: &str,
+    message_id: &str,
+) -> Result<ProfileId, StoreError> {
+    let mut msg = json!({"type": "identify", "messageId": message_id, "traits": {}});
+    for k in [anchor, proved] {
+        let list = match k.kind {
+            IdentityKind::UserId => {
+                msg["userId"] = json!(k.value);
+                continue;
+            }
+            IdentityKind::AnonymousId => {
+                msg["anonymousId"] = json!(k.value);
+                continue;
+            }
+            IdentityKind::Email => "emails",
+            IdentityKind::Phone => "phones",
+            IdentityKind::Wallet => "wallets",
+            IdentityKind::Social | IdentityKind::External => {
+                return Err(StoreError::invalid(
+                    "identity",
+                    "only e-mail, phone, wallet and user ids can be joined this way",
+                ))
+            }
+        };
+        match msg["traits"][list].as_array_mut() {
+            Some(a) => a.push(json!(k.value)),
+            None => msg["traits"][list] = json!([k.value]),
+        }
+    }
+    let batch = BatchContext {
+        received_at: rapport_domain::time::now_millis(),
+        identifiers_suffice: true,
+        ..Default::default()
+    };
+    let m = parse_message(&msg, "", None, &batch, || message_id.to_string())
+        .map_err(|e| StoreError::invalid(&e.field, e.to_string()))?;
+    // One message: committed alone, so no other request's data can spoil it.
+    ingestor
+        .submit_alone(source, vec![m])
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    store
+        .verify_identity(proved, proof.to_string(), batch.received_at)
+        .await?;
+    announce(store, Change::Standing).await?;
+    store
+        .lookup(proved)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("identity {proved}")))
 }

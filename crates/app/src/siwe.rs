@@ -8,7 +8,6 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 use rapport_chain::parse_caip2;
 use rapport_domain::identifier::{IdentityKey, IdentityKind};
-use rapport_domain::message::{parse_message, BatchContext};
 use rapport_domain::time::{now_millis, to_datetime};
 use rapport_store::{DynStore, StoreError};
 use serde::Deserialize;
@@ -65,6 +64,57 @@ fn link_key(link_to: &str) -> Result<IdentityKey, StoreError> {
     IdentityKey::parse(kind, value).map_err(|e| invalid("link_to", e.to_string()))
 }
 
+/// A wallet whose signature, message and nonce were checked.
+pub struct Checked {
+    pub wallet: IdentityKey,
+    /// The address, EIP-55 checksummed.
+    pub address: String,
+    /// `eip155:<id>`.
+    pub chain_id: String,
+    /// What `verify_identity` keeps: the message, its signature and what was checked.
+    pub proof: Value,
+}
+
+/// Checks a signed SIWE message for `domain` (host[:port]) against the chains set up
+/// and spends its nonce.
+pub async fn check(
+    store: &DynStore,
+    message: &str,
+    signature: &str,
+    domain: &str,
+) -> Result<Checked, StoreError> {
+    let chains: Vec<u64> = store
+        .chains()
+        .await?
+        .iter()
+        .filter_map(|c| parse_caip2(&c.id))
+        .collect();
+    let now = now_millis();
+    let v = rapport_chain::siwe::verify(message, signature, domain, &chains, now).map_err(|e| {
+        let rapport_chain::siwe::SiweError::Invalid(field, reason) = e;
+        invalid(field, reason)
+    })?;
+    if !store.use_siwe_nonce(&v.nonce, now).await? {
+        return Err(invalid(
+            "message.nonce",
+            "was not issued by this service, has expired or was already used: ask for a new one",
+        ));
+    }
+    let wallet = rapport_chain::caip10(&format!("eip155:{}", v.chain_id), &v.address);
+    let key = IdentityKey::parse(IdentityKind::Wallet, &wallet)
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(Checked {
+        wallet: key,
+        address: v.address.to_checksum(None),
+        chain_id: format!("eip155:{}", v.chain_id),
+        proof: json!({
+            "method": "siwe", "domain": v.domain, "uri": v.uri, "chain_id": v.chain_id,
+            "nonce": v.nonce, "issued_at": v.issued_at, "verified_at": now,
+            "message": message, "signature": signature,
+        }),
+    })
+}
+
 /// Checks a signed SIWE message for `domain` (host[:port]) and links the wallet.
 pub async fn verify(
     store: &DynStore,
@@ -73,64 +123,52 @@ pub async fn verify(
     domain: &str,
 ) -> Result<Value, StoreError> {
     let link = link_key(&input.link_to)?;
-    let chains: Vec<u64> = store
-        .chains()
-        .await?
-        .iter()
-        .filter_map(|c| parse_caip2(&c.id))
-        .collect();
-    let now = now_millis();
-    let v = rapport_chain::siwe::verify(&input.message, &input.signature, domain, &chains, now)
-        .map_err(|e| {
-            let rapport_chain::siwe::SiweError::Invalid(field, reason) = e;
-            invalid(field, reason)
-        })?;
-    if !store.use_siwe_nonce(&v.nonce, now).await? {
-        return Err(invalid(
-            "message.nonce",
-            "was not issued by this service, has expired or was already used: ask GET /api/siwe/nonce for a new one",
-        ));
-    }
-    let wallet = rapport_chain::caip10(&format!("eip155:{}", v.chain_id), &v.address);
-    let wallet_key = IdentityKey::parse(IdentityKind::Wallet, &wallet)
-        .map_err(|e| StoreError::Backend(e.to_string()))?;
-    let mut traits = json!({"wallet": wallet});
-    let mut msg = json!({"type": "identify", "messageId": format!("siwe:{}", v.nonce)});
-    match link.kind {
-        IdentityKind::Email => traits["email"] = json!(link.value),
-        _ => msg["userId"] = json!(link.value),
-    }
-    msg["traits"] = traits;
-    let batch = BatchContext {
-        received_at: now,
-        identifiers_suffice: true,
-        ..Default::default()
-    };
-    let m = parse_message(&msg, "", None, &batch, || format!("siwe:{}", v.nonce))
-        .map_err(|e| invalid(&e.field, e.to_string()))?;
-    // One message: committed alone, so no other request's data can spoil it.
-    ingestor
-        .submit_alone("siwe", vec![m])
-        .await
-        .map_err(|e| StoreError::Backend(e.to_string()))?;
-    let proof = json!({
-        "method": "siwe", "domain": v.domain, "uri": v.uri, "chain_id": v.chain_id,
-        "nonce": v.nonce, "issued_at": v.issued_at, "verified_at": now,
-        "message": input.message, "signature": input.signature,
-    });
-    store
-        .verify_identity(&wallet_key, proof.to_string(), now)
-        .await?;
-    crate::changes::announce(store, crate::changes::Change::Standing).await?;
-    let profile = store
-        .lookup(&wallet_key)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("identity {wallet_key}")))?;
+    let c = check(store, &input.message, &input.signature, domain).await?;
+    let nonce = c.proof["nonce"].as_str().unwrap_or_default().to_string();
+    let profile = crate::profiles::add_proved_identity(
+        store,
+        ingestor,
+        &link,
+        &c.wallet,
+        &c.proof,
+        "siwe",
+        &format!("siwe:{nonce}"),
+    )
+    .await?;
     Ok(json!({
         "profile_id": profile,
-        "wallet": wallet,
-        "address": v.address.to_checksum(None),
-        "chain_id": format!("eip155:{}", v.chain_id),
+        "wallet": c.wallet.value,
+        "address": c.address,
+        "chain_id": c.chain_id,
         "verified": true,
     }))
+}
+
+/// A fresh SIWE message for `address` on `chain_id` with a new nonce, for a page that
+/// shows it to sign (the portal, where no script may build it).
+pub async fn message(
+    store: &DynStore,
+    domain: &str,
+    uri: &str,
+    address: &str,
+    chain_id: u64,
+    statement: &str,
+) -> Result<String, StoreError> {
+    let a: rapport_chain::Address = address
+        .trim()
+        .parse()
+        .map_err(|_| invalid("address", "an Ethereum address, 0x and 40 hex digits"))?;
+    let n = nonce(store).await?;
+    let now = now_millis();
+    let fmt = |ms: i64| to_datetime(ms).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    Ok(rapport_chain::siwe::message_with(
+        domain,
+        &a,
+        statement,
+        uri,
+        chain_id,
+        n["nonce"].as_str().unwrap_or_default(),
+        &fmt(now),
+        Some(&fmt(now + NONCE_TTL_MS)),
+    ))
 }

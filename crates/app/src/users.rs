@@ -14,6 +14,9 @@ use sha2::{Digest, Sha256};
 /// What each role may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
+    /// Partners' and analysts' accounts: aggregate audience insight only, never a
+    /// person (the web app lets them open nothing else).
+    Insight,
     Viewer,
     Agent,
     Marketer,
@@ -23,6 +26,7 @@ pub enum Role {
 impl Role {
     pub fn parse(s: &str) -> Option<Role> {
         match s {
+            "insight" => Some(Role::Insight),
             "viewer" => Some(Role::Viewer),
             "agent" => Some(Role::Agent),
             "marketer" => Some(Role::Marketer),
@@ -32,11 +36,16 @@ impl Role {
     }
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Insight => "insight",
             Role::Viewer => "viewer",
             Role::Agent => "agent",
             Role::Marketer => "marketer",
             Role::Admin => "admin",
         }
+    }
+    /// See people at all (everyone but insight accounts).
+    pub fn can_see_people(self) -> bool {
+        self >= Role::Viewer
     }
     /// Edit people: traits, consents, merges (support agents and up).
     pub fn can_edit_people(self) -> bool {
@@ -101,7 +110,10 @@ pub async fn create(
         return Err(invalid("password", "must be at least 10 characters"));
     }
     if Role::parse(role).is_none() {
-        return Err(invalid("role", "must be admin, marketer, agent or viewer"));
+        return Err(invalid(
+            "role",
+            "must be admin, marketer, agent, viewer or insight",
+        ));
     }
     let hash = hash_password(password)?;
     store.create_user(&email, &hash, role, now_millis()).await
@@ -167,6 +179,9 @@ mod tests {
         assert!(!verify_password("wrong", &h));
         assert!(!verify_password("x", "not a hash"));
         assert!(Role::Admin.can_admin() && !Role::Marketer.can_admin());
+        assert!(Role::Viewer.can_see_people() && !Role::Insight.can_see_people());
+        assert!(!Role::Insight.can_edit_people() && !Role::Insight.can_market());
+        assert_eq!(Role::parse("insight"), Some(Role::Insight));
         assert!(Role::Agent.can_edit_people() && !Role::Viewer.can_edit_people());
         assert!(!Role::Agent.can_market() && Role::Marketer.can_market());
     }

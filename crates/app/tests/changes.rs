@@ -73,6 +73,7 @@ async fn edits_outside_the_event_stream_are_announced() {
                     source: "test".into(),
                     proof: None,
                     at: now,
+                    frequency: Default::default(),
                 };
                 rapport_app::profiles::set_consent(&store, ann, &consent)
                     .await

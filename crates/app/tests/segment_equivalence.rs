@@ -161,6 +161,7 @@ async fn populate(store: &DynStore, seed: u64) -> i64 {
                                 source: "test".into(),
                                 proof: None,
                                 at: now - (k + 1) * DAY,
+                                frequency: Default::default(),
                             },
                         )
                         .await

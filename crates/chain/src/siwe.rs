@@ -137,8 +137,32 @@ pub fn message_text(
     issued_at: &str,
     expiration_time: Option<&str>,
 ) -> String {
+    message_with(
+        domain,
+        address,
+        "Connect this wallet to your profile.",
+        uri,
+        chain_id,
+        nonce,
+        issued_at,
+        expiration_time,
+    )
+}
+
+/// As [`message_text`], with the statement (one line, what the signer agrees to).
+#[allow(clippy::too_many_arguments)]
+pub fn message_with(
+    domain: &str,
+    address: &Address,
+    statement: &str,
+    uri: &str,
+    chain_id: u64,
+    nonce: &str,
+    issued_at: &str,
+    expiration_time: Option<&str>,
+) -> String {
     let mut s = format!(
-        "{domain} wants you to sign in with your Ethereum account:\n{}\n\nConnect this wallet to your profile.\n\nURI: {uri}\nVersion: 1\nChain ID: {chain_id}\nNonce: {nonce}\nIssued At: {issued_at}",
+        "{domain} wants you to sign in with your Ethereum account:\n{}\n\n{statement}\n\nURI: {uri}\nVersion: 1\nChain ID: {chain_id}\nNonce: {nonce}\nIssued At: {issued_at}",
         address.to_checksum(None)
     );
     if let Some(e) = expiration_time {

@@ -57,7 +57,14 @@ fn run_one(compiled: &Compiled, signers: &[Signer], n: usize) -> Result<(f64, us
         });
         let id = uuid::Uuid::now_v7();
         let unsub = rapport_email::compose::unsubscribe_url(&tracking, id);
-        let r = compiled.render_with(&ctx, Some(&unsub))?;
+        let prefs = "https://crm.example/me";
+        let r = compiled.render_with(
+            &ctx,
+            Some(&rapport_email::template::Links {
+                unsubscribe: &unsub,
+                preferences: prefs,
+            }),
+        )?;
         let c = compose(
             &Outgoing {
                 id,

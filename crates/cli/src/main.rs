@@ -214,7 +214,7 @@ enum UsersCommand {
         /// At least 10 characters.
         #[arg(long, env = "RAPPORT_USER_PASSWORD", hide_env_values = true)]
         password: String,
-        /// admin, marketer, agent or viewer.
+        /// admin, marketer, agent, viewer or insight (aggregate audience insight only).
         #[arg(long)]
         role: String,
     },

@@ -219,3 +219,125 @@ async fn insight_is_noisy_bounded_and_never_personal() {
         s.finish().await;
     }
 }
+
+/// A staff account with the `insight` role: the audience page and nothing else, with
+/// a budget of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insight_account_sees_only_the_audience_page() {
+    const PASSWORD: &str = "insight-password-1";
+    for s in common::servers().await {
+        let k = s.kind;
+        let mut batch = Vec::new();
+        for i in 0..240 {
+            batch.push(json!({"type": "identify", "userId": format!("a{i}"),
+                "traits": {"email": format!("a{i}@audience.test"), "country": if i < 160 { "FR" } else { "DE" }}}));
+        }
+        let (st, v) = s.batch(Value::Array(batch)).await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        rapport_app::users::create(&s.store, "partner@agency.test", PASSWORD, "insight")
+            .await
+            .expect("an insight account");
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = client
+            .post(format!("{}/login", s.url))
+            .form(&[
+                ("email", "partner@agency.test"),
+                ("password", PASSWORD),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 303, "[{k}]");
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let get = |path: &'static str| {
+            let c = client
+                .get(format!("{}{path}", s.url))
+                .header("cookie", &cookie);
+            async move {
+                let r = c.send().await.unwrap();
+                let loc = r
+                    .headers()
+                    .get("location")
+                    .map(|l| l.to_str().unwrap().to_string());
+                (r.status().as_u16(), loc, r.text().await.unwrap_or_default())
+            }
+        };
+        let (st, loc, _) = get("/").await;
+        assert_eq!((st, loc.as_deref()), (303, Some("/audience")), "[{k}]");
+        for path in [
+            "/people",
+            "/people/1",
+            "/ui/search?q=a1",
+            "/segments",
+            "/settings",
+            "/audit",
+            "/email",
+        ] {
+            let (st, _, body) = get(path).await;
+            assert_eq!(st, 403, "[{k}] {path}");
+            assert!(
+                body.contains("aggregate audience insight only"),
+                "[{k}] {body}"
+            );
+        }
+        let (st, _, page) = get("/audience").await;
+        assert_eq!(st, 200, "[{k}]");
+        assert!(
+            !page.contains("href=\"/people\""),
+            "[{k}] the nav offers people"
+        );
+        let csrf = page
+            .split("name=\"csrf\" content=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap()
+            .to_string();
+        let ask = |by: &'static str, definition: &'static str| {
+            let c = client
+                .post(format!("{}/audience", s.url))
+                .header("cookie", &cookie)
+                .form(&[
+                    ("_csrf", csrf.as_str()),
+                    ("by", by),
+                    ("definition", definition),
+                    ("trait", ""),
+                ]);
+            async move {
+                let r = c.send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap_or_default())
+            }
+        };
+        let (st, body) = ask("country", "").await;
+        assert_eq!(st, 200, "[{k}] {body}");
+        assert!(
+            body.contains("<td>FR</td>") && body.contains("<td>DE</td>"),
+            "[{k}] {body}"
+        );
+        assert!(!body.contains("@audience.test"), "[{k}] {body}");
+        let (st, body) = ask("", "traits.email = \"a1@audience.test\"").await;
+        assert!(st == 200 && body.contains("Withheld"), "[{k}] {body}");
+        // A bad definition names what is wrong; the budget runs out (ε 0.1 of 1 a day).
+        let (st, body) = ask("", "traits.country = ").await;
+        assert_eq!(st, 400, "[{k}] {body}");
+        let mut spent = false;
+        for _ in 0..12 {
+            let (_, body) = ask("", "").await;
+            if body.contains("budget") && body.contains("spent") {
+                spent = true;
+                break;
+            }
+        }
+        assert!(spent, "[{k}] the budget never ran out");
+        s.finish().await;
+    }
+}

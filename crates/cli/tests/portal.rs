@@ -413,6 +413,302 @@ async fn portal_links_sessions_and_refusals() {
     }
 }
 
+/// Signs Ann in through the link the relay received; her session cookie.
+async fn signed_in(s: &TestServer, sink: &Sink) -> String {
+    let (st, _, _) = form(s, "", "/me/sign-in", &[("email", EMAIL)]).await;
+    assert_eq!(st, 200, "[{}]", s.kind);
+    let link = wait_link(sink, EMAIL).await;
+    let token = link.split("token=").nth(1).unwrap().to_string();
+    let (st, _, cookie) = form(s, "", "/me/link", &[("token", &token)]).await;
+    assert_eq!(st, 303, "[{}]", s.kind);
+    cookie
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The SIWE message a wallet page shows (a hidden field's value, HTML-unescaped).
+fn siwe_message(html: &str) -> String {
+    html.split("name=\"message\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the message to sign")
+        .replace("&#39;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Signs in (or adds) with `wallet` through the two wallet pages; the final answer.
+async fn with_wallet(
+    s: &TestServer,
+    cookie: &str,
+    purpose: &str,
+    csrf: &str,
+    wallet: &rapport_chain::wallet::HotWallet,
+) -> (u16, String, Option<String>) {
+    let address = wallet.address().to_checksum(None);
+    let (st, body, _) = form(
+        s,
+        cookie,
+        "/me/wallet",
+        &[
+            ("for", purpose),
+            ("_csrf", csrf),
+            ("address", &address),
+            ("chain", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "[{}] {body}", s.kind);
+    let message = siwe_message(&body);
+    assert!(
+        message.contains(&address) && message.contains("Chain ID: 1"),
+        "{message}"
+    );
+    let signature = wallet.sign_message(&message).expect("sign");
+    form(
+        s,
+        cookie,
+        "/me/wallet/verify",
+        &[
+            ("for", purpose),
+            ("_csrf", csrf),
+            ("message", &message),
+            ("signature", &signature),
+        ],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_second_address_wallets_and_frequency() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let sink = Sink::start();
+        let id = set_up(&s, &sink).await;
+        let me = signed_in(&s, &sink).await;
+        let (_, home) = page(&s, &me, "/me").await;
+        let token_csrf = csrf(&home);
+
+        // How often: weekly lets one marketing e-mail through in 7 days, a pause none;
+        // an unknown choice is refused and changes nothing.
+        let (st, v) = s
+            .send(Method::POST, "/api/email/templates", json!({"name": "promo", "subject": "News", "html": "<p>Hi</p><p><a href=\"{{ preferences_url }}\">Your choices</a></p>"}))
+            .await;
+        assert!(st < 300, "[{k}] {v}");
+        let (st, body, _) = form(
+            &s,
+            &me,
+            "/me/preferences",
+            &[
+                ("_csrf", &token_csrf),
+                ("pref.email.marketing", "granted"),
+                ("freq.email.marketing", "hourly"),
+            ],
+        )
+        .await;
+        assert!(
+            st == 400 && body.contains("freq.email.marketing"),
+            "[{k}] {st} {body}"
+        );
+        let (_, consents) = s.get(&format!("/api/profiles/{id}/consents")).await;
+        assert_eq!(consents.as_array().unwrap().len(), 1, "[{k}] {consents}");
+        let (st, _, _) = form(
+            &s,
+            &me,
+            "/me/preferences",
+            &[
+                ("_csrf", &token_csrf),
+                ("pref.email.marketing", "granted"),
+                ("freq.email.marketing", "weekly"),
+            ],
+        )
+        .await;
+        assert_eq!(st, 303, "[{k}]");
+        let (_, consents) = s.get(&format!("/api/profiles/{id}/consents")).await;
+        let marketing = consents
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["purpose"] == "marketing")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (
+                marketing["status"].as_str(),
+                marketing["frequency"].as_str(),
+                marketing["source"].as_str()
+            ),
+            (Some("granted"), Some("weekly"), Some("customer")),
+            "[{k}] {consents}"
+        );
+        let promo = || json!({"template": "promo", "to": format!("email:{EMAIL}"), "from": "news@shop.example", "kind": "marketing"});
+        let (st, first) = s.send(Method::POST, "/api/email/send", promo()).await;
+        assert_eq!(
+            (st, first["status"].as_str()),
+            (202, Some("queued")),
+            "[{k}] {first}"
+        );
+        let (_, second) = s.send(Method::POST, "/api/email/send", promo()).await;
+        assert_eq!(second["status"], "skipped", "[{k}] {second}");
+        assert!(
+            second["reason"]
+                .as_str()
+                .unwrap()
+                .contains("at most one a week"),
+            "[{k}] {second}"
+        );
+        let (st, _, _) = form(
+            &s,
+            &me,
+            "/me/preferences",
+            &[
+                ("_csrf", &token_csrf),
+                ("pref.email.marketing", "granted"),
+                ("freq.email.marketing", "paused"),
+            ],
+        )
+        .await;
+        assert_eq!(st, 303, "[{k}]");
+        let (_, paused) = s.send(Method::POST, "/api/email/send", promo()).await;
+        assert!(
+            paused["status"] == "skipped"
+                && paused["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("paused by the customer until"),
+            "[{k}] {paused}"
+        );
+        let (_, home) = page(&s, &me, "/me").await;
+        assert!(home.contains("Paused until"), "[{k}] {home}");
+        // The footer link of the one that went: the preference centre.
+        let mut footer = false;
+        for _ in 0..100 {
+            footer = sink.messages().iter().any(|m| {
+                std::fs::read_to_string(m)
+                    .is_ok_and(|t| t.contains(&format!("{}/me", s.url)) && t.contains("News"))
+            });
+            if footer {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            footer,
+            "[{k}] no message with the preferences link reached the relay"
+        );
+
+        // A second address joins her once its owner opens the confirmation link.
+        const SECOND: &str = "ann.second@customer.test";
+        let (st, body, _) = form(
+            &s,
+            &me,
+            "/me/emails",
+            &[("_csrf", &token_csrf), ("email", EMAIL)],
+        )
+        .await;
+        assert!(
+            st == 400 && body.contains("already yours"),
+            "[{k}] {st} {body}"
+        );
+        let (st, _, _) = form(
+            &s,
+            &me,
+            "/me/emails",
+            &[("_csrf", &token_csrf), ("email", SECOND)],
+        )
+        .await;
+        assert_eq!(st, 303, "[{k}]");
+        // Until then the address is only a recipient (the message is logged on a
+        // profile of its own), not hers.
+        let (_, before) = s
+            .get(&format!("/api/profiles/lookup?identifier=email:{SECOND}"))
+            .await;
+        assert_ne!(
+            before["id"], id,
+            "[{k}] the address joined before it was confirmed"
+        );
+        let link = wait_link(&sink, SECOND).await;
+        let token = link.split("token=").nth(1).unwrap().to_string();
+        let (st, _, cookie) = form(&s, "", "/me/link", &[("token", &token)]).await;
+        assert!(st == 303 && cookie.is_some(), "[{k}] {st}");
+        let p = s.profile_of(&format!("email:{SECOND}")).await;
+        assert_eq!(p["id"], id, "[{k}] {p}");
+        let second = p["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["value"] == SECOND)
+            .cloned()
+            .unwrap();
+        assert_eq!(second["verified"], true, "[{k}] {p}");
+
+        // A wallet, proved by signing, joins her; the signed message works once.
+        let wallet = rapport_chain::devnode::DevNode::wallet(1);
+        let (st, _) = page(&s, &me, "/me/wallet?for=add").await;
+        assert_eq!(st, 200, "[{k}]");
+        let (st, body, _) = with_wallet(&s, &me, "add", &token_csrf, &wallet).await;
+        assert_eq!(st, 303, "[{k}] {body}");
+        let p = s.profile_of(&format!("email:{EMAIL}")).await;
+        let w = p["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["kind"] == "wallet")
+            .cloned()
+            .expect("a wallet");
+        assert_eq!(w["verified"], true, "[{k}] {p}");
+        assert!(
+            w["value"]
+                .as_str()
+                .unwrap()
+                .ends_with(&wallet.address().to_checksum(None)),
+            "[{k}] {w}"
+        );
+        // A bad signature: refused with the field named.
+        let (st, body, _) = form(
+            &s,
+            &me,
+            "/me/wallet/verify",
+            &[
+                ("for", "add"),
+                ("_csrf", &token_csrf),
+                ("message", "hello"),
+                ("signature", "0x00"),
+            ],
+        )
+        .await;
+        assert!(st == 400 && body.contains("message"), "[{k}] {st} {body}");
+
+        // Signed out, the wallet signs her in; a wallet only named in tracking does not.
+        let (st, _, _) = form(&s, &me, "/me/sign-out", &[("_csrf", &token_csrf)]).await;
+        assert_eq!(st, 303, "[{k}]");
+        let (st, body, cookie) = with_wallet(&s, "", "sign-in", "", &wallet).await;
+        assert!(st == 303 && cookie.is_some(), "[{k}] {st} {body}");
+        let again = cookie.unwrap().split(';').next().unwrap().to_string();
+        let (_, home) = page(&s, &again, "/me").await;
+        assert!(
+            home.contains("My profile") && home.contains(EMAIL),
+            "[{k}] {home}"
+        );
+        let stranger = rapport_chain::devnode::DevNode::wallet(2);
+        let (st, _) = s
+            .batch(json!([{"type": "identify", "userId": "ann", "traits": {"wallet": format!("eip155:1:{}", stranger.address().to_checksum(None))}}]))
+            .await;
+        assert_eq!(st, 200, "[{k}]");
+        let (st, body, cookie) = with_wallet(&s, "", "sign-in", "", &stranger).await;
+        assert!(
+            st == 400 && cookie.is_none() && body.contains("not linked"),
+            "[{k}] {st} {body}"
+        );
+        s.finish().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_uses_the_portal_in_headless_chromium() {
     let (chromium, tools) = common::browser_tools();

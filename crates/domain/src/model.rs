@@ -42,11 +42,69 @@ impl ConsentStatus {
     }
 }
 
+/// How often a person wants to hear on one channel for one purpose, beside whether
+/// they consent at all. Chosen in the portal's preference centre; the e-mail capability
+/// keeps to it (`Frequency::allows`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Frequency {
+    /// Every message the brand sends.
+    #[default]
+    All,
+    /// At most one message in any 7 days.
+    Weekly,
+    /// Nothing for 30 days from the choice, then every message again.
+    Paused,
+}
+
+/// How long a pause lasts, and the window of a weekly choice.
+pub const PAUSE_MS: i64 = 30 * 86_400_000;
+pub const WEEK_MS: i64 = 7 * 86_400_000;
+
+impl Frequency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Frequency::All => "all",
+            Frequency::Weekly => "weekly",
+            Frequency::Paused => "paused",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "all" => Some(Frequency::All),
+            "weekly" => Some(Frequency::Weekly),
+            "paused" => Some(Frequency::Paused),
+            _ => None,
+        }
+    }
+
+    /// Whether one more message may go at `now`, given when the choice was made and
+    /// when the last message for the same purpose went; the refusal says why.
+    pub fn allows(self, chosen_at: i64, last_sent: Option<i64>, now: i64) -> Result<(), String> {
+        match self {
+            Frequency::All => Ok(()),
+            Frequency::Paused if now < chosen_at + PAUSE_MS => Err(format!(
+                "paused by the customer until {}",
+                crate::time::to_datetime(chosen_at + PAUSE_MS).format("%Y-%m-%d")
+            )),
+            Frequency::Paused => Ok(()),
+            Frequency::Weekly => match last_sent {
+                Some(t) if now < t + WEEK_MS => {
+                    Err("the customer asked for at most one a week".into())
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ConsentView {
     pub channel: String,
     pub purpose: String,
     pub status: ConsentStatus,
+    #[serde(default)]
+    pub frequency: Frequency,
     pub source: String,
     pub proof: Option<String>,
     pub at: DateTime<Utc>,
@@ -206,4 +264,43 @@ pub struct TextSignals {
     /// `advocate` (mean ≥ 0.5 over 90 days, 3+ texts), `promoter` (≥ 0.05),
     /// `detractor` (≤ −0.05), `neutral`, or `unknown` with no texts.
     pub advocacy: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frequency_names_round_trip() {
+        for f in [Frequency::All, Frequency::Weekly, Frequency::Paused] {
+            assert_eq!(Frequency::parse(f.as_str()), Some(f));
+        }
+        assert_eq!(Frequency::parse("daily"), None);
+        assert_eq!(Frequency::default(), Frequency::All);
+    }
+
+    #[test]
+    fn a_pause_lasts_thirty_days_from_the_choice() {
+        let at = 1_000_000;
+        assert!(Frequency::Paused.allows(at, None, at).is_err());
+        let e = Frequency::Paused
+            .allows(at, None, at + PAUSE_MS - 1)
+            .unwrap_err();
+        assert!(e.contains("paused by the customer until 1970-01-31"), "{e}");
+        assert!(Frequency::Paused.allows(at, None, at + PAUSE_MS).is_ok());
+        assert!(Frequency::All.allows(at, Some(at), at).is_ok());
+    }
+
+    #[test]
+    fn weekly_lets_one_message_through_in_seven_days() {
+        let sent = 5_000_000;
+        assert!(Frequency::Weekly.allows(0, None, sent).is_ok());
+        assert!(Frequency::Weekly.allows(0, Some(sent), sent).is_err());
+        assert!(Frequency::Weekly
+            .allows(0, Some(sent), sent + WEEK_MS - 1)
+            .is_err());
+        assert!(Frequency::Weekly
+            .allows(0, Some(sent), sent + WEEK_MS)
+            .is_ok());
+    }
 }

@@ -18,7 +18,17 @@ pub const ROOTS: &[&str] = &[
     "data",
     "email",
     "unsubscribe_url",
+    "preferences_url",
 ];
+
+/// A message's own links, which are ours and so are not escaped (escaping would turn
+/// their `/` into `&#x2f;`).
+pub struct Links<'a> {
+    /// One-click unsubscribe from this kind of e-mail.
+    pub unsubscribe: &'a str,
+    /// The customer portal's preference centre.
+    pub preferences: &'a str,
+}
 
 /// Instructions one render may run: far above any real e-mail, low enough that a loop
 /// over `range(10**9)` stops at once.
@@ -155,18 +165,19 @@ impl Compiled {
         self.render_with(ctx, None)
     }
 
-    /// As [`Compiled::render`], with the message's unsubscribe URL, which is ours and so
-    /// is not escaped (escaping would turn its `/` into `&#x2f;`).
+    /// As [`Compiled::render`], with the message's own [`Links`].
     pub fn render_with(
         &self,
         ctx: &Value,
-        unsubscribe_url: Option<&str>,
+        links: Option<&Links>,
     ) -> Result<Rendered, TemplateError> {
         let base = minijinja::Value::from_serialize(ctx);
-        let ctx = match unsubscribe_url {
-            Some(u) => {
-                minijinja::context! { unsubscribe_url => minijinja::Value::from_safe_string(u.to_string()), ..base }
-            }
+        let ctx = match links {
+            Some(l) => minijinja::context! {
+                unsubscribe_url => minijinja::Value::from_safe_string(l.unsubscribe.to_string()),
+                preferences_url => minijinja::Value::from_safe_string(l.preferences.to_string()),
+                ..base
+            },
             None => base,
         };
         let part = |i: usize| -> Result<String, TemplateError> {
@@ -417,15 +428,26 @@ mod tests {
         // A missing trait renders empty or its default.
         let r = t.render(&json!({})).unwrap();
         assert_eq!(r.subject, "Hi there !");
-        // Our own unsubscribe URL is not escaped.
-        let t = Compiled::new(&src("s", "<a href=\"{{ unsubscribe_url }}\">u</a>", None)).unwrap();
+        // Our own unsubscribe and preference URLs are not escaped.
+        let t = Compiled::new(&src(
+            "s",
+            "<a href=\"{{ unsubscribe_url }}\">u</a><a href=\"{{ preferences_url }}\">p</a>",
+            None,
+        ))
+        .unwrap();
         let r = t
             .render_with(
                 &json!({"unsubscribe_url": "x"}),
-                Some("https://c.test/e/u/t"),
+                Some(&Links {
+                    unsubscribe: "https://c.test/e/u/t",
+                    preferences: "https://c.test/me",
+                }),
             )
             .unwrap();
-        assert_eq!(r.html, "<a href=\"https://c.test/e/u/t\">u</a>");
+        assert_eq!(
+            r.html,
+            "<a href=\"https://c.test/e/u/t\">u</a><a href=\"https://c.test/me\">p</a>"
+        );
         // A text part given is used as is.
         let t = Compiled::new(&src("s", "<p>h</p>", Some("Plain {{ data.n }}"))).unwrap();
         assert_eq!(

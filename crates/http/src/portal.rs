@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use rapport_app::portal::{self, PortalSettings};
+use rapport_domain::model::Frequency;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::now_millis;
 use rapport_store::StoreError;
@@ -29,6 +30,9 @@ pub fn routes() -> Router<AppState> {
         .route("/me/traits", post(edit_traits))
         .route("/me/preferences", post(preferences))
         .route("/me/primary", post(primary))
+        .route("/me/emails", post(add_email))
+        .route("/me/wallet", get(wallet_page).post(wallet_message))
+        .route("/me/wallet/verify", post(wallet_verify))
         .route("/me/identities/remove", post(remove_identity))
         .route("/me/download", get(download))
         .route("/me/delete", get(delete_page).post(delete))
@@ -53,6 +57,9 @@ button.danger{{background:#a61b1b}}
 .error{{background:#fdecec;border:1px solid #e3a3a3;padding:.6rem;border-radius:6px}}
 table{{border-collapse:collapse;width:100%}} td,th{{text-align:left;padding:.3rem .4rem;border-bottom:1px solid #eef0f3;vertical-align:top}}
 fieldset{{border:1px solid #dfe3e8;border-radius:6px}} .choice{{display:flex;gap:.5rem;align-items:center;font-weight:400}}
+.pref{{display:flex;flex-wrap:wrap;gap:.2rem 1rem;align-items:center;justify-content:space-between}} .pref .choice{{margin:.3rem 0}}
+select{{padding:.35rem;border:1px solid #8a93a3;border-radius:6px;font:inherit;background:#fff}}
+.sr{{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;margin:0}}
 a{{color:#1f3fb0}}",
         s.color
     );
@@ -173,6 +180,7 @@ fn sign_in_form(s: &PortalSettings, status: StatusCode, note: Option<&str>) -> R
                         input #email type="email" name="email" required autocomplete="email";
                         button type="submit" { "Send me a sign-in link" }
                     }
+                    p { "Or " a href="/me/wallet" { "sign in with your wallet" } " (one you have added to your profile before)." }
                 }
             },
         ),
@@ -193,11 +201,11 @@ async fn home(
     let traits = portal::shown_traits(&s, &p.traits);
     let (segments, scores, emails) = portal::why(&state.store, c.person).await?;
     let primary = state.email.choose(c.person).await?;
+    let now = now_millis();
     let consent = |ch: &str, pu: &str| {
         p.consents
             .iter()
             .find(|x| x.channel == ch && x.purpose == pu)
-            .map(|x| x.status)
     };
     let csrf = html! { input type="hidden" name="_csrf" value=(c.csrf); };
     let body = html! {
@@ -226,6 +234,13 @@ async fn home(
                     button type="submit" { "Use this address" }
                 }
             }
+            form method="post" action="/me/emails" {
+                (csrf)
+                label for="new-email" { "Add an e-mail address" }
+                input #new-email type="email" name="email" required autocomplete="email";
+                button type="submit" { "Send a confirmation link" }
+            }
+            p { a href="/me/wallet?for=add" { "Add a wallet" } " (you sign a message to prove it is yours)." }
             @if p.identities.len() > 1 {
                 form method="post" action="/me/identities/remove" {
                     (csrf)
@@ -261,9 +276,22 @@ async fn home(
                         legend { (ch) }
                         @for pu in &s.purposes {
                             @let id = format!("pref-{ch}-{pu}");
-                            label.choice for=(id) {
-                                input type="checkbox" id=(id) name=(format!("pref.{ch}.{pu}")) value="granted" checked[consent(ch, pu) == Some(rapport_domain::model::ConsentStatus::Granted)];
-                                (pu)
+                            @let c = consent(ch, pu);
+                            @let freq = c.map(|c| portal::current_frequency(c, now)).unwrap_or_default();
+                            div.pref {
+                                label.choice for=(id) {
+                                    input type="checkbox" id=(id) name=(format!("pref.{ch}.{pu}")) value="granted" checked[c.is_some_and(|c| c.status == rapport_domain::model::ConsentStatus::Granted)];
+                                    (pu)
+                                }
+                                label.sr for=(format!("freq-{ch}-{pu}")) { "How often: " (ch) " " (pu) }
+                                select id=(format!("freq-{ch}-{pu}")) name=(format!("freq.{ch}.{pu}")) {
+                                    option value="all" selected[freq == Frequency::All] { "Every message" }
+                                    option value="weekly" selected[freq == Frequency::Weekly] { "At most one a week" }
+                                    option value="paused" selected[freq == Frequency::Paused] { "Pause for 30 days" }
+                                }
+                                @if let Some(c) = c.filter(|_| freq == Frequency::Paused) {
+                                    span.note { " Paused until " (rapport_domain::time::to_datetime(c.at.timestamp_millis() + rapport_domain::model::PAUSE_MS).format("%Y-%m-%d")) "." }
+                                }
                             }
                         }
                     }
@@ -377,29 +405,235 @@ async fn use_link(
 ) -> PResult<Response> {
     let s = portal::settings(&state.store).await?;
     let token = f.get("token").map(String::as_str).unwrap_or("");
-    match portal::sign_in(&state.store, token).await? {
-        Err(e) => Ok(status_page(
-            &s,
-            StatusCode::BAD_REQUEST,
-            "Sign-in link",
-            &e.to_string(),
-        )),
-        Ok(session) => {
-            let secure = headers
-                .get("x-forwarded-proto")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|p| p == "https");
-            let cookie = format!(
-                "{COOKIE_NAME}={session}; Path=/me; HttpOnly; SameSite=Lax; Max-Age={}{}",
-                portal::SESSION_HOURS * 3600,
-                if secure { "; Secure" } else { "" }
-            );
-            let mut r = Redirect::to("/me").into_response();
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                r.headers_mut().insert(SET_COOKIE, v);
+    Ok(
+        match portal::use_link(&state.store, &state.ingestor, token).await? {
+            Err(e) => status_page(&s, StatusCode::BAD_REQUEST, "Sign-in link", &e.to_string()),
+            Ok(portal::LinkDone::SignedIn(session)) => {
+                signed_in(&headers, &session, Redirect::to("/me").into_response())
             }
-            Ok(r)
+            Ok(portal::LinkDone::EmailAdded { session, email }) => signed_in(
+                &headers,
+                &session,
+                done(&format!("{email} is added to your profile.")),
+            ),
+        },
+    )
+}
+
+/// `r` with the customer session's cookie set.
+fn signed_in(headers: &HeaderMap, session: &str, mut r: Response) -> Response {
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p == "https");
+    let cookie = format!(
+        "{COOKIE_NAME}={session}; Path=/me; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        portal::SESSION_HOURS * 3600,
+        if secure { "; Secure" } else { "" }
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(SET_COOKIE, v);
+    }
+    r
+}
+
+/// A second e-mail address: a confirmation link goes to it; it joins the profile when
+/// the link is used.
+async fn add_email(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> PResult<Response> {
+    let Some(c) = customer(&state, &headers).await? else {
+        return Ok(signed_out());
+    };
+    checked(&c, &f)?;
+    let raw = f
+        .get("email")
+        .map(|e| e.trim().to_lowercase())
+        .unwrap_or_default();
+    let ip = client.ip(&state.web.settings().await?);
+    let wait = state.portal_links.wait(&raw, ip);
+    if !wait.is_zero() {
+        return Err(StoreError::invalid(
+            "email",
+            format!(
+                "too many requests: try again in {} seconds",
+                wait.as_secs().max(1)
+            ),
+        )
+        .into());
+    }
+    state.portal_links.failed(&raw, ip);
+    let base = base_url(&state, &headers).await?;
+    let address =
+        portal::request_add_email(&state.store, &state.email, c.person, &raw, &base).await?;
+    Ok(done(&format!(
+        "We sent a confirmation link to {address}: open it within 15 minutes to add the address."
+    )))
+}
+
+/// What a wallet page is for: signing in, or adding the wallet to the signed-in person.
+fn wallet_purpose(q: &HashMap<String, String>) -> &'static str {
+    match q.get("for").map(String::as_str) {
+        Some("add") => "add",
+        _ => "sign-in",
+    }
+}
+
+/// The host SIWE messages name and are checked against, and the page's URI.
+fn siwe_origin(headers: &HeaderMap) -> (String, String) {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
+    };
+    (host.clone(), format!("{scheme}://{host}/me/wallet"))
+}
+
+/// Step 1 of wallet sign-in (or adding one): which address and chain.
+async fn wallet_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> PResult<Response> {
+    let s = portal::settings(&state.store).await?;
+    let purpose = wallet_purpose(&q);
+    let c = customer(&state, &headers).await?;
+    if purpose == "add" && c.is_none() {
+        return Ok(signed_out());
+    }
+    let chains = state.store.chains().await?;
+    let title = if purpose == "add" {
+        "Add a wallet"
+    } else {
+        "Sign in with your wallet"
+    };
+    Ok(page(
+        &s,
+        title,
+        html! { section {
+            p { "You will sign a message with your wallet to prove it is yours. Signing costs nothing and sends no transaction." }
+            form method="post" action="/me/wallet" {
+                input type="hidden" name="for" value=(purpose);
+                @if let Some(c) = &c { input type="hidden" name="_csrf" value=(c.csrf); }
+                label for="address" { "Your wallet address" }
+                input #address type="text" name="address" required placeholder="0x…" autocomplete="off" spellcheck="false";
+                label for="chain" { "Network" }
+                select #chain name="chain" {
+                    @if chains.is_empty() { option value="1" { "Ethereum (chain 1)" } }
+                    @for ch in &chains {
+                        @if let Some(id) = ch.id.strip_prefix("eip155:") { option value=(id) { (ch.name) " (chain " (id) ")" } }
+                    }
+                }
+                button type="submit" { "Next: the message to sign" }
+            }
+        } },
+    )
+    .into_response())
+}
+
+/// Step 2: the exact message to sign, with a field for the signature. A browser wallet
+/// can fill it (a few lines of script); without script, sign the message in the wallet
+/// app and paste the signature.
+async fn wallet_message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> PResult<Response> {
+    let s = portal::settings(&state.store).await?;
+    let purpose = wallet_purpose(&f);
+    let c = customer(&state, &headers).await?;
+    if purpose == "add" {
+        let Some(c) = &c else {
+            return Ok(signed_out());
+        };
+        checked(c, &f)?;
+    }
+    let chain: u64 = f
+        .get("chain")
+        .and_then(|c| c.trim().parse().ok())
+        .ok_or_else(|| StoreError::invalid("chain", "a chain id, e.g. 1"))?;
+    let address = f.get("address").map(String::as_str).unwrap_or("");
+    let (host, uri) = siwe_origin(&headers);
+    let statement = if purpose == "add" {
+        format!("Add this wallet to my profile at {}.", s.brand)
+    } else {
+        format!("Sign in to my profile at {}.", s.brand)
+    };
+    let message =
+        rapport_app::siwe::message(&state.store, &host, &uri, address, chain, &statement).await?;
+    Ok(page(
+        &s,
+        "Sign this message",
+        html! { section {
+            p { "Sign this exact message with your wallet (in its app: “sign message”), then paste the signature below. It works once, within 10 minutes." }
+            pre #siwe-message style="white-space:pre-wrap;background:#f6f7f9;padding:.6rem;border-radius:6px" { (message) }
+            form #siwe method="post" action="/me/wallet/verify" {
+                input type="hidden" name="for" value=(purpose);
+                @if let Some(c) = &c { input type="hidden" name="_csrf" value=(c.csrf); }
+                input type="hidden" name="message" value=(message);
+                label for="signature" { "Signature (0x…)" }
+                input #signature type="text" name="signature" required autocomplete="off" spellcheck="false";
+                button type="submit" { "Check my signature" }
+                button #use-wallet type="button" hidden { "Sign with my browser wallet" }
+            }
+            script { (PreEscaped(SIGN_SCRIPT)) }
+        } },
+    )
+    .into_response())
+}
+
+/// Fills the signature from a browser wallet (EIP-1193) when there is one.
+const SIGN_SCRIPT: &str = r##"(function(){var b=document.getElementById("use-wallet");if(!window.ethereum||!b)return;b.hidden=false;b.onclick=async function(){try{var m=document.querySelector("#siwe input[name=message]").value;var a=(await window.ethereum.request({method:"eth_requestAccounts"}))[0];document.getElementById("signature").value=await window.ethereum.request({method:"personal_sign",params:[m,a]});document.getElementById("siwe").submit();}catch(e){alert(e.message||e);}};})();"##;
+
+async fn wallet_verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> PResult<Response> {
+    let s = portal::settings(&state.store).await?;
+    let purpose = wallet_purpose(&f);
+    let c = customer(&state, &headers).await?;
+    if purpose == "add" {
+        let Some(c) = &c else {
+            return Ok(signed_out());
+        };
+        checked(c, &f)?;
+    }
+    let (host, _) = siwe_origin(&headers);
+    let message = f.get("message").map(String::as_str).unwrap_or("");
+    let signature = f.get("signature").map(String::as_str).unwrap_or("");
+    let w = rapport_app::siwe::check(&state.store, message, signature, &host).await?;
+    match (purpose, c) {
+        ("add", Some(c)) => {
+            portal::add_wallet(&state.store, &state.ingestor, c.person, &w).await?;
+            Ok(done(&format!(
+                "Your wallet {} is added to your profile.",
+                w.address
+            )))
         }
+        _ => match portal::wallet_sign_in(&state.store, &w).await? {
+            Ok(session) => Ok(signed_in(
+                &headers,
+                &session,
+                Redirect::to("/me").into_response(),
+            )),
+            Err(e) => Ok(status_page(
+                &s,
+                StatusCode::BAD_REQUEST,
+                "Wallet sign-in",
+                &e.to_string(),
+            )),
+        },
     }
 }
 
@@ -456,13 +690,7 @@ async fn preferences(
         return Ok(signed_out());
     };
     checked(&c, &f)?;
-    let granted: Vec<(String, String)> = f
-        .keys()
-        .filter_map(|k| {
-            let (ch, pu) = k.strip_prefix("pref.")?.split_once('.')?;
-            Some((ch.to_string(), pu.to_string()))
-        })
-        .collect();
+    let choices = choices(&f)?;
     let ip = client
         .ip(&state.web.settings().await?)
         .map(|i| i.to_string())
@@ -471,8 +699,41 @@ async fn preferences(
         "customer portal, signed in by e-mail link; at {}; client {ip}",
         rapport_domain::time::to_datetime(now_millis()).to_rfc3339()
     );
-    let n = portal::set_preferences(&state.store, c.person, &granted, &proof).await?;
+    let n = portal::set_preferences(&state.store, c.person, &choices, &proof).await?;
     Ok(done(&format!("Your choices are saved ({n} changed).")))
+}
+
+/// The preference form's fields: `pref.<channel>.<purpose>` (a ticked box) and
+/// `freq.<channel>.<purpose>` (all, weekly or paused).
+fn choices(f: &HashMap<String, String>) -> Result<Vec<portal::Choice>, StoreError> {
+    let mut out: BTreeMap<(String, String), portal::Choice> = BTreeMap::new();
+    for (k, v) in f {
+        let (granted, rest) = if let Some(r) = k.strip_prefix("pref.") {
+            (true, r)
+        } else if let Some(r) = k.strip_prefix("freq.") {
+            (false, r)
+        } else {
+            continue;
+        };
+        let Some((ch, pu)) = rest.split_once('.') else {
+            return Err(StoreError::invalid(k, "expected <channel>.<purpose>"));
+        };
+        let c = out
+            .entry((ch.to_string(), pu.to_string()))
+            .or_insert_with(|| portal::Choice {
+                channel: ch.to_string(),
+                purpose: pu.to_string(),
+                granted: false,
+                frequency: Frequency::All,
+            });
+        if granted {
+            c.granted = true;
+        } else {
+            c.frequency = Frequency::parse(v)
+                .ok_or_else(|| StoreError::invalid(k, "choose all, weekly or paused"))?;
+        }
+    }
+    Ok(out.into_values().collect())
 }
 
 async fn primary(

@@ -252,6 +252,10 @@ pub struct ConsentBody {
     pub proof: Option<String>,
     /// When it was given (ISO-8601); now if absent.
     pub at: Option<String>,
+    /// How often: `all` (default), `weekly` (at most one a week) or `paused` (nothing
+    /// for 30 days from `at`).
+    #[serde(default)]
+    pub frequency: rapport_domain::model::Frequency,
 }
 
 /// A consent channel or purpose as stored: 1-64 of `[A-Za-z0-9_.-]`, lower-cased.
@@ -306,10 +310,11 @@ pub async fn set_consent(
         source: short_text(b.source, "source")?.unwrap_or_else(|| key.who()),
         proof: short_text(b.proof, "proof")?,
         at,
+        frequency: b.frequency,
     };
     rapport_app::profiles::set_consent(&state.store, id, &input).await?;
     let p = state.store.profile(id).await?;
-    let detail = serde_json::json!({"channel": input.channel, "purpose": input.purpose, "status": input.status});
+    let detail = serde_json::json!({"channel": input.channel, "purpose": input.purpose, "status": input.status, "frequency": input.frequency});
     audit(
         &state.store,
         &key.who(),

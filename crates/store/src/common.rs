@@ -2,7 +2,9 @@
 //! database holds it.
 
 use crate::{Result, StoreError};
-use rapport_domain::model::{ConsentStatus, ConsentView, IdentityView, MergeView, ProfileView};
+use rapport_domain::model::{
+    ConsentStatus, ConsentView, Frequency, IdentityView, MergeView, ProfileView,
+};
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::{to_datetime, Millis};
 use rapport_domain::IdentityKind;
@@ -35,6 +37,7 @@ pub struct ConsentRow {
     pub source: String,
     pub proof: Option<String>,
     pub at: Millis,
+    pub frequency: String,
 }
 
 pub struct IdentityRow {
@@ -151,6 +154,7 @@ pub fn build_profile(
         .filter(|c| seen.insert((c.channel.clone(), c.purpose.clone())))
         .map(|c| ConsentView {
             status: ConsentStatus::parse(&c.status).unwrap_or(ConsentStatus::Denied),
+            frequency: Frequency::parse(&c.frequency).unwrap_or_default(),
             channel: c.channel,
             purpose: c.purpose,
             source: c.source,

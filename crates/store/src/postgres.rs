@@ -82,6 +82,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (20, include_str!("../migrations/postgres/0020_email.sql")),
     (21, include_str!("../migrations/postgres/0021_email_ab.sql")),
     (22, include_str!("../migrations/postgres/0022_privacy.sql")),
+    (
+        23,
+        include_str!("../migrations/postgres/0023_consent_frequency.sql"),
+    ),
 ];
 
 pub struct PgStore {
@@ -334,7 +338,7 @@ pub(crate) fn person_sql(ids: &str) -> [String; 4] {
              WHERE profile_id = ANY({members}) ORDER BY kind, first_seen, id"
         ),
         format!(
-            "SELECT channel, purpose, status, source, proof, at, profile_id FROM consents
+            "SELECT channel, purpose, status, source, proof, at, profile_id, frequency FROM consents
              WHERE profile_id = ANY({members}) ORDER BY at DESC, id DESC"
         ),
         format!(
@@ -404,6 +408,7 @@ impl PersonRows {
                     source: r.get(3),
                     proof: r.get(4),
                     at: r.get(5),
+                    frequency: r.get(7),
                 });
             }
         }

@@ -4,7 +4,8 @@
 use crate::Result;
 use async_trait::async_trait;
 use rapport_domain::model::{
-    ConflictView, ConsentStatus, DetachView, MergeView, Page, ProfileSummary, ProfileView, Stats,
+    ConflictView, ConsentStatus, DetachView, Frequency, MergeView, Page, ProfileSummary,
+    ProfileView, Stats,
 };
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::Millis;
@@ -18,6 +19,7 @@ pub struct ConsentInput {
     pub source: String,
     pub proof: Option<String>,
     pub at: Millis,
+    pub frequency: Frequency,
 }
 
 /// Which merge to undo.

@@ -60,7 +60,7 @@ pub(crate) mod graph {
 }
 
 pub(crate) mod profiles {
-    pub(crate) const SET_CONSENT: &str = "INSERT INTO consents (profile_id, channel, purpose, status, source, proof, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    pub(crate) const SET_CONSENT: &str = "INSERT INTO consents (profile_id, channel, purpose, status, source, proof, at, frequency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
     pub(crate) const CLUSTER_MEMBERS: &str =
         "SELECT id FROM profiles WHERE canonical_id = $1 ORDER BY id";
     pub(crate) const UNBLOCK_PAIR: &str =

@@ -82,6 +82,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (19, include_str!("../migrations/sqlite/0019_email.sql")),
     (20, include_str!("../migrations/sqlite/0020_email_ab.sql")),
     (21, include_str!("../migrations/sqlite/0021_privacy.sql")),
+    (
+        22,
+        include_str!("../migrations/sqlite/0022_consent_frequency.sql"),
+    ),
 ];
 const READERS: usize = 4;
 /// Connections of their own for analytical reads (segment members and previews), so a

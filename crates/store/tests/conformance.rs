@@ -87,6 +87,7 @@ async fn every_capability_tells_the_same_story_on_every_store() {
                     source: "form".into(),
                     proof: Some("ticked".into()),
                     at: now,
+                    frequency: rapport_domain::model::Frequency::Weekly,
                 },
             )
             .await
@@ -96,6 +97,11 @@ async fn every_capability_tells_the_same_story_on_every_store() {
         assert_eq!(view.traits["plan"], "pro", "[{kind}]");
         assert_eq!(view.consents.len(), 1, "[{kind}]");
         assert_eq!(view.consents[0].status, ConsentStatus::Granted, "[{kind}]");
+        assert_eq!(
+            view.consents[0].frequency,
+            rapport_domain::model::Frequency::Weekly,
+            "[{kind}]"
+        );
         let found = store.search(Some("ann"), 10, None).await.expect("search");
         assert_eq!(
             found.items.iter().map(|p| p.id).collect::<Vec<_>>(),

@@ -622,6 +622,7 @@ async fn plan(email: &Arc<Email>, mut c: EmailCampaign) -> Result<usize, StoreEr
             jobs.push(Job {
                 slot: slots.len(),
                 suppressed: candidates.iter().all(|x| x.suppressed),
+                last_sent: email.last_marketing(&p).await?,
                 person: p,
                 address: choice.address,
                 reason: choice.reason.as_str(),
@@ -714,6 +715,7 @@ struct Job {
     address: String,
     reason: &'static str,
     suppressed: bool,
+    last_sent: Option<rapport_domain::time::Millis>,
     ctx: Value,
     key: Option<String>,
     variant: usize,
@@ -745,6 +747,7 @@ async fn make_all(
                             address: &j.address,
                             reason: j.reason,
                             suppressed: j.suppressed,
+                            last_sent: j.last_sent,
                         },
                         &j.ctx,
                         j.key,

@@ -8,7 +8,7 @@
 use crate::changes::{announce, Change};
 use rapport_domain::identifier::{normalize_email, IdentityKind};
 use rapport_domain::message::{parse_message, BatchContext};
-use rapport_domain::model::ConsentStatus;
+use rapport_domain::model::{ConsentStatus, Frequency};
 use rapport_domain::resolve::{EventRow, ProfileId};
 use rapport_domain::time::{now_millis, Millis};
 use rapport_domain::IdentityKey;
@@ -17,7 +17,7 @@ use rapport_email::compose::{self, domain_of, Outgoing, Tracking};
 use rapport_email::dkim::{Algorithm, DkimKey, Signer};
 use rapport_email::imap::MailboxUrl;
 use rapport_email::smtp::{Outcome, Relay};
-use rapport_email::template::{Compiled, Source};
+use rapport_email::template::{Compiled, Links, Source};
 use rapport_email::token::{Action, Token};
 use rapport_store::{
     ConsentInput, DkimKeyRow, DynStore, EmailDomain, EmailMessage, EmailTemplate, Engaged,
@@ -270,6 +270,9 @@ pub(crate) struct Recipient<'a> {
     pub(crate) address: &'a str,
     pub(crate) reason: &'a str,
     pub(crate) suppressed: bool,
+    /// When the last marketing e-mail went to the person; read only for those who
+    /// asked for at most one a week (`Email::last_marketing`).
+    pub(crate) last_sent: Option<Millis>,
 }
 
 fn event(
@@ -603,8 +606,15 @@ impl Email {
             },
             Uuid::nil(),
         );
+        let preferences = format!("{}/me", self.settings().public_url.trim_end_matches('/'));
         let r = compiled
-            .render_with(&ctx, Some(&unsubscribe))
+            .render_with(
+                &ctx,
+                Some(&Links {
+                    unsubscribe: &unsubscribe,
+                    preferences: &preferences,
+                }),
+            )
             .map_err(render_error)?;
         Ok(json!({"to": address, "subject": r.subject, "html": r.html, "text": r.text}))
     }
@@ -640,6 +650,29 @@ impl Email {
             })
             .collect();
         Ok(address::choose(&candidates).map(|c| (c.address, c.reason)))
+    }
+
+    /// When the last marketing e-mail (not a skipped one) went to a person who asked for
+    /// at most one a week; `None` for everyone else, without a query.
+    pub(crate) async fn last_marketing(
+        &self,
+        p: &rapport_domain::model::ProfileView,
+    ) -> Result<Option<Millis>, StoreError> {
+        if marketing_frequency(p).map(|(f, _)| f) != Some(Frequency::Weekly) {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .messages(rapport_store::MessageQuery {
+                profile: Some(p.member_ids.clone()),
+                status: None,
+                limit: 200,
+            })
+            .await?
+            .into_iter()
+            .filter(|m| m.kind == "marketing" && m.status != "skipped")
+            .map(|m| m.created_at)
+            .max())
     }
 
     /// Whether a person's consents allow a marketing e-mail under the settings.
@@ -689,6 +722,7 @@ impl Email {
                 address: &address,
                 reason: &reason,
                 suppressed,
+                last_sent: self.last_marketing(&p).await?,
             },
             &ctx,
             req.idempotency_key.clone(),
@@ -778,15 +812,17 @@ impl Email {
             variant: prep.variant,
         };
         let skip = if r.suppressed {
-            Some("the address is suppressed")
+            Some("the address is suppressed".to_string())
         } else if prep.kind == "marketing" && !self.consented(r.person) {
-            Some("no e-mail marketing consent")
+            Some("no e-mail marketing consent".to_string())
+        } else if prep.kind == "marketing" {
+            marketing_frequency(r.person).and_then(|(f, at)| f.allows(at, r.last_sent, now).err())
         } else {
             None
         };
         if let Some(why) = skip {
             m.status = "skipped".into();
-            m.last_error = Some(why.into());
+            m.last_error = Some(why);
             m.subject = prep.template.subject.clone();
             return Ok((m, Vec::new()));
         }
@@ -796,9 +832,16 @@ impl Email {
             track: prep.track,
         };
         let unsubscribe = compose::unsubscribe_url(&tracking, id);
+        let preferences = format!("{}/me", prep.base_url);
         let rendered = prep
             .compiled
-            .render_with(ctx, Some(&unsubscribe))
+            .render_with(
+                ctx,
+                Some(&Links {
+                    unsubscribe: &unsubscribe,
+                    preferences: &preferences,
+                }),
+            )
             .map_err(render_error)?;
         let composed = compose::compose(
             &Outgoing {
@@ -1258,6 +1301,16 @@ impl Email {
     }
 }
 
+/// How often the person's latest e-mail marketing consent lets the brand write, and
+/// when that was chosen.
+fn marketing_frequency(p: &rapport_domain::model::ProfileView) -> Option<(Frequency, Millis)> {
+    p.consents
+        .iter()
+        .filter(|c| c.channel == "email" && c.purpose == "marketing")
+        .max_by_key(|c| c.at)
+        .map(|c| (c.frequency, c.at.timestamp_millis()))
+}
+
 /// The person's latest e-mail marketing consent, if any was recorded.
 fn marketing_consent(p: &rapport_domain::model::ProfileView) -> Option<ConsentStatus> {
     p.consents
@@ -1286,6 +1339,7 @@ async fn deny_marketing(
             source: source.into(),
             proof: Some(proof.to_string()),
             at,
+            frequency: Default::default(),
         },
     )
     .await

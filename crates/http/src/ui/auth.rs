@@ -16,6 +16,8 @@ use super::layout;
 use crate::AppState;
 
 pub const COOKIE_NAME: &str = "rapport_session";
+/// The pages an insight account may open.
+const INSIGHT_PATHS: [&str; 2] = ["/audience", "/logout"];
 
 /// The signed-in staff member of a request.
 pub struct Staff {
@@ -28,6 +30,8 @@ pub struct Staff {
 /// What a UI handler answers when it cannot go on: a page saying why.
 pub enum UiError {
     SignIn(String),
+    /// The page for this account is elsewhere.
+    Elsewhere(&'static str),
     Forbidden(&'static str),
     NotFound(String),
     Invalid(String),
@@ -58,6 +62,7 @@ impl IntoResponse for UiError {
                 ))
                 .into_response()
             }
+            UiError::Elsewhere(to) => return Redirect::to(to).into_response(),
             UiError::Forbidden(what) => (
                 StatusCode::FORBIDDEN,
                 format!("Your role cannot {what}. Ask an admin if you need to."),
@@ -105,6 +110,15 @@ impl FromRequestParts<AppState> for Staff {
         let token =
             cookie(&parts.headers, COOKIE_NAME).ok_or_else(|| UiError::SignIn(next.clone()))?;
         match users::session(&state.store, &token).await? {
+            // Insight accounts see aggregates only: one page, whatever they ask for.
+            Some((_, Role::Insight, _)) if !INSIGHT_PATHS.contains(&parts.uri.path()) => {
+                Err(match parts.uri.path() {
+                    "/" => UiError::Elsewhere(INSIGHT_PATHS[0]),
+                    _ => UiError::Forbidden(
+                        "open this page: this account sees aggregate audience insight only",
+                    ),
+                })
+            }
             Some((user, role, csrf)) => Ok(Staff {
                 user,
                 role,

@@ -17,13 +17,14 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
-const NAV: [(&str, &str); 9] = [
+const NAV: [(&str, &str); 10] = [
     ("/", "Dashboard"),
     ("/people", "People"),
     ("/segments", "Segments"),
     ("/rules", "Rules & offers"),
     ("/network", "Network"),
     ("/insights", "Insights"),
+    ("/audience", "Audience"),
     ("/onchain", "On-chain"),
     ("/email", "E-mail"),
     ("/settings", "Settings"),
@@ -45,8 +46,8 @@ pub fn page(staff: &Staff, title: &str, active: &str, body: Markup) -> Markup {
                 header.top {
                     a.brand href="/" { "Rapport" }
                     nav {
-                        @for (href, label) in NAV {
-                            a href=(href) class=@if href == active { "active" } { (label) }
+                        @for (href, label) in NAV.iter().filter(|(h, _)| staff.role.can_see_people() || *h == "/audience") {
+                            a href=(href) class=@if *href == active { "active" } { (label) }
                         }
                     }
                     div.who {

@@ -8,6 +8,7 @@ use axum::Router;
 
 use crate::AppState;
 
+pub mod audience;
 pub mod auth;
 pub mod charts;
 pub mod email;
@@ -47,6 +48,7 @@ pub fn routes() -> Router<AppState> {
         .route("/rules/dry-run", post(pages::dry_run))
         .route("/network", get(pages::network))
         .route("/insights", get(pages::insights))
+        .route("/audience", get(audience::page).post(audience::ask))
         .route("/onchain", get(pages::onchain))
         .route("/email", get(email::email))
         .route("/email/templates", post(email::save_template))

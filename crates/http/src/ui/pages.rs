@@ -379,7 +379,7 @@ pub async fn settings(State(state): State<AppState>, staff: Staff) -> UiResult<M
                             (csrf(&staff))
                             label for="new-email" { "E-mail" } input #new-email type="email" name="email" required;
                             label for="new-password" { "Password (10+ characters)" } input #new-password type="password" name="password" required minlength="10";
-                            label for="new-role" { "Role" } select #new-role name="role" { @for r in ["viewer", "agent", "marketer", "admin"] { option value=(r) { (r) } } }
+                            label for="new-role" { "Role" } select #new-role name="role" { @for r in ["viewer", "agent", "marketer", "admin", "insight"] { option value=(r) { (r) } } }
                             button type="submit" { "Create user" }
                         }
                     }

@@ -563,6 +563,7 @@ pub async fn set_consent(
             source: format!("ui:{}", staff.user.email),
             proof: None,
             at: now_millis(),
+            frequency: Default::default(),
         },
     )
     .await?;

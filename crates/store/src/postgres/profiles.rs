@@ -160,6 +160,7 @@ impl ProfileStore for PgStore {
                 &ci.source,
                 &ci.proof,
                 &ci.at,
+                &ci.frequency.as_str(),
             ],
         )
         .await?;

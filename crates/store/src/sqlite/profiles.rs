@@ -60,7 +60,8 @@ impl ProfileStore for SqliteStore {
                     c.status.as_str(),
                     c.source,
                     c.proof,
-                    c.at
+                    c.at,
+                    c.frequency.as_str()
                 ],
             )?;
             Ok(())
@@ -489,7 +490,7 @@ pub(super) fn profile_read(
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let consents = conn
         .prepare_cached(
-            "SELECT channel, purpose, status, source, proof, at FROM consents
+            "SELECT channel, purpose, status, source, proof, at, frequency FROM consents
              WHERE profile_id IN (SELECT id FROM profiles WHERE canonical_id = ?1) ORDER BY at DESC, id DESC",
         )?
         .query_map([c], |r| {
@@ -500,6 +501,7 @@ pub(super) fn profile_read(
                 source: r.get(3)?,
                 proof: r.get(4)?,
                 at: r.get(5)?,
+                frequency: r.get(6)?,
             })
         })?
         .collect::<std::result::Result<Vec<_>, _>>()?;

@@ -427,6 +427,163 @@ pub async fn load(
     Ok(total)
 }
 
+/// The named segments of the demo shop: (name, definition, description).
+const STORY_SEGMENTS: &[(&str, &str, &str)] = &[
+    (
+        "Lapsed big spenders",
+        r#"sum(track "Order Completed".revenue) > 300 and days_since(track "Order Completed") > 60"#,
+        "Spent over $300 with us, but have not ordered for two months.",
+    ),
+    (
+        "Crypto-native fans",
+        r#"has wallet and count(track "Token Transfer") >= 1"#,
+        "Have a wallet and move the shop's token.",
+    ),
+    (
+        "Unhappy customers",
+        "complaints(90d) >= 1 or sentiment(90d) < -0.3",
+        "Complained, or wrote mostly negative things, in the last 90 days.",
+    ),
+    (
+        "Community helpers",
+        r#"count(track "Answer Posted" where accepted = true) >= 1"#,
+        "Answered another customer's question, and the answer was accepted.",
+    ),
+    (
+        "Influencers",
+        "graph.pagerank_pct >= 0.95",
+        "The top 5% by influence in the customer network.",
+    ),
+    (
+        "Newsletter readers",
+        r#"count(track "Email Opened", 90d) >= 2"#,
+        "Opened at least two of our e-mails in the last 90 days.",
+    ),
+    (
+        "Champions",
+        "score.rfm_r >= 4 and score.rfm_f >= 4",
+        "Bought recently and often (RFM recency and frequency 4 or 5).",
+    ),
+    (
+        "Marketers",
+        r#"traits.title ~ "marketing""#,
+        "Customers who work in marketing.",
+    ),
+];
+
+/// What `story` set up.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Story {
+    pub segments: usize,
+    pub micro_segments: usize,
+    pub scores: usize,
+    pub offers: usize,
+    pub rules: usize,
+}
+
+/// What a marketer would have set up over the demo shop's year, so every page has
+/// content at first sight: a custom score (and RFM and engagement computed), named
+/// segments, micro-segments, offers and rules. Runs after `load` and the graph and
+/// text passes (segments use their results). Anything the brand already has — a
+/// segment of the same name, its own custom scores, offers or rules — is left alone.
+pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
+    let mut done = Story::default();
+    if crate::scores::custom_scores(store).await?.is_empty() {
+        crate::scores::set_custom_scores(
+            store,
+            &json!({"scores": [{"name": "advocacy", "terms": [
+                {"when": r#"count(track "Answer Posted") >= 1"#, "points": 25},
+                {"when": r#"count(track "Review Posted" where rating >= 4) >= 1"#, "points": 25},
+                {"when": "graph.pagerank_pct >= 0.8", "points": 30},
+                {"when": "has wallet", "points": 20}
+            ]}]}),
+        )
+        .await?;
+    }
+    done.scores = crate::scores::recompute(store).await?;
+    let existing: Vec<String> = store
+        .segments()
+        .await?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    for (name, definition, description) in STORY_SEGMENTS {
+        if !existing.iter().any(|e| e == name) {
+            crate::segments::create(store, name, definition, description).await?;
+            done.segments += 1;
+        }
+    }
+    if !existing.iter().any(|e| e.starts_with("Micro ")) {
+        done.micro_segments = crate::micro::refresh_micro(store, 6).await?.len();
+    }
+    if crate::offers::offers(store).await?.is_empty() {
+        done.offers = crate::offers::set_offers(
+            store,
+            &json!({"offers": [
+                {"name": "Win-back: 20% off", "description": "For big spenders we have not seen for a while.",
+                 "eligible": r#"in segment "Lapsed big spenders""#, "priority": 1,
+                 "score": [{"when": r#"sum(track "Order Completed".revenue) > 600"#, "points": 10}]},
+                {"name": "Early access to the token drop", "description": "Crypto-native fans get the next drop first.",
+                 "eligible": r#"in segment "Crypto-native fans""#, "priority": 2,
+                 "score": [{"when": "graph.pagerank_pct >= 0.9", "points": 10}]},
+                {"name": "Free shipping", "description": "For anyone who has ordered before.",
+                 "eligible": r#"count(track "Order Completed") >= 1"#, "priority": 3,
+                 "score": [{"when": r#"count(track "Order Completed", 90d) >= 2"#, "points": 5}]}
+            ]}),
+        )
+        .await?
+        .len();
+    }
+    if crate::rules::rules(store).await?.is_empty() {
+        done.rules = crate::rules::set_rules(
+            store,
+            &json!({"rules": [
+                {"name": "Call unhappy big spenders",
+                 "when": r#"track "Ticket Opened""#,
+                 "where": r#"sum(track "Order Completed".revenue) > 300"#,
+                 "then": [{"action": "task", "title": "Call them today", "body": "A big spender opened a ticket."},
+                          {"action": "add_tag", "tag": "escalated"}],
+                 "cap": {"max": 1, "per_hours": 24}, "enabled": true},
+                {"name": "Thank community helpers",
+                 "when": r#"track "Answer Posted" where accepted = true"#,
+                 "then": [{"action": "add_tag", "tag": "helper"},
+                          {"action": "emit", "event": "Helper Thanked", "properties": {"points": 50}}],
+                 "cap": {"max": 1, "per_hours": 168}, "enabled": true},
+                {"name": "Big orders to the ERP (demo: points nowhere, disabled)",
+                 "when": r#"track "Order Completed" where revenue > 400"#,
+                 "then": [{"action": "webhook", "url": "https://erp.example.invalid/rapport-demo",
+                           "secret": "demo-secret-not-used-0001", "max_attempts": 1}],
+                 "enabled": false}
+            ]}),
+        )
+        .await?
+        .len();
+        // Today's tickets, received after the rules were saved: the real-time engine of
+        // `rapport serve` fires "Call unhappy big spenders" on the big spenders among
+        // them, so the task list is not empty either. Stable ids: loading again adds none.
+        let now = now_millis();
+        let batch = BatchContext {
+            received_at: now,
+            ..Default::default()
+        };
+        let messages = (0..40)
+            .filter_map(|i| {
+                let v = json!({"type": "track", "userId": format!("u{i}"), "event": "Ticket Opened",
+                    "context": {"channel": "support"}, "messageId": format!("demo-story-ticket-{i}"),
+                    "properties": {"subject": "My order has not arrived", "body": "I am still waiting for my order and nobody answers. This is really disappointing."}});
+                parse_message(&v, "", None, &batch, || format!("demo-story-ticket-{i}")).ok()
+            })
+            .collect();
+        store
+            .ingest(vec![SourcedMessages {
+                source: "demo".into(),
+                messages,
+            }])
+            .await?;
+    }
+    Ok(done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -375,6 +375,12 @@ pub(crate) async fn load_demo(store: &DynStore, people: usize) -> Result<()> {
         "demo graph: {} people with relationships, {} relationships, {} communities",
         run.summary["nodes"], run.summary["edges"], run.summary["communities"]["count"]
     );
+    // What a marketer would have set up: scores, segments, micro-segments, offers, rules.
+    let story = rapport_app::demo::story(store).await?;
+    eprintln!(
+        "demo story: {} segments, {} micro-segments, {} scores computed, {} offers, {} rules",
+        story.segments, story.micro_segments, story.scores, story.offers, story.rules
+    );
     // Relationships and analyses were added after the demo's own refresh.
     store.refresh_statistics().await?;
     Ok(())
@@ -459,8 +465,12 @@ async fn serve(store_args: StoreArgs, listen: SocketAddr, demo: bool, w: WorkerA
         }
         println!("More keys: rapport keys create --scope write|admin|insight [--browser]; more staff: rapport users create");
     }
-    if demo && store.stats().await?.events == 0 {
-        load_demo(&store, 10_000).await?;
+    if demo {
+        if store.stats().await?.events == 0 {
+            load_demo(&store, 10_000).await?;
+        } else {
+            println!("--demo: this database already has data, so the demo is not loaded");
+        }
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -418,9 +418,57 @@ async fn demo_data_is_a_living_crm() {
         assert!(topics.len() >= 3, "[{}] {topics:?}", t.kind);
         let products = store.tag_voice("product", 0, now).await.unwrap();
         assert!(products.len() >= 5, "[{}] {products:?}", t.kind);
+        // The story: named segments with members, micro-segments, scores, offers, rules.
+        let segments = store.segments().await.unwrap();
+        let named: Vec<_> = segments
+            .iter()
+            .filter(|s| !s.name.starts_with("Micro "))
+            .collect();
+        assert_eq!(named.len(), 8, "[{}] {segments:?}", t.kind);
+        assert!(
+            named.iter().filter(|s| s.size > 0).count() >= 6,
+            "[{}] most named segments have members: {named:?}",
+            t.kind
+        );
+        assert!(segments.iter().any(|s| s.name == "Micro 1"), "[{}]", t.kind);
+        let dynstore = t.store().await;
+        assert_eq!(
+            rapport_app::offers::offers(&dynstore).await.unwrap().len(),
+            3
+        );
+        assert_eq!(rapport_app::rules::rules(&dynstore).await.unwrap().len(), 3);
+        assert!(!rapport_app::scores::custom_scores(&dynstore)
+            .await
+            .unwrap()
+            .is_empty());
         // Idempotent: loading again adds nothing.
         rapport(&["demo", "--people", "300"], &t);
         assert_eq!(t.store().await.stats().await.unwrap().events, stats.events);
+        assert_eq!(
+            t.store().await.segments().await.unwrap().len(),
+            segments.len(),
+            "[{}] the story twice",
+            t.kind
+        );
+        // Served, the real-time engine fires the story's rule on today's tickets: the
+        // task list has something to do.
+        let (mut child, url) = start_server(&t);
+        wait_healthy(&url).await;
+        let mut tasks = Vec::new();
+        for _ in 0..600 {
+            tasks = t.store().await.tasks(50).await.unwrap();
+            if !tasks.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            tasks.iter().any(|x| x.rule == "Call unhappy big spenders"),
+            "[{}] no task opened: {tasks:?}",
+            t.kind
+        );
         t.finish().await;
     }
 }

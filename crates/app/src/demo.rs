@@ -372,6 +372,24 @@ pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
     out
 }
 
+/// One anonymous visitor who browsed a few pages and never identified (one for every
+/// four people), at some point in the year.
+pub fn visitor(i: usize, now: i64) -> Vec<Value> {
+    let mut rng = StdRng::seed_from_u64(0x7151 ^ i as u64);
+    let year = 365 * 24 * 3_600_000i64;
+    let mut t = now - rng.gen_range(0..year);
+    let anon = format!("visitor-{i}");
+    (0..rng.gen_range(1..6))
+        .map(|k| {
+            let (product, _) = *PRODUCTS.choose(&mut rng).unwrap_or(&PRODUCTS[0]);
+            t += rng.gen_range(20_000..600_000);
+            json!({"type": "page", "anonymousId": anon, "name": product, "messageId": format!("demo-visitor-{i}-{k}"),
+                "timestamp": rapport_domain::time::to_datetime(t.min(now)).to_rfc3339(),
+                "properties": {"url": format!("https://shop.example/p/{}", ascii(product)), "referrer": "https://www.google.com/"}})
+        })
+        .collect()
+}
+
 /// Generates and ingests the demo set; `progress(people_done)` after each chunk.
 pub async fn load(
     store: &DynStore,
@@ -402,10 +420,22 @@ pub async fn load(
     while start < size.people {
         let end = (start + chunk).min(size.people);
         let msgs: Vec<Message> = (start..end)
-            .flat_map(|i| person(i, size, now))
+            .flat_map(|i| {
+                let mut m = person(i, size, now);
+                if i % 4 == 0 {
+                    m.extend(visitor(i, now));
+                }
+                m
+            })
             .filter_map(|v| {
+                // Received when it happened, as if the shop had been live all year: people
+                // are first seen across the year, not all on the day of the load.
+                let at = v["timestamp"]
+                    .as_str()
+                    .and_then(rapport_domain::time::parse_timestamp)
+                    .map_or(now, |t| t.min(now));
                 let batch = BatchContext {
-                    received_at: now,
+                    received_at: at,
                     ..Default::default()
                 };
                 parse_message(&v, "", None, &batch, || uuid::Uuid::new_v4().to_string())

@@ -90,6 +90,14 @@ async fn with_demo(s: &TestServer) {
     )
     .await
     .expect("demo");
+    // The network, so pages list influencers (by name).
+    rapport_app::graph::infer_all(&s.store)
+        .await
+        .expect("infer");
+    rapport_app::graph::GraphService::new(s.store.clone())
+        .recompute(&|_, _, _| {})
+        .await
+        .expect("graph");
     for r in ROLES {
         rapport_app::users::create(&s.store, &format!("{r}@shop.example"), PASSWORD, r)
             .await
@@ -133,6 +141,23 @@ async fn every_page_renders_for_every_role_and_checks_hold() {
                     s.kind
                 );
                 eprintln!("[{}] {role} {p}: {} ms", s.kind, t.elapsed().as_millis());
+                // People are shown by name, never as a bare id.
+                if p == "/network" {
+                    assert!(
+                        body.contains("href=\"/people/"),
+                        "[{}] no one listed",
+                        s.kind
+                    );
+                }
+                for link in body.split("href=\"/people/").skip(1) {
+                    let text = link.split_once('>').map_or("", |(_, t)| t);
+                    assert!(
+                        !text.starts_with('#'),
+                        "[{}] {p} links a person by id: {}",
+                        s.kind,
+                        &link[..link.len().min(120)]
+                    );
+                }
             }
             cookies.insert(role, c);
         }

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod charts;
 pub mod email;
 pub mod layout;
+pub mod names;
 pub mod pages;
 pub mod people;
 pub mod segments;

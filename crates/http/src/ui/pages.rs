@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use super::auth::{Staff, UiError, UiResult};
 use super::charts;
 use super::layout::{csrf, page};
+use super::names::Names;
 use crate::AppState;
 
 const DAY: i64 = 86_400_000;
@@ -34,6 +35,7 @@ pub async fn dashboard(State(state): State<AppState>, staff: Staff) -> UiResult<
         .store
         .top_graph_scores(ScoreOrder::Pagerank, None, 5)
         .await?;
+    let names = Names::of(&state.store, influencers.iter().map(|g| g.profile_id)).await?;
     let sentiment = sentiment(&state.store, &state.ui_cache, 30).await?;
     let topics = trends(&state).await?;
     let days: Vec<(String, f64)> = o
@@ -84,7 +86,7 @@ pub async fn dashboard(State(state): State<AppState>, staff: Staff) -> UiResult<
                 div.card {
                     h2 { "Top influencers" }
                     @if influencers.is_empty() { p.empty { "The network is computed from relationships every 15 minutes." } }
-                    table { @for g in &influencers { tr { td { a href=(format!("/people/{}", g.profile_id)) { "#" (g.profile_id) } }
+                    table { @for g in &influencers { tr { td { (names.link(g.profile_id)) }
                         td.num { (format!("{:.0}", g.pagerank_pct * 100.0)) "th pct" } td.num { (g.reach2) " reach" } } } }
                     a href="/network" { "Network →" }
                 }
@@ -199,6 +201,7 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
     let firings = state.store.firings(None, 1000).await?;
     let offers = rapport_app::offers::offers(&state.store).await?;
     let tasks = state.store.tasks(10).await?;
+    let names = Names::of(&state.store, tasks.iter().map(|t| t.profile_id)).await?;
     let mut count: HashMap<&str, usize> = HashMap::new();
     for f in &firings {
         *count.entry(f.rule.as_str()).or_default() += 1;
@@ -235,7 +238,7 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
                 div.card {
                     h2 { "Latest tasks" }
                     @if tasks.is_empty() { p.empty { "No tasks opened by rules." } }
-                    table { @for t in &tasks { tr { td { a href=(format!("/people/{}", t.profile_id)) { (t.title) } } td.small.muted { (t.rule) } } } }
+                    table { @for t in &tasks { tr { td { (names.link(t.profile_id)) } td { (t.title) } td.small.muted { (t.rule) } } } }
                 }
             }
         },
@@ -252,6 +255,11 @@ pub async fn network(State(state): State<AppState>, staff: Staff) -> UiResult<Ma
         .top_graph_scores(ScoreOrder::Betweenness, None, 15)
         .await?;
     let comms = state.store.communities(12).await?;
+    let names = Names::of(
+        &state.store,
+        infl.iter().chain(conn.iter()).map(|g| g.profile_id),
+    )
+    .await?;
     let bars: Vec<(String, f64)> = comms
         .iter()
         .map(|(c, n)| (format!("#{c}"), *n as f64))
@@ -260,7 +268,7 @@ pub async fn network(State(state): State<AppState>, staff: Staff) -> UiResult<Ma
         html! {
             @if rows.is_empty() { p.empty { "Not computed yet: relationships come from events; the graph is recomputed every 15 minutes." } }
             table { tr { th { "Person" } th.num { (what) } th.num { "Reach (2 hops)" } th.num { "Community" } }
-                @for g in rows { tr { td { a href=(format!("/people/{}", g.profile_id)) { "#" (g.profile_id) } }
+                @for g in rows { tr { td { (names.link(g.profile_id)) }
                     td.num { (format!("{:.0}", if what == "PageRank pct" { g.pagerank_pct } else { g.betweenness_pct } * 100.0)) }
                     td.num { (g.reach2) } td.num { (g.community) } } } }
         }
@@ -314,6 +322,7 @@ pub async fn onchain(State(state): State<AppState>, staff: Staff) -> UiResult<Ma
     let chains = state.store.chains().await?;
     let contracts = state.store.contracts().await?;
     let rewards = state.store.rewards(None, 15).await?;
+    let names = Names::of(&state.store, rewards.iter().map(|r| r.profile_id)).await?;
     Ok(page(
         &staff,
         "On-chain",
@@ -338,7 +347,7 @@ pub async fn onchain(State(state): State<AppState>, staff: Staff) -> UiResult<Ma
                 div.card {
                     h2 { "Latest token rewards" }
                     @if rewards.is_empty() { p.empty { "No rewards sent yet." } }
-                    table { @for r in &rewards { tr { td { a href=(format!("/people/{}", r.profile_id)) { "#" (r.profile_id) } } td.num { (r.amount) } td { span.badge { (r.status) } } } } }
+                    table { @for r in &rewards { tr { td { (names.link(r.profile_id)) } td.num { (r.amount) } td { span.badge { (r.status) } } } } }
                 }
             }
         },
@@ -583,6 +592,16 @@ pub async fn dry_run(
         7,
     )
     .await?;
+    let names = Names::of(
+        &state.store,
+        v["firings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(50)
+            .filter_map(|f| f["profile_id"].as_i64()),
+    )
+    .await?;
     Ok(page(
         &staff,
         &format!("Dry run: {name}"),
@@ -596,7 +615,7 @@ pub async fn dry_run(
                     p.muted { "Nothing was changed. People are judged on their state now." }
                     table { tr { th { "Person" } th { "Event" } }
                         @for fr in v["firings"].as_array().into_iter().flatten().take(50) {
-                            tr { td { a href=(format!("/people/{}", fr["profile_id"])) { "#" (fr["profile_id"]) } } td { "#" (fr["event_id"]) } }
+                            tr { td { (names.link(fr["profile_id"].as_i64().unwrap_or_default())) } td { "#" (fr["event_id"]) } }
                         }
                     }
                     a href="/rules" { "Back to rules" }

@@ -235,6 +235,13 @@ pub async fn person(
         .relationships(rapport_store::RelScope::Touching(vec![p.id]), 30)
         .await
         .unwrap_or_default();
+    let names = super::names::Names::of(
+        &state.store,
+        rels.iter()
+            .flat_map(|r| [r.source, r.target])
+            .chain(detached.iter().map(|d| d.to_profile)),
+    )
+    .await?;
     let (items, next) = timeline_page(&state, p.id, &q).await?;
     // E-mail: the address sends use and why, and the latest messages.
     let email_to = state.email.choose(p.id).await?;
@@ -366,7 +373,7 @@ pub async fn person(
             }
             div.card {
                 h2 { "Relationships" }
-                (ego_svg(p.id, &rels))
+                (ego_svg(p.id, &rels, &names))
             }
             @if !detached.is_empty() {
                 div.card {
@@ -374,7 +381,7 @@ pub async fn person(
                     table { @for d in &detached { tr {
                         td.small { (d.at.format("%Y-%m-%d")) }
                         td { code { (d.identifier) } }
-                        td.small { "#" (d.from_profile) " → " a href=(format!("/people/{}", d.to_profile)) { "#" (d.to_profile) } }
+                        td.small { "#" (d.from_profile) " → " (names.link(d.to_profile)) }
                         td { @if d.undone_at.is_some() { span.badge { "undone" } } @else if edit {
                             form method="post" action=(format!("/people/{}/detaches/{}/undo", p.id, d.id)) {
                                 (csrf(&staff))
@@ -453,7 +460,11 @@ fn kind_label(k: IdentityKind) -> &'static str {
 
 /// The ego network as a picture: the person in the middle, the others around, one line
 /// per relationship (thicker for heavier).
-fn ego_svg(me: i64, rels: &[rapport_domain::relationship::RelationshipView]) -> Markup {
+fn ego_svg(
+    me: i64,
+    rels: &[rapport_domain::relationship::RelationshipView],
+    names: &super::names::Names,
+) -> Markup {
     if rels.is_empty() {
         return html! { p.empty { "No relationships yet: they come from referrals, mentions, replies, follows and wallet transfers." } };
     }
@@ -471,9 +482,22 @@ fn ego_svg(me: i64, rels: &[rapport_domain::relationship::RelationshipView]) -> 
     let mut s = String::new();
     for (i, (id, w, kind)) in others.iter().enumerate() {
         let a = i as f64 / n * std::f64::consts::TAU;
+        let full = names.get(*id);
+        // Under the dot, the first name (or the start of the label): the drawing is small.
+        let short: String = full
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(14)
+            .collect();
+        let (full, short) = (
+            maud::html!((full)).into_string(),
+            maud::html!((short)).into_string(),
+        );
         let (x, y) = (160.0 + 120.0 * a.cos(), 130.0 + 100.0 * a.sin());
         s.push_str(&format!(
-            "<line x1='160' y1='130' x2='{x:.1}' y2='{y:.1}' stroke='#9aa6d8' stroke-width='{:.1}'/><a href='/people/{id}'><circle cx='{x:.1}' cy='{y:.1}' r='9' fill='#5b74e0'><title>#{id} · {}</title></circle><text x='{x:.1}' y='{:.1}' text-anchor='middle'>#{id}</text></a>",
+            "<line x1='160' y1='130' x2='{x:.1}' y2='{y:.1}' stroke='#9aa6d8' stroke-width='{:.1}'/><a href='/people/{id}'><circle cx='{x:.1}' cy='{y:.1}' r='9' fill='#5b74e0'><title>{full} · {}</title></circle><text x='{x:.1}' y='{:.1}' text-anchor='middle'>{short}</text></a>",
             1.0 + 3.0 * w / max,
             maud::html!((kind)).into_string(),
             y + 21.0

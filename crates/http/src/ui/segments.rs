@@ -143,6 +143,7 @@ pub async fn detail(
     let since = now_millis() - 90 * 86_400_000;
     let sizes = state.store.segment_sizes(id, since).await?;
     let members = state.store.segment_member_ids(id, 0, 50).await?;
+    let names = super::names::Names::of(&state.store, members.iter().copied()).await?;
     let points: Vec<(String, f64)> = sizes
         .iter()
         .map(|p| {
@@ -187,7 +188,7 @@ pub async fn detail(
                 div.card.wide {
                     h2 { "Members" }
                     @if members.is_empty() { p.empty { "Nobody is in this segment right now." } }
-                    @for m in &members { a.chip href=(format!("/people/{m}")) { "#" (m) } }
+                    @for m in &members { a.chip href=(format!("/people/{m}")) { (names.get(*m)) } }
                 }
             }
         },

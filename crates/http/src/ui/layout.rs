@@ -107,9 +107,12 @@ h1 { font-size:1.5rem; margin:.4rem 0 1rem; } h2 { font-size:1.1rem; margin:0 0 
 .grid { display:grid; grid-template-columns:repeat(auto-fit,minmax(260px,1fr)); gap:1rem; }
 .card { background:#fff; border:1px solid var(--line); border-radius:10px; padding:1rem 1.2rem; min-width:0; overflow-x:auto; }
 .card.wide { grid-column:1/-1; }
+@media (min-width: 900px) { .card.half { grid-column:span 2; } }
+.figures { display:flex; flex-wrap:wrap; gap:.4rem 1.2rem; align-items:center; margin:0 0 1rem; }
+.figure strong { font-size:1.05rem; }
 .kpi { font-size:1.8rem; font-weight:700; } .kpi small { font-size:.85rem; color:var(--muted); font-weight:400; }
 .muted { color:var(--muted); } .small { font-size:.85rem; }
-table { width:100%; border-collapse:collapse; table-layout:auto; } td { overflow-wrap:break-word; } th { white-space:nowrap; }
+table { width:100%; border-collapse:collapse; table-layout:auto; } td { overflow-wrap:anywhere; } th, td:first-child { white-space:nowrap; }
 code { overflow-wrap:anywhere; } th,td { text-align:left; padding:.4rem .5rem; border-bottom:1px solid var(--line); vertical-align:top; }
 th { font-size:.8rem; text-transform:uppercase; letter-spacing:.03em; color:var(--muted); }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }

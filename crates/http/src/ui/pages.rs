@@ -279,8 +279,8 @@ pub async fn network(State(state): State<AppState>, staff: Staff) -> UiResult<Ma
         "/network",
         html! {
             div.grid {
-                div.card { h2 { "Influencers" } (table(&infl, "PageRank pct")) }
-                div.card { h2 { "Connectors" } (table(&conn, "Betweenness pct")) }
+                div.card.half { h2 { "Influencers" } (table(&infl, "PageRank pct")) }
+                div.card.half { h2 { "Connectors" } (table(&conn, "Betweenness pct")) }
                 div.card.wide { (charts::bars(&bars, "people", "Largest communities")) }
             }
         },

@@ -253,12 +253,8 @@ pub async fn person(
             limit: 5,
         })
         .await?;
-    let name = p
-        .traits
-        .get("name")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("Person {}", p.id));
+    let name = super::names::label(&p);
+    let figures = key_figures(&scores, p.network.as_ref());
     let mut by_kind: BTreeMap<&str, Vec<&rapport_domain::model::IdentityView>> = BTreeMap::new();
     for i in &p.identities {
         by_kind.entry(kind_label(i.kind)).or_default().push(i);
@@ -273,6 +269,11 @@ pub async fn person(
     let msg = q.get("msg").cloned();
     let body = html! {
         @if let Some(m) = msg { div.ok role="status" { (m) } }
+        div.figures {
+            @if let Some((address, _)) = &email_to { span.figure { span.muted { "E-mail " } strong { (address) } } }
+            @for (label, value) in &figures { span.figure { span.muted { (label) " " } strong { (value) } } }
+            @for s in segs.iter().take(4) { " " span.badge { (s) } }
+        }
         div.grid {
             div.card {
                 h2 { "Identities" }
@@ -316,6 +317,12 @@ pub async fn person(
                 @for (group, kv) in &traits {
                     div.small.muted { (group) }
                     table { @for (k, v) in kv { tr { td { (k) } td { (show(v)) } } } }
+                }
+                @if !traits.contains_key("Performance") && !figures.is_empty() {
+                    div.small.muted { "Performance" }
+                }
+                @if !figures.is_empty() {
+                    table { @for (label, value) in &figures { tr { td { (label) } td { (value) } } } }
                 }
                 @if traits.is_empty() { p.empty { "No traits yet." } }
                 @if edit {
@@ -455,6 +462,53 @@ fn kind_label(k: IdentityKind) -> &'static str {
         IdentityKind::UserId => "User ids",
         IdentityKind::AnonymousId => "Devices (anonymous ids)",
         IdentityKind::External => "External ids",
+    }
+}
+
+/// What the person is worth and how they behave, from their scores (RFM over its
+/// window, engagement) and network standing: the Four Ps' Performance, and the 360
+/// page's header.
+fn key_figures(
+    scores: &[rapport_store::ScoreRow],
+    network: Option<&rapport_domain::relationship::GraphScores>,
+) -> Vec<(&'static str, String)> {
+    let get = |n: &str| scores.iter().find(|s| s.name == n).map(|s| s.value);
+    let mut out = Vec::new();
+    if let Some(m) = get("rfm_monetary") {
+        out.push(("Revenue (12 months)", thousands(m.round() as i64)));
+    }
+    if let Some(f) = get("rfm_frequency") {
+        out.push(("Orders (12 months)", thousands(f.round() as i64)));
+    }
+    if let Some(d) = get("rfm_recency_days") {
+        out.push(("Last purchase", format!("{} days ago", d.round() as i64)));
+    }
+    if let Some(e) = get("engagement") {
+        out.push(("Engagement", format!("{:.0} / 100", e)));
+    }
+    if let Some(n) = network {
+        out.push((
+            "Influence",
+            format!("top {:.0}%", (100.0 - n.pagerank_pct * 100.0).max(1.0)),
+        ));
+    }
+    out
+}
+
+/// 12345 → "12,345".
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
     }
 }
 
@@ -770,4 +824,46 @@ pub async fn audit(
             }
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(-12345), "-12,345");
+    }
+
+    #[test]
+    fn key_figures_come_from_scores() {
+        let row = |n: &str, v: f64| rapport_store::ScoreRow {
+            name: n.into(),
+            profile_id: 1,
+            value: v,
+            explanation: serde_json::Value::Null,
+            computed_at: 0,
+        };
+        let f = key_figures(
+            &[
+                row("rfm_monetary", 1234.4),
+                row("rfm_frequency", 3.0),
+                row("rfm_recency_days", 12.0),
+            ],
+            None,
+        );
+        assert_eq!(
+            f,
+            vec![
+                ("Revenue (12 months)", "1,234".to_string()),
+                ("Orders (12 months)", "3".to_string()),
+                ("Last purchase", "12 days ago".to_string())
+            ]
+        );
+        assert!(key_figures(&[], None).is_empty());
+    }
 }

@@ -160,7 +160,10 @@ pub fn email(data: &[u8]) {
         Ok(t) => {
             let _ = t.render_with(
                 &serde_json::json!({"traits": {"name": "Ann"}, "data": {"x": "<b>é</b>"}}),
-                Some("https://c/e/u/t"),
+                Some(&rapport_email::template::Links {
+                    unsubscribe: "https://c/e/u/t",
+                    preferences: "https://c/me",
+                }),
             );
         }
         Err(e) => assert!(e.line >= 1 && e.column >= 1, "{e:?}"),

@@ -107,6 +107,7 @@ h1 { font-size:1.5rem; margin:.4rem 0 1rem; } h2 { font-size:1.1rem; margin:0 0 
 .grid { display:grid; grid-template-columns:repeat(auto-fit,minmax(260px,1fr)); gap:1rem; }
 .card { background:#fff; border:1px solid var(--line); border-radius:10px; padding:1rem 1.2rem; min-width:0; overflow-x:auto; }
 .card.wide { grid-column:1/-1; }
+.quote { font-style:italic; } details pre { white-space:pre-wrap; overflow-wrap:anywhere; margin:.2rem 0; }
 @media (min-width: 900px) { .card.half { grid-column:span 2; } }
 .figures { display:flex; flex-wrap:wrap; gap:.4rem 1.2rem; align-items:center; margin:0 0 1rem; }
 .figure strong { font-size:1.05rem; }

@@ -17,6 +17,7 @@ pub mod names;
 pub mod pages;
 pub mod people;
 pub mod segments;
+pub mod timeline;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

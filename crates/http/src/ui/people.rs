@@ -147,19 +147,6 @@ fn show(v: &Value) -> String {
     }
 }
 
-fn event_row(e: &rapport_domain::model::EventView) -> Markup {
-    let what = e.name.clone().unwrap_or_else(|| e.kind.clone());
-    html! {
-        li data-at=(e.occurred_at.timestamp_millis()) data-id=(e.id) {
-            div { strong { (what) } " " span.badge { (e.channel) } " " span.when { (e.occurred_at.format("%Y-%m-%d %H:%M")) } }
-            @if let Some(t) = &e.text { div { (t) } }
-            @if e.properties.as_object().is_some_and(|o| !o.is_empty()) {
-                div.small.muted { (e.properties.to_string().chars().take(220).collect::<String>()) }
-            }
-        }
-    }
-}
-
 async fn timeline_page(
     state: &AppState,
     id: i64,
@@ -197,7 +184,7 @@ pub async fn timeline_fragment(
     Query(q): Query<HashMap<String, String>>,
 ) -> UiResult<Response> {
     let (items, next) = timeline_page(&state, id, &q).await?;
-    let body = html! { @for e in &items { (event_row(e)) } };
+    let body = html! { @for e in &items { (super::timeline::card(e)) } };
     let mut r = Html(body.into_string()).into_response();
     if let Some((a, i)) = next {
         if let Ok(v) = axum::http::HeaderValue::from_str(&format!("{a},{i}")) {
@@ -435,7 +422,7 @@ pub async fn person(
                     div { button.secondary type="submit" { "Filter" } }
                 }
                 @if items.is_empty() { p.empty { "No interactions match." } }
-                ul.timeline #timeline data-next=(next.map(|(a, i)| format!("{a},{i}")).unwrap_or_default()) { @for e in &items { (event_row(e)) } }
+                ul.timeline #timeline data-next=(next.map(|(a, i)| format!("{a},{i}")).unwrap_or_default()) { @for e in &items { (super::timeline::card(e)) } }
                 div #more {}
             }
         }

@@ -226,6 +226,21 @@ pub async fn rules(store: &DynStore) -> Result<Vec<Rule>, StoreError> {
 
 /// Replaces the rules: `{"rules": [{"name", "when", "where", "then": [...], "cap", "consent", "enabled"}]}`.
 pub async fn set_rules(store: &DynStore, body: &Value) -> Result<Vec<Rule>, StoreError> {
+    let out = check_rules(store, body).await?;
+    let now = now_millis();
+    store
+        .set_setting(
+            RULES_KEY,
+            serde_json::to_value(&out).unwrap_or_default(),
+            now,
+        )
+        .await?;
+    store.set_setting(SAVED_AT_KEY, json!(now), now).await?;
+    Ok(out)
+}
+
+/// Checks rules as `set_rules` would, saving nothing (the rule builder's dry run).
+pub async fn check_rules(store: &DynStore, body: &Value) -> Result<Vec<Rule>, StoreError> {
     let Some(items) = body.get("rules").and_then(Value::as_array) else {
         return Err(invalid("rules", "is required: an array of rules"));
     };
@@ -283,15 +298,6 @@ pub async fn set_rules(store: &DynStore, body: &Value) -> Result<Vec<Rule>, Stor
         compile(store, &r, &field).await?;
         out.push(r);
     }
-    let now = now_millis();
-    store
-        .set_setting(
-            RULES_KEY,
-            serde_json::to_value(&out).unwrap_or_default(),
-            now,
-        )
-        .await?;
-    store.set_setting(SAVED_AT_KEY, json!(now), now).await?;
     Ok(out)
 }
 

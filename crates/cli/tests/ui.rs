@@ -8,6 +8,7 @@ mod common;
 use common::{start, stores, TestServer};
 use rapport_app::demo::DemoSize;
 use std::collections::HashMap;
+use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery";
 const ROLES: [&str; 4] = ["admin", "marketer", "agent", "viewer"];
@@ -737,6 +738,110 @@ async fn sign_in_is_throttled_and_redirects_only_here() {
             303,
             "[{}] after the wait",
             s.kind
+        );
+        s.finish().await;
+    }
+}
+
+/// A marketer builds a rule in the app, dry-runs it, saves it; an event through the
+/// Segment API then opens the task it asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marketer_builds_a_rule_in_the_app() {
+    for s in common::servers().await {
+        let k = s.kind;
+        for r in ["marketer", "viewer"] {
+            rapport_app::users::create(&s.store, &format!("{r}@shop.example"), PASSWORD, r)
+                .await
+                .expect("user");
+        }
+        let (st, v) = s
+            .batch(json!([{"type": "identify", "userId": "vip", "traits": {"email": "vip@shop.example", "name": "Vera Ip"}},
+                {"type": "track", "userId": "vip", "event": "Order Completed", "properties": {"revenue": 900}}]))
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        let viewer = sign_in(&s, "viewer@shop.example").await;
+        assert_eq!(get(&s, &viewer, "/rules/new").await.0, 403, "[{k}]");
+        let c = sign_in(&s, "marketer@shop.example").await;
+        let (st, page) = get(&s, &c, "/rules/new").await;
+        assert_eq!(st, 200, "[{k}]");
+        let token = csrf_of(&page);
+        let fields = |when: &'static str, what: &'static str| {
+            vec![
+                ("_csrf", token.clone()),
+                ("name", "Call big spenders".to_string()),
+                ("when", when.to_string()),
+                (
+                    "where",
+                    "sum(track \"Order Completed\".revenue) > 500".to_string(),
+                ),
+                ("action", "task".to_string()),
+                ("title", "Call them today".to_string()),
+                ("cap_max", "1".to_string()),
+                ("cap_hours", "24".to_string()),
+                ("enabled", "on".to_string()),
+                ("do", what.to_string()),
+            ]
+        };
+        let send = |f: Vec<(&'static str, String)>| {
+            let r = client()
+                .post(format!("{}/rules/new", s.url))
+                .header("cookie", &c)
+                .form(&f);
+            async move {
+                let r = r.send().await.expect("post");
+                (r.status().as_u16(), r.text().await.unwrap_or_default())
+            }
+        };
+        // A rule that does not parse: refused on the form, naming the field; nothing saved.
+        let (st, body) = send(fields("track \"Ticket Opened", "save")).await;
+        assert!(st == 400 && body.contains("when"), "[{k}] {st} {body}");
+        assert!(
+            rapport_app::rules::rules(&s.store)
+                .await
+                .unwrap()
+                .is_empty(),
+            "[{k}]"
+        );
+        // The dry run: the order matches its own event type, not this rule's; what it says
+        // is shown with nothing saved.
+        let (st, body) = send(fields("track \"Ticket Opened\"", "dry-run")).await;
+        assert!(
+            st == 200 && body.contains("Would fire"),
+            "[{k}] {st} {body}"
+        );
+        assert!(
+            rapport_app::rules::rules(&s.store)
+                .await
+                .unwrap()
+                .is_empty(),
+            "[{k}]"
+        );
+        let (st, _) = send(fields("track \"Ticket Opened\"", "save")).await;
+        assert_eq!(st, 303, "[{k}]");
+        let (_, rules) = get(&s, &c, "/rules").await;
+        assert!(rules.contains("Call big spenders"), "[{k}]");
+        // The event, through the Segment API; the engine opens the task.
+        let (st, v) = s
+            .batch(json!([{"type": "track", "userId": "vip", "event": "Ticket Opened", "properties": {"subject": "Late"}}]))
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        let mut opened = false;
+        for _ in 0..200 {
+            let tasks = s.store.tasks(10).await.unwrap();
+            if tasks
+                .iter()
+                .any(|t| t.rule == "Call big spenders" && t.title == "Call them today")
+            {
+                opened = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(opened, "[{k}] no task opened");
+        let (_, rules) = get(&s, &c, "/rules").await;
+        assert!(
+            rules.contains("Vera Ip"),
+            "[{k}] the task lists the person by name"
         );
         s.finish().await;
     }

@@ -16,6 +16,7 @@ pub mod layout;
 pub mod names;
 pub mod pages;
 pub mod people;
+pub mod rule_builder;
 pub mod segments;
 pub mod timeline;
 
@@ -48,6 +49,10 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/segments/preview", post(segments::preview))
         .route("/rules", get(pages::rules))
         .route("/rules/dry-run", post(pages::dry_run))
+        .route(
+            "/rules/new",
+            get(rule_builder::new_page).post(rule_builder::submit),
+        )
         .route("/network", get(pages::network))
         .route("/insights", get(pages::insights))
         .route("/audience", get(audience::page).post(audience::ask))

@@ -215,7 +215,8 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
             div.grid {
                 div.card.wide {
                     h2 { "Rules" }
-                    @if rules.is_empty() { p.empty { "No rules yet. Rules are set with PUT /api/rules (docs/rules.md); a dry run shows what would fire." } }
+                    @if rules.is_empty() { p.empty { "No rules yet: build one below (or PUT /api/rules, docs/rules.md); a dry run shows what would fire." } }
+                    @if market { p { a href="/rules/new" { "New rule →" } } }
                     table { tr { th { "Name" } th { "When" } th { "Where" } th { "Then" } th.num { "Firings (last 1,000)" } th { "" } }
                         @for r in &rules { tr {
                             td { (r.name) } td.small { code { (r.when) } } td.small { code { (r.condition.clone().unwrap_or_default()) } }
@@ -226,7 +227,8 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
                                     (csrf(&staff)) input type="hidden" name="rule" value=(r.name);
                                     button.secondary type="submit" { "Dry run (7 days)" }
                                 }
-                            } }
+                            }
+                            @if market { a.small href=(format!("/rules/new?name={}", super::layout::urlencode(&r.name))) { "Edit" } } }
                         } }
                     }
                 }
@@ -606,21 +608,26 @@ pub async fn dry_run(
         &staff,
         &format!("Dry run: {name}"),
         "/rules",
-        html! {
-            div.grid {
-                div.card { div.muted { "Matching events (7 days)" } div.kpi { (v["matching_events"]) } }
-                div.card { div.muted { "Would fire" } div.kpi { (v["would_fire"]) } }
-                div.card { div.muted { "Would not (condition, consent or cap)" } div.kpi { (v["would_not"]) } }
-                div.card.wide {
-                    p.muted { "Nothing was changed. People are judged on their state now." }
-                    table { tr { th { "Person" } th { "Event" } }
-                        @for fr in v["firings"].as_array().into_iter().flatten().take(50) {
-                            tr { td { (names.link(fr["profile_id"].as_i64().unwrap_or_default())) } td { "#" (fr["event_id"]) } }
-                        }
-                    }
-                    a href="/rules" { "Back to rules" }
-                }
-            }
-        },
+        dry_run_results(&v, &names),
     ))
+}
+
+/// What a dry run found: counts, and who would have been acted on.
+pub(crate) fn dry_run_results(v: &serde_json::Value, names: &Names) -> Markup {
+    html! {
+        div.grid {
+            div.card { div.muted { "Matching events (7 days)" } div.kpi { (v["matching_events"]) } }
+            div.card { div.muted { "Would fire" } div.kpi { (v["would_fire"]) } }
+            div.card { div.muted { "Would not (condition, consent or cap)" } div.kpi { (v["would_not"]) } }
+            div.card.wide {
+                p.muted { "Nothing was changed. People are judged on their state now." }
+                table { tr { th { "Person" } th { "Event" } }
+                    @for fr in v["firings"].as_array().into_iter().flatten().take(50) {
+                        tr { td { (names.link(fr["profile_id"].as_i64().unwrap_or_default())) } td { "#" (fr["event_id"]) } }
+                    }
+                }
+                a href="/rules" { "Back to rules" }
+            }
+        }
+    }
 }

@@ -36,6 +36,9 @@ async function expectText(page, text) {
     await expectText(page, "Events per day");
     await page.screenshot({ path: `${SHOTS}/dashboard.png`, fullPage: true });
 
+    step("the / key leads to the people search");
+    await Promise.all([page.waitForURL(/\/people$/), page.keyboard.press("/")]);
+
     step("search a customer by wallet address, results as you type");
     await page.goto(BASE + "/people");
     await page.type("#q", env("WALLET"), { delay: 5 });

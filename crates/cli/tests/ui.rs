@@ -7,8 +7,8 @@ mod common;
 
 use common::{start, stores, TestServer};
 use rapport_app::demo::DemoSize;
-use std::collections::HashMap;
 use serde_json::json;
+use std::collections::HashMap;
 
 const PASSWORD: &str = "correct horse battery";
 const ROLES: [&str; 4] = ["admin", "marketer", "agent", "viewer"];

@@ -6,6 +6,23 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::auth::Staff;
 
+/// 12345 → "12,345".
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -44,7 +61,7 @@ pub fn page(staff: &Staff, title: &str, active: &str, body: Markup) -> Markup {
             }
             body {
                 header.top {
-                    a.brand href="/" { "Rapport" }
+                    a.brand href="/" title="Press / to find someone" { "Rapport" }
                     nav {
                         @for (href, label) in NAV.iter().filter(|(h, _)| staff.role.can_see_people() || *h == "/audience") {
                             a href=(href) class=@if *href == active { "active" } { (label) }
@@ -59,10 +76,14 @@ pub fn page(staff: &Staff, title: &str, active: &str, body: Markup) -> Markup {
                     }
                 }
                 main { h1 { (title) } (body) }
+                @if staff.role.can_see_people() { script { (maud::PreEscaped(SEARCH_KEY)) } }
             }
         }
     }
 }
+
+/// `/` anywhere but in a field: the people search (focused where it is on the page).
+const SEARCH_KEY: &str = r#"document.addEventListener("keydown",function(e){var t=document.activeElement&&document.activeElement.tagName;if(e.key!=="/"||e.ctrlKey||e.metaKey||e.altKey||/^(INPUT|TEXTAREA|SELECT)$/.test(t))return;e.preventDefault();var q=document.getElementById("q");if(q){q.focus();}else{location.href="/people";}});"#;
 
 /// A page without navigation (sign-in, errors).
 pub fn bare(title: &str, body: Markup) -> Markup {

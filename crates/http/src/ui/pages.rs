@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use super::auth::{Staff, UiError, UiResult};
 use super::charts;
+use super::layout::thousands;
 use super::layout::{csrf, page};
 use super::names::Names;
 use crate::AppState;
@@ -64,18 +65,18 @@ pub async fn dashboard(State(state): State<AppState>, staff: Staff) -> UiResult<
                     code { "rapport import" } ", or start with " code { "rapport serve --demo" } "." }
             }
             div.grid {
-                div.card { div.muted { "People" } div.kpi { (o.people) } a href="/people" { "Find someone →" } }
-                div.card { div.muted { "Identified · anonymous" } div.kpi { (o.identified) " " small { "· " (anonymous) } }
+                div.card { div.muted { "People" } div.kpi { (thousands(o.people)) } a href="/people" { "Find someone →" } }
+                div.card { div.muted { "Identified · anonymous" } div.kpi { (thousands(o.identified)) " " small { "· " (thousands(anonymous)) } }
                     div.small.muted { (pct(o.identified, o.people)) " identified" } }
-                div.card { div.muted { "New this week" } div.kpi { (o.new_this_week) } }
-                div.card { div.muted { "Web2 only · web3 only · both" } div.kpi { (o.web2_only) " " small { "· " (o.web3_only) " · " (o.both) } }
+                div.card { div.muted { "New this week" } div.kpi { (thousands(o.new_this_week)) } }
+                div.card { div.muted { "Web2 only · web3 only · both" } div.kpi { (thousands(o.web2_only)) " " small { "· " (thousands(o.web3_only)) " · " (thousands(o.both)) } }
                     a href="/onchain" { "On-chain →" } }
                 div.card.wide { (charts::bars(&days, "events", "Events per day (last 30 days)")) }
                 div.card.wide { (charts::bars(&channels, "events", "Channel mix (30 days)")) }
                 div.card {
                     h2 { "Top segments" }
                     @if top_segs.is_empty() { p.empty { "No segments yet. " a href="/segments" { "Create one" } "." } }
-                    table { @for s in top_segs.iter().take(6) { tr { td { a href=(format!("/segments/{}", s.id)) { (s.name) } } td.num { (s.size) } } } }
+                    table { @for s in top_segs.iter().take(6) { tr { td { a href=(format!("/segments/{}", s.id)) { (s.name) } } td.num { (thousands(s.size)) } } } }
                 }
                 div.card.wide { (charts::line(&sent, -1.0, 1.0, "mean sentiment", "Sentiment per day (VADER compound, 30 days)")) a href="/insights" { "Insights →" } }
                 div.card {

@@ -462,10 +462,16 @@ fn key_figures(
     let get = |n: &str| scores.iter().find(|s| s.name == n).map(|s| s.value);
     let mut out = Vec::new();
     if let Some(m) = get("rfm_monetary") {
-        out.push(("Revenue (12 months)", thousands(m.round() as i64)));
+        out.push((
+            "Revenue (12 months)",
+            super::layout::thousands(m.round() as i64),
+        ));
     }
     if let Some(f) = get("rfm_frequency") {
-        out.push(("Orders (12 months)", thousands(f.round() as i64)));
+        out.push((
+            "Orders (12 months)",
+            super::layout::thousands(f.round() as i64),
+        ));
     }
     if let Some(d) = get("rfm_recency_days") {
         out.push(("Last purchase", format!("{} days ago", d.round() as i64)));
@@ -480,23 +486,6 @@ fn key_figures(
         ));
     }
     out
-}
-
-/// 12345 → "12,345".
-fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
 }
 
 /// The ego network as a picture: the person in the middle, the others around, one line
@@ -819,11 +808,11 @@ mod tests {
 
     #[test]
     fn thousands_are_grouped() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1234567), "1,234,567");
-        assert_eq!(thousands(-12345), "-12,345");
+        assert_eq!(super::layout::thousands(0), "0");
+        assert_eq!(super::layout::thousands(999), "999");
+        assert_eq!(super::layout::thousands(1000), "1,000");
+        assert_eq!(super::layout::thousands(1234567), "1,234,567");
+        assert_eq!(super::layout::thousands(-12345), "-12,345");
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff) -> UiResult<Marku
                         @for s in &segs { tr {
                             td { a href=(format!("/segments/{}", s.id)) { (s.name) } }
                             td.small { code { (s.definition.chars().take(120).collect::<String>()) } }
-                            td.num { (s.size) } td { span.badge { (s.kind) } }
+                            td.num { (super::layout::thousands(s.size)) } td { span.badge { (s.kind) } }
                         } }
                     }
                 }
@@ -162,7 +162,7 @@ pub async fn detail(
                 div.card {
                     h2 { "Definition" } code { (s.definition) }
                     @if !s.description.is_empty() { p.small { (s.description) } }
-                    p.kpi { (s.size) " " small { "people now" } }
+                    p.kpi { (super::layout::thousands(s.size)) " " small { "people now" } }
                     @if s.kind == "static" { p.small.muted { "A static list: rule actions add_to_segment and remove_from_segment change who is in it." } }
                 }
                 div.card.wide { (charts::bars(&points, "people", "Size over time (last 90 days)")) }

@@ -551,13 +551,13 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
             store,
             &json!({"offers": [
                 {"name": "Win-back: 20% off", "description": "For big spenders we have not seen for a while.",
-                 "eligible": r#"in segment "Lapsed big spenders""#, "priority": 1,
+                 "eligible": r#"in segment "Lapsed big spenders""#, "priority": 3,
                  "score": [{"when": r#"sum(track "Order Completed".revenue) > 600"#, "points": 10}]},
                 {"name": "Early access to the token drop", "description": "Crypto-native fans get the next drop first.",
                  "eligible": r#"in segment "Crypto-native fans""#, "priority": 2,
                  "score": [{"when": "graph.pagerank_pct >= 0.9", "points": 10}]},
                 {"name": "Free shipping", "description": "For anyone who has ordered before.",
-                 "eligible": r#"count(track "Order Completed") >= 1"#, "priority": 3,
+                 "eligible": r#"count(track "Order Completed") >= 1"#, "priority": 1,
                  "score": [{"when": r#"count(track "Order Completed", 90d) >= 2"#, "points": 5}]}
             ]}),
         )

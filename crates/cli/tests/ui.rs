@@ -843,6 +843,61 @@ async fn a_marketer_builds_a_rule_in_the_app() {
             rules.contains("Vera Ip"),
             "[{k}] the task lists the person by name"
         );
+        // An offer, made, refused when its condition does not parse, edited, deleted.
+        let offer = |eligible: &'static str| {
+            let r = client()
+                .post(format!("{}/offers/new", s.url))
+                .header("cookie", &c)
+                .form(&[
+                    ("_csrf", token.as_str()),
+                    ("name", "Free shipping"),
+                    ("eligible", eligible),
+                    ("priority", "2"),
+                    ("when0", "sum(track \"Order Completed\".revenue) > 500"),
+                    ("points0", "10"),
+                ]);
+            async move {
+                let r = r.send().await.expect("post");
+                (r.status().as_u16(), r.text().await.unwrap_or_default())
+            }
+        };
+        let (st, body) = offer("count(track \"Order Completed\" >= 1").await;
+        assert!(st == 400 && body.contains("eligible"), "[{k}] {st} {body}");
+        assert!(
+            rapport_app::offers::offers(&s.store)
+                .await
+                .unwrap()
+                .is_empty(),
+            "[{k}]"
+        );
+        let (st, _) = offer("count(track \"Order Completed\") >= 1").await;
+        assert_eq!(st, 303, "[{k}]");
+        let saved = rapport_app::offers::offers(&s.store).await.unwrap();
+        assert_eq!(
+            (saved.len(), saved[0].priority, saved[0].score.len()),
+            (1, 2, 1),
+            "[{k}]"
+        );
+        let (st, edit) = get(&s, &c, "/offers/new?name=Free%20shipping").await;
+        assert!(st == 200 && edit.contains("value=\"2\""), "[{k}] {edit}");
+        assert_eq!(
+            post(
+                &s,
+                &c,
+                "/offers/delete",
+                &[("_csrf", token.as_str()), ("name", "Free shipping")]
+            )
+            .await,
+            303,
+            "[{k}]"
+        );
+        assert!(
+            rapport_app::offers::offers(&s.store)
+                .await
+                .unwrap()
+                .is_empty(),
+            "[{k}]"
+        );
         s.finish().await;
     }
 }

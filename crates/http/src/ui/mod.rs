@@ -14,6 +14,7 @@ pub mod charts;
 pub mod email;
 pub mod layout;
 pub mod names;
+pub mod offer_editor;
 pub mod pages;
 pub mod people;
 pub mod rule_builder;
@@ -49,6 +50,11 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/segments/preview", post(segments::preview))
         .route("/rules", get(pages::rules))
         .route("/rules/dry-run", post(pages::dry_run))
+        .route(
+            "/offers/new",
+            get(offer_editor::new_page).post(offer_editor::submit),
+        )
+        .route("/offers/delete", post(offer_editor::delete))
         .route(
             "/rules/new",
             get(rule_builder::new_page).post(rule_builder::submit),

@@ -235,8 +235,11 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
                 }
                 div.card {
                     h2 { "Offers" }
-                    @if offers.is_empty() { p.empty { "No offers yet (PUT /api/offers)." } }
-                    table { @for o in &offers { tr { td { (o.name) } td.num { (o.priority) } td.small { code { (o.eligible) } } } } }
+                    @if offers.is_empty() { p.empty { "No offers yet: add one below (or PUT /api/offers)." } }
+                    table { @for o in &offers { tr {
+                        td { @if market { a href=(format!("/offers/new?name={}", super::layout::urlencode(&o.name))) { (o.name) } } @else { (o.name) } }
+                        td.num { (o.priority) } td.small { code { (o.eligible) } } } } }
+                    @if market { p { a href="/offers/new" { "New offer →" } } }
                 }
                 div.card {
                     h2 { "Latest tasks" }

@@ -12,13 +12,14 @@ use std::collections::HashMap;
 
 const PASSWORD: &str = "correct horse battery";
 const ROLES: [&str; 4] = ["admin", "marketer", "agent", "viewer"];
-const PAGES: [&str; 11] = [
+const PAGES: [&str; 12] = [
     "/",
     "/people",
     "/people?q=example",
     "/segments",
     "/rules",
     "/network",
+    "/scores",
     "/insights",
     "/onchain",
     "/email",
@@ -897,6 +898,42 @@ async fn a_marketer_builds_a_rule_in_the_app() {
                 .unwrap()
                 .is_empty(),
             "[{k}]"
+        );
+        // A custom score: a condition that does not parse is refused; then saved and
+        // computed on demand.
+        let score = |when: &'static str| {
+            let r = client()
+                .post(format!("{}/scores", s.url))
+                .header("cookie", &c)
+                .form(&[
+                    ("_csrf", token.as_str()),
+                    ("name", "lead"),
+                    ("when0", when),
+                    ("points0", "10"),
+                ]);
+            async move { r.send().await.expect("post").status().as_u16() }
+        };
+        assert_eq!(score("has emial").await, 400, "[{k}]");
+        assert!(
+            rapport_app::scores::custom_scores(&s.store)
+                .await
+                .unwrap()
+                .is_empty(),
+            "[{k}]"
+        );
+        assert_eq!(score("has email").await, 303, "[{k}]");
+        assert_eq!(
+            post(&s, &c, "/scores/recompute", &[("_csrf", token.as_str())]).await,
+            303,
+            "[{k}]"
+        );
+        let vip = s.profile_of("email:vip@shop.example").await["id"]
+            .as_i64()
+            .unwrap();
+        let scores = s.store.profile_scores(vip).await.unwrap();
+        assert!(
+            scores.iter().any(|x| x.name == "lead" && x.value == 10.0),
+            "[{k}] {scores:?}"
         );
         s.finish().await;
     }

@@ -18,6 +18,7 @@ pub mod offer_editor;
 pub mod pages;
 pub mod people;
 pub mod rule_builder;
+pub mod score_editor;
 pub mod segments;
 pub mod timeline;
 
@@ -55,6 +56,12 @@ pub fn routes() -> Router<AppState> {
             get(offer_editor::new_page).post(offer_editor::submit),
         )
         .route("/offers/delete", post(offer_editor::delete))
+        .route(
+            "/scores",
+            get(score_editor::page).post(score_editor::submit),
+        )
+        .route("/scores/delete", post(score_editor::delete))
+        .route("/scores/recompute", post(score_editor::recompute))
         .route(
             "/rules/new",
             get(rule_builder::new_page).post(rule_builder::submit),

@@ -26,6 +26,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff) -> UiResult<Marku
                 div.card.wide {
                     h2 { "Segments" }
                     @if segs.is_empty() { p.empty { "No segment yet. Write one below: the count updates as you type." } }
+                    p.small { a href="/scores" { "Scores and micro-segments →" } }
                     table { tr { th { "Name" } th { "Definition" } th.num { "People" } th { "Kind" } }
                         @for s in &segs { tr {
                             td { a href=(format!("/segments/{}", s.id)) { (s.name) } }

@@ -935,6 +935,51 @@ async fn a_marketer_builds_a_rule_in_the_app() {
             scores.iter().any(|x| x.name == "lead" && x.value == 10.0),
             "[{k}] {scores:?}"
         );
+        // The network recomputed from the app; chains are for admins only, and a node
+        // that does not answer is refused with nothing saved.
+        assert_eq!(
+            post(&s, &c, "/network/recompute", &[("_csrf", token.as_str())]).await,
+            303,
+            "[{k}]"
+        );
+        assert_eq!(
+            post(
+                &s,
+                &c,
+                "/onchain/chains",
+                &[
+                    ("_csrf", token.as_str()),
+                    ("id", "eip155:1"),
+                    ("rpc_url", "http://127.0.0.1:9")
+                ]
+            )
+            .await,
+            403,
+            "[{k}]"
+        );
+        rapport_app::users::create(&s.store, "admin@shop.example", PASSWORD, "admin")
+            .await
+            .expect("admin");
+        let admin = sign_in(&s, "admin@shop.example").await;
+        let (_, page) = get(&s, &admin, "/onchain").await;
+        let admin_token = csrf_of(&page);
+        assert!(page.contains("Add a chain"), "[{k}]");
+        assert_eq!(
+            post(
+                &s,
+                &admin,
+                "/onchain/chains",
+                &[
+                    ("_csrf", admin_token.as_str()),
+                    ("id", "eip155:1"),
+                    ("rpc_url", "http://127.0.0.1:9")
+                ]
+            )
+            .await,
+            400,
+            "[{k}]"
+        );
+        assert!(s.store.chains().await.unwrap().is_empty(), "[{k}]");
         s.finish().await;
     }
 }

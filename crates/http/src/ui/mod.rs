@@ -70,6 +70,9 @@ pub fn routes() -> Router<AppState> {
         .route("/insights", get(pages::insights))
         .route("/audience", get(audience::page).post(audience::ask))
         .route("/onchain", get(pages::onchain))
+        .route("/onchain/chains", post(pages::add_chain))
+        .route("/onchain/tokens", post(pages::add_token))
+        .route("/network/recompute", post(pages::recompute_graph))
         .route("/email", get(email::email))
         .route("/email/templates", post(email::save_template))
         .route(

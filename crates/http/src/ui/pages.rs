@@ -285,6 +285,15 @@ pub async fn network(State(state): State<AppState>, staff: Staff) -> UiResult<Ma
         "/network",
         html! {
             div.grid {
+                @if staff.role.can_market() {
+                    div.card.wide {
+                        form.inline method="post" action="/network/recompute" {
+                            (csrf(&staff))
+                            button.secondary type="submit" { "Recompute the network now" }
+                        }
+                        " " span.small.muted { "Relationships are inferred from events and scored every 15 minutes by the server." }
+                    }
+                }
                 div.card.half { h2 { "Influencers" } (table(&infl, "PageRank pct")) }
                 div.card.half { h2 { "Connectors" } (table(&conn, "Betweenness pct")) }
                 div.card.wide { (charts::bars(&bars, "people", "Largest communities")) }
@@ -355,9 +364,118 @@ pub async fn onchain(State(state): State<AppState>, staff: Staff) -> UiResult<Ma
                     @if rewards.is_empty() { p.empty { "No rewards sent yet." } }
                     table { @for r in &rewards { tr { td { (names.link(r.profile_id)) } td.num { (r.amount) } td { span.badge { (r.status) } } } } }
                 }
+                @if staff.role.can_admin() {
+                    div.card {
+                        h2 { "Add a chain" }
+                        form method="post" action="/onchain/chains" {
+                            (csrf(&staff))
+                            label for="chain-id" { "Chain (CAIP-2)" } input #chain-id name="id" required placeholder="eip155:1";
+                            label for="chain-name" { "Name" } input #chain-name name="name" placeholder="Ethereum";
+                            label for="rpc" { "Node URL (JSON-RPC; kept secret)" } input #rpc name="rpc_url" type="password" required autocomplete="off";
+                            label for="confirmations" { "Confirmations" } input #confirmations name="confirmations" inputmode="numeric" placeholder="12";
+                            button type="submit" { "Add chain" }
+                        }
+                    }
+                    @if !chains.is_empty() {
+                        div.card {
+                            h2 { "Follow a token" }
+                            form method="post" action="/onchain/tokens" {
+                                (csrf(&staff))
+                                label for="t-chain" { "Chain" }
+                                select #t-chain name="chain" { @for c in &chains { option value=(c.id) { (c.name) " (" (c.id) ")" } } }
+                                label for="t-address" { "Contract address" } input #t-address name="address" required placeholder="0x…";
+                                label for="t-standard" { "Standard" } select #t-standard name="standard" { option value="erc20" { "ERC-20" } option value="erc721" { "ERC-721" } }
+                                label for="t-symbol" { "Symbol" } input #t-symbol name="symbol" required placeholder="LOYAL";
+                                label { input type="checkbox" name="brand_owned" value="yes"; " The brand's own token" }
+                                button type="submit" { "Follow token" }
+                            }
+                        }
+                    }
+                }
             }
         },
     ))
+}
+
+/// Adds a chain from the On-chain page (admins), as `POST /api/chains` does: the node
+/// is asked which chain it serves; a refusal is shown naming the field.
+pub async fn add_chain(
+    State(state): State<AppState>,
+    staff: Staff,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_admin(), "add chains")?;
+    let get = |k: &str| {
+        f.get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let confirmations = match get("confirmations") {
+        None => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| UiError::Invalid("confirmations: a whole number of blocks".into()))?,
+        ),
+    };
+    rapport_app::chain::add_chain(
+        &state.store,
+        rapport_app::chain::ChainInput {
+            id: get("id").unwrap_or_default(),
+            name: get("name"),
+            rpc_url: get("rpc_url").unwrap_or_default(),
+            confirmations,
+            start_block: None,
+            batch_blocks: None,
+            brand_wallets: Vec::new(),
+            enabled: None,
+        },
+    )
+    .await?;
+    Ok(Redirect::to("/onchain"))
+}
+
+/// Follows a token contract from the On-chain page (admins), as the API does.
+pub async fn add_token(
+    State(state): State<AppState>,
+    staff: Staff,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_admin(), "follow tokens")?;
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    rapport_app::chain::add_contract(
+        &state.store,
+        &get("chain"),
+        rapport_app::chain::ContractInput {
+            address: get("address"),
+            standard: get("standard"),
+            symbol: get("symbol"),
+            name: None,
+            decimals: None,
+            brand_owned: f.get("brand_owned").is_some(),
+        },
+    )
+    .await?;
+    Ok(Redirect::to("/onchain"))
+}
+
+/// Recomputes the relationship graph now (marketers and admins; `serve` does it every
+/// 15 minutes).
+pub async fn recompute_graph(
+    State(state): State<AppState>,
+    staff: Staff,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_market(), "recompute the network")?;
+    // A recompute already running, or the store failing, is said on the error page.
+    let said = |e: rapport_app::graph::GraphError| UiError::Invalid(e.to_string());
+    rapport_app::graph::infer_all(&state.store)
+        .await
+        .map_err(said)?;
+    state.graph.recompute(&|_, _, _| {}).await.map_err(said)?;
+    Ok(Redirect::to("/network"))
 }
 
 pub async fn settings(State(state): State<AppState>, staff: Staff) -> UiResult<Markup> {

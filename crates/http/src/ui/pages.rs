@@ -453,7 +453,7 @@ pub async fn add_token(
             symbol: get("symbol"),
             name: None,
             decimals: None,
-            brand_owned: f.get("brand_owned").is_some(),
+            brand_owned: f.contains_key("brand_owned"),
         },
     )
     .await?;

@@ -84,7 +84,7 @@ pub fn rule_from_form(f: &HashMap<String, String>) -> Result<Value, String> {
     if let (Some(c), Some(p)) = (get("consent_channel"), get("consent_purpose")) {
         r.insert("consent".into(), json!({"channel": c, "purpose": p}));
     }
-    r.insert("enabled".into(), json!(f.get("enabled").is_some()));
+    r.insert("enabled".into(), json!(f.contains_key("enabled")));
     Ok(Value::Object(r))
 }
 

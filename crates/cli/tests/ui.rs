@@ -980,6 +980,58 @@ async fn a_marketer_builds_a_rule_in_the_app() {
             "[{k}]"
         );
         assert!(s.store.chains().await.unwrap().is_empty(), "[{k}]");
+        // A webhook rule built in the app; its delivery to a peer that is not there is
+        // listed on the rules page, and an admin sends it again.
+        let hook = client()
+            .post(format!("{}/rules/new", s.url))
+            .header("cookie", &c)
+            .form(&[
+                ("_csrf", token.as_str()),
+                ("name", "Hook"),
+                ("when", "track \"Ticket Opened\""),
+                ("action", "webhook"),
+                ("url", "http://127.0.0.1:9/hook"),
+                ("secret", "a-secret-of-16-chars+"),
+                ("enabled", "on"),
+                ("do", "save"),
+            ])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(hook.status().as_u16(), 303, "[{k}]");
+        let (st, _) = s
+            .batch(json!([{"type": "track", "userId": "vip", "event": "Ticket Opened", "properties": {"subject": "Again"}}]))
+            .await;
+        assert_eq!(st, 200, "[{k}]");
+        let mut queued = Vec::new();
+        for _ in 0..200 {
+            queued = s.store.outbound(None, 10).await.unwrap();
+            if !queued.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(queued.len(), 1, "[{k}] {queued:?}");
+        let (_, rules) = get(&s, &admin, "/rules").await;
+        assert!(
+            rules.contains("Webhook deliveries") && rules.contains("http://127.0.0.1:9/hook"),
+            "[{k}]"
+        );
+        assert!(
+            !rules.contains("a-secret-of-16-chars+"),
+            "[{k}] the secret is shown"
+        );
+        assert_eq!(
+            post(
+                &s,
+                &admin,
+                &format!("/outbox/{}/retry", queued[0].id),
+                &[("_csrf", admin_token.as_str())]
+            )
+            .await,
+            303,
+            "[{k}]"
+        );
         s.finish().await;
     }
 }

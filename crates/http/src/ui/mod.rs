@@ -73,6 +73,7 @@ pub fn routes() -> Router<AppState> {
         .route("/onchain/chains", post(pages::add_chain))
         .route("/onchain/tokens", post(pages::add_token))
         .route("/network/recompute", post(pages::recompute_graph))
+        .route("/outbox/{id}/retry", post(pages::retry_delivery))
         .route("/email", get(email::email))
         .route("/email/templates", post(email::save_template))
         .route(

@@ -202,7 +202,15 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
     let firings = state.store.firings(None, 1000).await?;
     let offers = rapport_app::offers::offers(&state.store).await?;
     let tasks = state.store.tasks(10).await?;
-    let names = Names::of(&state.store, tasks.iter().map(|t| t.profile_id)).await?;
+    let deliveries = state.store.outbound(None, 20).await?;
+    let names = Names::of(
+        &state.store,
+        tasks
+            .iter()
+            .map(|t| t.profile_id)
+            .chain(deliveries.iter().map(|d| d.profile_id)),
+    )
+    .await?;
     let mut count: HashMap<&str, usize> = HashMap::new();
     for f in &firings {
         *count.entry(f.rule.as_str()).or_default() += 1;
@@ -240,6 +248,23 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
                         td { @if market { a href=(format!("/offers/new?name={}", super::layout::urlencode(&o.name))) { (o.name) } } @else { (o.name) } }
                         td.num { (o.priority) } td.small { code { (o.eligible) } } } } }
                     @if market { p { a href="/offers/new" { "New offer →" } } }
+                }
+                div.card.wide {
+                    h2 { "Webhook deliveries" }
+                    @if deliveries.is_empty() { p.empty { "No webhook called yet: a rule's webhook action queues one per firing." } }
+                    table {
+                        @if !deliveries.is_empty() { tr { th { "Rule" } th { "Person" } th { "To" } th { "State" } th.num { "Attempts" } th { "Last error" } th { "" } } }
+                        @for d in &deliveries { tr {
+                            td.small { (d.rule) } td { (names.link(d.profile_id)) } td.small { code { (d.url) } }
+                            td { span.badge { (d.status) } } td.num { (d.attempts) "/" (d.max_attempts) }
+                            td.small.muted { (d.last_error.clone().unwrap_or_default()) }
+                            td { @if d.status != "delivered" && staff.role.can_admin() {
+                                form method="post" action=(format!("/outbox/{}/retry", d.id)) {
+                                    (csrf(&staff)) button.secondary type="submit" { "Send again" }
+                                }
+                            } }
+                        } }
+                    }
                 }
                 div.card {
                     h2 { "Latest tasks" }
@@ -458,6 +483,19 @@ pub async fn add_token(
     )
     .await?;
     Ok(Redirect::to("/onchain"))
+}
+
+/// Sends a webhook delivery again (admins), as `POST /api/outbox/{id}/retry` does.
+pub async fn retry_delivery(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_admin(), "send webhooks again")?;
+    rapport_app::outbound::retry(&state.store, id).await?;
+    Ok(Redirect::to("/rules"))
 }
 
 /// Recomputes the relationship graph now (marketers and admins; `serve` does it every

@@ -23,6 +23,34 @@ pub fn thousands(n: i64) -> String {
     }
 }
 
+/// How long ago `at` was, in words ("just now", "5 minutes ago", "3 days ago",
+/// "in 2 hours"), against `now`.
+pub fn ago(at: i64, now: i64) -> String {
+    let d = now - at;
+    let (future, d) = (d < 0, d.abs() / 1000);
+    let (n, unit) = match d {
+        0..=59 => return "just now".into(),
+        60..=3_599 => (d / 60, "minute"),
+        3_600..=86_399 => (d / 3_600, "hour"),
+        86_400..=2_591_999 => (d / 86_400, "day"),
+        2_592_000..=31_535_999 => (d / 2_592_000, "month"),
+        _ => (d / 31_536_000, "year"),
+    };
+    let s = if n == 1 { "" } else { "s" };
+    if future {
+        format!("in {n} {unit}{s}")
+    } else {
+        format!("{n} {unit}{s} ago")
+    }
+}
+
+/// A moment shown both ways: relative in the text, absolute (UTC) on hover and for
+/// machines.
+pub fn when(at: chrono::DateTime<chrono::Utc>) -> Markup {
+    let abs = at.format("%Y-%m-%d %H:%M UTC").to_string();
+    html! { time datetime=(at.to_rfc3339()) title=(abs) { (ago(at.timestamp_millis(), rapport_domain::time::now_millis())) } }
+}
+
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -166,3 +194,30 @@ svg text { font-size:11px; fill:#5b6372; } svg .ylab { text-anchor:end; } svg .x
 .login h1 { margin-top:0; }
 code { background:#f0f2f5; padding:0 .3rem; border-radius:4px; font-size:.85em; }
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moments_read_relative() {
+        let now = 1_000_000_000_000;
+        assert_eq!(ago(now - 10_000, now), "just now");
+        assert_eq!(ago(now - 60_000, now), "1 minute ago");
+        assert_eq!(ago(now - 5 * 60_000, now), "5 minutes ago");
+        assert_eq!(ago(now - 3 * 3_600_000, now), "3 hours ago");
+        assert_eq!(ago(now - 86_400_000, now), "1 day ago");
+        assert_eq!(ago(now - 40 * 86_400_000, now), "1 month ago");
+        assert_eq!(ago(now - 800 * 86_400_000, now), "2 years ago");
+        assert_eq!(ago(now + 2 * 3_600_000, now), "in 2 hours");
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(-12345), "-12,345");
+    }
+}

@@ -269,7 +269,7 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
                 div.card {
                     h2 { "Latest tasks" }
                     @if tasks.is_empty() { p.empty { "No tasks opened by rules." } }
-                    table { @for t in &tasks { tr { td { (names.link(t.profile_id)) } td { (t.title) } td.small.muted { (t.rule) } } } }
+                    table { @for t in &tasks { tr { td { (names.link(t.profile_id)) } td { (t.title) } td.small.muted { (t.rule) } td.small.muted { (super::layout::when(to_datetime(t.created_at))) } } } }
                 }
             }
         },

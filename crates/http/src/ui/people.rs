@@ -807,15 +807,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn thousands_are_grouped() {
-        assert_eq!(super::layout::thousands(0), "0");
-        assert_eq!(super::layout::thousands(999), "999");
-        assert_eq!(super::layout::thousands(1000), "1,000");
-        assert_eq!(super::layout::thousands(1234567), "1,234,567");
-        assert_eq!(super::layout::thousands(-12345), "-12,345");
-    }
-
-    #[test]
     fn key_figures_come_from_scores() {
         let row = |n: &str, v: f64| rapport_store::ScoreRow {
             name: n.into(),

@@ -112,7 +112,7 @@ pub fn card(e: &EventView) -> Markup {
     let raw = e.properties.as_object().is_some_and(|o| !o.is_empty());
     html! {
         li data-at=(e.occurred_at.timestamp_millis()) data-id=(e.id) {
-            div { strong { (what) } " " span.badge { (e.channel) } " " span.when { (e.occurred_at.format("%Y-%m-%d %H:%M")) } }
+            div { strong { (what) } " " span.badge { (e.channel) } " " span.when { (super::layout::when(e.occurred_at)) } }
             @if let Some(s) = summary(e) { div { (s) } }
             @if let Some(t) = &e.text { div.quote { "“" (t) "”" } }
             @if raw {

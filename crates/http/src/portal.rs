@@ -422,10 +422,7 @@ async fn use_link(
 
 /// `r` with the customer session's cookie set.
 fn signed_in(headers: &HeaderMap, session: &str, mut r: Response) -> Response {
-    let secure = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p == "https");
+    let secure = https(headers);
     let cookie = format!(
         "{COOKIE_NAME}={session}; Path=/me; HttpOnly; SameSite=Lax; Max-Age={}{}",
         portal::SESSION_HOURS * 3600,
@@ -482,6 +479,31 @@ fn wallet_purpose(q: &HashMap<String, String>) -> &'static str {
     }
 }
 
+/// What a wallet form posts for, and who: adding needs a signed-in customer and the
+/// form's CSRF token; `None` when it needs a session and has none.
+async fn wallet_step(
+    state: &AppState,
+    headers: &HeaderMap,
+    f: &HashMap<String, String>,
+) -> Result<Option<(&'static str, Option<Customer>)>, StoreError> {
+    let purpose = wallet_purpose(f);
+    let c = customer(state, headers).await?;
+    match (&c, purpose) {
+        (None, "add") => return Ok(None),
+        (Some(c), "add") => checked(c, f)?,
+        _ => {}
+    }
+    Ok(Some((purpose, c)))
+}
+
+/// Whether the request came over HTTPS (per the proxy's `X-Forwarded-Proto`).
+fn https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p == "https")
+}
+
 /// The host SIWE messages name and are checked against, and the page's URI.
 fn siwe_origin(headers: &HeaderMap) -> (String, String) {
     let host = headers
@@ -489,13 +511,7 @@ fn siwe_origin(headers: &HeaderMap) -> (String, String) {
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost")
         .to_string();
-    let scheme = match headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some("https") => "https",
-        _ => "http",
-    };
+    let scheme = if https(headers) { "https" } else { "http" };
     (host.clone(), format!("{scheme}://{host}/me/wallet"))
 }
 
@@ -550,14 +566,9 @@ async fn wallet_message(
     Form(f): Form<HashMap<String, String>>,
 ) -> PResult<Response> {
     let s = portal::settings(&state.store).await?;
-    let purpose = wallet_purpose(&f);
-    let c = customer(&state, &headers).await?;
-    if purpose == "add" {
-        let Some(c) = &c else {
-            return Ok(signed_out());
-        };
-        checked(c, &f)?;
-    }
+    let Some((purpose, c)) = wallet_step(&state, &headers, &f).await? else {
+        return Ok(signed_out());
+    };
     let chain: u64 = f
         .get("chain")
         .and_then(|c| c.trim().parse().ok())
@@ -601,14 +612,9 @@ async fn wallet_verify(
     Form(f): Form<HashMap<String, String>>,
 ) -> PResult<Response> {
     let s = portal::settings(&state.store).await?;
-    let purpose = wallet_purpose(&f);
-    let c = customer(&state, &headers).await?;
-    if purpose == "add" {
-        let Some(c) = &c else {
-            return Ok(signed_out());
-        };
-        checked(c, &f)?;
-    }
+    let Some((purpose, c)) = wallet_step(&state, &headers, &f).await? else {
+        return Ok(signed_out());
+    };
     let (host, _) = siwe_origin(&headers);
     let message = f.get("message").map(String::as_str).unwrap_or("");
     let signature = f.get("signature").map(String::as_str).unwrap_or("");

@@ -12,6 +12,7 @@ pub mod audience;
 pub mod auth;
 pub mod charts;
 pub mod email;
+pub mod forms;
 pub mod layout;
 pub mod names;
 pub mod offer_editor;

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 use super::auth::{Staff, UiResult};
+use super::forms;
 use super::layout::{self, csrf};
 use crate::AppState;
 
@@ -27,21 +28,7 @@ pub fn offer_from_form(f: &HashMap<String, String>) -> Result<Value, String> {
             .parse::<i64>()
             .map_err(|_| "priority: a whole number (higher first)")?,
     };
-    let mut score = Vec::new();
-    for i in 0..TERMS {
-        let (when, points) = (get(&format!("when{i}")), get(&format!("points{i}")));
-        match (when, points) {
-            (None, None) => {}
-            (Some(w), Some(p)) => {
-                let p: f64 = p.parse().map_err(|_| format!("points{i}: a number"))?;
-                score.push(json!({"when": w, "points": p}));
-            }
-            (Some(_), None) => {
-                return Err(format!("points{i}: how many points the condition is worth"))
-            }
-            (None, Some(_)) => return Err(format!("when{i}: the condition the points are for")),
-        }
-    }
+    let score = forms::terms(f, TERMS)?;
     Ok(
         json!({"name": name, "description": get("description").unwrap_or(""),
         "eligible": get("eligible").unwrap_or(""), "priority": priority, "score": score}),
@@ -64,12 +51,7 @@ fn form(staff: &Staff, f: &HashMap<String, String>, error: Option<&str>) -> Mark
                 label for="priority" { "Priority (higher first)" }
                 input #priority name="priority" value=(v("priority")) inputmode="numeric" placeholder="0";
                 p.small.muted { "Among eligible offers of the same priority, the one whose conditions earn the most points wins." }
-                @for i in 0..TERMS {
-                    div.row {
-                        div { label for=(format!("when{i}")) { "Condition " (i + 1) } input id=(format!("when{i}")) name=(format!("when{i}")) value=(v(&format!("when{i}"))); }
-                        div { label for=(format!("points{i}")) { "Points" } input id=(format!("points{i}")) name=(format!("points{i}")) value=(v(&format!("points{i}"))) inputmode="decimal"; }
-                    }
-                }
+                (forms::term_rows(f, TERMS))
                 button type="submit" { "Save offer" }
             }
             @if !v("name").is_empty() {
@@ -93,16 +75,7 @@ fn form_of(o: &rapport_app::offers::Offer) -> HashMap<String, String> {
         .iter()
         .map(|k| (k.to_string(), s(&v[*k])))
         .collect();
-    for (i, t) in v["score"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .take(TERMS)
-        .enumerate()
-    {
-        f.insert(format!("when{i}"), s(&t["when"]));
-        f.insert(format!("points{i}"), s(&t["points"]));
-    }
+    forms::terms_into(&v["score"], TERMS, &mut f);
     f
 }
 
@@ -130,16 +103,10 @@ pub async fn new_page(
 }
 
 async fn save(state: &AppState, offers: Vec<Value>) -> Result<(), String> {
-    match rapport_app::offers::set_offers(&state.store, &json!({ "offers": offers })).await {
-        Ok(_) => Ok(()),
-        Err(rapport_store::StoreError::Invalid { field, reason }) => {
-            let field = field
-                .split_once("].")
-                .map_or(field.clone(), |(_, f)| f.to_string());
-            Err(format!("{field}: {reason}"))
-        }
-        Err(e) => Err(e.to_string()),
-    }
+    rapport_app::offers::set_offers(&state.store, &json!({ "offers": offers }))
+        .await
+        .map(|_| ())
+        .map_err(forms::refusal)
 }
 
 pub async fn submit(
@@ -197,12 +164,7 @@ pub async fn delete(
 mod tests {
     use super::*;
 
-    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::ui::forms::fields as form;
 
     #[test]
     fn the_form_makes_the_api_offer() {

@@ -262,30 +262,16 @@ pub async fn submit(
     }
 }
 
-/// A refusal in words, the rule's index taken off the field (the form holds one rule).
+/// A refusal in words: the rule's index and its one action's taken off the field.
 fn problem_text(e: rapport_store::StoreError) -> String {
-    match e {
-        rapport_store::StoreError::Invalid { field, reason } => {
-            let field = field
-                .split_once("].")
-                .map(|(_, f)| f.replace("then[0].", ""))
-                .unwrap_or(field);
-            format!("{field}: {reason}")
-        }
-        e => e.to_string(),
-    }
+    super::forms::refusal(e).replacen("then[0].", "", 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::ui::forms::fields as form;
 
     #[test]
     fn the_form_makes_the_api_rule_and_back() {

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 use super::auth::{Staff, UiError, UiResult};
+use super::forms;
 use super::layout::{self, csrf};
 use crate::AppState;
 
@@ -22,20 +23,7 @@ const TERMS: usize = 8;
 pub fn score_from_form(f: &HashMap<String, String>) -> Result<Value, String> {
     let get = |k: &str| f.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
     let name = get("name").ok_or("name: give the score a name, e.g. lead_score")?;
-    let mut terms = Vec::new();
-    for i in 0..TERMS {
-        match (get(&format!("when{i}")), get(&format!("points{i}"))) {
-            (None, None) => {}
-            (Some(w), Some(p)) => {
-                let p: f64 = p.parse().map_err(|_| format!("points{i}: a number"))?;
-                terms.push(json!({"when": w, "points": p}));
-            }
-            (Some(_), None) => {
-                return Err(format!("points{i}: how many points the condition is worth"))
-            }
-            (None, Some(_)) => return Err(format!("when{i}: the condition the points are for")),
-        }
-    }
+    let terms = forms::terms(f, TERMS)?;
     if terms.is_empty() {
         return Err("when0: a score needs at least one condition".into());
     }
@@ -43,16 +31,10 @@ pub fn score_from_form(f: &HashMap<String, String>) -> Result<Value, String> {
 }
 
 async fn save(state: &AppState, scores: Vec<Value>) -> Result<(), String> {
-    match rapport_app::scores::set_custom_scores(&state.store, &json!({ "scores": scores })).await {
-        Ok(_) => Ok(()),
-        Err(rapport_store::StoreError::Invalid { field, reason }) => {
-            let field = field
-                .split_once("].")
-                .map_or(field.clone(), |(_, f)| f.to_string());
-            Err(format!("{field}: {reason}"))
-        }
-        Err(e) => Err(e.to_string()),
-    }
+    rapport_app::scores::set_custom_scores(&state.store, &json!({ "scores": scores }))
+        .await
+        .map(|_| ())
+        .map_err(forms::refusal)
 }
 
 fn others(all: &[rapport_app::scores::CustomScore], name: &str) -> Vec<Value> {
@@ -102,12 +84,7 @@ async fn render(
                             input #name name="name" value=(v("name")) required placeholder="lead_score";
                             label for="description" { "Description" }
                             input #description name="description" value=(v("description"));
-                            @for i in 0..TERMS {
-                                div.row {
-                                    div { label for=(format!("when{i}")) { "Condition " (i + 1) } input id=(format!("when{i}")) name=(format!("when{i}")) value=(v(&format!("when{i}"))); }
-                                    div { label for=(format!("points{i}")) { "Points" } input id=(format!("points{i}")) name=(format!("points{i}")) value=(v(&format!("points{i}"))) inputmode="decimal"; }
-                                }
-                            }
+                            (forms::term_rows(f, TERMS))
                             button type="submit" { "Save score" }
                         }
                         @if !v("name").is_empty() {
@@ -137,20 +114,8 @@ pub async fn page(
         {
             f.insert("name".to_string(), s.name.clone());
             f.insert("description".to_string(), s.description.clone());
-            for (i, t) in serde_json::to_value(&s.terms)
-                .unwrap_or_default()
-                .as_array()
-                .into_iter()
-                .flatten()
-                .take(TERMS)
-                .enumerate()
-            {
-                f.insert(
-                    format!("when{i}"),
-                    t["when"].as_str().unwrap_or_default().to_string(),
-                );
-                f.insert(format!("points{i}"), t["points"].to_string());
-            }
+            let terms = serde_json::to_value(&s.terms).unwrap_or_default();
+            forms::terms_into(&terms, TERMS, &mut f);
         }
     }
     render(&state, &staff, &f, None).await
@@ -213,12 +178,7 @@ pub async fn recompute(
 mod tests {
     use super::*;
 
-    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::ui::forms::fields as form;
 
     #[test]
     fn the_form_makes_the_api_score() {

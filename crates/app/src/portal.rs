@@ -5,7 +5,7 @@
 
 use crate::email::{Email, SendRequest};
 use rand::RngCore;
-use rapport_domain::model::{ConsentStatus, ConsentView, Frequency, PAUSE_MS};
+use rapport_domain::model::{ConsentStatus, ConsentView, Frequency};
 use rapport_domain::privacy::hex_sha256;
 use rapport_domain::resolve::ProfileId;
 use rapport_domain::time::now_millis;
@@ -575,10 +575,7 @@ pub struct Choice {
 
 /// The frequency a consent shows now: a pause that has run its 30 days is over.
 pub fn current_frequency(c: &ConsentView, now: i64) -> Frequency {
-    match c.frequency {
-        Frequency::Paused if now >= c.at.timestamp_millis() + PAUSE_MS => Frequency::All,
-        f => f,
-    }
+    c.frequency.in_force(c.at.timestamp_millis(), now)
 }
 
 /// The customer's choices in the preference centre, each recorded as a consent with

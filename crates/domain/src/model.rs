@@ -78,16 +78,23 @@ impl Frequency {
         }
     }
 
+    /// The choice in force at `now`: a pause that has run its 30 days is over.
+    pub fn in_force(self, chosen_at: i64, now: i64) -> Frequency {
+        match self {
+            Frequency::Paused if now >= chosen_at + PAUSE_MS => Frequency::All,
+            f => f,
+        }
+    }
+
     /// Whether one more message may go at `now`, given when the choice was made and
     /// when the last message for the same purpose went; the refusal says why.
     pub fn allows(self, chosen_at: i64, last_sent: Option<i64>, now: i64) -> Result<(), String> {
-        match self {
+        match self.in_force(chosen_at, now) {
             Frequency::All => Ok(()),
-            Frequency::Paused if now < chosen_at + PAUSE_MS => Err(format!(
+            Frequency::Paused => Err(format!(
                 "paused by the customer until {}",
                 crate::time::to_datetime(chosen_at + PAUSE_MS).format("%Y-%m-%d")
             )),
-            Frequency::Paused => Ok(()),
             Frequency::Weekly => match last_sent {
                 Some(t) if now < t + WEEK_MS => {
                     Err("the customer asked for at most one a week".into())

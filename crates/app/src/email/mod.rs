@@ -1304,20 +1304,21 @@ impl Email {
 /// How often the person's latest e-mail marketing consent lets the brand write, and
 /// when that was chosen.
 fn marketing_frequency(p: &rapport_domain::model::ProfileView) -> Option<(Frequency, Millis)> {
-    p.consents
-        .iter()
-        .filter(|c| c.channel == "email" && c.purpose == "marketing")
-        .max_by_key(|c| c.at)
-        .map(|c| (c.frequency, c.at.timestamp_millis()))
+    latest_marketing(p).map(|c| (c.frequency, c.at.timestamp_millis()))
 }
 
 /// The person's latest e-mail marketing consent, if any was recorded.
 fn marketing_consent(p: &rapport_domain::model::ProfileView) -> Option<ConsentStatus> {
+    latest_marketing(p).map(|c| c.status)
+}
+
+fn latest_marketing(
+    p: &rapport_domain::model::ProfileView,
+) -> Option<&rapport_domain::model::ConsentView> {
     p.consents
         .iter()
         .filter(|c| c.channel == "email" && c.purpose == "marketing")
         .max_by_key(|c| c.at)
-        .map(|c| c.status)
 }
 
 /// Records e-mail marketing consent as denied (an unsubscribe or a complaint), with

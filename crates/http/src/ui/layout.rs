@@ -165,7 +165,7 @@ h1 { font-size:1.5rem; margin:.4rem 0 1rem; } h2 { font-size:1.1rem; margin:0 0 
 table { width:100%; border-collapse:collapse; table-layout:auto; } td { overflow-wrap:anywhere; } th, td:first-child { white-space:nowrap; }
 code { overflow-wrap:anywhere; } th,td { text-align:left; padding:.4rem .5rem; border-bottom:1px solid var(--line); vertical-align:top; }
 th { font-size:.8rem; text-transform:uppercase; letter-spacing:.03em; color:var(--muted); }
-td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
+td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
 label { display:block; font-weight:600; margin:.7rem 0 .25rem; }
 input, select, textarea { font:inherit; padding:.5rem .6rem; border:1px solid #c8ccd4; border-radius:8px; width:100%; background:#fff; }
 input[type=checkbox] { width:auto; margin:0 .4rem 0 0; vertical-align:middle; }

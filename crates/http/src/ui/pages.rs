@@ -84,7 +84,7 @@ pub async fn dashboard(State(state): State<AppState>, staff: Staff) -> UiResult<
                     @if topics.is_empty() { p.empty { "Nothing rising this week." } }
                     @for t in topics.iter().take(6) { span.chip title=(format!("{} texts this week", t.this_week)) { (t.term) } }
                 }
-                div.card {
+                div.card.half {
                     h2 { "Top influencers" }
                     @if influencers.is_empty() { p.empty { "The network is computed from relationships every 15 minutes." } }
                     table { @for g in &influencers { tr { td { (names.link(g.profile_id)) }
@@ -224,7 +224,7 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
             div.grid {
                 div.card.wide {
                     h2 { "Rules" }
-                    @if rules.is_empty() { p.empty { "No rules yet: build one below (or PUT /api/rules, docs/rules.md); a dry run shows what would fire." } }
+                    @if rules.is_empty() { p.empty { "No rules yet: build one with New rule (or PUT /api/rules, docs/rules.md); a dry run shows what would fire." } }
                     @if market { p { a href="/rules/new" { "New rule →" } } }
                     table { tr { th { "Name" } th { "When" } th { "Where" } th { "Then" } th.num { "Firings (last 1,000)" } th { "" } }
                         @for r in &rules { tr {

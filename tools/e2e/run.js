@@ -14,6 +14,33 @@ async function signIn(page, email, password) {
   await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
 }
 
+// Every page shown is audited with axe-core (no serious or critical violation) and
+// weighed (HTML and what it loads, as transferred: at most 300 KB); the figures go to
+// stdout as "page: …" lines for docs/ui.md.
+const AXE = require.resolve("axe-core/axe.min.js");
+const problems = [];
+async function check(page, name) {
+  const w = await page.evaluate(() => {
+    const n = performance.getEntriesByType("navigation")[0];
+    const rs = performance.getEntriesByType("resource");
+    return { bytes: n.transferSize + rs.reduce((a, e) => a + e.transferSize, 0), server: n.responseStart - n.requestStart };
+  });
+  await page.addScriptTag({ path: AXE });
+  const bad = await page.evaluate(async () => {
+    const r = await axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}, ${v.nodes.length}×): ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(" | ")}`);
+  });
+  console.log(`page: ${name} ${(w.bytes / 1024).toFixed(1)} KB, first byte ${w.server.toFixed(0)} ms, ${bad.length} serious/critical`);
+  for (const b of bad) problems.push(`${name}: ${b}`);
+  if (w.bytes > 300 * 1024) problems.push(`${name}: ${(w.bytes / 1024).toFixed(0)} KB transferred (budget 300 KB)`);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+  await check(page, name);
+}
+
 async function expectText(page, text) {
   await page.waitForFunction((t) => document.body.innerText.includes(t), text, { timeout: 10000 })
     .catch(() => { throw new Error(`"${text}" not on ${page.url()}`); });
@@ -34,7 +61,7 @@ async function expectText(page, text) {
     step("sign in as admin");
     await signIn(page, env("ADMIN_EMAIL"), env("ADMIN_PASSWORD"));
     await expectText(page, "Events per day");
-    await page.screenshot({ path: `${SHOTS}/dashboard.png`, fullPage: true });
+    await shot(page, "dashboard");
 
     step("the / key leads to the people search");
     await Promise.all([page.waitForURL(/\/people$/), page.keyboard.press("/")]);
@@ -44,11 +71,11 @@ async function expectText(page, text) {
     await page.type("#q", env("WALLET"), { delay: 5 });
     // The page opens with a list of people: wait for the answer to this query.
     await page.waitForSelector(`#results[data-q="${env("WALLET")}"] a.result`, { timeout: 10000 });
-    await page.screenshot({ path: `${SHOTS}/search.png`, fullPage: true });
+    await shot(page, "search");
     await Promise.all([page.waitForNavigation(), page.click("#results a.result")]);
     await expectText(page, "Identities");
     await expectText(page, env("WALLET").slice(0, 10));
-    await page.screenshot({ path: `${SHOTS}/person.png`, fullPage: true });
+    await shot(page, "person");
 
     step("edit a trait");
     await page.fill("#trait", "favorite_color");
@@ -68,7 +95,7 @@ async function expectText(page, text) {
     await page.type("#definition", 'traits.favorite_color = "teal"', { delay: 5 });
     await page.waitForFunction(() => /1 people match/.test(document.getElementById("live").textContent), null, { timeout: 10000 })
       .catch(() => { throw new Error("no live count: " + page.url()); });
-    await page.screenshot({ path: `${SHOTS}/segment-editor.png`, fullPage: true });
+    await shot(page, "segment-editor");
     await page.fill("#definition", "");
     await page.type("#definition", "count(track", { delay: 5 });
     await page.waitForSelector("#live.error", { timeout: 10000 });
@@ -76,12 +103,45 @@ async function expectText(page, text) {
     await page.fill("#definition", 'traits.favorite_color = "teal"');
     await Promise.all([page.waitForNavigation(), page.click("#editor button[type=submit]")]);
     await expectText(page, "Size over time");
-    await page.screenshot({ path: `${SHOTS}/segment.png`, fullPage: true });
+    await shot(page, "segment");
 
-    for (const p of ["rules", "network", "insights", "onchain", "email", "settings"]) {
+    step("build a rule in the app, dry-run it, save it");
+    await page.goto(BASE + "/rules/new");
+    await page.fill("#name", "Call back ticket openers (browser)");
+    await page.fill("#when", 'track "Ticket Opened"');
+    await page.selectOption("#action0", "task");
+    await page.fill("#first0", "Call back from the browser test");
+    await page.selectOption("#action1", "add_tag");
+    // The script relabels the row for the kind chosen.
+    await page.waitForFunction(() => document.querySelector("label[for=first1]").textContent === "Tag");
+    await page.fill("#first1", "called-back");
+    await Promise.all([page.waitForNavigation(), page.click("button[value=dry-run]")]);
+    await expectText(page, "Would fire");
+    await shot(page, "rule-dry-run");
+    await Promise.all([page.waitForNavigation(), page.click("button[value=save]")]);
+    await page.waitForURL(/\/rules$/);
+    await expectText(page, "Call back ticket openers (browser)");
+
+    step("an event through the Segment API opens the rule's task");
+    const sent = await page.evaluate(async ([key, id]) => {
+      const r = await fetch("/v1/track", { method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: "Basic " + btoa(key + ":") },
+        body: JSON.stringify({ userId: id, event: "Ticket Opened", properties: { subject: "Where is my parcel?" } }) });
+      return r.status;
+    }, [env("WRITE_KEY"), "u7"]);
+    if (sent !== 200) throw new Error("the Segment API answered " + sent);
+    let seen = false;
+    for (let i = 0; i < 50 && !seen; i++) {
+      await page.goto(BASE + "/rules");
+      seen = (await page.innerText("body")).includes("Call back from the browser test");
+      if (!seen) await page.waitForTimeout(200);
+    }
+    if (!seen) throw new Error("no task on /rules after the event");
+
+    for (const p of ["rules", "rules/new", "offers/new", "scores", "network", "insights", "onchain", "email", "settings", "people"]) {
       step("open " + p);
       await page.goto(`${BASE}/${p}`);
-      await page.screenshot({ path: `${SHOTS}/${p}.png`, fullPage: true });
+      await shot(page, p.replace("/", "-"));
     }
 
     step("sign out");
@@ -89,6 +149,7 @@ async function expectText(page, text) {
     await page.waitForURL(/\/login/);
     await page.goto(BASE + "/people");
     await page.waitForURL(/\/login/);
+    await shot(page, "login");
 
     step("a viewer cannot edit");
     await signIn(page, env("VIEWER_EMAIL"), env("VIEWER_PASSWORD"));
@@ -103,7 +164,8 @@ async function expectText(page, text) {
       return r.status;
     }, env("MERGED_ID"));
     if (status !== 403) throw new Error("a viewer's trait edit answered " + status);
-    await page.screenshot({ path: `${SHOTS}/viewer.png`, fullPage: true });
+    await shot(page, "viewer");
+    if (problems.length) throw new Error("accessibility or weight:\n  " + problems.join("\n  "));
     if (errors.length) throw new Error("script errors on the pages: " + errors.join("; "));
     console.log("ok");
   } finally {

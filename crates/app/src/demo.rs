@@ -205,7 +205,6 @@ fn ascii(s: &str) -> String {
 /// Messages of one person, in time order.
 pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
     let mut rng = StdRng::seed_from_u64(0x5eed ^ i as u64);
-    let year = 365 * 24 * 3_600_000i64;
     let first = *FIRST.choose(&mut rng).unwrap_or(&"Ana");
     let last = *LAST.choose(&mut rng).unwrap_or(&"Silva");
     let (city, country) = *CITIES.choose(&mut rng).unwrap_or(&("Lisbon", "PT"));
@@ -265,7 +264,7 @@ pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
             .collect();
         traits["wallets"] = json!(wallets);
     }
-    let signup = now - rng.gen_range(0..year);
+    let signup = first_seen(&mut rng, now);
     let mut t = signup - rng.gen_range(0..7 * 24 * 3_600_000i64);
     let mut out = Vec::new();
     let mut seq = 0;
@@ -315,7 +314,12 @@ pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
     for _ in 0..n {
         t = (t + rng.gen_range(step / 2..step * 3 / 2)).min(now);
         let (product, price) = *PRODUCTS.choose(&mut rng).unwrap_or(&("Ripple Mug", 19.0));
-        let roll: f64 = rng.gen();
+        // In the season people buy more: some browsing becomes an order.
+        let roll: f64 = if busyness(t, now) > 0.6 && rng.gen_bool(0.2) {
+            0.6
+        } else {
+            rng.gen()
+        };
         let msg = if roll < 0.35 {
             json!({"type": "page", "userId": user_id, "name": product, "properties": {"url": format!("https://shop.example/p/{}", ascii(product))}})
         } else if roll < 0.5 {
@@ -372,12 +376,34 @@ pub fn person(i: usize, size: DemoSize, now: i64) -> Vec<Value> {
     out
 }
 
+const DAY: i64 = 86_400_000;
+
+/// How busy the shop is at `t` relative to its busiest: it grows (a year ago half as
+/// busy as now) and peaks in the shopping season around the start of December.
+fn busyness(t: i64, now: i64) -> f64 {
+    use chrono::Datelike;
+    let growth = 1.0 - 0.5 * ((now - t) as f64 / (365 * DAY) as f64).clamp(0.0, 1.0);
+    let doy = f64::from(rapport_domain::time::to_datetime(t).ordinal());
+    let season = 1.0 + (-((doy - 335.0) / 20.0).powi(2)).exp();
+    growth * season / 2.0
+}
+
+/// When someone first came, in the past year, as busy as the shop was then (rejection
+/// sampling on [`busyness`]).
+fn first_seen(rng: &mut StdRng, now: i64) -> i64 {
+    loop {
+        let t = now - rng.gen_range(0..365 * DAY);
+        if rng.gen::<f64>() < busyness(t, now) {
+            return t;
+        }
+    }
+}
+
 /// One anonymous visitor who browsed a few pages and never identified (one for every
 /// four people), at some point in the year.
 pub fn visitor(i: usize, now: i64) -> Vec<Value> {
     let mut rng = StdRng::seed_from_u64(0x7151 ^ i as u64);
-    let year = 365 * 24 * 3_600_000i64;
-    let mut t = now - rng.gen_range(0..year);
+    let mut t = first_seen(&mut rng, now);
     let anon = format!("visitor-{i}");
     (0..rng.gen_range(1..6))
         .map(|k| {
@@ -501,6 +527,38 @@ const STORY_SEGMENTS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// What [`load_all`] did.
+pub struct Loaded {
+    pub ingest: IngestOutcome,
+    /// The graph run's summary (nodes, edges, communities).
+    pub graph: Value,
+    pub story: Story,
+}
+
+/// Everything `rapport serve --demo` and `rapport demo` load, in order: the people and
+/// their year ([`load`]); relationships inferred and texts analysed, so the network and
+/// insight pages show at once; the graph's metrics; then the [`story`].
+pub async fn load_all(
+    store: &DynStore,
+    size: DemoSize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Loaded, crate::graph::GraphError> {
+    let ingest = load(store, size, progress).await?;
+    crate::graph::infer_all(store).await?;
+    crate::text::analyse_all(store).await?;
+    let run = crate::graph::GraphService::new(store.clone())
+        .recompute(&|_, _, _| {})
+        .await?;
+    let story = story(store).await?;
+    // Relationships and analyses were added after `load`'s own refresh.
+    store.refresh_statistics().await?;
+    Ok(Loaded {
+        ingest,
+        graph: run.summary,
+        story,
+    })
+}
+
 /// What `story` set up.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Story {
@@ -579,6 +637,11 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
                  "then": [{"action": "add_tag", "tag": "helper"},
                           {"action": "emit", "event": "Helper Thanked", "properties": {"points": 50}}],
                  "cap": {"max": 1, "per_hours": 168}, "enabled": true},
+                {"name": "Reward helpers with a wallet (shadow mode)",
+                 "when": r#"track "Answer Posted" where accepted = true"#,
+                 "where": "has wallet",
+                 "then": [{"action": "token_reward", "token": "RAPT", "amount": "25", "chain": "eip155:1"}],
+                 "cap": {"max": 1, "per_hours": 168}, "enabled": true, "dry_run": true},
                 {"name": "Big orders to the ERP (demo: points nowhere, disabled)",
                  "when": r#"track "Order Completed" where revenue > 400"#,
                  "then": [{"action": "webhook", "url": "https://erp.example.invalid/rapport-demo",
@@ -596,13 +659,22 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
             received_at: now,
             ..Default::default()
         };
-        let messages = (0..40)
-            .filter_map(|i| {
-                let v = json!({"type": "track", "userId": format!("u{i}"), "event": "Ticket Opened",
-                    "context": {"channel": "support"}, "messageId": format!("demo-story-ticket-{i}"),
-                    "properties": {"subject": "My order has not arrived", "body": "I am still waiting for my order and nobody answers. This is really disappointing."}});
-                parse_message(&v, "", None, &batch, || format!("demo-story-ticket-{i}")).ok()
-            })
+        let tickets = (0..40).map(|i| {
+            json!({"type": "track", "userId": format!("u{i}"), "event": "Ticket Opened",
+                "context": {"channel": "support"}, "messageId": format!("demo-story-ticket-{i}"),
+                "properties": {"subject": "My order has not arrived", "body": "I am still waiting for my order and nobody answers. This is really disappointing."}})
+        });
+        // And today's accepted answers: helpers are thanked, and the shadow reward rule
+        // records the tokens it would send to those with a wallet.
+        let answers = (40..60).map(|i| {
+            json!({"type": "track", "userId": format!("u{i}"), "event": "Answer Posted",
+                "context": {"channel": "community"}, "messageId": format!("demo-story-answer-{i}"),
+                "properties": {"question_author": format!("u{}", i + 100), "accepted": true,
+                    "text": "Hold the button for ten seconds, then pair it again: that fixed mine."}})
+        });
+        let messages = tickets
+            .chain(answers)
+            .filter_map(|v| parse_message(&v, "", None, &batch, || String::new()).ok())
             .collect();
         store
             .ingest(vec![SourcedMessages {
@@ -617,6 +689,26 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shop_grows_and_has_a_season() {
+        // 2026-12-07: the last quarter holds the season and the most growth.
+        let now = 1_796_601_600_000;
+        let mut rng = StdRng::seed_from_u64(7);
+        let seen: Vec<i64> = (0..20_000).map(|_| first_seen(&mut rng, now)).collect();
+        let within = |from: i64, to: i64| {
+            seen.iter()
+                .filter(|&&t| t > now - from * DAY && t <= now - to * DAY)
+                .count() as f64
+        };
+        assert!(seen.iter().all(|&t| t <= now && t > now - 365 * DAY));
+        // Growth: the summer months of this year against last winter's quiet months.
+        let (spring_before, summer) = (within(300, 240), within(180, 120));
+        assert!(summer > 1.15 * spring_before, "{summer} vs {spring_before}");
+        // Season: the three weeks up to now against three weeks in October.
+        let (season, october) = (within(21, 0), within(63, 42));
+        assert!(season > 1.4 * october, "{season} vs {october}");
+    }
 
     #[test]
     fn demo_messages_are_valid_and_varied() {

@@ -57,6 +57,10 @@ pub struct Rule {
     pub quiet_hours: Option<QuietHours>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Shadow mode: the rule fires as usual (caps count it) and each firing records what
+    /// its actions would have done; none of them is done.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -739,7 +743,11 @@ pub(crate) async fn fire(
         if check(c, p, now, count).is_err() {
             continue;
         }
-        let done = act(store, &c.rule, id, ev, p, now, effects).await?;
+        let done = if c.rule.dry_run {
+            would_do(&c.rule.then)
+        } else {
+            act(store, &c.rule, id, ev, p, now, effects).await?
+        };
         fired.push((name.clone(), now));
         effects.firings.push(Firing {
             id: 0,
@@ -752,6 +760,20 @@ pub(crate) async fn fire(
         n += 1;
     }
     Ok(n)
+}
+
+/// A shadow-mode firing's record: each action as asked, marked not done, secrets left out.
+fn would_do(then: &[Value]) -> Vec<Value> {
+    then.iter()
+        .map(|a| {
+            let mut a = a.clone();
+            if let Value::Object(m) = &mut a {
+                m.remove("secret");
+                m.insert("dry_run".into(), json!(true));
+            }
+            a
+        })
+        .collect()
 }
 
 /// What a rule would have done over the last `days` of events, without doing it.

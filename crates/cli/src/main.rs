@@ -358,31 +358,21 @@ pub(crate) async fn load_demo(store: &DynStore, people: usize) -> Result<()> {
         people,
         ..Default::default()
     };
-    let o = rapport_app::demo::load(store, size, &|n| pb.set_position(n as u64)).await?;
+    let l = rapport_app::demo::load_all(store, size, &|n| pb.set_position(n as u64)).await?;
     pb.finish_and_clear();
+    let (o, g, story) = (&l.ingest, &l.graph, &l.story);
     eprintln!(
         "demo loaded: {} events, {} profiles created, {} merges, {} conflicts held for review",
         o.accepted, o.profiles_created, o.merges, o.conflicts
     );
-    // Relationships from the demo's mentions, referrals and answers, and their metrics,
-    // so the graph pages have something to show at once.
-    rapport_app::graph::infer_all(store).await?;
-    // And every text analysed, so insights show at once too.
-    rapport_app::text::analyse_all(store).await?;
-    let service = rapport_app::graph::GraphService::new(store.clone());
-    let run = service.recompute(&|_, _, _| {}).await?;
     eprintln!(
         "demo graph: {} people with relationships, {} relationships, {} communities",
-        run.summary["nodes"], run.summary["edges"], run.summary["communities"]["count"]
+        g["nodes"], g["edges"], g["communities"]["count"]
     );
-    // What a marketer would have set up: scores, segments, micro-segments, offers, rules.
-    let story = rapport_app::demo::story(store).await?;
     eprintln!(
         "demo story: {} segments, {} micro-segments, {} scores computed, {} offers, {} rules",
         story.segments, story.micro_segments, story.scores, story.offers, story.rules
     );
-    // Relationships and analyses were added after the demo's own refresh.
-    store.refresh_statistics().await?;
     Ok(())
 }
 

@@ -437,7 +437,7 @@ async fn demo_data_is_a_living_crm() {
             rapport_app::offers::offers(&dynstore).await.unwrap().len(),
             3
         );
-        assert_eq!(rapport_app::rules::rules(&dynstore).await.unwrap().len(), 3);
+        assert_eq!(rapport_app::rules::rules(&dynstore).await.unwrap().len(), 4);
         assert!(!rapport_app::scores::custom_scores(&dynstore)
             .await
             .unwrap()
@@ -455,14 +455,30 @@ async fn demo_data_is_a_living_crm() {
         // task list has something to do.
         let (mut child, url) = start_server(&t);
         wait_healthy(&url).await;
-        let mut tasks = Vec::new();
+        let (mut tasks, mut shadow) = (Vec::new(), Vec::new());
+        let reward = "Reward helpers with a wallet (shadow mode)";
         for _ in 0..600 {
             tasks = t.store().await.tasks(50).await.unwrap();
-            if !tasks.is_empty() {
+            shadow = t.store().await.firings(Some(reward.into()), 50).await.unwrap();
+            if !tasks.is_empty() && !shadow.is_empty() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // The token reward rule in shadow mode: it fired on today's accepted answers by
+        // people with a wallet, and recorded what it would have paid; nothing was asked of
+        // the chain.
+        assert!(
+            shadow.iter().all(|f| f.actions[0]["dry_run"] == true),
+            "[{}] {shadow:?}",
+            t.kind
+        );
+        assert!(!shadow.is_empty(), "[{}] the shadow rule never fired", t.kind);
+        assert!(
+            t.store().await.rewards(None, 10).await.unwrap().is_empty(),
+            "[{}] a reward was asked for",
+            t.kind
+        );
         let _ = child.kill();
         let _ = child.wait();
         assert!(

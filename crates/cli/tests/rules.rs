@@ -227,6 +227,49 @@ async fn rules_act_on_what_happens() {
         assert_eq!(members["members"], json!([vip]), "[{k}] {members}");
         let p = s.get(&format!("/api/profiles/{vip}")).await.1;
         assert_eq!(p["traits"]["tags"], json!([]), "[{k}] tag removed: {p}");
+
+        // Shadow mode: a rule in dry run fires and says what it would do; nothing is done.
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/rules",
+                json!({"rules": [{"name": "Shadow", "when": "track \"Waved\"", "dry_run": true,
+                    "then": [{"action": "task", "title": "Wave back"},
+                             {"action": "webhook", "url": "https://x.example.invalid/h", "secret": "0123456789abcdef0123"}]}]}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        assert_eq!(
+            s.get("/api/rules").await.1["rules"][0]["dry_run"],
+            true,
+            "[{k}]"
+        );
+        assert_eq!(
+            s.batch(json!([{"type": "track", "userId": "vip", "event": "Waved"}]))
+                .await
+                .0,
+            200
+        );
+        let f = common::eventually(&s, "/api/rules/firings?rule=Shadow", |v| {
+            v.as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+        assert_eq!(
+            f[0]["actions"],
+            json!([{"action": "task", "title": "Wave back", "dry_run": true},
+                {"action": "webhook", "url": "https://x.example.invalid/h", "dry_run": true}]),
+            "[{k}] {f}"
+        );
+        assert_eq!(
+            s.get("/api/tasks").await.1.as_array().unwrap().len(),
+            1,
+            "[{k}] no task from the shadow rule"
+        );
+        assert_eq!(
+            s.get("/api/outbox").await.1.as_array().map(Vec::len),
+            Some(0),
+            "[{k}] no webhook queued"
+        );
         s.finish().await;
     }
 }

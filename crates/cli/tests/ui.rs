@@ -81,27 +81,17 @@ async fn post(s: &TestServer, cookie: &str, path: &str, form: &[(&str, &str)]) -
         .as_u16()
 }
 
-async fn with_demo(s: &TestServer) {
-    rapport_app::demo::load(
-        &s.store,
-        DemoSize {
-            people: 300,
-            events_per_person: 12,
-        },
-        &|_| {},
-    )
-    .await
-    .expect("demo");
-    // The network, so pages list influencers (by name).
-    rapport_app::graph::infer_all(&s.store)
+async fn with_demo(store: &rapport_store::DynStore) {
+    // As `rapport serve --demo` loads it, smaller.
+    let size = DemoSize {
+        people: 300,
+        events_per_person: 12,
+    };
+    rapport_app::demo::load_all(store, size, &|_| {})
         .await
-        .expect("infer");
-    rapport_app::graph::GraphService::new(s.store.clone())
-        .recompute(&|_, _, _| {})
-        .await
-        .expect("graph");
+        .expect("demo");
     for r in ROLES {
-        rapport_app::users::create(&s.store, &format!("{r}@shop.example"), PASSWORD, r)
+        rapport_app::users::create(store, &format!("{r}@shop.example"), PASSWORD, r)
             .await
             .expect("user");
     }
@@ -110,8 +100,10 @@ async fn with_demo(s: &TestServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_renders_for_every_role_and_checks_hold() {
     for (store, dir, pg) in stores().await {
+        // Loaded before the server starts, as `rapport serve --demo` does: the dashboard
+        // is warmed and the rules run on the demo's events of today.
+        with_demo(&store).await;
         let s = start(store, dir, pg).await;
-        with_demo(&s).await;
         // Not signed in: every page sends to the sign-in form.
         let (st, _) = get(&s, "", "/people").await;
         assert_eq!(st, 303);
@@ -633,8 +625,10 @@ async fn every_page_renders_for_every_role_and_checks_hold() {
 async fn a_person_uses_the_app_in_headless_chromium() {
     let (chromium, tools) = common::browser_tools();
     for (store, dir, pg) in stores().await {
+        // Loaded before the server starts, as `rapport serve --demo` does: the dashboard
+        // is warmed and the rules run on the demo's events of today.
+        with_demo(&store).await;
         let s = start(store, dir, pg).await;
-        with_demo(&s).await;
         let wallet = s
             .store
             .all_identifiers()
@@ -668,6 +662,7 @@ async fn a_person_uses_the_app_in_headless_chromium() {
             .env("VIEWER_PASSWORD", PASSWORD)
             .env("WALLET", &address)
             .env("MERGED_ID", merged.to_string())
+            .env("WRITE_KEY", &s.write)
             .env("SHOTS", &shots)
             .env("CHROMIUM", &chromium)
             .output()
@@ -775,8 +770,10 @@ async fn a_marketer_builds_a_rule_in_the_app() {
                     "where",
                     "sum(track \"Order Completed\".revenue) > 500".to_string(),
                 ),
-                ("action", "task".to_string()),
-                ("title", "Call them today".to_string()),
+                ("action0", "task".to_string()),
+                ("first0", "Call them today".to_string()),
+                ("action1", "add_tag".to_string()),
+                ("first1", "called".to_string()),
                 ("cap_max", "1".to_string()),
                 ("cap_hours", "24".to_string()),
                 ("enabled", "on".to_string()),
@@ -819,6 +816,14 @@ async fn a_marketer_builds_a_rule_in_the_app() {
         );
         let (st, _) = send(fields("track \"Ticket Opened\"", "save")).await;
         assert_eq!(st, 303, "[{k}]");
+        let saved = rapport_app::rules::rules(&s.store).await.unwrap();
+        assert_eq!(saved[0].then.len(), 2, "[{k}] both actions saved");
+        // Opened for editing, the form shows both actions, and a third, empty row.
+        let (_, edit) = get(&s, &c, "/rules/new?name=Call%20big%20spenders").await;
+        assert!(
+            edit.contains("value=\"called\"") && edit.contains("id=\"action2\""),
+            "[{k}]"
+        );
         let (_, rules) = get(&s, &c, "/rules").await;
         assert!(rules.contains("Call big spenders"), "[{k}]");
         // The event, through the Segment API; the engine opens the task.
@@ -989,9 +994,9 @@ async fn a_marketer_builds_a_rule_in_the_app() {
                 ("_csrf", token.as_str()),
                 ("name", "Hook"),
                 ("when", "track \"Ticket Opened\""),
-                ("action", "webhook"),
-                ("url", "http://127.0.0.1:9/hook"),
-                ("secret", "a-secret-of-16-chars+"),
+                ("action0", "webhook"),
+                ("first0", "http://127.0.0.1:9/hook"),
+                ("second0", "a-secret-of-16-chars+"),
                 ("enabled", "on"),
                 ("do", "save"),
             ])

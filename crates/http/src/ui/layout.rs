@@ -103,7 +103,13 @@ pub fn page(staff: &Staff, title: &str, active: &str, body: Markup) -> Markup {
                         }
                     }
                 }
-                main { h1 { (title) } (body) }
+                main {
+                    // A page under a section (a person, a segment, an editor) says where it is.
+                    @if let Some((href, label)) = NAV.iter().find(|(h, l)| *h == active && !title.starts_with(*l) && *h != "/") {
+                        nav.crumbs aria-label="Breadcrumb" { a href=(href) { (label) } " › " span aria-current="page" { (title) } }
+                    }
+                    h1 { (title) } (body)
+                }
                 @if staff.role.can_see_people() { script { (maud::PreEscaped(SEARCH_KEY)) } }
             }
         }
@@ -143,6 +149,10 @@ const CSS: &str = r#"
 * { box-sizing: border-box; }
 body { margin:0; font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif; color:var(--ink); background:var(--bg); }
 a { color:var(--accent); text-decoration:none; } a:hover { text-decoration:underline; }
+/* Links inside running text are underlined: colour alone does not tell them apart. */
+p a, li a, .small a, .crumbs a { text-decoration:underline; }
+fieldset { border:1px solid var(--line); border-radius:8px; padding:.4rem 1rem .2rem; margin:.8rem 0; } legend { font-weight:600; padding:0 .3rem; }
+.crumbs { font-size:.85rem; color:var(--muted); margin:-.4rem 0 .2rem; }
 header.top { display:flex; align-items:center; gap:1.5rem; background:#fff; border-bottom:1px solid var(--line); padding:.6rem 1.5rem; position:sticky; top:0; z-index:5; }
 .brand { font-weight:700; font-size:1.15rem; color:var(--ink); }
 header nav { display:flex; gap:.2rem; flex:1; flex-wrap:wrap; }
@@ -156,6 +166,7 @@ h1 { font-size:1.5rem; margin:.4rem 0 1rem; } h2 { font-size:1.1rem; margin:0 0 
 .grid { display:grid; grid-template-columns:repeat(auto-fit,minmax(260px,1fr)); gap:1rem; }
 .card { background:#fff; border:1px solid var(--line); border-radius:10px; padding:1rem 1.2rem; min-width:0; overflow-x:auto; }
 .card.wide { grid-column:1/-1; }
+.grid.wide-cards { grid-template-columns:repeat(auto-fit,minmax(340px,1fr)); }
 .quote { font-style:italic; } details pre { white-space:pre-wrap; overflow-wrap:anywhere; margin:.2rem 0; }
 @media (min-width: 900px) { .card.half { grid-column:span 2; } }
 .figures { display:flex; flex-wrap:wrap; gap:.4rem 1.2rem; align-items:center; margin:0 0 1rem; }
@@ -183,7 +194,9 @@ form.inline { display:inline; margin:0; }
 .empty { color:var(--muted); background:#fafbfc; border:1px dashed var(--line); border-radius:8px; padding:1rem; }
 .badge { display:inline-block; font-size:.75rem; padding:0 .45rem; border-radius:10px; background:#eef0f3; color:var(--muted); }
 .badge.verified { background:#e5f6ea; color:var(--ok); } .badge.warn { background:#fff4e0; color:#7a4a00; }
-.chip { display:inline-block; padding:.1rem .55rem; margin:.1rem; border-radius:12px; background:#eef1fc; color:var(--accent); font-size:.85rem; }
+.chip { display:inline-block; padding:.1rem .55rem; margin:.1rem; border-radius:12px; background:#eef1fc; color:var(--accent); font-size:.85rem; white-space:nowrap; }
+td button, td .badge { white-space:nowrap; }
+.why { white-space:normal; }
 figure.chart { margin:0; } figure.chart figcaption { font-weight:600; margin-bottom:.3rem; }
 svg { width:100%; height:auto; } svg .grid { stroke:#eceef2; } svg .axis { stroke:#9aa1ad; }
 svg .bar { fill:#5b74e0; } svg .line { fill:none; stroke:#3451d1; stroke-width:2; } svg .dot { fill:#3451d1; }

@@ -208,7 +208,8 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
         tasks
             .iter()
             .map(|t| t.profile_id)
-            .chain(deliveries.iter().map(|d| d.profile_id)),
+            .chain(deliveries.iter().map(|d| d.profile_id))
+            .chain(firings.iter().take(10).map(|f| f.profile_id)),
     )
     .await?;
     let mut count: HashMap<&str, usize> = HashMap::new();
@@ -228,10 +229,11 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
                     @if market { p { a href="/rules/new" { "New rule →" } } }
                     table { tr { th { "Name" } th { "When" } th { "Where" } th { "Then" } th.num { "Firings (last 1,000)" } th { "" } }
                         @for r in &rules { tr {
-                            td { (r.name) } td.small { code { (r.when) } } td.small { code { (r.condition.clone().unwrap_or_default()) } }
+                            td { (r.name) } td.small { code { (r.when) } } td.small { @if let Some(c) = &r.condition { code { (c) } } }
                             td.small { @for a in &r.then { span.chip { (a.get("action").and_then(|v| v.as_str()).unwrap_or("")) } } }
                             td.num { (count.get(r.name.as_str()).copied().unwrap_or(0)) }
-                            td { @if !r.enabled { span.badge { "off" } } @else if market {
+                            td { @if r.dry_run && r.enabled { span.badge title="Shadow mode: firings are recorded, nothing is done" { "shadow" } " " }
+                                @if !r.enabled { span.badge { "off" } } @else if market {
                                 form method="post" action="/rules/dry-run" {
                                     (csrf(&staff)) input type="hidden" name="rule" value=(r.name);
                                     button.secondary type="submit" { "Dry run (7 days)" }
@@ -241,12 +243,14 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
                         } }
                     }
                 }
-                div.card {
+                div.card.wide {
                     h2 { "Offers" }
                     @if offers.is_empty() { p.empty { "No offers yet: add one below (or PUT /api/offers)." } }
-                    table { @for o in &offers { tr {
+                    table {
+                        @if !offers.is_empty() { tr { th { "Offer" } th.num { "Priority" } th { "Eligible" } th { "Description" } } }
+                        @for o in &offers { tr {
                         td { @if market { a href=(format!("/offers/new?name={}", super::layout::urlencode(&o.name))) { (o.name) } } @else { (o.name) } }
-                        td.num { (o.priority) } td.small { code { (o.eligible) } } } } }
+                        td.num { (o.priority) } td.small { code { (o.eligible) } } td.small.muted { (o.description) } } } }
                     @if market { p { a href="/offers/new" { "New offer →" } } }
                 }
                 div.card.wide {
@@ -266,10 +270,27 @@ pub async fn rules(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
                         } }
                     }
                 }
-                div.card {
+                div.card.wide {
+                    h2 { "Latest firings" }
+                    @if firings.is_empty() { p.empty { "No rule has fired yet: rules act on events received after they are saved." } }
+                    table {
+                        @if !firings.is_empty() { tr { th { "When" } th { "Rule" } th { "Person" } th { "What it did" } } }
+                        @for f in firings.iter().take(10) { tr {
+                            td.small.muted { (super::layout::when(to_datetime(f.at))) } td.small { (f.rule) }
+                            td { (names.link(f.profile_id)) }
+                            td.small { @for a in f.actions.as_array().into_iter().flatten() {
+                                span.chip { (a["action"].as_str().unwrap_or("")) @if a["dry_run"] == true { " (would)" } @else if a.get("skipped").is_some() { " (skipped)" } } " "
+                            } }
+                        } }
+                    }
+                }
+                div.card.wide {
                     h2 { "Latest tasks" }
-                    @if tasks.is_empty() { p.empty { "No tasks opened by rules." } }
-                    table { @for t in &tasks { tr { td { (names.link(t.profile_id)) } td { (t.title) } td.small.muted { (t.rule) } td.small.muted { (super::layout::when(to_datetime(t.created_at))) } } } }
+                    @if tasks.is_empty() { p.empty { "No tasks opened by rules: a rule's task action opens one for staff." } }
+                    table {
+                        @if !tasks.is_empty() { tr { th { "When" } th { "Person" } th { "Task" } th { "Rule" } } }
+                        @for t in &tasks { tr { td.small.muted { (super::layout::when(to_datetime(t.created_at))) } td { (names.link(t.profile_id)) } td { (t.title) } td.small.muted { (t.rule) } } }
+                    }
                 }
             }
         },

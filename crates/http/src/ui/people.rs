@@ -140,11 +140,54 @@ fn four_p(key: &str) -> &'static str {
     }
 }
 
+/// A trait's value as a person reads it: lists joined, objects as `key: value`.
 fn show(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(show).collect::<Vec<_>>().join(", "),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", show(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
         other => other.to_string(),
     }
+}
+
+/// A score's explanation in a sentence (the built-in scores' shapes, a custom score's
+/// terms); anything else by its `how`.
+fn explain(e: &Value) -> String {
+    let n = |k: &str| e[k].as_f64().map_or("?".into(), |v| format!("{v}"));
+    if e.get("bands").is_some() {
+        return format!(
+            "R{} F{} M{} ({}): {} days since the last, {} in all, {} spent",
+            e["bands"]["r"],
+            e["bands"]["f"],
+            e["bands"]["m"],
+            e["label"].as_str().unwrap_or(""),
+            n("recency_days"),
+            n("frequency"),
+            n("monetary")
+        );
+    }
+    if e.get("active_days_30d").is_some() {
+        return format!(
+            "{} active days in the last 30; more active than {}% of active people",
+            n("active_days_30d"),
+            n("people_less_active_pct")
+        );
+    }
+    if let Some(terms) = e["terms"].as_array() {
+        return terms
+            .iter()
+            .map(|t| {
+                let p = t["points"].as_f64().unwrap_or_default();
+                format!("{p:+} for {}", show(&t["when"]))
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    e["how"].as_str().map_or_else(|| show(e), str::to_string)
 }
 
 async fn timeline_page(
@@ -261,7 +304,7 @@ pub async fn person(
             @for (label, value) in &figures { span.figure { span.muted { (label) " " } strong { (value) } } }
             @for s in segs.iter().take(4) { " " span.badge { (s) } }
         }
-        div.grid {
+        div.grid.wide-cards {
             div.card {
                 h2 { "Identities" }
                 @for (kind, ids) in &by_kind {
@@ -326,7 +369,12 @@ pub async fn person(
             div.card {
                 h2 { "Scores" }
                 @if scores.is_empty() { p.empty { "No scores yet: Segments → scores are computed every 15 minutes." } }
-                table { @for s in &scores { tr { td { (s.name) } td.num { (format!("{:.2}", s.value)) } td.small.muted { (s.explanation.to_string().chars().take(160).collect::<String>()) } } } }
+                table { @for (i, s) in scores.iter().enumerate() {
+                    // The parts of a score (rfm_r, rfm_f…) share its explanation: said once.
+                    @let why = explain(&s.explanation);
+                    @let again = i > 0 && explain(&scores[i - 1].explanation) == why;
+                    tr { td { strong { (s.name) } @if !again { div.small.muted.why { (why) } } } td.num { (format!("{:.0}", s.value)) } }
+                } }
                 @if let Some(n) = &p.network {
                     h2 { "Network" }
                     p.small { "PageRank percentile " (format!("{:.0}", n.pagerank_pct * 100.0)) " · reach " (n.reach1) " / " (n.reach2) " · community " (n.community) }
@@ -534,7 +582,7 @@ fn ego_svg(
         ));
     }
     s.push_str("<circle cx='160' cy='130' r='13' fill='#1d2330'/>");
-    html! { svg viewBox="0 0 320 260" role="img" aria-label="Ego network" { (PreEscaped(s)) } }
+    html! { svg viewBox="0 0 320 260" role="group" aria-label="Ego network: the person and the people they are linked to" { (PreEscaped(s)) } }
 }
 
 pub async fn set_trait(
@@ -805,6 +853,29 @@ pub async fn audit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use serde_json::json;
+
+    #[test]
+    fn values_and_explanations_read_as_words() {
+        assert_eq!(show(&json!(["a@x.io", "b@x.io"])), "a@x.io, b@x.io");
+        assert_eq!(show(&json!({"x": "ann", "n": 2})), "n: 2, x: ann");
+        assert_eq!(show(&json!(true)), "true");
+        let rfm = json!({"recency_days": 4.5, "frequency": 3, "monetary": 120.0,
+            "bands": {"r": 5, "f": 3, "m": 4}, "label": "loyal", "how": "…"});
+        assert_eq!(
+            explain(&rfm),
+            "R5 F3 M4 (loyal): 4.5 days since the last, 3 in all, 120 spent"
+        );
+        let eng = json!({"active_days_30d": 6, "people_less_active_pct": 71.0});
+        assert_eq!(
+            explain(&eng),
+            "6 active days in the last 30; more active than 71% of active people"
+        );
+        let custom = json!({"terms": [{"when": "has wallet", "points": 10.0}, {"when": "has email", "points": 5}]});
+        assert_eq!(explain(&custom), "+10 for has wallet; +5 for has email");
+        assert_eq!(explain(&json!({"how": "by hand"})), "by hand");
+    }
 
     #[test]
     fn key_figures_come_from_scores() {

@@ -17,75 +17,181 @@ use super::layout::{self, csrf};
 use super::names::Names;
 use crate::AppState;
 
-const ACTIONS: [(&str, &str); 5] = [
-    ("task", "Open a task for staff"),
-    ("add_tag", "Add a tag"),
-    ("set_trait", "Set a trait"),
-    ("emit", "Record an event"),
-    ("webhook", "Call a webhook"),
+/// The actions a rule can take: (kind, what the menu says, the first field's key and
+/// label, the second's). Every action fits two fields; anything more (an event's
+/// properties, a webhook's attempts, a reward's chain) goes in the row's JSON field.
+const ACTIONS: [Kind; 10] = [
+    (
+        "task",
+        "Open a task for staff",
+        ("title", "Title"),
+        ("body", "Details"),
+    ),
+    ("add_tag", "Add a tag", ("tag", "Tag"), ("", "")),
+    ("remove_tag", "Remove a tag", ("tag", "Tag"), ("", "")),
+    (
+        "set_trait",
+        "Set a trait",
+        ("trait", "Trait"),
+        ("value", "Value"),
+    ),
+    ("emit", "Record an event", ("event", "Event name"), ("", "")),
+    (
+        "add_to_segment",
+        "Add to a list (static segment)",
+        ("segment", "List"),
+        ("", ""),
+    ),
+    (
+        "remove_from_segment",
+        "Take off a list",
+        ("segment", "List"),
+        ("", ""),
+    ),
+    (
+        "send_email",
+        "Send an e-mail",
+        ("template", "Template"),
+        ("from", "From address"),
+    ),
+    (
+        "token_reward",
+        "Reward tokens",
+        ("token", "Token (symbol or contract)"),
+        ("amount", "Amount"),
+    ),
+    (
+        "webhook",
+        "Call a webhook",
+        ("url", "URL (https://…)"),
+        ("secret", "Secret (write-only)"),
+    ),
 ];
+type Kind = (
+    &'static str,
+    &'static str,
+    (&'static str, &'static str),
+    (&'static str, &'static str),
+);
+
+/// At most this many actions in the form (the API takes more).
+const MAX_ACTIONS: usize = 8;
+
+fn kind(k: &str) -> Option<&'static Kind> {
+    ACTIONS.iter().find(|a| a.0 == k)
+}
+
+/// The action rows of a form: `action<i>`, `first<i>`, `second<i>`, `more<i>`.
+fn rows_in(f: &HashMap<String, String>) -> usize {
+    (0..MAX_ACTIONS)
+        .rev()
+        .find(|i| {
+            ["action", "first", "second", "more"].iter().any(|k| {
+                f.get(&format!("{k}{i}"))
+                    .is_some_and(|v| !v.trim().is_empty())
+            })
+        })
+        .map_or(0, |i| i + 1)
+}
 
 /// The form's fields as a rule of the API's shape; what is missing or malformed is
-/// named by its form field.
+/// named by its place on the form ("Action 2, Title: …").
 pub fn rule_from_form(f: &HashMap<String, String>) -> Result<Value, String> {
     let get = |k: &str| f.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
     let mut r = Map::new();
     r.insert(
         "name".into(),
-        json!(get("name").ok_or("name: give the rule a name")?),
+        json!(get("name").ok_or("Name: give the rule a name")?),
     );
-    r.insert("when".into(), json!(get("when").ok_or("when: which event starts the rule, e.g. track \"Ticket Opened\"")?));
+    r.insert("when".into(), json!(get("when").ok_or("When: which event starts the rule, e.g. track \"Ticket Opened\"")?));
     if let Some(w) = get("where") {
         r.insert("where".into(), json!(w));
     }
-    let action = get("action").unwrap_or("task");
-    let need = |k: &str, what: &str| get(k).map(str::to_string).ok_or(format!("{k}: {what}"));
-    let a = match action {
-        "task" => {
-            json!({"action": "task", "title": need("title", "the task's title")?, "body": get("body").unwrap_or("")})
-        }
-        "add_tag" => json!({"action": "add_tag", "tag": need("tag", "the tag to add")?}),
-        "set_trait" => {
-            let raw = need("value", "the trait's value")?;
+    let mut then = Vec::new();
+    for i in 0..rows_in(f) {
+        let at = |what: &str| format!("Action {}, {what}", i + 1);
+        let (first, second) = (get(&format!("first{i}")), get(&format!("second{i}")));
+        let Some(k) = get(&format!("action{i}")) else {
+            if first.is_some() || second.is_some() {
+                return Err(format!("{}: choose what to do", at("Then")));
+            }
+            continue;
+        };
+        let &(k, _, (k1, l1), (k2, l2)) = kind(k)
+            .ok_or_else(|| format!("{}: '{k}' is not an action this form knows", at("Then")))?;
+        let mut a = match get(&format!("more{i}")) {
+            None => Map::new(),
+            Some(m) => match serde_json::from_str::<Value>(m) {
+                Ok(Value::Object(m)) => m,
+                _ => {
+                    return Err(format!(
+                        "{}: a JSON object, e.g. {{\"properties\": {{\"points\": 50}}}}",
+                        at("More")
+                    ))
+                }
+            },
+        };
+        a.insert("action".into(), json!(k));
+        a.insert(
+            k1.into(),
+            json!(first.ok_or_else(|| format!("{}: needed to {}", at(l1), label_of(k)))?),
+        );
+        match (k2, second) {
+            ("", _) => {}
             // Numbers and true/false stay such, as in the 360 page's trait form.
-            let v = serde_json::from_str::<Value>(&raw)
-                .ok()
-                .filter(|v| v.is_number() || v.is_boolean())
-                .unwrap_or(Value::String(raw));
-            json!({"action": "set_trait", "trait": need("trait", "the trait's key")?, "value": v})
+            ("value", Some(raw)) => {
+                let v = serde_json::from_str::<Value>(raw)
+                    .ok()
+                    .filter(|v| v.is_number() || v.is_boolean())
+                    .unwrap_or_else(|| json!(raw));
+                a.insert(k2.into(), v);
+            }
+            (_, Some(v)) => {
+                a.insert(k2.into(), json!(v));
+            }
+            // A webhook's secret may be left empty when editing: the saved one is kept
+            // (`submit`); a task's details are optional.
+            ("secret" | "body", None) => {}
+            (_, None) => return Err(format!("{}: needed to {}", at(l2), label_of(k))),
         }
-        "emit" => json!({"action": "emit", "event": need("event", "the event's name")?}),
-        // The secret may be left empty when editing: the saved one is kept (`submit`).
-        "webhook" => {
-            json!({"action": "webhook", "url": need("url", "the https:// address to call")?,
-            "secret": get("secret")})
-        }
-        other => {
-            return Err(format!(
-                "action: '{other}' is not one of task, add_tag, set_trait, emit, webhook"
-            ))
-        }
-    };
-    r.insert("then".into(), json!([a]));
-    let num = |k: &str| -> Result<Option<i64>, String> {
+        then.push(Value::Object(a));
+    }
+    if then.is_empty() {
+        return Err("Action 1, Then: choose at least one action".into());
+    }
+    r.insert("then".into(), Value::Array(then));
+    let num = |k: &str, label: &str| -> Result<Option<i64>, String> {
         get(k)
-            .map(|v| v.parse::<i64>().map_err(|_| format!("{k}: a whole number")))
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| format!("{label}: a whole number"))
+            })
             .transpose()
     };
-    if let Some(max) = num("cap_max")? {
+    if let Some(max) = num("cap_max", "At most")? {
         r.insert(
             "cap".into(),
-            json!({"max": max, "per_hours": num("cap_hours")?.unwrap_or(24)}),
+            json!({"max": max, "per_hours": num("cap_hours", "Per hours")?.unwrap_or(24)}),
         );
     }
-    if let (Some(s), Some(e)) = (num("quiet_start")?, num("quiet_end")?) {
+    if let (Some(s), Some(e)) = (
+        num("quiet_start", "Quiet from")?,
+        num("quiet_end", "Quiet until")?,
+    ) {
         r.insert("quiet_hours".into(), json!({"start": s, "end": e}));
     }
     if let (Some(c), Some(p)) = (get("consent_channel"), get("consent_purpose")) {
         r.insert("consent".into(), json!({"channel": c, "purpose": p}));
     }
     r.insert("enabled".into(), json!(f.contains_key("enabled")));
+    if f.contains_key("dry_run") {
+        r.insert("dry_run".into(), json!(true));
+    }
     Ok(Value::Object(r))
+}
+
+fn label_of(k: &str) -> String {
+    kind(k).map_or(k.to_string(), |a| a.1.to_lowercase())
 }
 
 /// A saved rule back into the form's fields.
@@ -99,10 +205,25 @@ fn form_of(rule: &Value) -> HashMap<String, String> {
     for k in ["name", "when", "where"] {
         f.insert(k.to_string(), s(&rule[k]));
     }
-    if let Some(a) = rule["then"].get(0) {
-        f.insert("action".into(), s(&a["action"]));
-        for k in ["title", "body", "tag", "trait", "value", "event", "url"] {
-            f.insert(k.to_string(), s(&a[k]));
+    for (i, a) in rule["then"].as_array().into_iter().flatten().enumerate() {
+        let k = a["action"].as_str().unwrap_or_default();
+        let Some(&(_, _, (k1, _), (k2, _))) = kind(k) else {
+            continue;
+        };
+        f.insert(format!("action{i}"), k.to_string());
+        f.insert(format!("first{i}"), s(&a[k1]));
+        if !k2.is_empty() && k2 != "secret" {
+            f.insert(format!("second{i}"), s(&a[k2]));
+        }
+        let more: Map<String, Value> = a
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| !["action", k1, k2, "secret"].contains(&key.as_str()))
+            .map(|(key, v)| (key.clone(), v.clone()))
+            .collect();
+        if !more.is_empty() {
+            f.insert(format!("more{i}"), Value::Object(more).to_string());
         }
     }
     f.insert("cap_max".into(), s(&rule["cap"]["max"]));
@@ -114,16 +235,78 @@ fn form_of(rule: &Value) -> HashMap<String, String> {
     if rule["enabled"] != json!(false) {
         f.insert("enabled".into(), "on".into());
     }
+    if rule["dry_run"] == json!(true) {
+        f.insert("dry_run".into(), "on".into());
+    }
     f
+}
+
+/// Relabels an action row's fields when its kind changes (without script the labels
+/// stay generic and the form still works).
+const RELABEL: &str = r#"
+document.querySelectorAll("select.action-kind").forEach(function (s) {
+  function relabel() {
+    var o = s.options[s.selectedIndex], i = s.dataset.row;
+    document.querySelector("label[for=first" + i + "]").textContent = o.dataset.first || "Target";
+    var l2 = document.querySelector("label[for=second" + i + "]"), f2 = document.getElementById("second" + i);
+    l2.textContent = o.dataset.second || "(not used)";
+    f2.disabled = !o.dataset.second && !!o.value;
+    f2.type = o.value === "webhook" ? "password" : "text";
+  }
+  s.addEventListener("change", relabel);
+});
+"#;
+
+fn action_rows(f: &HashMap<String, String>) -> Markup {
+    let v = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let n = (rows_in(f) + 1).clamp(2, MAX_ACTIONS);
+    html! {
+        fieldset {
+            legend { "Then" }
+            @for i in 0..n {
+                @let chosen = v(&format!("action{i}"));
+                @let chosen = if i == 0 && f.is_empty() { "task".to_string() } else { chosen };
+                @let k = kind(&chosen);
+                div.row {
+                    div {
+                        label for=(format!("action{i}")) { "Action " (i + 1) }
+                        select.action-kind id=(format!("action{i}")) name=(format!("action{i}")) data-row=(i) {
+                            option value="" { "—" }
+                            @for (a, l, (_, l1), (_, l2)) in ACTIONS {
+                                option value=(a) selected[a == chosen] data-first=(l1) data-second=(l2) { (l) }
+                            }
+                        }
+                    }
+                    div {
+                        label for=(format!("first{i}")) { (k.map_or("Target", |k| k.2 .1)) }
+                        input id=(format!("first{i}")) name=(format!("first{i}")) value=(v(&format!("first{i}")));
+                    }
+                    div {
+                        label for=(format!("second{i}")) { (k.map_or("Value", |k| if k.3 .1.is_empty() { "(not used)" } else { k.3 .1 })) }
+                        @if chosen == "webhook" {
+                            input id=(format!("second{i}")) name=(format!("second{i}")) type="password" autocomplete="off" placeholder="kept if left empty";
+                        } @else {
+                            input id=(format!("second{i}")) name=(format!("second{i}")) value=(v(&format!("second{i}")));
+                        }
+                    }
+                    div {
+                        label for=(format!("more{i}")) { "More (JSON, optional)" }
+                        input id=(format!("more{i}")) name=(format!("more{i}")) value=(v(&format!("more{i}"))) placeholder="{\"properties\": {\"points\": 50}}";
+                    }
+                }
+            }
+            p.small.muted { "Save, or dry-run, to get another empty row. The actions run in order." }
+        }
+        script { (maud::PreEscaped(RELABEL)) }
+    }
 }
 
 fn form(staff: &Staff, f: &HashMap<String, String>, error: Option<&str>) -> Markup {
     let v = |k: &str| f.get(k).cloned().unwrap_or_default();
-    let action = f.get("action").map(String::as_str).unwrap_or("task");
     html! {
         div.card.wide {
             @if let Some(e) = error { div.error role="alert" { (e) } }
-            form method="post" action="/rules/new" {
+            form #rule method="post" action="/rules/new" {
                 (csrf(staff))
                 label for="name" { "Name" }
                 input #name name="name" value=(v("name")) required placeholder="Call unhappy big spenders";
@@ -131,24 +314,7 @@ fn form(staff: &Staff, f: &HashMap<String, String>, error: Option<&str>) -> Mark
                 input #when name="when" value=(v("when")) required placeholder="track \"Ticket Opened\"";
                 label for="where" { "Where (a condition on the person; empty: anyone)" }
                 input #where name="where" value=(v("where")) placeholder="sum(track \"Order Completed\".revenue) > 300";
-                label for="action" { "Then" }
-                select #action name="action" {
-                    @for (a, l) in ACTIONS { option value=(a) selected[a == action] { (l) } }
-                }
-                div.row {
-                    div { label for="title" { "Task title" } input #title name="title" value=(v("title")); }
-                    div { label for="body" { "Task details" } input #body name="body" value=(v("body")); }
-                }
-                div.row {
-                    div { label for="tag" { "Tag" } input #tag name="tag" value=(v("tag")); }
-                    div { label for="trait" { "Trait" } input #trait name="trait" value=(v("trait")); }
-                    div { label for="value" { "Trait value" } input #value name="value" value=(v("value")); }
-                    div { label for="event" { "Event to record" } input #event name="event" value=(v("event")); }
-                }
-                div.row {
-                    div { label for="url" { "Webhook URL" } input #url name="url" value=(v("url")) placeholder="https://…"; }
-                    div { label for="secret" { "Webhook secret (write-only)" } input #secret name="secret" type="password" autocomplete="off"; }
-                }
+                (action_rows(f))
                 div.row {
                     div { label for="cap_max" { "At most (firings per person)" } input #cap_max name="cap_max" value=(v("cap_max")) inputmode="numeric"; }
                     div { label for="cap_hours" { "… per hours" } input #cap_hours name="cap_hours" value=(v("cap_hours")) inputmode="numeric" placeholder="24"; }
@@ -159,15 +325,23 @@ fn form(staff: &Staff, f: &HashMap<String, String>, error: Option<&str>) -> Mark
                     div { label for="consent_channel" { "Only with consent: channel" } input #consent_channel name="consent_channel" value=(v("consent_channel")) placeholder="email"; }
                     div { label for="consent_purpose" { "purpose" } input #consent_purpose name="consent_purpose" value=(v("consent_purpose")) placeholder="marketing"; }
                 }
-                label { input type="checkbox" name="enabled" checked[f.contains_key("enabled") || f.is_empty()]; " Enabled" }
+                label { input #enabled type="checkbox" name="enabled" checked[f.contains_key("enabled") || f.is_empty()]; " Enabled" }
+                label { input #dry_run type="checkbox" name="dry_run" checked[f.contains_key("dry_run")]; " Shadow mode: record what it would do on live events, do nothing" }
                 div {
                     button.secondary type="submit" name="do" value="dry-run" { "Dry run (7 days)" }
                     " "
                     button type="submit" name="do" value="save" { "Save rule" }
                 }
             }
-            p.small.muted { "The fields of the action chosen are used; the others are ignored. docs/rules.md has the language and every action." }
+            p.small.muted { "docs/rules.md has the language and every action." }
         }
+    }
+}
+
+fn title(f: &HashMap<String, String>) -> String {
+    match f.get("name").map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        Some(n) => format!("Rule: {n}"),
+        None => "New rule".into(),
     }
 }
 
@@ -188,7 +362,7 @@ pub async fn new_page(
     };
     Ok(layout::page(
         &staff,
-        "Rule",
+        &title(&f),
         "/rules",
         form(&staff, &f, None),
     ))
@@ -204,7 +378,7 @@ pub async fn submit(
     let refused = |e: String| {
         (
             StatusCode::BAD_REQUEST,
-            layout::page(&staff, "Rule", "/rules", form(&staff, &f, Some(&e))),
+            layout::page(&staff, &title(&f), "/rules", form(&staff, &f, Some(&e))),
         )
             .into_response()
     };
@@ -219,11 +393,19 @@ pub async fn submit(
         .filter(|r| r.name != name)
         .map(|r| serde_json::to_value(r).unwrap_or_default())
         .collect();
-    // A webhook's secret is write-only: editing without typing it again keeps the old one.
-    if rule["then"][0]["action"] == "webhook" && rule["then"][0]["secret"].is_null() {
-        if let Some(old) = existing.iter().find(|r| r.name == name) {
-            if let Some(s) = old.then.first().and_then(|a| a.get("secret")) {
-                rule["then"][0]["secret"] = s.clone();
+    // A webhook's secret is write-only: editing without typing it again keeps the saved
+    // one of the webhook to the same address.
+    if let Some(old) = existing.iter().find(|r| r.name == name) {
+        for a in rule["then"].as_array_mut().into_iter().flatten() {
+            if a["action"] == "webhook" && a.get("secret").is_none() {
+                let saved = old
+                    .then
+                    .iter()
+                    .find(|o| o["action"] == "webhook" && o["url"] == a["url"])
+                    .and_then(|o| o.get("secret"));
+                if let Some(s) = saved {
+                    a["secret"] = s.clone();
+                }
             }
         }
     }
@@ -248,7 +430,7 @@ pub async fn submit(
         .await?;
         return Ok(layout::page(
             &staff,
-            "Rule",
+            &title(&f),
             "/rules",
             html! { (form(&staff, &f, None)) (super::pages::dry_run_results(&v, &names)) },
         )
@@ -262,9 +444,22 @@ pub async fn submit(
     }
 }
 
-/// A refusal in words: the rule's index and its one action's taken off the field.
+/// A refusal in words, on the form's terms: `then[1].url` is "Action 2, url".
 fn problem_text(e: rapport_store::StoreError) -> String {
-    super::forms::refusal(e).replacen("then[0].", "", 1)
+    let text = super::forms::refusal(e);
+    let Some(rest) = text.strip_prefix("then[") else {
+        return text;
+    };
+    let Some((i, rest)) = rest.split_once(']') else {
+        return text;
+    };
+    match i.parse::<usize>() {
+        Ok(i) => match rest.strip_prefix('.') {
+            Some(field) => format!("Action {}, {field}", i + 1),
+            None => format!("Action {}{rest}", i + 1),
+        },
+        Err(_) => text,
+    }
 }
 
 #[cfg(test)]
@@ -279,9 +474,15 @@ mod tests {
             ("name", "Call them"),
             ("when", "track \"Ticket Opened\""),
             ("where", "has email"),
-            ("action", "task"),
-            ("title", "Call"),
-            ("body", "Soon"),
+            ("action0", "task"),
+            ("first0", "Call"),
+            ("second0", "Soon"),
+            ("action1", "emit"),
+            ("first1", "Helper Thanked"),
+            ("more1", "{\"properties\": {\"points\": 50}}"),
+            ("action3", "token_reward"),
+            ("first3", "RAP"),
+            ("second3", "10"),
             ("cap_max", "1"),
             ("cap_hours", "48"),
             ("quiet_start", "22"),
@@ -289,58 +490,76 @@ mod tests {
             ("consent_channel", "email"),
             ("consent_purpose", "marketing"),
             ("enabled", "on"),
+            ("dry_run", "on"),
         ]);
         let r = rule_from_form(&f).unwrap();
         assert_eq!(
             r,
             json!({"name": "Call them", "when": "track \"Ticket Opened\"", "where": "has email",
-                "then": [{"action": "task", "title": "Call", "body": "Soon"}],
+                "then": [{"action": "task", "title": "Call", "body": "Soon"},
+                    {"action": "emit", "event": "Helper Thanked", "properties": {"points": 50}},
+                    {"action": "token_reward", "token": "RAP", "amount": "10"}],
                 "cap": {"max": 1, "per_hours": 48}, "quiet_hours": {"start": 22, "end": 7},
-                "consent": {"channel": "email", "purpose": "marketing"}, "enabled": true})
+                "consent": {"channel": "email", "purpose": "marketing"}, "enabled": true, "dry_run": true})
         );
         let back = form_of(&r);
         assert_eq!(rule_from_form(&back).unwrap(), r);
+        // A webhook's secret never goes back into the form.
+        let w = json!({"name": "w", "when": "track", "then": [{"action": "webhook", "url": "https://x.io", "secret": "s3cret-s3cret-s3cret"}]});
+        let f = form_of(&w);
+        assert!(!f.values().any(|v| v.contains("s3cret")), "{f:?}");
+        assert_eq!(
+            rule_from_form(&f).unwrap()["then"],
+            json!([{"action": "webhook", "url": "https://x.io"}])
+        );
     }
 
     #[test]
     fn what_is_missing_is_named() {
-        assert!(rule_from_form(&form(&[("when", "track")]))
-            .unwrap_err()
-            .starts_with("name:"));
-        assert!(rule_from_form(&form(&[("name", "x")]))
-            .unwrap_err()
-            .starts_with("when:"));
-        let e = rule_from_form(&form(&[
-            ("name", "x"),
-            ("when", "track"),
-            ("action", "add_tag"),
-        ]))
-        .unwrap_err();
-        assert!(e.starts_with("tag:"), "{e}");
-        let e = rule_from_form(&form(&[
-            ("name", "x"),
-            ("when", "track"),
-            ("title", "t"),
-            ("cap_max", "two"),
-        ]))
-        .unwrap_err();
-        assert!(e.starts_with("cap_max:"), "{e}");
-        let e = rule_from_form(&form(&[
-            ("name", "x"),
-            ("when", "track"),
-            ("action", "fly"),
-        ]))
-        .unwrap_err();
-        assert!(e.starts_with("action:"), "{e}");
-        let r = rule_from_form(&form(&[
-            ("name", "x"),
-            ("when", "track"),
-            ("action", "set_trait"),
-            ("trait", "vip"),
-            ("value", "true"),
-        ]))
-        .unwrap();
+        let err = |pairs: &[(&str, &str)]| rule_from_form(&form(pairs)).unwrap_err();
+        assert!(err(&[("when", "track")]).starts_with("Name:"));
+        assert!(err(&[("name", "x")]).starts_with("When:"));
+        let base = [("name", "x"), ("when", "track")];
+        let with = |more: &[(&str, &str)]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(more);
+            err(&v)
+        };
+        assert!(with(&[]).starts_with("Action 1, Then:"), "{}", with(&[]));
+        let e = with(&[("action0", "add_tag")]);
+        assert!(e.starts_with("Action 1, Tag:"), "{e}");
+        let e = with(&[
+            ("action0", "task"),
+            ("first0", "t"),
+            ("action1", "set_trait"),
+            ("first1", "vip"),
+        ]);
+        assert!(e.starts_with("Action 2, Value:"), "{e}");
+        let e = with(&[("action0", "task"), ("first0", "t"), ("first1", "orphan")]);
+        assert!(e.starts_with("Action 2, Then:"), "{e}");
+        let e = with(&[("action0", "fly"), ("first0", "t")]);
+        assert!(e.starts_with("Action 1, Then:"), "{e}");
+        let e = with(&[("action0", "emit"), ("first0", "E"), ("more0", "[1]")]);
+        assert!(e.starts_with("Action 1, More:"), "{e}");
+        let e = with(&[("action0", "task"), ("first0", "t"), ("cap_max", "two")]);
+        assert!(e.starts_with("At most:"), "{e}");
+        let mut v = base.to_vec();
+        v.extend_from_slice(&[
+            ("action0", "set_trait"),
+            ("first0", "vip"),
+            ("second0", "true"),
+        ]);
+        let r = rule_from_form(&form(&v)).unwrap();
         assert_eq!(r["then"][0]["value"], json!(true));
         assert_eq!(r["enabled"], json!(false));
+        assert!(r.get("dry_run").is_none());
+    }
+
+    #[test]
+    fn refusals_name_the_action_by_its_place() {
+        let t = |f: &str| problem_text(rapport_store::StoreError::invalid(f, "bad."));
+        assert_eq!(t("rules[4].then[1].segment"), "Action 2, segment: bad.");
+        assert_eq!(t("rules[0].then[0]"), "Action 1: bad.");
+        assert_eq!(t("rules[0].when"), "when: bad.");
     }
 }

@@ -674,7 +674,7 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
         });
         let messages = tickets
             .chain(answers)
-            .filter_map(|v| parse_message(&v, "", None, &batch, || String::new()).ok())
+            .filter_map(|v| parse_message(&v, "", None, &batch, String::new).ok())
             .collect();
         store
             .ingest(vec![SourcedMessages {

@@ -459,7 +459,12 @@ async fn demo_data_is_a_living_crm() {
         let reward = "Reward helpers with a wallet (shadow mode)";
         for _ in 0..600 {
             tasks = t.store().await.tasks(50).await.unwrap();
-            shadow = t.store().await.firings(Some(reward.into()), 50).await.unwrap();
+            shadow = t
+                .store()
+                .await
+                .firings(Some(reward.into()), 50)
+                .await
+                .unwrap();
             if !tasks.is_empty() && !shadow.is_empty() {
                 break;
             }
@@ -473,7 +478,11 @@ async fn demo_data_is_a_living_crm() {
             "[{}] {shadow:?}",
             t.kind
         );
-        assert!(!shadow.is_empty(), "[{}] the shadow rule never fired", t.kind);
+        assert!(
+            !shadow.is_empty(),
+            "[{}] the shadow rule never fired",
+            t.kind
+        );
         assert!(
             t.store().await.rewards(None, 10).await.unwrap().is_empty(),
             "[{}] a reward was asked for",

@@ -138,11 +138,19 @@ async function expectText(page, text) {
     }
     if (!seen) throw new Error("no task on /rules after the event");
 
-    for (const p of ["rules", "rules/new", "offers/new", "scores", "network", "insights", "onchain", "email", "settings", "people"]) {
+    for (const p of ["rules", "rules/new", "offers/new", "scores", "network", "insights", "audience", "onchain", "email", "settings", "audit", "people"]) {
       step("open " + p);
       await page.goto(`${BASE}/${p}`);
       await shot(page, p.replace("/", "-"));
     }
+    step("open the demo's e-mail campaign and template");
+    await page.goto(`${BASE}/email`);
+    await Promise.all([page.waitForNavigation(), page.click("a[href^='/email/campaigns/']")]);
+    await expectText(page, "December win-back");
+    await shot(page, "email-campaign");
+    await page.goto(`${BASE}/email`);
+    await Promise.all([page.waitForNavigation(), page.click("a[href^='/email/templates/']")]);
+    await shot(page, "email-template");
 
     step("sign out");
     await Promise.all([page.waitForNavigation(), page.click("header form button")]);

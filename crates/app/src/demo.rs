@@ -567,6 +567,8 @@ pub struct Story {
     pub scores: usize,
     pub offers: usize,
     pub rules: usize,
+    /// E-mail templates (with the shop's sending domain and a draft campaign).
+    pub templates: usize,
 }
 
 /// What a marketer would have set up over the demo shop's year, so every page has
@@ -621,6 +623,9 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
         )
         .await?
         .len();
+    }
+    if store.templates().await?.is_empty() {
+        done.templates = demo_email(store).await?;
     }
     if crate::rules::rules(store).await?.is_empty() {
         done.rules = crate::rules::set_rules(
@@ -684,6 +689,62 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
             .await?;
     }
     Ok(done)
+}
+
+/// The shop's e-mail: its sending domain (an Ed25519 key only: an RSA-2048 key would
+/// slow the load; `POST /api/email/domains` adds one), a welcome and a win-back
+/// template, and the win-back campaign as a draft for the lapsed big spenders. Nothing
+/// is sent: that needs a relay (Settings), and a marketer's decision.
+async fn demo_email(store: &DynStore) -> Result<usize, StoreError> {
+    use rapport_email::template::Source;
+    let email = crate::email::Email::new(store.clone());
+    if !store
+        .domains()
+        .await?
+        .iter()
+        .any(|d| d.domain == "shop.example")
+    {
+        email
+            .add_domain("shop.example", Some(&["ed25519".to_string()]))
+            .await?;
+    }
+    let footer = r#"<p style="font-size:12px;color:#666">You get this because you signed up at shop.example. <a href="{{ preferences_url }}">Choose what you get</a> or <a href="{{ unsubscribe_url }}">unsubscribe</a>.</p>"#;
+    let templates = [
+        ("Welcome", "Welcome to the shop, {{ traits.firstName | default(\"friend\") }}",
+         "<h1>Hello {{ traits.firstName | default(\"there\") }}!</h1><p>Thanks for joining. Our most loved product this month is the Ripple Mug.</p>"),
+        ("Win-back", "We miss you, {{ traits.firstName | default(\"friend\") }}: 20% off this week",
+         "<h1>It has been a while</h1><p>Hello {{ traits.firstName | default(\"there\") }}, here is 20% off anything in the shop until Sunday.</p><p><a href=\"https://shop.example/sale\">See what is new</a></p>"),
+    ];
+    for (name, subject, html) in templates {
+        email
+            .save_template(
+                0,
+                name,
+                Source {
+                    subject: subject.to_string(),
+                    html: format!("{html}{footer}"),
+                    text: None,
+                },
+            )
+            .await?;
+    }
+    crate::email::campaigns::create(
+        &email,
+        crate::email::campaigns::CampaignInput {
+            name: "December win-back".into(),
+            template: "Win-back".into(),
+            from: "news@shop.example".into(),
+            from_name: Some("The Shop".into()),
+            kind: None,
+            audience: json!({"segment": "Lapsed big spenders"}),
+            send_at: None,
+            per_minute: None,
+            start: false,
+            ab: None,
+        },
+    )
+    .await?;
+    Ok(templates.len())
 }
 
 #[cfg(test)]

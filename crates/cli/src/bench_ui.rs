@@ -66,6 +66,7 @@ pub async fn run(a: UiBench) -> Result<()> {
     else {
         bail!("sign-in failed: {}", r.status());
     };
+    let campaign = store.campaigns().await?.first().map_or(1, |c| c.id);
     let pages = [
         "/".to_string(),
         "/people".into(),
@@ -77,23 +78,54 @@ pub async fn run(a: UiBench) -> Result<()> {
         "/segments".into(),
         format!("/segments/{}", seg.id),
         "/rules".into(),
+        "/rules/new".into(),
+        "/rules/new?name=Call%20unhappy%20big%20spenders".into(),
+        "/offers/new".into(),
+        "/scores".into(),
         "/network".into(),
         "/insights".into(),
+        "/audience".into(),
         "/onchain".into(),
+        "/email".into(),
+        format!("/email/campaigns/{campaign}"),
         "/settings".into(),
+        "/audit".into(),
     ];
+    // The dry run of the demo's first rule (a form post: the page's CSRF token).
+    let home = client
+        .get(format!("{url}/rules"))
+        .header("cookie", &cookie)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let csrf = home
+        .split("name=\"csrf\" content=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    let dry_run = "POST /rules/dry-run (7 days)".to_string();
     let mut out = Vec::new();
-    for p in &pages {
+    for p in pages.iter().chain([&dry_run]) {
         let mut ms = Vec::with_capacity(a.runs);
+        let mut bytes = 0;
         for _ in 0..a.runs {
             let t = Instant::now();
-            let r = client
-                .get(format!("{url}{p}"))
-                .header("cookie", &cookie)
-                .send()
-                .await?;
+            let r = if p == &dry_run {
+                client.post(format!("{url}/rules/dry-run")).form(&[
+                    ("_csrf", csrf.as_str()),
+                    ("rule", "Call unhappy big spenders"),
+                ])
+            } else {
+                client.get(format!("{url}{p}"))
+            }
+            .header("cookie", &cookie)
+            .send()
+            .await?;
             let status = r.status();
-            let _ = r.bytes().await?;
+            // The app sends pages uncompressed: the body is what goes over the wire.
+            bytes = r.bytes().await?.len();
             ms.push(t.elapsed().as_secs_f64() * 1000.0);
             if !status.is_success() {
                 bail!("{p} answered {status}");
@@ -103,8 +135,9 @@ pub async fn run(a: UiBench) -> Result<()> {
         ms.sort_by(f64::total_cmp);
         let p50 = ms[ms.len() / 2];
         let p95 = ms[((ms.len() as f64 - 1.0) * 0.95).round() as usize];
-        eprintln!("{p:<28} first {first:7.1} ms  p50 {p50:7.1} ms  p95 {p95:7.1} ms");
-        out.push(json!({"page": p, "first_ms": first, "p50_ms": p50, "p95_ms": p95}));
+        let kb = bytes as f64 / 1024.0;
+        eprintln!("{p:<48} first {first:7.1} ms  p50 {p50:7.1} ms  p95 {p95:7.1} ms  {kb:6.1} KB");
+        out.push(json!({"page": p, "first_ms": first, "p50_ms": p50, "p95_ms": p95, "kb": kb}));
     }
     if a.json {
         println!(

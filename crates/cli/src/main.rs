@@ -370,8 +370,8 @@ pub(crate) async fn load_demo(store: &DynStore, people: usize) -> Result<()> {
         g["nodes"], g["edges"], g["communities"]["count"]
     );
     eprintln!(
-        "demo story: {} segments, {} micro-segments, {} scores computed, {} offers, {} rules",
-        story.segments, story.micro_segments, story.scores, story.offers, story.rules
+        "demo story: {} segments, {} micro-segments, {} scores computed, {} offers, {} rules, {} e-mail templates",
+        story.segments, story.micro_segments, story.scores, story.offers, story.rules, story.templates
     );
     Ok(())
 }

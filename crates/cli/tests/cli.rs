@@ -438,6 +438,16 @@ async fn demo_data_is_a_living_crm() {
             3
         );
         assert_eq!(rapport_app::rules::rules(&dynstore).await.unwrap().len(), 4);
+        // E-mail: the shop's domain, two templates, the win-back campaign as a draft.
+        assert_eq!(dynstore.templates().await.unwrap().len(), 2);
+        let campaigns = dynstore.campaigns().await.unwrap();
+        assert_eq!(
+            campaigns
+                .iter()
+                .map(|c| (c.name.as_str(), c.status.as_str()))
+                .collect::<Vec<_>>(),
+            [("December win-back", "draft")]
+        );
         assert!(!rapport_app::scores::custom_scores(&dynstore)
             .await
             .unwrap()

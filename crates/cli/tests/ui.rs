@@ -300,7 +300,7 @@ async fn every_page_renders_for_every_role_and_checks_hold() {
                 serde_json::json!({"domain": "shop.example"}),
             )
             .await;
-        assert_eq!(st, 201);
+        assert_eq!(st, 409, "[{}] the demo set the shop's domain up", s.kind);
         let campaign = |cookie: String, token: String, ab_subject: &str| {
             form_post(
                 cookie,
@@ -675,6 +675,8 @@ async fn a_person_uses_the_app_in_headless_chromium() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        // Each page's weight and audit, for docs/ui.md (shown with --nocapture).
+        eprintln!("[{}]\n{}", s.kind, String::from_utf8_lossy(&out.stdout));
         assert!(shots.join("person.png").exists() && shots.join("dashboard.png").exists());
         s.finish().await;
     }

@@ -138,14 +138,14 @@ pub async fn email(State(state): State<AppState>, staff: Staff) -> UiResult<Mark
                         td { code { (s.address) } } td { span.badge { (s.reason) } } td.small.muted { (when(Some(s.created_at))) }
                     } } }
                 }
-                div.card {
+                div.card.wide {
                     h2 { "Sending" }
                     p { "Relay: " code { (settings.relay_url.clone().unwrap_or_else(|| "none (start with --smtp-url)".into())) } }
                     p { "Links point to " code { (settings.public_url) } "; marketing needs consent " (settings.marketing_consent) "." }
                     p { "Bounce mailbox: " code { (settings.bounce_mailbox.clone().unwrap_or_else(|| "none (bounces by POST /api/email/inbound)".into())) } }
                     @for d in &domains {
                         h3 { (d.domain) }
-                        table { @for k in &d.keys { tr {
+                        table { tr { th { "TXT record" } th { "Value to publish" } } @for k in &d.keys { tr {
                             td.small { code { (k.selector) "._domainkey." (d.domain) } }
                             td.small { code { "v=DKIM1; k=" (k.algorithm) "; p=" (k.public_key) } }
                         } } }

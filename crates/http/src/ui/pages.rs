@@ -319,9 +319,9 @@ pub async fn network(State(state): State<AppState>, staff: Staff) -> UiResult<Ma
     let table = |rows: &[rapport_domain::relationship::GraphScores], what: &str| {
         html! {
             @if rows.is_empty() { p.empty { "Not computed yet: relationships come from events; the graph is recomputed every 15 minutes." } }
-            table { tr { th { "Person" } th.num { (what) } th.num { "Reach (2 hops)" } th.num { "Community" } }
+            table { tr { th { "Person" } th.num title="Percentile among everyone in the graph" { (what) " pct" } th.num title="People within two hops" { "Reach" } th.num { "Comm." } }
                 @for g in rows { tr { td { (names.link(g.profile_id)) }
-                    td.num { (format!("{:.0}", if what == "PageRank pct" { g.pagerank_pct } else { g.betweenness_pct } * 100.0)) }
+                    td.num { (format!("{:.0}", if what == "PageRank" { g.pagerank_pct } else { g.betweenness_pct } * 100.0)) }
                     td.num { (g.reach2) } td.num { (g.community) } } } }
         }
     };
@@ -340,8 +340,8 @@ pub async fn network(State(state): State<AppState>, staff: Staff) -> UiResult<Ma
                         " " span.small.muted { "Relationships are inferred from events and scored every 15 minutes by the server." }
                     }
                 }
-                div.card.half { h2 { "Influencers" } (table(&infl, "PageRank pct")) }
-                div.card.half { h2 { "Connectors" } (table(&conn, "Betweenness pct")) }
+                div.card.half { h2 { "Influencers" } (table(&infl, "PageRank")) }
+                div.card.half { h2 { "Connectors" } (table(&conn, "Betweenness")) }
                 div.card.wide { (charts::bars(&bars, "people", "Largest communities")) }
             }
         },

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 const PASSWORD: &str = "correct horse battery";
 const ROLES: [&str; 4] = ["admin", "marketer", "agent", "viewer"];
-const PAGES: [&str; 12] = [
+const PAGES: [&str; 13] = [
     "/",
     "/people",
     "/people?q=example",
@@ -25,6 +25,7 @@ const PAGES: [&str; 12] = [
     "/email",
     "/settings",
     "/people/1",
+    "/people/conflicts",
 ];
 
 fn client() -> reqwest::Client {
@@ -1039,6 +1040,79 @@ async fn a_marketer_builds_a_rule_in_the_app() {
             303,
             "[{k}]"
         );
+        s.finish().await;
+    }
+}
+
+/// Ties merge protection refused are listed with both people by name; an agent merges a
+/// pair that is one person, a viewer cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ties_are_reviewed_and_merged_in_the_app() {
+    for s in common::servers().await {
+        let k = s.kind;
+        for r in ["agent", "viewer"] {
+            rapport_app::users::create(&s.store, &format!("{r}@shop.example"), PASSWORD, r)
+                .await
+                .expect("user");
+        }
+        let (st, v) = s
+            .batch(json!([
+                {"type": "identify", "userId": "ann-1", "traits": {"name": "Ann Old", "email": "ann@home.example"}},
+                {"type": "identify", "userId": "ann-2", "traits": {"name": "Ann New", "email": "ann@home.example"}}
+            ]))
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        let conflicts = s.store.conflicts(10).await.unwrap();
+        assert_eq!(conflicts.len(), 1, "[{k}] {conflicts:?}");
+        let (a, b) = (conflicts[0].profile_a, conflicts[0].profile_b);
+        let viewer = sign_in(&s, "viewer@shop.example").await;
+        let (st, html) = get(&s, &viewer, "/people/conflicts").await;
+        assert_eq!(st, 200, "[{k}]");
+        assert!(
+            html.contains("Ann Old")
+                && html.contains("Ann New")
+                && html.contains("ann@home.example"),
+            "[{k}] {html}"
+        );
+        assert!(
+            !html.contains("Merge them"),
+            "[{k}] a viewer is offered a merge"
+        );
+        let (_, people) = get(&s, &viewer, "/people").await;
+        assert!(people.contains("Ties to review"), "[{k}]");
+        let form = |c: &str| {
+            vec![
+                ("_csrf", csrf_of(c)),
+                ("a", a.to_string()),
+                ("b", b.to_string()),
+            ]
+        };
+        let fv = form(&html);
+        let fv: Vec<(&str, &str)> = fv.iter().map(|(x, y)| (*x, y.as_str())).collect();
+        assert_eq!(
+            post(&s, &viewer, "/people/conflicts/merge", &fv).await,
+            403,
+            "[{k}]"
+        );
+        let agent = sign_in(&s, "agent@shop.example").await;
+        let (_, html) = get(&s, &agent, "/people/conflicts").await;
+        assert!(html.contains("Merge them"), "[{k}]");
+        let fa = form(&html);
+        let fa: Vec<(&str, &str)> = fa.iter().map(|(x, y)| (*x, y.as_str())).collect();
+        assert_eq!(
+            post(&s, &agent, "/people/conflicts/merge", &fa).await,
+            303,
+            "[{k}]"
+        );
+        assert!(
+            s.store.conflicts(10).await.unwrap().is_empty(),
+            "[{k}] resolved"
+        );
+        let pa = s.store.profile(a).await.unwrap();
+        let pb = s.store.profile(b).await.unwrap();
+        assert_eq!(pa.id, pb.id, "[{k}] one person now");
+        let (_, html) = get(&s, &agent, "/people/conflicts").await;
+        assert!(html.contains("Nothing to review"), "[{k}]");
         s.finish().await;
     }
 }

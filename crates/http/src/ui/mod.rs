@@ -11,6 +11,7 @@ use crate::AppState;
 pub mod audience;
 pub mod auth;
 pub mod charts;
+pub mod conflicts;
 pub mod email;
 pub mod forms;
 pub mod layout;
@@ -30,6 +31,8 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(pages::dashboard))
         .route("/people", get(people::search_page))
         .route("/ui/search", get(people::search_fragment))
+        .route("/people/conflicts", get(conflicts::page))
+        .route("/people/conflicts/merge", post(conflicts::merge))
         .route("/people/{id}", get(people::person))
         .route("/people/{id}/traits", post(people::set_trait))
         .route("/people/{id}/unmerge", post(people::unmerge))

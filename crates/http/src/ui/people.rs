@@ -44,11 +44,13 @@ pub async fn search_page(
             None,
         )
         .await?;
+    let ties = state.store.conflicts(1).await?.len();
     Ok(page(
         &staff,
         "People",
         "/people",
         html! {
+            @if ties > 0 { p { a href="/people/conflicts" { "Ties to review →" } " " span.small.muted { "people merge protection kept apart" } } }
             div.card {
                 label for="q" { "Find anyone: a name, any e-mail, phone, social handle or wallet address" }
                 input #q type="search" name="q" value=(query) placeholder="ada@example.com, +33…, x:ada, 0x5aAe…" autocomplete="off" autofocus;

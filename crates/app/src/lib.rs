@@ -27,6 +27,7 @@ pub mod segments;
 pub mod siwe;
 pub mod text;
 pub mod throttle;
+pub mod tickets;
 pub mod upload;
 pub mod users;
 pub mod web;

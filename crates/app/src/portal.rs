@@ -275,6 +275,7 @@ async fn send_portal_mail(
             kind: Some("transactional".into()),
             not_before: None,
             untracked: true,
+            thread: None,
         })
         .await?;
     Ok(())

@@ -11,6 +11,43 @@ use rapport_domain::time::Millis;
 use rapport_store::{ConsentInput, DynStore, StoreError, UnmergeTarget};
 use serde_json::json;
 
+/// The person with this e-mail address, made as an identify would make them when nobody
+/// has it yet (a first transactional e-mail, a first support ticket); `name` becomes the
+/// new person's name trait.
+pub async fn person_for_email(
+    store: &DynStore,
+    key: &IdentityKey,
+    name: Option<&str>,
+    source: &str,
+) -> Result<ProfileId, StoreError> {
+    if let Some(id) = store.lookup(key).await? {
+        return Ok(id);
+    }
+    let mut msg = json!({"type": "identify", "traits": {"email": key.value}});
+    if let Some(n) = name.map(str::trim).filter(|n| !n.is_empty()) {
+        msg["traits"]["name"] = json!(n);
+    }
+    let batch = BatchContext {
+        received_at: rapport_domain::time::now_millis(),
+        identifiers_suffice: true,
+        ..Default::default()
+    };
+    let m = parse_message(&msg, "", None, &batch, || {
+        format!("{source}:new:{}", key.value)
+    })
+    .map_err(|e| StoreError::invalid(&e.field, e.to_string()))?;
+    store
+        .ingest(vec![rapport_store::SourcedMessages {
+            source: source.into(),
+            messages: vec![m],
+        }])
+        .await?;
+    store
+        .lookup(key)
+        .await?
+        .ok_or_else(|| StoreError::Backend("the new person was not found".into()))
+}
+
 /// Applies a JSON merge patch (RFC 7396) to a person's traits.
 pub async fn patch_traits(
     store: &DynStore,

@@ -510,6 +510,7 @@ async fn act(
                     kind: Some(text("kind").unwrap_or_else(|| "marketing".into())),
                     not_before: rule.quiet_hours.as_ref().map(|q| q.release(now)),
                     untracked: false,
+                    thread: None,
                 };
                 match crate::email::Email::new(store.clone()).send(req).await {
                     Ok(m) => {
@@ -776,6 +777,9 @@ fn would_do(then: &[Value]) -> Vec<Value> {
         .collect()
 }
 
+/// A dry run reads at most this many events of the trigger's kind in its window.
+const DRY_RUN_EVENTS: usize = 5_000;
+
 /// What a rule would have done over the last `days` of events, without doing it.
 pub async fn dry_run(store: &DynStore, rule: &Value, days: i64) -> Result<Value, StoreError> {
     let r: Rule =
@@ -789,32 +793,29 @@ pub async fn dry_run(store: &DynStore, rule: &Value, days: i64) -> Result<Value,
     let mut would = Vec::new();
     let mut wouldnt = 0usize;
     let mut seen = 0usize;
-    let mut after = 0i64;
-    'scan: loop {
-        let events = store.events_after(after, 5_000).await?;
-        let Some(last) = events.last().map(|e| e.id) else {
+    // Only the events of the trigger's type and name in the window are read (an index
+    // serves a named one); the selector's property tests are applied here.
+    let events = store
+        .recent_events(
+            c.when.kind.clone(),
+            c.when.name.clone(),
+            since,
+            DRY_RUN_EVENTS,
+        )
+        .await?;
+    for ev in events.iter().filter(|e| e.source != SOURCE) {
+        if !eval::event_matches(&c.when, &as_event(ev)) {
+            continue;
+        }
+        seen += 1;
+        let id = store.profile(ev.profile_id).await?.id;
+        let p = person(store, id).await?;
+        match decide(store, &c, &p, id, now).await? {
+            Ok(()) => would.push(json!({"profile_id": id, "event_id": ev.id, "actions": r.then})),
+            Err(_) => wouldnt += 1,
+        }
+        if would.len() >= 100 {
             break;
-        };
-        after = last;
-        for ev in events
-            .iter()
-            .filter(|e| e.source != SOURCE && e.occurred_at.timestamp_millis() >= since)
-        {
-            if !eval::event_matches(&c.when, &as_event(ev)) {
-                continue;
-            }
-            seen += 1;
-            let id = store.profile(ev.profile_id).await?.id;
-            let p = person(store, id).await?;
-            match decide(store, &c, &p, id, now).await? {
-                Ok(()) => {
-                    would.push(json!({"profile_id": id, "event_id": ev.id, "actions": r.then}))
-                }
-                Err(_) => wouldnt += 1,
-            }
-            if would.len() >= 100 {
-                break 'scan;
-            }
         }
     }
     Ok(

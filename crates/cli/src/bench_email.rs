@@ -75,6 +75,7 @@ fn run_one(compiled: &Compiled, signers: &[Signer], n: usize) -> Result<(f64, us
                 bulk: true,
                 unsubscribe: true,
                 date: std::time::SystemTime::now(),
+                thread: None,
             },
             &tracking,
         )?;

@@ -57,6 +57,7 @@ pub async fn run(a: TrackingBench) -> Result<()> {
                 kind: Some("transactional".into()),
                 not_before: None,
                 untracked: false,
+                thread: None,
             })
             .await?;
         ids.push(m.public_id);

@@ -213,6 +213,7 @@ pub async fn run(cmd: EmailCommand) -> Result<()> {
                     kind: Some(kind),
                     not_before: None,
                     untracked: false,
+                    thread: None,
                 })
                 .await
                 .map_err(field_error)?;

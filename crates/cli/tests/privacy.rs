@@ -79,6 +79,11 @@ async fn export_then_erase_leaves_nothing() {
             .send(Method::POST, "/api/email/send", json!({"template": "hello", "to": format!("email:{EMAIL}"), "from": "news@example.com"}))
             .await;
         assert_eq!(st, 202, "[{k}] {v}");
+        // A support ticket, with the person's words in it.
+        let (st, v) = s
+            .send(Method::POST, "/api/tickets", json!({"requester": format!("email:{EMAIL}"), "subject": format!("Help {NAME}"), "body": format!("Call me on {PHONE}")}))
+            .await;
+        assert_eq!(st, 201, "[{k}] {v}");
         // Text analysis and relationship inference run behind ingestion.
         let mut export = Value::Null;
         for _ in 0..100 {
@@ -106,6 +111,8 @@ async fn export_then_erase_leaves_nothing() {
             "consents",
             "email_messages",
             "identities",
+            "tickets",
+            "ticket_messages",
         ] {
             assert!(
                 r[t].as_array().is_some_and(|a| !a.is_empty()),

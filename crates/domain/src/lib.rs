@@ -10,6 +10,7 @@ pub mod model;
 pub mod privacy;
 pub mod relationship;
 pub mod resolve;
+pub mod ticket;
 pub mod time;
 pub mod traits;
 pub mod web;

@@ -32,6 +32,17 @@ pub struct Outgoing<'a> {
     /// Marketing messages carry `List-Unsubscribe`; transactional ones need not.
     pub unsubscribe: bool,
     pub date: SystemTime,
+    /// An answer in a conversation (a support reply): the headers mail clients thread by.
+    pub thread: Option<&'a Thread>,
+}
+
+/// What a reply refers to: the message it answers and the conversation before it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Thread {
+    /// `<id>` of the message answered.
+    pub in_reply_to: String,
+    /// `<id>`s of the conversation, oldest first.
+    pub references: Vec<String>,
 }
 
 /// The message as sent: its bytes, envelope sender (VERP) and the links it holds, in the
@@ -200,6 +211,11 @@ pub fn compose(o: &Outgoing<'_>, t: &Tracking<'_>) -> Result<Composed, ComposeEr
     if o.bulk {
         b = b.raw_header(header("Precedence", "bulk".into()));
     }
+    if let Some(t) = o.thread {
+        b = b
+            .in_reply_to(t.in_reply_to.clone())
+            .references(t.references.join(" "));
+    }
     let m = b
         .multipart(
             MultiPart::alternative()
@@ -255,6 +271,7 @@ mod tests {
             bulk: true,
             unsubscribe: true,
             date: SystemTime::UNIX_EPOCH,
+            thread: None,
         };
         let c = compose(&o, &t).unwrap();
         let signed = crate::dkim::sign(&[k.signer("example.com").unwrap()], &c.raw).unwrap();
@@ -324,6 +341,21 @@ mod tests {
         let text = String::from_utf8_lossy(&c.raw).to_string();
         assert!(!text.contains("List-Unsubscribe") && !text.contains("Precedence"));
         assert!(c.links.is_empty() && !text.contains("DKIM-Signature"));
+        // A support reply carries the headers mail clients thread by.
+        let thread = Thread {
+            in_reply_to: "<c2@customer.test>".into(),
+            references: vec!["<c1@customer.test>".into(), "<c2@customer.test>".into()],
+        };
+        let replied = Outgoing {
+            thread: Some(&thread),
+            ..o
+        };
+        let text = String::from_utf8_lossy(&compose(&replied, &t).unwrap().raw).to_string();
+        assert!(text.contains("In-Reply-To: <c2@customer.test>"), "{text}");
+        assert!(
+            text.contains("References: <c1@customer.test> <c2@customer.test>"),
+            "{text}"
+        );
         let bad = Outgoing {
             from: "no at sign",
             ..o

@@ -10,6 +10,7 @@ pub mod bounce;
 pub mod compose;
 pub mod dkim;
 pub mod imap;
+pub mod inbound;
 pub mod smtp;
 pub mod template;
 pub mod token;

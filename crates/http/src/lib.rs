@@ -28,6 +28,7 @@ pub mod rules;
 pub mod scores;
 pub mod segments;
 pub mod text;
+pub mod tickets;
 pub mod tracking;
 pub mod ui;
 
@@ -164,6 +165,12 @@ impl AppState {
             self._workers.subscribe(),
         ));
         tokio::spawn(rapport_app::email::mailbox::run(
+            self.email.clone(),
+            self._workers.subscribe(),
+        ));
+        // Support: the mailbox customers write to, and snoozed tickets woken.
+        tokio::spawn(rapport_app::tickets::run(
+            self.store.clone(),
             self.email.clone(),
             self._workers.subscribe(),
         ));
@@ -399,6 +406,12 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(email::unsuppress))
         .routes(routes!(email::of_profile))
         .routes(routes!(email::set_primary))
+        .routes(routes!(tickets::list, tickets::open))
+        .routes(routes!(tickets::get, tickets::update))
+        .routes(routes!(tickets::reply))
+        .routes(routes!(tickets::of_profile))
+        .routes(routes!(tickets::settings, tickets::set_settings))
+        .routes(routes!(tickets::inbound))
 }
 
 async fn not_found(uri: axum::http::Uri) -> problem::ApiError {

@@ -42,6 +42,15 @@ pub trait EventStore: Send + Sync {
         until: Millis,
         limit: usize,
     ) -> Result<Vec<EventView>>;
+    /// Events of a type (`track`, `page`…, any when `None`) and name that happened at
+    /// or after `since`, oldest first, at most `limit` (a rule's dry run).
+    async fn recent_events(
+        &self,
+        kind: Option<String>,
+        name: Option<String>,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<EventView>>;
     async fn activity(&self, id: ProfileId, since: Millis) -> Result<Activity>;
     /// Distinct active days since `since` for everyone active, by cluster.
     async fn active_days_all(&self, since: Millis) -> Result<Vec<(ProfileId, i64)>>;

@@ -37,6 +37,7 @@ pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod text;
+pub mod tickets;
 
 pub use chain::ChainStore;
 pub use email::{
@@ -60,6 +61,7 @@ pub use segments::{MembershipChange, SegmentRow, SegmentSize, SegmentStore};
 pub use settings::{SettingsStore, SETTINGS_VERSION};
 pub use staff::{ApiKeyRecord, KeyAccess, StaffStore, UserRow};
 pub use text::{TextRow, TextStats, TextStore, CATALOGUE_VERSION};
+pub use tickets::{Ticket, TicketFilter, TicketMessage, TicketStore};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -221,6 +223,7 @@ pub trait Store:
     + PrivacyStore
     + InsightStore
     + PortalStore
+    + TicketStore
     + Send
     + Sync
     + 'static

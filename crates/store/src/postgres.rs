@@ -34,6 +34,7 @@ mod segments;
 mod settings;
 mod staff;
 mod text;
+mod tickets;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_core.sql")),
@@ -86,6 +87,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         23,
         include_str!("../migrations/postgres/0023_consent_frequency.sql"),
     ),
+    (24, include_str!("../migrations/postgres/0024_tickets.sql")),
 ];
 
 pub struct PgStore {

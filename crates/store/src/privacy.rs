@@ -91,6 +91,12 @@ const fn t(table: &'static str, filter: &'static str, erase: Erase) -> PersonTab
 /// In erasure order: rows found through other rows come before those.
 pub(crate) const PERSON_TABLES: &[PersonTable] = &[
     t(
+        "ticket_messages",
+        "ticket_id IN (SELECT id FROM tickets WHERE profile_id IN {P})",
+        Erase::Delete,
+    ),
+    t("tickets", "profile_id IN {P}", Erase::Delete),
+    t(
         "email_clicks",
         "message_id IN (SELECT public_id FROM email_messages WHERE profile_id IN {P} OR to_address IN {E})",
         Erase::Delete,

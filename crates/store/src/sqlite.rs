@@ -35,6 +35,7 @@ pub(crate) mod segments;
 mod settings;
 mod staff;
 pub(crate) mod text;
+mod tickets;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_core.sql")),
@@ -86,6 +87,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         22,
         include_str!("../migrations/sqlite/0022_consent_frequency.sql"),
     ),
+    (23, include_str!("../migrations/sqlite/0023_tickets.sql")),
 ];
 const READERS: usize = 4;
 /// Connections of their own for analytical reads (segment members and previews), so a

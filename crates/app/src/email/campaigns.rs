@@ -410,6 +410,7 @@ pub async fn test_send(email: &Email, id: i64, to: &str) -> Result<EmailMessage,
             kind: Some("transactional".into()),
             not_before: None,
             untracked: false,
+            thread: None,
         })
         .await
 }

@@ -21,7 +21,7 @@ use rapport_email::template::{Compiled, Links, Source};
 use rapport_email::token::{Action, Token};
 use rapport_store::{
     ConsentInput, DkimKeyRow, DynStore, EmailDomain, EmailMessage, EmailTemplate, Engaged,
-    Engagement, SourcedMessages, StoreError, Suppression,
+    Engagement, StoreError, Suppression,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -173,6 +173,10 @@ pub struct SendRequest {
     #[serde(skip)]
     #[schema(ignore)]
     pub untracked: bool,
+    /// A reply in a conversation (a support ticket); not part of the API.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub thread: Option<rapport_email::compose::Thread>,
 }
 
 /// The e-mail service: settings, relay and token key loaded once and reloaded on change.
@@ -262,6 +266,8 @@ pub(crate) struct Prepared {
     track: bool,
     /// The A/B variant these messages test (none outside a test).
     pub(crate) variant: Option<i64>,
+    /// A reply in a conversation (support): In-Reply-To and References.
+    thread: Option<rapport_email::compose::Thread>,
 }
 
 /// Who one message goes to.
@@ -594,6 +600,7 @@ impl Email {
             secret: Vec::new(),
             track: false,
             variant: None,
+            thread: None,
         };
         let ctx = context(&self.store, &prep, &p, &address, data).await?;
         let compiled = &prep.compiled;
@@ -705,6 +712,7 @@ impl Email {
             .prepare(&req.template, &req.from, req.from_name.clone(), &kind, None)
             .await?;
         prep.track &= !req.untracked;
+        prep.thread = req.thread.clone();
         let (profile, address, reason) = self.recipient(&req.to, &kind).await?;
         let p = self.store.profile(profile).await?;
         let suppressed = self
@@ -770,6 +778,7 @@ impl Email {
             secret: self.secret(),
             track: settings.track,
             variant: None,
+            thread: None,
         })
     }
 
@@ -853,6 +862,7 @@ impl Email {
                 bulk: prep.campaign.is_some(),
                 unsubscribe: prep.kind == "marketing",
                 date: std::time::SystemTime::now(),
+                thread: prep.thread.as_ref(),
             },
             &tracking,
         )
@@ -917,28 +927,7 @@ impl Email {
         }
         // A transactional send may be the first word to a new customer (a sign-up
         // confirmation): the person is made as an identify would make them.
-        let now = now_millis();
-        let msg = json!({"type": "identify", "traits": {"email": key.value}});
-        let batch = BatchContext {
-            received_at: now,
-            identifiers_suffice: true,
-            ..Default::default()
-        };
-        let m = parse_message(&msg, "", None, &batch, || {
-            format!("email:new:{}", key.value)
-        })
-        .map_err(|e| invalid("to", e.to_string()))?;
-        self.store
-            .ingest(vec![SourcedMessages {
-                source: SOURCE.into(),
-                messages: vec![m],
-            }])
-            .await?;
-        let id = self
-            .store
-            .lookup(&key)
-            .await?
-            .ok_or_else(|| StoreError::Backend("the new person was not found".into()))?;
+        let id = crate::profiles::person_for_email(&self.store, &key, None, SOURCE).await?;
         Ok((id, key.value, "given".into()))
     }
 

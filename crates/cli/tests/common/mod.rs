@@ -2,6 +2,7 @@
 //! `RAPPORT_TEST_DATABASE_URL` is set, on PostgreSQL (one fresh schema per server).
 #![allow(dead_code)]
 
+pub mod dovecot;
 pub mod sink;
 
 use rapport_domain::apikey::Scope;

@@ -81,3 +81,14 @@ impl Sink {
         );
     }
 }
+
+/// A header of a captured message (the first line that names it).
+pub fn header_of(eml: &std::path::Path, name: &str) -> Option<String> {
+    let raw = std::fs::read_to_string(eml).unwrap();
+    raw.lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+        })
+        .map(|l| l[name.len() + 1..].trim().to_string())
+}

@@ -92,6 +92,31 @@ impl EventStore for PgStore {
         .ok_or_else(|| StoreError::NotFound(format!("event {id}")))
     }
 
+    async fn recent_events(
+        &self,
+        kind: Option<String>,
+        name: Option<String>,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<EventView>> {
+        let c = self.client().await?;
+        // Written out per case so the (name, type, occurred_at) index serves a name.
+        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE occurred_at >= $1");
+        let limit = limit as i64;
+        let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&since];
+        if let Some(n) = &name {
+            args.push(n);
+            sql.push_str(&format!(" AND name = ${}", args.len()));
+        }
+        if let Some(k) = &kind {
+            args.push(k);
+            sql.push_str(&format!(" AND type = ${}", args.len()));
+        }
+        args.push(&limit);
+        sql.push_str(&format!(" ORDER BY occurred_at, id LIMIT ${}", args.len()));
+        Ok(c.query(&sql, &args).await?.iter().map(event_view).collect())
+    }
+
     async fn named_events(
         &self,
         people: Vec<ProfileId>,

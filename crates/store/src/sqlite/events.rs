@@ -31,6 +31,34 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    async fn recent_events(
+        &self,
+        kind: Option<String>,
+        name: Option<String>,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<EventView>> {
+        self.read(move |c| {
+            // Written out per case so the (name, type, occurred_at) index serves a name.
+            let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE occurred_at >= ?1");
+            let mut args: Vec<rusqlite::types::Value> = vec![since.into()];
+            if let Some(n) = name {
+                args.push(n.into());
+                sql.push_str(&format!(" AND name = ?{}", args.len()));
+            }
+            if let Some(k) = kind {
+                args.push(k.into());
+                sql.push_str(&format!(" AND type = ?{}", args.len()));
+            }
+            args.push((limit as i64).into());
+            sql.push_str(&format!(" ORDER BY occurred_at, id LIMIT ?{}", args.len()));
+            Ok(c.prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(args), event_view)?
+                .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn named_events(
         &self,
         people: Vec<ProfileId>,

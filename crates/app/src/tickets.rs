@@ -1,0 +1,725 @@
+//! Support tickets: opened by e-mail (the support mailbox), the API or the app; answered
+//! by staff over e-mail with threading headers; a customer's reply — by e-mail, even to a
+//! resolved or closed ticket — lands on the same ticket and reopens it. Every step is an
+//! event on the person's timeline (`Ticket Opened`, `Ticket Replied`, `Ticket Resolved`,
+//! `Ticket Status Changed`), written with the ticket in one transaction.
+
+use crate::email::Email;
+use rapport_domain::identifier::{IdentityKey, IdentityKind};
+use rapport_domain::message::{parse_message, BatchContext};
+use rapport_domain::resolve::{EventRow, ProfileId};
+use rapport_domain::ticket::{self, Priority, Status};
+use rapport_domain::time::{now_millis, to_datetime, Millis};
+use rapport_email::compose::Thread;
+use rapport_email::imap::{Mailbox, MailboxUrl};
+use rapport_store::{DynStore, StoreError, Ticket, TicketFilter, TicketMessage};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where support is set up (the settings store).
+pub const SETTINGS_KEY: &str = "support";
+/// The template staff replies go out with (created on first use; staff may restyle it).
+pub const REPLY_TEMPLATE: &str = "support-reply";
+const SOURCE: &str = "support";
+
+fn invalid(field: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::invalid(field, reason)
+}
+
+fn field(e: rapport_domain::FieldError) -> StoreError {
+    StoreError::invalid(&e.field, e.reason)
+}
+
+/// How support is reached: the address customers write to and replies come from, and
+/// the IMAP mailbox that address delivers to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SupportSettings {
+    /// `support@shop.example`: on a sending domain.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// The name replies are signed with ("Shop support").
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `imap[s]://user:password@host:port/MAILBOX`; write-only (shown without password).
+    #[serde(default)]
+    pub mailbox: Option<String>,
+    #[serde(default = "sixty")]
+    #[schema(minimum = 1, maximum = 86400)]
+    pub poll_seconds: u32,
+}
+
+fn sixty() -> u32 {
+    60
+}
+
+impl Default for SupportSettings {
+    fn default() -> Self {
+        SupportSettings {
+            address: None,
+            name: None,
+            mailbox: None,
+            poll_seconds: 60,
+        }
+    }
+}
+
+pub async fn settings(store: &DynStore) -> Result<SupportSettings, StoreError> {
+    Ok(store
+        .setting(SETTINGS_KEY)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
+}
+
+/// As shown: the mailbox's password replaced.
+pub fn shown(s: &SupportSettings) -> SupportSettings {
+    SupportSettings {
+        mailbox: s.mailbox.as_deref().map(rapport_email::smtp::redact),
+        ..s.clone()
+    }
+}
+
+/// Checks and saves the settings; a mailbox left as shown (`***`) keeps the saved one.
+pub async fn set_settings(
+    store: &DynStore,
+    mut s: SupportSettings,
+) -> Result<SupportSettings, StoreError> {
+    if let Some(a) = &s.address {
+        let a = rapport_domain::identifier::normalize_email(a)
+            .map_err(|e| invalid("address", e.to_string()))?;
+        let domain = a.rsplit('@').next().unwrap_or_default();
+        if !store.domains().await?.iter().any(|d| d.domain == domain) {
+            return Err(invalid(
+                "address",
+                format!("{domain} is not a sending domain: add it with POST /api/email/domains"),
+            ));
+        }
+        s.address = Some(a);
+    }
+    if s.mailbox.as_deref().is_some_and(|m| m.contains("***")) {
+        s.mailbox = settings(store).await?.mailbox;
+    }
+    if let Some(m) = &s.mailbox {
+        MailboxUrl::parse(m).map_err(|e| invalid("mailbox", e.0))?;
+    }
+    if !(1..=86_400).contains(&s.poll_seconds) {
+        return Err(invalid("poll_seconds", "from 1 to 86,400"));
+    }
+    let v = serde_json::to_value(&s).map_err(|e| StoreError::Backend(e.to_string()))?;
+    store.set_setting(SETTINGS_KEY, v, now_millis()).await?;
+    Ok(s)
+}
+
+/// A ticket as the API takes it.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTicket {
+    /// `email:<address>`, or a profile id.
+    #[schema(value_type = Object)]
+    pub requester: Value,
+    pub subject: String,
+    pub body: String,
+    /// low, normal (default), high, urgent.
+    #[serde(default)]
+    pub priority: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Who wrote a message on a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Author {
+    Customer,
+    /// A staff member (their e-mail, or an API key's label).
+    Staff(String),
+    /// An internal note by a staff member: never sent.
+    Note(String),
+}
+
+fn event(
+    profile: ProfileId,
+    name: &str,
+    id: String,
+    at: Millis,
+    props: Value,
+) -> Result<EventRow, StoreError> {
+    let msg = json!({"type": "track", "channel": "support", "event": name,
+        "userId": format!("rapport-profile-{profile}"), "properties": props,
+        "timestamp": to_datetime(at).to_rfc3339()});
+    let batch = BatchContext {
+        received_at: at,
+        ..Default::default()
+    };
+    let m = parse_message(&msg, "", None, &batch, || id.clone()).map_err(field)?;
+    Ok(EventRow {
+        profile_id: profile,
+        message: m,
+    })
+}
+
+fn tags(t: &[String]) -> Result<Vec<String>, StoreError> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, x) in t.iter().enumerate() {
+        let x = x.trim().to_lowercase();
+        if x.is_empty() || x.len() > 50 {
+            return Err(invalid(&format!("tags[{i}]"), "1 to 50 characters"));
+        }
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    if out.len() > 20 {
+        return Err(invalid("tags", "at most 20"));
+    }
+    Ok(out)
+}
+
+/// The person a requester names and the address replies go to.
+async fn requester(store: &DynStore, r: &Value) -> Result<(ProfileId, Option<String>), StoreError> {
+    let text = match r {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        _ => return Err(invalid("requester", "`email:<address>` or a profile id")),
+    };
+    if let Ok(id) = text.parse::<ProfileId>() {
+        return match store.profile(id).await {
+            Ok(p) => Ok((p.id, None)),
+            Err(StoreError::NotFound(_)) => Err(invalid("requester", format!("no person {id}"))),
+            Err(e) => Err(e),
+        };
+    }
+    let raw = text.strip_prefix("email:").unwrap_or(&text);
+    let key = IdentityKey::parse(IdentityKind::Email, raw)
+        .map_err(|e| invalid("requester", e.to_string()))?;
+    let id = crate::profiles::person_for_email(store, &key, None, SOURCE).await?;
+    Ok((id, Some(key.value)))
+}
+
+/// Opens a ticket through the API or the app.
+pub async fn open(store: &DynStore, t: NewTicket, channel: &str) -> Result<Ticket, StoreError> {
+    let subject = ticket::subject("subject", &t.subject).map_err(field)?;
+    let body = ticket::body("body", &t.body).map_err(field)?;
+    let priority =
+        Priority::parse("priority", t.priority.as_deref().unwrap_or("normal")).map_err(field)?;
+    let tags = tags(&t.tags)?;
+    let (profile, address) = requester(store, &t.requester).await?;
+    opened(
+        store, profile, address, subject, body, channel, priority, tags, None,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn opened(
+    store: &DynStore,
+    profile: ProfileId,
+    address: Option<String>,
+    subject: String,
+    body: String,
+    channel: &str,
+    priority: Priority,
+    tags: Vec<String>,
+    message_id: Option<String>,
+) -> Result<Ticket, StoreError> {
+    let now = now_millis();
+    let t = Ticket {
+        id: 0,
+        number: 0,
+        profile_id: profile,
+        address,
+        subject: subject.clone(),
+        status: Status::Open.as_str().into(),
+        priority: priority.as_str().into(),
+        assignee: None,
+        tags,
+        channel: channel.into(),
+        snooze_until: None,
+        created_at: now,
+        updated_at: now,
+        first_response_at: None,
+        resolved_at: None,
+    };
+    let first = TicketMessage {
+        id: 0,
+        ticket_id: 0,
+        author: "customer".into(),
+        staff: None,
+        body: body.clone(),
+        message_id,
+        email_id: None,
+        at: now,
+    };
+    // The body is in the event so text analysis reads it like any ticket's words.
+    let e = event(
+        profile,
+        "Ticket Opened",
+        format!("ticket:opened:{}", uuid::Uuid::now_v7()),
+        now,
+        json!({"subject": subject, "body": body, "channel": channel, "priority": priority.as_str()}),
+    )?;
+    store.open_ticket(t, first, vec![e]).await
+}
+
+async fn get(store: &DynStore, id: i64) -> Result<Ticket, StoreError> {
+    store
+        .ticket(id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))
+}
+
+/// A reply on a ticket. A customer's reopens it; a staff member's goes out by e-mail
+/// (threaded under the customer's last message) and leaves it pending, or `then`;
+/// a note is kept on the ticket only.
+pub async fn reply(
+    store: &DynStore,
+    email: &Email,
+    id: i64,
+    body: &str,
+    author: Author,
+    then: Option<Status>,
+) -> Result<TicketMessage, StoreError> {
+    let body = ticket::body("body", body).map_err(field)?;
+    add(
+        store,
+        email,
+        get(store, id).await?,
+        body,
+        author,
+        then,
+        None,
+    )
+    .await
+}
+
+async fn add(
+    store: &DynStore,
+    email: &Email,
+    mut t: Ticket,
+    body: String,
+    author: Author,
+    then: Option<Status>,
+    message_id: Option<String>,
+) -> Result<TicketMessage, StoreError> {
+    let now = now_millis();
+    let was = Status::parse("status", &t.status).map_err(field)?;
+    let mut m = TicketMessage {
+        id: 0,
+        ticket_id: t.id,
+        author: String::new(),
+        staff: None,
+        body: body.clone(),
+        message_id,
+        email_id: None,
+        at: now,
+    };
+    let mut props = json!({"ticket": t.id, "subject": t.subject});
+    let status = match &author {
+        Author::Customer => {
+            m.author = "customer".into();
+            props["from"] = json!("customer");
+            props["body"] = json!(body);
+            if !was.is_active() {
+                props["reopened"] = json!(true);
+            }
+            was.on_customer_reply()
+        }
+        Author::Staff(who) => {
+            m.author = "staff".into();
+            m.staff = Some(who.clone());
+            props["from"] = json!("staff");
+            let sent = send_reply(store, email, &t, &body).await?;
+            m.email_id = Some(sent.0);
+            m.message_id = Some(sent.1);
+            t.first_response_at = t.first_response_at.or(Some(now));
+            was.on_staff_reply(then)
+        }
+        Author::Note(who) => {
+            m.author = "note".into();
+            m.staff = Some(who.clone());
+            then.unwrap_or(was)
+        }
+    };
+    let mut events = Vec::new();
+    if m.author != "note" {
+        events.push(event(
+            t.profile_id,
+            "Ticket Replied",
+            format!("ticket:{}:reply:{}", t.id, uuid::Uuid::now_v7()),
+            now,
+            props,
+        )?);
+    }
+    moved(&mut t, was, status, now, &mut events)?;
+    t.updated_at = now;
+    store.add_ticket_message(t, m, events).await
+}
+
+/// Sets the ticket's status fields for a change from `was` to `now_is`, with its event.
+fn moved(
+    t: &mut Ticket,
+    was: Status,
+    now_is: Status,
+    at: Millis,
+    events: &mut Vec<EventRow>,
+) -> Result<(), StoreError> {
+    t.status = now_is.as_str().into();
+    if now_is != Status::Snoozed {
+        t.snooze_until = None;
+    }
+    if was == now_is {
+        return Ok(());
+    }
+    if now_is == Status::Resolved {
+        t.resolved_at = Some(at);
+        let hours = (at - t.created_at) as f64 / 3_600_000.0;
+        events.push(event(
+            t.profile_id,
+            "Ticket Resolved",
+            format!("ticket:{}:resolved:{at}", t.id),
+            at,
+            json!({"ticket": t.id, "subject": t.subject, "hours_to_resolve": (hours * 10.0).round() / 10.0}),
+        )?);
+    } else {
+        events.push(event(
+            t.profile_id,
+            "Ticket Status Changed",
+            format!("ticket:{}:status:{}:{at}", t.id, now_is.as_str()),
+            at,
+            json!({"ticket": t.id, "from": was.as_str(), "to": now_is.as_str()}),
+        )?);
+    }
+    Ok(())
+}
+
+/// Sends a staff reply: to the address the customer wrote from, from the support
+/// address, threaded under the ticket's messages. Returns the e-mail's id and its
+/// Message-ID.
+async fn send_reply(
+    store: &DynStore,
+    email: &Email,
+    t: &Ticket,
+    body: &str,
+) -> Result<(String, String), StoreError> {
+    let s = settings(store).await?;
+    let from = s.address.clone().ok_or_else(|| {
+        invalid(
+            "address",
+            "set the support address first (PUT /api/support/settings)",
+        )
+    })?;
+    if store.template(REPLY_TEMPLATE).await?.is_none() {
+        email
+            .save_template(
+                0,
+                REPLY_TEMPLATE,
+                rapport_email::template::Source {
+                    subject: "{{ data.subject }}".into(),
+                    html: "<div style=\"white-space:pre-wrap\">{{ data.body }}</div>".into(),
+                    text: Some("{{ data.body }}".into()),
+                },
+            )
+            .await?;
+    }
+    let earlier: Vec<String> = store
+        .ticket_messages(t.id)
+        .await?
+        .into_iter()
+        .filter_map(|m| m.message_id)
+        .collect();
+    let thread = earlier.last().map(|last| Thread {
+        in_reply_to: last.clone(),
+        references: earlier.clone(),
+    });
+    let to = match &t.address {
+        Some(a) => json!(format!("email:{a}")),
+        None => json!(t.profile_id),
+    };
+    let m = email
+        .send(crate::email::SendRequest {
+            template: REPLY_TEMPLATE.into(),
+            to,
+            from: from.clone(),
+            from_name: s.name.clone(),
+            data: json!({"subject": ticket::reply_subject(t.id, &t.subject), "body": body}),
+            idempotency_key: None,
+            kind: Some("transactional".into()),
+            not_before: None,
+            untracked: true,
+            thread,
+        })
+        .await?;
+    if m.status == "skipped" {
+        return Err(invalid(
+            "body",
+            format!(
+                "the reply cannot be e-mailed: {}",
+                m.last_error.unwrap_or_default()
+            ),
+        ));
+    }
+    let domain = from.rsplit('@').next().unwrap_or_default();
+    let uuid =
+        uuid::Uuid::parse_str(&m.public_id).map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok((m.public_id.clone(), format!("<{}@{domain}>", uuid.simple())))
+}
+
+/// What staff change on a ticket.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Patch {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// A staff member's e-mail; `""` unassigns.
+    #[serde(default)]
+    pub assignee: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// With `status: snoozed`: when it wakes (ISO-8601); a customer's reply wakes it too.
+    #[serde(default)]
+    pub snooze_until: Option<String>,
+}
+
+pub async fn update(store: &DynStore, id: i64, p: Patch) -> Result<Ticket, StoreError> {
+    let mut t = get(store, id).await?;
+    let now = now_millis();
+    let was = Status::parse("status", &t.status).map_err(field)?;
+    let to = match &p.status {
+        Some(s) => Status::parse("status", s).map_err(field)?,
+        None => was,
+    };
+    if let Some(pr) = &p.priority {
+        t.priority = Priority::parse("priority", pr)
+            .map_err(field)?
+            .as_str()
+            .into();
+    }
+    if let Some(a) = &p.assignee {
+        t.assignee = match a.trim() {
+            "" => None,
+            a => Some(
+                rapport_domain::identifier::normalize_email(a)
+                    .map_err(|e| invalid("assignee", e.to_string()))?,
+            ),
+        };
+    }
+    if let Some(ts) = &p.tags {
+        t.tags = tags(ts)?;
+    }
+    let mut events = Vec::new();
+    moved(&mut t, was, to, now, &mut events)?;
+    match (&p.snooze_until, to) {
+        (Some(u), Status::Snoozed) => {
+            let at = rapport_domain::time::parse_timestamp(u)
+                .ok_or_else(|| invalid("snooze_until", "an ISO-8601 time"))?;
+            if at <= now {
+                return Err(invalid("snooze_until", "a time in the future"));
+            }
+            t.snooze_until = Some(at);
+        }
+        (Some(_), _) => return Err(invalid("snooze_until", "only with status snoozed")),
+        (None, Status::Snoozed) if t.snooze_until.is_none() => {
+            return Err(invalid("snooze_until", "when the ticket wakes up"))
+        }
+        _ => {}
+    }
+    t.updated_at = now;
+    store.update_ticket(t.clone(), events).await?;
+    Ok(t)
+}
+
+/// A customer's e-mail to support: a reply on the ticket it answers (by its
+/// `In-Reply-To` / `References`, else the `[#number]` of its subject when the sender is
+/// the ticket's person), else a new ticket. Machine mail (auto-replies) is left alone.
+/// Returns what was done.
+pub async fn receive(store: &DynStore, email: &Email, raw: &[u8]) -> Result<Value, StoreError> {
+    let Some(mail) = rapport_email::inbound::read(raw) else {
+        return Ok(json!({"done": "ignored", "why": "no sender"}));
+    };
+    if mail.automatic {
+        return Ok(json!({"done": "ignored", "why": "automatic"}));
+    }
+    let key = match IdentityKey::parse(IdentityKind::Email, &mail.from) {
+        Ok(k) => k,
+        Err(_) => return Ok(json!({"done": "ignored", "why": "sender is not an address"})),
+    };
+    // The same message read twice (a poll interrupted before it flagged it) is one.
+    if let Some(mid) = &mail.message_id {
+        if let Some(t) = store.ticket_of_message(mid).await? {
+            return Ok(json!({"done": "duplicate", "ticket": t}));
+        }
+    }
+    let person =
+        crate::profiles::person_for_email(store, &key, mail.from_name.as_deref(), SOURCE).await?;
+    let body = ticket::body_received(&mail.text);
+    let body = if body.is_empty() {
+        "(empty message)".to_string()
+    } else {
+        body
+    };
+    let mut found = None;
+    for id in ticket::referred_ids(&mail.in_reply_to, &mail.references) {
+        if let Some(t) = store.ticket_of_message(&id).await? {
+            found = Some(t);
+            break;
+        }
+    }
+    if found.is_none() {
+        if let Some(n) = ticket::number_in_subject(&mail.subject) {
+            // Only its own person may reply by number: a subject is easy to forge.
+            if let Some(t) = store.ticket(n).await? {
+                if store.profile(t.profile_id).await?.id == store.profile(person).await?.id {
+                    found = Some(t.id);
+                }
+            }
+        }
+    }
+    if let Some(id) = found {
+        let t = get(store, id).await?;
+        add(
+            store,
+            email,
+            t,
+            body,
+            Author::Customer,
+            None,
+            mail.message_id,
+        )
+        .await?;
+        return Ok(json!({"done": "replied", "ticket": id}));
+    }
+    let subject =
+        ticket::subject("subject", &mail.subject).unwrap_or_else(|_| "(no subject)".into());
+    let subject: String = subject.chars().take(ticket::MAX_SUBJECT).collect();
+    let t = opened(
+        store,
+        person,
+        Some(key.value),
+        subject,
+        body,
+        "email",
+        Priority::Normal,
+        Vec::new(),
+        mail.message_id,
+    )
+    .await?;
+    Ok(json!({"done": "opened", "ticket": t.id}))
+}
+
+/// Messages read per poll (the rest wait for the next).
+const PER_POLL: usize = 100;
+
+/// One poll of the support mailbox: each unseen message is received, then flagged seen
+/// (after it was handled: a crash in between reads it again, and the Message-ID check
+/// makes that harmless). Returns how many were read.
+pub async fn poll_mailbox(store: &DynStore, email: &Email) -> Result<usize, StoreError> {
+    let Some(url) = settings(store).await?.mailbox else {
+        return Ok(0);
+    };
+    let url = MailboxUrl::parse(&url).map_err(|e| invalid("mailbox", e.0))?;
+    let err = |e: rapport_email::imap::ImapError| {
+        StoreError::Backend(format!("support mailbox {url:?}: {e}"))
+    };
+    let mut mb = Mailbox::open(&url).await.map_err(err)?;
+    let unseen = mb.unseen(PER_POLL).await.map_err(err)?;
+    let mut done = Vec::with_capacity(unseen.len());
+    for (uid, raw) in &unseen {
+        match receive(store, email, raw).await {
+            Ok(_) => done.push(*uid),
+            Err(e) => {
+                let _ = mb.mark_seen(&done).await;
+                mb.close().await;
+                return Err(e);
+            }
+        }
+    }
+    mb.mark_seen(&done).await.map_err(err)?;
+    mb.close().await;
+    Ok(done.len())
+}
+
+/// Wakes snoozed tickets whose time has come, each with its event.
+pub async fn wake(store: &DynStore) -> Result<usize, StoreError> {
+    let now = now_millis();
+    let woken = store.wake_tickets(now).await?;
+    let mut events = Vec::new();
+    for t in &woken {
+        events.push(event(
+            t.profile_id,
+            "Ticket Status Changed",
+            format!("ticket:{}:woke:{now}", t.id),
+            now,
+            json!({"ticket": t.id, "from": "snoozed", "to": "open"}),
+        )?);
+    }
+    if !events.is_empty() {
+        store.insert_events_raw(events, SOURCE).await?;
+    }
+    Ok(woken.len())
+}
+
+/// The support worker `rapport serve` runs: the mailbox polled every `poll_seconds`,
+/// snoozed tickets woken.
+pub async fn run(
+    store: DynStore,
+    email: Arc<Email>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last: Option<std::time::Instant> = None;
+    loop {
+        let every = Duration::from_secs(u64::from(
+            settings(&store)
+                .await
+                .map(|s| s.poll_seconds)
+                .unwrap_or(60)
+                .max(1),
+        ));
+        let step = async {
+            let woken = wake(&store).await?;
+            let read = if last.is_none_or(|t| t.elapsed() >= every) {
+                last = Some(std::time::Instant::now());
+                poll_mailbox(&store, &email).await?
+            } else {
+                0
+            };
+            Ok::<usize, StoreError>(woken + read)
+        }
+        .await;
+        let second = Duration::from_secs(1);
+        if !crate::worker::pause_after("support", step, second, second, &mut shutdown).await {
+            return;
+        }
+    }
+}
+
+/// Lists tickets for the inbox.
+pub async fn list(store: &DynStore, f: TicketFilter) -> Result<Vec<Ticket>, StoreError> {
+    if let Some(s) = &f.status {
+        Status::parse("status", s).map_err(field)?;
+    }
+    store.tickets(f).await
+}
+
+/// A person's tickets (every raw profile of theirs).
+pub async fn of_person(
+    store: &DynStore,
+    person: ProfileId,
+    limit: usize,
+) -> Result<Vec<Ticket>, StoreError> {
+    let p = store.profile(person).await?;
+    let mut ids = p.member_ids.clone();
+    if !ids.contains(&p.id) {
+        ids.push(p.id);
+    }
+    store
+        .tickets(TicketFilter {
+            profiles: Some(ids),
+            limit,
+            ..Default::default()
+        })
+        .await
+}

@@ -1,0 +1,211 @@
+//! The support API (admin key): tickets opened, listed, read, answered and changed; the
+//! support settings (address, mailbox); and a raw e-mail handed in by a relay that pipes
+//! mail rather than keeping a mailbox.
+
+use crate::auth::AdminKey;
+use crate::problem::{query_count, typed_body, ApiError, ApiResult, Id, Problem};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use rapport_app::tickets::{self, Author, NewTicket, Patch, SupportSettings};
+use rapport_domain::ticket::Status;
+use rapport_store::{Ticket, TicketFilter, TicketMessage};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// A ticket with its conversation.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TicketView {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    pub messages: Vec<TicketMessage>,
+}
+
+/// Opens a ticket for a requester (`email:<address>`, made a person if new, or a
+/// profile id). Answers its id and number (`#number` in e-mail subjects).
+#[utoipa::path(post, path = "/api/tickets", tag = "support",
+    request_body = NewTicket,
+    responses((status = 201, body = Ticket), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn open(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Ticket>)> {
+    let t: NewTicket = typed_body(&body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(tickets::open(&state.store, t, "api").await?),
+    ))
+}
+
+/// The inbox, newest change first: `status`, `assignee` (an e-mail), `unassigned=true`,
+/// `limit` (1–500, default 50).
+#[utoipa::path(get, path = "/api/tickets", tag = "support",
+    params(("status" = Option<String>, Query), ("assignee" = Option<String>, Query),
+           ("unassigned" = Option<bool>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 500)),
+    responses((status = 200, body = Vec<Ticket>), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Vec<Ticket>>> {
+    let unassigned = match q.get("unassigned").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::invalid("unassigned", "true or false")),
+    };
+    let f = TicketFilter {
+        status: q.get("status").cloned(),
+        assignee: q.get("assignee").cloned(),
+        unassigned,
+        profiles: None,
+        limit: query_count(&q, "limit", 50, 500)?,
+    };
+    Ok(Json(tickets::list(&state.store, f).await?))
+}
+
+/// A ticket with its messages, oldest first.
+#[utoipa::path(get, path = "/api/tickets/{id}", tag = "support",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = TicketView), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Id(id): Id,
+) -> ApiResult<Json<TicketView>> {
+    let ticket = state
+        .store
+        .ticket(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("ticket {id}")))?;
+    let messages = state.store.ticket_messages(id).await?;
+    Ok(Json(TicketView { ticket, messages }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyBody {
+    pub body: String,
+    /// `staff` (default: e-mailed to the customer), `customer` (typed in for them), or
+    /// `note` (internal, never sent).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// With a staff reply or a note: the status it leaves the ticket in (a staff reply
+    /// leaves it `pending` by default).
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// Adds a message. A staff reply goes out by e-mail from the support address, threaded
+/// under the customer's last message; a customer's reopens a resolved ticket.
+#[utoipa::path(post, path = "/api/tickets/{id}/replies", tag = "support",
+    params(("id" = i64, Path)), request_body = ReplyBody,
+    responses((status = 201, body = TicketMessage), (status = 400, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn reply(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Id(id): Id,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<TicketMessage>)> {
+    let b: ReplyBody = typed_body(&body)?;
+    let author = match b.from.as_deref().unwrap_or("staff") {
+        "staff" => Author::Staff(key.who()),
+        "customer" => Author::Customer,
+        "note" => Author::Note(key.who()),
+        other => {
+            return Err(ApiError::invalid(
+                "from",
+                format!("`{other}`: staff, customer or note"),
+            ))
+        }
+    };
+    let then = match &b.status {
+        Some(s) if author == Author::Customer => {
+            return Err(ApiError::invalid(
+                "status",
+                format!("`{s}`: a customer's reply always reopens the ticket"),
+            ))
+        }
+        Some(s) => {
+            Some(Status::parse("status", s).map_err(|e| ApiError::invalid(&e.field, e.reason))?)
+        }
+        None => None,
+    };
+    let m = tickets::reply(&state.store, &state.email, id, &b.body, author, then).await?;
+    Ok((StatusCode::CREATED, Json(m)))
+}
+
+/// Changes status, priority, assignee, tags; `snoozed` needs `snooze_until`.
+#[utoipa::path(patch, path = "/api/tickets/{id}", tag = "support",
+    params(("id" = i64, Path)), request_body = Patch,
+    responses((status = 200, body = Ticket), (status = 400, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Id(id): Id,
+    body: Bytes,
+) -> ApiResult<Json<Ticket>> {
+    let p: Patch = typed_body(&body)?;
+    Ok(Json(tickets::update(&state.store, id, p).await?))
+}
+
+/// A person's tickets, newest change first.
+#[utoipa::path(get, path = "/api/profiles/{id}/tickets", tag = "support",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<Ticket>), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn of_profile(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    Id(id): Id,
+) -> ApiResult<Json<Vec<Ticket>>> {
+    Ok(Json(tickets::of_person(&state.store, id, 100).await?))
+}
+
+/// The support settings; the mailbox's password is never shown.
+#[utoipa::path(get, path = "/api/support/settings", tag = "support",
+    responses((status = 200, body = SupportSettings)), security(("bearer" = [])))]
+pub async fn settings(
+    State(state): State<AppState>,
+    _key: AdminKey,
+) -> ApiResult<Json<SupportSettings>> {
+    Ok(Json(tickets::shown(
+        &tickets::settings(&state.store).await?,
+    )))
+}
+
+/// Replaces the support settings: `address` (on a sending domain), `name`, `mailbox`
+/// (IMAP; a value as shown, with `***`, keeps the saved password), `poll_seconds`.
+#[utoipa::path(put, path = "/api/support/settings", tag = "support",
+    request_body = SupportSettings,
+    responses((status = 200, body = SupportSettings), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn set_settings(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    body: Bytes,
+) -> ApiResult<Json<SupportSettings>> {
+    let s: SupportSettings = typed_body(&body)?;
+    let saved = tickets::set_settings(&state.store, s).await?;
+    Ok(Json(tickets::shown(&saved)))
+}
+
+/// A customer's e-mail to support as a raw RFC 5322 message (for relays that pipe mail):
+/// a reply on the ticket it answers, or a new ticket. Answers what was done.
+#[utoipa::path(post, path = "/api/support/inbound", tag = "support",
+    request_body(content = String, content_type = "message/rfc822"),
+    responses((status = 200, body = Object), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn inbound(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    b: Bytes,
+) -> ApiResult<Json<Value>> {
+    if b.is_empty() {
+        return Err(ApiError::invalid("body", "a raw RFC 5322 message"));
+    }
+    let v = tickets::receive(&state.store, &state.email, &b).await?;
+    Ok(Json(json!(v)))
+}

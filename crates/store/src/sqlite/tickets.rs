@@ -1,0 +1,240 @@
+//! SQLite side of support tickets.
+
+use super::ingest::insert_events;
+use super::SqliteStore;
+use crate::tickets::{Ticket, TicketFilter, TicketMessage, TicketStore};
+use crate::Result;
+use async_trait::async_trait;
+use rapport_domain::resolve::EventRow;
+use rapport_domain::time::Millis;
+use rusqlite::{params, OptionalExtension, Row, Transaction};
+
+const COLS: &str = "id, profile_id, subject, status, priority, assignee, tags, channel, snooze_until, created_at, updated_at, first_response_at, resolved_at, address";
+const MSG_COLS: &str = "id, ticket_id, author, staff, body, message_id, email_id, at";
+const SOURCE: &str = "support";
+
+fn ticket(r: &Row<'_>) -> rusqlite::Result<Ticket> {
+    let tags: String = r.get(6)?;
+    Ok(Ticket {
+        id: r.get(0)?,
+        number: r.get(0)?,
+        profile_id: r.get(1)?,
+        subject: r.get(2)?,
+        status: r.get(3)?,
+        priority: r.get(4)?,
+        assignee: r.get(5)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        channel: r.get(7)?,
+        snooze_until: r.get(8)?,
+        created_at: r.get(9)?,
+        updated_at: r.get(10)?,
+        first_response_at: r.get(11)?,
+        resolved_at: r.get(12)?,
+        address: r.get(13)?,
+    })
+}
+
+fn message(r: &Row<'_>) -> rusqlite::Result<TicketMessage> {
+    Ok(TicketMessage {
+        id: r.get(0)?,
+        ticket_id: r.get(1)?,
+        author: r.get(2)?,
+        staff: r.get(3)?,
+        body: r.get(4)?,
+        message_id: r.get(5)?,
+        email_id: r.get(6)?,
+        at: r.get(7)?,
+    })
+}
+
+fn tags_json(t: &Ticket) -> String {
+    serde_json::to_string(&t.tags).unwrap_or_else(|_| "[]".into())
+}
+
+fn save(tx: &Transaction<'_>, t: &Ticket) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE tickets SET subject = ?2, status = ?3, priority = ?4, assignee = ?5, tags = ?6, snooze_until = ?7,
+         updated_at = ?8, first_response_at = ?9, resolved_at = ?10 WHERE id = ?1",
+    )?
+    .execute(params![
+        t.id,
+        t.subject,
+        t.status,
+        t.priority,
+        t.assignee,
+        tags_json(t),
+        t.snooze_until,
+        t.updated_at,
+        t.first_response_at,
+        t.resolved_at
+    ])?;
+    Ok(())
+}
+
+fn add(tx: &Transaction<'_>, m: &TicketMessage) -> Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO ticket_messages (ticket_id, author, staff, body, message_id, email_id, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        m.ticket_id,
+        m.author,
+        m.staff,
+        m.body,
+        m.message_id,
+        m.email_id,
+        m.at
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
+#[async_trait]
+impl TicketStore for SqliteStore {
+    async fn open_ticket(
+        &self,
+        mut t: Ticket,
+        mut first: TicketMessage,
+        mut events: Vec<EventRow>,
+    ) -> Result<Ticket> {
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO tickets (profile_id, subject, status, priority, assignee, tags, channel, snooze_until,
+                 created_at, updated_at, first_response_at, resolved_at, address)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                t.profile_id,
+                t.subject,
+                t.status,
+                t.priority,
+                t.assignee,
+                tags_json(&t),
+                t.channel,
+                t.snooze_until,
+                t.created_at,
+                t.updated_at,
+                t.first_response_at,
+                t.resolved_at,
+                t.address
+            ])?;
+            t.id = tx.last_insert_rowid();
+            t.number = t.id;
+            first.ticket_id = t.id;
+            add(tx, &first)?;
+            crate::tickets::number_events(&mut events, t.id);
+            insert_events(tx, &events, SOURCE)?;
+            Ok(t)
+        })
+        .await
+    }
+
+    async fn add_ticket_message(
+        &self,
+        t: Ticket,
+        mut m: TicketMessage,
+        events: Vec<EventRow>,
+    ) -> Result<TicketMessage> {
+        self.write(move |tx| {
+            m.ticket_id = t.id;
+            m.id = add(tx, &m)?;
+            save(tx, &t)?;
+            insert_events(tx, &events, SOURCE)?;
+            Ok(m)
+        })
+        .await
+    }
+
+    async fn update_ticket(&self, t: Ticket, events: Vec<EventRow>) -> Result<()> {
+        self.write(move |tx| {
+            save(tx, &t)?;
+            insert_events(tx, &events, SOURCE)
+        })
+        .await
+    }
+
+    async fn ticket(&self, id: i64) -> Result<Option<Ticket>> {
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached(&format!("SELECT {COLS} FROM tickets WHERE id = ?1"))?
+                    .query_row([id], ticket)
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn ticket_messages(&self, id: i64) -> Result<Vec<TicketMessage>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {MSG_COLS} FROM ticket_messages WHERE ticket_id = ?1 ORDER BY id"
+            ))?
+            .query_map([id], message)?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn ticket_of_message(&self, message_id: &str) -> Result<Option<i64>> {
+        let mid = message_id.to_string();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT ticket_id FROM ticket_messages WHERE message_id = ?1")?
+                    .query_row([mid], |r| r.get(0))
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn tickets(&self, f: TicketFilter) -> Result<Vec<Ticket>> {
+        self.read(move |c| {
+            let mut sql = format!("SELECT {COLS} FROM tickets WHERE 1 = 1");
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            if let Some(s) = f.status {
+                args.push(s.into());
+                sql.push_str(&format!(" AND status = ?{}", args.len()));
+            }
+            if let Some(a) = f.assignee {
+                args.push(a.into());
+                sql.push_str(&format!(" AND assignee = ?{}", args.len()));
+            }
+            if f.unassigned {
+                sql.push_str(" AND assignee IS NULL");
+            }
+            if let Some(ps) = f.profiles {
+                args.push(serde_json::to_string(&ps).unwrap_or_default().into());
+                sql.push_str(&format!(
+                    " AND profile_id IN (SELECT value FROM json_each(?{}))",
+                    args.len()
+                ));
+            }
+            args.push((f.limit as i64).into());
+            sql.push_str(&format!(
+                " ORDER BY updated_at DESC, id DESC LIMIT ?{}",
+                args.len()
+            ));
+            Ok(c.prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(args), ticket)?
+                .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn wake_tickets(&self, now: Millis) -> Result<Vec<Ticket>> {
+        self.write(move |tx| {
+            let due: Vec<Ticket> = tx
+                .prepare_cached(&format!(
+                    "SELECT {COLS} FROM tickets WHERE status = 'snoozed' AND snooze_until <= ?1"
+                ))?
+                .query_map([now], ticket)?
+                .collect::<std::result::Result<_, _>>()?;
+            tx.prepare_cached(
+                "UPDATE tickets SET status = 'open', snooze_until = NULL, updated_at = ?1
+                 WHERE status = 'snoozed' AND snooze_until <= ?1",
+            )?
+            .execute([now])?;
+            Ok(due)
+        })
+        .await
+    }
+}

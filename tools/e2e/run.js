@@ -138,11 +138,16 @@ async function expectText(page, text) {
     }
     if (!seen) throw new Error("no task on /rules after the event");
 
-    for (const p of ["rules", "rules/new", "offers/new", "scores", "network", "insights", "audience", "onchain", "email", "settings", "audit", "people", "people/conflicts"]) {
+    for (const p of ["rules", "rules/new", "offers/new", "scores", "network", "insights", "audience", "onchain", "email", "settings", "audit", "people", "people/conflicts", "support?view=all"]) {
       step("open " + p);
       await page.goto(`${BASE}/${p}`);
-      await shot(page, p.replace("/", "-"));
+      await shot(page, p.replace("/", "-").replace("?view=all", ""));
     }
+    step("open a ticket of the demo");
+    await page.goto(`${BASE}/support?view=all`);
+    await Promise.all([page.waitForNavigation(), page.click("td a[href^='/support/']")]);
+    await expectText(page, "Conversation");
+    await shot(page, "support-ticket");
     step("open the demo's e-mail campaign and template");
     await page.goto(`${BASE}/email`);
     await Promise.all([page.waitForNavigation(), page.click("a[href^='/email/campaigns/']")]);

@@ -569,6 +569,8 @@ pub struct Story {
     pub rules: usize,
     /// E-mail templates (with the shop's sending domain and a draft campaign).
     pub templates: usize,
+    /// Support tickets opened today.
+    pub tickets: usize,
 }
 
 /// What a marketer would have set up over the demo shop's year, so every page has
@@ -656,7 +658,7 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
         )
         .await?
         .len();
-        // Today's tickets, received after the rules were saved: the real-time engine of
+        // Today's tickets, opened after the rules were saved: the real-time engine of
         // `rapport serve` fires "Call unhappy big spenders" on the big spenders among
         // them, so the task list is not empty either. Stable ids: loading again adds none.
         let now = now_millis();
@@ -664,11 +666,8 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
             received_at: now,
             ..Default::default()
         };
-        let tickets = (0..40).map(|i| {
-            json!({"type": "track", "userId": format!("u{i}"), "event": "Ticket Opened",
-                "context": {"channel": "support"}, "messageId": format!("demo-story-ticket-{i}"),
-                "properties": {"subject": "My order has not arrived", "body": "I am still waiting for my order and nobody answers. This is really disappointing."}})
-        });
+        // Real tickets in the inbox, each with its `Ticket Opened` event.
+        done.tickets = demo_tickets(store).await?;
         // And today's accepted answers: helpers are thanked, and the shadow reward rule
         // records the tokens it would send to those with a wallet.
         let answers = (40..60).map(|i| {
@@ -677,8 +676,7 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
                 "properties": {"question_author": format!("u{}", i + 100), "accepted": true,
                     "text": "Hold the button for ten seconds, then pair it again: that fixed mine."}})
         });
-        let messages = tickets
-            .chain(answers)
+        let messages = answers
             .filter_map(|v| parse_message(&v, "", None, &batch, String::new).ok())
             .collect();
         store
@@ -689,6 +687,65 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
             .await?;
     }
     Ok(done)
+}
+
+/// Today's support tickets (real ones, in the inbox): forty customers whose order is
+/// late or broken; some already resolved or waiting on the customer, with a note.
+async fn demo_tickets(store: &DynStore) -> Result<usize, StoreError> {
+    use rapport_domain::identifier::{IdentityKey, IdentityKind};
+    use rapport_domain::ticket::Status;
+    let s = crate::tickets::settings(store).await?;
+    if s.address.is_none() {
+        let s = crate::tickets::SupportSettings {
+            address: Some("support@shop.example".into()),
+            name: Some("Shop support".into()),
+            ..s
+        };
+        crate::tickets::set_settings(store, s).await?;
+    }
+    let email = crate::email::Email::new(store.clone());
+    let mut n = 0;
+    for i in 0..40 {
+        let Ok(key) = IdentityKey::parse(IdentityKind::UserId, &format!("u{i}")) else {
+            continue;
+        };
+        let Some(person) = store.lookup(&key).await? else {
+            continue;
+        };
+        let (subject, body, tag) = if i % 3 == 0 {
+            (
+                "Broken on arrival",
+                "The box was crushed and the lamp does not switch on. What now?",
+                "damaged",
+            )
+        } else {
+            (
+                "My order has not arrived",
+                "I am still waiting for my order and nobody answers. This is really disappointing.",
+                "delivery",
+            )
+        };
+        let new = crate::tickets::NewTicket {
+            requester: json!(person),
+            subject: subject.into(),
+            body: body.into(),
+            priority: Some(if i % 7 == 0 { "high" } else { "normal" }.into()),
+            tags: vec![tag.into()],
+        };
+        let t = crate::tickets::open(store, new, "email").await?;
+        let then = match i % 4 {
+            0 => Some(Status::Resolved),
+            1 => Some(Status::Pending),
+            _ => None,
+        };
+        if then.is_some() {
+            let note = "Checked with the carrier: the parcel left the warehouse yesterday.";
+            let by = crate::tickets::Author::Note("admin@rapport.local".into());
+            crate::tickets::reply(store, &email, t.id, note, by, then).await?;
+        }
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// The shop's e-mail: its sending domain (an Ed25519 key only: an RSA-2048 key would

@@ -51,6 +51,10 @@ impl Role {
     pub fn can_edit_people(self) -> bool {
         self >= Role::Agent
     }
+    /// Tickets answered, assigned and closed (support agents and admins; marketers read).
+    pub fn can_support(self) -> bool {
+        matches!(self, Role::Agent | Role::Admin)
+    }
     /// Segments, rules, offers, scores (marketers and admins).
     pub fn can_market(self) -> bool {
         self >= Role::Marketer

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 const PASSWORD: &str = "correct horse battery";
 const ROLES: [&str; 4] = ["admin", "marketer", "agent", "viewer"];
-const PAGES: [&str; 13] = [
+const PAGES: [&str; 15] = [
     "/",
     "/people",
     "/people?q=example",
@@ -26,6 +26,8 @@ const PAGES: [&str; 13] = [
     "/settings",
     "/people/1",
     "/people/conflicts",
+    "/support",
+    "/support?view=all",
 ];
 
 fn client() -> reqwest::Client {
@@ -1113,6 +1115,144 @@ async fn ties_are_reviewed_and_merged_in_the_app() {
         assert_eq!(pa.id, pb.id, "[{k}] one person now");
         let (_, html) = get(&s, &agent, "/people/conflicts").await;
         assert!(html.contains("Nothing to review"), "[{k}]");
+        s.finish().await;
+    }
+}
+
+/// The agent inbox: an agent opens a ticket for a customer, notes it, assigns it to
+/// themselves and resolves it; what the customer wrote is shown as text, never run; a
+/// marketer reads but cannot answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_work_tickets_in_the_app() {
+    for s in common::servers().await {
+        let k = s.kind;
+        for r in ["agent", "marketer"] {
+            rapport_app::users::create(&s.store, &format!("{r}@shop.example"), PASSWORD, r)
+                .await
+                .expect("user");
+        }
+        let agent = sign_in(&s, "agent@shop.example").await;
+        let (st, page) = get(&s, &agent, "/support/new").await;
+        assert_eq!(st, 200, "[{k}]");
+        let token = csrf_of(&page);
+        let r = client()
+            .post(format!("{}/support/new", s.url))
+            .header("cookie", &agent)
+            .form(&[
+                ("_csrf", token.as_str()),
+                ("requester", "zoe@customer.test"),
+                ("subject", "Lamp <script>alert(1)</script>"),
+                ("body", "It flickers <img src=x onerror=alert(2)>"),
+            ])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 303, "[{k}]");
+        let at = r.headers()["location"].to_str().unwrap().to_string();
+        let id: i64 = at
+            .trim_start_matches("/support/")
+            .split('?')
+            .next()
+            .unwrap()
+            .parse()
+            .expect("ticket id");
+        let (st, html) = get(&s, &agent, &format!("/support/{id}")).await;
+        assert_eq!(st, 200, "[{k}]");
+        assert!(
+            !html.contains("<script>alert(1)") && !html.contains("<img src=x"),
+            "[{k}] a customer's markup is escaped"
+        );
+        assert!(html.contains("&lt;img src=x"), "[{k}]");
+        assert_eq!(
+            post(
+                &s,
+                &agent,
+                &format!("/support/{id}/reply"),
+                &[
+                    ("_csrf", &token),
+                    ("body", "Asked for the batch number."),
+                    ("as", "note")
+                ]
+            )
+            .await,
+            303,
+            "[{k}]"
+        );
+        assert_eq!(
+            post(
+                &s,
+                &agent,
+                &format!("/support/{id}/update"),
+                &[
+                    ("_csrf", &token),
+                    ("status", "resolved"),
+                    ("priority", "high"),
+                    ("assignee", "agent@shop.example"),
+                    ("tags", "lamp, Warranty")
+                ]
+            )
+            .await,
+            303,
+            "[{k}]"
+        );
+        let t = s.store.ticket(id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                t.status.as_str(),
+                t.priority.as_str(),
+                t.assignee.as_deref(),
+                t.tags.clone()
+            ),
+            (
+                "resolved",
+                "high",
+                Some("agent@shop.example"),
+                vec!["lamp".to_string(), "warranty".to_string()]
+            ),
+            "[{k}]"
+        );
+        let (_, inbox) = get(&s, &agent, "/support?view=mine").await;
+        assert!(
+            inbox.contains(&format!("#{id}")) && inbox.contains("zoe@customer.test"),
+            "[{k}]"
+        );
+        // A bad status is refused and changes nothing.
+        assert_eq!(
+            post(
+                &s,
+                &agent,
+                &format!("/support/{id}/update"),
+                &[("_csrf", &token), ("status", "later")]
+            )
+            .await,
+            400,
+            "[{k}]"
+        );
+        assert_eq!(
+            s.store.ticket(id).await.unwrap().unwrap().status,
+            "resolved",
+            "[{k}]"
+        );
+        // The person's 360 lists the ticket.
+        let (_, person) = get(&s, &agent, &format!("/people/{}", t.profile_id)).await;
+        assert!(person.contains(&format!("/support/{id}")), "[{k}]");
+        // A marketer reads, and cannot answer.
+        let marketer = sign_in(&s, "marketer@shop.example").await;
+        let (st, html) = get(&s, &marketer, &format!("/support/{id}")).await;
+        assert!(st == 200 && !html.contains("Send reply"), "[{k}]");
+        let mtoken = csrf_of(&html);
+        assert_eq!(
+            post(
+                &s,
+                &marketer,
+                &format!("/support/{id}/reply"),
+                &[("_csrf", &mtoken), ("body", "hi")]
+            )
+            .await,
+            403,
+            "[{k}]"
+        );
+        assert_eq!(s.store.ticket_messages(id).await.unwrap().len(), 2, "[{k}]");
         s.finish().await;
     }
 }

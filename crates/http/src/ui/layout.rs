@@ -62,9 +62,10 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
-const NAV: [(&str, &str); 10] = [
+const NAV: [(&str, &str); 11] = [
     ("/", "Dashboard"),
     ("/people", "People"),
+    ("/support", "Support"),
     ("/segments", "Segments"),
     ("/rules", "Rules & offers"),
     ("/network", "Network"),
@@ -152,6 +153,13 @@ a { color:var(--accent); text-decoration:none; } a:hover { text-decoration:under
 /* Links inside running text are underlined: colour alone does not tell them apart. */
 p a, li a, .small a, .crumbs a { text-decoration:underline; }
 fieldset { border:1px solid var(--line); border-radius:8px; padding:.4rem 1rem .2rem; margin:.8rem 0; } legend { font-weight:600; padding:0 .3rem; }
+nav.tabs { display:flex; gap:.3rem; flex-wrap:wrap; margin:0 0 .8rem; align-items:center; }
+nav.tabs a { padding:.3rem .7rem; border-radius:6px; color:var(--muted); }
+nav.tabs a[aria-current=page] { background:#e8ecfb; color:var(--accent); font-weight:600; }
+a.button, nav.tabs a.button { display:inline-block; padding:.35rem .8rem; border-radius:8px; background:var(--accent); color:#fff; font-weight:600; }
+article.message { border-left:3px solid var(--line); padding:.3rem .8rem; margin:.6rem 0; }
+article.message.staff { border-color:var(--accent); } article.message.note { border-color:#c9a227; background:#fffbea; }
+article.message .body { white-space:pre-wrap; overflow-wrap:anywhere; margin-top:.2rem; }
 .crumbs { font-size:.85rem; color:var(--muted); margin:-.4rem 0 .2rem; }
 header.top { display:flex; align-items:center; gap:1.5rem; background:#fff; border-bottom:1px solid var(--line); padding:.6rem 1.5rem; position:sticky; top:0; z-index:5; }
 .brand { font-weight:700; font-size:1.15rem; color:var(--ink); }

@@ -22,6 +22,7 @@ pub mod people;
 pub mod rule_builder;
 pub mod score_editor;
 pub mod segments;
+pub mod tickets;
 pub mod timeline;
 
 pub fn routes() -> Router<AppState> {
@@ -31,6 +32,11 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(pages::dashboard))
         .route("/people", get(people::search_page))
         .route("/ui/search", get(people::search_fragment))
+        .route("/support", get(tickets::inbox))
+        .route("/support/new", get(tickets::new_page).post(tickets::create))
+        .route("/support/{id}", get(tickets::ticket))
+        .route("/support/{id}/reply", post(tickets::reply))
+        .route("/support/{id}/update", post(tickets::update))
         .route("/people/conflicts", get(conflicts::page))
         .route("/people/conflicts/merge", post(conflicts::merge))
         .route("/people/{id}", get(people::person))

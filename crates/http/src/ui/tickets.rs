@@ -1,0 +1,331 @@
+//! The agent inbox (`/support`): tickets by view (mine, unassigned, open, pending,
+//! snoozed, resolved, all), a ticket's conversation with reply, note, status, priority
+//! and assignee (`/support/{id}`), and a ticket opened for a customer (`/support/new`).
+//! Agents and admins act; marketers and viewers read.
+
+use axum::extract::{Path, Query, State};
+use axum::response::Redirect;
+use axum::Form;
+use maud::{html, Markup};
+use rapport_app::tickets::{self, Author, NewTicket, Patch};
+use rapport_domain::ticket::{Priority, Status};
+use rapport_domain::time::to_datetime;
+use rapport_store::{Ticket, TicketFilter};
+use serde_json::json;
+use std::collections::HashMap;
+
+use super::auth::{Staff, UiError, UiResult};
+use super::layout::{self, csrf};
+use super::names::Names;
+use crate::AppState;
+
+const VIEWS: [(&str, &str); 7] = [
+    ("mine", "Mine"),
+    ("unassigned", "Unassigned"),
+    ("open", "Open"),
+    ("pending", "Pending"),
+    ("snoozed", "Snoozed"),
+    ("resolved", "Resolved"),
+    ("all", "All"),
+];
+
+fn filter(view: &str, me: &str) -> TicketFilter {
+    let mut f = TicketFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    match view {
+        "mine" => f.assignee = Some(me.to_string()),
+        "unassigned" => {
+            f.unassigned = true;
+            f.status = Some("open".into());
+        }
+        "all" => {}
+        s => f.status = Some(s.to_string()),
+    }
+    f
+}
+
+fn status_badge(s: &str) -> Markup {
+    let class = match s {
+        "open" => "badge warn",
+        "resolved" | "closed" => "badge verified",
+        _ => "badge",
+    };
+    html! { span class=(class) { (s) } }
+}
+
+pub async fn inbox(
+    State(state): State<AppState>,
+    staff: Staff,
+    Query(q): Query<HashMap<String, String>>,
+) -> UiResult<Markup> {
+    let view = q
+        .get("view")
+        .map(String::as_str)
+        .filter(|v| VIEWS.iter().any(|(k, _)| k == v))
+        .unwrap_or(if staff.role.can_support() {
+            "mine"
+        } else {
+            "open"
+        });
+    let list = tickets::list(&state.store, filter(view, &staff.user.email)).await?;
+    let names = Names::of(&state.store, list.iter().map(|t| t.profile_id)).await?;
+    Ok(layout::page(
+        &staff,
+        "Support",
+        "/support",
+        html! {
+            nav.tabs aria-label="Views" {
+                @for (k, label) in VIEWS {
+                    a href=(format!("/support?view={k}")) aria-current=[(k == view).then_some("page")] { (label) }
+                }
+                @if staff.role.can_support() { " " a.button href="/support/new" { "New ticket" } }
+            }
+            div.card.wide {
+                @if list.is_empty() {
+                    p.empty { @match view {
+                        "mine" => "Nothing assigned to you. Unassigned tickets wait under Unassigned.",
+                        _ => "No ticket here. Customers open them by e-mail to the support address (Settings → Support) or through the API.",
+                    } }
+                } @else {
+                    table {
+                        tr { th { "#" } th { "Subject" } th { "Customer" } th { "Status" } th { "Priority" } th { "Assignee" } th { "Updated" } }
+                        @for t in &list { tr {
+                            td.num { a href=(format!("/support/{}", t.id)) { "#" (t.number) } }
+                            td { a href=(format!("/support/{}", t.id)) { (t.subject) } }
+                            td { (names.link(t.profile_id)) }
+                            td { (status_badge(&t.status)) }
+                            td.small { (t.priority) }
+                            td.small.muted { (t.assignee.clone().unwrap_or_else(|| "—".into())) }
+                            td.small.muted { (layout::when(to_datetime(t.updated_at))) }
+                        } }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+async fn ticket_of(state: &AppState, id: i64) -> UiResult<Ticket> {
+    state
+        .store
+        .ticket(id)
+        .await?
+        .ok_or_else(|| UiError::NotFound(format!("ticket {id}")))
+}
+
+pub async fn ticket(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Query(q): Query<HashMap<String, String>>,
+) -> UiResult<Markup> {
+    let t = ticket_of(&state, id).await?;
+    let messages = state.store.ticket_messages(id).await?;
+    let names = Names::of(&state.store, [t.profile_id]).await?;
+    let act = staff.role.can_support();
+    let who = names.get(t.profile_id);
+    Ok(layout::page(
+        &staff,
+        &format!("#{} {}", t.number, t.subject),
+        "/support",
+        html! {
+            @if let Some(m) = q.get("msg") { div.ok role="status" { (m) } }
+            div.figures {
+                span.figure { span.muted { "Customer " } strong { (names.link(t.profile_id)) } }
+                span.figure { span.muted { "Status " } (status_badge(&t.status)) }
+                span.figure { span.muted { "Priority " } strong { (t.priority) } }
+                span.figure { span.muted { "Assignee " } strong { (t.assignee.clone().unwrap_or_else(|| "nobody".into())) } }
+                span.figure { span.muted { "Opened " } strong { (layout::when(to_datetime(t.created_at))) } " by " (t.channel) }
+                @for tag in &t.tags { " " span.chip { (tag) } }
+            }
+            div.grid.wide-cards {
+                div.card.half {
+                    h2 { "Conversation" }
+                    @for m in &messages {
+                        article.message class=(m.author.as_str()) {
+                            div.small.muted {
+                                strong { @match m.author.as_str() {
+                                    "customer" => { (who) }
+                                    "note" => { "Note by " (m.staff.clone().unwrap_or_default()) }
+                                    _ => { (m.staff.clone().unwrap_or_else(|| "Staff".into())) }
+                                } }
+                                " · " (layout::when(to_datetime(m.at)))
+                                @if m.author == "staff" && m.email_id.is_some() { " · e-mailed" }
+                            }
+                            // Escaped by maud: what customers write is shown, never run.
+                            div.body { (m.body) }
+                        }
+                    }
+                    @if act {
+                        form method="post" action=(format!("/support/{id}/reply")) {
+                            (csrf(&staff))
+                            label for="body" { "Reply (e-mailed to the customer) or note (staff only)" }
+                            textarea #body name="body" required {}
+                            div.row {
+                                div {
+                                    label for="then" { "Then the ticket is" }
+                                    select #then name="then" {
+                                        option value="" { "pending (waiting on the customer)" }
+                                        option value="resolved" { "resolved" }
+                                        option value="open" { "open" }
+                                    }
+                                }
+                            }
+                            button type="submit" name="as" value="reply" { "Send reply" }
+                            " "
+                            button.secondary type="submit" name="as" value="note" { "Add note" }
+                        }
+                    } @else { p.small.muted { "Your role can read tickets but not answer them." } }
+                }
+                div.card {
+                    h2 { "Ticket" }
+                    @if act {
+                        form method="post" action=(format!("/support/{id}/update")) {
+                            (csrf(&staff))
+                            label for="status" { "Status" }
+                            select #status name="status" {
+                                @for s in Status::ALL { option value=(s.as_str()) selected[s.as_str() == t.status] { (s.as_str()) } }
+                            }
+                            label for="snooze_until" { "Snoozed until (with status snoozed)" }
+                            input #snooze_until name="snooze_until" type="datetime-local";
+                            label for="priority" { "Priority" }
+                            select #priority name="priority" {
+                                @for p in Priority::ALL { option value=(p.as_str()) selected[p.as_str() == t.priority] { (p.as_str()) } }
+                            }
+                            label for="assignee" { "Assignee (a staff e-mail; empty: nobody)" }
+                            input #assignee name="assignee" value=(t.assignee.clone().unwrap_or_default()) placeholder=(staff.user.email);
+                            label for="tags" { "Tags (comma-separated)" }
+                            input #tags name="tags" value=(t.tags.join(", "));
+                            button type="submit" { "Save" }
+                        }
+                    }
+                    p.small.muted { "Replies go from the support address with the ticket number in the subject; the customer's answers come back to this ticket, and reopen it once resolved." }
+                }
+            }
+        },
+    ))
+}
+
+pub async fn reply(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_support(), "answer tickets")?;
+    let body = f.get("body").map(String::as_str).unwrap_or("");
+    let then = match f.get("then").map(String::as_str).unwrap_or("") {
+        "" => None,
+        s => Some(Status::parse("then", s).map_err(|e| UiError::Invalid(e.to_string()))?),
+    };
+    let me = staff.user.email.clone();
+    let (author, done) = match f.get("as").map(String::as_str) {
+        Some("note") => (Author::Note(me), "Note added."),
+        _ => (Author::Staff(me), "Reply sent."),
+    };
+    tickets::reply(&state.store, &state.email, id, body, author, then).await?;
+    Ok(back(id, done))
+}
+
+fn back(id: i64, msg: &str) -> Redirect {
+    Redirect::to(&format!("/support/{id}?msg={}", layout::urlencode(msg)))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_support(), "change tickets")?;
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string());
+    // The browser's datetime-local has no zone: read as UTC, as the app shows times.
+    let snooze = get("snooze_until").filter(|v| !v.is_empty()).map(|v| {
+        if v.len() == 16 {
+            format!("{v}:00Z")
+        } else {
+            v
+        }
+    });
+    let p = Patch {
+        status: get("status"),
+        priority: get("priority"),
+        assignee: get("assignee"),
+        tags: get("tags").map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect()
+        }),
+        snooze_until: snooze,
+    };
+    tickets::update(&state.store, id, p).await?;
+    Ok(back(id, "Saved."))
+}
+
+pub async fn new_page(State(_state): State<AppState>, staff: Staff) -> UiResult<Markup> {
+    staff.require(staff.role.can_support(), "open tickets")?;
+    Ok(layout::page(
+        &staff,
+        "New ticket",
+        "/support",
+        html! {
+            div.card.wide {
+                form method="post" action="/support/new" {
+                    (csrf(&staff))
+                    label for="requester" { "Customer's e-mail" }
+                    input #requester name="requester" type="email" required placeholder="ann@example.com";
+                    label for="subject" { "Subject" }
+                    input #subject name="subject" required;
+                    label for="body" { "What they said" }
+                    textarea #body name="body" required {}
+                    button type="submit" { "Open ticket" }
+                }
+            }
+        },
+    ))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    staff: Staff,
+    Form(f): Form<HashMap<String, String>>,
+) -> UiResult<Redirect> {
+    staff.check(&f)?;
+    staff.require(staff.role.can_support(), "open tickets")?;
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let t = tickets::open(
+        &state.store,
+        NewTicket {
+            requester: json!(format!("email:{}", get("requester").trim())),
+            subject: get("subject"),
+            body: get("body"),
+            priority: None,
+            tags: Vec::new(),
+        },
+        "app",
+    )
+    .await?;
+    Ok(back(t.id, "Ticket opened."))
+}
+
+/// The 360 page's card: the person's latest tickets.
+pub async fn card(state: &AppState, person: i64) -> UiResult<Markup> {
+    let list = tickets::of_person(&state.store, person, 10).await?;
+    Ok(html! {
+        div.card {
+            h2 { "Tickets" }
+            @if list.is_empty() { p.empty { "No ticket." } }
+            table { @for t in &list { tr {
+                td { a href=(format!("/support/{}", t.id)) { "#" (t.number) " " (t.subject) } }
+                td { (status_badge(&t.status)) }
+                td.small.muted { (layout::when(to_datetime(t.updated_at))) }
+            } } }
+        }
+    })
+}

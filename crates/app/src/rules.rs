@@ -5,7 +5,6 @@
 //! dry run shows what a rule would have done over recent events without doing it.
 //! Events that rules emit never trigger rules, so rules cannot loop.
 
-use crate::segments::person;
 use rapport_domain::message::{parse_message, BatchContext};
 use rapport_domain::model::EventView;
 use rapport_domain::resolve::ProfileId;
@@ -803,19 +802,56 @@ pub async fn dry_run(store: &DynStore, rule: &Value, days: i64) -> Result<Value,
             DRY_RUN_EVENTS,
         )
         .await?;
-    for ev in events.iter().filter(|e| e.source != SOURCE) {
-        if !eval::event_matches(&c.when, &as_event(ev)) {
-            continue;
+    let matching: Vec<&EventView> = events
+        .iter()
+        .filter(|e| e.source != SOURCE && eval::event_matches(&c.when, &as_event(e)))
+        .collect();
+    // People are read together, a chunk of events at a time, and judged once each (the
+    // verdict depends on the person and their recorded firings, which a dry run leaves
+    // as they are).
+    let mut verdicts: HashMap<ProfileId, bool> = HashMap::new();
+    'chunks: for chunk in matching.chunks(200) {
+        let mut raw: Vec<ProfileId> = chunk.iter().map(|e| e.profile_id).collect();
+        raw.sort_unstable();
+        raw.dedup();
+        let loaded = crate::segments::people(
+            store,
+            raw,
+            rapport_store::PersonReads::Whole {
+                firings_since: i64::MAX,
+                membership_events: true,
+            },
+        )
+        .await?;
+        let mut of_raw: HashMap<ProfileId, usize> = HashMap::new();
+        for (i, l) in loaded.iter().enumerate() {
+            of_raw.insert(l.id, i);
+            for m in &l.members {
+                of_raw.insert(*m, i);
+            }
         }
-        seen += 1;
-        let id = store.profile(ev.profile_id).await?.id;
-        let p = person(store, id).await?;
-        match decide(store, &c, &p, id, now).await? {
-            Ok(()) => would.push(json!({"profile_id": id, "event_id": ev.id, "actions": r.then})),
-            Err(_) => wouldnt += 1,
-        }
-        if would.len() >= 100 {
-            break;
+        for ev in chunk {
+            let Some(&i) = of_raw.get(&ev.profile_id) else {
+                continue;
+            };
+            seen += 1;
+            let l = &loaded[i];
+            let fires = match verdicts.get(&l.id) {
+                Some(v) => *v,
+                None => {
+                    let v = decide(store, &c, &l.person, l.id, now).await?.is_ok();
+                    verdicts.insert(l.id, v);
+                    v
+                }
+            };
+            if fires {
+                would.push(json!({"profile_id": l.id, "event_id": ev.id, "actions": r.then}));
+            } else {
+                wouldnt += 1;
+            }
+            if would.len() >= 100 {
+                break 'chunks;
+            }
         }
     }
     Ok(

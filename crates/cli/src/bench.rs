@@ -61,6 +61,8 @@ pub enum BenchCommand {
     Crash(crate::bench_crash::CrashBench),
     /// Server time of the web app's pages on the demo data.
     Ui(crate::bench_ui::UiBench),
+    /// The agent inbox (API and app) with N tickets.
+    Support(crate::bench_support::SupportBench),
     /// Rendering and DKIM signing of e-mail on one core (Ed25519, RSA-2048, both).
     Email(crate::bench_email::EmailBench),
     /// A campaign to N people planned and queued (segment, address, render, store).
@@ -459,6 +461,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Realtime(args) => crate::bench_realtime::run(args).await,
         BenchCommand::Chain(args) => crate::bench_chain::run(args).await,
         BenchCommand::Ui(args) => crate::bench_ui::run(args).await,
+        BenchCommand::Support(args) => crate::bench_support::run(args).await,
         BenchCommand::Email(args) => {
             tokio::task::spawn_blocking(move || crate::bench_email::run(args)).await?
         }

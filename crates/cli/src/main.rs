@@ -20,6 +20,7 @@ mod bench_graph;
 mod bench_privacy;
 mod bench_realtime;
 mod bench_segments;
+mod bench_support;
 mod bench_text;
 mod bench_tracking;
 mod bench_ui;

@@ -17,7 +17,8 @@ CREATE TABLE tickets (
     resolved_at INTEGER
 );
 CREATE INDEX tickets_by_status ON tickets (status, updated_at);
-CREATE INDEX tickets_by_assignee ON tickets (assignee, status, updated_at);
+CREATE INDEX tickets_by_assignee ON tickets (assignee, updated_at);
+CREATE INDEX tickets_recent ON tickets (updated_at);
 CREATE INDEX tickets_by_profile ON tickets (profile_id);
 CREATE TABLE ticket_messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -351,25 +351,6 @@ fn check(
     Ok(())
 }
 
-/// [`check`] with caps counted in the store (dry runs).
-async fn decide(
-    store: &DynStore,
-    c: &CompiledRule,
-    p: &Person,
-    person_id: ProfileId,
-    now: i64,
-) -> Result<Result<(), String>, StoreError> {
-    let fired = match &c.rule.cap {
-        Some(cap) => {
-            store
-                .count_firings(&c.rule.name, person_id, now - cap.per_hours * 3_600_000)
-                .await?
-        }
-        None => 0,
-    };
-    Ok(check(c, p, now, |_| fired))
-}
-
 /// Writes the real-time engine gathers during a step and makes at its end, in the step's
 /// one transaction: firings, one trait patch per person, static memberships.
 #[derive(Default)]
@@ -814,11 +795,15 @@ pub async fn dry_run(store: &DynStore, rule: &Value, days: i64) -> Result<Value,
         let mut raw: Vec<ProfileId> = chunk.iter().map(|e| e.profile_id).collect();
         raw.sort_unstable();
         raw.dedup();
+        // The rule's recent firings come with each person (for its cap): no query each.
         let loaded = crate::segments::people(
             store,
             raw,
             rapport_store::PersonReads::Whole {
-                firings_since: i64::MAX,
+                firings_since: r
+                    .cap
+                    .as_ref()
+                    .map_or(i64::MAX, |cap| now - cap.per_hours * 3_600_000),
                 membership_events: true,
             },
         )
@@ -839,7 +824,13 @@ pub async fn dry_run(store: &DynStore, rule: &Value, days: i64) -> Result<Value,
             let fires = match verdicts.get(&l.id) {
                 Some(v) => *v,
                 None => {
-                    let v = decide(store, &c, &l.person, l.id, now).await?.is_ok();
+                    let fired = |since: i64| {
+                        l.firings
+                            .iter()
+                            .filter(|(rule, at)| *rule == r.name && *at >= since)
+                            .count() as i64
+                    };
+                    let v = check(&c, &l.person, now, fired).is_ok();
                     verdicts.insert(l.id, v);
                     v
                 }

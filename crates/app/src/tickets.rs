@@ -8,13 +8,14 @@ use crate::email::Email;
 use rapport_domain::identifier::{IdentityKey, IdentityKind};
 use rapport_domain::message::{parse_message, BatchContext};
 use rapport_domain::resolve::{EventRow, ProfileId};
-use rapport_domain::ticket::{self, Priority, Status};
+use rapport_domain::ticket::{self, Due, Priority, Sla, Status};
 use rapport_domain::time::{now_millis, to_datetime, Millis};
 use rapport_email::compose::Thread;
 use rapport_email::imap::{Mailbox, MailboxUrl};
 use rapport_store::{DynStore, StoreError, Ticket, TicketFilter, TicketMessage};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,38 @@ pub struct SupportSettings {
     #[serde(default = "sixty")]
     #[schema(minimum = 1, maximum = 86400)]
     pub poll_seconds: u32,
+    /// Service levels by priority (`urgent`, `high`, `normal`, `low`); a priority left
+    /// out keeps its default.
+    #[serde(default = "default_sla")]
+    #[schema(value_type = Object)]
+    pub sla: BTreeMap<String, Sla>,
+}
+
+fn default_sla() -> BTreeMap<String, Sla> {
+    Priority::ALL
+        .into_iter()
+        .map(|p| (p.as_str().to_string(), Sla::default_for(p)))
+        .collect()
+}
+
+impl SupportSettings {
+    /// The policy for a priority (its default when unset or unknown).
+    pub fn sla_for(&self, priority: &str) -> Sla {
+        self.sla.get(priority).copied().unwrap_or_else(|| {
+            Sla::default_for(Priority::parse("priority", priority).unwrap_or(Priority::Normal))
+        })
+    }
+
+    /// The next promise a ticket owes and when it is due (`None`: it owes none now).
+    pub fn due(&self, t: &Ticket) -> Option<(Due, Millis)> {
+        let status = Status::parse("status", &t.status).ok()?;
+        ticket::next_due(
+            &self.sla_for(&t.priority),
+            status,
+            t.created_at,
+            t.first_response_at,
+        )
+    }
 }
 
 fn sixty() -> u32 {
@@ -62,6 +95,7 @@ impl Default for SupportSettings {
             name: None,
             mailbox: None,
             poll_seconds: 60,
+            sla: default_sla(),
         }
     }
 }
@@ -107,6 +141,13 @@ pub async fn set_settings(
     }
     if !(1..=86_400).contains(&s.poll_seconds) {
         return Err(invalid("poll_seconds", "from 1 to 86,400"));
+    }
+    for (p, sla) in &s.sla {
+        Priority::parse(&format!("sla.{p}"), p).map_err(field)?;
+        sla.check(&format!("sla.{p}")).map_err(field)?;
+    }
+    for (p, sla) in default_sla() {
+        s.sla.entry(p).or_insert(sla);
     }
     let v = serde_json::to_value(&s).map_err(|e| StoreError::Backend(e.to_string()))?;
     store.set_setting(SETTINGS_KEY, v, now_millis()).await?;
@@ -662,14 +703,62 @@ pub async fn wake(store: &DynStore) -> Result<usize, StoreError> {
     Ok(woken.len())
 }
 
+/// Active tickets whose next promise is due before `until` (overdue ones included),
+/// soonest first, with what is due and when.
+pub async fn breaching(
+    store: &DynStore,
+    until: Millis,
+) -> Result<Vec<(Ticket, Due, Millis)>, StoreError> {
+    let s = settings(store).await?;
+    let mut out = Vec::new();
+    for status in ["open", "pending", "snoozed"] {
+        let f = TicketFilter {
+            status: Some(status.into()),
+            limit: 5_000,
+            ..Default::default()
+        };
+        for t in store.tickets(f).await? {
+            if let Some((due, at)) = s.due(&t) {
+                if at <= until {
+                    out.push((t, due, at));
+                }
+            }
+        }
+    }
+    out.sort_by_key(|(t, _, at)| (*at, t.id));
+    Ok(out)
+}
+
+/// Records `SLA Breached` on the timeline for each promise broken (once per ticket and
+/// promise: the event's id says which). Returns how many were new or seen again.
+pub async fn sla_step(store: &DynStore) -> Result<usize, StoreError> {
+    let now = now_millis();
+    let late = breaching(store, now).await?;
+    let mut events = Vec::with_capacity(late.len());
+    for (t, due, at) in &late {
+        events.push(event(
+            t.profile_id,
+            "SLA Breached",
+            format!("ticket:{}:sla:{}", t.id, due.as_str()),
+            now,
+            json!({"ticket": t.id, "subject": t.subject, "promise": due.as_str(), "due_at": to_datetime(*at).to_rfc3339(), "priority": t.priority, "assignee": t.assignee}),
+        )?);
+    }
+    if !events.is_empty() {
+        store.insert_events_once(events, SOURCE).await?;
+    }
+    Ok(0)
+}
+
 /// The support worker `rapport serve` runs: the mailbox polled every `poll_seconds`,
-/// snoozed tickets woken.
+/// snoozed tickets woken, broken service levels recorded every minute.
 pub async fn run(
     store: DynStore,
     email: Arc<Email>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut last: Option<std::time::Instant> = None;
+    let mut last_sla: Option<std::time::Instant> = None;
     loop {
         let every = Duration::from_secs(u64::from(
             settings(&store)
@@ -680,6 +769,10 @@ pub async fn run(
         ));
         let step = async {
             let woken = wake(&store).await?;
+            if last_sla.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                last_sla = Some(std::time::Instant::now());
+                sla_step(&store).await?;
+            }
             let read = if last.is_none_or(|t| t.elapsed() >= every) {
                 last = Some(std::time::Instant::now());
                 poll_mailbox(&store, &email).await?

@@ -89,6 +89,47 @@ pub enum BenchCommand {
     },
 }
 
+/// The server in this process on loopback over `store` (without the inference and
+/// analysis workers) and a client signed in to the web app as `email`: the URL, the
+/// client and the session cookie.
+pub(crate) async fn serve_signed_in(
+    store: &DynStore,
+    email: &str,
+    password: &str,
+) -> Result<(String, reqwest::Client, String)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (state, _writer) = rapport_http::AppState::with_workers(store.clone(), false, false);
+    tokio::spawn(async move {
+        let _ = rapport_http::serve(listener, state, std::future::pending()).await;
+    });
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let r = client
+        .post(format!("{url}/login"))
+        .form(&[("email", email), ("password", password)])
+        .send()
+        .await?;
+    let Some(cookie) = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .map(str::to_string)
+    else {
+        bail!("sign-in failed: {}", r.status());
+    };
+    Ok((url, client, cookie))
+}
+
+/// The median and 95th percentile of timings (sorted in place).
+pub(crate) fn p50_p95(ms: &mut [f64]) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    let p95 = ms[((ms.len() as f64 - 1.0) * 0.95).round() as usize];
+    (ms[ms.len() / 2], p95)
+}
+
 /// A fresh, empty database for one benchmark phase, and how a child process reaches it.
 pub(crate) struct Target {
     pub(crate) store: DynStore,

@@ -97,12 +97,6 @@ pub async fn run(a: SupportBench) -> Result<()> {
     }
     store.refresh_statistics().await?;
     rapport_app::users::create(&store, "agent1@shop.test", "bench password 1", "agent").await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (state, _writer) = rapport_http::AppState::with_workers(store.clone(), false, false);
-    tokio::spawn(async move {
-        let _ = rapport_http::serve(listener, state, std::future::pending()).await;
-    });
     let admin = rapport_app::keys::create(
         &store,
         rapport_domain::apikey::Scope::Admin,
@@ -111,26 +105,8 @@ pub async fn run(a: SupportBench) -> Result<()> {
     )
     .await?
     .secret;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let r = client
-        .post(format!("{url}/login"))
-        .form(&[
-            ("email", "agent1@shop.test"),
-            ("password", "bench password 1"),
-        ])
-        .send()
-        .await?;
-    let Some(cookie) = r
-        .headers()
-        .get("set-cookie")
-        .and_then(|c| c.to_str().ok())
-        .and_then(|c| c.split(';').next())
-        .map(str::to_string)
-    else {
-        bail!("sign-in failed: {}", r.status());
-    };
+    let (url, client, cookie) =
+        crate::bench::serve_signed_in(&store, "agent1@shop.test", "bench password 1").await?;
     let pages = [
         ("/api/tickets?status=open", true),
         ("/api/tickets?assignee=agent1@shop.test", true),
@@ -160,9 +136,7 @@ pub async fn run(a: SupportBench) -> Result<()> {
                 bail!("{p} answered {status}");
             }
         }
-        ms.sort_by(f64::total_cmp);
-        let p50 = ms[ms.len() / 2];
-        let p95 = ms[((ms.len() as f64 - 1.0) * 0.95).round() as usize];
+        let (p50, p95) = crate::bench::p50_p95(&mut ms);
         eprintln!("{p:<42} p50 {p50:7.1} ms  p95 {p95:7.1} ms");
         out.push(json!({"page": p, "p50_ms": p50, "p95_ms": p95}));
     }

@@ -40,32 +40,8 @@ pub async fn run(a: UiBench) -> Result<()> {
         .first()
         .map(|g| g.profile_id)
         .unwrap_or(1);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (state, _writer) = rapport_http::AppState::with_workers(store.clone(), false, false);
-    tokio::spawn(async move {
-        let _ = rapport_http::serve(listener, state, std::future::pending()).await;
-    });
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let r = client
-        .post(format!("{url}/login"))
-        .form(&[
-            ("email", "bench@rapport.local"),
-            ("password", "bench password 1"),
-        ])
-        .send()
-        .await?;
-    let Some(cookie) = r
-        .headers()
-        .get("set-cookie")
-        .and_then(|c| c.to_str().ok())
-        .and_then(|c| c.split(';').next())
-        .map(str::to_string)
-    else {
-        bail!("sign-in failed: {}", r.status());
-    };
+    let (url, client, cookie) =
+        crate::bench::serve_signed_in(&store, "bench@rapport.local", "bench password 1").await?;
     let campaign = store.campaigns().await?.first().map_or(1, |c| c.id);
     let pages = [
         "/".to_string(),
@@ -132,9 +108,7 @@ pub async fn run(a: UiBench) -> Result<()> {
             }
         }
         let first = ms[0];
-        ms.sort_by(f64::total_cmp);
-        let p50 = ms[ms.len() / 2];
-        let p95 = ms[((ms.len() as f64 - 1.0) * 0.95).round() as usize];
+        let (p50, p95) = crate::bench::p50_p95(&mut ms);
         let kb = bytes as f64 / 1024.0;
         eprintln!("{p:<48} first {first:7.1} ms  p50 {p50:7.1} ms  p95 {p95:7.1} ms  {kb:6.1} KB");
         out.push(json!({"page": p, "first_ms": first, "p50_ms": p50, "p95_ms": p95, "kb": kb}));

@@ -397,3 +397,131 @@ async fn tickets_through_the_api_refuse_bad_input() {
         s.finish().await;
     }
 }
+
+/// Service levels: a policy per priority (checked, naming the field); the next promise of
+/// each ticket, the inbox of what is due soon, and `SLA Breached` recorded once per
+/// broken promise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_levels_are_watched() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let (st, f) = field_of(
+            &s,
+            Method::PUT,
+            "/api/support/settings",
+            json!({"sla": {"high": {"first_response_minutes": 60, "resolution_minutes": 30}}}),
+        )
+        .await;
+        assert_eq!((st, f.as_str()), (400, "sla.high"), "[{k}]");
+        let (st, f) = field_of(
+            &s,
+            Method::PUT,
+            "/api/support/settings",
+            json!({"sla": {"asap": {"first_response_minutes": 1, "resolution_minutes": 2}}}),
+        )
+        .await;
+        assert_eq!((st, f.as_str()), (400, "sla.asap"), "[{k}]");
+        let (st, v) = s
+            .send(Method::PUT, "/api/support/settings", json!({"sla": {"urgent": {"first_response_minutes": 30, "resolution_minutes": 120}}}))
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        assert_eq!(
+            v["sla"]["urgent"]["first_response_minutes"], 30,
+            "[{k}] {v}"
+        );
+        assert_eq!(
+            v["sla"]["normal"]["first_response_minutes"], 480,
+            "[{k}] defaults kept: {v}"
+        );
+        let (_, t) = s
+            .send(Method::POST, "/api/tickets", json!({"requester": "email:cy@customer.test", "subject": "Down", "body": "Nothing works", "priority": "urgent"}))
+            .await;
+        let id = t["id"].as_i64().unwrap();
+        let (_, v) = s.get(&format!("/api/tickets/{id}")).await;
+        assert_eq!(
+            (v["due"]["promise"].as_str(), v["due"]["breached"].as_bool()),
+            (Some("first_response"), Some(false)),
+            "[{k}] {v}"
+        );
+        let due_at = v["due"]["at"].as_i64().unwrap();
+        assert_eq!(
+            due_at - v["created_at"].as_i64().unwrap(),
+            30 * 60_000,
+            "[{k}]"
+        );
+        let within = |m: i64| {
+            let s = &s;
+            async move {
+                s.get(&format!("/api/tickets?due_within={m}"))
+                    .await
+                    .1
+                    .as_array()
+                    .map(Vec::len)
+            }
+        };
+        assert_eq!(within(10).await, Some(0), "[{k}]");
+        assert_eq!(within(40).await, Some(1), "[{k}]");
+        assert_eq!(s.get("/api/tickets?due_within=-1").await.0, 400, "[{k}]");
+        // A ticket opened two hours ago (written as the store would have then): its
+        // first answer is overdue; the worker's step records it once.
+        let person = t["profile_id"].as_i64().unwrap();
+        let then = rapport_domain::time::now_millis() - 2 * 3_600_000;
+        let old = s
+            .store
+            .open_ticket(
+                rapport_store::Ticket {
+                    id: 0,
+                    number: 0,
+                    profile_id: person,
+                    address: None,
+                    subject: "Still down".into(),
+                    status: "open".into(),
+                    priority: "urgent".into(),
+                    assignee: None,
+                    tags: vec![],
+                    channel: "api".into(),
+                    snooze_until: None,
+                    created_at: then,
+                    updated_at: then,
+                    first_response_at: None,
+                    resolved_at: None,
+                },
+                rapport_store::TicketMessage {
+                    id: 0,
+                    ticket_id: 0,
+                    author: "customer".into(),
+                    staff: None,
+                    body: "Hello?".into(),
+                    message_id: None,
+                    email_id: None,
+                    at: then,
+                },
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            within(0).await,
+            Some(1),
+            "[{k}] only the old one is overdue"
+        );
+        rapport_app::tickets::sla_step(&s.store).await.unwrap();
+        rapport_app::tickets::sla_step(&s.store).await.unwrap();
+        let (_, tl) = s
+            .get(&format!(
+                "/api/profiles/{person}/timeline?name=SLA%20Breached"
+            ))
+            .await;
+        let items = tl["items"].as_array().cloned().unwrap_or_default();
+        assert_eq!(items.len(), 1, "[{k}] once per broken promise: {tl}");
+        assert_eq!(
+            (
+                items[0]["properties"]["ticket"].as_i64(),
+                items[0]["properties"]["promise"].as_str()
+            ),
+            (Some(old.id), Some("first_response")),
+            "[{k}]"
+        );
+        s.finish().await;
+    }
+}

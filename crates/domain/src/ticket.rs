@@ -107,6 +107,88 @@ impl Priority {
     }
 }
 
+/// A service-level policy for one priority: how soon the first staff reply and the
+/// resolution are due after a ticket is opened, in minutes.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+pub struct Sla {
+    pub first_response_minutes: i64,
+    pub resolution_minutes: i64,
+}
+
+impl Sla {
+    /// The policies a brand starts with: urgent 1 h / 4 h, high 4 h / 1 day, normal
+    /// 8 h / 3 days, low 1 day / 7 days.
+    pub fn default_for(p: Priority) -> Sla {
+        let (f, r) = match p {
+            Priority::Urgent => (60, 240),
+            Priority::High => (240, 1_440),
+            Priority::Normal => (480, 4_320),
+            Priority::Low => (1_440, 10_080),
+        };
+        Sla {
+            first_response_minutes: f,
+            resolution_minutes: r,
+        }
+    }
+
+    pub fn check(&self, field: &str) -> Result<(), FieldError> {
+        let ok = |m: i64| (1..=525_600).contains(&m);
+        if !ok(self.first_response_minutes) || !ok(self.resolution_minutes) {
+            return Err(FieldError::new(field, "minutes from 1 to 525,600 (a year)"));
+        }
+        if self.resolution_minutes < self.first_response_minutes {
+            return Err(FieldError::new(
+                field,
+                "the resolution cannot be due before the first response",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Which promise a deadline is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    FirstResponse,
+    Resolution,
+}
+
+impl Due {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Due::FirstResponse => "first_response",
+            Due::Resolution => "resolution",
+        }
+    }
+}
+
+/// The next promise a ticket has not kept yet, and when it is due: the first response
+/// until staff have answered; then the resolution while the ticket waits on the brand
+/// (`open`) — a ticket waiting on the customer (`pending`, `snoozed`) or done owes
+/// nothing.
+pub fn next_due(
+    sla: &Sla,
+    status: Status,
+    created_at: i64,
+    first_response_at: Option<i64>,
+) -> Option<(Due, i64)> {
+    if !status.is_active() {
+        return None;
+    }
+    if first_response_at.is_none() {
+        return Some((
+            Due::FirstResponse,
+            created_at + sla.first_response_minutes * 60_000,
+        ));
+    }
+    (status == Status::Open).then_some((
+        Due::Resolution,
+        created_at + sla.resolution_minutes * 60_000,
+    ))
+}
+
 /// The ticket number a subject carries as `[#1234]` (the first such tag).
 pub fn number_in_subject(subject: &str) -> Option<i64> {
     let mut rest = subject;
@@ -268,6 +350,69 @@ mod tests {
             "priority"
         );
         assert!(Priority::Urgent > Priority::High && Priority::Low < Priority::Normal);
+    }
+
+    #[test]
+    fn deadlines_follow_who_is_waiting() {
+        let sla = Sla {
+            first_response_minutes: 60,
+            resolution_minutes: 240,
+        };
+        let h = 3_600_000;
+        assert_eq!(
+            next_due(&sla, Status::Open, 0, None),
+            Some((Due::FirstResponse, h))
+        );
+        // Waiting on the customer still owes the first answer if there was none.
+        assert_eq!(
+            next_due(&sla, Status::Pending, 0, None),
+            Some((Due::FirstResponse, h))
+        );
+        assert_eq!(
+            next_due(&sla, Status::Open, 0, Some(5)),
+            Some((Due::Resolution, 4 * h))
+        );
+        assert_eq!(next_due(&sla, Status::Pending, 0, Some(5)), None);
+        assert_eq!(next_due(&sla, Status::Snoozed, 0, Some(5)), None);
+        assert_eq!(next_due(&sla, Status::Resolved, 0, None), None);
+        assert_eq!(next_due(&sla, Status::Closed, 0, None), None);
+        assert_eq!(Due::FirstResponse.as_str(), "first_response");
+        assert_eq!(Due::Resolution.as_str(), "resolution");
+    }
+
+    #[test]
+    fn policies_are_checked() {
+        for p in Priority::ALL {
+            Sla::default_for(p).check("sla").unwrap();
+        }
+        assert!(
+            Sla::default_for(Priority::Urgent).first_response_minutes
+                < Sla::default_for(Priority::Low).first_response_minutes
+        );
+        let bad = |f, r| {
+            Sla {
+                first_response_minutes: f,
+                resolution_minutes: r,
+            }
+            .check("sla.high")
+            .unwrap_err()
+            .field
+        };
+        assert_eq!(bad(0, 10), "sla.high");
+        assert_eq!(bad(10, 5), "sla.high");
+        assert_eq!(bad(10, 525_601), "sla.high");
+        assert!(Sla {
+            first_response_minutes: 1,
+            resolution_minutes: 1
+        }
+        .check("x")
+        .is_ok());
+        assert!(Sla {
+            first_response_minutes: 525_600,
+            resolution_minutes: 525_600
+        }
+        .check("x")
+        .is_ok());
     }
 
     #[test]

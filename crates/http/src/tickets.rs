@@ -22,6 +22,16 @@ pub struct TicketView {
     #[serde(flatten)]
     pub ticket: Ticket,
     pub messages: Vec<TicketMessage>,
+    /// The next promise the ticket owes under its service level, if any.
+    pub due: Option<DueView>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DueView {
+    /// `first_response` or `resolution`.
+    pub promise: String,
+    pub at: i64,
+    pub breached: bool,
 }
 
 /// Opens a ticket for a requester (`email:<address>`, made a person if new, or a
@@ -42,16 +52,28 @@ pub async fn open(
 }
 
 /// The inbox, newest change first: `status`, `assignee` (an e-mail), `unassigned=true`,
-/// `limit` (1–500, default 50).
+/// `limit` (1–500, default 50); or `due_within=MINUTES`: active tickets whose next
+/// promise is due within that many minutes or overdue, soonest first.
 #[utoipa::path(get, path = "/api/tickets", tag = "support",
     params(("status" = Option<String>, Query), ("assignee" = Option<String>, Query),
-           ("unassigned" = Option<bool>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 500)),
+           ("unassigned" = Option<bool>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 500),
+           ("due_within" = Option<i64>, Query, minimum = 0, maximum = 525600)),
     responses((status = 200, body = Vec<Ticket>), (status = 400, body = Problem)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     _key: AdminKey,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<Ticket>>> {
+    if let Some(m) = q.get("due_within") {
+        let m: i64 = m
+            .parse()
+            .ok()
+            .filter(|m| (0..=525_600).contains(m))
+            .ok_or_else(|| ApiError::invalid("due_within", "minutes from 0 to 525,600"))?;
+        let until = rapport_domain::time::now_millis() + m * 60_000;
+        let due = tickets::breaching(&state.store, until).await?;
+        return Ok(Json(due.into_iter().map(|(t, _, _)| t).collect()));
+    }
     let unassigned = match q.get("unassigned").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
@@ -82,7 +104,19 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("ticket {id}")))?;
     let messages = state.store.ticket_messages(id).await?;
-    Ok(Json(TicketView { ticket, messages }))
+    let due = tickets::settings(&state.store)
+        .await?
+        .due(&ticket)
+        .map(|(d, at)| DueView {
+            promise: d.as_str().into(),
+            at,
+            breached: at <= rapport_domain::time::now_millis(),
+        });
+    Ok(Json(TicketView {
+        ticket,
+        messages,
+        due,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

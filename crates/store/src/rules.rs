@@ -58,8 +58,6 @@ pub trait RuleStore: Send + Sync {
     async fn record_firing(&self, f: Firing) -> Result<i64>;
     /// Latest firings, of one rule or all, newest first.
     async fn firings(&self, rule: Option<String>, limit: usize) -> Result<Vec<Firing>>;
-    /// How often a rule fired for a person since a time (frequency caps).
-    async fn count_firings(&self, rule: &str, profile: ProfileId, since: Millis) -> Result<i64>;
     /// A person's firings since a time, `(rule, at)`. The real-time engine reads them
     /// for a step's people with [`crate::RealtimeStore::person_loads`] and keeps them in memory, to
     /// apply frequency caps without a query per rule.

@@ -88,11 +88,9 @@ pub(crate) mod rules {
     pub(crate) const CANONICAL_ID: &str = "SELECT canonical_id FROM profiles WHERE id = $1";
     pub(crate) const FIRING_TIMES: &str =
         "SELECT rule, at FROM rule_firings WHERE profile_id = $1 AND at >= $2";
-    pub(crate) const COUNT_FIRINGS: &str =
-        "SELECT COUNT(*) FROM rule_firings WHERE rule = $1 AND profile_id = $2 AND at >= $3";
     pub(crate) const TASKS: &str = "SELECT id, profile_id, rule, title, body, status, created_at FROM tasks ORDER BY id DESC LIMIT $1";
     #[cfg(test)]
-    pub(crate) const ALL: &[&str] = &[CANONICAL_ID, FIRING_TIMES, COUNT_FIRINGS, TASKS];
+    pub(crate) const ALL: &[&str] = &[CANONICAL_ID, FIRING_TIMES, TASKS];
 }
 
 pub(crate) mod schema {

@@ -201,7 +201,7 @@ form.inline { display:inline; margin:0; }
 .ok { background:#e5f6ea; color:var(--ok); border-radius:8px; padding:.6rem .8rem; margin:.6rem 0; }
 .empty { color:var(--muted); background:#fafbfc; border:1px dashed var(--line); border-radius:8px; padding:1rem; }
 .badge { display:inline-block; font-size:.75rem; padding:0 .45rem; border-radius:10px; background:#eef0f3; color:var(--muted); }
-.badge.verified { background:#e5f6ea; color:var(--ok); } .badge.warn { background:#fff4e0; color:#7a4a00; }
+.badge.late { background:#fdecec; color:var(--bad); } .badge.verified { background:#e5f6ea; color:var(--ok); } .badge.warn { background:#fff4e0; color:#7a4a00; }
 .chip { display:inline-block; padding:.1rem .55rem; margin:.1rem; border-radius:12px; background:#eef1fc; color:var(--accent); font-size:.85rem; white-space:nowrap; }
 td button, td .badge { white-space:nowrap; }
 .why { white-space:normal; }

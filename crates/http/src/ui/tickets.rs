@@ -8,7 +8,7 @@ use axum::response::Redirect;
 use axum::Form;
 use maud::{html, Markup};
 use rapport_app::tickets::{self, Author, NewTicket, Patch};
-use rapport_domain::ticket::{Priority, Status};
+use rapport_domain::ticket::{Due, Priority, Status};
 use rapport_domain::time::to_datetime;
 use rapport_store::{Ticket, TicketFilter};
 use serde_json::json;
@@ -19,8 +19,9 @@ use super::layout::{self, csrf};
 use super::names::Names;
 use crate::AppState;
 
-const VIEWS: [(&str, &str); 7] = [
+const VIEWS: [(&str, &str); 8] = [
     ("mine", "Mine"),
+    ("due", "Due soon"),
     ("unassigned", "Unassigned"),
     ("open", "Open"),
     ("pending", "Pending"),
@@ -46,6 +47,26 @@ fn filter(view: &str, me: &str) -> TicketFilter {
     f
 }
 
+/// The next promise of a ticket in words: "reply in 3 hours", "resolve was due 2 days
+/// ago" (marked late), with the time on hover.
+fn due(d: Option<(Due, i64)>, now: i64) -> Markup {
+    let Some((what, at)) = d else {
+        return html! { span.muted { "—" } };
+    };
+    let what = match what {
+        Due::FirstResponse => "reply",
+        Due::Resolution => "resolve",
+    };
+    let abs = to_datetime(at).format("%Y-%m-%d %H:%M UTC").to_string();
+    let rel = layout::ago(at, now);
+    html! {
+        time datetime=(to_datetime(at).to_rfc3339()) title=(abs) {
+            @if at <= now { span.badge.late { (what) " was due " (rel) } }
+            @else { (what) " " (rel) }
+        }
+    }
+}
+
 fn status_badge(s: &str) -> Markup {
     let class = match s {
         "open" => "badge warn",
@@ -69,7 +90,18 @@ pub async fn inbox(
         } else {
             "open"
         });
-    let list = tickets::list(&state.store, filter(view, &staff.user.email)).await?;
+    let now = rapport_domain::time::now_millis();
+    let list: Vec<Ticket> = if view == "due" {
+        // Overdue, or due within the hour, soonest first.
+        tickets::breaching(&state.store, now + 3_600_000)
+            .await?
+            .into_iter()
+            .map(|(t, _, _)| t)
+            .collect()
+    } else {
+        tickets::list(&state.store, filter(view, &staff.user.email)).await?
+    };
+    let support = tickets::settings(&state.store).await?;
     let names = Names::of(&state.store, list.iter().map(|t| t.profile_id)).await?;
     Ok(layout::page(
         &staff,
@@ -86,11 +118,12 @@ pub async fn inbox(
                 @if list.is_empty() {
                     p.empty { @match view {
                         "mine" => "Nothing assigned to you. Unassigned tickets wait under Unassigned.",
+                        "due" => "No promise is due within the hour.",
                         _ => "No ticket here. Customers open them by e-mail to the support address (Settings → Support) or through the API.",
                     } }
                 } @else {
                     table {
-                        tr { th { "#" } th { "Subject" } th { "Customer" } th { "Status" } th { "Priority" } th { "Assignee" } th { "Updated" } }
+                        tr { th { "#" } th { "Subject" } th { "Customer" } th { "Status" } th { "Priority" } th { "Assignee" } th { "Due" } th { "Updated" } }
                         @for t in &list { tr {
                             td.num { a href=(format!("/support/{}", t.id)) { "#" (t.number) } }
                             td { a href=(format!("/support/{}", t.id)) { (t.subject) } }
@@ -98,6 +131,7 @@ pub async fn inbox(
                             td { (status_badge(&t.status)) }
                             td.small { (t.priority) }
                             td.small.muted { (t.assignee.clone().unwrap_or_else(|| "—".into())) }
+                            td.small { (due(support.due(t), now)) }
                             td.small.muted { (layout::when(to_datetime(t.updated_at))) }
                         } }
                     }
@@ -122,6 +156,7 @@ pub async fn ticket(
     Query(q): Query<HashMap<String, String>>,
 ) -> UiResult<Markup> {
     let t = ticket_of(&state, id).await?;
+    let support = tickets::settings(&state.store).await?;
     let messages = state.store.ticket_messages(id).await?;
     let names = Names::of(&state.store, [t.profile_id]).await?;
     let act = staff.role.can_support();
@@ -136,6 +171,7 @@ pub async fn ticket(
                 span.figure { span.muted { "Customer " } strong { (names.link(t.profile_id)) } }
                 span.figure { span.muted { "Status " } (status_badge(&t.status)) }
                 span.figure { span.muted { "Priority " } strong { (t.priority) } }
+                span.figure { span.muted { "Due " } (due(support.due(&t), rapport_domain::time::now_millis())) }
                 span.figure { span.muted { "Assignee " } strong { (t.assignee.clone().unwrap_or_else(|| "nobody".into())) } }
                 span.figure { span.muted { "Opened " } strong { (layout::when(to_datetime(t.created_at))) } " by " (t.channel) }
                 @for tag in &t.tags { " " span.chip { (tag) } }

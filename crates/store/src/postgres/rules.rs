@@ -81,15 +81,6 @@ impl RuleStore for PgStore {
         .collect())
     }
 
-    async fn count_firings(&self, rule: &str, profile: ProfileId, since: Millis) -> Result<i64> {
-        let c = self.client().await?;
-        Ok(
-            c.query_one(sql::rules::COUNT_FIRINGS, &[&rule, &profile, &since])
-                .await?
-                .get(0),
-        )
-    }
-
     async fn firing_times(
         &self,
         profile: ProfileId,

@@ -88,15 +88,6 @@ impl RuleStore for SqliteStore {
         .await
     }
 
-    async fn count_firings(&self, rule: &str, profile: ProfileId, since: Millis) -> Result<i64> {
-        let rule = rule.to_string();
-        self.read(move |c| {
-            Ok(c.prepare_cached(sql::rules::COUNT_FIRINGS)?
-                .query_row(params![rule, profile, since], |r| r.get(0))?)
-        })
-        .await
-    }
-
     async fn firing_times(
         &self,
         profile: ProfileId,

@@ -633,9 +633,9 @@ pub async fn receive(store: &DynStore, email: &Email, raw: &[u8]) -> Result<Valu
         .await?;
         return Ok(json!({"done": "replied", "ticket": id}));
     }
-    let subject =
-        ticket::subject("subject", &mail.subject).unwrap_or_else(|_| "(no subject)".into());
-    let subject: String = subject.chars().take(ticket::MAX_SUBJECT).collect();
+    // A mail's subject is what it is: cut to the limit, never refused.
+    let cut: String = mail.subject.chars().take(ticket::MAX_SUBJECT).collect();
+    let subject = ticket::subject("subject", &cut).unwrap_or_else(|_| "(no subject)".into());
     let t = opened(
         store,
         person,

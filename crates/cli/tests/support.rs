@@ -205,6 +205,17 @@ async fn a_customer_emails_support_and_the_thread_holds() {
             "[{k}] every message read and flagged"
         );
         assert_eq!(tickets(&s).await.len(), 2, "[{k}]");
+        // A mail is never refused for its size: a long subject is cut to 300 characters.
+        imap.deliver(&format!(
+            "From: long@customer.test\r\nSubject: {}\r\nMessage-ID: <long@customer.test>\r\n\r\nHi\r\n",
+            "x".repeat(400)
+        ))
+        .await;
+        let all = common::eventually(&s, "/api/tickets", |v| {
+            v.as_array().is_some_and(|a| a.len() == 3)
+        })
+        .await;
+        assert_eq!(all[0]["subject"].as_str().map(str::len), Some(300), "[{k}]");
 
         // Every step is on Ann's timeline.
         let (_, tl) = s

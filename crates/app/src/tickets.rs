@@ -11,7 +11,7 @@ use rapport_domain::resolve::{EventRow, ProfileId};
 use rapport_domain::ticket::{self, Due, Priority, Sla, Status};
 use rapport_domain::time::{now_millis, to_datetime, Millis};
 use rapport_email::compose::Thread;
-use rapport_email::imap::{Mailbox, MailboxUrl};
+use rapport_email::imap::MailboxUrl;
 use rapport_store::{DynStore, StoreError, Ticket, TicketFilter, TicketMessage};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -661,26 +661,10 @@ pub async fn poll_mailbox(store: &DynStore, email: &Email) -> Result<usize, Stor
     let Some(url) = settings(store).await?.mailbox else {
         return Ok(0);
     };
-    let url = MailboxUrl::parse(&url).map_err(|e| invalid("mailbox", e.0))?;
-    let err = |e: rapport_email::imap::ImapError| {
-        StoreError::Backend(format!("support mailbox {url:?}: {e}"))
-    };
-    let mut mb = Mailbox::open(&url).await.map_err(err)?;
-    let unseen = mb.unseen(PER_POLL).await.map_err(err)?;
-    let mut done = Vec::with_capacity(unseen.len());
-    for (uid, raw) in &unseen {
-        match receive(store, email, raw).await {
-            Ok(_) => done.push(*uid),
-            Err(e) => {
-                let _ = mb.mark_seen(&done).await;
-                mb.close().await;
-                return Err(e);
-            }
-        }
-    }
-    mb.mark_seen(&done).await.map_err(err)?;
-    mb.close().await;
-    Ok(done.len())
+    crate::email::mailbox::read_unseen(&url, "mailbox", PER_POLL, |raw| async move {
+        receive(store, email, &raw).await.map(|_| ())
+    })
+    .await
 }
 
 /// Wakes snoozed tickets whose time has come, each with its event.

@@ -20,31 +20,46 @@ impl Email {
         let Some(url) = self.settings().bounce_mailbox else {
             return Ok(0);
         };
-        let url = MailboxUrl::parse(&url).map_err(|e| invalid("bounce_mailbox", e.0))?;
-        let mailbox_error = |e: rapport_email::imap::ImapError| {
-            StoreError::Backend(format!("bounce mailbox {url:?}: {e}"))
-        };
-        let mut mb = Mailbox::open(&url).await.map_err(mailbox_error)?;
-        let unseen = mb.unseen(PER_POLL).await.map_err(mailbox_error)?;
-        let mut done = Vec::with_capacity(unseen.len());
-        for (uid, raw) in &unseen {
-            match self.inbound(raw).await {
-                Ok(v) => {
-                    tracing::debug!(uid, report = %v["report"], "bounce mailbox message read");
-                    done.push(*uid);
-                }
-                Err(e) => {
-                    // Flag what was handled; the rest is read again next time.
-                    let _ = mb.mark_seen(&done).await;
-                    mb.close().await;
-                    return Err(e);
-                }
-            }
-        }
-        mb.mark_seen(&done).await.map_err(mailbox_error)?;
-        mb.close().await;
-        Ok(done.len())
+        read_unseen(&url, "bounce_mailbox", PER_POLL, |raw| async move {
+            let v = self.inbound(&raw).await?;
+            tracing::debug!(report = %v["report"], "bounce mailbox message read");
+            Ok(())
+        })
+        .await
     }
+}
+
+/// One pass over an IMAP mailbox (`field` names the setting it came from): each unseen
+/// message, up to `limit`, is handed to `handle` and flagged seen only once handled. At
+/// the first error what was handled is flagged and the rest is left for the next pass.
+/// Returns how many were handled.
+pub(crate) async fn read_unseen<F, Fut>(
+    url: &str,
+    field: &str,
+    limit: usize,
+    mut handle: F,
+) -> Result<usize, StoreError>
+where
+    F: FnMut(Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    let url = MailboxUrl::parse(url).map_err(|e| invalid(field, e.0))?;
+    let mailbox_error =
+        |e: rapport_email::imap::ImapError| StoreError::Backend(format!("{field} {url:?}: {e}"));
+    let mut mb = Mailbox::open(&url).await.map_err(mailbox_error)?;
+    let unseen = mb.unseen(limit).await.map_err(mailbox_error)?;
+    let mut done = Vec::with_capacity(unseen.len());
+    for (uid, raw) in unseen {
+        if let Err(e) = handle(raw).await {
+            let _ = mb.mark_seen(&done).await;
+            mb.close().await;
+            return Err(e);
+        }
+        done.push(uid);
+    }
+    mb.mark_seen(&done).await.map_err(mailbox_error)?;
+    mb.close().await;
+    Ok(done.len())
 }
 
 /// The mailbox worker `rapport serve` runs: it looks every second whether a poll is due,

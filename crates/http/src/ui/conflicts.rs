@@ -83,8 +83,5 @@ pub async fn merge(
     .await?;
     let names = Names::of(&state.store, [m.survivor_id]).await?;
     let msg = format!("Merged into {}.", names.get(m.survivor_id));
-    Ok(Redirect::to(&format!(
-        "/people/conflicts?msg={}",
-        layout::urlencode(&msg)
-    )))
+    Ok(layout::done("/people/conflicts", &msg))
 }

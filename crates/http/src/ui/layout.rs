@@ -136,6 +136,11 @@ pub fn bare(title: &str, body: Markup) -> Markup {
     }
 }
 
+/// Back to `path` after a change, with what was done shown there (`?msg=`).
+pub fn done(path: &str, msg: &str) -> axum::response::Redirect {
+    axum::response::Redirect::to(&format!("{path}?msg={}", urlencode(msg)))
+}
+
 /// A hidden CSRF field for a form.
 pub fn csrf(staff: &Staff) -> Markup {
     html! { input type="hidden" name="_csrf" value=(staff.csrf); }

@@ -637,7 +637,7 @@ pub async fn set_trait(
 /// After a staff edit of a person (announced by `rapport_app::profiles`): back to the 360
 /// page with `msg`.
 fn changed(id: i64, msg: &str) -> Redirect {
-    Redirect::to(&format!("/people/{id}?msg={}", layout::urlencode(msg)))
+    layout::done(&format!("/people/{id}"), msg)
 }
 
 /// Records a consent the person gave or withdrew (agents and above), with the staff
@@ -802,13 +802,13 @@ pub async fn erase(
         .erased()
         .erase(id, true, &format!("ui:{}", staff.user.email), now_millis())
         .await?;
-    Ok(Redirect::to(&format!(
-        "/people?msg={}",
-        layout::urlencode(&format!(
+    Ok(layout::done(
+        "/people",
+        &format!(
             "Person #{} erased ({} identifiers).",
             r.person, r.identifiers
-        ))
-    )))
+        ),
+    ))
 }
 
 /// The audit of staff access (admins): newest first, by target.

@@ -267,7 +267,7 @@ pub async fn reply(
 }
 
 fn back(id: i64, msg: &str) -> Redirect {
-    Redirect::to(&format!("/support/{id}?msg={}", layout::urlencode(msg)))
+    layout::done(&format!("/support/{id}"), msg)
 }
 
 pub async fn update(

@@ -762,3 +762,128 @@ async fn a_customer_uses_the_portal_in_headless_chromium() {
         s.finish().await;
     }
 }
+
+/// Support in the portal: a signed-in customer writes (a ticket, channel `portal`), sees
+/// the agent's answer but never the staff's notes, replies — reopening the resolved
+/// ticket — and cannot open someone else's ticket; what they write is shown as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_write_to_support_in_the_portal() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let sink = Sink::start();
+        let ann = set_up(&s, &sink).await;
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/support/settings",
+                json!({"address": "support@shop.example"}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        let cookie = signed_in(&s, &sink).await;
+        let (_, home) = page(&s, &cookie, "/me").await;
+        assert!(home.contains("Questions and requests"), "[{k}]");
+        let token = csrf(&home);
+        // Refused, nothing opened: an empty message; a form without its token.
+        let (st, _, _) = form(
+            &s,
+            &cookie,
+            "/me/tickets",
+            &[("_csrf", &token), ("subject", "Hi"), ("body", " ")],
+        )
+        .await;
+        assert_eq!(st, 400, "[{k}]");
+        let (st, _, _) = form(
+            &s,
+            &cookie,
+            "/me/tickets",
+            &[("subject", "Hi"), ("body", "x")],
+        )
+        .await;
+        assert_eq!(st, 400, "[{k}]");
+        assert_eq!(
+            s.get("/api/tickets").await.1.as_array().map(Vec::len),
+            Some(0),
+            "[{k}]"
+        );
+        let (st, _, _) = form(
+            &s,
+            &cookie,
+            "/me/tickets",
+            &[
+                ("_csrf", &token),
+                ("subject", "Wrong size"),
+                (
+                    "body",
+                    "I got an S, I ordered an M <script>alert(1)</script>",
+                ),
+            ],
+        )
+        .await;
+        assert_eq!(st, 303, "[{k}]");
+        let t = s.get("/api/tickets").await.1[0].clone();
+        let id = t["id"].as_i64().unwrap();
+        assert_eq!(
+            (t["channel"].as_str(), t["profile_id"].as_i64()),
+            (Some("portal"), Some(ann)),
+            "[{k}] {t}"
+        );
+        // The agent answers (e-mailed too) and notes something for staff only, resolving.
+        let (st, v) = s
+            .send(
+                Method::POST,
+                &format!("/api/tickets/{id}/replies"),
+                json!({"body": "An M is on its way."}),
+            )
+            .await;
+        assert_eq!(st, 201, "[{k}] {v}");
+        let (st, v) = s.send(Method::POST, &format!("/api/tickets/{id}/replies"), json!({"body": "Customer is a repeat exchanger", "from": "note", "status": "resolved"})).await;
+        assert_eq!(st, 201, "[{k}] {v}");
+        let (st, html) = page(&s, &cookie, &format!("/me/tickets/{id}")).await;
+        assert_eq!(st, 200, "[{k}]");
+        assert!(html.contains("An M is on its way."), "[{k}]");
+        assert!(
+            !html.contains("repeat exchanger"),
+            "[{k}] a staff note shown to the customer"
+        );
+        assert!(
+            !html.contains("<script>alert(1)") && html.contains("&lt;script&gt;"),
+            "[{k}]"
+        );
+        let (st, _, _) = form(
+            &s,
+            &cookie,
+            &format!("/me/tickets/{id}"),
+            &[("_csrf", &csrf(&html)), ("body", "Thanks! And the belt?")],
+        )
+        .await;
+        assert_eq!(st, 303, "[{k}]");
+        let (_, t) = s.get(&format!("/api/tickets/{id}")).await;
+        assert_eq!(t["status"], "open", "[{k}] reopened: {t}");
+        assert_eq!(t["messages"].as_array().map(Vec::len), Some(4), "[{k}]");
+        // Someone else's ticket is not found, to read or to answer.
+        let (_, other) = s
+            .send(Method::POST, "/api/tickets", json!({"requester": "email:bob@customer.test", "subject": "Mine", "body": "Private"}))
+            .await;
+        let other = other["id"].as_i64().unwrap();
+        let (st, html) = page(&s, &cookie, &format!("/me/tickets/{other}")).await;
+        assert!(st == 404 && !html.contains("Private"), "[{k}] {st}");
+        let (st, _, _) = form(
+            &s,
+            &cookie,
+            &format!("/me/tickets/{other}"),
+            &[("_csrf", &token), ("body", "Let me in")],
+        )
+        .await;
+        assert_eq!(st, 404, "[{k}]");
+        assert_eq!(
+            s.store.ticket_messages(other).await.unwrap().len(),
+            1,
+            "[{k}]"
+        );
+        // Signed out, the pages send to sign-in.
+        let (st, _) = page(&s, "", &format!("/me/tickets/{id}")).await;
+        assert_eq!(st, 303, "[{k}]");
+        s.finish().await;
+    }
+}

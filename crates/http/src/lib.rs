@@ -21,6 +21,7 @@ pub mod graph;
 pub mod insight;
 pub mod ops;
 pub mod portal;
+pub mod portal_tickets;
 pub mod privacy;
 pub mod problem;
 pub mod profiles;

@@ -36,10 +36,11 @@ pub fn routes() -> Router<AppState> {
         .route("/me/identities/remove", post(remove_identity))
         .route("/me/download", get(download))
         .route("/me/delete", get(delete_page).post(delete))
+        .merge(crate::portal_tickets::routes())
 }
 
 /// A portal page's frame: the brand's name, colour and logo; readable contrast.
-fn page(s: &PortalSettings, title: &str, body: Markup) -> Markup {
+pub(crate) fn page(s: &PortalSettings, title: &str, body: Markup) -> Markup {
     let css = format!(
         ":root{{--accent:{}}}
 *{{box-sizing:border-box}}
@@ -96,7 +97,7 @@ fn status_page(s: &PortalSettings, status: StatusCode, title: &str, msg: &str) -
 }
 
 /// What a portal handler may fail with.
-struct PortalError(StoreError);
+pub(crate) struct PortalError(StoreError);
 
 impl From<StoreError> for PortalError {
     fn from(e: StoreError) -> Self {
@@ -133,16 +134,19 @@ impl IntoResponse for PortalError {
     }
 }
 
-type PResult<T> = Result<T, PortalError>;
+pub(crate) type PResult<T> = Result<T, PortalError>;
 
 /// The signed-in customer: person, CSRF token, session token.
-struct Customer {
-    person: ProfileId,
-    csrf: String,
+pub(crate) struct Customer {
+    pub(crate) person: ProfileId,
+    pub(crate) csrf: String,
     token: String,
 }
 
-async fn customer(state: &AppState, headers: &HeaderMap) -> Result<Option<Customer>, StoreError> {
+pub(crate) async fn customer(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Customer>, StoreError> {
     let Some(token) = crate::ui::auth::cookie(headers, COOKIE_NAME) else {
         return Ok(None);
     };
@@ -155,7 +159,7 @@ async fn customer(state: &AppState, headers: &HeaderMap) -> Result<Option<Custom
         }))
 }
 
-fn checked(c: &Customer, form: &HashMap<String, String>) -> Result<(), StoreError> {
+pub(crate) fn checked(c: &Customer, form: &HashMap<String, String>) -> Result<(), StoreError> {
     match form.get("_csrf") {
         Some(t) if t == &c.csrf => Ok(()),
         _ => Err(StoreError::invalid(
@@ -201,6 +205,7 @@ async fn home(
     let traits = portal::shown_traits(&s, &p.traits);
     let (segments, scores, emails) = portal::why(&state.store, c.person).await?;
     let primary = state.email.choose(c.person).await?;
+    let tickets = rapport_app::tickets::of_person(&state.store, c.person, 20).await?;
     let now = now_millis();
     let consent = |ch: &str, pu: &str| {
         p.consents
@@ -300,6 +305,7 @@ async fn home(
                 button type="submit" { "Save my choices" }
             }
         }
+        (crate::portal_tickets::section(&tickets, &csrf))
         section aria-labelledby="why" {
             h2 #why { "Why am I seeing this?" }
             h3 { "The groups you are in" }
@@ -643,7 +649,7 @@ async fn wallet_verify(
     }
 }
 
-fn signed_out() -> Response {
+pub(crate) fn signed_out() -> Response {
     let mut r = Redirect::to("/me").into_response();
     r.headers_mut().insert(
         SET_COOKIE,
@@ -665,7 +671,7 @@ async fn sign_out(
     Ok(signed_out())
 }
 
-fn done(msg: &str) -> Response {
+pub(crate) fn done(msg: &str) -> Response {
     Redirect::to(&format!("/me?msg={}", crate::ui::layout::urlencode(msg))).into_response()
 }
 

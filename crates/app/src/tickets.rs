@@ -282,6 +282,8 @@ async fn opened(
         updated_at: now,
         first_response_at: None,
         resolved_at: None,
+        csat: None,
+        csat_comment: None,
     };
     let first = TicketMessage {
         id: 0,
@@ -395,7 +397,12 @@ async fn add(
     }
     moved(&mut t, was, status, now, &mut events)?;
     t.updated_at = now;
-    store.add_ticket_message(t, m, events).await
+    let rate = matches!(author, Author::Staff(_)) && status == Status::Resolved && was != status;
+    let saved = store.add_ticket_message(t.clone(), m, events).await?;
+    if rate {
+        ask_rating(store, email, &t).await;
+    }
+    Ok(saved)
 }
 
 /// Sets the ticket's status fields for a change from `was` to `now_is`, with its event.
@@ -525,7 +532,12 @@ pub struct Patch {
     pub snooze_until: Option<String>,
 }
 
-pub async fn update(store: &DynStore, id: i64, p: Patch) -> Result<Ticket, StoreError> {
+pub async fn update(
+    store: &DynStore,
+    email: &Email,
+    id: i64,
+    p: Patch,
+) -> Result<Ticket, StoreError> {
     let mut t = get(store, id).await?;
     let now = now_millis();
     let was = Status::parse("status", &t.status).map_err(field)?;
@@ -570,6 +582,104 @@ pub async fn update(store: &DynStore, id: i64, p: Patch) -> Result<Ticket, Store
     }
     t.updated_at = now;
     store.update_ticket(t.clone(), events).await?;
+    if to == Status::Resolved && was != Status::Resolved {
+        ask_rating(store, email, &t).await;
+    }
+    Ok(t)
+}
+
+/// The template the rating request goes out with (made on first use).
+pub const RATING_TEMPLATE: &str = "support-rating";
+
+/// After a staff member resolves a ticket: "How did we do?" with five one-click ratings,
+/// from the support address. Resolving never fails for it: without a support address
+/// nothing is asked, and a send that cannot be made is logged.
+async fn ask_rating(store: &DynStore, email: &Email, t: &Ticket) {
+    let asked = async {
+        let s = settings(store).await?;
+        let Some(from) = s.address.clone() else {
+            return Ok(());
+        };
+        if store.template(RATING_TEMPLATE).await?.is_none() {
+            email
+                .save_template(
+                    0,
+                    RATING_TEMPLATE,
+                    rapport_email::template::Source {
+                        subject: "{{ data.subject }}".into(),
+                        html: "<p>Your request #{{ data.number }} is resolved. How did we do?</p>\
+                               <p>{% for l in data.links %}<a href=\"{{ l.url }}\">{{ l.label }}</a> {% endfor %}</p>\
+                               <p>One click is enough; you can add a word after.</p>"
+                            .into(),
+                        text: Some(
+                            "Your request #{{ data.number }} is resolved. How did we do?\n\n\
+                             {% for l in data.links %}{{ l.label }}: {{ l.url }}\n{% endfor %}"
+                                .into(),
+                        ),
+                    },
+                )
+                .await?;
+        }
+        let labels = ["1 (bad)", "2", "3", "4", "5 (great)"];
+        let mut links = Vec::new();
+        for (i, label) in labels.iter().enumerate() {
+            links.push(json!({"label": label, "url": email.rating_url(t.id, i as u16 + 1).await?}));
+        }
+        let to = match &t.address {
+            Some(a) => json!(format!("email:{a}")),
+            None => json!(t.profile_id),
+        };
+        email
+            .send(crate::email::SendRequest {
+                template: RATING_TEMPLATE.into(),
+                to,
+                from,
+                from_name: s.name.clone(),
+                data: json!({"subject": ticket::reply_subject(t.id, &t.subject), "number": t.id, "links": links}),
+                idempotency_key: Some(format!("ticket:{}:rating:{}", t.id, t.resolved_at.unwrap_or_default())),
+                kind: Some("transactional".into()),
+                not_before: None,
+                untracked: true,
+                thread: None,
+            })
+            .await?;
+        Ok::<(), StoreError>(())
+    }
+    .await;
+    if let Err(e) = asked {
+        tracing::warn!(ticket = t.id, error = %e, "the rating request was not sent");
+    }
+}
+
+/// A customer's rating from the link in the rating e-mail (`score` 1–5; a later one
+/// replaces it), with an optional comment; `CSAT Given` on their timeline.
+pub async fn rate(
+    store: &DynStore,
+    number: i64,
+    score: u16,
+    comment: Option<&str>,
+) -> Result<Ticket, StoreError> {
+    if !(1..=5).contains(&score) {
+        return Err(invalid("score", "from 1 to 5"));
+    }
+    let comment = comment.map(str::trim).filter(|c| !c.is_empty());
+    if comment.is_some_and(|c| c.chars().count() > 2_000) {
+        return Err(invalid("comment", "at most 2,000 characters"));
+    }
+    let mut t = get(store, number).await?;
+    let now = now_millis();
+    t.csat = Some(i64::from(score));
+    if let Some(c) = comment {
+        t.csat_comment = Some(c.to_string());
+    }
+    let e = event(
+        t.profile_id,
+        "CSAT Given",
+        format!("ticket:{}:csat:{now}", t.id),
+        now,
+        json!({"ticket": t.id, "score": score, "comment": t.csat_comment}),
+    )?;
+    store.update_ticket(t.clone(), vec![e]).await?;
     Ok(t)
 }
 

@@ -75,6 +75,8 @@ pub async fn run(a: SupportBench) -> Result<()> {
             updated_at: at,
             first_response_at: None,
             resolved_at: None,
+            csat: None,
+            csat_comment: None,
         };
         let m = TicketMessage {
             id: 0,

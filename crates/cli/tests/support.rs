@@ -173,6 +173,43 @@ async fn a_customer_emails_support_and_the_thread_holds() {
             (200, Some("resolved")),
             "[{k}] {v}"
         );
+        // 5. "How did we do?": a one-click rating from the e-mail, then a word.
+        let sent = sink.wait_for(2).await;
+        let rating_mail = sent
+            .iter()
+            .filter_map(|f| rapport_email::inbound::read(&std::fs::read(f).unwrap()))
+            .find(|m| m.text.contains("/e/r/"))
+            .expect("a rating e-mail");
+        let five = rating_mail
+            .text
+            .lines()
+            .find(|l| l.starts_with("5 (great): "))
+            .and_then(|l| l.split(": ").nth(1))
+            .expect("the five-star link")
+            .trim()
+            .to_string();
+        let r = reqwest::get(&five).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "[{k}]");
+        assert!(r.text().await.unwrap().contains("5 out of 5"), "[{k}]");
+        let r = reqwest::Client::new()
+            .post(&five)
+            .form(&[("comment", "Quick and kind <b>thanks</b>")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "[{k}]");
+        let (_, t) = s.get(&format!("/api/tickets/{id}")).await;
+        assert_eq!(
+            (t["csat"].as_i64(), t["csat_comment"].as_str()),
+            (Some(5), Some("Quick and kind <b>thanks</b>")),
+            "[{k}] {t}"
+        );
+        let forged = format!("{}x", five.rsplit_once('/').unwrap().0);
+        assert_eq!(
+            reqwest::get(&forged).await.unwrap().status().as_u16(),
+            404,
+            "[{k}]"
+        );
         imap.deliver(&format!("From: Ann <ANN@customer.test>\r\nTo: support@shop.example\r\nSubject: RE: [#{id}] My order is late\r\nMessage-ID: <c3@customer.test>\r\n\r\nIt arrived broken.\r\n")).await;
         let t = common::eventually(&s, &format!("/api/tickets/{id}"), |v| {
             v["messages"].as_array().is_some_and(|m| m.len() == 4)
@@ -227,7 +264,12 @@ async fn a_customer_emails_support_and_the_thread_holds() {
             .iter()
             .filter_map(|e| e["name"].as_str())
             .collect();
-        for n in ["Ticket Opened", "Ticket Replied", "Ticket Resolved"] {
+        for n in [
+            "Ticket Opened",
+            "Ticket Replied",
+            "Ticket Resolved",
+            "CSAT Given",
+        ] {
             assert!(names.contains(&n), "[{k}] {n} missing: {names:?}");
         }
         let (_, mine) = s.get(&format!("/api/profiles/{person}/tickets")).await;
@@ -496,6 +538,8 @@ async fn service_levels_are_watched() {
                     updated_at: then,
                     first_response_at: None,
                     resolved_at: None,
+                    csat: None,
+                    csat_comment: None,
                 },
                 rapport_store::TicketMessage {
                     id: 0,

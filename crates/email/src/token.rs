@@ -15,6 +15,8 @@ pub enum Action {
     Click = 2,
     Unsubscribe = 3,
     Bounce = 4,
+    /// A satisfaction rating: `message` holds the ticket's number, `link` the score.
+    Rate = 5,
 }
 
 impl Action {
@@ -24,6 +26,7 @@ impl Action {
             2 => Action::Click,
             3 => Action::Unsubscribe,
             4 => Action::Bounce,
+            5 => Action::Rate,
             _ => return None,
         })
     }
@@ -127,6 +130,7 @@ mod tests {
             Action::Click,
             Action::Unsubscribe,
             Action::Bounce,
+            Action::Rate,
         ] {
             let t = Token::new(Uuid::from_u128(1), a, 0);
             assert_eq!(Token::verify(&t.sign(b"s"), b"s"), Some(t));

@@ -527,11 +527,11 @@ const PIXEL: &[u8] = &[
     0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found").into_response()
 }
 
-fn failed(e: rapport_store::StoreError) -> Response {
+pub(crate) fn failed(e: rapport_store::StoreError) -> Response {
     tracing::warn!(error = %e, "e-mail tracking could not be recorded");
     (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response()
 }
@@ -577,7 +577,7 @@ pub async fn click(State(state): State<AppState>, Path(token): Path<String>) -> 
     }
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
+pub(crate) fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>{title}</title>\
          <body style=\"font-family:system-ui;max-width:32rem;margin:4rem auto;padding:0 1rem\"><h1>{title}</h1>{body}</body></html>"

@@ -441,6 +441,10 @@ pub fn router(state: AppState) -> Router {
             "/e/u/{token}",
             get(email::unsubscribe_page).post(email::unsubscribe),
         )
+        .route(
+            "/e/r/{token}",
+            get(tickets::rating).post(tickets::rating_comment),
+        )
         // analytics-js asks with a trailing slash.
         .route(
             "/sourceConfig/",

@@ -185,7 +185,9 @@ pub async fn update(
     body: Bytes,
 ) -> ApiResult<Json<Ticket>> {
     let p: Patch = typed_body(&body)?;
-    Ok(Json(tickets::update(&state.store, id, p).await?))
+    Ok(Json(
+        tickets::update(&state.store, &state.email, id, p).await?,
+    ))
 }
 
 /// A person's tickets, newest change first.
@@ -242,4 +244,57 @@ pub async fn inbound(
     }
     let v = tickets::receive(&state.store, &state.email, &b).await?;
     Ok(Json(json!(v)))
+}
+
+/// A rating link of the "How did we do?" e-mail (`/e/r/{token}`; no key, the signed
+/// token is the authority): one click records the score, and the page offers a comment.
+pub async fn rating(
+    State(state): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> axum::response::Response {
+    rated(&state, &token, None).await
+}
+
+/// The comment the rating page sends (`comment`), with the same link.
+pub async fn rating_comment(
+    State(state): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    axum::Form(f): axum::Form<HashMap<String, String>>,
+) -> axum::response::Response {
+    rated(
+        &state,
+        &token,
+        Some(f.get("comment").map(String::as_str).unwrap_or("")),
+    )
+    .await
+}
+
+async fn rated(state: &AppState, token: &str, comment: Option<&str>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (number, score) = match state.email.rating_of(token).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return crate::email::not_found(),
+        Err(e) => return crate::email::failed(e),
+    };
+    match tickets::rate(&state.store, number, score, comment).await {
+        Ok(_) if comment.is_some() => {
+            crate::email::page("Thank you", "<p>Your words reach the team that helped you.</p>").into_response()
+        }
+        Ok(_) => crate::email::page(
+            "Thank you",
+            &format!(
+                "<p>You rated our help {score} out of 5.</p><form method=post>\
+                 <label for=comment>Anything to add?</label><br><textarea id=comment name=comment rows=4 cols=40 maxlength=2000></textarea><br>\
+                 <button>Send</button></form>"
+            ),
+        )
+        .into_response(),
+        Err(rapport_store::StoreError::Invalid { field, reason }) => (
+            StatusCode::BAD_REQUEST,
+            crate::email::page("Not saved", &maud::html! { p { (field) ": " (reason) } }.into_string()),
+        )
+            .into_response(),
+        Err(rapport_store::StoreError::NotFound(_)) => crate::email::not_found(),
+        Err(e) => crate::email::failed(e),
+    }
 }

@@ -33,6 +33,9 @@ pub struct Ticket {
     pub updated_at: Millis,
     pub first_response_at: Option<Millis>,
     pub resolved_at: Option<Millis>,
+    /// The customer's satisfaction rating (1–5) after resolution, and their comment.
+    pub csat: Option<i64>,
+    pub csat_comment: Option<String>,
 }
 
 /// One message on a ticket.

@@ -483,6 +483,26 @@ impl Email {
         self.secret.read().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// The signed link that records `score` (1–5) for ticket `number` (`/e/r/{token}`):
+    /// only Rapport can make one, so a rating is the customer's who got the e-mail.
+    pub async fn rating_url(&self, number: i64, score: u16) -> Result<String, StoreError> {
+        self.ready().await?;
+        let t = Token::new(Uuid::from_u128(number as u128), Action::Rate, score);
+        Ok(format!(
+            "{}/e/r/{}",
+            self.settings().public_url.trim_end_matches('/'),
+            t.sign(&self.secret())
+        ))
+    }
+
+    /// The ticket number and score a rating link names, if it is one of ours.
+    pub async fn rating_of(&self, token: &str) -> Result<Option<(i64, u16)>, StoreError> {
+        self.ready().await?;
+        Ok(Token::verify(token, &self.secret())
+            .filter(|t| t.action == Action::Rate)
+            .and_then(|t| i64::try_from(t.message.as_u128()).ok().map(|n| (n, t.link))))
+    }
+
     /// Sets up a sending domain with an Ed25519 and an RSA-2048 key (`keys` can name
     /// one: Ed25519 alone signs ~20× faster, but receivers that do not check Ed25519 yet
     /// then see an unsigned message).

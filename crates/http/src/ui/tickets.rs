@@ -173,6 +173,7 @@ pub async fn ticket(
                 span.figure { span.muted { "Priority " } strong { (t.priority) } }
                 span.figure { span.muted { "Due " } (due(support.due(&t), rapport_domain::time::now_millis())) }
                 span.figure { span.muted { "Assignee " } strong { (t.assignee.clone().unwrap_or_else(|| "nobody".into())) } }
+                @if let Some(c) = t.csat { span.figure { span.muted { "Rated " } strong { (c) " / 5" } @if let Some(w) = &t.csat_comment { " “" (w) "”" } } }
                 span.figure { span.muted { "Opened " } strong { (layout::when(to_datetime(t.created_at))) } " by " (t.channel) }
                 @for tag in &t.tags { " " span.chip { (tag) } }
             }
@@ -300,7 +301,7 @@ pub async fn update(
         }),
         snooze_until: snooze,
     };
-    tickets::update(&state.store, id, p).await?;
+    tickets::update(&state.store, &state.email, id, p).await?;
     Ok(back(id, "Saved."))
 }
 

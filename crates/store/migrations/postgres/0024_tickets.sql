@@ -14,7 +14,10 @@ CREATE TABLE tickets (
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
     first_response_at BIGINT,
-    resolved_at BIGINT
+    resolved_at BIGINT,
+    -- The customer's rating after resolution (1-5) and what they added.
+    csat BIGINT,
+    csat_comment TEXT
 );
 CREATE INDEX tickets_by_status ON tickets (status, updated_at);
 CREATE INDEX tickets_by_assignee ON tickets (assignee, updated_at);

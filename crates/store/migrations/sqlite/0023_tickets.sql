@@ -14,7 +14,10 @@ CREATE TABLE tickets (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     first_response_at INTEGER,
-    resolved_at INTEGER
+    resolved_at INTEGER,
+    -- The customer's rating after resolution (1-5) and what they added.
+    csat INTEGER,
+    csat_comment TEXT
 );
 CREATE INDEX tickets_by_status ON tickets (status, updated_at);
 CREATE INDEX tickets_by_assignee ON tickets (assignee, updated_at);

@@ -11,7 +11,7 @@ use rapport_domain::time::Millis;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-const COLS: &str = "id, profile_id, subject, status, priority, assignee, tags, channel, snooze_until, created_at, updated_at, first_response_at, resolved_at, address";
+const COLS: &str = "id, profile_id, subject, status, priority, assignee, tags, channel, snooze_until, created_at, updated_at, first_response_at, resolved_at, address, csat, csat_comment";
 const MSG_COLS: &str = "id, ticket_id, author, staff, body, message_id, email_id, at";
 const SOURCE: &str = "support";
 
@@ -33,6 +33,8 @@ fn ticket(r: &Row) -> Ticket {
         first_response_at: r.get(11),
         resolved_at: r.get(12),
         address: r.get(13),
+        csat: r.get(14),
+        csat_comment: r.get(15),
     }
 }
 
@@ -56,7 +58,7 @@ fn tags_json(t: &Ticket) -> String {
 async fn save(tx: &Transaction<'_>, t: &Ticket) -> Result<()> {
     tx.execute(
         "UPDATE tickets SET subject = $2, status = $3, priority = $4, assignee = $5, tags = $6, snooze_until = $7,
-         updated_at = $8, first_response_at = $9, resolved_at = $10 WHERE id = $1",
+         updated_at = $8, first_response_at = $9, resolved_at = $10, csat = $11, csat_comment = $12 WHERE id = $1",
         &[
             &t.id,
             &t.subject,
@@ -68,6 +70,8 @@ async fn save(tx: &Transaction<'_>, t: &Ticket) -> Result<()> {
             &t.updated_at,
             &t.first_response_at,
             &t.resolved_at,
+            &t.csat,
+            &t.csat_comment,
         ],
     )
     .await?;

@@ -9,7 +9,7 @@ use rapport_domain::resolve::EventRow;
 use rapport_domain::time::Millis;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
-const COLS: &str = "id, profile_id, subject, status, priority, assignee, tags, channel, snooze_until, created_at, updated_at, first_response_at, resolved_at, address";
+const COLS: &str = "id, profile_id, subject, status, priority, assignee, tags, channel, snooze_until, created_at, updated_at, first_response_at, resolved_at, address, csat, csat_comment";
 const MSG_COLS: &str = "id, ticket_id, author, staff, body, message_id, email_id, at";
 const SOURCE: &str = "support";
 
@@ -31,6 +31,8 @@ fn ticket(r: &Row<'_>) -> rusqlite::Result<Ticket> {
         first_response_at: r.get(11)?,
         resolved_at: r.get(12)?,
         address: r.get(13)?,
+        csat: r.get(14)?,
+        csat_comment: r.get(15)?,
     })
 }
 
@@ -54,7 +56,7 @@ fn tags_json(t: &Ticket) -> String {
 fn save(tx: &Transaction<'_>, t: &Ticket) -> Result<()> {
     tx.prepare_cached(
         "UPDATE tickets SET subject = ?2, status = ?3, priority = ?4, assignee = ?5, tags = ?6, snooze_until = ?7,
-         updated_at = ?8, first_response_at = ?9, resolved_at = ?10 WHERE id = ?1",
+         updated_at = ?8, first_response_at = ?9, resolved_at = ?10, csat = ?11, csat_comment = ?12 WHERE id = ?1",
     )?
     .execute(params![
         t.id,
@@ -66,7 +68,9 @@ fn save(tx: &Transaction<'_>, t: &Ticket) -> Result<()> {
         t.snooze_until,
         t.updated_at,
         t.first_response_at,
-        t.resolved_at
+        t.resolved_at,
+        t.csat,
+        t.csat_comment
     ])?;
     Ok(())
 }

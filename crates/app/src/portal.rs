@@ -178,7 +178,7 @@ async fn send_link(
         return Ok(());
     };
     let s = settings(store).await?;
-    let template = ensure_template(
+    let template = portal_template(
         email,
         SIGN_IN_TEMPLATE,
         "Your sign-in link",
@@ -191,26 +191,19 @@ async fn send_link(
     send_portal_mail(store, email, &s, &template, key, link).await
 }
 
-/// The template's name, created with this text on first use (staff may edit it since).
-async fn ensure_template(
+/// A portal template's name, the template made with this text on first use.
+async fn portal_template(
     email: &Email,
     name: &str,
     subject: &str,
     html: &str,
 ) -> Result<String, StoreError> {
-    if email.store().template(name).await?.is_none() {
-        email
-            .save_template(
-                0,
-                name,
-                rapport_email::template::Source {
-                    subject: subject.into(),
-                    html: html.into(),
-                    text: None,
-                },
-            )
-            .await?;
-    }
+    let src = rapport_email::template::Source {
+        subject: subject.into(),
+        html: html.into(),
+        text: None,
+    };
+    email.ensure_template(name, src).await?;
     Ok(name.to_string())
 }
 
@@ -471,7 +464,7 @@ pub async fn request_add_email(
         return Err(invalid("email", format!("{} is already yours", key.value)));
     }
     let s = settings(store).await?;
-    let template = ensure_template(
+    let template = portal_template(
         email,
         CONFIRM_TEMPLATE,
         "Confirm your e-mail address",

@@ -314,13 +314,21 @@ pub(crate) fn as_event(e: &EventView) -> eval::Event {
     }
 }
 
+/// How often `rule` fired since `since`, among a person's recent firings `(rule, at)`.
+fn fired_since(firings: &[(String, i64)], rule: &str, since: i64) -> i64 {
+    firings
+        .iter()
+        .filter(|(r, at)| r == rule && *at >= since)
+        .count() as i64
+}
+
 /// Whether a rule would fire for this event and person, and why not when it would not;
-/// `fired_since(t)` counts the rule's firings for the person since `t` (caps).
+/// `count_since(t)` counts the rule's firings for the person since `t` (caps).
 fn check(
     c: &CompiledRule,
     p: &Person,
     now: i64,
-    fired_since: impl FnOnce(i64) -> i64,
+    count_since: impl FnOnce(i64) -> i64,
 ) -> Result<(), String> {
     if let Some(cond) = &c.condition {
         if !eval::eval(cond, p, now) {
@@ -340,7 +348,7 @@ fn check(
         }
     }
     if let Some(cap) = &c.rule.cap {
-        let n = fired_since(now - cap.per_hours * 3_600_000);
+        let n = count_since(now - cap.per_hours * 3_600_000);
         if n >= cap.max {
             return Err(format!(
                 "capped: fired {n} times in {} hours",
@@ -715,13 +723,7 @@ pub(crate) async fn fire(
     };
     for c in rules.iter().filter(triggered) {
         let name = &c.rule.name;
-        let count = |since: i64| {
-            fired
-                .iter()
-                .filter(|(r, at)| r == name && *at >= since)
-                .count() as i64
-        };
-        if check(c, p, now, count).is_err() {
+        if check(c, p, now, |since| fired_since(fired, name, since)).is_err() {
             continue;
         }
         let done = if c.rule.dry_run {
@@ -824,12 +826,7 @@ pub async fn dry_run(store: &DynStore, rule: &Value, days: i64) -> Result<Value,
             let fires = match verdicts.get(&l.id) {
                 Some(v) => *v,
                 None => {
-                    let fired = |since: i64| {
-                        l.firings
-                            .iter()
-                            .filter(|(rule, at)| *rule == r.name && *at >= since)
-                            .count() as i64
-                    };
+                    let fired = |since| fired_since(&l.firings, &r.name, since);
                     let v = check(&c, &l.person, now, fired).is_ok();
                     verdicts.insert(l.id, v);
                     v

@@ -306,7 +306,8 @@ async fn opened(
     store.open_ticket(t, first, vec![e]).await
 }
 
-async fn get(store: &DynStore, id: i64) -> Result<Ticket, StoreError> {
+/// A ticket, or `NotFound`.
+pub async fn get(store: &DynStore, id: i64) -> Result<Ticket, StoreError> {
     store
         .ticket(id)
         .await?
@@ -442,6 +443,15 @@ fn moved(
     Ok(())
 }
 
+/// Where the brand's mail about a ticket goes: the address the customer wrote from, else
+/// the person's address as the e-mail capability chooses it.
+fn reply_to(t: &Ticket) -> Value {
+    match &t.address {
+        Some(a) => json!(format!("email:{a}")),
+        None => json!(t.profile_id),
+    }
+}
+
 /// Sends a staff reply: to the address the customer wrote from, from the support
 /// address, threaded under the ticket's messages. Returns the e-mail's id and its
 /// Message-ID.
@@ -458,19 +468,12 @@ async fn send_reply(
             "set the support address first (PUT /api/support/settings)",
         )
     })?;
-    if store.template(REPLY_TEMPLATE).await?.is_none() {
-        email
-            .save_template(
-                0,
-                REPLY_TEMPLATE,
-                rapport_email::template::Source {
-                    subject: "{{ data.subject }}".into(),
-                    html: "<div style=\"white-space:pre-wrap\">{{ data.body }}</div>".into(),
-                    text: Some("{{ data.body }}".into()),
-                },
-            )
-            .await?;
-    }
+    let src = rapport_email::template::Source {
+        subject: "{{ data.subject }}".into(),
+        html: "<div style=\"white-space:pre-wrap\">{{ data.body }}</div>".into(),
+        text: Some("{{ data.body }}".into()),
+    };
+    email.ensure_template(REPLY_TEMPLATE, src).await?;
     let earlier: Vec<String> = store
         .ticket_messages(t.id)
         .await?
@@ -481,14 +484,10 @@ async fn send_reply(
         in_reply_to: last.clone(),
         references: earlier.clone(),
     });
-    let to = match &t.address {
-        Some(a) => json!(format!("email:{a}")),
-        None => json!(t.profile_id),
-    };
     let m = email
         .send(crate::email::SendRequest {
             template: REPLY_TEMPLATE.into(),
-            to,
+            to: reply_to(t),
             from: from.clone(),
             from_name: s.name.clone(),
             data: json!({"subject": ticket::reply_subject(t.id, &t.subject), "body": body}),
@@ -600,39 +599,28 @@ async fn ask_rating(store: &DynStore, email: &Email, t: &Ticket) {
         let Some(from) = s.address.clone() else {
             return Ok(());
         };
-        if store.template(RATING_TEMPLATE).await?.is_none() {
-            email
-                .save_template(
-                    0,
-                    RATING_TEMPLATE,
-                    rapport_email::template::Source {
-                        subject: "{{ data.subject }}".into(),
-                        html: "<p>Your request #{{ data.number }} is resolved. How did we do?</p>\
-                               <p>{% for l in data.links %}<a href=\"{{ l.url }}\">{{ l.label }}</a> {% endfor %}</p>\
-                               <p>One click is enough; you can add a word after.</p>"
-                            .into(),
-                        text: Some(
-                            "Your request #{{ data.number }} is resolved. How did we do?\n\n\
-                             {% for l in data.links %}{{ l.label }}: {{ l.url }}\n{% endfor %}"
-                                .into(),
-                        ),
-                    },
-                )
-                .await?;
-        }
+        let src = rapport_email::template::Source {
+            subject: "{{ data.subject }}".into(),
+            html: "<p>Your request #{{ data.number }} is resolved. How did we do?</p>\
+                   <p>{% for l in data.links %}<a href=\"{{ l.url }}\">{{ l.label }}</a> {% endfor %}</p>\
+                   <p>One click is enough; you can add a word after.</p>"
+                .into(),
+            text: Some(
+                "Your request #{{ data.number }} is resolved. How did we do?\n\n\
+                 {% for l in data.links %}{{ l.label }}: {{ l.url }}\n{% endfor %}"
+                    .into(),
+            ),
+        };
+        email.ensure_template(RATING_TEMPLATE, src).await?;
         let labels = ["1 (bad)", "2", "3", "4", "5 (great)"];
         let mut links = Vec::new();
         for (i, label) in labels.iter().enumerate() {
             links.push(json!({"label": label, "url": email.rating_url(t.id, i as u16 + 1).await?}));
         }
-        let to = match &t.address {
-            Some(a) => json!(format!("email:{a}")),
-            None => json!(t.profile_id),
-        };
         email
             .send(crate::email::SendRequest {
                 template: RATING_TEMPLATE.into(),
-                to,
+                to: reply_to(t),
                 from,
                 from_name: s.name.clone(),
                 data: json!({"subject": ticket::reply_subject(t.id, &t.subject), "number": t.id, "links": links}),
@@ -891,13 +879,12 @@ pub async fn list(store: &DynStore, f: TicketFilter) -> Result<Vec<Ticket>, Stor
     store.tickets(f).await
 }
 
-/// A person's tickets (every raw profile of theirs).
+/// A person's tickets (every raw profile of theirs), the person as already read.
 pub async fn of_person(
     store: &DynStore,
-    person: ProfileId,
+    p: &rapport_domain::model::ProfileView,
     limit: usize,
 ) -> Result<Vec<Ticket>, StoreError> {
-    let p = store.profile(person).await?;
     let mut ids = p.member_ids.clone();
     if !ids.contains(&p.id) {
         ids.push(p.id);

@@ -37,6 +37,15 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// Staff accounts `<role>@shop.example` for these roles.
+async fn staff(s: &TestServer, roles: &[&str]) {
+    for r in roles {
+        rapport_app::users::create(&s.store, &format!("{r}@shop.example"), PASSWORD, r)
+            .await
+            .expect("user");
+    }
+}
+
 /// Signs in; returns the session cookie.
 async fn sign_in(s: &TestServer, email: &str) -> String {
     let r = client()
@@ -750,11 +759,7 @@ async fn sign_in_is_throttled_and_redirects_only_here() {
 async fn a_marketer_builds_a_rule_in_the_app() {
     for s in common::servers().await {
         let k = s.kind;
-        for r in ["marketer", "viewer"] {
-            rapport_app::users::create(&s.store, &format!("{r}@shop.example"), PASSWORD, r)
-                .await
-                .expect("user");
-        }
+        staff(&s, &["marketer", "viewer"]).await;
         let (st, v) = s
             .batch(json!([{"type": "identify", "userId": "vip", "traits": {"email": "vip@shop.example", "name": "Vera Ip"}},
                 {"type": "track", "userId": "vip", "event": "Order Completed", "properties": {"revenue": 900}}]))
@@ -1052,11 +1057,7 @@ async fn a_marketer_builds_a_rule_in_the_app() {
 async fn ties_are_reviewed_and_merged_in_the_app() {
     for s in common::servers().await {
         let k = s.kind;
-        for r in ["agent", "viewer"] {
-            rapport_app::users::create(&s.store, &format!("{r}@shop.example"), PASSWORD, r)
-                .await
-                .expect("user");
-        }
+        staff(&s, &["agent", "viewer"]).await;
         let (st, v) = s
             .batch(json!([
                 {"type": "identify", "userId": "ann-1", "traits": {"name": "Ann Old", "email": "ann@home.example"}},
@@ -1126,11 +1127,7 @@ async fn ties_are_reviewed_and_merged_in_the_app() {
 async fn agents_work_tickets_in_the_app() {
     for s in common::servers().await {
         let k = s.kind;
-        for r in ["agent", "marketer"] {
-            rapport_app::users::create(&s.store, &format!("{r}@shop.example"), PASSWORD, r)
-                .await
-                .expect("user");
-        }
+        staff(&s, &["agent", "marketer"]).await;
         let agent = sign_in(&s, "agent@shop.example").await;
         let (st, page) = get(&s, &agent, "/support/new").await;
         assert_eq!(st, 200, "[{k}]");

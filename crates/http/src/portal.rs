@@ -205,7 +205,7 @@ async fn home(
     let traits = portal::shown_traits(&s, &p.traits);
     let (segments, scores, emails) = portal::why(&state.store, c.person).await?;
     let primary = state.email.choose(c.person).await?;
-    let tickets = rapport_app::tickets::of_person(&state.store, c.person, 20).await?;
+    let tickets = rapport_app::tickets::of_person(&state.store, &p, 20).await?;
     let now = now_millis();
     let consent = |ch: &str, pu: &str| {
         p.consents

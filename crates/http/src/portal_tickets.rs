@@ -74,10 +74,11 @@ async fn open(
 
 /// The ticket, if it is this person's (else not found: whose it is stays unsaid).
 async fn own(state: &AppState, person: i64, id: i64) -> Result<Ticket, StoreError> {
-    let t = state.store.ticket(id).await?;
-    match t {
-        Some(t) if state.store.profile(t.profile_id).await?.id == person => Ok(t),
-        _ => Err(StoreError::NotFound(format!("ticket {id}"))),
+    let t = tickets::get(&state.store, id).await?;
+    if state.store.profile(t.profile_id).await?.id == person {
+        Ok(t)
+    } else {
+        Err(StoreError::NotFound(format!("ticket {id}")))
     }
 }
 

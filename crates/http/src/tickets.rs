@@ -98,11 +98,7 @@ pub async fn get(
     _key: AdminKey,
     Id(id): Id,
 ) -> ApiResult<Json<TicketView>> {
-    let ticket = state
-        .store
-        .ticket(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("ticket {id}")))?;
+    let ticket = tickets::get(&state.store, id).await?;
     let messages = state.store.ticket_messages(id).await?;
     let due = tickets::settings(&state.store)
         .await?
@@ -199,7 +195,8 @@ pub async fn of_profile(
     _key: AdminKey,
     Id(id): Id,
 ) -> ApiResult<Json<Vec<Ticket>>> {
-    Ok(Json(tickets::of_person(&state.store, id, 100).await?))
+    let p = state.store.profile(id).await?;
+    Ok(Json(tickets::of_person(&state.store, &p, 100).await?))
 }
 
 /// The support settings; the mailbox's password is never shown.

@@ -557,6 +557,19 @@ impl Email {
         Ok(row)
     }
 
+    /// A template Rapport itself sends with (the portal's links, support replies),
+    /// saved with this text on first use; staff may restyle it since.
+    pub async fn ensure_template(
+        &self,
+        name: &str,
+        src: rapport_email::template::Source,
+    ) -> Result<(), StoreError> {
+        if self.store.template(name).await?.is_none() {
+            self.save_template(0, name, src).await?;
+        }
+        Ok(())
+    }
+
     /// Saves a template after compiling it (syntax and variables checked).
     pub async fn save_template(
         &self,

@@ -299,7 +299,7 @@ pub async fn person(
     }
     let edit = staff.role.can_edit_people();
     let msg = q.get("msg").cloned();
-    let tickets_card = super::tickets::card(&state, p.id).await?;
+    let tickets_card = super::tickets::card(&state, &p).await?;
     let body = html! {
         @if let Some(m) = msg { div.ok role="status" { (m) } }
         div.figures {

@@ -141,21 +141,13 @@ pub async fn inbox(
     ))
 }
 
-async fn ticket_of(state: &AppState, id: i64) -> UiResult<Ticket> {
-    state
-        .store
-        .ticket(id)
-        .await?
-        .ok_or_else(|| UiError::NotFound(format!("ticket {id}")))
-}
-
 pub async fn ticket(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<i64>,
     Query(q): Query<HashMap<String, String>>,
 ) -> UiResult<Markup> {
-    let t = ticket_of(&state, id).await?;
+    let t = tickets::get(&state.store, id).await?;
     let support = tickets::settings(&state.store).await?;
     let messages = state.store.ticket_messages(id).await?;
     let names = Names::of(&state.store, [t.profile_id]).await?;
@@ -352,7 +344,10 @@ pub async fn create(
 }
 
 /// The 360 page's card: the person's latest tickets.
-pub async fn card(state: &AppState, person: i64) -> UiResult<Markup> {
+pub async fn card(
+    state: &AppState,
+    person: &rapport_domain::model::ProfileView,
+) -> UiResult<Markup> {
     let list = tickets::of_person(&state.store, person, 10).await?;
     Ok(html! {
         div.card {

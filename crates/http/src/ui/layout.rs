@@ -208,8 +208,8 @@ form.inline { display:inline; margin:0; }
 .badge { display:inline-block; font-size:.75rem; padding:0 .45rem; border-radius:10px; background:#eef0f3; color:var(--muted); }
 .badge.late { background:#fdecec; color:var(--bad); } .badge.verified { background:#e5f6ea; color:var(--ok); } .badge.warn { background:#fff4e0; color:#7a4a00; }
 .chip { display:inline-block; padding:.1rem .55rem; margin:.1rem; border-radius:12px; background:#eef1fc; color:var(--accent); font-size:.85rem; white-space:nowrap; }
-td button, td .badge { white-space:nowrap; }
-.why { white-space:normal; }
+td button, td .badge, td time { white-space:nowrap; }
+.why, td.wrap { white-space:normal; }
 figure.chart { margin:0; } figure.chart figcaption { font-weight:600; margin-bottom:.3rem; }
 svg { width:100%; height:auto; } svg .grid { stroke:#eceef2; } svg .axis { stroke:#9aa1ad; }
 svg .bar { fill:#5b74e0; } svg .line { fill:none; stroke:#3451d1; stroke-width:2; } svg .dot { fill:#3451d1; }

@@ -354,7 +354,7 @@ pub async fn card(
             h2 { "Tickets" }
             @if list.is_empty() { p.empty { "No ticket." } }
             table { @for t in &list { tr {
-                td { a href=(format!("/support/{}", t.id)) { "#" (t.number) " " (t.subject) } }
+                td.wrap { a href=(format!("/support/{}", t.id)) { "#" (t.number) " " (t.subject) } }
                 td { (status_badge(&t.status)) }
                 td.small.muted { (layout::when(to_datetime(t.updated_at))) }
             } } }

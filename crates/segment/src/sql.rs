@@ -360,7 +360,10 @@ impl Ctx {
                 let mut parts: Vec<String> = others.iter().map(|x| self.expr(x, now)).collect();
                 if traits.len() > 1 {
                     let tests = merge_equalities(&traits);
-                    parts.push(self.traits_any(&tests));
+                    // Like a single trait test, the merged one may be NULL (a missing
+                    // value): wrapped, so `not (…)` keeps the people without the trait.
+                    let any = self.traits_any(&tests);
+                    parts.push(self.wrap(any));
                 } else {
                     parts.extend(traits.iter().map(|x| self.expr(x, now)));
                 }

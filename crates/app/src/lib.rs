@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod changes;
+pub mod community;
 pub mod demo;
 pub mod email;
 pub mod export;
@@ -11,6 +12,7 @@ pub mod identity;
 pub mod import;
 pub mod ingest;
 pub mod insight;
+pub mod kb;
 pub mod keys;
 pub mod metrics;
 pub mod micro;
@@ -28,6 +30,7 @@ pub mod siwe;
 pub mod text;
 pub mod throttle;
 pub mod tickets;
+pub mod timeline;
 pub mod upload;
 pub mod users;
 pub mod web;

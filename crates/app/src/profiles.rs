@@ -14,6 +14,40 @@ use serde_json::json;
 /// The person with this e-mail address, made as an identify would make them when nobody
 /// has it yet (a first transactional e-mail, a first support ticket); `name` becomes the
 /// new person's name trait.
+/// The person a request names in `field`: `email:<address>` (made a person if new,
+/// with the address returned) or a profile id.
+pub async fn named(
+    store: &DynStore,
+    r: &serde_json::Value,
+    field: &str,
+    source: &str,
+) -> Result<(ProfileId, Option<String>), StoreError> {
+    let text = match r {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        _ => {
+            return Err(StoreError::invalid(
+                field,
+                "`email:<address>` or a profile id",
+            ))
+        }
+    };
+    if let Ok(id) = text.parse::<ProfileId>() {
+        return match store.profile(id).await {
+            Ok(p) => Ok((p.id, None)),
+            Err(StoreError::NotFound(_)) => {
+                Err(StoreError::invalid(field, format!("no person {id}")))
+            }
+            Err(e) => Err(e),
+        };
+    }
+    let raw = text.strip_prefix("email:").unwrap_or(&text);
+    let key = IdentityKey::parse(rapport_domain::IdentityKind::Email, raw)
+        .map_err(|e| StoreError::invalid(field, e.to_string()))?;
+    let id = person_for_email(store, &key, None, source).await?;
+    Ok((id, Some(key.value)))
+}
+
 pub async fn person_for_email(
     store: &DynStore,
     key: &IdentityKey,

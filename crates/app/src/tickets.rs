@@ -6,7 +6,6 @@
 
 use crate::email::Email;
 use rapport_domain::identifier::{IdentityKey, IdentityKind};
-use rapport_domain::message::{parse_message, BatchContext};
 use rapport_domain::resolve::{EventRow, ProfileId};
 use rapport_domain::ticket::{self, Due, Priority, Sla, Status};
 use rapport_domain::time::{now_millis, to_datetime, Millis};
@@ -187,18 +186,7 @@ fn event(
     at: Millis,
     props: Value,
 ) -> Result<EventRow, StoreError> {
-    let msg = json!({"type": "track", "channel": "support", "event": name,
-        "userId": format!("rapport-profile-{profile}"), "properties": props,
-        "timestamp": to_datetime(at).to_rfc3339()});
-    let batch = BatchContext {
-        received_at: at,
-        ..Default::default()
-    };
-    let m = parse_message(&msg, "", None, &batch, || id.clone()).map_err(field)?;
-    Ok(EventRow {
-        profile_id: profile,
-        message: m,
-    })
+    crate::timeline::event(profile, "support", name, &id, at, props)
 }
 
 fn tags(t: &[String]) -> Result<Vec<String>, StoreError> {
@@ -218,27 +206,6 @@ fn tags(t: &[String]) -> Result<Vec<String>, StoreError> {
     Ok(out)
 }
 
-/// The person a requester names and the address replies go to.
-async fn requester(store: &DynStore, r: &Value) -> Result<(ProfileId, Option<String>), StoreError> {
-    let text = match r {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        _ => return Err(invalid("requester", "`email:<address>` or a profile id")),
-    };
-    if let Ok(id) = text.parse::<ProfileId>() {
-        return match store.profile(id).await {
-            Ok(p) => Ok((p.id, None)),
-            Err(StoreError::NotFound(_)) => Err(invalid("requester", format!("no person {id}"))),
-            Err(e) => Err(e),
-        };
-    }
-    let raw = text.strip_prefix("email:").unwrap_or(&text);
-    let key = IdentityKey::parse(IdentityKind::Email, raw)
-        .map_err(|e| invalid("requester", e.to_string()))?;
-    let id = crate::profiles::person_for_email(store, &key, None, SOURCE).await?;
-    Ok((id, Some(key.value)))
-}
-
 /// Opens a ticket through the API or the app.
 pub async fn open(store: &DynStore, t: NewTicket, channel: &str) -> Result<Ticket, StoreError> {
     let subject = ticket::subject("subject", &t.subject).map_err(field)?;
@@ -246,7 +213,8 @@ pub async fn open(store: &DynStore, t: NewTicket, channel: &str) -> Result<Ticke
     let priority =
         Priority::parse("priority", t.priority.as_deref().unwrap_or("normal")).map_err(field)?;
     let tags = tags(&t.tags)?;
-    let (profile, address) = requester(store, &t.requester).await?;
+    let (profile, address) =
+        crate::profiles::named(store, &t.requester, "requester", SOURCE).await?;
     opened(
         store, profile, address, subject, body, channel, priority, tags, None,
     )

@@ -3,6 +3,7 @@
 
 pub mod apikey;
 pub mod blocklist;
+pub mod community;
 pub mod identifier;
 pub mod import;
 pub mod message;

@@ -16,9 +16,12 @@ use utoipa_axum::routes;
 pub mod auth;
 pub mod browser;
 pub mod chain;
+pub mod community;
+pub mod community_pages;
 pub mod email;
 pub mod graph;
 pub mod insight;
+pub mod kb;
 pub mod ops;
 pub mod portal;
 pub mod portal_tickets;
@@ -413,6 +416,28 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(tickets::of_profile))
         .routes(routes!(tickets::settings, tickets::set_settings))
         .routes(routes!(tickets::inbound))
+        .routes(routes!(community::ask))
+        .routes(routes!(community::suggest))
+        .routes(routes!(community::answer))
+        .routes(routes!(community::comment))
+        .routes(routes!(community::get, community::moderate))
+        .routes(routes!(community::list))
+        .routes(routes!(community::accept))
+        .routes(routes!(community::vote))
+        .routes(routes!(community::merge))
+        .routes(routes!(community::idea_status))
+        .routes(routes!(community::reputation))
+        .routes(routes!(community::search))
+        .routes(routes!(community::settings, community::set_settings))
+        .routes(routes!(kb::list, kb::create))
+        .routes(routes!(kb::get, kb::update))
+        .routes(routes!(kb::review))
+        .routes(routes!(kb::propose))
+        .routes(routes!(kb::revisions))
+        .routes(routes!(kb::revision))
+        .routes(routes!(kb::decide))
+        .routes(routes!(kb::search))
+        .routes(routes!(kb::deflection))
 }
 
 async fn not_found(uri: axum::http::Uri) -> problem::ApiError {
@@ -426,6 +451,7 @@ pub fn router(state: AppState) -> Router {
     let doc = Arc::new(doc);
     api.merge(ui::routes())
         .merge(portal::routes())
+        .merge(community_pages::routes())
         .route(
             "/openapi.json",
             get(move || {

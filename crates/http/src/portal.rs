@@ -137,7 +137,7 @@ impl IntoResponse for PortalError {
 pub(crate) type PResult<T> = Result<T, PortalError>;
 
 /// The signed-in customer: person, CSRF token, session token.
-pub(crate) struct Customer {
+pub struct Customer {
     pub(crate) person: ProfileId,
     pub(crate) csrf: String,
     token: String,
@@ -374,7 +374,7 @@ async fn request_link(
 }
 
 /// Where links point: the e-mail settings' public URL, else this request's host.
-async fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, StoreError> {
+pub(crate) async fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, StoreError> {
     let configured = state.email.shown_settings().await?.public_url;
     if !configured.is_empty() {
         return Ok(configured);
@@ -430,7 +430,7 @@ async fn use_link(
 fn signed_in(headers: &HeaderMap, session: &str, mut r: Response) -> Response {
     let secure = https(headers);
     let cookie = format!(
-        "{COOKIE_NAME}={session}; Path=/me; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        "{COOKIE_NAME}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
         portal::SESSION_HOURS * 3600,
         if secure { "; Secure" } else { "" }
     );
@@ -653,7 +653,7 @@ pub(crate) fn signed_out() -> Response {
     let mut r = Redirect::to("/me").into_response();
     r.headers_mut().insert(
         SET_COOKIE,
-        HeaderValue::from_static("rapport_me=; Path=/me; HttpOnly; SameSite=Lax; Max-Age=0"),
+        HeaderValue::from_static("rapport_me=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
     );
     r
 }
@@ -838,7 +838,7 @@ async fn delete(
     .into_response();
     r.headers_mut().insert(
         SET_COOKIE,
-        HeaderValue::from_static("rapport_me=; Path=/me; HttpOnly; SameSite=Lax; Max-Age=0"),
+        HeaderValue::from_static("rapport_me=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
     );
     Ok(r)
 }

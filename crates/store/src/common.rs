@@ -271,3 +271,15 @@ pub fn recent_people(rows: Vec<(i64, bool, ProfileId)>, limit: usize) -> crate::
         next,
     }
 }
+
+/// Events written with a new row learn its id only as it is stored: each gets
+/// `key: id` in its properties (`ticket`, `post`, `article`).
+pub(crate) fn stamp_events(events: &mut [rapport_domain::resolve::EventRow], key: &str, id: i64) {
+    for e in events {
+        if let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(&e.message.properties_json)
+        {
+            m.insert(key.into(), Value::from(id));
+            e.message.properties_json = Value::Object(m).to_string();
+        }
+    }
+}

@@ -16,11 +16,13 @@ use std::sync::Arc;
 
 pub mod chain;
 mod common;
+pub mod community;
 pub mod email;
 pub mod events;
 pub mod graph;
 pub mod ingest;
 pub mod insight;
+pub mod kb;
 mod overview_sql;
 pub mod portal;
 pub mod postgres;
@@ -40,6 +42,7 @@ pub mod text;
 pub mod tickets;
 
 pub use chain::ChainStore;
+pub use community::{CommunityStore, Post, PostFilter, PostHit, Standing};
 pub use email::{
     AddressFacts, CampaignReport, DkimKeyRow, EmailCampaign, EmailDomain, EmailMessage, EmailStore,
     EmailTemplate, Engaged, Engagement, MessageQuery, Suppression, VariantReport,
@@ -48,6 +51,7 @@ pub use events::{Activity, EventStore, TimelineFilter};
 pub use graph::{GraphStore, RelScope, ScoreOrder, TouchQuery, GRAPH_VERSION};
 pub use ingest::{IngestOutcome, IngestStore, IngestionIssue, SourcedMessages};
 pub use insight::{Dimension, InsightStore};
+pub use kb::{Article, ArticleHit, Deflection, KbStore, Revision};
 pub use portal::{LinkUse, PortalLink, PortalStore};
 pub use privacy::{AuditEntry, AuditQuery, ErasureReport, PrivacyStore};
 pub use profiles::{ConsentInput, Overview, ProfileStore, UnmergeTarget};
@@ -224,6 +228,8 @@ pub trait Store:
     + InsightStore
     + PortalStore
     + TicketStore
+    + CommunityStore
+    + KbStore
     + Send
     + Sync
     + 'static

@@ -19,11 +19,13 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 mod chain;
+mod community;
 mod email;
 mod events;
 mod graph;
 mod ingest;
 mod insight;
+mod kb;
 mod portal;
 mod privacy;
 mod profiles;
@@ -88,6 +90,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0023_consent_frequency.sql"),
     ),
     (24, include_str!("../migrations/postgres/0024_tickets.sql")),
+    (
+        25,
+        include_str!("../migrations/postgres/0025_community.sql"),
+    ),
 ];
 
 pub struct PgStore {

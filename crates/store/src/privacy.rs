@@ -90,6 +90,30 @@ const fn t(table: &'static str, filter: &'static str, erase: Erase) -> PersonTab
 
 /// In erasure order: rows found through other rows come before those.
 pub(crate) const PERSON_TABLES: &[PersonTable] = &[
+    t("post_votes", "profile_id IN {P}", Erase::Delete),
+    // Others' answers hang on a person's question: the posts stay, their words go.
+    PersonTable {
+        hidden: &["tsv"],
+        ..t(
+            "posts",
+            "profile_id IN {P}",
+            Erase::Set("profile_id = NULL, title = CASE WHEN title IS NULL THEN NULL ELSE '(removed)' END, body = '(removed at the author''s request)'"),
+        )
+    },
+    PersonTable {
+        hidden: &["tsv"],
+        ..t(
+            "kb_articles",
+            "author_profile IN {P}",
+            Erase::Set("author_profile = NULL"),
+        )
+    },
+    t(
+        "kb_revisions",
+        "author_profile IN {P}",
+        Erase::Set("author_profile = NULL"),
+    ),
+    t("kb_deflections", "profile_id IN {P}", Erase::Delete),
     t(
         "ticket_messages",
         "ticket_id IN (SELECT id FROM tickets WHERE profile_id IN {P})",

@@ -33,6 +33,80 @@ pub(crate) mod chain {
     ];
 }
 
+pub(crate) mod community {
+    pub(crate) const COLS: &str = "id, kind, parent_id, profile_id, staff, title, body, status, accepted_id, score, hidden, locked, official, flag, duplicate_of, created_at, updated_at";
+    pub(crate) const POST: &str = "SELECT id, kind, parent_id, profile_id, staff, title, body, status, accepted_id, score, hidden, locked, official, flag, duplicate_of, created_at, updated_at FROM posts WHERE id = $1";
+    pub(crate) const INSERT_POST: &str = "INSERT INTO posts (kind, parent_id, profile_id, staff, title, body, status, hidden, flag, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    /// A question or idea is its own topic; an answer's is its question; a comment's is
+    /// its parent's.
+    pub(crate) const SET_TOPIC: &str = "UPDATE posts SET topic_id = CASE WHEN kind IN ('question', 'idea') THEN id
+             ELSE (SELECT COALESCE(x.topic_id, x.id) FROM posts x WHERE x.id = posts.parent_id) END WHERE id = $1";
+    pub(crate) const SAVE_POST: &str = "UPDATE posts SET title = $1, body = $2, status = $3, accepted_id = $4, hidden = $5, locked = $6,
+             official = $7, flag = $8, duplicate_of = $9, updated_at = $10, parent_id = $11 WHERE id = $12";
+    pub(crate) const RESCORE: &str = "UPDATE posts SET score = (SELECT COALESCE(SUM(value), 0) FROM post_votes WHERE post_id = $1) WHERE id = $1";
+    pub(crate) const UPSERT_VOTE: &str = "INSERT INTO post_votes (post_id, profile_id, value, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (post_id, profile_id) DO UPDATE SET value = excluded.value, at = excluded.at";
+    pub(crate) const DELETE_VOTE: &str =
+        "DELETE FROM post_votes WHERE post_id = $1 AND profile_id = $2";
+    pub(crate) const VOTERS: &str =
+        "SELECT profile_id FROM post_votes WHERE post_id = $1 ORDER BY at";
+    /// Merging post `$1` into `$2`: a voter on both keeps one vote; votes, answers and
+    /// comments move.
+    pub(crate) const MERGE: [&str; 4] = [
+        "DELETE FROM post_votes WHERE post_id = $1 AND profile_id IN (SELECT profile_id FROM post_votes WHERE post_id = $2)",
+        "WITH m AS (SELECT CAST($1 AS BIGINT) AS f, CAST($2 AS BIGINT) AS t) UPDATE post_votes SET post_id = (SELECT t FROM m) WHERE post_id = (SELECT f FROM m)",
+        "WITH m AS (SELECT CAST($1 AS BIGINT) AS f, CAST($2 AS BIGINT) AS t) UPDATE posts SET parent_id = (SELECT t FROM m) WHERE parent_id = (SELECT f FROM m)",
+        "WITH m AS (SELECT CAST($1 AS BIGINT) AS f, CAST($2 AS BIGINT) AS t) UPDATE posts SET topic_id = (SELECT t FROM m) WHERE topic_id = (SELECT f FROM m) AND id <> (SELECT f FROM m)",
+    ];
+    #[cfg(test)]
+    pub(crate) const ALL: &[&str] = &[
+        POST,
+        INSERT_POST,
+        SET_TOPIC,
+        SAVE_POST,
+        RESCORE,
+        UPSERT_VOTE,
+        DELETE_VOTE,
+        VOTERS,
+        MERGE[0],
+        MERGE[1],
+        MERGE[2],
+        MERGE[3],
+    ];
+}
+
+pub(crate) mod kb {
+    pub(crate) const COLS: &str = "id, title, body, category, status, author_profile, author_staff, helpful_yes, helpful_no, created_at, updated_at, published_at";
+    pub(crate) const REV_COLS: &str =
+        "id, article_id, title, body, category, status, author_profile, author_staff, note, at";
+    pub(crate) const INSERT_ARTICLE: &str = "INSERT INTO kb_articles (title, body, category, status, author_profile, author_staff, created_at, updated_at, published_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    pub(crate) const SAVE_ARTICLE: &str = "UPDATE kb_articles SET title = $1, body = $2, category = $3, status = $4, author_profile = $5, author_staff = $6,
+             updated_at = $7, published_at = $8 WHERE id = $9";
+    pub(crate) const INSERT_REVISION: &str = "INSERT INTO kb_revisions (article_id, title, body, category, status, author_profile, author_staff, note, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    pub(crate) const DECIDE_REVISION: &str = "UPDATE kb_revisions SET status = $1, author_staff = COALESCE(author_staff, $2) WHERE id = $3";
+    pub(crate) const HELPFUL: &str = "UPDATE kb_articles SET helpful_yes = helpful_yes + $1, helpful_no = helpful_no + $2 WHERE id = $3";
+    pub(crate) const ADD_DEFLECTION: &str =
+        "INSERT INTO kb_deflections (profile_id, article_id, at) VALUES ($1, $2, $3)";
+    /// Suggestions opened since `$2`, and those a day old by `$1` with no ticket from
+    /// that person within the day.
+    pub(crate) const DEFLECTION: &str = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN d.at <= CAST($1 AS BIGINT) - 86400000 AND NOT EXISTS (
+               SELECT 1 FROM tickets t WHERE t.profile_id = d.profile_id AND t.created_at >= d.at AND t.created_at < d.at + 86400000)
+             THEN 1 ELSE 0 END), 0) FROM kb_deflections d WHERE d.at >= $2";
+    #[cfg(test)]
+    pub(crate) const ALL: &[&str] = &[
+        INSERT_ARTICLE,
+        SAVE_ARTICLE,
+        INSERT_REVISION,
+        DECIDE_REVISION,
+        HELPFUL,
+        ADD_DEFLECTION,
+        DEFLECTION,
+    ];
+}
+
 pub(crate) mod events {
     pub(crate) const ACTIVE_DAYS_ALL: &str = "SELECT p.canonical_id, COUNT(DISTINCT e.occurred_at / 86400000) FROM events e JOIN profiles p ON p.id = e.profile_id
              WHERE e.occurred_at >= $1 GROUP BY p.canonical_id";
@@ -208,6 +282,8 @@ mod tests {
     fn all() -> Vec<&'static str> {
         [
             super::chain::ALL,
+            super::community::ALL,
+            super::kb::ALL,
             super::events::ALL,
             super::graph::ALL,
             super::profiles::ALL,

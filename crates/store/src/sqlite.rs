@@ -20,11 +20,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 mod chain;
+mod community;
 mod email;
 mod events;
 mod graph;
 mod ingest;
 mod insight;
+mod kb;
 mod portal;
 mod privacy;
 mod profiles;
@@ -88,6 +90,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0022_consent_frequency.sql"),
     ),
     (23, include_str!("../migrations/sqlite/0023_tickets.sql")),
+    (24, include_str!("../migrations/sqlite/0024_community.sql")),
 ];
 const READERS: usize = 4;
 /// Connections of their own for analytical reads (segment members and previews), so a

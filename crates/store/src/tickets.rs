@@ -94,16 +94,3 @@ pub trait TicketStore: Send + Sync {
     /// Snoozed tickets whose time has come, woken (back to open); returns them.
     async fn wake_tickets(&self, now: Millis) -> Result<Vec<Ticket>>;
 }
-
-/// The events of a ticket being opened learn its number only as it is stored: each gets
-/// `ticket: <number>` in its properties.
-pub(crate) fn number_events(events: &mut [EventRow], number: i64) {
-    for e in events {
-        if let Ok(serde_json::Value::Object(mut m)) =
-            serde_json::from_str::<serde_json::Value>(&e.message.properties_json)
-        {
-            m.insert("ticket".into(), serde_json::json!(number));
-            e.message.properties_json = serde_json::Value::Object(m).to_string();
-        }
-    }
-}

@@ -4,6 +4,7 @@
 pub mod entities;
 pub mod intents;
 pub mod language;
+pub mod moderation;
 pub mod sentiment;
 pub mod topics;
 pub mod trends;

@@ -7,7 +7,6 @@
 
 use crate::changes::{announce, Change};
 use rapport_domain::identifier::{normalize_email, IdentityKind};
-use rapport_domain::message::{parse_message, BatchContext};
 use rapport_domain::model::{ConsentStatus, Frequency};
 use rapport_domain::resolve::{EventRow, ProfileId};
 use rapport_domain::time::{now_millis, Millis};
@@ -288,17 +287,7 @@ fn event(
     at: Millis,
     props: Value,
 ) -> Result<EventRow, StoreError> {
-    let msg = json!({"type": "track", "channel": "email", "event": name, "userId": format!("rapport-profile-{profile}"), "properties": props, "timestamp": rapport_domain::time::to_datetime(at).to_rfc3339()});
-    let batch = BatchContext {
-        received_at: at,
-        ..Default::default()
-    };
-    let m = parse_message(&msg, "", None, &batch, || id.to_string())
-        .map_err(|e| invalid("event", e.to_string()))?;
-    Ok(EventRow {
-        profile_id: profile,
-        message: m,
-    })
+    crate::timeline::event(profile, "email", name, id, at, props)
 }
 
 fn props(m: &EmailMessage) -> Value {

@@ -88,7 +88,7 @@ pub(super) fn text_mentions(ev: &EventView, hints: &mut Vec<relationship::EdgeHi
     }
 }
 
-pub(super) fn vader() -> &'static rapport_text::Vader {
+pub(crate) fn vader() -> &'static rapport_text::Vader {
     static V: std::sync::OnceLock<rapport_text::Vader> = std::sync::OnceLock::new();
     V.get_or_init(rapport_text::Vader::new)
 }

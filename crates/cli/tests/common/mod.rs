@@ -137,6 +137,18 @@ impl TestServer {
         .await
     }
 
+    /// A page as a browser without a session gets it: status and HTML.
+    pub async fn page(&self, path: &str) -> (u16, String) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap_or_default())
+    }
+
     pub async fn profile_of(&self, identifier: &str) -> Value {
         let (s, v) = self
             .get(&format!(

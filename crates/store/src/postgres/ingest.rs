@@ -225,6 +225,22 @@ impl<'a> Pipeline<'a> {
     }
 }
 
+/// Writes events a capability records beside its own rows, in its transaction; takes
+/// the writer lock first (event ids are handed out in commit order).
+pub(super) async fn write_events(
+    tx: &Transaction<'_>,
+    rows: &[EventRow],
+    source: &str,
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    super::writer_lock(tx).await?;
+    let mut p = Pipeline::default();
+    add_events(&mut p, rows, source);
+    p.run(tx).await
+}
+
 pub(super) fn add_events<'a>(p: &mut Pipeline<'a>, rows: &'a [EventRow], source: &'a str) {
     add_events_sql(p, rows, source, insert_events!())
 }

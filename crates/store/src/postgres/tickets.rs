@@ -1,7 +1,7 @@
 //! PostgreSQL side of support tickets.
 
-use super::ingest::{add_events, Pipeline};
-use super::{writer_lock, PgStore};
+use super::ingest::write_events;
+use super::PgStore;
 use crate::tickets::{Ticket, TicketFilter, TicketMessage, TicketStore};
 use crate::Result;
 use async_trait::async_trait;
@@ -97,17 +97,6 @@ async fn add(tx: &Transaction<'_>, m: &TicketMessage) -> Result<i64> {
         .get(0))
 }
 
-/// Writes events in a transaction; takes the writer lock first (events are ordered).
-async fn events(tx: &Transaction<'_>, rows: &[EventRow]) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    writer_lock(tx).await?;
-    let mut p = Pipeline::default();
-    add_events(&mut p, rows, SOURCE);
-    p.run(tx).await
-}
-
 #[async_trait]
 impl TicketStore for PgStore {
     async fn open_ticket(
@@ -144,8 +133,8 @@ impl TicketStore for PgStore {
         t.number = t.id;
         first.ticket_id = t.id;
         add(&tx, &first).await?;
-        crate::tickets::number_events(&mut evs, t.id);
-        events(&tx, &evs).await?;
+        crate::common::stamp_events(&mut evs, "ticket", t.id);
+        write_events(&tx, &evs, SOURCE).await?;
         tx.commit().await?;
         Ok(t)
     }
@@ -161,7 +150,7 @@ impl TicketStore for PgStore {
         m.ticket_id = t.id;
         m.id = add(&tx, &m).await?;
         save(&tx, &t).await?;
-        events(&tx, &evs).await?;
+        write_events(&tx, &evs, SOURCE).await?;
         tx.commit().await?;
         Ok(m)
     }
@@ -170,7 +159,7 @@ impl TicketStore for PgStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         save(&tx, &t).await?;
-        events(&tx, &evs).await?;
+        write_events(&tx, &evs, SOURCE).await?;
         tx.commit().await?;
         Ok(())
     }

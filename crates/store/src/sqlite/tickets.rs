@@ -125,7 +125,7 @@ impl TicketStore for SqliteStore {
             t.number = t.id;
             first.ticket_id = t.id;
             add(tx, &first)?;
-            crate::tickets::number_events(&mut events, t.id);
+            crate::common::stamp_events(&mut events, "ticket", t.id);
             insert_events(tx, &events, SOURCE)?;
             Ok(t)
         })

@@ -63,6 +63,8 @@ pub enum BenchCommand {
     Ui(crate::bench_ui::UiBench),
     /// The agent inbox (API and app) with N tickets.
     Support(crate::bench_support::SupportBench),
+    /// Knowledge-base and community search beside a million community posts.
+    Kb(crate::bench_kb::KbBench),
     /// Rendering and DKIM signing of e-mail on one core (Ed25519, RSA-2048, both).
     Email(crate::bench_email::EmailBench),
     /// A campaign to N people planned and queued (segment, address, render, store).
@@ -90,13 +92,8 @@ pub enum BenchCommand {
 }
 
 /// The server in this process on loopback over `store` (without the inference and
-/// analysis workers) and a client signed in to the web app as `email`: the URL, the
-/// client and the session cookie.
-pub(crate) async fn serve_signed_in(
-    store: &DynStore,
-    email: &str,
-    password: &str,
-) -> Result<(String, reqwest::Client, String)> {
+/// analysis workers): its URL and a client that does not follow redirects.
+pub(crate) async fn serve_here(store: &DynStore) -> Result<(String, reqwest::Client)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (state, _writer) = rapport_http::AppState::with_workers(store.clone(), false, false);
@@ -106,6 +103,17 @@ pub(crate) async fn serve_signed_in(
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
+    Ok((url, client))
+}
+
+/// [`serve_here`] and the client signed in to the web app as `email`: the URL, the
+/// client and the session cookie.
+pub(crate) async fn serve_signed_in(
+    store: &DynStore,
+    email: &str,
+    password: &str,
+) -> Result<(String, reqwest::Client, String)> {
+    let (url, client) = serve_here(store).await?;
     let r = client
         .post(format!("{url}/login"))
         .form(&[("email", email), ("password", password)])
@@ -503,6 +511,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Chain(args) => crate::bench_chain::run(args).await,
         BenchCommand::Ui(args) => crate::bench_ui::run(args).await,
         BenchCommand::Support(args) => crate::bench_support::run(args).await,
+        BenchCommand::Kb(args) => crate::bench_kb::run(args).await,
         BenchCommand::Email(args) => {
             tokio::task::spawn_blocking(move || crate::bench_email::run(args)).await?
         }

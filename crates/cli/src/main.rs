@@ -17,6 +17,7 @@ mod bench_crash;
 mod bench_delivery;
 mod bench_email;
 mod bench_graph;
+mod bench_kb;
 mod bench_privacy;
 mod bench_realtime;
 mod bench_segments;

@@ -633,7 +633,7 @@ async fn article(
     if let (Some(c), Some("ticket")) = (&c, q.get("from").map(String::as_str)) {
         kb::suggested_opened(&state.store, c.person, id).await?;
     }
-    let thanks = q.get("thanks").is_some();
+    let thanks = q.contains_key("thanks");
     let body = html! {
         (nav("/help"))
         section {

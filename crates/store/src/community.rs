@@ -87,6 +87,9 @@ pub struct Standing {
 pub trait CommunityStore: Send + Sync {
     /// Adds a post; each event gets `post: <id>` in its properties. Returns it with its id.
     async fn add_post(&self, p: Post, events: Vec<EventRow>) -> Result<Post>;
+    /// Imports questions and ideas (`parent_id` none) and their answers (`parent_id`
+    /// an id already stored) in bulk, as history: no events. Returns their ids in order.
+    async fn import_posts(&self, posts: Vec<Post>) -> Result<Vec<i64>>;
     /// Saves a post's fields as they now stand, with the events.
     async fn update_post(&self, p: Post, events: Vec<EventRow>) -> Result<()>;
     async fn post(&self, id: i64) -> Result<Option<Post>>;

@@ -42,6 +42,9 @@ pub(crate) mod community {
     /// its parent's.
     pub(crate) const SET_TOPIC: &str = "UPDATE posts SET topic_id = CASE WHEN kind IN ('question', 'idea') THEN id
              ELSE (SELECT COALESCE(x.topic_id, x.id) FROM posts x WHERE x.id = posts.parent_id) END WHERE id = $1";
+    /// Imported posts: a question or idea is its own topic, an answer its parent's.
+    pub(crate) const SET_IMPORTED_TOPICS: &str = "UPDATE posts SET topic_id = CASE WHEN kind IN ('question', 'idea') THEN id ELSE parent_id END
+             WHERE topic_id IS NULL";
     pub(crate) const SAVE_POST: &str = "UPDATE posts SET title = $1, body = $2, status = $3, accepted_id = $4, hidden = $5, locked = $6,
              official = $7, flag = $8, duplicate_of = $9, updated_at = $10, parent_id = $11 WHERE id = $12";
     pub(crate) const RESCORE: &str = "UPDATE posts SET score = (SELECT COALESCE(SUM(value), 0) FROM post_votes WHERE post_id = $1) WHERE id = $1";

@@ -97,6 +97,36 @@ impl CommunityStore for PgStore {
         Ok(p)
     }
 
+    async fn import_posts(&self, posts: Vec<Post>) -> Result<Vec<i64>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let col = |f: &dyn Fn(&Post) -> Option<String>| posts.iter().map(f).collect::<Vec<_>>();
+        let kinds = col(&|p| Some(p.kind.clone()));
+        let titles = col(&|p| p.title.clone());
+        let bodies = col(&|p| Some(p.body.clone()));
+        let statuses = col(&|p| Some(p.status.clone()));
+        let parents: Vec<Option<i64>> = posts.iter().map(|p| p.parent_id).collect();
+        let profiles: Vec<Option<i64>> = posts.iter().map(|p| p.profile_id).collect();
+        let times: Vec<i64> = posts.iter().map(|p| p.created_at).collect();
+        // One statement for the lot; identities are drawn in the order given, so the
+        // sorted ids are the posts' in order.
+        let mut ids: Vec<i64> = tx
+            .query(
+                "INSERT INTO posts (kind, parent_id, profile_id, title, body, status, created_at, updated_at)
+                 SELECT k, p, a, t, b, s, at, at FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[])
+                   WITH ORDINALITY AS x(k, p, a, t, b, s, at, n) ORDER BY n RETURNING id",
+                &[&kinds, &parents, &profiles, &titles, &bodies, &statuses, &times],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        ids.sort_unstable();
+        tx.execute(q::SET_IMPORTED_TOPICS, &[]).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
     async fn update_post(&self, p: Post, evs: Vec<EventRow>) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;

@@ -90,6 +90,32 @@ impl CommunityStore for SqliteStore {
         .await
     }
 
+    async fn import_posts(&self, posts: Vec<Post>) -> Result<Vec<i64>> {
+        self.write(move |tx| {
+            let mut ids = Vec::with_capacity(posts.len());
+            let mut st = tx.prepare_cached(q::INSERT_POST)?;
+            for p in &posts {
+                st.execute(params![
+                    p.kind,
+                    p.parent_id,
+                    p.profile_id,
+                    p.staff,
+                    p.title,
+                    p.body,
+                    p.status,
+                    p.hidden,
+                    p.flag,
+                    p.created_at,
+                    p.updated_at
+                ])?;
+                ids.push(tx.last_insert_rowid());
+            }
+            tx.execute(q::SET_IMPORTED_TOPICS, [])?;
+            Ok(ids)
+        })
+        .await
+    }
+
     async fn update_post(&self, p: Post, events: Vec<EventRow>) -> Result<()> {
         self.write(move |tx| {
             save(tx, &p)?;

@@ -887,3 +887,101 @@ async fn customers_write_to_support_in_the_portal() {
         s.finish().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_help_each_other_in_headless_chromium() {
+    const ANN: &str = "ann.asks@customer.test";
+    const BOB: &str = "bob.helps@customer.test";
+    let (chromium, tools) = common::browser_tools();
+    for s in common::servers().await {
+        let k = s.kind;
+        let sink = Sink::start();
+        for (path, body) in [
+            (
+                "/api/email/settings",
+                json!({"relay_url": format!("smtp://127.0.0.1:{}", sink.port), "public_url": s.url}),
+            ),
+            ("/api/email/domains", json!({"domain": "shop.example"})),
+        ] {
+            let m = if path.ends_with("settings") {
+                Method::PUT
+            } else {
+                Method::POST
+            };
+            let (st, v) = s.send(m, path, body).await;
+            assert!(st == 200 || st == 201, "[{k}] {v}");
+        }
+        let (st, _) = s
+            .batch(json!([
+                {"type": "identify", "userId": "ann-asks", "traits": {"email": ANN, "name": "Ann Asker"}},
+                {"type": "identify", "userId": "bob-helps", "traits": {"email": BOB, "name": "Bob Helper"}}
+            ]))
+            .await;
+        assert_eq!(st, 200);
+        rapport_app::users::create(&s.store, "agent@shop.example", "agent password 1", "agent")
+            .await
+            .expect("agent");
+        let bob = s.profile_of(&format!("email:{BOB}")).await["id"]
+            .as_i64()
+            .unwrap();
+        let (_, social) = s.get(&format!("/api/profiles/{bob}/social")).await;
+        let before = social["evangelist"].as_f64().unwrap_or(0.0);
+        let shots = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/screenshots")
+            .join(k);
+        std::fs::create_dir_all(&shots).expect("screenshots dir");
+        let out = tokio::process::Command::new("node")
+            .arg(tools.join("community.js"))
+            .env("BASE", &s.url)
+            .env("ANN", ANN)
+            .env("BOB", BOB)
+            .env("AGENT", "agent@shop.example")
+            .env("PASSWORD", "agent password 1")
+            .env("MAILDIR", sink.dir.path())
+            .env(
+                "LINK_SCRIPT",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/portal/link.py"),
+            )
+            .env("SHOTS", &shots)
+            .env("CHROMIUM", &chromium)
+            .output()
+            .await
+            .expect("node runs");
+        assert!(
+            out.status.success(),
+            "[{k}] the browser run failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The helper's evangelist value rises once the graph is recomputed.
+        let mut after = before;
+        for _ in 0..50 {
+            let (st, run) = s
+                .send(Method::POST, "/api/graph/recompute", json!({}))
+                .await;
+            assert_eq!(st, 200, "[{k}] {run}");
+            let (_, social) = s.get(&format!("/api/profiles/{bob}/social")).await;
+            after = social["evangelist"].as_f64().unwrap_or(0.0);
+            if after > before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(
+            after >= before + 4.0,
+            "[{k}] evangelist {before} -> {after}"
+        );
+        // The article opened from the ticket form counts; a helpful vote too.
+        let (_, d) = s.get("/api/kb/deflection").await;
+        assert_eq!(d["suggested_opened"], 1, "[{k}] {d}");
+        let (_, found) = s.get("/api/kb/search?q=delivery%20address").await;
+        assert_eq!(
+            found["items"][0]["title"], "Changing a delivery address",
+            "[{k}] {found}"
+        );
+        let id = found["items"][0]["id"].as_i64().unwrap();
+        let (_, a) = s.get(&format!("/api/kb/articles/{id}")).await;
+        assert_eq!(a["helpful_yes"], 1, "[{k}] {a}");
+        s.finish().await;
+    }
+}

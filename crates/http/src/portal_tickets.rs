@@ -10,12 +10,26 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use maud::{html, Markup};
+use maud::{html, Markup, PreEscaped};
 use rapport_app::tickets::{self, Author, NewTicket};
 use rapport_domain::time::to_datetime;
 use rapport_store::{StoreError, Ticket};
 use serde_json::json;
 use std::collections::HashMap;
+
+/// Asks `/help/suggest` as the subject is typed (after a pause) and lists what it finds;
+/// results are put in as text, never as markup.
+const SUGGEST_JS: &str = r#"(function(){
+var i=document.getElementById("t-subject"),o=document.getElementById("t-suggest"),t;
+if(!i||!o||!window.fetch)return;
+i.addEventListener("input",function(){clearTimeout(t);t=setTimeout(function(){
+var q=i.value.trim();if(q.length<3){o.textContent="";return;}
+fetch("/help/suggest?q="+encodeURIComponent(q)).then(function(r){return r.json();}).then(function(d){
+o.textContent="";if(!d.items||!d.items.length)return;
+var p=document.createElement("p");p.className="note";p.textContent="These articles may answer it:";o.appendChild(p);
+var ul=document.createElement("ul");d.items.forEach(function(a){var li=document.createElement("li"),l=document.createElement("a");
+l.href="/help/articles/"+a.id+"?from=ticket";l.textContent=a.title;li.appendChild(l);ul.appendChild(li);});o.appendChild(ul);
+}).catch(function(){});},250);});})();"#;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -28,6 +42,7 @@ pub fn section(list: &[Ticket], csrf: &Markup) -> Markup {
     html! {
         section aria-labelledby="support" {
             h2 #support { "Questions and requests" }
+            p.note { "Search the " a href="/help" { "help centre" } ", ask the " a href="/community" { "community" } " or suggest an " a href="/ideas" { "idea" } "; or write to us here." }
             @if !list.is_empty() {
                 table { @for t in list { tr {
                     td { a href=(format!("/me/tickets/{}", t.id)) { "#" (t.number) " " (t.subject) } }
@@ -38,7 +53,11 @@ pub fn section(list: &[Ticket], csrf: &Markup) -> Markup {
             form method="post" action="/me/tickets" {
                 (csrf)
                 label for="t-subject" { "Subject" }
-                input #t-subject type="text" name="subject" required maxlength="300";
+                input #t-subject type="text" name="subject" required maxlength="300" autocomplete="off" aria-describedby="t-suggest";
+                // Help articles suggested as the customer types (with JavaScript; the
+                // form works without it). Opened from here, they count as deflection.
+                div #t-suggest aria-live="polite" {}
+                script { (PreEscaped(SUGGEST_JS)) }
                 label for="t-body" { "Your message" }
                 textarea #t-body name="body" required rows="4" style="width:100%;font:inherit" {}
                 button type="submit" { "Send" }

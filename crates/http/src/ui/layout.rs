@@ -62,10 +62,11 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
-const NAV: [(&str, &str); 11] = [
+const NAV: [(&str, &str); 12] = [
     ("/", "Dashboard"),
     ("/people", "People"),
     ("/support", "Support"),
+    ("/community-desk", "Community"),
     ("/segments", "Segments"),
     ("/rules", "Rules & offers"),
     ("/network", "Network"),

@@ -11,6 +11,7 @@ use crate::AppState;
 pub mod audience;
 pub mod auth;
 pub mod charts;
+pub mod community;
 pub mod conflicts;
 pub mod email;
 pub mod forms;
@@ -37,6 +38,19 @@ pub fn routes() -> Router<AppState> {
         .route("/support/{id}", get(tickets::ticket))
         .route("/support/{id}/reply", post(tickets::reply))
         .route("/support/{id}/update", post(tickets::update))
+        .route("/community-desk", get(community::page))
+        .route("/community-desk/articles", post(community::create_article))
+        .route(
+            "/community-desk/articles/{id}",
+            get(community::article).post(community::save_article),
+        )
+        .route(
+            "/community-desk/articles/{id}/review",
+            post(community::review),
+        )
+        .route("/community-desk/revisions/{id}", post(community::decide))
+        .route("/community-desk/posts/{id}", post(community::moderate))
+        .route("/community-desk/ideas/{id}", post(community::idea))
         .route("/people/conflicts", get(conflicts::page))
         .route("/people/conflicts/merge", post(conflicts::merge))
         .route("/people/{id}", get(people::person))

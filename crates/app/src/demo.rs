@@ -571,6 +571,8 @@ pub struct Story {
     pub templates: usize,
     /// Support tickets opened today.
     pub tickets: usize,
+    /// Community posts (questions, answers, ideas) and help articles.
+    pub community: usize,
 }
 
 /// What a marketer would have set up over the demo shop's year, so every page has
@@ -640,12 +642,12 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
                           {"action": "add_tag", "tag": "escalated"}],
                  "cap": {"max": 1, "per_hours": 24}, "enabled": true},
                 {"name": "Thank community helpers",
-                 "when": r#"track "Answer Posted" where accepted = true"#,
+                 "when": r#"track "Answer Accepted""#,
                  "then": [{"action": "add_tag", "tag": "helper"},
                           {"action": "emit", "event": "Helper Thanked", "properties": {"points": 50}}],
                  "cap": {"max": 1, "per_hours": 168}, "enabled": true},
                 {"name": "Reward helpers with a wallet (shadow mode)",
-                 "when": r#"track "Answer Posted" where accepted = true"#,
+                 "when": r#"track "Answer Accepted""#,
                  "where": "has wallet",
                  "then": [{"action": "token_reward", "token": "RAPT", "amount": "25", "chain": "eip155:1"}],
                  "cap": {"max": 1, "per_hours": 168}, "enabled": true, "dry_run": true},
@@ -671,7 +673,7 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
         // And today's accepted answers: helpers are thanked, and the shadow reward rule
         // records the tokens it would send to those with a wallet.
         let answers = (40..60).map(|i| {
-            json!({"type": "track", "userId": format!("u{i}"), "event": "Answer Posted",
+            json!({"type": "track", "userId": format!("u{i}"), "event": "Answer Accepted",
                 "context": {"channel": "community"}, "messageId": format!("demo-story-answer-{i}"),
                 "properties": {"question_author": format!("u{}", i + 100), "accepted": true,
                     "text": "Hold the button for ten seconds, then pair it again: that fixed mine."}})
@@ -686,8 +688,218 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
             }])
             .await?;
     }
+    if store
+        .posts(rapport_store::PostFilter {
+            limit: 1,
+            with_hidden: true,
+            ..Default::default()
+        })
+        .await?
+        .is_empty()
+    {
+        done.community = demo_community(store).await?;
+    }
     Ok(done)
 }
+
+/// The demo's help centre and community: published articles by category, a customer's
+/// proposal and a proposed edit waiting for review, questions answered by customers
+/// (some accepted, some voted up), ideas with votes and statuses, and one rude answer
+/// held for review.
+async fn demo_community(store: &DynStore) -> Result<usize, StoreError> {
+    use crate::community::{self, Actor};
+    use crate::kb::{self, ArticleInput};
+    let staff = Actor::Staff("admin@rapport.local".into());
+    let person = |i: usize| async move {
+        let key = rapport_domain::IdentityKey::parse(
+            rapport_domain::IdentityKind::UserId,
+            &format!("u{i}"),
+        )
+        .ok()?;
+        store.lookup(&key).await.ok().flatten()
+    };
+    let mut n = 0;
+    let mut delivery = None;
+    for (title, category, body) in DEMO_ARTICLES {
+        let a = ArticleInput {
+            title: title.to_string(),
+            body: body.to_string(),
+            category: Some(category.to_string()),
+            status: Some("published".into()),
+            note: None,
+        };
+        let a = kb::create(store, &staff, a).await?;
+        if a.title.starts_with("Delivery times") {
+            delivery = Some(a);
+        }
+        n += 1;
+    }
+    if let (Some(a), Some(p)) = (delivery, person(43).await) {
+        let edit = ArticleInput {
+            title: a.title.clone(),
+            body: format!(
+                "{}\n\nOn Saturdays express parcels arrive on Monday.",
+                a.body
+            ),
+            note: Some("Saturdays".into()),
+            ..Default::default()
+        };
+        kb::propose_edit(store, p, a.id, edit).await?;
+    }
+    if let Some(p) = person(42).await {
+        let a = ArticleInput {
+            title: "Pairing the speaker with two phones".into(),
+            body: "Hold the button for ten seconds until the light blinks twice, then pair the second phone: the speaker remembers both.".into(),
+            category: Some("Products".into()),
+            ..Default::default()
+        };
+        kb::create(store, &Actor::Customer(p), a).await?;
+        n += 1;
+    }
+    for (i, (title, body, answers)) in DEMO_QUESTIONS.iter().enumerate() {
+        let Some(asker) = person(100 + i).await else {
+            continue;
+        };
+        let asker = Actor::Customer(asker);
+        let q = community::ask(store, &asker, title, body).await?;
+        n += 1;
+        for (j, text) in answers.iter().enumerate() {
+            let Some(helper) = person(40 + (i * 3 + j) % 20).await else {
+                continue;
+            };
+            let a = community::answer(store, &Actor::Customer(helper), q.id, text).await?;
+            n += 1;
+            for v in 0..(3 + (i + j) % 5) {
+                if let Some(voter) = person(150 + v * 7 + i).await {
+                    let _ = community::vote(store, voter, a.id, 1).await;
+                }
+            }
+            if j == 0 && i % 3 != 2 {
+                community::accept(store, &asker, q.id, a.id).await?;
+            }
+        }
+    }
+    if let Some(rude) = person(61).await {
+        let qs = store
+            .posts(rapport_store::PostFilter {
+                kind: Some("question".into()),
+                limit: 1,
+                ..Default::default()
+            })
+            .await?;
+        if let Some(q) = qs.first() {
+            let text = "What a stupid question, you idiot. Read the manual like everyone else.";
+            community::answer(store, &Actor::Customer(rude), q.id, text).await?;
+            n += 1;
+        }
+    }
+    let email = crate::email::Email::new(store.clone());
+    for (i, (title, body, status)) in DEMO_IDEAS.iter().enumerate() {
+        let Some(author) = person(200 + i).await else {
+            continue;
+        };
+        let idea = community::suggest(store, &Actor::Customer(author), title, body).await?;
+        n += 1;
+        for v in 0..(30 - i * 4) {
+            if let Some(voter) = person(220 + v * 3 + i).await {
+                let _ = community::vote(store, voter, idea.id, 1).await;
+            }
+        }
+        if *status != "open" {
+            let note = "Thank you for the votes: here is where it stands.";
+            community::set_idea_status(store, &email, idea.id, status, Some(note)).await?;
+        }
+    }
+    Ok(n)
+}
+
+const DEMO_ARTICLES: &[(&str, &str, &str)] = &[
+    ("Where is my order?", "Orders", "Every order e-mail has a tracking link. Parcels leave the warehouse within two working days; the carrier's page shows where yours is.\n\nNo e-mail? Look in your account under Orders."),
+    ("Changing the delivery address", "Delivery", "Until an order ships, open it in your account and choose Change address. Once it has shipped, ask the carrier to redirect it from the tracking page."),
+    ("Delivery times and costs", "Delivery", "Standard delivery takes 2 to 4 working days and is free from 50 EUR. Express delivery arrives the next working day when you order before 2 pm."),
+    ("Returning an item", "Returns", "You have 30 days to return anything unused. Open the order, choose Return, print the label and drop the parcel at any post office. We refund within five days of receiving it."),
+    ("Damaged or broken on arrival", "Returns", "Sorry about that. Take a photo of the damage and the box, then open a request from your account: we send a replacement or refund you, and you keep nothing broken."),
+    ("Changing the card on your subscription", "Billing", "Open Settings, then Billing, and choose Replace card. The new card is charged from the next renewal; nothing is charged twice."),
+    ("Invoices for companies", "Billing", "Every order has a PDF invoice under Orders. To add your company's name and VAT number, fill them in under Settings, Billing before ordering."),
+    ("Resetting your password", "Account", "On the sign-in page choose Forgot password and follow the link we e-mail you; it works for one hour."),
+    ("Loyalty points", "Account", "You earn one point per euro spent and 50 points for an accepted answer in the community. Points turn into discounts at checkout."),
+    ("Pairing the Echo Speaker", "Products", "Hold the button for five seconds until the light blinks blue, then choose Echo Speaker in your phone's Bluetooth settings."),
+];
+
+const DEMO_QUESTIONS: &[(&str, &str, &[&str])] = &[
+    (
+        "My speaker will not pair any more",
+        "It worked for months, and now my phone does not find it.",
+        &[
+            "Hold the button for ten seconds, then pair it again: that fixed mine.",
+            "Also remove it from your phone's Bluetooth list first.",
+        ],
+    ),
+    (
+        "Can I change the delivery address after ordering?",
+        "I moved last week and my order has not shipped yet.",
+        &["Yes: open the order in your account and choose Change address before it ships."],
+    ),
+    (
+        "Which mug keeps coffee hot longest?",
+        "Looking for one for my commute.",
+        &[
+            "The Ripple Mug with the lid, easily an hour.",
+            "I like the steel one better, but it is heavier.",
+        ],
+    ),
+    (
+        "Do you ship to Switzerland?",
+        "The checkout does not show Swiss addresses.",
+        &["They do since last month; update the app, the old one does not list it."],
+    ),
+    (
+        "How do loyalty points work?",
+        "I have 300 points and do not see how to use them.",
+        &[
+            "At checkout there is a Use points box under the total.",
+            "100 points are 5 EUR off.",
+        ],
+    ),
+    (
+        "The lamp flickers on low brightness",
+        "Is that normal for the dimmable version?",
+        &["Only with old dimmer switches: use the app's dimming instead and it stops."],
+    ),
+];
+
+const DEMO_IDEAS: &[(&str, &str, &str)] = &[
+    (
+        "Gift wrapping at checkout",
+        "For birthdays: a wrapped parcel without the receipt inside.",
+        "planned",
+    ),
+    (
+        "A dark mode in the app",
+        "Easier on the eyes at night.",
+        "started",
+    ),
+    (
+        "Refill packs for the candles",
+        "Less waste than buying a new jar.",
+        "open",
+    ),
+    (
+        "Pay with loyalty points and card together",
+        "Use what I have and pay the rest.",
+        "completed",
+    ),
+    (
+        "Same-day delivery in Paris",
+        "Order before noon, have it by evening.",
+        "open",
+    ),
+    (
+        "A printed catalogue",
+        "I like browsing on paper.",
+        "declined",
+    ),
+];
 
 /// Today's support tickets (real ones, in the inbox): forty customers whose order is
 /// late or broken; some already resolved or waiting on the customer, with a note.

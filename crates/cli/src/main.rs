@@ -372,8 +372,8 @@ pub(crate) async fn load_demo(store: &DynStore, people: usize) -> Result<()> {
         g["nodes"], g["edges"], g["communities"]["count"]
     );
     eprintln!(
-        "demo story: {} segments, {} micro-segments, {} scores computed, {} offers, {} rules, {} e-mail templates",
-        story.segments, story.micro_segments, story.scores, story.offers, story.rules, story.templates
+        "demo story: {} segments, {} micro-segments, {} scores computed, {} offers, {} rules, {} e-mail templates, {} tickets, {} community posts and articles",
+        story.segments, story.micro_segments, story.scores, story.offers, story.rules, story.templates, story.tickets, story.community
     );
     Ok(())
 }

@@ -438,8 +438,31 @@ async fn demo_data_is_a_living_crm() {
             3
         );
         assert_eq!(rapport_app::rules::rules(&dynstore).await.unwrap().len(), 4);
-        // E-mail: the shop's domain, two templates, the win-back campaign as a draft.
-        assert_eq!(dynstore.templates().await.unwrap().len(), 2);
+        // E-mail: the shop's domain, two templates (and the one voters of ideas hear
+        // from), the win-back campaign as a draft.
+        assert_eq!(dynstore.templates().await.unwrap().len(), 3);
+        // The help centre and the community: published articles, a proposal, answered
+        // questions, ideas in every state, one rude answer held for review.
+        let published = dynstore
+            .articles(Some("published".into()), None, 100)
+            .await
+            .unwrap();
+        assert_eq!(published.len(), 10, "[{}]", t.kind);
+        assert_eq!(dynstore.proposed_revisions(10).await.unwrap().len(), 1);
+        let posts = |kind: &str, flagged: bool| rapport_store::PostFilter {
+            kind: Some(kind.into()),
+            flagged,
+            with_hidden: true,
+            limit: 100,
+            ..Default::default()
+        };
+        let questions = dynstore.posts(posts("question", false)).await.unwrap();
+        assert_eq!(questions.len(), 6, "[{}]", t.kind);
+        assert_eq!(questions.iter().filter(|q| q.accepted_id.is_some()).count(), 4);
+        let held = dynstore.posts(posts("answer", true)).await.unwrap();
+        assert_eq!(held.len(), 1, "[{}] {held:?}", t.kind);
+        let ideas = dynstore.posts(posts("idea", false)).await.unwrap();
+        assert!(ideas.iter().any(|i| i.status == "completed") && ideas.iter().all(|i| i.score > 0));
         let campaigns = dynstore.campaigns().await.unwrap();
         assert_eq!(
             campaigns

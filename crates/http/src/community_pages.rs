@@ -278,7 +278,7 @@ async fn question(
     }
     // The accepted answer first, then official ones, then by score.
     answers.sort_by_key(|(a, _)| (Some(a.id) != q.accepted_id, !a.official, -a.score, a.id));
-    let (mine, my_votes) = match &c {
+    let (mine, my_votes, my_ids) = match &c {
         Some(c) => {
             let me = state.store.profile(c.person).await?;
             let ids: Vec<i64> = std::iter::once(q.id)
@@ -293,16 +293,18 @@ async fn question(
             (
                 q.profile_id.is_some_and(|a| me.member_ids.contains(&a)),
                 votes,
+                me.member_ids,
             )
         }
-        None => (false, HashMap::new()),
+        None => (false, HashMap::new(), Vec::new()),
     };
     let base = crate::portal::base_url(&state, &headers).await?;
     let ld = qa_json(&q, &answers, &asker, &base);
     let vote_form = |p: &Post| {
         let mine = my_votes.get(&p.id).copied().unwrap_or(0);
+        let own = p.profile_id.is_some_and(|a| my_ids.contains(&a));
         html! {
-            @if c.is_some() {
+            @if c.is_some() && !own {
                 form method="post" action=(format!("/community/posts/{}/vote", p.id)) style="display:inline" {
                     (csrf(&c))
                     input type="hidden" name="back" value=(format!("/community/questions/{}", q.id));

@@ -92,7 +92,8 @@ pub trait KbStore: Send + Sync {
     /// An article's revisions, newest first.
     async fn revisions(&self, article: i64) -> Result<Vec<Revision>>;
     async fn revision(&self, id: i64) -> Result<Option<Revision>>;
-    /// Customers' proposed edits waiting for review, oldest first.
+    /// Customers' proposed edits to articles waiting for review, oldest first (not the
+    /// text of a proposed article: that is reviewed with the article).
     async fn proposed_revisions(&self, limit: usize) -> Result<Vec<Revision>>;
     /// Counts a "was this helpful?" answer.
     async fn helpful(&self, article: i64, yes: bool, events: Vec<EventRow>) -> Result<()>;

@@ -83,6 +83,11 @@ pub(crate) mod kb {
     pub(crate) const COLS: &str = "id, title, body, category, status, author_profile, author_staff, helpful_yes, helpful_no, created_at, updated_at, published_at";
     pub(crate) const REV_COLS: &str =
         "id, article_id, title, body, category, status, author_profile, author_staff, note, at";
+    /// Edits proposed to articles (a proposed article's own first text is reviewed with
+    /// the article).
+    pub(crate) const PROPOSED_EDITS: &str = "SELECT r.id, r.article_id, r.title, r.body, r.category, r.status, r.author_profile, r.author_staff, r.note, r.at
+             FROM kb_revisions r JOIN kb_articles a ON a.id = r.article_id
+             WHERE r.status = 'proposed' AND a.status <> 'proposed' ORDER BY r.id LIMIT $1";
     pub(crate) const INSERT_ARTICLE: &str = "INSERT INTO kb_articles (title, body, category, status, author_profile, author_staff, created_at, updated_at, published_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     pub(crate) const SAVE_ARTICLE: &str = "UPDATE kb_articles SET title = $1, body = $2, category = $3, status = $4, author_profile = $5, author_staff = $6,
@@ -100,6 +105,7 @@ pub(crate) mod kb {
              THEN 1 ELSE 0 END), 0) FROM kb_deflections d WHERE d.at >= $2";
     #[cfg(test)]
     pub(crate) const ALL: &[&str] = &[
+        PROPOSED_EDITS,
         INSERT_ARTICLE,
         SAVE_ARTICLE,
         INSERT_REVISION,

@@ -175,7 +175,7 @@ pub async fn page(
                     table { @for p in &questions { tr {
                         td.wrap { a href=(format!("/community/questions/{}", p.id)) { (p.title.clone().unwrap_or_default()) }
                             @if p.hidden { " " span.badge { "hidden" } } @if p.locked { " " span.badge { "locked" } } }
-                        td.small.muted { (p.score) " votes" }
+                        td.small.muted.num { (p.score) "▲" }
                         td { @if can {
                             @if p.locked { (act(&staff, p.id, "unlock", "Unlock")) } @else { (act(&staff, p.id, "lock", "Lock")) }
                             " "

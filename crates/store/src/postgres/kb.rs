@@ -200,17 +200,11 @@ impl KbStore for PgStore {
     async fn proposed_revisions(&self, limit: usize) -> Result<Vec<Revision>> {
         let c = self.client().await?;
         let limit = limit as i64;
-        Ok(c.query(
-            &format!(
-                "SELECT {} FROM kb_revisions WHERE status = 'proposed' ORDER BY id LIMIT $1",
-                q::REV_COLS
-            ),
-            &[&limit],
-        )
-        .await?
-        .iter()
-        .map(revision)
-        .collect())
+        Ok(c.query(q::PROPOSED_EDITS, &[&limit])
+            .await?
+            .iter()
+            .map(revision)
+            .collect())
     }
 
     async fn helpful(&self, id: i64, yes: bool, evs: Vec<EventRow>) -> Result<()> {

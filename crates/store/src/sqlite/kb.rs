@@ -181,12 +181,9 @@ impl KbStore for SqliteStore {
 
     async fn proposed_revisions(&self, limit: usize) -> Result<Vec<Revision>> {
         self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {} FROM kb_revisions WHERE status = 'proposed' ORDER BY id LIMIT ?1",
-                q::REV_COLS
-            ))?
-            .query_map([limit as i64], revision)?
-            .collect::<std::result::Result<_, _>>()?)
+            Ok(c.prepare_cached(q::PROPOSED_EDITS)?
+                .query_map([limit as i64], revision)?
+                .collect::<std::result::Result<_, _>>()?)
         })
         .await
     }

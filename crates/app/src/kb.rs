@@ -375,7 +375,9 @@ pub async fn helpful(
 }
 
 /// Published articles for a query, best first: every word first, any word when
-/// nothing has them all. `typing`: the last word may be unfinished (suggestions).
+/// nothing has them all. `typing` (suggestions): the last word may be unfinished, and
+/// only articles with every word are suggested (any word of a half-typed question
+/// suggests noise, and costs the most).
 pub async fn search(
     store: &DynStore,
     q: &str,
@@ -386,7 +388,7 @@ pub async fn search(
     let hits = store
         .search_articles(terms.clone(), true, typing, limit)
         .await?;
-    if !hits.is_empty() || terms.len() < 2 {
+    if !hits.is_empty() || terms.len() < 2 || typing {
         return Ok(hits);
     }
     store.search_articles(terms, false, typing, limit).await

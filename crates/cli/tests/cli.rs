@@ -458,7 +458,10 @@ async fn demo_data_is_a_living_crm() {
         };
         let questions = dynstore.posts(posts("question", false)).await.unwrap();
         assert_eq!(questions.len(), 6, "[{}]", t.kind);
-        assert_eq!(questions.iter().filter(|q| q.accepted_id.is_some()).count(), 4);
+        assert_eq!(
+            questions.iter().filter(|q| q.accepted_id.is_some()).count(),
+            4
+        );
         let held = dynstore.posts(posts("answer", true)).await.unwrap();
         assert_eq!(held.len(), 1, "[{}] {held:?}", t.kind);
         let ideas = dynstore.posts(posts("idea", false)).await.unwrap();

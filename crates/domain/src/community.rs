@@ -214,6 +214,35 @@ pub fn tsquery(terms: &[String], all: bool, prefix_last: bool) -> String {
     parts.join(if all { " & " } else { " | " })
 }
 
+/// How many of the newest matching posts a community search ranks: relevance among the
+/// latest thousand, so a word found in a hundred thousand old posts costs no more than a
+/// rare one (docs/support.md).
+pub const SEARCH_WINDOW: usize = 1_000;
+
+/// Up to `words` words of `text` around the first word that starts with one of the
+/// `terms` (the text's start when none does), with `…` where it was cut.
+pub fn excerpt(text: &str, terms: &[String], words: usize) -> String {
+    let all: Vec<&str> = text.split_whitespace().collect();
+    let hit = all
+        .iter()
+        .position(|w| {
+            let w = w.to_lowercase();
+            let w = w.trim_start_matches(|c: char| !c.is_alphanumeric());
+            terms.iter().any(|t| w.starts_with(t.as_str()))
+        })
+        .unwrap_or(0);
+    let start = hit.saturating_sub(words / 3);
+    let end = (start + words).min(all.len());
+    let mut s = all[start..end].join(" ");
+    if start > 0 {
+        s.insert_str(0, "… ");
+    }
+    if end < all.len() {
+        s.push_str(" …");
+    }
+    s
+}
+
 /// What changed from one revision to the next, as a unified line diff.
 pub fn diff(old: &str, new: &str) -> String {
     similar::TextDiff::from_lines(old, new)
@@ -342,6 +371,20 @@ mod tests {
         assert_eq!(tsquery(&t, true, true), "'refund' & 'card':*");
         assert_eq!(tsquery(&t, false, false), "'refund' | 'card'");
         assert_eq!(fts5_query(&[], true, true), "");
+    }
+
+    #[test]
+    fn an_excerpt_is_taken_around_the_first_match() {
+        let t = "one two three four five six seven eight nine ten Refunds eleven twelve thirteen";
+        let terms = search_terms("refund");
+        assert_eq!(
+            excerpt(t, &terms, 6),
+            "… nine ten Refunds eleven twelve thirteen"
+        );
+        assert_eq!(excerpt(t, &terms, 100), t);
+        assert_eq!(excerpt(t, &search_terms("zzz"), 3), "one two three …");
+        assert_eq!(excerpt("(refund) a b c", &terms, 2), "(refund) a …");
+        assert_eq!(excerpt("", &terms, 5), "");
     }
 
     #[test]

@@ -84,8 +84,9 @@ CREATE TABLE kb_deflections (
 );
 CREATE INDEX kb_deflections_by_time ON kb_deflections (at);
 CREATE INDEX kb_deflections_by_profile ON kb_deflections (profile_id);
+-- Prefix indexes: the ticket form searches as the customer types (`refu*`).
 CREATE VIRTUAL TABLE kb_fts USING fts5(title, body, content = 'kb_articles', content_rowid = 'id',
-    tokenize = 'porter unicode61 remove_diacritics 2');
+    tokenize = 'porter unicode61 remove_diacritics 2', prefix = '2 3');
 INSERT INTO kb_fts (kb_fts, rank) VALUES ('rank', 'bm25(5.0, 1.0)');
 CREATE TRIGGER kb_fts_insert AFTER INSERT ON kb_articles BEGIN
     INSERT INTO kb_fts (rowid, title, body) VALUES (new.id, new.title, new.body);

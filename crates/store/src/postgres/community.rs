@@ -284,17 +284,19 @@ impl CommunityStore for PgStore {
         let tsq = rapport_domain::community::tsquery(&terms, all, prefix);
         let c = self.client().await?;
         let limit = limit as i64;
-        // Ranked on the matches first; the excerpt (ts_headline reads the text again)
-        // made for the page only.
+        let window = rapport_domain::community::SEARCH_WINDOW as i64;
+        // The newest matches ranked (docs/support.md); the excerpt (ts_headline reads the
+        // text again) made for the page only.
         Ok(c.query(
             "WITH q AS (SELECT to_tsquery('english', $1) AS q),
-             top AS (SELECT p.id, ts_rank(p.tsv, q.q) AS r FROM posts p, q
-                     WHERE p.tsv @@ q.q AND NOT p.hidden ORDER BY r DESC, p.id DESC LIMIT $2)
+             newest AS (SELECT p.id, p.tsv FROM posts p, q WHERE p.tsv @@ q.q AND NOT p.hidden
+                        ORDER BY p.id DESC LIMIT $3),
+             top AS (SELECT n.id, ts_rank(n.tsv, q.q) AS r FROM newest n, q ORDER BY r DESC, n.id DESC LIMIT $2)
              SELECT p.id, p.kind, COALESCE(p.topic_id, p.id), COALESCE(t.title, p.title, ''),
                     ts_headline('english', p.body, q.q, 'MaxWords=24, MinWords=10, StartSel=\"\", StopSel=\"\"')
              FROM top JOIN posts p ON p.id = top.id CROSS JOIN q LEFT JOIN posts t ON t.id = p.topic_id
              WHERE t.id IS NULL OR NOT t.hidden ORDER BY top.r DESC, p.id DESC",
-            &[&tsq, &limit],
+            &[&tsq, &limit, &window],
         )
         .await?
         .iter()

@@ -289,27 +289,39 @@ impl CommunityStore for SqliteStore {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
-        let m = rapport_domain::community::fts5_query(&terms, all, prefix);
+        use rapport_domain::community::{excerpt, fts5_query, SEARCH_WINDOW};
+        let m = fts5_query(&terms, all, prefix);
         self.read(move |c| {
-            // Ranked in the index first, then the hidden ones dropped: a few more are
-            // asked for so that hidden posts rarely leave the page short.
-            Ok(c.prepare_cached(
-                "SELECT p.id, p.kind, COALESCE(p.topic_id, p.id), COALESCE(t.title, p.title, ''), s.snip
-                 FROM (SELECT rowid AS id, snippet(posts_fts, 1, '', '', '…', 14) AS snip, rank
-                       FROM posts_fts WHERE posts_fts MATCH ?1 ORDER BY rank LIMIT ?2) s
-                 JOIN posts p ON p.id = s.id LEFT JOIN posts t ON t.id = p.topic_id
-                 WHERE NOT p.hidden AND (t.id IS NULL OR NOT t.hidden) ORDER BY s.rank LIMIT ?3",
-            )?
-            .query_map(params![m, (limit * 2 + 10) as i64, limit as i64], |r| {
-                Ok(PostHit {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    topic: r.get(2)?,
-                    title: r.get(3)?,
-                    snippet: r.get(4)?,
+            // The newest matches in the index (FTS5 walks them by rowid and stops), ranked
+            // by bm25; the excerpt is cut here (FTS5's snippet() needs the match again).
+            let hits: Vec<(PostHit, String)> = c
+                .prepare_cached(
+                    "SELECT p.id, p.kind, COALESCE(p.topic_id, p.id), COALESCE(t.title, p.title, ''), p.body
+                     FROM (SELECT rowid AS id, rank AS r FROM posts_fts WHERE posts_fts MATCH ?1
+                           ORDER BY rowid DESC LIMIT ?2) s
+                     JOIN posts p ON p.id = s.id LEFT JOIN posts t ON t.id = p.topic_id
+                     WHERE NOT p.hidden AND (t.id IS NULL OR NOT t.hidden) ORDER BY s.r LIMIT ?3",
+                )?
+                .query_map(params![m, SEARCH_WINDOW as i64, limit as i64], |r| {
+                    Ok((
+                        PostHit {
+                            id: r.get(0)?,
+                            kind: r.get(1)?,
+                            topic: r.get(2)?,
+                            title: r.get(3)?,
+                            snippet: String::new(),
+                        },
+                        r.get(4)?,
+                    ))
+                })?
+                .collect::<std::result::Result<_, _>>()?;
+            Ok(hits
+                .into_iter()
+                .map(|(h, body)| PostHit {
+                    snippet: excerpt(&body, &terms, 24),
+                    ..h
                 })
-            })?
-            .collect::<std::result::Result<_, _>>()?)
+                .collect())
         })
         .await
     }

@@ -179,6 +179,15 @@ pub fn search_terms(q: &str) -> Vec<String> {
     out
 }
 
+/// A word still being typed is looked for by its first five letters at most: the index
+/// holds stems ("subscription" is `subscript`), which a longer half-word ("subscripti")
+/// would miss.
+pub const PREFIX_LETTERS: usize = 5;
+
+fn typed(t: &str) -> String {
+    t.chars().take(PREFIX_LETTERS).collect()
+}
+
 /// The terms as an SQLite FTS5 query: each quoted; all of them (`and`) or any; the last
 /// one a prefix when the person is still typing it.
 pub fn fts5_query(terms: &[String], all: bool, prefix_last: bool) -> String {
@@ -186,12 +195,11 @@ pub fn fts5_query(terms: &[String], all: bool, prefix_last: bool) -> String {
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let star = if prefix_last && i + 1 == terms.len() {
-                "*"
+            if prefix_last && i + 1 == terms.len() {
+                format!("\"{}\"*", typed(t))
             } else {
-                ""
-            };
-            format!("\"{t}\"{star}")
+                format!("\"{t}\"")
+            }
         })
         .collect();
     parts.join(if all { " AND " } else { " OR " })
@@ -203,12 +211,11 @@ pub fn tsquery(terms: &[String], all: bool, prefix_last: bool) -> String {
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let star = if prefix_last && i + 1 == terms.len() {
-                ":*"
+            if prefix_last && i + 1 == terms.len() {
+                format!("'{}':*", typed(t))
             } else {
-                ""
-            };
-            format!("'{t}'{star}")
+                format!("'{t}'")
+            }
         })
         .collect();
     parts.join(if all { " & " } else { " | " })
@@ -371,6 +378,10 @@ mod tests {
         assert_eq!(tsquery(&t, true, true), "'refund' & 'card':*");
         assert_eq!(tsquery(&t, false, false), "'refund' | 'card'");
         assert_eq!(fts5_query(&[], true, true), "");
+        let t = search_terms("cancel subscripti");
+        assert_eq!(fts5_query(&t, true, true), "\"cancel\" AND \"subsc\"*");
+        assert_eq!(fts5_query(&t, true, false), "\"cancel\" AND \"subscripti\"");
+        assert_eq!(tsquery(&t, true, true), "'cancel' & 'subsc':*");
     }
 
     #[test]

@@ -615,6 +615,10 @@ async fn ops_endpoints_openapi_and_keys() {
             "/api/stats",
             "/api/import/events",
             "/api/keys",
+            "/api/kb/articles",
+            "/api/kb/search",
+            "/api/community/questions",
+            "/api/community/posts/{id}/answers",
         ] {
             assert!(doc["paths"].get(path).is_some(), "OpenAPI lacks {path}");
         }

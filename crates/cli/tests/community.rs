@@ -177,6 +177,35 @@ async fn customers_ask_answer_accept_and_vote() {
             "[{k}] {thread}"
         );
 
+        // A customer edits only their own post; someone else's is "not found" and stays.
+        let (st, p) = s
+            .send(
+                Method::PUT,
+                &format!("/api/community/posts/{aid}"),
+                json!({"author": cat, "body": "Mine now"}),
+            )
+            .await;
+        assert_eq!(st, 404, "[{k}] {p}");
+        let (st, p) = s
+            .send(Method::PUT, &format!("/api/community/posts/{aid}"), json!({"author": bob, "body": "Settings, then Billing, then Replace card (top right)."}))
+            .await;
+        assert_eq!(
+            (st, p["body"].as_str()),
+            (
+                200,
+                Some("Settings, then Billing, then Replace card (top right).")
+            ),
+            "[{k}] {p}"
+        );
+        let (_, thread) = s.get(&format!("/api/community/posts/{qid}")).await;
+        assert!(
+            thread["replies"][0]["body"]
+                .as_str()
+                .unwrap()
+                .ends_with("(top right)."),
+            "[{k}] {thread}"
+        );
+
         // Search finds the question by its answer's words.
         let (st, found) = s.get("/api/community/search?q=replace%20card").await;
         assert_eq!(st, 200, "[{k}] {found}");

@@ -242,6 +242,25 @@ pub async fn vote(
     Ok(Json(Score { score }))
 }
 
+/// Edits a post's title and text: as its customer `author` (only their own post; any
+/// other is "not found"), or as staff without one. Screened again.
+#[utoipa::path(put, path = "/api/community/posts/{id}", tag = "community",
+    params(("id" = i64, Path)), request_body = PostBody,
+    responses((status = 200, body = Post), (status = 400, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn edit(
+    State(state): State<AppState>,
+    key: AdminKey,
+    Id(id): Id,
+    body: Bytes,
+) -> ApiResult<Json<Post>> {
+    let b: PostBody = typed_body(&body)?;
+    let who = actor(&state, &key, &b.author).await?;
+    Ok(Json(
+        community::edit(&state.store, &who, id, b.title.as_deref(), &b.body).await?,
+    ))
+}
+
 /// Moderation: hide or show, lock, mark an answer official, clear a review flag.
 #[utoipa::path(patch, path = "/api/community/posts/{id}", tag = "community",
     params(("id" = i64, Path)), request_body = Moderation,

@@ -420,7 +420,11 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(community::suggest))
         .routes(routes!(community::answer))
         .routes(routes!(community::comment))
-        .routes(routes!(community::get, community::moderate))
+        .routes(routes!(
+            community::get,
+            community::moderate,
+            community::edit
+        ))
         .routes(routes!(community::list))
         .routes(routes!(community::accept))
         .routes(routes!(community::vote))

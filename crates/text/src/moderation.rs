@@ -138,5 +138,7 @@ mod tests {
         assert_eq!(screen("you idiot", -0.39), None);
         assert_eq!(screen("you idiot", -0.4), Some("toxic"));
         assert_eq!(screen("idiotic design", -0.9), None);
+        // Masked swearing is still a word of its own.
+        assert_eq!(screen("well f*** you then", -0.5), Some("toxic"));
     }
 }

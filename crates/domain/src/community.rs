@@ -159,10 +159,35 @@ statuses!(
     }
 );
 
-/// The words a search looks for: letters and digits, lower-cased, at most
-/// [`MAX_TERMS`] of at most 40 characters. Nothing of the query's own syntax survives,
-/// so the terms can go into FTS5 or tsquery syntax as they are.
+/// English words too common to look for ("how do I change my card" looks for `change`
+/// and `card`): PostgreSQL's `english` configuration drops them itself, FTS5 does not.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "am", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "did",
+    "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "is", "it", "its",
+    "me", "my", "of", "on", "or", "our", "please", "so", "that", "the", "their", "then", "there",
+    "this", "to", "was", "we", "what", "when", "where", "which", "who", "why", "will", "with",
+    "would", "you", "your",
+];
+
+/// The words a search looks for: letters and digits, lower-cased, common English words
+/// left out (unless nothing else is left), at most [`MAX_TERMS`] of at most 40
+/// characters. Nothing of the query's own syntax survives, so the terms can go into
+/// FTS5 or tsquery syntax as they are.
 pub fn search_terms(q: &str) -> Vec<String> {
+    let all = words(q);
+    let content: Vec<String> = all
+        .iter()
+        .filter(|w| !STOP_WORDS.contains(&w.as_str()))
+        .cloned()
+        .collect();
+    if content.is_empty() {
+        all
+    } else {
+        content
+    }
+}
+
+fn words(q: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for w in q.split(|c: char| !c.is_alphanumeric()) {
         if w.is_empty() {
@@ -357,8 +382,10 @@ mod tests {
     fn search_terms_keep_words_only() {
         assert_eq!(
             search_terms("How do I reset my PASSWORD? \"x\" OR y* -z"),
-            ["how", "do", "i", "reset", "my", "password", "x", "or", "y", "z"]
+            ["reset", "password", "x", "y", "z"]
         );
+        assert_eq!(search_terms("change my addr"), ["change", "addr"]);
+        assert_eq!(search_terms("how do I"), ["how", "do", "i"]);
         assert_eq!(search_terms("  "), Vec::<String>::new());
         assert_eq!(search_terms("a a A"), ["a"]);
         assert_eq!(search_terms("Straße café"), ["straße", "café"]);

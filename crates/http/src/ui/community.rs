@@ -129,7 +129,8 @@ pub async fn page(
                     @for (e, d) in edits.iter().zip(&diffs) {
                         article.message {
                             div.small.muted { "Edit of article " (e.article_id) " by " (e.author_profile.map(|p| names.link(p)).unwrap_or_default()) @if let Some(n) = &e.note { " — " (n) } }
-                            pre.small { (d) }
+                            // Focusable: a long diff scrolls, and keyboards must reach it.
+                            pre.small tabindex="0" { (d) }
                             @if can {
                                 form.inline method="post" action=(format!("{HOME}/revisions/{}", e.id)) {
                                     (csrf(&staff))

@@ -408,7 +408,7 @@ pub async fn person(
                 }
                 @if email_msgs.is_empty() { p.empty { "No message sent yet." } }
                 table { @for m in &email_msgs { tr {
-                    td.small { (m.subject) }
+                    td.small.wrap { (m.subject) }
                     td { span.badge { (m.status) } }
                     td.small.muted {
                         @if m.clicked_at.is_some() { "clicked" } @else if m.opened_at.is_some() { "opened" } @else { "" }

@@ -80,13 +80,13 @@ pub enum Actor {
 }
 
 impl Actor {
-    fn profile(&self) -> Option<ProfileId> {
+    pub(crate) fn profile(&self) -> Option<ProfileId> {
         match self {
             Actor::Customer(p) => Some(*p),
             Actor::Staff(_) => None,
         }
     }
-    fn staff(&self) -> Option<String> {
+    pub(crate) fn staff(&self) -> Option<String> {
         match self {
             Actor::Staff(s) => Some(s.clone()),
             Actor::Customer(_) => None,

@@ -81,14 +81,8 @@ fn revision_of(
         body: a.body.clone(),
         category: a.category.clone(),
         status: status.into(),
-        author_profile: match who {
-            Actor::Customer(p) => Some(*p),
-            Actor::Staff(_) => None,
-        },
-        author_staff: match who {
-            Actor::Staff(s) => Some(s.clone()),
-            Actor::Customer(_) => None,
-        },
+        author_profile: who.profile(),
+        author_staff: who.staff(),
         note,
         at,
     }
@@ -123,24 +117,13 @@ pub async fn create(
         body: c.body,
         category: c.category,
         status: status.as_str().into(),
-        author_profile: None,
-        author_staff: None,
+        author_profile: who.profile(),
+        author_staff: who.staff(),
         helpful_yes: 0,
         helpful_no: 0,
         created_at: now,
         updated_at: now,
         published_at: (status == ArticleStatus::Published).then_some(now),
-    };
-    let mut a = Article {
-        author_profile: match who {
-            Actor::Customer(p) => Some(*p),
-            Actor::Staff(_) => None,
-        },
-        author_staff: match who {
-            Actor::Staff(s) => Some(s.clone()),
-            Actor::Customer(_) => None,
-        },
-        ..a
     };
     let rev_status = if status == ArticleStatus::Proposed {
         "proposed"
@@ -158,8 +141,7 @@ pub async fn create(
             json!({"title": a.title}),
         )?);
     }
-    a = store.add_article(a, first, events).await?;
-    Ok(a)
+    store.add_article(a, first, events).await
 }
 
 /// An article, or `NotFound`; only a published one for readers.

@@ -50,9 +50,18 @@ fn val<'a>(f: &'a HashMap<String, String>, k: &str) -> &'a str {
     f.get(k).map(String::as_str).unwrap_or("")
 }
 
-/// The customer, or the sign-in page (with a way back here).
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Customer>, StoreError> {
-    customer(state, headers).await
+/// The signed-in customer whose form this is (its token checked); `None` when signed
+/// out (the handler sends them to sign in).
+async fn acting(
+    state: &AppState,
+    headers: &HeaderMap,
+    f: &HashMap<String, String>,
+) -> Result<Option<Customer>, StoreError> {
+    let c = customer(state, headers).await?;
+    if let Some(c) = &c {
+        checked(c, f)?;
+    }
+    Ok(c)
 }
 
 fn sign_in_first() -> Response {
@@ -127,7 +136,7 @@ async fn questions(
     Query(q): Query<HashMap<String, String>>,
 ) -> PResult<Response> {
     let s = settings(&state).await?;
-    let c = signed_in(&state, &headers).await?;
+    let c = customer(&state, &headers).await?;
     let text = q
         .get("q")
         .map(String::as_str)
@@ -202,10 +211,9 @@ async fn questions(
 }
 
 async fn ask(State(state): State<AppState>, headers: HeaderMap, Form(f): F) -> PResult<Response> {
-    let Some(c) = signed_in(&state, &headers).await? else {
+    let Some(c) = acting(&state, &headers, &f).await? else {
         return Ok(sign_in_first());
     };
-    checked(&c, &f)?;
     let p = community::ask(
         &state.store,
         &Actor::Customer(c.person),
@@ -250,7 +258,7 @@ async fn question(
     Path(id): Path<i64>,
 ) -> PResult<Response> {
     let s = settings(&state).await?;
-    let c = signed_in(&state, &headers).await?;
+    let c = customer(&state, &headers).await?;
     let q = community::get(&state.store, id, false).await?;
     if q.kind != "question" {
         return Err(StoreError::NotFound(format!("question {id}")).into());
@@ -378,10 +386,9 @@ async fn answer(
     Path(id): Path<i64>,
     Form(f): F,
 ) -> PResult<Response> {
-    let Some(c) = signed_in(&state, &headers).await? else {
+    let Some(c) = acting(&state, &headers, &f).await? else {
         return Ok(sign_in_first());
     };
-    checked(&c, &f)?;
     let a = community::answer(
         &state.store,
         &Actor::Customer(c.person),
@@ -398,10 +405,9 @@ async fn accept(
     Path(id): Path<i64>,
     Form(f): F,
 ) -> PResult<Response> {
-    let Some(c) = signed_in(&state, &headers).await? else {
+    let Some(c) = acting(&state, &headers, &f).await? else {
         return Ok(sign_in_first());
     };
-    checked(&c, &f)?;
     let answer: i64 = val(&f, "answer")
         .parse()
         .map_err(|_| StoreError::invalid("answer", "an answer's id"))?;
@@ -425,10 +431,9 @@ async fn vote(
     Path(id): Path<i64>,
     Form(f): F,
 ) -> PResult<Response> {
-    let Some(c) = signed_in(&state, &headers).await? else {
+    let Some(c) = acting(&state, &headers, &f).await? else {
         return Ok(sign_in_first());
     };
-    checked(&c, &f)?;
     let value: i64 = val(&f, "value")
         .parse()
         .map_err(|_| StoreError::invalid("value", "1, -1 or 0"))?;
@@ -438,7 +443,7 @@ async fn vote(
 
 async fn ideas(State(state): State<AppState>, headers: HeaderMap) -> PResult<Response> {
     let s = settings(&state).await?;
-    let c = signed_in(&state, &headers).await?;
+    let c = customer(&state, &headers).await?;
     let list = community::list(
         &state.store,
         PostFilter {
@@ -518,10 +523,9 @@ async fn suggest(
     headers: HeaderMap,
     Form(f): F,
 ) -> PResult<Response> {
-    let Some(c) = signed_in(&state, &headers).await? else {
+    let Some(c) = acting(&state, &headers, &f).await? else {
         return Ok(sign_in_first());
     };
-    checked(&c, &f)?;
     community::suggest(
         &state.store,
         &Actor::Customer(c.person),
@@ -538,10 +542,9 @@ async fn idea_vote(
     Path(id): Path<i64>,
     Form(f): F,
 ) -> PResult<Response> {
-    let Some(c) = signed_in(&state, &headers).await? else {
+    let Some(c) = acting(&state, &headers, &f).await? else {
         return Ok(sign_in_first());
     };
-    checked(&c, &f)?;
     let value: i64 = val(&f, "value")
         .parse()
         .map_err(|_| StoreError::invalid("value", "1 or 0"))?;
@@ -555,7 +558,7 @@ async fn help(
     Query(q): Query<HashMap<String, String>>,
 ) -> PResult<Response> {
     let s = settings(&state).await?;
-    let c = signed_in(&state, &headers).await?;
+    let c = customer(&state, &headers).await?;
     let text = q
         .get("q")
         .map(String::as_str)
@@ -630,7 +633,7 @@ async fn article(
     Query(q): Query<HashMap<String, String>>,
 ) -> PResult<Response> {
     let s = settings(&state).await?;
-    let c = signed_in(&state, &headers).await?;
+    let c = customer(&state, &headers).await?;
     let a = kb::get(&state.store, id, false).await?;
     if let (Some(c), Some("ticket")) = (&c, q.get("from").map(String::as_str)) {
         kb::suggested_opened(&state.store, c.person, id).await?;
@@ -680,7 +683,7 @@ async fn helpful(
     Path(id): Path<i64>,
     Form(f): F,
 ) -> PResult<Response> {
-    let c = signed_in(&state, &headers).await?;
+    let c = customer(&state, &headers).await?;
     if let Some(c) = &c {
         checked(c, &f)?;
     }
@@ -704,10 +707,9 @@ async fn propose_edit(
     Path(id): Path<i64>,
     Form(f): F,
 ) -> PResult<Response> {
-    let Some(c) = signed_in(&state, &headers).await? else {
+    let Some(c) = acting(&state, &headers, &f).await? else {
         return Ok(sign_in_first());
     };
-    checked(&c, &f)?;
     let a = kb::get(&state.store, id, false).await?;
     let mut i = input(&f);
     i.category = a.category;
@@ -719,7 +721,7 @@ async fn propose_edit(
 
 async fn propose_page(State(state): State<AppState>, headers: HeaderMap) -> PResult<Response> {
     let s = settings(&state).await?;
-    let Some(c) = signed_in(&state, &headers).await? else {
+    let Some(c) = customer(&state, &headers).await? else {
         return Ok(sign_in_first());
     };
     let c = Some(c);
@@ -747,10 +749,9 @@ async fn propose(
     headers: HeaderMap,
     Form(f): F,
 ) -> PResult<Response> {
-    let Some(c) = signed_in(&state, &headers).await? else {
+    let Some(c) = acting(&state, &headers, &f).await? else {
         return Ok(sign_in_first());
     };
-    checked(&c, &f)?;
     kb::create(&state.store, &Actor::Customer(c.person), input(&f)).await?;
     Ok(crate::portal::done(
         "Thank you: your article is sent for review.",

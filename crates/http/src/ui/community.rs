@@ -147,7 +147,7 @@ pub async fn page(
                 div.card.half {
                     h2 { "Ideas" }
                     @if ideas.is_empty() { p.empty { "No idea yet: customers suggest them on /ideas." } }
-                    table {
+                    @else { table {
                         tr { th { "Votes" } th { "Idea" } th { "Status" } }
                         @for p in ideas.iter().filter(|p| p.status != "duplicate") { tr {
                             td.num { (p.score) }
@@ -169,7 +169,7 @@ pub async fn page(
                                 } @else { (p.status) }
                             }
                         } }
-                    }
+                    } }
                 }
                 div.card {
                     h2 { "Recent questions" }

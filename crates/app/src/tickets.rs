@@ -282,6 +282,15 @@ pub async fn get(store: &DynStore, id: i64) -> Result<Ticket, StoreError> {
         .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))
 }
 
+/// A ticket with its messages, read together (at one moment), or
+/// `NotFound`.
+pub async fn thread(store: &DynStore, id: i64) -> Result<(Ticket, Vec<TicketMessage>), StoreError> {
+    store
+        .ticket_thread(id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("ticket {id}")))
+}
+
 /// A reply on a ticket. A customer's reopens it; a staff member's goes out by e-mail
 /// (threaded under the customer's last message) and leaves it pending, or `then`;
 /// a note is kept on the ticket only.

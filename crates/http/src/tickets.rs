@@ -98,8 +98,7 @@ pub async fn get(
     _key: AdminKey,
     Id(id): Id,
 ) -> ApiResult<Json<TicketView>> {
-    let ticket = tickets::get(&state.store, id).await?;
-    let messages = state.store.ticket_messages(id).await?;
+    let (ticket, messages) = tickets::thread(&state.store, id).await?;
     let due = tickets::settings(&state.store)
         .await?
         .due(&ticket)

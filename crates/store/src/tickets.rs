@@ -88,6 +88,9 @@ pub trait TicketStore: Send + Sync {
     async fn update_ticket(&self, t: Ticket, events: Vec<EventRow>) -> Result<()>;
     async fn ticket(&self, id: i64) -> Result<Option<Ticket>>;
     async fn ticket_messages(&self, ticket: i64) -> Result<Vec<TicketMessage>>;
+    /// A ticket and its messages, oldest first, as they stood at one moment: read apart, a
+    /// reply committed between the reads shows its message beside the ticket's old status.
+    async fn ticket_thread(&self, id: i64) -> Result<Option<(Ticket, Vec<TicketMessage>)>>;
     /// The ticket a message with this Message-ID is on.
     async fn ticket_of_message(&self, message_id: &str) -> Result<Option<i64>>;
     async fn tickets(&self, f: TicketFilter) -> Result<Vec<Ticket>>;

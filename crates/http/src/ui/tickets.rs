@@ -147,9 +147,8 @@ pub async fn ticket(
     Path(id): Path<i64>,
     Query(q): Query<HashMap<String, String>>,
 ) -> UiResult<Markup> {
-    let t = tickets::get(&state.store, id).await?;
+    let (t, messages) = tickets::thread(&state.store, id).await?;
     let support = tickets::settings(&state.store).await?;
-    let messages = state.store.ticket_messages(id).await?;
     let names = Names::of(&state.store, [t.profile_id]).await?;
     let act = staff.role.can_support();
     let who = names.get(t.profile_id);

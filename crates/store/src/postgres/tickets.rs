@@ -186,6 +186,33 @@ impl TicketStore for PgStore {
         .collect())
     }
 
+    async fn ticket_thread(&self, id: i64) -> Result<Option<(Ticket, Vec<TicketMessage>)>> {
+        let mut c = self.client().await?;
+        let tx = c
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await?;
+        let Some(t) = tx
+            .query_opt(&format!("SELECT {COLS} FROM tickets WHERE id = $1"), &[&id])
+            .await?
+        else {
+            return Ok(None);
+        };
+        let messages = tx
+            .query(
+                &format!("SELECT {MSG_COLS} FROM ticket_messages WHERE ticket_id = $1 ORDER BY id"),
+                &[&id],
+            )
+            .await?
+            .iter()
+            .map(message)
+            .collect();
+        tx.commit().await?;
+        Ok(Some((ticket(&t), messages)))
+    }
+
     async fn ticket_of_message(&self, message_id: &str) -> Result<Option<i64>> {
         let c = self.client().await?;
         Ok(c.query_opt(

@@ -178,6 +178,27 @@ impl TicketStore for SqliteStore {
         .await
     }
 
+    async fn ticket_thread(&self, id: i64) -> Result<Option<(Ticket, Vec<TicketMessage>)>> {
+        self.read(move |c| {
+            let tx = c.unchecked_transaction()?;
+            let Some(t) = tx
+                .prepare_cached(&format!("SELECT {COLS} FROM tickets WHERE id = ?1"))?
+                .query_row([id], ticket)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let messages = tx
+                .prepare_cached(&format!(
+                    "SELECT {MSG_COLS} FROM ticket_messages WHERE ticket_id = ?1 ORDER BY id"
+                ))?
+                .query_map([id], message)?
+                .collect::<std::result::Result<_, _>>()?;
+            Ok(Some((t, messages)))
+        })
+        .await
+    }
+
     async fn ticket_of_message(&self, message_id: &str) -> Result<Option<i64>> {
         let mid = message_id.to_string();
         self.read(move |c| {

@@ -54,6 +54,34 @@ pub struct SupportSettings {
     #[serde(default = "default_sla")]
     #[schema(value_type = Object)]
     pub sla: BTreeMap<String, Sla>,
+    /// Who handles what: a ticket's `team` is one of these names.
+    #[serde(default)]
+    pub teams: Vec<Team>,
+    /// Replies staff send often, picked by name when replying.
+    #[serde(default)]
+    pub canned_replies: Vec<CannedReply>,
+    /// Opens a ticket for each social post (an event on channel `social`) that text
+    /// analysis reads as a complaint, from the moment this is turned on.
+    #[serde(default)]
+    pub social_complaints: bool,
+}
+
+/// A support team and the staff on it (their e-mails).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Team {
+    pub name: String,
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// A reply staff send often. Its body is a template: `{{ traits.first_name }}`,
+/// `{{ data.number }}`, `{{ data.subject }}` and `{{ data.agent }}` are filled in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CannedReply {
+    pub name: String,
+    pub body: String,
 }
 
 fn default_sla() -> BTreeMap<String, Sla> {
@@ -95,6 +123,9 @@ impl Default for SupportSettings {
             mailbox: None,
             poll_seconds: 60,
             sla: default_sla(),
+            teams: Vec::new(),
+            canned_replies: Vec::new(),
+            social_complaints: false,
         }
     }
 }
@@ -148,9 +179,98 @@ pub async fn set_settings(
     for (p, sla) in default_sla() {
         s.sla.entry(p).or_insert(sla);
     }
+    check_teams(&mut s.teams)?;
+    check_canned(&s.canned_replies)?;
     let v = serde_json::to_value(&s).map_err(|e| StoreError::Backend(e.to_string()))?;
     store.set_setting(SETTINGS_KEY, v, now_millis()).await?;
     Ok(s)
+}
+
+fn check_teams(teams: &mut [Team]) -> Result<(), StoreError> {
+    if teams.len() > 100 {
+        return Err(invalid("teams", "at most 100"));
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (i, t) in teams.iter_mut().enumerate() {
+        t.name = t.name.trim().to_string();
+        let lower = t.name.to_lowercase();
+        if t.name.is_empty() || t.name.chars().count() > 50 {
+            return Err(invalid(&format!("teams[{i}].name"), "1 to 50 characters"));
+        }
+        if names.contains(&lower) {
+            return Err(invalid(
+                &format!("teams[{i}].name"),
+                format!("`{}` twice", t.name),
+            ));
+        }
+        names.push(lower);
+        for (j, m) in t.members.iter_mut().enumerate() {
+            *m = rapport_domain::identifier::normalize_email(m)
+                .map_err(|e| invalid(&format!("teams[{i}].members[{j}]"), e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_canned(canned: &[CannedReply]) -> Result<(), StoreError> {
+    if canned.len() > 200 {
+        return Err(invalid("canned_replies", "at most 200"));
+    }
+    for (i, c) in canned.iter().enumerate() {
+        let name = c.name.trim();
+        if name.is_empty() || name.chars().count() > 80 || name != c.name {
+            return Err(invalid(
+                &format!("canned_replies[{i}].name"),
+                "1 to 80 characters, no spaces around",
+            ));
+        }
+        if canned[..i].iter().any(|o| o.name == c.name) {
+            return Err(invalid(
+                &format!("canned_replies[{i}].name"),
+                format!("`{name}` twice"),
+            ));
+        }
+        let field = format!("canned_replies[{i}].body");
+        ticket::body(&field, &c.body).map_err(self::field)?;
+        canned_template(&c.body).map_err(|e| {
+            invalid(
+                &field,
+                format!("line {}, column {}: {}", e.line, e.column, e.message),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn canned_template(
+    body: &str,
+) -> Result<rapport_email::template::Compiled, rapport_email::template::TemplateError> {
+    rapport_email::template::Compiled::new(&rapport_email::template::Source {
+        subject: String::new(),
+        html: String::new(),
+        text: Some(body.to_string()),
+    })
+}
+
+/// A canned reply written out for a ticket: the person's traits and the ticket filled in.
+pub async fn canned(
+    store: &DynStore,
+    t: &Ticket,
+    name: &str,
+    agent: &str,
+) -> Result<String, StoreError> {
+    let s = settings(store).await?;
+    let c = s
+        .canned_replies
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| invalid("canned", format!("no canned reply named `{name}`")))?;
+    let person = store.profile(t.profile_id).await?;
+    let ctx = json!({"traits": person.traits, "data": {"number": t.number, "subject": t.subject, "agent": agent}});
+    let out = canned_template(&c.body)
+        .and_then(|c| c.render(&ctx))
+        .map_err(|e| invalid("canned", e.message))?;
+    Ok(out.text.trim().to_string())
 }
 
 /// A ticket as the API takes it.
@@ -216,7 +336,7 @@ pub async fn open(store: &DynStore, t: NewTicket, channel: &str) -> Result<Ticke
     let (profile, address) =
         crate::profiles::named(store, &t.requester, "requester", SOURCE).await?;
     opened(
-        store, profile, address, subject, body, channel, priority, tags, None,
+        store, profile, address, subject, body, channel, priority, tags, None, None,
     )
     .await
 }
@@ -232,8 +352,17 @@ async fn opened(
     priority: Priority,
     tags: Vec<String>,
     message_id: Option<String>,
+    origin: Option<String>,
 ) -> Result<Ticket, StoreError> {
     let now = now_millis();
+    let mut tags = tags;
+    // What the words say, as tags the inbox filters by (staff may take them off).
+    let analyzer = crate::text::current_analyzer(store).await?;
+    for tag in analyzer.analyse(&format!("{subject}\n{body}")).tags() {
+        if tags.len() < 20 && !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
     let t = Ticket {
         id: 0,
         number: 0,
@@ -243,6 +372,7 @@ async fn opened(
         status: Status::Open.as_str().into(),
         priority: priority.as_str().into(),
         assignee: None,
+        team: None,
         tags,
         channel: channel.into(),
         snooze_until: None,
@@ -252,6 +382,7 @@ async fn opened(
         resolved_at: None,
         csat: None,
         csat_comment: None,
+        origin,
     };
     let first = TicketMessage {
         id: 0,
@@ -503,6 +634,9 @@ pub struct Patch {
     pub assignee: Option<String>,
     #[serde(default)]
     pub tags: Option<Vec<String>>,
+    /// One of the support settings' teams; `""` takes it off any team.
+    #[serde(default)]
+    pub team: Option<String>,
     /// With `status: snoozed`: when it wakes (ISO-8601); a customer's reply wakes it too.
     #[serde(default)]
     pub snooze_until: Option<String>,
@@ -538,6 +672,25 @@ pub async fn update(
     }
     if let Some(ts) = &p.tags {
         t.tags = tags(ts)?;
+    }
+    if let Some(team) = &p.team {
+        t.team = match team.trim() {
+            "" => None,
+            name => {
+                let teams = settings(store).await?.teams;
+                let found = teams
+                    .iter()
+                    .find(|x| x.name.eq_ignore_ascii_case(name))
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = teams.iter().map(|x| x.name.as_str()).collect();
+                        invalid(
+                            "team",
+                            format!("`{name}` is not a team (teams: {})", known.join(", ")),
+                        )
+                    })?;
+                Some(found.name.clone())
+            }
+        };
     }
     let mut events = Vec::new();
     moved(&mut t, was, to, now, &mut events)?;
@@ -721,9 +874,75 @@ pub async fn receive(store: &DynStore, email: &Email, raw: &[u8]) -> Result<Valu
         Priority::Normal,
         Vec::new(),
         mail.message_id,
+        None,
     )
     .await?;
     Ok(json!({"done": "opened", "ticket": t.id}))
+}
+
+/// Where the social-complaints step has read up to (an event id among analysed texts).
+pub const SOCIAL_CURSOR: &str = "cursor.support.social";
+
+/// Opens a ticket for each social post analysed since the last step that reads as a
+/// complaint, when the brand has turned it on (else only moves past them: turning it
+/// on never opens tickets for old posts). Each post opens one ticket at most, also when
+/// a step is repeated after a crash. Returns how many were opened.
+pub async fn social_step(store: &DynStore) -> Result<usize, StoreError> {
+    let pos = store.counter(SOCIAL_CURSOR).await?;
+    let rows = store.analyses_after(pos, 500).await?;
+    let Some(&(last, _)) = rows.last() else {
+        return Ok(0);
+    };
+    let mut opened_now = 0;
+    if settings(store).await?.social_complaints {
+        for (id, profile) in rows {
+            let complaint = store
+                .text_analysis(id)
+                .await?
+                .and_then(|a| a.intents.get("complaint").and_then(Value::as_f64))
+                .is_some_and(|c| c >= rapport_text::INTENT_TAG_AT);
+            if !complaint {
+                continue;
+            }
+            let e = store.event(id).await?;
+            let Some(text) = e.text.as_deref().filter(|_| e.channel == "social") else {
+                continue;
+            };
+            let network = e.properties["network"].as_str().unwrap_or("social");
+            let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let short: String = line.chars().take(80).collect();
+            let ellipsis = if short.len() < line.len() { "…" } else { "" };
+            let subject = ticket::subject("subject", &format!("On {network}: {short}{ellipsis}"))
+                .map_err(field)?;
+            opened(
+                store,
+                profile,
+                None,
+                subject,
+                ticket::body_received(text),
+                "social",
+                Priority::Normal,
+                Vec::new(),
+                None,
+                Some(format!("event:{id}")),
+            )
+            .await?;
+            opened_now += 1;
+        }
+    }
+    store.set_counter(SOCIAL_CURSOR, last).await?;
+    Ok(opened_now)
+}
+
+/// Published articles that may answer a ticket, best first: its subject and first
+/// message looked up in the knowledge base (any of their words, by relevance).
+pub async fn suggestions(
+    store: &DynStore,
+    t: &Ticket,
+    first: &str,
+) -> Result<Vec<rapport_store::ArticleHit>, StoreError> {
+    let words: String = first.chars().take(300).collect();
+    crate::kb::search(store, &format!("{} {words}", t.subject), 3, false).await
 }
 
 /// Messages read per poll (the rest wait for the next).
@@ -827,7 +1046,7 @@ pub async fn run(
                 .max(1),
         ));
         let step = async {
-            let woken = wake(&store).await?;
+            let woken = wake(&store).await? + social_step(&store).await?;
             if last_sla.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                 last_sla = Some(std::time::Instant::now());
                 sla_step(&store).await?;

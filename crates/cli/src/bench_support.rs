@@ -68,7 +68,13 @@ pub async fn run(a: SupportBench) -> Result<()> {
             status: status.into(),
             priority: "normal".into(),
             assignee: (i % 5 != 0).then(|| format!("agent{}@shop.test", i % 10)),
-            tags: vec!["delivery".into()],
+            team: (i % 3 == 0).then(|| "Billing".to_string()),
+            // A common tag on a quarter of them, a rare one on one in a thousand.
+            tags: match (i % 4, i % 1_000) {
+                (_, 0) => vec!["delivery".into(), "topic:returns".into()],
+                (0, _) => vec!["delivery".into(), "intent:complaint".into()],
+                _ => vec!["delivery".into()],
+            },
             channel: "email".into(),
             snooze_until: (status == "snoozed").then_some(now + 86_400_000),
             created_at: at,
@@ -77,6 +83,7 @@ pub async fn run(a: SupportBench) -> Result<()> {
             resolved_at: None,
             csat: None,
             csat_comment: None,
+            origin: None,
         };
         let m = TicketMessage {
             id: 0,
@@ -114,10 +121,15 @@ pub async fn run(a: SupportBench) -> Result<()> {
         ("/api/tickets?assignee=agent1@shop.test", true),
         ("/api/tickets?unassigned=true", true),
         ("/api/tickets", true),
+        ("/api/tickets?team=Billing", true),
+        ("/api/tickets?tag=intent:complaint", true),
+        ("/api/tickets?tag=topic:returns", true),
         ("/support?view=mine", false),
         ("/support?view=unassigned", false),
         ("/support?view=open", false),
         ("/support?view=all", false),
+        ("/support?view=open&tag=intent:complaint", false),
+        ("/support/1", false),
     ];
     let mut out = Vec::new();
     for (p, api) in pages {

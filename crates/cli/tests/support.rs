@@ -531,6 +531,7 @@ async fn service_levels_are_watched() {
                     status: "open".into(),
                     priority: "urgent".into(),
                     assignee: None,
+                    team: None,
                     tags: vec![],
                     channel: "api".into(),
                     snooze_until: None,
@@ -540,6 +541,7 @@ async fn service_levels_are_watched() {
                     resolved_at: None,
                     csat: None,
                     csat_comment: None,
+                    origin: None,
                 },
                 rapport_store::TicketMessage {
                     id: 0,
@@ -575,6 +577,227 @@ async fn service_levels_are_watched() {
                 items[0]["properties"]["promise"].as_str()
             ),
             (Some(old.id), Some("first_response")),
+            "[{k}]"
+        );
+        s.finish().await;
+    }
+}
+
+/// An agent's help around a ticket: text analysis tags it and finds the articles that
+/// may answer it; teams and tags narrow the inbox; canned replies are written out for
+/// the customer; a social post that complains opens a ticket once the brand turns it on
+/// — once only, also when the step is repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_are_tagged_routed_and_answered_with_help() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let (st, _) = s
+            .send(Method::POST, "/api/kb/articles", json!({"title": "Returns and refunds", "body": "Send a broken lamp back within 30 days for a full refund.", "status": "published"}))
+            .await;
+        assert_eq!(st, 201, "[{k}]");
+        s.send(Method::POST, "/api/kb/articles", json!({"title": "Pairing the app", "body": "Open the app and hold the button.", "status": "published"}))
+            .await;
+
+        // Settings: bad ones are refused by field, nothing saved.
+        let good = json!({
+            "teams": [{"name": "Billing", "members": ["Bo@Shop.test"]}, {"name": "Devices"}],
+            "canned_replies": [{"name": "refund", "body": "Hi {{ traits.first_name }},\n\nyour refund for #{{ data.number }} is on its way.\n\n{{ data.agent }}"}]
+        });
+        let mut bad = good.clone();
+        bad["teams"][1]["name"] = json!("billing");
+        assert_eq!(
+            field_of(&s, Method::PUT, "/api/support/settings", bad).await,
+            (400, "teams[1].name".into()),
+            "[{k}]"
+        );
+        let mut bad = good.clone();
+        bad["canned_replies"][0]["body"] = json!("Hi {{ traits.first_name ");
+        assert_eq!(
+            field_of(&s, Method::PUT, "/api/support/settings", bad).await,
+            (400, "canned_replies[0].body".into()),
+            "[{k}]"
+        );
+        let (_, v) = s.get("/api/support/settings").await;
+        assert_eq!(v["teams"], json!([]), "[{k}] nothing saved: {v}");
+        let (st, v) = s.send(Method::PUT, "/api/support/settings", good).await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        assert_eq!(v["teams"][0]["members"], json!(["bo@shop.test"]), "[{k}]");
+
+        // A ticket is tagged by what it says, and the refund article is suggested.
+        s.post_v1(
+            "/v1/identify",
+            json!({"userId": "zoe", "traits": {"email": "zoe@customer.test", "first_name": "Zoe"}}),
+        )
+        .await;
+        let (st, t) = s
+            .send(Method::POST, "/api/tickets", json!({"requester": "email:zoe@customer.test", "subject": "Broken lamp", "body": "My lamp arrived broken. I want a refund!", "tags": ["vip"]}))
+            .await;
+        assert_eq!(st, 201, "[{k}] {t}");
+        let id = t["id"].as_i64().unwrap();
+        let tags: Vec<&str> = t["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(
+            tags,
+            ["vip", "intent:complaint", "sentiment:negative"],
+            "[{k}] {t}"
+        );
+        let (_, v) = s.get(&format!("/api/tickets/{id}")).await;
+        assert_eq!(
+            v["suggested_articles"][0]["title"], "Returns and refunds",
+            "[{k}] {v}"
+        );
+        let (_, other) = s
+            .send(Method::POST, "/api/tickets", json!({"requester": "email:al@customer.test", "subject": "Thanks", "body": "All good, thank you."}))
+            .await;
+
+        // Teams: one of the settings' (any case), else refused and the ticket unchanged.
+        let path = format!("/api/tickets/{id}");
+        assert_eq!(
+            field_of(
+                &s,
+                Method::PATCH,
+                &path,
+                json!({"team": "Sales", "priority": "high"})
+            )
+            .await,
+            (400, "team".into()),
+            "[{k}]"
+        );
+        let (st, v) = s
+            .send(Method::PATCH, &path, json!({"team": "billing"}))
+            .await;
+        assert_eq!(
+            (st, v["team"].as_str()),
+            (200, Some("Billing")),
+            "[{k}] {v}"
+        );
+        assert_eq!(
+            v["priority"], "normal",
+            "[{k}] the refused change left nothing"
+        );
+        let ids = |v: Value| -> Vec<i64> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|t| t["id"].as_i64())
+                .collect()
+        };
+        assert_eq!(
+            ids(s.get("/api/tickets?team=Billing").await.1),
+            [id],
+            "[{k}]"
+        );
+        assert_eq!(
+            ids(s.get("/api/tickets?tag=intent:complaint").await.1),
+            [id],
+            "[{k}]"
+        );
+        assert_eq!(
+            ids(s.get("/api/tickets?tag=Sentiment:Positive").await.1),
+            [other["id"].as_i64().unwrap()],
+            "[{k}]"
+        );
+
+        // A canned reply, written out for Zoe (as a note: nothing to send here).
+        let replies = format!("/api/tickets/{id}/replies");
+        assert_eq!(
+            field_of(
+                &s,
+                Method::POST,
+                &replies,
+                json!({"canned": "nope", "from": "note"})
+            )
+            .await,
+            (400, "canned".into()),
+            "[{k}]"
+        );
+        assert_eq!(
+            field_of(
+                &s,
+                Method::POST,
+                &replies,
+                json!({"canned": "refund", "body": "x", "from": "note"})
+            )
+            .await,
+            (400, "canned".into()),
+            "[{k}]"
+        );
+        let (st, m) = s
+            .send(
+                Method::POST,
+                &replies,
+                json!({"canned": "refund", "from": "note"}),
+            )
+            .await;
+        assert_eq!(st, 201, "[{k}] {m}");
+        assert!(
+            m["body"].as_str().is_some_and(|b| b.starts_with(&format!(
+                "Hi Zoe,\n\nyour refund for #{id} is on its way.\n\napi:"
+            ))),
+            "[{k}] the agent is the key: {m}"
+        );
+
+        // Social complaints open tickets once turned on; praise does not.
+        let social = |n: &str, text: &str| {
+            json!({"userId": format!("bsky-{n}"), "event": "Social Post", "messageId": format!("post-{n}"),
+                "context": {"channel": "social"}, "properties": {"network": "bluesky", "text": text}})
+        };
+        let (_, v) = s.get("/api/support/settings").await;
+        let mut on = v.clone();
+        on["social_complaints"] = json!(true);
+        on.as_object_mut().unwrap().remove("mailbox");
+        let (st, v) = s.send(Method::PUT, "/api/support/settings", on).await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        s.post_v1(
+            "/v1/track",
+            social(
+                "ann",
+                "My lamp arrived broken and nobody answers. Worst purchase ever.",
+            ),
+        )
+        .await;
+        s.post_v1("/v1/track", social("bob", "Love my new lamp, thank you!"))
+            .await;
+        let all = common::eventually(&s, "/api/tickets", |v| {
+            v.as_array()
+                .is_some_and(|a| a.iter().any(|t| t["channel"] == "social"))
+        })
+        .await;
+        let from_social: Vec<&Value> = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["channel"] == "social")
+            .collect();
+        assert_eq!(from_social.len(), 1, "[{k}] {all}");
+        let st = from_social[0];
+        assert!(
+            st["subject"]
+                .as_str()
+                .is_some_and(|x| x.starts_with("On bluesky: My lamp arrived broken")),
+            "[{k}] {st}"
+        );
+        assert!(
+            st["tags"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("intent:complaint")),
+            "[{k}] {st}"
+        );
+        // The step read again from the start opens nothing twice.
+        s.store
+            .set_counter(rapport_app::tickets::SOCIAL_CURSOR, 0)
+            .await
+            .unwrap();
+        rapport_app::tickets::social_step(&s.store).await.unwrap();
+        let again = tickets(&s).await;
+        assert_eq!(
+            again.iter().filter(|t| t["channel"] == "social").count(),
+            1,
             "[{k}]"
         );
         s.finish().await;

@@ -1160,6 +1160,62 @@ async fn agents_work_tickets_in_the_app() {
             "[{k}] a customer's markup is escaped"
         );
         assert!(html.contains("&lt;img src=x"), "[{k}]");
+        // The agent's help: an article that may answer it, a canned reply, a team.
+        s.send(reqwest::Method::POST, "/api/kb/articles", json!({"title": "When a lamp flickers", "body": "A lamp that flickers needs a new bulb.", "status": "published"}))
+            .await;
+        let (st, v) = s
+            .send(reqwest::Method::PUT, "/api/support/settings", json!({"teams": [{"name": "Devices"}], "canned_replies": [{"name": "bulb", "body": "Ticket #{{ data.number }}: try a new bulb."}]}))
+            .await;
+        assert_eq!(st, 200, "[{k}] {v}");
+        let (_, html) = get(&s, &agent, &format!("/support/{id}")).await;
+        assert!(
+            html.contains("Articles that may answer it") && html.contains("When a lamp flickers"),
+            "[{k}] the article is suggested"
+        );
+        assert!(html.contains(r#"<option value="bulb">"#), "[{k}]");
+        assert_eq!(
+            post(
+                &s,
+                &agent,
+                &format!("/support/{id}/reply"),
+                &[
+                    ("_csrf", &token),
+                    ("body", ""),
+                    ("canned", "bulb"),
+                    ("as", "note")
+                ]
+            )
+            .await,
+            303,
+            "[{k}]"
+        );
+        let (_, thread) = s.get(&format!("/api/tickets/{id}")).await;
+        assert_eq!(
+            thread["messages"][1]["body"],
+            format!("Ticket #{id}: try a new bulb."),
+            "[{k}] {thread}"
+        );
+        assert_eq!(
+            post(
+                &s,
+                &agent,
+                &format!("/support/{id}/update"),
+                &[("_csrf", &token), ("team", "Devices")]
+            )
+            .await,
+            303,
+            "[{k}]"
+        );
+        let (_, html) = get(&s, &agent, "/support?view=all&team=Devices").await;
+        assert!(
+            html.contains(&format!("/support/{id}\"")),
+            "[{k}] the team's view lists it"
+        );
+        let (_, html) = get(&s, &agent, "/support?view=all&tag=nothing-such").await;
+        assert!(
+            !html.contains(&format!("/support/{id}\"")),
+            "[{k}] a tag narrows the view"
+        );
         assert_eq!(
             post(
                 &s,
@@ -1249,7 +1305,11 @@ async fn agents_work_tickets_in_the_app() {
             403,
             "[{k}]"
         );
-        assert_eq!(s.store.ticket_messages(id).await.unwrap().len(), 2, "[{k}]");
+        assert_eq!(
+            s.store.ticket_messages(id).await.unwrap().len(),
+            3,
+            "[{k}] the first, the note, the canned note"
+        );
         s.finish().await;
     }
 }

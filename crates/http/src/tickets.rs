@@ -24,6 +24,8 @@ pub struct TicketView {
     pub messages: Vec<TicketMessage>,
     /// The next promise the ticket owes under its service level, if any.
     pub due: Option<DueView>,
+    /// Published knowledge-base articles that may answer it, best first.
+    pub suggested_articles: Vec<rapport_store::ArticleHit>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -52,11 +54,12 @@ pub async fn open(
 }
 
 /// The inbox, newest change first: `status`, `assignee` (an e-mail), `unassigned=true`,
-/// `limit` (1–500, default 50); or `due_within=MINUTES`: active tickets whose next
+/// `team`, `tag` (`intent:complaint`, say), `limit` (1–500, default 50); or `due_within=MINUTES`: active tickets whose next
 /// promise is due within that many minutes or overdue, soonest first.
 #[utoipa::path(get, path = "/api/tickets", tag = "support",
     params(("status" = Option<String>, Query), ("assignee" = Option<String>, Query),
-           ("unassigned" = Option<bool>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 500),
+           ("unassigned" = Option<bool>, Query), ("team" = Option<String>, Query), ("tag" = Option<String>, Query),
+           ("limit" = Option<usize>, Query, minimum = 1, maximum = 500),
            ("due_within" = Option<i64>, Query, minimum = 0, maximum = 525600)),
     responses((status = 200, body = Vec<Ticket>), (status = 400, body = Problem)), security(("bearer" = [])))]
 pub async fn list(
@@ -83,6 +86,8 @@ pub async fn list(
         status: q.get("status").cloned(),
         assignee: q.get("assignee").cloned(),
         unassigned,
+        team: q.get("team").cloned(),
+        tag: q.get("tag").map(|t| t.trim().to_lowercase()),
         profiles: None,
         limit: query_count(&q, "limit", 50, 500)?,
     };
@@ -99,6 +104,8 @@ pub async fn get(
     Id(id): Id,
 ) -> ApiResult<Json<TicketView>> {
     let (ticket, messages) = tickets::thread(&state.store, id).await?;
+    let first = messages.first().map_or("", |m| m.body.as_str());
+    let suggested_articles = tickets::suggestions(&state.store, &ticket, first).await?;
     let due = tickets::settings(&state.store)
         .await?
         .due(&ticket)
@@ -111,13 +118,20 @@ pub async fn get(
         ticket,
         messages,
         due,
+        suggested_articles,
     }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyBody {
-    pub body: String,
+    /// What to say; or leave it out and name a `canned` reply.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// The name of one of the support settings' canned replies, written out for this
+    /// ticket's person (instead of `body`).
+    #[serde(default)]
+    pub canned: Option<String>,
     /// `staff` (default: e-mailed to the customer), `customer` (typed in for them), or
     /// `note` (internal, never sent).
     #[serde(default)]
@@ -164,11 +178,25 @@ pub async fn reply(
         }
         None => None,
     };
-    let m = tickets::reply(&state.store, &state.email, id, &b.body, author, then).await?;
+    let text = match (b.body, &b.canned) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "canned",
+                "either body or canned, not both",
+            ))
+        }
+        (Some(body), None) => body,
+        (None, Some(name)) => {
+            let t = tickets::get(&state.store, id).await?;
+            tickets::canned(&state.store, &t, name, &key.who()).await?
+        }
+        (None, None) => return Err(ApiError::invalid("body", "a body or a canned reply")),
+    };
+    let m = tickets::reply(&state.store, &state.email, id, &text, author, then).await?;
     Ok((StatusCode::CREATED, Json(m)))
 }
 
-/// Changes status, priority, assignee, tags; `snoozed` needs `snooze_until`.
+/// Changes status, priority, assignee, team, tags; `snoozed` needs `snooze_until`.
 #[utoipa::path(patch, path = "/api/tickets/{id}", tag = "support",
     params(("id" = i64, Path)), request_body = Patch,
     responses((status = 200, body = Ticket), (status = 400, body = Problem), (status = 404, body = Problem)),

@@ -94,6 +94,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         25,
         include_str!("../migrations/postgres/0025_community.sql"),
     ),
+    (
+        26,
+        include_str!("../migrations/postgres/0026_ticket_teams.sql"),
+    ),
 ];
 
 pub struct PgStore {

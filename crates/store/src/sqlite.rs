@@ -91,6 +91,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (23, include_str!("../migrations/sqlite/0023_tickets.sql")),
     (24, include_str!("../migrations/sqlite/0024_community.sql")),
+    (
+        25,
+        include_str!("../migrations/sqlite/0025_ticket_teams.sql"),
+    ),
 ];
 const READERS: usize = 4;
 /// Connections of their own for analytical reads (segment members and previews), so a

@@ -25,8 +25,10 @@ pub struct Ticket {
     pub priority: String,
     /// The staff member's e-mail.
     pub assignee: Option<String>,
+    /// The team that handles it (one of the support settings' teams).
+    pub team: Option<String>,
     pub tags: Vec<String>,
-    /// Where it was opened: email, api, portal.
+    /// Where it was opened: email, api, portal, social.
     pub channel: String,
     pub snooze_until: Option<Millis>,
     pub created_at: Millis,
@@ -36,6 +38,9 @@ pub struct Ticket {
     /// The customer's satisfaction rating (1–5) after resolution, and their comment.
     pub csat: Option<i64>,
     pub csat_comment: Option<String>,
+    /// What opened it when a person did not (`event:<id>`, a social complaint): a ticket
+    /// is opened once per origin.
+    pub origin: Option<String>,
 }
 
 /// One message on a ticket.
@@ -63,6 +68,10 @@ pub struct TicketFilter {
     pub assignee: Option<String>,
     /// Assigned to nobody.
     pub unassigned: bool,
+    /// Handled by this team.
+    pub team: Option<String>,
+    /// Carrying this tag.
+    pub tag: Option<String>,
     /// Opened by any of these raw profiles (a person's members).
     pub profiles: Option<Vec<ProfileId>>,
     pub limit: usize,
@@ -70,7 +79,8 @@ pub struct TicketFilter {
 
 #[async_trait]
 pub trait TicketStore: Send + Sync {
-    /// Opens a ticket with its first message and events; returns it with its number.
+    /// Opens a ticket with its first message and events; returns it with its number. A
+    /// ticket with an origin already opened is returned as it is, nothing written.
     async fn open_ticket(
         &self,
         t: Ticket,

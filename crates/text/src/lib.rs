@@ -69,6 +69,39 @@ impl Analyzer {
     }
 }
 
+/// How sure an intent must be to tag a text with it (as the signals read them).
+pub const INTENT_TAG_AT: f64 = 0.5;
+
+impl Analysis {
+    /// Labels for a support ticket, so an inbox can be filtered by them: every intent at
+    /// or above [`INTENT_TAG_AT`] (`intent:complaint`), the sentiment when it leans
+    /// (`sentiment:negative`), and each product and tracked topic named
+    /// (`product:aurora lamp`, `topic:delivery`), lower-cased, at most 50 characters.
+    pub fn tags(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .intents
+            .iter()
+            .filter(|(_, c)| **c >= INTENT_TAG_AT)
+            .map(|(i, _)| format!("intent:{i}"))
+            .collect();
+        if self.label != "neutral" {
+            out.push(format!("sentiment:{}", self.label));
+        }
+        for e in &self.entities {
+            if e.kind == "product" || e.kind == "topic" {
+                let tag: String = format!("{}:{}", e.kind, e.value.to_lowercase())
+                    .chars()
+                    .take(50)
+                    .collect();
+                if !out.contains(&tag) {
+                    out.push(tag);
+                }
+            }
+        }
+        out
+    }
+}
+
 fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
@@ -99,5 +132,49 @@ mod tests {
         assert_eq!(kinds, vec!["product", "mention"]);
         assert_eq!(language("Me encanta este producto, es muy bueno").0, "es");
         assert_eq!(language("ok").0, "und");
+    }
+
+    #[test]
+    fn tags_a_ticket() {
+        let topics = [TrackedTopic {
+            name: "Delivery".into(),
+            terms: vec!["courier".into(), "delivery".into()],
+        }];
+        let a = Analyzer::new(
+            Vader::new(),
+            Catalogue::with_topics(vec!["Pulse Smartwatch".to_string()], &topics),
+        );
+        let r = a.analyse(
+            "My Pulse Smartwatch is broken and the pulse smartwatch delivery was late. I want a refund!",
+        );
+        assert_eq!(
+            r.tags(),
+            vec![
+                "intent:complaint",
+                "sentiment:negative",
+                "product:pulse smartwatch",
+                "topic:delivery"
+            ],
+            "{:?}",
+            r.intents
+        );
+        // Neither leaning nor sure of anything: no tags.
+        assert!(a.analyse("The box is blue.").tags().is_empty());
+        // Praise leans the other way; an intent just at the bar counts.
+        let mut p = a.analyse("I love it, thank you so much!");
+        assert!(p.tags().contains(&"sentiment:positive".to_string()));
+        p.intents.insert("question", INTENT_TAG_AT);
+        assert!(p.tags().contains(&"intent:question".to_string()));
+        // Long names are cut at 50 characters.
+        p.entities = vec![Entity {
+            kind: "product",
+            value: "x".repeat(80),
+            start: 0,
+            end: 80,
+        }];
+        assert!(p
+            .tags()
+            .iter()
+            .any(|t| t.len() == 50 && t.starts_with("product:xx")));
     }
 }

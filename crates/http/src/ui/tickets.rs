@@ -30,9 +30,12 @@ const VIEWS: [(&str, &str); 8] = [
     ("all", "All"),
 ];
 
-fn filter(view: &str, me: &str) -> TicketFilter {
+fn filter(view: &str, me: &str, q: &HashMap<String, String>) -> TicketFilter {
+    let given = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
     let mut f = TicketFilter {
         limit: 100,
+        team: given("team").map(str::to_string),
+        tag: given("tag").map(str::to_lowercase),
         ..Default::default()
     };
     match view {
@@ -99,10 +102,12 @@ pub async fn inbox(
             .map(|(t, _, _)| t)
             .collect()
     } else {
-        tickets::list(&state.store, filter(view, &staff.user.email)).await?
+        tickets::list(&state.store, filter(view, &staff.user.email, &q)).await?
     };
     let support = tickets::settings(&state.store).await?;
     let names = Names::of(&state.store, list.iter().map(|t| t.profile_id)).await?;
+    let team = q.get("team").cloned().unwrap_or_default();
+    let tag = q.get("tag").cloned().unwrap_or_default();
     Ok(layout::page(
         &staff,
         "Support",
@@ -114,6 +119,25 @@ pub async fn inbox(
                 }
                 @if staff.role.can_support() { " " a.button href="/support/new" { "New ticket" } }
             }
+            @if view != "due" {
+                form.row method="get" action="/support" aria-label="Filter" {
+                    input type="hidden" name="view" value=(view);
+                    @if !support.teams.is_empty() {
+                        div {
+                            label for="team" { "Team" }
+                            select #team name="team" {
+                                option value="" { "any" }
+                                @for t in &support.teams { option value=(t.name) selected[t.name == team] { (t.name) } }
+                            }
+                        }
+                    }
+                    div {
+                        label for="tag" { "Tag" }
+                        input #tag name="tag" value=(tag) placeholder="intent:complaint";
+                    }
+                    div { button.secondary type="submit" { "Filter" } }
+                }
+            }
             div.card.wide {
                 @if list.is_empty() {
                     p.empty { @match view {
@@ -123,7 +147,7 @@ pub async fn inbox(
                     } }
                 } @else {
                     table {
-                        tr { th { "#" } th { "Subject" } th { "Customer" } th { "Status" } th { "Priority" } th { "Assignee" } th { "Due" } th { "Updated" } }
+                        tr { th { "#" } th { "Subject" } th { "Customer" } th { "Status" } th { "Priority" } th { "Assignee" } th { "Due" } th { "Updated" } th { "Tags" } }
                         @for t in &list { tr {
                             td.num { a href=(format!("/support/{}", t.id)) { "#" (t.number) } }
                             td { a href=(format!("/support/{}", t.id)) { (t.subject) } }
@@ -133,6 +157,12 @@ pub async fn inbox(
                             td.small.muted { (t.assignee.clone().unwrap_or_else(|| "—".into())) }
                             td.small { (due(support.due(t), now)) }
                             td.small.muted { (layout::when(to_datetime(t.updated_at))) }
+                            td.small {
+                                @if let Some(team) = &t.team { span.chip { (team) } " " }
+                                @for x in t.tags.iter().take(4) {
+                                    a.chip href=(format!("/support?view={view}&tag={}", layout::urlencode(x))) { (x) } " "
+                                }
+                            }
                         } }
                     }
                 }
@@ -149,6 +179,8 @@ pub async fn ticket(
 ) -> UiResult<Markup> {
     let (t, messages) = tickets::thread(&state.store, id).await?;
     let support = tickets::settings(&state.store).await?;
+    let first = messages.first().map_or("", |m| m.body.as_str());
+    let articles = tickets::suggestions(&state.store, &t, first).await?;
     let names = Names::of(&state.store, [t.profile_id]).await?;
     let act = staff.role.can_support();
     let who = names.get(t.profile_id);
@@ -164,6 +196,7 @@ pub async fn ticket(
                 span.figure { span.muted { "Priority " } strong { (t.priority) } }
                 span.figure { span.muted { "Due " } (due(support.due(&t), rapport_domain::time::now_millis())) }
                 span.figure { span.muted { "Assignee " } strong { (t.assignee.clone().unwrap_or_else(|| "nobody".into())) } }
+                @if let Some(team) = &t.team { span.figure { span.muted { "Team " } strong { (team) } } }
                 @if let Some(c) = t.csat { span.figure { span.muted { "Rated " } strong { (c) " / 5" } @if let Some(w) = &t.csat_comment { " “" (w) "”" } } }
                 span.figure { span.muted { "Opened " } strong { (layout::when(to_datetime(t.created_at))) } " by " (t.channel) }
                 @for tag in &t.tags { " " span.chip { (tag) } }
@@ -190,8 +223,17 @@ pub async fn ticket(
                         form method="post" action=(format!("/support/{id}/reply")) {
                             (csrf(&staff))
                             label for="body" { "Reply (e-mailed to the customer) or note (staff only)" }
-                            textarea #body name="body" required {}
+                            textarea #body name="body" {}
                             div.row {
+                                @if !support.canned_replies.is_empty() {
+                                    div {
+                                        label for="canned" { "Or a canned reply (when the box is empty)" }
+                                        select #canned name="canned" {
+                                            option value="" { "—" }
+                                            @for c in &support.canned_replies { option value=(c.name) { (c.name) } }
+                                        }
+                                    }
+                                }
                                 div {
                                     label for="then" { "Then the ticket is" }
                                     select #then name="then" {
@@ -224,10 +266,32 @@ pub async fn ticket(
                             }
                             label for="assignee" { "Assignee (a staff e-mail; empty: nobody)" }
                             input #assignee name="assignee" value=(t.assignee.clone().unwrap_or_default()) placeholder=(staff.user.email);
+                            @if !support.teams.is_empty() {
+                                label for="team" { "Team" }
+                                select #team name="team" {
+                                    option value="" { "none" }
+                                    @for x in &support.teams { option value=(x.name) selected[Some(&x.name) == t.team.as_ref()] { (x.name) } }
+                                }
+                            }
                             label for="tags" { "Tags (comma-separated)" }
                             input #tags name="tags" value=(t.tags.join(", "));
                             button type="submit" { "Save" }
                         }
+                    }
+                    h2 { "Articles that may answer it" }
+                    @if articles.is_empty() {
+                        p.small.muted { "No published article matches its words." }
+                    } @else {
+                        ul {
+                            @for a in &articles {
+                                li {
+                                    a href=(format!("/help/articles/{}", a.id)) { (a.title) }
+                                    br;
+                                    span.small.muted { (a.snippet) }
+                                }
+                            }
+                        }
+                        p.small.muted { "Paste a link into the reply: customers read it on the help centre." }
                     }
                     p.small.muted { "Replies go from the support address with the ticket number in the subject; the customer's answers come back to this ticket, and reopen it once resolved." }
                 }
@@ -244,7 +308,14 @@ pub async fn reply(
 ) -> UiResult<Redirect> {
     staff.check(&f)?;
     staff.require(staff.role.can_support(), "answer tickets")?;
-    let body = f.get("body").map(String::as_str).unwrap_or("");
+    let body = f.get("body").map(|b| b.trim()).unwrap_or("");
+    let canned = f.get("canned").map(|c| c.as_str()).unwrap_or("");
+    let body = if body.is_empty() && !canned.is_empty() {
+        let t = tickets::get(&state.store, id).await?;
+        tickets::canned(&state.store, &t, canned, &staff.user.email).await?
+    } else {
+        body.to_string()
+    };
     let then = match f.get("then").map(String::as_str).unwrap_or("") {
         "" => None,
         s => Some(Status::parse("then", s).map_err(|e| UiError::Invalid(e.to_string()))?),
@@ -254,7 +325,7 @@ pub async fn reply(
         Some("note") => (Author::Note(me), "Note added."),
         _ => (Author::Staff(me), "Reply sent."),
     };
-    tickets::reply(&state.store, &state.email, id, body, author, then).await?;
+    tickets::reply(&state.store, &state.email, id, &body, author, then).await?;
     Ok(back(id, done))
 }
 
@@ -291,6 +362,7 @@ pub async fn update(
                 .collect()
         }),
         snooze_until: snooze,
+        team: get("team"),
     };
     tickets::update(&state.store, &state.email, id, p).await?;
     Ok(back(id, "Saved."))

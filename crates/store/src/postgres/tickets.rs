@@ -11,7 +11,7 @@ use rapport_domain::time::Millis;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-const COLS: &str = "id, profile_id, subject, status, priority, assignee, tags, channel, snooze_until, created_at, updated_at, first_response_at, resolved_at, address, csat, csat_comment";
+const COLS: &str = "id, profile_id, subject, status, priority, assignee, tags, channel, snooze_until, created_at, updated_at, first_response_at, resolved_at, address, csat, csat_comment, team, origin";
 const MSG_COLS: &str = "id, ticket_id, author, staff, body, message_id, email_id, at";
 const SOURCE: &str = "support";
 
@@ -35,6 +35,8 @@ fn ticket(r: &Row) -> Ticket {
         address: r.get(13),
         csat: r.get(14),
         csat_comment: r.get(15),
+        team: r.get(16),
+        origin: r.get(17),
     }
 }
 
@@ -58,7 +60,7 @@ fn tags_json(t: &Ticket) -> String {
 async fn save(tx: &Transaction<'_>, t: &Ticket) -> Result<()> {
     tx.execute(
         "UPDATE tickets SET subject = $2, status = $3, priority = $4, assignee = $5, tags = $6, snooze_until = $7,
-         updated_at = $8, first_response_at = $9, resolved_at = $10, csat = $11, csat_comment = $12 WHERE id = $1",
+         updated_at = $8, first_response_at = $9, resolved_at = $10, csat = $11, csat_comment = $12, team = $13 WHERE id = $1",
         &[
             &t.id,
             &t.subject,
@@ -72,6 +74,7 @@ async fn save(tx: &Transaction<'_>, t: &Ticket) -> Result<()> {
             &t.resolved_at,
             &t.csat,
             &t.csat_comment,
+            &t.team,
         ],
     )
     .await?;
@@ -107,11 +110,22 @@ impl TicketStore for PgStore {
     ) -> Result<Ticket> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
+        if let Some(o) = &t.origin {
+            let had = tx
+                .query_opt(
+                    &format!("SELECT {COLS} FROM tickets WHERE origin = $1"),
+                    &[o],
+                )
+                .await?;
+            if let Some(had) = had {
+                return Ok(ticket(&had));
+            }
+        }
         t.id = tx
             .query_one(
                 "INSERT INTO tickets (profile_id, subject, status, priority, assignee, tags, channel, snooze_until,
-                 created_at, updated_at, first_response_at, resolved_at, address)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                 created_at, updated_at, first_response_at, resolved_at, address, team, origin)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
                 &[
                     &t.profile_id,
                     &t.subject,
@@ -126,6 +140,8 @@ impl TicketStore for PgStore {
                     &t.first_response_at,
                     &t.resolved_at,
                     &t.address,
+                    &t.team,
+                    &t.origin,
                 ],
             )
             .await?
@@ -238,6 +254,14 @@ impl TicketStore for PgStore {
         }
         if f.unassigned {
             sql.push_str(" AND assignee IS NULL");
+        }
+        if let Some(team) = &f.team {
+            args.push(team);
+            sql.push_str(&format!(" AND team = ${}", args.len()));
+        }
+        if let Some(tag) = &f.tag {
+            args.push(tag);
+            sql.push_str(&format!(" AND tags::jsonb ? ${}", args.len()));
         }
         if let Some(ps) = &f.profiles {
             args.push(ps);

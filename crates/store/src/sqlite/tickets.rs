@@ -9,7 +9,7 @@ use rapport_domain::resolve::EventRow;
 use rapport_domain::time::Millis;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
-const COLS: &str = "id, profile_id, subject, status, priority, assignee, tags, channel, snooze_until, created_at, updated_at, first_response_at, resolved_at, address, csat, csat_comment";
+const COLS: &str = "id, profile_id, subject, status, priority, assignee, tags, channel, snooze_until, created_at, updated_at, first_response_at, resolved_at, address, csat, csat_comment, team, origin";
 const MSG_COLS: &str = "id, ticket_id, author, staff, body, message_id, email_id, at";
 const SOURCE: &str = "support";
 
@@ -33,6 +33,8 @@ fn ticket(r: &Row<'_>) -> rusqlite::Result<Ticket> {
         address: r.get(13)?,
         csat: r.get(14)?,
         csat_comment: r.get(15)?,
+        team: r.get(16)?,
+        origin: r.get(17)?,
     })
 }
 
@@ -56,7 +58,7 @@ fn tags_json(t: &Ticket) -> String {
 fn save(tx: &Transaction<'_>, t: &Ticket) -> Result<()> {
     tx.prepare_cached(
         "UPDATE tickets SET subject = ?2, status = ?3, priority = ?4, assignee = ?5, tags = ?6, snooze_until = ?7,
-         updated_at = ?8, first_response_at = ?9, resolved_at = ?10, csat = ?11, csat_comment = ?12 WHERE id = ?1",
+         updated_at = ?8, first_response_at = ?9, resolved_at = ?10, csat = ?11, csat_comment = ?12, team = ?13 WHERE id = ?1",
     )?
     .execute(params![
         t.id,
@@ -70,7 +72,8 @@ fn save(tx: &Transaction<'_>, t: &Ticket) -> Result<()> {
         t.first_response_at,
         t.resolved_at,
         t.csat,
-        t.csat_comment
+        t.csat_comment,
+        t.team
     ])?;
     Ok(())
 }
@@ -101,10 +104,19 @@ impl TicketStore for SqliteStore {
         mut events: Vec<EventRow>,
     ) -> Result<Ticket> {
         self.write(move |tx| {
+            if let Some(o) = &t.origin {
+                let had = tx
+                    .prepare_cached(&format!("SELECT {COLS} FROM tickets WHERE origin = ?1"))?
+                    .query_row([o], ticket)
+                    .optional()?;
+                if let Some(had) = had {
+                    return Ok(had);
+                }
+            }
             tx.prepare_cached(
                 "INSERT INTO tickets (profile_id, subject, status, priority, assignee, tags, channel, snooze_until,
-                 created_at, updated_at, first_response_at, resolved_at, address)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 created_at, updated_at, first_response_at, resolved_at, address, team, origin)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?
             .execute(params![
                 t.profile_id,
@@ -119,7 +131,9 @@ impl TicketStore for SqliteStore {
                 t.updated_at,
                 t.first_response_at,
                 t.resolved_at,
-                t.address
+                t.address,
+                t.team,
+                t.origin
             ])?;
             t.id = tx.last_insert_rowid();
             t.number = t.id;
@@ -225,6 +239,17 @@ impl TicketStore for SqliteStore {
             }
             if f.unassigned {
                 sql.push_str(" AND assignee IS NULL");
+            }
+            if let Some(team) = f.team {
+                args.push(team.into());
+                sql.push_str(&format!(" AND team = ?{}", args.len()));
+            }
+            if let Some(tag) = f.tag {
+                args.push(tag.into());
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?{})",
+                    args.len()
+                ));
             }
             if let Some(ps) = f.profiles {
                 args.push(serde_json::to_string(&ps).unwrap_or_default().into());

@@ -902,19 +902,41 @@ const DEMO_IDEAS: &[(&str, &str, &str)] = &[
 ];
 
 /// Today's support tickets (real ones, in the inbox): forty customers whose order is
-/// late or broken; some already resolved or waiting on the customer, with a note.
+/// late or broken, each with its team; some already resolved or waiting on the
+/// customer, with a note. Two teams and two canned replies come with them.
 async fn demo_tickets(store: &DynStore) -> Result<usize, StoreError> {
     use rapport_domain::identifier::{IdentityKey, IdentityKind};
     use rapport_domain::ticket::Status;
-    let s = crate::tickets::settings(store).await?;
+    // What the brand has set stays; what is missing is filled in.
+    let mut s = crate::tickets::settings(store).await?;
     if s.address.is_none() {
-        let s = crate::tickets::SupportSettings {
-            address: Some("support@shop.example".into()),
-            name: Some("Shop support".into()),
-            ..s
-        };
-        crate::tickets::set_settings(store, s).await?;
+        s.address = Some("support@shop.example".into());
+        s.name = Some("Shop support".into());
     }
+    if s.teams.is_empty() {
+        use crate::tickets::Team;
+        s.teams = vec![
+            Team {
+                name: "Delivery".into(),
+                members: vec!["admin@rapport.local".into()],
+            },
+            Team {
+                name: "Returns".into(),
+                members: Vec::new(),
+            },
+        ];
+    }
+    if s.canned_replies.is_empty() {
+        let canned = |name: &str, body: &str| crate::tickets::CannedReply {
+            name: name.into(),
+            body: body.into(),
+        };
+        s.canned_replies = vec![
+            canned("Parcel on its way", "Hello {{ traits.firstName | default(\"there\") }},\n\nyour parcel left our warehouse and the carrier expects to deliver it within two days. We are sorry for the wait.\n\n{{ data.agent }}"),
+            canned("Replacement sent", "Hello {{ traits.firstName | default(\"there\") }},\n\nsorry it arrived broken: a replacement is on its way, no need to send the first one back (request #{{ data.number }}).\n\n{{ data.agent }}"),
+        ];
+    }
+    crate::tickets::set_settings(store, s).await?;
     let email = crate::email::Email::new(store.clone());
     let mut n = 0;
     for i in 0..40 {
@@ -945,6 +967,16 @@ async fn demo_tickets(store: &DynStore) -> Result<usize, StoreError> {
             tags: vec![tag.into()],
         };
         let t = crate::tickets::open(store, new, "email").await?;
+        let team = if tag == "damaged" {
+            "Returns"
+        } else {
+            "Delivery"
+        };
+        let patch = crate::tickets::Patch {
+            team: Some(team.into()),
+            ..Default::default()
+        };
+        crate::tickets::update(store, &email, t.id, patch).await?;
         let then = match i % 4 {
             0 => Some(Status::Resolved),
             1 => Some(Status::Pending),

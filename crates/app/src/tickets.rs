@@ -75,8 +75,9 @@ pub struct Team {
     pub members: Vec<String>,
 }
 
-/// A reply staff send often. Its body is a template: `{{ traits.first_name }}`,
-/// `{{ data.number }}`, `{{ data.subject }}` and `{{ data.agent }}` are filled in.
+/// A reply staff send often. Its body is a template: the person's traits
+/// (`{{ traits.firstName }}`, as the brand sends them), `{{ data.number }}`,
+/// `{{ data.subject }}` and `{{ data.agent }}` are filled in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CannedReply {

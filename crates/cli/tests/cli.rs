@@ -478,6 +478,25 @@ async fn demo_data_is_a_living_crm() {
             .await
             .unwrap()
             .is_empty());
+        // Tickets come with their teams, tagged by what they say.
+        let returns = t
+            .store()
+            .await
+            .tickets(rapport_store::TicketFilter {
+                team: Some("Returns".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            !returns.is_empty()
+                && returns
+                    .iter()
+                    .all(|x| x.tags.contains(&"damaged".to_string())),
+            "[{}] {returns:?}",
+            t.kind
+        );
         // Idempotent: loading again adds nothing.
         rapport(&["demo", "--people", "300"], &t);
         assert_eq!(t.store().await.stats().await.unwrap().events, stats.events);

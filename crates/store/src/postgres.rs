@@ -98,6 +98,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         26,
         include_str!("../migrations/postgres/0026_ticket_teams.sql"),
     ),
+    (27, include_str!("../migrations/postgres/0027_kb_rank.sql")),
 ];
 
 pub struct PgStore {

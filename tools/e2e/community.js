@@ -1,5 +1,5 @@
 // Customers help each other in Debian's headless Chromium: Ann asks in the community,
-// Bob answers, Ann accepts; Bob proposes a help article, an agent publishes it in the
+// Bob answers, Ann accepts and thanks him in a comment, Bob edits his answer; Bob proposes a help article, an agent publishes it in the
 // staff app, and the help centre's search finds it; typing a ticket subject in the
 // portal suggests the article, and opening it counts.
 // Environment: BASE, ANN, BOB, AGENT, PASSWORD, MAILDIR, LINK_SCRIPT, SHOTS, CHROMIUM.
@@ -67,6 +67,19 @@ async function customer(browser, email, js) {
     await expectText(ann, "✓ Accepted answer");
     const ld = JSON.parse(await ann.textContent("script[type='application/ld+json']"));
     if (ld["@type"] !== "QAPage" || !ld.mainEntity.acceptedAnswer) throw new Error("no QAPage with an accepted answer");
+
+    step("Ann comments on the answer; Bob edits his");
+    await ann.click("div[id^='a'] summary:has-text('Comment')");
+    await ann.fill("div[id^='a'] textarea[name='body']", "Thank you, that worked <b>fine</b>!");
+    await Promise.all([ann.waitForNavigation(), ann.click("div[id^='a'] form[action$='/comment'] button")]);
+    await expectText(ann, "Thank you, that worked <b>fine</b>!");
+    if (await ann.$("div[id^='a'] summary:has-text('Edit')")) throw new Error("Ann may edit Bob's answer");
+    await bob.goto(question);
+    await bob.click("div[id^='a'] summary:has-text('Edit')");
+    await bob.fill("div[id^='a'] textarea[id^='body-']", "Yes: open the order in your account and choose Change address before it ships. It takes a minute.");
+    await Promise.all([bob.waitForNavigation(), bob.click("div[id^='a'] form[action$='/edit'] button")]);
+    await expectText(bob, "It takes a minute.");
+    await ann.goto(question);
     await ann.screenshot({ path: `${SHOTS}/community-question.png`, fullPage: true });
 
     step("Bob proposes an article");

@@ -326,7 +326,11 @@ async fn tickets_through_the_api_refuse_bad_input() {
         let id = t["id"].as_i64().unwrap();
         // Tags lower-cased and once each; text analysis adds its own after them.
         assert_eq!(
-            (t["priority"].as_str(), t["tags"][0].as_str(), t["tags"][1].as_str()),
+            (
+                t["priority"].as_str(),
+                t["tags"][0].as_str(),
+                t["tags"][1].as_str()
+            ),
             (Some("high"), Some("lamp"), Some("intent:complaint")),
             "[{k}] {t}"
         );

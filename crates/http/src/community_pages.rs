@@ -34,6 +34,8 @@ pub fn routes() -> Router<AppState> {
         .route("/community/questions/{id}/answers", post(answer))
         .route("/community/questions/{id}/accept", post(accept))
         .route("/community/posts/{id}/vote", post(vote))
+        .route("/community/posts/{id}/comment", post(comment))
+        .route("/community/posts/{id}/edit", post(edit))
         .route("/ideas", get(ideas).post(suggest))
         .route("/ideas/{id}/vote", post(idea_vote))
         .route("/help", get(help))
@@ -326,6 +328,42 @@ async fn question(
             }
         }
     };
+    let here = format!("/community/questions/{}", q.id);
+    // A comment box under a post, and an edit box under the reader's own: folded away,
+    // so the thread stays readable.
+    let own_forms = |p: &Post| {
+        let own = p.profile_id.is_some_and(|a| my_ids.contains(&a));
+        html! {
+            @if c.is_some() && !q.locked {
+                details style="margin:.3rem 0" {
+                    summary { "Comment" }
+                    form method="post" action=(format!("/community/posts/{}/comment", p.id)) {
+                        (csrf(&c))
+                        input type="hidden" name="back" value=(here);
+                        label for=(format!("comment-{}", p.id)) { "Your comment" }
+                        textarea id=(format!("comment-{}", p.id)) name="body" required maxlength="2000" rows="2" style="width:100%;font:inherit" {}
+                        button type="submit" { "Post comment" }
+                    }
+                }
+                @if own {
+                    details style="margin:.3rem 0" {
+                        summary { "Edit" }
+                        form method="post" action=(format!("/community/posts/{}/edit", p.id)) {
+                            (csrf(&c))
+                            input type="hidden" name="back" value=(here);
+                            @if let Some(t) = &p.title {
+                                label for=(format!("title-{}", p.id)) { "Title" }
+                                input id=(format!("title-{}", p.id)) name="title" value=(t) required maxlength="200" style="width:100%";
+                            }
+                            label for=(format!("body-{}", p.id)) { "Text" }
+                            textarea id=(format!("body-{}", p.id)) name="body" required rows="5" style="width:100%;font:inherit" { (p.body) }
+                            button type="submit" { "Save" }
+                        }
+                    }
+                }
+            }
+        }
+    };
     let body = html! {
         script type="application/ld+json" { (PreEscaped(ld)) }
         (nav("/community"))
@@ -336,6 +374,7 @@ async fn question(
             @for (cm, by) in comments.iter().filter(|(cm, _)| cm.parent_id == Some(q.id)) {
                 p.note { (cm.body) " — " (by) }
             }
+            (own_forms(&q))
         }
         section aria-labelledby="answers" {
             h2 #answers { (answers.len()) " answers" }
@@ -358,6 +397,7 @@ async fn question(
                     @for (cm, cby) in comments.iter().filter(|(cm, _)| cm.parent_id == Some(a.id)) {
                         p.note { (cm.body) " — " (cby) }
                     }
+                    (own_forms(a))
                 }
             }
         }
@@ -397,6 +437,47 @@ async fn answer(
     )
     .await?;
     Ok(Redirect::to(&format!("/community/questions/{id}#a{}", a.id)).into_response())
+}
+
+async fn comment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): F,
+) -> PResult<Response> {
+    let Some(c) = acting(&state, &headers, &f).await? else {
+        return Ok(sign_in_first());
+    };
+    community::comment(
+        &state.store,
+        &Actor::Customer(c.person),
+        id,
+        val(&f, "body"),
+    )
+    .await?;
+    Ok(Redirect::to(&back(&f, "/community")).into_response())
+}
+
+/// A customer's own question or answer, changed (anyone else's is "not found").
+async fn edit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): F,
+) -> PResult<Response> {
+    let Some(c) = acting(&state, &headers, &f).await? else {
+        return Ok(sign_in_first());
+    };
+    let title = f.get("title").map(String::as_str);
+    community::edit(
+        &state.store,
+        &Actor::Customer(c.person),
+        id,
+        title,
+        val(&f, "body"),
+    )
+    .await?;
+    Ok(Redirect::to(&back(&f, "/community")).into_response())
 }
 
 async fn accept(

@@ -514,7 +514,7 @@ impl Store for PgStore {
         // The tables bulk loads fill; `ANALYZE` alone would visit every schema.
         c.batch_execute(
             "ANALYZE profiles; ANALYZE identities; ANALYZE event_rows; ANALYZE segment_entered_events; ANALYZE segment_exited_events; ANALYZE consents;
-             ANALYZE relationships; ANALYZE text_analyses",
+             ANALYZE relationships; ANALYZE text_analyses; ANALYZE tickets; ANALYZE ticket_tags",
         )
         .await?;
         Ok(())

@@ -119,6 +119,11 @@ pub(crate) const PERSON_TABLES: &[PersonTable] = &[
         "ticket_id IN (SELECT id FROM tickets WHERE profile_id IN {P})",
         Erase::Delete,
     ),
+    t(
+        "ticket_tags",
+        "ticket_id IN (SELECT id FROM tickets WHERE profile_id IN {P})",
+        Erase::Delete,
+    ),
     t("tickets", "profile_id IN {P}", Erase::Delete),
     t(
         "email_clicks",

@@ -604,3 +604,110 @@ async fn every_capability_tells_the_same_story_on_every_store() {
         t.cleanup().await;
     }
 }
+
+fn ticket(i: i64, tags: &[&str]) -> rapport_store::Ticket {
+    rapport_store::Ticket {
+        id: 0,
+        number: 0,
+        profile_id: 1,
+        address: None,
+        subject: format!("Ticket {i}"),
+        status: "closed".into(),
+        priority: "normal".into(),
+        assignee: None,
+        team: None,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        channel: "api".into(),
+        snooze_until: None,
+        created_at: i,
+        updated_at: i,
+        first_response_at: None,
+        resolved_at: None,
+        csat: None,
+        csat_comment: None,
+        origin: None,
+    }
+}
+
+/// The inbox's tag filter, a common tag (walked newest first) and a rare one (fetched
+/// and sorted) alike, follows tags as they change; a ticket with an origin opens once.
+#[tokio::test]
+async fn tickets_by_tag_and_origin() {
+    for t in stores().await {
+        let store = t.store.clone();
+        let kind = store.kind();
+        let first = |i: i64| rapport_store::TicketMessage {
+            id: 0,
+            ticket_id: 0,
+            author: "customer".into(),
+            staff: None,
+            body: format!("Message {i}"),
+            message_id: None,
+            email_id: None,
+            at: i,
+        };
+        let mut rare = Vec::new();
+        for i in 1..=2_100 {
+            let tags: &[&str] = if i % 700 == 0 {
+                &["common", "rare"]
+            } else {
+                &["common"]
+            };
+            let opened = store
+                .open_ticket(ticket(i, tags), first(i), Vec::new())
+                .await
+                .expect("open");
+            if i % 700 == 0 {
+                rare.push(opened);
+            }
+        }
+        let by = |tag: &str, limit: usize| rapport_store::TicketFilter {
+            tag: Some(tag.into()),
+            limit,
+            ..Default::default()
+        };
+        let numbers =
+            |ts: Vec<rapport_store::Ticket>| ts.iter().map(|t| t.created_at).collect::<Vec<_>>();
+        assert_eq!(
+            numbers(store.tickets(by("common", 3)).await.unwrap()),
+            [2_100, 2_099, 2_098],
+            "[{kind}] newest first"
+        );
+        assert_eq!(
+            numbers(store.tickets(by("rare", 10)).await.unwrap()),
+            [2_100, 1_400, 700],
+            "[{kind}]"
+        );
+        // Tags changed: the filter follows.
+        let mut t700 = rare[0].clone();
+        t700.tags = vec!["common".into()];
+        t700.updated_at = 3_000;
+        store.update_ticket(t700, Vec::new()).await.unwrap();
+        assert_eq!(
+            numbers(store.tickets(by("rare", 10)).await.unwrap()),
+            [2_100, 1_400],
+            "[{kind}]"
+        );
+        assert_eq!(
+            numbers(store.tickets(by("common", 1)).await.unwrap()),
+            [700],
+            "[{kind}] moved to the top by its change"
+        );
+        assert!(store.tickets(by("nothing", 10)).await.unwrap().is_empty());
+        // An origin opens one ticket; the second open returns it.
+        let mut a = ticket(5_000, &[]);
+        a.origin = Some("event:1".into());
+        let one = store
+            .open_ticket(a.clone(), first(1), Vec::new())
+            .await
+            .unwrap();
+        let two = store.open_ticket(a, first(2), Vec::new()).await.unwrap();
+        assert_eq!(one.id, two.id, "[{kind}]");
+        assert_eq!(
+            store.ticket_messages(one.id).await.unwrap().len(),
+            1,
+            "[{kind}]"
+        );
+        t.cleanup().await;
+    }
+}

@@ -4,3 +4,11 @@ ALTER TABLE tickets ADD COLUMN team TEXT;
 ALTER TABLE tickets ADD COLUMN origin TEXT;
 CREATE INDEX tickets_by_team ON tickets (team, updated_at);
 CREATE UNIQUE INDEX tickets_by_origin ON tickets (origin) WHERE origin IS NOT NULL;
+-- A ticket's tags one per row, so the inbox finds a rare tag without reading every ticket
+-- (kept with the ticket in the same transaction).
+CREATE TABLE ticket_tags (
+    tag TEXT NOT NULL,
+    ticket_id INTEGER NOT NULL,
+    PRIMARY KEY (tag, ticket_id)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO ticket_tags (tag, ticket_id) SELECT j.value, t.id FROM tickets t, json_each(t.tags) j;

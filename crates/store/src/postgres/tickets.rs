@@ -78,6 +78,18 @@ async fn save(tx: &Transaction<'_>, t: &Ticket) -> Result<()> {
         ],
     )
     .await?;
+    tag(tx, t).await
+}
+
+/// The ticket's tags as rows of `ticket_tags`, replaced.
+async fn tag(tx: &Transaction<'_>, t: &Ticket) -> Result<()> {
+    tx.execute("DELETE FROM ticket_tags WHERE ticket_id = $1", &[&t.id])
+        .await?;
+    tx.execute(
+        "INSERT INTO ticket_tags (tag, ticket_id) SELECT DISTINCT x, $1::bigint FROM unnest($2::text[]) AS x",
+        &[&t.id, &t.tags],
+    )
+    .await?;
     Ok(())
 }
 
@@ -147,6 +159,7 @@ impl TicketStore for PgStore {
             .await?
             .get(0);
         t.number = t.id;
+        tag(&tx, &t).await?;
         first.ticket_id = t.id;
         add(&tx, &first).await?;
         crate::common::stamp_events(&mut evs, "ticket", t.id);
@@ -261,7 +274,10 @@ impl TicketStore for PgStore {
         }
         if let Some(tag) = &f.tag {
             args.push(tag);
-            sql.push_str(&format!(" AND tags::jsonb ? ${}", args.len()));
+            sql.push_str(&format!(
+                " AND id IN (SELECT ticket_id FROM ticket_tags WHERE tag = ${})",
+                args.len()
+            ));
         }
         if let Some(ps) = &f.profiles {
             args.push(ps);

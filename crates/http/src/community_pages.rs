@@ -265,11 +265,12 @@ async fn question(
     if q.kind != "question" {
         return Err(StoreError::NotFound(format!("question {id}")).into());
     }
+    // The whole thread: answers, and comments on the question and on its answers.
     let replies = community::list(
         &state.store,
         PostFilter {
-            parent: Some(id),
-            limit: 500,
+            topic: Some(id),
+            limit: 2_000,
             ..Default::default()
         },
     )

@@ -50,6 +50,8 @@ pub struct Post {
 pub struct PostFilter {
     pub kind: Option<String>,
     pub parent: Option<i64>,
+    /// Everything in a question's or idea's thread but itself (oldest first).
+    pub topic: Option<i64>,
     pub status: Option<String>,
     /// Written by any of these raw profiles.
     pub profiles: Option<Vec<ProfileId>>,

@@ -99,6 +99,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0026_ticket_teams.sql"),
     ),
     (27, include_str!("../migrations/postgres/0027_kb_rank.sql")),
+    (
+        28,
+        include_str!("../migrations/postgres/0028_posts_by_topic.sql"),
+    ),
 ];
 
 pub struct PgStore {

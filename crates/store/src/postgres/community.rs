@@ -154,6 +154,10 @@ impl CommunityStore for PgStore {
             args.push(p);
             sql.push_str(&format!(" AND parent_id = ${}", args.len()));
         }
+        if let Some(t) = &f.topic {
+            args.push(t);
+            sql.push_str(&format!(" AND topic_id = ${0} AND id <> ${0}", args.len()));
+        }
         if let Some(s) = &f.status {
             args.push(s);
             sql.push_str(&format!(" AND status = ${}", args.len()));
@@ -170,7 +174,7 @@ impl CommunityStore for PgStore {
         }
         sql.push_str(if f.top {
             " ORDER BY score DESC, id DESC"
-        } else if f.parent.is_some() {
+        } else if f.parent.is_some() || f.topic.is_some() {
             " ORDER BY id"
         } else {
             " ORDER BY id DESC"

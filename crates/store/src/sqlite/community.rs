@@ -145,6 +145,10 @@ impl CommunityStore for SqliteStore {
                 args.push(p.into());
                 sql.push_str(&format!(" AND parent_id = ?{}", args.len()));
             }
+            if let Some(t) = f.topic {
+                args.push(t.into());
+                sql.push_str(&format!(" AND topic_id = ?{0} AND id <> ?{0}", args.len()));
+            }
             if let Some(s) = f.status {
                 args.push(s.into());
                 sql.push_str(&format!(" AND status = ?{}", args.len()));
@@ -164,7 +168,7 @@ impl CommunityStore for SqliteStore {
             }
             sql.push_str(if f.top {
                 " ORDER BY score DESC, id DESC"
-            } else if f.parent.is_some() {
+            } else if f.parent.is_some() || f.topic.is_some() {
                 " ORDER BY id"
             } else {
                 " ORDER BY id DESC"

@@ -135,6 +135,19 @@ mod tests {
     }
 
     #[test]
+    fn scores_are_rounded_to_four_places() {
+        assert_eq!(round4(0.123_456), 0.1235);
+        assert_eq!(round4(-0.987_65), -0.9877);
+        let a = Analyzer::default();
+        let text = "The delivery was late and the box was crushed, but support was kind.";
+        let raw = a.sentiment(text);
+        let r = a.analyse(text);
+        assert_eq!(r.compound, round4(raw.compound));
+        assert!(r.compound != 0.0 && (r.compound - raw.compound).abs() < 0.000_05);
+        assert_eq!(r.pos, round4(raw.pos));
+    }
+
+    #[test]
     fn tags_a_ticket() {
         let topics = [TrackedTopic {
             name: "Delivery".into(),

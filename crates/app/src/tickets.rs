@@ -909,12 +909,19 @@ pub async fn social_step(store: &DynStore) -> Result<usize, StoreError> {
             let Some(text) = e.text.as_deref().filter(|_| e.channel == "social") else {
                 continue;
             };
-            let network = e.properties["network"].as_str().unwrap_or("social");
+            // Whatever the post holds, the subject is one short line: a step that failed
+            // on one post would stop every later one.
+            let network: String = e.properties["network"]
+                .as_str()
+                .unwrap_or("social")
+                .chars()
+                .take(40)
+                .collect();
             let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
             let short: String = line.chars().take(80).collect();
             let ellipsis = if short.len() < line.len() { "…" } else { "" };
             let subject = ticket::subject("subject", &format!("On {network}: {short}{ellipsis}"))
-                .map_err(field)?;
+                .unwrap_or_else(|_| "A social post".into());
             opened(
                 store,
                 profile,

@@ -995,7 +995,11 @@ async fn hostile_uploads_keep_memory_bounded() {
         .iter()
         .map(|r| r.as_ref().map(|r| r.status().as_u16()).unwrap_or(0))
         .collect();
-    assert!(codes.iter().all(|c| *c == 400 || *c == 429), "{codes:?}");
+    // A refused upload is answered before its body is read: the server may close the
+    // connection while the client still sends, which the client sees as an error (0)
+    // rather than the 429 (an HTTP/1.1 race, seen once under CI load).
+    assert!(codes.iter().all(|c| [0, 400, 429].contains(c)), "{codes:?}");
+    assert!(codes.contains(&400), "{codes:?}: the two that ran");
     assert!(codes.contains(&429), "{codes:?}");
     let growth = peak_mb(pid) - before;
     let _ = child.kill();

@@ -376,6 +376,17 @@ pub async fn search(
     store.search_articles(terms, false, typing, limit).await
 }
 
+/// Published articles that may answer a ticket, best first: its subject and the start
+/// of its first message looked up (any of their words, by relevance).
+pub async fn for_ticket(
+    store: &DynStore,
+    subject: &str,
+    first: &str,
+) -> Result<Vec<ArticleHit>, StoreError> {
+    let words: String = first.chars().take(300).collect();
+    search(store, &format!("{subject} {words}"), 3, false).await
+}
+
 /// A customer opened an article the ticket form suggested.
 pub async fn suggested_opened(
     store: &DynStore,

@@ -942,17 +942,6 @@ pub async fn social_step(store: &DynStore) -> Result<usize, StoreError> {
     Ok(opened_now)
 }
 
-/// Published articles that may answer a ticket, best first: its subject and first
-/// message looked up in the knowledge base (any of their words, by relevance).
-pub async fn suggestions(
-    store: &DynStore,
-    t: &Ticket,
-    first: &str,
-) -> Result<Vec<rapport_store::ArticleHit>, StoreError> {
-    let words: String = first.chars().take(300).collect();
-    crate::kb::search(store, &format!("{} {words}", t.subject), 3, false).await
-}
-
 /// Messages read per poll (the rest wait for the next).
 const PER_POLL: usize = 100;
 

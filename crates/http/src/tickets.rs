@@ -105,7 +105,8 @@ pub async fn get(
 ) -> ApiResult<Json<TicketView>> {
     let (ticket, messages) = tickets::thread(&state.store, id).await?;
     let first = messages.first().map_or("", |m| m.body.as_str());
-    let suggested_articles = tickets::suggestions(&state.store, &ticket, first).await?;
+    let suggested_articles =
+        rapport_app::kb::for_ticket(&state.store, &ticket.subject, first).await?;
     let due = tickets::settings(&state.store)
         .await?
         .due(&ticket)

@@ -180,7 +180,7 @@ pub async fn ticket(
     let (t, messages) = tickets::thread(&state.store, id).await?;
     let support = tickets::settings(&state.store).await?;
     let first = messages.first().map_or("", |m| m.body.as_str());
-    let articles = tickets::suggestions(&state.store, &t, first).await?;
+    let articles = rapport_app::kb::for_ticket(&state.store, &t.subject, first).await?;
     let names = Names::of(&state.store, [t.profile_id]).await?;
     let act = staff.role.can_support();
     let who = names.get(t.profile_id);

@@ -254,7 +254,7 @@ fn canned_template(
 }
 
 /// A canned reply written out for a ticket: the person's traits and the ticket filled in.
-pub async fn canned(
+async fn canned(
     store: &DynStore,
     t: &Ticket,
     name: &str,
@@ -445,6 +445,23 @@ pub async fn reply(
         None,
     )
     .await
+}
+
+/// A reply (or note) with one of the support settings' canned replies, written out for
+/// the ticket's person; `agent` fills `{{ data.agent }}`.
+pub async fn reply_canned(
+    store: &DynStore,
+    email: &Email,
+    id: i64,
+    name: &str,
+    agent: &str,
+    author: Author,
+    then: Option<Status>,
+) -> Result<TicketMessage, StoreError> {
+    let t = get(store, id).await?;
+    let text = canned(store, &t, name, agent).await?;
+    let body = ticket::body("body", &text).map_err(field)?;
+    add(store, email, t, body, author, then, None).await
 }
 
 async fn add(

@@ -179,21 +179,22 @@ pub async fn reply(
         }
         None => None,
     };
-    let text = match (b.body, &b.canned) {
+    let m = match (b.body, &b.canned) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(
                 "canned",
                 "either body or canned, not both",
             ))
         }
-        (Some(body), None) => body,
+        (Some(body), None) => {
+            tickets::reply(&state.store, &state.email, id, &body, author, then).await?
+        }
         (None, Some(name)) => {
-            let t = tickets::get(&state.store, id).await?;
-            tickets::canned(&state.store, &t, name, &key.who()).await?
+            let who = key.who();
+            tickets::reply_canned(&state.store, &state.email, id, name, &who, author, then).await?
         }
         (None, None) => return Err(ApiError::invalid("body", "a body or a canned reply")),
     };
-    let m = tickets::reply(&state.store, &state.email, id, &text, author, then).await?;
     Ok((StatusCode::CREATED, Json(m)))
 }
 

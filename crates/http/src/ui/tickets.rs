@@ -310,12 +310,6 @@ pub async fn reply(
     staff.require(staff.role.can_support(), "answer tickets")?;
     let body = f.get("body").map(|b| b.trim()).unwrap_or("");
     let canned = f.get("canned").map(|c| c.as_str()).unwrap_or("");
-    let body = if body.is_empty() && !canned.is_empty() {
-        let t = tickets::get(&state.store, id).await?;
-        tickets::canned(&state.store, &t, canned, &staff.user.email).await?
-    } else {
-        body.to_string()
-    };
     let then = match f.get("then").map(String::as_str).unwrap_or("") {
         "" => None,
         s => Some(Status::parse("then", s).map_err(|e| UiError::Invalid(e.to_string()))?),
@@ -325,7 +319,12 @@ pub async fn reply(
         Some("note") => (Author::Note(me), "Note added."),
         _ => (Author::Staff(me), "Reply sent."),
     };
-    tickets::reply(&state.store, &state.email, id, &body, author, then).await?;
+    if body.is_empty() && !canned.is_empty() {
+        let me = &staff.user.email;
+        tickets::reply_canned(&state.store, &state.email, id, canned, me, author, then).await?;
+    } else {
+        tickets::reply(&state.store, &state.email, id, body, author, then).await?;
+    }
     Ok(back(id, done))
 }
 

@@ -112,6 +112,26 @@ async fn add(tx: &Transaction<'_>, m: &TicketMessage) -> Result<i64> {
         .get(0))
 }
 
+async fn ticket_in(c: &impl GenericClient, id: i64) -> Result<Option<Ticket>> {
+    Ok(
+        c.query_opt(&format!("SELECT {COLS} FROM tickets WHERE id = $1"), &[&id])
+            .await?
+            .as_ref()
+            .map(ticket),
+    )
+}
+
+async fn messages_in(c: &impl GenericClient, id: i64) -> Result<Vec<TicketMessage>> {
+    Ok(c.query(
+        &format!("SELECT {MSG_COLS} FROM ticket_messages WHERE ticket_id = $1 ORDER BY id"),
+        &[&id],
+    )
+    .await?
+    .iter()
+    .map(message)
+    .collect())
+}
+
 #[async_trait]
 impl TicketStore for PgStore {
     async fn open_ticket(
@@ -194,25 +214,11 @@ impl TicketStore for PgStore {
     }
 
     async fn ticket(&self, id: i64) -> Result<Option<Ticket>> {
-        let c = self.client().await?;
-        Ok(
-            c.query_opt(&format!("SELECT {COLS} FROM tickets WHERE id = $1"), &[&id])
-                .await?
-                .as_ref()
-                .map(ticket),
-        )
+        ticket_in(&self.client().await?, id).await
     }
 
     async fn ticket_messages(&self, id: i64) -> Result<Vec<TicketMessage>> {
-        let c = self.client().await?;
-        Ok(c.query(
-            &format!("SELECT {MSG_COLS} FROM ticket_messages WHERE ticket_id = $1 ORDER BY id"),
-            &[&id],
-        )
-        .await?
-        .iter()
-        .map(message)
-        .collect())
+        messages_in(&self.client().await?, id).await
     }
 
     async fn ticket_thread(&self, id: i64) -> Result<Option<(Ticket, Vec<TicketMessage>)>> {
@@ -223,23 +229,12 @@ impl TicketStore for PgStore {
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
             .start()
             .await?;
-        let Some(t) = tx
-            .query_opt(&format!("SELECT {COLS} FROM tickets WHERE id = $1"), &[&id])
-            .await?
-        else {
+        let Some(t) = ticket_in(&tx, id).await? else {
             return Ok(None);
         };
-        let messages = tx
-            .query(
-                &format!("SELECT {MSG_COLS} FROM ticket_messages WHERE ticket_id = $1 ORDER BY id"),
-                &[&id],
-            )
-            .await?
-            .iter()
-            .map(message)
-            .collect();
+        let messages = messages_in(&tx, id).await?;
         tx.commit().await?;
-        Ok(Some((ticket(&t), messages)))
+        Ok(Some((t, messages)))
     }
 
     async fn ticket_of_message(&self, message_id: &str) -> Result<Option<i64>> {

@@ -7,7 +7,7 @@ use crate::Result;
 use async_trait::async_trait;
 use rapport_domain::resolve::EventRow;
 use rapport_domain::time::Millis;
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 const COLS: &str = "id, profile_id, subject, status, priority, assignee, tags, channel, snooze_until, created_at, updated_at, first_response_at, resolved_at, address, csat, csat_comment, team, origin";
 const MSG_COLS: &str = "id, ticket_id, author, staff, body, message_id, email_id, at";
@@ -109,6 +109,22 @@ fn add(tx: &Transaction<'_>, m: &TicketMessage) -> Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
+fn ticket_in(c: &Connection, id: i64) -> Result<Option<Ticket>> {
+    Ok(
+        c.prepare_cached(&format!("SELECT {COLS} FROM tickets WHERE id = ?1"))?
+            .query_row([id], ticket)
+            .optional()?,
+    )
+}
+
+fn messages_in(c: &Connection, id: i64) -> Result<Vec<TicketMessage>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {MSG_COLS} FROM ticket_messages WHERE ticket_id = ?1 ORDER BY id"
+    ))?
+    .query_map([id], message)?
+    .collect::<std::result::Result<_, _>>()?)
+}
+
 #[async_trait]
 impl TicketStore for SqliteStore {
     async fn open_ticket(
@@ -186,44 +202,20 @@ impl TicketStore for SqliteStore {
     }
 
     async fn ticket(&self, id: i64) -> Result<Option<Ticket>> {
-        self.read(move |c| {
-            Ok(
-                c.prepare_cached(&format!("SELECT {COLS} FROM tickets WHERE id = ?1"))?
-                    .query_row([id], ticket)
-                    .optional()?,
-            )
-        })
-        .await
+        self.read(move |c| ticket_in(c, id)).await
     }
 
     async fn ticket_messages(&self, id: i64) -> Result<Vec<TicketMessage>> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {MSG_COLS} FROM ticket_messages WHERE ticket_id = ?1 ORDER BY id"
-            ))?
-            .query_map([id], message)?
-            .collect::<std::result::Result<_, _>>()?)
-        })
-        .await
+        self.read(move |c| messages_in(c, id)).await
     }
 
     async fn ticket_thread(&self, id: i64) -> Result<Option<(Ticket, Vec<TicketMessage>)>> {
         self.read(move |c| {
             let tx = c.unchecked_transaction()?;
-            let Some(t) = tx
-                .prepare_cached(&format!("SELECT {COLS} FROM tickets WHERE id = ?1"))?
-                .query_row([id], ticket)
-                .optional()?
-            else {
+            let Some(t) = ticket_in(&tx, id)? else {
                 return Ok(None);
             };
-            let messages = tx
-                .prepare_cached(&format!(
-                    "SELECT {MSG_COLS} FROM ticket_messages WHERE ticket_id = ?1 ORDER BY id"
-                ))?
-                .query_map([id], message)?
-                .collect::<std::result::Result<_, _>>()?;
-            Ok(Some((t, messages)))
+            Ok(Some((t, messages_in(&tx, id)?)))
         })
         .await
     }

@@ -6,6 +6,7 @@ pub mod blocklist;
 pub mod community;
 pub mod identifier;
 pub mod import;
+pub mod loyalty;
 pub mod message;
 pub mod model;
 pub mod privacy;

@@ -23,6 +23,7 @@ pub mod graph;
 pub mod ingest;
 pub mod insight;
 pub mod kb;
+pub mod loyalty;
 mod overview_sql;
 pub mod portal;
 pub mod postgres;
@@ -52,6 +53,10 @@ pub use graph::{GraphStore, RelScope, ScoreOrder, TouchQuery, GRAPH_VERSION};
 pub use ingest::{IngestOutcome, IngestStore, IngestionIssue, SourcedMessages};
 pub use insight::{Dimension, InsightStore};
 pub use kb::{Article, ArticleHit, Deflection, KbStore, Revision};
+pub use loyalty::{
+    EntryRow, LedgerWrite, LotRow, LoyaltyStore, LoyaltyTotals, NewLot, Outcome, Redeem,
+    Redemption, Reward, TierRow,
+};
 pub use portal::{LinkUse, PortalLink, PortalStore};
 pub use privacy::{AuditEntry, AuditQuery, ErasureReport, PrivacyStore};
 pub use profiles::{ConsentInput, Overview, ProfileStore, UnmergeTarget};
@@ -230,6 +235,7 @@ pub trait Store:
     + TicketStore
     + CommunityStore
     + KbStore
+    + LoyaltyStore
     + Send
     + Sync
     + 'static

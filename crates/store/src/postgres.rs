@@ -26,6 +26,7 @@ mod graph;
 mod ingest;
 mod insight;
 mod kb;
+mod loyalty;
 mod portal;
 mod privacy;
 mod profiles;
@@ -103,6 +104,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         28,
         include_str!("../migrations/postgres/0028_posts_by_topic.sql"),
     ),
+    (29, include_str!("../migrations/postgres/0029_loyalty.sql")),
 ];
 
 pub struct PgStore {
@@ -217,7 +219,7 @@ impl PgStore {
 /// order, so the followers of the log (real-time engine, text and graph workers), which
 /// read past a position, never pass an event still in flight. Writers that also lock
 /// segment rows take those first.
-async fn writer_lock(c: &impl GenericClient) -> Result<()> {
+pub(crate) async fn writer_lock(c: &impl GenericClient) -> Result<()> {
     let stmt = c
         .prepare_cached("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
         .await?;

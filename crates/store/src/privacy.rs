@@ -125,6 +125,10 @@ pub(crate) const PERSON_TABLES: &[PersonTable] = &[
         Erase::Delete,
     ),
     t("tickets", "profile_id IN {P}", Erase::Delete),
+    t("loyalty_redemptions", "profile_id IN {P}", Erase::Delete),
+    t("loyalty_entries", "profile_id IN {P}", Erase::Delete),
+    t("loyalty_lots", "profile_id IN {P}", Erase::Delete),
+    t("loyalty_tiers", "profile_id IN {P}", Erase::Delete),
     t(
         "email_clicks",
         "message_id IN (SELECT public_id FROM email_messages WHERE profile_id IN {P} OR to_address IN {E})",

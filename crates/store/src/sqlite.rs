@@ -27,6 +27,7 @@ mod graph;
 mod ingest;
 mod insight;
 mod kb;
+mod loyalty;
 mod portal;
 mod privacy;
 mod profiles;
@@ -95,6 +96,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
         25,
         include_str!("../migrations/sqlite/0025_ticket_teams.sql"),
     ),
+    (
+        26,
+        include_str!("../migrations/sqlite/0026_posts_by_topic.sql"),
+    ),
+    (27, include_str!("../migrations/sqlite/0027_loyalty.sql")),
 ];
 const READERS: usize = 4;
 /// Connections of their own for analytical reads (segment members and previews), so a

@@ -711,3 +711,252 @@ async fn tickets_by_tag_and_origin() {
         t.cleanup().await;
     }
 }
+
+fn entry(key: &str, kind: &str, amount: i64, at: i64) -> rapport_store::EntryRow {
+    rapport_store::EntryRow {
+        id: 0,
+        profile_id: 7,
+        kind: kind.into(),
+        amount,
+        idempotency_key: key.into(),
+        at,
+        lot_id: None,
+        moves: Vec::new(),
+        order: None,
+        reason: None,
+        source: "test".into(),
+        unrecovered: 0,
+    }
+}
+
+fn earn(key: &str, amount: i64, at: i64, expires_at: Option<i64>) -> rapport_store::LedgerWrite {
+    rapport_store::LedgerWrite {
+        entry: entry(key, "earn", amount, at),
+        lot: Some(rapport_store::NewLot {
+            profile_id: 7,
+            kind: "earn".into(),
+            amount,
+            earned_at: at,
+            unlock_at: at,
+            expires_at,
+            order: Some(format!("order-{key}")),
+            revenue: Some(amount as f64 / 10.0),
+        }),
+        moves: Vec::new(),
+        reversed: Vec::new(),
+        redeem: None,
+        events: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn loyalty_ledger_on_every_store() {
+    use rapport_domain::loyalty::Move;
+    use rapport_store::Outcome;
+    for t in stores().await {
+        let store = t.store.clone();
+        let kind = store.kind();
+        let out = store
+            .write_entries(vec![
+                earn("a", 100, 1_000, Some(5_000)),
+                earn("b", 50, 2_000, None),
+            ])
+            .await
+            .unwrap();
+        let Outcome::Written(a, None) = &out[0] else {
+            panic!("[{kind}] {out:?}")
+        };
+        assert!(a.lot_id.is_some() && a.id > 0, "[{kind}]");
+        let again = store
+            .write_entries(vec![earn("a", 100, 1_000, None)])
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            vec![Outcome::Existing(a.clone())],
+            "[{kind}] one key, one entry"
+        );
+        let lots = store.lots(&[7, 8], false).await.unwrap();
+        assert_eq!(lots.len(), 2, "[{kind}]");
+        let (la, lb) = (lots[0].lot.id, lots[1].lot.id);
+        assert_eq!(lots[0].lot.order.as_deref(), Some("order-a"), "[{kind}]");
+        // A spend planned against what the lots held; a second plan made from the same
+        // read is stale.
+        let spend = |key: &str| rapport_store::LedgerWrite {
+            entry: entry(key, "spend", -120, 3_000),
+            lot: None,
+            moves: vec![
+                (Move { lot: la, take: 100 }, 100),
+                (Move { lot: lb, take: 20 }, 50),
+            ],
+            reversed: Vec::new(),
+            redeem: None,
+            events: Vec::new(),
+        };
+        let out = store
+            .write_entries(vec![spend("s1"), spend("s2")])
+            .await
+            .unwrap();
+        assert!(matches!(out[0], Outcome::Written(..)), "[{kind}] {out:?}");
+        assert_eq!(out[1], Outcome::Stale, "[{kind}]");
+        let lots = store.lots(&[7], false).await.unwrap();
+        assert_eq!(lots.len(), 1, "[{kind}] the empty lot is no longer open");
+        assert_eq!(lots[0].lot.remaining, 30, "[{kind}]");
+        assert_eq!(store.lots(&[7], true).await.unwrap().len(), 2, "[{kind}]");
+        assert_eq!(
+            store.qualifying(&[7], 0).await.unwrap(),
+            (150, 15.0),
+            "[{kind}]"
+        );
+        assert_eq!(
+            store.qualifying(&[7], 1_500).await.unwrap(),
+            (50, 5.0),
+            "[{kind}]"
+        );
+        assert_eq!(
+            store.earned_by(&[7], "test", 0).await.unwrap(),
+            150,
+            "[{kind}]"
+        );
+        assert_eq!(
+            store.earned_by(&[7], "rule:x", 0).await.unwrap(),
+            0,
+            "[{kind}]"
+        );
+        // Rewards: stock, a pool of codes, a per-person limit.
+        let now = 10_000;
+        let rid = store
+            .save_catalogue_item(rapport_store::Reward {
+                id: 0,
+                name: "Mug".into(),
+                description: "A mug".into(),
+                cost: 10,
+                stock: Some(5),
+                per_person: Some(2),
+                tiers: vec![],
+                segment: None,
+                starts_at: None,
+                ends_at: None,
+                active: true,
+                codes_left: None,
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .add_codes(rid, vec!["C1".into(), "C2".into(), "C1".into()])
+                .await
+                .unwrap(),
+            2,
+            "[{kind}] a code once"
+        );
+        let r = store.catalogue_item_named("Mug").await.unwrap().unwrap();
+        assert_eq!(
+            (r.id, r.codes_left, r.stock),
+            (rid, Some(2), Some(5)),
+            "[{kind}]"
+        );
+        let redeem = |key: &str, held: i64| rapport_store::LedgerWrite {
+            entry: entry(&format!("redeem:{key}"), "spend", -10, now),
+            lot: None,
+            moves: vec![(Move { lot: lb, take: 10 }, held)],
+            reversed: Vec::new(),
+            redeem: Some(rapport_store::Redeem {
+                reward_id: rid,
+                idempotency_key: key.into(),
+                members: vec![7],
+                per_person: Some(2),
+            }),
+            events: Vec::new(),
+        };
+        let out = store
+            .write_entries(vec![redeem("r1", 30), redeem("r2", 20), redeem("r3", 10)])
+            .await
+            .unwrap();
+        let codes: Vec<_> = out
+            .iter()
+            .map(|o| match o {
+                Outcome::Written(_, Some(r)) => r.code.clone().unwrap_or_default(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(codes[..2], ["C1", "C2"], "[{kind}]");
+        assert!(
+            matches!(&out[2], Outcome::Refused(r) if r.contains("per person")),
+            "[{kind}] {out:?}"
+        );
+        let r = store.catalogue_item(rid).await.unwrap().unwrap();
+        assert_eq!(
+            (r.codes_left, r.stock),
+            (Some(0), Some(3)),
+            "[{kind}] the refused one took nothing"
+        );
+        assert_eq!(
+            store.lots(&[7], false).await.unwrap()[0].lot.remaining,
+            10,
+            "[{kind}]"
+        );
+        let red = store.redemption_by_key("r2").await.unwrap().unwrap();
+        assert_eq!(
+            (red.code.as_deref(), red.cost),
+            (Some("C2"), 10),
+            "[{kind}]"
+        );
+        assert_eq!(
+            store.redemptions(&[7], 10).await.unwrap().len(),
+            2,
+            "[{kind}]"
+        );
+        // Expiry reads what is past its time.
+        store
+            .write_entries(vec![earn("c", 5, 4_000, Some(6_000))])
+            .await
+            .unwrap();
+        assert!(
+            store.expired_lots(5_999, 10).await.unwrap().is_empty(),
+            "[{kind}]"
+        );
+        let exp = store.expired_lots(6_000, 10).await.unwrap();
+        assert_eq!(
+            exp.iter().map(|l| l.lot.remaining).collect::<Vec<_>>(),
+            [5],
+            "[{kind}]"
+        );
+        // History, newest first.
+        let h = store.entries(&[7], None, 3).await.unwrap();
+        assert_eq!(
+            h.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+            ["earn", "spend", "spend"],
+            "[{kind}]"
+        );
+        assert_eq!(h[1].moves, vec![Move { lot: lb, take: 10 }], "[{kind}]");
+        assert!(
+            store.entry_by_key("s2").await.unwrap().is_none(),
+            "[{kind}]"
+        );
+        // Tiers.
+        let row = rapport_store::TierRow {
+            profile_id: 7,
+            state: rapport_domain::loyalty::TierState {
+                tier: Some("gold".into()),
+                since: 5,
+                below_since: Some(9),
+            },
+            updated_at: 10,
+        };
+        store.set_tier(row.clone(), Vec::new()).await.unwrap();
+        assert_eq!(
+            store.tiers(&[7, 8]).await.unwrap(),
+            vec![row.clone()],
+            "[{kind}]"
+        );
+        assert_eq!(store.tiered(0, 10).await.unwrap(), vec![row], "[{kind}]");
+        assert!(store.tiered(7, 10).await.unwrap().is_empty(), "[{kind}]");
+        let totals = store.loyalty_totals(5_000, 0).await.unwrap();
+        assert_eq!((totals.outstanding, totals.holders), (15, 1), "[{kind}]");
+        assert_eq!(totals.tiers, vec![(Some("gold".into()), 1)], "[{kind}]");
+        assert_eq!(totals.daily, vec![(0, 155, 140)], "[{kind}]");
+    }
+}

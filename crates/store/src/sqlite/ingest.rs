@@ -139,7 +139,11 @@ pub(super) fn snapshot(
     Ok(snap)
 }
 
-pub(super) fn insert_events(tx: &Transaction<'_>, rows: &[EventRow], source: &str) -> Result<()> {
+pub(super) fn insert_events(
+    tx: &rusqlite::Connection,
+    rows: &[EventRow],
+    source: &str,
+) -> Result<()> {
     insert_events_sql(tx, rows, source, "INSERT")
 }
 
@@ -153,7 +157,7 @@ pub(super) fn insert_events_ignoring_known(
 }
 
 pub(super) fn insert_events_sql(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     rows: &[EventRow],
     source: &str,
     verb: &str,

@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod insight;
 pub mod kb;
 pub mod keys;
+pub mod loyalty;
 pub mod metrics;
 pub mod micro;
 pub mod offers;

@@ -170,6 +170,14 @@ fn check_action(a: &Value, field: &str) -> Result<(), StoreError> {
                 }
             }
         }
+        "points" => crate::loyalty::check_points_action(a, field)?,
+        "reverse_points" => {
+            if let Some(o) = a.get("order").filter(|o| !o.is_null()) {
+                if !o.as_str().is_some_and(|o| !o.is_empty() && o.len() <= 100) {
+                    return Err(invalid(format!("{field}.order"), "the property naming the order"));
+                }
+            }
+        }
         "webhook" => {
             let url_ok =
                 text("url").is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
@@ -192,7 +200,7 @@ fn check_action(a: &Value, field: &str) -> Result<(), StoreError> {
             return Err(invalid(
                 field,
                 format!(
-                    "'{other}' is not an action: use set_trait, add_tag, task, emit, webhook, send_email or token_reward"
+                    "'{other}' is not an action: use set_trait, add_tag, task, emit, webhook, send_email, token_reward, points or reverse_points"
                 ),
             ))
         }
@@ -505,6 +513,25 @@ async fn act(
                         json!({"action": kind, "email_id": m.public_id, "status": m.status, "reason": m.last_error})
                     }
                     Err(e @ (StoreError::Invalid { .. } | StoreError::NotFound(_))) => {
+                        json!({"action": kind, "skipped": e.to_string()})
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            "points" | "reverse_points" => {
+                let done = if kind == "points" {
+                    crate::loyalty::earn_by_rule(store, &rule.name, index, a, id, ev, &p.traits)
+                        .await
+                } else {
+                    crate::loyalty::reverse_by_rule(store, &rule.name, index, a, id, ev).await
+                };
+                match done {
+                    Ok(v) => v,
+                    Err(
+                        e @ (StoreError::Invalid { .. }
+                        | StoreError::Conflict(_)
+                        | StoreError::NotFound(_)),
+                    ) => {
                         json!({"action": kind, "skipped": e.to_string()})
                     }
                     Err(e) => return Err(e),

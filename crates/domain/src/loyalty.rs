@@ -255,6 +255,219 @@ pub fn earned(amount: f64) -> Option<i64> {
     Some((amount.floor() as i64).min(MAX_POINTS))
 }
 
+/// An earning rule's amount: a number, or arithmetic over the event's properties and the
+/// person's traits (`properties.revenue * 10`, `max(10, traits.visits * 2)`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Amount {
+    Num(f64),
+    /// `properties.…` or `traits.…`.
+    Path(Vec<String>),
+    Neg(Box<Amount>),
+    Bin(char, Box<Amount>, Box<Amount>),
+    /// min, max, floor, round.
+    Call(String, Vec<Amount>),
+}
+
+const FUNCTIONS: [&str; 4] = ["min", "max", "floor", "round"];
+
+impl Amount {
+    /// Parses an amount (a JSON number or a string), errors naming `field` and the column.
+    pub fn parse(field: &str, v: &serde_json::Value) -> Result<Amount, FieldError> {
+        match v {
+            serde_json::Value::Number(n) => match n.as_f64() {
+                Some(x) if x > 0.0 && x <= MAX_POINTS as f64 => Ok(Amount::Num(x)),
+                _ => Err(FieldError::new(field, "a number must be positive")),
+            },
+            serde_json::Value::String(s) if s.len() <= 500 => {
+                let mut p = AmountParser { s: s.as_bytes(), i: 0, field };
+                let a = p.sum()?;
+                p.space();
+                if p.i < p.s.len() {
+                    return Err(p.err("unexpected text"));
+                }
+                Ok(a)
+            }
+            _ => Err(FieldError::new(
+                field,
+                "a positive number, or arithmetic over properties.* and traits.* (at most 500 characters)",
+            )),
+        }
+    }
+
+    /// The value for one event; `None` when a field it reads is missing or not a number,
+    /// or it divides by zero.
+    pub fn eval(&self, read: &dyn Fn(&[String]) -> Option<f64>) -> Option<f64> {
+        let v = match self {
+            Amount::Num(x) => *x,
+            Amount::Path(p) => read(p)?,
+            Amount::Neg(a) => -a.eval(read)?,
+            Amount::Bin(op, a, b) => {
+                let (a, b) = (a.eval(read)?, b.eval(read)?);
+                match op {
+                    '+' => a + b,
+                    '-' => a - b,
+                    '*' => a * b,
+                    _ if b == 0.0 => return None,
+                    _ => a / b,
+                }
+            }
+            Amount::Call(f, args) => {
+                let xs: Option<Vec<f64>> = args.iter().map(|a| a.eval(read)).collect();
+                let xs = xs?;
+                match f.as_str() {
+                    "min" => xs.into_iter().fold(f64::INFINITY, f64::min),
+                    "max" => xs.into_iter().fold(f64::NEG_INFINITY, f64::max),
+                    "floor" => xs.first()?.floor(),
+                    _ => xs.first()?.round(),
+                }
+            }
+        };
+        v.is_finite().then_some(v)
+    }
+}
+
+struct AmountParser<'a> {
+    s: &'a [u8],
+    i: usize,
+    field: &'a str,
+}
+
+impl AmountParser<'_> {
+    fn err(&self, what: &str) -> FieldError {
+        FieldError::new(self.field, format!("{what} at column {}", self.i + 1))
+    }
+
+    fn space(&mut self) {
+        while self.s.get(self.i).is_some_and(u8::is_ascii_whitespace) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        self.space();
+        if self.s.get(self.i) == Some(&c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn sum(&mut self) -> Result<Amount, FieldError> {
+        let mut a = self.product()?;
+        loop {
+            let op = if self.eat(b'+') {
+                '+'
+            } else if self.eat(b'-') {
+                '-'
+            } else {
+                return Ok(a);
+            };
+            a = Amount::Bin(op, Box::new(a), Box::new(self.product()?));
+        }
+    }
+
+    fn product(&mut self) -> Result<Amount, FieldError> {
+        let mut a = self.factor(0)?;
+        loop {
+            let op = if self.eat(b'*') {
+                '*'
+            } else if self.eat(b'/') {
+                '/'
+            } else {
+                return Ok(a);
+            };
+            a = Amount::Bin(op, Box::new(a), Box::new(self.factor(0)?));
+        }
+    }
+
+    fn word(&mut self) -> &str {
+        let start = self.i;
+        while self
+            .s
+            .get(self.i)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        {
+            self.i += 1;
+        }
+        std::str::from_utf8(&self.s[start..self.i]).unwrap_or("")
+    }
+
+    fn factor(&mut self, depth: usize) -> Result<Amount, FieldError> {
+        if depth > 32 {
+            return Err(self.err("nested too deeply"));
+        }
+        if self.eat(b'-') {
+            return Ok(Amount::Neg(Box::new(self.factor(depth + 1)?)));
+        }
+        if self.eat(b'(') {
+            let a = self.sum()?;
+            if !self.eat(b')') {
+                return Err(self.err("expected `)`"));
+            }
+            return Ok(a);
+        }
+        self.space();
+        let start = self.i;
+        match self.s.get(self.i) {
+            Some(b) if b.is_ascii_digit() || *b == b'.' => {
+                while self
+                    .s
+                    .get(self.i)
+                    .is_some_and(|b| b.is_ascii_digit() || *b == b'.')
+                {
+                    self.i += 1;
+                }
+                let text = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
+                text.parse::<f64>().map(Amount::Num).map_err(|_| {
+                    self.i = start;
+                    self.err("not a number")
+                })
+            }
+            Some(b) if b.is_ascii_alphabetic() => {
+                let name = self.word().to_string();
+                if FUNCTIONS.contains(&name.as_str()) {
+                    if !self.eat(b'(') {
+                        return Err(self.err(&format!("expected `(` after {name}")));
+                    }
+                    let mut args = vec![self.sum()?];
+                    while self.eat(b',') {
+                        args.push(self.sum()?);
+                    }
+                    if !self.eat(b')') {
+                        return Err(self.err("expected `)`"));
+                    }
+                    let one = matches!(name.as_str(), "floor" | "round");
+                    if one && args.len() != 1 {
+                        return Err(self.err(&format!("{name} takes one value")));
+                    }
+                    return Ok(Amount::Call(name, args));
+                }
+                if name != "properties" && name != "traits" {
+                    self.i = start;
+                    return Err(self.err(&format!(
+                        "`{name}`: use a number, properties.<name>, traits.<name>, min, max, floor or round"
+                    )));
+                }
+                let mut path = vec![name];
+                while self.s.get(self.i) == Some(&b'.') {
+                    self.i += 1;
+                    let part = self.word().to_string();
+                    if part.is_empty() {
+                        return Err(self.err("expected a name after `.`"));
+                    }
+                    path.push(part);
+                }
+                if path.len() < 2 {
+                    return Err(self.err("expected `.` and a name"));
+                }
+                Ok(Amount::Path(path))
+            }
+            _ => Err(self.err("expected a number or a field")),
+        }
+    }
+}
+
 /// What a tier is reached by.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
@@ -801,6 +1014,70 @@ mod tests {
             Some("gold")
         );
         assert!(rules(Downgrade::Never, 0).reached(99.9).is_none());
+    }
+
+    #[test]
+    fn amounts_parse_and_evaluate() {
+        let read = |p: &[String]| match p.join(".").as_str() {
+            "properties.revenue" => Some(12.5),
+            "traits.visits" => Some(3.0),
+            "properties.zero" => Some(0.0),
+            _ => None,
+        };
+        let a = |s: &str| Amount::parse("amount", &json!(s)).map(|a| a.eval(&read));
+        assert_eq!(a("properties.revenue * 10"), Ok(Some(125.0)));
+        assert_eq!(
+            a("(properties.revenue + 2.5) * 2 - traits.visits"),
+            Ok(Some(27.0))
+        );
+        assert_eq!(a("1 + 2 * 3"), Ok(Some(7.0)));
+        assert_eq!(a("10 / 4 / 5"), Ok(Some(0.5)));
+        assert_eq!(a("10 - 4 - 5"), Ok(Some(1.0)));
+        assert_eq!(a("-traits.visits + 5"), Ok(Some(2.0)));
+        assert_eq!(a("max(10, traits.visits * 5, 1)"), Ok(Some(15.0)));
+        assert_eq!(a("min(10, traits.visits * 5)"), Ok(Some(10.0)));
+        assert_eq!(a("floor(properties.revenue)"), Ok(Some(12.0)));
+        assert_eq!(a("round(properties.revenue)"), Ok(Some(13.0)));
+        assert_eq!(a("properties.missing * 10"), Ok(None));
+        assert_eq!(a("10 / properties.zero"), Ok(None));
+        assert_eq!(
+            Amount::parse("x", &json!(40)).map(|a| a.eval(&read)),
+            Ok(Some(40.0))
+        );
+        for (bad, col) in [
+            ("properties.revenue *", 21),
+            ("revenue * 10", 1),
+            ("properties. * 2", 12),
+            ("(1 + 2", 7),
+            ("floor(1, 2)", 12),
+            ("max 3", 5),
+            ("2 3", 3),
+            ("1..2", 1),
+            ("properties", 11),
+        ] {
+            let e = Amount::parse("rules[0].then[0].amount", &json!(bad)).unwrap_err();
+            assert_eq!(e.field, "rules[0].then[0].amount");
+            assert!(
+                e.reason.ends_with(&format!("column {col}")),
+                "{bad}: {}",
+                e.reason
+            );
+        }
+        assert!(Amount::parse("a", &json!(0)).is_err());
+        assert!(Amount::parse("a", &json!(-2)).is_err());
+        assert!(Amount::parse("a", &json!(null)).is_err());
+        assert!(Amount::parse("a", &json!("(".repeat(40) + "1")).is_err());
+    }
+
+    proptest! {
+        /// Any text parses or is refused naming the field; never a panic.
+        #[test]
+        fn amount_parser_total(s in "[ -~]{0,60}") {
+            match Amount::parse("amount", &json!(s)) {
+                Ok(a) => { let _ = a.eval(&|_| Some(1.0)); }
+                Err(e) => prop_assert_eq!(e.field, "amount"),
+            }
+        }
     }
 
     #[derive(Debug, Clone)]

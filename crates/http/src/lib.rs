@@ -22,6 +22,7 @@ pub mod email;
 pub mod graph;
 pub mod insight;
 pub mod kb;
+pub mod loyalty;
 pub mod ops;
 pub mod portal;
 pub mod portal_tickets;
@@ -176,6 +177,12 @@ impl AppState {
         tokio::spawn(rapport_app::tickets::run(
             self.store.clone(),
             self.email.clone(),
+            self._workers.subscribe(),
+        ));
+        // Expired points written off and tiers looked at again.
+        tokio::spawn(rapport_app::loyalty::run(
+            self.store.clone(),
+            std::time::Duration::from_secs(10),
             self._workers.subscribe(),
         ));
         // The webhooks rules ask for go out from here too.
@@ -415,6 +422,15 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(tickets::reply))
         .routes(routes!(tickets::of_profile))
         .routes(routes!(tickets::settings, tickets::set_settings))
+        .routes(routes!(loyalty::settings, loyalty::set_settings))
+        .routes(routes!(loyalty::of_profile))
+        .routes(routes!(loyalty::redeem))
+        .routes(routes!(loyalty::adjust))
+        .routes(routes!(loyalty::rewards, loyalty::add_reward))
+        .routes(routes!(loyalty::put_reward))
+        .routes(routes!(loyalty::add_codes))
+        .routes(routes!(loyalty::summary))
+        .routes(routes!(loyalty::expire))
         .routes(routes!(tickets::inbound))
         .routes(routes!(community::ask))
         .routes(routes!(community::suggest))

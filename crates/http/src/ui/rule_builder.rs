@@ -20,7 +20,7 @@ use crate::AppState;
 /// The actions a rule can take: (kind, what the menu says, the first field's key and
 /// label, the second's). Every action fits two fields; anything more (an event's
 /// properties, a webhook's attempts, a reward's chain) goes in the row's JSON field.
-const ACTIONS: [Kind; 10] = [
+const ACTIONS: [Kind; 11] = [
     (
         "task",
         "Open a task for staff",
@@ -59,6 +59,15 @@ const ACTIONS: [Kind; 10] = [
         "Reward tokens",
         ("token", "Token (symbol or contract)"),
         ("amount", "Amount"),
+    ),
+    (
+        "points",
+        "Give loyalty points",
+        (
+            "amount",
+            "Points (a number or e.g. properties.revenue * 10)",
+        ),
+        ("", ""),
     ),
     (
         "webhook",

@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 pub const SETTINGS_KEY: &str = "loyalty";
+/// The source of the ledger's timeline events (the real-time engine follows them).
+pub const SOURCE: &str = "loyalty";
 const DAY: i64 = 86_400_000;
 /// A plan found stale (its lots changed meanwhile) is made again at most this often.
 const ATTEMPTS: usize = 5;
@@ -281,6 +283,7 @@ pub async fn earn_by_rule(
         revenue,
     };
     let props = json!({"points": points, "rule": rule, "order": order, "event": ev.id,
+        "unlock_at_ms": lot.unlock_at, "expires_at_ms": lot.expires_at,
         "pending_until": (pending_days > 0).then(|| to_datetime(lot.unlock_at).to_rfc3339()),
         "expires_at": lot.expires_at.map(|e| to_datetime(e).to_rfc3339())});
     let w = LedgerWrite {
@@ -349,6 +352,17 @@ async fn write(store: &DynStore, w: LedgerWrite) -> Result<Outcome, StoreError> 
         .await?
         .pop()
         .ok_or_else(|| StoreError::Backend("no outcome".into()))
+}
+
+/// Moves as a ledger event carries them: what each lot holds after (`left`), so a
+/// follower of the events applies them as often as it sees them, with one result.
+fn moves_json(moves: &[(Move, i64)]) -> Value {
+    Value::Array(
+        moves
+            .iter()
+            .map(|(m, held)| json!({"lot": m.lot, "take": m.take, "left": held - m.take}))
+            .collect(),
+    )
 }
 
 fn planned(lots: &[LotRow], moves: Vec<Move>) -> Vec<(Move, i64)> {
@@ -424,11 +438,13 @@ pub async fn reverse_by_rule(
             None,
         );
         e.unrecovered = earned - taken;
-        let props = json!({"points": taken, "order": order, "not_recovered": earned - taken, "rule": rule, "event": ev.id});
+        let moves = planned(&all, moves);
+        let props = json!({"points": taken, "order": order, "not_recovered": earned - taken, "rule": rule,
+            "event": ev.id, "moves": moves_json(&moves)});
         let w = LedgerWrite {
             entry: e,
             lot: None,
-            moves: planned(&all, moves),
+            moves,
             reversed: ids,
             redeem: None,
             events: vec![event(person, "Points Reversed", &key, now, props)?],
@@ -460,23 +476,20 @@ pub async fn members(store: &DynStore, person: ProfileId) -> Result<Vec<ProfileI
     Ok(ids)
 }
 
-/// A person's tier row: their own, else the latest of their members' (after a merge).
+/// A person's tier row, kept on their own (canonical) profile; segments read it there
+/// too. (After a merge that changed the canonical profile, the tier is worked out anew
+/// from the merged person's points at their next change.)
 async fn current_tier(
     store: &DynStore,
     person: ProfileId,
-    members: &[ProfileId],
+    _members: &[ProfileId],
 ) -> Result<TierRow, StoreError> {
-    let rows = store.tiers(members).await?;
-    Ok(rows
-        .iter()
-        .find(|r| r.profile_id == person)
-        .or(rows.first())
-        .cloned()
-        .unwrap_or(TierRow {
-            profile_id: person,
-            state: TierState::default(),
-            updated_at: 0,
-        }))
+    let rows = store.tiers(&[person]).await?;
+    Ok(rows.into_iter().next().unwrap_or(TierRow {
+        profile_id: person,
+        state: TierState::default(),
+        updated_at: 0,
+    }))
 }
 
 /// The total a tier is reached by, in the window back from `now`.
@@ -712,8 +725,8 @@ pub async fn adjust(
     let person = view.id;
     let members = members(store, person).await?;
     let now = now_millis();
-    let props = json!({"points": delta, "reason": reason, "by": who});
     for _ in 0..ATTEMPTS {
+        let mut props = json!({"points": delta, "reason": reason, "by": who});
         let (lot, moves) = if delta > 0 {
             let expires = input.expires_days.or(s.expires_days);
             let lot = NewLot {
@@ -726,6 +739,8 @@ pub async fn adjust(
                 order: None,
                 revenue: None,
             };
+            props["unlock_at_ms"] = json!(lot.unlock_at);
+            props["expires_at_ms"] = json!(lot.expires_at);
             (Some(lot), Vec::new())
         } else {
             let lots = store.lots(&members, false).await?;
@@ -735,7 +750,9 @@ pub async fn adjust(
                     s.available, s.wanted
                 ))
             })?;
-            (None, planned(&lots, moves))
+            let moves = planned(&lots, moves);
+            props["moves"] = moves_json(&moves);
+            (None, moves)
         };
         let w = LedgerWrite {
             entry: entry(
@@ -752,7 +769,7 @@ pub async fn adjust(
             moves,
             reversed: Vec::new(),
             redeem: None,
-            events: vec![event(person, "Points Adjusted", &key, now, props.clone())?],
+            events: vec![event(person, "Points Adjusted", &key, now, props)?],
         };
         match write(store, w).await? {
             Outcome::Written(e, _) => return Ok((e, true)),
@@ -784,12 +801,13 @@ pub async fn expire_step(store: &DynStore, now: Millis, limit: usize) -> Result<
         let points: i64 = moves.iter().map(|m| m.take).sum();
         // Each lot expires once: the first lot's id makes the key.
         let key = format!("expire:{}", lots[0].lot.id);
-        let props = json!({"points": points, "lots": lots.len()});
+        let moves = planned(&lots, moves);
+        let props = json!({"points": points, "lots": lots.len(), "moves": moves_json(&moves)});
         sizes.push(lots.len());
         writes.push(LedgerWrite {
             entry: entry(profile, "expire", -points, &key, now, "expiry", None, None),
             lot: None,
-            moves: planned(&lots, moves),
+            moves,
             reversed: Vec::new(),
             redeem: None,
             events: vec![event(profile, "Points Expired", &key, now, props)?],

@@ -381,13 +381,49 @@ pub(crate) async fn people(
     let wallets: Vec<String> = loads.iter().flat_map(|l| wallets_of(&l.view)).collect();
     // The store's profile view leaves network scores to the API layer: read them, and
     // the holdings of everyone's wallets, at once.
-    let (graph, holdings) = tokio::try_join!(store.graph_scores(persons), async {
-        if wallets.is_empty() {
-            Ok(Vec::new())
-        } else {
-            store.wallet_holdings(wallets).await
+    let all_members: Vec<ProfileId> = loads
+        .iter()
+        .flat_map(|l| l.view.member_ids.iter().copied().chain([l.view.id]))
+        .collect();
+    let (graph, holdings, lots, tiers) = tokio::try_join!(
+        store.graph_scores(persons.clone()),
+        async {
+            if wallets.is_empty() {
+                Ok(Vec::new())
+            } else {
+                store.wallet_holdings(wallets).await
+            }
+        },
+        store.lots(&all_members, false),
+        store.tiers(&persons)
+    )?;
+    // Loyalty lots by person (a lot is on the raw profile it was earned on); the tier is
+    // the one kept on the person's own profile.
+    let person_of: HashMap<ProfileId, ProfileId> = loads
+        .iter()
+        .flat_map(|l| {
+            let id = l.view.id;
+            l.view
+                .member_ids
+                .iter()
+                .map(move |m| (*m, id))
+                .chain([(id, id)])
+        })
+        .collect();
+    let mut loyalty: HashMap<ProfileId, eval::Loyalty> = HashMap::new();
+    for l in lots {
+        if let Some(p) = person_of.get(&l.profile_id) {
+            loyalty.entry(*p).or_default().lots.push(eval::LoyaltyLot {
+                id: l.lot.id,
+                remaining: l.lot.remaining,
+                unlock_at: l.lot.unlock_at,
+                expires_at: l.lot.expires_at,
+            });
         }
-    })?;
+    }
+    for t in tiers {
+        loyalty.entry(t.profile_id).or_default().tier = t.state.tier;
+    }
     let mut graph: HashMap<ProfileId, _> = graph.into_iter().map(|g| (g.profile_id, g)).collect();
     let mut by_wallet: HashMap<String, Vec<eval::Holding>> = HashMap::new();
     for h in holdings {
@@ -436,6 +472,7 @@ pub(crate) async fn people(
                 segments: l.segments,
                 computed: l.scores.into_iter().map(|s| (s.name, s.value)).collect(),
                 holdings,
+                loyalty: loyalty.remove(&l.view.id).unwrap_or_default(),
                 index: None,
             };
             Loaded {

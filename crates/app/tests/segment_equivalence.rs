@@ -135,6 +135,78 @@ async fn populate(store: &DynStore, seed: u64) -> i64 {
         }
     }
     let events = store.events_after(0, 100_000).await.expect("events");
+    // Loyalty lots (available, pending, expired, some spent) on raw profiles, and tiers.
+    let mut lots_seen = BTreeSet::new();
+    for e in &events {
+        if !lots_seen.insert(e.profile_id) || !rng.gen_bool(0.6) {
+            continue;
+        }
+        let mut writes = Vec::new();
+        for k in 0..rng.gen_range(1..4) {
+            let amount = rng.gen_range(1..6) * 100;
+            let earned_at = now - rng.gen_range(0..60) * DAY;
+            let unlock_at = if rng.gen_bool(0.3) {
+                now + rng.gen_range(1..5) * DAY
+            } else {
+                earned_at
+            };
+            let expires_at = match rng.gen_range(0..3) {
+                0 => None,
+                1 => Some(now - rng.gen_range(1..10) * DAY),
+                _ => Some(now + rng.gen_range(1..60) * DAY),
+            };
+            writes.push(rapport_store::LedgerWrite {
+                entry: rapport_store::EntryRow {
+                    id: 0,
+                    profile_id: e.profile_id,
+                    kind: "earn".into(),
+                    amount,
+                    idempotency_key: format!("eq:{}:{k}", e.profile_id),
+                    at: earned_at,
+                    lot_id: None,
+                    moves: vec![],
+                    order: None,
+                    reason: None,
+                    source: "test".into(),
+                    unrecovered: 0,
+                },
+                lot: Some(rapport_store::NewLot {
+                    profile_id: e.profile_id,
+                    kind: "earn".into(),
+                    amount,
+                    earned_at,
+                    unlock_at,
+                    expires_at,
+                    order: None,
+                    revenue: None,
+                }),
+                moves: vec![],
+                reversed: vec![],
+                redeem: None,
+                events: vec![],
+            });
+        }
+        store.write_entries(writes).await.expect("lots");
+        if rng.gen_bool(0.4) {
+            let person = store.profile(e.profile_id).await.expect("profile").id;
+            let tier = pick(&mut rng, &["silver", "gold"]).to_string();
+            store
+                .set_tier(
+                    rapport_store::TierRow {
+                        profile_id: person,
+                        state: rapport_domain::loyalty::TierState {
+                            tier: Some(tier),
+                            since: now,
+                            below_since: None,
+                        },
+                        updated_at: now,
+                    },
+                    vec![],
+                )
+                .await
+                .expect("tier");
+        }
+    }
     // Consents, texts and network scores for some.
     let mut analyses = Vec::new();
     let mut scores = Vec::new();
@@ -393,6 +465,17 @@ fn condition() -> impl Strategy<Value = String> {
         )
             .prop_map(|(f, t, o, n)| format!("{f}(\"{t}\") {o} {}", n * 10)),
         (op.clone(), -1..2i32).prop_map(|(o, n)| format!("score.none {o} {n}")),
+        (
+            prop::sample::select(vec!["points", "pending", "expiring(30d)", "expiring(1y)"]),
+            op.clone(),
+            -1..12i32
+        )
+            .prop_map(|(f, o, n)| format!("loyalty.{f} {o} {}", n * 100)),
+        (
+            prop::sample::select(vec!["=", "!="]),
+            prop::sample::select(vec!["gold", "silver", "bronze"])
+        )
+            .prop_map(|(o, t)| format!("loyalty.tier {o} \"{t}\"")),
         (
             prop::sample::select(vec!["pagerank_pct", "community", "core", "reach2"]),
             op,

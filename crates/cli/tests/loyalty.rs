@@ -78,6 +78,31 @@ async fn points_are_earned_spent_reversed_expired_and_tiered() {
         let (st, p) = s.send(Method::PUT, "/api/rules", rules).await;
         assert_eq!(st, 200, "[{k}] {p}");
 
+        for (name, def) in [
+            ("Point holders", "loyalty.points >= 300"),
+            ("Gold", "loyalty.tier = \"gold\""),
+        ] {
+            let (st, p) = s
+                .send(
+                    Method::POST,
+                    "/api/segments",
+                    json!({"name": name, "definition": def}),
+                )
+                .await;
+            assert_eq!(st, 201, "[{k}] {p}");
+        }
+        let (st, p) = s
+            .send(
+                Method::POST,
+                "/api/segments",
+                json!({"name": "x", "definition": "loyalty.tier > \"gold\""}),
+            )
+            .await;
+        assert_eq!(
+            (st, p["field"].as_str()),
+            (400, Some("definition")),
+            "[{k}] {p}"
+        );
         // An order a day ago less four seconds: pending, then available.
         let order = |id: &str, revenue: f64, when: Duration| {
             json!({"type": "track", "userId": "ana", "event": "Order Completed",
@@ -111,6 +136,9 @@ async fn points_are_earned_spent_reversed_expired_and_tiered() {
             200
         );
         common::eventually(&s, &path, |v| v["available"] == 325).await;
+        let segs = format!("/api/profiles/{ana}/segments");
+        let in_segment = |v: &Value, name: &str| v.to_string().contains(&format!("\"{name}\""));
+        common::eventually(&s, &segs, |v| in_segment(v, "Point holders")).await;
         let refund = json!([{"type": "track", "userId": "ana", "event": "Order Refunded", "properties": {"order_id": "o2"}}]);
         assert_eq!(s.batch(refund).await.0, 200);
         let v = common::eventually(&s, &path, |v| v["available"] == 125).await;
@@ -322,10 +350,12 @@ async fn points_are_earned_spent_reversed_expired_and_tiered() {
             200
         );
         let v = common::eventually(&s, &path, |v| v["tier"] == "gold").await;
+        common::eventually(&s, &segs, |v| in_segment(v, "Gold")).await;
         assert_eq!(v["available"], 1525, "[{k}] silver earns 1×: {v}");
         let refund = json!([{"type": "track", "userId": "ana", "event": "Order Refunded", "properties": {"order_id": "o4"}}]);
         assert_eq!(s.batch(refund).await.0, 200);
         common::eventually(&s, &path, |v| v["tier"] == "silver").await;
+        common::eventually(&s, &segs, |v| !in_segment(v, "Gold")).await;
         let mut never = s.get("/api/loyalty/settings").await.1;
         never["downgrade"] = json!("never");
         assert_eq!(

@@ -61,6 +61,16 @@ pub enum Cond {
         op: CmpOp,
         value: f64,
     },
+    /// `loyalty.points >= 500`, `loyalty.pending > 0`, `loyalty.expiring(30d) > 0`: the
+    /// person's loyalty points (available, pending, or expiring within the window).
+    Loyalty {
+        func: LoyaltyFn,
+        window: Option<Window>,
+        op: CmpOp,
+        value: f64,
+    },
+    /// `loyalty.tier = "gold"` (`!=`: anything else, no tier included).
+    Tier { equal: bool, tier: String },
     /// `in segment "VIP"`.
     Segment { name: String },
     /// `consent(email, marketing) = denied` (`granted`, `denied` or `unknown`).
@@ -161,6 +171,16 @@ impl TokenFn {
             TokenFn::FromBrand => "from_brand",
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum LoyaltyFn {
+    /// Points spendable now.
+    Points,
+    /// Points earned and still locked.
+    Pending,
+    /// Points (available or pending) that expire within the window.
+    Expiring,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -49,6 +49,77 @@ impl Holding {
     }
 }
 
+/// A lot of loyalty points that still holds some.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoyaltyLot {
+    pub id: i64,
+    pub remaining: i64,
+    pub unlock_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// A person's loyalty points and tier.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loyalty {
+    pub lots: Vec<LoyaltyLot>,
+    pub tier: Option<String>,
+}
+
+impl Loyalty {
+    /// (available, pending, expiring by `until`) at `now`; expired lots count for nothing.
+    pub fn figures(&self, now: i64, until: i64) -> (i64, i64, i64) {
+        let (mut available, mut pending, mut expiring) = (0, 0, 0);
+        for l in &self.lots {
+            if l.remaining <= 0 || l.expires_at.is_some_and(|e| e <= now) {
+                continue;
+            }
+            if l.unlock_at > now {
+                pending += l.remaining;
+            } else {
+                available += l.remaining;
+            }
+            if l.expires_at.is_some_and(|e| e <= until) {
+                expiring += l.remaining;
+            }
+        }
+        (available, pending, expiring)
+    }
+
+    /// Follows a ledger event the loyalty service wrote (`source` loyalty): a lot made
+    /// (`lot`, `points`, `unlock_at_ms`, `expires_at_ms`), points taken (`moves`: `lot`,
+    /// `take` and what it holds after, `left`), or a tier changed (`to`).
+    pub fn follow(&mut self, name: &str, props: &Value) {
+        if name == "Tier Changed" {
+            self.tier = props["to"].as_str().map(str::to_string);
+            return;
+        }
+        if let (Some(id), Some(points)) = (props["lot"].as_i64(), props["points"].as_i64()) {
+            if !self.lots.iter().any(|l| l.id == id) {
+                self.lots.push(LoyaltyLot {
+                    id,
+                    remaining: points,
+                    unlock_at: props["unlock_at_ms"].as_i64().unwrap_or(0),
+                    expires_at: props["expires_at_ms"].as_i64(),
+                });
+            }
+        }
+        for m in props["moves"].as_array().into_iter().flatten() {
+            let Some(lot) = m["lot"].as_i64() else {
+                continue;
+            };
+            // What the lot holds after (`left`) makes following an event twice harmless.
+            if let Some(l) = self.lots.iter_mut().find(|l| l.id == lot) {
+                match (m["left"].as_i64(), m["take"].as_i64()) {
+                    (Some(left), _) => l.remaining = left,
+                    (None, Some(take)) => l.remaining -= take,
+                    _ => {}
+                }
+            }
+        }
+        self.lots.retain(|l| l.remaining > 0);
+    }
+}
+
 /// One person's state.
 #[derive(Debug, Clone, Default)]
 pub struct Person {
@@ -68,6 +139,8 @@ pub struct Person {
     pub computed: HashMap<String, f64>,
     /// Tokens in the person's wallets, one entry per (wallet, token).
     pub holdings: Vec<Holding>,
+    /// Loyalty points and tier.
+    pub loyalty: Loyalty,
     /// Positions in `events` of the events each slotted selector matches (kept by the
     /// real-time engine); selectors without a slot test every event.
     pub index: Option<EventIndex>,
@@ -326,6 +399,22 @@ fn cond(c: &Cond, p: &Person, now: i64) -> bool {
             };
             got.is_some_and(|g| op.holds(g, *value))
         }
+        Cond::Loyalty {
+            func,
+            window,
+            op,
+            value,
+        } => {
+            let until = now.saturating_add(window.map_or(0, |w| w.millis));
+            let (available, pending, expiring) = p.loyalty.figures(now, until);
+            let got = match func {
+                LoyaltyFn::Points => available,
+                LoyaltyFn::Pending => pending,
+                LoyaltyFn::Expiring => expiring,
+            };
+            op.holds(got as f64, *value)
+        }
+        Cond::Tier { equal, tier } => (p.loyalty.tier.as_deref() == Some(tier.as_str())) == *equal,
         Cond::Segment { name } => p.segments.iter().any(|s| s == name),
         Cond::Consent {
             channel,
@@ -350,6 +439,58 @@ mod tests {
     use serde_json::json;
 
     const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn loyalty_figures_and_following() {
+        let lot = |id, remaining, unlock_at, expires_at| LoyaltyLot {
+            id,
+            remaining,
+            unlock_at,
+            expires_at,
+        };
+        let mut l = Loyalty {
+            lots: vec![
+                lot(1, 100, 0, Some(50 * DAY)),
+                lot(2, 40, 20 * DAY, None),
+                lot(3, 7, 0, Some(5 * DAY)),
+            ],
+            tier: None,
+        };
+        assert_eq!(l.figures(10 * DAY, 40 * DAY), (100, 40, 0));
+        assert_eq!(l.figures(10 * DAY, 50 * DAY), (100, 40, 100));
+        assert_eq!(l.figures(DAY, 5 * DAY), (107, 40, 7));
+        assert_eq!(l.figures(20 * DAY, 20 * DAY), (140, 0, 0));
+        let p = Person {
+            loyalty: l.clone(),
+            ..Default::default()
+        };
+        let at = |src: &str, now: i64| eval(&parse(src).unwrap(), &p, now);
+        assert!(at("loyalty.points = 107", DAY));
+        assert!(at("loyalty.pending = 40 and loyalty.expiring(4d) = 7", DAY));
+        assert!(!at("loyalty.expiring(3d) > 0", DAY));
+        assert!(at(r#"loyalty.tier != "gold""#, DAY));
+        assert!(!at(r#"loyalty.tier = "gold""#, DAY));
+        // Following the ledger's events: a lot made, points taken (what is left), a tier.
+        l.follow(
+            "Points Earned",
+            &json!({"points": 30, "lot": 9, "unlock_at_ms": 0, "expires_at_ms": null}),
+        );
+        l.follow(
+            "Points Earned",
+            &json!({"points": 30, "lot": 9, "unlock_at_ms": 0}),
+        );
+        l.follow("Points Redeemed", &json!({"points": 105, "moves": [{"lot": 3, "take": 7, "left": 0}, {"lot": 1, "take": 98, "left": 2}]}));
+        l.follow(
+            "Points Redeemed",
+            &json!({"moves": [{"lot": 1, "take": 98, "left": 2}]}),
+        );
+        assert_eq!(l.figures(DAY, DAY), (32, 40, 0));
+        assert_eq!(l.lots.iter().map(|x| x.id).collect::<Vec<_>>(), [1, 2, 9]);
+        l.follow("Tier Changed", &json!({"from": null, "to": "gold"}));
+        assert_eq!(l.tier.as_deref(), Some("gold"));
+        l.follow("Tier Changed", &json!({"from": "gold", "to": null}));
+        assert_eq!(l.tier, None);
+    }
 
     fn person() -> Person {
         let now = 1_000 * DAY;
@@ -403,6 +544,7 @@ mod tests {
                     from_brand: 1.0,
                 },
             ],
+            loyalty: Loyalty::default(),
             index: None,
         }
     }

@@ -814,6 +814,65 @@ impl Parser {
                     value,
                 })
             }
+            "loyalty" => {
+                self.expect_op(".", "after loyalty (loyalty.points)")?;
+                let at = self.pos;
+                let n = self.ident("points, pending, expiring or tier")?;
+                match n.as_str() {
+                    "points" | "pending" => {
+                        let (op, value) = self.cmp_number(&format!("loyalty.{n}"))?;
+                        let func = if n == "points" {
+                            LoyaltyFn::Points
+                        } else {
+                            LoyaltyFn::Pending
+                        };
+                        Ok(Cond::Loyalty {
+                            func,
+                            window: None,
+                            op,
+                            value,
+                        })
+                    }
+                    "expiring" => {
+                        self.expect_op("(", "after loyalty.expiring (loyalty.expiring(30d))")?;
+                        let w = self.window()?;
+                        self.expect_op(")", "to close loyalty.expiring(")?;
+                        let (op, value) = self.cmp_number("loyalty.expiring(…)")?;
+                        Ok(Cond::Loyalty {
+                            func: LoyaltyFn::Expiring,
+                            window: Some(w),
+                            op,
+                            value,
+                        })
+                    }
+                    "tier" => {
+                        let at_op = self.pos;
+                        let equal = match self.cmp_op() {
+                            Some(CmpOp::Eq) => true,
+                            Some(CmpOp::Ne) => false,
+                            _ => {
+                                self.pos = at_op;
+                                return Err(self.error(
+                                    "a tier compares with = or != (loyalty.tier = \"gold\")",
+                                ));
+                            }
+                        };
+                        match self.next() {
+                            Tok::Str(tier) => Ok(Cond::Tier { equal, tier }),
+                            _ => {
+                                self.pos -= 1;
+                                Err(self.error("expected the tier's name in quotes"))
+                            }
+                        }
+                    }
+                    _ => {
+                        self.pos = at;
+                        Err(self.error(&format!(
+                            "'{n}' is not a loyalty figure: use points, pending, expiring(30d) or tier"
+                        )))
+                    }
+                }
+            }
             "in" => {
                 if !self.eat_word("segment") {
                     return Err(self.error("expected 'segment' after in (in segment \"VIP\")"));
@@ -922,6 +981,64 @@ mod tests {
             matches!(&parts[3], Expr::Cond(Cond::Has { kind: IdKind::Wallet, on: Some(c) }) if c == "eip155:1")
         );
         assert!(matches!(&parts[4], Expr::Not(_)));
+    }
+
+    #[test]
+    fn parses_loyalty() {
+        assert_eq!(
+            parse("loyalty.expiring(30d) > 0").unwrap(),
+            Expr::Cond(Cond::Loyalty {
+                func: LoyaltyFn::Expiring,
+                window: Some(Window {
+                    millis: 30 * 86_400_000
+                }),
+                op: CmpOp::Gt,
+                value: 0.0
+            })
+        );
+        assert_eq!(
+            parse("loyalty.points >= 500").unwrap(),
+            Expr::Cond(Cond::Loyalty {
+                func: LoyaltyFn::Points,
+                window: None,
+                op: CmpOp::Ge,
+                value: 500.0
+            })
+        );
+        assert_eq!(
+            parse("loyalty.pending < 1").unwrap(),
+            Expr::Cond(Cond::Loyalty {
+                func: LoyaltyFn::Pending,
+                window: None,
+                op: CmpOp::Lt,
+                value: 1.0
+            })
+        );
+        assert_eq!(
+            parse(r#"loyalty.tier != "gold""#).unwrap(),
+            Expr::Cond(Cond::Tier {
+                equal: false,
+                tier: "gold".into()
+            })
+        );
+        assert_eq!(
+            parse(r#"loyalty.tier = "gold""#).unwrap(),
+            Expr::Cond(Cond::Tier {
+                equal: true,
+                tier: "gold".into()
+            })
+        );
+        for (bad, col, says) in [
+            ("loyalty.balance > 1", 9, "not a loyalty figure"),
+            (r#"loyalty.tier > "gold""#, 14, "= or !="),
+            ("loyalty.tier = gold", 16, "in quotes"),
+            ("loyalty.expiring > 1", 18, "("),
+            ("loyalty points", 9, "."),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.column, col, "{bad}: {e}");
+            assert!(e.message.contains(says), "{bad}: {e}");
+        }
     }
 
     proptest::proptest! {

@@ -708,6 +708,42 @@ impl Ctx {
                     }
                 }
             }
+            Cond::Loyalty {
+                func,
+                window,
+                op,
+                value,
+            } => {
+                // Lots past their expiry count for nothing, written off or not.
+                let n = self.bind(Param::Int(now));
+                let when = match func {
+                    LoyaltyFn::Points => format!("l.unlock_at <= {n}"),
+                    LoyaltyFn::Pending => format!("l.unlock_at > {n}"),
+                    LoyaltyFn::Expiring => {
+                        let until = self.bind(Param::Int(
+                            now.saturating_add(window.map_or(0, |w| w.millis)),
+                        ));
+                        format!("l.expires_at <= {until}")
+                    }
+                };
+                let (person, join) = self.person_of("l.profile_id");
+                let groups = format!(
+                    "SELECT {person} FROM loyalty_lots l {join}
+                     WHERE l.remaining > 0 AND (l.expires_at IS NULL OR l.expires_at > {n}) AND {when}
+                     GROUP BY {person}"
+                );
+                self.zero_aware(&groups, "SUM(l.remaining)", *op, *value)
+            }
+            Cond::Tier { equal, tier } => {
+                // A person's tier is kept on their own (canonical) profile.
+                let b = self.bind(Param::Text(tier.clone()));
+                let set = format!("SELECT t.profile_id FROM loyalty_tiers t WHERE t.tier = {b}");
+                if *equal {
+                    format!("p.id IN ({set})")
+                } else {
+                    format!("p.id NOT IN ({set})")
+                }
+            }
             Cond::Segment { name } => {
                 let b = self.bind(Param::Text(name.clone()));
                 format!(

@@ -121,7 +121,9 @@ impl ProfileReads {
                 | Cond::Consent { .. }
                 | Cond::Token { .. }
                 | Cond::Score { .. }
-                | Cond::Computed { .. },
+                | Cond::Computed { .. }
+                | Cond::Loyalty { .. }
+                | Cond::Tier { .. },
             ) => {
                 self.other = true;
             }
@@ -362,6 +364,7 @@ impl Engine {
                 || now.consents != was.consents
                 || now.scores != was.scores
                 || now.computed != was.computed
+                || now.loyalty != was.loyalty
             {
                 Stale::Profile
             } else if now.traits != was.traits {
@@ -378,6 +381,7 @@ impl Engine {
             p.scores = now.scores;
             p.computed = now.computed;
             p.holdings = now.holdings;
+            p.loyalty = now.loyalty;
             p.segments = now.segments;
             c.loaded = Instant::now();
             c.recheck = None;

@@ -291,6 +291,14 @@ impl Engine {
                 }
                 c.person.events.push(lite);
             }
+            // The ledger's own events carry what changed (lots made, what each holds
+            // after): the held points follow without a re-read.
+            if ev.source == crate::loyalty::SOURCE {
+                if let Some(name) = &ev.name {
+                    c.person.loyalty.follow(name, &ev.properties);
+                    c.stale.add(Stale::Profile);
+                }
+            }
             if !own_event {
                 c.upto = ev.id;
             }

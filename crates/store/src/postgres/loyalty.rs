@@ -278,6 +278,9 @@ async fn write_one(tx: &mut Transaction<'_>, w: LedgerWrite) -> Result<Outcome> 
     }
     let mut events: Vec<EventRow> = w.events;
     crate::common::stamp_events(&mut events, "entry", e.id);
+    if let Some(lot) = e.lot_id {
+        crate::common::stamp_events(&mut events, "lot", lot);
+    }
     write_events(&sp, &events, SOURCE).await?;
     sp.commit().await?;
     Ok(Outcome::Written(e, given))

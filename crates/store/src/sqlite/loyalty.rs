@@ -263,6 +263,9 @@ fn write_in(sp: &Transaction<'_>, w: LedgerWrite) -> Result<Outcome> {
     }
     let mut events: Vec<EventRow> = w.events;
     crate::common::stamp_events(&mut events, "entry", e.id);
+    if let Some(lot) = e.lot_id {
+        crate::common::stamp_events(&mut events, "lot", lot);
+    }
     insert_events(sp, &events, SOURCE)?;
     Ok(Outcome::Written(e, given))
 }

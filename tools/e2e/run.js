@@ -138,7 +138,7 @@ async function expectText(page, text) {
     }
     if (!seen) throw new Error("no task on /rules after the event");
 
-    for (const p of ["rules", "rules/new", "offers/new", "scores", "network", "insights", "audience", "onchain", "email", "settings", "audit", "people", "people/conflicts", "support?view=all"]) {
+    for (const p of ["rules", "rules/new", "offers/new", "scores", "network", "insights", "audience", "onchain", "email", "settings", "audit", "people", "people/conflicts", "support?view=all", "loyalty"]) {
       step("open " + p);
       await page.goto(`${BASE}/${p}`);
       await shot(page, p.replace("/", "-").replace("?view=all", ""));

@@ -651,6 +651,14 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
                  "where": "has wallet",
                  "then": [{"action": "token_reward", "token": "RAPT", "amount": "25", "chain": "eip155:1"}],
                  "cap": {"max": 1, "per_hours": 168}, "enabled": true, "dry_run": true},
+                {"name": "Points for orders",
+                 "when": r#"track "Order Completed""#,
+                 "then": [{"action": "points", "amount": "properties.revenue", "pending_days": 14, "expires_days": 365}],
+                 "enabled": true},
+                {"name": "Refunds take points back",
+                 "when": r#"track "Order Refunded""#,
+                 "then": [{"action": "reverse_points"}],
+                 "enabled": true},
                 {"name": "Big orders to the ERP (demo: points nowhere, disabled)",
                  "when": r#"track "Order Completed" where revenue > 400"#,
                  "then": [{"action": "webhook", "url": "https://erp.example.invalid/rapport-demo",
@@ -687,6 +695,9 @@ pub async fn story(store: &DynStore) -> Result<Story, StoreError> {
                 messages,
             }])
             .await?;
+    }
+    if store.reward_catalogue().await?.is_empty() {
+        demo_loyalty(store).await?;
     }
     if store
         .posts(rapport_store::PostFilter {
@@ -1046,6 +1057,128 @@ async fn demo_email(store: &DynStore) -> Result<usize, StoreError> {
     )
     .await?;
     Ok(templates.len())
+}
+
+/// The shop's loyalty programme: tiers, three rewards (one from a pool of codes), and the
+/// points of the last 60 days' orders credited as the "Points for orders" rule would have
+/// (same keys: the rule never credits them twice).
+async fn demo_loyalty(store: &DynStore) -> Result<(), StoreError> {
+    use crate::loyalty::{self, LoyaltySettings};
+    let tiers = serde_json::from_value(json!([
+        {"name": "Silver", "threshold": 150, "benefits": "Early access to sales"},
+        {"name": "Gold", "threshold": 600, "multiplier": 1.5, "benefits": "Free delivery, 1.5 points per dollar"}]))
+    .map_err(|e| StoreError::Backend(e.to_string()))?;
+    loyalty::set_settings(
+        store,
+        LoyaltySettings {
+            tiers,
+            grace_days: 30,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let now = now_millis();
+    for (name, description, cost, stock, per_person, tiers) in [
+        (
+            "Free delivery",
+            "Delivery on us for your next order",
+            100,
+            None,
+            None,
+            vec![],
+        ),
+        (
+            "10% voucher",
+            "A code for 10% off anything",
+            250,
+            None,
+            Some(3),
+            vec![],
+        ),
+        (
+            "Tote bag",
+            "The limited-edition tote",
+            800,
+            Some(25),
+            Some(1),
+            vec!["Gold".to_string()],
+        ),
+    ] {
+        let r = loyalty::save_reward(
+            store,
+            rapport_store::Reward {
+                id: 0,
+                name: name.into(),
+                description: description.into(),
+                cost,
+                stock,
+                per_person,
+                tiers,
+                segment: None,
+                starts_at: None,
+                ends_at: None,
+                active: true,
+                codes_left: None,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .await?;
+        if name == "10% voucher" {
+            let codes: String = (1..=40).map(|i| format!("TENOFF-{i:04}\n")).collect();
+            loyalty::import_codes(store, r.id, &codes).await?;
+        }
+    }
+    let rule = crate::rules::rules(store)
+        .await?
+        .into_iter()
+        .find(|r| r.name == "Points for orders");
+    let Some(rule) = rule else {
+        return Ok(());
+    };
+    let orders = store
+        .recent_events(
+            Some("track".into()),
+            Some("Order Completed".into()),
+            now - 60 * 86_400_000,
+            1_500,
+        )
+        .await?;
+    let mut people = Vec::new();
+    for ev in orders {
+        let person = store.profile(ev.profile_id).await?;
+        loyalty::earn_by_rule(
+            store,
+            &rule.name,
+            0,
+            &rule.then[0],
+            person.id,
+            &ev,
+            &person.traits,
+        )
+        .await?;
+        if !people.contains(&person.id) {
+            people.push(person.id);
+        }
+    }
+    // A few have redeemed already (those with too few points are refused and skipped).
+    for (i, id) in people.into_iter().take(30).enumerate() {
+        let reward = if i % 3 == 0 {
+            "10% voucher"
+        } else {
+            "Free delivery"
+        };
+        let input = loyalty::RedeemInput {
+            profile_id: id,
+            reward: json!(reward),
+            idempotency_key: Some(format!("demo:{id}")),
+        };
+        match loyalty::redeem(store, input, "demo").await {
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ mod bench_tracking;
 mod bench_ui;
 mod chain;
 mod email;
+mod loyalty;
 
 #[derive(Parser)]
 #[command(
@@ -156,6 +157,11 @@ enum Command {
     Rewards {
         #[command(subcommand)]
         command: chain::RewardsCommand,
+    },
+    /// Loyalty points: a person's points, adjustments, expiry now, the ledger as CSV.
+    Loyalty {
+        #[command(subcommand)]
+        command: loyalty::LoyaltyCommand,
     },
     /// Benchmarks; `--json` prints one JSON object on the last line.
     Bench {
@@ -866,5 +872,6 @@ async fn main() -> Result<()> {
             }
         },
         Command::Rewards { command } => chain::rewards_cmd(command).await,
+        Command::Loyalty { command } => loyalty::run(command).await,
     }
 }

@@ -437,7 +437,7 @@ async fn demo_data_is_a_living_crm() {
             rapport_app::offers::offers(&dynstore).await.unwrap().len(),
             3
         );
-        assert_eq!(rapport_app::rules::rules(&dynstore).await.unwrap().len(), 4);
+        assert_eq!(rapport_app::rules::rules(&dynstore).await.unwrap().len(), 6);
         // E-mail: the shop's domain, two templates (and the one voters of ideas hear
         // from), the win-back campaign as a draft.
         assert_eq!(dynstore.templates().await.unwrap().len(), 3);

@@ -985,3 +985,135 @@ async fn customers_help_each_other_in_headless_chromium() {
         s.finish().await;
     }
 }
+
+/// The hidden field `name`'s value after `after` in a page.
+fn field_after(html: &str, after: &str, name: &str) -> String {
+    let rest = html.split(after).nth(1).expect("the form");
+    rest.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the field")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_see_and_redeem_points_in_the_portal() {
+    for s in common::servers().await {
+        let k = s.kind;
+        let sink = Sink::start();
+        let ann = set_up(&s, &sink).await;
+        let (st, v) = s
+            .send(
+                Method::POST,
+                "/api/loyalty/adjust",
+                json!({"profile_id": ann, "points": 300, "reason": "welcome"}),
+            )
+            .await;
+        assert_eq!(st, 201, "[{k}] {v}");
+        let (st, sticker) = s
+            .send(
+                Method::POST,
+                "/api/loyalty/rewards",
+                json!({"name": "Sticker", "cost": 100, "description": "A shiny one"}),
+            )
+            .await;
+        assert_eq!(st, 201, "[{k}] {sticker}");
+        let (st, v) = s
+            .send(
+                Method::POST,
+                "/api/loyalty/rewards",
+                json!({"name": "Bike", "cost": 5000}),
+            )
+            .await;
+        assert_eq!(st, 201, "[{k}] {v}");
+        let codes = s
+            .client
+            .post(format!(
+                "{}/api/loyalty/rewards/{}/codes",
+                s.url, sticker["id"]
+            ))
+            .bearer_auth(&s.admin)
+            .body("STICK-1\nSTICK-2\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(codes.status().as_u16(), 200, "[{k}]");
+        let cookie = signed_in(&s, &sink).await;
+        let (_, home) = page(&s, &cookie, "/me").await;
+        assert!(
+            home.contains("My points") && home.contains("<strong>300</strong>"),
+            "[{k}] {home}"
+        );
+        let (st, html) = page(&s, &cookie, "/me/points").await;
+        assert_eq!(st, 200, "[{k}]");
+        assert!(
+            html.contains("4700 more points needed"),
+            "[{k}] the bike is out of reach: {html}"
+        );
+        let token = field_after(&html, "Sticker", "_csrf");
+        let key = field_after(&html, "Sticker", "key");
+        let f = [
+            ("_csrf", token.as_str()),
+            ("reward", &sticker["id"].to_string()),
+            ("key", key.as_str()),
+        ];
+        // Sent twice (a double click): redeemed once.
+        for _ in 0..2 {
+            let (st, _, _) = form(&s, &cookie, "/me/points/redeem", &f).await;
+            assert_eq!(st, 303, "[{k}]");
+        }
+        let v = s.get(&format!("/api/profiles/{ann}/loyalty")).await.1;
+        assert_eq!(v["available"], 200, "[{k}] {v}");
+        let (_, html) = page(&s, &cookie, "/me/points").await;
+        assert!(
+            html.contains("STICK-1") && !html.contains("STICK-2"),
+            "[{k}] {html}"
+        );
+        // Without the form's token: refused, nothing redeemed.
+        let (st, _, _) = form(
+            &s,
+            &cookie,
+            "/me/points/redeem",
+            &[("reward", "Sticker"), ("key", "x")],
+        )
+        .await;
+        assert_eq!(st, 400, "[{k}]");
+        // Out of reach: said so, nothing taken.
+        let fresh = field_after(&html, "Sticker", "key");
+        let (st, _, _) = form(
+            &s,
+            &cookie,
+            "/me/points/redeem",
+            &[("_csrf", &token), ("reward", "Bike"), ("key", &fresh)],
+        )
+        .await;
+        assert_eq!(st, 303, "[{k}]");
+        let r = client()
+            .post(format!("{}/me/points/redeem", s.url))
+            .header("cookie", &cookie)
+            .form(&[
+                ("_csrf", token.as_str()),
+                ("reward", "Bike"),
+                ("key", "another"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let to = r
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            to.contains("Not%20redeemed") || to.contains("Not+redeemed"),
+            "[{k}] {to}"
+        );
+        assert_eq!(
+            s.get(&format!("/api/profiles/{ann}/loyalty")).await.1["available"],
+            200,
+            "[{k}]"
+        );
+        s.finish().await;
+    }
+}

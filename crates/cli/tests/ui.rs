@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 const PASSWORD: &str = "correct horse battery";
 const ROLES: [&str; 4] = ["admin", "marketer", "agent", "viewer"];
-const PAGES: [&str; 15] = [
+const PAGES: [&str; 16] = [
     "/",
     "/people",
     "/people?q=example",
@@ -28,6 +28,7 @@ const PAGES: [&str; 15] = [
     "/people/conflicts",
     "/support",
     "/support?view=all",
+    "/loyalty",
 ];
 
 fn client() -> reqwest::Client {

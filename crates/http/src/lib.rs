@@ -25,6 +25,7 @@ pub mod kb;
 pub mod loyalty;
 pub mod ops;
 pub mod portal;
+pub mod portal_loyalty;
 pub mod portal_tickets;
 pub mod privacy;
 pub mod problem;

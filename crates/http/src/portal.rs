@@ -37,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/me/download", get(download))
         .route("/me/delete", get(delete_page).post(delete))
         .merge(crate::portal_tickets::routes())
+        .merge(crate::portal_loyalty::routes())
 }
 
 /// A portal page's frame: the brand's name, colour and logo; readable contrast.
@@ -206,6 +207,10 @@ async fn home(
     let (segments, scores, emails) = portal::why(&state.store, c.person).await?;
     let primary = state.email.choose(c.person).await?;
     let tickets = rapport_app::tickets::of_person(&state.store, &p, 20).await?;
+    let points = rapport_app::loyalty::view(&state.store, c.person, 0).await?;
+    let show_points = points.available + points.pending > 0
+        || !points.redemptions.is_empty()
+        || !state.store.reward_catalogue().await?.is_empty();
     let now = now_millis();
     let consent = |ch: &str, pu: &str| {
         p.consents
@@ -305,6 +310,7 @@ async fn home(
                 button type="submit" { "Save my choices" }
             }
         }
+        @if show_points { (crate::portal_loyalty::section(&points)) }
         (crate::portal_tickets::section(&tickets, &csrf))
         section aria-labelledby="why" {
             h2 #why { "Why am I seeing this?" }

@@ -62,11 +62,12 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
-const NAV: [(&str, &str); 12] = [
+const NAV: [(&str, &str); 13] = [
     ("/", "Dashboard"),
     ("/people", "People"),
     ("/support", "Support"),
     ("/community-desk", "Community"),
+    ("/loyalty", "Loyalty"),
     ("/segments", "Segments"),
     ("/rules", "Rules & offers"),
     ("/network", "Network"),

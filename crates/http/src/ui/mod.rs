@@ -16,6 +16,7 @@ pub mod conflicts;
 pub mod email;
 pub mod forms;
 pub mod layout;
+pub mod loyalty;
 pub mod names;
 pub mod offer_editor;
 pub mod pages;
@@ -38,6 +39,10 @@ pub fn routes() -> Router<AppState> {
         .route("/support/{id}", get(tickets::ticket))
         .route("/support/{id}/reply", post(tickets::reply))
         .route("/support/{id}/update", post(tickets::update))
+        .route("/loyalty", get(loyalty::page))
+        .route("/loyalty/rewards", post(loyalty::add_reward))
+        .route("/loyalty/codes", post(loyalty::add_codes))
+        .route("/people/{id}/points", post(loyalty::adjust))
         .route("/community-desk", get(community::page))
         .route("/community-desk/articles", post(community::create_article))
         .route(

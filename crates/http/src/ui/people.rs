@@ -300,6 +300,7 @@ pub async fn person(
     let edit = staff.role.can_edit_people();
     let msg = q.get("msg").cloned();
     let tickets_card = super::tickets::card(&state, &p).await?;
+    let loyalty_card = super::loyalty::card(&state, &staff, p.id).await?;
     let body = html! {
         @if let Some(m) = msg { div.ok role="status" { (m) } }
         div.figures {
@@ -417,6 +418,7 @@ pub async fn person(
                 } } }
             }
             (tickets_card)
+            (loyalty_card)
             div.card {
                 h2 { "Relationships" }
                 (ego_svg(p.id, &rels, &names))

@@ -85,6 +85,33 @@ pub fn summary(e: &EventView) -> Option<String> {
             s
         }
         ("track", "Ticket Opened") => text(p, "subject").unwrap_or_default(),
+        (
+            "track",
+            "Points Earned" | "Points Redeemed" | "Points Expired" | "Points Reversed"
+            | "Points Adjusted",
+        ) if e.source == "loyalty" => {
+            let n = p.get("points").and_then(Value::as_i64).unwrap_or(0);
+            let sign = if name == "Points Earned" || (name == "Points Adjusted" && n > 0) {
+                "+"
+            } else {
+                "−"
+            };
+            [
+                Some(format!("{sign}{} points", n.abs())),
+                text(p, "reward"),
+                text(p, "order").map(|o| format!("order {o}")),
+                text(p, "reason"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" · ")
+        }
+        ("track", "Tier Changed") if e.source == "loyalty" => format!(
+            "{} → {}",
+            text(p, "from").unwrap_or_else(|| "no tier".into()),
+            text(p, "to").unwrap_or_else(|| "no tier".into())
+        ),
         ("track", "Segment Entered" | "Segment Exited") => text(p, "segment").unwrap_or_default(),
         ("track", "Social Post") => text(p, "network")
             .map(|n| format!("on {n}"))
@@ -171,6 +198,27 @@ mod tests {
         let who = ev("identify", None, json!({"email": "a@b.c", "name": "Ann"}));
         assert_eq!(summary(&who).unwrap(), "told us: email, name");
         assert_eq!(summary(&ev("track", Some("Custom"), json!({"x": 1}))), None);
+        let mut earned = ev(
+            "track",
+            Some("Points Earned"),
+            json!({"points": 120, "order": "o-1"}),
+        );
+        earned.source = "loyalty".into();
+        assert_eq!(summary(&earned).as_deref(), Some("+120 points · order o-1"));
+        let mut spent = ev(
+            "track",
+            Some("Points Redeemed"),
+            json!({"points": 100, "reward": "Mug"}),
+        );
+        spent.source = "loyalty".into();
+        assert_eq!(summary(&spent).as_deref(), Some("−100 points · Mug"));
+        let mut tier = ev(
+            "track",
+            Some("Tier Changed"),
+            json!({"from": null, "to": "Gold"}),
+        );
+        tier.source = "loyalty".into();
+        assert_eq!(summary(&tier).as_deref(), Some("no tier → Gold"));
         assert_eq!(
             summary(&ev("track", Some("Order Completed"), json!({}))),
             None

@@ -201,7 +201,8 @@ fn skipped(kind: &str, why: impl Into<String>) -> Value {
 }
 
 /// The `points` action of rule `rule` (its `index`-th) for event `ev` of `person`: one
-/// lot per rule, event and action, however often the firing runs.
+/// lot per rule, event and action, however often the firing runs. Written at once, the
+/// tier then looked at (the real-time engine writes [`plan_earn`]'s plans with its step).
 pub async fn earn_by_rule(
     store: &DynStore,
     rule: &str,
@@ -212,6 +213,48 @@ pub async fn earn_by_rule(
     traits: &Value,
 ) -> Result<Value, StoreError> {
     let s = settings(store).await?;
+    let w = match plan_earn(store, &s, rule, index, a, person, ev, traits).await? {
+        Ok(w) => w,
+        Err(skipped) => return Ok(skipped),
+    };
+    let (e, created) = match write(store, w).await? {
+        Outcome::Written(e, _) => (e, true),
+        Outcome::Existing(e) => (e, false),
+        Outcome::Stale | Outcome::Refused(_) => unreachable_outcome()?,
+    };
+    if created {
+        after_earning(store, &s, person).await?;
+    }
+    Ok(json!({"action": "points", "points": e.amount, "entry": e.id, "created": created}))
+}
+
+/// After a person's qualifying points changed: their tier looked at, when the programme
+/// has tiers (the engine calls this as it follows `Points Earned` and `Points Reversed`).
+pub async fn after_earning(
+    store: &DynStore,
+    s: &LoyaltySettings,
+    person: ProfileId,
+) -> Result<(), StoreError> {
+    if !s.tiers.is_empty() {
+        let m = members(store, person).await?;
+        refresh_tier(store, s, person, &m, now_millis()).await?;
+    }
+    Ok(())
+}
+
+/// The entry a `points` action makes for an event (its lot and `Points Earned`), or why
+/// none (a JSON outcome for the firing).
+#[allow(clippy::too_many_arguments)]
+pub async fn plan_earn(
+    store: &DynStore,
+    s: &LoyaltySettings,
+    rule: &str,
+    index: usize,
+    a: &Value,
+    person: ProfileId,
+    ev: &EventView,
+    traits: &Value,
+) -> Result<Result<LedgerWrite, Value>, StoreError> {
     let amount = Amount::parse("amount", &a["amount"]).map_err(field)?;
     let read = |p: &[String]| {
         let root = if p[0] == "properties" {
@@ -223,10 +266,10 @@ pub async fn earn_by_rule(
         number(at_path(root, &rest))
     };
     let Some(x) = amount.eval(&read) else {
-        return Ok(skipped(
+        return Ok(Err(skipped(
             "points",
             "the amount could not be computed for this event",
-        ));
+        )));
     };
     let rules = s.tier_rules();
     let source = format!("rule:{rule}");
@@ -243,7 +286,7 @@ pub async fn earn_by_rule(
         current_tier(store, person, &members).await?.state.tier
     };
     let Some(mut points) = loyalty::earned(x * rules.multiplier(tier.as_deref())) else {
-        return Ok(skipped("points", "less than one point"));
+        return Ok(Err(skipped("points", "less than one point")));
     };
     if let Some(cap) = cap {
         let (most, days) = (
@@ -253,10 +296,10 @@ pub async fn earn_by_rule(
         let had = store.earned_by(&members, &source, now - days * DAY).await?;
         points = points.min(most - had);
         if points <= 0 {
-            return Ok(skipped(
+            return Ok(Err(skipped(
                 "points",
                 format!("the cap of {most} points in {days} days is reached"),
-            ));
+            )));
         }
     }
     let at = ev.occurred_at.timestamp_millis();
@@ -303,16 +346,7 @@ pub async fn earn_by_rule(
         redeem: None,
         events: vec![event(person, "Points Earned", &key, at, props)?],
     };
-    let out = write(store, w).await?;
-    let (e, created) = match out {
-        Outcome::Written(e, _) => (e, true),
-        Outcome::Existing(e) => (e, false),
-        Outcome::Stale | Outcome::Refused(_) => unreachable_outcome()?,
-    };
-    if created && !rules.tiers.is_empty() {
-        refresh_tier(store, &s, person, &members, now).await?;
-    }
-    Ok(json!({"action": "points", "points": e.amount, "entry": e.id, "created": created}))
+    Ok(Ok(w))
 }
 
 fn unreachable_outcome<T>() -> Result<T, StoreError> {
@@ -922,14 +956,13 @@ pub struct NextTier {
     pub needed: f64,
 }
 
-/// A person's balance only (the fast read: one query over their open lots).
+/// A person's balance only (the fast read: summed in the database).
 pub async fn balance(
     store: &DynStore,
     members: &[ProfileId],
     now: Millis,
 ) -> Result<loyalty::Balance, StoreError> {
-    let lots = store.lots(members, false).await?;
-    Ok(loyalty::balance(&just_lots(&lots), now))
+    store.balance(members, now).await
 }
 
 pub async fn view(

@@ -376,9 +376,24 @@ pub(crate) struct Effects {
     changes: usize,
     /// Static segment changes: (segment id, person, in).
     memberships: Vec<(i64, ProfileId, bool)>,
+    /// Loyalty points earned (written before the step's commit).
+    pub(crate) ledger: Vec<rapport_store::LedgerWrite>,
+    /// The loyalty programme's settings, read once per step that needs them.
+    loyalty: Option<crate::loyalty::LoyaltySettings>,
 }
 
 impl Effects {
+    /// The loyalty settings, read at the first use in a step.
+    pub(crate) async fn loyalty(
+        &mut self,
+        store: &DynStore,
+    ) -> Result<&crate::loyalty::LoyaltySettings, StoreError> {
+        if self.loyalty.is_none() {
+            self.loyalty = Some(crate::loyalty::settings(store).await?);
+        }
+        Ok(self.loyalty.get_or_insert_with(Default::default))
+    }
+
     /// Sets a top-level trait, in memory at once and in the store at the step's end
     /// (`null` removes it, as in a merge patch).
     pub(crate) fn set_trait(&mut self, id: ProfileId, p: &mut Person, key: &str, value: Value) {
@@ -424,12 +439,16 @@ impl Effects {
 
     /// Nothing to write: no firing, trait change or static membership.
     pub(crate) fn is_empty(&self) -> bool {
-        self.firings.is_empty() && self.patches.is_empty() && self.memberships.is_empty()
+        self.firings.is_empty()
+            && self.patches.is_empty()
+            && self.memberships.is_empty()
+            && self.ledger.is_empty()
     }
 
     /// Hands the gathered writes to the step's single transaction.
     pub(crate) fn into_writes(self, w: &mut rapport_store::StepWrites) {
         w.firings.extend(self.firings);
+        w.ledger.extend(self.ledger);
         for (seg, id, inside) in self.memberships {
             let (entered, exited) = if inside {
                 (vec![id], vec![])
@@ -519,9 +538,23 @@ async fn act(
                 }
             }
             "points" | "reverse_points" => {
+                // Earnings ride on the step's commit (one transaction for the step's
+                // orders, not one each); a reversal takes points now.
                 let done = if kind == "points" {
-                    crate::loyalty::earn_by_rule(store, &rule.name, index, a, id, ev, &p.traits)
-                        .await
+                    let settings = effects.loyalty(store).await?.clone();
+                    match crate::loyalty::plan_earn(
+                        store, &settings, &rule.name, index, a, id, ev, &p.traits,
+                    )
+                    .await
+                    {
+                        Ok(Ok(w)) => {
+                            let v = json!({"action": kind, "points": w.entry.amount, "key": w.entry.idempotency_key});
+                            effects.ledger.push(w);
+                            Ok(v)
+                        }
+                        Ok(Err(skipped)) => Ok(skipped),
+                        Err(e) => Err(e),
+                    }
                 } else {
                     crate::loyalty::reverse_by_rule(store, &rule.name, index, a, id, ev).await
                 };

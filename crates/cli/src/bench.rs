@@ -71,6 +71,8 @@ pub enum BenchCommand {
     Campaign(crate::bench_campaign::CampaignBench),
     /// A person with 10,000 events exported and erased; insight breakdowns over N people.
     Privacy(crate::bench_privacy::PrivacyBench),
+    /// Loyalty: a balance with 10,000 entries, 1,000,000 expired lots written off.
+    Loyalty(crate::bench_loyalty::LoyaltyBench),
     /// Latency of the open pixel and click redirect at a fixed request rate.
     Tracking(crate::bench_tracking::TrackingBench),
     /// End to end to a local SMTP sink, against the sink's own ceiling.
@@ -517,6 +519,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         }
         BenchCommand::Campaign(args) => crate::bench_campaign::run(args).await,
         BenchCommand::Privacy(args) => crate::bench_privacy::run(args).await,
+        BenchCommand::Loyalty(args) => crate::bench_loyalty::run(args).await,
         BenchCommand::Tracking(args) => crate::bench_tracking::run(args).await,
         BenchCommand::Delivery(args) => crate::bench_delivery::run(args).await,
         BenchCommand::Crash(args) => crate::bench_crash::run(args).await,

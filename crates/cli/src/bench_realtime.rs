@@ -124,7 +124,7 @@ pub(crate) async fn ingest(store: &DynStore, msgs: Vec<Message>) -> Result<()> {
 /// Ingests `values` in groups of 100; with `engine`, the engine runs beside ingestion
 /// as `rapport serve` runs it. Events per second of ingestion alone, and (with the
 /// engine) until the engine has decided on all of them.
-async fn throughput(
+pub(crate) async fn throughput(
     store: &DynStore,
     values: &[Value],
     tag: &str,

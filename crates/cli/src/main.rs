@@ -18,6 +18,7 @@ mod bench_delivery;
 mod bench_email;
 mod bench_graph;
 mod bench_kb;
+mod bench_loyalty;
 mod bench_privacy;
 mod bench_realtime;
 mod bench_segments;

@@ -178,6 +178,12 @@ pub trait LoyaltyStore: Send + Sync {
     /// The lots of these raw profiles that still hold points (all of them with
     /// `every`), oldest first.
     async fn lots(&self, members: &[ProfileId], every: bool) -> Result<Vec<LotRow>>;
+    /// The balance of these raw profiles at `now`, summed in the database (the fast read).
+    async fn balance(
+        &self,
+        members: &[ProfileId],
+        now: Millis,
+    ) -> Result<rapport_domain::loyalty::Balance>;
     /// Writes entries, each on its own (a stale or refused one writes nothing and the
     /// others go on), in one transaction.
     async fn write_entries(&self, writes: Vec<LedgerWrite>) -> Result<Vec<Outcome>>;

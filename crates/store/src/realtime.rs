@@ -36,6 +36,9 @@ pub struct StepWrites {
     pub patches: Vec<(ProfileId, serde_json::Value)>,
     /// The worker's positions.
     pub counters: Vec<(String, i64)>,
+    /// Loyalty points earned by rules: written first, in a transaction of their own
+    /// (idempotent by key: a step decided again after a crash writes nothing twice).
+    pub ledger: Vec<crate::LedgerWrite>,
 }
 
 /// What [`RealtimeStore::step_inputs`] reads.

@@ -803,6 +803,18 @@ async fn loyalty_ledger_on_every_store() {
         assert_eq!(lots.len(), 1, "[{kind}] the empty lot is no longer open");
         assert_eq!(lots[0].lot.remaining, 30, "[{kind}]");
         assert_eq!(store.lots(&[7], true).await.unwrap().len(), 2, "[{kind}]");
+        let b = store.balance(&[7, 8], 3_000).await.unwrap();
+        assert_eq!((b.available, b.pending), (30, 0), "[{kind}]");
+        assert_eq!(
+            store.balance(&[7], 1_500).await.unwrap().pending,
+            30,
+            "[{kind}] lot b unlocks at 2,000"
+        );
+        assert_eq!(
+            store.balance(&[8], 3_000).await.unwrap().available,
+            0,
+            "[{kind}]"
+        );
         assert_eq!(
             store.qualifying(&[7], 0).await.unwrap(),
             (150, 15.0),

@@ -297,6 +297,11 @@ impl Engine {
                 if let Some(name) = &ev.name {
                     c.person.loyalty.follow(name, &ev.properties);
                     c.stale.add(Stale::Profile);
+                    // Points earned with a step's commit: the tier goes up now.
+                    if name == "Points Earned" && !own_event {
+                        let settings = effects.loyalty(store).await?.clone();
+                        crate::loyalty::after_earning(store, &settings, id).await?;
+                    }
                 }
             }
             if !own_event {

@@ -303,6 +303,26 @@ impl LoyaltyStore for PgStore {
             .collect())
     }
 
+    async fn balance(
+        &self,
+        members: &[ProfileId],
+        now: Millis,
+    ) -> Result<rapport_domain::loyalty::Balance> {
+        let r = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT coalesce(sum(CASE WHEN unlock_at <= $2 THEN remaining END), 0)::bigint, coalesce(sum(CASE WHEN unlock_at > $2 THEN remaining END), 0)::bigint
+                 FROM loyalty_lots WHERE profile_id = ANY($1) AND remaining > 0 AND (expires_at IS NULL OR expires_at > $2)",
+                &[&members, &now],
+            )
+            .await?;
+        Ok(rapport_domain::loyalty::Balance {
+            available: r.get(0),
+            pending: r.get(1),
+        })
+    }
+
     async fn write_entries(&self, writes: Vec<LedgerWrite>) -> Result<Vec<Outcome>> {
         let mut c = self.client().await?;
         let mut tx = c.transaction().await?;

@@ -19,7 +19,10 @@ impl RealtimeStore for PgStore {
     // A step's writes in two round trips whatever their number: `BEGIN` and the
     // step's statements pipelined (one connection runs them in order, so each follows
     // the locks before it), then the commit.
-    async fn commit_step(&self, w: crate::StepWrites, at: Millis) -> Result<crate::StepDone> {
+    async fn commit_step(&self, mut w: crate::StepWrites, at: Millis) -> Result<crate::StepDone> {
+        if !w.ledger.is_empty() {
+            crate::LoyaltyStore::write_entries(self, std::mem::take(&mut w.ledger)).await?;
+        }
         let tx = super::PipelinedTx::new(self.client().await?);
         let c = tx.client()?;
         // Derived from stored events: the commit need not wait for the WAL flush. A

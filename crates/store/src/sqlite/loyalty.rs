@@ -287,6 +287,24 @@ impl LoyaltyStore for SqliteStore {
         .await
     }
 
+    async fn balance(
+        &self,
+        members: &[ProfileId],
+        now: Millis,
+    ) -> Result<rapport_domain::loyalty::Balance> {
+        let m = ids(members);
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT coalesce(sum(CASE WHEN unlock_at <= ?2 THEN remaining END), 0), coalesce(sum(CASE WHEN unlock_at > ?2 THEN remaining END), 0)
+                 FROM loyalty_lots WHERE profile_id IN (SELECT value FROM json_each(?1)) AND remaining > 0 AND (expires_at IS NULL OR expires_at > ?2)",
+            )?
+            .query_row(params![m, now], |r| {
+                Ok(rapport_domain::loyalty::Balance { available: r.get(0)?, pending: r.get(1)? })
+            })?)
+        })
+        .await
+    }
+
     async fn write_entries(&self, writes: Vec<LedgerWrite>) -> Result<Vec<Outcome>> {
         self.write(move |tx| {
             writes

@@ -18,7 +18,10 @@ use rusqlite::params;
 
 #[async_trait]
 impl RealtimeStore for SqliteStore {
-    async fn commit_step(&self, w: crate::StepWrites, at: Millis) -> Result<crate::StepDone> {
+    async fn commit_step(&self, mut w: crate::StepWrites, at: Millis) -> Result<crate::StepDone> {
+        if !w.ledger.is_empty() {
+            crate::LoyaltyStore::write_entries(self, std::mem::take(&mut w.ledger)).await?;
+        }
         self.write_derived(move |tx| {
             let out = change_members(tx, w.memberships, at)?;
             super::rules::record_firings(tx, &w.firings)?;

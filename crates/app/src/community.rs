@@ -51,11 +51,7 @@ impl Default for CommunitySettings {
 }
 
 pub async fn settings(store: &DynStore) -> Result<CommunitySettings, StoreError> {
-    Ok(store
-        .setting(SETTINGS_KEY)
-        .await?
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default())
+    crate::stored_settings(store, SETTINGS_KEY).await
 }
 
 pub async fn set_settings(

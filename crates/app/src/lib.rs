@@ -36,3 +36,16 @@ pub mod upload;
 pub mod users;
 pub mod web;
 pub mod worker;
+
+/// A capability's settings stored as JSON under `key`; the defaults when none are saved
+/// (or what is saved no longer reads as `T`).
+pub(crate) async fn stored_settings<T: serde::de::DeserializeOwned + Default>(
+    store: &rapport_store::DynStore,
+    key: &str,
+) -> Result<T, rapport_store::StoreError> {
+    Ok(store
+        .setting(key)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
+}

@@ -99,11 +99,7 @@ fn property_name(field: &str, s: &str) -> Result<(), StoreError> {
 }
 
 pub async fn settings(store: &DynStore) -> Result<LoyaltySettings, StoreError> {
-    Ok(store
-        .setting(SETTINGS_KEY)
-        .await?
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default())
+    crate::stored_settings(store, SETTINGS_KEY).await
 }
 
 pub async fn set_settings(
@@ -274,7 +270,8 @@ pub async fn plan_earn(
     let rules = s.tier_rules();
     let source = format!("rule:{rule}");
     let cap = a.get("cap").filter(|c| !c.is_null());
-    let members = if !rules.tiers.is_empty() || cap.is_some() {
+    // Only a cap counts across the person's profiles (a tier is kept on the person's).
+    let members = if cap.is_some() {
         members(store, person).await?
     } else {
         vec![person]
@@ -283,7 +280,7 @@ pub async fn plan_earn(
     let tier = if rules.tiers.is_empty() {
         None
     } else {
-        current_tier(store, person, &members).await?.state.tier
+        current_tier(store, person).await?.state.tier
     };
     let Some(mut points) = loyalty::earned(x * rules.multiplier(tier.as_deref())) else {
         return Ok(Err(skipped("points", "less than one point")));
@@ -485,7 +482,6 @@ pub async fn reverse_by_rule(
         };
         match write(store, w).await? {
             Outcome::Written(e, _) | Outcome::Existing(e) => {
-                let s = settings(store).await?;
                 if !s.tiers.is_empty() {
                     refresh_tier(store, &s, person, &members, now).await?;
                 }
@@ -513,11 +509,7 @@ pub async fn members(store: &DynStore, person: ProfileId) -> Result<Vec<ProfileI
 /// A person's tier row, kept on their own (canonical) profile; segments read it there
 /// too. (After a merge that changed the canonical profile, the tier is worked out anew
 /// from the merged person's points at their next change.)
-async fn current_tier(
-    store: &DynStore,
-    person: ProfileId,
-    _members: &[ProfileId],
-) -> Result<TierRow, StoreError> {
+async fn current_tier(store: &DynStore, person: ProfileId) -> Result<TierRow, StoreError> {
     let rows = store.tiers(&[person]).await?;
     Ok(rows.into_iter().next().unwrap_or(TierRow {
         profile_id: person,
@@ -549,7 +541,7 @@ pub async fn refresh_tier(
     now: Millis,
 ) -> Result<TierState, StoreError> {
     let rules = s.tier_rules();
-    let cur = current_tier(store, person, members).await?;
+    let cur = current_tier(store, person).await?;
     if rules.tiers.is_empty() {
         return Ok(cur.state);
     }
@@ -664,7 +656,7 @@ pub async fn redeem(
     let person = view.id;
     let members = members(store, person).await?;
     let now = now_millis();
-    let tier = current_tier(store, person, &members).await?.state.tier;
+    let tier = current_tier(store, person).await?.state.tier;
     if let Err(why) = eligible(store, &reward, person, tier.as_deref(), now).await? {
         return Err(StoreError::Conflict(why));
     }
@@ -956,15 +948,6 @@ pub struct NextTier {
     pub needed: f64,
 }
 
-/// A person's balance only (the fast read: summed in the database).
-pub async fn balance(
-    store: &DynStore,
-    members: &[ProfileId],
-    now: Millis,
-) -> Result<loyalty::Balance, StoreError> {
-    store.balance(members, now).await
-}
-
 pub async fn view(
     store: &DynStore,
     id: ProfileId,
@@ -994,7 +977,7 @@ pub async fn view(
             .sum();
         Some(NextExpiry { at, points })
     });
-    let tier = current_tier(store, person, &members).await?;
+    let tier = current_tier(store, person).await?;
     let rules = s.tier_rules();
     let total = if rules.tiers.is_empty() {
         0.0

@@ -132,11 +132,7 @@ impl Default for SupportSettings {
 }
 
 pub async fn settings(store: &DynStore) -> Result<SupportSettings, StoreError> {
-    Ok(store
-        .setting(SETTINGS_KEY)
-        .await?
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default())
+    crate::stored_settings(store, SETTINGS_KEY).await
 }
 
 /// As shown: the mailbox's password replaced.

@@ -56,6 +56,28 @@ pub struct LoyaltySettings {
     pub order_property: String,
     /// The event property with the order's value (tiers by spend).
     pub revenue_property: String,
+    /// Points customers may turn into the brand's token (none: they may not).
+    pub token: Option<TokenConversion>,
+}
+
+/// Points into the brand's ERC-20, paid through the token rewards (docs/loyalty.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConversion {
+    /// A followed contract: its symbol or address.
+    pub token: String,
+    /// CAIP-2 chain, when the symbol is on several.
+    #[serde(default)]
+    pub chain: Option<String>,
+    /// Points for one whole token.
+    pub points_per_token: i64,
+    /// The fewest points turned into tokens at once.
+    #[serde(default = "one_point")]
+    pub min_points: i64,
+}
+
+fn one_point() -> i64 {
+    1
 }
 
 impl Default for LoyaltySettings {
@@ -70,6 +92,7 @@ impl Default for LoyaltySettings {
             expires_days: Some(365),
             order_property: "order_id".into(),
             revenue_property: "revenue".into(),
+            token: None,
         }
     }
 }
@@ -112,9 +135,41 @@ pub async fn set_settings(
     }
     property_name("order_property", &s.order_property)?;
     property_name("revenue_property", &s.revenue_property)?;
+    for (i, t) in s.tiers.iter().enumerate() {
+        if let Some(h) = &t.holding {
+            crate::chain::find_contract(store, h.token.trim(), None)
+                .await
+                .map_err(|e| renamed(e, &format!("tiers[{i}].holding.token")))?;
+        }
+    }
+    if let Some(t) = &s.token {
+        let c = crate::chain::find_contract(store, t.token.trim(), t.chain.as_deref())
+            .await
+            .map_err(|e| renamed(e, "token.token"))?;
+        if c.standard != "erc20" {
+            return Err(invalid("token.token", "points turn into an ERC-20 token"));
+        }
+        if !(1..=1_000_000_000).contains(&t.points_per_token) {
+            return Err(invalid("token.points_per_token", "from 1 to 1000000000"));
+        }
+        if !(1..=MAX_POINTS).contains(&t.min_points) {
+            return Err(invalid(
+                "token.min_points",
+                format!("from 1 to {MAX_POINTS}"),
+            ));
+        }
+    }
     let v = serde_json::to_value(&s).map_err(|e| StoreError::Backend(e.to_string()))?;
     store.set_setting(SETTINGS_KEY, v, now_millis()).await?;
     Ok(s)
+}
+
+/// A field error of a helper told under the caller's field name.
+fn renamed(e: StoreError, at: &str) -> StoreError {
+    match e {
+        StoreError::Invalid { reason, .. } => invalid(at, reason),
+        e => e,
+    }
 }
 
 /// Checks a rule's `points` action (`rules[i].then[j]` is `at`).
@@ -526,10 +581,35 @@ async fn qualifying(
     now: Millis,
 ) -> Result<f64, StoreError> {
     let (points, spend) = store.qualifying(members, now - s.window_days * DAY).await?;
-    Ok(match s.basis {
+    let total = match s.basis {
         Basis::Points => points as f64,
         Basis::Spend => spend,
-    })
+    };
+    let rules = s.tier_rules();
+    if !rules.gated() {
+        return Ok(total);
+    }
+    // A token-gated tier: what the person's wallets hold counts too.
+    let Some(&first) = members.first() else {
+        return Ok(total);
+    };
+    let view = store.profile(first).await?;
+    let wallets: Vec<String> = view
+        .identities
+        .iter()
+        .filter(|i| i.kind == rapport_domain::identifier::IdentityKind::Wallet)
+        .map(|i| i.value.clone())
+        .collect();
+    if wallets.is_empty() {
+        return Ok(total);
+    }
+    let held = store.wallet_holdings(wallets).await?;
+    Ok(rules.with_holdings(total, |h| {
+        let token = h.token.trim();
+        held.iter().any(|r| {
+            (r.symbol == token || r.contract.eq_ignore_ascii_case(token)) && r.amount >= h.min
+        })
+    }))
 }
 
 /// Moves a person between tiers as the rules say; `Tier Changed` when the tier changes.
@@ -669,7 +749,10 @@ pub async fn redeem(
             ))
         })?;
         let entry_key = format!("redeem:{key}");
-        let props = json!({"points": reward.cost, "reward": reward.name, "reward_id": reward.id});
+        let moves = planned(&lots, moves);
+        // The moves let the engine's held points follow the redemption.
+        let props = json!({"points": reward.cost, "reward": reward.name, "reward_id": reward.id,
+            "moves": moves_json(&moves)});
         let w = LedgerWrite {
             entry: entry(
                 person,
@@ -682,7 +765,7 @@ pub async fn redeem(
                 Some(reward.name.clone()),
             ),
             lot: None,
-            moves: planned(&lots, moves),
+            moves,
             reversed: Vec::new(),
             redeem: Some(Redeem {
                 reward_id: reward.id,
@@ -809,6 +892,218 @@ pub async fn adjust(
     ))
 }
 
+/// What `POST /api/loyalty/convert` accepts.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConvertInput {
+    pub profile_id: ProfileId,
+    /// Whole points to turn into the brand's token.
+    #[schema(value_type = i64)]
+    pub points: Value,
+    /// The same key converts once; one per intended conversion.
+    pub idempotency_key: Option<String>,
+}
+
+/// Tokens for `points` at `per` points a token, as a decimal string (at most six
+/// decimals: a finer fraction is refused).
+pub fn tokens_for(points: i64, per: i64) -> Option<String> {
+    let micro = i128::from(points) * 1_000_000;
+    let per = i128::from(per);
+    if per <= 0 || micro % per != 0 {
+        return None;
+    }
+    let m = micro / per;
+    let (whole, frac) = (m / 1_000_000, m % 1_000_000);
+    Some(if frac == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{frac:06}")
+            .trim_end_matches('0')
+            .to_string()
+    })
+}
+
+/// Turns points into the brand's token: the points are spent (entry `convert:<key>`) and
+/// a token reward asked for the person's verified wallet with the same key; if the
+/// reward fails on chain, [`refund_step`] gives the points back. The same key returns
+/// the first reward (false).
+pub async fn convert(
+    store: &DynStore,
+    input: ConvertInput,
+    source: &str,
+) -> Result<(rapport_store::RewardRow, bool), StoreError> {
+    let key = key_or_new(input.idempotency_key)?;
+    let entry_key = format!("convert:{key}");
+    let s = settings(store).await?;
+    let Some(t) = s.token.clone() else {
+        return Err(StoreError::Conflict(
+            "points cannot become tokens: the programme names no token (loyalty settings `token`)"
+                .into(),
+        ));
+    };
+    let points = loyalty::positive_points("points", &input.points).map_err(field)?;
+    if points < t.min_points {
+        return Err(invalid(
+            "points",
+            format!("at least {} points at once", t.min_points),
+        ));
+    }
+    let amount = tokens_for(points, t.points_per_token).ok_or_else(|| {
+        invalid(
+            "points",
+            format!(
+                "{} points make one {}: this many would make a fraction finer than 0.000001",
+                t.points_per_token, t.token
+            ),
+        )
+    })?;
+    let contract = crate::chain::find_contract(store, t.token.trim(), t.chain.as_deref()).await?;
+    let view = store.profile(input.profile_id).await?;
+    let person = view.id;
+    let prefix = format!("{}:", contract.chain_id);
+    if !view.identities.iter().any(|i| {
+        i.kind == rapport_domain::identifier::IdentityKind::Wallet
+            && i.verified
+            && i.value.starts_with(&prefix)
+    }) {
+        return Err(invalid(
+            "profile_id",
+            format!(
+                "points become tokens only for a verified wallet on {} (Sign-In with Ethereum)",
+                contract.chain_id
+            ),
+        ));
+    }
+    if store.entry_by_key(&entry_key).await?.is_none() {
+        let members = members(store, person).await?;
+        let now = now_millis();
+        let mut spent = false;
+        for _ in 0..ATTEMPTS {
+            let lots = store.lots(&members, false).await?;
+            let moves = loyalty::take(&just_lots(&lots), points, now).map_err(|s| {
+                StoreError::Conflict(format!(
+                    "not enough points: {} available, {} asked",
+                    s.available, s.wanted
+                ))
+            })?;
+            let moves = planned(&lots, moves);
+            let props = json!({"points": points, "token": t.token, "amount": amount,
+                "moves": moves_json(&moves)});
+            let w = LedgerWrite {
+                entry: entry(
+                    person,
+                    "spend",
+                    -points,
+                    &entry_key,
+                    now,
+                    source,
+                    None,
+                    Some(format!("{amount} {}", t.token)),
+                ),
+                lot: None,
+                moves,
+                reversed: Vec::new(),
+                redeem: None,
+                events: vec![event(person, "Points Converted", &entry_key, now, props)?],
+            };
+            match write(store, w).await? {
+                Outcome::Written(..) | Outcome::Existing(_) => {
+                    spent = true;
+                    break;
+                }
+                Outcome::Stale => continue,
+                Outcome::Refused(why) => return Err(StoreError::Conflict(why)),
+            }
+        }
+        if !spent {
+            return Err(StoreError::Conflict(
+                "the points kept changing: try again".into(),
+            ));
+        }
+    }
+    // Asked after the spend and with the same key: a crash in between asks on the retry.
+    crate::rewards::request(
+        store,
+        crate::rewards::RewardInput {
+            profile_id: person,
+            token: contract.address.clone(),
+            chain: Some(contract.chain_id.clone()),
+            amount,
+            kind: None,
+            idempotency_key: Some(format!("loyalty:{key}")),
+        },
+        CONVERT_SOURCE,
+    )
+    .await
+}
+
+/// The source of the token rewards conversions ask for.
+pub const CONVERT_SOURCE: &str = "loyalty";
+
+/// Points given back for conversions whose token reward failed; the reward is then
+/// `reversed` (never retried: the person has their points again). Returns how many.
+pub async fn refund_step(store: &DynStore) -> Result<usize, StoreError> {
+    let failed = store.rewards(Some("failed".into()), 1_000).await?;
+    let mut n = 0;
+    for mut r in failed.into_iter().filter(|r| r.source == CONVERT_SOURCE) {
+        let Some(key) = r.idempotency_key.strip_prefix("loyalty:") else {
+            continue;
+        };
+        let Some(spent) = store.entry_by_key(&format!("convert:{key}")).await? else {
+            continue;
+        };
+        let now = now_millis();
+        let s = settings(store).await?;
+        let back = -spent.amount;
+        let refund_key = format!("convert-refund:{key}");
+        let lot = NewLot {
+            profile_id: spent.profile_id,
+            kind: "adjust".into(),
+            amount: back,
+            earned_at: now,
+            unlock_at: now,
+            expires_at: s.expires_days.map(|d| now + d * DAY),
+            order: None,
+            revenue: None,
+        };
+        let reason = format!(
+            "the token payment failed: {}",
+            r.last_error.clone().unwrap_or_default()
+        );
+        let props = json!({"points": back, "reason": reason, "by": "loyalty",
+            "unlock_at_ms": lot.unlock_at, "expires_at_ms": lot.expires_at, "reward_id": r.id});
+        let w = LedgerWrite {
+            entry: entry(
+                spent.profile_id,
+                "adjust",
+                back,
+                &refund_key,
+                now,
+                CONVERT_SOURCE,
+                None,
+                Some(reason),
+            ),
+            lot: Some(lot),
+            moves: Vec::new(),
+            reversed: Vec::new(),
+            redeem: None,
+            events: vec![event(
+                spent.profile_id,
+                "Points Adjusted",
+                &refund_key,
+                now,
+                props,
+            )?],
+        };
+        write(store, w).await?;
+        r.status = "reversed".into();
+        r.updated_at = now;
+        store.update_reward(r).await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// Lots written off per expiry step at most.
 pub const EXPIRY_BATCH: usize = 5_000;
 
@@ -891,8 +1186,10 @@ pub async fn run(
     let mut last: Option<std::time::Instant> = None;
     loop {
         let step = async {
+            // Every second: a failed conversion gives its points back soon.
+            let refunded = refund_step(&store).await?;
             if last.is_some_and(|t| t.elapsed() < every) {
-                return Ok(0);
+                return Ok(refunded);
             }
             let now = now_millis();
             let expired = expire_step(&store, now, EXPIRY_BATCH).await?;
@@ -901,7 +1198,7 @@ pub async fn run(
             if expired < EXPIRY_BATCH && after == 0 {
                 last = Some(std::time::Instant::now());
             }
-            Ok::<usize, StoreError>(expired)
+            Ok::<usize, StoreError>(expired + refunded)
         }
         .await;
         let second = Duration::from_secs(1);

@@ -577,3 +577,172 @@ async fn token_rewards_pay_once_fail_visibly_and_retry() {
         s.finish().await;
     }
 }
+
+/// Links `key`'s wallet to `link_to` by Sign-In with Ethereum (a verified wallet).
+async fn siwe_link(s: &TestServer, key: &rapport_chain::wallet::HotWallet, link_to: &str) {
+    let host = s.url.trim_start_matches("http://").to_string();
+    let (_, n) = s.get("/api/siwe/nonce").await;
+    let now = chrono::Utc::now();
+    let msg = rapport_chain::siwe::message_text(
+        &host,
+        &key.address(),
+        &format!("http://{host}/connect"),
+        CHAIN_ID,
+        n["nonce"].as_str().expect("nonce"),
+        &now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        Some(
+            &(now + chrono::Duration::minutes(5))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+    );
+    let sig = key.sign_message(&msg).expect("sign");
+    let (st, v) = s
+        .send(
+            Method::POST,
+            "/api/siwe/verify",
+            json!({"message": msg, "signature": sig, "link_to": link_to}),
+        )
+        .await;
+    assert_eq!(st, 200, "[{}] {v}", s.kind);
+}
+
+async fn available(s: &TestServer, id: i64) -> i64 {
+    let (_, v) = s.get(&format!("/api/profiles/{id}/loyalty")).await;
+    v["available"].as_i64().expect("available")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn points_become_tokens_and_tokens_reach_a_tier() {
+    let node = DevNode::start().await.expect("ganache");
+    let t = deploy(&node).await;
+    let key = DevNode::wallet(1);
+    let who = key.address();
+    for (store, dir, pg) in stores().await {
+        let s = start_with(store, dir, pg, |st| {
+            st.rewards.set_hot_wallet(Some(DevNode::wallet(0)))
+        })
+        .await;
+        follow(&s, &node, &t).await;
+        siwe_link(&s, &key, "email:ada@shop.example").await;
+        let ada = s.profile_of("email:ada@shop.example").await["id"]
+            .as_i64()
+            .expect("id");
+        // A wallet known only from traits is not verified: no tokens for it.
+        let (st, _) = s.post_v1("/v1/identify", json!({"userId": "bo", "traits": {"email": "bo@shop.example", "wallet": wallet_id(&DevNode::wallet(2).address())}})).await;
+        assert_eq!(st, 200);
+        let bo = s.profile_of("user_id:bo").await["id"].as_i64().expect("id");
+        // Settings that name a token nobody follows, or an NFT, are refused.
+        for (bad, field) in [
+            (
+                json!({"token": {"token": "NOPE", "points_per_token": 100}}),
+                "token.token",
+            ),
+            (
+                json!({"token": {"token": "BADGE", "points_per_token": 100}}),
+                "token.token",
+            ),
+            (
+                json!({"token": {"token": "LOYAL", "points_per_token": 0}}),
+                "token.points_per_token",
+            ),
+            (
+                json!({"tiers": [{"name": "holder", "threshold": 10, "holding": {"token": "NOPE"}}]}),
+                "tiers[0].holding.token",
+            ),
+        ] {
+            let (st, v) = s.send(Method::PUT, "/api/loyalty/settings", bad).await;
+            assert_eq!((st, v["field"].as_str()), (400, Some(field)), "{v}");
+        }
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/loyalty/settings",
+                json!({"tiers": [{"name": "silver", "threshold": 100},
+                                 {"name": "holder", "threshold": 100000, "holding": {"token": "BADGE", "min": 1}}],
+                       "token": {"token": "LOYAL", "points_per_token": 100}}),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        for p in [ada, bo] {
+            let (st, v) = s
+                .send(Method::POST, "/api/loyalty/adjust",
+                    json!({"profile_id": p, "points": 500, "reason": "welcome", "idempotency_key": format!("w{p}")}))
+                .await;
+            assert_eq!(st, 201, "{v}");
+        }
+        let convert = |p: i64, points: Value, key: &str| {
+            s.send(
+                Method::POST,
+                "/api/loyalty/convert",
+                json!({"profile_id": p, "points": points, "idempotency_key": key}),
+            )
+        };
+        let (st, v) = convert(bo, json!(100), "b1").await;
+        assert_eq!((st, v["field"].as_str()), (400, Some("profile_id")), "{v}");
+        let (st, v) = convert(ada, json!(1.5), "a0").await;
+        assert_eq!((st, v["field"].as_str()), (400, Some("points")), "{v}");
+        let (st, v) = convert(ada, json!(100000), "a0").await;
+        assert_eq!(st, 409, "{v}");
+        assert_eq!(available(&s, ada).await, 500, "nothing changed");
+        assert_eq!(available(&s, bo).await, 500, "nothing changed");
+        // 250 points at 100 a token: 2.5 LOYAL, paid once for one key.
+        let before = node.balance_of(t.loyal, who).await.expect("balance");
+        let (st, first) = convert(ada, json!(250), "a1").await;
+        assert_eq!(st, 201, "{first}");
+        assert_eq!(first["amount"], "2.5", "{first}");
+        let (st, again) = convert(ada, json!(250), "a1").await;
+        assert_eq!((st, &again["id"]), (200, &first["id"]), "{again}");
+        assert_eq!(available(&s, ada).await, 250, "spent once");
+        let done = eventually(&s, &format!("/api/rewards/{}", first["id"]), |v| {
+            v["status"] == "confirmed" || v["status"] == "failed"
+        })
+        .await;
+        assert_eq!(done["status"], "confirmed", "{done}");
+        assert_eq!(
+            node.balance_of(t.loyal, who).await.expect("balance") - before,
+            units(5) / U256::from(2u64),
+            "[{}] 2.5 LOYAL on chain",
+            s.kind
+        );
+        // A payment that fails on chain gives the points back: LOYAL is no longer the
+        // brand's to mint, and the hot wallet holds none to transfer.
+        let (st, v) = s
+            .send(Method::POST, &format!("/api/chains/{CHAIN}/contracts"),
+                json!({"address": t.loyal.to_string(), "standard": "erc20", "symbol": "LOYAL", "brand_owned": false}))
+            .await;
+        assert!(st == 200 || st == 201, "{v}");
+        let (st, failing) = convert(ada, json!(100), "a2").await;
+        assert_eq!(st, 201, "{failing}");
+        assert_eq!(available(&s, ada).await, 150);
+        let r = eventually(&s, &format!("/api/rewards/{}", failing["id"]), |v| {
+            v["status"] == "reversed"
+        })
+        .await;
+        assert!(r["last_error"].as_str().is_some(), "{r}");
+        assert_eq!(available(&s, ada).await, 250, "[{}] points back", s.kind);
+        let (st, _) = s
+            .send(
+                Method::POST,
+                &format!("/api/rewards/{}/retry", failing["id"]),
+                json!({}),
+            )
+            .await;
+        assert_eq!(st, 409, "a reversed conversion is not paid after all");
+        // Holding the brand's NFT reaches the token-gated tier.
+        let (st, nft) = s
+            .send(Method::POST, "/api/rewards",
+                json!({"profile_id": ada, "token": "BADGE", "amount": "1", "idempotency_key": format!("nft-{}", s.kind)}))
+            .await;
+        assert_eq!(st, 201, "{nft}");
+        eventually(&s, &format!("/api/rewards/{}", nft["id"]), |v| {
+            v["status"] == "confirmed"
+        })
+        .await;
+        sync(&s).await;
+        eventually(&s, &format!("/api/profiles/{ada}/loyalty"), |v| {
+            v["tier"] == "holder"
+        })
+        .await;
+        s.finish().await;
+    }
+}

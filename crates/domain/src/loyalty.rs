@@ -507,6 +507,19 @@ pub struct Tier {
     /// Words for customers: what the tier gives.
     #[serde(default)]
     pub benefits: Option<String>,
+    /// Holding this token reaches the tier whatever the points (a token-gated tier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holding: Option<Holding>,
+}
+
+/// At least `min` whole units of a token (its symbol or contract address) held by any of
+/// the person's wallets.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Holding {
+    pub token: String,
+    #[serde(default = "one")]
+    pub min: f64,
 }
 
 fn one() -> f64 {
@@ -576,6 +589,20 @@ impl TierRules {
                     "from 0 to 100",
                 ));
             }
+            if let Some(h) = &t.holding {
+                if h.token.trim().is_empty() || h.token.len() > 100 {
+                    return Err(FieldError::new(
+                        format!("tiers[{i}].holding.token"),
+                        "a token's symbol or contract address",
+                    ));
+                }
+                if !h.min.is_finite() || h.min <= 0.0 {
+                    return Err(FieldError::new(
+                        format!("tiers[{i}].holding.min"),
+                        "must be more than 0",
+                    ));
+                }
+            }
         }
         if !(1..=3_650).contains(&self.window_days) {
             return Err(FieldError::new("window_days", "from 1 to 3650"));
@@ -593,6 +620,21 @@ impl TierRules {
     fn rank(&self, name: Option<&str>) -> usize {
         name.and_then(|n| self.tiers.iter().position(|t| t.name == n))
             .map_or(0, |i| i + 1)
+    }
+
+    /// The qualifying total counting holdings: a held token's tier counts as reached,
+    /// so holding lifts the total to that tier's threshold.
+    pub fn with_holdings(&self, total: f64, holds: impl Fn(&Holding) -> bool) -> f64 {
+        self.tiers
+            .iter()
+            .filter(|t| t.holding.as_ref().is_some_and(&holds))
+            .map(|t| t.threshold)
+            .fold(total, f64::max)
+    }
+
+    /// Whether any tier is token-gated.
+    pub fn gated(&self) -> bool {
+        self.tiers.iter().any(|t| t.holding.is_some())
     }
 
     /// The highest tier `total` reaches.
@@ -893,6 +935,35 @@ mod tests {
         assert_eq!(earned(1e300), Some(MAX_POINTS));
     }
 
+    #[test]
+    fn holding_a_token_reaches_its_tier() {
+        let r = rules(Downgrade::Never, 0);
+        assert!(r.gated());
+        assert_eq!(r.with_holdings(120.0, |_| false), 120.0);
+        assert_eq!(r.with_holdings(120.0, |h| h.token == "BRAND"), 500.0);
+        assert_eq!(r.with_holdings(900.0, |_| true), 900.0);
+        assert_eq!(
+            r.next(&TierState::default(), r.with_holdings(0.0, |_| true), 5)
+                .tier
+                .as_deref(),
+            Some("gold")
+        );
+        let mut bad = r.clone();
+        bad.tiers[1].holding = Some(Holding {
+            token: "BRAND".into(),
+            min: 0.0,
+        });
+        assert_eq!(bad.check().unwrap_err().field, "tiers[1].holding.min");
+        bad.tiers[1].holding = Some(Holding {
+            token: " ".into(),
+            min: 1.0,
+        });
+        assert_eq!(bad.check().unwrap_err().field, "tiers[1].holding.token");
+        let mut plain = r;
+        plain.tiers[1].holding = None;
+        assert!(!plain.gated());
+    }
+
     fn rules(downgrade: Downgrade, grace_days: i64) -> TierRules {
         TierRules {
             tiers: vec![
@@ -901,12 +972,17 @@ mod tests {
                     threshold: 100.0,
                     multiplier: 1.0,
                     benefits: None,
+                    holding: None,
                 },
                 Tier {
                     name: "gold".into(),
                     threshold: 500.0,
                     multiplier: 1.5,
                     benefits: None,
+                    holding: Some(Holding {
+                        token: "BRAND".into(),
+                        min: 10.0,
+                    }),
                 },
             ],
             basis: Basis::Points,

@@ -427,6 +427,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(loyalty::of_profile))
         .routes(routes!(loyalty::redeem))
         .routes(routes!(loyalty::adjust))
+        .routes(routes!(loyalty::convert))
         .routes(routes!(loyalty::rewards, loyalty::add_reward))
         .routes(routes!(loyalty::put_reward))
         .routes(routes!(loyalty::add_codes))

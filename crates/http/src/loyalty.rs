@@ -10,9 +10,11 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use rapport_app::loyalty::{self, AdjustInput, LoyaltySettings, LoyaltyView, RedeemInput};
+use rapport_app::loyalty::{
+    self, AdjustInput, ConvertInput, LoyaltySettings, LoyaltyView, RedeemInput,
+};
 use rapport_domain::time::now_millis;
-use rapport_store::{EntryRow, LoyaltyTotals, Redemption, Reward};
+use rapport_store::{EntryRow, LoyaltyTotals, Redemption, Reward, RewardRow};
 use std::collections::HashMap;
 
 /// The programme's settings.
@@ -26,9 +28,12 @@ pub async fn settings(
 }
 
 /// Replaces the programme's settings: `tiers` (`[{name, threshold, multiplier,
-/// benefits}]`, lowest first), `basis` (`points` or `spend`), `window_days`,
+/// benefits, holding}]`, lowest first; `holding: {token, min}` makes a tier
+/// token-gated), `basis` (`points` or `spend`), `window_days`,
 /// `downgrade` (`never`, `period_end`, `rolling`), `grace_days`, `expires_days` (the
-/// default for earning rules; null: never), `order_property`, `revenue_property`.
+/// default for earning rules; null: never), `order_property`, `revenue_property`,
+/// `token` (`{token, chain, points_per_token, min_points}`: points customers may turn
+/// into the brand's ERC-20).
 #[utoipa::path(put, path = "/api/loyalty/settings", tag = "loyalty",
     request_body = LoyaltySettings,
     responses((status = 200, body = LoyaltySettings), (status = 400, body = Problem)), security(("bearer" = [])))]
@@ -71,6 +76,30 @@ pub async fn redeem(
 ) -> ApiResult<(StatusCode, Json<Redemption>)> {
     let input: RedeemInput = typed_body(&body)?;
     let (r, created) = loyalty::redeem(&state.store, input, &key.who()).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(r)))
+}
+
+/// Turns a person's points into the brand's token (settings `token`): the points are
+/// spent at once and a token reward asked for their verified wallet (`GET
+/// /api/rewards/{id}` follows it; if it fails on chain the points come back). 201 with
+/// the reward, 200 when the `idempotency_key` was used, 400 without a verified wallet or
+/// for a bad amount, 409 when the balance is short or no token is configured.
+#[utoipa::path(post, path = "/api/loyalty/convert", tag = "loyalty",
+    request_body = ConvertInput,
+    responses((status = 201, body = RewardRow), (status = 200, body = RewardRow),
+               (status = 400, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+pub async fn convert(
+    State(state): State<AppState>,
+    key: AdminKey,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<RewardRow>)> {
+    let input: ConvertInput = typed_body(&body)?;
+    let (r, created) = loyalty::convert(&state.store, input, &key.who()).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

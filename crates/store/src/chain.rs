@@ -136,7 +136,8 @@ pub struct RewardRow {
     /// Whole units as asked.
     pub amount: String,
     pub raw_amount: String,
-    /// `pending`, `sent`, `confirmed` or `failed`.
+    /// `pending`, `sent`, `confirmed`, `failed`, or `reversed` (a failed points
+    /// conversion whose points were given back; never retried).
     pub status: String,
     pub tx_hash: Option<String>,
     #[serde(skip)]

@@ -46,11 +46,17 @@ pub(super) struct Config {
     /// `Segment Entered`/`Exited` events from a person's history; when none does, they
     /// are neither loaded nor kept (after a while they are most of a person's events).
     pub(super) membership_history: bool,
+    /// A loyalty tier is reached by holding a token: a person's on-chain events make
+    /// the engine look at their tier.
+    pub(super) gated_tiers: bool,
 }
 
 impl Config {
     pub(super) fn idle(&self) -> bool {
-        self.segments.is_empty() && self.rules.is_empty() && self.offers.is_empty()
+        self.segments.is_empty()
+            && self.rules.is_empty()
+            && self.offers.is_empty()
+            && !self.gated_tiers
     }
 
     /// Indexes of the segments named (through a set: a person may be in a hundred of
@@ -133,6 +139,8 @@ impl Engine {
             offers,
             cap_window,
             membership_history,
+            // Loyalty settings are saved like any setting: the version moves with them.
+            gated_tiers: crate::loyalty::settings(store).await?.tier_rules().gated(),
         });
         // Memberships of removed or redefined segments are stale in memory.
         self.drop_all();

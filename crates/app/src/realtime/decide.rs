@@ -304,6 +304,11 @@ impl Engine {
                     }
                 }
             }
+            // A token moved: a token-gated tier may be reached or left.
+            if config.gated_tiers && ev.source == crate::chain::SOURCE && !own_event {
+                let settings = effects.loyalty(store).await?.clone();
+                crate::loyalty::after_earning(store, &settings, id).await?;
+            }
             if !own_event {
                 c.upto = ev.id;
             }

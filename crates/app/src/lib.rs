@@ -23,6 +23,7 @@ pub mod portal;
 pub mod privacy;
 pub mod profiles;
 pub mod realtime;
+pub mod referrals;
 pub mod rewards;
 pub mod rules;
 pub mod scores;

@@ -892,6 +892,65 @@ pub async fn adjust(
     ))
 }
 
+/// Points given outright (no rule, no order): a lot of `kind` under `key`, with `Points
+/// Earned` (earn) or `Points Adjusted` (adjust) on the timeline; the same key writes
+/// nothing again. Expires after the programme's default.
+pub struct Credit {
+    pub person: ProfileId,
+    pub kind: &'static str,
+    pub points: i64,
+    pub key: String,
+    pub source: String,
+    pub reason: String,
+    /// More properties for the event.
+    pub props: Value,
+}
+
+impl Credit {
+    pub async fn write(self, store: &DynStore) -> Result<Outcome, StoreError> {
+        let s = settings(store).await?;
+        let now = now_millis();
+        let lot = NewLot {
+            profile_id: self.person,
+            kind: self.kind.into(),
+            amount: self.points,
+            earned_at: now,
+            unlock_at: now,
+            expires_at: s.expires_days.map(|d| now + d * DAY),
+            order: None,
+            revenue: None,
+        };
+        let mut props = json!({"points": self.points, "reason": self.reason, "by": self.source,
+            "unlock_at_ms": lot.unlock_at, "expires_at_ms": lot.expires_at});
+        if let (Some(p), Some(extra)) = (props.as_object_mut(), self.props.as_object()) {
+            p.extend(extra.clone());
+        }
+        let name = if self.kind == "earn" {
+            "Points Earned"
+        } else {
+            "Points Adjusted"
+        };
+        let w = LedgerWrite {
+            entry: entry(
+                self.person,
+                self.kind,
+                self.points,
+                &self.key,
+                now,
+                &self.source,
+                None,
+                Some(self.reason),
+            ),
+            lot: Some(lot),
+            moves: Vec::new(),
+            reversed: Vec::new(),
+            redeem: None,
+            events: vec![event(self.person, name, &self.key, now, props)?],
+        };
+        write(store, w).await
+    }
+}
+
 /// What `POST /api/loyalty/convert` accepts.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -1052,50 +1111,21 @@ pub async fn refund_step(store: &DynStore) -> Result<usize, StoreError> {
         let Some(spent) = store.entry_by_key(&format!("convert:{key}")).await? else {
             continue;
         };
-        let now = now_millis();
-        let s = settings(store).await?;
-        let back = -spent.amount;
-        let refund_key = format!("convert-refund:{key}");
-        let lot = NewLot {
-            profile_id: spent.profile_id,
-            kind: "adjust".into(),
-            amount: back,
-            earned_at: now,
-            unlock_at: now,
-            expires_at: s.expires_days.map(|d| now + d * DAY),
-            order: None,
-            revenue: None,
-        };
         let reason = format!(
             "the token payment failed: {}",
             r.last_error.clone().unwrap_or_default()
         );
-        let props = json!({"points": back, "reason": reason, "by": "loyalty",
-            "unlock_at_ms": lot.unlock_at, "expires_at_ms": lot.expires_at, "reward_id": r.id});
-        let w = LedgerWrite {
-            entry: entry(
-                spent.profile_id,
-                "adjust",
-                back,
-                &refund_key,
-                now,
-                CONVERT_SOURCE,
-                None,
-                Some(reason),
-            ),
-            lot: Some(lot),
-            moves: Vec::new(),
-            reversed: Vec::new(),
-            redeem: None,
-            events: vec![event(
-                spent.profile_id,
-                "Points Adjusted",
-                &refund_key,
-                now,
-                props,
-            )?],
+        let credit = Credit {
+            person: spent.profile_id,
+            kind: "adjust",
+            points: -spent.amount,
+            key: format!("convert-refund:{key}"),
+            source: CONVERT_SOURCE.into(),
+            reason,
+            props: json!({"reward_id": r.id}),
         };
-        write(store, w).await?;
+        credit.write(store).await?;
+        let now = now_millis();
         r.status = "reversed".into();
         r.updated_at = now;
         store.update_reward(r).await?;

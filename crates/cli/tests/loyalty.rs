@@ -424,3 +424,205 @@ async fn points_are_earned_spent_reversed_expired_and_tiered() {
         s.finish().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referrals_credit_once_and_refuse_self_referrals() {
+    for s in common::servers().await {
+        let k = s.kind;
+        // Bad settings are refused naming the field, nothing saved.
+        for (bad, field) in [
+            (
+                json!({"enabled": true, "referrer_points": -5}),
+                "referrer_points",
+            ),
+            (
+                json!({"enabled": true, "friend_points": 1.5}),
+                "friend_points",
+            ),
+            (json!({"enabled": true, "window_days": 0}), "window_days"),
+            (
+                json!({"enabled": true, "landing_url": "javascript:alert(1)"}),
+                "landing_url",
+            ),
+        ] {
+            let (st, p) = s.send(Method::PUT, "/api/referrals/settings", bad).await;
+            assert_eq!(st, 400, "[{k}] {p}");
+            assert!(
+                p["field"].as_str().is_some_and(|f| f.contains(field))
+                    || p["detail"].as_str().is_some_and(|d| d.contains(field)),
+                "[{k}] {p}"
+            );
+        }
+        assert_eq!(s.get("/api/referrals/settings").await.1["enabled"], false);
+        let (st, p) = s
+            .send(Method::PUT, "/api/referrals/settings",
+                json!({"enabled": true, "referrer_points": 500, "friend_points": 100, "landing_url": "https://shop.example/welcome"}))
+            .await;
+        assert_eq!(st, 200, "[{k}] {p}");
+        let ctx = |device: &str, ip: &str| json!({"device": {"id": device}, "ip": ip});
+        let (st, _) = s
+            .post_v1("/v1/identify", json!({"userId": "ann", "traits": {"email": "ann@example.com"}, "context": ctx("dev-ann", "10.0.0.1")}))
+            .await;
+        assert_eq!(st, 200);
+        let ann = s.profile_of("user_id:ann").await["id"]
+            .as_i64()
+            .expect("id");
+        let (st, mine) = s.get(&format!("/api/profiles/{ann}/referral")).await;
+        assert_eq!(st, 200, "[{k}] {mine}");
+        let code = mine["code"].as_str().expect("code").to_string();
+        assert_eq!(
+            s.get(&format!("/api/profiles/{ann}/referral")).await.1["code"],
+            code.as_str(),
+            "one code each"
+        );
+        assert_eq!(
+            mine["landing"],
+            format!("https://shop.example/welcome?ref={code}")
+        );
+        // The link lands on the brand's page with the code.
+        let r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .get(format!("{}/r/{}", s.url, code.to_lowercase()))
+            .send()
+            .await
+            .expect("link");
+        assert_eq!(r.status().as_u16(), 303, "[{k}]");
+        assert_eq!(
+            r.headers()["location"],
+            format!("https://shop.example/welcome?ref={code}").as_str()
+        );
+        // A friend signs up with the code, then orders twice: credited once.
+        let signup = |user: &str, c: Value| json!({"userId": user, "event": "Signed Up", "properties": {"referral_code": code}, "context": c});
+        let order = |user: &str, id: &str| json!({"userId": user, "event": "Order Completed", "properties": {"order_id": id, "revenue": 20}});
+        assert_eq!(
+            s.post_v1("/v1/track", signup("bob", ctx("dev-bob", "10.0.0.2")))
+                .await
+                .0,
+            200
+        );
+        let bob = s.profile_of("user_id:bob").await["id"]
+            .as_i64()
+            .expect("id");
+        let theirs = common::eventually(&s, &format!("/api/profiles/{bob}/referral"), |v| {
+            v["referred_by"]["status"] == "pending"
+        })
+        .await;
+        assert_eq!(theirs["referred_by"]["referrer_id"], ann, "[{k}] {theirs}");
+        for id in ["o1", "o2"] {
+            assert_eq!(s.post_v1("/v1/track", order("bob", id)).await.0, 200);
+        }
+        // The code sent again changes nothing.
+        assert_eq!(
+            s.post_v1("/v1/track", signup("bob", ctx("dev-bob", "10.0.0.2")))
+                .await
+                .0,
+            200
+        );
+        common::eventually(&s, &format!("/api/profiles/{ann}/loyalty"), |v| {
+            v["available"] == 500
+        })
+        .await;
+        common::eventually(&s, &format!("/api/profiles/{bob}/loyalty"), |v| {
+            v["available"] == 100
+        })
+        .await;
+        // Self-referrals: the referrer's own code, a second account on the referrer's
+        // device; and an existing customer. None is credited.
+        assert_eq!(
+            s.post_v1("/v1/track", signup("ann", ctx("dev-ann", "10.0.0.1")))
+                .await
+                .0,
+            200
+        );
+        assert_eq!(
+            s.post_v1("/v1/track", signup("ann-again", ctx("dev-ann", "10.9.9.9")))
+                .await
+                .0,
+            200
+        );
+        assert_eq!(s.post_v1("/v1/track", order("cy", "c1")).await.0, 200);
+        assert_eq!(
+            s.post_v1("/v1/track", signup("cy", ctx("dev-cy", "10.0.0.3")))
+                .await
+                .0,
+            200
+        );
+        let refused = common::eventually(&s, "/api/referrals?status=refused", |v| {
+            v.as_array().is_some_and(|a| a.len() == 3)
+        })
+        .await;
+        let reasons: Vec<&str> = refused
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|r| r["reason"].as_str())
+            .collect();
+        assert!(
+            reasons.iter().any(|r| r.contains("own code")),
+            "[{k}] {refused}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.contains("device")),
+            "[{k}] {refused}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.contains("already a customer")),
+            "[{k}] {refused}"
+        );
+        let again = s.profile_of("user_id:ann-again").await["id"]
+            .as_i64()
+            .expect("id");
+        assert_eq!(
+            s.post_v1("/v1/track", order("ann-again", "a1")).await.0,
+            200
+        );
+        assert_eq!(s.post_v1("/v1/track", order("cy", "c2")).await.0, 200);
+        // Bob's third order has gone through the engine after the others: still 500.
+        assert_eq!(s.post_v1("/v1/track", order("bob", "o3")).await.0, 200);
+        common::eventually(
+            &s,
+            &format!("/api/profiles/{bob}/timeline?limit=100"),
+            |v| names(v).iter().filter(|n| *n == "Order Completed").count() == 3,
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(
+            s.get(&format!("/api/profiles/{ann}/loyalty")).await.1["available"],
+            500,
+            "[{k}] credited once"
+        );
+        assert_eq!(
+            s.get(&format!("/api/profiles/{again}/loyalty")).await.1["available"],
+            0,
+            "[{k}]"
+        );
+        let (_, tl) = s
+            .get(&format!("/api/profiles/{ann}/timeline?limit=100"))
+            .await;
+        assert_eq!(
+            names(&tl)
+                .iter()
+                .filter(|n| *n == "Referral Converted")
+                .count(),
+            1,
+            "[{k}]"
+        );
+        // The leaderboard and the graph's `referred` relationship.
+        let (_, board) = s.get("/api/referrals/leaderboard").await;
+        assert_eq!(board[0]["referrer_id"], ann, "[{k}] {board}");
+        assert_eq!(board[0]["converted"], 1, "[{k}] {board}");
+        common::eventually(
+            &s,
+            &format!("/api/profiles/{ann}/relationships/{bob}"),
+            |v| {
+                v["a_to_b"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|r| r["kind"] == "referred"))
+            },
+        )
+        .await;
+        s.finish().await;
+    }
+}

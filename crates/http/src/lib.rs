@@ -30,6 +30,7 @@ pub mod portal_tickets;
 pub mod privacy;
 pub mod problem;
 pub mod profiles;
+pub mod referrals;
 pub mod rules;
 pub mod scores;
 pub mod segments;
@@ -428,6 +429,10 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(loyalty::redeem))
         .routes(routes!(loyalty::adjust))
         .routes(routes!(loyalty::convert))
+        .routes(routes!(referrals::settings, referrals::set_settings))
+        .routes(routes!(referrals::of_profile))
+        .routes(routes!(referrals::list))
+        .routes(routes!(referrals::leaderboard))
         .routes(routes!(loyalty::rewards, loyalty::add_reward))
         .routes(routes!(loyalty::put_reward))
         .routes(routes!(loyalty::add_codes))
@@ -482,6 +487,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/connect", get(chain::connect_page))
+        .route("/r/{code}", get(referrals::link))
         // What e-mail links point to: no key, the signed token is the authority.
         .route("/e/o/{token}", get(email::open))
         .route("/e/c/{token}", get(email::click))

@@ -61,6 +61,14 @@ async fn points_page(
     };
     let v = loyalty::view(&state.store, c.person, 30).await?;
     let programme = loyalty::settings(&state.store).await?;
+    let referral = rapport_app::referrals::settings(&state.store).await?;
+    let invite = if referral.enabled {
+        let code = rapport_app::referrals::code_of(&state.store, v.profile_id).await?;
+        let base = crate::portal::base_url(&state, &headers).await?;
+        Some(format!("{}/r/{code}", base.trim_end_matches('/')))
+    } else {
+        None
+    };
     let now = now_millis();
     let mut rewards = Vec::new();
     for r in state.store.reward_catalogue().await? {
@@ -97,6 +105,16 @@ async fn points_page(
                 @let pct = if n.threshold > 0.0 { (v.qualifying / n.threshold * 100.0).clamp(0.0, 100.0) } else { 100.0 };
                 p { (format!("{:.0}", n.needed)) " more to reach " strong { (n.name) } "." }
                 progress max="100" value=(format!("{pct:.0}")) aria-label=(format!("Progress to {}", n.name)) { (format!("{pct:.0}%")) }
+            }
+        }
+        @if let Some(link) = &invite {
+            section aria-labelledby="invite" {
+                h2 #invite { "Invite friends" }
+                p { "Share your link: " strong { code { (link) } } }
+                @if referral.referrer_points > 0 {
+                    p.note { "You get " (referral.referrer_points) " points when a friend you invited places their first order"
+                        @if referral.friend_points > 0 { ", and they get " (referral.friend_points) } "." }
+                }
             }
         }
         section aria-labelledby="rewards" {

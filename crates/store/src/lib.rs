@@ -30,6 +30,7 @@ pub mod postgres;
 pub mod privacy;
 pub mod profiles;
 pub mod realtime;
+pub mod referrals;
 pub mod rules;
 pub mod scores;
 pub mod segments;
@@ -64,6 +65,7 @@ pub use realtime::{
     reread_persons, step_profiles, PersonLoad, PersonReads, RealtimeStore, RecentPeople, StepDone,
     StepInputs, StepQuery, StepWrites,
 };
+pub use referrals::{ReferralLeader, ReferralRow, ReferralStore};
 pub use rules::{Firing, Outbound, RuleStore, Task};
 pub use scores::{PurchaseStats, ScoreRow, ScoreStore};
 pub use segments::{MembershipChange, SegmentRow, SegmentSize, SegmentStore};
@@ -236,6 +238,7 @@ pub trait Store:
     + CommunityStore
     + KbStore
     + LoyaltyStore
+    + ReferralStore
     + Send
     + Sync
     + 'static

@@ -31,6 +31,7 @@ mod portal;
 mod privacy;
 mod profiles;
 mod realtime;
+mod referrals;
 mod rules;
 mod scores;
 mod segments;
@@ -105,6 +106,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0028_posts_by_topic.sql"),
     ),
     (29, include_str!("../migrations/postgres/0029_loyalty.sql")),
+    (
+        30,
+        include_str!("../migrations/postgres/0030_referrals.sql"),
+    ),
 ];
 
 pub struct PgStore {

@@ -129,6 +129,12 @@ pub(crate) const PERSON_TABLES: &[PersonTable] = &[
     t("loyalty_entries", "profile_id IN {P}", Erase::Delete),
     t("loyalty_lots", "profile_id IN {P}", Erase::Delete),
     t("loyalty_tiers", "profile_id IN {P}", Erase::Delete),
+    t("referral_codes", "profile_id IN {P}", Erase::Delete),
+    t(
+        "referrals",
+        "referrer_id IN {P} OR referred_id IN {P}",
+        Erase::Delete,
+    ),
     t(
         "email_clicks",
         "message_id IN (SELECT public_id FROM email_messages WHERE profile_id IN {P} OR to_address IN {E})",

@@ -32,6 +32,7 @@ mod portal;
 mod privacy;
 mod profiles;
 mod realtime;
+mod referrals;
 mod rules;
 mod scores;
 pub(crate) mod segments;
@@ -101,6 +102,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0026_posts_by_topic.sql"),
     ),
     (27, include_str!("../migrations/sqlite/0027_loyalty.sql")),
+    (28, include_str!("../migrations/sqlite/0028_referrals.sql")),
 ];
 const READERS: usize = 4;
 /// Connections of their own for analytical reads (segment members and previews), so a

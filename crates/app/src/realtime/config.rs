@@ -49,6 +49,9 @@ pub(super) struct Config {
     /// A loyalty tier is reached by holding a token: a person's on-chain events make
     /// the engine look at their tier.
     pub(super) gated_tiers: bool,
+    /// The referral programme, when it is on: every event is looked at for a code or a
+    /// conversion.
+    pub(super) referrals: Option<crate::referrals::ReferralSettings>,
 }
 
 impl Config {
@@ -57,6 +60,7 @@ impl Config {
             && self.rules.is_empty()
             && self.offers.is_empty()
             && !self.gated_tiers
+            && self.referrals.is_none()
     }
 
     /// Indexes of the segments named (through a set: a person may be in a hundred of
@@ -141,6 +145,7 @@ impl Engine {
             membership_history,
             // Loyalty settings are saved like any setting: the version moves with them.
             gated_tiers: crate::loyalty::settings(store).await?.tier_rules().gated(),
+            referrals: Some(crate::referrals::settings(store).await?).filter(|r| r.enabled),
         });
         // Memberships of removed or redefined segments are stale in memory.
         self.drop_all();

@@ -304,13 +304,22 @@ impl Engine {
                     }
                 }
             }
+            if !own_event {
+                c.upto = ev.id;
+            }
+        }
+        // Whether or not the held state already had this event (a person loaded now
+        // has it): each is idempotent.
+        if !own_event {
             // A token moved: a token-gated tier may be reached or left.
-            if config.gated_tiers && ev.source == crate::chain::SOURCE && !own_event {
+            if config.gated_tiers && ev.source == crate::chain::SOURCE {
                 let settings = effects.loyalty(store).await?.clone();
                 crate::loyalty::after_earning(store, &settings, id).await?;
             }
-            if !own_event {
-                c.upto = ev.id;
+            if let Some(r) = &config.referrals {
+                if ev.source != crate::loyalty::SOURCE {
+                    crate::referrals::follow(store, r, id, ev).await?;
+                }
             }
         }
         let patches = effects.patched();

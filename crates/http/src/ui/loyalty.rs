@@ -147,6 +147,17 @@ pub async fn page(
     let s = loyalty::settings(&state.store).await?;
     let rewards = state.store.reward_catalogue().await?;
     let rules = rapport_app::rules::rules(&state.store).await?;
+    let referral = rapport_app::referrals::settings(&state.store).await?;
+    let leaders = rapport_app::referrals::leaders(&state.store, 10).await?;
+    let refused = rapport_app::referrals::list(&state.store, Some("refused".into()), 5).await?;
+    let names = super::names::Names::of(
+        &state.store,
+        leaders
+            .iter()
+            .map(|l| l.referrer_id)
+            .chain(refused.iter().flat_map(|r| [r.referrer_id, r.referred_id])),
+    )
+    .await?;
     let earning: Vec<(String, String)> = rules
         .iter()
         .flat_map(|r| {
@@ -214,6 +225,25 @@ pub async fn page(
                 @if earning.is_empty() { p.empty { "No rule gives points: add one on the Rules page (action “Give loyalty points”)." } }
                 ul { @for (name, words) in &earning { li { strong { (name) } ": " (words) } } }
                 p.small.muted { "Points expire after " @match s.expires_days { Some(d) => { (d) " days" } None => { "never" } } " unless a rule says otherwise." }
+            }
+            div.card {
+                h2 { "Referrals" }
+                @if referral.enabled {
+                    p.small.muted { "A referrer earns " (points(referral.referrer_points))
+                        @if referral.friend_points > 0 { " and the friend " (points(referral.friend_points)) }
+                        " when the friend's first “" (referral.conversion_event) "” comes within "
+                        (referral.window_days) " days." }
+                } @else { p.empty { "Referrals are off: turn them on with PUT /api/referrals/settings." } }
+                @if !leaders.is_empty() {
+                    table {
+                        tr { th { "Referrer" } th { "Referred" } th { "Converted" } }
+                        @for l in &leaders { tr { td { (names.link(l.referrer_id)) } td { (l.referrals) } td { (l.converted) } } }
+                    }
+                }
+                @if !refused.is_empty() {
+                    h3 { "Refused lately" }
+                    ul.small { @for r in &refused { li { (names.link(r.referred_id)) " by " (names.link(r.referrer_id)) ": " (r.reason.clone().unwrap_or_default()) } } }
+                }
             }
             div.card.wide {
                 h2 { "Rewards" }

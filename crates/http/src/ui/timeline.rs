@@ -88,7 +88,7 @@ pub fn summary(e: &EventView) -> Option<String> {
         (
             "track",
             "Points Earned" | "Points Redeemed" | "Points Expired" | "Points Reversed"
-            | "Points Adjusted",
+            | "Points Adjusted" | "Points Converted",
         ) if e.source == "loyalty" => {
             let n = p.get("points").and_then(Value::as_i64).unwrap_or(0);
             let sign = if name == "Points Earned" || (name == "Points Adjusted" && n > 0) {
@@ -99,6 +99,9 @@ pub fn summary(e: &EventView) -> Option<String> {
             [
                 Some(format!("{sign}{} points", n.abs())),
                 text(p, "reward"),
+                text(p, "amount")
+                    .zip(text(p, "token"))
+                    .map(|(a, t)| format!("into {a} {t}")),
                 text(p, "order").map(|o| format!("order {o}")),
                 text(p, "reason"),
             ]
@@ -112,6 +115,9 @@ pub fn summary(e: &EventView) -> Option<String> {
             text(p, "from").unwrap_or_else(|| "no tier".into()),
             text(p, "to").unwrap_or_else(|| "no tier".into())
         ),
+        ("track", "Referred") if e.source == "loyalty" => text(p, "referred_by")
+            .map(|b| format!("by {b}"))
+            .unwrap_or_default(),
         ("track", "Segment Entered" | "Segment Exited") => text(p, "segment").unwrap_or_default(),
         ("track", "Social Post") => text(p, "network")
             .map(|n| format!("on {n}"))

@@ -29,6 +29,7 @@ pub mod rules;
 pub mod scores;
 pub mod segments;
 pub mod siwe;
+pub mod split_loyalty;
 pub mod text;
 pub mod throttle;
 pub mod tickets;

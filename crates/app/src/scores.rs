@@ -16,7 +16,7 @@ pub const CUSTOM_KEY: &str = "scores.custom";
 const DAY: i64 = 86_400_000;
 
 /// Score names the built-ins write.
-pub const BUILTIN: [&str; 8] = [
+pub const BUILTIN: [&str; 9] = [
     "rfm",
     "rfm_r",
     "rfm_f",
@@ -25,6 +25,7 @@ pub const BUILTIN: [&str; 8] = [
     "rfm_frequency",
     "rfm_monetary",
     "engagement",
+    crate::split_loyalty::SCORE,
 ];
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> StoreError {
@@ -364,6 +365,11 @@ pub async fn recompute(store: &DynStore) -> Result<usize, StoreError> {
     let now = now_millis();
     let mut rows = compute_rfm(store, now).await?;
     rows.extend(compute_engagement(store, now).await?);
+    let rfm = rfm_config(store).await?;
+    rows.extend(
+        crate::split_loyalty::compute(store, (&rfm.event, &rfm.revenue, rfm.window_days), now)
+            .await?,
+    );
     let mut names: Vec<String> = BUILTIN.iter().map(|s| s.to_string()).collect();
     for s in custom_scores(store).await? {
         rows.extend(compute_custom(store, &s, now).await?);

@@ -743,6 +743,30 @@ async fn points_become_tokens_and_tokens_reach_a_tier() {
             v["tier"] == "holder"
         })
         .await;
+        // Named as a competitor's token, the same NFT is a split-loyalty signal.
+        let (st, v) = s
+            .send(
+                Method::PUT,
+                "/api/loyalty/competitors",
+                json!({"competitors": [{"name": "Rival", "tokens": ["BADGE"]}]}),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let (st, v) = s
+            .send(Method::POST, "/api/scores/recompute", json!({}))
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let (_, sc) = s.get(&format!("/api/profiles/{ada}/scores")).await;
+        let split = sc
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == "split_loyalty"))
+            .cloned()
+            .unwrap_or_else(|| panic!("[{}] {sc}", s.kind));
+        assert_eq!(split["value"], 0.6, "{split}");
+        assert_eq!(
+            split["explanation"]["signals"][0]["held"][0]["competitor"], "Rival",
+            "{split}"
+        );
         s.finish().await;
     }
 }

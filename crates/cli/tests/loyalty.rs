@@ -626,3 +626,111 @@ async fn referrals_credit_once_and_refuse_self_referrals() {
         s.finish().await;
     }
 }
+
+fn score_of(scores: &Value, name: &str) -> Option<Value> {
+    scores
+        .as_array()?
+        .iter()
+        .find(|x| x["name"] == name)
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_loyalty_counts_competitor_mentions_and_purchase_gaps() {
+    for s in common::servers().await {
+        let k = s.kind;
+        for (bad, field) in [
+            (
+                json!({"competitors": [{"name": " Acme"}]}),
+                "competitors[0].name",
+            ),
+            (
+                json!({"competitors": [{"name": "Acme", "products": ["x"]}]}),
+                "competitors[0].products[0]",
+            ),
+            (
+                json!({"competitors": [{"name": "Acme", "tokens": ["NOPE"]}]}),
+                "competitors[0].tokens[0]",
+            ),
+            (json!({"mention_days": 0}), "mention_days"),
+        ] {
+            let (st, p) = s.send(Method::PUT, "/api/loyalty/competitors", bad).await;
+            assert_eq!((st, p["field"].as_str()), (400, Some(field)), "[{k}] {p}");
+        }
+        assert_eq!(
+            s.get("/api/loyalty/competitors").await.1["competitors"],
+            json!([])
+        );
+        let (st, p) = s
+            .send(
+                Method::PUT,
+                "/api/loyalty/competitors",
+                json!({"competitors": [{"name": "Acme", "products": ["RunFast"]}]}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {p}");
+        let at = |days: i64| (Utc::now() - Duration::days(days)).to_rfc3339();
+        let order = |user: &str, days: i64| json!({"userId": user, "event": "Order Completed", "timestamp": at(days), "properties": {"revenue": 30}});
+        // Dan bought every ten days, then stopped eighty days ago, and wrote about a
+        // competitor's product; Eve buys every ten days still; Fay wrote "acmeville".
+        for d in [100, 90, 80] {
+            assert_eq!(s.post_v1("/v1/track", order("dan", d)).await.0, 200);
+        }
+        for d in [30, 20, 10] {
+            assert_eq!(s.post_v1("/v1/track", order("eve", d)).await.0, 200);
+        }
+        let review = |user: &str, text: &str| json!({"userId": user, "event": "Review Posted", "properties": {"text": text}});
+        assert_eq!(
+            s.post_v1(
+                "/v1/track",
+                review("dan", "Honestly the RunFast from Acme fits better")
+            )
+            .await
+            .0,
+            200
+        );
+        assert_eq!(
+            s.post_v1("/v1/track", review("fay", "Greetings from acmeville"))
+                .await
+                .0,
+            200
+        );
+        let (st, p) = s
+            .send(Method::POST, "/api/scores/recompute", json!({}))
+            .await;
+        assert_eq!(st, 200, "[{k}] {p}");
+        let id = |u: &'static str| {
+            let s = &s;
+            async move {
+                s.profile_of(&format!("user_id:{u}")).await["id"]
+                    .as_i64()
+                    .expect("id")
+            }
+        };
+        let (dan, eve, fay) = (id("dan").await, id("eve").await, id("fay").await);
+        let (_, sc) = s.get(&format!("/api/profiles/{dan}/scores")).await;
+        let split = score_of(&sc, "split_loyalty").unwrap_or_else(|| panic!("[{k}] {sc}"));
+        // One text (0.15) and a gap eight times the rhythm (0.4): 1 − 0.85 · 0.6.
+        assert_eq!(split["value"], 0.49, "[{k}] {split}");
+        let kinds: Vec<&str> = split["explanation"]["signals"]
+            .as_array()
+            .expect("signals")
+            .iter()
+            .filter_map(|x| x["signal"].as_str())
+            .collect();
+        assert_eq!(kinds, vec!["mentions", "purchase_gap"], "[{k}] {split}");
+        for p in [eve, fay] {
+            let (_, sc) = s.get(&format!("/api/profiles/{p}/scores")).await;
+            assert!(score_of(&sc, "split_loyalty").is_none(), "[{k}] {sc}");
+        }
+        let (st, p) = s
+            .send(
+                Method::POST,
+                "/api/segments/preview",
+                json!({"definition": "score.split_loyalty > 0.3"}),
+            )
+            .await;
+        assert_eq!((st, &p["count"]), (200, &json!(1)), "[{k}] {p}");
+        s.finish().await;
+    }
+}

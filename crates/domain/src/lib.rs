@@ -12,6 +12,7 @@ pub mod model;
 pub mod privacy;
 pub mod relationship;
 pub mod resolve;
+pub mod split_loyalty;
 pub mod ticket;
 pub mod time;
 pub mod traits;

@@ -429,6 +429,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(loyalty::redeem))
         .routes(routes!(loyalty::adjust))
         .routes(routes!(loyalty::convert))
+        .routes(routes!(loyalty::competitors, loyalty::set_competitors))
         .routes(routes!(referrals::settings, referrals::set_settings))
         .routes(routes!(referrals::of_profile))
         .routes(routes!(referrals::list))

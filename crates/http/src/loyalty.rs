@@ -13,6 +13,7 @@ use axum::Json;
 use rapport_app::loyalty::{
     self, AdjustInput, ConvertInput, LoyaltySettings, LoyaltyView, RedeemInput,
 };
+use rapport_app::split_loyalty::{self, Competitors};
 use rapport_domain::time::now_millis;
 use rapport_store::{EntryRow, LoyaltyTotals, Redemption, Reward, RewardRow};
 use std::collections::HashMap;
@@ -44,6 +45,32 @@ pub async fn set_settings(
 ) -> ApiResult<Json<LoyaltySettings>> {
     let s: LoyaltySettings = typed_body(&body)?;
     Ok(Json(loyalty::set_settings(&state.store, s).await?))
+}
+
+/// The competitors split loyalty looks for.
+#[utoipa::path(get, path = "/api/loyalty/competitors", tag = "loyalty",
+    responses((status = 200, body = Competitors)), security(("bearer" = [])))]
+pub async fn competitors(
+    State(state): State<AppState>,
+    _key: AdminKey,
+) -> ApiResult<Json<Competitors>> {
+    Ok(Json(split_loyalty::settings(&state.store).await?))
+}
+
+/// Names the brand's competitors: `competitors: [{name, products, tokens}]` (tokens:
+/// followed contracts, by symbol or address) and `mention_days`. The next score run
+/// (`POST /api/scores/recompute`, or the schedule) computes `split_loyalty` for
+/// everyone with a signal; segments read it as `score.split_loyalty`.
+#[utoipa::path(put, path = "/api/loyalty/competitors", tag = "loyalty",
+    request_body = Competitors,
+    responses((status = 200, body = Competitors), (status = 400, body = Problem)), security(("bearer" = [])))]
+pub async fn set_competitors(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    body: Bytes,
+) -> ApiResult<Json<Competitors>> {
+    let s: Competitors = typed_body(&body)?;
+    Ok(Json(split_loyalty::set_settings(&state.store, s).await?))
 }
 
 /// A person's points: `available`, `pending`, what expires soon, `tier` and the next

@@ -51,6 +51,8 @@ pub struct PurchaseStats {
     pub last_at: Millis,
     pub count: i64,
     pub sum: f64,
+    /// The first such event in the window (none: none in it).
+    pub first_at: Option<Millis>,
 }
 
 /// Computed scores per person (RFM, engagement, custom) with explanations, and their inputs.

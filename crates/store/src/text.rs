@@ -75,6 +75,14 @@ pub trait TextStore: Send + Sync {
         until: Millis,
         limit: usize,
     ) -> Result<Vec<(i64, Millis, String)>>;
+    /// Texts since `since` that contain any of `words` (lower case, as substrings; the
+    /// caller checks word boundaries): `(person, text)`, at most `limit`.
+    async fn texts_mentioning(
+        &self,
+        words: Vec<String>,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<(ProfileId, String)>>;
     /// Latest time a person's text had `intent` (complaint or churn_risk) at ≥ 0.5.
     async fn last_intent_at(&self, id: ProfileId, intent: &str) -> Result<Option<Millis>>;
 }

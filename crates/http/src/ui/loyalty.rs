@@ -148,6 +148,12 @@ pub async fn page(
     let rewards = state.store.reward_catalogue().await?;
     let rules = rapport_app::rules::rules(&state.store).await?;
     let referral = rapport_app::referrals::settings(&state.store).await?;
+    let rivals = rapport_app::split_loyalty::settings(&state.store).await?;
+    let split = state
+        .store
+        .score_values(rapport_app::split_loyalty::SCORE)
+        .await?;
+    let split_high = split.iter().filter(|(_, v)| *v > 0.5).count();
     let leaders = rapport_app::referrals::leaders(&state.store, 10).await?;
     let refused = rapport_app::referrals::list(&state.store, Some("refused".into()), 5).await?;
     let names = super::names::Names::of(
@@ -243,6 +249,16 @@ pub async fn page(
                 @if !refused.is_empty() {
                     h3 { "Refused lately" }
                     ul.small { @for r in &refused { li { (names.link(r.referred_id)) " by " (names.link(r.referrer_id)) ": " (r.reason.clone().unwrap_or_default()) } } }
+                }
+            }
+            div.card {
+                h2 { "Split loyalty" }
+                @if rivals.competitors.is_empty() {
+                    p.empty { "No competitors named: name them with PUT /api/loyalty/competitors." }
+                } @else {
+                    p.small.muted { "Competitors: " (rivals.competitors.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")) }
+                    p { strong { (split.len()) } " people show a signal; " strong { (split_high) } " score above 0.5 ("
+                        a href="/segments" { "segment" } " with " code { "score.split_loyalty > 0.5" } ")." }
                 }
             }
             div.card.wide {

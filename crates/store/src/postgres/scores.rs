@@ -75,7 +75,8 @@ impl ScoreStore for PgStore {
             "SELECT pr.canonical_id, MAX(e.occurred_at),
                 SUM(CASE WHEN e.occurred_at >= $2 THEN 1 ELSE 0 END)::bigint,
                 COALESCE(SUM(CASE WHEN e.occurred_at >= $2 AND jsonb_typeof(e.properties -> '{prop}') = 'number'
-                    THEN (e.properties ->> '{prop}')::float8 ELSE 0 END), 0)::float8
+                    THEN (e.properties ->> '{prop}')::float8 ELSE 0 END), 0)::float8,
+                MIN(CASE WHEN e.occurred_at >= $2 THEN e.occurred_at END)
              FROM events e JOIN profiles pr ON pr.id = e.profile_id
              WHERE e.name = $1 AND e.type = 'track' AND e.occurred_at <= $3 GROUP BY pr.canonical_id"
         );
@@ -87,6 +88,7 @@ impl ScoreStore for PgStore {
                 profile_id: r.get(0),
                 last_at: r.get(1),
                 count: r.get(2),
+                first_at: r.get(4),
                 sum: r.get(3),
             })
             .collect())

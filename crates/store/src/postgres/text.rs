@@ -263,6 +263,27 @@ impl TextStore for PgStore {
         )
     }
 
+    async fn texts_mentioning(
+        &self,
+        words: Vec<String>,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<(ProfileId, String)>> {
+        let c = self.client().await?;
+        Ok(c
+            .query(
+                "SELECT pr.canonical_id, e.text FROM events e JOIN profiles pr ON pr.id = e.profile_id
+                 WHERE e.occurred_at >= $1 AND e.text IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM unnest($2::text[]) w WHERE strpos(lower(e.text), w) > 0)
+                 LIMIT $3",
+                &[&since, &words, &(limit as i64)],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
     async fn last_intent_at(&self, id: ProfileId, intent: &str) -> Result<Option<Millis>> {
         let col = if intent == "complaint" {
             "complaint"

@@ -60,13 +60,14 @@ impl ScoreStore for SqliteStore {
                 "SELECT pr.canonical_id, MAX(e.occurred_at),
                     SUM(CASE WHEN e.occurred_at >= ?2 THEN 1 ELSE 0 END),
                     SUM(CASE WHEN e.occurred_at >= ?2 AND json_type(e.properties, '$.{prop}') IN ('integer', 'real')
-                        THEN json_extract(e.properties, '$.{prop}') ELSE 0 END)
+                        THEN json_extract(e.properties, '$.{prop}') ELSE 0 END),
+                    MIN(CASE WHEN e.occurred_at >= ?2 THEN e.occurred_at END)
                  FROM events e JOIN profiles pr ON pr.id = e.profile_id
                  WHERE e.name = ?1 AND e.type = 'track' AND e.occurred_at <= ?3 GROUP BY pr.canonical_id"
             );
             Ok(c.prepare(&sql)?
                 .query_map(params![event, since, until], |r| {
-                    Ok(PurchaseStats { profile_id: r.get(0)?, last_at: r.get(1)?, count: r.get(2)?, sum: r.get(3)? })
+                    Ok(PurchaseStats { profile_id: r.get(0)?, last_at: r.get(1)?, count: r.get(2)?, sum: r.get(3)?, first_at: r.get(4)? })
                 })?
                 .collect::<std::result::Result<_, _>>()?)
         })

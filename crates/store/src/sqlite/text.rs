@@ -240,6 +240,26 @@ impl TextStore for SqliteStore {
         .await
     }
 
+    async fn texts_mentioning(
+        &self,
+        words: Vec<String>,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<(ProfileId, String)>> {
+        let words = serde_json::to_string(&words).unwrap_or_else(|_| "[]".into());
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT pr.canonical_id, e.text FROM events e JOIN profiles pr ON pr.id = e.profile_id
+                 WHERE e.occurred_at >= ?1 AND e.text IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM json_each(?2) w WHERE instr(lower(e.text), w.value) > 0)
+                 LIMIT ?3",
+            )?
+            .query_map(params![since, words, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn last_intent_at(&self, id: ProfileId, intent: &str) -> Result<Option<Millis>> {
         let col = if intent == "complaint" {
             "complaint"

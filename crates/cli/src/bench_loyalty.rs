@@ -82,6 +82,8 @@ pub async fn run(a: LoyaltyBench) -> Result<()> {
     }
     if pg {
         sql.push("SELECT setval('loyalty_lots_id_seq', (SELECT max(id) FROM loyalty_lots))".into());
+        // Profiles were written with their ids: the accrual's new people come after.
+        sql.push("SELECT setval('profiles_id_seq', (SELECT max(id) FROM profiles))".into());
     }
     let t0 = Instant::now();
     crate::bench_segments::run_generation(a.database_url.as_deref(), SCHEMA, &a.data_dir, &sql)

@@ -166,7 +166,8 @@ pub(crate) async fn throughput(
                     );
                 }
                 if r.events + r.texts == 0 {
-                    if finished {
+                    // A producer that failed never says it is done: its error ends the run.
+                    if finished || producer.is_finished() {
                         break;
                     }
                     // As the serve worker does when caught up (it waits 200 ms; a short

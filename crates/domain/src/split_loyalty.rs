@@ -179,6 +179,11 @@ mod tests {
         assert_eq!(gap_part(&gap(90.0, 30.0, 3)), GAP_MAX);
         assert_eq!(gap_part(&gap(900.0, 30.0, 3)), GAP_MAX);
         assert_eq!(gap_part(&gap(900.0, 30.0, 1)), 0.0, "one order: no rhythm");
+        assert_eq!(
+            gap_part(&gap(90.0, 30.0, 2)),
+            GAP_MAX,
+            "two orders make one"
+        );
         assert_eq!(gap_part(&gap(900.0, 0.0, 3)), 0.0);
         assert_eq!(gap_part(&gap(f64::NAN, 10.0, 3)), 0.0);
     }

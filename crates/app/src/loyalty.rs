@@ -165,7 +165,7 @@ pub async fn set_settings(
 }
 
 /// A field error of a helper told under the caller's field name.
-fn renamed(e: StoreError, at: &str) -> StoreError {
+pub(crate) fn renamed(e: StoreError, at: &str) -> StoreError {
     match e {
         StoreError::Invalid { reason, .. } => invalid(at, reason),
         e => e,
@@ -555,10 +555,14 @@ pub async fn reverse_by_rule(
 
 /// A person's raw profiles (the person's own id first).
 pub async fn members(store: &DynStore, person: ProfileId) -> Result<Vec<ProfileId>, StoreError> {
-    let v = store.profile(person).await?;
+    Ok(member_ids(&store.profile(person).await?))
+}
+
+/// The raw profiles of a person already read (their own id first).
+pub fn member_ids(v: &rapport_domain::model::ProfileView) -> Vec<ProfileId> {
     let mut ids = vec![v.id];
     ids.extend(v.member_ids.iter().copied().filter(|m| *m != v.id));
-    Ok(ids)
+    ids
 }
 
 /// A person's tier row, kept on their own (canonical) profile; segments read it there

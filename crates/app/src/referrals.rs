@@ -16,12 +16,12 @@
 use rapport_domain::identifier::IdentityKind;
 use rapport_domain::model::{EventView, ProfileView};
 use rapport_domain::resolve::ProfileId;
-use rapport_domain::time::{now_millis, Millis};
+use rapport_domain::time::now_millis;
 use rapport_store::{DynStore, ReferralLeader, ReferralRow, StoreError, TimelineFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::loyalty::Credit;
+use crate::loyalty::{member_ids, Credit};
 
 pub const SETTINGS_KEY: &str = "referrals";
 const DAY: i64 = 86_400_000;
@@ -160,13 +160,6 @@ pub async fn follow(
     Ok(())
 }
 
-/// A person's raw profiles, their own id among them.
-fn ids_of(v: &ProfileView) -> Vec<ProfileId> {
-    let mut ids = vec![v.id];
-    ids.extend(v.member_ids.iter().copied().filter(|m| *m != v.id));
-    ids
-}
-
 /// How to name a person to the graph: their first identity, prefixed by its kind.
 fn identity_of(v: &ProfileView) -> Option<String> {
     let order = |k: IdentityKind| match k {
@@ -247,7 +240,7 @@ async fn attribute(
         Err(e) => return Err(e),
     };
     let friend = store.profile(person).await?;
-    if store.referral_of(ids_of(&friend)).await?.is_some() {
+    if store.referral_of(member_ids(&friend)).await?.is_some() {
         return Ok(());
     }
     let refused = self_referral(store, s, referrer.id, friend.id, ev).await?;
@@ -295,7 +288,7 @@ async fn converted(
     ev: &EventView,
 ) -> Result<(), StoreError> {
     let friend = store.profile(person).await?;
-    let Some(r) = store.referral_of(ids_of(&friend)).await? else {
+    let Some(r) = store.referral_of(member_ids(&friend)).await? else {
         return Ok(());
     };
     let at = ev.occurred_at.timestamp_millis();
@@ -358,12 +351,12 @@ pub async fn view(store: &DynStore, id: ProfileId) -> Result<ReferralView, Store
     let v = store.profile(id).await?;
     let s = settings(store).await?;
     let code = code_of(store, v.id).await?;
-    let referrals = store.referrals_by(ids_of(&v), 200).await?;
+    let referrals = store.referrals_by(member_ids(&v), 200).await?;
     Ok(ReferralView {
         profile_id: v.id,
         landing: landing(&s, &code),
         code,
-        referred_by: store.referral_of(ids_of(&v)).await?,
+        referred_by: store.referral_of(member_ids(&v)).await?,
         converted: referrals.iter().filter(|r| r.status == "converted").count(),
         referrals,
     })
@@ -386,9 +379,4 @@ pub async fn list(
         }
     }
     store.referrals(status, limit).await
-}
-
-/// The time a referral's window closes.
-pub fn closes(s: &ReferralSettings, r: &ReferralRow) -> Millis {
-    r.created_at + s.window_days * DAY
 }

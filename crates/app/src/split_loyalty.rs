@@ -86,11 +86,8 @@ pub async fn set_settings(store: &DynStore, s: Competitors) -> Result<Competitor
         for (j, t) in c.tokens.iter().enumerate() {
             crate::chain::find_contract(store, t.trim(), None)
                 .await
-                .map_err(|e| match e {
-                    StoreError::Invalid { reason, .. } => {
-                        invalid(&format!("competitors[{i}].tokens[{j}]"), reason)
-                    }
-                    e => e,
+                .map_err(|e| {
+                    crate::loyalty::renamed(e, &format!("competitors[{i}].tokens[{j}]"))
                 })?;
         }
     }

@@ -936,14 +936,65 @@ async fn loyalty_ledger_on_every_store() {
             [5],
             "[{kind}]"
         );
+        // A batch as expiry and the engine's steps write them (set-based on PostgreSQL):
+        // each write's outcome on its own.
+        let lc = exp[0].lot.id;
+        let lb_left = store.lots(&[7], false).await.unwrap()[0].lot.remaining;
+        let take = |key: &str, lot: i64, take: i64, held: i64| rapport_store::LedgerWrite {
+            entry: entry(key, "expire", -take, 6_000),
+            lot: None,
+            moves: vec![(Move { lot, take }, held)],
+            reversed: Vec::new(),
+            redeem: None,
+            events: Vec::new(),
+        };
+        let out = store
+            .write_entries(vec![
+                take("x1", lc, 5, 5),
+                earn("a", 100, 1_000, None),
+                take("x2", lb, 1, lb_left + 1),
+                earn("d", 7, 6_000, None),
+            ])
+            .await
+            .unwrap();
+        assert!(
+            matches!(&out[0], Outcome::Written(e, None) if e.moves == vec![Move { lot: lc, take: 5 }]),
+            "[{kind}] {out:?}"
+        );
+        assert_eq!(out[1], Outcome::Existing(a.clone()), "[{kind}]");
+        assert_eq!(out[2], Outcome::Stale, "[{kind}]");
+        let Outcome::Written(d, None) = &out[3] else {
+            panic!("[{kind}] {out:?}")
+        };
+        assert!(
+            store.expired_lots(6_000, 10).await.unwrap().is_empty(),
+            "[{kind}]"
+        );
+        assert!(
+            store.entry_by_key("x2").await.unwrap().is_none(),
+            "[{kind}]"
+        );
+        assert_eq!(
+            store.entry_by_key("d").await.unwrap().as_ref(),
+            Some(d),
+            "[{kind}] as written"
+        );
+        let open = store.lots(&[7], false).await.unwrap();
+        assert_eq!(
+            open.iter()
+                .map(|l| (Some(l.lot.id), l.lot.remaining))
+                .collect::<Vec<_>>(),
+            [(Some(lb), lb_left), (d.lot_id, 7)],
+            "[{kind}] the stale write took nothing"
+        );
         // History, newest first.
         let h = store.entries(&[7], None, 3).await.unwrap();
         assert_eq!(
             h.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
-            ["earn", "spend", "spend"],
+            ["earn", "expire", "earn"],
             "[{kind}]"
         );
-        assert_eq!(h[1].moves, vec![Move { lot: lb, take: 10 }], "[{kind}]");
+        assert_eq!(h[1].moves, vec![Move { lot: lc, take: 5 }], "[{kind}]");
         assert!(
             store.entry_by_key("s2").await.unwrap().is_none(),
             "[{kind}]"
@@ -967,8 +1018,8 @@ async fn loyalty_ledger_on_every_store() {
         assert_eq!(store.tiered(0, 10).await.unwrap(), vec![row], "[{kind}]");
         assert!(store.tiered(7, 10).await.unwrap().is_empty(), "[{kind}]");
         let totals = store.loyalty_totals(5_000, 0).await.unwrap();
-        assert_eq!((totals.outstanding, totals.holders), (15, 1), "[{kind}]");
+        assert_eq!((totals.outstanding, totals.holders), (17, 1), "[{kind}]");
         assert_eq!(totals.tiers, vec![(Some("gold".into()), 1)], "[{kind}]");
-        assert_eq!(totals.daily, vec![(0, 155, 140)], "[{kind}]");
+        assert_eq!(totals.daily, vec![(0, 162, 140)], "[{kind}]");
     }
 }

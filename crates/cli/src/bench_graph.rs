@@ -261,6 +261,9 @@ fn measure(
     let t = Instant::now();
     let comm = community::louvain(&g, 42);
     let louvain_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let leiden = rapport_graph::leiden::leiden(&g, 42, 1.0);
+    let leiden_s = t.elapsed().as_secs_f64();
 
     step("k-core");
     let t = Instant::now();
@@ -305,6 +308,9 @@ fn measure(
         "betweenness": bc,
         "louvain_s": louvain_s,
         "communities": comm,
+        "leiden_s": leiden_s,
+        "leiden": leiden,
+        "leiden_over_louvain": leiden_s / louvain_s,
         "kcore_s": kcore_s,
         "max_core": cores.iter().max(),
         "reach_s": reach_s,

@@ -286,6 +286,12 @@ enum GraphCommand {
     Recompute {
         #[command(flatten)]
         store: StoreArgs,
+        /// How communities are found: louvain or leiden (default: as the latest run).
+        #[arg(long)]
+        communities: Option<String>,
+        /// Resolution γ of the community method (1: modularity).
+        #[arg(long)]
+        resolution: Option<f64>,
     },
     /// Export the graph: GraphML with every metric, or CSV (node table; `--edges` for
     /// the edge table).
@@ -669,11 +675,16 @@ async fn graph(cmd: GraphCommand) -> Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
-        GraphCommand::Recompute { store } => {
+        GraphCommand::Recompute {
+            store,
+            communities,
+            resolution,
+        } => {
+            let method = rapport_app::graph::community_method(communities.as_deref(), resolution)?;
             let service = GraphService::new(store.open().await?);
             let pb = bar(8, "graph");
             let run = service
-                .recompute(&|step, steps, what| {
+                .recompute(method, &|step, steps, what| {
                     pb.set_length(steps);
                     pb.set_position(step);
                     pb.set_message(what.to_string());
@@ -683,8 +694,8 @@ async fn graph(cmd: GraphCommand) -> Result<()> {
             pb.finish_and_clear();
             let s = &run.summary;
             eprintln!(
-                "{} people, {} relationships: {} communities (modularity {:.4}), PageRank in {} iterations",
-                s["nodes"], s["edges"], s["communities"]["count"], s["communities"]["modularity"].as_f64().unwrap_or(0.0), s["pagerank"]["iterations"]
+                "{} people, {} relationships: {} communities by {} (modularity {:.4}), PageRank in {} iterations",
+                s["nodes"], s["edges"], s["communities"]["count"], s["communities"]["algorithm"], s["communities"]["modularity"].as_f64().unwrap_or(0.0), s["pagerank"]["iterations"]
             );
             println!("{}", serde_json::to_string(&run)?);
             Ok(())

@@ -165,6 +165,44 @@ async fn relationships_metrics_and_word_of_mouth() {
             .map(|c| c["size"].as_i64().unwrap())
             .sum();
         assert_eq!(total, 6);
+        assert_eq!(run["summary"]["communities"]["algorithm"], "louvain");
+        // Leiden chosen for a run; later runs keep the choice; bad choices change nothing.
+        for (body, field) in [
+            (json!({"communities": "kmeans"}), "communities"),
+            (
+                json!({"communities": "leiden", "resolution": 0}),
+                "resolution",
+            ),
+            (json!({"resolution": "high"}), "resolution"),
+        ] {
+            let (st, p) = s.send(Method::POST, "/api/graph/recompute", body).await;
+            assert_eq!((st, p["field"].as_str()), (400, Some(field)), "[{k}] {p}");
+        }
+        let (_, latest) = s.get("/api/graph/runs/latest").await;
+        assert!(
+            latest["id"].is_i64() && latest["id"] == run["id"],
+            "[{k}] a refused run made no run"
+        );
+        let (st, leiden) = s
+            .send(
+                Method::POST,
+                "/api/graph/recompute",
+                json!({"communities": "leiden", "resolution": 0.5}),
+            )
+            .await;
+        assert_eq!(st, 200, "[{k}] {leiden}");
+        let c = &leiden["summary"]["communities"];
+        assert_eq!(
+            (c["algorithm"].as_str(), c["resolution"].as_f64()),
+            (Some("leiden"), Some(0.5))
+        );
+        let (_, again) = s
+            .send(Method::POST, "/api/graph/recompute", json!({}))
+            .await;
+        assert_eq!(
+            again["summary"]["communities"]["algorithm"], "leiden",
+            "[{k}]"
+        );
         let (st, p) = s.get("/api/graph/top?by=fame").await;
         assert_eq!((st, p["field"].as_str()), (400, Some("by")));
         // Ann sits between the newcomer and everyone else: the top broker.

@@ -958,6 +958,43 @@ async fn a_marketer_builds_a_rule_in_the_app() {
             303,
             "[{k}]"
         );
+        // Leiden chosen from the page; a resolution that is not a number is refused.
+        assert_eq!(
+            post(
+                &s,
+                &c,
+                "/network/recompute",
+                &[
+                    ("_csrf", token.as_str()),
+                    ("communities", "leiden"),
+                    ("resolution", "lots")
+                ]
+            )
+            .await,
+            400,
+            "[{k}]"
+        );
+        assert_eq!(
+            post(
+                &s,
+                &c,
+                "/network/recompute",
+                &[
+                    ("_csrf", token.as_str()),
+                    ("communities", "leiden"),
+                    ("resolution", "0.8")
+                ]
+            )
+            .await,
+            303,
+            "[{k}]"
+        );
+        let run = s.store.latest_graph_run().await.unwrap().unwrap();
+        assert_eq!(
+            run.summary["communities"]["algorithm"], "leiden",
+            "[{k}] {}",
+            run.summary
+        );
         assert_eq!(
             post(
                 &s,

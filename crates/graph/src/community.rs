@@ -47,14 +47,63 @@ impl Level {
     }
 }
 
+/// How a run finds communities: the method and the resolution γ (1: modularity; lower
+/// favours fewer, larger communities).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct Method {
+    pub algorithm: Algorithm,
+    pub resolution: f64,
+}
+
+impl Default for Method {
+    fn default() -> Self {
+        Method {
+            algorithm: Algorithm::Louvain,
+            resolution: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    Louvain,
+    /// Louvain with a refinement phase: every community connected.
+    Leiden,
+}
+
+impl Algorithm {
+    pub fn parse(s: &str) -> Option<Algorithm> {
+        match s {
+            "louvain" => Some(Algorithm::Louvain),
+            "leiden" => Some(Algorithm::Leiden),
+            _ => None,
+        }
+    }
+}
+
+/// Communities by the chosen method, seeded.
+pub fn detect(g: &Graph, method: Method, seed: u64) -> Communities {
+    match method.algorithm {
+        Algorithm::Louvain => louvain_at(g, seed, method.resolution),
+        Algorithm::Leiden => crate::leiden::leiden(g, seed, method.resolution),
+    }
+}
+
+/// Louvain at resolution 1 (modularity).
 pub fn louvain(g: &Graph, seed: u64) -> Communities {
+    louvain_at(g, seed, 1.0)
+}
+
+/// Louvain at resolution `gamma`.
+pub fn louvain_at(g: &Graph, seed: u64, gamma: f64) -> Communities {
     let n = g.node_count();
     let mut level = Level::of(g);
     let mut membership: Vec<u32> = (0..n as u32).collect();
     let mut rng = SplitMix(seed);
     let mut levels = 0;
     loop {
-        let (comm, moved) = local_moving(&level, &mut rng);
+        let (comm, moved) = local_moving(&level, &mut rng, gamma);
         if !moved {
             break;
         }
@@ -78,7 +127,7 @@ pub fn louvain(g: &Graph, seed: u64) -> Communities {
     }
 }
 
-fn local_moving(g: &Level, rng: &mut SplitMix) -> (Vec<u32>, bool) {
+fn local_moving(g: &Level, rng: &mut SplitMix, gamma: f64) -> (Vec<u32>, bool) {
     let n = g.n();
     let k: Vec<f64> = (0..n).map(|v| g.strength(v)).collect();
     let m2: f64 = k.iter().sum();
@@ -108,11 +157,11 @@ fn local_moving(g: &Level, rng: &mut SplitMix) -> (Vec<u32>, bool) {
                 neigh_w[c as usize] += g.weights[i];
             }
             tot[own as usize] -= k[v];
-            // Gain of joining c, up to a constant factor: w(v,c) - tot_c·k_v / 2m.
+            // Gain of joining c, up to a constant factor: w(v,c) - γ·tot_c·k_v / 2m.
             let mut best = own;
-            let mut best_gain = neigh_w[own as usize] - tot[own as usize] * k[v] / m2;
+            let mut best_gain = neigh_w[own as usize] - gamma * tot[own as usize] * k[v] / m2;
             for &c in &touched {
-                let gain = neigh_w[c as usize] - tot[c as usize] * k[v] / m2;
+                let gain = neigh_w[c as usize] - gamma * tot[c as usize] * k[v] / m2;
                 if gain > best_gain + 1e-12 {
                     best_gain = gain;
                     best = c;

@@ -452,13 +452,34 @@ pub async fn communities(
     }))
 }
 
+/// How a recomputation finds communities (both optional; none: as the latest run did).
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecomputeBody {
+    /// `louvain` or `leiden` (every community connected).
+    pub communities: Option<String>,
+    /// Resolution γ, above 0 (1: modularity; lower: fewer, larger communities).
+    pub resolution: Option<f64>,
+}
+
 /// Recomputes every network metric now and returns the run (parameters, modularity,
 /// error bounds, timings).
 #[utoipa::path(post, path = "/api/graph/recompute", tag = "graph",
-    responses((status = 200, body = GraphRun)),
+    request_body(content = Option<RecomputeBody>),
+    responses((status = 200, body = GraphRun), (status = 400, body = Problem)),
     security(("bearer" = [])))]
-pub async fn recompute(State(state): State<AppState>, _key: AdminKey) -> ApiResult<Json<GraphRun>> {
-    Ok(Json(state.graph.recompute(&|_, _, _| {}).await?))
+pub async fn recompute(
+    State(state): State<AppState>,
+    _key: AdminKey,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<GraphRun>> {
+    let b: RecomputeBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RecomputeBody::default()
+    } else {
+        crate::problem::typed_body(&body)?
+    };
+    let method = rapport_app::graph::community_method(b.communities.as_deref(), b.resolution)?;
+    Ok(Json(state.graph.recompute(method, &|_, _, _| {}).await?))
 }
 
 /// The latest computation.

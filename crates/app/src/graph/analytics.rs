@@ -36,6 +36,7 @@ pub(super) fn analyse(
     l: &Loaded,
     active: &HashMap<ProfileId, i64>,
     contributions: &HashMap<ProfileId, social::SocialInputs>,
+    method: community::Method,
     step: &(dyn Fn(u64, &'static str) + Sync),
 ) -> (Vec<GraphScores>, Value) {
     let g = &l.graph;
@@ -57,7 +58,7 @@ pub(super) fn analyse(
     time("betweenness", t);
     step(5, "communities");
     let t = Instant::now();
-    let comm = community::louvain(g, 42);
+    let comm = community::detect(g, method, 42);
     time("communities", t);
     step(6, "k-core and reach");
     let t = Instant::now();
@@ -96,11 +97,52 @@ pub(super) fn analyse(
         "weighted": g.is_weighted(),
         "pagerank": {"damping": params.damping, "tolerance_l1": params.tolerance, "iterations": pr.iterations, "delta": pr.delta, "converged": pr.converged},
         "betweenness": bc,
-        "communities": comm,
+        "communities": {"count": comm.count, "modularity": comm.modularity, "levels": comm.levels,
+            "algorithm": method.algorithm, "resolution": method.resolution},
         "reach": r,
         "timings_s": Value::Object(timings),
     });
     (scores, summary)
+}
+
+/// A run's community method from a request: `algorithm` louvain or leiden, `resolution`
+/// above 0 (at most 100); none given: none chosen (the latest run's stays).
+pub fn community_method(
+    algorithm: Option<&str>,
+    resolution: Option<f64>,
+) -> Result<Option<community::Method>> {
+    if algorithm.is_none() && resolution.is_none() {
+        return Ok(None);
+    }
+    let algorithm = match algorithm {
+        None => community::Algorithm::Louvain,
+        Some(a) => community::Algorithm::parse(a)
+            .ok_or_else(|| super::invalid("communities", "must be louvain or leiden"))?,
+    };
+    let resolution = resolution.unwrap_or(1.0);
+    if !(resolution > 0.0 && resolution <= 100.0) {
+        return Err(super::invalid(
+            "resolution",
+            "must be a number above 0 and at most 100",
+        ));
+    }
+    Ok(Some(community::Method {
+        algorithm,
+        resolution,
+    }))
+}
+
+/// The community method a run's summary records (Louvain at 1 for runs before the
+/// choice existed).
+fn method_of(summary: &Value) -> community::Method {
+    let c = &summary["communities"];
+    community::Method {
+        algorithm: c["algorithm"]
+            .as_str()
+            .and_then(community::Algorithm::parse)
+            .unwrap_or(community::Algorithm::Louvain),
+        resolution: c["resolution"].as_f64().unwrap_or(1.0),
+    }
 }
 
 /// Recomputes the graph every `every` when relationships changed.
@@ -122,8 +164,22 @@ pub async fn run_schedule(
 
 impl GraphService {
     /// Computes every metric over the whole graph and stores it as profile scores.
-    pub async fn recompute(&self, progress: Progress<'_>) -> Result<GraphRun> {
+    /// Communities are found by `method` (the one of the latest run when none is given).
+    pub async fn recompute(
+        &self,
+        method: Option<community::Method>,
+        progress: Progress<'_>,
+    ) -> Result<GraphRun> {
         let _guard = self.recompute_lock.lock().await;
+        let method = match method {
+            Some(m) => m,
+            None => self
+                .store
+                .latest_graph_run()
+                .await?
+                .map(|r| method_of(&r.summary))
+                .unwrap_or_default(),
+        };
         let started = rapport_domain::time::now_millis();
         let steps = 8;
         progress(1, steps, "loading relationships");
@@ -141,7 +197,7 @@ impl GraphService {
         let l2 = loaded.clone();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, &'static str)>();
         let compute = tokio::task::spawn_blocking(move || {
-            analyse(&l2, &active, &contributions, &|s, what| {
+            analyse(&l2, &active, &contributions, method, &|s, what| {
                 let _ = tx.send((s, what));
             })
         });
@@ -175,6 +231,6 @@ impl GraphService {
         if version == 0 || latest.as_ref().is_some_and(|r| r.graph_version == version) {
             return Ok(None);
         }
-        Ok(Some(self.recompute(&|_, _, _| {}).await?))
+        Ok(Some(self.recompute(None, &|_, _, _| {}).await?))
     }
 }

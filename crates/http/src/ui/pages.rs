@@ -307,6 +307,15 @@ pub async fn network(State(state): State<AppState>, staff: Staff) -> UiResult<Ma
         .top_graph_scores(ScoreOrder::Betweenness, None, 15)
         .await?;
     let comms = state.store.communities(12).await?;
+    let run = state.store.latest_graph_run().await?;
+    let method = run.as_ref().map(|r| {
+        let c = &r.summary["communities"];
+        (
+            c["algorithm"].as_str().unwrap_or("louvain").to_string(),
+            c["resolution"].as_f64().unwrap_or(1.0),
+            c["modularity"].as_f64().unwrap_or(0.0),
+        )
+    });
     let names = Names::of(
         &state.store,
         infl.iter().chain(conn.iter()).map(|g| g.profile_id),
@@ -335,6 +344,17 @@ pub async fn network(State(state): State<AppState>, staff: Staff) -> UiResult<Ma
                     div.card.wide {
                         form.inline method="post" action="/network/recompute" {
                             (csrf(&staff))
+                            label { "Communities by " select name="communities" style="width:auto;display:inline-block" {
+                                @for a in ["louvain", "leiden"] {
+                                    option value=(a) selected[method.as_ref().is_some_and(|m| m.0 == a)] { (a) }
+                                }
+                            } }
+                            " "
+                            label title="1: modularity; lower gives fewer, larger communities" { "resolution "
+                                input type="number" name="resolution" step="0.05" min="0.05" max="100"
+                                    value=(method.as_ref().map_or(1.0, |m| m.1)) style="width:5em";
+                            }
+                            " "
                             button.secondary type="submit" { "Recompute the network now" }
                         }
                         " " span.small.muted { "Relationships are inferred from events and scored every 15 minutes by the server." }
@@ -342,7 +362,12 @@ pub async fn network(State(state): State<AppState>, staff: Staff) -> UiResult<Ma
                 }
                 div.card.half { h2 { "Influencers" } (table(&infl, "PageRank")) }
                 div.card.half { h2 { "Connectors" } (table(&conn, "Betweenness")) }
-                div.card.wide { (charts::bars(&bars, "people", "Largest communities")) }
+                div.card.wide {
+                    (charts::bars(&bars, "people", "Largest communities"))
+                    @if let Some((a, r, q)) = &method {
+                        p.small.muted { "Found by " (a) " at resolution " (r) ", modularity " (format!("{q:.3}")) "." }
+                    }
+                }
             }
         },
     ))
@@ -530,10 +555,23 @@ pub async fn recompute_graph(
     staff.require(staff.role.can_market(), "recompute the network")?;
     // A recompute already running, or the store failing, is said on the error page.
     let said = |e: rapport_app::graph::GraphError| UiError::Invalid(e.to_string());
+    let resolution = match f.get("resolution").map(|r| r.trim()) {
+        None | Some("") => None,
+        Some(r) => Some(r.parse::<f64>().map_err(|_| {
+            UiError::Invalid("resolution: must be a number above 0 and at most 100".into())
+        })?),
+    };
+    let method =
+        rapport_app::graph::community_method(f.get("communities").map(String::as_str), resolution)
+            .map_err(said)?;
     rapport_app::graph::infer_all(&state.store)
         .await
         .map_err(said)?;
-    state.graph.recompute(&|_, _, _| {}).await.map_err(said)?;
+    state
+        .graph
+        .recompute(method, &|_, _, _| {})
+        .await
+        .map_err(said)?;
     Ok(Redirect::to("/network"))
 }
 

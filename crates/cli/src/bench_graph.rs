@@ -311,6 +311,8 @@ fn measure(
         "leiden_s": leiden_s,
         "leiden": leiden,
         "leiden_over_louvain": leiden_s / louvain_s,
+        "disconnected_communities": {"louvain": community::disconnected(&g, &comm.membership),
+            "leiden": community::disconnected(&g, &leiden.membership)},
         "kcore_s": kcore_s,
         "max_core": cores.iter().max(),
         "reach_s": reach_s,

@@ -149,28 +149,16 @@ fn local_moving(g: &Level, rng: &mut SplitMix, gamma: f64) -> (Vec<u32>, bool) {
         for &v in &order {
             let v = v as usize;
             let own = comm[v];
-            for i in g.offsets[v]..g.offsets[v + 1] {
-                let c = comm[g.targets[i] as usize];
-                if neigh_w[c as usize] == 0.0 {
-                    touched.push(c);
-                }
-                neigh_w[c as usize] += g.weights[i];
-            }
             tot[own as usize] -= k[v];
-            // Gain of joining c, up to a constant factor: w(v,c) - γ·tot_c·k_v / 2m.
-            let mut best = own;
-            let mut best_gain = neigh_w[own as usize] - gamma * tot[own as usize] * k[v] / m2;
-            for &c in &touched {
-                let gain = neigh_w[c as usize] - gamma * tot[c as usize] * k[v] / m2;
-                if gain > best_gain + 1e-12 {
-                    best_gain = gain;
-                    best = c;
-                }
-            }
-            for &c in &touched {
-                neigh_w[c as usize] = 0.0;
-            }
-            touched.clear();
+            let (best, _) = best_move(
+                g,
+                v,
+                &comm,
+                &tot,
+                (k[v], m2, gamma),
+                &mut neigh_w,
+                &mut touched,
+            );
             tot[best as usize] += k[v];
             if best != own {
                 comm[v] = best;
@@ -183,6 +171,73 @@ fn local_moving(g: &Level, rng: &mut SplitMix, gamma: f64) -> (Vec<u32>, bool) {
         any_move = true;
     }
     (comm, any_move)
+}
+
+/// Where node `v` (already taken out of its community's total in `tot`) gains most:
+/// its own community or a neighbour's, and the gain up to a constant factor,
+/// w(v,c) − γ·tot_c·k_v / 2m (`kv_m2_gamma`: k_v, 2m, γ). `neigh_w` is zero on entry
+/// and on return; `touched` empty.
+pub(crate) fn best_move(
+    g: &Level,
+    v: usize,
+    comm: &[u32],
+    tot: &[f64],
+    (kv, m2, gamma): (f64, f64, f64),
+    neigh_w: &mut [f64],
+    touched: &mut Vec<u32>,
+) -> (u32, f64) {
+    for i in g.offsets[v]..g.offsets[v + 1] {
+        let c = comm[g.targets[i] as usize];
+        if neigh_w[c as usize] == 0.0 {
+            touched.push(c);
+        }
+        neigh_w[c as usize] += g.weights[i];
+    }
+    let own = comm[v];
+    let mut best = own;
+    let mut best_gain = neigh_w[own as usize] - gamma * tot[own as usize] * kv / m2;
+    for &c in touched.iter() {
+        let gain = neigh_w[c as usize] - gamma * tot[c as usize] * kv / m2;
+        if gain > best_gain + 1e-12 {
+            best_gain = gain;
+            best = c;
+        }
+    }
+    for &c in touched.iter() {
+        neigh_w[c as usize] = 0.0;
+    }
+    touched.clear();
+    (best, best_gain)
+}
+
+/// Communities that are not connected inside themselves (Louvain can leave some; Leiden
+/// never does).
+pub fn disconnected(g: &Graph, membership: &[u32]) -> usize {
+    let n = g.node_count();
+    let mut seen = vec![false; n];
+    let mut started = std::collections::HashSet::new();
+    let mut split = std::collections::HashSet::new();
+    let mut stack = Vec::new();
+    for s in 0..n {
+        if seen[s] {
+            continue;
+        }
+        // A community met a second time from an unseen node has a second part.
+        if !started.insert(membership[s]) {
+            split.insert(membership[s]);
+        }
+        seen[s] = true;
+        stack.push(s as NodeId);
+        while let Some(v) = stack.pop() {
+            for &u in g.sym.neighbours(v) {
+                if !seen[u as usize] && membership[u as usize] == membership[s] {
+                    seen[u as usize] = true;
+                    stack.push(u);
+                }
+            }
+        }
+    }
+    split.len()
 }
 
 pub(crate) fn renumber(comm: &[u32]) -> (Vec<u32>, usize) {
@@ -345,6 +400,16 @@ mod tests {
         assert_ne!(c.membership[0], c.membership[5]);
         // Known value: 2 × (21/42 - (21/42)²) with 2m = 42.
         assert!((c.modularity - (2.0 * (20.0 / 42.0 - 0.25))).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_community_in_two_parts_is_counted_once() {
+        // 0-1 and 2-3 are two pieces; 4-5 is whole.
+        let g = undirected(6, &[(0, 1), (2, 3), (4, 5), (1, 4)]);
+        assert_eq!(disconnected(&g, &[0, 0, 0, 0, 1, 1]), 1);
+        assert_eq!(disconnected(&g, &[0, 0, 1, 1, 2, 2]), 0);
+        assert_eq!(disconnected(&g, &[0, 0, 0, 0, 0, 0]), 1);
+        assert_eq!(disconnected(&g, &[0, 1, 0, 1, 0, 1]), 2);
     }
 
     #[test]

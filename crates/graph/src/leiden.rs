@@ -11,7 +11,7 @@
 //! community. It stops when local moving leaves every community a single node.
 
 use crate::betweenness::SplitMix;
-use crate::community::{aggregate, order_by_size, renumber, Communities, Level};
+use crate::community::{aggregate, best_move, order_by_size, renumber, Communities, Level};
 use crate::csr::Graph;
 
 /// Leiden communities of the undirected view at resolution `resolution` (1: modularity).
@@ -103,32 +103,21 @@ fn move_nodes(g: &Level, mut comm: Vec<u32>, rng: &mut SplitMix, gamma: f64) -> 
         let v = v as usize;
         queued[v] = false;
         let own = comm[v];
-        for i in g.offsets[v]..g.offsets[v + 1] {
-            let c = comm[g.targets[i] as usize];
-            if neigh_w[c as usize] == 0.0 {
-                touched.push(c);
-            }
-            neigh_w[c as usize] += g.weights[i];
-        }
         tot[own as usize] -= k[v];
-        let mut best = own;
-        let mut best_gain = neigh_w[own as usize] - gamma * tot[own as usize] * k[v] / m2;
-        for &c in &touched {
-            let gain = neigh_w[c as usize] - gamma * tot[c as usize] * k[v] / m2;
-            if gain > best_gain + 1e-12 {
-                best_gain = gain;
-                best = c;
-            }
-        }
-        if best_gain < -1e-12 {
+        let (mut best, gain) = best_move(
+            g,
+            v,
+            &comm,
+            &tot,
+            (k[v], m2, gamma),
+            &mut neigh_w,
+            &mut touched,
+        );
+        if gain < -1e-12 {
             if let Some(&e) = empty.last() {
                 best = e;
             }
         }
-        for &c in &touched {
-            neigh_w[c as usize] = 0.0;
-        }
-        touched.clear();
         tot[best as usize] += k[v];
         if best != own {
             if empty.last() == Some(&best) {
@@ -268,30 +257,8 @@ mod tests {
         pairs
     }
 
-    /// Whether every community is connected inside itself.
     fn connected(g: &Graph, membership: &[u32]) -> bool {
-        let n = g.node_count();
-        let mut seen = vec![false; n];
-        let mut done = std::collections::HashSet::new();
-        for s in 0..n {
-            if seen[s] {
-                continue;
-            }
-            if !done.insert(membership[s]) {
-                return false;
-            }
-            let mut stack = vec![s as u32];
-            seen[s] = true;
-            while let Some(v) = stack.pop() {
-                for &u in g.sym.neighbours(v) {
-                    if !seen[u as usize] && membership[u as usize] == membership[s] {
-                        seen[u as usize] = true;
-                        stack.push(u);
-                    }
-                }
-            }
-        }
-        true
+        crate::community::disconnected(g, membership) == 0
     }
 
     #[test]

@@ -261,6 +261,169 @@ mod tests {
         crate::community::disconnected(g, membership) == 0
     }
 
+    /// Σ_c in_c/2m − γ(tot_c/2m)²: the quality the moves climb.
+    fn quality(g: &Level, comm: &[u32], gamma: f64) -> f64 {
+        let n = g.n();
+        let k: Vec<f64> = (0..n).map(|v| g.strength(v)).collect();
+        let m2: f64 = k.iter().sum();
+        let mut tot = vec![0.0; n];
+        let mut inner = 0.0;
+        for v in 0..n {
+            tot[comm[v] as usize] += k[v];
+            for i in g.offsets[v]..g.offsets[v + 1] {
+                if comm[g.targets[i] as usize] == comm[v] {
+                    inner += g.weights[i];
+                }
+            }
+        }
+        inner / m2 - gamma * tot.iter().map(|t| (t / m2) * (t / m2)).sum::<f64>()
+    }
+
+    /// No node gains by moving to a neighbour's community or to a new one of its own.
+    fn is_local_optimum(g: &Level, comm: &[u32], gamma: f64) -> bool {
+        let q = quality(g, comm, gamma);
+        // An id no node has (none when every node is alone: then a new community is
+        // where each node already is).
+        let fresh = (0..g.n() as u32).find(|c| !comm.contains(c));
+        (0..g.n()).all(|v| {
+            let mut to: Vec<u32> = (g.offsets[v]..g.offsets[v + 1])
+                .map(|i| comm[g.targets[i] as usize])
+                .collect();
+            to.extend(fresh);
+            to.into_iter().all(|c| {
+                let mut moved = comm.to_vec();
+                moved[v] = c;
+                quality(g, &moved, gamma) <= q + 1e-9
+            })
+        })
+    }
+
+    fn two_triangles() -> Graph {
+        undirected(6, &[(0, 1), (1, 2), (0, 2), (3, 4), (4, 5), (3, 5), (2, 3)])
+    }
+
+    #[test]
+    fn local_moving_ends_where_no_single_move_helps() {
+        let mut rng = SplitMix(5);
+        for (gamma, seed) in [(1.0, 1u64), (0.5, 2), (2.0, 3), (4.0, 4)] {
+            let g = undirected(60, &cliques(10, 6));
+            let l = Level::of(&g);
+            let n = l.n() as u32;
+            // From singletons, from everyone together, and from a scrambled start.
+            for start in [
+                (0..n).collect::<Vec<u32>>(),
+                vec![0; n as usize],
+                (0..n).map(|v| (v * 7 + seed as u32) % 5).collect(),
+            ] {
+                let comm = move_nodes(&l, start, &mut rng, gamma);
+                assert!(is_local_optimum(&l, &comm, gamma), "γ {gamma}: {comm:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_node_no_neighbour_wants_moves_to_a_community_of_its_own() {
+        // A pendant on a clique, all in one community, at a resolution where staying
+        // costs: only a fresh community does better.
+        let mut pairs = cliques(1, 5);
+        pairs.pop();
+        pairs.push((0, 5));
+        let g = undirected(6, &pairs);
+        let l = Level::of(&g);
+        let comm = move_nodes(&l, vec![0; 6], &mut SplitMix(1), 1.2);
+        assert!(is_local_optimum(&l, &comm, 1.2), "{comm:?}");
+        assert_ne!(comm[5], comm[1], "{comm:?}");
+    }
+
+    #[test]
+    fn refinement_splits_a_community_along_its_weak_link() {
+        let g = two_triangles();
+        let l = Level::of(&g);
+        for seed in 0..20 {
+            // Everyone in one community: sub-communities grow only along edges.
+            let r = refine(&l, &[0; 6], 1, &mut SplitMix(seed), 1.0);
+            assert_eq!(
+                crate::community::disconnected(&g, &r),
+                0,
+                "seed {seed}: {r:?}"
+            );
+            // Never across communities: with the triangles apart, each stays whole.
+            let r = refine(&l, &[0, 0, 0, 1, 1, 1], 2, &mut SplitMix(seed), 1.0);
+            assert_eq!(renumber(&r), (vec![0, 0, 0, 1, 1, 1], 2), "seed {seed}");
+            // Node 3 put with the first triangle is not well connected there: alone.
+            let r = refine(&l, &[0, 0, 0, 0, 1, 1], 2, &mut SplitMix(seed), 1.0);
+            let (r, count) = renumber(&r);
+            assert_eq!(count, 3, "seed {seed}: {r:?}");
+            assert!(r[..3].iter().all(|&x| x == r[0]) && r[4] == r[5]);
+            assert!(r[3] != r[0] && r[3] != r[4]);
+        }
+    }
+
+    #[test]
+    fn refinement_merges_only_what_gains() {
+        // At a high resolution a triangle is not worth keeping together: all alone.
+        let g = two_triangles();
+        let l = Level::of(&g);
+        let r = refine(&l, &[0; 6], 1, &mut SplitMix(3), 8.0);
+        assert_eq!(renumber(&r).1, 6, "{r:?}");
+        // A path whose halves meet only weakly (weights 5, 5, 1, 5, 5).
+        let g = Graph::from_edges(
+            6,
+            [
+                (0, 1, 5.0),
+                (1, 2, 5.0),
+                (2, 3, 1.0),
+                (3, 4, 5.0),
+                (4, 5, 5.0),
+            ]
+            .iter()
+            .flat_map(|&(a, b, w)| [(a, b, w), (b, a, w)])
+            .collect(),
+        );
+        let l = Level::of(&g);
+        for seed in 0..10 {
+            let r = refine(&l, &[0; 6], 1, &mut SplitMix(seed), 1.0);
+            assert_eq!(
+                crate::community::disconnected(&g, &r),
+                0,
+                "seed {seed}: {r:?}"
+            );
+            let r = refine(&l, &[0, 0, 0, 1, 1, 1], 2, &mut SplitMix(seed), 1.0);
+            assert_eq!(renumber(&r), (vec![0, 0, 0, 1, 1, 1], 2), "seed {seed}");
+        }
+    }
+
+    fn weighted(edges: &[(u32, u32, f64)]) -> Level {
+        let n = 1 + edges.iter().map(|e| e.0.max(e.1)).max().unwrap_or(0) as usize;
+        Level::of(&Graph::from_edges(
+            n,
+            edges
+                .iter()
+                .flat_map(|&(a, b, w)| [(a, b, w), (b, a, w)])
+                .collect(),
+        ))
+    }
+
+    #[test]
+    fn refinement_pairs_nodes_by_their_strongest_well_connected_tie() {
+        // 0=1 heavy, 2=3 heavy-ish, 1-2 and 1-3 light: two pairs, whatever the order.
+        let l = weighted(&[(0, 1, 10.0), (1, 2, 1.0), (1, 3, 1.0), (2, 3, 4.0)]);
+        for seed in 0..16 {
+            let r = refine(&l, &[0; 4], 1, &mut SplitMix(seed), 1.0);
+            assert_eq!(renumber(&r).0, [0, 0, 1, 1], "seed {seed}");
+        }
+        // A chain 0-1=2-3-4 (1=2 heavy): 1 and 2 together, 3 and 4 together, and 0
+        // with them only if it came before the pair outgrew what it can join.
+        let l = weighted(&[(0, 1, 1.0), (1, 2, 10.0), (2, 3, 1.0), (3, 4, 3.0)]);
+        for seed in 0..16 {
+            let (r, _) = renumber(&refine(&l, &[0; 5], 1, &mut SplitMix(seed), 1.0));
+            assert!(
+                r == [0, 1, 1, 2, 2] || r == [0, 0, 0, 1, 1],
+                "seed {seed}: {r:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_ring_of_cliques_splits_into_its_cliques() {
         let g = undirected(60, &cliques(10, 6));
@@ -272,6 +435,12 @@ mod tests {
         }
         assert!(connected(&g, &c.membership));
         assert!((c.modularity - louvain(&g, 3).modularity).abs() < 1e-9);
+        assert!(c.levels >= 1);
+        // From a poor start, another run still finds the cliques (runs repeat while
+        // modularity rises).
+        let (again, _) = run(&g, (0..60).map(|v| v % 3).collect(), &mut SplitMix(1), 1.0);
+        let q = crate::community::modularity(&g, &again);
+        assert!(q > 0.0);
     }
 
     #[test]

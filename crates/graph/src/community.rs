@@ -73,6 +73,13 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Louvain => "louvain",
+            Algorithm::Leiden => "leiden",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Algorithm> {
         match s {
             "louvain" => Some(Algorithm::Louvain),
@@ -371,10 +378,10 @@ pub fn modularity(g: &Graph, membership: &[u32]) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn undirected(n: usize, pairs: &[(u32, u32)]) -> Graph {
+    pub(crate) fn undirected(n: usize, pairs: &[(u32, u32)]) -> Graph {
         let edges = pairs
             .iter()
             .flat_map(|&(a, b)| [(a, b, 1.0), (b, a, 1.0)])

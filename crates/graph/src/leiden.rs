@@ -234,14 +234,7 @@ fn shuffled(n: usize, rng: &mut SplitMix) -> Vec<u32> {
 mod tests {
     use super::*;
     use crate::community::louvain;
-
-    fn undirected(n: usize, pairs: &[(u32, u32)]) -> Graph {
-        let edges = pairs
-            .iter()
-            .flat_map(|&(a, b)| [(a, b, 1.0), (b, a, 1.0)])
-            .collect();
-        Graph::from_edges(n, edges)
-    }
+    use crate::community::tests::undirected;
 
     fn cliques(count: u32, size: u32) -> Vec<(u32, u32)> {
         let mut pairs = vec![];

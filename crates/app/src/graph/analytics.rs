@@ -134,7 +134,7 @@ pub fn community_method(
 
 /// The community method a run's summary records (Louvain at 1 for runs before the
 /// choice existed).
-fn method_of(summary: &Value) -> community::Method {
+pub fn method_of(summary: &Value) -> community::Method {
     let c = &summary["communities"];
     community::Method {
         algorithm: c["algorithm"]

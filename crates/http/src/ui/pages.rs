@@ -309,12 +309,11 @@ pub async fn network(State(state): State<AppState>, staff: Staff) -> UiResult<Ma
     let comms = state.store.communities(12).await?;
     let run = state.store.latest_graph_run().await?;
     let method = run.as_ref().map(|r| {
-        let c = &r.summary["communities"];
-        (
-            c["algorithm"].as_str().unwrap_or("louvain").to_string(),
-            c["resolution"].as_f64().unwrap_or(1.0),
-            c["modularity"].as_f64().unwrap_or(0.0),
-        )
+        let m = rapport_app::graph::method_of(&r.summary);
+        let q = r.summary["communities"]["modularity"]
+            .as_f64()
+            .unwrap_or(0.0);
+        (m.algorithm.name(), m.resolution, q)
     });
     let names = Names::of(
         &state.store,
